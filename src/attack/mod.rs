@@ -1,0 +1,125 @@
+//! MITRE ATT&CK v18.1 tactics and techniques (data from `data/attack/`, embedded).
+//!
+//! Input: ids written in rules. Output: names, URLs and tactic links each target needs.
+
+use std::sync::OnceLock;
+
+/// A tactic.
+#[derive(Debug, Clone)]
+pub struct Tactic {
+    /// `TA0005`.
+    pub id: String,
+    /// `Defense Evasion`.
+    pub name: String,
+    /// `defense-evasion`.
+    pub shortname: String,
+    /// `DefenseEvasion` (Sentinel's AttackTactic enum).
+    pub sentinel_name: String,
+    /// `https://attack.mitre.org/tactics/TA0005/`.
+    pub url: String,
+}
+
+/// A technique or sub-technique.
+#[derive(Debug, Clone)]
+pub struct Technique {
+    /// `T1562` or `T1562.007`.
+    pub id: String,
+    /// `Impair Defenses`.
+    pub name: String,
+    /// Tactic shortnames.
+    pub tactics: Vec<String>,
+    /// URL without the trailing slash, as the data file has it.
+    pub url: String,
+}
+
+impl Technique {
+    /// Is this a sub-technique?
+    pub fn is_sub(&self) -> bool {
+        self.id.contains('.')
+    }
+    /// The parent technique id (itself for a technique).
+    pub fn parent_id(&self) -> &str {
+        self.id.split('.').next().unwrap_or(&self.id)
+    }
+}
+
+fn tactics() -> &'static Vec<Tactic> {
+    static T: OnceLock<Vec<Tactic>> = OnceLock::new();
+    T.get_or_init(|| {
+        include_str!("tactics.tsv")
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let c: Vec<&str> = l.split('\t').collect();
+                Tactic {
+                    id: c[0].into(),
+                    name: c[1].into(),
+                    shortname: c[2].into(),
+                    sentinel_name: c[3].into(),
+                    url: c[4].into(),
+                }
+            })
+            .collect()
+    })
+}
+
+fn techniques() -> &'static Vec<Technique> {
+    static T: OnceLock<Vec<Technique>> = OnceLock::new();
+    T.get_or_init(|| {
+        include_str!("techniques-v18.1.tsv")
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let c: Vec<&str> = l.split('\t').collect();
+                Technique {
+                    id: c[0].into(),
+                    name: c[1].into(),
+                    tactics: c[2].split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                    url: c[4].into(),
+                }
+            })
+            .collect()
+    })
+}
+
+/// Look up a tactic by id.
+pub fn tactic(id: &str) -> Option<&'static Tactic> {
+    tactics().iter().find(|t| t.id == id)
+}
+
+/// Look up a tactic by shortname.
+pub fn tactic_by_shortname(short: &str) -> Option<&'static Tactic> {
+    tactics().iter().find(|t| t.shortname == short)
+}
+
+/// Look up a technique or sub-technique by id.
+pub fn technique(id: &str) -> Option<&'static Technique> {
+    techniques().iter().find(|t| t.id == id)
+}
+
+/// All tactic ids (for suggestions).
+pub fn tactic_ids() -> impl Iterator<Item = &'static str> {
+    tactics().iter().map(|t| t.id.as_str())
+}
+
+/// All technique ids (for suggestions).
+pub fn technique_ids() -> impl Iterator<Item = &'static str> {
+    techniques().iter().map(|t| t.id.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        assert_eq!(tactic("TA0005").unwrap().sentinel_name, "DefenseEvasion");
+        let t = technique("T1562.007").unwrap();
+        assert_eq!(t.name, "Disable or Modify Cloud Firewall");
+        assert_eq!(t.parent_id(), "T1562");
+        assert!(t.tactics.contains(&"defense-evasion".to_string()));
+        assert!(technique("T9999").is_none());
+    }
+}

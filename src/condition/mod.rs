@@ -1,0 +1,432 @@
+//! The condition tree: parse a rule's `detection:` nodes into [`Cond`], validate, normalise.
+//!
+//! Input: [`crate::model::CondNode`] (as written). Output: [`Cond`], with every field resolved
+//! against the taxonomy and every value checked against its operator.
+
+use indexmap::IndexMap;
+use serde_json::Value;
+use strum::IntoEnumIterator;
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+use crate::fields::{self, Field, PathError};
+use crate::model::{Case, CondNode, Op, Spanned};
+
+/// A normalised condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// Every child holds.
+    All(Vec<Cond>),
+    /// At least one child holds.
+    Any(Vec<Cond>),
+    /// The child does not hold.
+    Not(Box<Cond>),
+    /// `true`: the request succeeded (errorCode and errorMessage both empty); `false`: it failed.
+    Succeeded(bool),
+    /// A comparison.
+    Pred(Pred),
+    /// The event matches an entry of the named allow-list.
+    Allowed(String),
+}
+
+/// A comparison of one field with one or more values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pred {
+    /// The field.
+    pub field: Field,
+    /// The operator (`In` is normalised to `Eq` with several values; `exists: false` and
+    /// `empty: false` to `Not`).
+    pub op: Op,
+    /// The values; the predicate holds if it holds for any value. Empty for exists/empty.
+    pub values: Vec<Value>,
+    /// The named list the values came from, if any.
+    pub list: Option<String>,
+    /// Case sensitivity for string comparisons.
+    pub case: Case,
+    /// Where it was written.
+    pub span: Option<Span>,
+}
+
+/// Is this a string comparison (one that `case` applies to)?
+pub fn is_string_op(op: Op) -> bool {
+    matches!(op, Op::Eq | Op::In | Op::Contains | Op::Startswith | Op::Endswith | Op::Glob | Op::Regex)
+}
+
+/// Is this a numeric comparison?
+pub fn is_numeric_op(op: Op) -> bool {
+    matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge)
+}
+
+/// Make a span from a parser location.
+pub fn span_of<T>(file: &str, s: &Spanned<T>) -> Option<Span> {
+    let loc = s.referenced;
+    if loc.line() == 0 {
+        return None;
+    }
+    Some(Span { file: file.to_string(), line: loc.line() as usize, col: loc.column() as usize })
+}
+
+/// What a condition may refer to.
+pub struct Scope<'a> {
+    /// The rule file (for spans).
+    pub file: &'a str,
+    /// Named lists.
+    pub lists: &'a IndexMap<String, Vec<Value>>,
+}
+
+/// Parse and validate a condition node.
+pub fn parse(node: &Spanned<CondNode>, scope: &Scope, diags: &mut Diagnostics) -> Option<Cond> {
+    let span = span_of(scope.file, node);
+    let n = &node.value;
+    let shapes: Vec<&str> = [
+        n.all.as_ref().map(|_| "all"),
+        n.any.as_ref().map(|_| "any"),
+        n.not.as_ref().map(|_| "not"),
+        n.request_succeeded.as_ref().map(|_| "request_succeeded"),
+        n.field.as_ref().map(|_| "field"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if shapes.len() != 1 {
+        let found = if shapes.is_empty() { "none of them".to_string() } else { shapes.join(", ") };
+        diags.push(
+            Diagnostic::error(Code::E201, "a condition node must have exactly one shape")
+                .with_expected("one of `all`, `any`, `not`, `request_succeeded`, `field`")
+                .with_found(found)
+                .with_span(span),
+        );
+        return None;
+    }
+    if shapes[0] != "field" {
+        let stray: Vec<&str> = [
+            n.op.as_ref().map(|_| "op"),
+            n.value.as_ref().map(|_| "value"),
+            n.values.as_ref().map(|_| "values"),
+            n.list.as_ref().map(|_| "list"),
+            n.case.as_ref().map(|_| "case"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !stray.is_empty() {
+            diags.push(
+                Diagnostic::error(Code::E201, format!("`{}` goes with `field`, not with `{}`", stray.join("`, `"), shapes[0]))
+                    .with_span(span.clone()),
+            );
+            return None;
+        }
+    }
+    if let Some(kids) = &n.all {
+        return parse_kids(kids, scope, diags, "all", span).map(Cond::All);
+    }
+    if let Some(kids) = &n.any {
+        return parse_kids(kids, scope, diags, "any", span).map(Cond::Any);
+    }
+    if let Some(kid) = &n.not {
+        return parse(kid, scope, diags).map(|c| Cond::Not(Box::new(c)));
+    }
+    if let Some(b) = &n.request_succeeded {
+        return Some(Cond::Succeeded(b.value));
+    }
+    parse_pred(n, scope, diags, span)
+}
+
+fn parse_kids(
+    kids: &[Spanned<CondNode>],
+    scope: &Scope,
+    diags: &mut Diagnostics,
+    what: &str,
+    span: Option<Span>,
+) -> Option<Vec<Cond>> {
+    if kids.is_empty() {
+        diags.push(
+            Diagnostic::error(Code::E201, format!("`{what}` needs at least one condition"))
+                .with_found("an empty list")
+                .with_span(span),
+        );
+        return None;
+    }
+    let before = diags.len();
+    let out: Vec<Cond> = kids.iter().filter_map(|k| parse(k, scope, diags)).collect();
+    (diags.len() == before && out.len() == kids.len()).then_some(out)
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn parse_pred(n: &CondNode, scope: &Scope, diags: &mut Diagnostics, span: Option<Span>) -> Option<Cond> {
+    let field_node = n.field.as_ref()?;
+    let fspan = span_of(scope.file, field_node).or(span.clone());
+    let field = match fields::resolve(&field_node.value) {
+        Ok(f) => f,
+        Err(PathError::Syntax(msg)) => {
+            diags.push(Diagnostic::error(Code::E301, format!("bad field path: {msg}")).with_span(fspan));
+            return None;
+        }
+        Err(PathError::Unknown(best)) => {
+            let mut d = Diagnostic::error(Code::E301, format!("unknown field `{}`", field_node.value))
+                .with_expected("a raw CloudTrail JSON path from the field taxonomy (README, \"Field taxonomy\")")
+                .with_span(fspan);
+            if let Some(b) = best {
+                d = d.with_hint(format!("did you mean `{b}`?"));
+            }
+            diags.push(d);
+            return None;
+        }
+    };
+    let Some(op_node) = &n.op else {
+        let ops: Vec<&str> = Op::iter().map(<&str>::from).collect();
+        diags.push(
+            Diagnostic::error(Code::E104, "a `field` condition needs an `op`")
+                .with_expected(format!("one of: {}", ops.join(", ")))
+                .with_span(span),
+        );
+        return None;
+    };
+    let op = op_node.value;
+    let ospan = span_of(scope.file, op_node).or(span.clone());
+    let case = n.case.unwrap_or_default();
+    if n.case.is_some() && !is_string_op(op) {
+        diags.push(
+            Diagnostic::error(Code::E204, format!("`case` applies to string comparisons, not to `{}`", <&str>::from(op)))
+                .with_span(ospan.clone()),
+        );
+        return None;
+    }
+    // Gather the values.
+    let given = [n.value.is_some(), n.values.is_some(), n.list.is_some()].iter().filter(|b| **b).count();
+    if given > 1 {
+        diags.push(
+            Diagnostic::error(Code::E201, "give one of `value`, `values` or `list`, not several").with_span(span.clone()),
+        );
+        return None;
+    }
+    let mut list_name = None;
+    let (values, vspan): (Vec<Value>, Option<Span>) = if let Some(v) = &n.value {
+        let vs = span_of(scope.file, v);
+        match &v.value {
+            Value::Array(_) => {
+                diags.push(
+                    Diagnostic::error(Code::E103, "`value` takes one value")
+                        .with_found("a list")
+                        .with_hint("use `values:` for several values")
+                        .with_span(vs),
+                );
+                return None;
+            }
+            other => (vec![other.clone()], vs),
+        }
+    } else if let Some(v) = &n.values {
+        (v.value.clone(), span_of(scope.file, v))
+    } else if let Some(l) = &n.list {
+        let ls = span_of(scope.file, l);
+        match scope.lists.get(&l.value) {
+            Some(vals) => {
+                list_name = Some(l.value.clone());
+                (vals.clone(), ls)
+            }
+            None => {
+                diags.push(
+                    Diagnostic::error(Code::E202, format!("unknown list `{}`", l.value))
+                        .with_expected("a name defined under `lists:`")
+                        .with_suggestion(&l.value, scope.lists.keys().map(String::as_str))
+                        .with_span(ls),
+                );
+                return None;
+            }
+        }
+    } else {
+        (vec![], None)
+    };
+    let vspan = vspan.or(span.clone());
+    let err = |msg: String| Diagnostic::error(Code::E204, msg).with_span(vspan.clone());
+    let opname = <&str>::from(op);
+    match op {
+        Op::Exists | Op::Empty => {
+            let b = match values.as_slice() {
+                [] => true,
+                [Value::Bool(b)] => *b,
+                [other] => {
+                    diags.push(err(format!("`{opname}` takes `value: true` or `value: false`")).with_found(type_name(other)));
+                    return None;
+                }
+                _ => {
+                    diags.push(err(format!("`{opname}` takes one boolean value")).with_found("several values"));
+                    return None;
+                }
+            };
+            let p = Cond::Pred(Pred { field, op, values: vec![], list: None, case, span });
+            return Some(if b { p } else { Cond::Not(Box::new(p)) });
+        }
+        _ => {}
+    }
+    if values.is_empty() {
+        diags.push(
+            err(format!("`{opname}` needs a value"))
+                .with_expected("`value:`, `values:` or `list:`")
+                .with_found("none"),
+        );
+        return None;
+    }
+    if op == Op::In && n.value.is_some() {
+        diags.push(err("`in` takes `values:` or `list:`".into()).with_hint("use `op: eq` for one value"));
+        return None;
+    }
+    for v in &values {
+        let ok = match op {
+            Op::Eq | Op::In => matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)),
+            Op::Contains | Op::Startswith | Op::Endswith | Op::Glob | Op::Regex | Op::Cidr => {
+                matches!(v, Value::String(_))
+            }
+            Op::Lt | Op::Le | Op::Gt | Op::Ge => matches!(v, Value::Number(_)),
+            Op::Exists | Op::Empty => true,
+        };
+        if !ok {
+            let expected = match op {
+                Op::Eq | Op::In => "a string, number or boolean",
+                Op::Lt | Op::Le | Op::Gt | Op::Ge => "a number",
+                _ => "a string",
+            };
+            diags.push(err(format!("`{opname}` compares with {expected}")).with_expected(expected).with_found(format!("{} `{}`", type_name(v), v)));
+            return None;
+        }
+        if let (Op::Regex, Value::String(s)) = (op, v) {
+            if let Err(e) = regex::Regex::new(s) {
+                diags.push(err(format!("invalid regular expression `{s}`")).with_found(e.to_string().lines().last().unwrap_or("").trim().to_string()));
+                return None;
+            }
+        }
+        if let (Op::Cidr, Value::String(s)) = (op, v) {
+            if parse_cidr(s).is_none() {
+                diags.push(err(format!("invalid CIDR block `{s}`")).with_expected("an IPv4 or IPv6 network like `10.0.0.0/8`"));
+                return None;
+            }
+        }
+        if let (Op::Glob, Value::String(s)) = (op, v) {
+            if s.is_empty() {
+                diags.push(err("an empty glob matches only the empty string; use `op: empty`".into()));
+                return None;
+            }
+        }
+    }
+    if is_numeric_op(op) && values.len() != 1 {
+        diags.push(err(format!("`{opname}` takes one number")).with_found(format!("{} values", values.len())));
+        return None;
+    }
+    let op = if op == Op::In { Op::Eq } else { op };
+    Some(Cond::Pred(Pred { field, op, values, list: list_name, case, span }))
+}
+
+/// Parse `a.b.c.d/n` or `x::y/n` into (address, prefix length).
+pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, len) = s.split_once('/')?;
+    let ip: std::net::IpAddr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((ip, len))
+}
+
+/// Flatten nested `all`/`any`, drop double negation, unwrap one-child groups.
+pub fn normalise(c: Cond) -> Cond {
+    match c {
+        Cond::All(kids) => group(kids, true),
+        Cond::Any(kids) => group(kids, false),
+        Cond::Not(inner) => match normalise(*inner) {
+            Cond::Not(x) => *x,
+            other => Cond::Not(Box::new(other)),
+        },
+        other => other,
+    }
+}
+
+fn group(kids: Vec<Cond>, all: bool) -> Cond {
+    let mut out = vec![];
+    for k in kids.into_iter().map(normalise) {
+        match (k, all) {
+            (Cond::All(g), true) | (Cond::Any(g), false) => out.extend(g),
+            (k, _) => out.push(k),
+        }
+    }
+    if out.len() == 1 {
+        return out.pop().unwrap_or(Cond::All(vec![]));
+    }
+    if all { Cond::All(out) } else { Cond::Any(out) }
+}
+
+/// Visit every predicate.
+pub fn preds<'a>(c: &'a Cond, out: &mut Vec<&'a Pred>) {
+    match c {
+        Cond::All(k) | Cond::Any(k) => k.iter().for_each(|k| preds(k, out)),
+        Cond::Not(k) => preds(k, out),
+        Cond::Pred(p) => out.push(p),
+        Cond::Succeeded(_) | Cond::Allowed(_) => {}
+    }
+}
+
+/// Translate a glob (`*`, `?`, no escapes) to an anchored regex.
+pub fn glob_to_regex(glob: &str) -> String {
+    let mut re = String::from("^");
+    for ch in glob.chars() {
+        match ch {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    re
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cond(yaml: &str) -> (Option<Cond>, Diagnostics) {
+        let node: Spanned<CondNode> = serde_saphyr::from_str(yaml).unwrap();
+        let lists = IndexMap::from([("L".to_string(), vec![Value::from("a")])]);
+        let mut d = Diagnostics::new();
+        let c = parse(&node, &Scope { file: "r.yaml", lists: &lists }, &mut d);
+        (c.map(normalise), d)
+    }
+
+    #[test]
+    fn flattens_and_resolves() {
+        let (c, d) = cond("all:\n  - all:\n    - {field: eventName, op: eq, value: X}\n  - request_succeeded: true\n");
+        assert!(d.is_empty(), "{d}");
+        let Some(Cond::All(kids)) = c else { panic!() };
+        assert_eq!(kids.len(), 2);
+    }
+
+    #[test]
+    fn exists_false_becomes_not() {
+        let (c, _) = cond("{field: requestParameters.enable, op: exists, value: false}");
+        assert!(matches!(c, Some(Cond::Not(_))));
+    }
+
+    #[test]
+    fn errors_are_located_and_specific() {
+        let (_, d) = cond("all:\n  - {field: eventNam, op: eq, value: X}\n");
+        insta::assert_snapshot!(d.to_string(), @"");
+        let (_, d) = cond("{field: eventName, op: gt, value: X}");
+        assert_eq!(d.0[0].code, Code::E204);
+        let (_, d) = cond("{field: eventName, op: regex, value: '(['}");
+        assert_eq!(d.0[0].code, Code::E204);
+        let (_, d) = cond("{field: eventName, op: in, list: M}");
+        assert_eq!(d.0[0].code, Code::E202);
+        let (_, d) = cond("{field: eventName, any: []}");
+        assert_eq!(d.0[0].code, Code::E201);
+    }
+
+    #[test]
+    fn glob_translation() {
+        assert_eq!(glob_to_regex("* HashiCorp/?.0 Terraform/*"), r"^.* HashiCorp/.\.0 Terraform/.*$");
+    }
+}

@@ -1,0 +1,290 @@
+//! Diagnostics: every problem rulecast reports, from any stage, as one type.
+//!
+//! A [`Diagnostic`] has a [`Code`] (grouped by stage: E1xx load, E2xx condition, E3xx fields,
+//! E4xx unsupported-in-target, E5xx import, E6xx eval, E9xx internal), a message saying what was
+//! expected and what was found, an optional [`Span`] (file, 1-based line and column) and hints.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// A place in a source file: 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Span {
+    /// The file, as the user named it.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+}
+
+/// How bad a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The rule (or this rule × target pair) cannot be built.
+    Error,
+    /// Built, but a person should look.
+    Warning,
+    /// A translation note: the target renders the closest faithful form.
+    Note,
+}
+
+/// Diagnostic codes. Retired codes stay reserved; never reuse a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumIter)]
+pub enum Code {
+    /// The file could not be read.
+    E100,
+    /// YAML syntax error.
+    E101,
+    /// Unknown key.
+    E102,
+    /// A value has the wrong type or form.
+    E103,
+    /// A required key is missing.
+    E104,
+    /// Two rules share an id.
+    E105,
+    /// The rule's file name (slug) or an output file name is not allowed.
+    E106,
+    /// Unknown ATT&CK tactic or technique, or a technique whose tactic is not listed.
+    E107,
+    /// A test is malformed.
+    E108,
+    /// A date, version or UUID is malformed.
+    E109,
+    /// A condition node has no or several shapes (`all`, `any`, `not`, `field`, ...).
+    E201,
+    /// Unknown named list or allow-list.
+    E202,
+    /// Unknown operator.
+    E203,
+    /// The operator and the value do not fit (e.g. `gt` with a string, a bad regex or CIDR).
+    E204,
+    /// Unknown field (not in the CloudTrail taxonomy).
+    E301,
+    /// The field has no mapping in this target.
+    E302,
+    /// A derived field or output refers to something undefined.
+    E303,
+    /// The target cannot express this construct exactly; the closest form was emitted (a note).
+    E401,
+    /// The target cannot express this construct at all; the rule is not built for it.
+    E402,
+    /// Internal error: please report.
+    E900,
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// One problem or note, with where it is and what would fix it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostic {
+    /// What kind of problem.
+    pub code: Code,
+    /// How bad.
+    pub severity: Severity,
+    /// Lowercase, one line.
+    pub message: String,
+    /// What was expected, if it helps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// What was found, if it helps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+    /// Where.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span: Option<Span>,
+    /// Suggestions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+}
+
+impl Diagnostic {
+    /// An error.
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            expected: None,
+            found: None,
+            span: None,
+            hints: vec![],
+        }
+    }
+    /// A warning.
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
+    }
+    /// A translation note.
+    pub fn note(code: Code, message: impl Into<String>) -> Self {
+        Diagnostic { severity: Severity::Note, ..Diagnostic::error(code, message) }
+    }
+    /// Attach a place.
+    pub fn with_span(mut self, span: Option<Span>) -> Self {
+        if self.span.is_none() {
+            self.span = span;
+        }
+        self
+    }
+    /// Say what was expected.
+    pub fn with_expected(mut self, expected: impl Into<String>) -> Self {
+        self.expected = Some(expected.into());
+        self
+    }
+    /// Say what was found.
+    pub fn with_found(mut self, found: impl Into<String>) -> Self {
+        self.found = Some(found.into());
+        self
+    }
+    /// Add a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+    /// Add "did you mean" when a close candidate exists.
+    pub fn with_suggestion<'a>(self, found: &str, candidates: impl IntoIterator<Item = &'a str>) -> Self {
+        match closest(found, candidates) {
+            Some(best) => self.with_hint(format!("did you mean `{best}`?")),
+            None => self,
+        }
+    }
+    /// Is this an error?
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// The closest candidate by edit distance, if it is close enough to be a likely typo.
+pub fn closest<'a>(found: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(&str, f64)> = None;
+    for c in candidates {
+        let score = strsim::jaro_winkler(&found.to_lowercase(), &c.to_lowercase());
+        if score > 0.85 && best.is_none_or(|(_, s)| score > s) {
+            best = Some((c, score));
+        }
+    }
+    best.map(|(c, _)| c)
+}
+
+impl fmt::Display for Diagnostic {
+    /// The `concise` rendering: `file:line:col: error[E203] message`, then expected/found/hints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.span {
+            write!(f, "{}:{}:{}: ", s.file, s.line, s.col)?;
+        }
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        };
+        write!(f, "{sev}[{}] {}", self.code, self.message)?;
+        if let Some(e) = &self.expected {
+            write!(f, "\n  expected: {e}")?;
+        }
+        if let Some(found) = &self.found {
+            write!(f, "\n  found: {found}")?;
+        }
+        for h in &self.hints {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A list of diagnostics, the error type of every stage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    /// No diagnostics.
+    pub fn new() -> Self {
+        Diagnostics(vec![])
+    }
+    /// Add one.
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+    /// Does any of them stop the build?
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(Diagnostic::is_error)
+    }
+    /// Iterate.
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.0.iter()
+    }
+    /// Number of diagnostics.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// None at all?
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Append all of another list.
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.0.extend(other.0);
+    }
+}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(d: Diagnostic) -> Self {
+        Diagnostics(vec![d])
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// How diagnostics are printed by the CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Message, then the source line with a caret.
+    Full,
+    /// One line per diagnostic plus expected/found/hints.
+    Concise,
+    /// A JSON array.
+    Json,
+}
+
+/// Render diagnostics for humans or machines. `sources` gives file text for `full`.
+pub fn render(diags: &[Diagnostic], format: Format, source_of: &dyn Fn(&str) -> Option<String>) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(diags).unwrap_or_default(),
+        Format::Concise => diags.iter().map(|d| format!("{d}\n")).collect(),
+        Format::Full => {
+            let mut out = String::new();
+            for d in diags {
+                out.push_str(&d.to_string());
+                out.push('\n');
+                if let Some(span) = &d.span {
+                    if let Some(text) = source_of(&span.file) {
+                        if let Some(line) = text.lines().nth(span.line.saturating_sub(1)) {
+                            let gutter = span.line.to_string();
+                            out.push_str(&format!("{} |\n{gutter} | {line}\n{} | {}^\n", " ".repeat(gutter.len()), " ".repeat(gutter.len()), " ".repeat(span.col.saturating_sub(1))));
+                        }
+                    }
+                }
+            }
+            out
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The CloudTrail field taxonomy: raw JSON path -> Sentinel column, Elastic field, value type.
+//!
+//! Input: a raw path as written in a rule (`requestParameters.enable`, `resources[0].ARN`).
+//! Output: a [`Field`] that each target turns into its own syntax. The table is data
+//! (`cloudtrail.tsv`, embedded); a path with no mapping for a target is a diagnostic there.
+
+use std::sync::OnceLock;
+
+/// One segment of a raw path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    /// An object key.
+    Key(String),
+    /// An array index (negative counts from the end).
+    Index(i64),
+}
+
+/// The value type a field carries in raw CloudTrail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Text.
+    String,
+    /// JSON boolean.
+    Bool,
+    /// The strings "true"/"false".
+    BoolString,
+    /// JSON number.
+    Number,
+    /// ISO-8601 text.
+    Datetime,
+    /// JSON object (nested paths allowed).
+    Object,
+    /// JSON array (nested paths allowed).
+    Array,
+    /// Unknown: a path inside an object.
+    Any,
+}
+
+/// How a target stores the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mapping {
+    /// A column / field of its own.
+    Column(String),
+    /// The rest of the path is read inside a JSON-string column (Sentinel) or a flattened
+    /// object field (Elastic).
+    Nested {
+        /// The column or the flattened field's prefix.
+        base: String,
+        /// The segments below it.
+        rest: Vec<Seg>,
+    },
+    /// Computed by an expression (virtual fields).
+    Expr(String),
+    /// The target has nothing for it.
+    None,
+}
+
+/// One row of the taxonomy.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Raw path.
+    pub path: String,
+    /// Value type.
+    pub kind: Kind,
+    /// Sentinel column or `json:Column`.
+    pub sentinel: String,
+    /// Elastic field or `flattened:prefix`.
+    pub elastic: String,
+    /// Elastic field type.
+    pub elastic_kind: String,
+    /// Does AWS generate the value in a fixed spelling?
+    pub case_fixed: bool,
+    /// Caveat code, if any.
+    pub caveat: Option<String>,
+}
+
+/// A resolved field reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The path as written.
+    pub path: String,
+    /// Parsed segments.
+    pub segs: Vec<Seg>,
+    /// Value type.
+    pub kind: Kind,
+    /// Sentinel form.
+    pub sentinel: Mapping,
+    /// Elastic form.
+    pub elastic: Mapping,
+    /// Elastic field type (`keyword`, `boolean`, `ip`, `flattened`, ...).
+    pub elastic_kind: String,
+    /// Panther form: a Python expression over `event` for virtual fields; `None` means the
+    /// raw path is read directly.
+    pub panther_expr: Option<String>,
+    /// Does AWS generate the value in a fixed spelling?
+    pub case_fixed: bool,
+    /// Caveat code, if any.
+    pub caveat: Option<String>,
+}
+
+/// Virtual fields: named computations every target can express.
+/// (name, meaning, sentinel expression, elastic field, python expression)
+pub const VIRTUAL: &[(&str, &str, &str, &str, &str)] = &[(
+    "@actor_user",
+    "the acting user: sessionContext.sessionIssuer.userName if present, else userIdentity.userName",
+    "coalesce(SessionIssuerUserName, UserIdentityUserName)",
+    "user.name",
+    "_first(_get(event, (\"userIdentity\", \"sessionContext\", \"sessionIssuer\", \"userName\")), _get(event, (\"userIdentity\", \"userName\")))",
+)];
+
+/// Caveats: (code, target, note text).
+pub const CAVEATS: &[(&str, &str, &str)] = &[
+    (
+        "user_name_merged",
+        "elastic",
+        "the AWS integration writes both userIdentity.userName and sessionContext.sessionIssuer.userName into user.name (the issuer wins); the rendering tests the merged value",
+    ),
+    (
+        "newer_integration",
+        "elastic",
+        "the field is produced only by newer AWS integration versions",
+    ),
+];
+
+/// Elastic fields that hold IP-typed copies of a raw path (for `cidr`).
+pub const ELASTIC_IP_FIELDS: &[(&str, &str)] = &[("sourceIPAddress", "source.ip")];
+
+fn rows() -> &'static Vec<Row> {
+    static ROWS: OnceLock<Vec<Row>> = OnceLock::new();
+    ROWS.get_or_init(|| {
+        include_str!("cloudtrail.tsv")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("path\t") && !l.trim().is_empty())
+            .map(|l| {
+                let c: Vec<&str> = l.split('\t').collect();
+                let get = |i: usize| c.get(i).copied().unwrap_or("-").to_string();
+                Row {
+                    path: get(0),
+                    kind: match c.get(1).copied().unwrap_or("") {
+                        "bool" => Kind::Bool,
+                        "boolstring" => Kind::BoolString,
+                        "number" => Kind::Number,
+                        "datetime" => Kind::Datetime,
+                        "object" => Kind::Object,
+                        "array" => Kind::Array,
+                        _ => Kind::String,
+                    },
+                    sentinel: get(2),
+                    elastic: get(3),
+                    elastic_kind: get(4),
+                    case_fixed: c.get(5) == Some(&"fixed"),
+                    caveat: c.get(6).filter(|v| **v != "-").map(|v| v.to_string()),
+                }
+            })
+            .collect()
+    })
+}
+
+/// Every row of the taxonomy.
+pub fn all() -> &'static [Row] {
+    rows()
+}
+
+/// Why a path could not be resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PathError {
+    /// The path is not well-formed.
+    Syntax(String),
+    /// No taxonomy row covers it; carries the closest known path.
+    Unknown(Option<String>),
+}
+
+/// Parse `a.b[0].c` into segments.
+pub fn parse_path(path: &str) -> Result<Vec<Seg>, PathError> {
+    let mut segs = vec![];
+    if path.is_empty() {
+        return Err(PathError::Syntax("the path is empty".into()));
+    }
+    for part in path.split('.') {
+        let (name, mut idx) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(PathError::Syntax(format!(
+                "`{part}` is not a path segment (letters, digits, `_`, `-`, then optional `[N]`)"
+            )));
+        }
+        segs.push(Seg::Key(name.to_string()));
+        while !idx.is_empty() {
+            let close = idx.find(']').ok_or_else(|| PathError::Syntax(format!("unclosed `[` in `{part}`")))?;
+            let n: i64 = idx[1..close]
+                .parse()
+                .map_err(|_| PathError::Syntax(format!("`{}` is not an array index", &idx[1..close])))?;
+            segs.push(Seg::Index(n));
+            idx = &idx[close + 1..];
+            if !idx.is_empty() && !idx.starts_with('[') {
+                return Err(PathError::Syntax(format!("unexpected `{idx}` in `{part}`")));
+            }
+        }
+    }
+    Ok(segs)
+}
+
+fn seg_path(segs: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn mapping(spec: &str, rest: &[Seg]) -> Mapping {
+    if spec == "-" {
+        return Mapping::None;
+    }
+    if let Some(base) = spec.strip_prefix("json:").or_else(|| spec.strip_prefix("flattened:")) {
+        if rest.is_empty() {
+            // the whole object: Sentinel's column itself / Elastic's keyword copy
+            return Mapping::Column(base.to_string());
+        }
+        return Mapping::Nested { base: base.to_string(), rest: rest.to_vec() };
+    }
+    if rest.is_empty() { Mapping::Column(spec.to_string()) } else { Mapping::None }
+}
+
+/// Resolve a raw path against the taxonomy.
+pub fn resolve(path: &str) -> Result<Field, PathError> {
+    if let Some(v) = VIRTUAL.iter().find(|v| v.0 == path) {
+        return Ok(Field {
+            path: path.to_string(),
+            segs: vec![],
+            kind: Kind::String,
+            sentinel: Mapping::Expr(v.2.to_string()),
+            elastic: Mapping::Column(v.3.to_string()),
+            elastic_kind: "keyword".into(),
+            panther_expr: Some(v.4.to_string()),
+            case_fixed: false,
+            caveat: None,
+        });
+    }
+    let segs = parse_path(path)?;
+    // longest row that is a prefix of the path
+    for n in (1..=segs.len()).rev() {
+        let prefix = seg_path(&segs[..n]);
+        if let Some(row) = rows().iter().find(|r| r.path == prefix) {
+            let rest = &segs[n..];
+            if !rest.is_empty() && !matches!(row.kind, Kind::Object | Kind::Array) {
+                return Err(PathError::Unknown(Some(row.path.clone())));
+            }
+            let mut sentinel = mapping(&row.sentinel, rest);
+            let mut elastic = mapping(&row.elastic, rest);
+            // Elastic flattens arrays: an index cannot be addressed there.
+            if let Mapping::Nested { rest, .. } = &elastic {
+                if rest.iter().any(|s| matches!(s, Seg::Index(_))) {
+                    elastic = Mapping::None;
+                }
+            }
+            if row.kind == Kind::Array && rest.is_empty() {
+                sentinel = Mapping::Column(row.sentinel.trim_start_matches("json:").to_string());
+            }
+            return Ok(Field {
+                path: path.to_string(),
+                segs: segs.clone(),
+                kind: if rest.is_empty() { row.kind } else { Kind::Any },
+                sentinel,
+                elastic,
+                elastic_kind: if rest.is_empty() { row.elastic_kind.clone() } else { "flattened".into() },
+                panther_expr: None,
+                case_fixed: rest.is_empty() && row.case_fixed,
+                caveat: row.caveat.clone(),
+            });
+        }
+    }
+    let known: Vec<&str> = rows().iter().map(|r| r.path.as_str()).chain(VIRTUAL.iter().map(|v| v.0)).collect();
+    Err(PathError::Unknown(crate::diag::closest(path, known).map(str::to_string)))
+}
+
+/// The note text for a caveat code in a target, if the caveat applies there.
+pub fn caveat_note(code: &str, target: &str) -> Option<&'static str> {
+    CAVEATS.iter().find(|c| c.0 == code && c.1 == target).map(|c| c.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_columns_and_nested_paths() {
+        let f = resolve("eventName").unwrap();
+        assert_eq!(f.sentinel, Mapping::Column("EventName".into()));
+        assert_eq!(f.elastic, Mapping::Column("event.action".into()));
+        assert!(f.case_fixed);
+        let f = resolve("requestParameters.enable").unwrap();
+        assert_eq!(
+            f.sentinel,
+            Mapping::Nested { base: "RequestParameters".into(), rest: vec![Seg::Key("enable".into())] }
+        );
+        assert_eq!(
+            f.elastic,
+            Mapping::Nested {
+                base: "aws.cloudtrail.flattened.request_parameters".into(),
+                rest: vec![Seg::Key("enable".into())]
+            }
+        );
+        let f = resolve("resources[0].ARN").unwrap();
+        assert_eq!(f.elastic, Mapping::None);
+        assert_eq!(f.segs, vec![Seg::Key("resources".into()), Seg::Index(0), Seg::Key("ARN".into())]);
+    }
+
+    #[test]
+    fn unknown_paths_suggest_the_closest() {
+        assert_eq!(resolve("eventNam"), Err(PathError::Unknown(Some("eventName".into()))));
+        assert_eq!(resolve("eventName.x"), Err(PathError::Unknown(Some("eventName".into()))));
+        assert!(matches!(resolve("a..b"), Err(PathError::Syntax(_))));
+        assert!(matches!(resolve("a[x]"), Err(PathError::Syntax(_))));
+    }
+
+    #[test]
+    fn every_sentinel_column_exists_in_the_table_schema() {
+        let schema = include_str!("sentinel_AWSCloudTrail_columns.tsv");
+        let cols: Vec<&str> = schema
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("column\t"))
+            .filter_map(|l| l.split('\t').next())
+            .chain(["UserIdentityStoreArn", "UserIdentityUserId"])
+            .collect();
+        for row in all() {
+            let col = row.sentinel.trim_start_matches("json:");
+            if col != "-" {
+                assert!(cols.contains(&col), "{col} is not an AWSCloudTrail column");
+            }
+        }
+    }
+}

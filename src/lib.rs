@@ -1,0 +1,77 @@
+#![doc = include_str!("../ARCHITECTURE.md")]
+#![deny(missing_docs)]
+
+pub mod attack;
+pub mod condition;
+pub mod diag;
+pub mod fields;
+pub mod load;
+pub mod model;
+pub mod targets;
+
+pub use condition::Cond;
+pub use diag::{Code, Diagnostic, Diagnostics, Span};
+pub use load::{Rule, rule_from_str, rules_from_dir};
+pub use targets::{Output, Target, Unsupported, compile};
+
+use strum::IntoEnumIterator;
+
+/// The result of compiling a set of rules for a set of targets.
+#[derive(Debug, Default)]
+pub struct Build {
+    /// Every file, keyed by relative path (sorted).
+    pub files: std::collections::BTreeMap<String, String>,
+    /// Translation notes per (rule file, target).
+    pub notes: Vec<(String, Target, Diagnostic)>,
+    /// Pairs that were not built, with why: (rule file, target, diagnostics).
+    pub refused: Vec<(String, Target, Diagnostics)>,
+    /// Pairs skipped on the rule's own say-so: (rule file, target, reason).
+    pub skipped: Vec<(String, Target, String)>,
+    /// Number of rules.
+    pub rules: usize,
+}
+
+/// The reason a rule gives for not being built for a target, if any.
+pub fn skip_reason(rule: &Rule, target: Target) -> Option<&str> {
+    let t = &rule.doc.targets;
+    match target {
+        Target::Sentinel => t.sentinel.skip.as_deref(),
+        Target::Elastic => t.elastic.skip.as_deref(),
+        Target::Panther => t.panther.skip.as_deref(),
+    }
+}
+
+/// Compile every rule for every requested target (pure: no files touched).
+pub fn build(rules: &[Rule], targets: &[Target], policy: Unsupported) -> Build {
+    let mut b = Build { rules: rules.len(), ..Build::default() };
+    let targets: Vec<Target> = if targets.is_empty() { Target::iter().collect() } else { targets.to_vec() };
+    for rule in rules {
+        for &t in &targets {
+            if let Some(why) = skip_reason(rule, t) {
+                b.skipped.push((rule.file.clone(), t, why.to_string()));
+                continue;
+            }
+            match compile(rule, t, policy) {
+                Ok(out) => {
+                    for (path, text) in out.files {
+                        if let Some(prev) = b.files.insert(path.clone(), text) {
+                            let _ = prev;
+                            b.refused.push((
+                                rule.file.clone(),
+                                t,
+                                Diagnostic::error(Code::E106, format!("two rules write `{path}`"))
+                                    .with_hint("give one of them another `targets.<target>.file`")
+                                    .into(),
+                            ));
+                        }
+                    }
+                    for n in out.notes.0 {
+                        b.notes.push((rule.file.clone(), t, n));
+                    }
+                }
+                Err(d) => b.refused.push((rule.file.clone(), t, d)),
+            }
+        }
+    }
+    b
+}

@@ -1,0 +1,581 @@
+//! Load canonical rules: YAML text -> [`RuleDoc`] (with spans) -> validated [`Rule`].
+//!
+//! Input: files (only this module and `cli` touch the file system). Output: rules ready to
+//! compile, or diagnostics with `file:line:col`, what was expected and what was found.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::attack::{self, Tactic, Technique};
+use crate::condition::{self, Cond, Scope, span_of};
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+use crate::fields;
+use crate::model::{Expr, ExprTest, Op, RuleDoc, Severity, Spanned};
+
+/// A validated rule, ready for the targets.
+#[derive(Debug)]
+pub struct Rule {
+    /// The file it came from, as named.
+    pub file: String,
+    /// File stem: the rule's slug, default output file stem and snapshot suffix.
+    pub slug: String,
+    /// The document as written.
+    pub doc: RuleDoc,
+    /// Named lists, plain.
+    pub lists: IndexMap<String, Vec<Value>>,
+    /// The detection condition, normalised (allow-lists not included).
+    pub detection: Cond,
+    /// Allow-list name -> (entry key -> field), with the shipped entries.
+    pub allowlists: IndexMap<String, AllowlistDef>,
+    /// ATT&CK: tactics with the techniques listed under each (in rule order).
+    pub attack: Vec<(&'static Tactic, Vec<&'static Technique>)>,
+    /// Names defined by `alert.derive`, in order.
+    pub derived: Vec<String>,
+}
+
+/// A validated allow-list.
+#[derive(Debug, Clone)]
+pub struct AllowlistDef {
+    /// Entry key -> field.
+    pub keys: IndexMap<String, fields::Field>,
+    /// Entries shipped with the rule.
+    pub entries: Vec<IndexMap<String, String>>,
+}
+
+impl Rule {
+    /// The full condition an event must meet: the detection, and no allow-list entry matching.
+    pub fn condition(&self) -> Cond {
+        let mut all = vec![self.detection.clone()];
+        for name in self.allowlists.keys() {
+            all.push(Cond::Not(Box::new(Cond::Allowed(name.clone()))));
+        }
+        condition::normalise(Cond::All(all))
+    }
+
+    /// The risk score: given, or the top of the severity's band.
+    pub fn risk_score(&self) -> u32 {
+        self.doc.risk_score.as_ref().map(|r| r.value).unwrap_or(match self.doc.severity.value {
+            Severity::Info => 0,
+            Severity::Low => 21,
+            Severity::Medium => 47,
+            Severity::High => 73,
+            Severity::Critical => 99,
+        })
+    }
+}
+
+/// The risk-score band detection-rules enforces per severity.
+pub fn risk_band(sev: Severity) -> (u32, u32) {
+    match sev {
+        Severity::Info | Severity::Low => (0, 21),
+        Severity::Medium => (22, 47),
+        Severity::High => (48, 73),
+        Severity::Critical => (74, 100),
+    }
+}
+
+/// Turn a YAML deserialisation error into a located diagnostic.
+fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let span = e.location().filter(|l| l.line() > 0).map(|l| Span {
+        file: file.to_string(),
+        line: l.line() as usize,
+        col: l.column() as usize,
+    });
+    let text = e.without_snippet().to_string();
+    let first = text.lines().next().unwrap_or("").to_string();
+    // strip the "error: line N column M: " prefix the crate adds
+    let msg = match first.find(": ") {
+        Some(i) if first.starts_with("error: line ") => {
+            let rest = &first[i + 2..];
+            match rest.find(": ") {
+                Some(j) if rest.starts_with("line ") || rest.contains(" column ") && j < 20 => rest[j + 2..].to_string(),
+                _ => rest.to_string(),
+            }
+        }
+        _ => first.trim_start_matches("error: ").to_string(),
+    };
+    let msg = msg.trim().to_string();
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected = expected.trim_start_matches(", ").trim_start_matches("expected ").to_string();
+        let cands: Vec<&str> = expected.trim_start_matches("one of ").split(", ").collect();
+        return Diagnostic::error(Code::E102, format!("unknown key `{name}`"))
+            .with_expected(expected.clone())
+            .with_suggestion(name, cands)
+            .with_span(span);
+    }
+    if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected = expected.trim_start_matches(", ").trim_start_matches("expected ").to_string();
+        let cands: Vec<&str> = expected.trim_start_matches("one of ").split(", ").collect();
+        let is_op = cands.contains(&"startswith");
+        let (code, what) = if is_op { (Code::E203, "operator") } else { (Code::E103, "value") };
+        return Diagnostic::error(code, format!("unknown {what} `{name}`"))
+            .with_expected(expected.clone())
+            .with_suggestion(name, cands)
+            .with_span(span);
+    }
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or(rest);
+        return Diagnostic::error(Code::E104, format!("missing key `{name}`")).with_span(span);
+    }
+    let code = if msg.starts_with("invalid")
+        || msg.starts_with("expected")
+        || msg.contains("invalid type")
+        || msg.contains("duplicate mapping key")
+    {
+        Code::E103
+    } else {
+        Code::E101
+    };
+    let d = Diagnostic::error(code, if code == Code::E101 { format!("yaml syntax error: {msg}") } else { msg });
+    d.with_span(span)
+}
+
+/// Parse one rule file's text. `file` is used in spans; `slug` is the file stem.
+pub fn rule_from_str(file: &str, slug: &str, text: &str) -> Result<Rule, Diagnostics> {
+    let doc: RuleDoc = serde_saphyr::from_str(text).map_err(|e| Diagnostics::from(yaml_error(file, &e)))?;
+    validate(file, slug, doc)
+}
+
+fn sp<T>(file: &str, s: &Spanned<T>) -> Option<Span> {
+    span_of(file, s)
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok() && s.len() == 36
+}
+
+/// Is this a safe output file stem? (no separators, no `..`, no leading dot)
+pub fn is_safe_stem(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        && !s.contains("..")
+}
+
+fn valid_date(s: &str) -> bool {
+    let p: Vec<&str> = s.split('-').collect();
+    if p.len() != 3 || p[0].len() != 4 || p[1].len() != 2 || p[2].len() != 2 {
+        return false;
+    }
+    let (Ok(_y), Ok(m), Ok(d)) = (p[0].parse::<u32>(), p[1].parse::<u32>(), p[2].parse::<u32>()) else {
+        return false;
+    };
+    (1..=12).contains(&m) && (1..=31).contains(&d)
+}
+
+fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
+    let mut d = Diagnostics::new();
+    let id = &doc.id;
+    if id.value.is_empty()
+        || !id.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        d.push(
+            Diagnostic::error(Code::E103, format!("invalid rule id `{}`", id.value))
+                .with_expected("letters, digits, `.`, `_`, `-` (a GUID or a dotted name)")
+                .with_span(sp(file, id)),
+        );
+    }
+    if !slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        || !slug.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+    {
+        d.push(
+            Diagnostic::error(Code::E106, format!("rule file name `{slug}` is not a slug"))
+                .with_expected("snake_case: lowercase letters, digits and `_`, starting with a letter")
+                .with_span(Some(Span { file: file.into(), line: 1, col: 1 })),
+        );
+    }
+    // per-target ids and file names
+    let ts = &doc.targets;
+    for (target, file_override) in [
+        ("sentinel", &ts.sentinel.file),
+        ("elastic", &ts.elastic.file),
+        ("panther", &ts.panther.file),
+    ] {
+        if let Some(f) = file_override {
+            if !is_safe_stem(&f.value) {
+                d.push(
+                    Diagnostic::error(Code::E106, format!("{target} file name `{}` is not allowed", f.value))
+                        .with_expected("a plain file stem: letters, digits, `_`, `-`, `.`; no `/`, `\\` or `..`")
+                        .with_hint("rulecast writes every file inside the output folder")
+                        .with_span(sp(file, f)),
+                );
+            }
+        }
+    }
+    for (target, idv) in [("sentinel", &ts.sentinel.id), ("elastic", &ts.elastic.id)] {
+        if let Some(i) = idv {
+            if !is_uuid(&i.value) {
+                d.push(
+                    Diagnostic::error(Code::E109, format!("{target} id `{}` is not a GUID", i.value))
+                        .with_expected("8-4-4-4-12 hexadecimal digits")
+                        .with_span(sp(file, i)),
+                );
+            }
+        }
+    }
+    if let Some(i) = &ts.panther.id {
+        if i.value.is_empty() || i.value.chars().any(|c| matches!(c, '<' | '>' | '&' | '"' | '%')) {
+            d.push(
+                Diagnostic::error(Code::E103, format!("panther RuleID `{}` is not allowed", i.value))
+                    .with_expected("no `<`, `>`, `&`, `\"` or `%` (Panther's schema)")
+                    .with_span(sp(file, i)),
+            );
+        }
+    }
+    if let Some(r) = &doc.risk_score {
+        let (lo, hi) = risk_band(doc.severity.value);
+        if r.value < lo || r.value > hi {
+            d.push(
+                Diagnostic::error(Code::E103, format!("risk_score {} is outside the band for this severity", r.value))
+                    .with_expected(format!("{lo}..={hi} (detection-rules' severity bands)"))
+                    .with_span(sp(file, r)),
+            );
+        }
+    }
+    if doc.logsource.value != "aws.cloudtrail" {
+        d.push(
+            Diagnostic::error(Code::E103, format!("unknown log source `{}`", doc.logsource.value))
+                .with_expected("aws.cloudtrail")
+                .with_span(sp(file, &doc.logsource)),
+        );
+    }
+    for date in [&doc.created, &doc.updated].into_iter().flatten() {
+        if !valid_date(&date.value) {
+            d.push(
+                Diagnostic::error(Code::E109, format!("`{}` is not a date", date.value))
+                    .with_expected("YYYY-MM-DD")
+                    .with_span(sp(file, date)),
+            );
+        }
+    }
+    if let (Some(c), Some(u)) = (&doc.created, &doc.updated) {
+        if u.value < c.value {
+            d.push(Diagnostic::error(Code::E109, "`updated` is before `created`").with_span(sp(file, u)));
+        }
+    }
+    if let Some(v) = &doc.version {
+        let ok = v.value.split('.').count() == 3 && v.value.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        if !ok {
+            d.push(
+                Diagnostic::error(Code::E109, format!("version `{}` is not X.Y.Z", v.value))
+                    .with_expected("three dot-separated numbers, like 1.0.5")
+                    .with_span(sp(file, v)),
+            );
+        }
+    }
+    for (what, v, re) in [
+        ("sentinel query_frequency", &ts.sentinel.query_frequency, "mhd"),
+        ("sentinel query_period", &ts.sentinel.query_period, "mhd"),
+        ("elastic interval", &ts.elastic.interval, "smhd"),
+    ] {
+        if let Some(v) = v {
+            let s = &v.value;
+            let ok = s.len() >= 2
+                && s[..s.len() - 1].chars().all(|c| c.is_ascii_digit())
+                && re.contains(s.chars().last().unwrap_or(' '));
+            if !ok {
+                d.push(
+                    Diagnostic::error(Code::E103, format!("{what} `{s}` is not a duration"))
+                        .with_expected(format!("a number followed by one of `{re}`, like 1h"))
+                        .with_span(sp(file, v)),
+                );
+            }
+        }
+    }
+    if let Some(f) = &ts.elastic.dataset_field {
+        if !matches!(f.value.as_str(), "data_stream.dataset" | "event.dataset") {
+            d.push(
+                Diagnostic::error(Code::E103, format!("unknown dataset field `{}`", f.value))
+                    .with_expected("data_stream.dataset or event.dataset")
+                    .with_span(sp(file, f)),
+            );
+        }
+    }
+
+    // ATT&CK
+    let mut attack_out: Vec<(&'static Tactic, Vec<&'static Technique>)> = vec![];
+    for t in &doc.attack.tactics {
+        match attack::tactic(&t.value) {
+            Some(tac) => attack_out.push((tac, vec![])),
+            None => d.push(
+                Diagnostic::error(Code::E107, format!("unknown ATT&CK tactic `{}`", t.value))
+                    .with_expected("a tactic id of ATT&CK v18.1, like TA0005")
+                    .with_suggestion(&t.value, attack::tactic_ids())
+                    .with_span(sp(file, t)),
+            ),
+        }
+    }
+    for t in &doc.attack.techniques {
+        match attack::technique(&t.value) {
+            None => d.push(
+                Diagnostic::error(Code::E107, format!("unknown ATT&CK technique `{}`", t.value))
+                    .with_expected("a technique or sub-technique id of ATT&CK v18.1, like T1562.007")
+                    .with_suggestion(&t.value, attack::technique_ids())
+                    .with_span(sp(file, t)),
+            ),
+            Some(tech) => {
+                let slot = attack_out.iter_mut().find(|(tac, _)| tech.tactics.contains(&tac.shortname));
+                match slot {
+                    Some((_, list)) => list.push(tech),
+                    None => d.push(
+                        Diagnostic::error(Code::E107, format!("technique `{}` belongs to no tactic listed in `attack.tactics`", t.value))
+                            .with_expected(format!("one of its tactics: {}", tech.tactics.join(", ")))
+                            .with_span(sp(file, t)),
+                    ),
+                }
+            }
+        }
+    }
+    for t in &ts.elastic.extra_tactics {
+        if attack::tactic(&t.value).is_none() {
+            d.push(
+                Diagnostic::error(Code::E107, format!("unknown ATT&CK tactic `{}`", t.value))
+                    .with_suggestion(&t.value, attack::tactic_ids())
+                    .with_span(sp(file, t)),
+            );
+        }
+    }
+
+    // lists
+    let mut lists = IndexMap::new();
+    for (name, vals) in &doc.lists {
+        if !is_identifier(name) {
+            d.push(
+                Diagnostic::error(Code::E103, format!("list name `{name}` is not an identifier"))
+                    .with_expected("letters, digits and `_`, starting with a letter")
+                    .with_span(sp(file, vals)),
+            );
+        }
+        for v in &vals.value {
+            if !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+                d.push(
+                    Diagnostic::error(Code::E103, format!("list `{name}` holds a non-scalar value `{v}`"))
+                        .with_expected("strings, numbers or booleans")
+                        .with_span(sp(file, vals)),
+                );
+            }
+        }
+        lists.insert(name.clone(), vals.value.clone());
+    }
+
+    let scope = Scope { file, lists: &lists };
+    let detection = condition::parse(&doc.detection, &scope, &mut d).map(condition::normalise);
+
+    // allow-lists
+    let mut allowlists = IndexMap::new();
+    for (name, al) in &doc.allowlists {
+        if !is_identifier(name) {
+            d.push(Diagnostic::error(Code::E103, format!("allow-list name `{name}` is not an identifier")).with_span(sp(file, al)));
+        }
+        let mut keys = IndexMap::new();
+        for (k, f) in &al.value.keys {
+            match fields::resolve(&f.value) {
+                Ok(field) => {
+                    keys.insert(k.clone(), field);
+                }
+                Err(_) => d.push(
+                    Diagnostic::error(Code::E301, format!("unknown field `{}` in allow-list `{name}`", f.value)).with_span(sp(file, f)),
+                ),
+            }
+        }
+        for e in &al.value.entries {
+            for k in e.keys() {
+                if !al.value.keys.contains_key(k) {
+                    d.push(Diagnostic::error(Code::E102, format!("allow-list `{name}` has no key `{k}`")).with_span(sp(file, al)));
+                }
+            }
+        }
+        allowlists.insert(name.clone(), AllowlistDef { keys, entries: al.value.entries.clone() });
+    }
+
+    // alert: derived names and references
+    let mut known: Vec<String> = vec![];
+    let check_ref = |name: &str, known: &[String], span: Option<Span>, d: &mut Diagnostics| {
+        if known.iter().any(|k| k == name) || fields::resolve(name).is_ok() {
+            return;
+        }
+        d.push(
+            Diagnostic::error(Code::E303, format!("`{name}` is neither a field nor a derived name"))
+                .with_suggestion(name, known.iter().map(String::as_str))
+                .with_span(span),
+        );
+    };
+    for step in &doc.alert.derive {
+        let mut new = vec![];
+        for (name, e) in step {
+            if !is_identifier(name) {
+                d.push(Diagnostic::error(Code::E103, format!("derived name `{name}` is not an identifier")).with_span(sp(file, e)));
+            }
+            let mut refs = vec![];
+            expr_refs(&e.value, &mut refs);
+            for r in refs {
+                check_ref(&r, &known, sp(file, e), &mut d);
+            }
+            new.push(name.clone());
+        }
+        for n in new {
+            if !known.contains(&n) {
+                known.push(n);
+            }
+        }
+    }
+    if let Some(agg) = &doc.alert.aggregate {
+        for b in &agg.by {
+            check_ref(&b.value, &known, sp(file, b), &mut d);
+        }
+        for m in agg.measures.values() {
+            if let crate::model::Measure::Min(f) | crate::model::Measure::Max(f) = m {
+                check_ref(f, &known, None, &mut d);
+            }
+        }
+    }
+    for e in &doc.alert.entities {
+        for f in e.fields.values() {
+            check_ref(&f.value, &known, sp(file, f), &mut d);
+        }
+    }
+    for v in doc.alert.details.values().chain(doc.alert.dedup.iter()).chain(doc.alert.context.iter()) {
+        check_ref(&v.value, &known, sp(file, v), &mut d);
+    }
+    for t in [&doc.alert.title, &doc.alert.description].into_iter().flatten() {
+        for name in placeholders(&t.value) {
+            check_ref(&name, &known, sp(file, t), &mut d);
+        }
+    }
+
+    // tests
+    for t in &doc.tests {
+        if !t.value.event.is_object() {
+            d.push(Diagnostic::error(Code::E108, format!("test `{}`: `event` must be a mapping", t.value.name)).with_span(sp(file, t)));
+        }
+        for name in t.value.allowlists.keys() {
+            if !allowlists.contains_key(name) {
+                d.push(
+                    Diagnostic::error(Code::E202, format!("test `{}` fills unknown allow-list `{name}`", t.value.name))
+                        .with_suggestion(name, allowlists.keys().map(String::as_str))
+                        .with_span(sp(file, t)),
+                );
+            }
+        }
+    }
+
+    match detection {
+        Some(detection) if !d.has_errors() => Ok(Rule {
+            file: file.to_string(),
+            slug: slug.to_string(),
+            doc,
+            lists,
+            detection,
+            allowlists,
+            attack: attack_out,
+            derived: known,
+        }),
+        _ => Err(d),
+    }
+}
+
+/// Is `s` a plain identifier (`[A-Za-z][A-Za-z0-9_]*`)?
+pub fn is_identifier(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `{name}` placeholders in an alert text.
+pub fn placeholders(s: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut rest = s;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        match after.find('}') {
+            Some(j) => {
+                out.push(after[..j].to_string());
+                rest = &after[j + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// Names an expression reads.
+pub fn expr_refs(e: &Expr, out: &mut Vec<String>) {
+    match e {
+        Expr::Ref(r) => out.push(r.clone()),
+        Expr::Const(_) => {}
+        Expr::Coalesce(items) => items.iter().for_each(|i| expr_refs(i, out)),
+        Expr::Split { of, .. } | Expr::Before { of, .. } | Expr::After { of, .. } => expr_refs(of, out),
+        Expr::Case { when, otherwise } => {
+            for arm in when {
+                match &arm.test {
+                    ExprTest::Eq { of, .. } => out.push(of.clone()),
+                    ExprTest::Empty(of) => out.push(of.clone()),
+                }
+                expr_refs(&arm.then, out);
+            }
+            expr_refs(otherwise, out);
+        }
+    }
+}
+
+/// Load every `*.yaml` rule below `dir` (sorted by path), checking ids are unique.
+pub fn rules_from_dir(dir: &Path) -> Result<Vec<Rule>, Diagnostics> {
+    let mut files: Vec<PathBuf> = vec![];
+    collect(dir, &mut files).map_err(|e| {
+        Diagnostics::from(Diagnostic::error(Code::E100, format!("cannot read rules folder `{}`: {e}", dir.display())))
+    })?;
+    files.sort();
+    let mut rules = vec![];
+    let mut diags = Diagnostics::new();
+    for f in &files {
+        match rule_from_file(f) {
+            Ok(r) => rules.push(r),
+            Err(e) => diags.extend(e),
+        }
+    }
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for r in &rules {
+        if let Some(first) = seen.get(&r.doc.id.value) {
+            diags.push(
+                Diagnostic::error(Code::E105, format!("duplicate rule id `{}`", r.doc.id.value))
+                    .with_found(format!("also in {first}"))
+                    .with_expected("every rule id to be unique")
+                    .with_span(sp(&r.file, &r.doc.id)),
+            );
+        } else {
+            seen.insert(r.doc.id.value.clone(), r.file.clone());
+        }
+    }
+    if diags.has_errors() { Err(diags) } else { Ok(rules) }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Load one rule file.
+pub fn rule_from_file(path: &Path) -> Result<Rule, Diagnostics> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostics::from(Diagnostic::error(Code::E100, format!("cannot read `{file}`: {e}"))))?;
+    let slug = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    rule_from_str(&file, &slug, &text)
+}
+
+/// Which ops exist (for messages).
+pub fn op_names() -> Vec<&'static str> {
+    use strum::IntoEnumIterator;
+    Op::iter().map(<&str>::from).collect()
+}

@@ -1,0 +1,544 @@
+//! The canonical rule model: what a rule file says, as data. No logic lives here.
+//!
+//! Input: nothing (these are the types `load` fills from YAML). Output: [`RuleDoc`], with a
+//! [`Spanned`] wrapper on every value that validation may need to point at.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+pub use serde_saphyr::Spanned;
+
+/// A JSON-like value as written in YAML (`serde_json::Value`, order preserved).
+pub type Value = serde_json::Value;
+
+/// One canonical rule file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDoc {
+    /// Stable identifier (GUID, UUID or dotted name). Targets derive their own ids from it
+    /// unless `targets.<t>.id` is given.
+    pub id: Spanned<String>,
+    /// Human title.
+    pub name: String,
+    /// What the rule detects and why it matters.
+    pub description: String,
+    /// info | low | medium | high | critical.
+    pub severity: Spanned<Severity>,
+    /// 0..=100; defaults to the top of the severity's band (21/47/73/99, info 0).
+    #[serde(default)]
+    pub risk_score: Option<Spanned<u32>>,
+    /// Authors, in order.
+    #[serde(default)]
+    pub authors: Vec<String>,
+    /// Licence of the rule text.
+    #[serde(default)]
+    pub license: Option<String>,
+    /// URLs.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// Known benign causes.
+    #[serde(default)]
+    pub false_positives: Vec<String>,
+    /// Free tags (target-neutral).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// ATT&CK mapping.
+    #[serde(default)]
+    pub attack: Attack,
+    /// Creation date, YYYY-MM-DD.
+    #[serde(default)]
+    pub created: Option<Spanned<String>>,
+    /// Last change, YYYY-MM-DD.
+    #[serde(default)]
+    pub updated: Option<Spanned<String>>,
+    /// Rule version, X.Y.Z.
+    #[serde(default)]
+    pub version: Option<Spanned<String>>,
+    /// Maturity.
+    #[serde(default)]
+    pub status: Option<Status>,
+    /// The log source; only `aws.cloudtrail` today.
+    pub logsource: Spanned<String>,
+    /// Named value lists, referenced by conditions as `list: NAME`.
+    #[serde(default)]
+    pub lists: IndexMap<String, Spanned<Vec<Value>>>,
+    /// The condition an event must meet.
+    pub detection: Spanned<CondNode>,
+    /// Allow-lists: events matching any entry are suppressed. Entries usually start empty and
+    /// are filled per deployment (Panther reads them from a module constant that tests can mock).
+    #[serde(default)]
+    pub allowlists: IndexMap<String, Spanned<Allowlist>>,
+    /// What the alert carries.
+    #[serde(default)]
+    pub alert: Alert,
+    /// Sample events with the expected verdict.
+    #[serde(default)]
+    pub tests: Vec<Spanned<TestCase>>,
+    /// Settings only one vendor has.
+    #[serde(default)]
+    pub targets: TargetSettings,
+}
+
+/// Severity, in the canonical vocabulary.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational.
+    Info,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+/// Maturity.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// In production use.
+    Stable,
+    /// Being tried.
+    Experimental,
+    /// Under development.
+    Development,
+    /// Kept for history.
+    Deprecated,
+}
+
+/// ATT&CK tactics and (sub-)techniques, by id.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attack {
+    /// Tactic ids, `TA0005`.
+    #[serde(default)]
+    pub tactics: Vec<Spanned<String>>,
+    /// Technique or sub-technique ids, `T1562` or `T1562.007`.
+    #[serde(default)]
+    pub techniques: Vec<Spanned<String>>,
+}
+
+/// One node of the condition tree. Exactly one shape is used per node:
+/// `all`, `any`, `not`, `request_succeeded`, `allowed` (an allow-list check) or `field`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CondNode {
+    /// Every child must hold.
+    #[serde(default)]
+    pub all: Option<Vec<Spanned<CondNode>>>,
+    /// At least one child must hold.
+    #[serde(default)]
+    pub any: Option<Vec<Spanned<CondNode>>>,
+    /// The child must not hold.
+    #[serde(default)]
+    pub not: Option<Box<Spanned<CondNode>>>,
+    /// `true`: the API call succeeded (no errorCode and no errorMessage); `false`: it failed.
+    #[serde(default)]
+    pub request_succeeded: Option<Spanned<bool>>,
+    /// The field (raw CloudTrail JSON path) a predicate tests.
+    #[serde(default)]
+    pub field: Option<Spanned<String>>,
+    /// The comparison.
+    #[serde(default)]
+    pub op: Option<Spanned<Op>>,
+    /// One value.
+    #[serde(default)]
+    pub value: Option<Spanned<Value>>,
+    /// Several values: the predicate holds if it holds for any of them.
+    #[serde(default)]
+    pub values: Option<Spanned<Vec<Value>>>,
+    /// Values from a named list (`lists:`).
+    #[serde(default)]
+    pub list: Option<Spanned<String>>,
+    /// String comparisons: `sensitive` (default) or `insensitive`.
+    #[serde(default)]
+    pub case: Option<Case>,
+}
+
+/// Comparison operators. Semantics are in the README ("Condition semantics").
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, strum::EnumIter, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Op {
+    /// Equal to the value (string, number or boolean).
+    Eq,
+    /// Equal to one of `values` / `list`.
+    In,
+    /// Substring.
+    Contains,
+    /// Prefix.
+    Startswith,
+    /// Suffix.
+    Endswith,
+    /// Whole-value glob: `*` any run, `?` one character.
+    Glob,
+    /// Regular expression (RE2 syntax, unanchored search).
+    Regex,
+    /// The field is present and not null (`value: false` for absent).
+    Exists,
+    /// The field is absent, null or the empty string (`value: false` for non-empty).
+    Empty,
+    /// Numeric less-than.
+    Lt,
+    /// Numeric less-or-equal.
+    Le,
+    /// Numeric greater-than.
+    Gt,
+    /// Numeric greater-or-equal.
+    Ge,
+    /// IP address inside a CIDR block.
+    Cidr,
+}
+
+/// Case sensitivity of a string comparison.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Case {
+    /// Exact (default).
+    #[default]
+    Sensitive,
+    /// ASCII/Unicode case folded.
+    Insensitive,
+}
+
+/// An allow-list: entries of `key -> glob`; an event matching every key of one entry is allowed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allowlist {
+    /// Entry key -> field it is matched against (glob, case-sensitive).
+    pub keys: IndexMap<String, Spanned<String>>,
+    /// The entries shipped with the rule (often none).
+    #[serde(default)]
+    pub entries: Vec<IndexMap<String, String>>,
+}
+
+/// What the alert carries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alert {
+    /// Derived fields, in steps; each step assigns one or more names from expressions.
+    /// Later steps see earlier names.
+    #[serde(default)]
+    pub derive: Vec<IndexMap<String, Spanned<Expr>>>,
+    /// Group matching events (Sentinel summarize, Panther dedup).
+    #[serde(default)]
+    pub aggregate: Option<Aggregate>,
+    /// Entities (Sentinel entity mappings).
+    #[serde(default)]
+    pub entities: Vec<Entity>,
+    /// Custom details: name -> field or derived name.
+    #[serde(default)]
+    pub details: IndexMap<String, Spanned<String>>,
+    /// Alert title; `{name}` inserts a field or derived value.
+    #[serde(default)]
+    pub title: Option<Spanned<String>>,
+    /// Alert description; `{name}` inserts a field or derived value.
+    #[serde(default)]
+    pub description: Option<Spanned<String>>,
+    /// Fields whose values make up the dedup key (Panther `dedup`).
+    #[serde(default)]
+    pub dedup: Vec<Spanned<String>>,
+    /// Fields the alert context carries (Panther `alert_context`).
+    #[serde(default)]
+    pub context: Vec<Spanned<String>>,
+}
+
+/// A derived-field expression.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Expr {
+    /// A field or an earlier derived name.
+    Ref(String),
+    /// A string constant.
+    Const(String),
+    /// The first non-empty of the arguments.
+    Coalesce(Vec<Expr>),
+    /// Split a string and take one part (`index`, negative counts from the end).
+    Split {
+        /// The input.
+        of: Box<Expr>,
+        /// The separator.
+        sep: String,
+        /// Which part.
+        index: i64,
+    },
+    /// The part before the first `sep`, or the whole value if `sep` is absent.
+    Before {
+        /// The input.
+        of: Box<Expr>,
+        /// The separator.
+        sep: String,
+    },
+    /// The part after the first `sep`, or "" if `sep` is absent.
+    After {
+        /// The input.
+        of: Box<Expr>,
+        /// The separator.
+        sep: String,
+    },
+    /// The first branch whose condition holds.
+    Case {
+        /// Condition/result pairs.
+        when: Vec<CaseArm>,
+        /// Otherwise.
+        #[serde(rename = "else")]
+        otherwise: Box<Expr>,
+    },
+}
+
+/// One arm of a `case` expression.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseArm {
+    /// Input compared.
+    #[serde(rename = "if")]
+    pub test: ExprTest,
+    /// Result when it holds.
+    pub then: Expr,
+}
+
+/// The tests a `case` arm can make.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum ExprTest {
+    /// The field or name equals the constant (case-sensitive).
+    Eq {
+        /// Field or derived name.
+        of: String,
+        /// Constant.
+        value: String,
+    },
+    /// The field or name is absent, null or "".
+    Empty(String),
+}
+
+/// Aggregation of matching events.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    /// Output name -> measure.
+    pub measures: IndexMap<String, Measure>,
+    /// Group-by fields or derived names.
+    pub by: Vec<Spanned<String>>,
+    /// Alert only for groups with more events than this (count threshold).
+    #[serde(default)]
+    pub threshold: Option<u32>,
+}
+
+/// An aggregate measure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Measure {
+    /// Number of events.
+    Count,
+    /// Smallest value of a field.
+    Min(String),
+    /// Largest value of a field.
+    Max(String),
+}
+
+/// An entity the alert names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entity {
+    /// account | ip | host | url | cloud_application | ...
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// Identifier (snake_case) -> field or derived name.
+    pub fields: IndexMap<String, Spanned<String>>,
+}
+
+/// A sample event with the expected verdict.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    /// Test name.
+    pub name: String,
+    /// Should the rule match?
+    pub expect: bool,
+    /// Allow-list contents for this test (name -> entries), in place of the shipped entries.
+    #[serde(default)]
+    pub allowlists: IndexMap<String, Vec<IndexMap<String, String>>>,
+    /// The raw CloudTrail event.
+    pub event: Value,
+}
+
+/// Settings that only one vendor has.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSettings {
+    /// Microsoft Sentinel.
+    #[serde(default)]
+    pub sentinel: SentinelSettings,
+    /// Elastic Security.
+    #[serde(default)]
+    pub elastic: ElasticSettings,
+    /// Panther.
+    #[serde(default)]
+    pub panther: PantherSettings,
+}
+
+/// Sentinel-only settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelSettings {
+    /// Do not build this rule for this target; the reason is printed in the summary.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// Rule GUID; default: a UUIDv5 of the canonical id.
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    /// Output file stem; default: the canonical file stem.
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    /// Override the title.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Override the description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Scheduled (default) or NRT.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Data connectors; default AWS and AWSS3 with AWSCloudTrail.
+    #[serde(default)]
+    pub connectors: Option<Vec<Connector>>,
+    /// Query frequency (`1h`, `1d`); default 1h.
+    #[serde(default)]
+    pub query_frequency: Option<Spanned<String>>,
+    /// Query period; default = frequency.
+    #[serde(default)]
+    pub query_period: Option<Spanned<String>>,
+    /// Trigger operator (gt, lt, eq, ne); default gt.
+    #[serde(default)]
+    pub trigger_operator: Option<String>,
+    /// Trigger threshold; default 0.
+    #[serde(default)]
+    pub trigger_threshold: Option<u32>,
+    /// Template status; default Available.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Template version; default: the rule version.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// A Sentinel data connector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connector {
+    /// Connector id (`AWS`, `AWSS3`).
+    pub id: String,
+    /// Data types (`AWSCloudTrail`).
+    pub data_types: Vec<String>,
+}
+
+/// Elastic-only settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticSettings {
+    /// Do not build this rule for this target; the reason is printed in the summary.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// rule_id (UUID); default: a UUIDv5 of the canonical id.
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    /// Output file stem.
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    /// Override the title.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Override the description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `[metadata]` maturity; default production.
+    #[serde(default)]
+    pub maturity: Option<String>,
+    /// `[metadata]` integration; default ["aws"].
+    #[serde(default)]
+    pub integration: Option<Vec<String>>,
+    /// `[metadata]` min_stack_version.
+    #[serde(default)]
+    pub min_stack_version: Option<String>,
+    /// `[metadata]` min_stack_comments.
+    #[serde(default)]
+    pub min_stack_comments: Option<String>,
+    /// Index patterns; default ["filebeat-*", "logs-aws.cloudtrail-*"].
+    #[serde(default)]
+    pub index: Option<Vec<String>>,
+    /// Look-back (`now-30m`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Schedule (`10m`).
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    /// Timestamp override field.
+    #[serde(default)]
+    pub timestamp_override: Option<String>,
+    /// Investigation guide / setup note (markdown).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Elastic tag vocabulary ("Domain: Cloud", ...); default derived from the ATT&CK tactics.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Dataset filter field: `data_stream.dataset` (default) or `event.dataset` (older rules).
+    #[serde(default)]
+    pub dataset_field: Option<Spanned<String>>,
+    /// Override the authors.
+    #[serde(default)]
+    pub authors: Option<Vec<String>>,
+    /// ATT&CK tactics listed without a technique (a threat block of its own).
+    #[serde(default)]
+    pub extra_tactics: Vec<Spanned<String>>,
+}
+
+/// Panther-only settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PantherSettings {
+    /// Do not build this rule for this target; the reason is printed in the summary.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// RuleID; default: the canonical id.
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    /// Output file stem (`.yml` and `.py`).
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    /// DisplayName; default: the name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Override the description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Enabled; default true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Panther tags.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Reports beyond `MITRE ATT&CK` (derived from `attack`).
+    #[serde(default)]
+    pub reports: IndexMap<String, Vec<String>>,
+    /// Runbook text.
+    #[serde(default)]
+    pub runbook: Option<String>,
+    /// Reference URL; default: the first reference.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// SummaryAttributes.
+    #[serde(default)]
+    pub summary_attributes: Vec<String>,
+    /// DedupPeriodMinutes.
+    #[serde(default)]
+    pub dedup_period_minutes: Option<u32>,
+    /// Threshold.
+    #[serde(default)]
+    pub threshold: Option<u32>,
+    /// Write `LogType: AWS.CloudTrail` into every test.
+    #[serde(default)]
+    pub test_log_type: bool,
+}

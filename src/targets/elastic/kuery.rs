@@ -1,0 +1,384 @@
+//! Condition -> Kibana KQL (`kuery`) over the ECS fields of Elastic's AWS integration.
+//!
+//! Input: a [`Rule`]. Output: the query text. Kuery matches keyword values case-sensitively,
+//! has `*` as its only wildcard and no regular expressions: where the canonical condition
+//! asks for more, the closest faithful form is emitted with a note, or the rule is refused.
+
+use serde_json::Value;
+
+use crate::condition::{Cond, Pred};
+use crate::diag::Code;
+use crate::fields::{self, Field, Mapping, Seg};
+use crate::load::Rule;
+use crate::model::{Case, Op};
+use crate::targets::Cx;
+
+/// Characters kuery treats specially in an unquoted value (detection-rules' kql grammar and
+/// Kibana's kuery.peg): escaped with a backslash.
+const SPECIAL: &[char] = &['\\', '(', ')', ':', '<', '>', '"', '*', '{', '}'];
+
+/// Words that must be escaped in unquoted values.
+const KEYWORDS: &[&str] = &["and", "or", "not"];
+
+/// The kuery escaping function for exact values: unquoted when every character is plain,
+/// else a quoted string (a quoted value is never a wildcard).
+pub fn kuery_value(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-@/+=,;$#!?&%~^[]|".contains(c))
+        && !KEYWORDS.contains(&s.to_ascii_lowercase().as_str());
+    if plain {
+        return s.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// An unquoted wildcard pattern from literal pieces and `*`s. Returns the pattern and whether
+/// the rendering is broader than asked (whitespace or `?` turned into `*`).
+fn wildcard(pieces: &[WPiece]) -> (String, bool) {
+    let mut out = String::new();
+    let mut broadened = false;
+    let mut last_star = false;
+    for p in pieces {
+        match p {
+            WPiece::Star => {
+                if !last_star {
+                    out.push('*');
+                }
+                last_star = true;
+            }
+            WPiece::Lit(s) => {
+                for c in s.chars() {
+                    if c.is_whitespace() || c.is_control() {
+                        // an unquoted value cannot hold white space (detection-rules' grammar)
+                        broadened = true;
+                        if !last_star {
+                            out.push('*');
+                        }
+                        last_star = true;
+                        continue;
+                    }
+                    last_star = false;
+                    if SPECIAL.contains(&c) {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+            }
+        }
+    }
+    // a bare keyword would be read as an operator
+    if KEYWORDS.contains(&out.to_ascii_lowercase().as_str()) {
+        out.insert(0, '\\');
+    }
+    (out, broadened)
+}
+
+enum WPiece {
+    Star,
+    Lit(String),
+}
+
+/// The ECS field for a canonical field.
+pub fn field_name(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<String> {
+    if let Some(code) = &f.caveat {
+        if let Some(note) = fields::caveat_note(code, "elastic") {
+            cx.approximate(span.clone(), format!("`{}`: {note}", f.path));
+        }
+    }
+    match &f.elastic {
+        Mapping::Column(c) => Some(c.clone()),
+        Mapping::Nested { base, rest } => {
+            let keys: Vec<String> = rest
+                .iter()
+                .map(|s| match s {
+                    Seg::Key(k) => k.clone(),
+                    Seg::Index(i) => i.to_string(),
+                })
+                .collect();
+            Some(format!("{base}.{}", keys.join(".")))
+        }
+        Mapping::Expr(_) | Mapping::None => {
+            cx.unsupported(
+                Code::E302,
+                span,
+                format!("field `{}` has no field in Elastic's AWS integration (or an array index, which Elastic flattens away)", f.path),
+            );
+            None
+        }
+    }
+}
+
+/// Render a condition.
+pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
+    match c {
+        Cond::All(kids) => kids
+            .iter()
+            .map(|k| {
+                let s = cond(k, rule, cx);
+                if matches!(k, Cond::Any(_)) { format!("({s})") } else { s }
+            })
+            .collect::<Vec<_>>()
+            .join(" and "),
+        Cond::Any(kids) => kids
+            .iter()
+            .map(|k| {
+                let s = cond(k, rule, cx);
+                if matches!(k, Cond::All(_)) { format!("({s})") } else { s }
+            })
+            .collect::<Vec<_>>()
+            .join(" or "),
+        Cond::Not(k) => {
+            let s = cond(k, rule, cx);
+            if matches!(k.as_ref(), Cond::All(_) | Cond::Any(_)) || s.contains(' ') && !s.starts_with('(') {
+                format!("not ({s})")
+            } else {
+                format!("not {s}")
+            }
+        }
+        Cond::Succeeded(ok) => {
+            cx.approximate(
+                None,
+                "event.outcome is set by the AWS integration: failure when errorCode or errorMessage is present (even empty), and for ConsoleLogin from responseElements.ConsoleLogin",
+            );
+            format!("event.outcome:{}", if *ok { "success" } else { "failure" })
+        }
+        Cond::Pred(p) => pred(p, cx),
+        Cond::Allowed(name) => allowed(name, rule, cx),
+    }
+}
+
+fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> String {
+    let Some(al) = rule.allowlists.get(name) else { return String::new() };
+    let mut alts = vec![];
+    for entry in &al.entries {
+        let mut parts = vec![];
+        for (k, pattern) in entry {
+            let Some(field) = al.keys.get(k) else { continue };
+            let Some(name) = field_name(field, cx, None) else { continue };
+            parts.push(format!("{name}:{}", glob_value(pattern, cx, None)));
+        }
+        alts.push(format!("({})", parts.join(" and ")));
+    }
+    if alts.is_empty() { String::new() } else { alts.join(" or ") }
+}
+
+fn glob_value(pattern: &str, cx: &mut Cx, span: Option<crate::diag::Span>) -> String {
+    if !pattern.contains('*') && !pattern.contains('?') {
+        return kuery_value(pattern);
+    }
+    let mut pieces = vec![];
+    let mut lit = String::new();
+    let mut broadened = false;
+    for c in pattern.chars() {
+        match c {
+            '*' | '?' => {
+                if c == '?' {
+                    broadened = true;
+                }
+                if !lit.is_empty() {
+                    pieces.push(WPiece::Lit(std::mem::take(&mut lit)));
+                }
+                pieces.push(WPiece::Star);
+            }
+            c => lit.push(c),
+        }
+    }
+    if !lit.is_empty() {
+        pieces.push(WPiece::Lit(lit));
+    }
+    let (s, b) = wildcard(&pieces);
+    if broadened || b {
+        cx.approximate(
+            span,
+            format!("kuery has only the `*` wildcard and no white space in a wildcard value: `{pattern}` renders as `{s}`, which matches a superset"),
+        );
+    }
+    s
+}
+
+fn pred(p: &Pred, cx: &mut Cx) -> String {
+    let span = p.span.clone();
+    if p.op == Op::Cidr {
+        let Some((_, ip_field)) = fields::ELASTIC_IP_FIELDS.iter().find(|(raw, _)| *raw == p.field.path) else {
+            cx.unsupported(Code::E402, span, format!("`cidr` needs an IP-typed field; `{}` is a keyword in Elastic", p.field.path));
+            return String::new();
+        };
+        let vals: Vec<String> = p.values.iter().map(|v| kuery_value(v.as_str().unwrap_or(""))).map(|v| if v.starts_with('"') { v } else { format!("\"{v}\"") }).collect();
+        return group(ip_field, vals);
+    }
+    let Some(name) = field_name(&p.field, cx, span.clone()) else { return String::new() };
+    let ci = p.case == Case::Insensitive;
+    if ci && p.values.iter().any(|v| v.as_str().is_some_and(|s| s.to_lowercase() != s.to_uppercase())) {
+        let why = if p.field.case_fixed {
+            format!("kuery compares keywords case-sensitively; `{}` is compared as written (AWS writes this field in one spelling, so real events are unaffected)", p.field.path)
+        } else {
+            format!("kuery compares keywords case-sensitively: `{}` is compared as written and misses values that differ only in case", p.field.path)
+        };
+        cx.approximate(span.clone(), why);
+    }
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match p.op {
+        Op::Eq | Op::In => group(&name, p.values.iter().map(|v| kuery_value(&text(v))).collect()),
+        Op::Contains | Op::Startswith | Op::Endswith | Op::Glob => {
+            let vals = p
+                .values
+                .iter()
+                .map(|v| {
+                    let s = text(v);
+                    match p.op {
+                        Op::Glob => glob_value(&s, cx, span.clone()),
+                        _ => {
+                            let pieces = match p.op {
+                                Op::Contains => vec![WPiece::Star, WPiece::Lit(s.clone()), WPiece::Star],
+                                Op::Startswith => vec![WPiece::Lit(s.clone()), WPiece::Star],
+                                _ => vec![WPiece::Star, WPiece::Lit(s.clone())],
+                            };
+                            let (w, broadened) = wildcard(&pieces);
+                            if broadened {
+                                cx.approximate(
+                                    span.clone(),
+                                    format!("kuery wildcard values cannot hold white space: `{s}` renders as `{w}`, which matches a superset"),
+                                );
+                            }
+                            w
+                        }
+                    }
+                })
+                .collect();
+            group(&name, vals)
+        }
+        Op::Regex => {
+            cx.unsupported(Code::E402, span, "kuery has no regular expressions; write the rule with glob, contains, startswith or endswith, or build it for Sentinel and Panther only");
+            String::new()
+        }
+        Op::Exists => format!("{name}:*"),
+        Op::Empty => {
+            cx.approximate(span, format!("Elastic indexes an empty string: `{}` with value \"\" counts as present, not empty", p.field.path));
+            format!("not {name}:*")
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+            cx.unsupported(
+                Code::E402,
+                span,
+                format!("`{}` is a keyword in Elastic: a range compares text, not numbers", p.field.path),
+            );
+            String::new()
+        }
+        Op::Cidr => String::new(),
+    }
+}
+
+fn group(field: &str, vals: Vec<String>) -> String {
+    if vals.len() == 1 {
+        format!("{field}:{}", vals[0])
+    } else {
+        format!("{field}:({})", vals.join(" or "))
+    }
+}
+
+/// The whole query: dataset filter, then the condition.
+pub fn query(rule: &Rule, cx: &mut Cx) -> String {
+    let dataset = rule
+        .doc
+        .targets
+        .elastic
+        .dataset_field
+        .as_ref()
+        .map(|f| f.value.clone())
+        .unwrap_or_else(|| "data_stream.dataset".into());
+    let full = rule.condition();
+    let mut parts = vec![format!("{dataset}:aws.cloudtrail")];
+    let conjuncts: Vec<&Cond> = match &full {
+        Cond::All(k) => k.iter().collect(),
+        other => vec![other],
+    };
+    for c in conjuncts {
+        if let Cond::Not(inner) = c {
+            if let Cond::Allowed(name) = inner.as_ref() {
+                if rule.allowlists.get(name).is_some_and(|a| a.entries.is_empty()) {
+                    continue;
+                }
+            }
+        }
+        let s = cond(c, rule, cx);
+        parts.push(if matches!(c, Cond::Any(_)) { format!("({s})") } else { s });
+    }
+    parts.join(" and ")
+}
+
+/// Break a query into lines of at most `width` columns, only at spaces outside quotes.
+pub fn wrap_query(q: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line_start = 0usize;
+    let mut last_break: Option<usize> = None;
+    let mut in_quote = false;
+    let mut escaped = false;
+    let bytes: Vec<char> = q.chars().collect();
+    let mut buf: Vec<char> = vec![];
+    for &c in &bytes {
+        buf.push(c);
+        let i = buf.len() - 1;
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            in_quote = !in_quote;
+        } else if c == ' ' && !in_quote {
+            last_break = Some(i);
+        }
+        if i - line_start >= width {
+            if let Some(b) = last_break.filter(|b| *b > line_start) {
+                buf[b] = '\n';
+                line_start = b + 1;
+                last_break = None;
+            }
+        }
+    }
+    out.extend(buf);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values() {
+        assert_eq!(kuery_value("ec2.amazonaws.com"), "ec2.amazonaws.com");
+        assert_eq!(kuery_value("a b"), "\"a b\"");
+        assert_eq!(kuery_value("or"), "\"or\"");
+        assert_eq!(kuery_value("x*"), "\"x*\"");
+        assert_eq!(kuery_value("q\"\\"), "\"q\\\"\\\\\"");
+    }
+
+    #[test]
+    fn wildcards_escape_specials() {
+        let (w, b) = wildcard(&[WPiece::Star, WPiece::Lit("a(b)*".into()), WPiece::Star]);
+        assert_eq!(w, "*a\\(b\\)\\**");
+        assert!(!b);
+        let (w, b) = wildcard(&[WPiece::Lit("a b".into()), WPiece::Star]);
+        assert_eq!(w, "a*");
+        assert!(b);
+    }
+
+    #[test]
+    fn wraps_outside_quotes() {
+        assert_eq!(wrap_query("a:b and c:\"x y z\" and d:e", 12), "a:b and\nc:\"x y z\" and\nd:e");
+    }
+}

@@ -1,0 +1,232 @@
+//! Elastic Security: a rule -> a detection-rules TOML file with a kuery query.
+//!
+//! Input: a [`Rule`]. Output: `elastic/<file>.toml`. The query comes from [`kuery`]; the
+//! template `templates/elastic/rule.toml.j2` lays out the document as detection-rules does.
+
+pub mod kuery;
+
+use serde::Serialize;
+
+use crate::diag::{Code, Diagnostics};
+use crate::load::Rule;
+use crate::model::{Measure, Severity};
+use crate::targets::{Cx, RuleView, Target, derived_uuid, render};
+
+/// Output files: (extension, template).
+pub const FILES: &[(&str, &str)] = &[("toml", "elastic/rule.toml.j2")];
+
+/// One `[[rule.threat]]` block.
+#[derive(Debug, Serialize)]
+pub struct ThreatView {
+    /// (id, name, url).
+    pub tactic: (String, String, String),
+    /// Techniques with their sub-techniques.
+    pub techniques: Vec<TechniqueView>,
+}
+
+/// A technique in a threat block.
+#[derive(Debug, Serialize)]
+pub struct TechniqueView {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// URL with the trailing slash.
+    pub url: String,
+    /// (id, name, url) of sub-techniques.
+    pub subtechniques: Vec<(String, String, String)>,
+}
+
+/// What the template sees.
+#[derive(Debug, Serialize)]
+pub struct View {
+    /// Shared fields.
+    pub rule: RuleView,
+    /// `[metadata]` creation_date (YYYY/MM/DD).
+    pub creation_date: String,
+    /// `[metadata]` updated_date.
+    pub updated_date: String,
+    /// `[metadata]` integration.
+    pub integration: Vec<String>,
+    /// `[metadata]` maturity.
+    pub maturity: String,
+    /// `[metadata]` min_stack_comments.
+    pub min_stack_comments: Option<String>,
+    /// `[metadata]` min_stack_version.
+    pub min_stack_version: Option<String>,
+    /// Authors.
+    pub authors: Vec<String>,
+    /// Description.
+    pub description: String,
+    /// Look-back.
+    pub from: String,
+    /// Index patterns.
+    pub index: Vec<String>,
+    /// Interval.
+    pub interval: String,
+    /// Licence.
+    pub license: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Note (markdown).
+    pub note: Option<String>,
+    /// Risk score.
+    pub risk_score: u32,
+    /// rule_id.
+    pub rule_id: String,
+    /// low | medium | high | critical.
+    pub severity: &'static str,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// timestamp_override.
+    pub timestamp_override: Option<String>,
+    /// query | threshold.
+    pub rule_type: &'static str,
+    /// Threshold: (fields, value).
+    pub threshold: Option<(Vec<String>, u32)>,
+    /// The kuery query, wrapped.
+    pub query: String,
+    /// Threat blocks.
+    pub threat: Vec<ThreatView>,
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Info | Severity::Low => "low",
+        Severity::Medium => "medium",
+        Severity::High => "high",
+        Severity::Critical => "critical",
+    }
+}
+
+/// `https://attack.mitre.org/techniques/T1562` -> with the trailing slash Elastic writes.
+fn slash(url: &str) -> String {
+    if url.ends_with('/') { url.to_string() } else { format!("{url}/") }
+}
+
+/// Compile a rule into the Elastic files.
+pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
+    let d = &rule.doc;
+    let e = &d.targets.elastic;
+    let query = kuery::query(rule, cx);
+    let name = e.name.clone().unwrap_or_else(|| d.name.clone());
+    let name_ok = name.len() >= 2
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric() || "[]()".contains(c));
+    if !name_ok {
+        cx.unsupported(
+            Code::E402,
+            None,
+            format!("`{name}` is not a valid detection-rules name (must start with a letter or digit and end with one or `[]()`)"),
+        );
+    }
+    if d.severity.value == Severity::Info {
+        cx.approximate(None, "Elastic has no informational severity: rendered as low");
+    }
+    // aggregation
+    let mut rule_type = "query";
+    let mut threshold = None;
+    if let Some(agg) = &d.alert.aggregate {
+        match agg.threshold {
+            Some(t) => {
+                let fields: Vec<String> = agg
+                    .by
+                    .iter()
+                    .filter_map(|b| match crate::fields::resolve(&b.value) {
+                        Ok(f) => kuery::field_name(&f, cx, None),
+                        Err(_) => {
+                            cx.unsupported(Code::E402, None, format!("threshold group-by `{}` is a derived name; Elastic can only group by fields", b.value));
+                            None
+                        }
+                    })
+                    .collect();
+                if fields.len() > 5 {
+                    cx.unsupported(Code::E402, None, "an Elastic threshold groups by at most 5 fields");
+                }
+                if !agg.measures.values().any(|m| matches!(m, Measure::Count)) {
+                    cx.unsupported(Code::E402, None, "an Elastic threshold counts events: add a `count` measure");
+                }
+                rule_type = "threshold";
+                threshold = Some((fields, t + 1));
+            }
+            None => cx.approximate(
+                None,
+                "Elastic query rules alert per matching event: the aggregation (group-by and measures) is not rendered",
+            ),
+        }
+    }
+    if !d.alert.derive.is_empty() {
+        cx.approximate(None, "derived alert fields are not rendered: kuery rules carry the source document as it is");
+    }
+    if !d.alert.entities.is_empty() || !d.alert.details.is_empty() || d.alert.title.is_some() {
+        cx.approximate(None, "entities, custom details and the alert title/description are not rendered for Elastic");
+    }
+    let mut threat = vec![];
+    for t in &e.extra_tactics {
+        if let Some(tac) = crate::attack::tactic(&t.value) {
+            threat.push(ThreatView { tactic: (tac.id.clone(), tac.name.clone(), tac.url.clone()), techniques: vec![] });
+        }
+    }
+    for (tac, techs) in &rule.attack {
+        let mut tviews: Vec<TechniqueView> = vec![];
+        for t in techs {
+            let parent = if t.is_sub() { crate::attack::technique(t.parent_id()) } else { Some(*t) };
+            let Some(parent) = parent else { continue };
+            let idx = match tviews.iter().position(|v| v.id == parent.id) {
+                Some(i) => i,
+                None => {
+                    tviews.push(TechniqueView { id: parent.id.clone(), name: parent.name.clone(), url: slash(&parent.url), subtechniques: vec![] });
+                    tviews.len() - 1
+                }
+            };
+            if t.is_sub() {
+                tviews[idx].subtechniques.push((t.id.clone(), t.name.clone(), slash(&t.url)));
+            }
+        }
+        threat.push(ThreatView { tactic: (tac.id.clone(), tac.name.clone(), tac.url.clone()), techniques: tviews });
+    }
+    let tags = e.tags.clone().unwrap_or_else(|| {
+        let mut t = vec!["Domain: Cloud".to_string(), "Data Source: AWS".into(), "Data Source: Amazon Web Services".into()];
+        for (tac, _) in &rule.attack {
+            t.push(format!("Tactic: {}", tac.name));
+        }
+        t
+    });
+    let date = |s: &Option<crate::model::Spanned<String>>| s.as_ref().map(|v| v.value.replace('-', "/"));
+    let creation_date = date(&d.created).unwrap_or_else(|| "2026/01/01".into());
+    let updated_date = date(&d.updated).unwrap_or_else(|| creation_date.clone());
+    let mut rv = RuleView::new(rule);
+    rv.notes = cx.note_lines();
+    let view = View {
+        rule: rv,
+        creation_date,
+        updated_date,
+        integration: e.integration.clone().unwrap_or_else(|| vec!["aws".into()]),
+        maturity: e.maturity.clone().unwrap_or_else(|| "production".into()),
+        min_stack_comments: e.min_stack_comments.clone(),
+        min_stack_version: e.min_stack_version.clone(),
+        authors: e.authors.clone().unwrap_or_else(|| d.authors.clone()),
+        description: e.description.clone().unwrap_or_else(|| d.description.clone()),
+        from: e.from.clone().unwrap_or_else(|| "now-6m".into()),
+        index: e.index.clone().unwrap_or_else(|| vec!["filebeat-*".into(), "logs-aws.cloudtrail-*".into()]),
+        interval: e.interval.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| "5m".into()),
+        license: d.license.clone(),
+        name,
+        note: e.note.clone(),
+        risk_score: rule.risk_score(),
+        rule_id: e.id.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| derived_uuid(&d.id.value, Target::Elastic)),
+        severity: severity(d.severity.value),
+        tags,
+        timestamp_override: e.timestamp_override.clone(),
+        rule_type,
+        threshold,
+        query: kuery::wrap_query(&query, 120),
+        threat,
+    };
+    let file = e.file.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| rule.slug.clone());
+    let mut files = vec![];
+    for (ext, template) in FILES {
+        files.push((format!("elastic/{file}.{ext}"), render::render(template, &view)?));
+    }
+    Ok(files)
+}

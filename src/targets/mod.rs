@@ -1,0 +1,166 @@
+//! Targets: compile a validated [`Rule`] into each vendor's files.
+//!
+//! Input: a [`Rule`]. Output: [`Output`] (relative file paths and their text) plus translation
+//! notes, or diagnostics saying why the rule cannot be built for that target. This file holds
+//! the only `match` that lists the targets.
+
+pub mod elastic;
+pub mod panther;
+pub mod render;
+pub mod sentinel;
+
+use serde::Serialize;
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+use crate::load::Rule;
+
+/// A compilation target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, strum::EnumIter, strum::Display, strum::IntoStaticStr, Serialize)]
+#[strum(serialize_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Microsoft Sentinel analytic rule (YAML + KQL).
+    Sentinel,
+    /// Elastic Security detection rule (TOML + kuery).
+    Elastic,
+    /// Panther rule (YAML + Python).
+    Panther,
+}
+
+/// What to do with a construct a target can only approximate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Unsupported {
+    /// Refuse to build that rule for that target.
+    Error,
+    /// Build the closest faithful form, print the note, and write it into the output (default).
+    #[default]
+    Warn,
+    /// As `warn`, without printing (the note is still written into the output).
+    Ignore,
+}
+
+/// Compilation context: collects translation notes for one rule × target.
+#[derive(Debug)]
+pub struct Cx {
+    /// The target.
+    pub target: Target,
+    /// Notes and errors so far.
+    pub diags: Diagnostics,
+    /// Policy for approximations.
+    pub policy: Unsupported,
+}
+
+impl Cx {
+    /// A new context.
+    pub fn new(target: Target, policy: Unsupported) -> Self {
+        Cx { target, diags: Diagnostics::new(), policy }
+    }
+    /// The target renders the closest faithful form; record why (E401).
+    pub fn approximate(&mut self, span: Option<Span>, msg: impl Into<String>) {
+        let msg = msg.into();
+        if self.diags.iter().any(|d| d.message == msg) {
+            return;
+        }
+        let d = match self.policy {
+            Unsupported::Error => Diagnostic::error(Code::E401, msg),
+            Unsupported::Warn | Unsupported::Ignore => Diagnostic::note(Code::E401, msg),
+        };
+        self.diags.push(d.with_span(span));
+    }
+    /// The target cannot express this at all (E402): the rule is not built for it.
+    pub fn unsupported(&mut self, code: Code, span: Option<Span>, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::error(code, msg).with_span(span));
+    }
+    /// The notes (non-errors) as plain text lines, for the output file.
+    pub fn note_lines(&self) -> Vec<String> {
+        self.diags.iter().filter(|d| !d.is_error()).map(|d| d.message.clone()).collect()
+    }
+}
+
+/// Fields every target's view shares.
+#[derive(Debug, Serialize)]
+pub struct RuleView {
+    /// Canonical id.
+    pub id: String,
+    /// Canonical file (for the header comment).
+    pub source: String,
+    /// Title.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Authors.
+    pub authors: Vec<String>,
+    /// References.
+    pub references: Vec<String>,
+    /// False positives.
+    pub false_positives: Vec<String>,
+    /// Licence.
+    pub license: Option<String>,
+    /// Translation notes written into the output.
+    pub notes: Vec<String>,
+}
+
+impl RuleView {
+    /// Build the shared part.
+    pub fn new(rule: &Rule) -> Self {
+        let d = &rule.doc;
+        RuleView {
+            id: d.id.value.clone(),
+            source: format!("canonical-rules/{}.yaml", rule.slug),
+            name: d.name.clone(),
+            description: d.description.clone(),
+            authors: d.authors.clone(),
+            references: d.references.clone(),
+            false_positives: d.false_positives.clone(),
+            license: d.license.clone(),
+            notes: vec![],
+        }
+    }
+}
+
+/// Files produced for one rule × target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// The target.
+    pub target: Target,
+    /// (path relative to the output folder, content).
+    pub files: Vec<(String, String)>,
+    /// Translation notes (severity note/warning).
+    pub notes: Diagnostics,
+}
+
+/// A UUID derived from the canonical id, stable across runs (UUIDv5 in a rulecast namespace).
+pub fn derived_uuid(canonical_id: &str, target: Target) -> String {
+    if uuid::Uuid::parse_str(canonical_id).is_ok() && canonical_id.len() == 36 {
+        return canonical_id.to_lowercase();
+    }
+    let ns = uuid::Uuid::from_u128(0x6f1c_2a5e_93d4_4c3b_9a77_0d2e_5b8f_1c44);
+    let name = format!("{target}:{canonical_id}");
+    uuid::Uuid::new_v5(&ns, name.as_bytes()).to_string()
+}
+
+/// Compile one rule for one target.
+pub fn compile(rule: &Rule, target: Target, policy: Unsupported) -> Result<Output, Diagnostics> {
+    let mut cx = Cx::new(target, policy);
+    let files = match target {
+        Target::Sentinel => sentinel::compile(rule, &mut cx),
+        Target::Elastic => elastic::compile(rule, &mut cx),
+        Target::Panther => panther::compile(rule, &mut cx),
+    };
+    if cx.diags.has_errors() {
+        return Err(cx.diags);
+    }
+    match files {
+        Ok(files) => Ok(Output { target, files, notes: cx.diags }),
+        Err(d) => {
+            let mut all = cx.diags;
+            all.extend(d);
+            Err(all)
+        }
+    }
+}
+
+/// Where a target's files go, relative to the output folder.
+pub fn folder(target: Target) -> &'static str {
+    target.into()
+}

@@ -1,0 +1,328 @@
+//! Panther: a rule -> a rule YAML (with its unit tests) and a Python `rule(event)` module.
+//!
+//! Input: a [`Rule`]. Output: `panther/<file>.yml` and `panther/<file>.py`. The Python comes
+//! from [`python`]; the templates in `templates/panther/` lay out both files.
+
+pub mod python;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::diag::Diagnostics;
+use crate::load::Rule;
+use crate::model::{Measure, Severity};
+use crate::targets::render::py_str;
+use crate::targets::{Cx, RuleView, render};
+
+/// Output files: (extension, template).
+pub const FILES: &[(&str, &str)] = &[("yml", "panther/rule.yml.j2"), ("py", "panther/rule.py.j2")];
+
+/// One unit test.
+#[derive(Debug, Serialize)]
+pub struct TestView {
+    /// Name.
+    pub name: String,
+    /// Expected verdict.
+    pub expect: bool,
+    /// Mocks: (objectName, returnValue).
+    pub mocks: Vec<(String, String)>,
+    /// The event.
+    pub event: Value,
+}
+
+/// What the templates see.
+#[derive(Debug, Serialize)]
+pub struct View {
+    /// Shared fields.
+    pub rule: RuleView,
+    /// File stem.
+    pub file: String,
+    /// RuleID.
+    pub rule_id: String,
+    /// DisplayName.
+    pub display_name: String,
+    /// Enabled.
+    pub enabled: bool,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Info | Low | Medium | High | Critical.
+    pub severity: &'static str,
+    /// Reports: (name, entries).
+    pub reports: Vec<(String, Vec<String>)>,
+    /// Description.
+    pub description: String,
+    /// Runbook.
+    pub runbook: Option<String>,
+    /// Reference.
+    pub reference: Option<String>,
+    /// SummaryAttributes.
+    pub summary_attributes: Vec<String>,
+    /// DedupPeriodMinutes.
+    pub dedup_period_minutes: Option<u32>,
+    /// Threshold.
+    pub threshold: Option<u32>,
+    /// Write LogType into tests.
+    pub test_log_type: bool,
+    /// Tests.
+    pub tests: Vec<TestView>,
+    /// Python: imports.
+    pub imports: Vec<String>,
+    /// Python: module constants (`NAME = ...`).
+    pub constants: Vec<String>,
+    /// Python: body lines of `rule(event)` (already indented by 4).
+    pub rule_body: Vec<String>,
+    /// Python: `_derive` assignments, if any.
+    pub derive: Vec<String>,
+    /// Python: title expression.
+    pub title: Option<String>,
+    /// Python: description expression.
+    pub alert_description: Option<String>,
+    /// Python: dedup expression.
+    pub dedup: Option<String>,
+    /// Python: alert_context items (key literal, value expression).
+    pub context: Vec<(String, String)>,
+    /// Python: helper function sources.
+    pub helpers: Vec<String>,
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "Info",
+        Severity::Low => "Low",
+        Severity::Medium => "Medium",
+        Severity::High => "High",
+        Severity::Critical => "Critical",
+    }
+}
+
+/// JSON text as Python's `json.dumps` writes it (", " and ": " separators, ASCII only).
+pub fn py_json(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    '\u{8}' => out.push_str("\\b"),
+                    '\u{c}' => out.push_str("\\f"),
+                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                        let mut buf = [0u16; 2];
+                        for unit in c.encode_utf16(&mut buf) {
+                            out.push_str(&format!("\\u{unit:04x}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(py_json).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter().map(|(k, v)| format!("{}: {}", py_json(&Value::String(k.clone())), py_json(v))).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn py_literal(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => py_str(s),
+        Value::Array(a) => format!("[{}]", a.iter().map(py_literal).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter().map(|(k, v)| format!("{}: {}", py_str(k), py_literal(v))).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Compile a rule into the Panther files.
+pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
+    let d = &rule.doc;
+    let s = &d.targets.panther;
+    let mut py = python::Py::default();
+    let full = rule.condition();
+    // module constants
+    let mut constants = vec![];
+    let mut preds = vec![];
+    crate::condition::preds(&full, &mut preds);
+    for (name, vals) in &rule.lists {
+        if preds.iter().any(|p| p.list.as_deref() == Some(name)) {
+            let items: Vec<String> = vals.iter().map(py_literal).collect();
+            constants.push(format!("{} = {{\n{}}}", python::constant_name(name), items.iter().map(|i| format!("    {i},\n")).collect::<String>()));
+        }
+    }
+    for (name, al) in &rule.allowlists {
+        let keys: Vec<&str> = al.keys.keys().map(String::as_str).collect();
+        let entries: Vec<String> = al
+            .entries
+            .iter()
+            .map(|e| py_literal(&serde_json::to_value(e).unwrap_or(Value::Null)))
+            .collect();
+        constants.push(format!(
+            "# Allow-list: entries of {{{}}} globs; an event matching every key of one entry is allowed.\n{name} = [{}]",
+            keys.iter().map(|k| py_str(k)).collect::<Vec<_>>().join(", "),
+            entries.join(", ")
+        ));
+    }
+    // rule body
+    let mut body = vec![];
+    let conjuncts: Vec<&crate::condition::Cond> = match &full {
+        crate::condition::Cond::All(k) => k.iter().collect(),
+        other => vec![other],
+    };
+    for c in conjuncts {
+        match c {
+            crate::condition::Cond::Not(inner) => {
+                let e = python::cond(inner, rule, &mut py, cx);
+                body.push(format!("    if {}:\n        return False", e.strip_prefix('(').and_then(|x| x.strip_suffix(')')).filter(|_| matches!(inner.as_ref(), crate::condition::Cond::All(_) | crate::condition::Cond::Any(_))).unwrap_or(&e)));
+            }
+            other => {
+                let e = python::cond(other, rule, &mut py, cx);
+                body.push(format!("    if not {}:\n        return False", if e.starts_with('(') { e.clone() } else { format!("({e})") }));
+            }
+        }
+    }
+    body.push("    return True".into());
+    // derived fields
+    let mut derive = vec![];
+    let mut known: Vec<String> = vec![];
+    for step in &d.alert.derive {
+        for (name, e) in step {
+            derive.push(format!("derived[{}] = {}", py_str(name), python::expr(&e.value, &known, &mut py)));
+            if !known.contains(name) {
+                known.push(name.clone());
+            }
+        }
+    }
+    let text_of = |t: &str, py: &mut python::Py| -> String {
+        let mut parts = vec![];
+        let mut rest = t;
+        while let Some(i) = rest.find('{') {
+            if i > 0 {
+                parts.push(py_str(&rest[..i]));
+            }
+            let after = &rest[i + 1..];
+            match after.find('}') {
+                Some(j) => {
+                    parts.push(python::name_ref(&after[..j], &known, py));
+                    rest = &after[j + 1..];
+                }
+                None => {
+                    parts.push(py_str(&rest[i..]));
+                    rest = "";
+                }
+            }
+        }
+        if !rest.is_empty() {
+            parts.push(py_str(rest));
+        }
+        if parts.is_empty() { "\"\"".to_string() } else { parts.join(" + ") }
+    };
+    let title = d.alert.title.as_ref().map(|t| text_of(&t.value, &mut py));
+    let alert_description = d.alert.description.as_ref().map(|t| text_of(&t.value, &mut py));
+    let mut dedup_fields: Vec<String> = d.alert.dedup.iter().map(|x| x.value.clone()).collect();
+    let mut threshold = s.threshold;
+    if let Some(agg) = &d.alert.aggregate {
+        if dedup_fields.is_empty() {
+            dedup_fields = agg.by.iter().map(|b| b.value.clone()).collect();
+        }
+        if let Some(t) = agg.threshold {
+            threshold = Some(t + 1);
+        }
+        if agg.measures.values().any(|m| !matches!(m, Measure::Count)) || agg.threshold.is_none() {
+            cx.approximate(
+                None,
+                "Panther groups alerts by the dedup key (the aggregation's group-by) within DedupPeriodMinutes; the aggregate measures are not rendered",
+            );
+        }
+    }
+    let dedup = if dedup_fields.is_empty() {
+        None
+    } else {
+        Some(format!("\":\".join([{}])", dedup_fields.iter().map(|f| python::name_ref(f, &known, &mut py)).collect::<Vec<_>>().join(", ")))
+    };
+    let context: Vec<(String, String)> =
+        d.alert.context.iter().map(|c| (py_str(&c.value), python::value_ref(&c.value, &known, &mut py))).collect();
+    if !d.alert.entities.is_empty() {
+        cx.approximate(None, "Panther has no entity mappings: entities are not rendered (their fields are in the event)");
+    }
+    // reports
+    let mut mitre = vec![];
+    for (tac, techs) in &rule.attack {
+        if techs.is_empty() {
+            mitre.push(tac.id.clone());
+        }
+        for t in techs {
+            mitre.push(format!("{}:{}", tac.id, t.id));
+        }
+    }
+    let mut reports = vec![];
+    if !mitre.is_empty() {
+        reports.push(("MITRE ATT&CK".to_string(), mitre));
+    }
+    for (k, v) in &s.reports {
+        reports.push((k.clone(), v.clone()));
+    }
+    let tests = d
+        .tests
+        .iter()
+        .map(|t| TestView {
+            name: t.value.name.clone(),
+            expect: t.value.expect,
+            mocks: t
+                .value
+                .allowlists
+                .iter()
+                .map(|(k, entries)| (k.clone(), py_json(&serde_json::to_value(entries).unwrap_or(Value::Null))))
+                .collect(),
+            event: t.value.event.clone(),
+        })
+        .collect();
+    let mut rv = RuleView::new(rule);
+    rv.notes = cx.note_lines();
+    let file = s.file.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| rule.slug.clone());
+    let view = View {
+        rule: rv,
+        file: file.clone(),
+        rule_id: s.id.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| d.id.value.clone()),
+        display_name: s.display_name.clone().unwrap_or_else(|| d.name.clone()),
+        enabled: s.enabled.unwrap_or(true),
+        tags: s.tags.clone().unwrap_or_else(|| d.tags.clone()),
+        severity: severity(d.severity.value),
+        reports,
+        description: s.description.clone().unwrap_or_else(|| d.description.clone()),
+        runbook: s.runbook.clone(),
+        reference: s.reference.clone().or_else(|| d.references.first().cloned()),
+        summary_attributes: s.summary_attributes.clone(),
+        dedup_period_minutes: s.dedup_period_minutes,
+        threshold,
+        test_log_type: s.test_log_type,
+        tests,
+        imports: py.imports.iter().map(|m| if m.starts_with("from ") { m.to_string() } else { format!("import {m}") }).collect(),
+        constants,
+        rule_body: body,
+        derive,
+        title,
+        alert_description,
+        dedup,
+        context,
+        helpers: py.helper_sources(),
+    };
+    let mut files = vec![];
+    for (ext, template) in FILES {
+        files.push((format!("panther/{file}.{ext}"), render::render(template, &view)?));
+    }
+    Ok(files)
+}

@@ -1,0 +1,322 @@
+//! Condition, derived fields and alert functions -> Python for Panther's `rule(event)`.
+//!
+//! Input: a [`Rule`]. Output: Python source fragments (expressions and statements) that the
+//! template lays out. Every string literal goes through [`py_str`]; the generated module
+//! needs only the standard library (its helpers are defined in the file itself).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::condition::{Cond, Pred, glob_to_regex};
+use crate::diag::Code;
+use crate::fields::{self, Seg};
+use crate::load::Rule;
+use crate::model::{Case, Expr, ExprTest, Op};
+use crate::targets::Cx;
+use crate::targets::render::py_str;
+
+/// Helper functions the generated module may need: (name, source). Emitted only when used.
+pub const HELPERS: &[(&str, &str)] = &[
+    (
+        "aws_cloudtrail_success",
+        "def aws_cloudtrail_success(event):\n    # Panther's helper of the same name: the call failed if errorCode or errorMessage is set\n    return not (event.get(\"errorCode\") or event.get(\"errorMessage\"))\n",
+    ),
+    (
+        "_get",
+        "def _get(event, path):\n    # the value at a raw CloudTrail path (keys and list indexes), or None\n    value = event\n    for key in path:\n        if isinstance(key, int):\n            if _is_list(value) and -len(value) <= key < len(value):\n                value = value[key]\n            else:\n                return None\n        elif isinstance(value, Mapping):\n            value = value.get(key)\n        else:\n            return None\n        if value is None:\n            return None\n    return value\n",
+    ),
+    (
+        "_is_list",
+        "def _is_list(value):\n    # JSON arrays (Panther's events hold them as immutable sequences)\n    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))\n",
+    ),
+    (
+        "_text",
+        "def _text(value):\n    # a scalar as the text JSON writes; None for null, objects and lists\n    if value is True:\n        return \"true\"\n    if value is False:\n        return \"false\"\n    if isinstance(value, (int, float, str)):\n        return value if isinstance(value, str) else json.dumps(value)\n    return None\n",
+    ),
+    (
+        "_any",
+        "def _any(value, test):\n    # a list matches if any of its scalar elements does\n    items = value if _is_list(value) else (value,)\n    for item in items:\n        text = _text(item)\n        if text is not None and test(text):\n            return True\n    return False\n",
+    ),
+    (
+        "_num",
+        "def _num(text):\n    # a number from JSON text, or None\n    try:\n        number = float(text)\n    except ValueError:\n        return None\n    return number if number == number else None\n",
+    ),
+    (
+        "_in_cidr",
+        "def _in_cidr(text, networks):\n    try:\n        address = ipaddress.ip_address(text)\n    except ValueError:\n        return False\n    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)\n",
+    ),
+    (
+        "_str",
+        "def _str(value):\n    # a value as text for derived fields: missing is \"\"\n    if value is None:\n        return \"\"\n    text = _text(value)\n    return text if text is not None else json.dumps(value, default=str)\n",
+    ),
+    (
+        "_first",
+        "def _first(*values):\n    # the first non-empty value\n    for value in values:\n        if value not in (None, \"\"):\n            return value\n    return None\n",
+    ),
+    (
+        "_split",
+        "def _split(text, sep, index):\n    parts = text.split(sep)\n    return parts[index] if -len(parts) <= index < len(parts) else \"\"\n",
+    ),
+    (
+        "_glob",
+        "def _glob(pattern, text):\n    # whole-value glob: * any run, ? one character\n    regex = \"\".join(\".*\" if c == \"*\" else \".\" if c == \"?\" else re.escape(c) for c in pattern)\n    return re.fullmatch(regex, text, re.S) is not None\n",
+    ),
+    (
+        "_allowed",
+        "def _allowed(entries, values):\n    # an entry allows the event when each of its keys' globs matches the event's value\n    if callable(entries):\n        # Panther's test runner mocks a module constant with MagicMock(return_value=<JSON text>)\n        entries = json.loads(entries())\n    for entry in entries:\n        if all(_any(values.get(key), lambda text, p=pattern: _glob(p, text)) for key, pattern in entry.items()):\n            return True\n    return False\n",
+    ),
+];
+
+/// Which helpers each helper needs.
+const HELPER_DEPS: &[(&str, &[&str])] = &[
+    ("_get", &["_is_list"]),
+    ("_any", &["_text", "_is_list"]),
+    ("_str", &["_text"]),
+    ("_allowed", &["_any", "_glob"]),
+];
+
+/// Modules each helper (or generated construct) imports.
+const HELPER_IMPORTS: &[(&str, &str)] = &[
+    ("_is_list", "from collections.abc import Mapping, Sequence"),
+    ("_get", "from collections.abc import Mapping, Sequence"),
+    ("_allowed", "json"),
+    ("_text", "json"), ("_str", "json"), ("_in_cidr", "ipaddress"), ("_glob", "re"), ("re", "re")];
+
+/// Collected state while generating one module.
+#[derive(Default)]
+pub struct Py {
+    /// Helpers used.
+    pub helpers: BTreeSet<&'static str>,
+    /// Modules to import.
+    pub imports: BTreeSet<&'static str>,
+}
+
+impl Py {
+    fn use_helper(&mut self, name: &'static str) {
+        if self.helpers.insert(name) {
+            for (h, deps) in HELPER_DEPS {
+                if *h == name {
+                    for d in *deps {
+                        self.use_helper(d);
+                    }
+                }
+            }
+            for (h, m) in HELPER_IMPORTS {
+                if *h == name {
+                    self.imports.insert(m);
+                }
+            }
+        }
+    }
+
+    /// Helper sources in a stable order.
+    pub fn helper_sources(&self) -> Vec<String> {
+        HELPERS.iter().filter(|(n, _)| self.helpers.contains(n)).map(|(_, s)| s.to_string()).collect()
+    }
+}
+
+/// `EventNameList` -> `EVENT_NAME_LIST`.
+pub fn constant_name(name: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = name.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        if c.is_uppercase() && i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit()) {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+fn literal(v: &Value) -> String {
+    match v {
+        Value::String(s) => py_str(s),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        other => py_str(&other.to_string()),
+    }
+}
+
+/// A Python expression reading a field's raw value.
+pub fn getter(f: &fields::Field, py: &mut Py) -> String {
+    if let Some(e) = &f.panther_expr {
+        py.use_helper("_get");
+        py.use_helper("_first");
+        return e.clone();
+    }
+    py.use_helper("_get");
+    let parts: Vec<String> = f
+        .segs
+        .iter()
+        .map(|s| match s {
+            Seg::Key(k) => py_str(k),
+            Seg::Index(i) => i.to_string(),
+        })
+        .collect();
+    let tuple = if parts.len() == 1 { format!("({},)", parts[0]) } else { format!("({})", parts.join(", ")) };
+    format!("_get(event, {tuple})")
+}
+
+/// Render a condition as a Python boolean expression.
+pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
+    match c {
+        Cond::All(k) => format!("({})", k.iter().map(|k| cond(k, rule, py, cx)).collect::<Vec<_>>().join(" and ")),
+        Cond::Any(k) => format!("({})", k.iter().map(|k| cond(k, rule, py, cx)).collect::<Vec<_>>().join(" or ")),
+        Cond::Not(k) => format!("not {}", paren(&cond(k, rule, py, cx))),
+        Cond::Succeeded(ok) => {
+            py.use_helper("aws_cloudtrail_success");
+            if *ok { "aws_cloudtrail_success(event)".into() } else { "not aws_cloudtrail_success(event)".into() }
+        }
+        Cond::Pred(p) => pred(p, py),
+        Cond::Allowed(name) => {
+            py.use_helper("_allowed");
+            let mut items = vec![];
+            if let Some(al) = rule.allowlists.get(name) {
+                for (k, f) in &al.keys {
+                    items.push(format!("{}: {}", py_str(k), getter(f, py)));
+                }
+            } else {
+                cx.unsupported(Code::E900, None, format!("allow-list `{name}` vanished; please report"));
+            }
+            format!("_allowed({name}, {{{}}})", items.join(", "))
+        }
+    }
+}
+
+fn paren(s: &str) -> String {
+    if s.starts_with('(') && s.ends_with(')') { s.to_string() } else { format!("({s})") }
+}
+
+fn pred(p: &Pred, py: &mut Py) -> String {
+    let get = getter(&p.field, py);
+    let ci = p.case == Case::Insensitive;
+    let fold = |s: &str| if ci { s.to_lowercase() } else { s.to_string() };
+    let subject = if ci { "text.lower()" } else { "text" };
+    let strs: Vec<String> = p.values.iter().filter_map(|v| v.as_str()).map(|s| py_str(&fold(s))).collect();
+    let test = match p.op {
+        Op::Exists => return format!("{get} is not None"),
+        Op::Empty => return format!("{get} in (None, \"\")"),
+        Op::Eq | Op::In => {
+            let mut alts = vec![];
+            if !strs.is_empty() {
+                match (&p.list, strs.len() == p.values.len()) {
+                    (Some(list), true) if !ci => alts.push(format!("text in {}", constant_name(list))),
+                    (Some(list), true) => alts.push(format!("text.lower() in {{item.lower() for item in {}}}", constant_name(list))),
+                    _ if strs.len() == 1 => alts.push(format!("{subject} == {}", strs[0])),
+                    _ => alts.push(format!("{subject} in {{{}}}", strs.join(", "))),
+                }
+            }
+            for v in &p.values {
+                match v {
+                    Value::Bool(b) => alts.push(format!("text == {}", py_str(&b.to_string()))),
+                    Value::Number(n) => {
+                        py.use_helper("_num");
+                        alts.push(format!("_num(text) == {n}"));
+                    }
+                    _ => {}
+                }
+            }
+            alts.join(" or ")
+        }
+        Op::Contains => strs.iter().map(|s| format!("{s} in {subject}")).collect::<Vec<_>>().join(" or "),
+        Op::Startswith | Op::Endswith => {
+            let method = if p.op == Op::Startswith { "startswith" } else { "endswith" };
+            let arg = if strs.len() == 1 { strs[0].clone() } else { format!("({})", strs.join(", ")) };
+            format!("{subject}.{method}({arg})")
+        }
+        Op::Glob | Op::Regex => {
+            py.imports.insert("re");
+            let flags = if ci { "re.S | re.I" } else { "re.S" };
+            p.values
+                .iter()
+                .filter_map(|v| v.as_str())
+                .map(|s| {
+                    if p.op == Op::Glob {
+                        format!("re.fullmatch({}, text, {flags}) is not None", py_str(&glob_to_regex(s)))
+                    } else {
+                        format!("re.search({}, text{}) is not None", py_str(s), if ci { ", re.I" } else { "" })
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" or ")
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+            py.use_helper("_num");
+            let tok = match p.op {
+                Op::Lt => "<",
+                Op::Le => "<=",
+                Op::Gt => ">",
+                _ => ">=",
+            };
+            let n = p.values.first().map(literal).unwrap_or_default();
+            format!("_num(text) is not None and _num(text) {tok} {n}")
+        }
+        Op::Cidr => {
+            py.use_helper("_in_cidr");
+            format!("_in_cidr(text, ({},))", p.values.iter().map(literal).collect::<Vec<_>>().join(", "))
+        }
+    };
+    py.use_helper("_any");
+    format!("_any({get}, lambda text: {test})")
+}
+
+/// A derived-field expression as Python (a string value).
+pub fn expr(e: &Expr, known: &[String], py: &mut Py) -> String {
+    match e {
+        Expr::Ref(name) => name_ref(name, known, py),
+        Expr::Const(s) => py_str(s),
+        Expr::Coalesce(items) => {
+            py.use_helper("_first");
+            py.use_helper("_str");
+            format!("_str(_first({}))", items.iter().map(|i| expr(i, known, py)).collect::<Vec<_>>().join(", "))
+        }
+        Expr::Split { of, sep, index } => {
+            py.use_helper("_split");
+            format!("_split({}, {}, {index})", expr(of, known, py), py_str(sep))
+        }
+        Expr::Before { of, sep } => {
+            let x = expr(of, known, py);
+            format!("({x}.split({s})[0] if {s} in {x} else {x})", s = py_str(sep))
+        }
+        Expr::After { of, sep } => {
+            let x = expr(of, known, py);
+            format!("({x}.split({s})[1] if {s} in {x} else \"\")", s = py_str(sep))
+        }
+        Expr::Case { when, otherwise } => {
+            let mut out = expr(otherwise, known, py);
+            for arm in when.iter().rev() {
+                let test = match &arm.test {
+                    ExprTest::Eq { of, value } => format!("{} == {}", name_ref(of, known, py), py_str(value)),
+                    ExprTest::Empty(of) => format!("{} == \"\"", name_ref(of, known, py)),
+                };
+                out = format!("({} if {test} else {out})", expr(&arm.then, known, py));
+            }
+            out
+        }
+    }
+}
+
+/// A field or derived name as a Python string expression.
+pub fn name_ref(name: &str, known: &[String], py: &mut Py) -> String {
+    if known.iter().any(|k| k == name) {
+        return format!("derived[{}]", py_str(name));
+    }
+    py.use_helper("_str");
+    match fields::resolve(name) {
+        Ok(f) => format!("_str({})", getter(&f, py)),
+        Err(_) => "\"\"".into(),
+    }
+}
+
+/// A field or derived name as a raw Python value (for alert_context).
+pub fn value_ref(name: &str, known: &[String], py: &mut Py) -> String {
+    if known.iter().any(|k| k == name) {
+        return format!("derived[{}]", py_str(name));
+    }
+    match fields::resolve(name) {
+        Ok(f) => getter(&f, py),
+        Err(_) => "None".into(),
+    }
+}

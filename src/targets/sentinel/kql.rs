@@ -1,0 +1,384 @@
+//! Condition and derived fields -> Kusto (KQL) over the `AWSCloudTrail` table.
+//!
+//! Input: a [`Rule`]. Output: the query text. Field names come from the taxonomy; every
+//! string literal goes through [`kql_str`].
+
+use serde_json::Value;
+
+use crate::condition::{Cond, Pred, glob_to_regex};
+use crate::diag::Code;
+use crate::fields::{Field, Kind, Mapping, Seg};
+use crate::load::{Rule, is_identifier};
+use crate::model::{Case, Expr, ExprTest, Measure, Op};
+use crate::targets::Cx;
+
+/// The table every CloudTrail rule reads.
+pub const TABLE: &str = "AWSCloudTrail";
+
+/// KQL operators per (op, case): (case-sensitive, case-insensitive). Data, not code.
+const STRING_OPS: &[(Op, &str, &str)] = &[
+    (Op::Contains, "contains_cs", "contains"),
+    (Op::Startswith, "startswith_cs", "startswith"),
+    (Op::Endswith, "endswith_cs", "endswith"),
+];
+
+/// Numeric comparison tokens.
+const NUM_OPS: &[(Op, &str)] = &[(Op::Lt, "<"), (Op::Le, "<="), (Op::Gt, ">"), (Op::Ge, ">=")];
+
+/// The KQL escaping function: a string literal in `quote` (`"` or `'`).
+pub fn kql_str(s: &str, quote: char) -> String {
+    let mut out = String::new();
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{85}') => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+fn rest_path(rest: &[Seg]) -> String {
+    rest.iter()
+        .map(|s| match s {
+            Seg::Key(k) if is_identifier(k) => format!(".{k}"),
+            Seg::Key(k) => format!("[{}]", kql_str(k, '"')),
+            Seg::Index(i) => format!("[{i}]"),
+        })
+        .collect()
+}
+
+/// How a field reads in KQL.
+enum Form {
+    /// A typed column.
+    Column(String, Kind),
+    /// A dynamic value from parse_json.
+    Dynamic(String),
+    /// A string expression.
+    Expr(String),
+}
+
+fn form(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<Form> {
+    match &f.sentinel {
+        Mapping::Column(c) => Some(Form::Column(c.clone(), f.kind)),
+        Mapping::Nested { base, rest } => Some(Form::Dynamic(format!("parse_json({base}){}", rest_path(rest)))),
+        Mapping::Expr(e) => Some(Form::Expr(e.clone())),
+        Mapping::None => {
+            cx.unsupported(Code::E302, span, format!("field `{}` has no column in the Sentinel AWSCloudTrail table", f.path));
+            None
+        }
+    }
+}
+
+/// The field as a string expression.
+fn text(f: &Form) -> String {
+    match f {
+        Form::Column(c, Kind::Bool | Kind::BoolString | Kind::Datetime | Kind::Number) => format!("tostring({c})"),
+        Form::Column(c, _) => c.clone(),
+        Form::Dynamic(d) => format!("tostring({d})"),
+        Form::Expr(e) => e.clone(),
+    }
+}
+
+fn is_bool_column(f: &Form) -> bool {
+    matches!(f, Form::Column(_, Kind::Bool | Kind::BoolString))
+}
+
+fn literal(v: &Value) -> String {
+    match v {
+        Value::String(s) => kql_str(s, '"'),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => kql_str(&other.to_string(), '"'),
+    }
+}
+
+/// Render a condition.
+pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
+    match c {
+        Cond::All(kids) => kids.iter().map(|k| wrap_if_or(k, rule, cx)).collect::<Vec<_>>().join(" and "),
+        Cond::Any(kids) => kids.iter().map(|k| wrap_if_and(k, rule, cx)).collect::<Vec<_>>().join(" or "),
+        Cond::Not(k) => format!("not({})", cond(k, rule, cx)),
+        Cond::Succeeded(true) => "isempty(ErrorCode) and isempty(ErrorMessage)".into(),
+        Cond::Succeeded(false) => "(isnotempty(ErrorCode) or isnotempty(ErrorMessage))".into(),
+        Cond::Pred(p) => pred(p, cx),
+        Cond::Allowed(name) => allowed(name, rule, cx),
+    }
+}
+
+fn wrap_if_or(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
+    let s = cond(c, rule, cx);
+    if matches!(c, Cond::Any(_)) { format!("({s})") } else { s }
+}
+
+fn wrap_if_and(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
+    let s = cond(c, rule, cx);
+    if matches!(c, Cond::All(_) | Cond::Succeeded(true)) { format!("({s})") } else { s }
+}
+
+fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> String {
+    let Some(al) = rule.allowlists.get(name) else {
+        cx.unsupported(Code::E900, None, format!("allow-list `{name}` vanished; please report"));
+        return String::new();
+    };
+    if al.entries.is_empty() {
+        return "false".into();
+    }
+    let mut alts = vec![];
+    for entry in &al.entries {
+        let mut parts = vec![];
+        for (k, pattern) in entry {
+            let Some(field) = al.keys.get(k) else { continue };
+            let Some(f) = form(field, cx, None) else { continue };
+            parts.push(format!("{} matches regex {}", text(&f), kql_str(&glob_to_regex(pattern), '"')));
+        }
+        alts.push(format!("({})", parts.join(" and ")));
+    }
+    alts.join(" or ")
+}
+
+fn pred(p: &Pred, cx: &mut Cx) -> String {
+    let Some(f) = form(&p.field, cx, p.span.clone()) else { return String::new() };
+    let ci = p.case == Case::Insensitive;
+    if matches!(f, Form::Dynamic(_)) {
+        cx.approximate(
+            p.span.clone(),
+            format!(
+                "`{}` is read from a JSON-string column with parse_json; if it holds an array, KQL compares the array's JSON text, while the canonical rule tests each element",
+                p.field.path
+            ),
+        );
+    }
+    let alts: Vec<String> = match p.op {
+        Op::Eq | Op::In => eq(p, &f, ci),
+        Op::Contains | Op::Startswith | Op::Endswith => {
+            let (_, cs, ci_op) = STRING_OPS.iter().find(|(o, _, _)| *o == p.op).copied().unwrap_or((p.op, "contains_cs", "contains"));
+            let op = if ci { ci_op } else { cs };
+            p.values.iter().map(|v| format!("{} {op} {}", text(&f), literal(v))).collect()
+        }
+        Op::Glob | Op::Regex => {
+            let flags = if ci { "(?i)" } else { "" };
+            if p.op == Op::Regex {
+                cx.approximate(
+                    p.span.clone(),
+                    "KQL runs RE2: `\\d`, `\\w`, `\\s` and `\\b` are ASCII-only there, Unicode-aware in the canonical (Rust regex) semantics",
+                );
+            }
+            p.values
+                .iter()
+                .map(|v| {
+                    let pat = v.as_str().unwrap_or_default();
+                    let re = if p.op == Op::Glob { glob_to_regex(pat) } else { pat.to_string() };
+                    format!("{} matches regex {}", text(&f), kql_str(&format!("{flags}{re}"), '"'))
+                })
+                .collect()
+        }
+        Op::Exists => vec![match &f {
+            Form::Dynamic(d) => format!("isnotnull({d})"),
+            other => {
+                cx.approximate(
+                    p.span.clone(),
+                    format!("Sentinel cannot tell an absent `{}` from an empty one: `exists` renders as isnotempty", p.field.path),
+                );
+                format!("isnotempty({})", text(other))
+            }
+        }],
+        Op::Empty => vec![format!("isempty({})", text(&f))],
+        Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+            let tok = NUM_OPS.iter().find(|(o, _)| *o == p.op).map(|(_, t)| *t).unwrap_or(">");
+            let x = match &f {
+                Form::Dynamic(d) => format!("toreal({d})"),
+                other => format!("toreal({})", text(other)),
+            };
+            p.values.iter().map(|v| format!("{x} {tok} {}", literal(v))).collect()
+        }
+        Op::Cidr => {
+            let (v4, v6): (Vec<&Value>, Vec<&Value>) = p.values.iter().partition(|v| !v.as_str().unwrap_or("").contains(':'));
+            let mut out = vec![];
+            for (list, func) in [(v4, "ipv4_is_in_any_range"), (v6, "ipv6_is_in_any_range")] {
+                if !list.is_empty() {
+                    let items: Vec<String> = list.iter().map(|v| literal(v)).collect();
+                    out.push(format!("{func}({}, dynamic([{}]))", text(&f), items.join(", ")));
+                }
+            }
+            out
+        }
+    };
+    if alts.len() == 1 { alts.into_iter().next().unwrap_or_default() } else { format!("({})", alts.join(" or ")) }
+}
+
+fn eq(p: &Pred, f: &Form, ci: bool) -> Vec<String> {
+    let strings: Vec<&Value> = p.values.iter().filter(|v| v.is_string()).collect();
+    let bools: Vec<&Value> = p.values.iter().filter(|v| v.is_boolean()).collect();
+    let nums: Vec<&Value> = p.values.iter().filter(|v| v.is_number()).collect();
+    let mut out = vec![];
+    if !strings.is_empty() {
+        let x = text(f);
+        if let (Some(list), true) = (&p.list, strings.len() == p.values.len()) {
+            out.push(format!("{x} {} ({list})", if ci { "in~" } else { "in" }));
+        } else if strings.len() == 1 {
+            out.push(format!("{x} {} {}", if ci { "=~" } else { "==" }, literal(strings[0])));
+        } else {
+            let items: Vec<String> = strings.iter().map(|v| literal(v)).collect();
+            out.push(format!("{x} {} ({})", if ci { "in~" } else { "in" }, items.join(", ")));
+        }
+    }
+    for b in bools {
+        if is_bool_column(f) {
+            if let Form::Column(c, _) = f {
+                out.push(format!("{c} == {}", literal(b)));
+            }
+        } else {
+            out.push(format!("{} == {}", text(f), kql_str(&b.to_string(), '"')));
+        }
+    }
+    if !nums.is_empty() {
+        let x = match f {
+            Form::Dynamic(d) => format!("toreal({d})"),
+            other => format!("toreal({})", text(other)),
+        };
+        for n in nums {
+            out.push(format!("{x} == {}", literal(n)));
+        }
+    }
+    out
+}
+
+/// Lists that render as `let` statements: referenced, and all strings.
+pub fn let_lists(rule: &Rule, c: &Cond) -> Vec<String> {
+    let mut preds = vec![];
+    crate::condition::preds(c, &mut preds);
+    let mut out = vec![];
+    for (name, vals) in &rule.lists {
+        let used = preds.iter().any(|p| p.list.as_deref() == Some(name) && p.values.iter().all(Value::is_string));
+        if used {
+            let items: Vec<String> = vals.iter().map(literal).collect();
+            out.push(format!("let {name} = dynamic([ {}]);", items.join(", ")));
+        }
+    }
+    out
+}
+
+/// A derived-field expression.
+pub fn expr(e: &Expr, rule: &Rule, known: &[String], cx: &mut Cx) -> String {
+    match e {
+        Expr::Ref(name) => name_ref(name, known, cx),
+        Expr::Const(s) => kql_str(s, '"'),
+        Expr::Coalesce(items) => {
+            let mut it = items.iter().rev();
+            let Some(last) = it.next() else { return "\"\"".into() };
+            let mut acc = expr(last, rule, known, cx);
+            for item in it {
+                let x = expr(item, rule, known, cx);
+                acc = format!("iif(isempty({x}), {acc}, {x})");
+            }
+            acc
+        }
+        Expr::Split { of, sep, index } => format!("tostring(split({}, {})[{index}])", expr(of, rule, known, cx), kql_str(sep, '\'')),
+        Expr::Before { of, sep } => {
+            let x = expr(of, rule, known, cx);
+            format!("iif({x} contains {}, tostring(split({x}, {}, 0)[0]), {x})", kql_str(sep, '"'), kql_str(sep, '\''))
+        }
+        Expr::After { of, sep } => {
+            let x = expr(of, rule, known, cx);
+            format!("iif({x} contains {}, tostring(split({x}, {}, 1)[0]), \"\")", kql_str(sep, '"'), kql_str(sep, '\''))
+        }
+        Expr::Case { when, otherwise } => {
+            let mut parts = vec![];
+            for arm in when {
+                parts.push(match &arm.test {
+                    ExprTest::Eq { of, value } => format!("{} == {}", name_ref(of, known, cx), kql_str(value, '"')),
+                    ExprTest::Empty(of) => format!("isempty({})", name_ref(of, known, cx)),
+                });
+                parts.push(expr(&arm.then, rule, known, cx));
+            }
+            parts.push(expr(otherwise, rule, known, cx));
+            format!("case( {})", parts.join(", "))
+        }
+    }
+}
+
+/// A field or derived name as a KQL column/expression.
+pub fn name_ref(name: &str, known: &[String], cx: &mut Cx) -> String {
+    if known.iter().any(|k| k == name) {
+        return name.to_string();
+    }
+    match crate::fields::resolve(name) {
+        Ok(f) => match form(&f, cx, None) {
+            Some(Form::Column(c, _)) => c,
+            Some(other) => text(&other),
+            None => String::new(),
+        },
+        Err(_) => {
+            cx.unsupported(Code::E303, None, format!("`{name}` is neither a field nor a derived name"));
+            String::new()
+        }
+    }
+}
+
+/// The whole query.
+pub fn query(rule: &Rule, cx: &mut Cx) -> String {
+    let full = rule.condition();
+    let mut lines = let_lists(rule, &full);
+    lines.push(TABLE.to_string());
+    let conjuncts: Vec<&Cond> = match &full {
+        Cond::All(k) => k.iter().collect(),
+        other => vec![other],
+    };
+    for c in conjuncts {
+        if let Cond::Not(inner) = c {
+            if let Cond::Allowed(name) = inner.as_ref() {
+                if rule.allowlists.get(name).is_some_and(|a| a.entries.is_empty()) {
+                    continue;
+                }
+            }
+        }
+        lines.push(format!("| where {}", cond(c, rule, cx)));
+    }
+    let mut known: Vec<String> = vec![];
+    for step in &rule.doc.alert.derive {
+        let mut assigns = vec![];
+        let mut step_known = known.clone();
+        for (name, e) in step {
+            assigns.push(format!("{name} = {}", expr(&e.value, rule, &step_known, cx)));
+            if !step_known.contains(name) {
+                step_known.push(name.clone());
+            }
+        }
+        known = step_known;
+        lines.push(format!("| extend {}", assigns.join(",\n  ")));
+    }
+    if let Some(agg) = &rule.doc.alert.aggregate {
+        let measures: Vec<String> = agg
+            .measures
+            .iter()
+            .map(|(name, m)| match m {
+                Measure::Count => format!("{name}=count()"),
+                Measure::Min(f) => format!("{name} = min({})", name_ref(f, &known, cx)),
+                Measure::Max(f) => format!("{name} = max({})", name_ref(f, &known, cx)),
+            })
+            .collect();
+        let by: Vec<String> = agg.by.iter().map(|b| name_ref(&b.value, &known, cx)).collect();
+        let by_line = crate::targets::render::wrap(&format!("by {}", by.join(", ")), 160, "");
+        lines.push(format!("| summarize {}\n{by_line}", measures.join(", ")));
+        if let Some(t) = agg.threshold {
+            let count = agg.measures.iter().find(|(_, m)| matches!(m, Measure::Count)).map(|(n, _)| n.clone());
+            match count {
+                Some(n) => lines.push(format!("| where {n} > {t}")),
+                None => cx.unsupported(Code::E402, None, "a threshold needs a `count` measure"),
+            }
+        }
+    }
+    lines.join("\n")
+}

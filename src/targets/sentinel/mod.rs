@@ -1,0 +1,208 @@
+//! Microsoft Sentinel: a rule -> an analytic-rule YAML (Azure-Sentinel repository format).
+//!
+//! Input: a [`Rule`]. Output: `sentinel/<file>.yaml`. The query comes from [`kql`]; the
+//! template `templates/sentinel/rule.yaml.j2` lays out the document.
+
+pub mod kql;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::diag::{Code, Diagnostics};
+use crate::load::Rule;
+use crate::model::Severity;
+use crate::targets::{Cx, RuleView, Target, derived_uuid, render};
+
+/// Output files: (extension, template).
+pub const FILES: &[(&str, &str)] = &[("yaml", "sentinel/rule.yaml.j2")];
+
+/// Sentinel entity types and their identifiers: (canonical, Sentinel, [(canonical, Sentinel)]).
+const ENTITIES: &[(&str, &str, &[(&str, &str)])] = &[
+    (
+        "account",
+        "Account",
+        &[
+            ("name", "Name"),
+            ("full_name", "FullName"),
+            ("upn_suffix", "UPNSuffix"),
+            ("aad_user_id", "AadUserId"),
+            ("sid", "Sid"),
+            ("object_guid", "ObjectGuid"),
+            ("cloud_app_account_id", "CloudAppAccountId"),
+            ("nt_domain", "NTDomain"),
+            ("dns_domain", "DnsDomain"),
+        ],
+    ),
+    ("ip", "IP", &[("address", "Address")]),
+    ("host", "Host", &[("host_name", "HostName"), ("full_name", "FullName"), ("dns_domain", "DnsDomain")]),
+    ("url", "URL", &[("url", "Url")]),
+    ("cloud_application", "CloudApplication", &[("name", "Name"), ("app_id", "AppId"), ("instance_name", "InstanceName")]),
+    ("dns", "DNS", &[("domain_name", "DomainName")]),
+    ("file", "File", &[("name", "Name"), ("directory", "Directory")]),
+];
+
+/// One entity mapping.
+#[derive(Debug, Serialize)]
+pub struct EntityView {
+    /// Sentinel entity type.
+    pub entity_type: String,
+    /// (identifier, column).
+    pub fields: Vec<(String, String)>,
+}
+
+/// What the template sees.
+#[derive(Debug, Serialize)]
+pub struct View {
+    /// Shared fields.
+    pub rule: RuleView,
+    /// GUID.
+    pub id: String,
+    /// Title.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Informational | Low | Medium | High.
+    pub severity: &'static str,
+    /// Template status.
+    pub status: String,
+    /// (connector id, data types).
+    pub connectors: Vec<(String, Vec<String>)>,
+    /// Scheduled | NRT.
+    pub kind: String,
+    /// Query frequency.
+    pub query_frequency: String,
+    /// Query period.
+    pub query_period: String,
+    /// Trigger operator.
+    pub trigger_operator: String,
+    /// Trigger threshold.
+    pub trigger_threshold: u32,
+    /// Sentinel tactic names.
+    pub tactics: Vec<String>,
+    /// Technique ids.
+    pub techniques: Vec<String>,
+    /// The KQL query.
+    pub query: String,
+    /// Entity mappings.
+    pub entities: Vec<EntityView>,
+    /// Custom details: (key, column).
+    pub details: Vec<(String, String)>,
+    /// Alert display name format.
+    pub alert_title: Option<String>,
+    /// Alert description format.
+    pub alert_description: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "Informational",
+        Severity::Low => "Low",
+        Severity::Medium => "Medium",
+        Severity::High | Severity::Critical => "High",
+    }
+}
+
+/// `{name}` -> `{{Column}}`.
+fn placeholders(text: &str, known: &[String], cx: &mut Cx) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        match after.find('}') {
+            Some(j) => {
+                out.push_str(&format!("{{{{{}}}}}", kql::name_ref(&after[..j], known, cx)));
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Compile a rule into the Sentinel files.
+pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
+    let d = &rule.doc;
+    let s = &d.targets.sentinel;
+    let query = kql::query(rule, cx);
+    let known = rule.derived.clone();
+    if d.severity.value == Severity::Critical {
+        cx.approximate(None, "Sentinel has no Critical severity: rendered as High");
+    }
+    let mut entities = vec![];
+    for e in &d.alert.entities {
+        let Some((_, etype, idents)) = ENTITIES.iter().find(|(k, _, _)| *k == e.kind.value) else {
+            cx.unsupported(
+                Code::E402,
+                crate::condition::span_of(&rule.file, &e.kind),
+                format!("unknown entity type `{}` for Sentinel", e.kind.value),
+            );
+            continue;
+        };
+        let mut fields = vec![];
+        for (ident, f) in &e.fields {
+            match idents.iter().find(|(k, _)| k == ident) {
+                Some((_, sid)) => fields.push((sid.to_string(), kql::name_ref(&f.value, &known, cx))),
+                None => cx.unsupported(
+                    Code::E402,
+                    crate::condition::span_of(&rule.file, f),
+                    format!("`{ident}` is not an identifier of Sentinel entity {etype}"),
+                ),
+            }
+        }
+        entities.push(EntityView { entity_type: etype.to_string(), fields });
+    }
+    let details: Vec<(String, String)> =
+        d.alert.details.iter().map(|(k, v)| (k.clone(), kql::name_ref(&v.value, &known, cx))).collect();
+    let mut tactics: Vec<String> = rule.attack.iter().map(|(t, _)| t.sentinel_name.clone()).collect();
+    tactics.dedup();
+    let techniques: Vec<String> = rule.attack.iter().flat_map(|(_, ts)| ts.iter().map(|t| t.id.clone())).collect();
+    let connectors = match &s.connectors {
+        Some(c) => c.iter().map(|c| (c.id.clone(), c.data_types.clone())).collect(),
+        None => vec![
+            ("AWS".to_string(), vec!["AWSCloudTrail".to_string()]),
+            ("AWSS3".to_string(), vec!["AWSCloudTrail".to_string()]),
+        ],
+    };
+    let freq = s.query_frequency.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| "1h".into());
+    let alert_title = d.alert.title.as_ref().map(|t| placeholders(&t.value, &known, cx));
+    let alert_description = d.alert.description.as_ref().map(|t| placeholders(&t.value, &known, cx));
+    let mut rv = RuleView::new(rule);
+    rv.notes = cx.note_lines();
+    let file = s.file.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| rule.slug.clone());
+    let view = View {
+        rule: rv,
+        id: s.id.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| derived_uuid(&d.id.value, Target::Sentinel)),
+        name: s.name.clone().unwrap_or_else(|| d.name.clone()),
+        description: s.description.clone().unwrap_or_else(|| d.description.clone()),
+        severity: severity(d.severity.value),
+        status: s.status.clone().unwrap_or_else(|| "Available".into()),
+        connectors,
+        kind: s.kind.clone().unwrap_or_else(|| "Scheduled".into()),
+        query_period: s.query_period.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| freq.clone()),
+        query_frequency: freq,
+        trigger_operator: s.trigger_operator.clone().unwrap_or_else(|| "gt".into()),
+        trigger_threshold: s.trigger_threshold.unwrap_or(0),
+        tactics,
+        techniques,
+        query,
+        entities,
+        details,
+        alert_title,
+        alert_description,
+        version: s.version.clone().or_else(|| d.version.as_ref().map(|v| v.value.clone())),
+    };
+    let mut files = vec![];
+    for (ext, template) in FILES {
+        let text = render::render(template, &view)?;
+        files.push((format!("sentinel/{file}.{ext}"), text));
+    }
+    let _: IndexMap<(), ()> = IndexMap::new();
+    Ok(files)
+}
