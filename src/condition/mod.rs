@@ -373,7 +373,7 @@ pub fn preds<'a>(c: &'a Cond, out: &mut Vec<&'a Pred>) {
 
 /// Translate a glob (`*`, `?`, no escapes) to an anchored regex.
 pub fn glob_to_regex(glob: &str) -> String {
-    let mut re = String::from("^");
+    let mut re = String::from("(?s)^");
     for ch in glob.chars() {
         match ch {
             '*' => re.push_str(".*"),
@@ -427,6 +427,6 @@ mod tests {
 
     #[test]
     fn glob_translation() {
-        assert_eq!(glob_to_regex("* HashiCorp/?.0 Terraform/*"), r"^.* HashiCorp/.\.0 Terraform/.*$");
+        assert_eq!(glob_to_regex("* HashiCorp/?.0 Terraform/*"), r"(?s)^.* HashiCorp/.\.0 Terraform/.*$");
     }
 }

@@ -148,10 +148,7 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
             }
         }
         Cond::Succeeded(ok) => {
-            cx.approximate(
-                None,
-                "event.outcome is set by the AWS integration: failure when errorCode or errorMessage is present (even empty), and for ConsoleLogin from responseElements.ConsoleLogin",
-            );
+            // event.outcome is the integration's own success flag (README: "request_succeeded")
             format!("event.outcome:{}", if *ok { "success" } else { "failure" })
         }
         Cond::Pred(p) => pred(p, cx),

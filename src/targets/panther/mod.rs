@@ -190,7 +190,8 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
             }
             other => {
                 let e = python::cond(other, rule, &mut py, cx);
-                body.push(format!("    if not {}:\n        return False", if e.starts_with('(') { e.clone() } else { format!("({e})") }));
+                let needs_parens = matches!(other, crate::condition::Cond::Pred(p) if matches!(p.op, crate::model::Op::Exists | crate::model::Op::Empty));
+                body.push(format!("    if not {}:\n        return False", if needs_parens { format!("({e})") } else { e }));
             }
         }
     }
@@ -254,7 +255,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         Some(format!("\":\".join([{}])", dedup_fields.iter().map(|f| python::name_ref(f, &known, &mut py)).collect::<Vec<_>>().join(", ")))
     };
     let context: Vec<(String, String)> =
-        d.alert.context.iter().map(|c| (py_str(&c.value), python::value_ref(&c.value, &known, &mut py))).collect();
+        d.alert.context.iter().map(|c| (py_str(c.value.trim_start_matches('@')), python::value_ref(&c.value, &known, &mut py))).collect();
     if !d.alert.entities.is_empty() {
         cx.approximate(None, "Panther has no entity mappings: entities are not rendered (their fields are in the event)");
     }
@@ -318,7 +319,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         alert_description,
         dedup,
         context,
-        helpers: py.helper_sources(),
+        helpers: py.helper_sources().into_iter().map(|h| h.trim_end().to_string()).collect(),
     };
     let mut files = vec![];
     for (ext, template) in FILES {

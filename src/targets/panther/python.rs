@@ -48,7 +48,11 @@ pub const HELPERS: &[(&str, &str)] = &[
     ),
     (
         "_str",
-        "def _str(value):\n    # a value as text for derived fields: missing is \"\"\n    if value is None:\n        return \"\"\n    text = _text(value)\n    return text if text is not None else json.dumps(value, default=str)\n",
+        "def _str(value):\n    # a value as text for derived fields: missing is \"\"\n    if value is None:\n        return \"\"\n    text = _text(value)\n    return text if text is not None else json.dumps(_plain(value), separators=(\",\", \":\"))\n",
+    ),
+    (
+        "_plain",
+        "def _plain(value):\n    # Panther's immutable containers as plain dicts and lists\n    if isinstance(value, Mapping):\n        return {key: _plain(item) for key, item in value.items()}\n    if _is_list(value):\n        return [_plain(item) for item in value]\n    return value\n",
     ),
     (
         "_first",
@@ -72,7 +76,8 @@ pub const HELPERS: &[(&str, &str)] = &[
 const HELPER_DEPS: &[(&str, &[&str])] = &[
     ("_get", &["_is_list"]),
     ("_any", &["_text", "_is_list"]),
-    ("_str", &["_text"]),
+    ("_str", &["_text", "_plain"]),
+    ("_plain", &["_is_list"]),
     ("_allowed", &["_any", "_glob"]),
 ];
 
@@ -80,6 +85,7 @@ const HELPER_DEPS: &[(&str, &[&str])] = &[
 const HELPER_IMPORTS: &[(&str, &str)] = &[
     ("_is_list", "from collections.abc import Mapping, Sequence"),
     ("_get", "from collections.abc import Mapping, Sequence"),
+    ("_plain", "from collections.abc import Mapping, Sequence"),
     ("_allowed", "json"),
     ("_text", "json"), ("_str", "json"), ("_in_cidr", "ipaddress"), ("_glob", "re"), ("re", "re")];
 
@@ -228,15 +234,15 @@ fn pred(p: &Pred, py: &mut Py) -> String {
         }
         Op::Glob | Op::Regex => {
             py.imports.insert("re");
-            let flags = if ci { "re.S | re.I" } else { "re.S" };
+            let flags = if ci { ", re.I" } else { "" };
             p.values
                 .iter()
                 .filter_map(|v| v.as_str())
                 .map(|s| {
                     if p.op == Op::Glob {
-                        format!("re.fullmatch({}, text, {flags}) is not None", py_str(&glob_to_regex(s)))
+                        format!("re.fullmatch({}, text{flags}) is not None", py_str(&glob_to_regex(s)))
                     } else {
-                        format!("re.search({}, text{}) is not None", py_str(s), if ci { ", re.I" } else { "" })
+                        format!("re.search({}, text{flags}) is not None", py_str(s))
                     }
                 })
                 .collect::<Vec<_>>()
