@@ -328,6 +328,7 @@ fn env() -> &'static Environment<'static> {
         env.add_filter("toml_list", |items: Vec<String>| {
             format!("[{}]", items.iter().map(|i| toml_str(i, "basic")).collect::<Vec<_>>().join(", "))
         });
+        env.add_filter("yaml_bool", |b: bool| if b { "true" } else { "false" });
         env.add_filter("py_str", |s: String| py_str(&s));
         env.add_filter("wrap", |s: String, width: usize, indent: Option<String>| wrap(&s, width, indent.as_deref().unwrap_or("")));
         env.add_filter("indent_lines", |s: String, n: usize| {
