@@ -300,7 +300,7 @@ fn parse_pred(n: &CondNode, scope: &Scope, diags: &mut Diagnostics, span: Option
         }
         if let (Op::Regex, Value::String(s)) = (op, v) {
             if let Err(e) = regex::Regex::new(s) {
-                diags.push(err(format!("invalid regular expression `{s}`")).with_found(e.to_string().lines().last().unwrap_or("").trim().to_string()));
+                diags.push(err(format!("invalid regular expression `{s}`")).with_found(e.to_string().lines().last().unwrap_or("").trim().trim_start_matches("error: ").to_string()));
                 return None;
             }
         }
@@ -414,7 +414,11 @@ mod tests {
     #[test]
     fn errors_are_located_and_specific() {
         let (_, d) = cond("all:\n  - {field: eventNam, op: eq, value: X}\n");
-        insta::assert_snapshot!(d.to_string(), @"");
+        insta::assert_snapshot!(d.to_string(), @r#"
+        r.yaml:2:13: error[E301] unknown field `eventNam`
+          expected: a raw CloudTrail JSON path from the field taxonomy (README, "Field taxonomy")
+          hint: did you mean `eventName`?
+        "#);
         let (_, d) = cond("{field: eventName, op: gt, value: X}");
         assert_eq!(d.0[0].code, Code::E204);
         let (_, d) = cond("{field: eventName, op: regex, value: '(['}");

@@ -28,8 +28,10 @@ pub enum Kind {
     Number,
     /// ISO-8601 text.
     Datetime,
-    /// JSON object (nested paths allowed).
+    /// JSON object (any nested path allowed).
     Object,
+    /// JSON object whose sub-paths are listed in the taxonomy (others are unknown).
+    Record,
     /// JSON array (nested paths allowed).
     Array,
     /// Unknown: a path inside an object.
@@ -142,6 +144,7 @@ fn rows() -> &'static Vec<Row> {
                         "number" => Kind::Number,
                         "datetime" => Kind::Datetime,
                         "object" => Kind::Object,
+                        "record" => Kind::Record,
                         "array" => Kind::Array,
                         _ => Kind::String,
                     },
@@ -254,7 +257,9 @@ pub fn resolve(path: &str) -> Result<Field, PathError> {
         if let Some(row) = rows().iter().find(|r| r.path == prefix) {
             let rest = &segs[n..];
             if !rest.is_empty() && !matches!(row.kind, Kind::Object | Kind::Array) {
-                return Err(PathError::Unknown(Some(row.path.clone())));
+                let known: Vec<&str> = rows().iter().map(|r| r.path.as_str()).collect();
+                let best = crate::diag::closest(path, known).unwrap_or(row.path.as_str());
+                return Err(PathError::Unknown(Some(best.to_string())));
             }
             let mut sentinel = mapping(&row.sentinel, rest);
             let mut elastic = mapping(&row.elastic, rest);

@@ -97,7 +97,18 @@ fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
         }
         _ => first.trim_start_matches("error: ").to_string(),
     };
-    let msg = msg.trim().to_string();
+    let mut msg = msg.trim().to_string();
+    // the crate repeats the place at the end of some messages
+    if let Some(i) = msg.rfind(" at line ") {
+        if msg[i..].contains(", column ") {
+            msg.truncate(i);
+        }
+    }
+    if let Some(kind) = msg.strip_prefix("invalid ") {
+        if matches!(kind, "u8" | "u16" | "u32" | "u64" | "i32" | "i64") {
+            msg = "expected a whole number".to_string();
+        }
+    }
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let expected = expected.trim_start_matches(", ").trim_start_matches("expected ").to_string();
@@ -124,6 +135,7 @@ fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
     }
     let code = if msg.starts_with("invalid")
         || msg.starts_with("expected")
+        || msg.starts_with("invalid")
         || msg.contains("invalid type")
         || msg.contains("duplicate mapping key")
     {

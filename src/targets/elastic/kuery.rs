@@ -370,12 +370,12 @@ mod tests {
         assert_eq!(w, "*a\\(b\\)\\**");
         assert!(!b);
         let (w, b) = wildcard(&[WPiece::Lit("a b".into()), WPiece::Star]);
-        assert_eq!(w, "a*");
+        assert_eq!(w, "a*b*");
         assert!(b);
     }
 
     #[test]
     fn wraps_outside_quotes() {
-        assert_eq!(wrap_query("a:b and c:\"x y z\" and d:e", 12), "a:b and\nc:\"x y z\" and\nd:e");
+        assert_eq!(wrap_query("a:b and c:\"x y z\" and d:e", 12), "a:b and\nc:\"x y z\"\nand d:e");
     }
 }

@@ -1,0 +1,129 @@
+//! The `rulecast` binary: exit codes, atomic and deterministic output.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::root;
+
+fn rulecast(args: &[&str], cwd: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rulecast")).args(args).current_dir(cwd).output().expect("runs")
+}
+
+fn read_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("readable") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.strip_prefix(dir).expect("inside").display().to_string(), std::fs::read(&p).expect("file")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn build_writes_every_target_and_is_deterministic() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rules = root().join("canonical-rules");
+    let out1 = tmp.path().join("a");
+    let out2 = tmp.path().join("b");
+    for out in [&out1, &out2] {
+        let o = rulecast(&["build", "--rules", rules.to_str().expect("utf8"), "--out", out.to_str().expect("utf8")], tmp.path());
+        assert!(o.status.success(), "build failed: {}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(stdout.contains("built"), "summary: {stdout}");
+    }
+    let (a, b) = (read_tree(&out1), read_tree(&out2));
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "two builds must be byte-identical");
+    for t in ["sentinel/", "elastic/", "panther/"] {
+        assert!(a.iter().any(|(p, _)| p.starts_with(t)), "no {t} files");
+    }
+    // no staging folders left behind
+    assert!(std::fs::read_dir(&out1).expect("out").all(|e| !e.expect("e").file_name().to_string_lossy().starts_with('.')));
+}
+
+#[test]
+fn a_rebuild_replaces_stale_files() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(out.join("sentinel")).expect("mkdir");
+    std::fs::write(out.join("sentinel/stale.yaml"), "old").expect("write");
+    let rules = root().join("canonical-rules");
+    let o = rulecast(&["build", "--rules", rules.to_str().expect("utf8"), "--out", out.to_str().expect("utf8"), "--target", "sentinel"], tmp.path());
+    assert!(o.status.success());
+    assert!(!out.join("sentinel/stale.yaml").exists());
+    assert!(!out.join("elastic").exists(), "only the requested target is written");
+}
+
+#[test]
+fn invalid_rules_exit_1_and_write_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("mkdir");
+    for f in std::fs::read_dir(root().join("canonical-rules")).expect("rules") {
+        let p = f.expect("e").path();
+        std::fs::copy(&p, rules.join(p.file_name().expect("name"))).expect("copy");
+    }
+    std::fs::copy(root().join("tests/fixtures/invalid/unknown_operator.yaml"), rules.join("unknown_operator.yaml")).expect("copy");
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(out.join("sentinel")).expect("mkdir");
+    std::fs::write(out.join("sentinel/keep.yaml"), "previous build").expect("write");
+    let o = rulecast(&["build", "--rules", "rules", "--out", "out", "--format", "concise"], tmp.path());
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("rules/unknown_operator.yaml:9:30: error[E203] unknown operator `contians`"), "{stderr}");
+    assert!(stderr.contains("nothing written"));
+    assert_eq!(read_tree(&out), vec![("sentinel/keep.yaml".to_string(), b"previous build".to_vec())], "output untouched");
+}
+
+#[test]
+fn escaping_file_names_are_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("mkdir");
+    std::fs::copy(root().join("tests/fixtures/invalid/file_name_escapes.yaml"), rules.join("file_name_escapes.yaml")).expect("copy");
+    let o = rulecast(&["build", "--rules", "rules", "--out", "out"], tmp.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("error[E106]"));
+    assert!(!tmp.path().join("out").exists());
+}
+
+#[test]
+fn validate_the_bundled_rules() {
+    let o = rulecast(&["validate"], &root());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("validated"));
+}
+
+#[test]
+fn tool_failures_exit_2() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let o = rulecast(&["build", "--rules", "no-such-folder"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: rules folder `no-such-folder` does not exist"));
+    let o = rulecast(&["build", "--target", "splunk"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn json_diagnostics_for_ci() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("mkdir");
+    std::fs::copy(root().join("tests/fixtures/invalid/unknown_field.yaml"), rules.join("unknown_field.yaml")).expect("copy");
+    let o = rulecast(&["validate", "--rules", "rules", "--format", "json"], tmp.path());
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let json_part = &stderr[..stderr.rfind(']').map(|i| i + 1).unwrap_or(0)];
+    let v: serde_json::Value = serde_json::from_str(json_part).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(v[0]["code"], "E301");
+    assert_eq!(v[0]["span"]["line"], 9);
+}
