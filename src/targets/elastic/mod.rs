@@ -120,6 +120,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
             format!("`{name}` is not a valid detection-rules name (must start with a letter or digit and end with one or `[]()`)"),
         );
     }
+    if e.authors.as_ref().unwrap_or(&d.authors).is_empty() {
+        cx.unsupported(Code::E402, None, "detection-rules requires at least one author: set `authors`");
+    }
     if d.severity.value == Severity::Info {
         cx.approximate(None, "Elastic has no informational severity: rendered as low");
     }
