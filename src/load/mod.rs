@@ -344,15 +344,6 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
             }
         }
     }
-    for t in &ts.elastic.extra_tactics {
-        if attack::tactic(&t.value).is_none() {
-            d.push(
-                Diagnostic::error(Code::E107, format!("unknown ATT&CK tactic `{}`", t.value))
-                    .with_suggestion(&t.value, attack::tactic_ids())
-                    .with_span(sp(file, t)),
-            );
-        }
-    }
 
     // lists
     let mut lists = IndexMap::new();

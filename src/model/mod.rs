@@ -490,9 +490,6 @@ pub struct ElasticSettings {
     /// Override the authors.
     #[serde(default)]
     pub authors: Option<Vec<String>>,
-    /// ATT&CK tactics listed without a technique (a threat block of its own).
-    #[serde(default)]
-    pub extra_tactics: Vec<Spanned<String>>,
 }
 
 /// Panther-only settings.

@@ -165,11 +165,6 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         cx.approximate(None, "entities, custom details and the alert title/description are not rendered for Elastic");
     }
     let mut threat = vec![];
-    for t in &e.extra_tactics {
-        if let Some(tac) = crate::attack::tactic(&t.value) {
-            threat.push(ThreatView { tactic: (tac.id.clone(), tac.name.clone(), tac.url.clone()), techniques: vec![] });
-        }
-    }
     for (tac, techs) in &rule.attack {
         let mut tviews: Vec<TechniqueView> = vec![];
         for t in techs {
@@ -196,7 +191,10 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         t
     });
     let date = |s: &Option<crate::model::Spanned<String>>| s.as_ref().map(|v| v.value.replace('-', "/"));
-    let creation_date = date(&d.created).unwrap_or_else(|| "2026/01/01".into());
+    let Some(creation_date) = date(&d.created) else {
+        cx.unsupported(Code::E402, None, "detection-rules requires a creation date: set `created`");
+        return Err(Diagnostics::new());
+    };
     let updated_date = date(&d.updated).unwrap_or_else(|| creation_date.clone());
     let mut rv = RuleView::new(rule);
     rv.notes = cx.note_lines();
