@@ -44,10 +44,12 @@ fn yaml_plain_ok(s: &str) -> bool {
     true
 }
 
-/// Characters PyYAML (YAML 1.1) accepts raw in a stream.
+/// Characters that YAML readers take raw and unchanged inside a scalar. PyYAML (YAML 1.1)
+/// rejects other characters, and reads U+0085, U+2028 and U+2029 as line breaks (folded in a
+/// quoted scalar), so those are escaped too.
 fn yaml_printable(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
-        && c != '\u{feff}'
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
+        && !matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}')
 }
 
 /// A YAML double-quoted scalar: every non-printable character escaped.
@@ -365,6 +367,8 @@ mod tests {
         assert_eq!(yaml_str("a\nb\n", "auto", 2), "|\n  a\n  b");
         assert_eq!(yaml_str("one line\n", "auto", 2), ">\n  one line");
         assert_eq!(yaml_str("x\u{7f}", "auto", 2), "\"x\\x7f\"");
+        assert_eq!(yaml_str("a\u{2028}b", "auto", 2), "\"a\\u2028b\"");
+        assert_eq!(yaml_str("a\u{85}b", "single", 2), "\"a\\x85b\"");
     }
 
     #[test]

@@ -291,14 +291,25 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
             event: t.value.event.clone(),
         })
         .collect();
+    let rule_id = s.id.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| d.id.value.clone());
+    let display_name = s.display_name.clone().unwrap_or_else(|| d.name.clone());
+    for (key, value) in [("RuleID", &rule_id), ("DisplayName", &display_name)] {
+        if value.is_empty() || value.chars().any(|c| matches!(c, '<' | '>' | '&' | '"' | '%')) {
+            cx.unsupported(
+                crate::diag::Code::E402,
+                None,
+                format!("Panther's {key} may not contain `<`, `>`, `&`, `\"` or `%`: `{value}`"),
+            );
+        }
+    }
     let mut rv = RuleView::new(rule);
     rv.notes = cx.note_lines();
     let file = s.file.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| rule.slug.clone());
     let view = View {
         rule: rv,
         file: file.clone(),
-        rule_id: s.id.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| d.id.value.clone()),
-        display_name: s.display_name.clone().unwrap_or_else(|| d.name.clone()),
+        rule_id,
+        display_name,
         enabled: s.enabled.unwrap_or(true),
         tags: s.tags.clone().unwrap_or_else(|| d.tags.clone()),
         severity: severity(d.severity.value),
@@ -321,6 +332,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         context,
         helpers: py.helper_sources().into_iter().map(|h| h.trim_end().to_string()).collect(),
     };
+    if cx.diags.has_errors() {
+        return Err(Diagnostics::new());
+    }
     let mut files = vec![];
     for (ext, template) in FILES {
         files.push((format!("panther/{file}.{ext}"), render::render(template, &view)?));
