@@ -55,6 +55,23 @@ impl Rule {
         condition::normalise(Cond::All(all))
     }
 
+    /// The top-level conjuncts of [`Rule::condition`]. With `inline_allowlists`, allow-lists
+    /// that ship no entries are left out (targets that inline the entries have nothing to
+    /// test); without it they stay (Panther reads them at run time).
+    pub fn conjuncts(&self, inline_allowlists: bool) -> Vec<Cond> {
+        let parts = match self.condition() {
+            Cond::All(k) => k,
+            other => vec![other],
+        };
+        parts
+            .into_iter()
+            .filter(|c| {
+                !inline_allowlists
+                    || !matches!(c, Cond::Not(inner) if matches!(inner.as_ref(), Cond::Allowed(name) if self.allowlists.get(name).is_some_and(|a| a.entries.is_empty())))
+            })
+            .collect()
+    }
+
     /// The risk score: given, or the top of the severity's band.
     pub fn risk_score(&self) -> u32 {
         self.doc.risk_score.as_ref().map(|r| r.value).unwrap_or(match self.doc.severity.value {

@@ -298,20 +298,8 @@ pub fn query(rule: &Rule, cx: &mut Cx) -> String {
         .as_ref()
         .map(|f| f.value.clone())
         .unwrap_or_else(|| "data_stream.dataset".into());
-    let full = rule.condition();
     let mut parts = vec![format!("{dataset}:aws.cloudtrail")];
-    let conjuncts: Vec<&Cond> = match &full {
-        Cond::All(k) => k.iter().collect(),
-        other => vec![other],
-    };
-    for c in conjuncts {
-        if let Cond::Not(inner) = c {
-            if let Cond::Allowed(name) = inner.as_ref() {
-                if rule.allowlists.get(name).is_some_and(|a| a.entries.is_empty()) {
-                    continue;
-                }
-            }
-        }
+    for c in &rule.conjuncts(true) {
         let s = cond(c, rule, cx);
         parts.push(if matches!(c, Cond::Any(_)) { format!("({s})") } else { s });
     }

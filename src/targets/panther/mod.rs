@@ -178,11 +178,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     }
     // rule body
     let mut body = vec![];
-    let conjuncts: Vec<&crate::condition::Cond> = match &full {
-        crate::condition::Cond::All(k) => k.iter().collect(),
-        other => vec![other],
-    };
-    for c in conjuncts {
+    for c in &rule.conjuncts(false) {
         match c {
             crate::condition::Cond::Not(inner) => {
                 let e = python::cond(inner, rule, &mut py, cx);

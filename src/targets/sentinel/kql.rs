@@ -332,18 +332,7 @@ pub fn query(rule: &Rule, cx: &mut Cx) -> String {
     let full = rule.condition();
     let mut lines = let_lists(rule, &full);
     lines.push(TABLE.to_string());
-    let conjuncts: Vec<&Cond> = match &full {
-        Cond::All(k) => k.iter().collect(),
-        other => vec![other],
-    };
-    for c in conjuncts {
-        if let Cond::Not(inner) = c {
-            if let Cond::Allowed(name) = inner.as_ref() {
-                if rule.allowlists.get(name).is_some_and(|a| a.entries.is_empty()) {
-                    continue;
-                }
-            }
-        }
+    for c in &rule.conjuncts(true) {
         lines.push(format!("| where {}", cond(c, rule, cx)));
     }
     let mut known: Vec<String> = vec![];
