@@ -104,11 +104,15 @@ fn build(rules_dir: &Path, out: Option<&Path>, targets: &[Target], policy: Unsup
     };
     let b = rulecast::build(&rules, targets, policy);
     if policy != Unsupported::Ignore {
-        let notes: Vec<rulecast::Diagnostic> = b.notes.iter().map(|(_, t, d)| {
-            let mut d = d.clone();
-            d.message = format!("{t}: {}", d.message);
-            d
-        }).collect();
+        let notes: Vec<rulecast::Diagnostic> = b
+            .notes
+            .iter()
+            .map(|(file, t, d)| {
+                let mut d = d.clone();
+                d.message = if d.span.is_some() { format!("{t}: {}", d.message) } else { format!("{t}: {file}: {}", d.message) };
+                d
+            })
+            .collect();
         print_diags(&notes, format);
     }
     for (file, t, d) in &b.refused {
@@ -134,7 +138,11 @@ fn build(rules_dir: &Path, out: Option<&Path>, targets: &[Target], policy: Unsup
     if let Some(out) = out {
         line.push_str(&format!(" in {}", out.display()));
     }
-    line.push_str(&format!(", {} translation note(s)", b.notes.len()));
+    let warnings = b.notes.iter().filter(|(_, _, d)| d.severity == rulecast::diag::Severity::Warning).count();
+    line.push_str(&format!(", {} translation note(s)", b.notes.len() - warnings));
+    if warnings > 0 {
+        line.push_str(&format!(", {warnings} warning(s)"));
+    }
     if !b.skipped.is_empty() {
         line.push_str(&format!(", {} pair(s) skipped by the rules", b.skipped.len()));
     }

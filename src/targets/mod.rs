@@ -67,13 +67,18 @@ impl Cx {
         };
         self.diags.push(d.with_span(span));
     }
+    /// Something in the rule looks wrong for this target, but it builds (a warning, printed,
+    /// not written into the output).
+    pub fn warn(&mut self, code: Code, span: Option<Span>, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::warning(code, msg).with_span(span));
+    }
     /// The target cannot express this at all (E402): the rule is not built for it.
     pub fn unsupported(&mut self, code: Code, span: Option<Span>, msg: impl Into<String>) {
         self.diags.push(Diagnostic::error(code, msg).with_span(span));
     }
     /// The notes (non-errors) as plain text lines, for the output file.
     pub fn note_lines(&self) -> Vec<String> {
-        self.diags.iter().filter(|d| !d.is_error()).map(|d| d.message.clone()).collect()
+        self.diags.iter().filter(|d| d.severity == crate::diag::Severity::Note).map(|d| d.message.clone()).collect()
     }
 }
 

@@ -139,6 +139,12 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
             })
             .collect::<Vec<_>>()
             .join(" or "),
+        Cond::Not(k) if matches!(k.as_ref(), Cond::Pred(p) if p.op == Op::Empty) => {
+            // not empty = present (Elastic indexes "" too: the note from `empty` applies)
+            let Cond::Pred(p) = k.as_ref() else { return String::new() };
+            cx.approximate(p.span.clone(), format!("Elastic indexes an empty string: `{}` with value \"\" counts as present, not empty", p.field.path));
+            field_name(&p.field, cx, p.span.clone()).map(|n| format!("{n}:*")).unwrap_or_default()
+        }
         Cond::Not(k) => {
             let s = cond(k, rule, cx);
             if matches!(k.as_ref(), Cond::All(_) | Cond::Any(_)) || s.contains(' ') && !s.starts_with('(') {

@@ -149,6 +149,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                 if !agg.measures.values().any(|m| matches!(m, Measure::Count)) {
                     cx.unsupported(Code::E402, None, "an Elastic threshold counts events: add a `count` measure");
                 }
+                if agg.measures.values().any(|m| !matches!(m, Measure::Count)) {
+                    cx.approximate(None, "an Elastic threshold rule counts events per group: the min/max measures are not rendered");
+                }
                 rule_type = "threshold";
                 threshold = Some((fields, t + 1));
             }

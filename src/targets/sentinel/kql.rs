@@ -201,7 +201,8 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
                 Form::Dynamic(d) => format!("toreal({d})"),
                 other => format!("toreal({})", text(other)),
             };
-            p.values.iter().map(|v| format!("{x} {tok} {}", literal(v))).collect()
+            // a missing or non-numeric value gives null in KQL; the canonical comparison is false
+            p.values.iter().map(|v| format!("coalesce({x} {tok} {}, false)", literal(v))).collect()
         }
         Op::Cidr => {
             let (v4, v6): (Vec<&Value>, Vec<&Value>) = p.values.iter().partition(|v| !v.as_str().unwrap_or("").contains(':'));
@@ -209,7 +210,8 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
             for (list, func) in [(v4, "ipv4_is_in_any_range"), (v6, "ipv6_is_in_any_range")] {
                 if !list.is_empty() {
                     let items: Vec<String> = list.iter().map(|v| literal(v)).collect();
-                    out.push(format!("{func}({}, dynamic([{}]))", text(&f), items.join(", ")));
+                    // null (not an address of that family) counts as not in range
+                    out.push(format!("coalesce({func}({}, dynamic([{}])), false)", text(&f), items.join(", ")));
                 }
             }
             out
@@ -237,7 +239,8 @@ fn eq(p: &Pred, f: &Form, ci: bool) -> Vec<String> {
     for b in bools {
         if is_bool_column(f) {
             if let Form::Column(c, _) = f {
-                out.push(format!("{c} == {}", literal(b)));
+                // a missing value is null in a bool column; the canonical comparison is false
+                out.push(format!("coalesce({c} == {}, false)", literal(b)));
             }
         } else {
             out.push(format!("{} == {}", text(f), kql_str(&b.to_string(), '"')));
@@ -249,7 +252,7 @@ fn eq(p: &Pred, f: &Form, ci: bool) -> Vec<String> {
             other => format!("toreal({})", text(other)),
         };
         for n in nums {
-            out.push(format!("{x} == {}", literal(n)));
+            out.push(format!("coalesce({x} == {}, false)", literal(n)));
         }
     }
     out
@@ -261,7 +264,7 @@ pub fn let_lists(rule: &Rule, c: &Cond) -> Vec<String> {
     crate::condition::preds(c, &mut preds);
     let mut out = vec![];
     for (name, vals) in &rule.lists {
-        let used = preds.iter().any(|p| p.list.as_deref() == Some(name) && p.values.iter().all(Value::is_string));
+        let used = preds.iter().any(|p| p.list.as_deref() == Some(name) && p.op == Op::Eq && p.values.iter().all(Value::is_string));
         if used {
             let items: Vec<String> = vals.iter().map(literal).collect();
             out.push(format!("let {name} = dynamic([ {}]);", items.join(", ")));

@@ -5,7 +5,6 @@
 
 pub mod kql;
 
-use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::diag::{Code, Diagnostics};
@@ -104,8 +103,42 @@ fn severity(s: Severity) -> &'static str {
     }
 }
 
-/// `{name}` -> `{{Column}}`.
-fn placeholders(text: &str, known: &[String], cx: &mut Cx) -> String {
+/// A field or derived name that Sentinel must see as a result column (entity mappings, custom
+/// details, alert placeholders): a plain column name, and present after a `summarize`.
+fn result_column(name: &str, what: &str, rule: &Rule, known: &[String], cx: &mut Cx) -> String {
+    let col = kql::name_ref(name, known, cx);
+    if !crate::load::is_identifier(&col) {
+        cx.unsupported(
+            Code::E402,
+            None,
+            format!("{what} `{name}` renders as the expression `{col}`, and Sentinel needs a column name there"),
+        );
+        cx.diags.0.last_mut().map(|d| d.hints.push(format!("add a derive step, e.g. `alert.derive: [{{MyName: {{ref: {name}}}}}]`, and use its name")));
+        return col;
+    }
+    if let Some(agg) = &rule.doc.alert.aggregate {
+        let outputs: Vec<String> = agg
+            .by
+            .iter()
+            .map(|b| kql::name_ref(&b.value, known, cx))
+            .chain(agg.measures.keys().cloned())
+            .collect();
+        if !outputs.contains(&col) {
+            cx.warn(
+                Code::E303,
+                None,
+                format!("{what} `{name}` refers to column `{col}`, which the summarize does not keep: it will be empty in alerts"),
+            );
+        }
+    }
+    col
+}
+
+/// `{name}` -> `{{Column}}`, at most three placeholders.
+fn placeholders(text: &str, what: &str, rule: &Rule, known: &[String], cx: &mut Cx) -> String {
+    if crate::load::placeholders(text).len() > 3 {
+        cx.unsupported(Code::E402, None, format!("Sentinel allows at most 3 placeholders in the alert {what}"));
+    }
     let mut out = String::new();
     let mut rest = text;
     while let Some(i) = rest.find('{') {
@@ -113,7 +146,7 @@ fn placeholders(text: &str, known: &[String], cx: &mut Cx) -> String {
         let after = &rest[i + 1..];
         match after.find('}') {
             Some(j) => {
-                out.push_str(&format!("{{{{{}}}}}", kql::name_ref(&after[..j], known, cx)));
+                out.push_str(&format!("{{{{{}}}}}", result_column(&after[..j], &format!("alert {what} placeholder"), rule, known, cx)));
                 rest = &after[j + 1..];
             }
             None => {
@@ -148,7 +181,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         let mut fields = vec![];
         for (ident, f) in &e.fields {
             match idents.iter().find(|(k, _)| k == ident) {
-                Some((_, sid)) => fields.push((sid.to_string(), kql::name_ref(&f.value, &known, cx))),
+                Some((_, sid)) => fields.push((sid.to_string(), result_column(&f.value, "entity field", rule, &known, cx))),
                 None => cx.unsupported(
                     Code::E402,
                     crate::condition::span_of(&rule.file, f),
@@ -159,7 +192,18 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         entities.push(EntityView { entity_type: etype.to_string(), fields });
     }
     let details: Vec<(String, String)> =
-        d.alert.details.iter().map(|(k, v)| (k.clone(), kql::name_ref(&v.value, &known, cx))).collect();
+        d.alert.details.iter().map(|(k, v)| (k.clone(), result_column(&v.value, &format!("custom detail {k}:"), rule, &known, cx))).collect();
+    for (k, _) in &details {
+        if k.len() > 20 || !k.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) || !crate::load::is_identifier(k) {
+            cx.unsupported(Code::E402, None, format!("Sentinel custom detail keys are at most 20 letters, digits or `_`, starting with a letter: `{k}`"));
+        }
+    }
+    if details.len() > 20 {
+        cx.unsupported(Code::E402, None, "Sentinel allows at most 20 custom details");
+    }
+    if entities.len() > 5 {
+        cx.unsupported(Code::E402, None, "Sentinel allows at most 5 entity mappings");
+    }
     let mut tactics: Vec<String> = rule.attack.iter().map(|(t, _)| t.sentinel_name.clone()).collect();
     tactics.dedup();
     let techniques: Vec<String> = rule.attack.iter().flat_map(|(_, ts)| ts.iter().map(|t| t.id.clone())).collect();
@@ -171,8 +215,8 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         ],
     };
     let freq = s.query_frequency.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| "1h".into());
-    let alert_title = d.alert.title.as_ref().map(|t| placeholders(&t.value, &known, cx));
-    let alert_description = d.alert.description.as_ref().map(|t| placeholders(&t.value, &known, cx));
+    let alert_title = d.alert.title.as_ref().map(|t| placeholders(&t.value, "title", rule, &known, cx));
+    let alert_description = d.alert.description.as_ref().map(|t| placeholders(&t.value, "description", rule, &known, cx));
     let mut rv = RuleView::new(rule);
     rv.notes = cx.note_lines();
     let file = s.file.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| rule.slug.clone());
@@ -203,6 +247,5 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         let text = render::render(template, &view)?;
         files.push((format!("sentinel/{file}.{ext}"), text));
     }
-    let _: IndexMap<(), ()> = IndexMap::new();
     Ok(files)
 }
