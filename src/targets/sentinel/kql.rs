@@ -151,15 +151,6 @@ fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> String {
 fn pred(p: &Pred, cx: &mut Cx) -> String {
     let Some(f) = form(&p.field, cx, p.span.clone()) else { return String::new() };
     let ci = p.case == Case::Insensitive;
-    if matches!(f, Form::Dynamic(_)) {
-        cx.approximate(
-            p.span.clone(),
-            format!(
-                "`{}` is read from a JSON-string column with parse_json; if it holds an array, KQL compares the array's JSON text, while the canonical rule tests each element",
-                p.field.path
-            ),
-        );
-    }
     let alts: Vec<String> = match p.op {
         Op::Eq | Op::In => eq(p, &f, ci),
         Op::Contains | Op::Startswith | Op::Endswith => {
@@ -169,7 +160,8 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
         }
         Op::Glob | Op::Regex => {
             let flags = if ci { "(?i)" } else { "" };
-            if p.op == Op::Regex {
+            let classes = ["\\d", "\\w", "\\s", "\\b", "\\D", "\\W", "\\S", "\\B"];
+            if p.op == Op::Regex && p.values.iter().any(|v| v.as_str().is_some_and(|r| classes.iter().any(|c| r.contains(c)))) {
                 cx.approximate(
                     p.span.clone(),
                     "KQL runs RE2: `\\d`, `\\w`, `\\s` and `\\b` are ASCII-only there, Unicode-aware in the canonical (Rust regex) semantics",
@@ -330,9 +322,33 @@ pub fn name_ref(name: &str, known: &[String], cx: &mut Cx) -> String {
     }
 }
 
+/// One note for every condition path read from a JSON-string column.
+fn note_nested(full: &Cond, cx: &mut Cx) {
+    let mut preds = vec![];
+    crate::condition::preds(full, &mut preds);
+    let mut paths: Vec<&str> = preds
+        .iter()
+        .filter(|p| matches!(p.field.sentinel, Mapping::Nested { .. }) && !matches!(p.op, Op::Exists | Op::Empty))
+        .map(|p| p.field.path.as_str())
+        .collect();
+    paths.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    paths.retain(|p| seen.insert(*p));
+    if !paths.is_empty() {
+        cx.approximate(
+            None,
+            format!(
+                "{} read from JSON-string columns with parse_json: where such a value is a JSON array, KQL compares the array's text, while the canonical rule tests each element",
+                paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ") + if paths.len() == 1 { " is" } else { " are" }
+            ),
+        );
+    }
+}
+
 /// The whole query.
 pub fn query(rule: &Rule, cx: &mut Cx) -> String {
     let full = rule.condition();
+    note_nested(&full, cx);
     let mut lines = let_lists(rule, &full);
     lines.push(TABLE.to_string());
     for c in &rule.conjuncts(true) {
