@@ -4,6 +4,7 @@
 pub mod attack;
 pub mod condition;
 pub mod diag;
+pub mod eval;
 pub mod fields;
 pub mod load;
 pub mod model;
