@@ -6,6 +6,8 @@ pub mod condition;
 pub mod diag;
 pub mod eval;
 pub mod fields;
+pub mod kuery;
+pub mod kusto;
 pub mod load;
 pub mod model;
 pub mod targets;

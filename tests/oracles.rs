@@ -271,7 +271,7 @@ fn generated_python_parses() {
 #[test]
 fn hostile_values_survive_every_target() {
     let rules = rulecast::rules_from_dir(&root().join("tests/fixtures/hostile")).unwrap_or_else(|d| panic!("{d}"));
-    let rule = &rules[0];
+    let rule = rules.iter().find(|r| r.slug == "hostile_values").expect("fixture");
     let out = build_all(&rules);
     let sentinel = yaml_value(&std::fs::read_to_string(out.path().join("sentinel/hostile_values.yaml")).expect("read"));
     assert_eq!(sentinel["name"].as_str(), Some(rule.doc.name.as_str()));

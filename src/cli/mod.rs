@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+
+mod test;
 use clap::{Parser, Subcommand};
 use rulecast::diag::{self, Format};
 use rulecast::{Target, Unsupported};
@@ -40,6 +42,27 @@ enum Command {
         #[arg(long, value_enum, default_value = "full")]
         format: Format,
     },
+    /// Run every rule's test events (and optionally a corpus) through the canonical rule and
+    /// all three targets; any undeclared disagreement fails (exit 1).
+    Test {
+        /// Folder of canonical rules.
+        #[arg(long, default_value = "canonical-rules")]
+        rules: PathBuf,
+        /// Also run every rule over every `Tests` event of the Panther YAMLs in this folder.
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// text (default) or json.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+    },
+    /// Print events as a target stores them (one JSON object per line).
+    Events {
+        /// sentinel (an AWSCloudTrail row) or elastic (an AWS integration document).
+        #[arg(long, value_enum)]
+        target: Target,
+        /// A JSON array, JSON lines, or a single event.
+        file: PathBuf,
+    },
     /// Check the canonical rules (and that they compile) without writing anything.
     Validate {
         /// Folder of canonical rules.
@@ -52,6 +75,15 @@ enum Command {
         #[arg(long, value_enum, default_value = "full")]
         format: Format,
     },
+}
+
+/// How `rulecast test` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    /// A table per rule.
+    Text,
+    /// A stable JSON array, for CI.
+    Json,
 }
 
 /// Run and map the outcome to an exit code.
@@ -87,6 +119,8 @@ fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Command::Build { rules, out, targets, unsupported, format } => build(&rules, Some(&out), &targets, unsupported, format),
         Command::Validate { rules, unsupported, format } => build(&rules, None, &[], unsupported, format),
+        Command::Test { rules, corpus, format } => test::run(&rules, corpus.as_deref(), format == ReportFormat::Json),
+        Command::Events { target, file } => test::events(target, &file),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::fields;
 use crate::model::{Expr, ExprTest, Op, RuleDoc, Severity, Spanned};
 
 /// A validated rule, ready for the targets.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rule {
     /// The file it came from, as named.
     pub file: String,
@@ -70,6 +70,17 @@ impl Rule {
                     || !matches!(c, Cond::Not(inner) if matches!(inner.as_ref(), Cond::Allowed(name) if self.allowlists.get(name).is_some_and(|a| a.entries.is_empty())))
             })
             .collect()
+    }
+
+    /// The same rule with some allow-lists' entries replaced (a test's `allowlists:`).
+    pub fn with_entries(&self, entries: &IndexMap<String, Vec<IndexMap<String, String>>>) -> Rule {
+        let mut r = self.clone();
+        for (name, e) in entries {
+            if let Some(al) = r.allowlists.get_mut(name) {
+                al.entries = e.clone();
+            }
+        }
+        r
     }
 
     /// The risk score: given, or the top of the severity's band.

@@ -11,7 +11,7 @@ pub use serde_saphyr::Spanned;
 pub type Value = serde_json::Value;
 
 /// One canonical rule file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleDoc {
     /// Stable identifier (GUID, UUID or dotted name). Targets derive their own ids from it
@@ -109,7 +109,7 @@ pub enum Status {
 }
 
 /// ATT&CK tactics and (sub-)techniques, by id.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attack {
     /// Tactic ids, `TA0005`.
@@ -122,7 +122,7 @@ pub struct Attack {
 
 /// One node of the condition tree. Exactly one shape is used per node:
 /// `all`, `any`, `not`, `request_succeeded`, `allowed` (an allow-list check) or `field`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CondNode {
     /// Every child must hold.
@@ -204,7 +204,7 @@ pub enum Case {
 }
 
 /// An allow-list: entries of `key -> glob`; an event matching every key of one entry is allowed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Allowlist {
     /// Entry key -> field it is matched against (glob, case-sensitive).
@@ -215,7 +215,7 @@ pub struct Allowlist {
 }
 
 /// What the alert carries.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alert {
     /// Derived fields, in steps; each step assigns one or more names from expressions.
@@ -315,7 +315,7 @@ pub enum ExprTest {
 }
 
 /// Aggregation of matching events.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Aggregate {
     /// Output name -> measure.
@@ -340,7 +340,7 @@ pub enum Measure {
 }
 
 /// An entity the alert names.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entity {
     /// account | ip | host | url | cloud_application | ...
@@ -351,7 +351,7 @@ pub struct Entity {
 }
 
 /// A sample event with the expected verdict.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestCase {
     /// Test name.
@@ -366,7 +366,7 @@ pub struct TestCase {
 }
 
 /// Settings that only one vendor has.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSettings {
     /// Microsoft Sentinel.
@@ -381,7 +381,7 @@ pub struct TargetSettings {
 }
 
 /// Sentinel-only settings.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SentinelSettings {
     /// Do not build this rule for this target; the reason is printed in the summary.
@@ -426,7 +426,7 @@ pub struct SentinelSettings {
 }
 
 /// A Sentinel data connector.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Connector {
     /// Connector id (`AWS`, `AWSS3`).
@@ -436,7 +436,7 @@ pub struct Connector {
 }
 
 /// Elastic-only settings.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElasticSettings {
     /// Do not build this rule for this target; the reason is printed in the summary.
@@ -493,7 +493,7 @@ pub struct ElasticSettings {
 }
 
 /// Panther-only settings.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PantherSettings {
     /// Do not build this rule for this target; the reason is printed in the summary.

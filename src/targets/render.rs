@@ -263,6 +263,24 @@ pub fn py_str(s: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Comments
+
+/// Text for a `#` comment line in YAML, TOML or Python: every control character, line or
+/// paragraph separator and BOM is written as an escape, so a value quoted in a note can never
+/// end the comment (and start code).
+pub fn comment_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}' | '\u{feff}') || !yaml_printable(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
 // Layout helpers (no meaning, only line breaks)
 
 /// Greedy word wrap at `width` columns, breaking only at single spaces. Lines are joined with
@@ -330,6 +348,7 @@ fn env() -> &'static Environment<'static> {
         env.add_filter("toml_list", |items: Vec<String>| {
             format!("[{}]", items.iter().map(|i| toml_str(i, "basic")).collect::<Vec<_>>().join(", "))
         });
+        env.add_filter("comment", |s: String| comment_text(&s));
         env.add_filter("yaml_bool", |b: bool| if b { "true" } else { "false" });
         env.add_filter("py_str", |s: String| py_str(&s));
         env.add_filter("wrap", |s: String, width: usize, indent: Option<String>| wrap(&s, width, indent.as_deref().unwrap_or("")));
@@ -377,6 +396,11 @@ mod tests {
         assert_eq!(toml_str("q '''", "literal_block"), "\"\"\"\nq '''\n\"\"\"");
         assert_eq!(toml_str("x", "literal_block"), "'''\nx\n'''");
         assert_eq!(toml_str("a\"\"\"b\"", "multiline"), "\"\"\"a\"\"\\\"b\\\"\"\"\"");
+    }
+
+    #[test]
+    fn comments_cannot_be_escaped() {
+        assert_eq!(comment_text("a\nb\r\u{2028}c"), "a\\u{a}b\\u{d}\\u{2028}c");
     }
 
     #[test]

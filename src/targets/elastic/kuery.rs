@@ -23,9 +23,12 @@ const KEYWORDS: &[&str] = &["and", "or", "not"];
 /// The kuery escaping function for exact values: unquoted when every character is plain,
 /// else a quoted string (a quoted value is never a wildcard).
 pub fn kuery_value(s: &str) -> String {
+    // Kibana's grammar reads `not` followed by white space as the keyword even at the end of a
+    // word (`DoNot and ...`), so such values are quoted.
     let plain = !s.is_empty()
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-@/+=,;$#!?&%~^[]|".contains(c))
-        && !KEYWORDS.contains(&s.to_ascii_lowercase().as_str());
+        && !KEYWORDS.contains(&s.to_ascii_lowercase().as_str())
+        && !s.to_ascii_lowercase().ends_with("not");
     if plain {
         return s.to_string();
     }
@@ -60,7 +63,7 @@ fn wildcard(pieces: &[WPiece]) -> (String, bool) {
             }
             WPiece::Lit(s) => {
                 for c in s.chars() {
-                    if c.is_whitespace() || c.is_control() {
+                    if c.is_whitespace() || c.is_control() || c == '\u{feff}' {
                         // an unquoted value cannot hold white space (detection-rules' grammar)
                         broadened = true;
                         if !last_star {
@@ -78,9 +81,12 @@ fn wildcard(pieces: &[WPiece]) -> (String, bool) {
             }
         }
     }
-    // a bare keyword would be read as an operator
-    if KEYWORDS.contains(&out.to_ascii_lowercase().as_str()) {
-        out.insert(0, '\\');
+    // a value ending in `not` would be read as the keyword before the next ` and`/` or`
+    // (Kibana's grammar): write its `n` as a unicode escape, which Kibana reads back as `n`
+    if out.to_ascii_lowercase().ends_with("not") && !out.ends_with("\\not") {
+        let cut = out.len() - 3;
+        let n = if out[cut..].starts_with('N') { "\\u004E" } else { "\\u006E" };
+        out = format!("{}{n}{}", &out[..cut], &out[cut + 1..]);
     }
     (out, broadened)
 }
@@ -154,12 +160,38 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
             }
         }
         Cond::Succeeded(ok) => {
-            // event.outcome is the integration's own success flag (README: "request_succeeded")
-            format!("event.outcome:{}", if *ok { "success" } else { "failure" })
+            if may_match_console_login(rule) {
+                // for ConsoleLogin the integration derives event.outcome from
+                // responseElements.ConsoleLogin, not from the error fields: test them directly
+                let failed = "(aws.cloudtrail.error_code:* or aws.cloudtrail.error_message:*)";
+                if *ok { format!("not {failed}") } else { failed.to_string() }
+            } else {
+                // event.outcome is the integration's own success flag (README: "request_succeeded")
+                format!("event.outcome:{}", if *ok { "success" } else { "failure" })
+            }
         }
         Cond::Pred(p) => pred(p, cx),
         Cond::Allowed(name) => allowed(name, rule, cx),
     }
+}
+
+/// Can the rule match a ConsoleLogin event? Not when its condition pins eventName (or
+/// eventSource) to values that exclude it on every path.
+fn may_match_console_login(rule: &Rule) -> bool {
+    fn excludes(c: &Cond) -> bool {
+        match c {
+            Cond::Pred(p) if p.op == Op::Eq && p.field.path == "eventName" => {
+                !p.values.iter().any(|v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("ConsoleLogin")))
+            }
+            Cond::Pred(p) if p.op == Op::Eq && p.field.path == "eventSource" => {
+                !p.values.iter().any(|v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("signin.amazonaws.com")))
+            }
+            Cond::All(k) => k.iter().any(excludes),
+            Cond::Any(k) => k.iter().all(excludes),
+            Cond::Not(_) | Cond::Pred(_) | Cond::Succeeded(_) | Cond::Allowed(_) => false,
+        }
+    }
+    !excludes(&rule.condition())
 }
 
 fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> String {
@@ -355,6 +387,7 @@ mod tests {
         assert_eq!(kuery_value("a b"), "\"a b\"");
         assert_eq!(kuery_value("or"), "\"or\"");
         assert_eq!(kuery_value("x*"), "\"x*\"");
+        assert_eq!(kuery_value("DoNot"), "\"DoNot\"");
         assert_eq!(kuery_value("q\"\\"), "\"q\\\"\\\\\"");
     }
 
@@ -363,6 +396,8 @@ mod tests {
         let (w, b) = wildcard(&[WPiece::Star, WPiece::Lit("a(b)*".into()), WPiece::Star]);
         assert_eq!(w, "*a\\(b\\)\\**");
         assert!(!b);
+        let (w, _) = wildcard(&[WPiece::Star, WPiece::Lit("cannot".into())]);
+        assert_eq!(w, "*can\\u006Eot");
         let (w, b) = wildcard(&[WPiece::Lit("a b".into()), WPiece::Star]);
         assert_eq!(w, "a*b*");
         assert!(b);

@@ -347,12 +347,25 @@ fn note_nested(full: &Cond, cx: &mut Cx) {
 
 /// The whole query.
 pub fn query(rule: &Rule, cx: &mut Cx) -> String {
+    query_with(rule, cx, true)
+}
+
+/// Only the filtering part of the query (lists, table, `where`s): what decides whether one
+/// event matches, before derived fields and aggregation.
+pub fn filter_query(rule: &Rule, cx: &mut Cx) -> String {
+    query_with(rule, cx, false)
+}
+
+fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
     let full = rule.condition();
     note_nested(&full, cx);
     let mut lines = let_lists(rule, &full);
     lines.push(TABLE.to_string());
     for c in &rule.conjuncts(true) {
         lines.push(format!("| where {}", cond(c, rule, cx)));
+    }
+    if !whole {
+        return lines.join("\n");
     }
     let mut known: Vec<String> = vec![];
     for step in &rule.doc.alert.derive {

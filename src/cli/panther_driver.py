@@ -1,0 +1,48 @@
+# rulecast's Panther runner: one process evaluates every generated rule module on every event.
+# stdin: one JSON object per line: {"id": N, "module": "<file stem>", "event": {...},
+#        "allowlists": {"NAME": [entries]}}
+# argv[1]: the folder holding the generated .py modules.
+# stdout: one JSON object per line: {"id": N, "matched": bool} or {"id": N, "error": "..."}
+# Events are wrapped in Panther's own PantherEvent (case-insensitive keys, immutable
+# containers) when panther_core is installed, as panther_analysis_tool does.
+import importlib.util
+import json
+import sys
+import traceback
+
+try:
+    from panther_core.enriched_event import PantherEvent
+except ImportError:  # plain dicts: keys compare case-sensitively
+    PantherEvent = None
+
+folder = sys.argv[1]
+modules = {}
+
+
+def load(name):
+    if name not in modules:
+        spec = importlib.util.spec_from_file_location("rulecast_" + name, f"{folder}/{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        modules[name] = module
+    return modules[name]
+
+
+print(json.dumps({"panther_event": PantherEvent is not None}), flush=True)
+for line in sys.stdin:
+    job = json.loads(line)
+    try:
+        module = load(job["module"])
+        saved = {}
+        for name, entries in job.get("allowlists", {}).items():
+            saved[name] = getattr(module, name)
+            setattr(module, name, entries)
+        try:
+            event = PantherEvent(job["event"], None) if PantherEvent else job["event"]
+            result = {"id": job["id"], "matched": bool(module.rule(event))}
+        finally:
+            for name, value in saved.items():
+                setattr(module, name, value)
+    except Exception as exc:  # reported per event, never fatal
+        result = {"id": job["id"], "error": "".join(traceback.format_exception_only(type(exc), exc)).strip()}
+    print(json.dumps(result), flush=True)
