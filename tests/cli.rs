@@ -127,3 +127,68 @@ fn json_diagnostics_for_ci() {
     assert_eq!(v[0]["code"], "E301");
     assert_eq!(v[0]["span"]["line"], 9);
 }
+
+#[test]
+fn test_command_agrees_on_the_bundled_rules() {
+    let o = rulecast(&["test", "--format", "json"], &root());
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json report");
+    let rows = rows.as_array().expect("array");
+    let tests: usize = common::bundled_rules().iter().map(|r| r.doc.tests.len()).sum();
+    assert_eq!(rows.len(), tests, "one row per test event");
+    assert!(rows.iter().all(|r| r["status"] != "fail"));
+    // every declared difference names its cause
+    for r in rows.iter().filter(|r| r["status"] == "declared") {
+        assert!(r["differences"].as_array().expect("differences").iter().all(|d| !d["declared_by"].as_array().expect("list").is_empty()), "{r}");
+    }
+    // stable for CI: a second run prints the same bytes
+    let again = rulecast(&["test", "--format", "json"], &root());
+    assert_eq!(o.stdout, again.stdout);
+}
+
+#[test]
+fn test_command_fails_on_a_wrong_expectation() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("mkdir");
+    let text = std::fs::read_to_string(root().join("canonical-rules/aws_security_group_configuration_change.yaml")).expect("rule");
+    let wrong = text.replacen("expect: false", "expect: true", 1);
+    assert_ne!(text, wrong);
+    std::fs::write(rules.join("aws_security_group_configuration_change.yaml"), wrong).expect("write");
+    let o = rulecast(&["test", "--rules", "rules"], tmp.path());
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("FAIL     expected match canonical -"), "{out}");
+    assert!(out.contains("1 failure(s)"), "{out}");
+}
+
+#[test]
+fn events_prints_what_each_platform_stores() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("e.json");
+    std::fs::write(&file, r#"[{"eventName": "ConsoleLogin", "sourceIPAddress": "10.0.0.1", "responseElements": {"ConsoleLogin": "Success"}}]"#).expect("write");
+    let o = rulecast(&["events", "--target", "elastic", file.to_str().expect("utf8")], tmp.path());
+    assert!(o.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON line");
+    assert_eq!(doc["event"]["action"], "ConsoleLogin");
+    assert_eq!(doc["event"]["outcome"], "success");
+    assert_eq!(doc["source"]["ip"], "10.0.0.1");
+    let o = rulecast(&["events", "--target", "sentinel", file.to_str().expect("utf8")], tmp.path());
+    let row: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON line");
+    assert_eq!(row["EventName"], "ConsoleLogin");
+    assert_eq!(row["ResponseElements"], r#"{"ConsoleLogin":"Success"}"#);
+}
+
+#[test]
+fn corpus_events_agree_when_the_corpus_is_at_hand() {
+    let corpus = root().join("../shared/corpus/panther");
+    if !corpus.is_dir() {
+        return; // a user's clone has no shared corpus; CI does
+    }
+    let o = rulecast(&["test", "--corpus", corpus.to_str().expect("utf8")], &root());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    let last = out.lines().last().unwrap_or("");
+    println!("{last}");
+    assert!(last.contains("0 failure(s)") && last.contains("corpus event(s)"), "{last}");
+}

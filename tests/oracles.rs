@@ -322,3 +322,79 @@ fn hostile_values_survive_every_target() {
         Err(_) => tool_missing("panther_analysis_tool"),
     }
 }
+
+/// duckdb-kql (PyPI: KQL translated to DuckDB SQL) runs the generated Sentinel queries on the
+/// normalized rows of every bundled test event and agrees with rulecast's own Kusto evaluator
+/// wherever it can run the query.
+#[test]
+fn duckdb_kql_agrees_with_rulecasts_kusto_evaluator() {
+    use rulecast::eval::{normalize::to_sentinel_row, targets as tv};
+    let rules = bundled_rules();
+    let events: Vec<Value> = rules.iter().flat_map(|r| r.doc.tests.iter().map(|t| t.value.event.clone())).collect();
+    let rows: Vec<_> = events.iter().map(to_sentinel_row).collect();
+    let mut queries = vec![];
+    let mut ours = vec![];
+    for r in &rules {
+        let p = tv::prepare(r);
+        let (Ok(q), Some(whole)) = (&p.sentinel, &p.sentinel_text) else { continue };
+        // the whole query, and its filter part alone (what duckdb-kql can run of it)
+        let mut cx = rulecast::targets::Cx::new(rulecast::Target::Sentinel, rulecast::Unsupported::Warn);
+        let filter = rulecast::targets::sentinel::kql::filter_query(r, &mut cx);
+        for (name, text, parsed) in [
+            (r.slug.clone(), whole.clone(), q.clone()),
+            (format!("{} (filter)", r.slug), filter.clone(), rulecast::kusto::parse(&filter).expect("filter parses")),
+        ] {
+            if name.ends_with("(filter)") && filter == *whole {
+                continue;
+            }
+            queries.push(serde_json::json!({"name": name, "query": text}));
+            let verdicts: Vec<bool> = rows
+                .iter()
+                .map(|row| rulecast::kusto::run(&parsed, "AWSCloudTrail", std::slice::from_ref(row)).map(|o| !o.is_empty()).unwrap_or_else(|e| panic!("{name}: {e}")))
+                .collect();
+            ours.push(verdicts);
+        }
+    }
+    let schema: Vec<Value> = include_str!("../src/fields/sentinel_AWSCloudTrail_columns.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("column\t") && !l.trim().is_empty())
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(c, t)| serde_json::json!([c, t]))
+        .chain([serde_json::json!(["UserIdentityStoreArn", "string"]), serde_json::json!(["UserIdentityUserId", "string"])])
+        .collect();
+    let input = serde_json::json!({"schema": schema, "queries": queries, "rows": rows});
+    let child = Command::new("python3")
+        .arg(root().join("tests/oracles/duckdb_kql/run.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else { return tool_missing("python3") };
+    {
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write");
+    }
+    let res = child.wait_with_output().expect("runs");
+    if res.status.code() == Some(2) {
+        return tool_missing(&format!("duckdb-kql ({})", String::from_utf8_lossy(&res.stderr).trim()));
+    }
+    let report: Value = serde_json::from_slice(&res.stdout).expect("duckdb-kql report is JSON");
+    let (mut compared, mut refused, mut disagree) = (0, vec![], vec![]);
+    for (qi, r) in report.as_array().expect("array").iter().enumerate() {
+        let verdicts = r["verdicts"].as_array().expect("verdicts");
+        if verdicts.iter().all(Value::is_null) {
+            refused.push(format!("{} ({})", r["name"], r["error"].as_str().unwrap_or("").lines().next().unwrap_or("")));
+            continue;
+        }
+        for (ri, v) in verdicts.iter().enumerate() {
+            let Some(b) = v.as_bool() else { continue };
+            compared += 1;
+            if b != ours[qi][ri] {
+                disagree.push(format!("{} on row {ri}: duckdb-kql {b}, rulecast {}", r["name"], ours[qi][ri]));
+            }
+        }
+    }
+    println!("duckdb-kql: {} queries, {} refused, {compared} verdicts compared, {} disagreements; refused: {}", queries.len(), refused.len(), disagree.len(), refused.join("; "));
+    assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+    assert!(compared >= rows.len() * 10, "too few verdicts compared: {compared}");
+}

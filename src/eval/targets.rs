@@ -19,6 +19,8 @@ pub struct Prepared {
     /// The Sentinel query that decides one event (the whole query, or its filter part when an
     /// aggregation threshold needs many events), parsed; or why not.
     pub sentinel: Result<crate::kusto::Query, String>,
+    /// The Sentinel query text that `sentinel` parsed (for outside oracles).
+    pub sentinel_text: Option<String>,
     /// The Elastic kuery query, parsed; or why not.
     pub elastic: Result<crate::kuery::Query, String>,
     /// Translation notes per target (they declare differences).
@@ -32,6 +34,7 @@ fn notes_of(cx: &Cx) -> Vec<Diagnostic> {
 /// Compile and parse a rule's Sentinel and Elastic queries.
 pub fn prepare(rule: &Rule) -> Prepared {
     let mut notes = vec![];
+    let mut sentinel_text = None;
     let skip = |t: Target| crate::skip_reason(rule, t).map(|why| format!("skipped by the rule: {why}"));
     let sentinel = match skip(Target::Sentinel) {
         Some(why) => Err(why),
@@ -44,6 +47,7 @@ pub fn prepare(rule: &Rule) -> Prepared {
                 crate::targets::sentinel::kql::query(rule, &mut cx)
             };
             notes.extend(notes_of(&cx).into_iter().map(|d| (Target::Sentinel, d)));
+            sentinel_text = Some(text.clone());
             if cx.diags.has_errors() {
                 Err(cx.diags.to_string())
             } else {
@@ -69,7 +73,7 @@ pub fn prepare(rule: &Rule) -> Prepared {
             notes.extend(out.notes.0.into_iter().filter(|d| d.severity == Severity::Note).map(|d| (Target::Panther, d)));
         }
     }
-    Prepared { sentinel, elastic, notes }
+    Prepared { sentinel, sentinel_text, elastic, notes }
 }
 
 /// The Sentinel verdict: the query returns at least one row for the event's `AWSCloudTrail` row.

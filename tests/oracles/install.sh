@@ -18,6 +18,9 @@ NPM="${NPM:-npm}"
 echo "oracles: pip install -r tests/oracles/panther/requirements.txt" >&2
 PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --disable-pip-version-check \
   -r tests/oracles/panther/requirements.txt
+echo "oracles: pip install -r tests/oracles/duckdb_kql/requirements.txt" >&2
+PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --disable-pip-version-check \
+  -r tests/oracles/duckdb_kql/requirements.txt
 
 # npm ci always wipes node_modules; skip it when the locked version is already installed.
 locked="$(node -e 'console.log(require("./tests/oracles/kusto/package-lock.json").packages["node_modules/@kusto/language-service-next"].version)')"
