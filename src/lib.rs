@@ -15,7 +15,7 @@ pub mod targets;
 pub use condition::Cond;
 pub use diag::{Code, Diagnostic, Diagnostics, Span};
 pub use load::{Rule, rule_from_str, rules_from_dir};
-pub use targets::{Output, Target, Unsupported, compile};
+pub use targets::{Output, Target, Unsupported, compile, skip_reason};
 
 use strum::IntoEnumIterator;
 
@@ -32,16 +32,6 @@ pub struct Build {
     pub skipped: Vec<(String, Target, String)>,
     /// Number of rules.
     pub rules: usize,
-}
-
-/// The reason a rule gives for not being built for a target, if any.
-pub fn skip_reason(rule: &Rule, target: Target) -> Option<&str> {
-    let t = &rule.doc.targets;
-    match target {
-        Target::Sentinel => t.sentinel.skip.as_deref(),
-        Target::Elastic => t.elastic.skip.as_deref(),
-        Target::Panther => t.panther.skip.as_deref(),
-    }
 }
 
 /// Compile every rule for every requested target (pure: no files touched).

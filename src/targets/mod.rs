@@ -144,6 +144,16 @@ pub fn derived_uuid(canonical_id: &str, target: Target) -> String {
     uuid::Uuid::new_v5(&ns, name.as_bytes()).to_string()
 }
 
+/// The reason a rule gives for not being built for a target, if any.
+pub fn skip_reason(rule: &Rule, target: Target) -> Option<&str> {
+    let t = &rule.doc.targets;
+    match target {
+        Target::Sentinel => t.sentinel.skip.as_deref(),
+        Target::Elastic => t.elastic.skip.as_deref(),
+        Target::Panther => t.panther.skip.as_deref(),
+    }
+}
+
 /// Compile one rule for one target.
 pub fn compile(rule: &Rule, target: Target, policy: Unsupported) -> Result<Output, Diagnostics> {
     let mut cx = Cx::new(target, policy);
