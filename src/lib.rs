@@ -6,6 +6,7 @@ pub mod condition;
 pub mod diag;
 pub mod eval;
 pub mod fields;
+pub mod import;
 pub mod kuery;
 pub mod kusto;
 pub mod load;

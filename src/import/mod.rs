@@ -1,0 +1,515 @@
+//! Import: vendor rule text → canonical rule YAML.
+//!
+//! Input: one vendor file's text (Sigma YAML, Elastic detection-rules TOML). Output: one
+//! [`Imported`] per rule in it: a slug, the canonical YAML text (which `load::rule_from_str`
+//! reads back) and an [`Outcome`] saying whether everything was carried over.
+//!
+//! The canonical document is built as a `serde_json::Value` in the model's key order
+//! ([`Doc::to_value`]) and written by a small YAML emitter ([`to_yaml`]); every string goes
+//! through [`crate::targets::render::yaml_str`].
+
+pub mod elastic;
+pub mod sigma;
+
+use serde_json::{Map, Value, json};
+
+use crate::diag::{Diagnostic, Span};
+use crate::targets::render::{yaml_double, yaml_str};
+
+/// How completely a vendor rule was carried over.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Everything maps.
+    Full,
+    /// The rule was imported, but these parts were not (each named, with the reason).
+    /// Parts of the detection start with `detection:`, others with `metadata:`.
+    Partial(Vec<String>),
+    /// The rule was not imported: why, and where.
+    Refused(Diagnostic),
+}
+
+impl Outcome {
+    /// Full, or Partial with the given parts (Full when there are none).
+    pub fn from_parts(parts: Vec<String>) -> Self {
+        if parts.is_empty() {
+            Outcome::Full
+        } else {
+            Outcome::Partial(parts)
+        }
+    }
+
+    /// Does a partial outcome leave out part of the detection (not only metadata)?
+    pub fn drops_detection(&self) -> bool {
+        matches!(self, Outcome::Partial(p) if p.iter().any(|s| s.starts_with("detection:")))
+    }
+}
+
+/// One imported rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    /// The canonical file stem (snake_case).
+    pub slug: String,
+    /// The canonical YAML text (empty when refused).
+    pub yaml: String,
+    /// How completely it was carried over.
+    pub outcome: Outcome,
+}
+
+impl Imported {
+    /// A refused import.
+    pub fn refused(slug: &str, d: Diagnostic) -> Self {
+        Imported {
+            slug: slug.to_string(),
+            yaml: String::new(),
+            outcome: Outcome::Refused(d),
+        }
+    }
+}
+
+/// The canonical file stem for a vendor file name: its stem, lower-cased, with every run of
+/// other characters replaced by `_` (and a leading `rule_` when it does not start with a letter).
+pub fn slug_of(file: &str) -> String {
+    let name = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    let mut out = String::new();
+    for c in stem.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let out = out.trim_matches('_').to_string();
+    if out.chars().next().is_some_and(|c| c.is_ascii_lowercase()) {
+        out
+    } else {
+        format!("rule_{out}")
+    }
+}
+
+/// A 1-based line and column for a byte offset in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// A span for a byte offset in a file's text.
+pub fn span_at(file: &str, text: &str, offset: usize) -> Option<Span> {
+    let (line, col) = line_col(text, offset);
+    Some(Span {
+        file: file.to_string(),
+        line,
+        col,
+    })
+}
+
+/// The parts of a canonical rule an importer fills in; [`Doc::to_value`] orders them as the
+/// model does.
+#[derive(Debug, Clone, Default)]
+pub struct Doc {
+    /// `id`.
+    pub id: String,
+    /// `name`.
+    pub name: String,
+    /// `description`.
+    pub description: String,
+    /// `severity` (canonical vocabulary).
+    pub severity: String,
+    /// `risk_score`.
+    pub risk_score: Option<u64>,
+    /// `authors`.
+    pub authors: Vec<String>,
+    /// `license`.
+    pub license: Option<String>,
+    /// `references`.
+    pub references: Vec<String>,
+    /// `false_positives`.
+    pub false_positives: Vec<String>,
+    /// `tags`.
+    pub tags: Vec<String>,
+    /// `attack.tactics`.
+    pub tactics: Vec<String>,
+    /// `attack.techniques`.
+    pub techniques: Vec<String>,
+    /// `created` (YYYY-MM-DD).
+    pub created: Option<String>,
+    /// `updated` (YYYY-MM-DD).
+    pub updated: Option<String>,
+    /// `version`.
+    pub version: Option<String>,
+    /// `status`.
+    pub status: Option<String>,
+    /// `lists`.
+    pub lists: Map<String, Value>,
+    /// `detection`: a condition node in the canonical syntax.
+    pub detection: Value,
+    /// `tests`.
+    pub tests: Vec<Value>,
+    /// `targets` (`{elastic: {...}}`).
+    pub targets: Map<String, Value>,
+}
+
+impl Doc {
+    /// The document as a JSON value, keys in the model's order, empty parts left out.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), json!(self.id));
+        m.insert("name".into(), json!(self.name));
+        m.insert("description".into(), json!(self.description));
+        m.insert("severity".into(), json!(self.severity));
+        if let Some(r) = self.risk_score {
+            m.insert("risk_score".into(), json!(r));
+        }
+        if !self.authors.is_empty() {
+            m.insert("authors".into(), json!(self.authors));
+        }
+        if let Some(l) = &self.license {
+            m.insert("license".into(), json!(l));
+        }
+        for (k, v) in [
+            ("references", &self.references),
+            ("false_positives", &self.false_positives),
+        ] {
+            if !v.is_empty() {
+                m.insert(k.into(), json!(v));
+            }
+        }
+        if !self.tags.is_empty() {
+            m.insert("tags".into(), json!(self.tags));
+        }
+        if !self.tactics.is_empty() || !self.techniques.is_empty() {
+            let mut a = Map::new();
+            if !self.tactics.is_empty() {
+                a.insert("tactics".into(), json!(self.tactics));
+            }
+            if !self.techniques.is_empty() {
+                a.insert("techniques".into(), json!(self.techniques));
+            }
+            m.insert("attack".into(), Value::Object(a));
+        }
+        for (k, v) in [
+            ("created", &self.created),
+            ("updated", &self.updated),
+            ("version", &self.version),
+            ("status", &self.status),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), json!(v));
+            }
+        }
+        m.insert("logsource".into(), json!("aws.cloudtrail"));
+        if !self.lists.is_empty() {
+            m.insert("lists".into(), Value::Object(self.lists.clone()));
+        }
+        m.insert("detection".into(), self.detection.clone());
+        if !self.tests.is_empty() {
+            m.insert("tests".into(), Value::Array(self.tests.clone()));
+        }
+        if !self.targets.is_empty() {
+            m.insert("targets".into(), Value::Object(self.targets.clone()));
+        }
+        Value::Object(m)
+    }
+
+    /// The document as canonical YAML text.
+    pub fn to_yaml(&self) -> String {
+        to_yaml(&self.to_value())
+    }
+}
+
+/// Write a JSON value (a mapping at the top) as block-style YAML. Condition predicates and
+/// other small mappings of scalars are written in flow style (`{field: x, op: eq, value: y}`),
+/// short lists of scalars as `[a, b]`.
+pub fn to_yaml(v: &Value) -> String {
+    let mut out = String::new();
+    match v {
+        Value::Object(o) if !o.is_empty() => write_map(o, 0, false, &mut out),
+        other => {
+            out.push_str(&scalar(other, 0));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn is_scalar(v: &Value) -> bool {
+    !matches!(v, Value::Array(_) | Value::Object(_))
+}
+
+fn multiline(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\n'),
+        Value::Array(a) => a.iter().any(multiline),
+        Value::Object(o) => o.values().any(multiline),
+        _ => false,
+    }
+}
+
+/// Can this value be written on one line in flow style?
+fn flowable(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.iter().all(is_scalar) && !multiline(v) && flow(v).len() <= 100,
+        Value::Object(o) => {
+            (o.contains_key("field") || (o.len() == 1 && o.contains_key("request_succeeded")))
+                && o.values().all(|x| {
+                    is_scalar(x) || matches!(x, Value::Array(a) if a.iter().all(is_scalar))
+                })
+                && !multiline(v)
+        }
+        _ => true,
+    }
+}
+
+fn key(k: &str) -> String {
+    yaml_str(k, "auto", 0)
+}
+
+fn scalar(v: &Value, indent: usize) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => yaml_str(s, "auto", indent),
+        Value::Array(_) | Value::Object(_) => flow(v),
+    }
+}
+
+fn flow_str(s: &str) -> String {
+    if s.contains([',', '[', ']', '{', '}']) || s.contains('\n') {
+        yaml_double(s)
+    } else {
+        yaml_str(s, "auto", 0)
+    }
+}
+
+fn flow(v: &Value) -> String {
+    match v {
+        Value::String(s) => flow_str(s),
+        Value::Array(a) => format!("[{}]", a.iter().map(flow).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => {
+            let kv: Vec<String> = o
+                .iter()
+                .map(|(k, x)| format!("{}: {}", flow_str(k), flow(x)))
+                .collect();
+            format!("{{{}}}", kv.join(", "))
+        }
+        other => scalar(other, 0),
+    }
+}
+
+/// Write `key: value` lines of a mapping at `indent`; with `inline_first`, the first key
+/// continues the current line (after `- `).
+fn write_map(o: &Map<String, Value>, indent: usize, inline_first: bool, out: &mut String) {
+    let pad = " ".repeat(indent);
+    for (i, (k, v)) in o.iter().enumerate() {
+        if !(i == 0 && inline_first) {
+            out.push_str(&pad);
+        }
+        out.push_str(&key(k));
+        out.push(':');
+        write_after_key(v, indent, out);
+    }
+}
+
+fn write_after_key(v: &Value, indent: usize, out: &mut String) {
+    match v {
+        Value::Array(a) if a.is_empty() => out.push_str(" []\n"),
+        Value::Object(o) if o.is_empty() => out.push_str(" {}\n"),
+        Value::Array(_) | Value::Object(_) if flowable(v) => {
+            out.push(' ');
+            out.push_str(&flow(v));
+            out.push('\n');
+        }
+        Value::Array(a) => {
+            out.push('\n');
+            write_seq(a, indent + 2, out);
+        }
+        Value::Object(o) => {
+            out.push('\n');
+            write_map(o, indent + 2, false, out);
+        }
+        other => {
+            out.push(' ');
+            out.push_str(&scalar(other, indent + 2));
+            out.push('\n');
+        }
+    }
+}
+
+fn write_seq(a: &[Value], indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    for x in a {
+        out.push_str(&pad);
+        out.push('-');
+        match x {
+            Value::Array(b) if b.is_empty() => out.push_str(" []\n"),
+            Value::Object(o) if o.is_empty() => out.push_str(" {}\n"),
+            Value::Array(_) | Value::Object(_) if flowable(x) => {
+                out.push(' ');
+                out.push_str(&flow(x));
+                out.push('\n');
+            }
+            Value::Array(b) => {
+                out.push('\n');
+                write_seq(b, indent + 2, out);
+            }
+            Value::Object(o) => {
+                out.push(' ');
+                write_map(o, indent + 2, true, out);
+            }
+            other => {
+                out.push(' ');
+                out.push_str(&scalar(other, indent + 2));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+/// A predicate node: `{field, op, value|values, case?}`.
+pub fn pred(field: &str, op: &str, values: Vec<Value>, insensitive: bool) -> Value {
+    let mut m = Map::new();
+    m.insert("field".into(), json!(field));
+    let op = if op == "eq" && values.len() > 1 {
+        "in"
+    } else {
+        op
+    };
+    m.insert("op".into(), json!(op));
+    match values.len() {
+        0 => {}
+        1 if op != "in" => {
+            m.insert(
+                "value".into(),
+                values.into_iter().next().unwrap_or(Value::Null),
+            );
+        }
+        _ => {
+            m.insert("values".into(), Value::Array(values));
+        }
+    }
+    if insensitive {
+        m.insert("case".into(), json!("insensitive"));
+    }
+    Value::Object(m)
+}
+
+/// `{all: [...]}` (the child itself when there is one).
+pub fn all(mut kids: Vec<Value>) -> Value {
+    if kids.len() == 1 {
+        kids.pop().unwrap_or(Value::Null)
+    } else {
+        json!({ "all": kids })
+    }
+}
+
+/// `{any: [...]}` (the child itself when there is one).
+pub fn any(mut kids: Vec<Value>) -> Value {
+    if kids.len() == 1 {
+        kids.pop().unwrap_or(Value::Null)
+    } else {
+        json!({ "any": kids })
+    }
+}
+
+/// `{not: node}`.
+pub fn not(kid: Value) -> Value {
+    json!({ "not": kid })
+}
+
+/// `YYYY/MM/DD` or `YYYY-MM-DD` → `YYYY-MM-DD` (None if it is neither).
+pub fn date(s: &str) -> Option<String> {
+    let d = s.trim().replace('/', "-");
+    let ok = d.len() == 10
+        && d.char_indices().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    ok.then_some(d)
+}
+
+/// Add an ATT&CK technique and make sure one of its tactics is listed (the first of the
+/// technique's tactics is added when none is). Returns false for an unknown id.
+pub fn add_technique(id: &str, tactics: &mut Vec<String>, techniques: &mut Vec<String>) -> bool {
+    let Some(t) = crate::attack::technique(id) else {
+        return false;
+    };
+    let listed = t
+        .tactics
+        .iter()
+        .filter_map(|s| crate::attack::tactic_by_shortname(s))
+        .any(|ta| tactics.contains(&ta.id));
+    if !listed {
+        if let Some(ta) = t
+            .tactics
+            .first()
+            .and_then(|s| crate::attack::tactic_by_shortname(s))
+        {
+            tactics.push(ta.id.clone());
+        }
+    }
+    if !techniques.iter().any(|x| x == id) {
+        techniques.push(id.to_string());
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_yaml_that_loads() {
+        let doc = Doc {
+            id: "4db60cc0-36fb-42b7-9b58-a5b53019fb74".into(),
+            name: "A: test, rule".into(),
+            description: "line one\nline two\n".into(),
+            severity: "medium".into(),
+            authors: vec!["a, b".into(), "@x".into()],
+            tags: vec!["yes".into(), "{x}".into()],
+            tactics: vec!["TA0005".into()],
+            techniques: vec!["T1562.008".into()],
+            created: Some("2020-01-21".into()),
+            status: Some("experimental".into()),
+            detection: all(vec![
+                pred(
+                    "eventName",
+                    "eq",
+                    vec![json!("StopLogging"), json!("Delete, Trail")],
+                    true,
+                ),
+                not(json!({"request_succeeded": false})),
+                any(vec![
+                    pred("userAgent", "contains", vec![json!("[x]")], false),
+                    pred("readOnly", "eq", vec![json!(true)], false),
+                ]),
+            ]),
+            ..Doc::default()
+        };
+        let y = doc.to_yaml();
+        let rule = crate::load::rule_from_str("t.yaml", "t", &y);
+        assert!(rule.is_ok(), "{y}\n{:?}", rule.err());
+        let rule = rule.unwrap();
+        assert_eq!(rule.doc.description, "line one\nline two\n");
+        assert_eq!(rule.doc.authors, vec!["a, b", "@x"]);
+        assert!(y.contains("- {field: eventName, op: in, values: [StopLogging, \"Delete, Trail\"], case: insensitive}"), "{y}");
+    }
+
+    #[test]
+    fn slugs_and_dates() {
+        assert_eq!(
+            slug_of("x/aws-CloudTrail Disable.yml"),
+            "aws_cloudtrail_disable"
+        );
+        assert_eq!(slug_of("1x.toml"), "rule_1x");
+        assert_eq!(date("2020/01/21").as_deref(), Some("2020-01-21"));
+        assert_eq!(date("2020-1-21"), None);
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

@@ -1,0 +1,611 @@
+//! Sigma rules (`logsource: {product: aws, service: cloudtrail}`) → canonical rules.
+//!
+//! Input: a Sigma YAML file's text. Output: one [`Imported`] per rule. Field names are raw
+//! CloudTrail paths already; Sigma compares strings case-insensitively, so every string
+//! comparison but `re` gets `case: insensitive`.
+
+use serde_json::{Map, Value, json};
+
+use super::{Doc, Imported, Outcome, add_technique, all, any, date, not, pred, slug_of, span_at};
+use crate::diag::{Code, Diagnostic};
+
+/// Import the rules of one Sigma file. `file` names it in diagnostics and gives the slug.
+pub fn parse(file: &str, text: &str) -> Vec<Imported> {
+    let slug = slug_of(file);
+    let doc: Value = match serde_saphyr::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let span = e
+                .location()
+                .filter(|l| l.line() > 0)
+                .map(|l| crate::diag::Span {
+                    file: file.to_string(),
+                    line: l.line() as usize,
+                    col: l.column() as usize,
+                });
+            let msg = e.without_snippet().to_string();
+            let msg = msg.lines().next().unwrap_or("").to_string();
+            return vec![Imported::refused(
+                &slug,
+                Diagnostic::error(Code::E101, format!("yaml syntax error: {msg}")).with_span(span),
+            )];
+        }
+    };
+    vec![import_one(file, text, &slug, &doc)]
+}
+
+struct Cx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Cx<'_> {
+    /// A diagnostic located at the first occurrence of `needle` after `detection:`.
+    fn err(&self, msg: impl Into<String>, needle: &str) -> Box<Diagnostic> {
+        let start = self.text.find("\ndetection:").unwrap_or(0);
+        let off = self
+            .text
+            .get(start..)
+            .and_then(|t| t.find(needle))
+            .map_or(start, |i| start + i);
+        let off = if needle.is_empty() { start + 1 } else { off };
+        Box::new(Diagnostic::error(Code::E301, msg).with_span(span_at(
+            self.file,
+            self.text,
+            off.min(self.text.len()),
+        )))
+    }
+}
+
+fn s_of(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|x| s_of(Some(x))).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => vec![],
+    }
+}
+
+fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
+    let cx = Cx { file, text };
+    let Some(m) = doc.as_object() else {
+        return Imported::refused(slug, *cx.err("a sigma rule is a mapping", ""));
+    };
+    let ls = m.get("logsource").and_then(Value::as_object);
+    let product = ls.and_then(|l| s_of(l.get("product")));
+    let service = ls.and_then(|l| s_of(l.get("service")));
+    if product.as_deref() != Some("aws") || service.as_deref() != Some("cloudtrail") {
+        let d = Diagnostic::error(
+            Code::E103,
+            "only logsource product aws, service cloudtrail is imported",
+        )
+        .with_found(format!(
+            "product {:?}, service {:?}",
+            product.unwrap_or_default(),
+            service.unwrap_or_default()
+        ))
+        .with_span(span_at(file, text, text.find("logsource").unwrap_or(0)));
+        return Imported::refused(slug, d);
+    }
+    let mut parts: Vec<String> = vec![];
+    let mut d = Doc {
+        id: s_of(m.get("id")).unwrap_or_else(|| slug.to_string()),
+        name: s_of(m.get("title")).unwrap_or_else(|| slug.to_string()),
+        ..Doc::default()
+    };
+    d.description = s_of(m.get("description")).unwrap_or_else(|| d.name.clone());
+    d.severity = match s_of(m.get("level")).as_deref() {
+        Some("informational") => "info",
+        Some("low") => "low",
+        Some("high") => "high",
+        Some("critical") => "critical",
+        Some("medium") => "medium",
+        other => {
+            parts.push(format!(
+                "metadata: level {other:?} is not a sigma level (medium assumed)"
+            ));
+            "medium"
+        }
+    }
+    .to_string();
+    d.status = match s_of(m.get("status")).as_deref() {
+        Some("stable") => Some("stable".into()),
+        Some("test") | Some("experimental") => Some("experimental".into()),
+        Some("deprecated") => Some("deprecated".into()),
+        Some("unsupported") => {
+            parts.push("metadata: status unsupported has no canonical status".into());
+            None
+        }
+        _ => None,
+    };
+    d.authors = s_of(m.get("author"))
+        .map(|a| {
+            a.split(", ")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    d.references = str_list(m.get("references"));
+    d.false_positives = str_list(m.get("falsepositives"));
+    d.license = Some("DRL-1.1".into());
+    for tag in str_list(m.get("tags")) {
+        let Some(rest) = tag.strip_prefix("attack.") else {
+            d.tags.push(tag);
+            continue;
+        };
+        let upper = rest.to_ascii_uppercase();
+        if upper.starts_with('T')
+            && upper[1..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        {
+            if !add_technique(&upper, &mut d.tactics, &mut d.techniques) {
+                parts.push(format!(
+                    "metadata: tag {tag}: no ATT&CK v18.1 technique {upper} (kept as a tag)"
+                ));
+                d.tags.push(tag);
+            }
+            continue;
+        }
+        if (upper.starts_with('G') || upper.starts_with('S'))
+            && upper[1..].chars().all(|c| c.is_ascii_digit())
+        {
+            d.tags.push(tag);
+            continue;
+        }
+        match crate::attack::tactic_by_shortname(&rest.replace('_', "-")) {
+            Some(t) => {
+                if !d.tactics.contains(&t.id) {
+                    d.tactics.push(t.id.clone());
+                }
+            }
+            None => {
+                parts.push(format!(
+                    "metadata: tag {tag}: no ATT&CK v18.1 tactic of that name (kept as a tag)"
+                ));
+                d.tags.push(tag);
+            }
+        }
+    }
+    // tactics first listed by a technique may also have been named later; keep the order stable
+    d.created = s_of(m.get("date")).and_then(|s| date(&s));
+    d.updated = s_of(m.get("modified")).and_then(|s| date(&s));
+    if let (Some(c), Some(u)) = (&d.created, &d.updated) {
+        if u < c {
+            parts.push(format!(
+                "metadata: modified {u} is before date {c} (left out)"
+            ));
+            d.updated = None;
+        }
+    }
+    let Some(det) = m.get("detection").and_then(Value::as_object) else {
+        return Imported::refused(slug, *cx.err("the rule has no `detection` mapping", ""));
+    };
+    match detection(&cx, det) {
+        Ok(v) => d.detection = v,
+        Err(e) => return Imported::refused(slug, *e),
+    }
+    for k in m.keys() {
+        if !matches!(
+            k.as_str(),
+            "title"
+                | "id"
+                | "name"
+                | "description"
+                | "level"
+                | "status"
+                | "author"
+                | "references"
+                | "falsepositives"
+                | "tags"
+                | "date"
+                | "modified"
+                | "logsource"
+                | "detection"
+                | "license"
+                | "fields"
+                | "related"
+        ) {
+            parts.push(format!("metadata: `{k}` has no canonical key"));
+        }
+    }
+    if let Some(r) = m.get("related").and_then(Value::as_array) {
+        if !r.is_empty() {
+            parts.push("metadata: `related` (rule relations) has no canonical key".into());
+        }
+    }
+    Imported {
+        slug: slug.to_string(),
+        yaml: d.to_yaml(),
+        outcome: Outcome::from_parts(parts),
+    }
+}
+
+/// The condition of a `detection:` block.
+fn detection(cx: &Cx, det: &Map<String, Value>) -> Result<Value, Box<Diagnostic>> {
+    let cond = match det.get("condition") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) if a.len() == 1 => s_of(a.first()).unwrap_or_default(),
+        Some(_) => return Err(cx.err("only one condition string is imported", "condition")),
+        None => return Err(cx.err("the detection has no `condition`", "")),
+    };
+    let mut names = vec![];
+    for (k, v) in det {
+        if k == "condition" || k == "timeframe" {
+            continue;
+        }
+        names.push((k.clone(), selection(cx, k, v)?));
+    }
+    if det.contains_key("timeframe") {
+        return Err(cx.err("`timeframe` (correlation) is not imported", "timeframe"));
+    }
+    let toks = tokens(&cond).map_err(|e| cx.err(format!("condition: {e}"), "condition"))?;
+    let mut p = CondParser {
+        toks,
+        pos: 0,
+        names: &names,
+    };
+    let v = p
+        .or()
+        .map_err(|e| cx.err(format!("condition `{cond}`: {e}"), "condition"))?;
+    if p.pos != p.toks.len() {
+        return Err(cx.err(
+            format!("condition `{cond}`: unexpected `{}`", p.toks[p.pos]),
+            "condition",
+        ));
+    }
+    Ok(v)
+}
+
+/// One named selection: a mapping (AND across fields) or a list of mappings (OR).
+fn selection(cx: &Cx, name: &str, v: &Value) -> Result<Value, Box<Diagnostic>> {
+    match v {
+        Value::Object(m) => {
+            let mut kids = vec![];
+            for (k, val) in m {
+                kids.push(field_match(cx, k, val)?);
+            }
+            if kids.is_empty() {
+                return Err(cx.err(format!("selection `{name}` is empty"), name));
+            }
+            Ok(all(kids))
+        }
+        Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_object) => {
+            let kids = a
+                .iter()
+                .map(|x| selection(cx, name, x))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(any(kids))
+        }
+        _ => Err(cx.err(
+            format!("selection `{name}`: keyword searches (values with no field) are not imported"),
+            name,
+        )),
+    }
+}
+
+/// Unescape a Sigma string: `\*`, `\?` and `\\` are literal; returns the text and whether it
+/// has unescaped wildcards.
+fn sigma_str(s: &str) -> (String, bool, bool) {
+    let mut out = String::new();
+    let mut wild = false;
+    let mut escaped_wild = false;
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '\\' if matches!(it.peek(), Some('*' | '?' | '\\')) => {
+                let n = it.next().unwrap_or('\\');
+                escaped_wild |= n != '\\';
+                out.push(n);
+            }
+            '*' | '?' => {
+                wild = true;
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    (out, wild, escaped_wild)
+}
+
+fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>> {
+    let mut it = key.split('|');
+    let field = it.next().unwrap_or("");
+    let mods: Vec<&str> = it.collect();
+    if field.is_empty() {
+        return Err(cx.err(
+            "keyword searches (values with no field) are not imported",
+            key,
+        ));
+    }
+    if let Err(e) = crate::fields::resolve(field) {
+        let mut d = cx.err(
+            format!("unknown field `{field}` (not in the CloudTrail taxonomy)"),
+            key,
+        );
+        if let crate::fields::PathError::Unknown(Some(best)) = e {
+            *d = d.with_hint(format!("did you mean `{best}`?"));
+        }
+        return Err(d);
+    }
+    let mut op = "eq";
+    let mut and_all = false;
+    for m in &mods {
+        match *m {
+            "contains" | "startswith" | "endswith" | "re" | "cidr" | "exists" => op = m,
+            "all" => and_all = true,
+            "i" | "m" | "s" if op == "re" => {
+                return Err(cx.err(format!("regex flag `|{m}` is not imported"), key));
+            }
+            other => return Err(cx.err(format!("modifier `|{other}` is not imported"), key)),
+        }
+    }
+    let vals: Vec<Value> = match val {
+        Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    };
+    if vals.is_empty() {
+        return Err(cx.err(format!("`{key}` has an empty value list"), key));
+    }
+    if op == "exists" {
+        let b = match vals.as_slice() {
+            [Value::Bool(b)] => *b,
+            [Value::String(s)] if s == "true" || s == "false" => s == "true",
+            _ => return Err(cx.err("`|exists` takes true or false", key)),
+        };
+        return Ok(pred(field, "exists", vec![json!(b)], false));
+    }
+    // one predicate per value shape: group consecutive values that share an op
+    let mut preds: Vec<(String, Vec<Value>, bool)> = vec![];
+    for v in vals {
+        let (o, v, ci) = match (&v, op) {
+            (Value::Null, "eq") => ("empty".to_string(), Value::Null, false),
+            (Value::Null, _) => return Err(cx.err(format!("`null` with `|{op}`"), key)),
+            (Value::String(s), "re") => ("regex".into(), json!(s), false),
+            (Value::String(s), "cidr") => ("cidr".into(), json!(s), false),
+            (Value::String(s), _) => {
+                let (t, wild, escaped) = sigma_str(s);
+                if wild && escaped {
+                    return Err(
+                        cx.err(format!("`{s}` mixes wildcards with escaped wildcards"), key)
+                    );
+                }
+                if wild {
+                    let g = match op {
+                        "contains" => format!("*{t}*"),
+                        "startswith" => format!("{t}*"),
+                        "endswith" => format!("*{t}"),
+                        _ => t,
+                    };
+                    let mut c = String::new();
+                    for ch in g.chars() {
+                        if !(ch == '*' && c.ends_with('*')) {
+                            c.push(ch);
+                        }
+                    }
+                    ("glob".into(), json!(c), true)
+                } else {
+                    (op.to_string(), json!(t), true)
+                }
+            }
+            (Value::Number(_) | Value::Bool(_), "eq") => ("eq".into(), v.clone(), false),
+            (Value::Number(n), _) if op != "re" && op != "cidr" => {
+                (op.to_string(), json!(n.to_string()), true)
+            }
+            _ => return Err(cx.err(format!("value {v} does not fit `|{op}`"), key)),
+        };
+        match preds
+            .iter_mut()
+            .find(|p| p.0 == o && p.2 == ci && o != "empty")
+        {
+            Some(p) if !and_all => p.1.push(v),
+            _ => preds.push((o, vec![v], ci)),
+        }
+    }
+    let kids: Vec<Value> = preds
+        .into_iter()
+        .map(|(o, vs, ci)| {
+            if o == "empty" {
+                pred(field, "empty", vec![], false)
+            } else {
+                pred(field, &o, vs, ci)
+            }
+        })
+        .collect();
+    Ok(if and_all { all(kids) } else { any(kids) })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The condition string: `sel and not (a or 1 of filter_*)`.
+
+fn tokens(s: &str) -> Result<Vec<String>, String> {
+    let mut out = vec![];
+    let mut cur = String::new();
+    for c in s.chars() {
+        match c {
+            '(' | ')' => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                out.push(c.to_string());
+            }
+            '|' => return Err("aggregations (`| count() ...`) are not imported".into()),
+            c if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    if out.is_empty() {
+        return Err("the condition is empty".into());
+    }
+    Ok(out)
+}
+
+struct CondParser<'a> {
+    toks: Vec<String>,
+    pos: usize,
+    names: &'a [(String, Value)],
+}
+
+fn glob_match(pat: &str, s: &str) -> bool {
+    match pat.split_once('*') {
+        None => pat == s,
+        Some((pre, post)) => {
+            s.starts_with(pre) && s.len() >= pre.len() + post.len() && {
+                let rest = &s[pre.len()..];
+                (0..=rest.len()).any(|i| rest.is_char_boundary(i) && glob_match(post, &rest[i..]))
+            }
+        }
+    }
+}
+
+impl CondParser<'_> {
+    fn peek(&self) -> Option<&str> {
+        self.toks.get(self.pos).map(String::as_str)
+    }
+    fn is_kw(&self, kw: &str) -> bool {
+        self.peek().is_some_and(|t| t.eq_ignore_ascii_case(kw))
+    }
+    fn or(&mut self) -> Result<Value, String> {
+        let mut kids = vec![self.and()?];
+        while self.is_kw("or") {
+            self.pos += 1;
+            kids.push(self.and()?);
+        }
+        Ok(any(kids))
+    }
+    fn and(&mut self) -> Result<Value, String> {
+        let mut kids = vec![self.not()?];
+        while self.is_kw("and") {
+            self.pos += 1;
+            kids.push(self.not()?);
+        }
+        Ok(all(kids))
+    }
+    fn not(&mut self) -> Result<Value, String> {
+        if self.is_kw("not") {
+            self.pos += 1;
+            return Ok(not(self.not()?));
+        }
+        self.atom()
+    }
+    fn atom(&mut self) -> Result<Value, String> {
+        let Some(t) = self.peek().map(str::to_string) else {
+            return Err("unexpected end of the condition".into());
+        };
+        self.pos += 1;
+        if t == "(" {
+            let v = self.or()?;
+            if self.peek() != Some(")") {
+                return Err("expected `)`".into());
+            }
+            self.pos += 1;
+            return Ok(v);
+        }
+        let quant = if t == "1" || t.eq_ignore_ascii_case("any") {
+            Some(false)
+        } else if t.eq_ignore_ascii_case("all") {
+            Some(true)
+        } else {
+            None
+        };
+        if let (Some(every), true) = (quant, self.is_kw("of")) {
+            self.pos += 1;
+            let Some(pat) = self.peek().map(str::to_string) else {
+                return Err(format!("`{t} of` needs a selection name or `them`"));
+            };
+            self.pos += 1;
+            let picked: Vec<Value> = self
+                .names
+                .iter()
+                .filter(|(n, _)| {
+                    if pat == "them" {
+                        !n.starts_with('_')
+                    } else {
+                        glob_match(&pat, n)
+                    }
+                })
+                .map(|(_, v)| v.clone())
+                .collect();
+            if picked.is_empty() {
+                return Err(format!("`{pat}` names no selection"));
+            }
+            return Ok(if every { all(picked) } else { any(picked) });
+        }
+        if matches!(t.to_ascii_lowercase().as_str(), "and" | "or" | ")") {
+            return Err(format!("unexpected `{t}`"));
+        }
+        self.names
+            .iter()
+            .find(|(n, _)| *n == t)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("unknown selection `{t}`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_a_small_rule() {
+        let text = "title: T\nid: 4db60cc0-36fb-42b7-9b58-a5b53019fb74\nstatus: test\ndescription: D\nauthor: A, B\ndate: 2020/01/21\ntags:\n  - attack.defense_evasion\n  - attack.t1562.008\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName:\n      - StopLogging\n      - Delete*\n    userAgent|contains: cli\n  filter:\n    errorCode: null\n  condition: sel and not filter\nlevel: high\n";
+        let out = parse("x.yml", text);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].outcome, Outcome::Full, "{}", out[0].yaml);
+        let r = crate::load::rule_from_str("x.yaml", "x", &out[0].yaml);
+        assert!(r.is_ok(), "{}\n{:?}", out[0].yaml, r.err());
+        assert!(
+            out[0]
+                .yaml
+                .contains("{field: eventName, op: glob, value: Delete*, case: insensitive}"),
+            "{}",
+            out[0].yaml
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        let text = "title: T\nid: x\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel:\n    nope.field: 1\n  condition: sel\nlevel: low\n";
+        let out = parse("x.yml", text);
+        let Outcome::Refused(d) = &out[0].outcome else {
+            panic!("{:?}", out[0].outcome)
+        };
+        assert_eq!(d.code, Code::E301);
+        assert_eq!(d.span.as_ref().map(|s| (s.line, s.col)), Some((6, 5)));
+    }
+
+    #[test]
+    fn conditions() {
+        let names = vec![
+            ("a_1".to_string(), json!(1)),
+            ("a_2".to_string(), json!(2)),
+            ("b".to_string(), json!(3)),
+        ];
+        let mut p = CondParser {
+            toks: tokens("all of a_* or not (b and 1 of them)").unwrap(),
+            pos: 0,
+            names: &names,
+        };
+        let v = p.or().unwrap();
+        assert_eq!(
+            v,
+            json!({"any": [{"all": [1, 2]}, {"not": {"all": [3, {"any": [1, 2, 3]}]}}]})
+        );
+    }
+}
