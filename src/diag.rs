@@ -72,6 +72,14 @@ pub enum Code {
     E401,
     /// The target cannot express this construct at all; the rule is not built for it.
     E402,
+    /// The rule holds opaque logic in another language (`opaque:`); it is not built for this target.
+    E403,
+    /// Import: the vendor file (or the query inside it) does not parse.
+    E501,
+    /// Import: the vendor rule uses something rulecast cannot import; the rule is refused.
+    E502,
+    /// Import: a part of the vendor rule was kept opaque or left out (a note; the reason says which).
+    E503,
     /// Internal error: please report.
     E900,
 }

@@ -11,8 +11,8 @@ fn canonical_verdicts_match_every_expected_result() {
         for t in &rule.doc.tests {
             let v = rulecast::eval::evaluate(rule, &t.value.event, &t.value.allowlists);
             checked += 1;
-            if v.matched != t.value.expect {
-                failures.push(format!("{} / {}: expected {}, got {}\n{}", rule.file, t.value.name, t.value.expect, v.matched, v.trace.join("\n")));
+            if v.matched != Some(t.value.expect) {
+                failures.push(format!("{} / {}: expected {}, got {:?}\n{}", rule.file, t.value.name, t.value.expect, v.matched, v.trace.join("\n")));
             }
         }
     }
@@ -27,7 +27,7 @@ fn traces_show_which_conditions_decided() {
     let rule = rules.iter().find(|r| r.slug == "aws_security_configuration_change").expect("seed rule");
     let t = &rule.doc.tests[4].value; // allow-listed user
     let v = rulecast::eval::evaluate(rule, &t.event, &t.allowlists);
-    assert!(!v.matched);
+    assert_eq!(v.matched, Some(false));
     insta::assert_snapshot!(v.trace.join("\n"), @r#"
     all
       request_succeeded: true (succeeded: true) -> true

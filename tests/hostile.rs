@@ -114,7 +114,7 @@ fn hostile_values_parse_and_evaluate_like_the_canonical_rule() {
         // verdicts
         let prepared = tv::prepare(rule);
         for (k, ev) in events(v).iter().enumerate() {
-            let canonical = rulecast::eval::evaluate(rule, ev, &Default::default()).matched;
+            let canonical = rulecast::eval::evaluate(rule, ev, &Default::default()).matched.expect("hostile rules have no opaque logic");
             canonical_all.push(canonical);
             panther_jobs.push(json!({"id": panther_jobs.len(), "module": format!("case_{i}"), "event": ev}));
             for (t, got) in [(Target::Sentinel, tv::sentinel_verdict(&prepared, ev)), (Target::Elastic, tv::elastic_verdict(&prepared, ev))] {

@@ -78,8 +78,8 @@ pub struct Row {
     pub event: String,
     /// Expected verdict (rule tests only).
     pub expected: Option<bool>,
-    /// The canonical evaluator's verdict.
-    pub canonical: bool,
+    /// The canonical evaluator's verdict (`null`: decided by an opaque condition only).
+    pub canonical: Option<bool>,
     /// Per target.
     pub sentinel: TargetVerdict,
     /// Per target.
@@ -247,14 +247,16 @@ pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCo
         let sentinel = TargetVerdict::from(tv::sentinel_verdict(p, &job.event));
         let elastic = TargetVerdict::from(tv::elastic_verdict(p, &job.event));
         let mut differences = vec![];
-        let mut failed = job.expected.is_some_and(|e| e != canonical);
+        let mut failed = job.expected.zip(canonical).is_some_and(|(e, c)| e != c);
+        // what the targets are held to: the canonical verdict, or (opaque logic) the expectation
+        let reference = canonical.or(job.expected);
         for (t, v) in [(Target::Sentinel, &sentinel), (Target::Elastic, &elastic), (Target::Panther, &pv)] {
             if let TargetVerdict::Error(_) = v {
                 failed = true;
                 differences.push(Difference { target: t, declared_by: vec![] });
                 continue;
             }
-            if v.as_bool().is_some_and(|b| b != canonical) {
+            if v.as_bool().zip(reference).is_some_and(|(b, r)| b != r) {
                 let mut declared_by: Vec<String> = p.notes.iter().filter(|(nt, _)| *nt == t).map(|(_, d)| d.message.clone()).collect();
                 if t == Target::Panther && panther_event {
                     declared_by.push("Panther events have case-insensitive keys (PantherEvent)".into());
@@ -302,7 +304,11 @@ pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCo
                 "  {:<8} expected {:<5} canonical {:<5} sentinel {:<5} elastic {:<5} panther {:<5}  {}",
                 r.status.to_uppercase(),
                 exp,
-                if r.canonical { "match" } else { "-" },
+                match r.canonical {
+                    Some(true) => "match",
+                    Some(false) => "-",
+                    None => "opaq",
+                },
                 r.sentinel.short(),
                 r.elastic.short(),
                 r.panther.short(),

@@ -9,7 +9,7 @@ use strum::IntoEnumIterator;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::fields::{self, Field, PathError};
-use crate::model::{Case, CondNode, Op, Spanned};
+use crate::model::{Case, CondNode, Op, OpaqueLang, Spanned};
 
 /// A normalised condition.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,15 @@ pub enum Cond {
     Pred(Pred),
     /// The event matches an entry of the named allow-list.
     Allowed(String),
+    /// Logic kept in one target's language; only that target can decide it.
+    Opaque {
+        /// The language.
+        lang: OpaqueLang,
+        /// The expression.
+        text: String,
+        /// Why it is opaque.
+        reason: String,
+    },
 }
 
 /// A comparison of one field with one or more values.
@@ -83,6 +92,7 @@ pub fn parse(node: &Spanned<CondNode>, scope: &Scope, diags: &mut Diagnostics) -
         n.not.as_ref().map(|_| "not"),
         n.request_succeeded.as_ref().map(|_| "request_succeeded"),
         n.field.as_ref().map(|_| "field"),
+        n.opaque.as_ref().map(|_| "opaque"),
     ]
     .into_iter()
     .flatten()
@@ -91,7 +101,7 @@ pub fn parse(node: &Spanned<CondNode>, scope: &Scope, diags: &mut Diagnostics) -
         let found = if shapes.is_empty() { "none of them".to_string() } else { shapes.join(", ") };
         diags.push(
             Diagnostic::error(Code::E201, "a condition node must have exactly one shape")
-                .with_expected("one of `all`, `any`, `not`, `request_succeeded`, `field`")
+                .with_expected("one of `all`, `any`, `not`, `request_succeeded`, `field`, `opaque`")
                 .with_found(found)
                 .with_span(span),
         );
@@ -128,7 +138,90 @@ pub fn parse(node: &Spanned<CondNode>, scope: &Scope, diags: &mut Diagnostics) -
     if let Some(b) = &n.request_succeeded {
         return Some(Cond::Succeeded(b.value));
     }
+    if let Some(o) = &n.opaque {
+        return parse_opaque(&o.value, scope, diags);
+    }
     parse_pred(n, scope, diags, span)
+}
+
+/// An opaque condition: its text must parse as one expression of its language (KQL and Kibana
+/// KQL are checked here with rulecast's parsers), so it cannot break out of the place the
+/// target inlines it.
+fn parse_opaque(o: &crate::model::Opaque, scope: &Scope, diags: &mut Diagnostics) -> Option<Cond> {
+    let span = span_of(scope.file, &o.text);
+    let text = o.text.value.trim();
+    let err = |what: String| Diagnostic::error(Code::E204, what).with_span(span.clone());
+    if text.is_empty() {
+        diags.push(err("an opaque condition needs a non-empty `text`".into()));
+        return None;
+    }
+    let problem = match o.lang {
+        OpaqueLang::Kql => match crate::kusto::parse_expr(text) {
+            Err(e) => Some(e.to_string()),
+            Ok(e) => {
+                use crate::kusto::ExprKind as K;
+                matches!(e.kind, K::Pipe { .. } | K::Print(..) | K::DataTable { .. } | K::ExternalData { .. })
+                    .then(|| "a tabular expression, not a condition".to_string())
+            }
+        },
+        OpaqueLang::Kuery => crate::kuery::parse(text).err().map(|e| e.to_string()),
+        // one expression: balanced brackets, no statement break (or Python comment) outside strings
+        OpaqueLang::Python => balanced(text, Some('#')).err(),
+        OpaqueLang::Eql | OpaqueLang::Esql => balanced(text, None).err(),
+    };
+    if let Some(p) = problem {
+        diags.push(
+            err(format!("the opaque {} condition does not parse as one expression", <&str>::from(o.lang)))
+                .with_found(p),
+        );
+        return None;
+    }
+    Some(Cond::Opaque { lang: o.lang, text: text.to_string(), reason: o.reason.clone() })
+}
+
+/// Are brackets balanced outside string literals, with no `;` or line break at depth 0 and no
+/// `comment` character outside strings? (A guard for opaque expressions in languages rulecast
+/// does not parse itself.)
+pub fn balanced(text: &str, comment: Option<char>) -> Result<(), String> {
+    let mut stack = vec![];
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => stack.push(c),
+            ')' | ']' | '}' => {
+                let want = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                if stack.pop() != Some(want) {
+                    return Err(format!("unbalanced `{c}` at byte {i}"));
+                }
+            }
+            ';' | '\n' | '\r' if stack.is_empty() => return Err(format!("statement break at byte {i}")),
+            c if Some(c) == comment => return Err(format!("comment at byte {i}")),
+            _ => {}
+        }
+    }
+    if quote.is_some() {
+        return Err("unterminated string".into());
+    }
+    if let Some(c) = stack.last() {
+        return Err(format!("unclosed `{c}`"));
+    }
+    Ok(())
 }
 
 fn parse_kids(
@@ -367,7 +460,7 @@ pub fn preds<'a>(c: &'a Cond, out: &mut Vec<&'a Pred>) {
         Cond::All(k) | Cond::Any(k) => k.iter().for_each(|k| preds(k, out)),
         Cond::Not(k) => preds(k, out),
         Cond::Pred(p) => out.push(p),
-        Cond::Succeeded(_) | Cond::Allowed(_) => {}
+        Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
     }
 }
 

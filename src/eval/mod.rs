@@ -21,8 +21,9 @@ pub type Entries = IndexMap<String, Vec<IndexMap<String, String>>>;
 /// The outcome of one rule on one event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    /// Does the rule match?
-    pub matched: bool,
+    /// Does the rule match? `None` when the answer depends on an opaque condition (logic kept
+    /// in one vendor's language, which only that target can decide).
+    pub matched: Option<bool>,
     /// One line per condition evaluated, in order, indented by depth.
     pub trace: Vec<String>,
 }
@@ -93,43 +94,64 @@ fn is_empty(v: Option<&Value>) -> bool {
     matches!(v, None | Some(Value::Null)) || matches!(v, Some(Value::String(s)) if s.is_empty())
 }
 
-fn cond(c: &Cond, rule: &Rule, event: &Value, lists: &Entries, depth: usize, trace: &mut Vec<String>) -> bool {
+fn show(r: Option<bool>) -> String {
+    r.map_or_else(|| "undecided (opaque)".to_string(), |b| b.to_string())
+}
+
+/// Three-valued (Kleene) logic: `None` is "decided only by an opaque condition".
+fn cond(c: &Cond, rule: &Rule, event: &Value, lists: &Entries, depth: usize, trace: &mut Vec<String>) -> Option<bool> {
     let pad = "  ".repeat(depth);
     match c {
         Cond::All(kids) => {
             trace.push(format!("{pad}all"));
             // evaluate every child so the trace is complete
-            let results: Vec<bool> = kids.iter().map(|k| cond(k, rule, event, lists, depth + 1, trace)).collect();
-            let r = results.iter().all(|b| *b);
-            trace.push(format!("{pad}all -> {r}"));
+            let results: Vec<Option<bool>> = kids.iter().map(|k| cond(k, rule, event, lists, depth + 1, trace)).collect();
+            let r = if results.contains(&Some(false)) {
+                Some(false)
+            } else if results.contains(&None) {
+                None
+            } else {
+                Some(true)
+            };
+            trace.push(format!("{pad}all -> {}", show(r)));
             r
         }
         Cond::Any(kids) => {
             trace.push(format!("{pad}any"));
-            let results: Vec<bool> = kids.iter().map(|k| cond(k, rule, event, lists, depth + 1, trace)).collect();
-            let r = results.iter().any(|b| *b);
-            trace.push(format!("{pad}any -> {r}"));
+            let results: Vec<Option<bool>> = kids.iter().map(|k| cond(k, rule, event, lists, depth + 1, trace)).collect();
+            let r = if results.contains(&Some(true)) {
+                Some(true)
+            } else if results.contains(&None) {
+                None
+            } else {
+                Some(false)
+            };
+            trace.push(format!("{pad}any -> {}", show(r)));
             r
         }
         Cond::Not(k) => {
             trace.push(format!("{pad}not"));
-            let r = !cond(k, rule, event, lists, depth + 1, trace);
-            trace.push(format!("{pad}not -> {r}"));
+            let r = cond(k, rule, event, lists, depth + 1, trace).map(|b| !b);
+            trace.push(format!("{pad}not -> {}", show(r)));
             r
+        }
+        Cond::Opaque { lang, text, .. } => {
+            trace.push(format!("{pad}opaque {}: {text} -> undecided", <&str>::from(*lang)));
+            None
         }
         Cond::Succeeded(want) => {
             let ok = is_empty(event.get("errorCode")) && is_empty(event.get("errorMessage"));
             let r = ok == *want;
             trace.push(format!("{pad}request_succeeded: {want} (succeeded: {ok}) -> {r}"));
-            r
+            Some(r)
         }
         Cond::Pred(p) => {
             let r = pred(p, event);
             trace.push(format!("{pad}{} {} {} -> {r}", p.field.path, <&str>::from(p.op), describe(p)));
-            r
+            Some(r)
         }
         Cond::Allowed(name) => {
-            let Some(al) = rule.allowlists.get(name) else { return false };
+            let Some(al) = rule.allowlists.get(name) else { return Some(false) };
             let entries = lists.get(name).unwrap_or(&al.entries);
             let r = entries.iter().any(|entry| {
                 entry.iter().all(|(k, pattern)| {
@@ -141,7 +163,7 @@ fn cond(c: &Cond, rule: &Rule, event: &Value, lists: &Entries, depth: usize, tra
                 })
             });
             trace.push(format!("{pad}allow-list {name} ({} entries) -> {r}", entries.len()));
-            r
+            Some(r)
         }
     }
 }

@@ -155,6 +155,39 @@ pub struct CondNode {
     /// String comparisons: `sensitive` (default) or `insensitive`.
     #[serde(default)]
     pub case: Option<Case>,
+    /// Logic kept in one vendor's language (an import that could not be made structured).
+    #[serde(default)]
+    pub opaque: Option<Spanned<Opaque>>,
+}
+
+/// A condition written in one target's language, kept as it was imported. Only the target
+/// that speaks `lang` can build the rule; the canonical evaluator cannot decide it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Opaque {
+    /// The language of `text`.
+    pub lang: OpaqueLang,
+    /// A boolean expression (KQL, Kibana KQL, EQL/ES|QL condition or Python over `event`).
+    pub text: Spanned<String>,
+    /// Why it was not made structured.
+    pub reason: String,
+}
+
+/// The languages an opaque condition can be written in.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum OpaqueLang {
+    /// Sentinel's Kusto (a `where` expression over `AWSCloudTrail` columns).
+    Kql,
+    /// Elastic's Kibana KQL.
+    Kuery,
+    /// Elastic EQL (a condition; `any where` is implied).
+    Eql,
+    /// Elastic ES|QL (a `where` condition).
+    Esql,
+    /// Panther Python (an expression over `event`, with `targets.panther.prelude`).
+    Python,
 }
 
 /// Comparison operators. Semantics are in the README ("Condition semantics").
@@ -490,6 +523,77 @@ pub struct ElasticSettings {
     /// Override the authors.
     #[serde(default)]
     pub authors: Option<Vec<String>>,
+    /// `setup` (markdown): what must be configured for the rule to work.
+    #[serde(default)]
+    pub setup: Option<String>,
+    /// `[rule.investigation_fields] field_names`: the Elastic fields the alert flyout highlights.
+    #[serde(default)]
+    pub investigation_fields: Vec<String>,
+    /// `[rule.alert_suppression]`: suppress repeated alerts per group.
+    #[serde(default)]
+    pub alert_suppression: Option<AlertSuppression>,
+    /// `[rule.new_terms]`: alert only when this combination of values of these Elastic fields
+    /// was not seen in the history window (`type = "new_terms"`). Elastic-only for now; the
+    /// other targets render the filter alone.
+    #[serde(default)]
+    pub new_terms: Option<NewTerms>,
+    /// `[[rule.threshold.cardinality]]`: with a threshold aggregate, alert only for groups with
+    /// at least `value` distinct values of `field` (an Elastic field).
+    #[serde(default)]
+    pub threshold_cardinality: Vec<Cardinality>,
+    /// `max_signals`: the most alerts one run creates.
+    #[serde(default)]
+    pub max_signals: Option<u32>,
+    /// `rule_name_override`: the Elastic field whose value names the alert.
+    #[serde(default)]
+    pub rule_name_override: Option<String>,
+    /// `building_block_type` (`default`): a building-block rule (alerts hidden by default).
+    #[serde(default)]
+    pub building_block_type: Option<String>,
+}
+
+/// Elastic alert suppression (`[rule.alert_suppression]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSuppression {
+    /// Elastic fields whose values make up a suppression group (1 to 3).
+    pub group_by: Vec<String>,
+    /// How long alerts of one group are suppressed; default: the rule's run.
+    #[serde(default)]
+    pub duration: Option<SuppressionDuration>,
+    /// `suppress` (default) or `doNotSuppress` events missing a group-by field.
+    #[serde(default)]
+    pub missing_fields_strategy: Option<String>,
+}
+
+/// A suppression duration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionDuration {
+    /// Amount (at least 1).
+    pub value: u32,
+    /// `s`, `m` or `h`.
+    pub unit: String,
+}
+
+/// Elastic new-terms condition (`[rule.new_terms]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTerms {
+    /// Elastic fields (1 to 3) whose combination of values must be new.
+    pub fields: Vec<String>,
+    /// History window (`7d`); rendered as `history_window_start = "now-7d"`.
+    pub history_window: Spanned<String>,
+}
+
+/// A threshold cardinality condition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cardinality {
+    /// The Elastic field whose distinct values are counted.
+    pub field: String,
+    /// At least this many distinct values.
+    pub value: u32,
 }
 
 /// Panther-only settings.
@@ -538,4 +642,8 @@ pub struct PantherSettings {
     /// Write `LogType: AWS.CloudTrail` into every test.
     #[serde(default)]
     pub test_log_type: bool,
+    /// Module-level Python (imports, constants, helper functions) emitted before `def rule`;
+    /// what `opaque: {lang: python}` conditions and imported alert functions need.
+    #[serde(default)]
+    pub prelude: Option<String>,
 }

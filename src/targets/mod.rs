@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::load::Rule;
+use crate::condition::Cond;
+use crate::model::OpaqueLang;
 
 /// A compilation target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, strum::EnumIter, strum::Display, strum::IntoStaticStr, Serialize)]
@@ -144,13 +146,53 @@ pub fn derived_uuid(canonical_id: &str, target: Target) -> String {
     uuid::Uuid::new_v5(&ns, name.as_bytes()).to_string()
 }
 
-/// The reason a rule gives for not being built for a target, if any.
-pub fn skip_reason(rule: &Rule, target: Target) -> Option<&str> {
+/// Why a rule is not built for a target, if it is not: the rule's own `skip` reason, or an
+/// opaque condition in another target's language.
+pub fn skip_reason(rule: &Rule, target: Target) -> Option<String> {
     let t = &rule.doc.targets;
-    match target {
+    let own = match target {
         Target::Sentinel => t.sentinel.skip.as_deref(),
         Target::Elastic => t.elastic.skip.as_deref(),
         Target::Panther => t.panther.skip.as_deref(),
+    };
+    if let Some(why) = own {
+        return Some(why.to_string());
+    }
+    foreign_opaque(&rule.condition(), target)
+        .map(|(lang, reason)| format!("opaque {} logic ({reason}); only that language can run it", <&str>::from(lang)))
+}
+
+/// The language a target runs opaque conditions in.
+pub fn opaque_lang(target: Target) -> OpaqueLang {
+    match target {
+        Target::Sentinel => OpaqueLang::Kql,
+        Target::Elastic => OpaqueLang::Kuery,
+        Target::Panther => OpaqueLang::Python,
+    }
+}
+
+/// The first opaque condition the target cannot run, with its reason.
+pub fn foreign_opaque(c: &Cond, target: Target) -> Option<(OpaqueLang, String)> {
+    match c {
+        Cond::All(k) | Cond::Any(k) => k.iter().find_map(|k| foreign_opaque(k, target)),
+        Cond::Not(k) => foreign_opaque(k, target),
+        Cond::Opaque { lang, reason, .. } if *lang != opaque_lang(target) => Some((*lang, reason.clone())),
+        _ => None,
+    }
+}
+
+/// Render an opaque condition: verbatim in parentheses for the target that speaks its language
+/// (the loader checked that it is one expression), refused (E403) for the others.
+pub fn opaque(lang: OpaqueLang, text: &str, reason: &str, cx: &mut Cx) -> String {
+    if lang == opaque_lang(cx.target) {
+        format!("({text})")
+    } else {
+        cx.unsupported(
+            Code::E403,
+            None,
+            format!("opaque {} logic ({reason}); {} cannot run it", <&str>::from(lang), cx.target),
+        );
+        String::new()
     }
 }
 

@@ -172,6 +172,7 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
         }
         Cond::Pred(p) => pred(p, cx),
         Cond::Allowed(name) => allowed(name, rule, cx),
+        Cond::Opaque { lang, text, reason } => crate::targets::opaque(*lang, text, reason, cx),
     }
 }
 
@@ -188,7 +189,7 @@ fn may_match_console_login(rule: &Rule) -> bool {
             }
             Cond::All(k) => k.iter().any(excludes),
             Cond::Any(k) => k.iter().all(excludes),
-            Cond::Not(_) | Cond::Pred(_) | Cond::Succeeded(_) | Cond::Allowed(_) => false,
+            Cond::Not(_) | Cond::Pred(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
         }
     }
     !excludes(&rule.condition())

@@ -188,6 +188,7 @@ pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
             }
             format!("_allowed({name}, {{{}}})", items.join(", "))
         }
+        Cond::Opaque { lang, text, reason } => crate::targets::opaque(*lang, text, reason, cx),
     }
 }
 

@@ -114,6 +114,7 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
         Cond::Succeeded(false) => "(isnotempty(ErrorCode) or isnotempty(ErrorMessage))".into(),
         Cond::Pred(p) => pred(p, cx),
         Cond::Allowed(name) => allowed(name, rule, cx),
+        Cond::Opaque { lang, text, reason } => crate::targets::opaque(*lang, text, reason, cx),
     }
 }
 
