@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+mod import;
 mod test;
 use clap::{Parser, Subcommand};
 use rulecast::diag::{self, Format};
@@ -62,6 +63,29 @@ enum Command {
         target: Target,
         /// A JSON array, JSON lines, or a single event.
         file: PathBuf,
+    },
+    /// Read vendor rule files (or folders of them) into canonical rules, with a report: each
+    /// rule imported fully, with parts kept opaque (named, with the reason), or refused (why,
+    /// and where). Exit 1 when a rule was refused or an existing file kept.
+    Import {
+        /// The vendor format of the inputs.
+        #[arg(long, value_enum)]
+        from: rulecast::import::Vendor,
+        /// Files or folders (folders are read recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Where the canonical rules are written.
+        #[arg(long, default_value = "imported")]
+        out: PathBuf,
+        /// Overwrite canonical files that already exist.
+        #[arg(long)]
+        force: bool,
+        /// text (default) or json.
+        #[arg(long = "report", value_enum, default_value = "text")]
+        report: ReportFormat,
+        /// How located errors are printed in the report.
+        #[arg(long, value_enum, default_value = "concise")]
+        format: Format,
     },
     /// Check the canonical rules (and that they compile) without writing anything.
     Validate {
@@ -121,6 +145,9 @@ fn run(args: Args) -> Result<ExitCode> {
         Command::Validate { rules, unsupported, format } => build(&rules, None, &[], unsupported, format),
         Command::Test { rules, corpus, format } => test::run(&rules, corpus.as_deref(), format == ReportFormat::Json),
         Command::Events { target, file } => test::events(target, &file),
+        Command::Import { from, paths, out, force, report, format } => {
+            import::run(from, &paths, &out, force, report == ReportFormat::Json, format)
+        }
     }
 }
 

@@ -9,7 +9,12 @@
 //! through [`crate::targets::render::yaml_str`].
 
 pub mod elastic;
+pub mod panther;
+pub mod sentinel;
 pub mod sigma;
+pub mod source;
+
+pub use source::{Vendor, files, import_file};
 
 use serde_json::{Map, Value, json};
 
@@ -38,10 +43,26 @@ impl Outcome {
         }
     }
 
+    /// Is everything carried over? True for `Full`, and for `Partial` whose parts are all
+    /// notes (`note: ...`: something kept in another form, nothing lost).
+    pub fn is_full(&self) -> bool {
+        match self {
+            Outcome::Full => true,
+            Outcome::Partial(p) => p.iter().all(|s| is_note(s)),
+            Outcome::Refused(_) => false,
+        }
+    }
+
     /// Does a partial outcome leave out part of the detection (not only metadata)?
     pub fn drops_detection(&self) -> bool {
         matches!(self, Outcome::Partial(p) if p.iter().any(|s| s.starts_with("detection:")))
     }
+}
+
+/// Is this part of a `Partial` outcome only a note (nothing lost)? Parts name what was kept
+/// opaque or left out (`detection: ...`, `metadata: ...`), notes start with `note:`.
+pub fn is_note(part: &str) -> bool {
+    part.starts_with("note:")
 }
 
 /// One imported rule.
@@ -146,6 +167,8 @@ pub struct Doc {
     pub lists: Map<String, Value>,
     /// `detection`: a condition node in the canonical syntax.
     pub detection: Value,
+    /// `alert` (`derive`, `aggregate`, `entities`, `details`, `title`, `description`).
+    pub alert: Map<String, Value>,
     /// `tests`.
     pub tests: Vec<Value>,
     /// `targets` (`{elastic: {...}}`).
@@ -205,6 +228,9 @@ impl Doc {
             m.insert("lists".into(), Value::Object(self.lists.clone()));
         }
         m.insert("detection".into(), self.detection.clone());
+        if !self.alert.is_empty() {
+            m.insert("alert".into(), Value::Object(self.alert.clone()));
+        }
         if !self.tests.is_empty() {
             m.insert("tests".into(), Value::Array(self.tests.clone()));
         }

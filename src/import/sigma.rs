@@ -150,7 +150,7 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         {
             if !add_technique(&upper, &mut d.tactics, &mut d.techniques) {
                 parts.push(format!(
-                    "metadata: tag {tag}: no ATT&CK v18.1 technique {upper} (kept as a tag)"
+                    "note: tag {tag}: no ATT&CK v18.1 technique {upper} (kept as a tag)"
                 ));
                 d.tags.push(tag);
             }
@@ -170,7 +170,7 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
             }
             None => {
                 parts.push(format!(
-                    "metadata: tag {tag}: no ATT&CK v18.1 tactic of that name (kept as a tag)"
+                    "note: tag {tag}: no ATT&CK v18.1 tactic of that name (kept as a tag)"
                 ));
                 d.tags.push(tag);
             }

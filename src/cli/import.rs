@@ -1,0 +1,173 @@
+//! `rulecast import`: vendor rule files → canonical rule files, with a report.
+//!
+//! Input: `--from VENDOR` and files or folders. Output: one canonical YAML per imported rule in
+//! `--out` (each written atomically; an existing file is kept unless `--force`), and a report:
+//! per rule, imported fully, imported with opaque parts (named, with the reason) or refused
+//! (with the reason and `file:line:col`). Every written rule has been loaded back by rulecast's
+//! own loader first; the report also says which targets it builds for.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use rulecast::diag::Format;
+use rulecast::import::{Outcome, Vendor, import_file};
+use rulecast::{Target, Unsupported};
+use serde::Serialize;
+use strum::IntoEnumIterator;
+
+/// One line of the report.
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    /// The vendor file.
+    pub source: String,
+    /// The canonical file written (or that would have been).
+    pub output: Option<String>,
+    /// full | opaque | refused | exists
+    pub status: &'static str,
+    /// Opaque or left-out parts, each with its reason (status `opaque`).
+    pub parts: Vec<String>,
+    /// Things kept in another form (nothing lost), e.g. an unknown ATT&CK tag kept as a tag.
+    pub notes: Vec<String>,
+    /// Why it was refused, located (status `refused`).
+    pub error: Option<String>,
+    /// Target -> "builds" or why not.
+    pub targets: BTreeMap<String, String>,
+}
+
+/// Which targets a loaded rule builds for, or why not.
+fn target_status(rule: &rulecast::Rule) -> BTreeMap<String, String> {
+    Target::iter()
+        .map(|t| {
+            let status = if let Some(why) = rulecast::skip_reason(rule, t) {
+                format!("not built: {why}")
+            } else {
+                match rulecast::compile(rule, t, Unsupported::Warn) {
+                    Ok(out) => {
+                        let notes = out.notes.iter().filter(|d| d.severity == rulecast::diag::Severity::Note).count();
+                        if notes == 0 { "builds".to_string() } else { format!("builds, {notes} translation note(s)") }
+                    }
+                    Err(d) => format!("not built: {}", d.iter().find(|x| x.is_error()).map_or_else(String::new, |x| x.message.clone())),
+                }
+            };
+            (t.to_string(), status)
+        })
+        .collect()
+}
+
+/// Write a file atomically (a temporary file in the same folder, renamed into place).
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in `{}`", dir.display()))?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.persist(path).with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(())
+}
+
+/// Run `rulecast import`.
+pub fn run(vendor: Vendor, paths: &[PathBuf], out: &Path, force: bool, json: bool, format: Format) -> Result<ExitCode> {
+    let files = rulecast::import::files(vendor, paths).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
+    let mut entries = vec![];
+    let mut used: BTreeMap<String, usize> = BTreeMap::new();
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    for f in &files {
+        for imp in import_file(vendor, f) {
+            let source = f.display().to_string();
+            let mut entry = Entry { source, output: None, status: "refused", parts: vec![], notes: vec![], error: None, targets: BTreeMap::new() };
+            let parts = match &imp.outcome {
+                Outcome::Refused(d) => {
+                    entry.error = Some(rulecast::diag::render(std::slice::from_ref(d), format, &|f| std::fs::read_to_string(f).ok()).trim_end().to_string());
+                    entries.push(entry);
+                    continue;
+                }
+                Outcome::Full => vec![],
+                Outcome::Partial(p) => {
+                    let (notes, parts): (Vec<String>, Vec<String>) = p.iter().cloned().partition(|s| rulecast::import::is_note(s));
+                    entry.notes = notes;
+                    parts
+                }
+            };
+            // one file per rule: a second rule with the same slug gets a numbered name
+            let n = used.entry(imp.slug.clone()).or_insert(0);
+            *n += 1;
+            let stem = if *n == 1 { imp.slug.clone() } else { format!("{}_{}", imp.slug, n) };
+            let file_name = format!("{stem}.yaml");
+            let path = out.join(&file_name);
+            entry.output = Some(path.display().to_string());
+            // the importer's output must load: if it does not, that is rulecast's bug, reported
+            let rule = match rulecast::rule_from_str(&file_name, &stem, &imp.yaml) {
+                Ok(r) => r,
+                Err(d) => {
+                    entry.error = Some(format!("internal error: the imported rule does not load (please report):\n{d}"));
+                    entries.push(entry);
+                    continue;
+                }
+            };
+            if let Some(first) = ids.insert(rule.doc.id.value.clone(), source_of(&entry)) {
+                entry.error = Some(format!("error[E105]: rule id `{}` was already imported from {first}", rule.doc.id.value));
+                entries.push(entry);
+                continue;
+            }
+            entry.targets = target_status(&rule);
+            if path.exists() && !force {
+                entry.status = "exists";
+                entry.parts = parts;
+                entries.push(entry);
+                continue;
+            }
+            write_atomic(&path, &imp.yaml)?;
+            entry.status = if parts.is_empty() { "full" } else { "opaque" };
+            entry.parts = parts;
+            entries.push(entry);
+        }
+    }
+    let count = |s: &str| entries.iter().filter(|e| e.status == s).count();
+    let (full, opaque, refused, exists) = (count("full"), count("opaque"), count("refused"), count("exists"));
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&entries)?)?;
+    } else {
+        for e in &entries {
+            let label = match e.status {
+                "full" => "FULL   ",
+                "opaque" => "OPAQUE ",
+                "exists" => "EXISTS ",
+                _ => "REFUSED",
+            };
+            writeln!(stdout, "{label} {}{}", e.source, e.output.as_ref().map_or_else(String::new, |o| format!(" -> {o}")))?;
+            for p in &e.parts {
+                writeln!(stdout, "          kept opaque / not imported: {p}")?;
+            }
+            for n in &e.notes {
+                writeln!(stdout, "          {n}")?;
+            }
+            if let Some(err) = &e.error {
+                for line in err.lines() {
+                    writeln!(stdout, "          {line}")?;
+                }
+            }
+            if e.status == "exists" {
+                writeln!(stdout, "          not overwritten (use --force)")?;
+            }
+            for (t, s) in e.targets.iter().filter(|(_, s)| !s.starts_with("builds")) {
+                writeln!(stdout, "          {t}: {s}")?;
+            }
+        }
+        writeln!(
+            stdout,
+            "{} file(s), {} rule(s): {full} imported fully, {opaque} with opaque parts, {refused} refused{} -> {}",
+            files.len(),
+            entries.len(),
+            if exists > 0 { format!(", {exists} not overwritten") } else { String::new() },
+            out.display()
+        )?;
+    }
+    Ok(if refused > 0 || exists > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn source_of(e: &Entry) -> String {
+    e.source.clone()
+}

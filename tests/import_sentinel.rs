@@ -1,0 +1,328 @@
+//! Sentinel importer: vendor analytic-rule YAML + KQL → canonical YAML that loads back and
+//! re-renders for Sentinel; malformed input gives located errors; corpus figures.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use rulecast::import::{Imported, Outcome, sentinel};
+use rulecast::{Target, Unsupported, kusto};
+
+fn dir() -> PathBuf {
+    root().join("tests/fixtures/vendor/sentinel")
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"));
+    v.sort();
+    v
+}
+
+fn import(path: &Path) -> (String, Imported) {
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let mut out = sentinel::parse(&name, &text);
+    assert_eq!(out.len(), 1, "{name}: one rule per file");
+    (text, out.remove(0))
+}
+
+fn load(imp: &Imported) -> Result<rulecast::Rule, String> {
+    rulecast::rule_from_str(&format!("{}.yaml", imp.slug), &imp.slug, &imp.yaml)
+        .map_err(|d| format!("{} does not load:\n{}\n{d}", imp.slug, imp.yaml))
+}
+
+/// The rendered Sentinel YAML of a rule.
+fn render(rule: &rulecast::Rule, policy: Unsupported) -> Result<String, String> {
+    let out = rulecast::compile(rule, Target::Sentinel, policy).map_err(|d| d.to_string())?;
+    out.files.into_iter().find(|(p, _)| p.ends_with(".yaml")).map(|(_, t)| t).ok_or_else(|| "no yaml".into())
+}
+
+/// A query in a normal form: parsed and printed by rulecast's Kusto printer (comments, white
+/// space and redundant parentheses gone).
+fn norm_query(q: &str) -> Option<String> {
+    kusto::parse(q).ok().map(|a| kusto::to_string(&a))
+}
+
+/// Structural equality as the reference README defines it (YAML parsed, strings folded), with
+/// the query compared in the Kusto normal form. Returns the differing keys.
+fn differences(original: &str, rendered: &str) -> Vec<String> {
+    let (mut a, mut b) = (fold(&yaml_value(original)), fold(&yaml_value(rendered)));
+    let qa = yaml_value(original).get("query").and_then(|q| q.as_str()).and_then(norm_query);
+    let qb = yaml_value(rendered).get("query").and_then(|q| q.as_str()).and_then(norm_query);
+    let mut diff = vec![];
+    if qa.is_none() || qa != qb {
+        diff.push("query".to_string());
+    }
+    for v in [&mut a, &mut b] {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("query");
+        }
+    }
+    let (ao, bo) = (a.as_object().cloned().unwrap_or_default(), b.as_object().cloned().unwrap_or_default());
+    for k in ao.keys().chain(bo.keys().filter(|k| !ao.contains_key(*k))) {
+        if ao.get(k) != bo.get(k) {
+            diff.push(k.clone());
+        }
+    }
+    diff
+}
+
+#[test]
+fn reference_round_trips_structurally_equal() {
+    let path = dir().join("AWS_IngressEgressSecurityGroupChange.yaml");
+    let (text, imp) = import(&path);
+    assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
+    let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
+    // the derived fields, aggregation and alert parts were carried over, not dropped
+    assert_eq!(rule.derived, vec!["UserIdentityArn", "UserName", "AccountName", "AccountUPNSuffix"]);
+    assert!(rule.doc.alert.aggregate.is_some());
+    assert_eq!(rule.doc.alert.entities.len(), 2);
+    let out = render(&rule, Unsupported::Error).unwrap_or_else(|e| panic!("{e}\n{}", imp.yaml));
+    let (a, b) = (fold(&yaml_value(&text)), fold(&yaml_value(&out)));
+    assert_eq!(a, b, "re-rendered reference differs:\n--- canonical\n{}\n--- rendered\n{out}", imp.yaml);
+    // and it says what the hand-written canonical rule says
+    let hand = rulecast::load::rule_from_file(&root().join("canonical-rules/aws_security_group_ingress_egress_change.yaml"))
+        .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(format!("{:?}", rule.detection), format!("{:?}", hand.detection));
+    assert_eq!(rule.lists, hand.lists);
+    assert_eq!(rule.derived, hand.derived);
+}
+
+#[test]
+fn fixtures_import_load_and_render() {
+    let files = yaml_files(&dir());
+    assert!(files.len() >= 8);
+    let mut seen = BTreeMap::new();
+    for f in &files {
+        let (_, imp) = import(f);
+        let kind = match &imp.outcome {
+            Outcome::Full => "full",
+            Outcome::Partial(_) if imp.outcome.drops_detection() => "opaque",
+            Outcome::Partial(_) => "partial",
+            Outcome::Refused(d) => {
+                let s = d.span.as_ref().unwrap_or_else(|| panic!("{}: refusal without a place: {d:?}", f.display()));
+                assert!(s.line >= 1 && s.col >= 1);
+                "refused"
+            }
+        };
+        *seen.entry(kind).or_insert(0) += 1;
+        if kind == "refused" {
+            continue;
+        }
+        let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
+        render(&rule, Unsupported::Warn).unwrap_or_else(|e| panic!("{}: {e}\n{}", f.display(), imp.yaml));
+    }
+    println!("sentinel fixtures: {seen:?}");
+    for k in ["full", "refused"] {
+        assert!(seen.get(k).copied().unwrap_or(0) >= 1, "no {k} import among the fixtures: {seen:?}");
+    }
+}
+
+/// Case semantics: `=~`/`in~`/`contains` are insensitive, `==`/`in`/`contains_cs` sensitive, and
+/// `has` becomes a term-boundary regex (never `contains`).
+#[test]
+fn operators_keep_their_case_and_term_semantics() {
+    let text = r#"id: 11111111-2222-3333-4444-000000000001
+name: Operators
+description: Every operator family.
+severity: Low
+kind: Scheduled
+query: |
+  let L = dynamic(["A", "B"]);
+  AWSCloudTrail
+  | where EventName in (L) and EventSource =~ "s3.amazonaws.com" and UserAgent contains_cs "Boto"
+  | where UserAgent contains "cli" and not(SourceIpAddress startswith "10.") and UserIdentityType !in~ ("Root")
+  | where UserAgent has "aws-cli" and isnotempty(UserIdentityArn) and ipv4_is_in_any_range(SourceIpAddress, dynamic(["10.0.0.0/8"]))
+  | where tostring(parse_json(RequestParameters).bucketName) == "b" and isnull(parse_json(ResponseElements).x)
+  | where ErrorCode == "" and isempty(ErrorMessage)
+"#;
+    let imp = sentinel::parse("ops.yaml", text).remove(0);
+    assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
+    let y = &imp.yaml;
+    for needle in [
+        "{field: eventName, op: in, list: L}",
+        "{field: eventSource, op: eq, value: s3.amazonaws.com, case: insensitive}",
+        "{field: userAgent, op: contains, value: Boto}",
+        "{field: userAgent, op: contains, value: cli, case: insensitive}",
+        "{field: userIdentity.type, op: in, values: [Root], case: insensitive}",
+        "{field: requestParameters.bucketName, op: eq, value: b}",
+        "{field: responseElements.x, op: exists, value: false}",
+        "request_succeeded: true",
+    ] {
+        assert!(y.contains(needle), "missing `{needle}` in\n{y}");
+    }
+    assert!(!y.contains("value: aws-cli"), "`has` must not become contains:\n{y}");
+    load(&imp).unwrap_or_else(|e| panic!("{e}"));
+    // `has` is a term match, insensitive: checked with the canonical evaluator
+    let has = sentinel::parse("has.yaml", "id: 11111111-2222-3333-4444-000000000003\nname: has\ndescription: d\nseverity: Low\nquery: |\n  AWSCloudTrail\n  | where UserAgent has \"aws-cli\"\n").remove(0);
+    assert_eq!(has.outcome, Outcome::Full, "{}", has.yaml);
+    let rule = load(&has).unwrap_or_else(|e| panic!("{e}"));
+    let m = |ua: &str| {
+        let ev = serde_json::json!({"eventName": "X", "userAgent": ua});
+        rulecast::eval::evaluate(&rule, &ev, &Default::default()).matched
+    };
+    assert_eq!(m("Boto3 [AWS-CLI/2.0]"), Some(true));
+    assert_eq!(m("aws-cli"), Some(true));
+    assert_eq!(m("xaws-cli/2"), Some(false), "a substring that is not a term must not match");
+    assert_eq!(m("aws-clix"), Some(false));
+}
+
+#[test]
+fn unstructurable_where_parts_stay_opaque() {
+    let text = r#"id: 11111111-2222-3333-4444-000000000002
+name: Opaque
+description: A toint comparison.
+severity: Low
+kind: Scheduled
+query: |
+  AWSCloudTrail
+  | where EventName == "DescribeImageScanFindings"
+  | extend Critical = toint(parse_json(ResponseElements).imageScanFindings.findingSeverityCounts.CRITICAL)
+  | where Critical > 0
+"#;
+    let imp = sentinel::parse("opaque.yaml", text).remove(0);
+    let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}", imp.outcome) };
+    assert!(imp.outcome.drops_detection());
+    assert!(parts.iter().any(|p| p.starts_with("detection: toint(parse_json(ResponseElements)")), "{parts:?}");
+    assert!(imp.yaml.contains("opaque:"), "{}", imp.yaml);
+    assert!(imp.yaml.contains("lang: kql"), "{}", imp.yaml);
+}
+
+#[test]
+fn malformed_input_gives_located_errors() {
+    let expect: &[(&str, rulecast::Code, (usize, usize))] = &[
+        ("broken_yaml.yaml", rulecast::Code::E501, (3, 0)),
+        ("unbalanced_kql.yaml", rulecast::Code::E501, (9, 3)),
+        ("other_table.yaml", rulecast::Code::E502, (7, 3)),
+        ("missing_query.yaml", rulecast::Code::E104, (1, 1)),
+        ("join.yaml", rulecast::Code::E502, (10, 5)),
+    ];
+    let files = yaml_files(&dir().join("invalid"));
+    assert_eq!(files.len(), expect.len());
+    for (name, code, (line, col)) in expect {
+        let (_, imp) = import(&dir().join("invalid").join(name));
+        let Outcome::Refused(d) = &imp.outcome else { panic!("{name}: {:?}", imp.outcome) };
+        assert_eq!(d.code, *code, "{name}: {d:?}");
+        let s = d.span.as_ref().unwrap_or_else(|| panic!("{name}: no span: {d:?}"));
+        assert_eq!(s.file, *name);
+        assert_eq!(s.line, *line, "{name}: {d:?}");
+        if *col > 0 {
+            assert_eq!(s.col, *col, "{name}: {d:?}");
+        }
+    }
+    // hostile text never panics
+    for t in ["", "- 1\n", "id: x\nquery: 3\n", "id: x\nquery: |\n  (((\n", "query: \"AWSCloudTrail | where\"\nid: y\n", "\u{feff}id: [\n"] {
+        let out = sentinel::parse("h.yaml", t);
+        assert_eq!(out.len(), 1);
+        if let Outcome::Refused(d) = &out[0].outcome {
+            assert!(d.span.is_some(), "{t:?}: {d:?}");
+        }
+    }
+}
+
+#[test]
+fn corpus_figures() {
+    let corpus = root().join("../shared/corpus/sentinel");
+    if !corpus.is_dir() {
+        return;
+    }
+    let files = yaml_files(&corpus);
+    let (mut full, mut opaque, mut partial, mut refused, mut load_err) = (0, 0, 0, 0, 0);
+    let (mut sentinel_ok, mut equal, mut query_equal) = (0, 0, 0);
+    let mut other: BTreeMap<&str, (usize, BTreeMap<String, usize>)> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut diffs: BTreeMap<String, usize> = BTreeMap::new();
+    let debug = std::env::var("RT_DEBUG").is_ok();
+    for f in &files {
+        let (text, imp) = import(f);
+        match &imp.outcome {
+            Outcome::Full => full += 1,
+            Outcome::Partial(p) => {
+                if imp.outcome.drops_detection() {
+                    opaque += 1;
+                } else {
+                    partial += 1;
+                }
+                for r in p {
+                    let key: String = r.split(['`', ':']).take(2).collect::<Vec<_>>().join(":");
+                    *reasons.entry(key).or_default() += 1;
+                }
+            }
+            Outcome::Refused(d) => {
+                refused += 1;
+                assert!(d.span.is_some(), "{}: {d:?}", f.display());
+                *reasons.entry(format!("refused: {}", d.message.split('`').next().unwrap_or(""))).or_default() += 1;
+                if debug {
+                    println!("REFUSED {}: {d}", f.display());
+                }
+                continue;
+            }
+        }
+        let rule = match load(&imp) {
+            Ok(r) => r,
+            Err(e) => {
+                load_err += 1;
+                println!("LOAD ERROR {}: {e}", f.display());
+                continue;
+            }
+        };
+        match render(&rule, Unsupported::Warn) {
+            Ok(out) => {
+                sentinel_ok += 1;
+                let d = differences(&text, &out);
+                if d.is_empty() {
+                    equal += 1;
+                }
+                if !d.contains(&"query".to_string()) {
+                    query_equal += 1;
+                }
+                for k in &d {
+                    *diffs.entry(k.clone()).or_default() += 1;
+                }
+                if debug && !d.is_empty() {
+                    println!("DIFF {} {d:?}\n{}\n--\n{}", f.display(), imp.yaml, out);
+                }
+            }
+            Err(e) => println!("SENTINEL RENDER ERROR {}: {e}", f.display()),
+        }
+        for (t, name) in [(Target::Elastic, "elastic"), (Target::Panther, "panther")] {
+            let e = other.entry(name).or_default();
+            match rulecast::compile(&rule, t, Unsupported::Warn) {
+                Ok(_) => e.0 += 1,
+                Err(d) => {
+                    let first = d.0.first().map(|x| format!("{}: {}", x.code, x.message.split('`').next().unwrap_or(""))).unwrap_or_default();
+                    *e.1.entry(first).or_default() += 1;
+                }
+            }
+        }
+    }
+    let imported = full + opaque + partial;
+    println!(
+        "sentinel corpus: {} files read, {full} imported fully, {opaque} with opaque detection parts, {partial} with metadata/alert parts left out, {refused} refused, {load_err} do not load",
+        files.len()
+    );
+    println!(
+        "re-rendered for Sentinel: {sentinel_ok}/{imported}; structurally equal to the input: {equal}/{} ({}%); query equal (Kusto normal form): {query_equal}/{imported}",
+        files.len(),
+        equal * 100 / files.len().max(1)
+    );
+    for (t, (ok, why)) in &other {
+        println!("{t}: {ok}/{imported} render");
+        for (w, n) in why {
+            println!("  {n:3} {w}");
+        }
+    }
+    println!("parts and refusals:");
+    for (r, n) in &reasons {
+        println!("  {n:3} {r}");
+    }
+    println!("keys differing after the round trip: {diffs:?}");
+    assert_eq!(load_err, 0, "every imported rule must load");
+    assert_eq!(sentinel_ok, imported, "every imported rule must render for Sentinel");
+    assert_eq!(files.len(), full + opaque + partial + refused);
+}
