@@ -9,7 +9,6 @@
 //! through [`crate::targets::render::yaml_str`].
 
 pub mod elastic;
-pub mod panther;
 pub mod sentinel;
 pub mod sigma;
 pub mod source;
