@@ -26,10 +26,20 @@ fn tool_missing(what: &str) {
 
 #[test]
 fn panther_analysis_tool_passes_every_generated_test() {
-    let rules = bundled_rules();
-    let expected_tests: usize = rules.iter().filter(|r| rulecast::skip_reason(r, rulecast::Target::Panther).is_none()).map(|r| r.doc.tests.len()).sum();
+    panther_analysis_tool_passes_every_generated_test_on(&bundled_rules());
+}
+
+/// The same check on every imported vendor fixture (the rules they build for each target).
+#[test]
+fn panther_analysis_tool_passes_every_generated_test_imported() {
+    panther_analysis_tool_passes_every_generated_test_on(&imported_rules());
+}
+
+fn panther_analysis_tool_passes_every_generated_test_on(rules: &[rulecast::Rule]) {
+    let out = build_all(rules);
+    let built = built_for(rules, rulecast::Target::Panther);
+    let expected_tests: usize = rules.iter().filter(|r| built.contains(&r.slug)).map(|r| r.doc.tests.len()).sum();
     assert!(expected_tests > 0);
-    let out = build_all(&rules);
     let cwd = tempfile::tempdir().expect("tmp");
     let run = Command::new("panther_analysis_tool")
         .args(["--skip-version-check", "test", "--path"])
@@ -50,8 +60,17 @@ fn panther_analysis_tool_passes_every_generated_test() {
 
 #[test]
 fn kusto_parser_accepts_every_generated_query() {
-    let rules = bundled_rules();
-    let out = build_all(&rules);
+    kusto_parser_accepts_every_generated_query_on(&bundled_rules());
+}
+
+/// The same check on every imported vendor fixture (the rules they build for each target).
+#[test]
+fn kusto_parser_accepts_every_generated_query_imported() {
+    kusto_parser_accepts_every_generated_query_on(&imported_rules());
+}
+
+fn kusto_parser_accepts_every_generated_query_on(rules: &[rulecast::Rule]) {
+    let out = build_all(rules);
     let mut queries = vec![];
     for f in files_with(&out.path().join("sentinel"), "yaml") {
         let v = yaml_value(&std::fs::read_to_string(&f).expect("read"));
@@ -101,7 +120,17 @@ fn re(p: &str) -> regex::Regex {
 /// Sentinel: the ScheduledTemplateInternalModel's required keys, enums and limits.
 #[test]
 fn sentinel_yaml_meets_the_template_schema() {
-    let out = build_all(&bundled_rules());
+    sentinel_yaml_meets_the_template_schema_on(&bundled_rules());
+}
+
+/// The same check on every imported vendor fixture (the rules they build for each target).
+#[test]
+fn sentinel_yaml_meets_the_template_schema_imported() {
+    sentinel_yaml_meets_the_template_schema_on(&imported_rules());
+}
+
+fn sentinel_yaml_meets_the_template_schema_on(rules: &[rulecast::Rule]) {
+    let out = build_all(rules);
     let mut ids = std::collections::HashSet::new();
     for f in files_with(&out.path().join("sentinel"), "yaml") {
         let v = yaml_value(&std::fs::read_to_string(&f).expect("read"));
@@ -166,7 +195,17 @@ fn sentinel_yaml_meets_the_template_schema() {
 /// Elastic: detection-rules' required fields, enums, risk-score bands and ATT&CK URL forms.
 #[test]
 fn elastic_toml_meets_detection_rules_schema() {
-    let out = build_all(&bundled_rules());
+    elastic_toml_meets_detection_rules_schema_on(&bundled_rules());
+}
+
+/// The same check on every imported vendor fixture (the rules they build for each target).
+#[test]
+fn elastic_toml_meets_detection_rules_schema_imported() {
+    elastic_toml_meets_detection_rules_schema_on(&imported_rules());
+}
+
+fn elastic_toml_meets_detection_rules_schema_on(rules: &[rulecast::Rule]) {
+    let out = build_all(rules);
     let files = files_with(&out.path().join("elastic"), "toml");
     assert!(!files.is_empty());
     let date = re(r"^\d{4}/\d{2}/\d{2}$");
@@ -194,7 +233,7 @@ fn elastic_toml_meets_detection_rules_schema() {
         };
         assert!((lo..=hi).contains(&score), "{name}: risk_score {score} outside the {sev} band");
         let ty = r["type"].as_str().unwrap_or("");
-        assert!(["query", "threshold"].contains(&ty), "{name}: type");
+        assert!(["query", "threshold", "new_terms"].contains(&ty), "{name}: type {ty}");
         assert_eq!(r["language"], "kuery", "{name}: language");
         assert!(r["query"].as_str().is_some_and(|q| !q.trim().is_empty()), "{name}: query");
         assert!(r["index"].as_array().is_some_and(|i| !i.is_empty()), "{name}: index");
@@ -203,6 +242,18 @@ fn elastic_toml_meets_detection_rules_schema() {
             let t = &r["threshold"];
             assert!(t["field"].as_array().is_some_and(|f| f.len() <= 5));
             assert!(t["value"].as_u64().is_some_and(|n| n >= 1));
+            for c in t["cardinality"].as_array().into_iter().flatten() {
+                assert!(c["field"].is_string() && c["value"].as_u64().is_some(), "{name}: cardinality {c}");
+            }
+        }
+        if ty == "new_terms" {
+            // FORMATS.md: field = "new_terms_fields", 1..3 fields, one history_window_start
+            let t = &r["new_terms"];
+            assert_eq!(t["field"], "new_terms_fields", "{name}: new_terms.field");
+            assert!(t["value"].as_array().is_some_and(|f| (1..=3).contains(&f.len())), "{name}: new_terms.value");
+            let h = &t["history_window_start"];
+            assert!(h.as_array().is_some_and(|h| h.len() == 1 && h[0]["field"] == "history_window_start"), "{name}: history_window_start");
+            assert!(re(r"^now-\d+[smhd]$").is_match(h[0]["value"].as_str().unwrap_or("")), "{name}: history window {h}");
         }
         let tags: Vec<&str> = r["tags"].as_array().expect("tags").iter().filter_map(Value::as_str).collect();
         if r["index"].as_array().is_some_and(|i| i.iter().any(|x| x.as_str().is_some_and(|s| s.starts_with("logs-aws")))) {
@@ -226,7 +277,17 @@ fn elastic_toml_meets_detection_rules_schema() {
 /// Panther: RULE_SCHEMA's required keys and enums, and test cases well-formed.
 #[test]
 fn panther_yaml_meets_the_rule_schema() {
-    let out = build_all(&bundled_rules());
+    panther_yaml_meets_the_rule_schema_on(&bundled_rules());
+}
+
+/// The same check on every imported vendor fixture (the rules they build for each target).
+#[test]
+fn panther_yaml_meets_the_rule_schema_imported() {
+    panther_yaml_meets_the_rule_schema_on(&imported_rules());
+}
+
+fn panther_yaml_meets_the_rule_schema_on(rules: &[rulecast::Rule]) {
+    let out = build_all(rules);
     let allowed = [
         "AnalysisType", "Enabled", "Filename", "RuleID", "LogTypes", "Severity", "Description", "DedupPeriodMinutes", "DisplayName",
         "Reference", "Runbook", "SummaryAttributes", "Threshold", "Tags", "Reports", "Tests", "Status",
@@ -256,7 +317,17 @@ fn panther_yaml_meets_the_rule_schema() {
 /// The generated Python parses (Python's own `ast`), independent of PAT.
 #[test]
 fn generated_python_parses() {
-    let out = build_all(&bundled_rules());
+    generated_python_parses_on(&bundled_rules());
+}
+
+/// The same check on every imported vendor fixture (the rules they build for each target).
+#[test]
+fn generated_python_parses_imported() {
+    generated_python_parses_on(&imported_rules());
+}
+
+fn generated_python_parses_on(rules: &[rulecast::Rule]) {
+    let out = build_all(rules);
     let files = files_with(&out.path().join("panther"), "py");
     let script = "import ast, sys\nfor p in sys.argv[1:]:\n    ast.parse(open(p).read(), p)\n";
     let run = Command::new("python3").arg("-c").arg(script).args(&files).output();

@@ -9,6 +9,7 @@
 //! through [`crate::targets::render::yaml_str`].
 
 pub mod elastic;
+pub mod panther;
 pub mod sentinel;
 pub mod sigma;
 pub mod source;

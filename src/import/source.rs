@@ -83,10 +83,6 @@ pub fn import_file(vendor: Vendor, path: &Path) -> Vec<Imported> {
         Vendor::Sentinel => super::sentinel::parse(&name, &text),
         Vendor::Elastic => super::elastic::parse(&name, &text),
         Vendor::Sigma => super::sigma::parse(&name, &text),
-        // PANTHER-IMPORTER: wired in when src/import/panther lands
-        Vendor::Panther => vec![Imported::refused(
-            &slug,
-            Diagnostic::error(Code::E502, "the Panther importer is not built yet"),
-        )],
+        Vendor::Panther => super::panther::parse_file(path),
     }
 }

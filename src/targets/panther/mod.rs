@@ -83,6 +83,9 @@ pub struct View {
     pub context: Vec<(String, String)>,
     /// Python: helper function sources.
     pub helpers: Vec<String>,
+    /// Python: `targets.panther.prelude`, verbatim (module code the opaque conditions and the
+    /// imported alert functions need), after the imports and constants, before `def rule`.
+    pub prelude: Option<String>,
 }
 
 fn severity(s: Severity) -> &'static str {
@@ -144,6 +147,43 @@ fn py_literal(v: &Value) -> String {
             "{{{}}}",
             o.iter().map(|(k, v)| format!("{}: {}", py_str(k), py_literal(v))).collect::<Vec<_>>().join(", ")
         ),
+    }
+}
+
+/// The prelude must parse, and must not define a function the generated module defines:
+/// `rule`, and the alert functions the canonical `alert:` generates.
+fn check_prelude(
+    prelude: &str,
+    title: &Option<String>,
+    description: &Option<String>,
+    dedup: &Option<String>,
+    context: bool,
+    derive: bool,
+    cx: &mut Cx,
+) {
+    let defined = match crate::import::panther::logic::top_level_functions(prelude) {
+        Ok(d) => d,
+        Err(e) => {
+            cx.unsupported(crate::diag::Code::E402, None, format!("targets.panther.prelude is not valid Python: {e}"));
+            return;
+        }
+    };
+    let generated = [
+        ("rule", true),
+        ("title", title.is_some()),
+        ("description", description.is_some()),
+        ("dedup", dedup.is_some()),
+        ("alert_context", context),
+        ("_derive", derive),
+    ];
+    for (name, made) in generated {
+        if made && defined.iter().any(|d| d == name) {
+            cx.unsupported(
+                crate::diag::Code::E402,
+                None,
+                format!("targets.panther.prelude defines `{name}`, which the generated module defines too (from the canonical rule)"),
+            );
+        }
     }
 }
 
@@ -298,6 +338,10 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
             );
         }
     }
+    let prelude = s.prelude.as_ref().map(|p| p.trim_end().to_string()).filter(|p| !p.is_empty());
+    if let Some(p) = &prelude {
+        check_prelude(p, &title, &alert_description, &dedup, !context.is_empty(), !derive.is_empty(), cx);
+    }
     let mut rv = RuleView::new(rule);
     rv.notes = cx.note_lines();
     let file = s.file.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| rule.slug.clone());
@@ -327,6 +371,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         dedup,
         context,
         helpers: py.helper_sources().into_iter().map(|h| h.trim_end().to_string()).collect(),
+        prelude,
     };
     if cx.diags.has_errors() {
         return Err(Diagnostics::new());

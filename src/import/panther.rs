@@ -1,0 +1,347 @@
+//! Panther rules (rule YAML + its Python module) → canonical rules.
+//!
+//! Input: a Panther rule YAML's text and, when at hand, the text of the Python module its
+//! `Filename:` names ([`parse`]; [`parse_file`] finds the module next to the YAML). Output: one
+//! [`Imported`]: metadata from the YAML (RuleID, DisplayName, Description, Severity, Reports'
+//! `MITRE ATT&CK`, Reference, Runbook, Tags, Enabled, DedupPeriodMinutes, Threshold,
+//! SummaryAttributes → `targets.panther.*`), `Tests` → `tests` (allow-list mocks → the test's
+//! `allowlists`), and the detection read from `rule(event)` by [`logic`] (structured where it
+//! can be, opaque Python otherwise, with the module code it needs in `targets.panther.prelude`).
+//!
+//! A YAML or Python syntax error is `E501`; a file rulecast cannot import (no Python, no
+//! `rule`, not a CloudTrail rule) is refused with `E502`. Both are located `file:line:col`.
+
+pub mod helpers;
+pub mod logic;
+
+use std::path::Path;
+
+use rustpython_parser::Parse;
+use rustpython_parser::ast;
+use serde_json::{Map, Value, json};
+
+use super::{Doc, Imported, Outcome, add_technique, slug_of, span_at};
+use crate::diag::{Code, Diagnostic, Span};
+
+/// Import a Panther rule YAML file, reading the Python module its `Filename:` names from the
+/// same folder (a missing module is reported by [`parse`]).
+pub fn parse_file(path: &Path) -> Vec<Imported> {
+    let file = path.display().to_string();
+    let yaml = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![Imported::refused(
+                &slug_of(&file),
+                Diagnostic::error(Code::E502, format!("cannot read the rule file: {e}"))
+                    .with_span(Some(Span { file: file.clone(), line: 1, col: 1 })),
+            )];
+        }
+    };
+    let py = python_path(path, &yaml).and_then(|p| std::fs::read_to_string(p).ok());
+    parse(&file, &yaml, py.as_deref())
+}
+
+/// The Python module a rule YAML names (`Filename:`), next to it.
+pub fn python_path(yaml_path: &Path, yaml_text: &str) -> Option<std::path::PathBuf> {
+    let v: Value = serde_saphyr::from_str(yaml_text).ok()?;
+    let name = v.get("Filename")?.as_str()?;
+    if name.contains(['/', '\\']) || name.contains("..") {
+        return None;
+    }
+    Some(yaml_path.with_file_name(name))
+}
+
+/// The offset of the first line starting with `key:` (for locating diagnostics).
+fn key_offset(text: &str, key: &str) -> usize {
+    let mut off = 0;
+    for line in text.split_inclusive('\n') {
+        if line.starts_with(&format!("{key}:")) {
+            return off;
+        }
+        off += line.len();
+    }
+    0
+}
+
+fn str_of(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|x| str_of(Some(x))).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => vec![],
+    }
+}
+
+/// Keys the importer carries; others are named as parts left out.
+const KNOWN_KEYS: &[&str] = &[
+    "AnalysisType", "Filename", "RuleID", "DisplayName", "Enabled", "LogTypes", "Severity", "Reports", "Description",
+    "Reference", "Runbook", "Tags", "DedupPeriodMinutes", "Threshold", "SummaryAttributes", "Tests", "Status",
+];
+
+/// Import one Panther rule. `file` is the YAML's path (it names it in diagnostics, gives the
+/// slug and locates the Python); `py_text` is the module's text, if at hand.
+pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported> {
+    let slug = slug_of(file);
+    let refuse = |code: Code, msg: String, span: Option<Span>| vec![Imported::refused(&slug, Diagnostic::error(code, msg).with_span(span))];
+    let doc: Value = match serde_saphyr::from_str(yaml_text) {
+        Ok(v) => v,
+        Err(e) => {
+            let span = e.location().filter(|l| l.line() > 0).map(|l| Span {
+                file: file.to_string(),
+                line: l.line() as usize,
+                col: l.column() as usize,
+            });
+            let msg = e.without_snippet().to_string();
+            let msg = msg.lines().next().unwrap_or("").to_string();
+            return refuse(Code::E501, format!("yaml syntax error: {msg}"), span.or_else(|| span_at(file, yaml_text, 0)));
+        }
+    };
+    let at = |key: &str| span_at(file, yaml_text, key_offset(yaml_text, key));
+    let Some(m) = doc.as_object() else {
+        return refuse(Code::E502, "a Panther rule file is a mapping".into(), span_at(file, yaml_text, 0));
+    };
+    let kind = str_of(m.get("AnalysisType")).unwrap_or_default();
+    if kind != "rule" {
+        return refuse(Code::E502, format!("only `AnalysisType: rule` is imported, found `{kind}`"), at("AnalysisType"));
+    }
+    let logs = str_list(m.get("LogTypes"));
+    if !logs.iter().any(|l| l == "AWS.CloudTrail") {
+        return refuse(Code::E502, format!("not a CloudTrail rule (LogTypes: {})", logs.join(", ")), at("LogTypes"));
+    }
+    let Some(rule_id) = str_of(m.get("RuleID")) else {
+        return refuse(Code::E502, "the rule has no `RuleID`".into(), span_at(file, yaml_text, 0));
+    };
+    let Some(py_name) = str_of(m.get("Filename")) else {
+        return refuse(
+            Code::E502,
+            "the rule has no `Filename:` (a YAML `Detection:` rule is not imported)".into(),
+            at(if m.contains_key("Detection") { "Detection" } else { "RuleID" }),
+        );
+    };
+    let py_file = Path::new(file).with_file_name(&py_name).display().to_string();
+    let Some(py_text) = py_text else {
+        return refuse(
+            Code::E502,
+            format!("the rule's Python `{py_name}` is not at hand: its detection cannot be imported"),
+            at("Filename"),
+        );
+    };
+    let suite = match ast::Suite::parse(py_text, &py_file) {
+        Ok(s) => s,
+        Err(e) => {
+            return refuse(
+                Code::E501,
+                format!("python syntax error: {}", e.error),
+                span_at(&py_file, py_text, e.offset.to_usize()),
+            );
+        }
+    };
+    let logic = match logic::read(py_text, &suite) {
+        Ok(l) => l,
+        Err((msg, off)) => return refuse(Code::E502, msg, span_at(&py_file, py_text, off)),
+    };
+    let mut parts = logic.parts.clone();
+
+    let mut d = Doc {
+        id: rule_id.clone(),
+        name: str_of(m.get("DisplayName")).unwrap_or_else(|| rule_id.clone()),
+        ..Doc::default()
+    };
+    d.description = str_of(m.get("Description")).unwrap_or_else(|| d.name.clone());
+    let sev = str_of(m.get("Severity")).unwrap_or_default();
+    d.severity = match sev.as_str() {
+        "Info" | "Low" | "Medium" | "High" | "Critical" => sev.to_lowercase(),
+        other => return refuse(Code::E502, format!("unknown Severity `{other}` (Info, Low, Medium, High or Critical)"), at("Severity")),
+    };
+    d.tags = str_list(m.get("Tags"));
+    if let Some(r) = str_of(m.get("Reference")) {
+        d.references.push(r);
+    }
+    if let Some(st) = str_of(m.get("Status"))
+        .map(|s| s.to_lowercase())
+        .filter(|st| ["stable", "experimental", "development", "deprecated"].contains(&st.as_str()))
+    {
+        d.status = Some(st);
+    }
+    let mut panther = Map::new();
+    panther.insert("id".into(), json!(rule_id));
+    if let Some(stem) = Path::new(&py_name).file_stem().and_then(|s| s.to_str()) {
+        panther.insert("file".into(), json!(stem));
+    }
+    let mut reports = Map::new();
+    if let Some(Value::Object(r)) = m.get("Reports") {
+        for (k, v) in r {
+            let entries = str_list(Some(v));
+            if k == "MITRE ATT&CK" {
+                for e in entries {
+                    let (tac, tech) = e.split_once(':').map_or((e.as_str(), None), |(a, b)| (a, Some(b)));
+                    let tac_ok = crate::attack::tactic(tac).is_some();
+                    if tac_ok && !d.tactics.iter().any(|t| t == tac) {
+                        d.tactics.push(tac.to_string());
+                    }
+                    if let Some(t) = tech {
+                        if !tac_ok || !add_technique(t, &mut d.tactics, &mut d.techniques) {
+                            parts.push(format!("metadata: MITRE ATT&CK `{e}` is not an ATT&CK v18.1 id"));
+                        }
+                    } else if !tac_ok {
+                        parts.push(format!("metadata: MITRE ATT&CK `{e}` is not an ATT&CK v18.1 tactic"));
+                    }
+                }
+            } else {
+                reports.insert(k.clone(), json!(entries));
+            }
+        }
+    }
+    if let Some(t) = str_of(m.get("Runbook")) {
+        panther.insert("runbook".into(), json!(t));
+    }
+    if let Some(Value::Bool(b)) = m.get("Enabled") {
+        panther.insert("enabled".into(), json!(b));
+    }
+    if !reports.is_empty() {
+        panther.insert("reports".into(), Value::Object(reports));
+    }
+    let summary = str_list(m.get("SummaryAttributes"));
+    if !summary.is_empty() {
+        panther.insert("summary_attributes".into(), json!(summary));
+    }
+    for (key, name) in [("DedupPeriodMinutes", "dedup_period_minutes"), ("Threshold", "threshold")] {
+        if let Some(n) = m.get(key).and_then(Value::as_u64) {
+            panther.insert(name.into(), json!(n));
+        }
+    }
+    for k in m.keys() {
+        if !KNOWN_KEYS.contains(&k.as_str()) {
+            parts.push(format!("metadata: `{k}` is not carried"));
+        }
+    }
+
+    // detection and what the Python gave
+    d.detection = logic.detection.clone();
+    d.lists = logic.lists.clone();
+    let allow_names: Vec<&str> = logic.allows.iter().map(|a| a.name.as_str()).collect();
+
+    // tests
+    let mut log_type = false;
+    for (i, t) in m.get("Tests").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let name = str_of(t.get("Name")).unwrap_or_else(|| format!("test {}", i + 1));
+        let (Some(expect), Some(event)) = (t.get("ExpectedResult").and_then(Value::as_bool), t.get("Log").filter(|l| l.is_object())) else {
+            parts.push(format!("metadata: test `{name}` has no ExpectedResult or Log object"));
+            continue;
+        };
+        log_type |= t.get("LogType").is_some();
+        let mut test = Map::new();
+        test.insert("name".into(), json!(name));
+        test.insert("expect".into(), json!(expect));
+        let mut allow = Map::new();
+        for mock in t.get("Mocks").and_then(Value::as_array).into_iter().flatten() {
+            let obj = str_of(mock.get("objectName")).unwrap_or_default();
+            let entries = str_of(mock.get("returnValue")).and_then(|r| serde_json::from_str::<Value>(&r).ok());
+            match entries {
+                Some(Value::Array(a)) if allow_names.contains(&obj.as_str()) && a.iter().all(Value::is_object) => {
+                    allow.insert(obj, Value::Array(a));
+                }
+                _ => parts.push(format!("metadata: test `{name}`: the mock of `{obj}` is not carried")),
+            }
+        }
+        if !allow.is_empty() {
+            test.insert("allowlists".into(), Value::Object(allow));
+        }
+        test.insert("event".into(), event.clone());
+        d.tests.push(Value::Object(test));
+    }
+    if log_type {
+        panther.insert("test_log_type".into(), json!(true));
+    }
+    if let Some(p) = &logic.prelude {
+        panther.insert("prelude".into(), json!(p));
+    }
+    d.targets.insert("panther".into(), Value::Object(panther));
+
+    // the document: allow-lists and alert go after `detection` (the model's order)
+    let mut v = d.to_value();
+    if let Value::Object(o) = &mut v {
+        let mut tail: Vec<(String, Value)> = vec![];
+        for k in ["tests", "targets"] {
+            if let Some(x) = o.remove(k) {
+                tail.push((k.into(), x));
+            }
+        }
+        if !logic.allows.is_empty() {
+            let mut al = Map::new();
+            for a in &logic.allows {
+                let keys: Map<String, Value> = a.keys.iter().map(|(k, f)| (k.clone(), json!(f))).collect();
+                let mut e = Map::new();
+                e.insert("keys".into(), Value::Object(keys));
+                if !a.entries.is_empty() {
+                    e.insert("entries".into(), json!(a.entries));
+                }
+                al.insert(a.name.clone(), Value::Object(e));
+            }
+            o.insert("allowlists".into(), Value::Object(al));
+        }
+        let mut alert = Map::new();
+        if let Some(t) = &logic.title {
+            // nested paths become derived names (Sentinel's alert title needs column names)
+            let (t, derived) = derive_placeholders(t);
+            if !derived.is_empty() {
+                let step: Map<String, Value> = derived.into_iter().map(|(n, p)| (n, json!({ "ref": p }))).collect();
+                alert.insert("derive".into(), json!([Value::Object(step)]));
+            }
+            alert.insert("title".into(), json!(t));
+        }
+        if !logic.dedup.is_empty() {
+            alert.insert("dedup".into(), json!(logic.dedup));
+        }
+        if !logic.context.is_empty() {
+            alert.insert("context".into(), json!(logic.context));
+        }
+        if !alert.is_empty() {
+            o.insert("alert".into(), Value::Object(alert));
+        }
+        for (k, x) in tail {
+            o.insert(k, x);
+        }
+    }
+    vec![Imported { slug, yaml: super::to_yaml(&v), outcome: Outcome::from_parts(parts) }]
+}
+
+/// `{requestParameters.name}` → `{RequestParametersName}` with a derived name for it; top-level
+/// fields and `@` names stay as they are.
+fn derive_placeholders(text: &str) -> (String, Vec<(String, String)>) {
+    let mut out = String::new();
+    let mut derived: Vec<(String, String)> = vec![];
+    let mut rest = text;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('}') else { break };
+        let path = &rest[i + 1..i + j];
+        if path.contains(['.', '[']) {
+            let name: String = path
+                .split(['.', '[', ']'])
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let mut cs = p.chars();
+                    cs.next().map(|c| c.to_ascii_uppercase().to_string() + cs.as_str()).unwrap_or_default()
+                })
+                .collect();
+            if !derived.iter().any(|(n, _)| n == &name) {
+                derived.push((name.clone(), path.to_string()));
+            }
+            out.push_str(&format!("{{{name}}}"));
+        } else {
+            out.push_str(&rest[i..=i + j]);
+        }
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    (out, derived)
+}

@@ -1,0 +1,96 @@
+//! Small, self-written equivalents of the panther-analysis global helpers that imported rules
+//! call, for `targets.panther.prelude`: the generated module must run on its own (no vendor
+//! helper modules). Written from the helpers' documented behaviour (`FORMATS.md`), not copied.
+//!
+//! Input: a helper name. Output: its Python source, the helpers it needs and its imports.
+
+/// (name, needs, imports, source)
+const HELPERS: &[(&str, &[&str], &[&str], &str)] = &[
+    (
+        "deep_get",
+        &[],
+        &["from collections.abc import Mapping"],
+        "def deep_get(dictionary, *keys, default=None):\n    # the value at a path of keys, or default when a key is missing or the value is None\n    value = dictionary\n    for key in keys:\n        if isinstance(value, Mapping) or hasattr(value, \"get\"):\n            value = value.get(key)\n        else:\n            return default\n        if value is None:\n            return default\n    return value\n",
+    ),
+    (
+        "aws_cloudtrail_success",
+        &[],
+        &[],
+        "def aws_cloudtrail_success(event):\n    # the call failed if errorCode or errorMessage is set\n    return not (event.get(\"errorCode\") or event.get(\"errorMessage\"))\n",
+    ),
+    (
+        "aws_rule_context",
+        &[],
+        &[],
+        "def aws_rule_context(event):\n    # the usual CloudTrail fields of an alert\n    keys = (\"eventName\", \"eventSource\", \"awsRegion\", \"recipientAccountId\", \"sourceIPAddress\", \"userAgent\", \"userIdentity\")\n    return {key: event.get(key) for key in keys}\n",
+    ),
+    (
+        "pattern_match",
+        &[],
+        &["import fnmatch"],
+        "def pattern_match(string_to_match, pattern):\n    # whole-string shell glob\n    return fnmatch.fnmatch(string_to_match, pattern)\n",
+    ),
+    (
+        "pattern_match_list",
+        &["pattern_match"],
+        &[],
+        "def pattern_match_list(string_to_match, patterns):\n    # any of the globs matches\n    return any(pattern_match(string_to_match, p) for p in patterns)\n",
+    ),
+    (
+        "is_ip_in_network",
+        &[],
+        &["import ipaddress"],
+        "def is_ip_in_network(ip_addr, networks):\n    # the address lies in one of the CIDR blocks\n    try:\n        address = ipaddress.ip_address(ip_addr)\n    except ValueError:\n        return False\n    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)\n",
+    ),
+    (
+        "aws_strip_role_session_id",
+        &[],
+        &[],
+        "def aws_strip_role_session_id(user_identity_arn):\n    # arn:aws:sts::123:assumed-role/Role/session -> arn:aws:sts::123:assumed-role/Role\n    parts = user_identity_arn.split(\"/\")\n    return \"/\".join(parts[:2]) if len(parts) > 2 else user_identity_arn\n",
+    ),
+    (
+        "get_actor_user",
+        &[],
+        &[],
+        "def get_actor_user(event):\n    # the session issuer's user name for roles, else the IAM user name\n    identity = event.get(\"userIdentity\") or {}\n    issuer = (identity.get(\"sessionContext\") or {}).get(\"sessionIssuer\") or {}\n    return issuer.get(\"userName\") or identity.get(\"userName\")\n",
+    ),
+];
+
+/// The helpers in the order they are written into a prelude.
+pub const ORDER: &[&str] = &[
+    "deep_get",
+    "aws_cloudtrail_success",
+    "aws_rule_context",
+    "pattern_match",
+    "pattern_match_list",
+    "is_ip_in_network",
+    "aws_strip_role_session_id",
+    "get_actor_user",
+];
+
+/// A helper's source.
+pub fn source(name: &str) -> Option<&'static str> {
+    HELPERS.iter().find(|h| h.0 == name).map(|h| h.3)
+}
+
+/// A helper and the helpers it needs.
+pub fn closure(name: &str) -> Vec<String> {
+    let mut out = vec![name.to_string()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Some(h) = HELPERS.iter().find(|h| h.0 == out[i]) {
+            for d in h.1 {
+                if !out.iter().any(|x| x == d) {
+                    out.push(d.to_string());
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The import lines a helper needs.
+pub fn imports(name: &str) -> &'static [&'static str] {
+    HELPERS.iter().find(|h| h.0 == name).map_or(&[], |h| h.2)
+}
