@@ -1,5 +1,8 @@
 //! Importers: vendor fixtures → canonical YAML that loads back; Elastic round trip.
 
+mod common;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rulecast::import::{self, Imported, Outcome};
@@ -40,11 +43,6 @@ fn load(imp: &Imported) -> rulecast::Rule {
         Ok(r) => r,
         Err(d) => panic!("{} does not load:\n{}\n{:#?}", imp.slug, imp.yaml, d),
     }
-}
-
-fn query_of_toml(text: &str) -> Option<String> {
-    let t: toml::Table = toml::from_str(text).ok()?;
-    t.get("rule")?.get("query")?.as_str().map(str::to_string)
 }
 
 /// Normalise a kuery AST for comparison: a quoted value becomes the same unquoted text (a
@@ -96,6 +94,10 @@ fn normalise(q: &kuery::Query) -> kuery::Query {
     }
     let span = kuery::Span::default();
     let kind = match &q.kind {
+        // `source.ip` is IP-typed: every value is in 0.0.0.0/0 or ::/0, so that pair is `source.ip:*`
+        K::Or(ks) if is_any_ip(ks) => {
+            return kuery::parse("source.ip:*").map(|q| normalise(&q)).unwrap_or_else(|_| q.clone());
+        }
         K::Or(ks) => K::Or(flat(ks.iter().map(normalise).collect(), true)),
         K::And(ks) => K::And(flat(ks.iter().map(normalise).collect(), false)),
         K::Not(k) => K::Not(Box::new(normalise(k))),
@@ -105,29 +107,76 @@ fn normalise(q: &kuery::Query) -> kuery::Query {
     Query { kind, span }
 }
 
-/// Does the re-rendered Elastic rule have the same query? (strictly: equal `to_string` of the
-/// parsed queries; normalised: equal after [`normalise`]).
-fn round_trip(original: &str, rule: &rulecast::Rule) -> Result<(bool, bool), String> {
+/// `source.ip:"0.0.0.0/0" or source.ip:"::/0"` (how rulecast writes "source.ip is set").
+fn is_any_ip(ks: &[kuery::Query]) -> bool {
+    let texts: Vec<String> = ks.iter().map(kuery::to_string).collect();
+    texts == [r#"source.ip:"0.0.0.0/0""#, r#"source.ip:"::/0""#]
+}
+
+/// Defaults detection-rules and Kibana apply to an absent key (`interval` 5m, `from` now-6m):
+/// an absent key and its default are the same rule.
+const DEFAULTS: &[(&str, &str)] = &[("interval", "5m"), ("from", "now-6m")];
+
+/// A detection-rules document prepared for comparison: strings folded (the reference README's
+/// "structurally equal"), the defaults filled in, and a kuery query replaced by its
+/// [`normalise`]d text.
+fn comparable(text: &str) -> Result<serde_json::Value, String> {
+    let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut v = serde_json::to_value(v).map_err(|e| e.to_string())?;
+    let rule = v.get_mut("rule").and_then(|r| r.as_object_mut()).ok_or("no [rule]")?;
+    for (k, d) in DEFAULTS {
+        rule.entry(k.to_string()).or_insert_with(|| serde_json::json!(d));
+    }
+    if rule.get("language").and_then(|l| l.as_str()) == Some("kuery") {
+        let q = rule.get("query").and_then(|q| q.as_str()).ok_or("no query")?;
+        let q = kuery::parse(q).map_err(|e| e.to_string())?;
+        rule.insert("query".into(), serde_json::json!(kuery::to_string(&normalise(&q))));
+    }
+    Ok(common::fold(&v))
+}
+
+/// The first difference between two JSON values, as a path (None when equal).
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value as V;
+    match (a, b) {
+        (V::Object(x), V::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => {
+                        if let Some(d) = first_difference(p, q, &format!("{at}.{k}")) {
+                            return Some(d);
+                        }
+                    }
+                    (p, q) => return Some(format!("{at}.{k}: {p:?} vs {q:?}")),
+                }
+            }
+            None
+        }
+        (V::Array(x), V::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (p, q))| first_difference(p, q, &format!("{at}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!("{at}: {a} vs {b}")),
+    }
+}
+
+/// Render an imported rule back for Elastic and compare the whole document with the original
+/// (Err: the first difference).
+fn structurally_equal(original: &str, rule: &rulecast::Rule) -> Result<(), String> {
     let out = rulecast::compile(rule, Target::Elastic, Unsupported::Warn)
-        .map_err(|d| format!("{d:?}"))?;
+        .map_err(|d| format!("does not render: {d:?}"))?;
     let (_, rendered) = out
         .files
         .iter()
         .find(|(p, _)| p.ends_with(".toml"))
         .ok_or("no toml file")?;
-    let a = query_of_toml(original).ok_or("no query in the original")?;
-    let b = query_of_toml(rendered).ok_or("no query in the rendering")?;
-    let a = kuery::parse(&a).map_err(|e| e.to_string())?;
-    let b = kuery::parse(&b).map_err(|e| e.to_string())?;
-    let strict = kuery::to_string(&a) == kuery::to_string(&b);
-    let (na, nb) = (
-        kuery::to_string(&normalise(&a)),
-        kuery::to_string(&normalise(&b)),
-    );
-    if na != nb && std::env::var("RT_DEBUG").is_ok() {
-        println!("ORIG {na}\nREND {nb}\n");
+    let (a, b) = (comparable(original)?, comparable(rendered)?);
+    match first_difference(&a, &b, "") {
+        None => Ok(()),
+        Some(d) => Err(d),
     }
-    Ok((strict, na == nb))
 }
 
 #[test]
@@ -145,36 +194,82 @@ fn sigma_fixtures_import_fully_and_load() {
 #[test]
 fn elastic_fixtures_import_load_and_round_trip() {
     let files = fixtures("elastic");
-    assert!(files.len() >= 3);
-    let mut equal = 0;
+    assert!(files.len() >= 9);
+    let mut kuery_equal = 0;
+    let mut kuery_rules = 0;
     for f in &files {
         let original = std::fs::read_to_string(f).unwrap();
         for imp in import_file("elastic", f) {
-            assert!(
-                !imp.outcome.drops_detection(),
-                "{}: {:?}",
-                f.display(),
-                imp.outcome
-            );
             assert!(
                 !matches!(imp.outcome, Outcome::Refused(_)),
                 "{}: {:?}",
                 f.display(),
                 imp.outcome
             );
+            // a part of the detection is never left out: it is structured or kept opaque
+            if let Outcome::Partial(p) = &imp.outcome {
+                for part in p.iter().filter(|p| p.starts_with("detection:")) {
+                    assert!(
+                        part.contains("opaque") || part.contains("kept for Elastic only") || part.contains("imported as"),
+                        "{}: {part}",
+                        f.display()
+                    );
+                }
+            }
             let rule = load(&imp);
-            match round_trip(&original, &rule) {
-                Ok((_, true)) => equal += 1,
-                Ok((_, false)) => {}
-                Err(e) => panic!("{}: {e}", f.display()),
+            if original.contains("language = \"kuery\"") {
+                kuery_rules += 1;
+                match structurally_equal(&original, &rule) {
+                    Ok(()) => kuery_equal += 1,
+                    Err(e) => panic!("{}: {e}\n{}", f.display(), imp.yaml),
+                }
             }
         }
     }
-    println!(
-        "elastic fixtures: {equal}/{} re-rendered queries equal",
-        files.len()
-    );
-    assert_eq!(equal, files.len());
+    println!("elastic fixtures: {kuery_equal}/{kuery_rules} kuery rules re-render structurally equal");
+    assert!(kuery_rules >= 7);
+}
+
+#[test]
+fn elastic_reference_round_trips() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference/elastic");
+    let files = files_in(&dir, &["toml"]);
+    assert!(!files.is_empty());
+    for f in &files {
+        let original = std::fs::read_to_string(f).unwrap();
+        let imp = import_file("elastic", f).remove(0);
+        assert_eq!(imp.outcome, Outcome::Full, "{}", f.display());
+        let rule = load(&imp);
+        if let Err(e) = structurally_equal(&original, &rule) {
+            panic!("{}: {e}\n{}", f.display(), imp.yaml);
+        }
+    }
+}
+
+#[test]
+fn invalid_elastic_files_give_located_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/elastic/invalid");
+    let files = files_in(&dir, &["toml"]);
+    assert!(files.len() >= 5);
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let out = import::elastic::parse(&name, &text);
+        let Outcome::Refused(d) = &out[0].outcome else {
+            panic!("{name}: {:?}", out[0].outcome)
+        };
+        let s = d.span.as_ref().unwrap_or_else(|| panic!("{name}: no span: {d:?}"));
+        // the file says where the error is: `# error at LINE:COL`
+        let want = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# error at "))
+            .unwrap_or_else(|| panic!("{name}: no `# error at` line"));
+        if std::env::var("RT_DEBUG").is_ok() {
+            println!("{d}");
+            continue;
+        }
+        assert_eq!(format!("{}:{}", s.line, s.col), want.trim(), "{name}: {d}");
+    }
 }
 
 #[test]
@@ -232,77 +327,162 @@ fn corpus_figures() {
     if !root.is_dir() {
         return;
     }
-    for vendor in ["sigma", "elastic"] {
-        let files = files_in(&root.join(vendor), &["yml", "yaml", "toml"]);
-        let (mut full, mut partial, mut partial_det, mut refused, mut load_err) = (0, 0, 0, 0, 0);
-        let (mut kuery_rules, mut strict, mut equal) = (0, 0, 0);
-        let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
-        for f in &files {
-            let original = std::fs::read_to_string(f).unwrap();
-            for imp in import_file(vendor, f) {
-                if std::env::var("RT_DEBUG").is_ok() {
-                    let kind = match &imp.outcome {
-                        Outcome::Full => "full".to_string(),
-                        Outcome::Partial(p) => format!("partial {p:?}"),
-                        Outcome::Refused(d) => format!("refused {}", d.message),
-                    };
-                    println!("FILE {} {kind}", f.display());
-                }
-                match &imp.outcome {
-                    Outcome::Full => full += 1,
-                    Outcome::Partial(p) => {
-                        partial += 1;
-                        if imp.outcome.drops_detection() {
-                            partial_det += 1;
-                        }
-                        for r in p {
-                            *reasons.entry(r.clone()).or_default() += 1;
-                        }
+    sigma_corpus(&root.join("sigma"));
+    elastic_corpus(&root.join("elastic"));
+}
+
+fn sigma_corpus(dir: &Path) {
+    let files = files_in(dir, &["yml", "yaml"]);
+    let (mut full, mut partial, mut partial_det, mut refused, mut load_err) = (0, 0, 0, 0, 0);
+    let mut reasons: BTreeMap<String, usize> = Default::default();
+    for f in &files {
+        for imp in import_file("sigma", f) {
+            match &imp.outcome {
+                Outcome::Full => full += 1,
+                Outcome::Partial(p) => {
+                    partial += 1;
+                    if imp.outcome.drops_detection() {
+                        partial_det += 1;
                     }
-                    Outcome::Refused(d) => {
-                        refused += 1;
-                        *reasons
-                            .entry(format!("refused: {}", d.message))
-                            .or_default() += 1;
-                        continue;
+                    for r in p {
+                        *reasons.entry(r.clone()).or_default() += 1;
                     }
                 }
-                let rule = match rulecast::rule_from_str(
-                    &format!("{}.yaml", imp.slug),
-                    &imp.slug,
-                    &imp.yaml,
-                ) {
-                    Ok(r) => r,
+                Outcome::Refused(d) => {
+                    refused += 1;
+                    *reasons.entry(format!("refused: {}", d.message)).or_default() += 1;
+                    continue;
+                }
+            }
+            if rulecast::rule_from_str(&format!("{}.yaml", imp.slug), &imp.slug, &imp.yaml).is_err() {
+                load_err += 1;
+            }
+        }
+    }
+    println!(
+        "sigma: {} files read, {full} imported fully, {partial} partially ({partial_det} with part of the detection left out), {refused} refused, {load_err} do not load",
+        files.len()
+    );
+    for (r, n) in &reasons {
+        println!("  {n:3} {r}");
+    }
+    assert_eq!(load_err, 0, "every imported rule must load");
+}
+
+/// Per rule type: (read, full, partial, refused).
+type Counts = BTreeMap<String, [usize; 4]>;
+
+fn elastic_corpus(dir: &Path) {
+    let files = files_in(dir, &["toml"]);
+    let debug = std::env::var("RT_DEBUG").is_ok();
+    let mut by_type: Counts = Default::default();
+    let mut reasons: BTreeMap<String, usize> = Default::default();
+    let (mut kuery_rules, mut kuery_full_equal, mut kuery_equal, mut dropped, mut load_err) = (0, 0, 0, 0, 0);
+    let mut cross: BTreeMap<String, usize> = Default::default();
+    for f in &files {
+        let original = std::fs::read_to_string(f).unwrap();
+        let t: toml::Table = toml::from_str(&original).unwrap();
+        let kind = t["rule"]["type"].as_str().unwrap_or("").to_string();
+        let kuery = t["rule"].get("language").and_then(|l| l.as_str()) == Some("kuery");
+        for imp in import_file("elastic", f) {
+            let c = by_type.entry(kind.clone()).or_default();
+            c[0] += 1;
+            match &imp.outcome {
+                Outcome::Full => c[1] += 1,
+                Outcome::Partial(p) => {
+                    c[2] += 1;
+                    for r in p {
+                        // a detection part is kept (opaque / Elastic-only), never dropped
+                        if r.starts_with("detection:") && r.contains("left out") {
+                            dropped += 1;
+                        }
+                        let key = r.split(": ").take(2).collect::<Vec<_>>().join(": ");
+                        let key = if r.contains("kept as opaque kuery") || r.contains("kept opaque") {
+                            format!("detection: kept opaque: {}", r.rsplit(": ").next().unwrap_or(""))
+                        } else {
+                            key
+                        };
+                        *reasons.entry(key).or_default() += 1;
+                    }
+                }
+                Outcome::Refused(d) => {
+                    c[3] += 1;
+                    let msg: String = d.message.split(':').next().unwrap_or("").to_string();
+                    *reasons.entry(format!("refused ({kind}): [{}] {msg}", d.code)).or_default() += 1;
+                    if debug {
+                        println!("FILE {} refused {}", f.display(), d);
+                    }
+                    continue;
+                }
+            }
+            let rule = match rulecast::rule_from_str(&format!("{}.yaml", imp.slug), &imp.slug, &imp.yaml) {
+                Ok(r) => r,
+                Err(d) => {
+                    load_err += 1;
+                    println!("LOAD ERROR {}: {:?}\n{}", f.display(), d, imp.yaml);
+                    continue;
+                }
+            };
+            for target in [Target::Sentinel, Target::Panther] {
+                let key = match rulecast::compile(&rule, target, Unsupported::Warn) {
+                    Ok(_) => format!("{target}: renders"),
                     Err(d) => {
-                        load_err += 1;
-                        println!("LOAD ERROR {}: {:?}\n{}", f.display(), d, imp.yaml);
-                        continue;
+                        let first = d.iter().next().map(|x| format!("[{}]", x.code)).unwrap_or_default();
+                        format!("{target}: refused {first}")
                     }
                 };
-                if vendor == "elastic" {
-                    kuery_rules += 1;
-                    if let Ok((s, n)) = round_trip(&original, &rule) {
-                        strict += usize::from(s);
-                        equal += usize::from(n);
+                *cross.entry(key).or_default() += 1;
+            }
+            if kuery {
+                kuery_rules += 1;
+                let eq = structurally_equal(&original, &rule);
+                if eq.is_ok() {
+                    kuery_equal += 1;
+                    if imp.outcome == Outcome::Full {
+                        kuery_full_equal += 1;
                     }
+                }
+                if debug {
+                    println!("FILE {} {:?} {:?}", f.display(), imp.outcome, eq.err());
                 }
             }
         }
-        println!(
-            "{vendor}: {} files read, {full} imported fully, {partial} partially ({partial_det} with part of the detection left out), {refused} refused, {load_err} do not load",
-            files.len()
-        );
-        if vendor == "elastic" {
-            println!(
-                "elastic: of {kuery_rules} imported kuery rules, {equal} re-render with an equal query after normalisation ({strict} with equal `to_string`)"
-            );
-        }
-        for (r, n) in &reasons {
-            println!("  {n:3} {r}");
-        }
-        assert_eq!(load_err, 0, "every imported rule must load");
+    }
+    println!("elastic: {} files read", files.len());
+    println!("  type             read  full  partial(opaque/declared)  refused");
+    for (k, [r, fu, p, re]) in &by_type {
+        println!("  {k:16} {r:4}  {fu:4}  {p:4}                      {re:4}");
+    }
+    println!(
+        "elastic kuery rules (query/threshold/new_terms): {kuery_rules} imported, {kuery_equal} re-render structurally equal, {kuery_full_equal} of them imported fully"
+    );
+    println!("elastic cross-target (every imported rule): {cross:?}");
+    for (r, n) in &reasons {
+        println!("  {n:3} {r}");
+    }
+    assert_eq!(load_err, 0, "every imported rule must load");
+    assert_eq!(dropped, 0, "no part of a detection is left out");
+    let total: usize = by_type.values().map(|c| c[0]).sum();
+    assert_eq!(total, 131);
+    // measured figures: a regression fails here
+    let kuery_total: usize = ["query", "threshold", "new_terms"]
+        .iter()
+        .map(|k| by_type.get(*k).map_or(0, |c| c[0]))
+        .sum();
+    assert_eq!(kuery_rules, kuery_total, "every kuery rule is imported");
+    assert!(kuery_full_equal * 100 >= kuery_total * MIN_KUERY_FULL_EQUAL_PERCENT, "{kuery_full_equal}/{kuery_total}");
+    assert!(kuery_equal >= MIN_KUERY_EQUAL, "{kuery_equal}");
+    // refusals per type (read, full, partial, refused): only what the model cannot say
+    for (kind, max_refused) in [("query", 0), ("threshold", 0), ("new_terms", 0), ("eql", 1), ("esql", 13)] {
+        let c = by_type.get(kind).copied().unwrap_or_default();
+        assert!(c[3] <= max_refused, "{kind}: {c:?}");
     }
 }
+
+/// Figures reached on the shared corpus (see the report in the lead's issue 4).
+const MIN_KUERY_FULL_EQUAL_PERCENT: usize = 76;
+/// Kuery rules whose re-rendering is structurally equal.
+const MIN_KUERY_EQUAL: usize = 88;
 
 #[test]
 #[ignore]

@@ -7,6 +7,9 @@
 
 use serde_json::{Map, Value, json};
 
+mod expr;
+mod query;
+
 use super::{Doc, Imported, Outcome, add_technique, all, any, date, not, pred, slug_of, span_at};
 use crate::diag::{Code, Diagnostic};
 use crate::fields::{self, Kind};
@@ -21,7 +24,7 @@ pub fn parse(file: &str, text: &str) -> Vec<Imported> {
         Err(e) => {
             let off = e.span().map_or(0, |s| s.start);
             let msg = e.message().lines().next().unwrap_or("").to_string();
-            let d = Diagnostic::error(Code::E101, format!("toml syntax error: {msg}"))
+            let d = Diagnostic::error(Code::E501, format!("toml syntax error: {msg}"))
                 .with_span(span_at(file, text, off));
             return vec![Imported::refused(&slug, d)];
         }
@@ -68,26 +71,76 @@ fn dedent(s: &str) -> String {
     body.join("\n").trim().to_string()
 }
 
+/// The detection-rules `[rule]` keys the importer reads (others are named in the outcome).
+const KNOWN_KEYS: &[&str] = &[
+    "alert_suppression",
+    "author",
+    "building_block_type",
+    "description",
+    "event_category_override",
+    "false_positives",
+    "from",
+    "index",
+    "interval",
+    "investigation_fields",
+    "language",
+    "license",
+    "max_signals",
+    "name",
+    "new_terms",
+    "note",
+    "query",
+    "references",
+    "risk_score",
+    "rule_id",
+    "rule_name_override",
+    "setup",
+    "severity",
+    "tags",
+    "threat",
+    "threshold",
+    "timestamp_override",
+    "type",
+];
+
+fn refuse(slug: &str, code: Code, msg: String, span: Option<crate::diag::Span>) -> Imported {
+    Imported::refused(slug, Diagnostic::error(code, msg).with_span(span))
+}
+
 fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     let meta = t.get("metadata").and_then(toml::Value::as_table);
     let Some(rule) = t.get("rule").and_then(toml::Value::as_table) else {
-        let d = Diagnostic::error(Code::E104, "missing table `[rule]`")
+        let d = Diagnostic::error(Code::E501, "missing table `[rule]`")
             .with_span(span_at(file, text, 0));
         return Imported::refused(slug, d);
     };
     let kind = tstr(rule.get("type")).unwrap_or_default();
     let language = tstr(rule.get("language")).unwrap_or_default();
-    if kind != "query" {
-        let d = Diagnostic::error(Code::E103, format!("type {kind} not imported yet"))
-            .with_expected("type = \"query\"")
-            .with_span(key_span(file, text, "type"));
-        return Imported::refused(slug, d);
-    }
-    if language != "kuery" {
-        let d = Diagnostic::error(Code::E103, format!("language {language} not imported yet"))
-            .with_expected("language = \"kuery\"")
-            .with_span(key_span(file, text, "language"));
-        return Imported::refused(slug, d);
+    match (kind.as_str(), language.as_str()) {
+        ("query" | "threshold" | "new_terms", "kuery") | ("eql", "eql") | ("esql", "esql") => {}
+        ("machine_learning", _) => {
+            let job = tstr(rule.get("machine_learning_job_id"))
+                .or_else(|| tlist(rule.get("machine_learning_job_id")).first().cloned())
+                .unwrap_or_default();
+            return refuse(
+                slug,
+                Code::E502,
+                format!("a machine-learning rule has no query: the anomaly-detection job `{job}` decides what alerts, and the model describes conditions on events"),
+                key_span(file, text, "type"),
+            );
+        }
+        ("query" | "threshold" | "new_terms", other) => {
+            let d = Diagnostic::error(Code::E502, format!("language `{other}` is not imported"))
+                .with_expected("language = \"kuery\"")
+                .with_span(key_span(file, text, "language"));
+            return Imported::refused(slug, d);
+        }
+        (other, lang) => {
+            let d = Diagnostic::error(Code::E502, format!("rule type `{other}` (language `{lang}`) is not imported"))
+                .with_expected("type query, threshold or new_terms with kuery; eql; esql")
+                .with_span(key_span(file, text, "type"));
+            return Imported::refused(slug, d);
+        }
     }
     let mut parts: Vec<String> = vec![];
     let mut d = Doc {
@@ -132,51 +185,20 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     d.updated = meta
         .and_then(|m| tstr(m.get("updated_date")))
         .and_then(|s| date(&s));
-    if let (Some(c), Some(u)) = (&d.created, &d.updated) {
-        if u < c {
-            parts.push(format!(
-                "metadata: updated_date {u} is before creation_date {c} (left out)"
-            ));
-            d.updated = None;
-        }
+    if let (Some(c), Some(u)) = (&d.created, &d.updated)
+        && u < c
+    {
+        parts.push(format!(
+            "metadata: updated_date {u} is before creation_date {c} (left out)"
+        ));
+        d.updated = None;
     }
-    // ATT&CK
-    if let Some(threats) = rule.get("threat").and_then(toml::Value::as_array) {
-        for th in threats {
-            let tactic = th.get("tactic").and_then(|x| tstr(x.get("id")));
-            if let Some(ta) = &tactic {
-                if crate::attack::tactic(ta).is_some() {
-                    if !d.tactics.contains(ta) {
-                        d.tactics.push(ta.clone());
-                    }
-                } else {
-                    parts.push(format!(
-                        "metadata: threat tactic {ta} is not in ATT&CK v18.1"
-                    ));
-                }
-            }
-            let techs = th
-                .get("technique")
-                .and_then(toml::Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for te in techs {
-                let mut ids: Vec<String> = tstr(te.get("id")).into_iter().collect();
-                if let Some(subs) = te.get("subtechnique").and_then(toml::Value::as_array) {
-                    ids.extend(subs.iter().filter_map(|s| tstr(s.get("id"))));
-                }
-                for id in ids {
-                    if !add_technique(&id, &mut d.tactics, &mut d.techniques) {
-                        parts.push(format!(
-                            "metadata: threat technique {id} is not in ATT&CK v18.1"
-                        ));
-                    }
-                }
-            }
-        }
-    }
+    let grouping = threat(rule, &mut d, &mut parts);
     // targets.elastic
     let mut el = Map::new();
+    if let Some(g) = grouping {
+        el.insert("threat".into(), g);
+    }
     if let Some(m) = meta {
         for (k, v) in m {
             match k.as_str() {
@@ -200,6 +222,9 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         "timestamp_override",
         "note",
         "tags",
+        "setup",
+        "rule_name_override",
+        "building_block_type",
     ] {
         match rule.get(k) {
             Some(toml::Value::String(s)) => {
@@ -211,35 +236,31 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             _ => {}
         }
     }
+    if let Some(n) = rule.get("max_signals").and_then(toml::Value::as_integer) {
+        el.insert("max_signals".into(), json!(n));
+    }
+    if let Some(f) = rule.get("investigation_fields") {
+        el.insert(
+            "investigation_fields".into(),
+            json!(tlist(f.get("field_names"))),
+        );
+    }
+    if let Some(s) = rule.get("alert_suppression").and_then(toml::Value::as_table) {
+        match serde_json::to_value(s) {
+            Ok(v) => {
+                el.insert("alert_suppression".into(), v);
+            }
+            Err(e) => parts.push(format!("metadata: rule.alert_suppression: {e}")),
+        }
+    }
     for k in rule.keys() {
-        if !matches!(
-            k.as_str(),
-            "author"
-                | "description"
-                | "false_positives"
-                | "from"
-                | "index"
-                | "interval"
-                | "language"
-                | "license"
-                | "name"
-                | "note"
-                | "query"
-                | "references"
-                | "risk_score"
-                | "rule_id"
-                | "severity"
-                | "tags"
-                | "threat"
-                | "timestamp_override"
-                | "type"
-        ) {
+        if !KNOWN_KEYS.contains(&k.as_str()) {
             parts.push(format!("metadata: rule.{k} has no canonical key"));
         }
     }
     // the query
     let Some(q) = tstr(rule.get("query")) else {
-        let d = Diagnostic::error(Code::E104, "missing key `query`")
+        let d = Diagnostic::error(Code::E501, "missing key `query`")
             .with_span(key_span(file, text, "[rule]"));
         return Imported::refused(slug, d);
     };
@@ -249,63 +270,320 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             .find(|(i, _)| *i == 0 || text.as_bytes().get(i - 1) == Some(&b'\n'))
             .map_or(0, |(i, _)| i)
     });
-    let ast = match kuery::parse(&q) {
-        Ok(a) => a,
-        Err(e) => {
-            let mut d = Diagnostic::error(
-                Code::E103,
-                format!("kuery syntax error: expected {}", e.expected),
-            )
-            .with_found(e.found.clone())
-            .with_span(span_at(file, text, base + e.offset));
-            if let Some(h) = e.hint {
-                d = d.with_hint(h);
+    let (kids, dataset) = match language.as_str() {
+        "kuery" => {
+            let ast = match kuery::parse(&q) {
+                Ok(a) => a,
+                Err(e) => {
+                    let mut d = Diagnostic::error(
+                        Code::E501,
+                        format!("kuery syntax error: expected {}", e.expected),
+                    )
+                    .with_found(e.found.clone())
+                    .with_span(span_at(file, text, base + e.offset));
+                    if let Some(h) = e.hint {
+                        d = d.with_hint(h);
+                    }
+                    return Imported::refused(slug, d);
+                }
+            };
+            let mut st = St {
+                q: &q,
+                dataset: None,
+                parts: vec![],
+            };
+            let conjuncts: Vec<&Query> = match &ast.kind {
+                QueryKind::And(kids) => kids.iter().collect(),
+                _ => vec![&ast],
+            };
+            let kids: Vec<Value> = conjuncts.iter().filter_map(|c| st.query(c)).collect();
+            parts.extend(st.parts);
+            (kids, st.dataset)
+        }
+        lang => {
+            let mapped = if lang == "eql" {
+                let cat = tstr(rule.get("event_category_override"))
+                    .unwrap_or_else(|| "event.category".into());
+                query::eql(&q, &cat)
+            } else {
+                query::esql(&q)
+            };
+            let m = match mapped {
+                Ok(m) => m,
+                Err(query::Refusal::Syntax(e)) => {
+                    let name = if lang == "eql" { "EQL" } else { "ES|QL" };
+                    let d = Diagnostic::error(
+                        Code::E501,
+                        format!("{name} syntax error: expected {}", e.expected),
+                    )
+                    .with_found(e.found)
+                    .with_span(span_at(file, text, base + e.offset));
+                    return Imported::refused(slug, d);
+                }
+                Err(query::Refusal::Unsupported(msg, off)) => {
+                    return refuse(slug, Code::E502, msg, span_at(file, text, base + off));
+                }
+            };
+            for (src, why) in &m.opaque {
+                parts.push(format!("detection: `{src}` kept opaque: {why}"));
             }
-            return Imported::refused(slug, d);
+            if !m.index.is_empty() {
+                el.insert("index".into(), json!(m.index));
+            }
+            if let Some(k) = &m.keep {
+                parts.push(format!(
+                    "metadata: ES|QL `KEEP {k}` (the alert's columns) is not carried"
+                ));
+            }
+            parts.push(format!(
+                "metadata: the {lang} query is rendered back as kuery (same condition)"
+            ));
+            (m.detection, m.dataset)
         }
     };
-    let mut st = St {
-        q: &q,
-        dataset: None,
-    };
-    let conjuncts: Vec<&Query> = match &ast.kind {
-        QueryKind::And(kids) => kids.iter().collect(),
-        _ => vec![&ast],
-    };
-    let mut kids = vec![];
-    let mut first_err = None;
-    for c in &conjuncts {
-        match st.query(c) {
-            Ok(Some(v)) => kids.push(v),
-            Ok(None) => {}
-            Err(e) => {
-                parts.push(format!("detection: `{}` left out: {}", st.src(c), e.0));
-                first_err.get_or_insert(e);
-            }
-        }
-    }
     if kids.is_empty() {
-        let (msg, off) =
-            first_err.unwrap_or_else(|| ("the query only selects the data set".into(), 0));
-        let d = Diagnostic::error(
-            Code::E301,
-            format!("nothing of the query could be imported: {msg}"),
-        )
-        .with_span(span_at(file, text, base + off));
-        return Imported::refused(slug, d);
+        return refuse(
+            slug,
+            Code::E502,
+            "the query only selects the data set: there is no condition to import".into(),
+            span_at(file, text, base),
+        );
     }
-    if let Some(ds) = st.dataset {
+    if let Some(ds) = dataset {
         el.insert("dataset_field".into(), json!(ds));
     }
-    d.detection = all(kids);
+    let mut detection = all(kids);
+    exact_outcome(&mut detection);
+    d.detection = detection;
+    // threshold / new terms
+    let mut alert = None;
+    if kind == "threshold" {
+        match threshold(rule, &mut el, &mut parts) {
+            Ok(a) => alert = Some(a),
+            Err(msg) => return refuse(slug, Code::E502, msg, key_span(file, text, "[rule.threshold]")),
+        }
+    }
+    if kind == "new_terms" {
+        let nt = rule.get("new_terms");
+        let fields = tlist(nt.and_then(|n| n.get("value")));
+        let start = nt
+            .and_then(|n| n.get("history_window_start"))
+            .and_then(toml::Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(|h| tstr(h.get("value")))
+            .unwrap_or_default();
+        let window = start.strip_prefix("now-").unwrap_or("");
+        let ok = window.len() >= 2
+            && window[..window.len() - 1].chars().all(|c| c.is_ascii_digit())
+            && window.ends_with(['s', 'm', 'h', 'd']);
+        if fields.is_empty() || !ok {
+            return refuse(
+                slug,
+                Code::E502,
+                format!("`[rule.new_terms]` must name 1 to 3 fields and a history window `now-<n><s|m|h|d>` (found {fields:?}, `{start}`)"),
+                key_span(file, text, "[rule.new_terms]"),
+            );
+        }
+        el.insert(
+            "new_terms".into(),
+            json!({"fields": fields, "history_window": window}),
+        );
+    }
     if !el.is_empty() {
         d.targets.insert("elastic".into(), Value::Object(el));
     }
+    let mut v = d.to_value();
+    if let (Some(a), Value::Object(m)) = (alert, &mut v) {
+        // `alert` goes after `detection`, as in the model
+        let old = std::mem::take(m);
+        for (k, x) in old {
+            let after = k == "detection";
+            m.insert(k, x);
+            if after {
+                m.insert("alert".into(), a.clone());
+            }
+        }
+    }
     Imported {
         slug: slug.to_string(),
-        yaml: d.to_yaml(),
+        yaml: super::to_yaml(&v),
         outcome: Outcome::from_parts(parts),
     }
+}
+
+/// `[rule.threshold]` → `alert.aggregate` (Elastic fires at `>= value`; the model's threshold is
+/// "more than", so `value - 1`); cardinality stays Elastic-only (`threshold_cardinality`).
+fn threshold(
+    rule: &toml::Table,
+    el: &mut Map<String, Value>,
+    parts: &mut Vec<String>,
+) -> Result<Value, String> {
+    let th = rule
+        .get("threshold")
+        .and_then(toml::Value::as_table)
+        .ok_or("a threshold rule needs `[rule.threshold]`")?;
+    let value = th
+        .get("value")
+        .and_then(toml::Value::as_integer)
+        .filter(|v| *v >= 1)
+        .ok_or("`[rule.threshold] value` must be a number >= 1")?;
+    let mut by = vec![];
+    for f in tlist(th.get("field")) {
+        match raw_of(&f) {
+            Some(Target::Raw(p, _)) => by.push(p),
+            Some(Target::SourceIp) => {
+                parts.push("detection: threshold group-by `source.ip` is imported as sourceIPAddress (Elastic's source.ip is absent when the address is not an IP, so such events are not grouped there)".into());
+                by.push("sourceIPAddress".into());
+            }
+            _ => return Err(format!("threshold group-by field `{f}` has no raw CloudTrail path")),
+        }
+    }
+    if let Some(cs) = th.get("cardinality").and_then(toml::Value::as_array) {
+        let mut out = vec![];
+        for c in cs {
+            let (Some(f), Some(v)) = (tstr(c.get("field")), c.get("value").and_then(toml::Value::as_integer)) else {
+                return Err("`[[rule.threshold.cardinality]]` needs `field` and `value`".into());
+            };
+            parts.push(format!("detection: threshold cardinality (at least {v} distinct `{f}`) is kept for Elastic only (`targets.elastic.threshold_cardinality`): the model's aggregate cannot count distinct values"));
+            out.push(json!({"field": f, "value": v}));
+        }
+        el.insert("threshold_cardinality".into(), Value::Array(out));
+    }
+    let mut agg = Map::new();
+    agg.insert("measures".into(), json!({"EventCount": "count"}));
+    agg.insert("by".into(), json!(by));
+    agg.insert("threshold".into(), json!(value - 1));
+    Ok(json!({"aggregate": agg}))
+}
+
+/// For ConsoleLogin the AWS integration derives `event.outcome` from
+/// `responseElements.ConsoleLogin` (lower-cased), not from the error fields: where the rule only
+/// matches ConsoleLogin, `request_succeeded` is replaced by that field. Elsewhere
+/// `request_succeeded` stands (on real events the two agree: a failed console login has an
+/// `errorMessage`).
+fn exact_outcome(det: &mut Value) {
+    fn pins_away(v: &Value) -> bool {
+        let Value::Object(m) = v else { return false };
+        if let Some(Value::Array(k)) = m.get("all") {
+            return k.iter().any(pins_away);
+        }
+        if let Some(Value::Array(k)) = m.get("any") {
+            return k.iter().all(pins_away);
+        }
+        let field = m.get("field").and_then(Value::as_str);
+        let op = m.get("op").and_then(Value::as_str);
+        let vals: Vec<&Value> = match (m.get("value"), m.get("values")) {
+            (Some(v), _) => vec![v],
+            (_, Some(Value::Array(a))) => a.iter().collect(),
+            _ => vec![],
+        };
+        let has = |s: &str| vals.iter().any(|v| v.as_str().is_some_and(|x| x.eq_ignore_ascii_case(s)));
+        match (field, op) {
+            (Some("eventName"), Some("eq" | "in")) => !has("ConsoleLogin"),
+            (Some("eventSource"), Some("eq" | "in")) => !has("signin.amazonaws.com"),
+            _ => false,
+        }
+    }
+    fn only_console_login(v: &Value) -> bool {
+        let Value::Object(m) = v else { return false };
+        if let Some(Value::Array(k)) = m.get("all") {
+            return k.iter().any(only_console_login);
+        }
+        m.get("field").and_then(Value::as_str) == Some("eventName")
+            && m.get("value").and_then(Value::as_str) == Some("ConsoleLogin")
+    }
+    fn replace(v: &mut Value, only: bool) {
+        if !only {
+            return;
+        }
+        match v {
+            Value::Object(m) => {
+                if let Some(ok) = m.get("request_succeeded").and_then(Value::as_bool) {
+                    if only {
+                        // AWS writes `Success` / `Failure`
+                        let want = if ok { "Success" } else { "Failure" };
+                        *v = pred("responseElements.ConsoleLogin", "eq", vec![json!(want)], false);
+                    }
+                    return;
+                }
+                for x in m.values_mut() {
+                    replace(x, only);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| replace(x, only)),
+            _ => {}
+        }
+    }
+    if !pins_away(det) {
+        let only = only_console_login(det);
+        replace(det, only);
+    }
+}
+
+/// The `[[rule.threat]]` blocks → `attack`; returns the vendor's grouping (tactic, technique
+/// ids) when it differs from the one derived from `attack`, for `targets.elastic.threat`.
+fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<String>) -> Option<Value> {
+    let threats = rule.get("threat").and_then(toml::Value::as_array)?;
+    let mut vendor: Vec<(String, Vec<String>)> = vec![];
+    for th in threats {
+        let tactic = th.get("tactic").and_then(|x| tstr(x.get("id")));
+        vendor.push((tactic.clone().unwrap_or_default(), vec![]));
+        if let Some(ta) = &tactic {
+            if crate::attack::tactic(ta).is_some() {
+                if !d.tactics.contains(ta) {
+                    d.tactics.push(ta.clone());
+                }
+            } else {
+                parts.push(format!(
+                    "metadata: threat tactic {ta} is not in ATT&CK v18.1"
+                ));
+            }
+        }
+        let techs = th
+            .get("technique")
+            .and_then(toml::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for te in techs {
+            let mut ids: Vec<String> = tstr(te.get("id")).into_iter().collect();
+            if let Some(subs) = te.get("subtechnique").and_then(toml::Value::as_array) {
+                ids.extend(subs.iter().filter_map(|s| tstr(s.get("id"))));
+            }
+            for id in ids {
+                if let Some(last) = vendor.last_mut() {
+                    last.1.push(id.clone());
+                }
+                if !add_technique(&id, &mut d.tactics, &mut d.techniques) {
+                    parts.push(format!(
+                        "metadata: threat technique {id} is not in ATT&CK v18.1"
+                    ));
+                }
+            }
+        }
+    }
+    // the grouping `load` derives: each technique under the first listed tactic it belongs to
+    let mut derived: Vec<(String, Vec<String>)> =
+        d.tactics.iter().map(|t| (t.clone(), vec![])).collect();
+    for id in &d.techniques {
+        let Some(t) = crate::attack::technique(id) else { continue };
+        let slot = derived.iter_mut().find(|(ta, _)| {
+            crate::attack::tactic(ta).is_some_and(|x| t.tactics.contains(&x.shortname))
+        });
+        if let Some((_, list)) = slot {
+            list.push(id.clone());
+        }
+    }
+    let known = vendor.iter().all(|(ta, ts)| {
+        crate::attack::tactic(ta).is_some() && ts.iter().all(|t| crate::attack::technique(t).is_some())
+    });
+    (known && vendor != derived).then(|| {
+        Value::Array(
+            vendor
+                .into_iter()
+                .map(|(ta, ts)| json!({"tactic": ta, "techniques": ts}))
+                .collect(),
+        )
+    })
 }
 
 /// Why a part of the query was not imported, and its byte offset in the query.
@@ -314,6 +592,8 @@ type Err = (String, usize);
 struct St<'a> {
     q: &'a str,
     dataset: Option<String>,
+    /// Parts kept opaque (`detection: ...`).
+    parts: Vec<String>,
 }
 
 /// What an Elastic field stands for in raw CloudTrail.
@@ -367,37 +647,49 @@ impl St<'_> {
         self.q.get(q.span.start..q.span.end).unwrap_or("").trim()
     }
 
-    /// A query node; `None` for the data-set filter (the log source).
-    fn query(&mut self, q: &Query) -> Result<Option<Value>, Err> {
+    /// A top-level conjunct; `None` for the data-set filter (the log source).
+    fn query(&mut self, q: &Query) -> Option<Value> {
+        match self.node(q, true) {
+            Ok(v) => v,
+            Err((why, _)) => Some(self.opaque(q, &why)),
+        }
+    }
+
+    /// A node below the top level: the data-set filter is not dropped there, and a node the
+    /// model cannot say becomes an opaque kuery node (the innermost one that fails).
+    fn inner(&mut self, q: &Query) -> Value {
+        match self.node(q, false) {
+            Ok(Some(v)) => v,
+            Ok(None) => self.opaque(q, "the data-set filter inside `or` / `not`"),
+            Err((why, _)) => self.opaque(q, &why),
+        }
+    }
+
+    fn opaque(&mut self, q: &Query, why: &str) -> Value {
+        let text = self.src(q).split_whitespace().collect::<Vec<_>>().join(" ");
+        self.parts
+            .push(format!("detection: `{text}` kept as opaque kuery: {why}"));
+        json!({"opaque": {"lang": "kuery", "text": text, "reason": why}})
+    }
+
+    fn node(&mut self, q: &Query, top: bool) -> Result<Option<Value>, Err> {
         let at = q.span.start;
         match &q.kind {
-            QueryKind::And(kids) => {
-                let v: Vec<Value> = kids
-                    .iter()
-                    .map(|k| self.inner(k))
-                    .collect::<Result<_, _>>()?;
-                Ok(Some(all(v)))
-            }
-            QueryKind::Or(kids) => {
-                let v: Vec<Value> = kids
-                    .iter()
-                    .map(|k| self.inner(k))
-                    .collect::<Result<_, _>>()?;
-                Ok(Some(any(v)))
-            }
-            QueryKind::Not(k) => Ok(Some(not(self.inner(k)?))),
+            QueryKind::And(kids) => Ok(Some(all(kids.iter().map(|k| self.inner(k)).collect()))),
+            QueryKind::Or(kids) => Ok(Some(any(kids.iter().map(|k| self.inner(k)).collect()))),
+            QueryKind::Not(k) => Ok(Some(not(self.inner(k)))),
             QueryKind::Nested { .. } => {
-                Err(("nested queries (`field:{ … }`) are not imported".into(), at))
+                Err(("nested queries (`field:{ … }`) have no canonical form".into(), at))
             }
             QueryKind::Range { field, .. } => Err((
                 format!(
-                    "the range on `{}` is not imported (kuery ranges on keywords compare text)",
+                    "the range on `{}` has no canonical form (kuery ranges on keywords compare text)",
                     field.name
                 ),
                 at,
             )),
             QueryKind::Is { field: None, .. } => Err((
-                "a value with no field (searches every field) is not imported".into(),
+                "a value with no field (searches every field) has no canonical form".into(),
                 at,
             )),
             QueryKind::Is {
@@ -406,14 +698,14 @@ impl St<'_> {
             } => {
                 let Some(target) = raw_of(&f.name) else {
                     return Err((
-                        format!("`{}` has no raw CloudTrail mapping", f.name),
+                        format!("`{}` has no raw CloudTrail path", f.name),
                         f.span.start,
                     ));
                 };
                 match target {
                     Target::Dataset => {
                         let ok = matches!(&values.kind, ValueListKind::One(v) if v.text() == "aws.cloudtrail");
-                        if !ok {
+                        if !ok || !top {
                             return Err((format!("`{}` selects another data set", f.name), at));
                         }
                         self.dataset = Some(f.name.clone());
@@ -427,7 +719,7 @@ impl St<'_> {
                             Ok(Some(json!({"request_succeeded": false})))
                         }
                         _ => Err((
-                            "`event.outcome` other than success or failure is not imported".into(),
+                            "`event.outcome` other than success or failure has no canonical form".into(),
                             at,
                         )),
                     },
@@ -438,16 +730,6 @@ impl St<'_> {
                 }
             }
         }
-    }
-
-    /// A node below the top level: the data-set filter is not dropped there.
-    fn inner(&mut self, q: &Query) -> Result<Value, Err> {
-        self.query(q)?.ok_or_else(|| {
-            (
-                "the data-set filter inside `or` / `not` is not imported".to_string(),
-                q.span.start,
-            )
-        })
     }
 
     fn values(&self, vl: &ValueList, path: &str, kind: Kind, ip: bool) -> Result<Value, Err> {
@@ -469,7 +751,11 @@ impl St<'_> {
                 if ip {
                     let t = v.text();
                     if v.is_exists() {
-                        return Ok(pred(path, "exists", vec![], false));
+                        // source.ip exists exactly when sourceIPAddress is an IP address
+                        return Ok(any(vec![
+                            pred(path, "cidr", vec![json!("0.0.0.0/0")], false),
+                            pred(path, "cidr", vec![json!("::/0")], false),
+                        ]));
                     }
                     if v.is_wildcard() {
                         return Err(("a wildcard on `source.ip` is not imported".into(), at));
@@ -539,7 +825,7 @@ fn merge_or(kids: Vec<Value>) -> Value {
                 _ => vec![],
             }
         };
-        let target = out.iter_mut().find_map(|prev| {
+        let target = out.last_mut().and_then(|prev| {
             let (Value::Object(p), Value::Object(n)) = (&*prev, &k) else {
                 return None;
             };

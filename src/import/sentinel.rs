@@ -25,19 +25,28 @@ use serde_json::{Map, Value, json};
 use super::{Doc, Imported, Outcome, add_technique, all, any, line_col, not, pred, slug_of};
 use crate::diag::{Code, Diagnostic, Span};
 use crate::fields::{self, Kind, Mapping, Seg};
-use crate::kusto::{
-    self, Assign, BinOp, Expr, ExprKind, ListOp, Literal, Operator, OperatorKind,
-};
+use crate::kusto::{self, Assign, BinOp, Expr, ExprKind, ListOp, Literal, Operator, OperatorKind};
 
 /// The only table a canonical rule reads.
 const TABLE: &str = "AWSCloudTrail";
 
 /// Sentinel severities and their canonical names.
-const SEVERITIES: &[(&str, &str)] =
-    &[("Informational", "info"), ("Low", "low"), ("Medium", "medium"), ("High", "high")];
+const SEVERITIES: &[(&str, &str)] = &[
+    ("Informational", "info"),
+    ("Low", "low"),
+    ("Medium", "medium"),
+    ("High", "high"),
+];
+
+/// (Sentinel entity type, canonical type, [(Sentinel identifier, canonical identifier)]).
+type EntityRow = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 /// Sentinel entity types and identifiers → canonical (the inverse of the Sentinel target's table).
-const ENTITIES: &[(&str, &str, &[(&str, &str)])] = &[
+const ENTITIES: &[EntityRow] = &[
     (
         "Account",
         "account",
@@ -54,11 +63,31 @@ const ENTITIES: &[(&str, &str, &[(&str, &str)])] = &[
         ],
     ),
     ("IP", "ip", &[("Address", "address")]),
-    ("Host", "host", &[("HostName", "host_name"), ("FullName", "full_name"), ("DnsDomain", "dns_domain")]),
+    (
+        "Host",
+        "host",
+        &[
+            ("HostName", "host_name"),
+            ("FullName", "full_name"),
+            ("DnsDomain", "dns_domain"),
+        ],
+    ),
     ("URL", "url", &[("Url", "url")]),
-    ("CloudApplication", "cloud_application", &[("Name", "name"), ("AppId", "app_id"), ("InstanceName", "instance_name")]),
+    (
+        "CloudApplication",
+        "cloud_application",
+        &[
+            ("Name", "name"),
+            ("AppId", "app_id"),
+            ("InstanceName", "instance_name"),
+        ],
+    ),
     ("DNS", "dns", &[("DomainName", "domain_name")]),
-    ("File", "file", &[("Name", "name"), ("Directory", "directory")]),
+    (
+        "File",
+        "file",
+        &[("Name", "name"), ("Directory", "directory")],
+    ),
 ];
 
 /// Top-level keys this importer reads.
@@ -107,7 +136,11 @@ pub fn parse(file: &str, text: &str) -> Vec<Imported> {
 }
 
 fn at(file: &str, line: usize, col: usize) -> Option<Span> {
-    Some(Span { file: file.to_string(), line, col })
+    Some(Span {
+        file: file.to_string(),
+        line,
+        col,
+    })
 }
 
 /// Where a top-level key starts (line 1, column 1 when it is not found).
@@ -137,7 +170,11 @@ impl QueryLoc {
     fn find(text: &str) -> QueryLoc {
         let lines: Vec<&str> = text.lines().collect();
         let Some(i) = lines.iter().position(|l| l.starts_with("query:")) else {
-            return QueryLoc { key_line: 1, key_col: 1, indent: None };
+            return QueryLoc {
+                key_line: 1,
+                key_col: 1,
+                indent: None,
+            };
         };
         let head = lines.get(i).map_or("", |l| l["query:".len()..].trim());
         let block = head.starts_with('|') || head.starts_with('>');
@@ -150,7 +187,11 @@ impl QueryLoc {
         } else {
             None
         };
-        QueryLoc { key_line: i + 1, key_col: 1, indent }
+        QueryLoc {
+            key_line: i + 1,
+            key_col: 1,
+            indent,
+        }
     }
 
     /// The file span of a byte offset in the query.
@@ -187,12 +228,12 @@ pub fn duration(s: &str) -> Option<String> {
         let n: u64 = n.parse().ok()?;
         Some(format!("{n}{u}"))
     };
-    if let Some(u) = s.chars().last().filter(|c| matches!(c, 'm' | 'h' | 'd')) {
-        if let Some(n) = s.strip_suffix(u) {
-            if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) {
-                return num_unit(n, u);
-            }
-        }
+    if let Some(u) = s.chars().last().filter(|c| matches!(c, 'm' | 'h' | 'd'))
+        && let Some(n) = s.strip_suffix(u)
+        && !n.is_empty()
+        && n.chars().all(|c| c.is_ascii_digit())
+    {
+        return num_unit(n, u);
     }
     let up = s.to_ascii_uppercase();
     if let Some(rest) = up.strip_prefix("PT") {
@@ -212,8 +253,13 @@ pub fn duration(s: &str) -> Option<String> {
         Some((d, r)) if r.contains(':') => (d.parse::<u64>().ok()?, r),
         _ => (0, s),
     };
-    let parts: Vec<u64> = hms.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
-    let [h, m, sec] = parts.as_slice() else { return None };
+    let parts: Vec<u64> = hms
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = parts.as_slice() else {
+        return None;
+    };
     if *sec != 0 {
         return None;
     }
@@ -259,10 +305,15 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
     d.name = s_of(m.get("name")).unwrap_or_else(|| slug.to_string());
     d.description = s_of(m.get("description")).unwrap_or_else(|| d.name.clone());
     let sev = s_of(m.get("severity")).unwrap_or_default();
-    d.severity = match SEVERITIES.iter().find(|(s, _)| s.eq_ignore_ascii_case(&sev)) {
+    d.severity = match SEVERITIES
+        .iter()
+        .find(|(s, _)| s.eq_ignore_ascii_case(&sev))
+    {
         Some((_, c)) => c.to_string(),
         None => {
-            parts.push(format!("metadata: severity {sev:?} is not a Sentinel severity (medium assumed)"));
+            parts.push(format!(
+                "metadata: severity {sev:?} is not a Sentinel severity (medium assumed)"
+            ));
             "medium".into()
         }
     };
@@ -275,12 +326,16 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
         match found {
             Some(ta) if !d.tactics.contains(&ta.id) => d.tactics.push(ta.id.clone()),
             Some(_) => {}
-            None => parts.push(format!("metadata: tactic {t} is not an ATT&CK v18.1 tactic (left out)")),
+            None => parts.push(format!(
+                "metadata: tactic {t} is not an ATT&CK v18.1 tactic (left out)"
+            )),
         }
     }
     for t in str_list(m.get("relevantTechniques")) {
         let Some(tech) = crate::attack::technique(&t) else {
-            parts.push(format!("metadata: technique {t} is not in ATT&CK v18.1 (kept as a tag)"));
+            parts.push(format!(
+                "metadata: technique {t} is not in ATT&CK v18.1 (kept as a tag)"
+            ));
             d.tags.push(t);
             continue;
         };
@@ -301,7 +356,10 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
 
     // version, kind, status
     if let Some(ver) = s_of(m.get("version")) {
-        let ok = ver.split('.').count() == 3 && ver.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        let ok = ver.split('.').count() == 3
+            && ver
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
         if ok {
             d.version = Some(ver);
         } else {
@@ -352,23 +410,24 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
         let fq_c = match fq {
             Some((_, Some(c))) => Some(c),
             Some((raw, None)) => {
-                parts.push(format!("metadata: queryFrequency {raw} is not a duration rulecast writes (1h assumed)"));
+                parts.push(format!(
+                    "metadata: queryFrequency {raw} is not a duration rulecast writes (1h assumed)"
+                ));
                 None
             }
             None => None,
         };
-        if let Some(f) = &fq_c {
-            if f != "1h" {
-                sentinel.insert("query_frequency".into(), json!(f));
-            }
+        if let Some(f) = fq_c.as_ref().filter(|f| *f != "1h") {
+            sentinel.insert("query_frequency".into(), json!(f));
         }
         match pd {
-            Some((_, Some(p))) => {
-                if Some(&p) != fq_c.as_ref() && !(fq_c.is_none() && p == "1h") {
-                    sentinel.insert("query_period".into(), json!(p));
-                }
+            Some((_, Some(p))) if Some(&p) != fq_c.as_ref() && !(fq_c.is_none() && p == "1h") => {
+                sentinel.insert("query_period".into(), json!(p));
             }
-            Some((raw, None)) => parts.push(format!("metadata: queryPeriod {raw} is not a duration rulecast writes (left out)")),
+            Some((_, Some(_))) => {}
+            Some((raw, None)) => parts.push(format!(
+                "metadata: queryPeriod {raw} is not a duration rulecast writes (left out)"
+            )),
             None => {}
         }
         match s_of(m.get("triggerOperator")).as_deref() {
@@ -389,7 +448,9 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
                     Some(s) => {
                         sentinel.insert("trigger_operator".into(), json!(s));
                     }
-                    None => parts.push(format!("metadata: triggerOperator {op} is unknown (gt assumed)")),
+                    None => parts.push(format!(
+                        "metadata: triggerOperator {op} is unknown (gt assumed)"
+                    )),
                 }
             }
         }
@@ -410,23 +471,38 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
     let Some(q) = s_of(m.get("query")).filter(|q| !q.trim().is_empty()) else {
         let d = Diagnostic::error(Code::E104, "missing key `query`")
             .with_expected("a KQL query over AWSCloudTrail")
-            .with_span(if m.contains_key("query") { key_span(file, text, "query") } else { at(file, 1, 1) });
+            .with_span(if m.contains_key("query") {
+                key_span(file, text, "query")
+            } else {
+                at(file, 1, 1)
+            });
         return Imported::refused(slug, d);
     };
     let loc = QueryLoc::find(text);
     let ast = match kusto::parse(&q) {
         Ok(a) => a,
         Err(e) => {
-            let mut dg = Diagnostic::error(Code::E501, format!("kql syntax error: expected {}", e.expected))
-                .with_found(e.found.clone())
-                .with_span(loc.span(file, &q, e.offset));
+            let mut dg = Diagnostic::error(
+                Code::E501,
+                format!("kql syntax error: expected {}", e.expected),
+            )
+            .with_found(e.found.clone())
+            .with_span(loc.span(file, &q, e.offset));
             if let Some(h) = e.hint {
                 dg = dg.with_hint(h);
             }
             return Imported::refused(slug, dg);
         }
     };
-    let mut st = St { q: &q, file, loc: &loc, lets: IndexMap::new(), env: IndexMap::new(), used_lists: vec![], parts: vec![] };
+    let mut st = St {
+        q: &q,
+        file,
+        loc: &loc,
+        lets: IndexMap::new(),
+        env: IndexMap::new(),
+        used_lists: vec![],
+        parts: vec![],
+    };
     let res = st.query(&ast);
     let (detection, alert) = match res {
         Ok(x) => x,
@@ -445,7 +521,11 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
     if !sentinel.is_empty() {
         d.targets.insert("sentinel".into(), Value::Object(sentinel));
     }
-    Imported { slug: slug.to_string(), yaml: d.to_yaml(), outcome: Outcome::from_parts(parts) }
+    Imported {
+        slug: slug.to_string(),
+        yaml: d.to_yaml(),
+        outcome: Outcome::from_parts(parts),
+    }
 }
 
 /// What a `let` name stands for.
@@ -579,7 +659,12 @@ impl St<'_> {
     }
 
     fn src(&self, e: &Expr) -> String {
-        self.q.get(e.span.start..e.span.end).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ")
+        self.q
+            .get(e.span.start..e.span.end)
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn refuse(&self, msg: impl Into<String>, off: usize) -> Box<Diagnostic> {
@@ -587,13 +672,20 @@ impl St<'_> {
     }
 
     /// The whole query → (detection, alert).
-    fn query(&mut self, ast: &kusto::Query) -> Result<(Value, Map<String, Value>), Box<Diagnostic>> {
+    fn query(
+        &mut self,
+        ast: &kusto::Query,
+    ) -> Result<(Value, Map<String, Value>), Box<Diagnostic>> {
         for l in &ast.lets {
             let v = match &l.value.kind {
-                ExprKind::Literal(Literal::Dynamic(Value::Array(a))) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
+                ExprKind::Literal(Literal::Dynamic(Value::Array(a)))
+                    if a.iter().all(|x| !x.is_object() && !x.is_array()) =>
+                {
                     Let::List(a.clone())
                 }
-                ExprKind::Call { name, args } if name.name == "pack_array" || name.name == "dynamic" => {
+                ExprKind::Call { name, args }
+                    if name.name == "pack_array" || name.name == "dynamic" =>
+                {
                     let vals: Option<Vec<Value>> = args
                         .iter()
                         .map(|a| match &a.kind {
@@ -647,9 +739,12 @@ impl St<'_> {
             }
             _ => {
                 return Err(self.refuse(
-                    format!("the query starts with `{}`, not the AWSCloudTrail table", self.src(root)),
+                    format!(
+                        "the query starts with `{}`, not the AWSCloudTrail table",
+                        self.src(root)
+                    ),
                     root.span.start,
-                ))
+                ));
             }
         }
         let mut conds: Vec<Value> = vec![];
@@ -659,8 +754,17 @@ impl St<'_> {
         // after a stage whose rows are no longer events (summarize left out, mv-expand ...)
         let mut reshaped: Option<(String, usize)> = None;
         for (i, op) in ops.iter().enumerate() {
-            let op_src = self.q.get(op.span.start..op.span.end).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
-            let later_where = ops.iter().skip(i + 1).any(|o| matches!(o.kind, OperatorKind::Where(_)));
+            let op_src = self
+                .q
+                .get(op.span.start..op.span.end)
+                .unwrap_or("")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let later_where = ops
+                .iter()
+                .skip(i + 1)
+                .any(|o| matches!(o.kind, OperatorKind::Where(_)));
             match &op.kind {
                 OperatorKind::Where(e) => {
                     if let Some((what, _)) = &reshaped {
@@ -699,7 +803,13 @@ impl St<'_> {
                         ));
                         for a in assigns {
                             if let Some(n) = &a.name {
-                                self.env.insert(n.name.clone(), Bound { expr: a.value.clone(), derived: false });
+                                self.env.insert(
+                                    n.name.clone(),
+                                    Bound {
+                                        expr: a.value.clone(),
+                                        derived: false,
+                                    },
+                                );
                             }
                         }
                         continue;
@@ -712,9 +822,14 @@ impl St<'_> {
                 OperatorKind::Summarize { aggregates, by } => {
                     if aggregate.is_some() || reshaped.is_some() {
                         if later_where {
-                            return Err(self.refuse("a second aggregation followed by `where`: the model cannot say it", op.span.start));
+                            return Err(self.refuse(
+                                "a second aggregation followed by `where`: the model cannot say it",
+                                op.span.start,
+                            ));
                         }
-                        self.parts.push(format!("metadata: `{op_src}`: a second aggregation is not carried"));
+                        self.parts.push(format!(
+                            "metadata: `{op_src}`: a second aggregation is not carried"
+                        ));
                         continue;
                     }
                     match self.summarize(aggregates, by) {
@@ -729,13 +844,19 @@ impl St<'_> {
                                     off,
                                 ));
                             }
-                            self.parts.push(format!("metadata: `{op_src}`: {why} (the aggregation is left out)"));
-                            reshaped = Some(("an aggregation that was left out".into(), op.span.start));
+                            self.parts.push(format!(
+                                "metadata: `{op_src}`: {why} (the aggregation is left out)"
+                            ));
+                            reshaped =
+                                Some(("an aggregation that was left out".into(), op.span.start));
                         }
                     }
                 }
                 OperatorKind::Join { .. } => {
-                    return Err(self.refuse("`join` combines events from two queries; the model cannot say it", op.span.start));
+                    return Err(self.refuse(
+                        "`join` combines events from two queries; the model cannot say it",
+                        op.span.start,
+                    ));
                 }
                 OperatorKind::MvExpand { .. } => {
                     if later_where {
@@ -744,44 +865,79 @@ impl St<'_> {
                             op.span.start,
                         ));
                     }
-                    self.parts.push(format!("metadata: `{op_src}` is not carried (one alert row per element)"));
+                    self.parts.push(format!(
+                        "metadata: `{op_src}` is not carried (one alert row per element)"
+                    ));
                     reshaped = Some(("an mv-expand".into(), op.span.start));
                 }
                 OperatorKind::Project(assigns) => {
                     for a in assigns {
-                        if let (Some(n), false) = (&a.name, matches!(&a.value.kind, ExprKind::Name(x) if a.name.as_ref().is_some_and(|n| &n.name == x))) {
-                            self.env.insert(n.name.clone(), Bound { expr: self.subst(&a.value), derived: false });
+                        if let (Some(n), false) = (
+                            &a.name,
+                            matches!(&a.value.kind, ExprKind::Name(x) if a.name.as_ref().is_some_and(|n| &n.name == x)),
+                        ) {
+                            self.env.insert(
+                                n.name.clone(),
+                                Bound {
+                                    expr: self.subst(&a.value),
+                                    derived: false,
+                                },
+                            );
                         }
                     }
-                    self.parts.push(format!("metadata: `{op_src}`: the model has no output column list (not carried)"));
+                    self.parts.push(format!(
+                        "metadata: `{op_src}`: the model has no output column list (not carried)"
+                    ));
                 }
                 OperatorKind::ProjectRename(pairs) => {
                     for (new, old) in pairs {
-                        let e = Expr { kind: ExprKind::Name(old.name.clone()), span: old.span };
-                        self.env.insert(new.name.clone(), Bound { expr: self.subst(&e), derived: false });
+                        let e = Expr {
+                            kind: ExprKind::Name(old.name.clone()),
+                            span: old.span,
+                        };
+                        self.env.insert(
+                            new.name.clone(),
+                            Bound {
+                                expr: self.subst(&e),
+                                derived: false,
+                            },
+                        );
                     }
-                    self.parts.push(format!("metadata: `{op_src}`: renamed output columns are not carried"));
+                    self.parts.push(format!(
+                        "metadata: `{op_src}`: renamed output columns are not carried"
+                    ));
                 }
                 OperatorKind::ProjectAway(_) | OperatorKind::ProjectKeep(_) => {
-                    self.parts.push(format!("metadata: `{op_src}`: the model has no output column list (not carried)"));
+                    self.parts.push(format!(
+                        "metadata: `{op_src}`: the model has no output column list (not carried)"
+                    ));
                 }
                 OperatorKind::Distinct(_) => {
-                    self.parts.push(format!("metadata: `{op_src}`: duplicate alert rows are not removed (not carried)"));
+                    self.parts.push(format!(
+                        "metadata: `{op_src}`: duplicate alert rows are not removed (not carried)"
+                    ));
                 }
                 OperatorKind::Sort(_) => {
-                    self.parts.push(format!("metadata: `{op_src}`: the order of alert rows is not carried"));
+                    self.parts.push(format!(
+                        "metadata: `{op_src}`: the order of alert rows is not carried"
+                    ));
                 }
                 OperatorKind::Take(_) | OperatorKind::Top { .. } | OperatorKind::Count => {
                     if later_where {
                         return Err(self.refuse("this stage changes the rows a later `where` filters; the model cannot say it", op.span.start));
                     }
-                    self.parts.push(format!("metadata: `{op_src}` limits the alert rows (not carried)"));
+                    self.parts.push(format!(
+                        "metadata: `{op_src}` limits the alert rows (not carried)"
+                    ));
                     reshaped = Some((format!("`{op_src}`"), op.span.start));
                 }
             }
         }
         if conds.is_empty() {
-            return Err(self.refuse("the query has no `where` on AWSCloudTrail: there is no detection to import", root.span.start));
+            return Err(self.refuse(
+                "the query has no `where` on AWSCloudTrail: there is no detection to import",
+                root.span.start,
+            ));
         }
         let mut flat = vec![];
         for c in conds {
@@ -814,18 +970,50 @@ impl St<'_> {
                     return bd.expr.clone();
                 }
                 match self.lets.get(n) {
-                    Some(Let::List(v)) => ExprKind::Literal(Literal::Dynamic(Value::Array(v.clone()))),
+                    Some(Let::List(v)) => {
+                        ExprKind::Literal(Literal::Dynamic(Value::Array(v.clone())))
+                    }
                     Some(Let::Scalar(x)) => return x.clone(),
                     _ => ExprKind::Name(n.clone()),
                 }
             }
-            ExprKind::Call { name, args } => ExprKind::Call { name: name.clone(), args: args.iter().map(|a| self.subst(a)).collect() },
-            ExprKind::Member { target, name } => ExprKind::Member { target: b(target), name: name.clone() },
-            ExprKind::Index { target, index } => ExprKind::Index { target: b(target), index: b(index) },
-            ExprKind::Unary { op, operand } => ExprKind::Unary { op: *op, operand: b(operand) },
-            ExprKind::Binary { op, lhs, rhs } => ExprKind::Binary { op: *op, lhs: b(lhs), rhs: b(rhs) },
-            ExprKind::InList { op, lhs, list } => ExprKind::InList { op: *op, lhs: b(lhs), list: list.iter().map(|a| self.subst(a)).collect() },
-            ExprKind::Between { negated, lhs, low, high } => ExprKind::Between { negated: *negated, lhs: b(lhs), low: b(low), high: b(high) },
+            ExprKind::Call { name, args } => ExprKind::Call {
+                name: name.clone(),
+                args: args.iter().map(|a| self.subst(a)).collect(),
+            },
+            ExprKind::Member { target, name } => ExprKind::Member {
+                target: b(target),
+                name: name.clone(),
+            },
+            ExprKind::Index { target, index } => ExprKind::Index {
+                target: b(target),
+                index: b(index),
+            },
+            ExprKind::Unary { op, operand } => ExprKind::Unary {
+                op: *op,
+                operand: b(operand),
+            },
+            ExprKind::Binary { op, lhs, rhs } => ExprKind::Binary {
+                op: *op,
+                lhs: b(lhs),
+                rhs: b(rhs),
+            },
+            ExprKind::InList { op, lhs, list } => ExprKind::InList {
+                op: *op,
+                lhs: b(lhs),
+                list: list.iter().map(|a| self.subst(a)).collect(),
+            },
+            ExprKind::Between {
+                negated,
+                lhs,
+                low,
+                high,
+            } => ExprKind::Between {
+                negated: *negated,
+                lhs: b(lhs),
+                low: b(low),
+                high: b(high),
+            },
             other => other.clone(),
         };
         Expr { kind, span: e.span }
@@ -864,7 +1052,10 @@ impl St<'_> {
                     walk(low, out);
                     walk(high, out);
                 }
-                ExprKind::Pipe { .. } | ExprKind::Print(_) | ExprKind::DataTable { .. } | ExprKind::ExternalData { .. } => {
+                ExprKind::Pipe { .. }
+                | ExprKind::Print(_)
+                | ExprKind::DataTable { .. }
+                | ExprKind::ExternalData { .. } => {
                     *out = Some(("a tabular expression".into(), e.span.start));
                 }
                 ExprKind::Literal(_) | ExprKind::Star => {}
@@ -891,7 +1082,11 @@ impl St<'_> {
     /// A `where` predicate → a condition node. `neg`: under an odd number of `not`s.
     fn cond(&mut self, e: &Expr, neg: bool) -> Result<Value, Box<Diagnostic>> {
         match &e.kind {
-            ExprKind::Binary { op: BinOp::And, lhs, rhs } => {
+            ExprKind::Binary {
+                op: BinOp::And,
+                lhs,
+                rhs,
+            } => {
                 let mut kids = vec![];
                 for k in [lhs, rhs] {
                     match self.cond(k, neg)? {
@@ -905,7 +1100,11 @@ impl St<'_> {
                 }
                 Ok(all(kids))
             }
-            ExprKind::Binary { op: BinOp::Or, lhs, rhs } => {
+            ExprKind::Binary {
+                op: BinOp::Or,
+                lhs,
+                rhs,
+            } => {
                 let mut kids = vec![];
                 for k in [lhs, rhs] {
                     match self.cond(k, neg)? {
@@ -920,7 +1119,9 @@ impl St<'_> {
                 Ok(any(kids))
             }
             ExprKind::Call { name, args } if name.name == "not" && args.len() == 1 => {
-                let Some(a) = args.first() else { return self.opaque(e, "not() without an argument") };
+                let Some(a) = args.first() else {
+                    return self.opaque(e, "not() without an argument");
+                };
                 Ok(not(self.cond(a, !neg)?))
             }
             _ => match self.leaf(e, neg) {
@@ -944,14 +1145,20 @@ impl St<'_> {
                 }
                 let (path, kind, _) = column_row(n)?;
                 fields::resolve(&path).ok()?;
-                Some(FieldRef { path, form: Form::Column(kind) })
+                Some(FieldRef {
+                    path,
+                    form: Form::Column(kind),
+                })
             }
             ExprKind::Call { name, args } if args.len() == 1 => {
                 let a = args.first()?;
                 match name.name.as_str() {
                     "tostring" => {
                         let f = self.field_in(a, env)?;
-                        Some(FieldRef { path: f.path, form: Form::Text })
+                        Some(FieldRef {
+                            path: f.path,
+                            form: Form::Text,
+                        })
                     }
                     "parse_json" | "todynamic" => {
                         // parse_json of a JSON-string column, or of a value already dynamic
@@ -960,11 +1167,16 @@ impl St<'_> {
                             Form::Dynamic => Some(f),
                             Form::Column(_) => {
                                 let col = match &a.kind {
-                                    ExprKind::Name(n) if !(env && self.env.contains_key(n)) => n.clone(),
+                                    ExprKind::Name(n) if !(env && self.env.contains_key(n)) => {
+                                        n.clone()
+                                    }
                                     _ => return None,
                                 };
                                 let (_, _, json_col) = column_row(&col)?;
-                                json_col.then_some(FieldRef { path: f.path, form: Form::Dynamic })
+                                json_col.then_some(FieldRef {
+                                    path: f.path,
+                                    form: Form::Dynamic,
+                                })
                             }
                             Form::Text => None,
                         }
@@ -974,16 +1186,19 @@ impl St<'_> {
             }
             ExprKind::Member { target, name } => {
                 let f = self.field_in(target, env)?;
-                (f.form == Form::Dynamic).then(|| ())?;
+                (f.form == Form::Dynamic).then_some(())?;
                 self.sub(f.path, Seg::Key(name.name.clone()))
             }
             ExprKind::Index { target, index } => {
                 let f = self.field_in(target, env)?;
-                (f.form == Form::Dynamic).then(|| ())?;
+                (f.form == Form::Dynamic).then_some(())?;
                 match &index.kind {
                     ExprKind::Literal(Literal::Long(i)) => self.sub(f.path, Seg::Index(*i)),
                     ExprKind::Literal(Literal::String(s)) => self.sub(f.path, Seg::Key(s.clone())),
-                    ExprKind::Unary { op: kusto::UnaryOp::Neg, operand } => match &operand.kind {
+                    ExprKind::Unary {
+                        op: kusto::UnaryOp::Neg,
+                        operand,
+                    } => match &operand.kind {
                         ExprKind::Literal(Literal::Long(i)) => self.sub(f.path, Seg::Index(-*i)),
                         _ => None,
                     },
@@ -997,37 +1212,49 @@ impl St<'_> {
     fn sub(&self, base: String, seg: Seg) -> Option<FieldRef> {
         let path = path_of(&base, std::slice::from_ref(&seg));
         let f = fields::resolve(&path).ok()?;
-        matches!(f.sentinel, Mapping::Nested { .. }).then_some(FieldRef { path, form: Form::Dynamic })
+        matches!(f.sentinel, Mapping::Nested { .. }).then_some(FieldRef {
+            path,
+            form: Form::Dynamic,
+        })
     }
 
     /// Values of an `in` list: literals, `let` lists (→ `list: NAME` when it is the only item).
     fn list_values(&mut self, list: &[Expr]) -> Result<(Vec<Value>, Option<String>), Why> {
-        if let [one] = list {
-            if let ExprKind::Name(n) = &one.kind {
-                if let Some(Let::List(v)) = self.lets.get(n) {
-                    if v.iter().all(Value::is_string) {
-                        return Ok((v.clone(), Some(n.clone())));
-                    }
-                }
-            }
+        if let [one] = list
+            && let ExprKind::Name(n) = &one.kind
+            && let Some(Let::List(v)) = self.lets.get(n)
+            && v.iter().all(Value::is_string)
+        {
+            return Ok((v.clone(), Some(n.clone())));
         }
         let mut out = vec![];
         for x in list {
             match &x.kind {
-                ExprKind::Literal(Literal::Dynamic(Value::Array(a))) => out.extend(a.iter().cloned()),
-                ExprKind::Literal(l) => out.push(scalar_json(l).ok_or(("a non-scalar list item".to_string(), x.span.start))?),
+                ExprKind::Literal(Literal::Dynamic(Value::Array(a))) => {
+                    out.extend(a.iter().cloned())
+                }
+                ExprKind::Literal(l) => out.push(
+                    scalar_json(l).ok_or(("a non-scalar list item".to_string(), x.span.start))?,
+                ),
                 ExprKind::Name(n) => match self.lets.get(n) {
                     Some(Let::List(v)) => out.extend(v.iter().cloned()),
-                    Some(Let::Scalar(Expr { kind: ExprKind::Literal(l), .. })) => {
-                        out.push(scalar_json(l).ok_or(("a non-scalar list item".to_string(), x.span.start))?)
-                    }
+                    Some(Let::Scalar(Expr {
+                        kind: ExprKind::Literal(l),
+                        ..
+                    })) => out.push(
+                        scalar_json(l)
+                            .ok_or(("a non-scalar list item".to_string(), x.span.start))?,
+                    ),
                     _ => return Err((format!("`{n}` is not a list of values"), x.span.start)),
                 },
                 _ => return Err(("a computed list item".into(), x.span.start)),
             }
         }
         if out.iter().any(|v| !v.is_string()) {
-            return Err(("a list with non-string items".into(), list.first().map_or(0, |x| x.span.start)));
+            return Err((
+                "a list with non-string items".into(),
+                list.first().map_or(0, |x| x.span.start),
+            ));
         }
         Ok((out, None))
     }
@@ -1036,12 +1263,20 @@ impl St<'_> {
         match &e.kind {
             ExprKind::Literal(l) => scalar_json(l),
             ExprKind::Name(n) => match self.lets.get(n) {
-                Some(Let::Scalar(Expr { kind: ExprKind::Literal(l), .. })) => scalar_json(l),
+                Some(Let::Scalar(Expr {
+                    kind: ExprKind::Literal(l),
+                    ..
+                })) => scalar_json(l),
                 _ => None,
             },
-            ExprKind::Unary { op: kusto::UnaryOp::Neg, operand } => match &operand.kind {
+            ExprKind::Unary {
+                op: kusto::UnaryOp::Neg,
+                operand,
+            } => match &operand.kind {
                 ExprKind::Literal(Literal::Long(n)) => Some(json!(-n)),
-                ExprKind::Literal(Literal::Real(f)) => serde_json::Number::from_f64(-f).map(Value::Number),
+                ExprKind::Literal(Literal::Real(f)) => {
+                    serde_json::Number::from_f64(-f).map(Value::Number)
+                }
                 _ => None,
             },
             _ => None,
@@ -1053,11 +1288,20 @@ impl St<'_> {
         let at = e.span.start;
         let no = |why: &str| -> Why { (why.to_string(), at) };
         match &e.kind {
-            ExprKind::Binary { op: op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), lhs, rhs } => {
+            ExprKind::Binary {
+                op: op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge),
+                lhs,
+                rhs,
+            } => {
                 if neg {
-                    return Err(no("a numeric comparison under `not` (Kusto's null differs from the model's false)"));
+                    return Err(no(
+                        "a numeric comparison under `not` (Kusto's null differs from the model's false)",
+                    ));
                 }
-                let n = self.literal(rhs).filter(Value::is_number).ok_or_else(|| no("the right side is not a number"))?;
+                let n = self
+                    .literal(rhs)
+                    .filter(Value::is_number)
+                    .ok_or_else(|| no("the right side is not a number"))?;
                 let inl = self.subst(lhs);
                 let inner = match &inl.kind {
                     ExprKind::Call { name, args } if name.name == "toreal" || name.name == "todouble" => {
@@ -1075,7 +1319,9 @@ impl St<'_> {
                 Ok(pred(&inner.path, o, vec![n], false))
             }
             ExprKind::Binary { op, lhs, rhs } => {
-                let f = self.field(lhs).ok_or_else(|| no("the left side is not a CloudTrail field the taxonomy knows"))?;
+                let f = self.field(lhs).ok_or_else(|| {
+                    no("the left side is not a CloudTrail field the taxonomy knows")
+                })?;
                 use BinOp as B;
                 let string_op: Option<(&str, bool, bool)> = match op {
                     B::Contains => Some(("contains", true, false)),
@@ -1093,9 +1339,15 @@ impl St<'_> {
                     _ => None,
                 };
                 if let Some((cop, ci, negate)) = string_op {
-                    let v = string_lit(rhs).map(str::to_string).or_else(|| self.literal(rhs).and_then(|v| v.as_str().map(str::to_string)));
+                    let v = string_lit(rhs).map(str::to_string).or_else(|| {
+                        self.literal(rhs)
+                            .and_then(|v| v.as_str().map(str::to_string))
+                    });
                     let v = v.ok_or_else(|| no("the right side is not a string"))?;
-                    if !matches!(f.form, Form::Text | Form::Dynamic | Form::Column(Kind::String)) {
+                    if !matches!(
+                        f.form,
+                        Form::Text | Form::Dynamic | Form::Column(Kind::String)
+                    ) {
                         return Err(no("a string operator on a non-string column"));
                     }
                     let p = pred(&f.path, cop, vec![json!(v)], ci);
@@ -1118,11 +1370,15 @@ impl St<'_> {
                     _ => None,
                 };
                 if let Some((ci, l, r, negate)) = term {
-                    let v = string_lit(rhs).ok_or_else(|| no("the term is not a string literal"))?;
+                    let v =
+                        string_lit(rhs).ok_or_else(|| no("the term is not a string literal"))?;
                     if v.is_empty() || !v.chars().any(char::is_alphanumeric) {
                         return Err(no("a term match on a needle with no letters or digits"));
                     }
-                    if !matches!(f.form, Form::Text | Form::Dynamic | Form::Column(Kind::String)) {
+                    if !matches!(
+                        f.form,
+                        Form::Text | Form::Dynamic | Form::Column(Kind::String)
+                    ) {
                         return Err(no("a term match on a non-string column"));
                     }
                     let p = pred(&f.path, "regex", vec![json!(term_regex(v, l, r))], ci);
@@ -1132,22 +1388,38 @@ impl St<'_> {
                     B::Eq | B::Ne | B::EqCi | B::NeCi => {
                         let ci = matches!(op, B::EqCi | B::NeCi);
                         let negate = matches!(op, B::Ne | B::NeCi);
-                        let v = self.literal(rhs).ok_or_else(|| no("the right side is not a constant"))?;
+                        let v = self
+                            .literal(rhs)
+                            .ok_or_else(|| no("the right side is not a constant"))?;
                         let p = match (&v, &f.form) {
-                            (Value::String(s), _) if s.is_empty() && f.textual() => pred(&f.path, "empty", vec![], false),
-                            (Value::String(_), _) if f.textual() => pred(&f.path, "eq", vec![v.clone()], ci),
-                            (Value::String(_), _) => return Err(no("compares a non-text value with a string (Kusto's typed comparison differs from the model's text comparison)")),
+                            (Value::String(s), _) if s.is_empty() && f.textual() => {
+                                pred(&f.path, "empty", vec![], false)
+                            }
+                            (Value::String(_), _) if f.textual() => {
+                                pred(&f.path, "eq", vec![v.clone()], ci)
+                            }
+                            (Value::String(_), _) => {
+                                return Err(no(
+                                    "compares a non-text value with a string (Kusto's typed comparison differs from the model's text comparison)",
+                                ));
+                            }
                             _ => return Err(no("compares with a non-string constant")),
                         };
                         Ok(if negate { not(p) } else { p })
                     }
                     B::MatchesRegex => {
-                        let v = string_lit(rhs).ok_or_else(|| no("the pattern is not a string literal"))?;
-                        if !matches!(f.form, Form::Text | Form::Dynamic | Form::Column(Kind::String)) {
+                        let v = string_lit(rhs)
+                            .ok_or_else(|| no("the pattern is not a string literal"))?;
+                        if !matches!(
+                            f.form,
+                            Form::Text | Form::Dynamic | Form::Column(Kind::String)
+                        ) {
                             return Err(no("a regex on a non-string column"));
                         }
                         if regex::Regex::new(v).is_err() {
-                            return Err(no("the pattern does not compile as a regular expression here"));
+                            return Err(no(
+                                "the pattern does not compile as a regular expression here",
+                            ));
                         }
                         Ok(pred(&f.path, "regex", vec![json!(v)], false))
                     }
@@ -1155,7 +1427,9 @@ impl St<'_> {
                 }
             }
             ExprKind::InList { op, lhs, list } => {
-                let f = self.field(lhs).ok_or_else(|| no("the left side is not a CloudTrail field the taxonomy knows"))?;
+                let f = self.field(lhs).ok_or_else(|| {
+                    no("the left side is not a CloudTrail field the taxonomy knows")
+                })?;
                 let (vals, name) = self.list_values(list)?;
                 match op {
                     ListOp::In | ListOp::NotIn | ListOp::InCi | ListOp::NotInCi => {
@@ -1178,17 +1452,26 @@ impl St<'_> {
                                 o.insert("case".into(), json!("insensitive"));
                             }
                         }
-                        Ok(if matches!(op, ListOp::NotIn | ListOp::NotInCi) { not(p) } else { p })
+                        Ok(if matches!(op, ListOp::NotIn | ListOp::NotInCi) {
+                            not(p)
+                        } else {
+                            p
+                        })
                     }
                     ListOp::HasAny | ListOp::HasAll => {
-                        if !matches!(f.form, Form::Text | Form::Dynamic | Form::Column(Kind::String)) {
+                        if !matches!(
+                            f.form,
+                            Form::Text | Form::Dynamic | Form::Column(Kind::String)
+                        ) {
                             return Err(no("a term match on a non-string column"));
                         }
                         let mut preds = vec![];
                         for v in &vals {
                             let s = v.as_str().unwrap_or_default();
                             if s.is_empty() || !s.chars().any(char::is_alphanumeric) {
-                                return Err(no("a term match on a needle with no letters or digits"));
+                                return Err(no(
+                                    "a term match on a needle with no letters or digits",
+                                ));
                             }
                             preds.push(json!(term_regex(s, true, true)));
                         }
@@ -1198,7 +1481,10 @@ impl St<'_> {
                         if *op == ListOp::HasAny {
                             Ok(pred(&f.path, "regex", preds, true))
                         } else {
-                            Ok(all(preds.into_iter().map(|r| pred(&f.path, "regex", vec![r], true)).collect()))
+                            Ok(all(preds
+                                .into_iter()
+                                .map(|r| pred(&f.path, "regex", vec![r], true))
+                                .collect()))
                         }
                     }
                 }
@@ -1208,30 +1494,61 @@ impl St<'_> {
                 let arg = args.first().ok_or_else(|| no("a call without arguments"))?;
                 match fname {
                     "isempty" | "isnotempty" => {
-                        let f = self.field(arg).ok_or_else(|| no("the argument is not a CloudTrail field the taxonomy knows"))?;
+                        let f = self.field(arg).ok_or_else(|| {
+                            no("the argument is not a CloudTrail field the taxonomy knows")
+                        })?;
                         if matches!(f.form, Form::Column(k) if k != Kind::String) {
                             return Err(no("isempty of a typed (non-string) column"));
                         }
-                        Ok(pred(&f.path, "empty", if fname == "isempty" { vec![] } else { vec![json!(false)] }, false))
+                        Ok(pred(
+                            &f.path,
+                            "empty",
+                            if fname == "isempty" {
+                                vec![]
+                            } else {
+                                vec![json!(false)]
+                            },
+                            false,
+                        ))
                     }
                     "isnull" | "isnotnull" => {
-                        let f = self.field(arg).ok_or_else(|| no("the argument is not a CloudTrail field the taxonomy knows"))?;
+                        let f = self.field(arg).ok_or_else(|| {
+                            no("the argument is not a CloudTrail field the taxonomy knows")
+                        })?;
                         if f.form != Form::Dynamic {
                             return Err(no("isnull of a column (string columns are never null)"));
                         }
-                        Ok(pred(&f.path, "exists", if fname == "isnotnull" { vec![] } else { vec![json!(false)] }, false))
+                        Ok(pred(
+                            &f.path,
+                            "exists",
+                            if fname == "isnotnull" {
+                                vec![]
+                            } else {
+                                vec![json!(false)]
+                            },
+                            false,
+                        ))
                     }
                     "ipv4_is_in_range" | "ipv4_is_in_any_range" => {
                         if neg {
-                            return Err(no("an IP range test under `not` (Kusto's null for a non-address differs from the model's false)"));
+                            return Err(no(
+                                "an IP range test under `not` (Kusto's null for a non-address differs from the model's false)",
+                            ));
                         }
-                        let f = self.field(arg).ok_or_else(|| no("the address is not a CloudTrail field the taxonomy knows"))?;
+                        let f = self.field(arg).ok_or_else(|| {
+                            no("the address is not a CloudTrail field the taxonomy knows")
+                        })?;
                         if !f.textual() {
                             return Err(no("an IP range test on a non-text value"));
                         }
                         let rest: Vec<Expr> = args.iter().skip(1).cloned().collect();
                         let (vals, _) = self.list_values(&rest)?;
-                        if vals.is_empty() || vals.iter().any(|v| v.as_str().is_none_or(|s| s.contains(':') || !s.contains('/'))) {
+                        if vals.is_empty()
+                            || vals.iter().any(|v| {
+                                v.as_str()
+                                    .is_none_or(|s| s.contains(':') || !s.contains('/'))
+                            })
+                        {
                             return Err(no("the ranges are not IPv4 CIDR blocks"));
                         }
                         Ok(pred(&f.path, "cidr", vals, false))
@@ -1245,8 +1562,12 @@ impl St<'_> {
 
     /// `where Count > N` / `Count >= N` after the summarize → N (more than N events).
     fn threshold(&self, e: &Expr, count: Option<&str>) -> Option<u64> {
-        let ExprKind::Binary { op, lhs, rhs } = &e.kind else { return None };
-        let ExprKind::Name(n) = &lhs.kind else { return None };
+        let ExprKind::Binary { op, lhs, rhs } = &e.kind else {
+            return None;
+        };
+        let ExprKind::Name(n) = &lhs.kind else {
+            return None;
+        };
         if Some(n.as_str()) != count {
             return None;
         }
@@ -1298,10 +1619,16 @@ impl St<'_> {
                         while i + 1 < args.len() {
                             let (c, t) = (args.get(i)?, args.get(i + 1)?);
                             let test = match &c.kind {
-                                ExprKind::Binary { op: BinOp::Eq, lhs, rhs } => {
+                                ExprKind::Binary {
+                                    op: BinOp::Eq,
+                                    lhs,
+                                    rhs,
+                                } => {
                                     json!({"eq": {"of": self.ref_name(lhs)?, "value": string_lit(rhs)?}})
                                 }
-                                ExprKind::Call { name, args } if name.name == "isempty" && args.len() == 1 => {
+                                ExprKind::Call { name, args }
+                                    if name.name == "isempty" && args.len() == 1 =>
+                                {
                                     json!({"empty": self.ref_name(args.first()?)?})
                                 }
                                 _ => return None,
@@ -1313,13 +1640,16 @@ impl St<'_> {
                         Some(json!({"case": {"when": when, "else": el}}))
                     }
                     ("coalesce", _) if args.len() >= 2 => {
-                        let items: Option<Vec<Value>> = args.iter().map(|a| self.derive_expr(a)).collect();
+                        let items: Option<Vec<Value>> =
+                            args.iter().map(|a| self.derive_expr(a)).collect();
                         Some(json!({"coalesce": items?}))
                     }
                     _ => self.field(e).map(|f| json!({"ref": f.path})),
                 }
             }
-            ExprKind::Index { .. } => self.split_expr(e).or_else(|| self.field(e).map(|f| json!({"ref": f.path}))),
+            ExprKind::Index { .. } => self
+                .split_expr(e)
+                .or_else(|| self.field(e).map(|f| json!({"ref": f.path}))),
             _ => self.field(e).map(|f| json!({"ref": f.path})),
         }
     }
@@ -1334,14 +1664,21 @@ impl St<'_> {
 
     /// `split(x, "sep")[i]` → `{split: {of, sep, index}}`.
     fn split_expr(&self, e: &Expr) -> Option<Value> {
-        let ExprKind::Index { target, index } = &e.kind else { return None };
-        let ExprKind::Call { name, args } = &target.kind else { return None };
+        let ExprKind::Index { target, index } = &e.kind else {
+            return None;
+        };
+        let ExprKind::Call { name, args } = &target.kind else {
+            return None;
+        };
         if name.name != "split" || args.len() != 2 {
             return None;
         }
         let i = match &index.kind {
             ExprKind::Literal(Literal::Long(i)) => *i,
-            ExprKind::Unary { op: kusto::UnaryOp::Neg, operand } => match &operand.kind {
+            ExprKind::Unary {
+                op: kusto::UnaryOp::Neg,
+                operand,
+            } => match &operand.kind {
                 ExprKind::Literal(Literal::Long(i)) => -*i,
                 _ => return None,
             },
@@ -1379,17 +1716,27 @@ impl St<'_> {
             }
             // iif(x contains "@", tostring(split(x, '@', 0)[0]), x) → before
             // iif(x contains "@", tostring(split(x, '@', 1)[0]), "") → after
-            ExprKind::Binary { op: BinOp::Contains, lhs, rhs } => {
+            ExprKind::Binary {
+                op: BinOp::Contains,
+                lhs,
+                rhs,
+            } => {
                 let sep = string_lit(rhs)?;
-                let ExprKind::Call { name, args } = &t.kind else { return None };
+                let ExprKind::Call { name, args } = &t.kind else {
+                    return None;
+                };
                 if name.name != "tostring" || args.len() != 1 {
                     return None;
                 }
-                let ExprKind::Index { target, index } = &args.first()?.kind else { return None };
+                let ExprKind::Index { target, index } = &args.first()?.kind else {
+                    return None;
+                };
                 if !matches!(index.kind, ExprKind::Literal(Literal::Long(0))) {
                     return None;
                 }
-                let ExprKind::Call { name, args } = &target.kind else { return None };
+                let ExprKind::Call { name, args } = &target.kind else {
+                    return None;
+                };
                 if name.name != "split" || args.len() != 3 {
                     return None;
                 }
@@ -1399,10 +1746,13 @@ impl St<'_> {
                 }
                 let of = self.derive_expr(x)?;
                 match (&k.kind, &el.kind) {
-                    (ExprKind::Literal(Literal::Long(0)), _) if same(el, x) => Some(json!({"before": {"of": of, "sep": sep}})),
-                    (ExprKind::Literal(Literal::Long(1)), ExprKind::Literal(Literal::String(e))) if e.is_empty() => {
-                        Some(json!({"after": {"of": of, "sep": sep}}))
+                    (ExprKind::Literal(Literal::Long(0)), _) if same(el, x) => {
+                        Some(json!({"before": {"of": of, "sep": sep}}))
                     }
+                    (
+                        ExprKind::Literal(Literal::Long(1)),
+                        ExprKind::Literal(Literal::String(e)),
+                    ) if e.is_empty() => Some(json!({"after": {"of": of, "sep": sep}})),
                     _ => None,
                 }
             }
@@ -1415,15 +1765,27 @@ impl St<'_> {
         let mut step = Map::new();
         for a in assigns {
             let Some(name) = &a.name else {
-                self.parts.push(format!("metadata: an unnamed column in `{op_src}` is not carried"));
+                self.parts.push(format!(
+                    "metadata: an unnamed column in `{op_src}` is not carried"
+                ));
                 continue;
             };
-            let d = if crate::load::is_identifier(&name.name) { self.derive_expr(&a.value) } else { None };
+            let d = if crate::load::is_identifier(&name.name) {
+                self.derive_expr(&a.value)
+            } else {
+                None
+            };
             let inl = self.subst(&a.value);
             match d {
                 Some(v) if !step.contains_key(&name.name) => {
                     step.insert(name.name.clone(), v);
-                    self.env.insert(name.name.clone(), Bound { expr: inl, derived: true });
+                    self.env.insert(
+                        name.name.clone(),
+                        Bound {
+                            expr: inl,
+                            derived: true,
+                        },
+                    );
                 }
                 _ => {
                     self.parts.push(format!(
@@ -1431,7 +1793,13 @@ impl St<'_> {
                         name.name,
                         self.src(&a.value)
                     ));
-                    self.env.insert(name.name.clone(), Bound { expr: inl, derived: false });
+                    self.env.insert(
+                        name.name.clone(),
+                        Bound {
+                            expr: inl,
+                            derived: false,
+                        },
+                    );
                 }
             }
         }
@@ -1439,13 +1807,20 @@ impl St<'_> {
     }
 
     /// `summarize count(), min(x), max(x) by a, b` → `aggregate` and the count's column name.
-    fn summarize(&self, aggregates: &[Assign], by: &[Assign]) -> Result<(Map<String, Value>, Option<String>), Why> {
+    fn summarize(
+        &self,
+        aggregates: &[Assign],
+        by: &[Assign],
+    ) -> Result<(Map<String, Value>, Option<String>), Why> {
         let mut measures = Map::new();
         let mut count = None;
         for a in aggregates {
             let at = a.value.span.start;
             let ExprKind::Call { name, args } = &a.value.kind else {
-                return Err((format!("`{}` is not an aggregate the model has", self.src(&a.value)), at));
+                return Err((
+                    format!("`{}` is not an aggregate the model has", self.src(&a.value)),
+                    at,
+                ));
             };
             let (m, default) = match (name.name.as_str(), args.as_slice()) {
                 ("count", []) => (json!("count"), "count_".to_string()),
@@ -1454,10 +1829,23 @@ impl St<'_> {
                         ExprKind::Name(n) => self.alert_ref(n),
                         _ => None,
                     }
-                    .ok_or_else(|| (format!("`{}` is not a field or derived name", self.src(x)), x.span.start))?;
-                    (json!({ name.name.clone(): r }), format!("{}_{}", name.name, self.src(x)))
+                    .ok_or_else(|| {
+                        (
+                            format!("`{}` is not a field or derived name", self.src(x)),
+                            x.span.start,
+                        )
+                    })?;
+                    (
+                        json!({ name.name.clone(): r }),
+                        format!("{}_{}", name.name, self.src(x)),
+                    )
                 }
-                (other, _) => return Err((format!("`{other}()` is not an aggregate the model has (count, min, max)"), at)),
+                (other, _) => {
+                    return Err((
+                        format!("`{other}()` is not an aggregate the model has (count, min, max)"),
+                        at,
+                    ));
+                }
             };
             let out = a.name.as_ref().map_or(default, |n| n.name.clone());
             if m == json!("count") {
@@ -1487,14 +1875,21 @@ impl St<'_> {
     }
 
     /// entityMappings, customDetails, alertDetailsOverride → `alert.entities/details/title/description`.
-    fn alert_fields(&self, m: &Map<String, Value>, alert: &mut Map<String, Value>, parts: &mut Vec<String>) {
+    fn alert_fields(
+        &self,
+        m: &Map<String, Value>,
+        alert: &mut Map<String, Value>,
+        parts: &mut Vec<String>,
+    ) {
         let resolve = |col: &str| self.alert_ref(col);
         let mut entities = vec![];
         if let Some(Value::Array(es)) = m.get("entityMappings") {
             for e in es {
                 let et = s_of(e.get("entityType")).unwrap_or_default();
                 let Some((_, ckind, idents)) = ENTITIES.iter().find(|(s, _, _)| *s == et) else {
-                    parts.push(format!("metadata: entity type {et} has no canonical name (left out)"));
+                    parts.push(format!(
+                        "metadata: entity type {et} has no canonical name (left out)"
+                    ));
                     continue;
                 };
                 let mut fm = Map::new();
@@ -1543,11 +1938,17 @@ impl St<'_> {
                     "alertDisplayNameFormat" => "title",
                     "alertDescriptionFormat" => "description",
                     other => {
-                        parts.push(format!("metadata: alertDetailsOverride.{other} has no canonical key (left out)"));
+                        parts.push(format!(
+                            "metadata: alertDetailsOverride.{other} has no canonical key (left out)"
+                        ));
                         continue;
                     }
                 };
                 let Some(t) = s_of(Some(v)) else { continue };
+                if t.matches("{{").count() > 3 {
+                    parts.push(format!("metadata: alertDetailsOverride.{k} has more than the 3 placeholders Sentinel allows (left out)"));
+                    continue;
+                }
                 match placeholders(&t, &resolve) {
                     Ok(s) => {
                         alert.insert(key.into(), json!(s));
@@ -1566,7 +1967,9 @@ fn placeholders(t: &str, resolve: &dyn Fn(&str) -> Option<String>) -> Result<Str
     while let Some(i) = rest.find("{{") {
         out.push_str(rest.get(..i).unwrap_or(""));
         let after = rest.get(i + 2..).unwrap_or("");
-        let Some(j) = after.find("}}") else { return Err(rest.to_string()) };
+        let Some(j) = after.find("}}") else {
+            return Err(rest.to_string());
+        };
         let col = after.get(..j).unwrap_or("").trim();
         out.push('{');
         out.push_str(&resolve(col).ok_or_else(|| col.to_string())?);
@@ -1606,7 +2009,10 @@ fn succeeded(v: Value) -> Value {
                 return Value::Object(o);
             }
             if let Some(Value::Array(kids)) = o.get("any").cloned() {
-                o.insert("any".into(), Value::Array(kids.into_iter().map(succeeded).collect()));
+                o.insert(
+                    "any".into(),
+                    Value::Array(kids.into_iter().map(succeeded).collect()),
+                );
                 return Value::Object(o);
             }
             if let Some(k) = o.get("not").cloned() {
@@ -1635,7 +2041,10 @@ mod tests {
 
     #[test]
     fn term_regexes_have_boundaries() {
-        assert_eq!(term_regex("iam", true, true), r"(^|[^\p{L}\p{N}])iam($|[^\p{L}\p{N}])");
+        assert_eq!(
+            term_regex("iam", true, true),
+            r"(^|[^\p{L}\p{N}])iam($|[^\p{L}\p{N}])"
+        );
         assert_eq!(term_regex("iam:", true, true), r"(^|[^\p{L}\p{N}])iam:");
         let re = regex::Regex::new(&format!("(?i){}", term_regex("america", true, true))).unwrap();
         assert!(re.is_match("North America"));

@@ -313,6 +313,7 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
         ("sentinel query_frequency", &ts.sentinel.query_frequency, "mhd"),
         ("sentinel query_period", &ts.sentinel.query_period, "mhd"),
         ("elastic interval", &ts.elastic.interval, "smhd"),
+        ("elastic new_terms history_window", &ts.elastic.new_terms.as_ref().map(|n| n.history_window.clone()), "smhd"),
     ] {
         if let Some(v) = v {
             let s = &v.value;

@@ -550,6 +550,22 @@ pub struct ElasticSettings {
     /// `building_block_type` (`default`): a building-block rule (alerts hidden by default).
     #[serde(default)]
     pub building_block_type: Option<String>,
+    /// The `[[rule.threat]]` blocks as the vendor file groups them, when that differs from the
+    /// grouping derived from `attack` (each technique under the first listed tactic it belongs
+    /// to); every id must also be in `attack`.
+    #[serde(default)]
+    pub threat: Vec<ThreatBlock>,
+}
+
+/// One `[[rule.threat]]` block: a tactic and the (sub-)techniques listed under it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreatBlock {
+    /// Tactic id (`TA0003`).
+    pub tactic: String,
+    /// Technique and sub-technique ids, in order.
+    #[serde(default)]
+    pub techniques: Vec<String>,
 }
 
 /// Elastic alert suppression (`[rule.alert_suppression]`).

@@ -84,10 +84,37 @@ pub struct View {
     pub rule_type: &'static str,
     /// Threshold: (fields, value).
     pub threshold: Option<(Vec<String>, u32)>,
+    /// Threshold cardinality: (field, value).
+    pub cardinality: Vec<(String, u32)>,
+    /// New terms: (fields, history_window_start).
+    pub new_terms: Option<(Vec<String>, String)>,
+    /// `setup` (markdown).
+    pub setup: Option<String>,
+    /// `[rule.investigation_fields] field_names`.
+    pub investigation_fields: Vec<String>,
+    /// `[rule.alert_suppression]`.
+    pub alert_suppression: Option<SuppressionView>,
+    /// `max_signals`.
+    pub max_signals: Option<u32>,
+    /// `rule_name_override`.
+    pub rule_name_override: Option<String>,
+    /// `building_block_type`.
+    pub building_block_type: Option<String>,
     /// The kuery query, wrapped.
     pub query: String,
     /// Threat blocks.
     pub threat: Vec<ThreatView>,
+}
+
+/// `[rule.alert_suppression]`.
+#[derive(Debug, Serialize)]
+pub struct SuppressionView {
+    /// Group-by fields.
+    pub group_by: Vec<String>,
+    /// (value, unit).
+    pub duration: Option<(u32, String)>,
+    /// suppress | doNotSuppress.
+    pub missing_fields_strategy: Option<String>,
 }
 
 fn severity(s: Severity) -> &'static str {
@@ -161,6 +188,21 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
             ),
         }
     }
+    let mut new_terms = None;
+    if let Some(nt) = &e.new_terms {
+        if rule_type == "threshold" {
+            cx.unsupported(Code::E402, None, "a rule is either a threshold or a new-terms rule in Elastic, not both");
+        }
+        if nt.fields.is_empty() || nt.fields.len() > 3 {
+            cx.unsupported(Code::E402, None, "an Elastic new-terms rule has 1 to 3 fields");
+        }
+        rule_type = "new_terms";
+        new_terms = Some((nt.fields.clone(), format!("now-{}", nt.history_window.value)));
+    }
+    let cardinality: Vec<(String, u32)> = e.threshold_cardinality.iter().map(|c| (c.field.clone(), c.value)).collect();
+    if !cardinality.is_empty() && rule_type != "threshold" {
+        cx.unsupported(Code::E402, None, "`threshold_cardinality` needs an aggregate with a threshold");
+    }
     if !d.alert.derive.is_empty() {
         cx.approximate(None, "derived alert fields are not rendered: kuery rules carry the source document as it is");
     }
@@ -168,7 +210,25 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         cx.approximate(None, "entities, custom details and the alert title/description are not rendered for Elastic");
     }
     let mut threat = vec![];
-    for (tac, techs) in &rule.attack {
+    let mut groups: Vec<(&crate::attack::Tactic, Vec<&crate::attack::Technique>)> = vec![];
+    for b in &e.threat {
+        let Some(tac) = crate::attack::tactic(&b.tactic) else {
+            cx.unsupported(Code::E402, None, format!("`targets.elastic.threat` names an unknown tactic `{}`", b.tactic));
+            continue;
+        };
+        let mut techs = vec![];
+        for id in &b.techniques {
+            match crate::attack::technique(id) {
+                Some(t) => techs.push(t),
+                None => cx.unsupported(Code::E402, None, format!("`targets.elastic.threat` names an unknown technique `{id}`")),
+            }
+        }
+        groups.push((tac, techs));
+    }
+    if e.threat.is_empty() {
+        groups = rule.attack.iter().map(|(t, k)| (*t, k.clone())).collect();
+    }
+    for (tac, techs) in &groups {
         let mut tviews: Vec<TechniqueView> = vec![];
         for t in techs {
             let parent = if t.is_sub() { crate::attack::technique(t.parent_id()) } else { Some(*t) };
@@ -188,7 +248,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     }
     let tags = e.tags.clone().unwrap_or_else(|| {
         let mut t = vec!["Domain: Cloud".to_string(), "Data Source: AWS".into(), "Data Source: Amazon Web Services".into()];
-        for (tac, _) in &rule.attack {
+        for (tac, _) in &groups {
             t.push(format!("Tactic: {}", tac.name));
         }
         t
@@ -224,6 +284,18 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         timestamp_override: e.timestamp_override.clone(),
         rule_type,
         threshold,
+        cardinality,
+        new_terms,
+        setup: e.setup.clone(),
+        investigation_fields: e.investigation_fields.clone(),
+        alert_suppression: e.alert_suppression.as_ref().map(|s| SuppressionView {
+            group_by: s.group_by.clone(),
+            duration: s.duration.as_ref().map(|d| (d.value, d.unit.clone())),
+            missing_fields_strategy: s.missing_fields_strategy.clone(),
+        }),
+        max_signals: e.max_signals,
+        rule_name_override: e.rule_name_override.clone(),
+        building_block_type: e.building_block_type.clone(),
         query: kuery::wrap_query(&query, 120),
         threat,
     };

@@ -1,0 +1,524 @@
+//! EQL and ES|QL queries → canonical condition nodes.
+//!
+//! Input: the query text of an `eql` or `esql` rule. Output: a canonical `detection:` node (as
+//! JSON) and the parts kept opaque, or a refusal (why, and the byte offset in the query).
+//!
+//! EQL (Elasticsearch ≥ 7.12): `==`, `!=`, `in`, `like`, `regex` and the string functions compare
+//! case-sensitively; `:` and the `~` variants (`in~`, `like~`, `regex~`, `startsWith~`) fold
+//! case; `like` and `:` patterns use `*` (any run) and `?` (one character); `regex` is a Lucene
+//! regular expression matched against the whole value. `<category> where` filters on
+//! `event.category` (or `event_category_override`), which the AWS integration derives itself:
+//! it is kept as an opaque kuery condition. `sequence`, `sample` and pipes are refused.
+//!
+//! ES|QL: `FROM <index> [METADATA ...]`, then `WHERE` stages (each a conjunct) and a final
+//! `KEEP` (columns only). `==`, `LIKE`, `RLIKE`, `IN` are case-sensitive; `LIKE` uses `*` / `?`,
+//! `RLIKE` matches the whole value. A comparison with a null (missing) field is null, and a
+//! `WHERE` drops the row, also under `NOT`: `NOT a == "x"` becomes `a exists and not a == "x"`.
+//! Every other stage (`STATS`, `EVAL`, `GROK`, `DISSECT`, `SORT`, ...) is refused by name.
+//!
+//! A comparison whose field has no raw CloudTrail path becomes an opaque node: written as kuery
+//! when it has an exact kuery form (so the Elastic target still renders it), else in its own
+//! language.
+
+use serde_json::{Value, json};
+
+use super::expr::{Dialect, Expr, Lit, Parser, Span, SyntaxError, Term};
+use super::{Target, raw_of, typed};
+use crate::fields::Kind;
+use crate::import::{all, any, not, pred};
+use crate::kuery;
+
+/// What a query maps to.
+#[derive(Debug, Default)]
+pub struct Mapped {
+    /// The condition.
+    pub detection: Vec<Value>,
+    /// The data-set field that was dropped (`data_stream.dataset`), if any.
+    pub dataset: Option<String>,
+    /// Parts kept opaque: (source text, reason).
+    pub opaque: Vec<(String, String)>,
+    /// ES|QL index pattern(s) from `FROM`.
+    pub index: Vec<String>,
+    /// ES|QL `KEEP` columns (not carried).
+    pub keep: Option<String>,
+}
+
+/// Why a query is refused.
+#[derive(Debug)]
+pub enum Refusal {
+    /// It does not parse.
+    Syntax(SyntaxError),
+    /// It parses but uses something the model cannot say (message, byte offset).
+    Unsupported(String, usize),
+}
+
+impl From<SyntaxError> for Refusal {
+    fn from(e: SyntaxError) -> Self {
+        Refusal::Syntax(e)
+    }
+}
+
+/// Map an EQL query; `category_field` is `event_category_override` (default `event.category`).
+pub fn eql(q: &str, category_field: &str) -> Result<Mapped, Refusal> {
+    let mut p = Parser::new(q, 0, q.len(), Dialect::Eql)?;
+    let Some((cat, span)) = p.ident() else {
+        return Err(Refusal::Syntax(SyntaxError { offset: p.offset(), expected: "an event category, `sequence` or `sample`".into(), found: "something else".into() }));
+    };
+    if matches!(cat.as_str(), "sequence" | "sample" | "join") {
+        return Err(Refusal::Unsupported(format!("EQL `{cat}` correlates several events; the model describes one event"), span.start));
+    }
+    if !p.at_kw("where") {
+        return Err(Refusal::Syntax(SyntaxError { offset: p.offset(), expected: "`where`".into(), found: "something else".into() }));
+    }
+    p.ident();
+    let e = p.expr()?;
+    if p.at_pipe() {
+        return Err(Refusal::Unsupported("EQL pipes (`| head`, `| tail`, `| filter`, ...) are not imported".into(), p.offset()));
+    }
+    p.finish()?;
+    let mut m = Mapper { q, dialect: Dialect::Eql, out: Mapped::default() };
+    if cat != "any" {
+        let text = kuery_is(category_field, std::slice::from_ref(&cat), false);
+        m.out.opaque.push((format!("{cat} where"), "the EQL event category".into()));
+        m.out.detection.push(opaque_node("kuery", &text, &format!("EQL event category `{cat}`: the AWS integration derives `{category_field}` from the API call; no raw CloudTrail field holds it")));
+    }
+    m.top(&e)?;
+    Ok(m.out)
+}
+
+/// Map an ES|QL query.
+pub fn esql(q: &str) -> Result<Mapped, Refusal> {
+    let stages = split_pipes(q);
+    let mut m = Mapper { q, dialect: Dialect::Esql, out: Mapped::default() };
+    for (i, (start, end)) in stages.iter().copied().enumerate() {
+        let lead = q[start..end].len() - q[start..end].trim_start().len();
+        let cmd: String = q[start + lead..end].chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+        if cmd.is_empty() {
+            return Err(Refusal::Syntax(SyntaxError { offset: start + lead, expected: "an ES|QL command".into(), found: "something else".into() }));
+        }
+        let span = Span { start: start + lead, end: start + lead + cmd.len() };
+        let lc = cmd.to_ascii_lowercase();
+        match lc.as_str() {
+            "from" if i == 0 => {
+                // FROM idx[, idx] [METADATA _id, ...]: the index patterns are the text up to METADATA
+                let rest = q[span.end..end].trim();
+                let idx = match rest.to_ascii_lowercase().find("metadata") {
+                    Some(k) => &rest[..k],
+                    None => rest,
+                };
+                m.out.index = idx.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            }
+            "where" if i > 0 => {
+                let mut p = Parser::new(q, span.end, end, Dialect::Esql)?;
+                let e = p.expr()?;
+                p.finish()?;
+                m.top(&e)?;
+            }
+            "keep" if i + 1 == stages.len() && i > 0 => {
+                m.out.keep = Some(q[span.end..end].split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+            _ => {
+                let what = match lc.as_str() {
+                    "stats" => "aggregates events",
+                    "eval" => "computes new columns",
+                    "grok" | "dissect" => "parses a field into new columns",
+                    "sort" | "limit" => "orders or limits the result",
+                    "keep" | "drop" | "rename" => "reshapes the columns before the end",
+                    "from" | "row" | "show" => "is a source command",
+                    "where" => "filters before the source",
+                    _ => "is not a filter",
+                };
+                return Err(Refusal::Unsupported(format!("ES|QL `{}` {what}: the model describes a filter on one event", cmd.to_ascii_uppercase()), span.start));
+            }
+        }
+    }
+    Ok(m.out)
+}
+
+/// The byte ranges of the `|`-separated stages (pipes inside strings and comments skipped).
+fn split_pipes(q: &str) -> Vec<(usize, usize)> {
+    let b = q.as_bytes();
+    let (mut out, mut start, mut i) = (vec![], 0, 0);
+    while i < b.len() {
+        if q[i..].starts_with("\"\"\"") {
+            i = q[i + 3..].find("\"\"\"").map_or(b.len(), |e| i + 3 + e + 3);
+            continue;
+        }
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'/' if q[i..].starts_with("//") => i = q[i..].find('\n').map_or(b.len(), |e| i + e),
+            b'/' if q[i..].starts_with("/*") => i = q[i + 2..].find("*/").map_or(b.len(), |e| i + 2 + e + 2),
+            b'|' => {
+                out.push((start, i));
+                start = i + 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push((start, b.len().max(start)));
+    out
+}
+
+fn opaque_node(lang: &str, text: &str, reason: &str) -> Value {
+    json!({"opaque": {"lang": lang, "text": text, "reason": reason}})
+}
+
+/// `field:("a" or "b")` as canonical kuery text; `wild` values are `*`-patterns.
+fn kuery_is(field: &str, values: &[String], wild: bool) -> String {
+    let one = |v: &str| {
+        let kind = if wild {
+            let mut pieces = vec![];
+            for (i, part) in v.split('*').enumerate() {
+                if i > 0 {
+                    pieces.push(kuery::Piece::Star);
+                }
+                if !part.is_empty() {
+                    pieces.push(kuery::Piece::Text(part.to_string()));
+                }
+            }
+            kuery::ValueKind::Unquoted(pieces)
+        } else {
+            kuery::ValueKind::Quoted(v.to_string())
+        };
+        kuery::ValueList { kind: kuery::ValueListKind::One(kuery::Value { kind, span: kuery::Span::default() }), span: kuery::Span::default() }
+    };
+    let values = if values.len() == 1 {
+        one(&values[0])
+    } else {
+        kuery::ValueList { kind: kuery::ValueListKind::Or(values.iter().map(|v| one(v)).collect()), span: kuery::Span::default() }
+    };
+    let f = kuery::Field { name: field.to_string(), quoted: false, span: kuery::Span::default() };
+    kuery::to_string(&kuery::Query { kind: kuery::QueryKind::Is { field: Some(f), values }, span: kuery::Span::default() })
+}
+
+struct Mapper<'a> {
+    q: &'a str,
+    dialect: Dialect,
+    out: Mapped,
+}
+
+/// A leaf the model cannot say: the reason.
+type Why = String;
+
+impl Mapper<'_> {
+    fn src(&self, s: Span) -> String {
+        self.q.get(s.start..s.end).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    fn lang(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Eql => "eql",
+            Dialect::Esql => "esql",
+        }
+    }
+
+    /// A top-level condition: its conjuncts (the data-set filter is dropped there).
+    fn top(&mut self, e: &Expr) -> Result<(), Refusal> {
+        let kids: Vec<&Expr> = match e {
+            Expr::And(k, _) => k.iter().collect(),
+            other => vec![other],
+        };
+        for k in kids {
+            if let Some(ds) = self.dataset(k) {
+                self.out.dataset = Some(ds);
+                continue;
+            }
+            let v = self.node(k, false);
+            self.out.detection.push(v);
+        }
+        Ok(())
+    }
+
+    fn dataset(&self, e: &Expr) -> Option<String> {
+        if let Expr::Cmp { lhs: Term::Field(f), op, rhs, .. } = e
+            && matches!(raw_of(f), Some(Target::Dataset))
+            && matches!(op.as_str(), "==" | ":")
+            && rhs == &[Term::Lit(Lit::Str("aws.cloudtrail".into()))]
+        {
+            return Some(f.clone());
+        }
+        None
+    }
+
+    /// A node; `neg`: the node is negated (ES|QL's null semantics push `NOT` to the leaves).
+    fn node(&mut self, e: &Expr, neg: bool) -> Value {
+        match e {
+            Expr::And(k, _) | Expr::Or(k, _) => {
+                let is_and = matches!(e, Expr::And(..));
+                let v: Vec<Value> = k.iter().map(|k| self.node(k, neg && self.dialect == Dialect::Esql)).collect();
+                let v = if is_and == (neg && self.dialect == Dialect::Esql) { any(v) } else { all(v) };
+                if neg && self.dialect == Dialect::Eql { not(v) } else { v }
+            }
+            Expr::Not(k, _) => {
+                if self.dialect == Dialect::Esql {
+                    self.node(k, !neg)
+                } else {
+                    let v = self.node(k, false);
+                    if neg { v } else { not(v) }
+                }
+            }
+            _ => {
+                match self.leaf(e) {
+                    Ok((v, field)) => {
+                        if !neg {
+                            v
+                        } else if self.dialect == Dialect::Esql && !matches!(e, Expr::IsNull { .. }) {
+                            // ES|QL: NOT of a comparison with a missing field is null: the row is dropped
+                            match field {
+                                Some(f) => all(vec![pred(&f, "exists", vec![], false), not(v)]),
+                                None => not(v),
+                            }
+                        } else {
+                            not(v)
+                        }
+                    }
+                    Err(why) => self.opaque(e, neg, &why),
+                }
+            }
+        }
+    }
+
+    /// An opaque node for a leaf: kuery where it has an exact kuery form, else its own language.
+    fn opaque(&mut self, e: &Expr, neg: bool, why: &str) -> Value {
+        let src = self.src(e.span());
+        self.out.opaque.push((src.clone(), why.to_string()));
+        if let Some((k, field)) = self.as_kuery(e) {
+            let text = match (neg, self.dialect) {
+                (false, _) => k,
+                (true, Dialect::Eql) => format!("not {k}"),
+                (true, Dialect::Esql) => format!("{field}:* and not {k}"),
+            };
+            return opaque_node("kuery", &text, why);
+        }
+        let text = if neg { format!("NOT ({src})") } else { src };
+        let text = if self.dialect == Dialect::Eql { text.replace("NOT (", "not (") } else { text };
+        opaque_node(self.lang(), &text, why)
+    }
+
+    /// The exact kuery form of a case-sensitive leaf over a keyword field, with its field.
+    fn as_kuery(&self, e: &Expr) -> Option<(String, String)> {
+        let strs = |rhs: &[Term]| -> Option<Vec<String>> {
+            rhs.iter().map(|t| match t { Term::Lit(Lit::Str(s)) if !s.is_empty() => Some(s.clone()), _ => None }).collect()
+        };
+        let plain = |s: &String| !s.chars().any(|c| c.is_whitespace() || c == '*' || c == '?' || c == '\\');
+        match e {
+            Expr::Cmp { lhs: Term::Field(f), op, rhs, .. } if matches!(op.as_str(), "==" | "in") => {
+                let v = strs(rhs)?;
+                Some((kuery_is(f, &v, false), f.clone()))
+            }
+            Expr::Term(Term::Call { name, insensitive: false, args }, _) => {
+                let [Term::Field(f), rest @ ..] = args.as_slice() else { return None };
+                let v = strs(rest)?;
+                if !v.iter().all(plain) {
+                    return None;
+                }
+                let pat: Vec<String> = match name.to_ascii_lowercase().as_str() {
+                    "stringcontains" => v.iter().map(|s| format!("*{s}*")).collect(),
+                    "startswith" | "starts_with" => v.iter().map(|s| format!("{s}*")).collect(),
+                    "endswith" | "ends_with" => v.iter().map(|s| format!("*{s}")).collect(),
+                    _ => return None,
+                };
+                Some((kuery_is(f, &pat, true), f.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// A leaf: the canonical node and the raw field it tests, or why it cannot be said.
+    fn leaf(&self, e: &Expr) -> Result<(Value, Option<String>), Why> {
+        match e {
+            Expr::IsNull { term: Term::Field(f), negated, .. } => {
+                let (path, _) = self.raw(f)?;
+                let v = pred(&path, "exists", vec![], false);
+                Ok((if *negated { v } else { not(v) }, Some(path)))
+            }
+            Expr::Cmp { lhs: Term::Field(f), op, rhs, .. } => self.cmp(f, op, rhs),
+            Expr::Term(Term::Call { name, insensitive, args }, _) => {
+                let [Term::Field(f), rest @ ..] = args.as_slice() else {
+                    return Err(format!("`{name}` over something other than a field"));
+                };
+                let op = match name.to_ascii_lowercase().as_str() {
+                    "stringcontains" => "contains",
+                    "startswith" | "starts_with" => "startswith",
+                    "endswith" | "ends_with" => "endswith",
+                    _ => return Err(format!("the function `{name}` has no canonical form")),
+                };
+                let vals = self.strings(rest)?;
+                let (path, _) = self.raw(f)?;
+                Ok((pred(&path, op, vals.into_iter().map(Value::String).collect(), *insensitive), Some(path)))
+            }
+            _ => Err("this expression has no canonical form".into()),
+        }
+    }
+
+    fn strings(&self, rhs: &[Term]) -> Result<Vec<String>, Why> {
+        rhs.iter()
+            .map(|t| match t {
+                Term::Lit(Lit::Str(s)) => Ok(s.clone()),
+                Term::Field(f) => Err(format!("a comparison with another field (`{f}`) has no canonical form")),
+                _ => Err("a pattern must be a string".into()),
+            })
+            .collect()
+    }
+
+    fn raw(&self, f: &str) -> Result<(String, Kind), Why> {
+        match raw_of(f) {
+            Some(Target::Raw(p, k)) => Ok((p, k)),
+            Some(Target::SourceIp) => Ok(("sourceIPAddress".into(), Kind::String)),
+            Some(Target::Outcome) => Err("`event.outcome` is only imported as `== \"success\"` / `== \"failure\"`".into()),
+            Some(Target::Dataset) => Err("the data-set filter is only imported as a top-level `== \"aws.cloudtrail\"`".into()),
+            None => Err(format!("`{f}` has no raw CloudTrail path")),
+        }
+    }
+
+    fn cmp(&self, f: &str, op: &str, rhs: &[Term]) -> Result<(Value, Option<String>), Why> {
+        if let Some(Target::Outcome) = raw_of(f)
+            && op == "=="
+            && let [Term::Lit(Lit::Str(s))] = rhs
+            && (s == "success" || s == "failure")
+        {
+            return Ok((json!({"request_succeeded": s == "success"}), None));
+        }
+        if let Some(Target::SourceIp) = raw_of(f)
+            && !matches!(op, "==" | "in")
+        {
+            return Err("`source.ip` holds sourceIPAddress only when it is an IP address: only `==` / `in` are imported".into());
+        }
+        let (path, kind) = self.raw(f)?;
+        let sensitive = !(op.ends_with('~') || op == ":");
+        let ci = !sensitive;
+        let node = match op {
+            "==" | "!=" | "in" | "in~" => {
+                if let [Term::Lit(Lit::Null)] = rhs {
+                    let v = pred(&path, "exists", vec![], false);
+                    return Ok((if op == "==" { not(v) } else { v }, Some(path)));
+                }
+                let vals: Vec<Value> = rhs
+                    .iter()
+                    .map(|t| match t {
+                        Term::Lit(Lit::Str(s)) => Ok(typed(s, kind)),
+                        Term::Lit(Lit::Num(n)) => Ok(typed(n, Kind::Number)),
+                        Term::Lit(Lit::Bool(b)) => Ok(json!(b)),
+                        Term::Field(g) => Err(format!("a comparison with another field (`{g}`) has no canonical form")),
+                        _ => Err("the value has no canonical form".to_string()),
+                    })
+                    .collect::<Result<_, _>>()?;
+                let ci = ci && vals.iter().any(Value::is_string);
+                let v = pred(&path, "eq", vals, ci);
+                if op == "!=" {
+                    if self.dialect == Dialect::Esql {
+                        all(vec![pred(&path, "exists", vec![], false), not(v)])
+                    } else {
+                        not(v)
+                    }
+                } else {
+                    v
+                }
+            }
+            ":" | "like" | "like~" => {
+                let pats = self.strings(rhs)?;
+                let mut kids = vec![];
+                for p in &pats {
+                    if self.dialect == Dialect::Esql && p.contains('\\') {
+                        return Err("a LIKE pattern with escapes is not imported".into());
+                    }
+                    if op == ":" && p.contains('?') {
+                        return Err("a `:` pattern with `?` is not imported".into());
+                    }
+                    kids.push(pattern(&path, p, ci));
+                }
+                super::merge_or(kids)
+            }
+            "regex" | "regex~" | "rlike" => {
+                let pats = self.strings(rhs)?;
+                let mut vals = vec![];
+                for p in &pats {
+                    if p.contains(['@', '&', '~', '<', '>', '#', '"']) || p.contains('\\') {
+                        return Err("a Lucene regular expression with operators or escapes RE2 reads differently".into());
+                    }
+                    let re = format!("{}^(?:{p})$", if ci { "(?i)" } else { "" });
+                    if regex::Regex::new(&re).is_err() {
+                        return Err("the regular expression is not valid RE2".into());
+                    }
+                    vals.push(json!(re));
+                }
+                pred(&path, "regex", vals, false)
+            }
+            "<" | "<=" | ">" | ">=" => {
+                let [Term::Lit(Lit::Num(n))] = rhs else {
+                    return Err("an ordering with something other than a number".into());
+                };
+                let op = match op {
+                    "<" => "lt",
+                    "<=" => "le",
+                    ">" => "gt",
+                    _ => "ge",
+                };
+                pred(&path, op, vec![typed(n, Kind::Number)], false)
+            }
+            other => return Err(format!("the operator `{other}` has no canonical form")),
+        };
+        Ok((node, Some(path)))
+    }
+}
+
+/// A `*` / `?` pattern as the most specific canonical predicate.
+fn pattern(path: &str, p: &str, ci: bool) -> Value {
+    let inner = p.trim_matches('*');
+    let simple = !inner.contains(['*', '?']) && !inner.is_empty();
+    let (lead, trail) = (p.starts_with('*'), p.ends_with('*') && p.len() > 1);
+    if !p.contains(['*', '?']) {
+        pred(path, "eq", vec![json!(p)], ci)
+    } else if p == "*" {
+        pred(path, "exists", vec![], false)
+    } else if simple && lead && trail {
+        pred(path, "contains", vec![json!(inner)], ci)
+    } else if simple && trail && !lead {
+        pred(path, "startswith", vec![json!(inner)], ci)
+    } else if simple && lead && !trail {
+        pred(path, "endswith", vec![json!(inner)], ci)
+    } else {
+        pred(path, "glob", vec![json!(p)], ci)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eql_maps_to_canonical_and_opaque_kuery() {
+        let m = eql(
+            r#"iam where data_stream.dataset == "aws.cloudtrail" and event.action in ("A", "B") and event.outcome == "success"
+               and event.provider : "iam.*" and not stringContains(aws.cloudtrail.request_parameters, "x=1")"#,
+            "event.category",
+        )
+        .unwrap();
+        assert_eq!(m.dataset.as_deref(), Some("data_stream.dataset"));
+        let s = serde_json::to_string(&m.detection).unwrap();
+        assert!(s.contains(r#"{"opaque":{"lang":"kuery","text":"event.category:\"iam\"""#), "{s}");
+        assert!(s.contains(r#"{"field":"eventName","op":"in","values":["A","B"]}"#), "{s}");
+        assert!(s.contains(r#"{"field":"eventSource","op":"startswith","value":"iam.","case":"insensitive"}"#), "{s}");
+        assert!(s.contains(r#"{"not":{"opaque":{"lang":"kuery","text":"aws.cloudtrail.request_parameters:*x=1*""#), "{s}");
+        assert!(matches!(eql("sequence by a [any where true]", "event.category"), Err(Refusal::Unsupported(_, 0))));
+        assert!(matches!(eql("any where a == 1 | head 1", "event.category"), Err(Refusal::Unsupported(_, 17))));
+    }
+
+    #[test]
+    fn esql_null_semantics_and_stages() {
+        let m = esql("FROM logs-aws.cloudtrail-* METADATA _id | WHERE event.action IN (\"A\") AND NOT user_agent.original LIKE \"x*\" | KEEP _id").unwrap();
+        assert_eq!(m.index, vec!["logs-aws.cloudtrail-*"]);
+        let s = serde_json::to_string(&m.detection).unwrap();
+        assert!(s.contains(r#"{"all":[{"field":"userAgent","op":"exists"},{"not":{"field":"userAgent","op":"startswith","value":"x"}}]}"#), "{s}");
+        let Err(Refusal::Unsupported(msg, at)) = esql("FROM x | WHERE a == 1 | STATS c = COUNT(*) BY b") else { panic!() };
+        assert!(msg.contains("STATS"), "{msg}");
+        assert_eq!(at, 24);
+    }
+}
