@@ -26,6 +26,8 @@ pub enum Cond {
     Pred(Pred),
     /// The event matches an entry of the named allow-list.
     Allowed(String),
+    /// At least one element of an array satisfies a condition.
+    Some(Box<Quant>),
     /// Logic kept in one target's language; only that target can decide it.
     Opaque {
         /// The language.
@@ -35,6 +37,41 @@ pub enum Cond {
         /// Why it is opaque.
         reason: String,
     },
+}
+
+/// An element quantifier (`some:`): the elements of the value at `field` (decoded from JSON
+/// text when `decode`, then followed along `path`), of which at least one must satisfy `cond`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quant {
+    /// The field holding the elements (event-level, or relative to an enclosing element).
+    pub field: Field,
+    /// Decode JSON text first.
+    pub decode: bool,
+    /// The path inside the (decoded) value to the elements.
+    pub path: Vec<fields::Seg>,
+    /// Nesting depth: 1 for a `some` that is not inside another one. Element fields inside
+    /// `cond` are relative to the element named [`fields::element_var`]`(depth)`.
+    pub depth: usize,
+    /// The condition on one element.
+    pub cond: Cond,
+    /// Where it was written.
+    pub span: Option<Span>,
+}
+
+impl Quant {
+    /// The path of the elements as the user reads it: `requestParameters.policyDocument` →
+    /// `Statement`.
+    pub fn describe(&self) -> String {
+        let mut s = self.field.path.clone();
+        if self.decode {
+            s.push_str(" (JSON)");
+        }
+        if !self.path.is_empty() {
+            s.push_str(" → ");
+            s.push_str(&fields::seg_path(&self.path));
+        }
+        s
+    }
 }
 
 /// A comparison of one field with one or more values.
@@ -80,6 +117,9 @@ pub struct Scope<'a> {
     pub file: &'a str,
     /// Named lists.
     pub lists: &'a IndexMap<String, Vec<Value>>,
+    /// 0 at the event level; inside `some` conditions, the nesting depth (fields there are
+    /// relative to the element).
+    pub depth: usize,
 }
 
 /// Parse and validate a condition node.
@@ -93,6 +133,7 @@ pub fn parse(node: &Spanned<CondNode>, scope: &Scope, diags: &mut Diagnostics) -
         n.request_succeeded.as_ref().map(|_| "request_succeeded"),
         n.field.as_ref().map(|_| "field"),
         n.opaque.as_ref().map(|_| "opaque"),
+        n.some.as_ref().map(|_| "some"),
     ]
     .into_iter()
     .flatten()
@@ -101,7 +142,7 @@ pub fn parse(node: &Spanned<CondNode>, scope: &Scope, diags: &mut Diagnostics) -
         let found = if shapes.is_empty() { "none of them".to_string() } else { shapes.join(", ") };
         diags.push(
             Diagnostic::error(Code::E201, "a condition node must have exactly one shape")
-                .with_expected("one of `all`, `any`, `not`, `request_succeeded`, `field`, `opaque`")
+                .with_expected("one of `all`, `any`, `not`, `request_succeeded`, `some`, `field`, `opaque`")
                 .with_found(found)
                 .with_span(span),
         );
@@ -135,13 +176,75 @@ pub fn parse(node: &Spanned<CondNode>, scope: &Scope, diags: &mut Diagnostics) -
     if let Some(kid) = &n.not {
         return parse(kid, scope, diags).map(|c| Cond::Not(Box::new(c)));
     }
+    if scope.depth > 0 && (n.request_succeeded.is_some() || n.opaque.is_some()) {
+        let what = if n.request_succeeded.is_some() { "request_succeeded" } else { "opaque" };
+        diags.push(
+            Diagnostic::error(Code::E201, format!("`{what}` tests the event, not an element: it cannot stand inside `some.where`"))
+                .with_hint("move it next to the `some` condition")
+                .with_span(span),
+        );
+        return None;
+    }
     if let Some(b) = &n.request_succeeded {
         return Some(Cond::Succeeded(b.value));
     }
     if let Some(o) = &n.opaque {
         return parse_opaque(&o.value, scope, diags);
     }
+    if let Some(q) = &n.some {
+        return parse_some(&q.value, scope, diags, span);
+    }
     parse_pred(n, scope, diags, span)
+}
+
+/// A `some` condition: the field resolves in the enclosing scope, `where` one level deeper.
+fn parse_some(q: &crate::model::SomeNode, scope: &Scope, diags: &mut Diagnostics, span: Option<Span>) -> Option<Cond> {
+    let fspan = span_of(scope.file, &q.field).or(span.clone());
+    let field = resolve_field(&q.field.value, scope, fspan, diags)?;
+    let path = match &q.path {
+        None => vec![],
+        Some(p) => match fields::parse_path(&p.value) {
+            Ok(segs) => segs,
+            Err(PathError::Syntax(msg)) | Err(PathError::Unknown(Some(msg))) => {
+                diags.push(Diagnostic::error(Code::E301, format!("bad `path`: {msg}")).with_span(span_of(scope.file, p)));
+                return None;
+            }
+            Err(PathError::Unknown(None)) => return None,
+        },
+    };
+    let inner = Scope { file: scope.file, lists: scope.lists, depth: scope.depth + 1 };
+    let cond = parse(&q.cond, &inner, diags)?;
+    Some(Cond::Some(Box::new(Quant {
+        field,
+        decode: q.decode.is_some(),
+        path,
+        depth: inner.depth,
+        cond,
+        span,
+    })))
+}
+
+/// Resolve a field path: against the taxonomy at the event level, relative to the element
+/// inside `some`.
+fn resolve_field(path: &str, scope: &Scope, fspan: Option<Span>, diags: &mut Diagnostics) -> Option<Field> {
+    let resolved = if scope.depth > 0 { fields::element(path, scope.depth) } else { fields::resolve(path) };
+    match resolved {
+        Ok(f) => Some(f),
+        Err(PathError::Syntax(msg)) => {
+            diags.push(Diagnostic::error(Code::E301, format!("bad field path: {msg}")).with_span(fspan));
+            None
+        }
+        Err(PathError::Unknown(best)) => {
+            let mut d = Diagnostic::error(Code::E301, format!("unknown field `{path}`"))
+                .with_expected("a raw CloudTrail JSON path from the field taxonomy (README, \"Field taxonomy\")")
+                .with_span(fspan);
+            if let Some(b) = best {
+                d = d.with_hint(format!("did you mean `{b}`?"));
+            }
+            diags.push(d);
+            None
+        }
+    }
 }
 
 /// An opaque condition: its text must parse as one expression of its language (KQL and Kibana
@@ -258,23 +361,7 @@ fn type_name(v: &Value) -> &'static str {
 fn parse_pred(n: &CondNode, scope: &Scope, diags: &mut Diagnostics, span: Option<Span>) -> Option<Cond> {
     let field_node = n.field.as_ref()?;
     let fspan = span_of(scope.file, field_node).or(span.clone());
-    let field = match fields::resolve(&field_node.value) {
-        Ok(f) => f,
-        Err(PathError::Syntax(msg)) => {
-            diags.push(Diagnostic::error(Code::E301, format!("bad field path: {msg}")).with_span(fspan));
-            return None;
-        }
-        Err(PathError::Unknown(best)) => {
-            let mut d = Diagnostic::error(Code::E301, format!("unknown field `{}`", field_node.value))
-                .with_expected("a raw CloudTrail JSON path from the field taxonomy (README, \"Field taxonomy\")")
-                .with_span(fspan);
-            if let Some(b) = best {
-                d = d.with_hint(format!("did you mean `{b}`?"));
-            }
-            diags.push(d);
-            return None;
-        }
-    };
+    let field = resolve_field(&field_node.value, scope, fspan, diags)?;
     let Some(op_node) = &n.op else {
         let ops: Vec<&str> = Op::iter().map(<&str>::from).collect();
         diags.push(
@@ -436,6 +523,10 @@ pub fn normalise(c: Cond) -> Cond {
             Cond::Not(x) => *x,
             other => Cond::Not(Box::new(other)),
         },
+        Cond::Some(mut q) => {
+            q.cond = normalise(q.cond);
+            Cond::Some(q)
+        }
         other => other,
     }
 }
@@ -460,6 +551,7 @@ pub fn preds<'a>(c: &'a Cond, out: &mut Vec<&'a Pred>) {
         Cond::All(k) | Cond::Any(k) => k.iter().for_each(|k| preds(k, out)),
         Cond::Not(k) => preds(k, out),
         Cond::Pred(p) => out.push(p),
+        Cond::Some(q) => preds(&q.cond, out),
         Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
     }
 }
@@ -486,7 +578,7 @@ mod tests {
         let node: Spanned<CondNode> = serde_saphyr::from_str(yaml).unwrap();
         let lists = IndexMap::from([("L".to_string(), vec![Value::from("a")])]);
         let mut d = Diagnostics::new();
-        let c = parse(&node, &Scope { file: "r.yaml", lists: &lists }, &mut d);
+        let c = parse(&node, &Scope { file: "r.yaml", lists: &lists, depth: 0 }, &mut d);
         (c.map(normalise), d)
     }
 
@@ -520,6 +612,35 @@ mod tests {
         assert_eq!(d.0[0].code, Code::E202);
         let (_, d) = cond("{field: eventName, any: []}");
         assert_eq!(d.0[0].code, Code::E201);
+    }
+
+    #[test]
+    fn some_resolves_element_fields_one_level_down() {
+        let (c, d) = cond("some:\n  field: requestParameters.policyDocument\n  decode: json\n  path: Statement\n  where:\n    all:\n      - {field: Effect, op: eq, value: Allow}\n      - some: {field: Principal.AWS, where: {field: x, op: exists}}\n");
+        assert!(d.is_empty(), "{d}");
+        let Some(Cond::Some(q)) = c else { panic!("{c:?}") };
+        assert!(q.decode);
+        assert_eq!(q.depth, 1);
+        assert_eq!(q.describe(), "requestParameters.policyDocument (JSON) → Statement");
+        let Cond::All(kids) = &q.cond else { panic!() };
+        let Cond::Pred(p) = &kids[0] else { panic!() };
+        assert_eq!(p.field.element.as_deref(), Some("_e1"));
+        assert_eq!(p.field.sentinel, fields::Mapping::Element { var: "_e1".into(), rest: vec![fields::Seg::Key("Effect".into())] });
+        let Cond::Some(inner) = &kids[1] else { panic!() };
+        assert_eq!((inner.depth, inner.field.element.as_deref()), (2, Some("_e1")));
+    }
+
+    #[test]
+    fn some_rejects_event_level_conditions_inside() {
+        let (_, d) = cond("some:\n  field: requestParameters.x\n  where:\n    request_succeeded: true\n");
+        insta::assert_snapshot!(d.to_string(), @r"
+        r.yaml:4:5: error[E201] `request_succeeded` tests the event, not an element: it cannot stand inside `some.where`
+          hint: move it next to the `some` condition
+        ");
+        let (_, d) = cond("some: {field: requestParameters.x, path: 'a..b', where: {field: y, op: exists}}");
+        assert_eq!(d.0[0].code, Code::E301);
+        let (_, d) = cond("some: {field: requestParameter.x, where: {field: y, op: exists}}");
+        assert_eq!(d.0[0].code, Code::E301);
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod targets;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::condition::{Cond, Pred, glob_to_regex, parse_cidr};
+use crate::condition::{Cond, Pred, Quant, glob_to_regex, parse_cidr};
 use crate::fields::{Field, Seg};
 use crate::load::Rule;
 use crate::model::{Case, Op};
@@ -36,6 +36,23 @@ pub fn evaluate(rule: &Rule, event: &Value, allowlists: &Entries) -> Verdict {
     Verdict { matched, trace }
 }
 
+/// Does a `some` condition hold on an event (or enclosing element)? (Its element condition
+/// contains no opaque parts, so the answer is always decided.)
+pub fn pred_some(q: &Quant, scope: &Value) -> bool {
+    fn holds(c: &Cond, v: &Value) -> bool {
+        match c {
+            Cond::All(k) => k.iter().all(|k| holds(k, v)),
+            Cond::Any(k) => k.iter().any(|k| holds(k, v)),
+            Cond::Not(k) => !holds(k, v),
+            Cond::Pred(p) => pred(p, v),
+            Cond::Some(q) => pred_some(q, v),
+            // the loader keeps these out of `some.where`
+            Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
+        }
+    }
+    elements(q, scope).iter().any(|e| holds(&q.cond, e))
+}
+
 /// The raw value at a field (virtual fields computed), or `None` when absent or null.
 pub fn value_at<'a>(field: &Field, event: &'a Value) -> Option<std::borrow::Cow<'a, Value>> {
     use std::borrow::Cow;
@@ -49,6 +66,23 @@ pub fn value_at<'a>(field: &Field, event: &'a Value) -> Option<std::borrow::Cow<
             .map(Cow::Borrowed);
     }
     get(event, &field.segs).map(Cow::Borrowed)
+}
+
+/// The elements a `some` condition tests on `scope` (the event, or the enclosing element): the
+/// value at its field, decoded from JSON text when asked (text that is not JSON stays text),
+/// then at its path; an array's items, the value itself when it is not an array, none when
+/// absent or null.
+pub fn elements(q: &Quant, scope: &Value) -> Vec<Value> {
+    let Some(v) = value_at(&q.field, scope) else { return vec![] };
+    let decoded: Value = match (q.decode, v.as_ref()) {
+        (true, Value::String(s)) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
+        _ => v.into_owned(),
+    };
+    let Some(at) = get(&decoded, &q.path) else { return vec![] };
+    match at {
+        Value::Array(items) => items.iter().filter(|i| !i.is_null()).cloned().collect(),
+        other => vec![other.clone()],
+    }
 }
 
 fn keys(k: &[&str]) -> Vec<Seg> {
@@ -144,6 +178,24 @@ fn cond(c: &Cond, rule: &Rule, event: &Value, lists: &Entries, depth: usize, tra
             let r = ok == *want;
             trace.push(format!("{pad}request_succeeded: {want} (succeeded: {ok}) -> {r}"));
             Some(r)
+        }
+        Cond::Some(q) => {
+            let elems = elements(q, event);
+            trace.push(format!("{pad}some {} ({} element(s))", q.describe(), elems.len()));
+            let mut r = Some(false);
+            for (i, e) in elems.iter().enumerate() {
+                trace.push(format!("{pad}  element {i}"));
+                let hit = cond(&q.cond, rule, e, lists, depth + 2, trace);
+                if hit == Some(true) {
+                    r = Some(true);
+                    break;
+                }
+                if hit.is_none() {
+                    r = None;
+                }
+            }
+            trace.push(format!("{pad}some -> {}", show(r)));
+            r
         }
         Cond::Pred(p) => {
             let r = pred(p, event);
@@ -258,6 +310,35 @@ mod tests {
         let (n, l) = parse_cidr("2001:db8::/32").unwrap();
         assert!(in_cidr("2001:db8::1", n, l));
         assert!(!in_cidr("10.1.2.3", n, l));
+    }
+
+    fn quant(yaml: &str) -> Quant {
+        let node: crate::model::Spanned<crate::model::CondNode> = serde_saphyr::from_str(yaml).unwrap();
+        let lists = IndexMap::new();
+        let mut d = crate::diag::Diagnostics::new();
+        let scope = crate::condition::Scope { file: "r.yaml", lists: &lists, depth: 0 };
+        match crate::condition::parse(&node, &scope, &mut d) {
+            Some(Cond::Some(q)) => *q,
+            other => panic!("{other:?} {d}"),
+        }
+    }
+
+    #[test]
+    fn some_elements_decode_json_text_and_wrap_single_objects() {
+        let q = quant("some: {field: requestParameters.doc, decode: json, path: Statement, where: {field: Effect, op: eq, value: Allow}}");
+        let ev = |doc: Value| serde_json::json!({"requestParameters": {"doc": doc}});
+        let text = ev(Value::from(r#"{"Statement":[{"Effect":"Deny"},null,{"Effect":"Allow"}]}"#));
+        assert_eq!(elements(&q, &text).len(), 2, "null elements are skipped");
+        assert!(crate::eval::pred_some(&q, &text));
+        // one statement object, not in an array; an object value needs no decoding
+        assert_eq!(elements(&q, &ev(serde_json::json!({"Statement": {"Effect": "Allow"}}))).len(), 1);
+        assert!(crate::eval::pred_some(&q, &ev(serde_json::json!({"Statement": {"Effect": "Allow"}}))));
+        // text that is not JSON stays text: no Statement inside it
+        assert!(elements(&q, &ev(Value::from("{not json"))).is_empty());
+        assert!(elements(&q, &serde_json::json!({})).is_empty());
+        // without decode, JSON text is a string, not a document
+        let raw = quant("some: {field: requestParameters.doc, path: Statement, where: {field: Effect, op: eq, value: Allow}}");
+        assert!(elements(&raw, &text).is_empty());
     }
 
     #[test]

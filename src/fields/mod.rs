@@ -51,6 +51,14 @@ pub enum Mapping {
         /// The segments below it.
         rest: Vec<Seg>,
     },
+    /// A path inside the element a `some` condition is testing (`var` names the element in
+    /// the target's generated code).
+    Element {
+        /// The element's name (`_e1` for the outermost `some`).
+        var: String,
+        /// The segments below the element.
+        rest: Vec<Seg>,
+    },
     /// Computed by an expression (virtual fields).
     Expr(String),
     /// The target has nothing for it.
@@ -98,6 +106,9 @@ pub struct Field {
     pub case_fixed: bool,
     /// Caveat code, if any.
     pub caveat: Option<String>,
+    /// `Some(var)`: the path is relative to the element of a `some` condition (named `var` in
+    /// generated code), not to the event.
+    pub element: Option<String>,
 }
 
 /// Virtual fields: named computations every target can express.
@@ -205,7 +216,8 @@ pub fn parse_path(path: &str) -> Result<Vec<Seg>, PathError> {
     Ok(segs)
 }
 
-fn seg_path(segs: &[Seg]) -> String {
+/// Segments back as a path (`a.b[0].c`).
+pub fn seg_path(segs: &[Seg]) -> String {
     let mut s = String::new();
     for seg in segs {
         match seg {
@@ -248,6 +260,7 @@ pub fn resolve(path: &str) -> Result<Field, PathError> {
             panther_expr: Some(v.4.to_string()),
             case_fixed: false,
             caveat: None,
+            element: None,
         });
     }
     let segs = parse_path(path)?;
@@ -282,11 +295,37 @@ pub fn resolve(path: &str) -> Result<Field, PathError> {
                 panther_expr: None,
                 case_fixed: rest.is_empty() && row.case_fixed,
                 caveat: row.caveat.clone(),
+                element: None,
             });
         }
     }
     let known: Vec<&str> = rows().iter().map(|r| r.path.as_str()).chain(VIRTUAL.iter().map(|v| v.0)).collect();
     Err(PathError::Unknown(crate::diag::closest(path, known).map(str::to_string)))
+}
+
+/// The name generated code gives the element of the `some` at nesting `depth` (1 outermost).
+pub fn element_var(depth: usize) -> String {
+    format!("_e{depth}")
+}
+
+/// Resolve a path relative to the element of the `some` at nesting `depth`: any well-formed
+/// path is allowed (elements are free-form JSON).
+pub fn element(path: &str, depth: usize) -> Result<Field, PathError> {
+    let segs = parse_path(path)?;
+    let var = element_var(depth);
+    let mapping = Mapping::Element { var: var.clone(), rest: segs.clone() };
+    Ok(Field {
+        path: path.to_string(),
+        segs,
+        kind: Kind::Any,
+        sentinel: mapping.clone(),
+        elastic: mapping,
+        elastic_kind: "flattened".into(),
+        panther_expr: None,
+        case_fixed: false,
+        caveat: None,
+        element: Some(var),
+    })
 }
 
 /// The note text for a caveat code in a target, if the caveat applies there.

@@ -852,6 +852,12 @@ impl St<'_> {
                         }
                     }
                 }
+                OperatorKind::MvApply { .. } => {
+                    return Err(self.refuse(
+                        "`mv-apply` is not imported yet",
+                        op.span.start,
+                    ));
+                }
                 OperatorKind::Join { .. } => {
                     return Err(self.refuse(
                         "`join` combines events from two queries; the model cannot say it",

@@ -29,6 +29,7 @@ pub const FUNCTIONS: &[&str] = &[
     "datetime_diff",
     "extract",
     "floor",
+    "gettype",
     "iff",
     "iif",
     "indexof",
@@ -818,6 +819,12 @@ impl<'q> Env<'q> {
                 items,
                 limit,
             } => self.mv_expand(params, items, limit.as_ref(), rows),
+            OperatorKind::MvApply {
+                params,
+                items,
+                limit,
+                sub,
+            } => self.mv_apply(params, items, limit.as_ref(), sub, rows),
             OperatorKind::Join { params, right, on } => self.join(params, right, on, rows, op.span),
             OperatorKind::Sort(keys) => self.sort(keys, rows),
             OperatorKind::Top { count, by } => {
@@ -1042,6 +1049,48 @@ impl<'q> Env<'q> {
                 }
                 if let Some(ic) = index_col {
                     new.insert(ic.to_string(), Val::Long(i as i64));
+                }
+                out.push(new);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `mv-apply`: per row, the expansion (the expanded columns and the item index only) is the
+    /// subquery's input; each result row gets the row's other columns (an expanded column
+    /// reference replaces the column of that name). An empty expansion is an empty subtable, on
+    /// which the subquery still runs.
+    fn mv_apply(
+        &self,
+        params: &[(Ident, Ident)],
+        items: &[MvExpandItem],
+        limit: Option<&Expr>,
+        sub: &[Operator],
+        rows: Vec<Row>,
+    ) -> Result<Vec<Row>, EvalError> {
+        let index_col = params.iter().find(|(n, _)| n.name == "with_itemindex").map(|(_, v)| v.name.clone());
+        let mut out = Vec::new();
+        for row in rows {
+            let names: Vec<String> = items
+                .iter()
+                .map(|it| match &it.name {
+                    Some(n) => n.name.clone(),
+                    None => derived_name(&it.value).unwrap_or_else(|| unique(&row, "Column1".to_string())),
+                })
+                .collect();
+            let expanded = self.mv_expand(params, items, limit, vec![row.clone()])?;
+            let mut table: Vec<Row> = expanded
+                .into_iter()
+                .map(|r| r.into_iter().filter(|(k, _)| names.contains(k) || index_col.as_ref() == Some(k)).collect())
+                .collect();
+            for op in sub {
+                table = self.apply(op, table)?;
+            }
+            for r in table {
+                let mut new: Row = row.iter().filter(|(k, _)| !names.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                for (k, v) in r {
+                    new.shift_remove(&k);
+                    new.insert(k, v);
                 }
                 out.push(new);
             }
@@ -1991,6 +2040,22 @@ impl<'q> Env<'q> {
                     re.captures(&text)
                         .and_then(|c| c.get(group))
                         .map_or(String::new(), |m| m.as_str().to_string()),
+                )
+            }
+            "gettype" => {
+                arity(1, 1)?;
+                Val::Str(
+                    match &v[0] {
+                        Val::Dyn(J::Array(_)) => "array",
+                        Val::Dyn(J::Object(_)) => "dictionary",
+                        Val::Dyn(J::Null) | Val::Null => "null",
+                        Val::Dyn(J::String(_)) => "string",
+                        Val::Dyn(J::Bool(_)) => "bool",
+                        Val::Dyn(J::Number(n)) if n.is_i64() || n.is_u64() => "long",
+                        Val::Dyn(J::Number(_)) => "real",
+                        other => other.type_name(),
+                    }
+                    .to_string(),
                 )
             }
             "array_length" => {

@@ -51,6 +51,7 @@ pub(crate) const TABULAR_OPERATORS: &[&str] = &[
     "distinct",
     "mv-expand",
     "mvexpand",
+    "mv-apply",
     "join",
     "sort",
     "order",
@@ -1016,6 +1017,7 @@ impl<'a> Parser<'a> {
                 }
             }
             "mv-expand" | "mvexpand" => self.mv_expand()?,
+            "mv-apply" => self.mv_apply()?,
             "join" => self.join()?,
             "sort" | "order" => {
                 self.expect_kw("by", &format!(" after `{name}`"))?;
@@ -1038,7 +1040,7 @@ impl<'a> Parser<'a> {
                 let mut e = ParseError::new(
                     self.src,
                     start,
-                    "a tabular operator (where, extend, project, project-away, project-rename, summarize, take, distinct, mv-expand, join, sort, top, count)",
+                    "a tabular operator (where, extend, project, project-away, project-rename, summarize, take, distinct, mv-expand, mv-apply, join, sort, top, count)",
                     format!("`{other}`"),
                 );
                 e.hint = suggest(other, TABULAR_OPERATORS).map(|s| format!("did you mean `{s}`?"));
@@ -1106,8 +1108,39 @@ impl<'a> Parser<'a> {
         }
     }
 
+    fn mv_apply(&mut self) -> Result<OperatorKind, ParseError> {
+        let params = self.params(Some(&["with_itemindex"]))?;
+        let (items, limit) = self.mv_items()?;
+        self.expect_kw("on", " after the expanded values of `mv-apply`")?;
+        self.expect_punct("(", " after `on`")?;
+        let sub = self.nest(|p| {
+            let mut ops = vec![p.operator()?];
+            while p.eat_punct("|") {
+                ops.push(p.operator()?);
+            }
+            Ok(ops)
+        })?;
+        self.expect_punct(")", " closing the subquery of `mv-apply`")?;
+        Ok(OperatorKind::MvApply {
+            params,
+            items,
+            limit,
+            sub,
+        })
+    }
+
     fn mv_expand(&mut self) -> Result<OperatorKind, ParseError> {
         let params = self.params(Some(&["kind", "bagexpansion", "with_itemindex"]))?;
+        let (items, limit) = self.mv_items()?;
+        Ok(OperatorKind::MvExpand {
+            params,
+            items,
+            limit,
+        })
+    }
+
+    /// `[Name =] expr [to typeof(t)], ... [limit n]` of `mv-expand` and `mv-apply`.
+    fn mv_items(&mut self) -> Result<(Vec<MvExpandItem>, Option<Expr>), ParseError> {
         let mut items = Vec::new();
         loop {
             let a = self.assign()?;
@@ -1134,11 +1167,7 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        Ok(OperatorKind::MvExpand {
-            params,
-            items,
-            limit,
-        })
+        Ok((items, limit))
     }
 
     fn join(&mut self) -> Result<OperatorKind, ParseError> {

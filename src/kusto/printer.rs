@@ -276,6 +276,28 @@ fn params(out: &mut String, ps: &[(Ident, Ident)]) {
     }
 }
 
+fn mv_items(out: &mut String, items: &[MvExpandItem], limit: Option<&Expr>) {
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if let Some(n) = &it.name {
+            out.push_str(&name(&n.name));
+            out.push_str(" = ");
+        }
+        write(out, &it.value, Prec::Or);
+        if let Some(t) = &it.to_type {
+            out.push_str(" to typeof(");
+            out.push_str(&t.name);
+            out.push(')');
+        }
+    }
+    if let Some(n) = limit {
+        out.push_str(" limit ");
+        write(out, n, Prec::Or);
+    }
+}
+
 fn operator(out: &mut String, op: &Operator) {
     match &op.kind {
         OperatorKind::Where(p) => {
@@ -351,25 +373,25 @@ fn operator(out: &mut String, op: &Operator) {
         } => {
             out.push_str("mv-expand ");
             params(out, ps);
-            for (i, it) in items.iter().enumerate() {
+            mv_items(out, items, limit.as_ref());
+        }
+        OperatorKind::MvApply {
+            params: ps,
+            items,
+            limit,
+            sub,
+        } => {
+            out.push_str("mv-apply ");
+            params(out, ps);
+            mv_items(out, items, limit.as_ref());
+            out.push_str(" on (");
+            for (i, op) in sub.iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.push_str(" | ");
                 }
-                if let Some(n) = &it.name {
-                    out.push_str(&name(&n.name));
-                    out.push_str(" = ");
-                }
-                write(out, &it.value, Prec::Or);
-                if let Some(t) = &it.to_type {
-                    out.push_str(" to typeof(");
-                    out.push_str(&t.name);
-                    out.push(')');
-                }
+                operator(out, op);
             }
-            if let Some(n) = limit {
-                out.push_str(" limit ");
-                write(out, n, Prec::Or);
-            }
+            out.push(')');
         }
         OperatorKind::Join {
             params: ps,

@@ -483,6 +483,19 @@ pub enum OperatorKind {
         /// `limit n`.
         limit: Option<Expr>,
     },
+    /// `mv-apply [with_itemindex=I] [Name =] expr [to typeof(t)], ... [limit n] on (subquery)`:
+    /// each row's expansion is a subtable the subquery runs on; its result rows get the row's
+    /// other columns.
+    MvApply {
+        /// `with_itemindex=Index`.
+        params: Vec<(Ident, Ident)>,
+        /// The expanded values.
+        items: Vec<MvExpandItem>,
+        /// `limit n`.
+        limit: Option<Expr>,
+        /// The subquery's operators (its input is the subtable).
+        sub: Vec<Operator>,
+    },
     /// `join [kind=k] [hint.x=y] right on conditions`.
     Join {
         /// `kind=inner`, `hint.strategy=broadcast`, ...

@@ -314,7 +314,7 @@ fn parse_errors_say_where_what_was_expected_and_what_was_found() {
     insta::assert_snapshot!(parse_err("AWSCloudTrail\n| where EventName =="), @"2:21: expected an expression, found end of input");
     insta::assert_snapshot!(parse_err("AWSCloudTrail | where a and or b"), @"1:29: expected an expression, found `or`");
     insta::assert_snapshot!(parse_err("AWSCloudTrail | where EventName contians \"x\""), @"1:33: expected an operator, `|` or end of query, found `contians` (did you mean `contains`?)");
-    insta::assert_snapshot!(parse_err("AWSCloudTrail | whree x == 1"), @"1:17: expected a tabular operator (where, extend, project, project-away, project-rename, summarize, take, distinct, mv-expand, join, sort, top, count), found `whree` (did you mean `where`?)");
+    insta::assert_snapshot!(parse_err("AWSCloudTrail | whree x == 1"), @"1:17: expected a tabular operator (where, extend, project, project-away, project-rename, summarize, take, distinct, mv-expand, mv-apply, join, sort, top, count), found `whree` (did you mean `where`?)");
     insta::assert_snapshot!(parse_err("AWSCloudTrail | where x == \"a\")"), @"1:31: expected an operator, `|` or end of query, found `)`");
     insta::assert_snapshot!(parse_err("AWSCloudTrail | where x in (\"a\", \"b\""), @"1:37: expected `)` or `,` in the list of `in`, found end of input");
     insta::assert_snapshot!(parse_err("AWSCloudTrail | where x matches regex \"\\d+\""), @r#"1:40: expected one of \\ \" \' \n \t \r \a \b \f \v \xHH \uHHHH \UHHHHHHHH (Kusto reads an unknown escape as the bare character; write \\ or a verbatim @"..." string), found `\d`"#);
@@ -904,6 +904,27 @@ fn summarize_groups_by_value() {
         serde_json::to_value(&out).unwrap(),
         json!([{"ReadOnly": null, "ids": ["1", "3"], "n": 0}, {"ReadOnly": true, "ids": ["2"], "n": 1}])
     );
+}
+
+#[test]
+fn mv_apply_runs_the_subquery_per_row() {
+    let rows = [
+        row(&[("AwsEventId", json!("1")), ("RequestParameters", json!(r#"{"g":[{"u":"a"},{"u":"b"}]}"#))]),
+        row(&[("AwsEventId", json!("2")), ("RequestParameters", json!(r#"{"g":{"u":"b"}}"#))]),
+        row(&[("AwsEventId", json!("3")), ("RequestParameters", json!(r#"{"g":[]}"#))]),
+    ];
+    let src = "AWSCloudTrail | extend v = parse_json(RequestParameters).g | mv-apply e = iff(gettype(v) == \"array\", iff(array_length(v) > 0, v, dynamic([null])), pack_array(v)) on (summarize hit = countif(isnotnull(e) and tostring(e.u) == \"a\") > 0, n = count()) | project AwsEventId, hit, n";
+    let out: Vec<String> = query(src, &rows).iter().map(|r| serde_json::to_string(&r.values().collect::<Vec<_>>()).unwrap()).collect();
+    assert_eq!(out, [r#"["1",true,2]"#, r#"["2",false,1]"#, r#"["3",false,1]"#]);
+    // the printer writes it back so that it parses to the same tree
+    let q = parse(src).unwrap();
+    assert_eq!(parse(&to_string(&q)).unwrap(), q);
+    assert!(to_string(&q).contains("mv-apply e = iff("), "{}", to_string(&q));
+    // where + take 1 keeps one row per event that has a matching element; a property bag
+    // expands into one single-property bag per key (so `{"u":"b"}` still has `u`)
+    let out = query("AWSCloudTrail | mv-apply e = parse_json(RequestParameters).g on (where tostring(e.u) == \"b\" | take 1) | project AwsEventId", &rows);
+    assert_eq!(out.len(), 2);
+    assert_eq!(parse_err("T | mv-apply e = x on (where"), "1:29: expected an expression, found end of input");
 }
 
 #[test]

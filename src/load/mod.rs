@@ -396,7 +396,7 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
         lists.insert(name.clone(), vals.value.clone());
     }
 
-    let scope = Scope { file, lists: &lists };
+    let scope = Scope { file, lists: &lists, depth: 0 };
     let detection = condition::parse(&doc.detection, &scope, &mut d).map(condition::normalise);
 
     // allow-lists

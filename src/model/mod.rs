@@ -121,7 +121,7 @@ pub struct Attack {
 }
 
 /// One node of the condition tree. Exactly one shape is used per node:
-/// `all`, `any`, `not`, `request_succeeded`, `allowed` (an allow-list check) or `field`.
+/// `all`, `any`, `not`, `request_succeeded`, `some` (an element quantifier), `opaque` or `field`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CondNode {
@@ -158,6 +158,39 @@ pub struct CondNode {
     /// Logic kept in one vendor's language (an import that could not be made structured).
     #[serde(default)]
     pub opaque: Option<Spanned<Opaque>>,
+    /// An element quantifier: at least one element of an array satisfies `where`.
+    #[serde(default)]
+    pub some: Option<Spanned<SomeNode>>,
+}
+
+/// `some: {field, decode, path, where}`: the value at `field` (decoded from JSON text when
+/// `decode: json`), then at `path` inside it, is a list of elements (an array's items, or the
+/// value itself when it is not an array; none when absent); the condition holds when at least
+/// one element satisfies `where`, whose field paths are relative to the element.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SomeNode {
+    /// The field holding the elements (a raw CloudTrail path, or a path relative to the
+    /// enclosing element inside another `some`).
+    pub field: Spanned<String>,
+    /// `json`: the field holds JSON text (CloudTrail writes policy documents so); it is
+    /// decoded first. A value that is already an object or array is used as it is.
+    #[serde(default)]
+    pub decode: Option<Spanned<Decode>>,
+    /// A path inside the (decoded) value leading to the elements (`Statement`).
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// The condition on one element.
+    #[serde(rename = "where")]
+    pub cond: Box<Spanned<CondNode>>,
+}
+
+/// How a `some` field's value is decoded.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Decode {
+    /// JSON text.
+    Json,
 }
 
 /// A condition written in one target's language, kept as it was imported. Only the target

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::condition::{Cond, Pred};
+use crate::condition::{Cond, Pred, Quant};
 use crate::diag::Code;
 use crate::fields::{self, Field, Mapping, Seg};
 use crate::load::Rule;
@@ -115,7 +115,7 @@ pub fn field_name(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Op
                 .collect();
             Some(format!("{base}.{}", keys.join(".")))
         }
-        Mapping::Expr(_) | Mapping::None => {
+        Mapping::Expr(_) | Mapping::None | Mapping::Element { .. } => {
             cx.unsupported(
                 Code::E302,
                 span,
@@ -171,9 +171,75 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
             }
         }
         Cond::Pred(p) => pred(p, cx),
+        Cond::Some(q) => match flatten_some(q) {
+            Some(flat) => {
+                cx.approximate(
+                    q.span.clone(),
+                    format!("`some` over `{}` renders on Elastic's flattened field, which holds the values of every element (and of arrays nested inside them): right for one condition per element, as here", q.describe()),
+                );
+                cond(&flat, rule, cx)
+            }
+            None => {
+                cx.unsupported(
+                    Code::E402,
+                    q.span.clone(),
+                    format!(
+                        "kuery cannot test `some` over `{}`: {}",
+                        q.describe(),
+                        if q.decode { "Elastic indexes JSON text as one keyword and cannot decode it" } else { "a flattened field loses which values came from the same element, so several conditions on one element (or a negated one) cannot be said" }
+                    ),
+                );
+                String::new()
+            }
+        },
         Cond::Allowed(name) => allowed(name, rule, cx),
         Cond::Opaque { lang, text, reason } => crate::targets::opaque(*lang, text, reason, cx),
     }
+}
+
+/// A `some` whose element condition is one positive test (or an `any` of them) says the same as
+/// that test on the flattened field below the elements: rewrite it so (element fields become
+/// paths under the `some` field). `None` when it cannot: JSON text to decode, a negation, two
+/// tests that must hold for the same element, an array index, or a field Elastic does not
+/// flatten.
+fn flatten_some(q: &Quant) -> Option<Cond> {
+    if q.decode {
+        return None;
+    }
+    let (base, mut prefix) = match &q.field.elastic {
+        Mapping::Nested { base, rest } => (base.clone(), rest.clone()),
+        Mapping::Element { .. } | Mapping::Column(_) | Mapping::Expr(_) | Mapping::None => return None,
+    };
+    prefix.extend(q.path.iter().cloned());
+    fn walk(c: &Cond, base: &str, prefix: &[Seg]) -> Option<Cond> {
+        match c {
+            Cond::Pred(p) if p.op != Op::Empty => {
+                let mut rest = prefix.to_vec();
+                rest.extend(p.field.segs.iter().cloned());
+                if rest.iter().any(|s| matches!(s, Seg::Index(_))) {
+                    return None;
+                }
+                let mut field = p.field.clone();
+                field.elastic = Mapping::Nested { base: base.to_string(), rest };
+                field.element = None;
+                Some(Cond::Pred(Pred { field, ..p.clone() }))
+            }
+            Cond::Any(kids) => kids.iter().map(|k| walk(k, base, prefix)).collect::<Option<Vec<_>>>().map(Cond::Any),
+            Cond::All(kids) if kids.len() == 1 => walk(&kids[0], base, prefix),
+            Cond::Some(inner) if !inner.decode => {
+                let mut p = prefix.to_vec();
+                if let Mapping::Element { rest, .. } = &inner.field.elastic {
+                    p.extend(rest.iter().cloned());
+                } else {
+                    return None;
+                }
+                p.extend(inner.path.iter().cloned());
+                walk(&inner.cond, base, &p)
+            }
+            Cond::Pred(_) | Cond::All(_) | Cond::Some(_) | Cond::Not(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => None,
+        }
+    }
+    walk(&q.cond, &base, &prefix)
 }
 
 /// Can the rule match a ConsoleLogin event? Not when its condition pins eventName (or
@@ -189,7 +255,7 @@ fn may_match_console_login(rule: &Rule) -> bool {
             }
             Cond::All(k) => k.iter().any(excludes),
             Cond::Any(k) => k.iter().all(excludes),
-            Cond::Not(_) | Cond::Pred(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
+            Cond::Not(_) | Cond::Pred(_) | Cond::Some(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
         }
     }
     !excludes(&rule.condition())

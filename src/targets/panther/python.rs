@@ -67,6 +67,10 @@ pub const HELPERS: &[(&str, &str)] = &[
         "def _glob(pattern, text):\n    # whole-value glob: * any run, ? one character\n    regex = \"\".join(\".*\" if c == \"*\" else \".\" if c == \"?\" else re.escape(c) for c in pattern)\n    return re.fullmatch(regex, text, re.S) is not None\n",
     ),
     (
+        "_elements",
+        "def _elements(value, decode, path):\n    # the elements a `some` condition tests: JSON text decoded when asked, then the path;\n    # an array's items (nulls skipped), or the value itself\n    if decode and isinstance(value, str):\n        try:\n            value = json.loads(value)\n        except ValueError:\n            pass\n    if path:\n        value = _get(value, path)\n    if value is None:\n        return ()\n    return [item for item in value if item is not None] if _is_list(value) else (value,)\n",
+    ),
+    (
         "_allowed",
         "def _allowed(entries, values):\n    # an entry allows the event when each of its keys' globs matches the event's value\n    if callable(entries):\n        # Panther's test runner mocks a module constant with MagicMock(return_value=<JSON text>)\n        entries = json.loads(entries())\n    for entry in entries:\n        if all(_any(values.get(key), lambda text, p=pattern: _glob(p, text)) for key, pattern in entry.items()):\n            return True\n    return False\n",
     ),
@@ -79,6 +83,7 @@ const HELPER_DEPS: &[(&str, &[&str])] = &[
     ("_str", &["_text", "_plain"]),
     ("_plain", &["_is_list"]),
     ("_allowed", &["_any", "_glob"]),
+    ("_elements", &["_get", "_is_list"]),
 ];
 
 /// Modules each helper (or generated construct) imports.
@@ -87,6 +92,7 @@ const HELPER_IMPORTS: &[(&str, &str)] = &[
     ("_get", "from collections.abc import Mapping, Sequence"),
     ("_plain", "from collections.abc import Mapping, Sequence"),
     ("_allowed", "json"),
+    ("_elements", "json"),
     ("_text", "json"), ("_str", "json"), ("_in_cidr", "ipaddress"), ("_glob", "re"), ("re", "re")];
 
 /// Collected state while generating one module.
@@ -153,16 +159,23 @@ pub fn getter(f: &fields::Field, py: &mut Py) -> String {
         return e.clone();
     }
     py.use_helper("_get");
-    let parts: Vec<String> = f
-        .segs
+    format!("_get({}, {})", f.element.as_deref().unwrap_or("event"), seg_tuple(&f.segs))
+}
+
+/// Path segments as a Python tuple literal (`("a", 0)`); `()` for none.
+fn seg_tuple(segs: &[Seg]) -> String {
+    let parts: Vec<String> = segs
         .iter()
         .map(|s| match s {
             Seg::Key(k) => py_str(k),
             Seg::Index(i) => i.to_string(),
         })
         .collect();
-    let tuple = if parts.len() == 1 { format!("({},)", parts[0]) } else { format!("({})", parts.join(", ")) };
-    format!("_get(event, {tuple})")
+    match parts.len() {
+        0 => "()".into(),
+        1 => format!("({},)", parts[0]),
+        _ => format!("({})", parts.join(", ")),
+    }
 }
 
 /// Render a condition as a Python boolean expression.
@@ -176,6 +189,17 @@ pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
             if *ok { "aws_cloudtrail_success(event)".into() } else { "not aws_cloudtrail_success(event)".into() }
         }
         Cond::Pred(p) => pred(p, py),
+        Cond::Some(q) => {
+            py.use_helper("_elements");
+            let var = crate::fields::element_var(q.depth);
+            let inner = cond(&q.cond, rule, py, cx);
+            format!(
+                "any({inner} for {var} in _elements({}, {}, {}))",
+                getter(&q.field, py),
+                if q.decode { "True" } else { "False" },
+                seg_tuple(&q.path)
+            )
+        }
         Cond::Allowed(name) => {
             py.use_helper("_allowed");
             let mut items = vec![];

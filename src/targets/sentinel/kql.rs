@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::condition::{Cond, Pred, glob_to_regex};
+use crate::condition::{Cond, Pred, Quant, glob_to_regex};
 use crate::diag::Code;
 use crate::fields::{Field, Kind, Mapping, Seg};
 use crate::load::{Rule, is_identifier};
@@ -73,6 +73,7 @@ fn form(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<Form>
     match &f.sentinel {
         Mapping::Column(c) => Some(Form::Column(c.clone(), f.kind)),
         Mapping::Nested { base, rest } => Some(Form::Dynamic(format!("parse_json({base}){}", rest_path(rest)))),
+        Mapping::Element { var, rest } => Some(Form::Dynamic(format!("{var}{}", rest_path(rest)))),
         Mapping::Expr(e) => Some(Form::Expr(e.clone())),
         Mapping::None => {
             cx.unsupported(Code::E302, span, format!("field `{}` has no column in the Sentinel AWSCloudTrail table", f.path));
@@ -104,12 +105,25 @@ fn literal(v: &Value) -> String {
     }
 }
 
-/// Render a condition.
-pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
+/// What rendering a condition adds to the query besides the expression: the operators that
+/// compute the flags of `some` conditions (run before the `where` that reads them).
+#[derive(Debug, Default)]
+pub struct Pre {
+    /// Operator lines (`| extend ...`, `| mv-apply ...`) to emit before the expression.
+    pub lines: Vec<String>,
+    /// Columns those lines add, to project away once the filter has read them.
+    pub columns: Vec<String>,
+    /// The number of `some` conditions rendered so far (names their columns).
+    pub count: usize,
+}
+
+/// Render a condition; operators it needs before it go into `pre`.
+pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> String {
     match c {
-        Cond::All(kids) => kids.iter().map(|k| wrap_if_or(k, rule, cx)).collect::<Vec<_>>().join(" and "),
-        Cond::Any(kids) => kids.iter().map(|k| wrap_if_and(k, rule, cx)).collect::<Vec<_>>().join(" or "),
-        Cond::Not(k) => format!("not({})", cond(k, rule, cx)),
+        Cond::All(kids) => kids.iter().map(|k| wrap_if_or(k, rule, cx, pre)).collect::<Vec<_>>().join(" and "),
+        Cond::Any(kids) => kids.iter().map(|k| wrap_if_and(k, rule, cx, pre)).collect::<Vec<_>>().join(" or "),
+        Cond::Not(k) => format!("not({})", cond(k, rule, cx, pre)),
+        Cond::Some(q) => some(q, rule, cx, pre),
         Cond::Succeeded(true) => "isempty(ErrorCode) and isempty(ErrorMessage)".into(),
         Cond::Succeeded(false) => "(isnotempty(ErrorCode) or isnotempty(ErrorMessage))".into(),
         Cond::Pred(p) => pred(p, cx),
@@ -118,14 +132,46 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
     }
 }
 
-fn wrap_if_or(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
-    let s = cond(c, rule, cx);
+fn wrap_if_or(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> String {
+    let s = cond(c, rule, cx, pre);
     if matches!(c, Cond::Any(_)) { format!("({s})") } else { s }
 }
 
-fn wrap_if_and(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
-    let s = cond(c, rule, cx);
+fn wrap_if_and(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> String {
+    let s = cond(c, rule, cx, pre);
     if matches!(c, Cond::All(_) | Cond::Succeeded(true)) { format!("({s})") } else { s }
+}
+
+/// A `some` condition: the value (decoded, followed along the path) is extended as `_vN`;
+/// `mv-apply` expands it (an array's items, or the value itself, never zero rows, so every
+/// event stays) and a `summarize` per event sets `_someN` when an element satisfies the
+/// condition; the expression is `_someN`.
+fn some(q: &Quant, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> String {
+    let Some(f) = form(&q.field, cx, q.span.clone()) else { return String::new() };
+    pre.count += 1;
+    let n = pre.count;
+    let (value, flag) = (format!("_v{n}"), format!("_some{n}"));
+    let var = crate::fields::element_var(q.depth);
+    let raw = match &f {
+        Form::Dynamic(d) => d.clone(),
+        Form::Column(c, _) => c.clone(),
+        Form::Expr(e) => e.clone(),
+    };
+    let decoded = if q.decode { format!("parse_json(tostring({raw}))") } else { raw };
+    pre.lines.push(format!("| extend {value} = {decoded}{}", rest_path(&q.path)));
+    // the element condition, with the operators it needs itself inside the subquery
+    let mut inner = Pre { count: pre.count, ..Pre::default() };
+    let test = cond(&q.cond, rule, cx, &mut inner);
+    pre.count = inner.count;
+    let mut sub: Vec<String> = inner.lines.iter().map(|l| l.trim_start_matches("| ").to_string()).collect();
+    sub.push(format!("summarize {flag} = countif(isnotnull({var}) and ({test})) > 0"));
+    pre.lines.push(format!(
+        "| mv-apply {var} = iff(gettype({value}) == \"array\", iff(array_length({value}) > 0, {value}, dynamic([null])), pack_array({value})) on (\n    {}\n  )",
+        sub.join("\n    | ")
+    ));
+    pre.columns.push(value);
+    pre.columns.push(flag.clone());
+    flag
 }
 
 fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> String {
@@ -323,24 +369,43 @@ pub fn name_ref(name: &str, known: &[String], cx: &mut Cx) -> String {
     }
 }
 
-/// One note for every condition path read from a JSON-string column.
+/// One note for every condition path read from a JSON-string column, and one for element
+/// fields of `some` conditions.
 fn note_nested(full: &Cond, cx: &mut Cx) {
     let mut preds = vec![];
     crate::condition::preds(full, &mut preds);
-    let mut paths: Vec<&str> = preds
-        .iter()
-        .filter(|p| matches!(p.field.sentinel, Mapping::Nested { .. }) && !matches!(p.op, Op::Exists | Op::Empty))
-        .map(|p| p.field.path.as_str())
-        .collect();
-    paths.dedup();
+    let compared = |p: &&&Pred| !matches!(p.op, Op::Exists | Op::Empty);
     let mut seen = std::collections::BTreeSet::new();
-    paths.retain(|p| seen.insert(*p));
+    let paths: Vec<&str> = preds
+        .iter()
+        .filter(compared)
+        .filter(|p| matches!(p.field.sentinel, Mapping::Nested { .. }))
+        .map(|p| p.field.path.as_str())
+        .filter(|p| seen.insert(*p))
+        .collect();
     if !paths.is_empty() {
         cx.approximate(
             None,
             format!(
                 "{} read from JSON-string columns with parse_json: where such a value is a JSON array, KQL compares the array's text, while the canonical rule tests each element",
                 paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ") + if paths.len() == 1 { " is" } else { " are" }
+            ),
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let elems: Vec<&str> = preds
+        .iter()
+        .filter(compared)
+        .filter(|p| matches!(p.field.sentinel, Mapping::Element { .. }))
+        .map(|p| p.field.path.as_str())
+        .filter(|p| seen.insert(*p))
+        .collect();
+    if !elems.is_empty() {
+        cx.approximate(
+            None,
+            format!(
+                "element field(s) {} of `some` conditions: where such a value is itself a JSON array, KQL compares the array's text, while the canonical rule tests each of its elements",
+                elems.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
             ),
         );
     }
@@ -362,8 +427,14 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
     note_nested(&full, cx);
     let mut lines = let_lists(rule, &full);
     lines.push(TABLE.to_string());
+    let mut pre = Pre::default();
     for c in &rule.conjuncts(true) {
-        lines.push(format!("| where {}", cond(c, rule, cx)));
+        let test = cond(c, rule, cx, &mut pre);
+        lines.append(&mut pre.lines);
+        lines.push(format!("| where {test}"));
+    }
+    if !pre.columns.is_empty() {
+        lines.push(format!("| project-away {}", pre.columns.join(", ")));
     }
     if !whole {
         return lines.join("\n");
