@@ -183,21 +183,42 @@ query: |
 fn unstructurable_where_parts_stay_opaque() {
     let text = r#"id: 11111111-2222-3333-4444-000000000002
 name: Opaque
-description: A toint comparison.
+description: Arithmetic on two fields.
 severity: Low
+status: Available
 kind: Scheduled
 query: |
   AWSCloudTrail
-  | where EventName == "DescribeImageScanFindings"
-  | extend Critical = toint(parse_json(ResponseElements).imageScanFindings.findingSeverityCounts.CRITICAL)
-  | where Critical > 0
+  | where EventName == "CreateNetworkAclEntry"
+  | where toint(parse_json(RequestParameters).portRange.to) - toint(parse_json(RequestParameters).portRange.from) > 1024
 "#;
     let imp = sentinel::parse("opaque.yaml", text).remove(0);
     let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}", imp.outcome) };
     assert!(imp.outcome.drops_detection());
-    assert!(parts.iter().any(|p| p.starts_with("detection: toint(parse_json(ResponseElements)")), "{parts:?}");
+    assert!(parts.iter().any(|p| p.starts_with("detection: toint(parse_json(RequestParameters)")), "{parts:?}");
     assert!(imp.yaml.contains("opaque:"), "{}", imp.yaml);
     assert!(imp.yaml.contains("lang: kql"), "{}", imp.yaml);
+}
+
+/// `toint(x) OP n` truncates toward zero; the importer says it with real comparisons. The
+/// imported rule must decide like the original query does in rulecast's Kusto evaluator.
+#[test]
+fn toint_comparisons_keep_their_truncation() {
+    for (op, n) in [(">", 0), (">", 2), (">", -2), (">=", 1), (">=", 0), (">=", -1), ("<", 1), ("<", 0), ("<", -1), ("<=", 0), ("<=", 2), ("<=", -2)] {
+        let query = format!("AWSCloudTrail\n| where toint(parse_json(ResponseElements).n) {op} {n}");
+        let text = format!("id: 11111111-2222-3333-4444-000000000009\nname: Truncation\ndescription: d\nseverity: Low\nstatus: Available\nquery: |\n  {}\n", query.replace('\n', "\n  "));
+        let imp = sentinel::parse("toint.yaml", &text).remove(0);
+        assert!(imp.outcome.is_full(), "{op} {n}: {:?}\n{}", imp.outcome, imp.yaml);
+        let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
+        let original = kusto::parse(&query).unwrap();
+        for v in [-3.5, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0] {
+            let ev = serde_json::json!({"eventName": "X", "responseElements": {"n": v}});
+            let row = rulecast::eval::normalize::to_sentinel_row(&ev);
+            let kql = !kusto::run(&original, "AWSCloudTrail", std::slice::from_ref(&row)).unwrap().is_empty();
+            let ours = rulecast::eval::evaluate(&rule, &ev, &Default::default()).matched;
+            assert_eq!(ours, Some(kql), "toint(n) {op} {n} with n = {v}\n{}", imp.yaml);
+        }
+    }
 }
 
 #[test]

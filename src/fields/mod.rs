@@ -195,9 +195,9 @@ pub fn parse_path(path: &str) -> Result<Vec<Seg>, PathError> {
             Some(i) => (&part[..i], &part[i..]),
             None => (part, ""),
         };
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':') {
             return Err(PathError::Syntax(format!(
-                "`{part}` is not a path segment (letters, digits, `_`, `-`, then optional `[N]`)"
+                "`{part}` is not a path segment (letters, digits, `_`, `-`, `:`, then optional `[N]`)"
             )));
         }
         segs.push(Seg::Key(name.to_string()));

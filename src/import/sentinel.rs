@@ -502,6 +502,7 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
         env: IndexMap::new(),
         used_lists: vec![],
         parts: vec![],
+        elems: vec![],
     };
     let res = st.query(&ast);
     let (detection, alert) = match res {
@@ -559,6 +560,141 @@ struct St<'a> {
     env: IndexMap<String, Bound>,
     used_lists: Vec<String>,
     parts: Vec<String>,
+    /// Values `mv-expand`ed before a `where`: the rows are then (event, element) pairs.
+    elems: Vec<Elem>,
+}
+
+/// An `mv-expand`ed value: the elements of `field` (a raw path, or a path in the element
+/// `parent` when it is marked `@N:`), decoded from JSON text when `decode`, then along `path`.
+#[derive(Debug, Clone)]
+struct Elem {
+    /// The column name the element has in the query.
+    name: String,
+    /// Where the elements are (a raw path, or `@N:rel` inside element N).
+    field: String,
+    /// `parse_json(tostring(field))`: JSON text decoded.
+    decode: bool,
+    /// Members after the decoding.
+    path: Vec<Seg>,
+}
+
+/// A field path inside element `i`, as the importer marks it until the `where` conditions are
+/// grouped into `some` nodes: `@i:rel` (`@i:` is the element itself).
+fn elem_path(i: usize, rel: &str) -> String {
+    format!("@{i}:{rel}")
+}
+
+/// The element a marked path is in, and the path inside it.
+fn split_elem(path: &str) -> Option<(usize, &str)> {
+    let rest = path.strip_prefix('@')?;
+    let (n, rel) = rest.split_once(':')?;
+    Some((n.parse().ok()?, rel))
+}
+
+/// The names a derive expression (canonical JSON) reads (`ref`s and `case` tests).
+fn derive_refs(v: &Value) -> Vec<String> {
+    let mut out = vec![];
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    match (k.as_str(), x) {
+                        ("ref" | "empty" | "of", Value::String(s)) => out.push(s.clone()),
+                        _ => walk(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(v, &mut out);
+    out
+}
+
+/// The elements (`@N:` marks) a condition node reads; a `some` node reads only its `field`.
+fn elem_refs(v: &Value, out: &mut std::collections::BTreeSet<usize>) {
+    let mut f = vec![];
+    collect_fields(v, &mut f);
+    out.extend(f.iter().filter_map(|p| split_elem(p).map(|(i, _)| i)));
+}
+
+/// Every `field` of a condition node (a `some` node's own field, not those in its `where`).
+fn collect_fields(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(f)) = o.get("field") {
+                out.push(f.clone());
+            }
+            for (k, x) in o {
+                if k == "some" {
+                    if let Some(Value::String(f)) = x.get("field") {
+                        out.push(f.clone());
+                    }
+                } else if k != "field" {
+                    collect_fields(x, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_fields(x, out)),
+        _ => {}
+    }
+}
+
+/// Rename every `field` (not inside nested `some.where`).
+fn rename_fields(v: &mut Value, f: &dyn Fn(&str) -> Option<String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(p)) = o.get("field")
+                && let Some(n) = f(p)
+            {
+                o.insert("field".into(), json!(n));
+            }
+            for (k, x) in o.iter_mut() {
+                if k == "some" {
+                    if let Some(Value::String(p)) = x.get("field")
+                        && let Some(n) = f(p)
+                        && let Value::Object(s) = x
+                    {
+                        s.insert("field".into(), json!(n));
+                    }
+                } else if k != "field" {
+                    rename_fields(x, f);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| rename_fields(x, f)),
+        _ => {}
+    }
+}
+
+/// Does a node test the event itself (request outcome, opaque logic) outside nested `some`s?
+fn has_event_level(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => o.iter().any(|(k, x)| matches!(k.as_str(), "request_succeeded" | "opaque") || (k != "some" && has_event_level(x))),
+        Value::Array(a) => a.iter().any(has_event_level),
+        _ => false,
+    }
+}
+
+/// Does a node hold a negation (`not`, `empty`, `exists: false`) outside nested `some`s?
+fn has_negation(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => {
+            o.contains_key("not")
+                || o.get("op").and_then(Value::as_str) == Some("empty")
+                || (o.get("op").and_then(Value::as_str) == Some("exists") && o.get("value") == Some(&json!(false)))
+                || o.iter().any(|(k, x)| k != "some" && has_negation(x))
+        }
+        Value::Array(a) => a.iter().any(has_negation),
+        _ => false,
+    }
+}
+
+/// Could a JSON number, boolean or null be written as this text? (Then comparing a dynamic
+/// value with it by type differs from comparing texts.)
+fn scalar_text(t: &str) -> bool {
+    matches!(t, "true" | "false" | "null") || t.trim().parse::<f64>().is_ok()
 }
 
 fn string_lit(e: &Expr) -> Option<&str> {
@@ -610,7 +746,8 @@ enum Form {
     Text,
 }
 
-/// A raw CloudTrail path read from KQL.
+/// A raw CloudTrail path read from KQL (or a path in an `mv-expand`ed element, marked
+/// [`elem_path`]).
 #[derive(Debug, Clone)]
 struct FieldRef {
     path: String,
@@ -748,7 +885,15 @@ impl St<'_> {
             }
         }
         let mut conds: Vec<Value> = vec![];
+        // `where` conditions on (event, element) rows after an mv-expand
+        let mut elem_conds: Vec<Value> = vec![];
+        let mut elem_bound: Vec<String> = vec![];
         let mut derive: Vec<Value> = vec![];
+        // `project` / `distinct`: the result columns
+        let mut columns: Option<Vec<String>> = None;
+        let mut distinct = false;
+        // extends after the summarize
+        let mut post_derive: Vec<Value> = vec![];
         let mut aggregate: Option<Map<String, Value>> = None;
         let mut count_name: Option<String> = None;
         // after a stage whose rows are no longer events (summarize left out, mv-expand ...)
@@ -794,7 +939,72 @@ impl St<'_> {
                         continue;
                     }
                     let c = self.cond(e, false)?;
-                    conds.push(c);
+                    if self.elems.is_empty() {
+                        conds.push(c);
+                    } else {
+                        // the rows are (event, element) pairs: the `where`s after an
+                        // mv-expand together test one element (grouped at the end)
+                        elem_conds.push(c);
+                    }
+                }
+                OperatorKind::Extend(assigns) if !self.elems.is_empty() && assigns.iter().any(|a| self.refs_elem(&self.subst(&a.value))) => {
+                    // per-element values: names the later `where` reads, not alert fields
+                    for a in assigns {
+                        let Some(n) = &a.name else {
+                            return Err(self.refuse("an unnamed column computed from an expanded element", op.span.start));
+                        };
+                        let expr = self.subst(&a.value);
+                        self.env.insert(n.name.clone(), Bound { expr, derived: false });
+                        if self.refs_elem(&self.subst(&a.value)) {
+                            elem_bound.push(n.name.clone());
+                        }
+                    }
+                }
+                OperatorKind::Extend(assigns) if reshaped.is_none() && aggregate.is_some() => {
+                    // steps on the aggregated rows: they may read the group-by fields and measures
+                    let agg = aggregate.as_ref().cloned().unwrap_or_default();
+                    let mut allowed: Vec<String> = agg.get("by").and_then(Value::as_array).map(|b| b.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+                    if let Some(Value::Object(ms)) = agg.get("measures") {
+                        allowed.extend(ms.keys().cloned());
+                    }
+                    for v in &post_derive {
+                        if let Value::Object(o) = v {
+                            allowed.extend(o.keys().cloned());
+                        }
+                    }
+                    let mut step = Map::new();
+                    for a in assigns {
+                        let Some(name) = &a.name else {
+                            self.parts.push(format!("metadata: an unnamed column in `{op_src}` is not carried"));
+                            continue;
+                        };
+                        let d = self.derive_expr(&a.value).filter(|_| crate::load::is_identifier(&name.name));
+                        let reads: Vec<String> = d.as_ref().map(derive_refs).unwrap_or_default();
+                        match d {
+                            Some(v) if reads.iter().all(|r| allowed.contains(r)) && !step.contains_key(&name.name) => {
+                                step.insert(name.name.clone(), v);
+                                self.env.insert(name.name.clone(), Bound { expr: self.subst(&a.value), derived: true });
+                            }
+                            _ => {
+                                self.parts.push(format!(
+                                    "metadata: `{} = {}` after the aggregation reads more than the group-by fields and measures, or has no derive expression (left out)",
+                                    name.name,
+                                    self.src(&a.value)
+                                ));
+                                self.env.insert(name.name.clone(), Bound { expr: self.subst(&a.value), derived: false });
+                            }
+                        }
+                    }
+                    if let Some(cols) = columns.as_mut() {
+                        for k in step.keys() {
+                            if !cols.contains(k) {
+                                cols.push(k.clone());
+                            }
+                        }
+                    }
+                    if !step.is_empty() {
+                        post_derive.push(Value::Object(step));
+                    }
                 }
                 OperatorKind::Extend(assigns) => {
                     if aggregate.is_some() || reshaped.is_some() {
@@ -815,6 +1025,14 @@ impl St<'_> {
                         continue;
                     }
                     let step = self.extend(assigns, &op_src);
+                    if let Some(cols) = columns.as_mut() {
+                        // names added after a `project` are result columns too
+                        for k in step.keys() {
+                            if !cols.contains(k) {
+                                cols.push(k.clone());
+                            }
+                        }
+                    }
                     if !step.is_empty() {
                         derive.push(Value::Object(step));
                     }
@@ -834,6 +1052,12 @@ impl St<'_> {
                     }
                     match self.summarize(aggregates, by) {
                         Ok((agg, cn)) => {
+                            // the measures are names the later stages read
+                            if let Some(Value::Object(ms)) = agg.get("measures") {
+                                for m in ms.keys() {
+                                    self.env.insert(m.clone(), Bound { expr: Expr { kind: ExprKind::Name(m.clone()), span: op.span }, derived: true });
+                                }
+                            }
                             aggregate = Some(agg);
                             count_name = cn;
                         }
@@ -864,17 +1088,83 @@ impl St<'_> {
                         op.span.start,
                     ));
                 }
-                OperatorKind::MvExpand { .. } => {
-                    if later_where {
+                OperatorKind::MvExpand { params, items, limit } if later_where => {
+                    if aggregate.is_some() || reshaped.is_some() || limit.is_some() || !params.is_empty() {
                         return Err(self.refuse(
-                            "`mv-expand` followed by `where` tests one array element at a time; the model cannot say it",
+                            "this `mv-expand` (with parameters or a limit, or after a reshaping stage) is followed by a `where`; the model cannot say it",
                             op.span.start,
                         ));
                     }
+                    let [item] = items.as_slice() else {
+                        return Err(self.refuse(
+                            "an `mv-expand` of several arrays at once pairs their elements by position; the model cannot say it",
+                            op.span.start,
+                        ));
+                    };
+                    let name = match (&item.name, &item.value.kind) {
+                        (Some(n), _) => n.name.clone(),
+                        (None, ExprKind::Name(n)) => n.clone(),
+                        (None, ExprKind::Call { args, .. }) if args.len() == 1 && matches!(&args[0].kind, ExprKind::Name(_)) => match &args[0].kind {
+                            ExprKind::Name(n) => n.clone(),
+                            _ => String::new(),
+                        },
+                        _ => {
+                            return Err(self.refuse("an `mv-expand` of an unnamed expression", op.span.start));
+                        }
+                    };
+                    let inl = self.subst(&item.value);
+                    let Some((field, decode, path)) = self.elem_source(&inl) else {
+                        return Err(self.refuse(
+                            format!("`mv-expand {}` does not expand a CloudTrail field (or JSON text in one) that rulecast can follow", self.src(&item.value)),
+                            item.value.span.start,
+                        ));
+                    };
+                    self.env.shift_remove(&name);
+                    // the extend that named the array is the expansion's input, not an alert field
+                    let lead = format!("metadata: `{name} = ");
+                    self.parts.retain(|p| !p.starts_with(&lead));
+                    self.elems.push(Elem { name, field, decode, path });
+                }
+                OperatorKind::MvExpand { .. } => {
                     self.parts.push(format!(
                         "metadata: `{op_src}` is not carried (one alert row per element)"
                     ));
                     reshaped = Some(("an mv-expand".into(), op.span.start));
+                }
+                OperatorKind::Project(assigns) if aggregate.is_none() && reshaped.is_none() => {
+                    let mut cols = vec![];
+                    for a in assigns {
+                        match (&a.name, &a.value.kind) {
+                            (None, ExprKind::Name(n)) => match self.alert_ref(n) {
+                                Some(c) => cols.push(c),
+                                None => self.parts.push(format!("metadata: column `{n}` of `{op_src}` is not a field or derived name (left out)")),
+                            },
+                            (Some(n), _) if crate::load::is_identifier(&n.name) => {
+                                let step = self.extend(std::slice::from_ref(a), &op_src);
+                                if step.is_empty() {
+                                    continue;
+                                }
+                                derive.push(Value::Object(step));
+                                cols.push(n.name.clone());
+                            }
+                            _ => self.parts.push(format!("metadata: an unnamed computed column in `{op_src}` is not carried")),
+                        }
+                    }
+                    columns = Some(cols);
+                }
+                OperatorKind::Distinct(exprs) if aggregate.is_none() && reshaped.is_none() && !matches!(exprs.first().map(|e| &e.kind), Some(ExprKind::Star)) => {
+                    let mut cols = vec![];
+                    for x in exprs {
+                        match &x.kind {
+                            ExprKind::Name(n) => match self.alert_ref(n) {
+                                Some(c) => cols.push(c),
+                                None => self.parts.push(format!("metadata: column `{n}` of `{op_src}` is not a field or derived name (left out)")),
+                            },
+                            _ => self.parts.push(format!("metadata: a computed column in `{op_src}` is not carried")),
+                        }
+                    }
+                    columns = Some(cols);
+                    distinct = true;
                 }
                 OperatorKind::Project(assigns) => {
                     for a in assigns {
@@ -892,7 +1182,7 @@ impl St<'_> {
                         }
                     }
                     self.parts.push(format!(
-                        "metadata: `{op_src}`: the model has no output column list (not carried)"
+                        "metadata: `{op_src}` after the aggregation: the model's result columns come from `alert.columns` (not carried)"
                     ));
                 }
                 OperatorKind::ProjectRename(pairs) => {
@@ -939,6 +1229,19 @@ impl St<'_> {
                 }
             }
         }
+        if !elem_conds.is_empty() {
+            let mut c = all(elem_conds);
+            for i in (0..self.elems.len()).rev() {
+                c = self.lift(c, i).map_err(|why| self.refuse(why, root.span.start))?;
+            }
+            let mut left = std::collections::BTreeSet::new();
+            elem_refs(&c, &mut left);
+            if !left.is_empty() {
+                return Err(self.refuse("a condition compares values of two expanded arrays; the model cannot say it", root.span.start));
+            }
+            conds.push(c);
+        }
+        let _ = elem_bound;
         if conds.is_empty() {
             return Err(self.refuse(
                 "the query has no `where` on AWSCloudTrail: there is no detection to import",
@@ -961,10 +1264,190 @@ impl St<'_> {
         if !derive.is_empty() {
             alert.insert("derive".into(), Value::Array(derive));
         }
-        if let Some(a) = aggregate {
+        if let Some(mut a) = aggregate {
+            if !post_derive.is_empty() {
+                a.insert("derive".into(), Value::Array(post_derive));
+            }
             alert.insert("aggregate".into(), Value::Object(a));
         }
+        if let Some(cols) = columns.filter(|c| !c.is_empty()) {
+            alert.insert("columns".into(), json!(cols));
+            if distinct {
+                alert.insert("distinct".into(), json!(true));
+            }
+        }
         Ok((detection, alert))
+    }
+
+    /// Does an inlined expression read an `mv-expand`ed element?
+    fn refs_elem(&self, e: &Expr) -> bool {
+        let mut found = false;
+        fn walk(e: &Expr, names: &[String], found: &mut bool) {
+            match &e.kind {
+                ExprKind::Name(n) => *found |= names.contains(n),
+                ExprKind::Call { args, .. } => args.iter().for_each(|a| walk(a, names, found)),
+                ExprKind::Member { target, .. } => walk(target, names, found),
+                ExprKind::Index { target, index } => {
+                    walk(target, names, found);
+                    walk(index, names, found);
+                }
+                ExprKind::Unary { operand, .. } => walk(operand, names, found),
+                ExprKind::Binary { lhs, rhs, .. } => {
+                    walk(lhs, names, found);
+                    walk(rhs, names, found);
+                }
+                ExprKind::InList { lhs, list, .. } => {
+                    walk(lhs, names, found);
+                    list.iter().for_each(|a| walk(a, names, found));
+                }
+                ExprKind::Between { lhs, low, high, .. } => {
+                    walk(lhs, names, found);
+                    walk(low, names, found);
+                    walk(high, names, found);
+                }
+                _ => {}
+            }
+        }
+        let names: Vec<String> = self.elems.iter().map(|x| x.name.clone()).collect();
+        walk(e, &names, &mut found);
+        found
+    }
+
+    /// What an `mv-expand` expands (inlined): a field (raw path or inside an element), or
+    /// `parse_json(tostring(field))` (JSON text decoded) followed by members → (field, decode,
+    /// path).
+    fn elem_source(&self, e: &Expr) -> Option<(String, bool, Vec<Seg>)> {
+        let mut path = vec![];
+        let mut cur = e;
+        loop {
+            match &cur.kind {
+                ExprKind::Member { target, name } => {
+                    path.push(Seg::Key(name.name.clone()));
+                    cur = target;
+                }
+                ExprKind::Index { target, index } => {
+                    match &index.kind {
+                        ExprKind::Literal(Literal::String(k)) => path.push(Seg::Key(k.clone())),
+                        ExprKind::Literal(Literal::Long(i)) => path.push(Seg::Index(*i)),
+                        _ => break,
+                    }
+                    cur = target;
+                }
+                _ => break,
+            }
+        }
+        path.reverse();
+        if let ExprKind::Call { name, args } = &cur.kind
+            && matches!(name.name.as_str(), "parse_json" | "todynamic")
+            && let [a] = args.as_slice()
+            && let ExprKind::Call { name: t, args: targs } = &a.kind
+            && t.name == "tostring"
+            && let [x] = targs.as_slice()
+        {
+            let f = self.field_in(x, false)?;
+            if !matches!(f.form, Form::Dynamic | Form::Text | Form::Column(Kind::String)) {
+                return None;
+            }
+            if path.iter().any(|s| matches!(s, Seg::Key(k) if fields::parse_path(k).is_err())) {
+                return None;
+            }
+            return Some((f.path, true, path));
+        }
+        let f = self.field_in(e, false)?;
+        (f.form == Form::Dynamic).then_some((f.path, false, vec![]))
+    }
+
+    /// `exists element i: c` said with `some` nodes: conjuncts that do not read the element
+    /// move out, `or` distributes, the rest becomes `some` over the element.
+    fn lift(&mut self, c: Value, i: usize) -> Result<Value, String> {
+        let mut r = std::collections::BTreeSet::new();
+        elem_refs(&c, &mut r);
+        if !r.contains(&i) {
+            return Ok(c);
+        }
+        if let Value::Object(o) = &c
+            && o.len() == 1
+        {
+            if let Some(Value::Array(kids)) = o.get("all") {
+                let (mut inside, mut outside) = (vec![], vec![]);
+                for k in kids {
+                    let mut r = std::collections::BTreeSet::new();
+                    elem_refs(k, &mut r);
+                    if r.contains(&i) { inside.push(k.clone()) } else { outside.push(k.clone()) }
+                }
+                outside.push(self.some_node(i, all(inside))?);
+                return Ok(all(outside));
+            }
+            if let Some(Value::Array(kids)) = o.get("any") {
+                let mut out = vec![];
+                for k in kids {
+                    let mut r = std::collections::BTreeSet::new();
+                    elem_refs(k, &mut r);
+                    if !r.contains(&i) {
+                        let name = &self.elems[i].name;
+                        let note = format!("note: a condition next to the `mv-expand {name}` tests also hold where `{name}` is an empty array; Kusto gives no row for an empty array, so the vendor rule then does not match");
+                        if !self.parts.contains(&note) {
+                            self.parts.push(note);
+                        }
+                    }
+                    out.push(self.lift(k.clone(), i)?);
+                }
+                return Ok(any(out));
+            }
+        }
+        self.some_node(i, c)
+    }
+
+    /// `some` over element `i` with condition `c` (every field in `c` must be in element `i`).
+    fn some_node(&mut self, i: usize, mut c: Value) -> Result<Value, String> {
+        let el = self.elems[i].clone();
+        let mut fields_seen = vec![];
+        collect_fields(&c, &mut fields_seen);
+        for f in &fields_seen {
+            match split_elem(f) {
+                Some((j, _)) if j == i => {}
+                _ => {
+                    return Err(format!(
+                        "a condition on the elements of `{}` also reads `{}` under `not`; the model cannot say it",
+                        el.name,
+                        split_elem(f).map_or(f.clone(), |(j, r)| format!("{}.{r}", self.elems[j].name))
+                    ));
+                }
+            }
+        }
+        if has_event_level(&c) {
+            return Err(format!("a condition on the elements of `{}` also tests the request's outcome under `not`; the model cannot say it", el.name));
+        }
+        let selfish = fields_seen.iter().any(|f| split_elem(f).is_some_and(|(_, r)| r.is_empty()));
+        if selfish {
+            // the elements are scalars compared as they are: `mv-expand Action | where Action == "*"`
+            // is the model's array semantics on the field itself, when the test is positive
+            if el.decode || !el.path.is_empty() || fields_seen.iter().any(|f| split_elem(f).is_some_and(|(_, r)| !r.is_empty())) {
+                return Err(format!("the expanded elements of `{}` are tested both as values and by their fields; the model cannot say it", el.name));
+            }
+            if has_negation(&c) {
+                return Err(format!("a negated test on the expanded values of `{}` (no element may match) cannot be said as a field test", el.name));
+            }
+            rename_fields(&mut c, &|_| Some(el.field.clone()));
+            return Ok(c);
+        }
+        rename_fields(&mut c, &|f| split_elem(f).map(|(_, r)| r.to_string()));
+        if has_negation(&c) {
+            let note = format!("note: where `{}` is absent, Kusto's mv-expand gives one row with a null element, on which a negated test holds; the canonical `some` has no element there", el.name);
+            if !self.parts.contains(&note) {
+                self.parts.push(note);
+            }
+        }
+        let mut m = Map::new();
+        m.insert("field".into(), json!(el.field));
+        if el.decode {
+            m.insert("decode".into(), json!("json"));
+        }
+        if !el.path.is_empty() {
+            m.insert("path".into(), json!(fields::seg_path(&el.path)));
+        }
+        m.insert("where".into(), c);
+        Ok(json!({ "some": m }))
     }
 
     /// Inline bound names, scalar lets and lists: the expression then reads only table columns.
@@ -1145,6 +1628,13 @@ impl St<'_> {
     /// [`St::field`]; `env: false` for inlined expressions, whose names are table columns.
     fn field_in(&self, e: &Expr, env: bool) -> Option<FieldRef> {
         match &e.kind {
+            ExprKind::Name(n) if self.elems.iter().any(|x| &x.name == n) && !(env && self.env.contains_key(n)) => {
+                let i = self.elems.iter().rposition(|x| &x.name == n)?;
+                Some(FieldRef {
+                    path: elem_path(i, ""),
+                    form: Form::Dynamic,
+                })
+            }
             ExprKind::Name(n) => {
                 if let Some(b) = self.env.get(n).filter(|_| env) {
                     return self.field_in(&b.expr, false);
@@ -1184,6 +1674,12 @@ impl St<'_> {
                                     form: Form::Dynamic,
                                 })
                             }
+                            // parse_json(tostring(parse_json(RequestParameters))): the text of a
+                            // whole JSON column parsed back, the same object
+                            Form::Text if fields::all().iter().any(|r| r.path == f.path && r.sentinel.starts_with("json:")) => Some(FieldRef {
+                                path: f.path,
+                                form: Form::Dynamic,
+                            }),
                             Form::Text => None,
                         }
                     }
@@ -1216,6 +1712,22 @@ impl St<'_> {
     }
 
     fn sub(&self, base: String, seg: Seg) -> Option<FieldRef> {
+        if let Some((i, rel)) = split_elem(&base) {
+            // inside an element: any path (elements are free-form JSON)
+            let rel = if rel.is_empty() {
+                match &seg {
+                    Seg::Key(k) => k.clone(),
+                    Seg::Index(_) => return None,
+                }
+            } else {
+                path_of(rel, std::slice::from_ref(&seg))
+            };
+            fields::parse_path(&rel).ok()?;
+            return Some(FieldRef {
+                path: elem_path(i, &rel),
+                form: Form::Dynamic,
+            });
+        }
         let path = path_of(&base, std::slice::from_ref(&seg));
         let f = fields::resolve(&path).ok()?;
         matches!(f.sentinel, Mapping::Nested { .. }).then_some(FieldRef {
@@ -1309,20 +1821,40 @@ impl St<'_> {
                     .filter(Value::is_number)
                     .ok_or_else(|| no("the right side is not a number"))?;
                 let inl = self.subst(lhs);
-                let inner = match &inl.kind {
+                let (inner, truncates) = match &inl.kind {
                     ExprKind::Call { name, args } if name.name == "toreal" || name.name == "todouble" => {
-                        args.first().and_then(|a| self.field_in(a, false))
+                        (args.first().and_then(|a| self.field_in(a, false)), false)
                     }
-                    _ => return Err(no("a numeric comparison without toreal() (toint/tolong truncate; dynamic and string values compare by type)")),
-                }
-                .ok_or_else(|| no("the compared value is not a field"))?;
-                let o = match op {
-                    BinOp::Lt => "lt",
-                    BinOp::Le => "le",
-                    BinOp::Gt => "gt",
-                    _ => "ge",
+                    ExprKind::Call { name, args } if (name.name == "toint" || name.name == "tolong") && n.is_i64() => {
+                        (args.first().and_then(|a| self.field_in(a, false)), true)
+                    }
+                    _ => return Err(no("a numeric comparison without toreal(), toint() or tolong() (dynamic and string values compare by type)")),
                 };
-                Ok(pred(&inner.path, o, vec![n], false))
+                let inner = inner.ok_or_else(|| no("the compared value is not a field"))?;
+                if !truncates {
+                    let o = match op {
+                        BinOp::Lt => "lt",
+                        BinOp::Le => "le",
+                        BinOp::Gt => "gt",
+                        _ => "ge",
+                    };
+                    return Ok(pred(&inner.path, o, vec![n], false));
+                }
+                // toint/tolong truncate toward zero: trunc(x) > n is x >= n + 1 for n >= 0 and
+                // x > n below (and likewise for the other operators), exactly
+                let k = n.as_i64().unwrap_or_default();
+                let (o, m) = match op {
+                    BinOp::Gt if k >= 0 => ("ge", k + 1),
+                    BinOp::Gt => ("gt", k),
+                    BinOp::Ge if k > 0 => ("ge", k),
+                    BinOp::Ge => ("gt", k - 1),
+                    BinOp::Lt if k > 0 => ("lt", k),
+                    BinOp::Lt => ("le", k - 1),
+                    BinOp::Le if k >= 0 => ("lt", k + 1),
+                    _ => ("le", k),
+                };
+                self.parts.push(format!("note: `{}`: a JSON number is truncated toward zero, said exactly here; text that is not an integer (\"1.5\") or a number beyond the type's range gives null in Kusto, where the canonical comparison still compares the number", self.src(e)));
+                Ok(pred(&inner.path, o, vec![json!(m)], false))
             }
             ExprKind::Binary { op, lhs, rhs } => {
                 let f = self.field(lhs).ok_or_else(|| {
@@ -1404,6 +1936,21 @@ impl St<'_> {
                             (Value::String(_), _) if f.textual() => {
                                 pred(&f.path, "eq", vec![v.clone()], ci)
                             }
+                            // a dynamic value compared with text that no number, boolean or
+                            // null is written as: Kusto's typed comparison is the text one
+                            (Value::String(t), Form::Dynamic) if !scalar_text(t) => {
+                                pred(&f.path, "eq", vec![v.clone()], ci)
+                            }
+                            // text a number or boolean is written as: the same where the value
+                            // is a JSON string (how CloudTrail writes such parameters)
+                            (Value::String(t), Form::Dynamic) => {
+                                self.parts.push(format!("note: `{}` compares a JSON value with the text \"{t}\" by type in Kusto (a JSON number or boolean written so does not match); the canonical comparison is on the text, so it also matches those", self.src(e)));
+                                pred(&f.path, "eq", vec![v.clone()], ci)
+                            }
+                            (Value::Bool(b), Form::Dynamic) if !ci => {
+                                self.parts.push(format!("note: `{}` matches a JSON boolean {b}; the canonical comparison also matches the string \"{b}\"", self.src(e)));
+                                pred(&f.path, "eq", vec![v.clone()], false)
+                            }
                             (Value::String(_), _) => {
                                 return Err(no(
                                     "compares a non-text value with a string (Kusto's typed comparison differs from the model's text comparison)",
@@ -1439,7 +1986,7 @@ impl St<'_> {
                 let (vals, name) = self.list_values(list)?;
                 match op {
                     ListOp::In | ListOp::NotIn | ListOp::InCi | ListOp::NotInCi => {
-                        if !f.textual() {
+                        if !f.textual() && !(f.form == Form::Dynamic && vals.iter().all(|v| v.as_str().is_some_and(|t| !scalar_text(t)))) {
                             return Err(no("`in` on a non-text value (Kusto compares by type)"));
                         }
                         let ci = matches!(op, ListOp::InCi | ListOp::NotInCi);
@@ -1619,6 +2166,26 @@ impl St<'_> {
                         }
                     }
                     ("iif" | "iff", [c, t, el]) => self.iif(c, t, el),
+                    // substring(x, indexof(x, ":") + 1): after the first ":" (all of x without one)
+                    ("substring", [x, start]) => {
+                        let ExprKind::Binary { op: BinOp::Add, lhs, rhs } = &start.kind else { return None };
+                        if !matches!(rhs.kind, ExprKind::Literal(Literal::Long(1))) {
+                            return None;
+                        }
+                        let ExprKind::Call { name: f2, args: a2 } = &lhs.kind else { return None };
+                        let [x2, sep] = a2.as_slice() else { return None };
+                        let sep = string_lit(sep)?;
+                        let one_char = sep.chars().count() == 1;
+                        let literal = match f2.name.as_str() {
+                            "indexof" => true,
+                            "indexof_regex" => regex::escape(sep) == sep,
+                            _ => false,
+                        };
+                        if !one_char || !literal || kusto::expr_to_string(x) != kusto::expr_to_string(x2) {
+                            return None;
+                        }
+                        Some(json!({"after_first": {"of": self.derive_expr(x)?, "sep": sep}}))
+                    }
                     ("case", _) if args.len() >= 3 && args.len() % 2 == 1 => {
                         let mut when = vec![];
                         let mut i = 0;

@@ -466,6 +466,37 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
                 check_ref(f, &known, None, &mut d);
             }
         }
+        // steps on the aggregated rows see the group-by fields, the measures and each other
+        let mut after: Vec<String> = agg.by.iter().map(|b| b.value.clone()).chain(agg.measures.keys().cloned()).collect();
+        after.extend(known.iter().filter(|k| agg.by.iter().any(|b| &b.value == *k)).cloned());
+        for step in &agg.derive {
+            let mut new = vec![];
+            for (name, e) in step {
+                if !is_identifier(name) {
+                    d.push(Diagnostic::error(Code::E103, format!("derived name `{name}` is not an identifier")).with_span(sp(file, e)));
+                }
+                let mut refs = vec![];
+                expr_refs(&e.value, &mut refs);
+                for r in refs {
+                    if !after.contains(&r) {
+                        d.push(
+                            Diagnostic::error(Code::E303, format!("`{r}` is not a group-by field, a measure or an earlier name of `aggregate.derive`"))
+                                .with_expected(format!("one of: {}", after.join(", ")))
+                                .with_span(sp(file, e)),
+                        );
+                    }
+                }
+                new.push(name.clone());
+            }
+            for n in new {
+                if !after.contains(&n) {
+                    after.push(n.clone());
+                }
+                if !known.contains(&n) {
+                    known.push(n);
+                }
+            }
+        }
     }
     for e in &doc.alert.entities {
         for f in e.fields.values() {
@@ -474,6 +505,18 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
     }
     for v in doc.alert.details.values().chain(doc.alert.dedup.iter()).chain(doc.alert.context.iter()) {
         check_ref(&v.value, &known, sp(file, v), &mut d);
+    }
+    {
+        let mut with_measures = known.clone();
+        if let Some(agg) = &doc.alert.aggregate {
+            with_measures.extend(agg.measures.keys().cloned());
+        }
+        for c in &doc.alert.columns {
+            check_ref(&c.value, &with_measures, sp(file, c), &mut d);
+        }
+        if doc.alert.distinct && doc.alert.columns.is_empty() {
+            d.push(Diagnostic::error(Code::E104, "`alert.distinct` needs `alert.columns`").with_expected("the columns whose distinct combinations make the result rows"));
+        }
     }
     for t in [&doc.alert.title, &doc.alert.description].into_iter().flatten() {
         for name in placeholders(&t.value) {
@@ -540,7 +583,7 @@ pub fn expr_refs(e: &Expr, out: &mut Vec<String>) {
         Expr::Ref(r) => out.push(r.clone()),
         Expr::Const(_) => {}
         Expr::Coalesce(items) => items.iter().for_each(|i| expr_refs(i, out)),
-        Expr::Split { of, .. } | Expr::Before { of, .. } | Expr::After { of, .. } => expr_refs(of, out),
+        Expr::Split { of, .. } | Expr::Before { of, .. } | Expr::After { of, .. } | Expr::AfterFirst { of, .. } => expr_refs(of, out),
         Expr::Case { when, otherwise } => {
             for arm in when {
                 match &arm.test {

@@ -309,6 +309,13 @@ pub struct Alert {
     /// Fields the alert context carries (Panther `alert_context`).
     #[serde(default)]
     pub context: Vec<Spanned<String>>,
+    /// The alert's result columns, in order: fields, derived names or measures (Sentinel
+    /// `project`); empty: every column. Panther and Elastic alerts carry the whole event.
+    #[serde(default)]
+    pub columns: Vec<Spanned<String>>,
+    /// One result row per distinct combination of `columns` (Sentinel `distinct`).
+    #[serde(default)]
+    pub distinct: bool,
 }
 
 /// A derived-field expression.
@@ -337,8 +344,15 @@ pub enum Expr {
         /// The separator.
         sep: String,
     },
-    /// The part after the first `sep`, or "" if `sep` is absent.
+    /// The second `sep`-separated part, or "" if `sep` is absent.
     After {
+        /// The input.
+        of: Box<Expr>,
+        /// The separator.
+        sep: String,
+    },
+    /// Everything after the first `sep`, or the whole value if `sep` is absent.
+    AfterFirst {
         /// The input.
         of: Box<Expr>,
         /// The separator.
@@ -391,6 +405,10 @@ pub struct Aggregate {
     /// Alert only for groups with more events than this (count threshold).
     #[serde(default)]
     pub threshold: Option<u32>,
+    /// Derive steps on the aggregated rows: they see the group-by fields, the measures and
+    /// the names of earlier steps (Sentinel `extend` after the `summarize`).
+    #[serde(default)]
+    pub derive: Vec<IndexMap<String, Spanned<Expr>>>,
 }
 
 /// An aggregate measure.

@@ -47,6 +47,18 @@ pub fn kuery_value(s: &str) -> String {
     out
 }
 
+/// One key of a field name, escaped: kuery reads a field name as an unquoted literal.
+pub fn kuery_field_key(k: &str) -> String {
+    let mut out = String::new();
+    for c in k.chars() {
+        if SPECIAL.contains(&c) || c.is_whitespace() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// An unquoted wildcard pattern from literal pieces and `*`s. Returns the pattern and whether
 /// the rendering is broader than asked (whitespace or `?` turned into `*`).
 fn wildcard(pieces: &[WPiece]) -> (String, bool) {
@@ -113,6 +125,9 @@ pub fn field_name(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Op
                     Seg::Index(i) => i.to_string(),
                 })
                 .collect();
+            // keys below the flattened field come from the event: escape what kuery reads
+            // specially in a field name (`xsi:type` → `xsi\:type`)
+            let keys: Vec<String> = keys.iter().map(|k| kuery_field_key(k)).collect();
             Some(format!("{base}.{}", keys.join(".")))
         }
         Mapping::Expr(_) | Mapping::None | Mapping::Element { .. } => {

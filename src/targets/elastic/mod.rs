@@ -188,6 +188,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
             ),
         }
     }
+    if d.alert.aggregate.as_ref().is_some_and(|a| !a.derive.is_empty()) {
+        cx.approximate(None, "derive steps on the aggregated rows are not rendered: Elastic alerts carry the source document");
+    }
     let mut new_terms = None;
     if let Some(nt) = &e.new_terms {
         if rule_type == "threshold" {
@@ -205,6 +208,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     }
     if !d.alert.derive.is_empty() {
         cx.approximate(None, "derived alert fields are not rendered: kuery rules carry the source document as it is");
+    }
+    if !d.alert.columns.is_empty() {
+        cx.approximate(None, "the alert's result columns are not rendered: an Elastic alert carries the whole source document");
     }
     if !d.alert.entities.is_empty() || !d.alert.details.is_empty() || d.alert.title.is_some() {
         cx.approximate(None, "entities, custom details and the alert title/description are not rendered for Elastic");

@@ -284,6 +284,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                 "Panther groups alerts by the dedup key (the aggregation's group-by) within DedupPeriodMinutes; the aggregate measures are not rendered",
             );
         }
+        if !agg.derive.is_empty() {
+            cx.approximate(None, "derive steps on the aggregated rows are not rendered: Panther alerts on events");
+        }
     }
     let dedup = if dedup_fields.is_empty() {
         None
@@ -294,6 +297,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         d.alert.context.iter().map(|c| (py_str(c.value.trim_start_matches('@')), python::value_ref(&c.value, &known, &mut py))).collect();
     if !d.alert.entities.is_empty() {
         cx.approximate(None, "Panther has no entity mappings: entities are not rendered (their fields are in the event)");
+    }
+    if !d.alert.columns.is_empty() {
+        cx.approximate(None, "the alert's result columns are not rendered: a Panther alert carries the whole event (alert_context adds fields to it)");
     }
     // reports
     let mut mitre = vec![];

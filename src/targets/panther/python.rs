@@ -315,6 +315,7 @@ pub fn expr(e: &Expr, known: &[String], py: &mut Py) -> String {
             let x = expr(of, known, py);
             format!("({x}.split({s})[1] if {s} in {x} else \"\")", s = py_str(sep))
         }
+        Expr::AfterFirst { of, sep } => format!("{}.split({}, 1)[-1]", expr(of, known, py), py_str(sep)),
         Expr::Case { when, otherwise } => {
             let mut out = expr(otherwise, known, py);
             for arm in when.iter().rev() {

@@ -336,6 +336,16 @@ pub fn expr(e: &Expr, rule: &Rule, known: &[String], cx: &mut Cx) -> String {
             let x = expr(of, rule, known, cx);
             format!("iif({x} contains {}, tostring(split({x}, {}, 1)[0]), \"\")", kql_str(sep, '"'), kql_str(sep, '\''))
         }
+        Expr::AfterFirst { of, sep } => {
+            let x = expr(of, rule, known, cx);
+            if sep.chars().count() == 1 {
+                // indexof gives -1 when `sep` is absent: substring from 0, the whole value
+                format!("substring({x}, indexof({x}, {}) + 1)", kql_str(sep, '"'))
+            } else {
+                let s = kql_str(sep, '"');
+                format!("iif(indexof({x}, {s}) < 0, {x}, substring({x}, indexof({x}, {s}) + strlen({s})))")
+            }
+        }
         Expr::Case { when, otherwise } => {
             let mut parts = vec![];
             for arm in when {
@@ -452,6 +462,7 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
         known = step_known;
         lines.push(format!("| extend {}", assigns.join(",\n  ")));
     }
+    let mut post: Vec<String> = vec![];
     if let Some(agg) = &rule.doc.alert.aggregate {
         let measures: Vec<String> = agg
             .measures
@@ -472,6 +483,43 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
                 None => cx.unsupported(Code::E402, None, "a threshold needs a `count` measure"),
             }
         }
+        let mut after: Vec<String> = agg.by.iter().map(|b| b.value.clone()).filter(|b| known.contains(b)).collect();
+        after.extend(agg.measures.keys().cloned());
+        for step in &agg.derive {
+            let mut assigns = vec![];
+            let mut step_known = after.clone();
+            for (name, e) in step {
+                assigns.push(format!("{name} = {}", expr(&e.value, rule, &step_known, cx)));
+                if !step_known.contains(name) {
+                    step_known.push(name.clone());
+                }
+            }
+            after = step_known;
+            lines.push(format!("| extend {}", assigns.join(",\n  ")));
+        }
+        post = after;
+    }
+    let alert = &rule.doc.alert;
+    if !alert.columns.is_empty() {
+        let mut after = known.clone();
+        after.extend(post);
+        let mut cols = vec![];
+        for c in &alert.columns {
+            let col = name_ref(&c.value, &after, cx);
+            if !is_identifier(&col) {
+                cx.unsupported(
+                    Code::E402,
+                    crate::condition::span_of(&rule.file, c),
+                    format!("alert column `{}` renders as the expression `{col}`; Sentinel's result columns need a name", c.value),
+                );
+                if let Some(d) = cx.diags.0.last_mut() {
+                    d.hints.push(format!("add a derive step, e.g. `alert.derive: [{{MyName: {{ref: {}}}}}]`, and list its name", c.value));
+                }
+            }
+            cols.push(col);
+        }
+        let verb = if alert.distinct { "distinct" } else { "project" };
+        lines.push(crate::targets::render::wrap(&format!("| {verb} {}", cols.join(", ")), 160, "  "));
     }
     lines.join("\n")
 }

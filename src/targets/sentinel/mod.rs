@@ -131,6 +131,20 @@ fn result_column(name: &str, what: &str, rule: &Rule, known: &[String], cx: &mut
             );
         }
     }
+    if !rule.doc.alert.columns.is_empty() {
+        let mut after = known.to_vec();
+        if let Some(agg) = &rule.doc.alert.aggregate {
+            after.extend(agg.measures.keys().cloned());
+        }
+        let cols: Vec<String> = rule.doc.alert.columns.iter().map(|c| kql::name_ref(&c.value, &after, cx)).collect();
+        if !cols.contains(&col) {
+            cx.warn(
+                Code::E303,
+                None,
+                format!("{what} `{name}` refers to column `{col}`, which `alert.columns` does not keep: it will be empty in alerts"),
+            );
+        }
+    }
     col
 }
 
