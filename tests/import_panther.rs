@@ -67,7 +67,7 @@ fn has_opaque(r: &rulecast::Rule) -> bool {
             Cond::All(k) | Cond::Any(k) => k.iter().any(walk),
             Cond::Not(k) => walk(k),
             Cond::Opaque { .. } => true,
-            Cond::Pred(_) | Cond::Succeeded(_) | Cond::Allowed(_) => false,
+            Cond::Pred(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) => false,
         }
     }
     walk(&r.condition())

@@ -24,6 +24,8 @@ pub enum Cond {
     Succeeded(bool),
     /// A comparison.
     Pred(Pred),
+    /// A comparison of two fields.
+    FieldRef(FieldRef),
     /// The event matches an entry of the named allow-list.
     Allowed(String),
     /// Logic kept in one target's language; only that target can decide it.
@@ -50,6 +52,20 @@ pub struct Pred {
     /// The named list the values came from, if any.
     pub list: Option<String>,
     /// Case sensitivity for string comparisons.
+    pub case: Case,
+    /// Where it was written.
+    pub span: Option<Span>,
+}
+
+/// A comparison of one field with another: holds when both have a non-empty value and some
+/// scalar text of one equals some scalar text of the other (each element of an array).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRef {
+    /// The field.
+    pub field: Field,
+    /// The field it is compared with.
+    pub other: Field,
+    /// Case sensitivity.
     pub case: Case,
     /// Where it was written.
     pub span: Option<Span>,
@@ -113,6 +129,7 @@ pub fn parse(node: &Spanned<CondNode>, scope: &Scope, diags: &mut Diagnostics) -
             n.value.as_ref().map(|_| "value"),
             n.values.as_ref().map(|_| "values"),
             n.list.as_ref().map(|_| "list"),
+            n.ref_field.as_ref().map(|_| "ref"),
             n.case.as_ref().map(|_| "case"),
         ]
         .into_iter()
@@ -255,9 +272,69 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Resolve a field path, with a located diagnostic when it is not known.
+fn resolve_field(node: &Spanned<String>, scope: &Scope, diags: &mut Diagnostics, span: &Option<Span>) -> Option<Field> {
+    let fspan = span_of(scope.file, node).or(span.clone());
+    match fields::resolve(&node.value) {
+        Ok(f) => Some(f),
+        Err(PathError::Syntax(msg)) => {
+            diags.push(Diagnostic::error(Code::E301, format!("bad field path: {msg}")).with_span(fspan));
+            None
+        }
+        Err(PathError::Unknown(best)) => {
+            let mut d = Diagnostic::error(Code::E301, format!("unknown field `{}`", node.value))
+                .with_expected("a raw CloudTrail JSON path from the field taxonomy (README, \"Field taxonomy\")")
+                .with_span(fspan);
+            if let Some(b) = best {
+                d = d.with_hint(format!("did you mean `{b}`?"));
+            }
+            diags.push(d);
+            None
+        }
+    }
+}
+
+/// `{field: A, op: eq, ref: B}`: a comparison of two fields.
+fn parse_field_ref(n: &CondNode, field: Field, r: &Spanned<String>, scope: &Scope, diags: &mut Diagnostics, span: Option<Span>) -> Option<Cond> {
+    let rspan = span_of(scope.file, r).or(span.clone());
+    if n.value.is_some() || n.values.is_some() || n.list.is_some() {
+        diags.push(
+            Diagnostic::error(Code::E201, "`ref` compares with another field: give no `value`, `values` or `list`")
+                .with_span(rspan),
+        );
+        return None;
+    }
+    let op = n.op.as_ref().map(|o| o.value);
+    if op != Some(Op::Eq) {
+        let found = op.map_or("no `op`".to_string(), |o| format!("`op: {}`", <&str>::from(o)));
+        diags.push(
+            Diagnostic::error(Code::E204, "`ref` compares two fields for equality")
+                .with_expected("`op: eq`")
+                .with_found(found)
+                .with_span(n.op.as_ref().and_then(|o| span_of(scope.file, o)).or(rspan)),
+        );
+        return None;
+    }
+    let other = resolve_field(r, scope, diags, &span)?;
+    for f in [&field, &other] {
+        if matches!(f.kind, fields::Kind::Object | fields::Kind::Record | fields::Kind::Array) {
+            diags.push(
+                Diagnostic::error(Code::E204, format!("`ref` compares scalar values; `{}` is an object or a list", f.path))
+                    .with_span(rspan.clone()),
+            );
+            return None;
+        }
+    }
+    Some(Cond::FieldRef(FieldRef { field, other, case: n.case.unwrap_or_default(), span }))
+}
+
 fn parse_pred(n: &CondNode, scope: &Scope, diags: &mut Diagnostics, span: Option<Span>) -> Option<Cond> {
     let field_node = n.field.as_ref()?;
     let fspan = span_of(scope.file, field_node).or(span.clone());
+    if let Some(r) = &n.ref_field {
+        let field = resolve_field(field_node, scope, diags, &span)?;
+        return parse_field_ref(n, field, r, scope, diags, span);
+    }
     let field = match fields::resolve(&field_node.value) {
         Ok(f) => f,
         Err(PathError::Syntax(msg)) => {
@@ -460,6 +537,20 @@ pub fn preds<'a>(c: &'a Cond, out: &mut Vec<&'a Pred>) {
         Cond::All(k) | Cond::Any(k) => k.iter().for_each(|k| preds(k, out)),
         Cond::Not(k) => preds(k, out),
         Cond::Pred(p) => out.push(p),
+        Cond::Succeeded(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
+    }
+}
+
+/// Every field a condition reads (predicates and both sides of field comparisons).
+pub fn fields_read<'a>(c: &'a Cond, out: &mut Vec<&'a Field>) {
+    match c {
+        Cond::All(k) | Cond::Any(k) => k.iter().for_each(|k| fields_read(k, out)),
+        Cond::Not(k) => fields_read(k, out),
+        Cond::Pred(p) => out.push(&p.field),
+        Cond::FieldRef(f) => {
+            out.push(&f.field);
+            out.push(&f.other);
+        }
         Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
     }
 }

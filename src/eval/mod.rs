@@ -10,8 +10,8 @@ pub mod targets;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::condition::{Cond, Pred, glob_to_regex, parse_cidr};
-use crate::fields::{Field, Seg};
+use crate::condition::{Cond, FieldRef, Pred, glob_to_regex, parse_cidr};
+use crate::fields::{Field, Seg, Source};
 use crate::load::Rule;
 use crate::model::{Case, Op};
 
@@ -28,27 +28,73 @@ pub struct Verdict {
     pub trace: Vec<String>,
 }
 
+/// Enrichment values a test case supplies (`enrichment:`), by virtual field name (`null`: the
+/// platform found none).
+pub type Enrichment = IndexMap<String, Value>;
+
 /// Evaluate a rule on an event. `allowlists` replaces the shipped entries of the named
-/// allow-lists (as a test's `allowlists:` does).
+/// allow-lists (as a test's `allowlists:` does). No enrichment values are given: a condition
+/// on an enrichment field is undecided.
 pub fn evaluate(rule: &Rule, event: &Value, allowlists: &Entries) -> Verdict {
+    evaluate_with(rule, event, allowlists, None)
+}
+
+/// [`evaluate`] with the enrichment values a test case supplies (`enrichment:`). A condition on
+/// an enrichment field the map does not name is undecided.
+pub fn evaluate_with(rule: &Rule, event: &Value, allowlists: &Entries, enrichment: Option<&Enrichment>) -> Verdict {
     let mut trace = vec![];
-    let matched = cond(&rule.condition(), rule, event, allowlists, 0, &mut trace);
+    let cx = Ev { rule, event, lists: allowlists, enrichment };
+    let matched = cx.cond(&rule.condition(), 0, &mut trace);
     Verdict { matched, trace }
 }
 
-/// The raw value at a field (virtual fields computed), or `None` when absent or null.
-pub fn value_at<'a>(field: &Field, event: &'a Value) -> Option<std::borrow::Cow<'a, Value>> {
-    use std::borrow::Cow;
-    if field.path == "@actor_user" {
-        let issuer = get(event, &keys(&["userIdentity", "sessionContext", "sessionIssuer", "userName"]));
-        let user = get(event, &keys(&["userIdentity", "userName"]));
-        return [issuer, user]
+/// A computed virtual field's value on a raw event (`None`: absent). Enrichment fields are not
+/// computed here (they are not in the raw event).
+pub fn computed(name: &str, event: &Value) -> Option<Value> {
+    let at = |k: &[&str]| get(event, &keys(k));
+    let present = |k: &str| event.get(k).is_some_and(|v| !v.is_null());
+    match name {
+        "@actor_user" => [at(&["userIdentity", "sessionContext", "sessionIssuer", "userName"]), at(&["userIdentity", "userName"])]
             .into_iter()
             .flatten()
             .find(|v| !matches!(v, Value::String(s) if s.is_empty()))
-            .map(Cow::Borrowed);
+            .cloned(),
+        "@outcome" => {
+            let console = event.get("eventName").and_then(Value::as_str) == Some("ConsoleLogin");
+            if let (true, Some(Value::String(s))) = (console, at(&["responseElements", "ConsoleLogin"])) {
+                return Some(Value::from(s.to_lowercase()));
+            }
+            let failed = present("errorCode") || present("errorMessage");
+            Some(Value::from(if failed { "failure" } else { "success" }))
+        }
+        "@source_ip" => at(&["sourceIPAddress"])
+            .and_then(Value::as_str)
+            .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
+            .map(Value::from),
+        "@console_login_mfa_used" => {
+            let console = event.get("eventName").and_then(Value::as_str) == Some("ConsoleLogin");
+            let used = at(&["additionalEventData", "MFAUsed"]).and_then(text)?;
+            console.then(|| Value::Bool(used != "No"))
+        }
+        _ => None,
     }
-    get(event, &field.segs).map(Cow::Borrowed)
+}
+
+/// The value at a field (virtual fields computed or looked up), or `Ok(None)` when absent or
+/// null; `Err(())` for an enrichment field the test does not supply (undecided).
+pub fn value_at<'a>(field: &Field, event: &'a Value, enrichment: Option<&'a Enrichment>) -> Result<Option<std::borrow::Cow<'a, Value>>, ()> {
+    use std::borrow::Cow;
+    match field.virtual_field {
+        None => Ok(get(event, &field.segs).map(Cow::Borrowed)),
+        Some(v) => match v.source {
+            Source::Computed => Ok(computed(v.name, event).map(Cow::Owned)),
+            Source::Enrichment => match enrichment.and_then(|e| e.get(v.name)) {
+                Some(Value::Null) => Ok(None),
+                Some(x) => Ok(Some(Cow::Borrowed(x))),
+                None => Err(()),
+            },
+        },
+    }
 }
 
 fn keys(k: &[&str]) -> Vec<Seg> {
@@ -95,77 +141,119 @@ fn is_empty(v: Option<&Value>) -> bool {
 }
 
 fn show(r: Option<bool>) -> String {
-    r.map_or_else(|| "undecided (opaque)".to_string(), |b| b.to_string())
+    r.map_or_else(|| "undecided".to_string(), |b| b.to_string())
 }
 
-/// Three-valued (Kleene) logic: `None` is "decided only by an opaque condition".
-fn cond(c: &Cond, rule: &Rule, event: &Value, lists: &Entries, depth: usize, trace: &mut Vec<String>) -> Option<bool> {
-    let pad = "  ".repeat(depth);
-    match c {
-        Cond::All(kids) => {
-            trace.push(format!("{pad}all"));
-            // evaluate every child so the trace is complete
-            let results: Vec<Option<bool>> = kids.iter().map(|k| cond(k, rule, event, lists, depth + 1, trace)).collect();
-            let r = if results.contains(&Some(false)) {
-                Some(false)
-            } else if results.contains(&None) {
+/// What a condition is evaluated against.
+struct Ev<'a> {
+    rule: &'a Rule,
+    event: &'a Value,
+    lists: &'a Entries,
+    enrichment: Option<&'a Enrichment>,
+}
+
+impl Ev<'_> {
+    /// Three-valued (Kleene) logic: `None` is "decided only by an opaque condition or an
+    /// enrichment value the test does not give".
+    fn cond(&self, c: &Cond, depth: usize, trace: &mut Vec<String>) -> Option<bool> {
+        let pad = "  ".repeat(depth);
+        let event = self.event;
+        match c {
+            Cond::All(kids) => {
+                trace.push(format!("{pad}all"));
+                // evaluate every child so the trace is complete
+                let results: Vec<Option<bool>> = kids.iter().map(|k| self.cond(k, depth + 1, trace)).collect();
+                let r = if results.contains(&Some(false)) {
+                    Some(false)
+                } else if results.contains(&None) {
+                    None
+                } else {
+                    Some(true)
+                };
+                trace.push(format!("{pad}all -> {}", show(r)));
+                r
+            }
+            Cond::Any(kids) => {
+                trace.push(format!("{pad}any"));
+                let results: Vec<Option<bool>> = kids.iter().map(|k| self.cond(k, depth + 1, trace)).collect();
+                let r = if results.contains(&Some(true)) {
+                    Some(true)
+                } else if results.contains(&None) {
+                    None
+                } else {
+                    Some(false)
+                };
+                trace.push(format!("{pad}any -> {}", show(r)));
+                r
+            }
+            Cond::Not(k) => {
+                trace.push(format!("{pad}not"));
+                let r = self.cond(k, depth + 1, trace).map(|b| !b);
+                trace.push(format!("{pad}not -> {}", show(r)));
+                r
+            }
+            Cond::Opaque { lang, text, .. } => {
+                trace.push(format!("{pad}opaque {}: {text} -> undecided", <&str>::from(*lang)));
                 None
-            } else {
-                Some(true)
-            };
-            trace.push(format!("{pad}all -> {}", show(r)));
-            r
-        }
-        Cond::Any(kids) => {
-            trace.push(format!("{pad}any"));
-            let results: Vec<Option<bool>> = kids.iter().map(|k| cond(k, rule, event, lists, depth + 1, trace)).collect();
-            let r = if results.contains(&Some(true)) {
-                Some(true)
-            } else if results.contains(&None) {
-                None
-            } else {
-                Some(false)
-            };
-            trace.push(format!("{pad}any -> {}", show(r)));
-            r
-        }
-        Cond::Not(k) => {
-            trace.push(format!("{pad}not"));
-            let r = cond(k, rule, event, lists, depth + 1, trace).map(|b| !b);
-            trace.push(format!("{pad}not -> {}", show(r)));
-            r
-        }
-        Cond::Opaque { lang, text, .. } => {
-            trace.push(format!("{pad}opaque {}: {text} -> undecided", <&str>::from(*lang)));
-            None
-        }
-        Cond::Succeeded(want) => {
-            let ok = is_empty(event.get("errorCode")) && is_empty(event.get("errorMessage"));
-            let r = ok == *want;
-            trace.push(format!("{pad}request_succeeded: {want} (succeeded: {ok}) -> {r}"));
-            Some(r)
-        }
-        Cond::Pred(p) => {
-            let r = pred(p, event);
-            trace.push(format!("{pad}{} {} {} -> {r}", p.field.path, <&str>::from(p.op), describe(p)));
-            Some(r)
-        }
-        Cond::Allowed(name) => {
-            let Some(al) = rule.allowlists.get(name) else { return Some(false) };
-            let entries = lists.get(name).unwrap_or(&al.entries);
-            let r = entries.iter().any(|entry| {
-                entry.iter().all(|(k, pattern)| {
-                    al.keys.get(k).is_some_and(|f| {
-                        let re = regex::Regex::new(&glob_to_regex(pattern));
-                        let v = value_at(f, event);
-                        texts(v.as_deref()).iter().any(|t| re.as_ref().is_ok_and(|re| re.is_match(t)))
+            }
+            Cond::Succeeded(want) => {
+                let ok = is_empty(event.get("errorCode")) && is_empty(event.get("errorMessage"));
+                let r = ok == *want;
+                trace.push(format!("{pad}request_succeeded: {want} (succeeded: {ok}) -> {r}"));
+                Some(r)
+            }
+            Cond::Pred(p) => {
+                let r = match value_at(&p.field, event, self.enrichment) {
+                    Ok(v) => Some(pred_on(p, v.as_deref())),
+                    Err(()) => None,
+                };
+                let shown = r.map_or_else(|| "undecided (the test gives no enrichment value)".to_string(), |b| b.to_string());
+                trace.push(format!("{pad}{} {} {} -> {shown}", p.field.path, <&str>::from(p.op), describe(p)));
+                r
+            }
+            Cond::FieldRef(f) => {
+                let r = match (value_at(&f.field, event, self.enrichment), value_at(&f.other, event, self.enrichment)) {
+                    (Ok(a), Ok(b)) => Some(field_ref_holds(f, a.as_deref(), b.as_deref())),
+                    _ => None,
+                };
+                let shown = r.map_or_else(|| "undecided (the test gives no enrichment value)".to_string(), |b| b.to_string());
+                let case = if f.case == Case::Insensitive { " (case-insensitive)" } else { "" };
+                trace.push(format!("{pad}{} eq field {}{case} -> {shown}", f.field.path, f.other.path));
+                r
+            }
+            Cond::Allowed(name) => {
+                let Some(al) = self.rule.allowlists.get(name) else { return Some(false) };
+                let entries = self.lists.get(name).unwrap_or(&al.entries);
+                let mut undecided = false;
+                let r = entries.iter().any(|entry| {
+                    entry.iter().all(|(k, pattern)| {
+                        al.keys.get(k).is_some_and(|f| {
+                            let re = regex::Regex::new(&glob_to_regex(pattern));
+                            match value_at(f, event, self.enrichment) {
+                                Ok(v) => texts(v.as_deref()).iter().any(|t| re.as_ref().is_ok_and(|re| re.is_match(t))),
+                                Err(()) => {
+                                    undecided = true;
+                                    false
+                                }
+                            }
+                        })
                     })
-                })
-            });
-            trace.push(format!("{pad}allow-list {name} ({} entries) -> {r}", entries.len()));
-            Some(r)
+                });
+                let r = if !r && undecided { None } else { Some(r) };
+                trace.push(format!("{pad}allow-list {name} ({} entries) -> {}", entries.len(), show(r)));
+                r
+            }
         }
     }
+}
+
+/// Does a field-to-field comparison hold? Both values present and non-empty, and some scalar
+/// text of one equals some scalar text of the other (each element of an array).
+pub fn field_ref_holds(f: &FieldRef, a: Option<&Value>, b: Option<&Value>) -> bool {
+    let fold = |s: &str| if f.case == Case::Insensitive { s.to_lowercase() } else { s.to_string() };
+    let left: Vec<String> = texts(a).into_iter().filter(|t| !t.is_empty()).map(|t| fold(&t)).collect();
+    let right: Vec<String> = texts(b).into_iter().filter(|t| !t.is_empty()).map(|t| fold(&t)).collect();
+    left.iter().any(|x| right.contains(x))
 }
 
 fn describe(p: &Pred) -> String {
@@ -181,10 +269,15 @@ fn describe(p: &Pred) -> String {
     s
 }
 
-/// Does a predicate hold on an event?
+/// Does a predicate hold on an event? (An enrichment field counts as absent here: use
+/// [`evaluate_with`] to supply its value.)
 pub fn pred(p: &Pred, event: &Value) -> bool {
-    let v = value_at(&p.field, event);
-    let v = v.as_deref();
+    let v = value_at(&p.field, event, None).ok().flatten();
+    pred_on(p, v.as_deref())
+}
+
+/// Does a predicate hold on the field's value?
+fn pred_on(p: &Pred, v: Option<&Value>) -> bool {
     match p.op {
         Op::Exists => return v.is_some(),
         Op::Empty => return is_empty(v),

@@ -177,7 +177,7 @@ pub fn foreign_opaque(c: &Cond, target: Target) -> Option<(OpaqueLang, String)> 
         Cond::All(k) | Cond::Any(k) => k.iter().find_map(|k| foreign_opaque(k, target)),
         Cond::Not(k) => foreign_opaque(k, target),
         Cond::Opaque { lang, reason, .. } if *lang != opaque_lang(target) => Some((*lang, reason.clone())),
-        _ => None,
+        Cond::Opaque { .. } | Cond::Succeeded(_) | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Allowed(_) => None,
     }
 }
 

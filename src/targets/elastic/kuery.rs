@@ -115,6 +115,10 @@ pub fn field_name(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Op
                 .collect();
             Some(format!("{base}.{}", keys.join(".")))
         }
+        Mapping::Unavailable(why) => {
+            cx.unsupported(Code::E402, span, format!("`{}` cannot be rendered for Elastic: {why}", f.path));
+            None
+        }
         Mapping::Expr(_) | Mapping::None => {
             cx.unsupported(
                 Code::E302,
@@ -171,6 +175,14 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
             }
         }
         Cond::Pred(p) => pred(p, cx),
+        Cond::FieldRef(f) => {
+            cx.unsupported(
+                Code::E402,
+                f.span.clone(),
+                format!("Kibana KQL compares a field with values only, never with another field: `{}` equal to `{}` cannot be written in kuery", f.field.path, f.other.path),
+            );
+            String::new()
+        }
         Cond::Allowed(name) => allowed(name, rule, cx),
         Cond::Opaque { lang, text, reason } => crate::targets::opaque(*lang, text, reason, cx),
     }
@@ -189,7 +201,7 @@ fn may_match_console_login(rule: &Rule) -> bool {
             }
             Cond::All(k) => k.iter().any(excludes),
             Cond::Any(k) => k.iter().all(excludes),
-            Cond::Not(_) | Cond::Pred(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
+            Cond::Not(_) | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
         }
     }
     !excludes(&rule.condition())

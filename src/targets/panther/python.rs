@@ -39,6 +39,22 @@ pub const HELPERS: &[(&str, &str)] = &[
         "def _any(value, test):\n    # a list matches if any of its scalar elements does\n    items = value if _is_list(value) else (value,)\n    for item in items:\n        text = _text(item)\n        if text is not None and test(text):\n            return True\n    return False\n",
     ),
     (
+        "_texts",
+        "def _texts(value):\n    # the scalar texts of a value: itself, or each element of a list\n    items = value if _is_list(value) else (value,)\n    return [text for text in (_text(item) for item in items) if text is not None]\n",
+    ),
+    (
+        "_outcome",
+        "def _outcome(event):\n    # success or failure, as Elastic's AWS integration derives event.outcome\n    result = _get(event, (\"responseElements\", \"ConsoleLogin\"))\n    if event.get(\"eventName\") == \"ConsoleLogin\" and isinstance(result, str):\n        return result.lower()\n    if event.get(\"errorCode\") is not None or event.get(\"errorMessage\") is not None:\n        return \"failure\"\n    return \"success\"\n",
+    ),
+    (
+        "_source_ip",
+        "def _source_ip(event):\n    # sourceIPAddress when it is an IP address, else None\n    address = event.get(\"sourceIPAddress\")\n    if not isinstance(address, str):\n        return None\n    try:\n        ipaddress.ip_address(address)\n    except ValueError:\n        return None\n    return address\n",
+    ),
+    (
+        "_console_login_mfa_used",
+        "def _console_login_mfa_used(event):\n    # ConsoleLogin only: False when additionalEventData.MFAUsed is \"No\", else True; None without it\n    used = _text(_get(event, (\"additionalEventData\", \"MFAUsed\")))\n    if event.get(\"eventName\") != \"ConsoleLogin\" or used is None:\n        return None\n    return used != \"No\"\n",
+    ),
+    (
         "_num",
         "def _num(text):\n    # a number from JSON text, or None\n    try:\n        number = float(text)\n    except ValueError:\n        return None\n    return number if number == number else None\n",
     ),
@@ -79,6 +95,9 @@ const HELPER_DEPS: &[(&str, &[&str])] = &[
     ("_str", &["_text", "_plain"]),
     ("_plain", &["_is_list"]),
     ("_allowed", &["_any", "_glob"]),
+    ("_texts", &["_text", "_is_list"]),
+    ("_outcome", &["_get"]),
+    ("_console_login_mfa_used", &["_get", "_text"]),
 ];
 
 /// Modules each helper (or generated construct) imports.
@@ -87,7 +106,7 @@ const HELPER_IMPORTS: &[(&str, &str)] = &[
     ("_get", "from collections.abc import Mapping, Sequence"),
     ("_plain", "from collections.abc import Mapping, Sequence"),
     ("_allowed", "json"),
-    ("_text", "json"), ("_str", "json"), ("_in_cidr", "ipaddress"), ("_glob", "re"), ("re", "re")];
+    ("_text", "json"), ("_str", "json"), ("_in_cidr", "ipaddress"), ("_source_ip", "ipaddress"), ("_glob", "re"), ("re", "re")];
 
 /// Collected state while generating one module.
 #[derive(Default)]
@@ -96,6 +115,8 @@ pub struct Py {
     pub helpers: BTreeSet<&'static str>,
     /// Modules to import.
     pub imports: BTreeSet<&'static str>,
+    /// Virtual fields read that Panther has no data for: (field, why).
+    pub unavailable: Vec<(String, &'static str)>,
 }
 
 impl Py {
@@ -147,9 +168,18 @@ fn literal(v: &Value) -> String {
 
 /// A Python expression reading a field's raw value.
 pub fn getter(f: &fields::Field, py: &mut Py) -> String {
+    if let Some(why) = f.panther_unavailable {
+        if !py.unavailable.iter().any(|(p, _)| *p == f.path) {
+            py.unavailable.push((f.path.clone(), why));
+        }
+        return "None".into();
+    }
     if let Some(e) = &f.panther_expr {
-        py.use_helper("_get");
-        py.use_helper("_first");
+        for h in f.panther_helpers {
+            if let Some((name, _)) = HELPERS.iter().find(|(n, _)| n == h) {
+                py.use_helper(name);
+            }
+        }
         return e.clone();
     }
     py.use_helper("_get");
@@ -176,6 +206,13 @@ pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
             if *ok { "aws_cloudtrail_success(event)".into() } else { "not aws_cloudtrail_success(event)".into() }
         }
         Cond::Pred(p) => pred(p, py),
+        Cond::FieldRef(f) => {
+            // both non-empty, some scalar text of one equal to some scalar text of the other
+            py.use_helper("_texts");
+            let (a, b) = (getter(&f.field, py), getter(&f.other, py));
+            let fold = if f.case == Case::Insensitive { ".lower()" } else { "" };
+            format!("any(left{fold} == right{fold} for left in _texts({a}) for right in _texts({b}) if left and right)")
+        }
         Cond::Allowed(name) => {
             py.use_helper("_allowed");
             let mut items = vec![];
