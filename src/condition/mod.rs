@@ -614,6 +614,24 @@ mod tests {
     }
 
     #[test]
+    fn field_comparisons_parse_and_check() {
+        let (c, d) = cond("{field: userIdentity.userName, op: eq, ref: requestParameters.userName, case: insensitive}");
+        assert!(d.is_empty(), "{d}");
+        let Some(Cond::FieldRef(f)) = c else { panic!("{c:?}") };
+        assert_eq!((f.field.path.as_str(), f.other.path.as_str(), f.case), ("userIdentity.userName", "requestParameters.userName", Case::Insensitive));
+        let (_, d) = cond("{field: userIdentity.userName, op: startswith, ref: requestParameters.userName}");
+        assert_eq!(d.0[0].code, Code::E204);
+        let (_, d) = cond("{field: userIdentity.userName, op: eq, ref: requestParameters.userName, values: [a]}");
+        assert_eq!(d.0[0].code, Code::E201);
+        let (_, d) = cond("{field: userIdentity.userName, op: eq, ref: requestParameters}");
+        assert_eq!(d.0[0].code, Code::E204);
+        let (_, d) = cond("{field: userIdentity.userName, op: eq, ref: userIdentity.nope}");
+        assert_eq!(d.0[0].code, Code::E301);
+        let (_, d) = cond("{all: [{field: eventName, op: eq, value: X}], ref: eventSource}");
+        assert_eq!(d.0[0].code, Code::E201);
+    }
+
+    #[test]
     fn glob_translation() {
         assert_eq!(glob_to_regex("* HashiCorp/?.0 Terraform/*"), r"(?s)^.* HashiCorp/.\.0 Terraform/.*$");
     }

@@ -353,6 +353,80 @@ mod tests {
         assert!(!in_cidr("10.1.2.3", n, l));
     }
 
+    fn rule(detection: &str) -> Rule {
+        let text = format!("id: x\nname: x\ndescription: x\nseverity: low\nlogsource: aws.cloudtrail\ndetection: {detection}\n");
+        crate::load::rule_from_str("x.yaml", "x", &text).unwrap()
+    }
+
+    fn verdict(r: &Rule, e: Value, enrichment: Option<&Enrichment>) -> Option<bool> {
+        evaluate_with(r, &e, &Entries::new(), enrichment).matched
+    }
+
+    #[test]
+    fn field_comparisons() {
+        let r = rule("{field: userIdentity.userName, op: eq, ref: requestParameters.userName, case: insensitive}");
+        let ev = |a: Value, b: Value| serde_json::json!({"userIdentity": {"userName": a}, "requestParameters": {"userName": b}});
+        assert_eq!(verdict(&r, ev("alice".into(), "Alice".into()), None), Some(true));
+        assert_eq!(verdict(&r, ev("alice".into(), "bob".into()), None), Some(false));
+        // both must have a non-empty value
+        assert_eq!(verdict(&r, ev("".into(), "".into()), None), Some(false));
+        assert_eq!(verdict(&r, ev(Value::Null, Value::Null), None), Some(false));
+        assert_eq!(verdict(&r, serde_json::json!({}), None), Some(false));
+        // an array matches when one of its elements does
+        assert_eq!(verdict(&r, ev(serde_json::json!(["x", "ALICE"]), "alice".into()), None), Some(true));
+        // scalars compare by their JSON text
+        assert_eq!(verdict(&r, ev(22.into(), "22".into()), None), Some(true));
+        let cs = rule("{field: userIdentity.userName, op: eq, ref: requestParameters.userName}");
+        assert_eq!(verdict(&cs, ev("alice".into(), "Alice".into()), None), Some(false));
+        // `not` of a comparison with a missing side holds
+        let n = rule("{not: {field: userIdentity.userName, op: eq, ref: requestParameters.userName}}");
+        assert_eq!(verdict(&n, serde_json::json!({"requestParameters": {"userName": "bob"}}), None), Some(true));
+    }
+
+    #[test]
+    fn computed_virtual_fields_follow_the_integration() {
+        let c = |name: &str, e: Value| computed(name, &e);
+        let login = |result: &str, extra: Value| {
+            let mut e = serde_json::json!({"eventName": "ConsoleLogin", "responseElements": {"ConsoleLogin": result}});
+            if let (Value::Object(m), Value::Object(x)) = (&mut e, extra) {
+                m.extend(x);
+            }
+            e
+        };
+        assert_eq!(c("@outcome", login("Failure", serde_json::json!({}))), Some("failure".into()));
+        // for ConsoleLogin the result decides, not the error fields
+        assert_eq!(c("@outcome", login("Success", serde_json::json!({"errorMessage": "x"}))), Some("success".into()));
+        // elsewhere a present error field is a failure, even when empty
+        assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "errorCode": ""})), Some("failure".into()));
+        assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "errorCode": null})), Some("success".into()));
+        assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "responseElements": {"ConsoleLogin": "Failure"}})), Some("success".into()));
+        assert_eq!(c("@source_ip", serde_json::json!({"sourceIPAddress": "10.1.2.3"})), Some("10.1.2.3".into()));
+        assert_eq!(c("@source_ip", serde_json::json!({"sourceIPAddress": "2001:db8::1"})), Some("2001:db8::1".into()));
+        assert_eq!(c("@source_ip", serde_json::json!({"sourceIPAddress": "ec2.amazonaws.com"})), None);
+        let mfa = |used: Value, name: &str| c("@console_login_mfa_used", serde_json::json!({"eventName": name, "additionalEventData": {"MFAUsed": used}}));
+        assert_eq!(mfa("No".into(), "ConsoleLogin"), Some(Value::Bool(false)));
+        assert_eq!(mfa("Yes".into(), "ConsoleLogin"), Some(Value::Bool(true)));
+        assert_eq!(mfa(Value::Null, "ConsoleLogin"), None);
+        assert_eq!(mfa("No".into(), "GetCallerIdentity"), None);
+    }
+
+    #[test]
+    fn enrichment_values_come_from_the_test() {
+        let r = rule("{all: [{field: eventName, op: eq, value: ListBuckets}, {field: '@source_as_org', op: startswith, value: M247}]}");
+        let e = || serde_json::json!({"eventName": "ListBuckets"});
+        let given = |v: Value| Enrichment::from([("@source_as_org".to_string(), v)]);
+        assert_eq!(verdict(&r, e(), Some(&given("M247 Europe SRL".into()))), Some(true));
+        assert_eq!(verdict(&r, e(), Some(&given("AMAZON-02".into()))), Some(false));
+        // null: the platform found none
+        assert_eq!(verdict(&r, e(), Some(&given(Value::Null))), Some(false));
+        // not given: undecided, unless another condition decides
+        assert_eq!(verdict(&r, e(), Some(&Enrichment::new())), None);
+        assert_eq!(verdict(&r, e(), None), None);
+        assert_eq!(verdict(&r, serde_json::json!({"eventName": "PutObject"}), None), Some(false));
+        let v = evaluate(&r, &e(), &Entries::new());
+        assert!(v.trace.iter().any(|l| l.contains("undecided (the test gives no enrichment value)")), "{:?}", v.trace);
+    }
+
     #[test]
     fn paths_and_arrays() {
         let e: Value = serde_json::json!({"a": {"b": [1, {"c": 2}]}, "n": null});

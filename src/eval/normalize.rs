@@ -231,5 +231,25 @@ mod tests {
         assert_eq!(d["cloud"]["account"]["id"], "1");
         assert_eq!(d["aws"]["cloudtrail"]["flattened"]["response_elements"]["ConsoleLogin"], "Failure");
         assert_eq!(d["data_stream"]["dataset"], "aws.cloudtrail");
+        assert!(d["aws"]["cloudtrail"].get("console_login").is_none());
+    }
+
+    #[test]
+    fn elastic_doc_computed_and_enriched_fields() {
+        let e = json!({"eventName": "ConsoleLogin", "sourceIPAddress": "198.51.100.7",
+            "responseElements": {"ConsoleLogin": "Success"}, "additionalEventData": {"MFAUsed": "No"}});
+        let enrichment = crate::eval::Enrichment::from([
+            ("@source_as_number".to_string(), json!(9009)),
+            ("@source_as_org".to_string(), Value::Null),
+        ]);
+        let d = to_elastic_doc_enriched(&e, Some(&enrichment));
+        assert_eq!(d["event"]["outcome"], "success");
+        assert_eq!(d["source"]["ip"], "198.51.100.7");
+        assert_eq!(d["aws"]["cloudtrail"]["console_login"]["additional_eventdata"]["mfa_used"], false);
+        assert_eq!(d["source"]["as"]["number"], 9009);
+        // null: the lookup found nothing, so the field is absent
+        assert!(d["source"]["as"].get("organization").is_none());
+        assert_eq!(elastic_type("source.as.number"), ElasticType::Number);
+        assert_eq!(elastic_type("aws.cloudtrail.console_login.additional_eventdata.mfa_used"), ElasticType::Boolean);
     }
 }

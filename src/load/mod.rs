@@ -486,15 +486,15 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
                 );
             }
             if min.value == 0 {
-                d.push(Diagnostic::error(Code::E103, "a distinct-count minimum must be at least 1").with_span(span.clone()));
+                d.push(Diagnostic::error(Code::E103, "a distinct-count minimum must be at least 1").with_span(span));
             }
-            if agg.threshold.is_none() {
-                d.push(
-                    Diagnostic::error(Code::E104, "`min_distinct` needs a `threshold`")
-                        .with_hint("`threshold: 0` alerts on every group that reaches the distinct minimum")
-                        .with_span(span),
-                );
-            }
+        }
+        if let (Some((_, first)), None) = (agg.min_distinct.first(), agg.threshold) {
+            d.push(
+                Diagnostic::error(Code::E104, "`min_distinct` needs a `threshold`")
+                    .with_hint("`threshold: 0` alerts on every group that reaches the distinct minimum")
+                    .with_span(sp(file, first)),
+            );
         }
     }
     for e in &doc.alert.entities {

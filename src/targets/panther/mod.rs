@@ -300,7 +300,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     let context: Vec<(String, String)> =
         d.alert.context.iter().map(|c| (py_str(c.value.trim_start_matches('@')), python::value_ref(&c.value, &known, &mut py))).collect();
     for (field, why) in std::mem::take(&mut py.unavailable) {
-        cx.unsupported(crate::diag::Code::E402, None, format!("`{field}` cannot be rendered for Panther: {why}"));
+        if py.reported.insert(field.clone()) {
+            cx.unsupported(crate::diag::Code::E402, None, format!("`{field}` cannot be rendered for Panther: {why}"));
+        }
     }
     if !d.alert.entities.is_empty() {
         cx.approximate(None, "Panther has no entity mappings: entities are not rendered (their fields are in the event)");

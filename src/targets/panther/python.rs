@@ -117,6 +117,17 @@ pub struct Py {
     pub imports: BTreeSet<&'static str>,
     /// Virtual fields read that Panther has no data for: (field, why).
     pub unavailable: Vec<(String, &'static str)>,
+    /// Those already reported with the condition's place.
+    pub reported: BTreeSet<String>,
+}
+
+/// Report a virtual field Panther has no data for, at the condition that reads it.
+fn check_available(f: &fields::Field, span: &Option<crate::diag::Span>, py: &mut Py, cx: &mut Cx) {
+    if let Some(why) = f.panther_unavailable {
+        if py.reported.insert(f.path.clone()) {
+            cx.unsupported(Code::E402, span.clone(), format!("`{}` cannot be rendered for Panther: {why}", f.path));
+        }
+    }
 }
 
 impl Py {
@@ -205,8 +216,13 @@ pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
             py.use_helper("aws_cloudtrail_success");
             if *ok { "aws_cloudtrail_success(event)".into() } else { "not aws_cloudtrail_success(event)".into() }
         }
-        Cond::Pred(p) => pred(p, py),
+        Cond::Pred(p) => {
+            check_available(&p.field, &p.span, py, cx);
+            pred(p, py)
+        }
         Cond::FieldRef(f) => {
+            check_available(&f.field, &f.span, py, cx);
+            check_available(&f.other, &f.span, py, cx);
             // both non-empty, some scalar text of one equal to some scalar text of the other
             py.use_helper("_texts");
             let (a, b) = (getter(&f.field, py), getter(&f.other, py));

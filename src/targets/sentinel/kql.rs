@@ -351,11 +351,16 @@ fn distinct_notes(f: &str, known: &[String], cx: &mut Cx) {
         return;
     }
     if let Ok(field) = crate::fields::resolve(f) {
-        if matches!(field.kind, Kind::Object | Kind::Record | Kind::Array | Kind::Any) {
-            cx.approximate(
+        match field.kind {
+            Kind::Object | Kind::Record | Kind::Array => cx.approximate(
                 None,
-                format!("`{f}` is counted by its JSON text in Sentinel: the same object with its keys in another order counts twice"),
-            );
+                format!("`{f}` is counted by its JSON text in Sentinel: the same object or list with its items in another order counts twice"),
+            ),
+            Kind::Any => cx.approximate(
+                None,
+                format!("`{f}` is read from a JSON-string column: where its value is an object or a list, Sentinel counts its JSON text, while the canonical count compares each element"),
+            ),
+            Kind::String | Kind::Bool | Kind::BoolString | Kind::Number | Kind::Datetime => {}
         }
     }
 }
