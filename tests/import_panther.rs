@@ -68,7 +68,7 @@ fn has_opaque(r: &rulecast::Rule) -> bool {
             Cond::Not(k) => walk(k),
             Cond::Opaque { .. } => true,
             Cond::Some(q) => walk(&q.cond),
-            Cond::Pred(_) | Cond::Succeeded(_) | Cond::Allowed(_) => false,
+            Cond::Pred(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) => false,
         }
     }
     walk(&r.condition())

@@ -84,12 +84,9 @@ pub fn run(vendor: Vendor, paths: &[PathBuf], out: &Path, force: bool, json: boo
                     continue;
                 }
                 Outcome::Full => vec![],
-                Outcome::Partial(p) => {
-                    let (notes, parts): (Vec<String>, Vec<String>) = p.iter().cloned().partition(|s| rulecast::import::is_note(s));
-                    entry.notes = notes;
-                    parts
-                }
+                Outcome::Partial(p) => p.clone(),
             };
+            entry.notes = imp.notes.clone();
             // one file per rule: a second rule with the same slug gets a numbered name
             let n = used.entry(imp.slug.clone()).or_insert(0);
             *n += 1;

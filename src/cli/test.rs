@@ -98,6 +98,8 @@ struct Job<'a> {
     expected: Option<bool>,
     event: Value,
     allowlists: Entries,
+    /// The test's enrichment values (None for corpus events: nothing is looked up).
+    enrichment: Option<eval::Enrichment>,
 }
 
 /// Corpus events: every `Tests[].Log` of every Panther YAML in `dir`.
@@ -221,6 +223,7 @@ pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCo
                 expected: Some(t.value.expect),
                 event: t.value.event.clone(),
                 allowlists: t.value.allowlists.clone(),
+                enrichment: Some(t.value.enrichment.clone()),
             });
         }
     }
@@ -231,7 +234,7 @@ pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCo
     };
     for r in &rules {
         for (name, ev) in &corpus_events {
-            jobs.push(Job { rule: r, name: format!("corpus:{name}"), expected: None, event: ev.clone(), allowlists: Entries::new() });
+            jobs.push(Job { rule: r, name: format!("corpus:{name}"), expected: None, event: ev.clone(), allowlists: Entries::new(), enrichment: None });
         }
     }
     let (panther, panther_event) = panther_verdicts(&rules, &jobs)?;
@@ -243,9 +246,9 @@ pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCo
         let p = prepared.entry(key).or_insert_with(|| {
             if job.allowlists.is_empty() { tv::prepare(job.rule) } else { tv::prepare(&job.rule.with_entries(&job.allowlists)) }
         });
-        let canonical = eval::evaluate(job.rule, &job.event, &job.allowlists).matched;
+        let canonical = eval::evaluate_with(job.rule, &job.event, &job.allowlists, job.enrichment.as_ref()).matched;
         let sentinel = TargetVerdict::from(tv::sentinel_verdict(p, &job.event));
-        let elastic = TargetVerdict::from(tv::elastic_verdict(p, &job.event));
+        let elastic = TargetVerdict::from(tv::elastic_verdict_enriched(p, &job.event, job.enrichment.as_ref()));
         let mut differences = vec![];
         let mut failed = job.expected.zip(canonical).is_some_and(|(e, c)| e != c);
         // what the targets are held to: the canonical verdict, or (opaque logic) the expectation
@@ -307,7 +310,7 @@ pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCo
                 match r.canonical {
                     Some(true) => "match",
                     Some(false) => "-",
-                    None => "opaq",
+                    None => "undec",
                 },
                 r.sentinel.short(),
                 r.elastic.short(),

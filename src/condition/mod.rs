@@ -24,6 +24,8 @@ pub enum Cond {
     Succeeded(bool),
     /// A comparison.
     Pred(Pred),
+    /// A comparison of two fields.
+    FieldRef(FieldRef),
     /// The event matches an entry of the named allow-list.
     Allowed(String),
     /// At least one element of an array satisfies a condition.
@@ -92,6 +94,20 @@ pub struct Pred {
     pub span: Option<Span>,
 }
 
+/// A comparison of one field with another: holds when both have a non-empty value and some
+/// scalar text of one equals some scalar text of the other (each element of an array).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRef {
+    /// The field.
+    pub field: Field,
+    /// The field it is compared with.
+    pub other: Field,
+    /// Case sensitivity.
+    pub case: Case,
+    /// Where it was written.
+    pub span: Option<Span>,
+}
+
 /// Is this a string comparison (one that `case` applies to)?
 pub fn is_string_op(op: Op) -> bool {
     matches!(op, Op::Eq | Op::In | Op::Contains | Op::Startswith | Op::Endswith | Op::Glob | Op::Regex)
@@ -154,6 +170,7 @@ pub fn parse(node: &Spanned<CondNode>, scope: &Scope, diags: &mut Diagnostics) -
             n.value.as_ref().map(|_| "value"),
             n.values.as_ref().map(|_| "values"),
             n.list.as_ref().map(|_| "list"),
+            n.ref_field.as_ref().map(|_| "ref"),
             n.case.as_ref().map(|_| "case"),
         ]
         .into_iter()
@@ -358,9 +375,47 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// `{field: A, op: eq, ref: B}`: a comparison of two fields.
+fn parse_field_ref(n: &CondNode, field: Field, r: &Spanned<String>, scope: &Scope, diags: &mut Diagnostics, span: Option<Span>) -> Option<Cond> {
+    let rspan = span_of(scope.file, r).or(span.clone());
+    if n.value.is_some() || n.values.is_some() || n.list.is_some() {
+        diags.push(
+            Diagnostic::error(Code::E201, "`ref` compares with another field: give no `value`, `values` or `list`")
+                .with_span(rspan),
+        );
+        return None;
+    }
+    let op = n.op.as_ref().map(|o| o.value);
+    if op != Some(Op::Eq) {
+        let found = op.map_or("no `op`".to_string(), |o| format!("`op: {}`", <&str>::from(o)));
+        diags.push(
+            Diagnostic::error(Code::E204, "`ref` compares two fields for equality")
+                .with_expected("`op: eq`")
+                .with_found(found)
+                .with_span(n.op.as_ref().and_then(|o| span_of(scope.file, o)).or(rspan)),
+        );
+        return None;
+    }
+    let other = resolve_field(&r.value, scope, span_of(scope.file, r).or(span.clone()), diags)?;
+    for f in [&field, &other] {
+        if matches!(f.kind, fields::Kind::Object | fields::Kind::Record | fields::Kind::Array) {
+            diags.push(
+                Diagnostic::error(Code::E204, format!("`ref` compares scalar values; `{}` is an object or a list", f.path))
+                    .with_span(rspan.clone()),
+            );
+            return None;
+        }
+    }
+    Some(Cond::FieldRef(FieldRef { field, other, case: n.case.unwrap_or_default(), span }))
+}
+
 fn parse_pred(n: &CondNode, scope: &Scope, diags: &mut Diagnostics, span: Option<Span>) -> Option<Cond> {
     let field_node = n.field.as_ref()?;
     let fspan = span_of(scope.file, field_node).or(span.clone());
+    if let Some(r) = &n.ref_field {
+        let field = resolve_field(&field_node.value, scope, fspan, diags)?;
+        return parse_field_ref(n, field, r, scope, diags, span);
+    }
     let field = resolve_field(&field_node.value, scope, fspan, diags)?;
     let Some(op_node) = &n.op else {
         let ops: Vec<&str> = Op::iter().map(<&str>::from).collect();
@@ -552,6 +607,22 @@ pub fn preds<'a>(c: &'a Cond, out: &mut Vec<&'a Pred>) {
         Cond::Not(k) => preds(k, out),
         Cond::Pred(p) => out.push(p),
         Cond::Some(q) => preds(&q.cond, out),
+        Cond::Succeeded(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
+    }
+}
+
+/// Every field a condition reads (predicates and both sides of field comparisons).
+pub fn fields_read<'a>(c: &'a Cond, out: &mut Vec<&'a Field>) {
+    match c {
+        Cond::All(k) | Cond::Any(k) => k.iter().for_each(|k| fields_read(k, out)),
+        Cond::Not(k) => fields_read(k, out),
+        Cond::Pred(p) => out.push(&p.field),
+        // the elements themselves are expanded, not compared
+        Cond::Some(q) => fields_read(&q.cond, out),
+        Cond::FieldRef(f) => {
+            out.push(&f.field);
+            out.push(&f.other);
+        }
         Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
     }
 }
@@ -641,6 +712,24 @@ mod tests {
         assert_eq!(d.0[0].code, Code::E301);
         let (_, d) = cond("some: {field: requestParameter.x, where: {field: y, op: exists}}");
         assert_eq!(d.0[0].code, Code::E301);
+    }
+
+    #[test]
+    fn field_comparisons_parse_and_check() {
+        let (c, d) = cond("{field: userIdentity.userName, op: eq, ref: requestParameters.userName, case: insensitive}");
+        assert!(d.is_empty(), "{d}");
+        let Some(Cond::FieldRef(f)) = c else { panic!("{c:?}") };
+        assert_eq!((f.field.path.as_str(), f.other.path.as_str(), f.case), ("userIdentity.userName", "requestParameters.userName", Case::Insensitive));
+        let (_, d) = cond("{field: userIdentity.userName, op: startswith, ref: requestParameters.userName}");
+        assert_eq!(d.0[0].code, Code::E204);
+        let (_, d) = cond("{field: userIdentity.userName, op: eq, ref: requestParameters.userName, values: [a]}");
+        assert_eq!(d.0[0].code, Code::E201);
+        let (_, d) = cond("{field: userIdentity.userName, op: eq, ref: requestParameters}");
+        assert_eq!(d.0[0].code, Code::E204);
+        let (_, d) = cond("{field: userIdentity.userName, op: eq, ref: userIdentity.nope}");
+        assert_eq!(d.0[0].code, Code::E301);
+        let (_, d) = cond("{all: [{field: eventName, op: eq, value: X}], ref: eventSource}");
+        assert_eq!(d.0[0].code, Code::E201);
     }
 
     #[test]

@@ -10,8 +10,8 @@ pub mod targets;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::condition::{Cond, Pred, Quant, glob_to_regex, parse_cidr};
-use crate::fields::{Field, Seg};
+use crate::condition::{Cond, FieldRef, Pred, Quant, glob_to_regex, parse_cidr};
+use crate::fields::{Field, Seg, Source};
 use crate::load::Rule;
 use crate::model::{Case, Op};
 
@@ -28,52 +28,81 @@ pub struct Verdict {
     pub trace: Vec<String>,
 }
 
+/// Enrichment values a test case supplies (`enrichment:`), by virtual field name (`null`: the
+/// platform found none).
+pub type Enrichment = IndexMap<String, Value>;
+
 /// Evaluate a rule on an event. `allowlists` replaces the shipped entries of the named
-/// allow-lists (as a test's `allowlists:` does).
+/// allow-lists (as a test's `allowlists:` does). No enrichment values are given: a condition
+/// on an enrichment field is undecided.
 pub fn evaluate(rule: &Rule, event: &Value, allowlists: &Entries) -> Verdict {
+    evaluate_with(rule, event, allowlists, None)
+}
+
+/// [`evaluate`] with the enrichment values a test case supplies (`enrichment:`). A condition on
+/// an enrichment field the map does not name is undecided.
+pub fn evaluate_with(rule: &Rule, event: &Value, allowlists: &Entries, enrichment: Option<&Enrichment>) -> Verdict {
     let mut trace = vec![];
-    let matched = cond(&rule.condition(), rule, event, allowlists, 0, &mut trace);
+    let cx = Ev { rule, event, lists: allowlists, enrichment };
+    let matched = cx.cond(&rule.condition(), 0, &mut trace);
     Verdict { matched, trace }
 }
 
-/// Does a `some` condition hold on an event (or enclosing element)? (Its element condition
-/// contains no opaque parts, so the answer is always decided.)
-pub fn pred_some(q: &Quant, scope: &Value) -> bool {
-    fn holds(c: &Cond, v: &Value) -> bool {
-        match c {
-            Cond::All(k) => k.iter().all(|k| holds(k, v)),
-            Cond::Any(k) => k.iter().any(|k| holds(k, v)),
-            Cond::Not(k) => !holds(k, v),
-            Cond::Pred(p) => pred(p, v),
-            Cond::Some(q) => pred_some(q, v),
-            // the loader keeps these out of `some.where`
-            Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
-        }
-    }
-    elements(q, scope).iter().any(|e| holds(&q.cond, e))
-}
-
-/// The raw value at a field (virtual fields computed), or `None` when absent or null.
-pub fn value_at<'a>(field: &Field, event: &'a Value) -> Option<std::borrow::Cow<'a, Value>> {
-    use std::borrow::Cow;
-    if field.path == "@actor_user" {
-        let issuer = get(event, &keys(&["userIdentity", "sessionContext", "sessionIssuer", "userName"]));
-        let user = get(event, &keys(&["userIdentity", "userName"]));
-        return [issuer, user]
+/// A computed virtual field's value on a raw event (`None`: absent). Enrichment fields are not
+/// computed here (they are not in the raw event).
+pub fn computed(name: &str, event: &Value) -> Option<Value> {
+    let at = |k: &[&str]| get(event, &keys(k));
+    let present = |k: &str| event.get(k).is_some_and(|v| !v.is_null());
+    match name {
+        "@actor_user" => [at(&["userIdentity", "sessionContext", "sessionIssuer", "userName"]), at(&["userIdentity", "userName"])]
             .into_iter()
             .flatten()
             .find(|v| !matches!(v, Value::String(s) if s.is_empty()))
-            .map(Cow::Borrowed);
+            .cloned(),
+        "@outcome" => {
+            let console = event.get("eventName").and_then(Value::as_str) == Some("ConsoleLogin");
+            if let (true, Some(Value::String(s))) = (console, at(&["responseElements", "ConsoleLogin"])) {
+                return Some(Value::from(s.to_lowercase()));
+            }
+            let failed = present("errorCode") || present("errorMessage");
+            Some(Value::from(if failed { "failure" } else { "success" }))
+        }
+        "@source_ip" => at(&["sourceIPAddress"])
+            .and_then(Value::as_str)
+            .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
+            .map(Value::from),
+        "@console_login_mfa_used" => {
+            let console = event.get("eventName").and_then(Value::as_str) == Some("ConsoleLogin");
+            let used = at(&["additionalEventData", "MFAUsed"]).and_then(text)?;
+            console.then(|| Value::Bool(used != "No"))
+        }
+        _ => None,
     }
-    get(event, &field.segs).map(Cow::Borrowed)
+}
+
+/// The value at a field (virtual fields computed or looked up), or `Ok(None)` when absent or
+/// null; `Err(())` for an enrichment field the test does not supply (undecided).
+pub fn value_at<'a>(field: &Field, event: &'a Value, enrichment: Option<&'a Enrichment>) -> Result<Option<std::borrow::Cow<'a, Value>>, ()> {
+    use std::borrow::Cow;
+    match field.virtual_field {
+        None => Ok(get(event, &field.segs).map(Cow::Borrowed)),
+        Some(v) => match v.source {
+            Source::Computed => Ok(computed(v.name, event).map(Cow::Owned)),
+            Source::Enrichment => match enrichment.and_then(|e| e.get(v.name)) {
+                Some(Value::Null) => Ok(None),
+                Some(x) => Ok(Some(Cow::Borrowed(x))),
+                None => Err(()),
+            },
+        },
+    }
 }
 
 /// The elements a `some` condition tests on `scope` (the event, or the enclosing element): the
 /// value at its field, decoded from JSON text when asked (text that is not JSON stays text),
-/// then at its path; an array's items, the value itself when it is not an array, none when
-/// absent or null.
+/// then at its path; an array's items (nulls skipped), the value itself when it is not an
+/// array, none when absent or null.
 pub fn elements(q: &Quant, scope: &Value) -> Vec<Value> {
-    let Some(v) = value_at(&q.field, scope) else { return vec![] };
+    let Ok(Some(v)) = value_at(&q.field, scope, None) else { return vec![] };
     let decoded: Value = match (q.decode, v.as_ref()) {
         (true, Value::String(s)) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
         _ => v.into_owned(),
@@ -129,95 +158,139 @@ fn is_empty(v: Option<&Value>) -> bool {
 }
 
 fn show(r: Option<bool>) -> String {
-    r.map_or_else(|| "undecided (opaque)".to_string(), |b| b.to_string())
+    r.map_or_else(|| "undecided".to_string(), |b| b.to_string())
 }
 
-/// Three-valued (Kleene) logic: `None` is "decided only by an opaque condition".
-fn cond(c: &Cond, rule: &Rule, event: &Value, lists: &Entries, depth: usize, trace: &mut Vec<String>) -> Option<bool> {
-    let pad = "  ".repeat(depth);
-    match c {
-        Cond::All(kids) => {
-            trace.push(format!("{pad}all"));
-            // evaluate every child so the trace is complete
-            let results: Vec<Option<bool>> = kids.iter().map(|k| cond(k, rule, event, lists, depth + 1, trace)).collect();
-            let r = if results.contains(&Some(false)) {
-                Some(false)
-            } else if results.contains(&None) {
-                None
-            } else {
-                Some(true)
-            };
-            trace.push(format!("{pad}all -> {}", show(r)));
-            r
-        }
-        Cond::Any(kids) => {
-            trace.push(format!("{pad}any"));
-            let results: Vec<Option<bool>> = kids.iter().map(|k| cond(k, rule, event, lists, depth + 1, trace)).collect();
-            let r = if results.contains(&Some(true)) {
-                Some(true)
-            } else if results.contains(&None) {
-                None
-            } else {
-                Some(false)
-            };
-            trace.push(format!("{pad}any -> {}", show(r)));
-            r
-        }
-        Cond::Not(k) => {
-            trace.push(format!("{pad}not"));
-            let r = cond(k, rule, event, lists, depth + 1, trace).map(|b| !b);
-            trace.push(format!("{pad}not -> {}", show(r)));
-            r
-        }
-        Cond::Opaque { lang, text, .. } => {
-            trace.push(format!("{pad}opaque {}: {text} -> undecided", <&str>::from(*lang)));
-            None
-        }
-        Cond::Succeeded(want) => {
-            let ok = is_empty(event.get("errorCode")) && is_empty(event.get("errorMessage"));
-            let r = ok == *want;
-            trace.push(format!("{pad}request_succeeded: {want} (succeeded: {ok}) -> {r}"));
-            Some(r)
-        }
-        Cond::Some(q) => {
-            let elems = elements(q, event);
-            trace.push(format!("{pad}some {} ({} element(s))", q.describe(), elems.len()));
-            let mut r = Some(false);
-            for (i, e) in elems.iter().enumerate() {
-                trace.push(format!("{pad}  element {i}"));
-                let hit = cond(&q.cond, rule, e, lists, depth + 2, trace);
-                if hit == Some(true) {
-                    r = Some(true);
-                    break;
-                }
-                if hit.is_none() {
-                    r = None;
-                }
+/// What a condition is evaluated against.
+#[derive(Clone, Copy)]
+struct Ev<'a> {
+    rule: &'a Rule,
+    event: &'a Value,
+    lists: &'a Entries,
+    enrichment: Option<&'a Enrichment>,
+}
+
+impl Ev<'_> {
+    /// Three-valued (Kleene) logic: `None` is "decided only by an opaque condition or an
+    /// enrichment value the test does not give".
+    fn cond(&self, c: &Cond, depth: usize, trace: &mut Vec<String>) -> Option<bool> {
+        let pad = "  ".repeat(depth);
+        let event = self.event;
+        match c {
+            Cond::All(kids) => {
+                trace.push(format!("{pad}all"));
+                // evaluate every child so the trace is complete
+                let results: Vec<Option<bool>> = kids.iter().map(|k| self.cond(k, depth + 1, trace)).collect();
+                let r = if results.contains(&Some(false)) {
+                    Some(false)
+                } else if results.contains(&None) {
+                    None
+                } else {
+                    Some(true)
+                };
+                trace.push(format!("{pad}all -> {}", show(r)));
+                r
             }
-            trace.push(format!("{pad}some -> {}", show(r)));
-            r
-        }
-        Cond::Pred(p) => {
-            let r = pred(p, event);
-            trace.push(format!("{pad}{} {} {} -> {r}", p.field.path, <&str>::from(p.op), describe(p)));
-            Some(r)
-        }
-        Cond::Allowed(name) => {
-            let Some(al) = rule.allowlists.get(name) else { return Some(false) };
-            let entries = lists.get(name).unwrap_or(&al.entries);
-            let r = entries.iter().any(|entry| {
-                entry.iter().all(|(k, pattern)| {
-                    al.keys.get(k).is_some_and(|f| {
-                        let re = regex::Regex::new(&glob_to_regex(pattern));
-                        let v = value_at(f, event);
-                        texts(v.as_deref()).iter().any(|t| re.as_ref().is_ok_and(|re| re.is_match(t)))
+            Cond::Any(kids) => {
+                trace.push(format!("{pad}any"));
+                let results: Vec<Option<bool>> = kids.iter().map(|k| self.cond(k, depth + 1, trace)).collect();
+                let r = if results.contains(&Some(true)) {
+                    Some(true)
+                } else if results.contains(&None) {
+                    None
+                } else {
+                    Some(false)
+                };
+                trace.push(format!("{pad}any -> {}", show(r)));
+                r
+            }
+            Cond::Not(k) => {
+                trace.push(format!("{pad}not"));
+                let r = self.cond(k, depth + 1, trace).map(|b| !b);
+                trace.push(format!("{pad}not -> {}", show(r)));
+                r
+            }
+            Cond::Opaque { lang, text, .. } => {
+                trace.push(format!("{pad}opaque {}: {text} -> undecided", <&str>::from(*lang)));
+                None
+            }
+            Cond::Succeeded(want) => {
+                let ok = is_empty(event.get("errorCode")) && is_empty(event.get("errorMessage"));
+                let r = ok == *want;
+                trace.push(format!("{pad}request_succeeded: {want} (succeeded: {ok}) -> {r}"));
+                Some(r)
+            }
+            Cond::Some(q) => {
+                let elems = elements(q, event);
+                trace.push(format!("{pad}some {} ({} element(s))", q.describe(), elems.len()));
+                let mut r = Some(false);
+                for (i, e) in elems.iter().enumerate() {
+                    trace.push(format!("{pad}  element {i}"));
+                    let inner = Ev { event: e, ..*self };
+                    let hit = inner.cond(&q.cond, depth + 2, trace);
+                    if hit == Some(true) {
+                        r = Some(true);
+                        break;
+                    }
+                    if hit.is_none() {
+                        r = None;
+                    }
+                }
+                trace.push(format!("{pad}some -> {}", show(r)));
+                r
+            }
+            Cond::Pred(p) => {
+                let r = match value_at(&p.field, event, self.enrichment) {
+                    Ok(v) => Some(pred_on(p, v.as_deref())),
+                    Err(()) => None,
+                };
+                let shown = r.map_or_else(|| "undecided (the test gives no enrichment value)".to_string(), |b| b.to_string());
+                trace.push(format!("{pad}{} {} {} -> {shown}", p.field.path, <&str>::from(p.op), describe(p)));
+                r
+            }
+            Cond::FieldRef(f) => {
+                let r = match (value_at(&f.field, event, self.enrichment), value_at(&f.other, event, self.enrichment)) {
+                    (Ok(a), Ok(b)) => Some(field_ref_holds(f, a.as_deref(), b.as_deref())),
+                    _ => None,
+                };
+                let shown = r.map_or_else(|| "undecided (the test gives no enrichment value)".to_string(), |b| b.to_string());
+                let case = if f.case == Case::Insensitive { " (case-insensitive)" } else { "" };
+                trace.push(format!("{pad}{} eq field {}{case} -> {shown}", f.field.path, f.other.path));
+                r
+            }
+            Cond::Allowed(name) => {
+                let Some(al) = self.rule.allowlists.get(name) else { return Some(false) };
+                let entries = self.lists.get(name).unwrap_or(&al.entries);
+                let mut undecided = false;
+                let r = entries.iter().any(|entry| {
+                    entry.iter().all(|(k, pattern)| {
+                        al.keys.get(k).is_some_and(|f| {
+                            let re = regex::Regex::new(&glob_to_regex(pattern));
+                            match value_at(f, event, self.enrichment) {
+                                Ok(v) => texts(v.as_deref()).iter().any(|t| re.as_ref().is_ok_and(|re| re.is_match(t))),
+                                Err(()) => {
+                                    undecided = true;
+                                    false
+                                }
+                            }
+                        })
                     })
-                })
-            });
-            trace.push(format!("{pad}allow-list {name} ({} entries) -> {r}", entries.len()));
-            Some(r)
+                });
+                let r = if !r && undecided { None } else { Some(r) };
+                trace.push(format!("{pad}allow-list {name} ({} entries) -> {}", entries.len(), show(r)));
+                r
+            }
         }
     }
+}
+
+/// Does a field-to-field comparison hold? Both values present and non-empty, and some scalar
+/// text of one equals some scalar text of the other (each element of an array).
+pub fn field_ref_holds(f: &FieldRef, a: Option<&Value>, b: Option<&Value>) -> bool {
+    let fold = |s: &str| if f.case == Case::Insensitive { s.to_lowercase() } else { s.to_string() };
+    let left: Vec<String> = texts(a).into_iter().filter(|t| !t.is_empty()).map(|t| fold(&t)).collect();
+    let right: Vec<String> = texts(b).into_iter().filter(|t| !t.is_empty()).map(|t| fold(&t)).collect();
+    left.iter().any(|x| right.contains(x))
 }
 
 fn describe(p: &Pred) -> String {
@@ -233,10 +306,15 @@ fn describe(p: &Pred) -> String {
     s
 }
 
-/// Does a predicate hold on an event?
+/// Does a predicate hold on an event? (An enrichment field counts as absent here: use
+/// [`evaluate_with`] to supply its value.)
 pub fn pred(p: &Pred, event: &Value) -> bool {
-    let v = value_at(&p.field, event);
-    let v = v.as_deref();
+    let v = value_at(&p.field, event, None).ok().flatten();
+    pred_on(p, v.as_deref())
+}
+
+/// Does a predicate hold on the field's value?
+fn pred_on(p: &Pred, v: Option<&Value>) -> bool {
     match p.op {
         Op::Exists => return v.is_some(),
         Op::Empty => return is_empty(v),
@@ -312,33 +390,101 @@ mod tests {
         assert!(!in_cidr("10.1.2.3", n, l));
     }
 
-    fn quant(yaml: &str) -> Quant {
-        let node: crate::model::Spanned<crate::model::CondNode> = serde_saphyr::from_str(yaml).unwrap();
-        let lists = IndexMap::new();
-        let mut d = crate::diag::Diagnostics::new();
-        let scope = crate::condition::Scope { file: "r.yaml", lists: &lists, depth: 0 };
-        match crate::condition::parse(&node, &scope, &mut d) {
-            Some(Cond::Some(q)) => *q,
-            other => panic!("{other:?} {d}"),
-        }
-    }
-
     #[test]
     fn some_elements_decode_json_text_and_wrap_single_objects() {
-        let q = quant("some: {field: requestParameters.doc, decode: json, path: Statement, where: {field: Effect, op: eq, value: Allow}}");
+        let r = rule("{some: {field: requestParameters.doc, decode: json, path: Statement, where: {field: Effect, op: eq, value: Allow}}}");
+        let Cond::Some(q) = r.condition() else { panic!() };
         let ev = |doc: Value| serde_json::json!({"requestParameters": {"doc": doc}});
         let text = ev(Value::from(r#"{"Statement":[{"Effect":"Deny"},null,{"Effect":"Allow"}]}"#));
         assert_eq!(elements(&q, &text).len(), 2, "null elements are skipped");
-        assert!(crate::eval::pred_some(&q, &text));
+        assert_eq!(verdict(&r, text.clone(), None), Some(true));
         // one statement object, not in an array; an object value needs no decoding
-        assert_eq!(elements(&q, &ev(serde_json::json!({"Statement": {"Effect": "Allow"}}))).len(), 1);
-        assert!(crate::eval::pred_some(&q, &ev(serde_json::json!({"Statement": {"Effect": "Allow"}}))));
+        let one = ev(serde_json::json!({"Statement": {"Effect": "Allow"}}));
+        assert_eq!(elements(&q, &one).len(), 1);
+        assert_eq!(verdict(&r, one, None), Some(true));
+        assert_eq!(verdict(&r, ev(Value::from(r#"{"Statement":[{"Effect":"Deny"}]}"#)), None), Some(false));
         // text that is not JSON stays text: no Statement inside it
         assert!(elements(&q, &ev(Value::from("{not json"))).is_empty());
         assert!(elements(&q, &serde_json::json!({})).is_empty());
         // without decode, JSON text is a string, not a document
-        let raw = quant("some: {field: requestParameters.doc, path: Statement, where: {field: Effect, op: eq, value: Allow}}");
-        assert!(elements(&raw, &text).is_empty());
+        let raw = rule("{some: {field: requestParameters.doc, path: Statement, where: {field: Effect, op: eq, value: Allow}}}");
+        let Cond::Some(rq) = raw.condition() else { panic!() };
+        assert!(elements(&rq, &text).is_empty());
+        assert_eq!(verdict(&raw, text, None), Some(false));
+    }
+
+    fn rule(detection: &str) -> Rule {
+        let text = format!("id: x\nname: x\ndescription: x\nseverity: low\nlogsource: aws.cloudtrail\ndetection: {detection}\n");
+        crate::load::rule_from_str("x.yaml", "x", &text).unwrap()
+    }
+
+    fn verdict(r: &Rule, e: Value, enrichment: Option<&Enrichment>) -> Option<bool> {
+        evaluate_with(r, &e, &Entries::new(), enrichment).matched
+    }
+
+    #[test]
+    fn field_comparisons() {
+        let r = rule("{field: userIdentity.userName, op: eq, ref: requestParameters.userName, case: insensitive}");
+        let ev = |a: Value, b: Value| serde_json::json!({"userIdentity": {"userName": a}, "requestParameters": {"userName": b}});
+        assert_eq!(verdict(&r, ev("alice".into(), "Alice".into()), None), Some(true));
+        assert_eq!(verdict(&r, ev("alice".into(), "bob".into()), None), Some(false));
+        // both must have a non-empty value
+        assert_eq!(verdict(&r, ev("".into(), "".into()), None), Some(false));
+        assert_eq!(verdict(&r, ev(Value::Null, Value::Null), None), Some(false));
+        assert_eq!(verdict(&r, serde_json::json!({}), None), Some(false));
+        // an array matches when one of its elements does
+        assert_eq!(verdict(&r, ev(serde_json::json!(["x", "ALICE"]), "alice".into()), None), Some(true));
+        // scalars compare by their JSON text
+        assert_eq!(verdict(&r, ev(22.into(), "22".into()), None), Some(true));
+        let cs = rule("{field: userIdentity.userName, op: eq, ref: requestParameters.userName}");
+        assert_eq!(verdict(&cs, ev("alice".into(), "Alice".into()), None), Some(false));
+        // `not` of a comparison with a missing side holds
+        let n = rule("{not: {field: userIdentity.userName, op: eq, ref: requestParameters.userName}}");
+        assert_eq!(verdict(&n, serde_json::json!({"requestParameters": {"userName": "bob"}}), None), Some(true));
+    }
+
+    #[test]
+    fn computed_virtual_fields_follow_the_integration() {
+        let c = |name: &str, e: Value| computed(name, &e);
+        let login = |result: &str, extra: Value| {
+            let mut e = serde_json::json!({"eventName": "ConsoleLogin", "responseElements": {"ConsoleLogin": result}});
+            if let (Value::Object(m), Value::Object(x)) = (&mut e, extra) {
+                m.extend(x);
+            }
+            e
+        };
+        assert_eq!(c("@outcome", login("Failure", serde_json::json!({}))), Some("failure".into()));
+        // for ConsoleLogin the result decides, not the error fields
+        assert_eq!(c("@outcome", login("Success", serde_json::json!({"errorMessage": "x"}))), Some("success".into()));
+        // elsewhere a present error field is a failure, even when empty
+        assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "errorCode": ""})), Some("failure".into()));
+        assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "errorCode": null})), Some("success".into()));
+        assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "responseElements": {"ConsoleLogin": "Failure"}})), Some("success".into()));
+        assert_eq!(c("@source_ip", serde_json::json!({"sourceIPAddress": "10.1.2.3"})), Some("10.1.2.3".into()));
+        assert_eq!(c("@source_ip", serde_json::json!({"sourceIPAddress": "2001:db8::1"})), Some("2001:db8::1".into()));
+        assert_eq!(c("@source_ip", serde_json::json!({"sourceIPAddress": "ec2.amazonaws.com"})), None);
+        let mfa = |used: Value, name: &str| c("@console_login_mfa_used", serde_json::json!({"eventName": name, "additionalEventData": {"MFAUsed": used}}));
+        assert_eq!(mfa("No".into(), "ConsoleLogin"), Some(Value::Bool(false)));
+        assert_eq!(mfa("Yes".into(), "ConsoleLogin"), Some(Value::Bool(true)));
+        assert_eq!(mfa(Value::Null, "ConsoleLogin"), None);
+        assert_eq!(mfa("No".into(), "GetCallerIdentity"), None);
+    }
+
+    #[test]
+    fn enrichment_values_come_from_the_test() {
+        let r = rule("{all: [{field: eventName, op: eq, value: ListBuckets}, {field: '@source_as_org', op: startswith, value: M247}]}");
+        let e = || serde_json::json!({"eventName": "ListBuckets"});
+        let given = |v: Value| Enrichment::from([("@source_as_org".to_string(), v)]);
+        assert_eq!(verdict(&r, e(), Some(&given("M247 Europe SRL".into()))), Some(true));
+        assert_eq!(verdict(&r, e(), Some(&given("AMAZON-02".into()))), Some(false));
+        // null: the platform found none
+        assert_eq!(verdict(&r, e(), Some(&given(Value::Null))), Some(false));
+        // not given: undecided, unless another condition decides
+        assert_eq!(verdict(&r, e(), Some(&Enrichment::new())), None);
+        assert_eq!(verdict(&r, e(), None), None);
+        assert_eq!(verdict(&r, serde_json::json!({"eventName": "PutObject"}), None), Some(false));
+        let v = evaluate(&r, &e(), &Entries::new());
+        assert!(v.trace.iter().any(|l| l.contains("undecided (the test gives no enrichment value)")), "{:?}", v.trace);
     }
 
     #[test]

@@ -71,14 +71,21 @@ pub enum ElasticType {
     Ip,
     /// date
     Date,
+    /// long, integer, double
+    Number,
     /// leaves of a flattened object (indexed as keywords)
     Flattened,
 }
 
 /// The type of an Elastic field in the AWS integration's mapping.
 pub fn elastic_type(field: &str) -> ElasticType {
-    if field == "source.ip" {
-        return ElasticType::Ip;
+    if let Some((_, kind)) = fields::VIRTUAL.iter().filter_map(|v| v.elastic.ok()).find(|(f, _)| *f == field) {
+        return match kind {
+            "boolean" => ElasticType::Boolean,
+            "ip" => ElasticType::Ip,
+            "long" => ElasticType::Number,
+            _ => ElasticType::Keyword,
+        };
     }
     if field.starts_with("aws.cloudtrail.flattened.") {
         return ElasticType::Flattened;
@@ -126,8 +133,15 @@ const MAX_FLATTENED_JSON: usize = 32766;
 /// - `cloud.account.id` from userIdentity.accountId;
 /// - request_parameters, response_elements, additional_eventdata, service_event_details: a
 ///   keyword copy of the JSON text and, below 32766 characters, a flattened object;
+/// - `aws.cloudtrail.console_login.additional_eventdata.mfa_used` for ConsoleLogin;
 /// - `data_stream.dataset` and `event.dataset` = `aws.cloudtrail`, `event.kind` = `event`.
 pub fn to_elastic_doc(event: &Value) -> Value {
+    to_elastic_doc_enriched(event, None)
+}
+
+/// [`to_elastic_doc`], with the values the integration's enrichment processors (geoip ASN,
+/// user_agent, related.entity) would add, as a test case supplies them (`enrichment:`).
+pub fn to_elastic_doc_enriched(event: &Value, enrichment: Option<&super::Enrichment>) -> Value {
     let mut doc = Map::new();
     for r in fields::all() {
         let Some(v) = get(event, &path_segs(&r.path)) else { continue };
@@ -159,9 +173,11 @@ pub fn to_elastic_doc(event: &Value) -> Value {
     if let Some(name) = issuer.or(user) {
         put(&mut doc, "user.name", Value::from(name));
     }
-    if let Some(ip) = get(event, &path_segs("sourceIPAddress")).and_then(text) {
-        if ip.parse::<std::net::IpAddr>().is_ok() {
-            put(&mut doc, "source.ip", Value::from(ip));
+    // computed ECS fields: source.ip, event.outcome, console_login mfa_used (definitions in
+    // `eval::computed`, shared with the canonical evaluator)
+    for v in fields::VIRTUAL.iter().filter(|v| v.source == fields::Source::Computed && v.name != "@actor_user") {
+        if let (Ok((field, _)), Some(value)) = (v.elastic, super::computed(v.name, event)) {
+            put(&mut doc, field, value);
         }
     }
     // resources: ARN -> arn, accountId -> account_id
@@ -172,17 +188,15 @@ pub fn to_elastic_doc(event: &Value) -> Value {
             .collect();
         put(&mut doc, "aws.cloudtrail.resources", Value::Array(mapped));
     }
-    let failed = event.get("errorCode").is_some_and(|v| !v.is_null()) || event.get("errorMessage").is_some_and(|v| !v.is_null());
-    let mut outcome = if failed { "failure".to_string() } else { "success".to_string() };
-    if event.get("eventName").and_then(Value::as_str) == Some("ConsoleLogin") {
-        if let Some(s) = get(event, &path_segs("responseElements.ConsoleLogin")).and_then(Value::as_str) {
-            outcome = s.to_lowercase();
-        }
-    }
-    put(&mut doc, "event.outcome", Value::from(outcome));
     put(&mut doc, "event.kind", Value::from("event"));
     put(&mut doc, "event.dataset", Value::from("aws.cloudtrail"));
     put(&mut doc, "data_stream.dataset", Value::from("aws.cloudtrail"));
+    for (name, value) in enrichment.into_iter().flatten() {
+        let field = fields::virtual_field(name).filter(|v| v.source == fields::Source::Enrichment).and_then(|v| v.elastic.ok());
+        if let (Some((field, _)), false) = (field, value.is_null()) {
+            put(&mut doc, field, value.clone());
+        }
+    }
     Value::Object(doc)
 }
 
@@ -217,5 +231,25 @@ mod tests {
         assert_eq!(d["cloud"]["account"]["id"], "1");
         assert_eq!(d["aws"]["cloudtrail"]["flattened"]["response_elements"]["ConsoleLogin"], "Failure");
         assert_eq!(d["data_stream"]["dataset"], "aws.cloudtrail");
+        assert!(d["aws"]["cloudtrail"].get("console_login").is_none());
+    }
+
+    #[test]
+    fn elastic_doc_computed_and_enriched_fields() {
+        let e = json!({"eventName": "ConsoleLogin", "sourceIPAddress": "198.51.100.7",
+            "responseElements": {"ConsoleLogin": "Success"}, "additionalEventData": {"MFAUsed": "No"}});
+        let enrichment = crate::eval::Enrichment::from([
+            ("@source_as_number".to_string(), json!(9009)),
+            ("@source_as_org".to_string(), Value::Null),
+        ]);
+        let d = to_elastic_doc_enriched(&e, Some(&enrichment));
+        assert_eq!(d["event"]["outcome"], "success");
+        assert_eq!(d["source"]["ip"], "198.51.100.7");
+        assert_eq!(d["aws"]["cloudtrail"]["console_login"]["additional_eventdata"]["mfa_used"], false);
+        assert_eq!(d["source"]["as"]["number"], 9009);
+        // null: the lookup found nothing, so the field is absent
+        assert!(d["source"]["as"].get("organization").is_none());
+        assert_eq!(elastic_type("source.as.number"), ElasticType::Number);
+        assert_eq!(elastic_type("aws.cloudtrail.console_login.additional_eventdata.mfa_used"), ElasticType::Boolean);
     }
 }

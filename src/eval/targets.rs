@@ -11,7 +11,7 @@ use crate::diag::{Diagnostic, Severity};
 use crate::load::Rule;
 use crate::targets::{Cx, Target, Unsupported};
 
-use super::normalize::{ElasticType, elastic_type, to_elastic_doc, to_sentinel_row};
+use super::normalize::{ElasticType, elastic_type, to_elastic_doc_enriched, to_sentinel_row};
 
 /// A rule's target queries, parsed once and ready to run on many events.
 #[derive(Debug)]
@@ -85,13 +85,19 @@ pub fn sentinel_verdict(p: &Prepared, event: &Value) -> Result<bool, String> {
 
 /// The Elastic verdict: the kuery query matches the event's document.
 pub fn elastic_verdict(p: &Prepared, event: &Value) -> Result<bool, String> {
+    elastic_verdict_enriched(p, event, None)
+}
+
+/// [`elastic_verdict`] on the document with the test's enrichment values added.
+pub fn elastic_verdict_enriched(p: &Prepared, event: &Value, enrichment: Option<&super::Enrichment>) -> Result<bool, String> {
     let q = p.elastic.as_ref().map_err(Clone::clone)?;
-    let doc = to_elastic_doc(event);
+    let doc = to_elastic_doc_enriched(event, enrichment);
     Ok(crate::kuery::eval(q, &doc, &|f| match elastic_type(f) {
         ElasticType::Keyword => crate::kuery::FieldType::Keyword,
         ElasticType::Boolean => crate::kuery::FieldType::Boolean,
         ElasticType::Ip => crate::kuery::FieldType::Ip,
         ElasticType::Date => crate::kuery::FieldType::Date,
         ElasticType::Flattened => crate::kuery::FieldType::Flattened,
+        ElasticType::Number => crate::kuery::FieldType::Number,
     }))
 }

@@ -63,6 +63,8 @@ pub enum Mapping {
     Expr(String),
     /// The target has nothing for it.
     None,
+    /// A virtual field the target has no data for: why (reported as E402).
+    Unavailable(&'static str),
 }
 
 /// One row of the taxonomy.
@@ -102,6 +104,12 @@ pub struct Field {
     /// Panther form: a Python expression over `event` for virtual fields; `None` means the
     /// raw path is read directly.
     pub panther_expr: Option<String>,
+    /// The helpers `panther_expr` calls.
+    pub panther_helpers: &'static [&'static str],
+    /// A virtual field Panther has no data for: why.
+    pub panther_unavailable: Option<&'static str>,
+    /// The virtual field, if it is one.
+    pub virtual_field: Option<&'static Virtual>,
     /// Does AWS generate the value in a fixed spelling?
     pub case_fixed: bool,
     /// Caveat code, if any.
@@ -111,15 +119,133 @@ pub struct Field {
     pub element: Option<String>,
 }
 
-/// Virtual fields: named computations every target can express.
-/// (name, meaning, sentinel expression, elastic field, python expression)
-pub const VIRTUAL: &[(&str, &str, &str, &str, &str)] = &[(
-    "@actor_user",
-    "the acting user: sessionContext.sessionIssuer.userName if present, else userIdentity.userName",
-    "coalesce(SessionIssuerUserName, UserIdentityUserName)",
-    "user.name",
-    "_first(_get(event, (\"userIdentity\", \"sessionContext\", \"sessionIssuer\", \"userName\")), _get(event, (\"userIdentity\", \"userName\")))",
-)];
+/// Where a virtual field's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Computed from the raw event by a fixed rule (every evaluator can compute it).
+    Computed,
+    /// Looked up by the platform at ingestion (an ASN database, a user-agent parser): not in
+    /// the raw event. A test case supplies the value in `enrichment:`; without it the
+    /// canonical evaluator cannot decide a condition on the field.
+    Enrichment,
+}
+
+/// A virtual field: a named value that is not a raw CloudTrail path. Each target either
+/// computes it (`Ok`) or has no such data (`Err`, the reason, reported as E402).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Virtual {
+    /// `@name`.
+    pub name: &'static str,
+    /// What it holds (README, "Virtual fields").
+    pub meaning: &'static str,
+    /// Its value type.
+    pub kind: Kind,
+    /// Computed or enrichment.
+    pub source: Source,
+    /// Sentinel: a KQL string expression over `AWSCloudTrail` columns.
+    pub sentinel: Result<&'static str, &'static str>,
+    /// Elastic: the ECS field and its mapping type.
+    pub elastic: Result<(&'static str, &'static str), &'static str>,
+    /// Panther: a Python expression over `event` and the helpers it needs.
+    pub python: Result<(&'static str, &'static [&'static str]), &'static str>,
+    /// A caveat code for the targets that compute it (see [`CAVEATS`]).
+    pub caveat: Option<&'static str>,
+}
+
+const NO_ASN_SENTINEL: &str = "Sentinel's AWSCloudTrail table has no ASN enrichment of SourceIpAddress";
+const NO_ASN_PANTHER: &str = "Panther's rule sees the raw CloudTrail event, which has no ASN data (Panther's optional IPinfo enrichment is another ASN database with other organisation names; rulecast does not substitute it)";
+
+/// The virtual fields.
+pub const VIRTUAL: &[Virtual] = &[
+    Virtual {
+        name: "@actor_user",
+        meaning: "the acting user: sessionContext.sessionIssuer.userName if present, else userIdentity.userName",
+        kind: Kind::String,
+        source: Source::Computed,
+        sentinel: Ok("coalesce(SessionIssuerUserName, UserIdentityUserName)"),
+        elastic: Ok(("user.name", "keyword")),
+        python: Ok((
+            "_first(_get(event, (\"userIdentity\", \"sessionContext\", \"sessionIssuer\", \"userName\")), _get(event, (\"userIdentity\", \"userName\")))",
+            &["_get", "_first"],
+        )),
+        caveat: None,
+    },
+    Virtual {
+        name: "@outcome",
+        meaning: "`success` or `failure` as Elastic's AWS integration derives event.outcome: for ConsoleLogin, responseElements.ConsoleLogin lower-cased when it is a string; otherwise `failure` when errorCode or errorMessage is present (not null), else `success`",
+        kind: Kind::String,
+        source: Source::Computed,
+        sentinel: Ok("iif(EventName == \"ConsoleLogin\" and isnotempty(tostring(parse_json(ResponseElements).ConsoleLogin)), tolower(tostring(parse_json(ResponseElements).ConsoleLogin)), iif(isnotempty(ErrorCode) or isnotempty(ErrorMessage), \"failure\", \"success\"))"),
+        elastic: Ok(("event.outcome", "keyword")),
+        python: Ok(("_outcome(event)", &["_outcome"])),
+        caveat: Some("outcome_empty"),
+    },
+    Virtual {
+        name: "@source_ip",
+        meaning: "sourceIPAddress when it is an IPv4 or IPv6 address, else absent (service principals such as `ec2.amazonaws.com` have none); Elastic's source.ip",
+        kind: Kind::String,
+        source: Source::Computed,
+        sentinel: Ok("iif(coalesce(ipv4_is_in_any_range(SourceIpAddress, dynamic([\"0.0.0.0/0\"])), false) or coalesce(ipv6_is_in_any_range(SourceIpAddress, dynamic([\"::/0\"])), false), SourceIpAddress, \"\")"),
+        elastic: Ok(("source.ip", "ip")),
+        python: Ok(("_source_ip(event)", &["_source_ip"])),
+        caveat: None,
+    },
+    Virtual {
+        name: "@console_login_mfa_used",
+        meaning: "for ConsoleLogin events that carry additionalEventData.MFAUsed: `false` when it is `No`, else `true`; absent for other events (Elastic's aws.cloudtrail.console_login.additional_eventdata.mfa_used)",
+        kind: Kind::Bool,
+        source: Source::Computed,
+        sentinel: Ok("iif(EventName == \"ConsoleLogin\" and isnotempty(tostring(parse_json(AdditionalEventData).MFAUsed)), iif(tostring(parse_json(AdditionalEventData).MFAUsed) == \"No\", \"false\", \"true\"), \"\")"),
+        elastic: Ok(("aws.cloudtrail.console_login.additional_eventdata.mfa_used", "boolean")),
+        python: Ok(("_console_login_mfa_used(event)", &["_console_login_mfa_used"])),
+        caveat: Some("mfa_used_absent"),
+    },
+    Virtual {
+        name: "@source_as_org",
+        meaning: "the organisation of the autonomous system the source address belongs to, from the platform's ASN database (Elastic: the integration's geoip processor, source.as.organization.name)",
+        kind: Kind::String,
+        source: Source::Enrichment,
+        sentinel: Err(NO_ASN_SENTINEL),
+        elastic: Ok(("source.as.organization.name", "keyword")),
+        python: Err(NO_ASN_PANTHER),
+        caveat: None,
+    },
+    Virtual {
+        name: "@source_as_number",
+        meaning: "the number of the autonomous system the source address belongs to, from the platform's ASN database (Elastic: source.as.number)",
+        kind: Kind::Number,
+        source: Source::Enrichment,
+        sentinel: Err(NO_ASN_SENTINEL),
+        elastic: Ok(("source.as.number", "long")),
+        python: Err(NO_ASN_PANTHER),
+        caveat: None,
+    },
+    Virtual {
+        name: "@user_agent_name",
+        meaning: "the client family Elastic's user_agent processor parses from userAgent (`Chrome`, `Firefox`, `Boto3`, ...: user_agent.name)",
+        kind: Kind::String,
+        source: Source::Enrichment,
+        sentinel: Err("Sentinel's AWSCloudTrail table keeps UserAgent as text: it has no parsed client name"),
+        elastic: Ok(("user_agent.name", "keyword")),
+        python: Err("Panther's rule sees the raw userAgent text: it has no parsed client name"),
+        caveat: None,
+    },
+    Virtual {
+        name: "@related_entity",
+        meaning: "the identifiers (ARNs, ids) Elastic's AWS integration collects in related.entity (a list)",
+        kind: Kind::String,
+        source: Source::Enrichment,
+        sentinel: Err("Sentinel's AWSCloudTrail table has no related-entity list"),
+        elastic: Ok(("related.entity", "keyword")),
+        python: Err("Panther's rule sees the raw CloudTrail event, which has no related-entity list (Panther's p_any_* fields are other lists)"),
+        caveat: None,
+    },
+];
+
+/// The virtual field of that name.
+pub fn virtual_field(name: &str) -> Option<&'static Virtual> {
+    VIRTUAL.iter().find(|v| v.name == name)
+}
 
 /// Caveats: (code, target, note text).
 pub const CAVEATS: &[(&str, &str, &str)] = &[
@@ -133,10 +259,20 @@ pub const CAVEATS: &[(&str, &str, &str)] = &[
         "elastic",
         "the field is produced only by newer AWS integration versions",
     ),
+    (
+        "outcome_empty",
+        "sentinel",
+        "Sentinel's string columns cannot tell an absent ErrorCode, ErrorMessage or ConsoleLogin result from an empty one: where AWS writes an empty one, the rendering reads it as absent (the canonical outcome, like Elastic's, counts a present empty error as a failure)",
+    ),
+    (
+        "mfa_used_absent",
+        "elastic",
+        "the field facts say the AWS integration sets mfa_used for ConsoleLogin only (`MFAUsed == 'No'` -> false, else true); whether it writes `true` for a ConsoleLogin without additionalEventData.MFAUsed was not verified (the canonical field is absent there)",
+    ),
 ];
 
 /// Elastic fields that hold IP-typed copies of a raw path (for `cidr`).
-pub const ELASTIC_IP_FIELDS: &[(&str, &str)] = &[("sourceIPAddress", "source.ip")];
+pub const ELASTIC_IP_FIELDS: &[(&str, &str)] = &[("sourceIPAddress", "source.ip"), ("@source_ip", "source.ip")];
 
 fn rows() -> &'static Vec<Row> {
     static ROWS: OnceLock<Vec<Row>> = OnceLock::new();
@@ -249,17 +385,26 @@ fn mapping(spec: &str, rest: &[Seg]) -> Mapping {
 
 /// Resolve a raw path against the taxonomy.
 pub fn resolve(path: &str) -> Result<Field, PathError> {
-    if let Some(v) = VIRTUAL.iter().find(|v| v.0 == path) {
+    if let Some(v) = virtual_field(path) {
         return Ok(Field {
             path: path.to_string(),
             segs: vec![],
-            kind: Kind::String,
-            sentinel: Mapping::Expr(v.2.to_string()),
-            elastic: Mapping::Column(v.3.to_string()),
-            elastic_kind: "keyword".into(),
-            panther_expr: Some(v.4.to_string()),
+            kind: v.kind,
+            sentinel: match v.sentinel {
+                Ok(e) => Mapping::Expr(e.to_string()),
+                Err(why) => Mapping::Unavailable(why),
+            },
+            elastic: match v.elastic {
+                Ok((f, _)) => Mapping::Column(f.to_string()),
+                Err(why) => Mapping::Unavailable(why),
+            },
+            elastic_kind: v.elastic.map_or("keyword", |(_, k)| k).to_string(),
+            panther_expr: v.python.ok().map(|(e, _)| e.to_string()),
+            panther_helpers: v.python.map_or(&[], |(_, h)| h),
+            panther_unavailable: v.python.err(),
+            virtual_field: Some(v),
             case_fixed: false,
-            caveat: None,
+            caveat: v.caveat.map(str::to_string),
             element: None,
         });
     }
@@ -293,13 +438,16 @@ pub fn resolve(path: &str) -> Result<Field, PathError> {
                 elastic,
                 elastic_kind: if rest.is_empty() { row.elastic_kind.clone() } else { "flattened".into() },
                 panther_expr: None,
+                panther_helpers: &[],
+                panther_unavailable: None,
+                virtual_field: None,
                 case_fixed: rest.is_empty() && row.case_fixed,
                 caveat: row.caveat.clone(),
                 element: None,
             });
         }
     }
-    let known: Vec<&str> = rows().iter().map(|r| r.path.as_str()).chain(VIRTUAL.iter().map(|v| v.0)).collect();
+    let known: Vec<&str> = rows().iter().map(|r| r.path.as_str()).chain(VIRTUAL.iter().map(|v| v.name)).collect();
     Err(PathError::Unknown(crate::diag::closest(path, known).map(str::to_string)))
 }
 
@@ -324,6 +472,9 @@ pub fn element(path: &str, depth: usize) -> Result<Field, PathError> {
         panther_expr: None,
         case_fixed: false,
         caveat: None,
+        panther_helpers: &[],
+        panther_unavailable: None,
+        virtual_field: None,
         element: Some(var),
     })
 }

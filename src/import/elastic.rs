@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 mod expr;
 mod query;
 
-use super::{Doc, Imported, Outcome, add_technique, all, any, date, not, pred, slug_of, span_at};
+use super::{Doc, Imported, add_technique, all, any, date, not, pred, slug_of, span_at};
 use crate::diag::{Code, Diagnostic};
 use crate::fields::{self, Kind};
 use crate::kuery::{self, Piece, Query, QueryKind, ValueKind, ValueList, ValueListKind};
@@ -404,15 +404,13 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             }
         }
     }
-    Imported {
-        slug: slug.to_string(),
-        yaml: super::to_yaml(&v),
-        outcome: Outcome::from_parts(parts),
-    }
+    Imported::new(slug, super::to_yaml(&v), parts)
 }
 
 /// `[rule.threshold]` → `alert.aggregate` (Elastic fires at `>= value`; the model's threshold is
-/// "more than", so `value - 1`); cardinality stays Elastic-only (`threshold_cardinality`).
+/// "more than", so `value - 1`); each `[[rule.threshold.cardinality]]` becomes a `distinct`
+/// measure with its minimum in `min_distinct` (Elastic-only `threshold_cardinality` when the
+/// field has no canonical path).
 fn threshold(
     rule: &toml::Table,
     el: &mut Map<String, Value>,
@@ -431,36 +429,99 @@ fn threshold(
     for f in tlist(th.get("field")) {
         match raw_of(&f) {
             Some(Target::Raw(p, _)) => by.push(p),
-            Some(Target::SourceIp) => {
-                parts.push("detection: threshold group-by `source.ip` is imported as sourceIPAddress (Elastic's source.ip is absent when the address is not an IP, so such events are not grouped there)".into());
-                by.push("sourceIPAddress".into());
-            }
+            // Elastic's source.ip: sourceIPAddress when it is an IP address
+            Some(Target::SourceIp) => by.push("@source_ip".into()),
+            Some(Target::Outcome) => by.push("@outcome".into()),
             _ => return Err(format!("threshold group-by field `{f}` has no raw CloudTrail path")),
         }
     }
+    let mut measures = Map::new();
+    measures.insert("EventCount".into(), json!("count"));
+    let mut min_distinct = Map::new();
     if let Some(cs) = th.get("cardinality").and_then(toml::Value::as_array) {
-        let mut out = vec![];
+        let mut elastic_only = vec![];
         for c in cs {
             let (Some(f), Some(v)) = (tstr(c.get("field")), c.get("value").and_then(toml::Value::as_integer)) else {
                 return Err("`[[rule.threshold.cardinality]]` needs `field` and `value`".into());
             };
-            parts.push(format!("detection: threshold cardinality (at least {v} distinct `{f}`) is kept for Elastic only (`targets.elastic.threshold_cardinality`): the model's aggregate cannot count distinct values"));
-            out.push(json!({"field": f, "value": v}));
+            if v < 1 {
+                return Err(format!("`[[rule.threshold.cardinality]]` value {v} must be at least 1"));
+            }
+            let path = match raw_of(&f) {
+                Some(Target::Raw(p, _)) => Some(p),
+                Some(Target::SourceIp) => Some("@source_ip".into()),
+                Some(Target::Outcome) => Some("@outcome".into()),
+                Some(Target::Dataset) => None,
+                // the keyword copy of a whole object's text (`aws.cloudtrail.request_parameters`)
+                None => keyword_copy_of(&f).inspect(|p| {
+                    parts.push(format!("detection: threshold cardinality of `{f}` imported as distinct `{p}` objects (Elastic counts distinct texts of the integration's toString() copy: an object whose keys come in another order counts twice there)"));
+                }),
+            };
+            match path {
+                Some(p) => {
+                    let name = distinct_name(&p, &measures);
+                    measures.insert(name.clone(), json!({"distinct": p}));
+                    min_distinct.insert(name, json!(v));
+                }
+                None => {
+                    parts.push(format!("detection: threshold cardinality (at least {v} distinct `{f}`) is kept for Elastic only (`targets.elastic.threshold_cardinality`): `{f}` has no raw CloudTrail path"));
+                    elastic_only.push(json!({"field": f, "value": v}));
+                }
+            }
         }
-        el.insert("threshold_cardinality".into(), Value::Array(out));
+        if !elastic_only.is_empty() {
+            el.insert("threshold_cardinality".into(), Value::Array(elastic_only));
+        }
     }
     let mut agg = Map::new();
-    agg.insert("measures".into(), json!({"EventCount": "count"}));
+    agg.insert("measures".into(), Value::Object(measures));
     agg.insert("by".into(), json!(by));
     agg.insert("threshold".into(), json!(value - 1));
+    if !min_distinct.is_empty() {
+        agg.insert("min_distinct".into(), Value::Object(min_distinct));
+    }
     Ok(json!({"aggregate": agg}))
 }
 
-/// For ConsoleLogin the AWS integration derives `event.outcome` from
-/// `responseElements.ConsoleLogin` (lower-cased), not from the error fields: where the rule only
-/// matches ConsoleLogin, `request_succeeded` is replaced by that field. Elsewhere
-/// `request_succeeded` stands (on real events the two agree: a failed console login has an
-/// `errorMessage`).
+/// The raw path whose whole-object text an Elastic keyword copy holds
+/// (`aws.cloudtrail.request_parameters` → `requestParameters`).
+fn keyword_copy_of(name: &str) -> Option<String> {
+    fields::all().iter().find_map(|row| {
+        let prefix = row.elastic.strip_prefix("flattened:")?;
+        (prefix.replace(".flattened.", ".") == name).then(|| row.path.clone())
+    })
+}
+
+/// A measure name for a distinct count of `path`: `Distinct` + the path's last part in
+/// CamelCase (`eventID` → `DistinctEventID`), numbered when taken.
+fn distinct_name(path: &str, taken: &Map<String, Value>) -> String {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let mut base = String::from("Distinct");
+    let mut upper = true;
+    for c in last.chars() {
+        if c.is_ascii_alphanumeric() {
+            base.push(if upper { c.to_ascii_uppercase() } else { c });
+            upper = false;
+        } else {
+            upper = true;
+        }
+    }
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken.contains_key(&name) {
+        name = format!("{base}{n}");
+        n += 1;
+    }
+    name
+}
+
+/// `event.outcome: success` is imported as `request_succeeded: true` where the rule cannot
+/// match a ConsoleLogin (its eventName or eventSource pins other calls): there the integration
+/// derives the outcome from errorCode/errorMessage, the fields `request_succeeded` tests (the
+/// README declares that Elastic counts a present but empty one as a failure). Where a
+/// ConsoleLogin can match, the integration derives the outcome from
+/// `responseElements.ConsoleLogin` instead: there the condition is imported as what it is,
+/// the integration's outcome (`@outcome`).
 fn exact_outcome(det: &mut Value) {
     fn pins_away(v: &Value) -> bool {
         let Value::Object(m) = v else { return false };
@@ -484,39 +545,24 @@ fn exact_outcome(det: &mut Value) {
             _ => false,
         }
     }
-    fn only_console_login(v: &Value) -> bool {
-        let Value::Object(m) = v else { return false };
-        if let Some(Value::Array(k)) = m.get("all") {
-            return k.iter().any(only_console_login);
-        }
-        m.get("field").and_then(Value::as_str) == Some("eventName")
-            && m.get("value").and_then(Value::as_str) == Some("ConsoleLogin")
-    }
-    fn replace(v: &mut Value, only: bool) {
-        if !only {
-            return;
-        }
+    fn replace(v: &mut Value) {
         match v {
             Value::Object(m) => {
                 if let Some(ok) = m.get("request_succeeded").and_then(Value::as_bool) {
-                    if only {
-                        // AWS writes `Success` / `Failure`
-                        let want = if ok { "Success" } else { "Failure" };
-                        *v = pred("responseElements.ConsoleLogin", "eq", vec![json!(want)], false);
-                    }
+                    let want = if ok { "success" } else { "failure" };
+                    *v = pred("@outcome", "eq", vec![json!(want)], false);
                     return;
                 }
                 for x in m.values_mut() {
-                    replace(x, only);
+                    replace(x);
                 }
             }
-            Value::Array(a) => a.iter_mut().for_each(|x| replace(x, only)),
+            Value::Array(a) => a.iter_mut().for_each(replace),
             _ => {}
         }
     }
     if !pins_away(det) {
-        let only = only_console_login(det);
-        replace(det, only);
+        replace(det);
     }
 }
 
@@ -613,8 +659,11 @@ fn raw_of(name: &str) -> Option<Target> {
         "event.outcome" => return Some(Target::Outcome),
         "event.dataset" | "data_stream.dataset" => return Some(Target::Dataset),
         "source.ip" => return Some(Target::SourceIp),
-        "user.name" => return Some(Target::Raw("@actor_user".into(), Kind::String)),
         _ => {}
+    }
+    // ECS fields the integration computes or looks up: the virtual field that names them
+    if let Some(v) = fields::VIRTUAL.iter().find(|v| v.elastic.is_ok_and(|(f, _)| f == name)) {
+        return Some(Target::Raw(v.name.into(), v.kind));
     }
     for row in fields::all() {
         if let Some(prefix) = row.elastic.strip_prefix("flattened:") {
@@ -718,10 +767,8 @@ impl St<'_> {
                         ValueListKind::One(v) if v.text() == "failure" => {
                             Ok(Some(json!({"request_succeeded": false})))
                         }
-                        _ => Err((
-                            "`event.outcome` other than success or failure has no canonical form".into(),
-                            at,
-                        )),
+                        // the integration's outcome itself (`@outcome`), exactly
+                        _ => self.values(values, "@outcome", Kind::String, false).map(Some),
                     },
                     Target::SourceIp => self
                         .values(values, "sourceIPAddress", Kind::String, true)
@@ -861,6 +908,7 @@ fn merge_or(kids: Vec<Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::Outcome;
 
     const RULE: &str = r#"[metadata]
 creation_date = "2020/05/21"

@@ -24,7 +24,7 @@ use crate::targets::render::{yaml_double, yaml_str};
 /// How completely a vendor rule was carried over.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Everything maps.
+    /// Everything maps (notes, if any, are in [`Imported::notes`]).
     Full,
     /// The rule was imported, but these parts were not (each named, with the reason).
     /// Parts of the detection start with `detection:`, others with `metadata:`.
@@ -34,8 +34,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Full, or Partial with the given parts (Full when there are none).
+    /// Full, or Partial with the given parts (Full when there are none). Notes (`note: ...`)
+    /// are not parts: use [`Imported::new`], which keeps them apart.
     pub fn from_parts(parts: Vec<String>) -> Self {
+        let parts: Vec<String> = parts.into_iter().filter(|p| !is_note(p)).collect();
         if parts.is_empty() {
             Outcome::Full
         } else {
@@ -43,14 +45,9 @@ impl Outcome {
         }
     }
 
-    /// Is everything carried over? True for `Full`, and for `Partial` whose parts are all
-    /// notes (`note: ...`: something kept in another form, nothing lost).
+    /// Is everything carried over?
     pub fn is_full(&self) -> bool {
-        match self {
-            Outcome::Full => true,
-            Outcome::Partial(p) => p.iter().all(|s| is_note(s)),
-            Outcome::Refused(_) => false,
-        }
+        matches!(self, Outcome::Full)
     }
 
     /// Does a partial outcome leave out part of the detection (not only metadata)?
@@ -59,8 +56,8 @@ impl Outcome {
     }
 }
 
-/// Is this part of a `Partial` outcome only a note (nothing lost)? Parts name what was kept
-/// opaque or left out (`detection: ...`, `metadata: ...`), notes start with `note:`.
+/// Is this part only a note (something kept in another form, nothing lost)? Parts name what
+/// was kept opaque or left out (`detection: ...`, `metadata: ...`), notes start with `note:`.
 pub fn is_note(part: &str) -> bool {
     part.starts_with("note:")
 }
@@ -74,15 +71,26 @@ pub struct Imported {
     pub yaml: String,
     /// How completely it was carried over.
     pub outcome: Outcome,
+    /// Things kept in another form, nothing lost (`note: ...`), e.g. an ATT&CK tag newer than
+    /// rulecast's ATT&CK data kept as a plain tag. They never make an import partial.
+    pub notes: Vec<String>,
 }
 
 impl Imported {
+    /// An imported rule: `parts` are what was not carried over exactly, notes among them
+    /// (`note: ...`) are kept apart in [`Imported::notes`].
+    pub fn new(slug: &str, yaml: String, parts: Vec<String>) -> Self {
+        let (notes, parts): (Vec<String>, Vec<String>) = parts.into_iter().partition(|p| is_note(p));
+        Imported { slug: slug.to_string(), yaml, outcome: Outcome::from_parts(parts), notes }
+    }
+
     /// A refused import.
     pub fn refused(slug: &str, d: Diagnostic) -> Self {
         Imported {
             slug: slug.to_string(),
             yaml: String::new(),
             outcome: Outcome::Refused(d),
+            notes: vec![],
         }
     }
 }

@@ -20,7 +20,7 @@ use rustpython_parser::Parse;
 use rustpython_parser::ast;
 use serde_json::{Map, Value, json};
 
-use super::{Doc, Imported, Outcome, add_technique, slug_of, span_at};
+use super::{Doc, Imported, add_technique, slug_of, span_at};
 use crate::diag::{Code, Diagnostic, Span};
 
 /// Import a Panther rule YAML file, reading the Python module its `Filename:` names from the
@@ -311,7 +311,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
             o.insert(k, x);
         }
     }
-    vec![Imported { slug, yaml: super::to_yaml(&v), outcome: Outcome::from_parts(parts) }]
+    vec![Imported::new(&slug, super::to_yaml(&v), parts)]
 }
 
 /// `{requestParameters.name}` → `{RequestParametersName}` with a derived name for it; top-level

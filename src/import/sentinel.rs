@@ -13,7 +13,7 @@
 //!   Kusto defines terms), never `contains` (which would broaden the match).
 //! - A `where` sub-expression that cannot be structured exactly is kept as an `opaque` KQL
 //!   condition (names bound by `extend` and `let` are inlined, so the text reads only table
-//!   columns) and named in [`Outcome::Partial`] as `detection: <text>: <reason>`.
+//!   columns) and named in [`super::Outcome::Partial`] as `detection: <text>: <reason>`.
 //! - Stages the model cannot say (`project`, `distinct`, `sort`, an `extend` the derive
 //!   expressions cannot say ...) are named as `metadata:` parts when they do not change which
 //!   events match; stages that do (`join`, `mv-expand` followed by `where`, a `where` over an
@@ -22,7 +22,7 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
-use super::{Doc, Imported, Outcome, add_technique, all, any, line_col, not, pred, slug_of};
+use super::{Doc, Imported, add_technique, all, any, line_col, not, pred, slug_of};
 use crate::diag::{Code, Diagnostic, Span};
 use crate::fields::{self, Kind, Mapping, Seg};
 use crate::kusto::{self, Assign, BinOp, Expr, ExprKind, ListOp, Literal, Operator, OperatorKind};
@@ -522,11 +522,7 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
     if !sentinel.is_empty() {
         d.targets.insert("sentinel".into(), Value::Object(sentinel));
     }
-    Imported {
-        slug: slug.to_string(),
-        yaml: d.to_yaml(),
-        outcome: Outcome::from_parts(parts),
-    }
+    Imported::new(slug, d.to_yaml(), parts)
 }
 
 /// What a `let` name stands for.

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Doc, Imported, Outcome, add_technique, all, any, date, not, pred, slug_of, span_at};
+use super::{Doc, Imported, add_technique, all, any, date, not, pred, slug_of, span_at};
 use crate::diag::{Code, Diagnostic};
 
 /// Import the rules of one Sigma file. `file` names it in diagnostics and gives the slug.
@@ -37,6 +37,8 @@ pub fn parse(file: &str, text: &str) -> Vec<Imported> {
 struct Cx<'a> {
     file: &'a str,
     text: &'a str,
+    /// Parts of the detection imported as something other than what they literally say.
+    parts: std::cell::RefCell<Vec<String>>,
 }
 
 impl Cx<'_> {
@@ -74,7 +76,7 @@ fn str_list(v: Option<&Value>) -> Vec<String> {
 }
 
 fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
-    let cx = Cx { file, text };
+    let cx = Cx { file, text, parts: Default::default() };
     let Some(m) = doc.as_object() else {
         return Imported::refused(slug, *cx.err("a sigma rule is a mapping", ""));
     };
@@ -194,6 +196,7 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         Ok(v) => d.detection = v,
         Err(e) => return Imported::refused(slug, *e),
     }
+    parts.extend(cx.parts.take());
     for k in m.keys() {
         if !matches!(
             k.as_str(),
@@ -223,11 +226,7 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
             parts.push("metadata: `related` (rule relations) has no canonical key".into());
         }
     }
-    Imported {
-        slug: slug.to_string(),
-        yaml: d.to_yaml(),
-        outcome: Outcome::from_parts(parts),
-    }
+    Imported::new(slug, d.to_yaml(), parts)
 }
 
 /// The condition of a `detection:` block.
@@ -327,6 +326,9 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>
             key,
         ));
     }
+    if field == "status" && crate::fields::resolve(field).is_err() {
+        return status(cx, key, val);
+    }
     if let Err(e) = crate::fields::resolve(field) {
         let mut d = cx.err(
             format!("unknown field `{field}` (not in the CloudTrail taxonomy)"),
@@ -339,6 +341,9 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>
     }
     let mut op = "eq";
     let mut and_all = false;
+    if mods.contains(&"fieldref") {
+        return field_ref(cx, key, field, &mods, val);
+    }
     for m in &mods {
         match *m {
             "contains" | "startswith" | "endswith" | "re" | "cidr" | "exists" => op = m,
@@ -422,6 +427,67 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>
         })
         .collect();
     Ok(if and_all { all(kids) } else { any(kids) })
+}
+
+/// `field|fieldref: other`: the two fields' values are equal (Sigma matches strings
+/// case-insensitively). Several referenced fields: any of them (`|all`: every one).
+fn field_ref(cx: &Cx, key: &str, field: &str, mods: &[&str], val: &Value) -> Result<Value, Box<Diagnostic>> {
+    let mut and_all = false;
+    for m in mods {
+        match *m {
+            "fieldref" => {}
+            "all" => and_all = true,
+            other => return Err(cx.err(format!("modifier `|{other}` with `|fieldref` is not imported"), key)),
+        }
+    }
+    let refs: Vec<&Value> = match val {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    if refs.is_empty() {
+        return Err(cx.err(format!("`{key}` has an empty value list"), key));
+    }
+    let mut kids = vec![];
+    for r in refs {
+        let Value::String(other) = r else {
+            return Err(cx.err(format!("`|fieldref` takes field names; found {r}"), key));
+        };
+        if let Err(e) = crate::fields::resolve(other) {
+            let mut d = cx.err(format!("`|fieldref` names an unknown field `{other}` (not in the CloudTrail taxonomy)"), key);
+            if let crate::fields::PathError::Unknown(Some(best)) = e {
+                *d = d.with_hint(format!("did you mean `{best}`?"));
+            }
+            return Err(d);
+        }
+        let mut m = Map::new();
+        m.insert("field".into(), json!(field));
+        m.insert("op".into(), json!("eq"));
+        m.insert("ref".into(), json!(other));
+        m.insert("case".into(), json!("insensitive"));
+        kids.push(Value::Object(m));
+    }
+    Ok(if and_all { all(kids) } else { any(kids) })
+}
+
+/// `status: success` / `failure`: CloudTrail has no `status` field, so the rule as written
+/// never matches. Imported as the request-succeeded predicate the rule means, declared as a
+/// part: what the vendor rule literally says is not what rulecast imports.
+fn status(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>> {
+    let want = match val {
+        Value::String(s) if s.eq_ignore_ascii_case("success") => true,
+        Value::String(s) if s.eq_ignore_ascii_case("failure") => false,
+        other => {
+            return Err(cx.err(
+                format!("unknown field `status` (CloudTrail has no such field; only `status: success` / `failure` are imported, as request_succeeded) with value {other}"),
+                key,
+            ));
+        }
+    };
+    cx.parts.borrow_mut().push(format!(
+        "detection: `{key}: {}` names no CloudTrail field, so the rule as written never matches; imported as `request_succeeded: {want}` (no errorCode and no errorMessage), what it means",
+        if want { "success" } else { "failure" }
+    ));
+    Ok(json!({"request_succeeded": want}))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -561,6 +627,7 @@ impl CondParser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::Outcome;
 
     #[test]
     fn imports_a_small_rule() {

@@ -462,8 +462,11 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
             check_ref(&b.value, &known, sp(file, b), &mut d);
         }
         for m in agg.measures.values() {
-            if let crate::model::Measure::Min(f) | crate::model::Measure::Max(f) = m {
-                check_ref(f, &known, None, &mut d);
+            match m {
+                crate::model::Measure::Min(f) | crate::model::Measure::Max(f) | crate::model::Measure::Distinct(f) => {
+                    check_ref(f, &known, None, &mut d);
+                }
+                crate::model::Measure::Count => {}
             }
         }
         // steps on the aggregated rows see the group-by fields, the measures and each other
@@ -497,6 +500,33 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
                 }
             }
         }
+        for (name, min) in &agg.min_distinct {
+            let span = sp(file, min);
+            if !matches!(agg.measures.get(name), Some(crate::model::Measure::Distinct(_))) {
+                let distinct: Vec<&str> = agg
+                    .measures
+                    .iter()
+                    .filter(|(_, m)| matches!(m, crate::model::Measure::Distinct(_)))
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                d.push(
+                    Diagnostic::error(Code::E303, format!("`min_distinct` names `{name}`, which is not a `distinct` measure"))
+                        .with_expected("the name of a `{distinct: field}` measure")
+                        .with_suggestion(name, distinct)
+                        .with_span(span.clone()),
+                );
+            }
+            if min.value == 0 {
+                d.push(Diagnostic::error(Code::E103, "a distinct-count minimum must be at least 1").with_span(span));
+            }
+        }
+        if let (Some((_, first)), None) = (agg.min_distinct.first(), agg.threshold) {
+            d.push(
+                Diagnostic::error(Code::E104, "`min_distinct` needs a `threshold`")
+                    .with_hint("`threshold: 0` alerts on every group that reaches the distinct minimum")
+                    .with_span(sp(file, first)),
+            );
+        }
     }
     for e in &doc.alert.entities {
         for f in e.fields.values() {
@@ -528,6 +558,23 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
     for t in &doc.tests {
         if !t.value.event.is_object() {
             d.push(Diagnostic::error(Code::E108, format!("test `{}`: `event` must be a mapping", t.value.name)).with_span(sp(file, t)));
+        }
+        for (name, v) in &t.value.enrichment {
+            let is_enrichment = fields::virtual_field(name).is_some_and(|f| f.source == fields::Source::Enrichment);
+            if !is_enrichment {
+                let names: Vec<&str> = fields::VIRTUAL.iter().filter(|f| f.source == fields::Source::Enrichment).map(|f| f.name).collect();
+                d.push(
+                    Diagnostic::error(Code::E108, format!("test `{}` gives an enrichment value for `{name}`, which is not an enrichment field", t.value.name))
+                        .with_expected(format!("one of {}", names.join(", ")))
+                        .with_suggestion(name, names.clone())
+                        .with_span(sp(file, t)),
+                );
+            } else if matches!(v, Value::Object(_)) {
+                d.push(
+                    Diagnostic::error(Code::E108, format!("test `{}`: the enrichment value of `{name}` must be a scalar, a list of scalars or null", t.value.name))
+                        .with_span(sp(file, t)),
+                );
+            }
         }
         for name in t.value.allowlists.keys() {
             if !allowlists.contains_key(name) {

@@ -152,6 +152,10 @@ pub struct CondNode {
     /// Values from a named list (`lists:`).
     #[serde(default)]
     pub list: Option<Spanned<String>>,
+    /// Another field to compare with (`op: eq` only): holds when both have a non-empty value
+    /// and the values are equal.
+    #[serde(default, rename = "ref")]
+    pub ref_field: Option<Spanned<String>>,
     /// String comparisons: `sensitive` (default) or `insensitive`.
     #[serde(default)]
     pub case: Option<Case>,
@@ -409,6 +413,10 @@ pub struct Aggregate {
     /// the names of earlier steps (Sentinel `extend` after the `summarize`).
     #[serde(default)]
     pub derive: Vec<IndexMap<String, Spanned<Expr>>>,
+    /// Alert only for groups whose `distinct` measures reach these minimums: measure name ->
+    /// at least this many distinct values.
+    #[serde(default)]
+    pub min_distinct: IndexMap<String, Spanned<u32>>,
 }
 
 /// An aggregate measure.
@@ -421,6 +429,8 @@ pub enum Measure {
     Min(String),
     /// Largest value of a field.
     Max(String),
+    /// Number of distinct non-empty values of a field (each element of an array counts).
+    Distinct(String),
 }
 
 /// An entity the alert names.
@@ -445,6 +455,11 @@ pub struct TestCase {
     /// Allow-list contents for this test (name -> entries), in place of the shipped entries.
     #[serde(default)]
     pub allowlists: IndexMap<String, Vec<IndexMap<String, String>>>,
+    /// Values the platform looks up at ingestion (enrichment virtual fields such as
+    /// `@source_as_org`), by field name; `null` when the platform finds none. Conditions on an
+    /// enrichment field the test does not list are undecided.
+    #[serde(default)]
+    pub enrichment: IndexMap<String, Value>,
     /// The raw CloudTrail event.
     pub event: Value,
 }

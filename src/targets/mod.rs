@@ -177,7 +177,8 @@ pub fn foreign_opaque(c: &Cond, target: Target) -> Option<(OpaqueLang, String)> 
         Cond::All(k) | Cond::Any(k) => k.iter().find_map(|k| foreign_opaque(k, target)),
         Cond::Not(k) => foreign_opaque(k, target),
         Cond::Opaque { lang, reason, .. } if *lang != opaque_lang(target) => Some((*lang, reason.clone())),
-        _ => None,
+        // `some.where` holds no opaque logic (the loader keeps it out)
+        Cond::Opaque { .. } | Cond::Some(_) | Cond::Succeeded(_) | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Allowed(_) => None,
     }
 }
 

@@ -372,7 +372,7 @@ impl Mapper<'_> {
         match raw_of(f) {
             Some(Target::Raw(p, k)) => Ok((p, k)),
             Some(Target::SourceIp) => Ok(("sourceIPAddress".into(), Kind::String)),
-            Some(Target::Outcome) => Err("`event.outcome` is only imported as `== \"success\"` / `== \"failure\"`".into()),
+            Some(Target::Outcome) => Ok(("@outcome".into(), Kind::String)),
             Some(Target::Dataset) => Err("the data-set filter is only imported as a top-level `== \"aws.cloudtrail\"`".into()),
             None => Err(format!("`{f}` has no raw CloudTrail path")),
         }

@@ -130,6 +130,10 @@ pub fn field_name(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Op
             let keys: Vec<String> = keys.iter().map(|k| kuery_field_key(k)).collect();
             Some(format!("{base}.{}", keys.join(".")))
         }
+        Mapping::Unavailable(why) => {
+            cx.unsupported(Code::E402, span, format!("`{}` cannot be rendered for Elastic: {why}", f.path));
+            None
+        }
         Mapping::Expr(_) | Mapping::None | Mapping::Element { .. } => {
             cx.unsupported(
                 Code::E302,
@@ -207,6 +211,14 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
                 String::new()
             }
         },
+        Cond::FieldRef(f) => {
+            cx.unsupported(
+                Code::E402,
+                f.span.clone(),
+                format!("Kibana KQL compares a field with values only, never with another field: `{}` equal to `{}` cannot be written in kuery", f.field.path, f.other.path),
+            );
+            String::new()
+        }
         Cond::Allowed(name) => allowed(name, rule, cx),
         Cond::Opaque { lang, text, reason } => crate::targets::opaque(*lang, text, reason, cx),
     }
@@ -223,7 +235,7 @@ fn flatten_some(q: &Quant) -> Option<Cond> {
     }
     let (base, mut prefix) = match &q.field.elastic {
         Mapping::Nested { base, rest } => (base.clone(), rest.clone()),
-        Mapping::Element { .. } | Mapping::Column(_) | Mapping::Expr(_) | Mapping::None => return None,
+        Mapping::Element { .. } | Mapping::Column(_) | Mapping::Expr(_) | Mapping::Unavailable(_) | Mapping::None => return None,
     };
     prefix.extend(q.path.iter().cloned());
     fn walk(c: &Cond, base: &str, prefix: &[Seg]) -> Option<Cond> {
@@ -251,7 +263,7 @@ fn flatten_some(q: &Quant) -> Option<Cond> {
                 p.extend(inner.path.iter().cloned());
                 walk(&inner.cond, base, &p)
             }
-            Cond::Pred(_) | Cond::All(_) | Cond::Some(_) | Cond::Not(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => None,
+            Cond::Pred(_) | Cond::All(_) | Cond::Some(_) | Cond::Not(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => None,
         }
     }
     walk(&q.cond, &base, &prefix)
@@ -270,7 +282,7 @@ fn may_match_console_login(rule: &Rule) -> bool {
             }
             Cond::All(k) => k.iter().any(excludes),
             Cond::Any(k) => k.iter().all(excludes),
-            Cond::Not(_) | Cond::Pred(_) | Cond::Some(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
+            Cond::Not(_) | Cond::Pred(_) | Cond::Some(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
         }
     }
     !excludes(&rule.condition())

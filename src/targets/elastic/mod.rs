@@ -131,6 +131,29 @@ fn slash(url: &str) -> String {
     if url.ends_with('/') { url.to_string() } else { format!("{url}/") }
 }
 
+/// The Elastic field a `distinct` measure counts (`[[rule.threshold.cardinality]] field`): the
+/// field's own, or for a whole JSON object the integration's keyword copy of its text.
+fn cardinality_field(f: &str, cx: &mut Cx) -> Option<String> {
+    let Ok(field) = crate::fields::resolve(f) else {
+        cx.unsupported(Code::E402, None, format!("a distinct count of the derived name `{f}`: Elastic counts fields only"));
+        return None;
+    };
+    cx.approximate(
+        None,
+        "Elastic's cardinality aggregation is an estimate (HyperLogLog++, close to exact below 3000 distinct values)",
+    );
+    if let (crate::fields::Mapping::Column(c), crate::fields::Kind::Object) = (&field.elastic, field.kind) {
+        if let Some(copy) = c.strip_prefix("aws.cloudtrail.flattened.") {
+            cx.approximate(
+                None,
+                format!("`{f}` is counted by the text of aws.cloudtrail.{copy}, the integration's keyword copy of the object (Java's toString of the map): the same object with its keys in another order counts twice"),
+            );
+            return Some(format!("aws.cloudtrail.{copy}"));
+        }
+    }
+    kuery::field_name(&field, cx, None)
+}
+
 /// Compile a rule into the Elastic files.
 pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
     let d = &rule.doc;
@@ -156,6 +179,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     // aggregation
     let mut rule_type = "query";
     let mut threshold = None;
+    let mut cardinality: Vec<(String, u32)> = vec![];
     if let Some(agg) = &d.alert.aggregate {
         match agg.threshold {
             Some(t) => {
@@ -176,8 +200,28 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                 if !agg.measures.values().any(|m| matches!(m, Measure::Count)) {
                     cx.unsupported(Code::E402, None, "an Elastic threshold counts events: add a `count` measure");
                 }
-                if agg.measures.values().any(|m| !matches!(m, Measure::Count)) {
+                let unrendered: Vec<&str> = agg
+                    .measures
+                    .iter()
+                    .filter(|(name, m)| match m {
+                        Measure::Count => false,
+                        Measure::Distinct(_) => !agg.min_distinct.contains_key(*name),
+                        Measure::Min(_) | Measure::Max(_) => true,
+                    })
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                if agg.measures.values().any(|m| matches!(m, Measure::Min(_) | Measure::Max(_))) {
                     cx.approximate(None, "an Elastic threshold rule counts events per group: the min/max measures are not rendered");
+                }
+                let unrendered: Vec<&str> = unrendered.into_iter().filter(|n| matches!(agg.measures.get(*n), Some(Measure::Distinct(_)))).collect();
+                if !unrendered.is_empty() {
+                    cx.approximate(None, format!("an Elastic threshold tests a distinct count only as a minimum (`min_distinct`): the measures {} are not rendered", unrendered.join(", ")));
+                }
+                for (name, min) in &agg.min_distinct {
+                    let Some(Measure::Distinct(f)) = agg.measures.get(name) else { continue };
+                    if let Some(field) = cardinality_field(f, cx) {
+                        cardinality.push((field, min.value));
+                    }
                 }
                 rule_type = "threshold";
                 threshold = Some((fields, t + 1));
@@ -202,8 +246,8 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         rule_type = "new_terms";
         new_terms = Some((nt.fields.clone(), format!("now-{}", nt.history_window.value)));
     }
-    let cardinality: Vec<(String, u32)> = e.threshold_cardinality.iter().map(|c| (c.field.clone(), c.value)).collect();
-    if !cardinality.is_empty() && rule_type != "threshold" {
+    cardinality.extend(e.threshold_cardinality.iter().map(|c| (c.field.clone(), c.value)));
+    if !e.threshold_cardinality.is_empty() && rule_type != "threshold" {
         cx.unsupported(Code::E402, None, "`threshold_cardinality` needs an aggregate with a threshold");
     }
     if !d.alert.derive.is_empty() {

@@ -278,6 +278,13 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         if let Some(t) = agg.threshold {
             threshold = Some(t + 1);
         }
+        if !agg.min_distinct.is_empty() {
+            cx.unsupported(
+                crate::diag::Code::E402,
+                None,
+                "Panther's Threshold counts events per dedup key: it cannot require a number of distinct values (`min_distinct`)",
+            );
+        }
         if agg.measures.values().any(|m| !matches!(m, Measure::Count)) || agg.threshold.is_none() {
             cx.approximate(
                 None,
@@ -295,6 +302,11 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     };
     let context: Vec<(String, String)> =
         d.alert.context.iter().map(|c| (py_str(c.value.trim_start_matches('@')), python::value_ref(&c.value, &known, &mut py))).collect();
+    for (field, why) in std::mem::take(&mut py.unavailable) {
+        if py.reported.insert(field.clone()) {
+            cx.unsupported(crate::diag::Code::E402, None, format!("`{field}` cannot be rendered for Panther: {why}"));
+        }
+    }
     if !d.alert.entities.is_empty() {
         cx.approximate(None, "Panther has no entity mappings: entities are not rendered (their fields are in the event)");
     }

@@ -39,6 +39,22 @@ pub const HELPERS: &[(&str, &str)] = &[
         "def _any(value, test):\n    # a list matches if any of its scalar elements does\n    items = value if _is_list(value) else (value,)\n    for item in items:\n        text = _text(item)\n        if text is not None and test(text):\n            return True\n    return False\n",
     ),
     (
+        "_texts",
+        "def _texts(value):\n    # the scalar texts of a value: itself, or each element of a list\n    items = value if _is_list(value) else (value,)\n    return [text for text in (_text(item) for item in items) if text is not None]\n",
+    ),
+    (
+        "_outcome",
+        "def _outcome(event):\n    # success or failure, as Elastic's AWS integration derives event.outcome\n    result = _get(event, (\"responseElements\", \"ConsoleLogin\"))\n    if event.get(\"eventName\") == \"ConsoleLogin\" and isinstance(result, str):\n        return result.lower()\n    if event.get(\"errorCode\") is not None or event.get(\"errorMessage\") is not None:\n        return \"failure\"\n    return \"success\"\n",
+    ),
+    (
+        "_source_ip",
+        "def _source_ip(event):\n    # sourceIPAddress when it is an IP address, else None\n    address = event.get(\"sourceIPAddress\")\n    if not isinstance(address, str):\n        return None\n    try:\n        ipaddress.ip_address(address)\n    except ValueError:\n        return None\n    return address\n",
+    ),
+    (
+        "_console_login_mfa_used",
+        "def _console_login_mfa_used(event):\n    # ConsoleLogin only: False when additionalEventData.MFAUsed is \"No\", else True; None without it\n    used = _text(_get(event, (\"additionalEventData\", \"MFAUsed\")))\n    if event.get(\"eventName\") != \"ConsoleLogin\" or used is None:\n        return None\n    return used != \"No\"\n",
+    ),
+    (
         "_num",
         "def _num(text):\n    # a number from JSON text, or None\n    try:\n        number = float(text)\n    except ValueError:\n        return None\n    return number if number == number else None\n",
     ),
@@ -84,6 +100,9 @@ const HELPER_DEPS: &[(&str, &[&str])] = &[
     ("_plain", &["_is_list"]),
     ("_allowed", &["_any", "_glob"]),
     ("_elements", &["_get", "_is_list"]),
+    ("_texts", &["_text", "_is_list"]),
+    ("_outcome", &["_get"]),
+    ("_console_login_mfa_used", &["_get", "_text"]),
 ];
 
 /// Modules each helper (or generated construct) imports.
@@ -93,7 +112,7 @@ const HELPER_IMPORTS: &[(&str, &str)] = &[
     ("_plain", "from collections.abc import Mapping, Sequence"),
     ("_allowed", "json"),
     ("_elements", "json"),
-    ("_text", "json"), ("_str", "json"), ("_in_cidr", "ipaddress"), ("_glob", "re"), ("re", "re")];
+    ("_text", "json"), ("_str", "json"), ("_in_cidr", "ipaddress"), ("_source_ip", "ipaddress"), ("_glob", "re"), ("re", "re")];
 
 /// Collected state while generating one module.
 #[derive(Default)]
@@ -102,6 +121,19 @@ pub struct Py {
     pub helpers: BTreeSet<&'static str>,
     /// Modules to import.
     pub imports: BTreeSet<&'static str>,
+    /// Virtual fields read that Panther has no data for: (field, why).
+    pub unavailable: Vec<(String, &'static str)>,
+    /// Those already reported with the condition's place.
+    pub reported: BTreeSet<String>,
+}
+
+/// Report a virtual field Panther has no data for, at the condition that reads it.
+fn check_available(f: &fields::Field, span: &Option<crate::diag::Span>, py: &mut Py, cx: &mut Cx) {
+    if let Some(why) = f.panther_unavailable {
+        if py.reported.insert(f.path.clone()) {
+            cx.unsupported(Code::E402, span.clone(), format!("`{}` cannot be rendered for Panther: {why}", f.path));
+        }
+    }
 }
 
 impl Py {
@@ -153,9 +185,18 @@ fn literal(v: &Value) -> String {
 
 /// A Python expression reading a field's raw value.
 pub fn getter(f: &fields::Field, py: &mut Py) -> String {
+    if let Some(why) = f.panther_unavailable {
+        if !py.unavailable.iter().any(|(p, _)| *p == f.path) {
+            py.unavailable.push((f.path.clone(), why));
+        }
+        return "None".into();
+    }
     if let Some(e) = &f.panther_expr {
-        py.use_helper("_get");
-        py.use_helper("_first");
+        for h in f.panther_helpers {
+            if let Some((name, _)) = HELPERS.iter().find(|(n, _)| n == h) {
+                py.use_helper(name);
+            }
+        }
         return e.clone();
     }
     py.use_helper("_get");
@@ -188,7 +229,19 @@ pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
             py.use_helper("aws_cloudtrail_success");
             if *ok { "aws_cloudtrail_success(event)".into() } else { "not aws_cloudtrail_success(event)".into() }
         }
-        Cond::Pred(p) => pred(p, py),
+        Cond::Pred(p) => {
+            check_available(&p.field, &p.span, py, cx);
+            pred(p, py)
+        }
+        Cond::FieldRef(f) => {
+            check_available(&f.field, &f.span, py, cx);
+            check_available(&f.other, &f.span, py, cx);
+            // both non-empty, some scalar text of one equal to some scalar text of the other
+            py.use_helper("_texts");
+            let (a, b) = (getter(&f.field, py), getter(&f.other, py));
+            let fold = if f.case == Case::Insensitive { ".lower()" } else { "" };
+            format!("any(left{fold} == right{fold} for left in _texts({a}) for right in _texts({b}) if left and right)")
+        }
         Cond::Some(q) => {
             py.use_helper("_elements");
             let var = crate::fields::element_var(q.depth);

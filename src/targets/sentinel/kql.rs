@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::condition::{Cond, Pred, Quant, glob_to_regex};
+use crate::condition::{Cond, FieldRef, Pred, Quant, glob_to_regex};
 use crate::diag::Code;
 use crate::fields::{Field, Kind, Mapping, Seg};
 use crate::load::{Rule, is_identifier};
@@ -70,6 +70,9 @@ enum Form {
 }
 
 fn form(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<Form> {
+    if let Some(note) = f.caveat.as_deref().and_then(|c| crate::fields::caveat_note(c, "sentinel")) {
+        cx.approximate(span.clone(), format!("`{}`: {note}", f.path));
+    }
     match &f.sentinel {
         Mapping::Column(c) => Some(Form::Column(c.clone(), f.kind)),
         Mapping::Nested { base, rest } => Some(Form::Dynamic(format!("parse_json({base}){}", rest_path(rest)))),
@@ -77,6 +80,10 @@ fn form(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<Form>
         Mapping::Expr(e) => Some(Form::Expr(e.clone())),
         Mapping::None => {
             cx.unsupported(Code::E302, span, format!("field `{}` has no column in the Sentinel AWSCloudTrail table", f.path));
+            None
+        }
+        Mapping::Unavailable(why) => {
+            cx.unsupported(Code::E402, span, format!("`{}` cannot be rendered for Sentinel: {why}", f.path));
             None
         }
     }
@@ -127,9 +134,19 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> String {
         Cond::Succeeded(true) => "isempty(ErrorCode) and isempty(ErrorMessage)".into(),
         Cond::Succeeded(false) => "(isnotempty(ErrorCode) or isnotempty(ErrorMessage))".into(),
         Cond::Pred(p) => pred(p, cx),
+        Cond::FieldRef(f) => field_ref(f, cx),
         Cond::Allowed(name) => allowed(name, rule, cx),
         Cond::Opaque { lang, text, reason } => crate::targets::opaque(*lang, text, reason, cx),
     }
+}
+
+/// `A == B` on the fields' text, both non-empty (`=~` case-insensitively). A JSON array inside
+/// a JSON-string column compares as its text (the note from `note_nested` applies).
+fn field_ref(f: &FieldRef, cx: &mut Cx) -> String {
+    let (Some(a), Some(b)) = (form(&f.field, cx, f.span.clone()), form(&f.other, cx, f.span.clone())) else { return String::new() };
+    let (a, b) = (text(&a), text(&b));
+    let op = if f.case == Case::Insensitive { "=~" } else { "==" };
+    format!("(isnotempty({a}) and isnotempty({b}) and {a} {op} {b})")
 }
 
 fn wrap_if_or(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> String {
@@ -379,43 +396,72 @@ pub fn name_ref(name: &str, known: &[String], cx: &mut Cx) -> String {
     }
 }
 
-/// One note for every condition path read from a JSON-string column, and one for element
-/// fields of `some` conditions.
+/// What Sentinel's distinct count differs in: `dcount` estimates, and an object or list read
+/// from a JSON-string column counts as its text.
+fn distinct_notes(f: &str, known: &[String], cx: &mut Cx) {
+    cx.approximate(
+        None,
+        "Sentinel's dcountif() is an estimate (HyperLogLog, about 1.6% error at the default accuracy): near the minimum a group's distinct count can be off by one",
+    );
+    if known.iter().any(|k| k == f) {
+        return;
+    }
+    if let Ok(field) = crate::fields::resolve(f) {
+        match field.kind {
+            Kind::Object | Kind::Record | Kind::Array => cx.approximate(
+                None,
+                format!("`{f}` is counted by its JSON text in Sentinel: the same object or list with its items in another order counts twice"),
+            ),
+            Kind::Any => cx.approximate(
+                None,
+                format!("`{f}` is read from a JSON-string column: where its value is an object or a list, Sentinel counts its JSON text, while the canonical count compares each element"),
+            ),
+            Kind::String | Kind::Bool | Kind::BoolString | Kind::Number | Kind::Datetime => {}
+        }
+    }
+}
+
+/// One note for every condition path read from a JSON-string column (predicates and field
+/// comparisons), and one for element fields of `some` conditions.
 fn note_nested(full: &Cond, cx: &mut Cx) {
     let mut preds = vec![];
     crate::condition::preds(full, &mut preds);
-    let compared = |p: &&&Pred| !matches!(p.op, Op::Exists | Op::Empty);
-    let mut seen = std::collections::BTreeSet::new();
-    let paths: Vec<&str> = preds
+    let mut read = vec![];
+    crate::condition::fields_read(full, &mut read);
+    let compared: Vec<&Field> = read.into_iter().filter(|f| !preds.iter().any(|p| std::ptr::eq(&p.field, *f))).collect();
+    let tested: Vec<&Field> = preds
         .iter()
-        .filter(compared)
-        .filter(|p| matches!(p.field.sentinel, Mapping::Nested { .. }))
-        .map(|p| p.field.path.as_str())
-        .filter(|p| seen.insert(*p))
+        .filter(|p| !matches!(p.op, Op::Exists | Op::Empty))
+        .map(|p| &p.field)
+        .chain(compared)
         .collect();
-    if !paths.is_empty() {
+    let paths = |nested: bool| {
+        let mut seen = std::collections::BTreeSet::new();
+        tested
+            .iter()
+            .filter(|f| if nested { matches!(f.sentinel, Mapping::Nested { .. }) } else { matches!(f.sentinel, Mapping::Element { .. }) })
+            .map(|f| f.path.as_str())
+            .filter(|p| seen.insert(*p))
+            .collect::<Vec<&str>>()
+    };
+    let list = |ps: &[&str]| ps.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+    let nested = paths(true);
+    if !nested.is_empty() {
         cx.approximate(
             None,
             format!(
                 "{} read from JSON-string columns with parse_json: where such a value is a JSON array, KQL compares the array's text, while the canonical rule tests each element",
-                paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ") + if paths.len() == 1 { " is" } else { " are" }
+                list(&nested) + if nested.len() == 1 { " is" } else { " are" }
             ),
         );
     }
-    let mut seen = std::collections::BTreeSet::new();
-    let elems: Vec<&str> = preds
-        .iter()
-        .filter(compared)
-        .filter(|p| matches!(p.field.sentinel, Mapping::Element { .. }))
-        .map(|p| p.field.path.as_str())
-        .filter(|p| seen.insert(*p))
-        .collect();
+    let elems = paths(false);
     if !elems.is_empty() {
         cx.approximate(
             None,
             format!(
                 "element field(s) {} of `some` conditions: where such a value is itself a JSON array, KQL compares the array's text, while the canonical rule tests each of its elements",
-                elems.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                list(&elems)
             ),
         );
     }
@@ -471,6 +517,12 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
                 Measure::Count => format!("{name}=count()"),
                 Measure::Min(f) => format!("{name} = min({})", name_ref(f, &known, cx)),
                 Measure::Max(f) => format!("{name} = max({})", name_ref(f, &known, cx)),
+                Measure::Distinct(f) => {
+                    let x = name_ref(f, &known, cx);
+                    distinct_notes(f, &known, cx);
+                    // empty values are no value (a string column reads an absent field as "")
+                    format!("{name} = dcountif({x}, isnotempty({x}))")
+                }
             })
             .collect();
         let by: Vec<String> = agg.by.iter().map(|b| name_ref(&b.value, &known, cx)).collect();
@@ -478,10 +530,15 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
         lines.push(format!("| summarize {}\n{by_line}", measures.join(", ")));
         if let Some(t) = agg.threshold {
             let count = agg.measures.iter().find(|(_, m)| matches!(m, Measure::Count)).map(|(n, _)| n.clone());
+            let mut tests = vec![];
             match count {
-                Some(n) => lines.push(format!("| where {n} > {t}")),
+                Some(n) => tests.push(format!("{n} > {t}")),
                 None => cx.unsupported(Code::E402, None, "a threshold needs a `count` measure"),
             }
+            for (name, min) in &agg.min_distinct {
+                tests.push(format!("{name} >= {}", min.value));
+            }
+            lines.push(format!("| where {}", tests.join(" and ")));
         }
         let mut after: Vec<String> = agg.by.iter().map(|b| b.value.clone()).filter(|b| known.contains(b)).collect();
         after.extend(agg.measures.keys().cloned());
