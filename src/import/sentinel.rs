@@ -503,6 +503,7 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
         used_lists: vec![],
         parts: vec![],
         elems: vec![],
+        period: if kind == "Scheduled" { s_of(m.get("queryPeriod")).and_then(|p| timespan(&p)) } else { None },
     };
     let res = st.query(&ast);
     let (detection, alert) = match res {
@@ -532,8 +533,9 @@ enum Let {
     List(Vec<Value>),
     /// A scalar (`let threshold = 50;`).
     Scalar(Expr),
-    /// A tabular expression (another query, `externaldata`, `materialize(...)`).
-    Table,
+    /// A tabular expression (another query, `externaldata`, `materialize(...)`), when it is one
+    /// the query can be read through.
+    Table(Option<Box<Expr>>),
 }
 
 /// A name bound by `extend`.
@@ -558,6 +560,8 @@ struct St<'a> {
     parts: Vec<String>,
     /// Values `mv-expand`ed before a `where`: the rows are then (event, element) pairs.
     elems: Vec<Elem>,
+    /// The rule's query period (a Kusto timespan), for `TimeGenerated >= ago(...)`.
+    period: Option<i64>,
 }
 
 /// An `mv-expand`ed value: the elements of `field` (a raw path, or a path in the element
@@ -684,6 +688,14 @@ fn has_negation(v: &Value) -> bool {
         }
         Value::Array(a) => a.iter().any(has_negation),
         _ => false,
+    }
+}
+
+/// A duration as a Kusto timespan (`14d`, `1h`), or `None`.
+fn timespan(s: &str) -> Option<i64> {
+    match kusto::parse_expr(s.trim()).ok()?.kind {
+        ExprKind::Literal(Literal::Timespan(t)) => Some(t),
+        _ => None,
     }
 }
 
@@ -839,26 +851,54 @@ impl St<'_> {
                             _ => None,
                         })
                         .collect();
-                    vals.map_or(Let::Table, Let::List)
+                    vals.map_or(Let::Table(None), Let::List)
                 }
                 ExprKind::Literal(_) => Let::Scalar(l.value.clone()),
-                _ => Let::Table,
+                _ => Let::Table(Some(Box::new(l.value.clone()))),
             };
             self.lets.insert(l.name.name.clone(), v);
         }
-        // flatten the pipe
-        let mut ops: Vec<&Operator> = vec![];
-        let mut root = &ast.body;
-        while let ExprKind::Pipe { input, op } = &root.kind {
-            ops.push(op);
-            root = input;
+        // flatten the pipe, reading through tabular lets (`let X = AWSCloudTrail | ...; X | ...`)
+        // and materialize(): their operators come first (the lets' text is in the query, so
+        // spans still point into it)
+        let mut owned: Vec<Operator> = vec![];
+        let mut cur: Expr = ast.body.clone();
+        let mut through: Vec<String> = vec![];
+        loop {
+            while let ExprKind::Pipe { input, op } = cur.kind {
+                owned.push(*op);
+                cur = *input;
+            }
+            if let ExprKind::Call { name, args } = &cur.kind
+                && name.name == "materialize"
+                && let [inner] = args.as_slice()
+            {
+                cur = inner.clone();
+                continue;
+            }
+            let next = match &cur.kind {
+                ExprKind::Name(n) if n != TABLE && !through.contains(n) => match self.lets.get(n) {
+                    Some(Let::Table(Some(e))) => {
+                        through.push(n.clone());
+                        Some((**e).clone())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            match next {
+                Some(e) => cur = e,
+                None => break,
+            }
         }
+        let root = &cur;
+        let mut ops: Vec<&Operator> = owned.iter().collect();
         ops.reverse();
         match &root.kind {
             ExprKind::Name(n) if n == TABLE => {}
-            ExprKind::Name(n) if matches!(self.lets.get(n), Some(Let::Table)) => {
+            ExprKind::Name(n) if matches!(self.lets.get(n), Some(Let::Table(_))) => {
                 return Err(self.refuse(
-                    format!("the query reads `{n}`, a tabular `let`, not the AWSCloudTrail table directly"),
+                    format!("the query reads `{n}`, a tabular `let` rulecast cannot read through (not a query of the AWSCloudTrail table)"),
                     root.span.start,
                 ));
             }
@@ -934,6 +974,8 @@ impl St<'_> {
                         }
                         continue;
                     }
+                    let Some(e) = self.strip_window(e) else { continue };
+                    let e = &e;
                     let c = self.cond(e, false)?;
                     if self.elems.is_empty() {
                         conds.push(c);
@@ -1077,6 +1119,14 @@ impl St<'_> {
                         "`mv-apply` is not imported yet",
                         op.span.start,
                     ));
+                }
+                OperatorKind::Join { params, right, .. } if params.iter().any(|(k, v)| k.name == "kind" && v.name == "leftouter") => {
+                    // every row of the left side stays: the join adds columns, it filters nothing
+                    self.parts.push(format!(
+                        "metadata: `join kind=leftouter ({})` adds columns from another query to the alert rows; it removes none (not carried)",
+                        self.src(right).chars().take(80).collect::<String>()
+                    ));
+                    reshaped = Some(("a join".into(), op.span.start));
                 }
                 OperatorKind::Join { .. } => {
                     return Err(self.refuse(
@@ -1273,6 +1323,51 @@ impl St<'_> {
             }
         }
         Ok((detection, alert))
+    }
+
+    /// A `where` without its top-level `TimeGenerated >= ago(d)` conjuncts where `d` is at least
+    /// the query period (Sentinel only reads that far back, so they test nothing); `None` when
+    /// nothing is left.
+    fn strip_window(&mut self, e: &Expr) -> Option<Expr> {
+        fn conjuncts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+            match &e.kind {
+                ExprKind::Binary { op: BinOp::And, lhs, rhs } => {
+                    conjuncts(lhs, out);
+                    conjuncts(rhs, out);
+                }
+                _ => out.push(e),
+            }
+        }
+        let mut cs = vec![];
+        conjuncts(e, &mut cs);
+        let mut kept: Vec<Expr> = vec![];
+        for c in cs {
+            let window = match &c.kind {
+                ExprKind::Binary { op: BinOp::Ge | BinOp::Gt, lhs, rhs } if matches!(&lhs.kind, ExprKind::Name(n) if n == "TimeGenerated" && !self.env.contains_key(n)) => match &self.subst(rhs).kind {
+                    ExprKind::Call { name, args } if name.name == "ago" && args.len() == 1 => match &args[0].kind {
+                        ExprKind::Literal(Literal::Timespan(t)) => Some(*t),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            };
+            match (window, self.period) {
+                (Some(d), Some(p)) if d >= p => {
+                    let note = format!("note: `{}` reaches back at least the query period: it tests nothing (left out)", self.src(c));
+                    if !self.parts.contains(&note) {
+                        self.parts.push(note);
+                    }
+                }
+                _ => kept.push(c.clone()),
+            }
+        }
+        let mut it = kept.into_iter();
+        let first = it.next()?;
+        Some(it.fold(first, |acc, x| {
+            let span = acc.span.to(x.span);
+            Expr { kind: ExprKind::Binary { op: BinOp::And, lhs: Box::new(acc), rhs: Box::new(x) }, span }
+        }))
     }
 
     /// Does an inlined expression read an `mv-expand`ed element?
