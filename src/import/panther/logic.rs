@@ -1502,6 +1502,9 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         (prelude_text, missing) = prelude(&py, suite);
     }
     let prelude = prelude_text;
+    if prelude.as_deref().is_some_and(|p| p.contains("def lookup_aws_account_name(")) {
+        logic.parts.push("metadata: lookup_aws_account_name() is rulecast's copy of the current helper, which returns the account id (a deployment that still maps ids to names in its helpers shows the id)".into());
+    }
     for m in missing {
         logic.parts.push(format!(
             "detection: `{m}` comes from a Panther helper module rulecast does not bundle; the prelude imports it (runs only where panther-analysis' global helpers are installed)"
