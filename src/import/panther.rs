@@ -37,7 +37,31 @@ pub fn parse_file(path: &Path) -> Vec<Imported> {
             )];
         }
     };
-    let py = python_path(path, &yaml).and_then(|p| std::fs::read_to_string(p).ok());
+    let py = match python_path(path, &yaml) {
+        Some(p) if p.is_file() => match std::fs::read(&p).map(String::from_utf8) {
+            Ok(Ok(t)) => Some(t),
+            Ok(Err(e)) => {
+                // the byte offset of the first invalid byte, as a line and column
+                let valid = e.utf8_error().valid_up_to();
+                let bytes = e.as_bytes();
+                let text = String::from_utf8_lossy(&bytes[..valid]).to_string();
+                let py_file = p.display().to_string();
+                return vec![Imported::refused(
+                    &slug_of(&file),
+                    Diagnostic::error(Code::E501, "the rule's Python is not UTF-8 text".to_string())
+                        .with_span(span_at(&py_file, &text, text.len())),
+                )];
+            }
+            Err(e) => {
+                return vec![Imported::refused(
+                    &slug_of(&file),
+                    Diagnostic::error(Code::E502, format!("cannot read the rule's Python `{}`: {e}", p.display()))
+                        .with_span(Some(Span { file: p.display().to_string(), line: 1, col: 1 })),
+                )];
+            }
+        },
+        _ => None,
+    };
     parse(&file, &yaml, py.as_deref())
 }
 
@@ -134,6 +158,13 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
             at("Filename"),
         );
     };
+    if let Some((off, what)) = too_deep(py_text) {
+        return refuse(
+            Code::E502,
+            format!("the module nests {what} deeper than rulecast reads ({MAX_DEPTH} levels)"),
+            span_at(&py_file, py_text, off),
+        );
+    }
     let suite = match ast::Suite::parse(py_text, &py_file) {
         Ok(s) => s,
         Err(e) => {
@@ -314,6 +345,36 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     vec![Imported::new(&slug, super::to_yaml(&v), parts)]
 }
 
+/// How deeply brackets or unary operators may nest (deeper input would exhaust the stack of
+/// the recursive readers; real rules stay far below).
+const MAX_DEPTH: usize = 100;
+
+/// The offset where the Python first nests brackets or a run of unary operators (`not`, `-`,
+/// `+`, `~`) deeper than [`MAX_DEPTH`], from the lexer (which does not recurse).
+fn too_deep(py: &str) -> Option<(usize, &'static str)> {
+    use rustpython_parser::{Mode, Tok, lexer};
+    let (mut depth, mut unary) = (0usize, 0usize);
+    let mut prev_operand = false;
+    for (tok, range) in lexer::lex(py, Mode::Module).map_while(Result::ok) {
+        let off = range.start().to_usize();
+        match tok {
+            Tok::Lpar | Tok::Lsqb | Tok::Lbrace => depth += 1,
+            Tok::Rpar | Tok::Rsqb | Tok::Rbrace => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_DEPTH {
+            return Some((off, "brackets"));
+        }
+        let is_unary = matches!(tok, Tok::Not | Tok::Tilde) || (matches!(tok, Tok::Minus | Tok::Plus) && !prev_operand);
+        unary = if is_unary { unary + 1 } else { 0 };
+        if unary > MAX_DEPTH {
+            return Some((off, "unary operators"));
+        }
+        prev_operand = matches!(tok, Tok::Name { .. } | Tok::Int { .. } | Tok::Float { .. } | Tok::Complex { .. } | Tok::String { .. } | Tok::Rpar | Tok::Rsqb | Tok::Rbrace | Tok::True | Tok::False | Tok::None);
+    }
+    None
+}
+
 /// `{requestParameters.name}` → `{RequestParametersName}` with a derived name for it; top-level
 /// fields and `@` names stay as they are.
 fn derive_placeholders(text: &str) -> (String, Vec<(String, String)>) {
@@ -324,9 +385,9 @@ fn derive_placeholders(text: &str) -> (String, Vec<(String, String)>) {
         out.push_str(&rest[..i]);
         let Some(j) = rest[i..].find('}') else { break };
         let path = &rest[i + 1..i + j];
-        if path.contains(['.', '[']) {
+        if path.contains(['.', '[']) || path.starts_with('@') {
             let name: String = path
-                .split(['.', '[', ']'])
+                .split(['.', '[', ']', '@', '_'])
                 .filter(|p| !p.is_empty())
                 .map(|p| {
                     let mut cs = p.chars();

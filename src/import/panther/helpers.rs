@@ -50,9 +50,15 @@ const HELPERS: &[(&str, &[&str], &[&str], &str)] = &[
     ),
     (
         "get_actor_user",
+        &["deep_get"],
+        &[],
+        "def get_actor_user(event):\n    # the acting user as Panther's CloudTrail data model names it: by identity type\n    kind = deep_get(event, \"userIdentity\", \"type\")\n    if kind == \"Root\":\n        return deep_get(event, \"userIdentity\", \"userName\", default=deep_get(event, \"userIdentity\", \"accountId\", default=\"UnknownRootUser\"))\n    if kind in (\"IAMUser\", \"Directory\", \"Unknown\", \"SAMLUser\", \"WebIdentityUser\"):\n        return deep_get(event, \"userIdentity\", \"userName\", default=f\"Unknown{kind}\")\n    if kind in (\"AssumedRole\", \"Role\", \"FederatedUser\"):\n        name = deep_get(event, \"userIdentity\", \"sessionContext\", \"sessionIssuer\", \"userName\", default=f\"Unknown{kind}\")\n        if name.startswith(\"AWSReservedSSO_\"):\n            # an SSO session: the person is the session name\n            name = deep_get(event, \"userIdentity\", \"principalId\", default=f\"Unknown{kind}\").split(\":\")[1]\n        return name\n    if kind == \"IdentityCenterUser\":\n        return deep_get(event, \"additionalEventData\", \"UserName\", default=f\"Unknown{kind}\")\n    if kind in (\"AWSService\", \"AWSAccount\"):\n        return event.get(\"sourceIdentity\", f\"Unknown{kind}\")\n    if event.get(\"eventType\") == \"AwsServiceEvent\":\n        return deep_get(event, \"userIdentity\", \"invokedBy\", default=\"UnknownAwsServiceEvent\")\n    return \"UnknownUser\"\n",
+    ),
+    (
+        "lookup_aws_account_name",
         &[],
         &[],
-        "def get_actor_user(event):\n    # the session issuer's user name for roles, else the IAM user name\n    identity = event.get(\"userIdentity\") or {}\n    issuer = (identity.get(\"sessionContext\") or {}).get(\"sessionIssuer\") or {}\n    return issuer.get(\"userName\") or identity.get(\"userName\")\n",
+        "def lookup_aws_account_name(account_id):\n    # the current panther-analysis helper returns the id itself (account names are no longer configured there)\n    return account_id\n",
     ),
 ];
 
@@ -66,6 +72,7 @@ pub const ORDER: &[&str] = &[
     "is_ip_in_network",
     "aws_strip_role_session_id",
     "get_actor_user",
+    "lookup_aws_account_name",
 ];
 
 /// A helper's source.

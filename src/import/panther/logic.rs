@@ -15,15 +15,36 @@
 //! comments dropped); a body that cannot be read at all becomes one opaque call of the original
 //! function, renamed `_panther_rule`, kept in the prelude. Nothing is dropped.
 //!
-//! Semantics worth knowing: Python's `None != "x"` is true, as canonical `not eq` on a missing
-//! field is; a boolean constant in canonical also matches the strings `"true"`/`"false"`; an
-//! f-string of a missing field prints `None` where the canonical title prints `""`.
+//! A `for` loop over a module constant (`for x in CONST`, `for k, v in CONST.items()`) is
+//! unrolled, the loop variables bound to each item; a loop over event data stays Python (the
+//! model has no element quantifier yet) and is listed in [`Logic::event_loops`].
+//!
+//! Semantics worth knowing:
+//! - Python's `None != "x"` is true, as canonical `not eq` on a missing field is; a boolean
+//!   constant in canonical also matches the strings `"true"`/`"false"`.
+//! - Defaults are kept: `P(event.get(k, D))`, `P(deep_get(..., default=D))` and `P(x or D)` become
+//!   `P(x)`, or `P(x) or missing` when `P(D)` holds (`missing` is `exists: false`, or `empty` for
+//!   `or`); `.get` returns a JSON null as `None`, which canonical reads as missing too.
+//! - `"x" in F` is a substring test only where the taxonomy knows F as text; on objects and lists
+//!   Python tests keys / elements, so it stays Python.
+//! - `x.lower() == "Abc"` never holds; a regex over lowered text with upper-case letters stays
+//!   Python.
+//! - `event.udm("actor_user")` and `get_actor_user(event)` are Panther's data-model user (by
+//!   identity type: SSO session names, the Root account id, `Unknown...` placeholders), not
+//!   canonical `@actor_user`: they stay Python. `sessionIssuer.userName or userIdentity.userName`
+//!   is `@actor_user`.
+//! - `D.get(F)` / `D[F]` of a module dict: `x in D.get(F)` is "for the entry whose key F equals, x
+//!   is among its values"; `D.get(F) is None` is "F is not a key".
+//! - A Python exception (e.g. `.get` on a null value) means no alert; canonical reads the field as
+//!   missing, which differs only under `not`.
+//! - Alert texts: a field without a default prints `None` where the canonical text prints `""`
+//!   (noted); a field with another default keeps the function as Python.
 
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
 use rustpython_parser::ast::{self, Constant, Expr, Ranged, Stmt};
-use rustpython_parser::{Mode, Tok, lexer};
+use rustpython_parser::{Mode, StringKind, Tok, lexer};
 use serde_json::{Map, Value, json};
 
 use super::helpers;
@@ -89,6 +110,20 @@ fn flatten(kind: &str, kids: Vec<Value>) -> Value {
 /// Why something could not be made structured.
 type Why = String;
 
+/// Statements to run in a scope (a continuation of a statement list).
+type Frame<'a> = (Vec<&'a Stmt>, Env<'a>);
+
+/// Does a loop body use `break` or `continue` (outside nested loops)?
+fn breaks(body: &[Stmt]) -> bool {
+    body.iter().any(|st| match st {
+        Stmt::Break(_) | Stmt::Continue(_) => true,
+        Stmt::If(i) => breaks(&i.body) || breaks(&i.orelse),
+        Stmt::Try(t) => breaks(&t.body) || breaks(&t.orelse) || breaks(&t.finalbody),
+        Stmt::With(w) => breaks(&w.body),
+        _ => false,
+    })
+}
+
 /// Local names bound to expressions, each with the scope it is read in; generator variables
 /// bound to one constant at a time.
 #[derive(Clone, Default)]
@@ -120,11 +155,29 @@ impl<'a> Env<'a> {
     }
 }
 
-/// A reference to an event field: a canonical path, and whether `.lower()` was applied.
+/// A reference to an event field: a canonical path, whether `.lower()` was applied, and the
+/// value Python reads instead when the field is missing (`.get(k, D)`, `deep_get(..., default=D)`,
+/// `x or D`).
 #[derive(Debug, Clone)]
 struct FieldRef {
     path: String,
     ci: bool,
+    default: Option<(Value, Miss)>,
+}
+
+/// When a default replaces the field's value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Miss {
+    /// The field is absent or null (`deep_get(..., default=D)`, `.get(k, D)`).
+    Absent,
+    /// The field is falsy: absent, null or `""` for text (`x or D`).
+    Falsy,
+}
+
+impl FieldRef {
+    fn plain(path: String) -> FieldRef {
+        FieldRef { path, ci: false, default: None }
+    }
 }
 
 /// Where a top-level name of the module comes from.
@@ -147,6 +200,8 @@ pub struct Allow {
     pub keys: Vec<(String, String)>,
     /// Shipped entries.
     pub entries: Vec<Value>,
+    /// Entry keys whose field Python reads as `""` when it is missing (`x or ""`).
+    pub missing_as_empty: Vec<String>,
 }
 
 /// What the Python of one rule becomes.
@@ -170,6 +225,8 @@ pub struct Logic {
     pub parts: Vec<String>,
     /// Did the detection keep opaque Python?
     pub opaque: bool,
+    /// `for` loops over event data kept as Python (an element quantifier would say them).
+    pub event_loops: Vec<String>,
 }
 
 /// The Panther helpers rulecast knows, and how they map (see [`helpers`]).
@@ -187,6 +244,10 @@ struct Py<'a> {
     lists: Map<String, Value>,
     /// Inlining depth guard.
     depth: usize,
+    /// Set when an alert text reads a field without a default (Python prints `None` for it).
+    prints_none: bool,
+    /// The loops over event data met (they would need an element quantifier).
+    loops: Vec<String>,
 }
 
 fn s(e: &Expr) -> Option<&str> {
@@ -227,6 +288,68 @@ fn name_of(e: &Expr) -> Option<&str> {
     }
 }
 
+/// A default value Python would read: a scalar, `{}` or `[]` (`None` is no default).
+fn default_value(e: &Expr) -> Option<Option<Value>> {
+    if is_none(e) {
+        return Some(None);
+    }
+    match e {
+        Expr::Dict(d) if d.keys.is_empty() => Some(Some(json!({}))),
+        Expr::List(l) if l.elts.is_empty() => Some(Some(json!([]))),
+        Expr::Tuple(t) if t.elts.is_empty() => Some(Some(json!([]))),
+        other => scalar(other).map(Some),
+    }
+}
+
+/// A JSON value as a Python literal.
+fn py_literal(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        // JSON string escapes are Python escapes too
+        Value::String(_) => v.to_string(),
+        Value::Array(a) => format!("[{}]", a.iter().map(py_literal).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => format!("{{{}}}", o.iter().map(|(k, x)| format!("{}: {}", json!(k), py_literal(x))).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+fn is_falsy(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
+fn lower(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.to_lowercase()),
+        other => other,
+    }
+}
+
+/// Does a canonical predicate hold on a constant (the default Python reads for a missing field)?
+fn holds_on(op: &str, vals: &[Value], ci: bool, value: &Value) -> bool {
+    let (Ok(field), Ok(op)) = (crate::fields::resolve("eventName"), serde_json::from_value::<crate::model::Op>(json!(op))) else {
+        return false;
+    };
+    let p = crate::condition::Pred {
+        field,
+        op,
+        // `x.lower() == "Abc"` never holds
+        values: vals.iter().filter(|v| !ci || op == crate::model::Op::Regex || v.as_str().is_none_or(|s| s.to_lowercase() == s)).cloned().collect(),
+        list: None,
+        case: if ci { crate::model::Case::Insensitive } else { crate::model::Case::Sensitive },
+        span: None,
+    };
+    crate::eval::pred(&p, &json!({ "eventName": value }))
+}
+
 /// Module names as canonical list names: `SECURITY_CONFIG_ACTIONS` → `SecurityConfigActions`.
 pub fn list_name(constant: &str) -> String {
     let mut out = String::new();
@@ -250,9 +373,11 @@ fn known_field(path: &str) -> bool {
 }
 
 /// Panther's data model for CloudTrail (`event.udm(name)`), where it is one field.
+/// Only the names the standard data model maps to one path: its `actor_user` depends on the
+/// identity type (SSO session names, the Root account id, `Unknown...` placeholders) and its
+/// `source_ip` drops values that are not IP addresses, so neither is canonical `@actor_user` /
+/// `sourceIPAddress`; they stay Python.
 const UDM: &[(&str, &str)] = &[
-    ("actor_user", "@actor_user"),
-    ("source_ip", "sourceIPAddress"),
     ("user_agent", "userAgent"),
     ("user", "responseElements.user.userName"),
     ("user_account_id", "responseElements.user.userId"),
@@ -294,83 +419,131 @@ impl<'a> Py<'a> {
 
     /// A field read, possibly not in the taxonomy.
     fn field_raw(&self, e: &'a Expr, env: &Env<'a>) -> Option<FieldRef> {
+        // a default on a field read below another one is not the final value: only the
+        // outermost read may carry one
+        // (`{}` is harmless: reading below it finds nothing, as below a missing field)
+        let inner = |f: FieldRef| (!f.ci && f.default.as_ref().is_none_or(|(d, _)| d == &json!({}))).then_some(f);
         match e {
             Expr::Name(n) => match env.get(n.id.as_str()) {
                 Some((x, scope)) => self.field_raw(x, scope),
                 None => None,
             },
-            // `event.get("x") or ""` / `... or {}` reads the same field
-            Expr::BoolOp(b) if matches!(b.op, ast::BoolOp::Or) && b.values.len() == 2 => {
+            // `event.get("x") or ""` reads the field, or the constant when it is falsy
+            Expr::BoolOp(b) if matches!(b.op, ast::BoolOp::Or) && b.values.len() >= 2 => {
+                if let Some(f) = self.actor_user_coalesce(&b.values, env) {
+                    return Some(f);
+                }
+                if b.values.len() != 2 {
+                    return None;
+                }
                 let f = self.field_raw(&b.values[0], env)?;
-                matches!(&b.values[1], Expr::Constant(_) | Expr::Dict(_) | Expr::List(_)).then_some(f)
+                if f.default.is_some() {
+                    return None;
+                }
+                let d = match &b.values[1] {
+                    Expr::Dict(d) if d.keys.is_empty() => json!({}),
+                    Expr::List(l) if l.elts.is_empty() => json!([]),
+                    other => scalar(other)?,
+                };
+                // falsy for text is absent, null or "": only text fields say that exactly
+                let text = crate::fields::resolve(&f.path).is_ok_and(|x| matches!(x.kind, crate::fields::Kind::String));
+                if !text {
+                    return None;
+                }
+                let d = if f.ci { lower(d) } else { d };
+                Some(FieldRef { default: Some((d, Miss::Falsy)), ..f })
             }
             Expr::Subscript(sub) => {
                 let key = scalar(&sub.slice)?;
                 match self.base(&sub.value, env)? {
-                    Base::Root => Some(FieldRef { path: join_path("", &key)?, ci: false }),
-                    Base::Field(f) if !f.ci => Some(FieldRef { path: join_path(&f.path, &key)?, ci: false }),
-                    Base::Field(_) => None,
+                    Base::Root => Some(FieldRef::plain(join_path("", &key)?)),
+                    Base::Field(f) => Some(FieldRef::plain(join_path(&inner(f)?.path, &key)?)),
                 }
             }
             Expr::Call(call) => {
                 let kw_ok = call.keywords.iter().all(|k| k.arg.as_ref().is_some_and(|a| a.as_str() == "default"));
+                let kw_default = || -> Option<Option<Value>> {
+                    match call.keywords.first() {
+                        None => Some(None),
+                        Some(k) => default_value(&k.value),
+                    }
+                };
                 match call.func.as_ref() {
                     Expr::Attribute(at) => {
                         let attr = at.attr.as_str();
                         match attr {
                             "lower" | "casefold" if call.args.is_empty() => {
                                 let f = self.field_raw(&at.value, env)?;
-                                Some(FieldRef { path: f.path, ci: true })
+                                let default = f.default.map(|(d, m)| (lower(d), m));
+                                Some(FieldRef { path: f.path, ci: true, default })
                             }
-                            "get" if kw_ok && !call.args.is_empty() && call.args.len() <= 2 => {
+                            "get" if call.keywords.is_empty() && !call.args.is_empty() && call.args.len() <= 2 => {
                                 let key = scalar(&call.args[0])?;
-                                match self.base(&at.value, env)? {
-                                    Base::Root => Some(FieldRef { path: join_path("", &key)?, ci: false }),
-                                    Base::Field(f) if !f.ci => {
-                                        Some(FieldRef { path: join_path(&f.path, &key)?, ci: false })
-                                    }
-                                    Base::Field(_) => None,
-                                }
+                                let default = match call.args.get(1) {
+                                    None => None,
+                                    Some(d) => default_value(d)?,
+                                };
+                                let path = match self.base(&at.value, env)? {
+                                    Base::Root => join_path("", &key)?,
+                                    Base::Field(f) => join_path(&inner(f)?.path, &key)?,
+                                };
+                                Some(FieldRef { path, ci: false, default: default.map(|d| (d, Miss::Absent)) })
                             }
-                            "deep_get" | "deep_walk" if kw_ok && !call.args.is_empty() => {
+                            "deep_get" if kw_ok && !call.args.is_empty() => {
                                 let mut path = match self.base(&at.value, env)? {
                                     Base::Root => String::new(),
-                                    Base::Field(f) if !f.ci => f.path,
-                                    Base::Field(_) => return None,
+                                    Base::Field(f) => inner(f)?.path,
                                 };
                                 for a in &call.args {
                                     path = join_path(&path, &scalar(a)?)?;
                                 }
-                                Some(FieldRef { path, ci: false })
+                                let default = kw_default()?;
+                                Some(FieldRef { path, ci: false, default: default.map(|d| (d, Miss::Absent)) })
                             }
-                            "udm" if call.args.len() == 1 && matches!(self.base(&at.value, env), Some(Base::Root)) => {
+                            "udm" if call.args.len() == 1 && call.keywords.is_empty() && matches!(self.base(&at.value, env), Some(Base::Root)) => {
                                 let n = s(&call.args[0])?;
-                                UDM.iter().find(|u| u.0 == n).map(|u| FieldRef { path: u.1.to_string(), ci: false })
+                                UDM.iter().find(|u| u.0 == n).map(|u| FieldRef::plain(u.1.to_string()))
                             }
                             _ => None,
                         }
                     }
-                    Expr::Name(f) if matches!(f.id.as_str(), "deep_get" | "deep_walk") && kw_ok && call.args.len() >= 2 => {
+                    Expr::Name(f) if f.id.as_str() == "deep_get" && kw_ok && call.args.len() >= 2 => {
                         if !self.is_helper(f.id.as_str()) {
                             return None;
                         }
                         let mut path = match self.base(&call.args[0], env)? {
                             Base::Root => String::new(),
-                            Base::Field(f) if !f.ci => f.path,
-                            Base::Field(_) => return None,
+                            Base::Field(f) => inner(f)?.path,
                         };
                         for a in &call.args[1..] {
                             path = join_path(&path, &scalar(a)?)?;
                         }
-                        Some(FieldRef { path, ci: false })
+                        let default = kw_default()?;
+                        Some(FieldRef { path, ci: false, default: default.map(|d| (d, Miss::Absent)) })
                     }
-                    Expr::Name(f) if f.id.as_str() == "get_actor_user" && call.args.len() == 1 && self.is_helper("get_actor_user") => {
-                        matches!(self.base(&call.args[0], env), Some(Base::Root))
-                            .then(|| FieldRef { path: "@actor_user".into(), ci: false })
-                    }
-                    Expr::Name(f) if f.id.as_str() == "str" && call.args.len() == 1 => self.field_raw(&call.args[0], env),
                     _ => None,
                 }
+            }
+            _ => None,
+        }
+    }
+
+    /// `sessionIssuer.userName or userIdentity.userName [or ""]`: the canonical `@actor_user`
+    /// (the first non-empty of the two; both are text).
+    fn actor_user_coalesce(&self, values: &'a [Expr], env: &Env<'a>) -> Option<FieldRef> {
+        let (a, b) = (values.first()?, values.get(1)?);
+        let (fa, fb) = (self.field_raw(a, env)?, self.field_raw(b, env)?);
+        if fa.ci || fb.ci || fa.default.is_some() || fb.default.is_some() {
+            return None;
+        }
+        if fa.path != "userIdentity.sessionContext.sessionIssuer.userName" || fb.path != "userIdentity.userName" {
+            return None;
+        }
+        match values.get(2..) {
+            Some([]) | None => Some(FieldRef::plain("@actor_user".into())),
+            Some([d]) => {
+                let d = scalar(d).filter(|d| d == &json!(""))?;
+                Some(FieldRef { default: Some((d, Miss::Falsy)), ..FieldRef::plain("@actor_user".into()) })
             }
             _ => None,
         }
@@ -401,6 +574,12 @@ impl<'a> Py<'a> {
                 self.values(&a.value, env)
             }
             Expr::Name(n) => {
+                match env.consts.get(n.id.as_str()) {
+                    Some(Value::Array(a)) if a.iter().all(|v| !v.is_object() && !v.is_array()) => return Some((a.clone(), None)),
+                    Some(Value::Object(o)) => return Some((o.keys().map(|k| json!(k)).collect(), None)),
+                    Some(_) => return None,
+                    None => {}
+                }
                 if let Some((x, scope)) = env.get(n.id.as_str()) {
                     let (x, scope) = (*x, scope.clone());
                     return self.values(x, &scope).map(|(v, _)| (v, None));
@@ -424,6 +603,39 @@ impl<'a> Py<'a> {
         }
     }
 
+    /// `D.get(F[, default])` or `D[F]` with D a module dict of scalar keys and F a field: the
+    /// entries (key, value expression), the field, and the default expression.
+    #[allow(clippy::type_complexity)]
+    fn dict_lookup(&self, e: &'a Expr, env: &Env<'a>) -> Option<(Vec<(Value, &'a Expr)>, FieldRef, Option<&'a Expr>)> {
+        if let Some(n) = name_of(e) {
+            let (x, scope) = env.get(n)?;
+            let (x, scope) = (*x, scope.clone());
+            return self.dict_lookup(x, &scope);
+        }
+        let (dict, key, default) = match e {
+            Expr::Call(c) if c.keywords.is_empty() && (1..=2).contains(&c.args.len()) => {
+                let Expr::Attribute(a) = c.func.as_ref() else { return None };
+                if a.attr.as_str() != "get" {
+                    return None;
+                }
+                (a.value.as_ref(), &c.args[0], c.args.get(1).filter(|d| !is_none(d)))
+            }
+            Expr::Subscript(sub) => (sub.value.as_ref(), sub.slice.as_ref(), None),
+            _ => return None,
+        };
+        let n = name_of(dict)?;
+        if env.get(n).is_some() || env.consts.contains_key(n) {
+            return None;
+        }
+        let Some(Def::Const(Expr::Dict(d), _)) = self.defs.get(n) else { return None };
+        let f = self.field(key, env)?;
+        let mut entries = vec![];
+        for (k, v) in d.keys.iter().zip(&d.values) {
+            entries.push((k.as_ref().and_then(scalar)?, v));
+        }
+        Some((entries, f, default))
+    }
+
     /// Strings only (for prefixes, globs, regexes).
     fn strings(&mut self, e: &'a Expr, env: &Env<'a>) -> Option<Vec<String>> {
         if let Some(Value::String(x)) = env.constant(e) {
@@ -445,13 +657,32 @@ impl<'a> Py<'a> {
         v.iter().map(|x| x.as_str().map(str::to_string)).collect()
     }
 
-    /// A predicate on a field, respecting `.lower()`.
+    /// A predicate on a field, respecting `.lower()` and the value read when it is missing.
     fn pred_on(&self, f: &FieldRef, op: &str, vals: Vec<Value>, list: Option<String>) -> C {
+        let Some((d, miss)) = &f.default else { return self.pred_plain(f, op, vals, list) };
+        // P(value or D): P(D) where the default is read, P(x) elsewhere
+        let on_default = holds_on(op, &vals, f.ci, d);
+        let bare = FieldRef { default: None, ..f.clone() };
+        let p = self.pred_plain(&bare, op, vals.clone(), list);
+        let absent = || C::N(pred(&f.path, "exists", vec![json!(false)], false));
+        let empty = || C::N(pred(&f.path, "empty", vec![json!(true)], false));
+        match (miss, on_default) {
+            (Miss::Absent, true) => or2(p, absent()),
+            (Miss::Absent, false) => p,
+            (Miss::Falsy, true) => or2(p, empty()),
+            // "" is read as D: where P("") holds canonically, exclude it
+            (Miss::Falsy, false) if holds_on(op, &vals, f.ci, &json!("")) => and2(p, neg(empty())),
+            (Miss::Falsy, false) => p,
+        }
+    }
+
+    fn pred_plain(&self, f: &FieldRef, op: &str, vals: Vec<Value>, list: Option<String>) -> C {
         if f.ci {
-            // `x.lower() == "Abc"` never holds: drop values that are not lower case
+            // `x.lower() == "Abc"` never holds: drop values that are not lower case (a regex
+            // comes here already checked, or with `re.I`)
             let vals: Vec<Value> = vals
                 .into_iter()
-                .filter(|v| v.as_str().is_none_or(|s| s.to_lowercase() == s))
+                .filter(|v| op == "regex" || v.as_str().is_none_or(|s| s.to_lowercase() == s))
                 .collect();
             if vals.is_empty() {
                 return C::F;
@@ -504,7 +735,9 @@ impl<'a> Py<'a> {
                 if let Some(f) = self.field(&u.operand, env) {
                     let text_field = crate::fields::resolve(&f.path)
                         .is_ok_and(|x| matches!(x.kind, crate::fields::Kind::String | crate::fields::Kind::Datetime));
-                    if !f.ci && text_field {
+                    // a default that is itself falsy reads as a missing value
+                    let falsy_default = f.default.as_ref().is_none_or(|(d, _)| is_falsy(d));
+                    if !f.ci && text_field && falsy_default {
                         return Ok(C::N(pred(&f.path, "empty", vec![json!(true)], false)));
                     }
                 }
@@ -552,13 +785,22 @@ impl<'a> Py<'a> {
         match op {
             O::Eq | O::NotEq | O::Is | O::IsNot => {
                 let negated = matches!(op, O::NotEq | O::IsNot);
+                // `D.get(F) is None`: F is not one of D's keys (D's values are not None)
+                if let (Some((entries, key, None)), true) = (self.dict_lookup(left, env), is_none(right)) {
+                    if entries.iter().all(|(_, v)| !is_none(v)) {
+                        let keys: Vec<Value> = entries.iter().map(|(k, _)| k.clone()).collect();
+                        let keyed = self.pred_on(&key, "in", keys, None);
+                        return Ok(if negated { keyed } else { neg(keyed) });
+                    }
+                }
                 let (f, other) = match (&lf, &rf) {
                     (Some(f), None) => (f.clone(), right),
                     (None, Some(f)) => (f.clone(), left),
                     _ => return bad(),
                 };
                 let c = if is_none(other) {
-                    C::N(pred(&f.path, "exists", vec![json!(false)], false))
+                    // a field read with a default is never None
+                    if f.default.is_some() { C::F } else { C::N(pred(&f.path, "exists", vec![json!(false)], false)) }
                 } else if let Some(v) = env.constant(other).or_else(|| self.strings(other, env).filter(|v| v.len() == 1).map(|v| json!(v[0]))) {
                     if matches!(op, O::Is | O::IsNot) && !v.is_boolean() {
                         return bad();
@@ -570,11 +812,37 @@ impl<'a> Py<'a> {
                 Ok(if negated { neg(c) } else { c })
             }
             O::In | O::NotIn => {
+                if let Some((entries, key, default)) = self.dict_lookup(right, env) {
+                    // `x in D.get(F[, default])`: for the entry whose key F equals, x is among its values
+                    let Some(f) = lf else { return bad() };
+                    let mut member = C::F;
+                    for (k, vals) in &entries {
+                        let Some((vals, _)) = self.values(vals, env) else { return bad() };
+                        member = or2(member, and2(self.pred_on(&key, "eq", vec![k.clone()], None), self.pred_on(&f, "in", vals, None)));
+                    }
+                    let keys: Vec<Value> = entries.iter().map(|(k, _)| k.clone()).collect();
+                    let keyed = self.pred_on(&key, "in", keys, None);
+                    let (member, keyed) = match default {
+                        // no default: `x in None` raises, which is no match either way
+                        None => (member, keyed),
+                        Some(d) => {
+                            let Some((dvals, _)) = self.values(d, env) else { return bad() };
+                            (or2(member, and2(neg(keyed), self.pred_on(&f, "in", dvals, None))), C::T)
+                        }
+                    };
+                    return Ok(if matches!(op, O::NotIn) { and2(keyed, neg(member)) } else { member });
+                }
                 let c = if let Some(f) = lf {
                     let Some((vals, list)) = self.values(right, env) else { return bad() };
                     let (vals, list) = if f.ci { (vals, None) } else { (vals, list) };
                     self.pred_on(&f, "in", vals, list)
                 } else if let (Some(f), Some(Value::String(sub))) = (rf, env.constant(left)) {
+                    // `"x" in value` is a substring test only on text: on an object it tests the
+                    // keys, on a list its elements
+                    let text = crate::fields::resolve(&f.path).is_ok_and(|x| matches!(x.kind, crate::fields::Kind::String));
+                    if !text {
+                        return Err(format!("`in` on `{}`, which may be an object or a list (key / element membership, not a substring)", f.path));
+                    }
                     self.pred_on(&f, "contains", vec![json!(sub)], None)
                 } else {
                     return bad();
@@ -593,7 +861,10 @@ impl<'a> Py<'a> {
                     (O::Gt, false) | (O::Lt, true) => "gt",
                     _ => "ge",
                 };
-                Ok(C::N(pred(&f.path, name, vec![n], false)))
+                if f.ci {
+                    return bad();
+                }
+                Ok(self.pred_on(&f, name, vec![n], None))
             }
         }
     }
@@ -615,7 +886,10 @@ impl<'a> Py<'a> {
                     "is_ip_in_network" if call.args.len() == 2 && self.is_helper(name) => {
                         let Some(f) = self.field(&call.args[0], env) else { return bad("a network test of something not a field") };
                         let Some(nets) = self.strings(&call.args[1], env) else { return bad("networks that are not constants") };
-                        Ok(C::N(pred(&f.path, "cidr", nets.into_iter().map(Value::String).collect(), false)))
+                        if f.ci {
+                            return bad("a network test of lowered text");
+                        }
+                        Ok(self.pred_on(&f, "cidr", nets.into_iter().map(Value::String).collect(), None))
                     }
                     "any" | "all" if call.args.len() == 1 => self.any_all(name == "any", &call.args[0], env),
                     "bool" if call.args.len() == 1 => self.cond_structured(&call.args[0], env),
@@ -703,7 +977,13 @@ impl<'a> Py<'a> {
         if regex::Regex::new(&p).is_err() {
             return Err("a Python regex outside RE2 syntax".into());
         }
-        Ok(C::N(pred(&f.path, "regex", vec![json!(p)], ci || f.ci)))
+        if f.ci && !ci && pattern.chars().any(|c| c.is_ascii_uppercase()) {
+            // a search of lowered text: upper-case letters (and escapes like `\D`) mean what
+            // they say, which a case-insensitive regex would not keep
+            return Err("a regex with upper-case letters over lowered text".into());
+        }
+        let f = FieldRef { ci: ci || f.ci, ..f };
+        Ok(self.pred_on(&f, "regex", vec![json!(p)], None))
     }
 
     fn globs(&mut self, f: &FieldRef, pats: Vec<String>) -> Result<C, Why> {
@@ -758,23 +1038,37 @@ impl<'a> Py<'a> {
 
     /// A statement list as a condition (falling off the end returns `None`, i.e. false).
     fn block(&mut self, stmts: &[&'a Stmt], env: &Env<'a>, top: bool) -> Result<C, Why> {
-        let Some((first, rest)) = stmts.split_first() else { return Ok(C::F) };
+        self.block_k(stmts, env, top, &[])
+    }
+
+    /// A statement list followed by the continuation `k` (what runs when it falls off its end:
+    /// the next unrolled loop iteration, then the statements after the loop).
+    fn block_k(&mut self, stmts: &[&'a Stmt], env: &Env<'a>, top: bool, k: &[Frame<'a>]) -> Result<C, Why> {
+        let Some((first, rest)) = stmts.split_first() else {
+            return match k.split_first() {
+                Some((next, more)) => {
+                    let (body, scope) = (next.0.clone(), next.1.clone());
+                    self.block_k(&body, &scope, top, more)
+                }
+                None => Ok(C::F),
+            };
+        };
         match first {
             Stmt::Return(r) => match &r.value {
                 None => Ok(C::F),
                 Some(v) => self.cond(v, env),
             },
-            Stmt::Pass(_) => self.block(rest, env, top),
-            Stmt::Expr(x) if matches!(x.value.as_ref(), Expr::Constant(_)) => self.block(rest, env, top),
+            Stmt::Pass(_) => self.block_k(rest, env, top, k),
+            Stmt::Expr(x) if matches!(x.value.as_ref(), Expr::Constant(_)) => self.block_k(rest, env, top, k),
             Stmt::Assign(a) if a.targets.len() == 1 => {
                 let Some(n) = name_of(&a.targets[0]) else { return Err("an assignment to something not a name".into()) };
                 let scope = env.with(n, &a.value, env.clone());
-                self.block(rest, &scope, top)
+                self.block_k(rest, &scope, top, k)
             }
             Stmt::AnnAssign(a) if a.value.is_some() => {
                 let (Some(n), Some(v)) = (name_of(&a.target), a.value.as_deref()) else { return Err("an annotated assignment".into()) };
                 let scope = env.with(n, v, env.clone());
-                self.block(rest, &scope, top)
+                self.block_k(rest, &scope, top, k)
             }
             Stmt::If(i) => {
                 let mut then: Vec<&'a Stmt> = i.body.iter().collect();
@@ -782,16 +1076,109 @@ impl<'a> Py<'a> {
                 let mut other: Vec<&'a Stmt> = i.orelse.iter().collect();
                 other.extend_from_slice(rest);
                 let t = self.cond(&i.test, env)?;
-                let a = self.block(&then, env, false)?;
-                let b = self.block(&other, env, top && i.orelse.is_empty())?;
+                let a = self.block_k(&then, env, false, k)?;
+                let b = self.block_k(&other, env, top && i.orelse.is_empty(), k)?;
                 Ok(ite(t, a, b))
             }
-            Stmt::For(f) if top => Err(format!("a `for` loop over `{}`", self.text(f.iter.range()))),
-            Stmt::For(_) => Err("a `for` loop".into()),
+            Stmt::For(f) => {
+                // a loop over module constants is unrolled; one over event data would need an
+                // element quantifier, which the model does not have yet
+                let Some(items) = self.loop_items(f, env) else {
+                    let over = self.text(f.iter.range()).to_string();
+                    let what = if names_in(&over).iter().any(|n| self.defs.contains_key(n) && !matches!(self.defs.get(n), Some(Def::Import(..)))) {
+                        "a constant rulecast cannot unroll"
+                    } else {
+                        self.loops.push(over.clone());
+                        "event data: needs an element quantifier"
+                    };
+                    return Err(format!("a `for` loop over `{over}` ({what})"));
+                };
+                let body: Vec<&'a Stmt> = f.body.iter().collect();
+                let mut frames: Vec<Frame<'a>> = items.iter().skip(1).map(|scope| (body.clone(), scope.clone())).collect();
+                frames.push((rest.to_vec(), env.clone()));
+                frames.extend_from_slice(k);
+                match items.first() {
+                    Some(first) => self.block_k(&body, first, top, &frames),
+                    None => self.block_k(rest, env, top, k),
+                }
+            }
             Stmt::Try(_) => Err("a `try` statement".into()),
             Stmt::While(_) => Err("a `while` loop".into()),
             Stmt::With(_) => Err("a `with` statement".into()),
             other => Err(format!("the statement `{}`", self.text(other.range()).lines().next().unwrap_or(""))),
+        }
+    }
+
+    /// The scopes of an unrollable `for` loop: one per constant item, the loop variables bound
+    /// to it. None if the loop is over something else, has an `else`, or uses break/continue.
+    fn loop_items(&mut self, f: &'a ast::StmtFor, env: &Env<'a>) -> Option<Vec<Env<'a>>> {
+        if !f.orelse.is_empty() || breaks(&f.body) {
+            return None;
+        }
+        let targets: Vec<&str> = match f.target.as_ref() {
+            Expr::Name(n) => vec![n.id.as_str()],
+            Expr::Tuple(t) => t.elts.iter().map(name_of).collect::<Option<Vec<_>>>()?,
+            _ => return None,
+        };
+        // the items: `CONST`, `CONST.keys()`, `CONST.values()`, `CONST.items()`, a literal
+        let (iter, method) = match f.iter.as_ref() {
+            Expr::Call(c) if c.args.is_empty() && c.keywords.is_empty() => match c.func.as_ref() {
+                Expr::Attribute(a) if matches!(a.attr.as_str(), "keys" | "values" | "items") => (a.value.as_ref(), a.attr.as_str()),
+                _ => return None,
+            },
+            other => (other, ""),
+        };
+        let value = self.const_value(iter, env)?;
+        let items: Vec<Value> = match (&value, method) {
+            (Value::Array(a), "") => a.clone(),
+            (Value::Object(o), "" | "keys") => o.keys().map(|k| json!(k)).collect(),
+            (Value::Object(o), "values") => o.values().cloned().collect(),
+            (Value::Object(o), "items") => o.iter().map(|(k, v)| json!([k, v])).collect(),
+            _ => return None,
+        };
+        let mut out = vec![];
+        for item in items {
+            let scope = match targets.as_slice() {
+                [one] => env.with_const(one, item),
+                many => {
+                    let Value::Array(parts) = item else { return None };
+                    if parts.len() != many.len() {
+                        return None;
+                    }
+                    many.iter().zip(parts).fold(env.clone(), |e, (n, v)| e.with_const(n, v))
+                }
+            };
+            out.push(scope);
+        }
+        Some(out)
+    }
+
+    /// A module constant (or literal) as JSON: lists, tuples, sets, dicts of scalars and of those.
+    fn const_value(&self, e: &'a Expr, env: &Env<'a>) -> Option<Value> {
+        if let Some(n) = name_of(e) {
+            if let Some(v) = env.consts.get(n) {
+                return Some(v.clone());
+            }
+            if env.get(n).is_some() {
+                return None;
+            }
+            let Some(Def::Const(x, _)) = self.defs.get(n) else { return None };
+            return self.const_value(x, &Env::default());
+        }
+        match e {
+            Expr::List(ast::ExprList { elts, .. }) | Expr::Tuple(ast::ExprTuple { elts, .. }) | Expr::Set(ast::ExprSet { elts, .. }) => {
+                elts.iter().map(|x| self.const_value(x, env)).collect::<Option<Vec<_>>>().map(Value::Array)
+            }
+            Expr::Dict(d) => {
+                let mut m = Map::new();
+                for (k, v) in d.keys.iter().zip(&d.values) {
+                    let key = k.as_ref().and_then(s)?;
+                    m.insert(key.to_string(), self.const_value(v, env)?);
+                }
+                Some(Value::Object(m))
+            }
+            Expr::Call(c) if matches!(name_of(&c.func), Some("set" | "frozenset" | "tuple" | "list")) && c.args.len() == 1 => self.const_value(&c.args[0], env),
+            other => scalar(other),
         }
     }
 
@@ -823,6 +1210,18 @@ impl<'a> Py<'a> {
             }
             let piece = &wrapped[ts..te];
             prev_end = te;
+            if let Tok::String { value, kind: StringKind::FString | StringKind::RawFString, .. } = tok {
+                // names inside an f-string are not substituted: it must not use any
+                let inner: BTreeSet<String> = fstring_fields(value).iter().flat_map(|p| names_in(p)).collect();
+                if inner.iter().any(|n| env.get(n).is_some() || env.consts.contains_key(n) || (n == &self.root && n != "event")) {
+                    return Err("an f-string that reads local names".into());
+                }
+                for n in inner {
+                    if self.defs.contains_key(&n) {
+                        self.used.insert(n);
+                    }
+                }
+            }
             let next = toks.get(i + 1).map(|t| &t.0);
             if let Tok::Name { name } = tok {
                 let after_dot = matches!(prev_tok, Some(Tok::Dot));
@@ -846,6 +1245,12 @@ impl<'a> Py<'a> {
                     }
                     if name == &self.root {
                         out.push_str("event");
+                        prev_tok = Some(tok);
+                        continue;
+                    }
+                    if let Some(v) = env.consts.get(name.as_str()) {
+                        // an unrolled loop's variable: its value
+                        out.push_str(&py_literal(v));
                         prev_tok = Some(tok);
                         continue;
                     }
@@ -982,12 +1387,20 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         used: BTreeSet::new(),
         lists: Map::new(),
         depth: 0,
+        prints_none: false,
+        loops: vec![],
     };
     let mut logic = Logic::default();
     // allow-lists at the top of the body
     let mut body: Vec<&Stmt> = vec![];
     for st in &rule_fn.body {
         if let Some(a) = allow_loop(&mut py, st) {
+            for k in &a.missing_as_empty {
+                logic.parts.push(format!(
+                    "detection: allow-list {}: Python matches a missing `{k}` as \"\" (an entry pattern like `*` then suppresses); the canonical allow-list does not match a missing field",
+                    a.name
+                ));
+            }
             logic.allows.push(a);
         } else {
             body.push(st);
@@ -1025,10 +1438,12 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         }
     }
     logic.lists = py.lists.clone();
+    logic.event_loops = py.loops.clone();
     // alert functions
     for name in ALERT_FUNCTIONS {
         let Some(Def::Func(f, _)) = defs.get(*name) else { continue };
         let f: &ast::StmtFunctionDef = f;
+        py.prints_none = false;
         let done = match *name {
             "title" => alert_text(&mut py, f).map(|t| logic.title = Some(t)).is_some(),
             "dedup" => alert_dedup(&mut py, f).map(|d| logic.dedup = d).is_some(),
@@ -1044,6 +1459,11 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
             },
             _ => false,
         };
+        if done && py.prints_none {
+            logic.parts.push(format!(
+                "metadata: {name}(): a missing field reads as `None` in Python (printed `None`, or no dedup key) and as an empty text in the canonical alert"
+            ));
+        }
         if !done {
             kept.push((*name).to_string());
             logic.parts.push(format!("metadata: {name}() kept as Python in targets.panther.prelude"));
@@ -1053,7 +1473,38 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
     for k in &kept {
         py.used.insert(k.clone());
     }
-    let (prelude, missing) = prelude(&py, suite);
+    let (mut prelude_text, mut missing) = prelude(&py, suite);
+    // kept code that calls an alert function read into the canonical alert needs the original:
+    // keep that one as Python too
+    loop {
+        let defined = prelude_text.as_deref().map(top_level_functions).and_then(Result::ok).unwrap_or_default();
+        let clash: Vec<&str> = ["title", "dedup", "alert_context"]
+            .into_iter()
+            .filter(|n| defined.iter().any(|d| d == n))
+            .filter(|n| match *n {
+                "title" => logic.title.is_some(),
+                "dedup" => !logic.dedup.is_empty(),
+                _ => !logic.context.is_empty(),
+            })
+            .collect();
+        if clash.is_empty() {
+            break;
+        }
+        for n in clash {
+            match n {
+                "title" => logic.title = None,
+                "dedup" => logic.dedup.clear(),
+                _ => logic.context.clear(),
+            }
+            logic.parts.retain(|p| !p.starts_with(&format!("metadata: {n}()")) && !(n == "alert_context" && p.starts_with("metadata: alert_context:")));
+            logic.parts.push(format!("metadata: {n}() kept as Python in targets.panther.prelude (kept code calls it)"));
+        }
+        (prelude_text, missing) = prelude(&py, suite);
+    }
+    let prelude = prelude_text;
+    if prelude.as_deref().is_some_and(|p| p.contains("def lookup_aws_account_name(")) {
+        logic.parts.push("metadata: lookup_aws_account_name() is rulecast's copy of the current helper, which returns the account id (a deployment that still maps ids to names in its helpers shows the id)".into());
+    }
     for m in missing {
         logic.parts.push(format!(
             "detection: `{m}` comes from a Panther helper module rulecast does not bundle; the prelude imports it (runs only where panther-analysis' global helpers are installed)"
@@ -1118,10 +1569,21 @@ fn allow_loop<'a>(py: &mut Py<'a>, st: &'a Stmt) -> Option<Allow> {
     if !f.orelse.is_empty() {
         return None;
     }
-    // the tests: a chain of nested ifs / `and`s, ending in `return False`
+    // the tests: a chain of nested ifs / `and`s, ending in `return False` (after local
+    // assignments, which are substituted)
     let mut tests: Vec<&'a Expr> = vec![];
     let mut stmts: &'a [Stmt] = &f.body;
+    let mut env = Env::default();
     loop {
+        while let [Stmt::Assign(a), rest @ ..] = stmts {
+            let [target] = a.targets.as_slice() else { return None };
+            let n = name_of(target)?;
+            if n == var || names_in(py.text(a.value.range())).contains(var) {
+                return None;
+            }
+            env = env.with(n, &a.value, env.clone());
+            stmts = rest;
+        }
         let [Stmt::If(i)] = stmts else { return None };
         if !i.orelse.is_empty() {
             return None;
@@ -1135,8 +1597,8 @@ fn allow_loop<'a>(py: &mut Py<'a>, st: &'a Stmt) -> Option<Allow> {
             _ => stmts = &i.body,
         }
     }
-    let env = Env::default();
     let mut keys = vec![];
+    let mut missing_as_empty = vec![];
     for t in tests {
         let Expr::Call(c) = t else { return None };
         let fname = match c.func.as_ref() {
@@ -1147,7 +1609,8 @@ fn allow_loop<'a>(py: &mut Py<'a>, st: &'a Stmt) -> Option<Allow> {
         let _ = fname;
         let [subject, pat] = c.args.as_slice() else { return None };
         let fr = py.field(subject, &env)?;
-        if fr.ci {
+        // `x or ""`: a missing value is matched as "" (only a pattern like `*` matches it; noted)
+        if fr.ci || fr.default.as_ref().is_some_and(|(d, _)| d != &json!("")) {
             return None;
         }
         let Expr::Subscript(sub) = pat else { return None };
@@ -1155,6 +1618,9 @@ fn allow_loop<'a>(py: &mut Py<'a>, st: &'a Stmt) -> Option<Allow> {
             return None;
         }
         let key = s(&sub.slice)?.to_string();
+        if fr.default.is_some() {
+            missing_as_empty.push(key.clone());
+        }
         keys.push((key, fr.path));
     }
     let entries = match value {
@@ -1175,7 +1641,20 @@ fn allow_loop<'a>(py: &mut Py<'a>, st: &'a Stmt) -> Option<Allow> {
             .collect::<Option<Vec<_>>>()?,
         _ => return None,
     };
-    Some(Allow { name: name.to_string(), keys, entries })
+    Some(Allow { name: name.to_string(), keys, entries, missing_as_empty })
+}
+
+/// A field read in an alert text: exact when missing reads as `""` (a `""` default) or as
+/// `None` (no default; noted, since the canonical text prints `""`); another default is not the
+/// canonical text.
+fn alert_field<'a>(py: &mut Py<'a>, e: &'a Expr, env: &Env<'a>) -> Option<String> {
+    let f = py.field(e, env).filter(|f| !f.ci)?;
+    match &f.default {
+        None => py.prints_none = true,
+        Some((d, _)) if d == &json!("") => {}
+        Some(_) => return None,
+    }
+    Some(f.path)
 }
 
 /// A string expression → a canonical text with `{field}` placeholders.
@@ -1188,9 +1667,9 @@ fn text_of<'a>(py: &mut Py<'a>, e: &'a Expr, env: &Env<'a>) -> Option<String> {
             for v in &j.values {
                 match v {
                     Expr::Constant(_) => out.push_str(&lit(s(v)?)?),
-                    Expr::FormattedValue(fv) if fv.format_spec.is_none() => {
-                        let f = py.field(&fv.value, env).filter(|f| !f.ci)?;
-                        out.push_str(&format!("{{{}}}", f.path));
+                    Expr::FormattedValue(fv) if fv.format_spec.is_none() && fv.conversion == ast::ConversionFlag::None => {
+                        let f = alert_field(py, &fv.value, env)?;
+                        out.push_str(&format!("{{{f}}}"));
                     }
                     _ => return None,
                 }
@@ -1213,14 +1692,14 @@ fn text_of<'a>(py: &mut Py<'a>, e: &'a Expr, env: &Env<'a>) -> Option<String> {
             }
             let mut out = pieces[0].to_string();
             for (arg, piece) in c.args.iter().zip(&pieces[1..]) {
-                let f = py.field(arg, env).filter(|f| !f.ci)?;
-                out.push_str(&format!("{{{}}}{piece}", f.path));
+                let f = alert_field(py, arg, env)?;
+                out.push_str(&format!("{{{f}}}{piece}"));
             }
             Some(out)
         }
         _ => {
-            let f = py.field(e, env).filter(|f| !f.ci)?;
-            Some(format!("{{{}}}", f.path))
+            let f = alert_field(py, e, env)?;
+            Some(format!("{{{f}}}"))
         }
     }
 }
@@ -1256,8 +1735,8 @@ fn alert_dedup<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<Vec<S
     let (e, env) = returned(f)?;
     with_param(py, f)?;
     // one field, or `":".join([fields])`
-    if let Some(fr) = py.field(e, &env).filter(|x| !x.ci) {
-        return Some(vec![fr.path]);
+    if py.field(e, &env).is_some() {
+        return alert_field(py, e, &env).map(|f| vec![f]);
     }
     let Expr::Call(c) = e else { return None };
     let Expr::Attribute(a) = c.func.as_ref() else { return None };
@@ -1265,7 +1744,10 @@ fn alert_dedup<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<Vec<S
         return None;
     }
     let (Expr::List(ast::ExprList { elts, .. }) | Expr::Tuple(ast::ExprTuple { elts, .. })) = &c.args[0] else { return None };
-    elts.iter().map(|x| py.field(x, &env).filter(|y| !y.ci).map(|y| y.path)).collect()
+    // `":".join` of a None raises: only fields read with a `""` default join as Python does
+    elts.iter()
+        .map(|x| py.field(x, &env).filter(|y| !y.ci && y.default.as_ref().is_some_and(|(d, _)| d == &json!(""))).map(|y| y.path))
+        .collect()
 }
 
 /// The fields of Panther's `aws_rule_context(event)`.
@@ -1290,7 +1772,7 @@ fn alert_context<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<(Ve
                         None => return None,
                         Some(k) => {
                             let key = s(k)?;
-                            let fr = py.field(v, &env).filter(|x| !x.ci)?;
+                            let fr = py.field(v, &env).filter(|x| !x.ci && x.default.is_none())?;
                             if fr.path.trim_start_matches('@') != key {
                                 return None;
                             }
@@ -1436,20 +1918,61 @@ fn helper_block(names: &BTreeSet<String>, _imports: &BTreeSet<String>) -> Vec<St
         .collect()
 }
 
-/// Names a piece of Python mentions (from the lexer; attribute names included, harmlessly).
+/// Names a piece of Python mentions (from the lexer; attribute names included, harmlessly;
+/// the expressions inside f-strings too).
 pub fn names_in(text: &str) -> BTreeSet<String> {
-    lexer::lex(text, Mode::Module)
-        .filter_map(Result::ok)
-        .filter_map(|(t, _)| match t {
-            Tok::Name { name } => Some(name),
-            _ => None,
-        })
-        .collect()
+    let mut out = BTreeSet::new();
+    for (t, _) in lexer::lex(text, Mode::Module).map_while(Result::ok) {
+        match t {
+            Tok::Name { name } => {
+                out.insert(name);
+            }
+            Tok::String { value, kind: StringKind::FString | StringKind::RawFString, .. } => {
+                for part in fstring_fields(&value) {
+                    out.extend(names_in(&part));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The `{...}` replacement fields of an f-string's text (`{{` / `}}` are literal braces).
+fn fstring_fields(value: &str) -> Vec<String> {
+    let mut out = vec![];
+    let cs: Vec<char> = value.chars().collect();
+    let mut i = 0;
+    while i < cs.len() {
+        match cs[i] {
+            '{' if cs.get(i + 1) == Some(&'{') => i += 2,
+            '{' => {
+                let mut depth = 1;
+                let mut j = i + 1;
+                let mut quote: Option<char> = None;
+                while j < cs.len() && depth > 0 {
+                    match (quote, cs[j]) {
+                        (Some(q), c) if c == q => quote = None,
+                        (Some(_), _) => {}
+                        (None, '\'' | '"') => quote = Some(cs[j]),
+                        (None, '{') => depth += 1,
+                        (None, '}') => depth -= 1,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                out.push(cs[i + 1..j.saturating_sub(1).max(i + 1)].iter().collect());
+                i = j;
+            }
+            _ => i += 1,
+        }
+    }
+    out
 }
 
 /// `def rule(` → `def NEW(` (the first name after `def`).
 fn rename_def(text: &str, new: &str) -> String {
-    let toks: Vec<_> = lexer::lex(text, Mode::Module).filter_map(Result::ok).collect();
+    let toks: Vec<_> = lexer::lex(text, Mode::Module).map_while(Result::ok).collect();
     for w in toks.windows(2) {
         if matches!(w[0].0, Tok::Def) && matches!(w[1].0, Tok::Name { .. }) {
             let (a, b) = (w[1].1.start().to_usize(), w[1].1.end().to_usize());
