@@ -67,7 +67,12 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Run `rulecast import`.
-pub fn run(vendor: Vendor, paths: &[PathBuf], out: &Path, force: bool, json: bool, format: Format) -> Result<ExitCode> {
+pub fn run(vendor: Vendor, paths: &[PathBuf], out: &Path, force: bool, json: bool, format: Format, authors: &[String], created: Option<&str>) -> Result<ExitCode> {
+    if let Some(c) = created
+        && !(c.len() == 10 && c.chars().enumerate().all(|(i, ch)| if i == 4 || i == 7 { ch == '-' } else { ch.is_ascii_digit() }))
+    {
+        anyhow::bail!("--created takes a date YYYY-MM-DD, found `{c}`");
+    }
     let files = rulecast::import::files(vendor, paths).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let mut entries = vec![];
@@ -93,6 +98,17 @@ pub fn run(vendor: Vendor, paths: &[PathBuf], out: &Path, force: bool, json: boo
             let stem = if *n == 1 { imp.slug.clone() } else { format!("{}_{}", imp.slug, n) };
             let file_name = format!("{stem}.yaml");
             let path = out.join(&file_name);
+            let mut imp = imp;
+            if !authors.is_empty() || created.is_some() {
+                match rulecast::import::fill_missing(&imp.yaml, authors, created) {
+                    Ok(y) => imp.yaml = y,
+                    Err(e) => {
+                        entry.error = Some(format!("internal error: the imported rule is not a mapping (please report): {e}"));
+                        entries.push(entry);
+                        continue;
+                    }
+                }
+            }
             entry.output = Some(path.display().to_string());
             // the importer's output must load: if it does not, that is rulecast's bug, reported
             let rule = match rulecast::rule_from_str(&file_name, &stem, &imp.yaml) {

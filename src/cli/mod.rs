@@ -86,6 +86,14 @@ enum Command {
         /// How located errors are printed in the report.
         #[arg(long, value_enum, default_value = "concise")]
         format: Format,
+        /// An author for imported rules whose vendor file names none (repeatable;
+        /// detection-rules requires one, and Sentinel and Panther files carry none).
+        #[arg(long = "author")]
+        authors: Vec<String>,
+        /// The creation date (YYYY-MM-DD) for imported rules whose vendor file gives none
+        /// (detection-rules requires one).
+        #[arg(long)]
+        created: Option<String>,
     },
     /// Check the canonical rules (and that they compile) without writing anything.
     Validate {
@@ -145,8 +153,8 @@ fn run(args: Args) -> Result<ExitCode> {
         Command::Validate { rules, unsupported, format } => build(&rules, None, &[], unsupported, format),
         Command::Test { rules, corpus, format } => test::run(&rules, corpus.as_deref(), format == ReportFormat::Json),
         Command::Events { target, file } => test::events(target, &file),
-        Command::Import { from, paths, out, force, report, format } => {
-            import::run(from, &paths, &out, force, report == ReportFormat::Json, format)
+        Command::Import { from, paths, out, force, report, format, authors, created } => {
+            import::run(from, &paths, &out, force, report == ReportFormat::Json, format, &authors, created.as_deref())
         }
     }
 }

@@ -254,6 +254,34 @@ impl Doc {
     }
 }
 
+/// Fill what an imported rule's vendor file did not say but a target needs (detection-rules
+/// requires an author and a creation date; Sentinel and Panther files carry neither): `authors`
+/// and `created` are added only where the rule has none. The YAML is the importer's own.
+pub fn fill_missing(yaml: &str, authors: &[String], created: Option<&str>) -> Result<String, String> {
+    let v: Value = serde_saphyr::from_str(yaml).map_err(|e| e.to_string())?;
+    let Value::Object(m) = v else { return Err("not a mapping".into()) };
+    let has = |k: &str| m.get(k).is_some_and(|x| !x.is_null() && x != &Value::Array(vec![]));
+    let mut out = Map::new();
+    let (add_authors, add_created) = (!authors.is_empty() && !has("authors"), created.is_some() && !has("created"));
+    let after = ["id", "name", "description", "severity", "risk_score"];
+    let mut placed = false;
+    let keys: Vec<String> = m.keys().cloned().collect();
+    for (i, (k, x)) in m.into_iter().enumerate() {
+        out.insert(k.clone(), x);
+        let next_is_after = keys.get(i + 1).is_some_and(|n| after.contains(&n.as_str()));
+        if !placed && after.contains(&k.as_str()) && !next_is_after {
+            if add_authors {
+                out.insert("authors".into(), json!(authors));
+            }
+            if let (true, Some(c)) = (add_created, created) {
+                out.insert("created".into(), json!(c));
+            }
+            placed = true;
+        }
+    }
+    Ok(to_yaml(&Value::Object(out)))
+}
+
 /// Write a JSON value (a mapping at the top) as block-style YAML. Condition predicates and
 /// other small mappings of scalars are written in flow style (`{field: x, op: eq, value: y}`),
 /// short lists of scalars as `[a, b]`.

@@ -504,6 +504,7 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
         parts: vec![],
         elems: vec![],
         period: if kind == "Scheduled" { s_of(m.get("queryPeriod")).and_then(|p| timespan(&p)) } else { None },
+        project_away: vec![],
     };
     let res = st.query(&ast);
     let (detection, alert) = match res {
@@ -520,6 +521,9 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
     let mut alert = alert;
     st.alert_fields(m, &mut alert, &mut parts);
     d.alert = alert;
+    if !st.project_away.is_empty() {
+        sentinel.insert("project_away".into(), json!(st.project_away));
+    }
     if !sentinel.is_empty() {
         d.targets.insert("sentinel".into(), Value::Object(sentinel));
     }
@@ -562,6 +566,8 @@ struct St<'a> {
     elems: Vec<Elem>,
     /// The rule's query period (a Kusto timespan), for `TimeGenerated >= ago(...)`.
     period: Option<i64>,
+    /// `project-away` columns (`targets.sentinel.project_away`).
+    project_away: Vec<String>,
 }
 
 /// An `mv-expand`ed value: the elements of `field` (a raw path, or a path in the element
@@ -1248,6 +1254,15 @@ impl St<'_> {
                     self.parts.push(format!(
                         "metadata: `{op_src}`: renamed output columns are not carried"
                     ));
+                }
+                OperatorKind::ProjectAway(pats) if aggregate.is_none() && reshaped.is_none() && columns.is_none() => {
+                    // later names may not be dropped by it; only plain column names
+                    let names: Vec<String> = pats.iter().map(|p| p.name.clone()).collect();
+                    if names.iter().all(|n| crate::load::is_identifier(n.strip_suffix('*').unwrap_or(n))) {
+                        self.project_away.extend(names);
+                    } else {
+                        self.parts.push(format!("metadata: `{op_src}`: not carried"));
+                    }
                 }
                 OperatorKind::ProjectAway(_) | OperatorKind::ProjectKeep(_) => {
                     self.parts.push(format!(

@@ -522,6 +522,10 @@ pub struct SentinelSettings {
     /// Template version; default: the rule version.
     #[serde(default)]
     pub version: Option<String>,
+    /// Sentinel columns removed from the result (`project-away`; a trailing `*` matches a
+    /// prefix): Log Analytics columns such as `TenantId` that are not CloudTrail fields.
+    #[serde(default)]
+    pub project_away: Vec<Spanned<String>>,
 }
 
 /// A Sentinel data connector.

@@ -508,6 +508,16 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
         known = step_known;
         lines.push(format!("| extend {}", assigns.join(",\n  ")));
     }
+    let away = &rule.doc.targets.sentinel.project_away;
+    if !away.is_empty() {
+        for a in away {
+            let name = a.value.strip_suffix('*').unwrap_or(&a.value);
+            if !is_identifier(name) {
+                cx.unsupported(Code::E402, crate::condition::span_of(&rule.file, a), format!("`project_away` entry `{}` is not a column name (letters, digits, `_`, optionally ending in `*`)", a.value));
+            }
+        }
+        lines.push(format!("| project-away {}", away.iter().map(|a| a.value.as_str()).collect::<Vec<_>>().join(", ")));
+    }
     let mut post: Vec<String> = vec![];
     if let Some(agg) = &rule.doc.alert.aggregate {
         let measures: Vec<String> = agg
