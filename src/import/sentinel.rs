@@ -512,6 +512,18 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
         Err(dg) => return Imported::refused(slug, *dg),
     };
     parts.append(&mut st.parts);
+    // comparisons on values inside JSON-string columns: Kusto compares a JSON array as a whole
+    // (its text, or by type), the canonical comparison tests each element
+    let mut inside = vec![];
+    json_paths(&detection, false, &mut inside);
+    inside.sort();
+    inside.dedup();
+    if !inside.is_empty() {
+        parts.push(format!(
+            "note: {} compared where Kusto reads a JSON value: where one holds a JSON array, the vendor query compares the array as a whole, while the canonical rule (and its Sentinel rendering's note) tests each element",
+            inside.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
     d.detection = detection;
     for name in &st.used_lists {
         if let Some(Let::List(vals)) = st.lets.get(name) {
@@ -595,6 +607,36 @@ fn split_elem(path: &str) -> Option<(usize, &str)> {
     let rest = path.strip_prefix('@')?;
     let (n, rel) = rest.split_once(':')?;
     Some((n.parse().ok()?, rel))
+}
+
+/// The fields of a condition node read inside JSON values (below a JSON-string column, or inside
+/// a `some` element), for the note on arrays.
+fn json_paths(v: &Value, in_some: bool, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            if let (Some(Value::String(f)), Some(op)) = (o.get("field"), o.get("op").and_then(Value::as_str))
+                && !matches!(op, "exists" | "empty")
+            {
+                let nested = fields::resolve(f).is_ok_and(|x| matches!(x.sentinel, Mapping::Nested { .. }));
+                if in_some || nested {
+                    out.push(f.clone());
+                }
+            }
+            for (k, x) in o {
+                match k.as_str() {
+                    "some" => {
+                        if let Some(w) = x.get("where") {
+                            json_paths(w, true, out);
+                        }
+                    }
+                    "field" => {}
+                    _ => json_paths(x, in_some, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| json_paths(x, in_some, out)),
+        _ => {}
+    }
 }
 
 /// The names a derive expression (canonical JSON) reads (`ref`s and `case` tests).
@@ -1538,6 +1580,10 @@ impl St<'_> {
             return Ok(c);
         }
         rename_fields(&mut c, &|f| split_elem(f).map(|(_, r)| r.to_string()));
+        let note = format!("note: where `{}` is one object rather than an array (AWS accepts both for a policy's Statement), Kusto's mv-expand splits it into its properties, so the vendor rule never tests it as one element; the canonical `some` does", el.name);
+        if !self.parts.contains(&note) {
+            self.parts.push(note);
+        }
         if has_negation(&c) {
             let note = format!("note: where `{}` is absent, Kusto's mv-expand gives one row with a null element, on which a negated test holds; the canonical `some` has no element there", el.name);
             if !self.parts.contains(&note) {
