@@ -451,6 +451,17 @@ pub fn resolve(path: &str) -> Result<Field, PathError> {
     Err(PathError::Unknown(crate::diag::closest(path, known).map(str::to_string)))
 }
 
+/// Is `name` a column of Sentinel's `AWSCloudTrail` table (the schema rulecast checks queries
+/// against, with the two columns Azure-Sentinel's KQL validation adds)?
+pub fn is_sentinel_column(name: &str) -> bool {
+    include_str!("sentinel_AWSCloudTrail_columns.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("column\t"))
+        .filter_map(|l| l.split('\t').next())
+        .chain(["UserIdentityStoreArn", "UserIdentityUserId"])
+        .any(|c| c == name)
+}
+
 /// The name generated code gives the element of the `some` at nesting `depth` (1 outermost).
 pub fn element_var(depth: usize) -> String {
     format!("_e{depth}")

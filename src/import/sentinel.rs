@@ -772,12 +772,7 @@ fn scalar_json(l: &Literal) -> Option<Value> {
 
 /// The AWSCloudTrail columns (the table schema).
 fn is_table_column(name: &str) -> bool {
-    include_str!("../fields/sentinel_AWSCloudTrail_columns.tsv")
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split('\t').next())
-        .chain(["UserIdentityStoreArn", "UserIdentityUserId"])
-        .any(|c| c == name)
+    fields::is_sentinel_column(name)
 }
 
 /// The taxonomy row for a Sentinel column: (raw path, kind, is a JSON-string column).
@@ -1112,9 +1107,13 @@ impl St<'_> {
                     }
                     let step = self.extend(assigns, &op_src);
                     if let Some(cols) = columns.as_mut() {
-                        // names added after a `project` are result columns too
+                        // names added after a `project` are result columns too; a name that
+                        // replaces a table column (`extend UserIdentityUserName = ...`) takes its place
                         for k in step.keys() {
-                            if !cols.contains(k) {
+                            let shadowed = column_row(k).map(|(path, _, _)| path);
+                            if let Some(at) = cols.iter().position(|c| Some(c) == shadowed.as_ref()) {
+                                cols[at] = k.clone();
+                            } else if !cols.contains(k) {
                                 cols.push(k.clone());
                             }
                         }
@@ -1299,11 +1298,13 @@ impl St<'_> {
                 }
                 OperatorKind::ProjectAway(pats) if aggregate.is_none() && reshaped.is_none() && columns.is_none() => {
                     // later names may not be dropped by it; only plain column names
-                    let names: Vec<String> = pats.iter().map(|p| p.name.clone()).collect();
-                    if names.iter().all(|n| crate::load::is_identifier(n.strip_suffix('*').unwrap_or(n))) {
-                        self.project_away.extend(names);
-                    } else {
-                        self.parts.push(format!("metadata: `{op_src}`: not carried"));
+                    for p in pats {
+                        let n = &p.name;
+                        if n.ends_with('*') && crate::load::is_identifier(n.trim_end_matches('*')) || is_table_column(n) {
+                            self.project_away.push(n.clone());
+                        } else {
+                            self.parts.push(format!("metadata: `project-away {n}`: `{n}` is not a column of the AWSCloudTrail schema rulecast checks queries against (left out)"));
+                        }
                     }
                 }
                 OperatorKind::ProjectAway(_) | OperatorKind::ProjectKeep(_) => {

@@ -73,15 +73,19 @@ pub fn built_for(rules: &[rulecast::Rule], t: rulecast::Target) -> Vec<String> {
         .collect()
 }
 
-/// Every vendor fixture (`tests/fixtures/vendor/<vendor>/`, except `invalid/`, and the
-/// reference files) imported and loaded; one rule per id and per slug. Their `file` is
-/// `imported/<slug>.yaml`.
+/// Every vendor fixture (`tests/fixtures/vendor/<vendor>/`, except `invalid/`, the reference
+/// files and, when it is there, the corpus `../shared/corpus/<vendor>/`) imported and loaded;
+/// one rule per id and per slug. Their `file` is `imported/<slug>.yaml`.
 pub fn imported_rules() -> Vec<rulecast::Rule> {
     use rulecast::import::{Outcome, Vendor};
     use strum::IntoEnumIterator;
     let mut rules: Vec<rulecast::Rule> = vec![];
     for vendor in Vendor::iter() {
-        let dirs = [root().join("tests/fixtures/vendor").join(vendor.to_string()), root().join("tests/fixtures/reference").join(vendor.to_string())];
+        let dirs = [
+            root().join("tests/fixtures/vendor").join(vendor.to_string()),
+            root().join("tests/fixtures/reference").join(vendor.to_string()),
+            root().join("../shared/corpus").join(vendor.to_string()),
+        ];
         let dirs: Vec<PathBuf> = dirs.into_iter().filter(|d| d.is_dir()).collect();
         if dirs.is_empty() {
             continue;
@@ -95,17 +99,11 @@ pub fn imported_rules() -> Vec<rulecast::Rule> {
                     continue;
                 }
                 let file = format!("imported/{}.yaml", imp.slug);
-                // Panther files carry no author and no creation date, which detection-rules
-                // requires: placeholders, so that their Elastic renderings meet the outside checks too
-                let mut yaml = imp.yaml.clone();
-                if vendor == Vendor::Panther {
-                    if !yaml.contains("\nauthors:") {
-                        yaml.push_str("authors: [cross-target check]\n");
-                    }
-                    if !yaml.contains("\ncreated:") {
-                        yaml.push_str("created: 2026-01-01\n");
-                    }
-                }
+                // Sentinel and Panther files carry no author and no creation date, which
+                // detection-rules requires: placeholders (what `rulecast import --author
+                // --created` adds), so that their Elastic renderings meet the outside checks too
+                let yaml = rulecast::import::fill_missing(&imp.yaml, &["cross-target check".to_string()], Some("2026-01-01"))
+                    .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
                 let rule = rulecast::rule_from_str(&file, &imp.slug, &yaml)
                     .unwrap_or_else(|d| panic!("{}: the imported rule does not load:\n{d}\n{}", f.display(), imp.yaml));
                 if rules.iter().any(|r| r.slug == rule.slug || r.doc.id.value == rule.doc.id.value) {

@@ -511,9 +511,16 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
     let away = &rule.doc.targets.sentinel.project_away;
     if !away.is_empty() {
         for a in away {
-            let name = a.value.strip_suffix('*').unwrap_or(&a.value);
-            if !is_identifier(name) {
-                cx.unsupported(Code::E402, crate::condition::span_of(&rule.file, a), format!("`project_away` entry `{}` is not a column name (letters, digits, `_`, optionally ending in `*`)", a.value));
+            let ok = match a.value.strip_suffix('*') {
+                Some(prefix) => is_identifier(prefix),
+                None => crate::fields::is_sentinel_column(&a.value),
+            };
+            if !ok {
+                cx.unsupported(
+                    Code::E402,
+                    crate::condition::span_of(&rule.file, a),
+                    format!("`project_away` entry `{}` is not a column of the AWSCloudTrail table (or a `Prefix*` pattern)", a.value),
+                );
             }
         }
         lines.push(format!("| project-away {}", away.iter().map(|a| a.value.as_str()).collect::<Vec<_>>().join(", ")));
@@ -585,6 +592,9 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
             }
             cols.push(col);
         }
+        // two names for one column (a field and the derived name that replaces it) once
+        let mut seen = std::collections::BTreeSet::new();
+        cols.retain(|c| seen.insert(c.clone()));
         let verb = if alert.distinct { "distinct" } else { "project" };
         lines.push(crate::targets::render::wrap(&format!("| {verb} {}", cols.join(", ")), 160, "  "));
     }
