@@ -77,6 +77,26 @@ fn event_loops(r: &rulecast::Rule) -> Option<String> {
     (!out.is_empty()).then(|| out.join("; "))
 }
 
+/// How many `some` conditions and field comparisons (`ref`) a rule's detection holds.
+fn quantifiers(r: &rulecast::Rule) -> (usize, usize) {
+    fn walk(c: &rulecast::condition::Cond, out: &mut (usize, usize)) {
+        use rulecast::condition::Cond;
+        match c {
+            Cond::All(k) | Cond::Any(k) => k.iter().for_each(|x| walk(x, out)),
+            Cond::Not(k) => walk(k, out),
+            Cond::Some(q) => {
+                out.0 += 1;
+                walk(&q.cond, out);
+            }
+            Cond::FieldRef(_) => out.1 += 1,
+            Cond::Opaque { .. } | Cond::Pred(_) | Cond::Succeeded(_) | Cond::Allowed(_) => {}
+        }
+    }
+    let mut out = (0, 0);
+    walk(&r.condition(), &mut out);
+    out
+}
+
 fn has_opaque(r: &rulecast::Rule) -> bool {
     fn walk(c: &rulecast::condition::Cond) -> bool {
         use rulecast::condition::Cond;
@@ -225,14 +245,31 @@ struct Figures {
     cross_refused: Vec<String>,
     pat_pass: usize,
     pat_rules: usize,
-    /// Rules whose `for` loops over event data stay Python (an element quantifier would say them).
+    /// Rules whose `for` loops over event data stay Python (the element quantifier cannot say them).
     event_loops: Vec<String>,
+    /// Imports whose detection has a `some` (element quantifier) / a field comparison (`ref`).
+    with_some: Vec<String>,
+    with_ref: Vec<String>,
+    /// Structured imports: test events on which the canonical evaluator agrees with the
+    /// test's expected result, of all their test events.
+    canonical_agree: usize,
+    canonical_tests: usize,
+    /// ... and those that differ only because the event spells a CloudTrail key in another case.
+    canonical_key_case: usize,
+}
+
+/// Does the event spell a top-level CloudTrail key in another case than the taxonomy
+/// (`eventname`)? Panther's events read keys case-insensitively, canonical paths do not.
+fn key_case_differs(event: &serde_json::Value) -> bool {
+    let tsv = std::fs::read_to_string(root().join("src/fields/cloudtrail.tsv")).expect("taxonomy");
+    let names: Vec<&str> = tsv.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['\t', '.']).next()).collect();
+    event.as_object().is_some_and(|o| o.keys().any(|k| !names.contains(&k.as_str()) && names.iter().any(|n| n.eq_ignore_ascii_case(k))))
 }
 
 #[test]
 fn every_fixture_imports_and_its_rendering_passes_its_tests() {
     let files = ymls(&fixture_dir());
-    assert!(files.len() >= 51, "at least 51 fixtures, found {}", files.len());
+    assert!(files.len() >= 54, "at least 54 fixtures, found {}", files.len());
     let mut f = Figures { files: files.len(), ..Figures::default() };
     let mut rules = vec![];
     for path in &files {
@@ -250,9 +287,29 @@ fn every_fixture_imports_and_its_rendering_passes_its_tests() {
         }
         let rule = load(&imp);
         f.tests += rule.doc.tests.len();
+        let (somes, refs) = quantifiers(&rule);
+        if somes > 0 {
+            f.with_some.push(imp.slug.clone());
+        }
+        if refs > 0 {
+            f.with_ref.push(imp.slug.clone());
+        }
         if has_opaque(&rule) {
             f.opaque += 1;
         } else {
+            // the canonical semantics decide every test as the vendor's Python does
+            for t in &rule.doc.tests {
+                f.canonical_tests += 1;
+                let v = rulecast::eval::evaluate(&rule, &t.value.event, &t.value.allowlists);
+                if v.matched == Some(t.value.expect) {
+                    f.canonical_agree += 1;
+                } else if key_case_differs(&t.value.event) {
+                    // Panther reads keys case-insensitively (declared: README "Known differences")
+                    f.canonical_key_case += 1;
+                } else {
+                    println!("canonical {}: `{}` expected {}, evaluated {:?}\n    {}", imp.slug, t.value.name, t.value.expect, v.matched, v.trace.join("\n    "));
+                }
+            }
             if matches!(imp.outcome, Outcome::Partial(_)) {
                 f.metadata_only += 1;
             }
@@ -260,7 +317,11 @@ fn every_fixture_imports_and_its_rendering_passes_its_tests() {
                 Ok(()) => f.cross += 1,
                 Err(e) => {
                     println!("cross-target {}: {e}", imp.slug);
-                    f.cross_refused.push(format!("{}: {}", imp.slug, e.lines().next().unwrap_or("")));
+                    // the refusal's first error (notes may come before it)
+                    let first = e.lines().find(|l| l.contains("error[")).or_else(|| e.lines().next()).unwrap_or("");
+                    let target = e.split(':').next().unwrap_or("");
+                    let first = if first.starts_with(&format!("{target}:")) { first.to_string() } else { format!("{target}: {first}") };
+                    f.cross_refused.push(format!("{}: {first}", imp.slug));
                 }
             }
         }
@@ -283,7 +344,21 @@ fn every_fixture_imports_and_its_rendering_passes_its_tests() {
             f.event_loops.push(format!("{}: {loops}", r.slug));
         }
     }
-    println!("element quantifier would structure: {:#?}", f.event_loops);
+    println!("loops over event data kept as Python (the element quantifier cannot say them): {:#?}", f.event_loops);
+    println!(
+        "element quantifier: {} imports read loops over event data as `some`: {:?}; field comparisons (`ref`) in {}: {:?}",
+        f.with_some.len(),
+        f.with_some,
+        f.with_ref.len(),
+        f.with_ref
+    );
+    println!(
+        "canonical evaluator on the structured imports' tests: {}/{} agree with the expected result, {} differ only by the case of a key (Panther reads keys case-insensitively)",
+        f.canonical_agree, f.canonical_tests, f.canonical_key_case
+    );
+    assert_eq!(f.canonical_agree + f.canonical_key_case, f.canonical_tests, "the canonical reading decides every test of a structured import as expected");
+    assert!(f.with_some.len() >= 3, "loops over event data read as `some`: {:?}", f.with_some);
+    assert!(f.with_ref.len() >= 2, "field comparisons read as `ref`: {:?}", f.with_ref);
     assert_eq!(f.refused, 0, "every fixture imports");
     // a structured import renders for both, or a target says why not (E402, located)
     assert_eq!(f.cross + f.cross_refused.len(), structured);
@@ -292,7 +367,7 @@ fn every_fixture_imports_and_its_rendering_passes_its_tests() {
     }
     assert!(f.cross * 10 >= structured * 9, "at least 90% of the structured imports render for Sentinel and Elastic: {}/{structured}", f.cross);
     assert!(f.event_loops.len() >= 2, "the loops over event arrays are listed: {:?}", f.event_loops);
-    assert!(structured * 10 >= rules.len() * 7, "at least 70% fully structured detections: {structured}/{}", rules.len());
+    assert!(structured * 10 >= rules.len() * 8, "at least 80% fully structured detections: {structured}/{}", rules.len());
     assert!(f.opaque >= 2, "the imperative fixtures keep opaque parts");
     if pat_missing() {
         return;
@@ -483,4 +558,64 @@ fn idioms_are_read_as_they_mean() {
     let imp = import_one(&fixture_dir().join("aws_s3_disable_mfa_delete.yml"));
     let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}", imp.outcome) };
     assert!(parts.iter().any(|p| p.starts_with("metadata: title() kept as Python")), "{parts:?}");
+}
+
+/// Loops over event data and field comparisons: `some` and `ref` where they mean what the
+/// Python means, Python kept (never dropped) where they do not.
+#[test]
+fn loops_and_field_comparisons_are_read_exactly() {
+    const YML: &str = "AnalysisType: rule\nFilename: x.py\nRuleID: X\nEnabled: true\nLogTypes: [AWS.CloudTrail]\nSeverity: Low\n";
+    let py = |body: &str| panther::parse("x.yml", YML, Some(body)).remove(0);
+    let det = |imp: &Imported| imp.yaml.split("\ntargets:").next().unwrap_or("").to_string();
+    // a guarded loop (`Mapping` wraps a lone object, non-objects skipped): exact, no part
+    let imp = import_one(&fixture_dir().join("aws_s3_bucket_acl_public_grant.yml"));
+    assert!(matches!(imp.outcome, Outcome::Full), "{:?}", imp.outcome);
+    assert!(imp.yaml.contains("field: requestParameters.AccessControlPolicy.AccessControlList.Grant") && imp.yaml.contains("field: Grantee.URI, op: endswith"), "{}", imp.yaml);
+    // json.loads in try/except + isinstance(dict) wrapping: `some` with decode and path; `==`
+    // on an element field excludes a list (Python compares it as a list)
+    let imp = import_one(&fixture_dir().join("aws_iam_policy_allows_everything.yml"));
+    let y = det(&imp);
+    assert!(y.contains("decode: json") && y.contains("path: Statement") && y.contains("{field: Action, op: eq, value: '*'}") && y.contains(r#"{field: "Resource[0]", op: exists, value: false}"#), "{y}");
+    assert!(!load(&imp).doc.tests.is_empty() && !has_opaque(&load(&imp)));
+    // an unguarded generator: `some`, with what differs where the Python raises declared
+    let imp = import_one(&fixture_dir().join("aws_ec2_gpu_instances_launched.yml"));
+    let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}", imp.outcome) };
+    assert!(parts.iter().any(|p| p.starts_with("detection: the loop over") && p.contains("a null item")), "{parts:?}");
+    assert!(imp.yaml.contains("field: instanceType, op: startswith"), "{}", imp.yaml);
+    // field comparisons: a side checked truthy is `ref`; unguarded, both-missing and
+    // both-empty are spelled out (Python's `None == None`)
+    let y = det(&import_one(&fixture_dir().join("aws_iam_user_grants_itself.yml")));
+    assert!(y.contains("{field: userIdentity.userName, op: eq, ref: requestParameters.userName}"), "{y}");
+    assert!(y.contains("- {field: recipientAccountId, op: exists, value: false}\n            - {field: userIdentity.accountId, op: exists, value: false}"), "{y}");
+    let y = det(&import_one(&fixture_dir().join("aws_rds_snapshot_copied_cross_region.yml")));
+    assert!(y.contains("not: {field: requestParameters.sourceRegion, op: eq, ref: awsRegion}") && !y.contains("exists"), "{y}");
+    let y = det(&py("def rule(event):\n    return event.get('recipientAccountId') != event.deep_get('userIdentity', 'accountId')\n"));
+    assert!(y.contains("not:") && y.contains("op: eq, ref: userIdentity.accountId") && y.contains("op: exists, value: false"), "{y}");
+    // nested loops: a `some` inside `where`, its field relative to the outer element
+    let y = det(&py("def rule(event):\n    for p in event.deep_get('requestParameters', 'ipPermissions', 'items', default=[]):\n        for r in p.get('ipRanges', {}).get('items', []):\n            if r.get('cidrIp', '').endswith('/0'):\n                return True\n    return False\n"));
+    assert!(y.contains("field: requestParameters.ipPermissions.items") && y.contains("field: ipRanges.items") && y.contains("field: cidrIp, op: endswith"), "{y}");
+    // conditions on the event inside the body go next to the `some`
+    let y = det(&py("def rule(event):\n    for x in event.deep_get('requestParameters', 'items', default=[]):\n        if event.get('eventName') == 'A' and x.get('k', '').startswith('v'):\n            return True\n    return False\n"));
+    assert!(y.contains("- {field: eventName, op: eq, value: A}\n    - some:"), "{y}");
+    // what `some` cannot say stays Python, never dropped
+    for (body, why) in [
+        // the first element that reaches `return False` decides
+        ("    for x in event.deep_get('requestParameters', 'items', default=[]):\n        if x.get('k') == 'v':\n            return False\n    return True\n", "return"),
+        // `isinstance(x, dict)` is false for Panther's event objects
+        ("    for x in event.deep_get('requestParameters', 'items', default=[]):\n        if isinstance(x, dict) and x.get('k', '').startswith('v'):\n            return True\n    return False\n", "Mappings"),
+        // the loop variable is read after the loop
+        ("    for x in event.deep_get('requestParameters', 'items', default=[]):\n        if x.get('k', '').startswith('v'):\n            return True\n    return x is None\n", "read after"),
+        // a test that holds on an element without fields (Python raises there)
+        ("    for x in event.deep_get('requestParameters', 'items', default=[]):\n        if x.get('k') != 'v':\n            return True\n    return False\n", "without fields"),
+    ] {
+        let imp = py(&format!("def rule(event):\n{body}"));
+        assert!(imp.yaml.contains("opaque") && !imp.yaml.contains("some:"), "{body}\n{}", imp.yaml);
+        let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}", imp.outcome) };
+        assert!(parts.iter().any(|p| p.contains(why)), "{why}: {parts:?}");
+    }
+    // json.loads whose fallback `return False` the rest does not follow: Python
+    let imp = py("import json\ndef rule(event):\n    try:\n        d = json.loads(event.deep_get('requestParameters', 'policyDocument', default='{}'))\n    except json.JSONDecodeError:\n        return False\n    for s in d.get('Statement', []):\n        if s.get('Effect') == 'Allow':\n            return True\n    return event.get('eventName') == 'CreatePolicy'\n");
+    assert!(imp.yaml.contains("_panther_rule(event)"), "{}", imp.yaml);
+    // every loop is read, structured or not, without a panic
+    let _ = py("def rule(event):\n    for x in event.get('a'):\n        for y in x:\n            continue\n    return False\n");
 }

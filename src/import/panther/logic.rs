@@ -16,8 +16,38 @@
 //! function, renamed `_panther_rule`, kept in the prelude. Nothing is dropped.
 //!
 //! A `for` loop over a module constant (`for x in CONST`, `for k, v in CONST.items()`) is
-//! unrolled, the loop variables bound to each item; a loop over event data stays Python (the
-//! model has no element quantifier yet) and is listed in [`Logic::event_loops`].
+//! unrolled, the loop variables bound to each item. A loop over event data (`for x in
+//! event.deep_get(..., default=[])`, `any(P(x) for x in ...)`, a document from `json.loads` in
+//! `try: ... except json.JSONDecodeError: return False`) is the element quantifier `some` where
+//! its body only returns True under conditions on the element (`continue` and falling off are
+//! "the next element"): element fields become paths relative to the element, conditions on
+//! the event go next to the `some`, an inner loop over an element field is a nested `some`.
+//! What that needs, and why:
+//! - `isinstance(x, dict): x = [x]` wraps a lone object as canonical does, but only for plain
+//!   values (`json.loads` output): Panther's event objects are Mappings, not dicts (`Mapping`
+//!   wraps both). Without it a lone object iterates its keys.
+//! - The test must be false on an element without fields (text, a number): Python raises on
+//!   `.get` there, or skips it (`if not isinstance(x, Mapping): continue`).
+//! - Where Python raises before a match (a null item, an item that is not an object, a lone
+//!   object iterated by its keys, `json.loads` of a value that is not text) the rule errors
+//!   and alerts nothing, while `some` reads on: each such loop declares that in a
+//!   `detection:` part, unless the code guards against it.
+//! - `x.get("k") == "v"` / `in (...)` on an element field also excludes a list (`k[0]` absent):
+//!   Python compares a list as a list, canonical its elements (`"Resource": ["*"]` is not
+//!   `"*"`). A list whose first item is null is the one shape this misses; IAM rejects it.
+//! - `"*" in ([a] if isinstance(a, str) else a)` is `eq` (membership; on an object Python tests
+//!   its keys, which no valid policy has).
+//! - No name the loop sets is read after it; no `break`, no `else`.
+//!
+//! Otherwise a loop whose body is `if T: return True` is kept as the one Python expression
+//! `any(T for x in ...)` (the rest of the rule stays structured), and any other loop keeps the
+//! function as Python; both are listed in [`Logic::event_loops`].
+//!
+//! `A == B` of two fields is the comparison `{field: A, op: eq, ref: B}` where the code has
+//! checked a side truthy first (`if not a: return False`, `a and a == b`); elsewhere Python's
+//! `None == None` and `"" == ""` are spelled out next to it (`any: [ref, both missing, both
+//! ""]`), and `!=` is its negation. A lowered side, a default other than `""`, an object field
+//! or a loop element's field keeps the comparison as Python.
 //!
 //! Semantics worth knowing:
 //! - Python's `None != "x"` is true, as canonical `not eq` on a missing field is; a boolean
@@ -125,29 +155,80 @@ fn breaks(body: &[Stmt]) -> bool {
 }
 
 /// Local names bound to expressions, each with the scope it is read in; generator variables
-/// bound to one constant at a time.
+/// bound to one constant at a time; loop variables bound to the element of a `some`; what the
+/// tests read so far guarantee about fields.
 #[derive(Clone, Default)]
 struct Env<'a> {
     vars: Rc<HashMap<String, (&'a Expr, Env<'a>)>>,
     consts: Rc<HashMap<String, Value>>,
+    /// Loop variables over event data: name → the nesting depth of their `some`.
+    elems: Rc<HashMap<String, usize>>,
+    /// Locals rebound by `if isinstance(x, dict): x = [x]` (a lone object is one element):
+    /// name → whether the test was `Mapping` (true for Panther's event objects too) rather
+    /// than `dict` (true only for plain values, such as `json.loads` output). Such a local is
+    /// read only as the source of a loop's elements.
+    wrapped: Rc<HashMap<String, bool>>,
+    /// Field paths the code has checked to be truthy (so present, not null, not `""`).
+    nonempty: Rc<BTreeSet<String>>,
 }
 
 impl<'a> Env<'a> {
+    /// `name` no longer names a loop element or a wrapped value.
+    #[allow(clippy::type_complexity)]
+    fn unbind(&self, name: &str) -> (Rc<HashMap<String, usize>>, Rc<HashMap<String, bool>>) {
+        let mut e = (*self.elems).clone();
+        e.remove(name);
+        let mut w = (*self.wrapped).clone();
+        w.remove(name);
+        (Rc::new(e), Rc::new(w))
+    }
     fn with(&self, name: &str, e: &'a Expr, scope: Env<'a>) -> Env<'a> {
         let mut m = (*self.vars).clone();
         m.insert(name.to_string(), (e, scope));
         let mut c = (*self.consts).clone();
         c.remove(name);
-        Env { vars: Rc::new(m), consts: Rc::new(c) }
+        let (elems, wrapped) = self.unbind(name);
+        Env { vars: Rc::new(m), consts: Rc::new(c), elems, wrapped, nonempty: self.nonempty.clone() }
     }
     fn with_const(&self, name: &str, v: Value) -> Env<'a> {
         let mut m = (*self.vars).clone();
         m.remove(name);
         let mut c = (*self.consts).clone();
         c.insert(name.to_string(), v);
-        Env { vars: Rc::new(m), consts: Rc::new(c) }
+        let (elems, wrapped) = self.unbind(name);
+        Env { vars: Rc::new(m), consts: Rc::new(c), elems, wrapped, nonempty: self.nonempty.clone() }
     }
+    /// `name` is the loop variable of the `some` at `depth`.
+    fn with_elem(&self, name: &str, depth: usize) -> Env<'a> {
+        let mut m = (*self.vars).clone();
+        m.remove(name);
+        let mut c = (*self.consts).clone();
+        c.remove(name);
+        let (elems, wrapped) = self.unbind(name);
+        let mut elems = (*elems).clone();
+        elems.insert(name.to_string(), depth);
+        Env { vars: Rc::new(m), consts: Rc::new(c), elems: Rc::new(elems), wrapped, nonempty: self.nonempty.clone() }
+    }
+    /// `name` (already bound) now holds its value, with a lone object wrapped in a list.
+    fn with_wrapped(&self, name: &str, mapping: bool) -> Env<'a> {
+        let mut w = (*self.wrapped).clone();
+        w.insert(name.to_string(), mapping);
+        Env { wrapped: Rc::new(w), ..self.clone() }
+    }
+    /// These fields are known truthy from here on.
+    fn with_nonempty(&self, paths: &[String]) -> Env<'a> {
+        if paths.is_empty() {
+            return self.clone();
+        }
+        let mut n = (*self.nonempty).clone();
+        n.extend(paths.iter().cloned());
+        Env { nonempty: Rc::new(n), ..self.clone() }
+    }
+    /// A local's binding (none for a wrapped local: its value is not the expression's).
     fn get(&self, name: &str) -> Option<&(&'a Expr, Env<'a>)> {
+        if self.wrapped.contains_key(name) {
+            return None;
+        }
         self.vars.get(name)
     }
     fn constant(&self, e: &Expr) -> Option<Value> {
@@ -225,7 +306,7 @@ pub struct Logic {
     pub parts: Vec<String>,
     /// Did the detection keep opaque Python?
     pub opaque: bool,
-    /// `for` loops over event data kept as Python (an element quantifier would say them).
+    /// `for` loops over event data kept as Python (the element quantifier cannot say them).
     pub event_loops: Vec<String>,
 }
 
@@ -246,8 +327,15 @@ struct Py<'a> {
     depth: usize,
     /// Set when an alert text reads a field without a default (Python prints `None` for it).
     prints_none: bool,
-    /// The loops over event data met (they would need an element quantifier).
+    /// The loops over event data kept as Python.
     loops: Vec<String>,
+    /// The `some` being read: for each nesting depth, whether its elements are plain Python
+    /// values (`json.loads` output) rather than Panther's immutable event containers.
+    elem_plain: Vec<bool>,
+    /// What the loops read as `some` declare (where Python raises and canonical reads on).
+    declared: Vec<String>,
+    /// Loops read as `some`.
+    somes: usize,
 }
 
 fn s(e: &Expr) -> Option<&str> {
@@ -333,6 +421,16 @@ fn lower(v: Value) -> Value {
     }
 }
 
+/// An element field compared with `==` / `in`: Python compares a list as a list, canonical
+/// compares its elements, so a list (one with a first item) is excluded. Event fields keep
+/// the model's convention (CloudTrail writes them with one type).
+fn not_list(f: &FieldRef) -> C {
+    match elem_split(&f.path) {
+        Some((_, rel)) if !rel.is_empty() => C::N(pred(&format!("{}[0]", f.path), "exists", vec![json!(false)], false)),
+        _ => C::T,
+    }
+}
+
 /// Does a canonical predicate hold on a constant (the default Python reads for a missing field)?
 fn holds_on(op: &str, vals: &[Value], ci: bool, value: &Value) -> bool {
     let (Ok(field), Ok(op)) = (crate::fields::resolve("eventName"), serde_json::from_value::<crate::model::Op>(json!(op))) else {
@@ -367,9 +465,38 @@ pub fn list_name(constant: &str) -> String {
     }
 }
 
-/// Does the canonical taxonomy know this path? (only known fields become predicates)
+/// Does the canonical taxonomy know this path? (only known fields become predicates) Inside a
+/// loop over event data, a path below the loop variable (`$1.Effect`, see [`elem_split`]) is
+/// an element field: any well-formed path.
 fn known_field(path: &str) -> bool {
-    crate::fields::resolve(path).is_ok()
+    if let Some((_, rel)) = elem_split(path) {
+        return rel.is_empty() || crate::fields::parse_path(rel).is_ok();
+    }
+    !path.starts_with('#') && crate::fields::resolve(path).is_ok()
+}
+
+/// While a loop over event data is read, element fields are written `$D.rel` (`$D` the
+/// element of the `some` at depth D itself) and fields of a decoded JSON text `#F#.rel`; both
+/// markers are rewritten (or refused) before anything leaves this module, and neither can
+/// load as a canonical path. `$2.Action` → (2, "Action"); `$1` → (1, "").
+fn elem_split(path: &str) -> Option<(usize, &str)> {
+    let rest = path.strip_prefix('$')?;
+    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let depth = rest[..end].parse().ok()?;
+    match &rest[end..] {
+        "" => Some((depth, "")),
+        r => r.strip_prefix('.').map(|rel| (depth, rel)),
+    }
+}
+
+/// `#requestParameters.policyDocument#.Statement` → ("requestParameters.policyDocument", "Statement").
+fn decoded_split(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix('#')?;
+    let (field, rel) = rest.split_once('#')?;
+    match rel {
+        "" => Some((field, "")),
+        r => r.strip_prefix('.').map(|rel| (field, rel)),
+    }
 }
 
 /// Panther's data model for CloudTrail (`event.udm(name)`), where it is one field.
@@ -398,6 +525,215 @@ enum Base {
     Field(FieldRef),
 }
 
+/// Where the elements of a loop over event data come from (see `Py::source`).
+struct Source {
+    /// The field: an event path, or `$D.rel` below an enclosing element.
+    field: String,
+    /// JSON text decoded first (`json.loads`).
+    decode: bool,
+    /// The path inside the decoded document (`Statement`).
+    path: String,
+    /// A lone object is one element (Python wraps it in a list), as in canonical.
+    wrapped: bool,
+    /// The elements are plain Python values (`json.loads` output), not Panther's immutable
+    /// event containers (for which `isinstance(x, dict)` is false).
+    plain: bool,
+}
+
+/// The body of a loop over event data.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    /// `for x in ...:` statements.
+    Stmts(&'a [Stmt]),
+    /// `any(ELT for x in ... if IF ...)`.
+    Gen(&'a Expr, &'a [Expr]),
+}
+
+/// How a loop body guards against elements that are not objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Guard {
+    /// No guard: a null item or text raises at `.get`.
+    None,
+    /// Null items skipped (`if x is None: continue`, `if not x: continue`, `x and ...`).
+    NotNone,
+    /// Only objects tested (`isinstance(x, dict)`; `true`: `Mapping`).
+    Object(bool),
+}
+
+/// A top-level conjunct of a loop's condition that only guards the element of depth `depth`.
+fn guard_of(k: &Value, depth: usize) -> Option<Guard> {
+    let o = k.as_object()?;
+    if let Some(g) = o.get("$guard") {
+        return (g["depth"].as_u64() == Some(depth as u64)).then(|| Guard::Object(g["mapping"].as_bool().unwrap_or(false)));
+    }
+    if let Some(d) = o.get("$truthy") {
+        return (d.as_u64() == Some(depth as u64)).then_some(Guard::NotNone);
+    }
+    let n = o.get("not")?.as_object()?;
+    let is_self = n.get("field").and_then(Value::as_str) == Some(&format!("${depth}"));
+    (is_self && n.get("op").and_then(Value::as_str) == Some("exists") && n.get("value") == Some(&json!(false))).then_some(Guard::NotNone)
+}
+
+/// The element depths a condition reads (an enclosing `some`'s field, not its `where`);
+/// `bad` when it holds something that cannot move (opaque Python, markers, decoded fields).
+fn depths_in(v: &Value, seen: &mut BTreeSet<usize>, bad: &mut bool) {
+    let mut path = |p: Option<&Value>| match p.and_then(Value::as_str) {
+        Some(p) if decoded_split(p).is_some() => *bad = true,
+        Some(p) => {
+            if let Some((d, _)) = elem_split(p) {
+                seen.insert(d);
+            }
+        }
+        None => {}
+    };
+    let Some(o) = v.as_object() else {
+        *bad = true;
+        return;
+    };
+    if let Some(kids) = o.get("all").or_else(|| o.get("any")).and_then(Value::as_array) {
+        kids.iter().for_each(|k| depths_in(k, seen, bad));
+    } else if let Some(k) = o.get("not") {
+        depths_in(k, seen, bad);
+    } else if let Some(q) = o.get("some") {
+        path(q.get("field"));
+    } else if o.contains_key("field") {
+        path(o.get("field"));
+        path(o.get("ref"));
+    } else if !o.contains_key("request_succeeded") {
+        *bad = true;
+    }
+}
+
+/// A condition on the element of depth `depth` with its fields made relative to it; None if
+/// it reads anything else.
+fn localise(v: &Value, depth: usize) -> Option<Value> {
+    let rel = |p: &Value| -> Option<Value> {
+        match elem_split(p.as_str()?) {
+            Some((d, rel)) if d == depth && !rel.is_empty() => Some(json!(rel)),
+            _ => None,
+        }
+    };
+    let o = v.as_object()?;
+    for kind in ["all", "any"] {
+        if let Some(kids) = o.get(kind) {
+            let kids = kids.as_array()?.iter().map(|k| localise(k, depth)).collect::<Option<Vec<_>>>()?;
+            return Some(json!({ kind: kids }));
+        }
+    }
+    if let Some(k) = o.get("not") {
+        return Some(not(localise(k, depth)?));
+    }
+    if let Some(q) = o.get("some") {
+        let mut q = q.as_object()?.clone();
+        let f = rel(q.get("field")?)?;
+        q.insert("field".into(), f);
+        return Some(json!({ "some": Value::Object(q) }));
+    }
+    if o.contains_key("field") {
+        let mut m = o.clone();
+        m.insert("field".into(), rel(&o["field"])?);
+        if let Some(r) = o.get("ref") {
+            m.insert("ref".into(), rel(r)?);
+        }
+        return Some(Value::Object(m));
+    }
+    None
+}
+
+/// Does an element condition hold on an element without fields (text, a number, `{}`)?
+/// (None: it cannot be told.)
+fn fieldless(v: &Value) -> Option<bool> {
+    let o = v.as_object()?;
+    if let Some(kids) = o.get("all").and_then(Value::as_array) {
+        let r: Vec<Option<bool>> = kids.iter().map(fieldless).collect();
+        return if r.contains(&Some(false)) { Some(false) } else if r.contains(&None) { None } else { Some(true) };
+    }
+    if let Some(kids) = o.get("any").and_then(Value::as_array) {
+        let r: Vec<Option<bool>> = kids.iter().map(fieldless).collect();
+        return if r.contains(&Some(true)) { Some(true) } else if r.contains(&None) { None } else { Some(false) };
+    }
+    if let Some(k) = o.get("not") {
+        return fieldless(k).map(|b| !b);
+    }
+    if o.contains_key("some") || o.contains_key("ref") {
+        return Some(false);
+    }
+    let want = o.get("value").and_then(Value::as_bool).unwrap_or(true);
+    match o.get("op")?.as_str()? {
+        "exists" => Some(!want),
+        "empty" => Some(want),
+        _ => Some(false),
+    }
+}
+
+/// Is the condition false whenever `field`'s text is not JSON (it needs a `some` over the
+/// decoded document in every way it can hold)?
+fn false_without(v: &Value, field: &str) -> bool {
+    let Some(o) = v.as_object() else { return false };
+    if let Some(q) = o.get("some") {
+        return q.get("field").and_then(Value::as_str) == Some(field) && q.get("decode") == Some(&json!("json"));
+    }
+    if let Some(kids) = o.get("all").and_then(Value::as_array) {
+        return kids.iter().any(|k| false_without(k, field));
+    }
+    if let Some(kids) = o.get("any").and_then(Value::as_array) {
+        return !kids.is_empty() && kids.iter().all(|k| false_without(k, field));
+    }
+    false
+}
+
+/// Does a loop body `break` (outside nested loops)?
+fn has_break(body: &[Stmt]) -> bool {
+    body.iter().any(|st| match st {
+        Stmt::Break(_) => true,
+        Stmt::If(i) => has_break(&i.body) || has_break(&i.orelse),
+        Stmt::Try(t) => has_break(&t.body) || has_break(&t.orelse) || has_break(&t.finalbody),
+        Stmt::With(w) => has_break(&w.body),
+        _ => false,
+    })
+}
+
+/// The names a statement list assigns (loop variables included), nested blocks too.
+fn assigned_in(body: &[Stmt], out: &mut BTreeSet<String>) {
+    let target = |t: &Expr, out: &mut BTreeSet<String>| {
+        for n in names_in_target(t) {
+            out.insert(n);
+        }
+    };
+    for st in body {
+        match st {
+            Stmt::Assign(a) => a.targets.iter().for_each(|t| target(t, out)),
+            Stmt::AnnAssign(a) => target(&a.target, out),
+            Stmt::AugAssign(a) => target(&a.target, out),
+            Stmt::For(f) => {
+                target(&f.target, out);
+                assigned_in(&f.body, out);
+                assigned_in(&f.orelse, out);
+            }
+            Stmt::If(i) => {
+                assigned_in(&i.body, out);
+                assigned_in(&i.orelse, out);
+            }
+            Stmt::With(w) => assigned_in(&w.body, out),
+            Stmt::Try(t) => {
+                assigned_in(&t.body, out);
+                assigned_in(&t.orelse, out);
+                assigned_in(&t.finalbody, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn names_in_target(t: &Expr) -> Vec<String> {
+    match t {
+        Expr::Name(n) => vec![n.id.to_string()],
+        Expr::Tuple(x) => x.elts.iter().flat_map(names_in_target).collect(),
+        Expr::List(x) => x.elts.iter().flat_map(names_in_target).collect(),
+        _ => vec![],
+    }
+}
+
 impl<'a> Py<'a> {
     fn text(&self, r: ast::text_size::TextRange) -> &'a str {
         self.src.get(r.start().to_usize()..r.end().to_usize()).unwrap_or("")
@@ -411,6 +747,9 @@ impl<'a> Py<'a> {
             }
             if n == self.root {
                 return Some(Base::Root);
+            }
+            if let Some(d) = env.elems.get(n) {
+                return Some(Base::Field(FieldRef::plain(format!("${d}"))));
             }
             return None;
         }
@@ -426,7 +765,8 @@ impl<'a> Py<'a> {
         match e {
             Expr::Name(n) => match env.get(n.id.as_str()) {
                 Some((x, scope)) => self.field_raw(x, scope),
-                None => None,
+                // a loop variable: the element itself
+                None => env.elems.get(n.id.as_str()).map(|d| FieldRef::plain(format!("${d}"))),
             },
             // `event.get("x") or ""` reads the field, or the constant when it is falsy
             Expr::BoolOp(b) if matches!(b.op, ast::BoolOp::Or) && b.values.len() >= 2 => {
@@ -499,6 +839,18 @@ impl<'a> Py<'a> {
                                 }
                                 let default = kw_default()?;
                                 Some(FieldRef { path, ci: false, default: default.map(|d| (d, Miss::Absent)) })
+                            }
+                            // `json.loads(F)`: the document F's text holds (read only as the
+                            // source of a loop's elements)
+                            "loads" if name_of(&at.value) == Some("json") && self.is_module("json") && call.args.len() == 1 && call.keywords.is_empty() => {
+                                let f = self.field(&call.args[0], env)?;
+                                let default_ok = match &f.default {
+                                    None => true,
+                                    // the texts whose document has no elements at any path
+                                    Some((Value::String(d), Miss::Absent)) => matches!(d.as_str(), "" | "{}" | "[]"),
+                                    Some(_) => false,
+                                };
+                                (default_ok && !f.ci && elem_split(&f.path).is_none()).then(|| FieldRef::plain(format!("#{}#", f.path)))
                             }
                             "udm" if call.args.len() == 1 && call.keywords.is_empty() && matches!(self.base(&at.value, env), Some(Base::Root)) => {
                                 let n = s(&call.args[0])?;
@@ -722,10 +1074,16 @@ impl<'a> Py<'a> {
     fn cond_structured(&mut self, e: &'a Expr, env: &Env<'a>) -> Result<C, Why> {
         match e {
             Expr::BoolOp(b) => {
-                let mut acc = if matches!(b.op, ast::BoolOp::And) { C::T } else { C::F };
+                let and = matches!(b.op, ast::BoolOp::And);
+                let mut acc = if and { C::T } else { C::F };
+                // a later operand is evaluated only where the earlier ones are truthy (`and`)
+                // or falsy (`or`)
+                let mut scope = env.clone();
                 for v in &b.values {
-                    let c = self.cond(v, env)?;
-                    acc = if matches!(b.op, ast::BoolOp::And) { and2(acc, c) } else { or2(acc, c) };
+                    let c = self.cond(v, &scope)?;
+                    acc = if and { and2(acc, c) } else { or2(acc, c) };
+                    let facts = if and { self.truthy_fields(v, &scope) } else { self.falsy_fields(v, &scope) };
+                    scope = scope.with_nonempty(&facts);
                 }
                 Ok(merge_any(acc))
             }
@@ -753,6 +1111,8 @@ impl<'a> Py<'a> {
                     let (x, scope) = (*x, scope.clone());
                     self.cond(x, &scope)
                 }
+                // a loop element's truthiness: only as a guard (`if not x: continue`)
+                None if env.elems.contains_key(n.id.as_str()) => Ok(C::N(json!({ "$truthy": env.elems[n.id.as_str()] }))),
                 None => Err(format!("the value of `{}`", n.id)),
             },
             Expr::Compare(cmp) => {
@@ -763,6 +1123,20 @@ impl<'a> Py<'a> {
                     left = right;
                 }
                 Ok(acc)
+            }
+            // `isinstance(x, dict)` of a loop element: only as a guard
+            Expr::Call(_) if self.object_test(e).is_some_and(|(n, _)| env.elems.contains_key(n)) => {
+                let (n, mapping) = self.object_test(e).unwrap_or_default();
+                Ok(C::N(json!({ "$guard": { "depth": env.elems[n], "mapping": mapping } })))
+            }
+            // a field read used as a condition: its truthiness
+            Expr::Call(_) if self.field(e, env).is_some_and(|f| !f.ci) => {
+                let f = self.field(e, env).map(|f| f.path).unwrap_or_default();
+                let shown = match elem_split(&f) {
+                    Some((_, rel)) => format!("`{rel}` (a field of the loop element)"),
+                    None => format!("`{f}`"),
+                };
+                Err(format!("the truthiness of {shown} (false also for 0, false, [] and {{}})"))
             }
             Expr::Call(call) => self.call(call, env),
             _ => {
@@ -796,6 +1170,10 @@ impl<'a> Py<'a> {
                 let (f, other) = match (&lf, &rf) {
                     (Some(f), None) => (f.clone(), right),
                     (None, Some(f)) => (f.clone(), left),
+                    (Some(a), Some(b)) if matches!(op, O::Eq | O::NotEq) => {
+                        let c = self.field_eq(a, b, env)?;
+                        return Ok(if negated { neg(c) } else { c });
+                    }
                     _ => return bad(),
                 };
                 let c = if is_none(other) {
@@ -805,7 +1183,7 @@ impl<'a> Py<'a> {
                     if matches!(op, O::Is | O::IsNot) && !v.is_boolean() {
                         return bad();
                     }
-                    self.pred_on(&f, "eq", vec![v], None)
+                    and2(self.pred_on(&f, "eq", vec![v], None), not_list(&f))
                 } else {
                     return bad();
                 };
@@ -835,7 +1213,13 @@ impl<'a> Py<'a> {
                 let c = if let Some(f) = lf {
                     let Some((vals, list)) = self.values(right, env) else { return bad() };
                     let (vals, list) = if f.ci { (vals, None) } else { (vals, list) };
-                    self.pred_on(&f, "in", vals, list)
+                    and2(self.pred_on(&f, "in", vals, list), not_list(&f))
+                } else if let (Some(f), Some(v)) = (self.listed(right, env), env.constant(left)) {
+                    // `x in ([v] if isinstance(v, str) else v)`: v is x, or a list holding it
+                    if !v.is_string() {
+                        return bad();
+                    }
+                    self.pred_on(&f, "eq", vec![v], None)
                 } else if let (Some(f), Some(Value::String(sub))) = (rf, env.constant(left)) {
                     // `"x" in value` is a substring test only on text: on an object it tests the
                     // keys, on a list its elements
@@ -866,6 +1250,83 @@ impl<'a> Py<'a> {
                 }
                 Ok(self.pred_on(&f, name, vec![n], None))
             }
+        }
+    }
+
+    /// `A == B` of two fields. Python's `==` also holds when both read `None` (missing, no
+    /// default) or both read `""`; the canonical comparison needs both non-empty. So it is
+    /// `ref`, or those cases spelled out, except where the code has checked a side truthy (then
+    /// neither case can arise).
+    fn field_eq(&mut self, a: &FieldRef, b: &FieldRef, env: &Env<'a>) -> Result<C, Why> {
+        if a.ci != b.ci {
+            return Err("a comparison of a lowered field with one that is not".into());
+        }
+        for f in [a, b] {
+            if elem_split(&f.path).is_some() {
+                return Err("a comparison with a loop element's field (Python compares lists as lists; `some.where` sees only the element)".into());
+            }
+            if crate::fields::resolve(&f.path).is_ok_and(|x| matches!(x.kind, crate::fields::Kind::Object | crate::fields::Kind::Record | crate::fields::Kind::Array)) {
+                return Err(format!("a comparison of `{}`, an object or a list", f.path));
+            }
+            if f.default.as_ref().is_some_and(|(d, _)| d != &json!("")) {
+                return Err(format!("a comparison of `{}` read with a default other than \"\"", f.path));
+            }
+        }
+        let mut m = Map::new();
+        m.insert("field".into(), json!(a.path));
+        m.insert("op".into(), json!("eq"));
+        m.insert("ref".into(), json!(b.path));
+        if a.ci {
+            m.insert("case".into(), json!("insensitive"));
+        }
+        let both = C::N(Value::Object(m));
+        // what Python reads for a side that is missing or empty
+        let none = |f: &FieldRef| -> C {
+            if env.nonempty.contains(&f.path) || f.default.is_some() || f.ci {
+                // checked truthy, or read as "" (a default), or `.lower()` of None raises
+                C::F
+            } else {
+                C::N(pred(&f.path, "exists", vec![json!(false)], false))
+            }
+        };
+        let empty = |f: &FieldRef| -> C {
+            if env.nonempty.contains(&f.path) || (f.ci && f.default.is_none()) {
+                C::F
+            } else if f.default.is_some() {
+                C::N(pred(&f.path, "empty", vec![json!(true)], false))
+            } else {
+                and2(C::N(pred(&f.path, "exists", vec![json!(true)], false)), C::N(pred(&f.path, "empty", vec![json!(true)], false)))
+            }
+        };
+        Ok(or2(both, or2(and2(none(a), none(b)), and2(empty(a), empty(b)))))
+    }
+
+    /// `[v] if isinstance(v, str) else v` (or a local bound to it) with v a field: a list of
+    /// values in which `in` tests membership, the text itself counting as a list of one.
+    fn listed(&self, e: &'a Expr, env: &Env<'a>) -> Option<FieldRef> {
+        if let Some(n) = name_of(e) {
+            let (x, scope) = env.get(n)?;
+            let (x, scope) = (*x, scope.clone());
+            return self.listed(x, &scope);
+        }
+        let Expr::IfExp(ie) = e else { return None };
+        let Expr::Call(c) = ie.test.as_ref() else { return None };
+        if name_of(&c.func) != Some("isinstance") || c.args.len() != 2 || name_of(&c.args[1]) != Some("str") || self.defs.contains_key("str") {
+            return None;
+        }
+        let Expr::List(l) = ie.body.as_ref() else { return None };
+        let [inner] = l.elts.as_slice() else { return None };
+        let same = |x: &Expr| name_of(x).is_some() && name_of(x) == name_of(&c.args[0]);
+        if !same(&c.args[0]) || !same(inner) || !same(&ie.orelse) {
+            return None;
+        }
+        // `isinstance(v, str)` is false for a missing value: its default must be a list
+        // (`None` raises in `in`, which is no match, as canonical)
+        let f = self.field_raw(&c.args[0], env).filter(|f| known_field(&f.path) && !f.ci)?;
+        match &f.default {
+            None => Some(f),
+            Some((d, Miss::Absent)) if d == &json!([]) => Some(FieldRef { default: None, ..f }),
+            _ => None,
         }
     }
 
@@ -995,6 +1456,19 @@ impl<'a> Py<'a> {
 
     /// `any(P(x) for x in CONSTANTS)`: P for each value.
     fn any_all(&mut self, is_any: bool, arg: &'a Expr, env: &Env<'a>) -> Result<C, Why> {
+        // `all([A, B, C])`: every item is evaluated first, which matters only where one raises
+        // (no alert either way)
+        if let Expr::List(ast::ExprList { elts, .. }) | Expr::Tuple(ast::ExprTuple { elts, .. }) = arg {
+            let mut acc = if is_any { C::F } else { C::T };
+            for x in elts {
+                if matches!(x, Expr::Starred(_)) {
+                    return Err("any()/all() over a list with `*`".into());
+                }
+                let c = self.cond(x, env)?;
+                acc = if is_any { or2(acc, c) } else { and2(acc, c) };
+            }
+            return Ok(merge_any(acc));
+        }
         let (elt, gens) = match arg {
             Expr::GeneratorExp(g) => (&g.elt, &g.generators),
             Expr::ListComp(g) => (&g.elt, &g.generators),
@@ -1002,11 +1476,17 @@ impl<'a> Py<'a> {
         };
         let [g] = gens.as_slice() else { return Err("a nested generator".into()) };
         let Some(var) = name_of(&g.target) else { return Err("a generator with a tuple target".into()) };
+        let iter: &'a Expr = &g.iter;
+        let Some((vals, _)) = self.values(iter, env) else {
+            // `any(P(x) for x in <event data>)`: some element satisfies P
+            if is_any && !g.is_async {
+                return self.loop_some(var, iter, Body::Gen(elt, &g.ifs), env);
+            }
+            return Err("a generator over something not constant".into());
+        };
         if !g.ifs.is_empty() {
             return Err("a generator with `if`".into());
         }
-        let iter: &'a Expr = &g.iter;
-        let Some((vals, _)) = self.values(iter, env) else { return Err("a generator over something not constant".into()) };
         let mut acc = if is_any { C::F } else { C::T };
         for v in vals {
             let scope = env.with_const(var, v);
@@ -1015,6 +1495,335 @@ impl<'a> Py<'a> {
         }
         // the same test over many values of one field: merge into one predicate
         Ok(merge_any(acc))
+    }
+
+    /// Where a loop's elements come from: a field read with an empty default (or none), a
+    /// local bound to one, `json.loads` of a field followed by `.get`s, possibly wrapped by
+    /// `[x] if isinstance(x, dict) else x` / `if isinstance(x, dict): x = [x]`.
+    /// `wrap`: the wrapping seen on the way (`Some(true)` for a `Mapping` test).
+    fn source(&self, e: &'a Expr, env: &Env<'a>, wrap: Option<bool>) -> Option<Source> {
+        // (a wrapped local's binding is read here only: as the source of elements)
+        if let Some((n, (x, scope))) = name_of(e).and_then(|n| env.vars.get(n).map(|b| (n, b))) {
+            let wrap = wrap.or_else(|| env.wrapped.get(n).copied());
+            let (x, scope) = (*x, scope.clone());
+            return self.source(x, &scope, wrap);
+        }
+        if let Expr::IfExp(ie) = e {
+            let (n, mapping) = self.object_test(&ie.test)?;
+            let Expr::List(l) = ie.body.as_ref() else { return None };
+            if l.elts.len() != 1 || name_of(&l.elts[0]) != Some(n) || name_of(&ie.orelse) != Some(n) {
+                return None;
+            }
+            return self.source(&ie.orelse, env, Some(wrap.unwrap_or(false) || mapping));
+        }
+        let f = self.field_raw(e, env)?;
+        if f.ci {
+            return None;
+        }
+        match &f.default {
+            None => {}
+            Some((d, Miss::Absent)) if d == &json!([]) || d == &json!({}) || d == &json!("") => {}
+            Some(_) => return None,
+        }
+        let (field, decode, path, plain) = if let Some((field, rel)) = decoded_split(&f.path) {
+            (field.to_string(), true, rel.to_string(), true)
+        } else if let Some((d, rel)) = elem_split(&f.path) {
+            if rel.is_empty() {
+                return None;
+            }
+            (f.path.clone(), false, String::new(), *self.elem_plain.get(d.checked_sub(1)?)?)
+        } else {
+            // a scalar field would iterate characters
+            let kind = crate::fields::resolve(&f.path).ok()?.kind;
+            if !matches!(kind, crate::fields::Kind::Any | crate::fields::Kind::Array | crate::fields::Kind::Object) {
+                return None;
+            }
+            (f.path.clone(), false, String::new(), false)
+        };
+        // `isinstance(x, dict)` is false for Panther's event objects (Mappings, not dicts)
+        let wrapped = wrap.is_some_and(|mapping| mapping || plain);
+        Some(Source { field, decode, path, wrapped, plain })
+    }
+
+    /// `isinstance(NAME, dict)` → (NAME, false); `isinstance(NAME, Mapping)` → (NAME, true).
+    fn object_test(&self, e: &'a Expr) -> Option<(&'a str, bool)> {
+        let Expr::Call(c) = e else { return None };
+        if name_of(&c.func) != Some("isinstance") || c.args.len() != 2 || !c.keywords.is_empty() || self.defs.contains_key("isinstance") {
+            return None;
+        }
+        let n = name_of(&c.args[0])?;
+        match name_of(&c.args[1])? {
+            "dict" if !self.defs.contains_key("dict") => Some((n, false)),
+            "Mapping" if matches!(self.defs.get("Mapping"), Some(Def::Import(m, o, _)) if (m == "collections.abc" || m == "typing") && o == "Mapping") => {
+                Some((n, true))
+            }
+            _ => None,
+        }
+    }
+
+    /// A loop over event data (`for VAR in ITER: BODY`, or `any(ELT for VAR in ITER if ...)`)
+    /// as `some`: the body's condition for returning True on one element becomes `where`
+    /// (element fields relative to the element); conjuncts on the event go next to the `some`.
+    fn loop_some(&mut self, var: &str, iter: &'a Expr, body: Body<'a>, env: &Env<'a>) -> Result<C, Why> {
+        let over = self.text(iter.range()).to_string();
+        let Some(src) = self.source(iter, env, None) else {
+            return Err(format!("a loop over `{over}`, which rulecast does not read as a list of elements"));
+        };
+        let depth = self.elem_plain.len() + 1;
+        let scope = env.with_elem(var, depth);
+        self.elem_plain.push(src.plain);
+        let read = match body {
+            Body::Stmts(stmts) => {
+                let stmts: Vec<&'a Stmt> = stmts.iter().collect();
+                self.elem_body(&stmts, &scope)
+            }
+            Body::Gen(elt, ifs) => {
+                let mut acc = C::T;
+                let mut r = Ok(());
+                for x in ifs.iter().chain(std::iter::once(elt)) {
+                    match self.cond(x, &scope) {
+                        Ok(c) => acc = and2(acc, c),
+                        Err(e) => {
+                            r = Err(e);
+                            break;
+                        }
+                    }
+                }
+                r.map(|()| acc)
+            }
+        };
+        self.elem_plain.pop();
+        let w = match read? {
+            C::N(v) => v,
+            C::T | C::F => return Err(format!("a loop over `{over}` whose body does not test the element")),
+        };
+        if w.to_string().contains("\"opaque\"") {
+            let mut why = vec![];
+            collect_opaque_reasons(&w, &mut why);
+            let first = why.first().and_then(|w| w.split_once(": ").map(|(_, r)| r.to_string())).unwrap_or_default();
+            return Err(format!("a loop over `{over}` whose test on the element is not structured ({first})"));
+        }
+        // guards on the element itself, at the top: `if not isinstance(x, dict): continue`,
+        // `if x is None: continue`, `x and ...`
+        let mut guard = Guard::None;
+        let mut kids: Vec<Value> = match w {
+            Value::Object(ref o) if o.len() == 1 && o.contains_key("all") => o["all"].as_array().cloned().unwrap_or_default(),
+            other => vec![other],
+        };
+        kids.retain(|k| match guard_of(k, depth) {
+            Some(g) => {
+                guard = guard.max(g);
+                false
+            }
+            None => true,
+        });
+        if guard == Guard::Object(false) && !src.plain {
+            return Err("`isinstance(x, dict)` is false for Panther's event objects (they are Mappings): the loop never matches".into());
+        }
+        // what tests the event (or an enclosing element) goes next to the `some`
+        let (mut outer, mut inner) = (vec![], vec![]);
+        for k in kids {
+            let mut seen = BTreeSet::new();
+            let mut bad = false;
+            depths_in(&k, &mut seen, &mut bad);
+            if !bad && seen.iter().all(|d| *d < depth) {
+                outer.push(k);
+            } else {
+                inner.push(localise(&k, depth).ok_or_else(|| format!("a loop over `{over}` whose test mixes the element with the event or another element"))?);
+            }
+        }
+        if inner.is_empty() {
+            return Err(format!("a loop over `{over}` whose body does not test the element"));
+        }
+        let cond = all(inner);
+        // an element that is not an object (text, a number) has no fields: the test must not
+        // hold on it (Python raises there, or skips it)
+        if fieldless(&cond) != Some(false) {
+            return Err(format!("a loop over `{over}` whose test holds on an element without fields"));
+        }
+        let mut q = Map::new();
+        q.insert("field".into(), json!(src.field));
+        if src.decode {
+            q.insert("decode".into(), json!("json"));
+        }
+        if !src.path.is_empty() {
+            q.insert("path".into(), json!(src.path));
+        }
+        q.insert("where".into(), cond);
+        // where the Python raises (a rule error, no alert) and canonical reads on
+        let mut raises = vec![];
+        if src.decode {
+            raises.push("a value that is not text (`json.loads` raises)".to_string());
+        }
+        if !src.wrapped {
+            raises.push("one object in place of a list (Python iterates its keys)".to_string());
+        }
+        match guard {
+            Guard::Object(_) => {}
+            Guard::NotNone => raises.push("an item that is not an object before the first match".into()),
+            Guard::None => raises.push("a null item or one that is not an object before the first match".into()),
+        }
+        if !raises.is_empty() {
+            let field = match elem_split(&src.field) {
+                Some((_, rel)) => format!("the element's `{rel}`"),
+                None => format!("`{}`", src.field),
+            };
+            let what = if src.decode { format!("{field} (JSON){}", if src.path.is_empty() { String::new() } else { format!(" → {}", src.path) }) } else { field };
+            self.declared.push(format!(
+                "detection: the loop over `{over}` is read as `some` over {what}; where the Python raises (a rule error, no alert) the canonical `some` still decides: {}",
+                raises.join("; ")
+            ));
+        }
+        self.somes += 1;
+        outer.push(json!({ "some": Value::Object(q) }));
+        Ok(C::N(flatten("all", outer)))
+    }
+
+    /// A loop body as the condition under which it returns True for one element (falling off
+    /// the end or `continue`: the next element). Any other `return` makes the first element
+    /// that reaches it decide, which `some` cannot say.
+    fn elem_body(&mut self, stmts: &[&'a Stmt], env: &Env<'a>) -> Result<C, Why> {
+        let Some((first, rest)) = stmts.split_first() else { return Ok(C::F) };
+        match first {
+            Stmt::Return(r) => match r.value.as_deref() {
+                Some(Expr::Constant(c)) if matches!(c.value, Constant::Bool(true)) => Ok(C::T),
+                _ => Err("a `return` other than `return True` in a loop over event data (the first element that reaches it decides)".into()),
+            },
+            Stmt::Continue(_) => Ok(C::F),
+            Stmt::Pass(_) => self.elem_body(rest, env),
+            Stmt::Expr(x) if matches!(x.value.as_ref(), Expr::Constant(_)) => self.elem_body(rest, env),
+            Stmt::Assign(a) if a.targets.len() == 1 => {
+                let Some(n) = name_of(&a.targets[0]) else { return Err("an assignment to something not a name".into()) };
+                if env.elems.contains_key(n) {
+                    return Err("an assignment to a loop variable".into());
+                }
+                let scope = env.with(n, &a.value, env.clone());
+                self.elem_body(rest, &scope)
+            }
+            Stmt::If(i) => {
+                let mut then: Vec<&'a Stmt> = i.body.iter().collect();
+                then.extend_from_slice(rest);
+                let mut other: Vec<&'a Stmt> = i.orelse.iter().collect();
+                other.extend_from_slice(rest);
+                let t = self.cond(&i.test, env)?;
+                let a = self.elem_body(&then, &env.with_nonempty(&self.truthy_fields(&i.test, env)))?;
+                let b = self.elem_body(&other, &env.with_nonempty(&self.falsy_fields(&i.test, env)))?;
+                Ok(ite(t, a, b))
+            }
+            Stmt::For(f) => {
+                let var = self.event_loop_var(f, rest, &[])?;
+                let s = self.loop_some(var, &f.iter, Body::Stmts(&f.body), env)?;
+                Ok(or2(s, self.elem_body(rest, env)?))
+            }
+            other => Err(format!("the statement `{}` in a loop over event data", self.text(other.range()).lines().next().unwrap_or(""))),
+        }
+    }
+
+    /// The variable of a `for` loop that can be read as `some` (no `else`, no `break` or
+    /// `continue` of its own... `continue` is the next element; no name it sets read after it).
+    fn event_loop_var(&self, f: &'a ast::StmtFor, rest: &[&'a Stmt], k: &[Frame<'a>]) -> Result<&'a str, Why> {
+        if !f.orelse.is_empty() || f.body.iter().any(|st| matches!(st, Stmt::Break(_))) || has_break(&f.body) {
+            return Err("a loop over event data with `break` or `else`".into());
+        }
+        let Some(var) = name_of(&f.target) else { return Err("a loop over event data with a tuple target".into()) };
+        let mut set = BTreeSet::from([var.to_string()]);
+        assigned_in(&f.body, &mut set);
+        let mut after = BTreeSet::new();
+        for st in rest.iter().copied().chain(k.iter().flat_map(|fr| fr.0.iter().copied())) {
+            after.extend(names_in(self.text(st.range())));
+        }
+        if let Some(n) = set.iter().find(|n| after.contains(*n)) {
+            return Err(format!("a loop over event data whose `{n}` is read after it"));
+        }
+        Ok(var)
+    }
+
+    /// A loop the model cannot say, kept as one Python expression where its body is
+    /// `[assignments] if T: return True`: `any(T for x in ITER)` means the same.
+    fn loop_as_any(&mut self, f: &'a ast::StmtFor, env: &Env<'a>, why: &str) -> Result<C, Why> {
+        let var = name_of(&f.target).ok_or("a tuple target")?;
+        let mut scope = env.with_elem(var, usize::MAX);
+        let mut body: &[Stmt] = &f.body;
+        while let [Stmt::Assign(a), more @ ..] = body {
+            let [t] = a.targets.as_slice() else { return Err("an assignment to several names".into()) };
+            let n = name_of(t).filter(|n| *n != var).ok_or("an assignment to something not a name")?;
+            scope = scope.with(n, &a.value, scope.clone());
+            body = more;
+        }
+        let [Stmt::If(i)] = body else { return Err("a loop body that is not one `if ...: return True`".into()) };
+        let returns_true = matches!(i.body.as_slice(), [Stmt::Return(r)] if matches!(r.value.as_deref(), Some(Expr::Constant(c)) if matches!(c.value, Constant::Bool(true))));
+        if !i.orelse.is_empty() || !returns_true {
+            return Err("a loop body that is not one `if ...: return True`".into());
+        }
+        let t = self.expr_text(&i.test, &scope)?;
+        let over = self.expr_text(&f.iter, env)?;
+        let text = format!("any(({t}) for {var} in ({over}))");
+        let mut m = Map::new();
+        m.insert("lang".into(), json!("python"));
+        m.insert("text".into(), json!(text));
+        m.insert("reason".into(), json!(format!("a loop over event data that the element quantifier cannot say: {why}")));
+        Ok(C::N(json!({ "opaque": Value::Object(m) })))
+    }
+
+    /// Fields that are truthy when `e` is (so present, not null and not `""`).
+    fn truthy_fields(&self, e: &'a Expr, env: &Env<'a>) -> Vec<String> {
+        match e {
+            Expr::BoolOp(b) if matches!(b.op, ast::BoolOp::And) => b.values.iter().flat_map(|v| self.truthy_fields(v, env)).collect(),
+            Expr::UnaryOp(u) if matches!(u.op, ast::UnaryOp::Not) => self.falsy_fields(&u.operand, env),
+            _ => match self.field(e, env) {
+                // a truthy default (or a loop element) says nothing about the field
+                Some(f) if f.default.as_ref().is_none_or(|(d, _)| is_falsy(d)) && elem_split(&f.path).is_none() => vec![f.path],
+                _ => vec![],
+            },
+        }
+    }
+
+    /// Fields that are truthy when `e` is falsy.
+    fn falsy_fields(&self, e: &'a Expr, env: &Env<'a>) -> Vec<String> {
+        match e {
+            Expr::BoolOp(b) if matches!(b.op, ast::BoolOp::Or) => b.values.iter().flat_map(|v| self.falsy_fields(v, env)).collect(),
+            Expr::UnaryOp(u) if matches!(u.op, ast::UnaryOp::Not) => self.truthy_fields(&u.operand, env),
+            _ => vec![],
+        }
+    }
+
+    /// `try: NAME = json.loads(F) except json.JSONDecodeError: return False`, then the rest:
+    /// text that is not JSON makes the rule false. Canonical says that where the rest is false
+    /// without a decoded document (a `some` over it, in every branch that could hold).
+    fn try_decode(&mut self, t: &'a ast::StmtTry, rest: &[&'a Stmt], env: &Env<'a>, top: bool, k: &[Frame<'a>]) -> Result<C, Why> {
+        let bad = || Err::<C, Why>("a `try` statement".into());
+        if !t.orelse.is_empty() || !t.finalbody.is_empty() {
+            return bad();
+        }
+        let [Stmt::Assign(a)] = t.body.as_slice() else { return bad() };
+        let [target] = a.targets.as_slice() else { return bad() };
+        let Some(n) = name_of(target) else { return bad() };
+        let Some(field) = self.field_raw(&a.value, env).and_then(|f| decoded_split(&f.path).filter(|(_, rel)| rel.is_empty()).map(|(f, _)| f.to_string())) else {
+            return bad();
+        };
+        let [ast::ExceptHandler::ExceptHandler(h)] = t.handlers.as_slice() else { return bad() };
+        let catches_decode_error = match h.type_.as_deref() {
+            Some(Expr::Attribute(at)) => at.attr.as_str() == "JSONDecodeError" && name_of(&at.value) == Some("json"),
+            Some(Expr::Name(x)) => {
+                x.id.as_str() == "ValueError" && !self.defs.contains_key("ValueError")
+                    || matches!(self.defs.get(x.id.as_str()), Some(Def::Import(m, o, _)) if m == "json" && o == "JSONDecodeError")
+            }
+            _ => false,
+        };
+        let returns_false = match h.body.as_slice() {
+            [Stmt::Return(r)] => r.value.as_deref().is_none_or(|v| matches!(v, Expr::Constant(c) if matches!(c.value, Constant::Bool(false) | Constant::None))),
+            _ => false,
+        };
+        if h.name.is_some() || !catches_decode_error || !returns_false {
+            return bad();
+        }
+        let scope = env.with(n, &a.value, env.clone());
+        let c = self.block_k(rest, &scope, top, k)?;
+        let C::N(v) = &c else { return Err("a `try` around `json.loads` whose rest is constant".into()) };
+        if !false_without(v, &field) {
+            return Err(format!("a `try` around `json.loads` of `{field}` whose rest can hold without the document (canonical cannot say \"the text is JSON\")"));
+        }
+        Ok(c)
     }
 
     /// Inline a module function whose body reads as a condition.
@@ -1028,11 +1837,15 @@ impl<'a> Py<'a> {
         }
         self.depth += 1;
         let body: Vec<&'a Stmt> = f.body.iter().collect();
+        let declared = self.declared.len();
         let r = self.block(&body, &scope, false);
         self.depth -= 1;
         match r {
             Ok(c) if !contains_opaque(&c) => Ok(c),
-            _ => Err(format!("a call of the module function `{}`", f.name)),
+            _ => {
+                self.declared.truncate(declared);
+                Err(format!("a call of the module function `{}`", f.name))
+            }
         }
     }
 
@@ -1075,9 +1888,17 @@ impl<'a> Py<'a> {
                 then.extend_from_slice(rest);
                 let mut other: Vec<&'a Stmt> = i.orelse.iter().collect();
                 other.extend_from_slice(rest);
+                // `if isinstance(x, dict): x = [x]`: a lone object is one element
+                if let (Some((n, mapping)), [Stmt::Assign(a)], true) = (self.object_test(&i.test), i.body.as_slice(), i.orelse.is_empty()) {
+                    let is_wrap = matches!(a.targets.as_slice(), [t] if name_of(t) == Some(n))
+                        && matches!(a.value.as_ref(), Expr::List(l) if l.elts.len() == 1 && name_of(&l.elts[0]) == Some(n));
+                    if is_wrap && env.vars.contains_key(n) {
+                        return self.block_k(rest, &env.with_wrapped(n, mapping), top, k);
+                    }
+                }
                 let t = self.cond(&i.test, env)?;
-                let a = self.block_k(&then, env, false, k)?;
-                let b = self.block_k(&other, env, top && i.orelse.is_empty(), k)?;
+                let a = self.block_k(&then, &env.with_nonempty(&self.truthy_fields(&i.test, env)), false, k)?;
+                let b = self.block_k(&other, &env.with_nonempty(&self.falsy_fields(&i.test, env)), top && i.orelse.is_empty(), k)?;
                 Ok(ite(t, a, b))
             }
             Stmt::For(f) => {
@@ -1085,13 +1906,36 @@ impl<'a> Py<'a> {
                 // element quantifier, which the model does not have yet
                 let Some(items) = self.loop_items(f, env) else {
                     let over = self.text(f.iter.range()).to_string();
-                    let what = if names_in(&over).iter().any(|n| self.defs.contains_key(n) && !matches!(self.defs.get(n), Some(Def::Import(..)))) {
-                        "a constant rulecast cannot unroll"
-                    } else {
-                        self.loops.push(over.clone());
-                        "event data: needs an element quantifier"
+                    if names_in(&over).iter().any(|n| self.defs.contains_key(n) && !matches!(self.defs.get(n), Some(Def::Import(..)))) {
+                        return Err(format!("a `for` loop over `{over}` (a constant rulecast cannot unroll)"));
+                    }
+                    // a loop over event data: `some`, else one Python expression, else the
+                    // whole function stays Python
+                    let var = match self.event_loop_var(f, rest, k) {
+                        Ok(v) => v,
+                        Err(why) => {
+                            self.loops.push(over.clone());
+                            return Err(format!("a `for` loop over `{over}` ({why})"));
+                        }
                     };
-                    return Err(format!("a `for` loop over `{over}` ({what})"));
+                    let declared = self.declared.len();
+                    let c = match self.loop_some(var, &f.iter, Body::Stmts(&f.body), env) {
+                        Ok(c) => c,
+                        Err(why) => {
+                            self.declared.truncate(declared);
+                            match self.loop_as_any(f, env, &why) {
+                                Ok(c) => {
+                                    self.loops.push(over.clone());
+                                    c
+                                }
+                                Err(_) => {
+                                    self.loops.push(over.clone());
+                                    return Err(format!("a `for` loop over `{over}` (event data: {why}; the element quantifier cannot say it)"));
+                                }
+                            }
+                        }
+                    };
+                    return Ok(or2(c, self.block_k(rest, env, top, k)?));
                 };
                 let body: Vec<&'a Stmt> = f.body.iter().collect();
                 let mut frames: Vec<Frame<'a>> = items.iter().skip(1).map(|scope| (body.clone(), scope.clone())).collect();
@@ -1102,7 +1946,7 @@ impl<'a> Py<'a> {
                     None => self.block_k(rest, env, top, k),
                 }
             }
-            Stmt::Try(_) => Err("a `try` statement".into()),
+            Stmt::Try(t) => self.try_decode(t, rest, env, top, k),
             Stmt::While(_) => Err("a `while` loop".into()),
             Stmt::With(_) => Err("a `with` statement".into()),
             other => Err(format!("the statement `{}`", self.text(other.range()).lines().next().unwrap_or(""))),
@@ -1230,6 +2074,9 @@ impl<'a> Py<'a> {
                     comp_vars.insert(name.clone());
                 }
                 if !after_dot && !is_kw && !comp_vars.contains(name) {
+                    if env.wrapped.contains_key(name.as_str()) {
+                        return Err("a local rebound by `isinstance` wrapping".into());
+                    }
                     if let Some((x, scope)) = env.get(name) {
                         let (x, scope) = (*x, scope.clone());
                         if name_of(x) == Some(name.as_str()) && scope.get(name).is_none() && name == &self.root {
@@ -1269,6 +2116,17 @@ impl<'a> Py<'a> {
             return Err("a generator variable that shadows a local".into());
         }
         Ok(out)
+    }
+}
+
+/// Does a condition still hold a loop marker (`$D...` / `#F#...` paths, `$guard`, `$truthy`)?
+fn leaks(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => o.iter().any(|(k, x)| {
+            k.starts_with('$') || (matches!(k.as_str(), "field" | "ref") && x.as_str().is_some_and(|p| p.starts_with(['$', '#']))) || leaks(x)
+        }),
+        Value::Array(a) => a.iter().any(leaks),
+        _ => false,
     }
 }
 
@@ -1389,6 +2247,9 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         depth: 0,
         prints_none: false,
         loops: vec![],
+        elem_plain: vec![],
+        declared: vec![],
+        somes: 0,
     };
     let mut logic = Logic::default();
     // allow-lists at the top of the body
@@ -1416,7 +2277,12 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
     });
     let mut kept: Vec<String> = vec![];
     let env = Env::default();
-    match py.block(&body, &env, true) {
+    let read = py.block(&body, &env, true).and_then(|c| match &c {
+        // the loop markers are rewritten before they leave a loop: one left is a bug
+        C::N(v) if leaks(v) => Err("a loop rulecast read wrongly (please report)".to_string()),
+        _ => Ok(c),
+    });
+    match read {
         Ok(c) => {
             logic.detection = match c {
                 C::N(v) => v,
@@ -1427,6 +2293,7 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
             if logic.opaque {
                 collect_opaque_reasons(&logic.detection, &mut logic.parts);
             }
+            logic.parts.extend(py.declared.iter().cloned());
         }
         Err(why) => {
             logic.detection = opaque_node("_panther_rule(event)", &format!("rule() uses {why}"));
