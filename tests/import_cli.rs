@@ -122,7 +122,7 @@ fn a_folder_import_goes_on_past_bad_files() {
     // located errors: file:line:col for the YAML error
     let broken = format!("{}:2:", input.join("b_broken.yml").display());
     assert!(text.contains(&broken), "no located error for the broken file:\n{text}");
-    assert!(text.contains("3 rule(s): 1 imported fully, 0 with opaque parts, 2 refused"), "{text}");
+    assert!(text.contains("3 rule(s): 1 imported fully, 0 with metadata or alert parts left out, 0 with opaque detection parts, 2 refused"), "{text}");
     // the written rule loads and builds
     let o = rulecast(&["validate", "--rules", p(&out)]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));

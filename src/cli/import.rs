@@ -25,7 +25,8 @@ pub struct Entry {
     pub source: String,
     /// The canonical file written (or that would have been).
     pub output: Option<String>,
-    /// full | opaque | refused | exists
+    /// full | partial (metadata or alert parts left out) | opaque (part of the detection kept
+    /// opaque or declared) | refused | exists
     pub status: &'static str,
     /// Opaque or left-out parts, each with its reason (status `opaque`).
     pub parts: Vec<String>,
@@ -132,13 +133,19 @@ pub fn run(vendor: Vendor, paths: &[PathBuf], out: &Path, force: bool, json: boo
                 continue;
             }
             write_atomic(&path, &imp.yaml)?;
-            entry.status = if parts.is_empty() { "full" } else { "opaque" };
+            entry.status = if parts.is_empty() {
+                "full"
+            } else if imp.outcome.drops_detection() {
+                "opaque"
+            } else {
+                "partial"
+            };
             entry.parts = parts;
             entries.push(entry);
         }
     }
     let count = |s: &str| entries.iter().filter(|e| e.status == s).count();
-    let (full, opaque, refused, exists) = (count("full"), count("opaque"), count("refused"), count("exists"));
+    let (full, partial, opaque, refused, exists) = (count("full"), count("partial"), count("opaque"), count("refused"), count("exists"));
     let mut stdout = std::io::stdout().lock();
     if json {
         writeln!(stdout, "{}", serde_json::to_string_pretty(&entries)?)?;
@@ -146,13 +153,15 @@ pub fn run(vendor: Vendor, paths: &[PathBuf], out: &Path, force: bool, json: boo
         for e in &entries {
             let label = match e.status {
                 "full" => "FULL   ",
+                "partial" => "PARTIAL",
                 "opaque" => "OPAQUE ",
                 "exists" => "EXISTS ",
                 _ => "REFUSED",
             };
             writeln!(stdout, "{label} {}{}", e.source, e.output.as_ref().map_or_else(String::new, |o| format!(" -> {o}")))?;
             for p in &e.parts {
-                writeln!(stdout, "          kept opaque / not imported: {p}")?;
+                let p = p.strip_prefix("detection: ").map_or_else(|| p.strip_prefix("metadata: ").unwrap_or(p).to_string(), |d| format!("detection: {d}"));
+                writeln!(stdout, "          left out or kept opaque: {p}")?;
             }
             for n in &e.notes {
                 writeln!(stdout, "          {n}")?;
@@ -171,7 +180,7 @@ pub fn run(vendor: Vendor, paths: &[PathBuf], out: &Path, force: bool, json: boo
         }
         writeln!(
             stdout,
-            "{} file(s), {} rule(s): {full} imported fully, {opaque} with opaque parts, {refused} refused{} -> {}",
+            "{} file(s), {} rule(s): {full} imported fully, {partial} with metadata or alert parts left out, {opaque} with opaque detection parts, {refused} refused{} -> {}",
             files.len(),
             entries.len(),
             if exists > 0 { format!(", {exists} not overwritten") } else { String::new() },
