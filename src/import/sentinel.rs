@@ -1278,6 +1278,34 @@ impl St<'_> {
                         "metadata: `{op_src}` after the aggregation: the model's result columns come from `alert.columns` (not carried)"
                     ));
                 }
+                OperatorKind::ProjectRename(pairs) if aggregate.is_none() && reshaped.is_none() && columns.is_some() => {
+                    // with result columns: the new name is a derived copy that takes the old
+                    // column's place
+                    let mut step = Map::new();
+                    for (new, old) in pairs {
+                        let e = Expr { kind: ExprKind::Name(old.name.clone()), span: old.span };
+                        match self.derive_expr(&e).filter(|_| crate::load::is_identifier(&new.name)) {
+                            Some(v) => {
+                                let was = match &v {
+                                    Value::Object(o) => o.get("ref").and_then(Value::as_str).map(str::to_string),
+                                    _ => None,
+                                };
+                                step.insert(new.name.clone(), v);
+                                self.env.insert(new.name.clone(), Bound { expr: self.subst(&e), derived: true });
+                                if let (Some(cols), Some(was)) = (columns.as_mut(), was) {
+                                    match cols.iter().position(|c| *c == was) {
+                                        Some(at) => cols[at] = new.name.clone(),
+                                        None => cols.push(new.name.clone()),
+                                    }
+                                }
+                            }
+                            None => self.parts.push(format!("metadata: `{op_src}`: `{}` is not a field or derived name (not carried)", old.name)),
+                        }
+                    }
+                    if !step.is_empty() {
+                        derive.push(Value::Object(step));
+                    }
+                }
                 OperatorKind::ProjectRename(pairs) => {
                     for (new, old) in pairs {
                         let e = Expr {
@@ -1318,8 +1346,9 @@ impl St<'_> {
                     ));
                 }
                 OperatorKind::Sort(_) => {
+                    // the order of result rows changes no alert
                     self.parts.push(format!(
-                        "metadata: `{op_src}`: the order of alert rows is not carried"
+                        "note: `{op_src}`: the order of the result rows is not carried (it changes no alert)"
                     ));
                 }
                 OperatorKind::Take(_) | OperatorKind::Top { .. } | OperatorKind::Count => {
@@ -2319,6 +2348,8 @@ impl St<'_> {
                         }
                     }
                     ("iif" | "iff", [c, t, el]) => self.iif(c, t, el),
+                    // a number read from a JSON value: the same text unless it has a fraction
+                    ("toint" | "tolong" | "toreal" | "todouble", [a]) => self.field(a).filter(|f| f.form == Form::Dynamic).map(|f| json!({"ref": f.path})),
                     // substring(x, indexof(x, ":") + 1): after the first ":" (all of x without one)
                     ("substring", [x, start]) => {
                         let ExprKind::Binary { op: BinOp::Add, lhs, rhs } = &start.kind else { return None };
@@ -2502,6 +2533,16 @@ impl St<'_> {
                 None
             };
             let inl = self.subst(&a.value);
+            if d.is_some()
+                && let ExprKind::Call { name: f, .. } = &a.value.kind
+                && matches!(f.name.as_str(), "toint" | "tolong" | "toreal" | "todouble")
+            {
+                self.parts.push(format!(
+                    "note: `{} = {}` is imported as the field's text: a number with a fraction keeps it (toint would cut it), and an absent value reads as \"\" (an alert field only)",
+                    name.name,
+                    self.src(&a.value)
+                ));
+            }
             match d {
                 Some(v) if !step.contains_key(&name.name) => {
                     step.insert(name.name.clone(), v);
