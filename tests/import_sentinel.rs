@@ -225,7 +225,7 @@ fn toint_comparisons_keep_their_truncation() {
 fn malformed_input_gives_located_errors() {
     let expect: &[(&str, rulecast::Code, (usize, usize))] = &[
         ("broken_yaml.yaml", rulecast::Code::E501, (4, 9)),
-        ("unbalanced_kql.yaml", rulecast::Code::E501, (10, 3)),
+        ("unbalanced_kql.yaml", rulecast::Code::E501, (9, 17)),
         ("other_table.yaml", rulecast::Code::E502, (7, 3)),
         ("missing_query.yaml", rulecast::Code::E104, (1, 1)),
         ("join.yaml", rulecast::Code::E502, (10, 5)),
