@@ -597,3 +597,55 @@ fn long_chains_and_deep_documents_do_not_overflow() {
         assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n\n"));
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Regression fixtures
+
+/// Malformed vendor files the fuzzing found that the importers still import, with a part that
+/// says what was left out (`tests/fixtures/vendor/<vendor>/invalid/imported/`): each imports,
+/// loads back, and names the part.
+#[test]
+fn malformed_fixtures_that_still_import_say_what_was_left_out() {
+    let cases: &[(&str, &str, import::Vendor, &str)] = &[
+        ("sentinel", "non_guid_id.yaml", import::Vendor::Sentinel, "is not a GUID (Sentinel's id is derived from it when built)"),
+        ("sentinel", "override_literal_brace.yaml", import::Vendor::Sentinel, "alertDetailsOverride.alertDisplayNameFormat"),
+        ("panther", "unsafe_filename.yml", import::Vendor::Panther, "Filename `rule+1.py` is not a file name rulecast writes"),
+    ];
+    let mut seen = 0;
+    for (dir, name, vendor, part) in cases {
+        let path = common::root().join("tests/fixtures/vendor").join(dir).join("invalid/imported").join(name);
+        let out = import::import_file(*vendor, &path);
+        let [imp] = out.as_slice() else { panic!("{name}: {} outcomes", out.len()) };
+        let Outcome::Partial(parts) = &imp.outcome else { panic!("{name}: {:?}", imp.outcome) };
+        assert!(parts.iter().any(|p| p.contains(part)), "{name}: {parts:?}");
+        rulecast::rule_from_str(&format!("{}.yaml", imp.slug), &imp.slug, &imp.yaml).unwrap_or_else(|d| panic!("{name}: {d}\n{}", imp.yaml));
+        seen += 1;
+    }
+    // every file there is listed
+    let mut listed = 0;
+    for dir in ["sentinel", "elastic", "sigma", "panther"] {
+        let mut files = vec![];
+        walk(&common::root().join("tests/fixtures/vendor").join(dir).join("invalid/imported"), &["yml", "yaml", "toml"], &mut files);
+        listed += files.len();
+    }
+    assert_eq!(seen, listed);
+}
+
+/// The Panther regressions are located in the Python module, at the construct past the limit.
+#[test]
+fn panther_regressions_are_located_in_the_python() {
+    let cases: &[(&str, rulecast::Code, (usize, usize), &str)] = &[
+        ("deep_not.yml", rulecast::Code::E502, (2, 404), "nests more than 100"),
+        ("deep_parentheses.yml", rulecast::Code::E501, (2, 212), "too many nested parentheses"),
+        ("deep_indentation.yml", rulecast::Code::E501, (101, 1), "too many levels of indentation"),
+        ("long_chain.yml", rulecast::Code::E502, (2, 18012), "chains more than 4000"),
+    ];
+    for (name, code, (line, col), msg) in cases {
+        let path = common::root().join("tests/fixtures/vendor/panther/invalid").join(name);
+        let out = import::panther::parse_file(&path);
+        let Outcome::Refused(d) = &out[0].outcome else { panic!("{name}: {:?}", out[0].outcome) };
+        let s = d.span.as_ref().expect("span");
+        assert_eq!((d.code, s.line, s.col), (*code, *line, *col), "{name}: {d}");
+        assert!(s.file.ends_with(&name.replace(".yml", ".py")) && d.message.contains(msg), "{name}: {d}");
+    }
+}

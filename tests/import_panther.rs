@@ -293,6 +293,12 @@ fn malformed_inputs_give_located_diagnostics() {
         ("missing_python.yml", "E502"),
         ("no_rule_function.yml", "E502"),
         ("not_cloudtrail.yml", "E502"),
+        // regressions found by tests/import_fuzz.rs (exact locations are checked there)
+        ("deep_not.yml", "E502"),
+        ("deep_parentheses.yml", "E501"),
+        ("deep_indentation.yml", "E501"),
+        ("long_chain.yml", "E502"),
+        ("invalid_rule_id.yml", "E502"),
     ];
     for (name, code) in cases {
         let imp = import_one(&dir.join(name));

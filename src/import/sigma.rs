@@ -28,7 +28,7 @@ pub fn parse(file: &str, text: &str) -> Vec<Imported> {
             let span = span.or_else(|| span_at(file, text, 0));
             return vec![Imported::refused(
                 &slug,
-                Diagnostic::error(Code::E101, format!("yaml syntax error: {msg}")).with_span(span),
+                Diagnostic::error(Code::E501, format!("yaml syntax error: {msg}")).with_span(span),
             )];
         }
     };
@@ -204,11 +204,6 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         Err(e) => return Imported::refused(slug, *e),
     }
     parts.extend(cx.parts.take());
-    if let Some(why) = super::unloadable(&d.detection) {
-        let mut e = cx.err(why, "condition");
-        e.code = Code::E502;
-        return Imported::refused(slug, *e);
-    }
     for k in m.keys() {
         if !matches!(
             k.as_str(),
@@ -238,7 +233,13 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
             parts.push("metadata: `related` (rule relations) has no canonical key".into());
         }
     }
-    Imported::new(slug, d.to_yaml(), parts)
+    let v = d.to_value();
+    if let Some(why) = super::unloadable(&v) {
+        let mut e = cx.err(why, "condition");
+        e.code = Code::E502;
+        return Imported::refused(slug, *e);
+    }
+    Imported::new(slug, super::to_yaml(&v), parts)
 }
 
 /// The condition of a `detection:` block.
@@ -259,7 +260,19 @@ fn detection(cx: &Cx, det: &Map<String, Value>) -> Result<Value, Box<Diagnostic>
     if det.contains_key("timeframe") {
         return Err(cx.err("`timeframe` (correlation) is not imported", "timeframe"));
     }
-    let toks = tokens(&cond).map_err(|e| cx.err(format!("condition: {e}"), "condition"))?;
+    // a condition that does not parse is E501, like the other importers' query syntax errors
+    let syntax = |msg: String| {
+        let mut e = cx.err(msg, "condition");
+        e.code = Code::E501;
+        e
+    };
+    let toks = tokens(&cond).map_err(|e| {
+        let mut d = syntax(format!("condition: {e}"));
+        if e.starts_with("aggregations") {
+            d.code = Code::E502;
+        }
+        d
+    })?;
     let mut p = CondParser {
         toks,
         pos: 0,
@@ -272,14 +285,9 @@ fn detection(cx: &Cx, det: &Map<String, Value>) -> Result<Value, Box<Diagnostic>
     } else {
         cond.clone()
     };
-    let v = p
-        .or()
-        .map_err(|e| cx.err(format!("condition `{shown}`: {e}"), "condition"))?;
+    let v = p.or().map_err(|e| syntax(format!("condition `{shown}`: {e}")))?;
     if p.pos != p.toks.len() {
-        return Err(cx.err(
-            format!("condition `{shown}`: unexpected `{}`", p.toks[p.pos]),
-            "condition",
-        ));
+        return Err(syntax(format!("condition `{shown}`: unexpected `{}`", p.toks[p.pos])));
     }
     Ok(v)
 }
