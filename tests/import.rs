@@ -394,6 +394,29 @@ fn invalid_elastic_files_give_located_errors() {
     }
 }
 
+/// Sigma's malformed inputs (regressions found by tests/import_fuzz.rs), located as each file's
+/// first line says (`# error at LINE:COL`).
+#[test]
+fn invalid_sigma_files_give_located_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/sigma/invalid");
+    let files = files_in(&dir, &["yml"]);
+    assert!(files.len() >= 4);
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let out = import::sigma::parse(&name, &text);
+        let Outcome::Refused(d) = &out[0].outcome else {
+            panic!("{name}: {:?}", out[0].outcome)
+        };
+        let s = d.span.as_ref().unwrap_or_else(|| panic!("{name}: no span: {d:?}"));
+        let want = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# error at "))
+            .unwrap_or_else(|| panic!("{name}: no `# error at` line"));
+        assert_eq!(format!("{}:{}", s.line, s.col), want.trim(), "{name}: {d}");
+    }
+}
+
 #[test]
 fn malformed_input_gives_located_errors() {
     let cases: Vec<(&str, Vec<Imported>)> = vec![

@@ -189,3 +189,129 @@ fn every_imported_fixture_renders_or_says_why_not() {
     }
     println!("{}", figures.join("\n"));
 }
+
+/// A folder of good and broken files for every vendor (broken YAML, TOML and Python, unbalanced
+/// and 10,000-deep queries, input that used to panic or overflow the stack): the good ones are
+/// imported and load, each broken one is reported as `file:line:col: error[E5xx]`, the exit code
+/// is 1, and the output folder holds exactly the good rules (no partial or temporary file).
+#[test]
+fn a_folder_import_reports_every_broken_file_and_writes_only_the_good_ones() {
+    let vendor_dir = root().join("tests/fixtures/vendor");
+    let deep = "(".repeat(10_000);
+    let undeep = ")".repeat(10_000);
+    // (vendor, good fixtures, broken files: name and text)
+    let sets: Vec<(&str, Vec<&str>, Vec<(String, String)>)> = vec![
+        (
+            "sentinel",
+            vec!["AWS_GuardDutyDisabled.yaml", "AWS_ConsoleLogonWithoutMFA.yaml"],
+            vec![
+                ("b_truncated.yaml".into(), "id: 11111111-2222-3333-4444-555555555555\nname: [Trunc\n".into()),
+                ("c_unbalanced.yaml".into(), std::fs::read_to_string(vendor_dir.join("sentinel/invalid/unbalanced_kql.yaml")).unwrap()),
+                ("d_long_chain.yaml".into(), std::fs::read_to_string(vendor_dir.join("sentinel/invalid/long_or_chain.yaml")).unwrap()),
+                (
+                    "e_deep.yaml".into(),
+                    format!("id: 11111111-2222-3333-4444-555555555556\nname: Deep\nseverity: Low\nquery: |\n  AWSCloudTrail | where {deep}EventName == 'x'{undeep}\n"),
+                ),
+            ],
+        ),
+        (
+            "elastic",
+            vec!["defense_evasion_cloudtrail_logging_deleted.toml", "impact_lambda_function_deleted.toml"],
+            vec![
+                ("b_malformed.toml".into(), std::fs::read_to_string(vendor_dir.join("elastic/invalid/malformed_toml.toml")).unwrap()),
+                ("c_esql_panicked.toml".into(), std::fs::read_to_string(vendor_dir.join("elastic/invalid/esql_non_ascii.toml")).unwrap()),
+                (
+                    "d_deep.toml".into(),
+                    format!("[rule]\nname = \"Deep\"\ntype = \"query\"\nlanguage = \"kuery\"\nquery = '''\n{deep}event.action: x{undeep}\n'''\n"),
+                ),
+            ],
+        ),
+        (
+            "sigma",
+            vec!["aws_cloudtrail_disable_logging.yml", "aws_route_53_domain_transferred_lock_disabled.yml"],
+            vec![
+                ("b_broken.yml".into(), "title: x\ndetection: [unclosed\n".into()),
+                ("c_deep_not.yml".into(), std::fs::read_to_string(vendor_dir.join("sigma/invalid/deep_not.yml")).unwrap()),
+                (
+                    "d_deep.yml".into(),
+                    format!("title: Deep\nlogsource: {{product: aws, service: cloudtrail}}\ndetection:\n  sel:\n    eventName: x\n  condition: {deep}sel{undeep}\n"),
+                ),
+            ],
+        ),
+        (
+            "panther",
+            vec!["aws_cloudtrail_stopped.yml", "aws_s3_bucket_deleted.yml"],
+            vec![
+                ("b_broken.yml".into(), std::fs::read_to_string(vendor_dir.join("panther/invalid/broken_yaml.yml")).unwrap()),
+                (
+                    "c_deep.yml".into(),
+                    "AnalysisType: rule\nFilename: c_deep.py\nRuleID: Deep.Rule\nLogTypes: [AWS.CloudTrail]\nSeverity: Low\n".into(),
+                ),
+                ("c_deep.py".into(), format!("def rule(event):\n    return {deep}True{undeep}\n")),
+                (
+                    "d_syntax.yml".into(),
+                    "AnalysisType: rule\nFilename: d_syntax.py\nRuleID: Syntax.Rule\nLogTypes: [AWS.CloudTrail]\nSeverity: Low\n".into(),
+                ),
+                ("d_syntax.py".into(), "def rule(event):\n    return event.get(\"eventName\") ==\n".into()),
+            ],
+        ),
+    ];
+    for (vendor, good, broken) in &sets {
+        let work = tempfile::tempdir().unwrap();
+        let input = work.path().join("in");
+        std::fs::create_dir_all(&input).unwrap();
+        for g in good {
+            std::fs::copy(vendor_dir.join(vendor).join(g), input.join(format!("a_{g}"))).unwrap();
+            let py = vendor_dir.join(vendor).join(g.replace(".yml", ".py"));
+            if *vendor == "panther" {
+                std::fs::copy(&py, input.join(py.file_name().unwrap())).unwrap();
+            }
+        }
+        for (name, text) in broken {
+            std::fs::write(input.join(name), text).unwrap();
+        }
+        let rule_files: Vec<&String> = broken.iter().map(|(n, _)| n).filter(|n| !n.ends_with(".py")).collect();
+        let out = work.path().join("out");
+        let o = rulecast(&["import", "--from", vendor, p(&input), "--out", p(&out)]);
+        let text = show(&o);
+        assert_eq!(o.status.code(), Some(1), "{vendor}: {text}");
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let total = good.len() + rule_files.len();
+        assert!(
+            stdout.contains(&format!("{total} rule(s): ")) && stdout.contains(&format!(", {} refused", rule_files.len())),
+            "{vendor}: {text}"
+        );
+        // each broken file: located, with an import error code
+        let located = regex::Regex::new(r"^\s+(\S+):(\d+):(\d+): error\[E5\d\d\]").unwrap();
+        for name in &rule_files {
+            let stem = name.rsplit_once('.').unwrap().0;
+            let found = stdout.lines().filter_map(|l| located.captures(l)).any(|c| {
+                let file = &c[1];
+                let (line, col): (usize, usize) = (c[2].parse().unwrap(), c[3].parse().unwrap());
+                Path::new(file).file_stem().and_then(|s| s.to_str()) == Some(stem) && line >= 1 && col >= 1
+            });
+            assert!(found, "{vendor}: no `file:line:col: error[E5xx]` for {name}:\n{text}");
+        }
+        // only the good rules were written, whole: nothing else (no temporary file) is in `out`
+        let mut written: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        written.sort();
+        let mut want: Vec<String> = good.iter().map(|g| format!("{}.yaml", rulecast::import::slug_of(&format!("a_{g}")))).collect();
+        want.sort();
+        assert_eq!(written, want, "{vendor}: {text}");
+        for w in &written {
+            let text = std::fs::read_to_string(out.join(w)).unwrap();
+            let stem = w.trim_end_matches(".yaml");
+            rulecast::rule_from_str(w, stem, &text).unwrap_or_else(|d| panic!("{vendor}: {w} does not load:\n{d}"));
+        }
+        // the JSON report locates each refusal too
+        let o = rulecast(&["import", "--from", vendor, p(&input), "--out", p(&out), "--force", "--report", "json"]);
+        assert_eq!(o.status.code(), Some(1), "{vendor}: {}", show(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+        let refused: Vec<&serde_json::Value> = report.as_array().unwrap().iter().filter(|e| e["status"] == "refused").collect();
+        assert_eq!(refused.len(), rule_files.len(), "{vendor}: {report:#}");
+        for e in refused {
+            let err = e["error"].as_str().unwrap_or_default();
+            assert!(located.is_match(&format!(" {err}")), "{vendor}: not located: {e:#}");
+        }
+    }
+}

@@ -225,10 +225,16 @@ fn toint_comparisons_keep_their_truncation() {
 fn malformed_input_gives_located_errors() {
     let expect: &[(&str, rulecast::Code, (usize, usize))] = &[
         ("broken_yaml.yaml", rulecast::Code::E501, (4, 9)),
-        ("unbalanced_kql.yaml", rulecast::Code::E501, (10, 3)),
+        ("unbalanced_kql.yaml", rulecast::Code::E501, (9, 17)),
         ("other_table.yaml", rulecast::Code::E502, (7, 3)),
         ("missing_query.yaml", rulecast::Code::E104, (1, 1)),
         ("join.yaml", rulecast::Code::E502, (10, 5)),
+        // regressions found by tests/import_fuzz.rs: a 300-term chain overflowed the stack, a
+        // 1,100-character column name and an id with spaces wrote rules that do not load
+        ("long_or_chain.yaml", rulecast::Code::E501, (9, 7658)),
+        ("long_column_name.yaml", rulecast::Code::E502, (8, 3)),
+        ("invalid_id.yaml", rulecast::Code::E502, (1, 1)),
+        ("deep_parentheses.yaml", rulecast::Code::E501, (9, 740)),
     ];
     let files = yaml_files(&dir().join("invalid"));
     assert_eq!(files.len(), expect.len());

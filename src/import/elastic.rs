@@ -143,6 +143,9 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         }
     }
     let mut parts: Vec<String> = vec![];
+    if let Some(e) = tstr(rule.get("rule_id")).and_then(|id| super::bad_id(&id, key_span(file, text, "rule_id"))) {
+        return Imported::refused(slug, e);
+    }
     let mut d = Doc {
         id: tstr(rule.get("rule_id")).unwrap_or_else(|| slug.to_string()),
         name: tstr(rule.get("name")).unwrap_or_else(|| slug.to_string()),
@@ -403,6 +406,9 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 m.insert("alert".into(), a.clone());
             }
         }
+    }
+    if let Some(why) = super::unloadable(&v) {
+        return refuse(slug, Code::E502, why, span_at(file, text, base));
     }
     Imported::new(slug, super::to_yaml(&v), parts)
 }
@@ -894,7 +900,12 @@ fn merge_or(kids: Vec<Value>) -> Value {
                     let op = norm(p.get("op").and_then(Value::as_str))
                         .unwrap_or("eq")
                         .to_string();
-                    let mut vs = vals(p);
+                    // the values so far are moved, not copied (a long list stays linear)
+                    let mut vs = match (p.remove("value"), p.remove("values")) {
+                        (Some(v), _) => vec![v],
+                        (_, Some(Value::Array(a))) => a,
+                        _ => vec![],
+                    };
                     vs.extend(vals(n));
                     *prev = pred(&field, &op, vs, false);
                 }

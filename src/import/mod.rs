@@ -118,7 +118,14 @@ pub fn slug_of(file: &str) -> String {
 
 /// A 1-based line and column for a byte offset in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    // the line break `\r\n` is one position: the end of its line
+    if text[..offset].ends_with('\r') && text[offset..].starts_with('\n') {
+        offset -= 1;
+    }
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -132,6 +139,68 @@ pub fn span_at(file: &str, text: &str, offset: usize) -> Option<Span> {
         file: file.to_string(),
         line,
         col,
+    })
+}
+
+/// The deepest nesting of mappings and sequences the canonical loader reads (serde-saphyr's
+/// default budget, which [`crate::load::rule_from_str`] uses; a unit test below holds the two
+/// together). An `all` / `any` level of a condition is two (the mapping and its list), a `not`
+/// one.
+pub const LOADER_MAX_DEPTH: usize = 64;
+
+/// The most nodes (mappings, sequences and scalars) the canonical loader reads in one document.
+pub const LOADER_MAX_NODES: usize = 250_000;
+
+/// The longest mapping key YAML allows (an implicit key is at most 1024 characters).
+pub const YAML_MAX_KEY: usize = 1024;
+
+/// Why the canonical loader would not read a document back, if it would not: an importer refuses
+/// such a rule (located at its condition) instead of writing one that does not load. The vendor
+/// parsers bound their own nesting, so this recursion is bounded too.
+pub fn unloadable(doc: &Value) -> Option<String> {
+    fn walk<'v>(v: &'v Value, depth: usize, deepest: &mut usize, nodes: &mut usize, long_key: &mut Option<&'v str>) {
+        *nodes += 1;
+        let kids: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(o) => {
+                if let Some(k) = o.keys().find(|k| k.chars().count() > YAML_MAX_KEY) {
+                    long_key.get_or_insert(k);
+                }
+                Box::new(o.values())
+            }
+            _ => return,
+        };
+        *deepest = (*deepest).max(depth);
+        if depth > LOADER_MAX_DEPTH || *nodes > LOADER_MAX_NODES {
+            return;
+        }
+        for k in kids {
+            walk(k, depth + 1, deepest, nodes, long_key);
+        }
+    }
+    let (mut deepest, mut nodes, mut long_key) = (0, 0, None);
+    walk(doc, 1, &mut deepest, &mut nodes, &mut long_key);
+    if let Some(k) = long_key {
+        let head: String = k.chars().take(20).collect();
+        Some(format!("the name `{head}...` is longer than the {YAML_MAX_KEY} characters a YAML key can have"))
+    } else if deepest > LOADER_MAX_DEPTH {
+        Some(format!(
+            "the condition nests too deeply for a canonical rule: rulecast reads at most {LOADER_MAX_DEPTH} levels of YAML nesting (an `all` or `any` is two, a `not` one)"
+        ))
+    } else if nodes > LOADER_MAX_NODES {
+        Some(format!("the rule is too big for a canonical rule: rulecast reads at most {LOADER_MAX_NODES} YAML nodes"))
+    } else {
+        None
+    }
+}
+
+/// A vendor rule id the canonical model cannot carry (it needs letters, digits, `.`, `_`, `-`):
+/// the importers refuse the rule with this diagnostic, located at the id.
+pub fn bad_id(id: &str, span: Option<Span>) -> Option<Diagnostic> {
+    (!crate::load::is_rule_id(id)).then(|| {
+        Diagnostic::error(crate::diag::Code::E502, format!("rule id `{id}` cannot be a canonical rule id"))
+            .with_expected("letters, digits, `.`, `_`, `-` (a GUID or a dotted name)")
+            .with_span(span)
     })
 }
 
@@ -563,6 +632,45 @@ mod tests {
         assert!(y.contains("- {field: eventName, op: in, values: [StopLogging, \"Delete, Trail\"], case: insensitive}"), "{y}");
     }
 
+    /// [`LOADER_MAX_DEPTH`] is the loader's: the deepest document `unloadable` accepts loads,
+    /// one level deeper neither loads nor is accepted.
+    #[test]
+    fn unloadable_agrees_with_the_loader() {
+        let doc = |nots: usize| {
+            let mut det = pred("eventName", "eq", vec![json!("x")], false);
+            for _ in 0..nots {
+                det = not(det);
+            }
+            Doc {
+                id: "deep.rule".into(),
+                name: "Deep".into(),
+                description: "Deep.".into(),
+                severity: "low".into(),
+                detection: det,
+                ..Doc::default()
+            }
+            .to_value()
+        };
+        // the root mapping, `detection:`'s `not` mappings, the predicate's mapping
+        let deepest = LOADER_MAX_DEPTH - 2;
+        let ok = doc(deepest);
+        assert_eq!(unloadable(&ok), None);
+        // a big stack: the loader's derived deserializers use a lot of it in debug builds
+        let loads = |v: Value| {
+            std::thread::Builder::new()
+                .stack_size(64 << 20)
+                .spawn(move || crate::load::rule_from_str("t.yaml", "t", &to_yaml(&v)).map(|_| ()).map_err(|d| d.to_string()))
+                .unwrap()
+                .join()
+                .unwrap()
+        };
+        assert!(loads(ok).is_ok());
+        let deep = doc(deepest + 1);
+        assert!(unloadable(&deep).is_some());
+        let err = loads(deep).unwrap_err();
+        assert!(err.contains("E101"), "{err}");
+    }
+
     #[test]
     fn slugs_and_dates() {
         assert_eq!(
@@ -573,5 +681,8 @@ mod tests {
         assert_eq!(date("2020/01/21").as_deref(), Some("2020-01-21"));
         assert_eq!(date("2020-1-21"), None);
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ab\r\ncd", 3), (1, 3));
+        assert_eq!(line_col("ab\r\ncd", 4), (2, 1));
+        assert_eq!(line_col("é\n", 1), (1, 1));
     }
 }

@@ -17,7 +17,7 @@ pub mod logic;
 use std::path::Path;
 
 use rustpython_parser::Parse;
-use rustpython_parser::ast;
+use rustpython_parser::ast::{self, Fold};
 use serde_json::{Map, Value, json};
 
 use super::{Doc, Imported, add_technique, slug_of, span_at};
@@ -143,6 +143,9 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     let Some(rule_id) = str_of(m.get("RuleID")) else {
         return refuse(Code::E502, "the rule has no `RuleID`".into(), span_at(file, yaml_text, 0));
     };
+    if let Some(e) = super::bad_id(&rule_id, at("RuleID")) {
+        return vec![Imported::refused(&slug, e)];
+    }
     let Some(py_name) = str_of(m.get("Filename")) else {
         return refuse(
             Code::E502,
@@ -158,12 +161,8 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
             at("Filename"),
         );
     };
-    if let Some((off, what)) = too_deep(py_text) {
-        return refuse(
-            Code::E502,
-            format!("the module nests {what} deeper than rulecast reads ({MAX_DEPTH} levels)"),
-            span_at(&py_file, py_text, off),
-        );
+    if let Some((code, msg, off)) = python_limits(py_text) {
+        return refuse(code, msg, span_at(&py_file, py_text, off));
     }
     let suite = match ast::Suite::parse(py_text, &py_file) {
         Ok(s) => s,
@@ -172,6 +171,16 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
                 Code::E501,
                 format!("python syntax error: {}", e.error),
                 span_at(&py_file, py_text, e.offset.to_usize()),
+            );
+        }
+    };
+    let suite = match (Depth { depth: 0 }).fold(suite) {
+        Ok(s) => s,
+        Err(off) => {
+            return refuse(
+                Code::E502,
+                format!("the Python nests more than {MAX_PYTHON_DEPTH} statements and expressions deep here: rulecast reads at most that"),
+                span_at(&py_file, py_text, off),
             );
         }
     };
@@ -204,8 +213,11 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     }
     let mut panther = Map::new();
     panther.insert("id".into(), json!(rule_id));
-    if let Some(stem) = Path::new(&py_name).file_stem().and_then(|s| s.to_str()) {
-        panther.insert("file".into(), json!(stem));
+    match Path::new(&py_name).file_stem().and_then(|s| s.to_str()) {
+        Some(stem) if crate::load::is_safe_stem(stem) => {
+            panther.insert("file".into(), json!(stem));
+        }
+        _ => parts.push(format!("metadata: Filename `{py_name}` is not a file name rulecast writes (left out)")),
     }
     let mut reports = Map::new();
     if let Some(Value::Object(r)) = m.get("Reports") {
@@ -342,37 +354,147 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
             o.insert(k, x);
         }
     }
+    if let Some(why) = super::unloadable(&v) {
+        let off = py_text.find("def rule").unwrap_or(0);
+        return refuse(Code::E502, why, span_at(&py_file, py_text, off));
+    }
     vec![Imported::new(&slug, super::to_yaml(&v), parts)]
 }
 
-/// How deeply brackets or unary operators may nest (deeper input would exhaust the stack of
-/// the recursive readers; real rules stay far below).
-const MAX_DEPTH: usize = 100;
-
-/// The offset where the Python first nests brackets or a run of unary operators (`not`, `-`,
-/// `+`, `~`) deeper than [`MAX_DEPTH`], from the lexer (which does not recurse).
-fn too_deep(py: &str) -> Option<(usize, &'static str)> {
-    use rustpython_parser::{Mode, Tok, lexer};
-    let (mut depth, mut unary) = (0usize, 0usize);
-    let mut prev_operand = false;
-    for (tok, range) in lexer::lex(py, Mode::Module).map_while(Result::ok) {
-        let off = range.start().to_usize();
-        match tok {
-            Tok::Lpar | Tok::Lsqb | Tok::Lbrace => depth += 1,
-            Tok::Rpar | Tok::Rsqb | Tok::Rbrace => depth = depth.saturating_sub(1),
+/// CPython's tokenizer limits, which rustpython-parser does not have: at most 200 nested
+/// brackets and 100 levels of indentation (CPython's `MAXLEVEL` and `MAXINDENT`, with its
+/// messages); and a bound on how tall the syntax tree can grow, checked on the tokens before the
+/// tree is built (a tree tens of thousands of levels deep overflows the stack when it is merely
+/// dropped): [`MAX_PYTHON_CHAIN`] prefix and infix operators, attribute accesses, calls and
+/// brackets along one path of an expression (`and`, `or` and comparisons make flat nodes and
+/// are not counted). Returns the diagnostic's code and message and the offset of the first token
+/// past a limit; a text that does not lex is left to the parser, which reports it.
+fn python_limits(src: &str) -> Option<(Code, String, usize)> {
+    use rustpython_parser::{Mode, StringKind, Tok, lexer};
+    // operators counted in the current element (since its bracket or `,`) at each open bracket;
+    // [0] is the logical line
+    let mut ops: Vec<usize> = vec![0];
+    // the sum of (ops + 1) over the open levels: a bound on the tree's height there
+    let mut tall = 1usize;
+    let mut indent = 0usize;
+    for t in lexer::lex(src, Mode::Module) {
+        let Ok((tok, range)) = t else { return None };
+        let at = range.start().to_usize();
+        let mut grow = 0;
+        match &tok {
+            Tok::Lpar | Tok::Lsqb | Tok::Lbrace => {
+                if ops.len() > 200 {
+                    return Some((Code::E501, "python syntax error: too many nested parentheses".into(), at));
+                }
+                grow = 1;
+            }
+            Tok::Rpar | Tok::Rsqb | Tok::Rbrace if ops.len() > 1 => {
+                let o = ops.pop().unwrap_or(0);
+                tall -= o + 1;
+            }
+            Tok::Comma => {
+                let last = ops.last_mut().map_or(0, std::mem::take);
+                tall -= last;
+            }
+            Tok::Newline | Tok::Semi if ops.len() == 1 => {
+                tall -= std::mem::take(&mut ops[0]);
+            }
+            Tok::Indent => {
+                indent += 1;
+                if indent >= 100 {
+                    return Some((Code::E501, "python syntax error: too many levels of indentation".into(), at));
+                }
+            }
+            Tok::Dedent => indent = indent.saturating_sub(1),
+            Tok::Not | Tok::Plus | Tok::Minus | Tok::Star | Tok::Slash | Tok::DoubleSlash | Tok::Percent | Tok::At
+            | Tok::DoubleStar | Tok::LeftShift | Tok::RightShift | Tok::Amper | Tok::Vbar | Tok::CircumFlex | Tok::Tilde
+            | Tok::Dot | Tok::Lambda | Tok::Await | Tok::If | Tok::Yield | Tok::ColonEqual => grow = 1,
+            // the expressions inside an f-string's braces are parsed from the string's text
+            Tok::String { value, kind: StringKind::FString | StringKind::RawFString, .. } => {
+                let mut braces = 0usize;
+                for c in value.chars() {
+                    match c {
+                        '{' => braces += 1,
+                        '}' => braces = braces.saturating_sub(1),
+                        '(' | '[' | '.' | '-' | '+' | '~' | '*' | '/' | '%' | '@' | '&' | '|' | '^' | '<' | '>' | '!' | 'n'
+                            if braces > 0 =>
+                        {
+                            grow += 1
+                        }
+                        _ => {}
+                    }
+                }
+            }
             _ => {}
         }
-        if depth > MAX_DEPTH {
-            return Some((off, "brackets"));
+        if grow > 0 {
+            if let Some(last) = ops.last_mut() {
+                *last += grow;
+            }
+            tall += grow;
+            if matches!(tok, Tok::Lpar | Tok::Lsqb | Tok::Lbrace) {
+                ops.push(0);
+                tall += 1;
+            }
+            if tall > MAX_PYTHON_CHAIN {
+                return Some((
+                    Code::E502,
+                    format!("the expression chains more than {MAX_PYTHON_CHAIN} operators, calls and brackets: rulecast reads at most that"),
+                    at,
+                ));
+            }
         }
-        let is_unary = matches!(tok, Tok::Not | Tok::Tilde) || (matches!(tok, Tok::Minus | Tok::Plus) && !prev_operand);
-        unary = if is_unary { unary + 1 } else { 0 };
-        if unary > MAX_DEPTH {
-            return Some((off, "unary operators"));
-        }
-        prev_operand = matches!(tok, Tok::Name { .. } | Tok::Int { .. } | Tok::Float { .. } | Tok::Complex { .. } | Tok::String { .. } | Tok::Rpar | Tok::Rsqb | Tok::Rbrace | Tok::True | Tok::False | Tok::None);
     }
     None
+}
+
+/// See [`python_limits`]: a bound on the tree's height that over-counts flat chains (a
+/// 1,500-term `and` of `event.get(...) == ...` reaches it), far above what rules write and far
+/// below what overflows the stack.
+const MAX_PYTHON_CHAIN: usize = 4000;
+
+/// How deep statements and expressions may nest in an imported module. The importer reads the
+/// tree recursively (and inlines helper functions into `rule`), so it must be bounded; real rules
+/// stay far below (CPython's own compiler stops near 2,000).
+const MAX_PYTHON_DEPTH: usize = 100;
+
+/// A pass over the module that gives it back unchanged, or the offset of the first statement
+/// or expression nested more than [`MAX_PYTHON_DEPTH`] deep. Its own recursion stops there.
+struct Depth {
+    depth: usize,
+}
+
+impl Depth {
+    fn enter(&mut self, at: ast::text_size::TextSize) -> Result<(), usize> {
+        self.depth += 1;
+        if self.depth > MAX_PYTHON_DEPTH { Err(at.to_usize()) } else { Ok(()) }
+    }
+}
+
+impl ast::Fold<ast::text_size::TextRange> for Depth {
+    type TargetU = ast::text_size::TextRange;
+    type Error = usize;
+    type UserContext = ();
+
+    fn will_map_user(&mut self, _: &ast::text_size::TextRange) {}
+
+    fn map_user(&mut self, user: ast::text_size::TextRange, _: ()) -> Result<ast::text_size::TextRange, usize> {
+        Ok(user)
+    }
+
+    fn fold_stmt(&mut self, node: ast::Stmt) -> Result<ast::Stmt, usize> {
+        self.enter(ast::Ranged::start(&node))?;
+        let r = ast::fold::fold_stmt(self, node);
+        self.depth -= 1;
+        r
+    }
+
+    fn fold_expr(&mut self, node: ast::Expr) -> Result<ast::Expr, usize> {
+        self.enter(ast::Ranged::start(&node))?;
+        let r = ast::fold::fold_expr(self, node);
+        self.depth -= 1;
+        r
+    }
 }
 
 /// `{requestParameters.name}` → `{RequestParametersName}` with a derived name for it; top-level

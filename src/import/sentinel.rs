@@ -164,20 +164,25 @@ struct QueryLoc {
     key_line: usize,
     key_col: usize,
     indent: Option<usize>,
+    /// The length of each line of the file, in characters (a span never points past one).
+    lens: Vec<usize>,
 }
 
 impl QueryLoc {
     fn find(text: &str) -> QueryLoc {
         let lines: Vec<&str> = text.lines().collect();
+        let lens = lines.iter().map(|l| l.chars().count()).collect();
         let Some(i) = lines.iter().position(|l| l.starts_with("query:")) else {
             return QueryLoc {
                 key_line: 1,
                 key_col: 1,
                 indent: None,
+                lens,
             };
         };
         let head = lines.get(i).map_or("", |l| l["query:".len()..].trim());
-        let block = head.starts_with('|') || head.starts_with('>');
+        // a literal block keeps the file's lines (a folded `>` joins them: located at the key)
+        let block = head.starts_with('|');
         let indent = if block {
             lines
                 .iter()
@@ -191,16 +196,23 @@ impl QueryLoc {
             key_line: i + 1,
             key_col: 1,
             indent,
+            lens,
         }
     }
 
     /// The file span of a byte offset in the query.
     fn span(&self, file: &str, query: &str, offset: usize) -> Option<Span> {
         let (l, c) = line_col(query, offset);
-        match self.indent {
-            Some(ind) => at(file, self.key_line + l, ind + c),
-            None => at(file, self.key_line, self.key_col),
-        }
+        let (line, col) = match self.indent {
+            Some(ind) => (self.key_line + l, ind + c),
+            None => (self.key_line, self.key_col),
+        };
+        // past the last line (the end of the query) or past the end of a line: the end of the
+        // last line there is
+        let last = self.lens.len().max(1);
+        let (line, col) = if line > last { (last, usize::MAX) } else { (line.max(1), col) };
+        let col = col.min(self.lens.get(line - 1).map_or(0, |n| n + 1)).max(1);
+        at(file, line, col)
     }
 }
 
@@ -298,8 +310,14 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
         let d = Diagnostic::error(Code::E104, "missing key `id`").with_span(at(file, 1, 1));
         return Imported::refused(slug, d);
     };
+    if let Some(dg) = super::bad_id(&id, key_span(file, text, "id")) {
+        return Imported::refused(slug, dg);
+    }
     d.id = id.clone();
-    if crate::targets::derived_uuid(&id, crate::Target::Sentinel) != id {
+    if uuid::Uuid::parse_str(&id).is_err() || id.len() != 36 {
+        // Sentinel's id is a GUID: the target derives one from the canonical id
+        parts.push(format!("metadata: id {id} is not a GUID (Sentinel's id is derived from it when built)"));
+    } else if crate::targets::derived_uuid(&id, crate::Target::Sentinel) != id {
         sentinel.insert("id".into(), json!(id));
     }
     d.name = s_of(m.get("name")).unwrap_or_else(|| slug.to_string());
@@ -539,7 +557,11 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
     if !sentinel.is_empty() {
         d.targets.insert("sentinel".into(), Value::Object(sentinel));
     }
-    Imported::new(slug, d.to_yaml(), parts)
+    let v = d.to_value();
+    if let Some(why) = super::unloadable(&v) {
+        return Imported::refused(slug, Diagnostic::error(Code::E502, why).with_span(loc.span(file, &q, 0)));
+    }
+    Imported::new(slug, super::to_yaml(&v), parts)
 }
 
 /// What a `let` name stands for.
@@ -2732,7 +2754,11 @@ fn placeholders(t: &str, resolve: &dyn Fn(&str) -> Option<String>) -> Result<Str
     let mut out = String::new();
     let mut rest = t;
     while let Some(i) = rest.find("{{") {
-        out.push_str(rest.get(..i).unwrap_or(""));
+        let literal = rest.get(..i).unwrap_or("");
+        if literal.contains(['{', '}']) {
+            return Err(literal.to_string());
+        }
+        out.push_str(literal);
         let after = rest.get(i + 2..).unwrap_or("");
         let Some(j) = after.find("}}") else {
             return Err(rest.to_string());

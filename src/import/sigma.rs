@@ -25,9 +25,10 @@ pub fn parse(file: &str, text: &str) -> Vec<Imported> {
                 });
             let msg = e.without_snippet().to_string();
             let msg = msg.lines().next().unwrap_or("").to_string();
+            let span = span.or_else(|| span_at(file, text, 0));
             return vec![Imported::refused(
                 &slug,
-                Diagnostic::error(Code::E101, format!("yaml syntax error: {msg}")).with_span(span),
+                Diagnostic::error(Code::E501, format!("yaml syntax error: {msg}")).with_span(span),
             )];
         }
     };
@@ -97,6 +98,12 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         return Imported::refused(slug, d);
     }
     let mut parts: Vec<String> = vec![];
+    if let Some(id) = s_of(m.get("id")) {
+        let at = text.find("\nid:").map_or(0, |i| i + 1);
+        if let Some(e) = super::bad_id(&id, span_at(file, text, at)) {
+            return Imported::refused(slug, e);
+        }
+    }
     let mut d = Doc {
         id: s_of(m.get("id")).unwrap_or_else(|| slug.to_string()),
         name: s_of(m.get("title")).unwrap_or_else(|| slug.to_string()),
@@ -226,7 +233,13 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
             parts.push("metadata: `related` (rule relations) has no canonical key".into());
         }
     }
-    Imported::new(slug, d.to_yaml(), parts)
+    let v = d.to_value();
+    if let Some(why) = super::unloadable(&v) {
+        let mut e = cx.err(why, "condition");
+        e.code = Code::E502;
+        return Imported::refused(slug, *e);
+    }
+    Imported::new(slug, super::to_yaml(&v), parts)
 }
 
 /// The condition of a `detection:` block.
@@ -247,20 +260,34 @@ fn detection(cx: &Cx, det: &Map<String, Value>) -> Result<Value, Box<Diagnostic>
     if det.contains_key("timeframe") {
         return Err(cx.err("`timeframe` (correlation) is not imported", "timeframe"));
     }
-    let toks = tokens(&cond).map_err(|e| cx.err(format!("condition: {e}"), "condition"))?;
+    // a condition that does not parse is E501, like the other importers' query syntax errors
+    let syntax = |msg: String| {
+        let mut e = cx.err(msg, "condition");
+        e.code = Code::E501;
+        e
+    };
+    let toks = tokens(&cond).map_err(|e| {
+        let mut d = syntax(format!("condition: {e}"));
+        if e.starts_with("aggregations") {
+            d.code = Code::E502;
+        }
+        d
+    })?;
     let mut p = CondParser {
         toks,
         pos: 0,
         names: &names,
+        depth: 0,
     };
-    let v = p
-        .or()
-        .map_err(|e| cx.err(format!("condition `{cond}`: {e}"), "condition"))?;
+    // the condition in messages, shortened when it is long
+    let shown: String = if cond.chars().count() > 80 {
+        cond.chars().take(77).collect::<String>() + "..."
+    } else {
+        cond.clone()
+    };
+    let v = p.or().map_err(|e| syntax(format!("condition `{shown}`: {e}")))?;
     if p.pos != p.toks.len() {
-        return Err(cx.err(
-            format!("condition `{cond}`: unexpected `{}`", p.toks[p.pos]),
-            "condition",
-        ));
+        return Err(syntax(format!("condition `{shown}`: unexpected `{}`", p.toks[p.pos])));
     }
     Ok(v)
 }
@@ -526,18 +553,35 @@ struct CondParser<'a> {
     toks: Vec<String>,
     pos: usize,
     names: &'a [(String, Value)],
+    /// Open `(` and `not` (bounded: no stack overflow on hostile input).
+    depth: usize,
 }
 
+/// The deepest nesting of `(` and `not` a condition may have.
+const MAX_DEPTH: usize = 64;
+
+/// Does `pat` (`*` any run of characters) match all of `s`? Iterative: a star backtracks to the
+/// last one only, so hostile patterns (`a*a*a*...b`) take O(len(pat) * len(s)).
 fn glob_match(pat: &str, s: &str) -> bool {
-    match pat.split_once('*') {
-        None => pat == s,
-        Some((pre, post)) => {
-            s.starts_with(pre) && s.len() >= pre.len() + post.len() && {
-                let rest = &s[pre.len()..];
-                (0..=rest.len()).any(|i| rest.is_char_boundary(i) && glob_match(post, &rest[i..]))
-            }
+    let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), s.chars().collect());
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        if i < p.len() && p[i] == '*' {
+            star = Some((i, j));
+            i += 1;
+        } else if i < p.len() && p[i] == t[j] {
+            i += 1;
+            j += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
         }
     }
+    p[i..].iter().all(|c| *c == '*')
 }
 
 impl CondParser<'_> {
@@ -566,9 +610,19 @@ impl CondParser<'_> {
     fn not(&mut self) -> Result<Value, String> {
         if self.is_kw("not") {
             self.pos += 1;
-            return Ok(not(self.not()?));
+            self.enter()?;
+            let v = not(self.not()?);
+            self.depth -= 1;
+            return Ok(v);
         }
         self.atom()
+    }
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("more than {MAX_DEPTH} levels of `(` and `not`"));
+        }
+        Ok(())
     }
     fn atom(&mut self) -> Result<Value, String> {
         let Some(t) = self.peek().map(str::to_string) else {
@@ -576,11 +630,13 @@ impl CondParser<'_> {
         };
         self.pos += 1;
         if t == "(" {
+            self.enter()?;
             let v = self.or()?;
             if self.peek() != Some(")") {
                 return Err("expected `)`".into());
             }
             self.pos += 1;
+            self.depth -= 1;
             return Ok(v);
         }
         let quant = if t == "1" || t.eq_ignore_ascii_case("any") {
@@ -668,6 +724,7 @@ mod tests {
             toks: tokens("all of a_* or not (b and 1 of them)").unwrap(),
             pos: 0,
             names: &names,
+            depth: 0,
         };
         let v = p.or().unwrap();
         assert_eq!(

@@ -108,6 +108,53 @@ struct Parser<'a> {
 /// The deepest nesting the parser accepts.
 const MAX_DEPTH: usize = 64;
 
+/// The tallest tree the parser builds. Chains (`a or b or ...`, `x.a.b...`, `T | where ... | ...`)
+/// grow the tree one level per operator without nesting in the text, and every consumer of the
+/// tree (printer, evaluator, importer) recurses over it: a 10,000-term chain must be an error,
+/// not a stack overflow.
+const MAX_HEIGHT: usize = 256;
+
+/// The height of a tree the parser built (a leaf is 1). Its recursion is bounded: every tree is
+/// at most [`MAX_HEIGHT`] high plus the [`MAX_DEPTH`] nesting levels above its last chain.
+fn height(e: &Expr) -> usize {
+    1 + match &e.kind {
+        ExprKind::Literal(_) | ExprKind::Name(_) | ExprKind::Star => 0,
+        ExprKind::Call { args, .. } => most(args),
+        ExprKind::Member { target, .. } => height(target),
+        ExprKind::Index { target, index } => height(target).max(height(index)),
+        ExprKind::Unary { operand, .. } => height(operand),
+        ExprKind::Binary { lhs, rhs, .. } => height(lhs).max(height(rhs)),
+        ExprKind::InList { lhs, list, .. } => height(lhs).max(most(list)),
+        ExprKind::Between { lhs, low, high, .. } => height(lhs).max(height(low)).max(height(high)),
+        ExprKind::Pipe { input, op } => height(input).max(op_height(op)),
+        ExprKind::Print(a) => most(a.iter().map(|a| &a.value)),
+        ExprKind::DataTable { values, .. } => most(values),
+        ExprKind::ExternalData { uris, props, .. } => most(uris).max(most(props.iter().map(|(_, e)| e))),
+    }
+}
+
+fn most<'e>(es: impl IntoIterator<Item = &'e Expr>) -> usize {
+    es.into_iter().map(height).max().unwrap_or(0)
+}
+
+/// The height of the expressions inside a tabular operator.
+fn op_height(op: &Operator) -> usize {
+    let assigns = |a: &[Assign]| most(a.iter().map(|a| &a.value));
+    let items = |i: &[MvExpandItem], limit: &Option<Expr>| most(i.iter().map(|i| &i.value).chain(limit));
+    match &op.kind {
+        OperatorKind::Where(e) | OperatorKind::Take(e) => height(e),
+        OperatorKind::Extend(a) | OperatorKind::Project(a) => assigns(a),
+        OperatorKind::ProjectAway(_) | OperatorKind::ProjectKeep(_) | OperatorKind::ProjectRename(_) | OperatorKind::Count => 0,
+        OperatorKind::Summarize { aggregates, by } => assigns(aggregates).max(assigns(by)),
+        OperatorKind::Distinct(es) => most(es),
+        OperatorKind::MvExpand { items: i, limit, .. } => items(i, limit),
+        OperatorKind::MvApply { items: i, limit, sub, .. } => items(i, limit).max(sub.iter().map(op_height).max().unwrap_or(0)),
+        OperatorKind::Join { right, on, .. } => height(right).max(most(on)),
+        OperatorKind::Sort(keys) => most(keys.iter().map(|k| &k.value)),
+        OperatorKind::Top { count, by } => height(count).max(height(&by.value)),
+    }
+}
+
 /// Does `w` read back as one identifier token?
 pub(crate) fn word_is_identifier(w: &str) -> bool {
     let mut chars = w.chars();
@@ -310,10 +357,28 @@ impl<'a> Parser<'a> {
         self.nest(Self::pipe_inner)
     }
 
+    /// One more link of a chain (`lhs` and its new operands `rhs`, the operator at `at`): the
+    /// new node's height, kept in `h` (`lhs`'s is computed at the first link), must stay within
+    /// [`MAX_HEIGHT`].
+    fn link(&self, h: &mut Option<usize>, lhs: &Expr, rhs_height: usize, at: Span) -> Result<(), ParseError> {
+        let new = 1 + h.unwrap_or_else(|| height(lhs)).max(rhs_height);
+        if new > MAX_HEIGHT {
+            let found = self.src.get(at.start..at.end).map_or_else(|| "an operator".to_string(), |t| format!("`{t}`"));
+            let mut e = self.error_at(at.start, &format!("at most {MAX_HEIGHT} levels of nesting (each operator of a chain is one)"), found);
+            e.hint = Some("use `in (...)` for many values, or split the chain".into());
+            return Err(e);
+        }
+        *h = Some(new);
+        Ok(())
+    }
+
     fn pipe_inner(&mut self) -> Result<Expr, ParseError> {
         let mut e = self.or()?;
-        while self.eat_punct("|") {
+        let mut h = None;
+        while self.is_punct("|") {
+            let at = self.bump().span;
             let op = self.operator()?;
+            self.link(&mut h, &e, op_height(&op), at)?;
             let span = e.span.to(op.span);
             e = Expr {
                 kind: ExprKind::Pipe {
@@ -340,8 +405,11 @@ impl<'a> Parser<'a> {
 
     fn or(&mut self) -> Result<Expr, ParseError> {
         let mut lhs = self.and()?;
-        while self.eat_kw("or") {
+        let mut h = None;
+        while self.is_kw("or") {
+            let at = self.bump().span;
             let rhs = self.and()?;
+            self.link(&mut h, &lhs, height(&rhs), at)?;
             lhs = Self::binary(BinOp::Or, lhs, rhs);
         }
         Ok(lhs)
@@ -349,8 +417,11 @@ impl<'a> Parser<'a> {
 
     fn and(&mut self) -> Result<Expr, ParseError> {
         let mut lhs = self.compare()?;
-        while self.eat_kw("and") {
+        let mut h = None;
+        while self.is_kw("and") {
+            let at = self.bump().span;
             let rhs = self.compare()?;
+            self.link(&mut h, &lhs, height(&rhs), at)?;
             lhs = Self::binary(BinOp::And, lhs, rhs);
         }
         Ok(lhs)
@@ -399,15 +470,19 @@ impl<'a> Parser<'a> {
 
     fn compare(&mut self) -> Result<Expr, ParseError> {
         let mut lhs = self.relational()?;
+        let mut h = None;
         while let Some((op, len)) = self.peek_compare() {
+            let at = self.span();
             self.pos += len;
             lhs = match op {
                 CmpTok::Bin(op) => {
                     let rhs = self.relational()?;
+                    self.link(&mut h, &lhs, height(&rhs), at)?;
                     Self::binary(op, lhs, rhs)
                 }
                 CmpTok::List(op) => {
                     let (list, end) = self.list(op)?;
+                    self.link(&mut h, &lhs, most(&list), at)?;
                     let span = Span::new(lhs.span.start, end);
                     Expr {
                         kind: ExprKind::InList {
@@ -426,6 +501,7 @@ impl<'a> Parser<'a> {
                     let end = self
                         .expect_punct(")", " closing `between (low .. high)`")?
                         .end;
+                    self.link(&mut h, &lhs, height(&low).max(height(&high)), at)?;
                     let span = Span::new(lhs.span.start, end);
                     Expr {
                         kind: ExprKind::Between {
@@ -465,6 +541,7 @@ impl<'a> Parser<'a> {
 
     fn relational(&mut self) -> Result<Expr, ParseError> {
         let mut lhs = self.additive()?;
+        let mut h = None;
         loop {
             let op = match self.peek() {
                 Tok::Punct("<") => BinOp::Lt,
@@ -473,28 +550,32 @@ impl<'a> Parser<'a> {
                 Tok::Punct(">=") => BinOp::Ge,
                 _ => return Ok(lhs),
             };
-            self.bump();
+            let at = self.bump().span;
             let rhs = self.additive()?;
+            self.link(&mut h, &lhs, height(&rhs), at)?;
             lhs = Self::binary(op, lhs, rhs);
         }
     }
 
     fn additive(&mut self) -> Result<Expr, ParseError> {
         let mut lhs = self.multiplicative()?;
+        let mut h = None;
         loop {
             let op = match self.peek() {
                 Tok::Punct("+") => BinOp::Add,
                 Tok::Punct("-") => BinOp::Sub,
                 _ => return Ok(lhs),
             };
-            self.bump();
+            let at = self.bump().span;
             let rhs = self.multiplicative()?;
+            self.link(&mut h, &lhs, height(&rhs), at)?;
             lhs = Self::binary(op, lhs, rhs);
         }
     }
 
     fn multiplicative(&mut self) -> Result<Expr, ParseError> {
         let mut lhs = self.unary()?;
+        let mut h = None;
         loop {
             let op = match self.peek() {
                 Tok::Punct("*") => BinOp::Mul,
@@ -502,8 +583,9 @@ impl<'a> Parser<'a> {
                 Tok::Punct("%") => BinOp::Mod,
                 _ => return Ok(lhs),
             };
-            self.bump();
+            let at = self.bump().span;
             let rhs = self.unary()?;
+            self.link(&mut h, &lhs, height(&rhs), at)?;
             lhs = Self::binary(op, lhs, rhs);
         }
     }
@@ -553,9 +635,11 @@ impl<'a> Parser<'a> {
     }
 
     fn postfix_ops(&mut self, mut e: Expr) -> Result<Expr, ParseError> {
+        let mut h = None;
         loop {
             if self.is_punct(".") {
-                self.bump();
+                let at = self.bump().span;
+                self.link(&mut h, &e, 1, at)?;
                 let name = match self.peek().clone() {
                     Tok::Ident(name) => {
                         let span = self.bump().span;
@@ -577,8 +661,9 @@ impl<'a> Parser<'a> {
                     span,
                 };
             } else if self.is_punct("[") {
-                self.bump();
+                let at = self.bump().span;
                 let index = self.or()?;
+                self.link(&mut h, &e, height(&index), at)?;
                 let end = self.expect_punct("]", " closing the index")?.end;
                 let span = Span::new(e.span.start, end);
                 e = Expr {

@@ -209,12 +209,15 @@ fn valid_date(s: &str) -> bool {
     (1..=12).contains(&m) && (1..=31).contains(&d)
 }
 
+/// Is this a rule id the loader accepts (letters, digits, `.`, `_`, `-`)?
+pub fn is_rule_id(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
     let mut d = Diagnostics::new();
     let id = &doc.id;
-    if id.value.is_empty()
-        || !id.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
+    if !is_rule_id(&id.value) {
         d.push(
             Diagnostic::error(Code::E103, format!("invalid rule id `{}`", id.value))
                 .with_expected("letters, digits, `.`, `_`, `-` (a GUID or a dotted name)")

@@ -139,9 +139,12 @@ pub fn esql(q: &str) -> Result<Mapped, Refusal> {
 fn split_pipes(q: &str) -> Vec<(usize, usize)> {
     let b = q.as_bytes();
     let (mut out, mut start, mut i) = (vec![], 0, 0);
+    // `i` walks bytes (it may stop inside a multi-byte character after an escape): compare
+    // bytes, never slice the text there
+    let find = |from: usize, pat: &[u8]| b[from.min(b.len())..].windows(pat.len()).position(|w| w == pat).map(|e| from + e);
     while i < b.len() {
-        if q[i..].starts_with("\"\"\"") {
-            i = q[i + 3..].find("\"\"\"").map_or(b.len(), |e| i + 3 + e + 3);
+        if b[i..].starts_with(b"\"\"\"") {
+            i = find(i + 3, b"\"\"\"").map_or(b.len(), |e| e + 3);
             continue;
         }
         match b[i] {
@@ -152,8 +155,8 @@ fn split_pipes(q: &str) -> Vec<(usize, usize)> {
                 }
                 i += 1;
             }
-            b'/' if q[i..].starts_with("//") => i = q[i..].find('\n').map_or(b.len(), |e| i + e),
-            b'/' if q[i..].starts_with("/*") => i = q[i + 2..].find("*/").map_or(b.len(), |e| i + 2 + e + 2),
+            b'/' if b[i..].starts_with(b"//") => i = find(i, b"\n").unwrap_or(b.len()),
+            b'/' if b[i..].starts_with(b"/*") => i = find(i + 2, b"*/").map_or(b.len(), |e| e + 2),
             b'|' => {
                 out.push((start, i));
                 start = i + 1;
