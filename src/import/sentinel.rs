@@ -523,6 +523,7 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
         elems: vec![],
         period: if kind == "Scheduled" { s_of(m.get("queryPeriod")).and_then(|p| timespan(&p)) } else { None },
         project_away: vec![],
+        field_notes: Default::default(),
     };
     let res = st.query(&ast);
     let (detection, alert) = match res {
@@ -530,6 +531,7 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
         Err(dg) => return Imported::refused(slug, *dg),
     };
     parts.append(&mut st.parts);
+    parts.append(&mut st.field_notes.borrow_mut());
     // comparisons on values inside JSON-string columns: Kusto compares a JSON array as a whole
     // (its text, or by type), the canonical comparison tests each element
     let mut inside = vec![];
@@ -602,6 +604,8 @@ struct St<'a> {
     period: Option<i64>,
     /// `project-away` columns (`targets.sentinel.project_away`).
     project_away: Vec<String>,
+    /// Notes found while reading field expressions (which borrow the state immutably).
+    field_notes: std::cell::RefCell<Vec<String>>,
 }
 
 /// An `mv-expand`ed value: the elements of `field` (a raw path, or a path in the element
@@ -1479,6 +1483,41 @@ impl St<'_> {
         }))
     }
 
+    /// A comparison of a chosen value (`iff(isnotempty(x), x, y)`, `iff(isempty(x), y, x)`,
+    /// `coalesce(x, y)`) with constants, said per branch: `(isnotempty(x) and x OP v) or
+    /// (isempty(x) and y OP v)`, the same test.
+    fn split_choice(&self, e: &Expr) -> Option<Expr> {
+        let (lhs, rebuild): (&Expr, Box<dyn Fn(Expr) -> Expr>) = match &e.kind {
+            ExprKind::Binary { op, lhs, rhs } if !matches!(op, BinOp::And | BinOp::Or) => {
+                let (op, rhs) = (*op, rhs.clone());
+                (lhs, Box::new(move |l| Expr { kind: ExprKind::Binary { op, lhs: Box::new(l), rhs: rhs.clone() }, span: e.span }))
+            }
+            ExprKind::InList { op, lhs, list } => {
+                let (op, list) = (*op, list.clone());
+                (lhs, Box::new(move |l| Expr { kind: ExprKind::InList { op, lhs: Box::new(l), list: list.clone() }, span: e.span }))
+            }
+            _ => return None,
+        };
+        let inl = self.subst(lhs);
+        let same = |a: &Expr, b: &Expr| kusto::expr_to_string(a) == kusto::expr_to_string(b);
+        let (x, y) = match &inl.kind {
+            ExprKind::Call { name, args } if matches!(name.name.as_str(), "iff" | "iif") && args.len() == 3 => match &args[0].kind {
+                ExprKind::Call { name: t, args: a } if t.name == "isnotempty" && a.len() == 1 && same(&a[0], &args[1]) => (args[1].clone(), args[2].clone()),
+                ExprKind::Call { name: t, args: a } if t.name == "isempty" && a.len() == 1 && same(&a[0], &args[2]) => (args[2].clone(), args[1].clone()),
+                _ => return None,
+            },
+            ExprKind::Call { name, args } if name.name == "coalesce" && args.len() == 2 => (args[0].clone(), args[1].clone()),
+            _ => return None,
+        };
+        // string values only: coalesce of strings skips empty ones, of other types only nulls
+        self.field_in(&x, false).filter(FieldRef::textual)?;
+        let call = |f: &str, a: Expr| Expr { kind: ExprKind::Call { name: kusto::Ident { name: f.into(), span: e.span }, args: vec![a] }, span: e.span };
+        let and = |a: Expr, b: Expr| Expr { kind: ExprKind::Binary { op: BinOp::And, lhs: Box::new(a), rhs: Box::new(b) }, span: e.span };
+        let left = and(call("isnotempty", x.clone()), rebuild(x.clone()));
+        let right = and(call("isempty", x), rebuild(y));
+        Some(Expr { kind: ExprKind::Binary { op: BinOp::Or, lhs: Box::new(left), rhs: Box::new(right) }, span: e.span })
+    }
+
     /// Does an inlined expression read an `mv-expand`ed element?
     fn refs_elem(&self, e: &Expr) -> bool {
         let mut found = false;
@@ -1817,10 +1856,15 @@ impl St<'_> {
                 };
                 Ok(not(self.cond(a, !neg)?))
             }
-            _ => match self.leaf(e, neg) {
-                Ok(v) => Ok(v),
-                Err((why, _)) => self.opaque(e, &why),
-            },
+            _ => {
+                if let Some(split) = self.split_choice(e) {
+                    return self.cond(&split, neg);
+                }
+                match self.leaf(e, neg) {
+                    Ok(v) => Ok(v),
+                    Err((why, _)) => self.opaque(e, &why),
+                }
+            }
         }
     }
 
@@ -1884,6 +1928,16 @@ impl St<'_> {
                                 path: f.path,
                                 form: Form::Dynamic,
                             }),
+                            // parse_json(tostring(x)) of a value inside a JSON column: the same
+                            // object where x is one (as CloudTrail writes these parameters)
+                            Form::Text if fields::resolve(&f.path).is_ok_and(|r| matches!(r.sentinel, Mapping::Nested { .. })) => {
+                                let note = format!("note: `parse_json(tostring(...))` of `{}` reads the fields of the object it holds; where it holds JSON text instead, Kusto decodes it and the canonical path does not", f.path);
+                                let mut notes = self.field_notes.borrow_mut();
+                                if !notes.contains(&note) {
+                                    notes.push(note);
+                                }
+                                Some(FieldRef { path: f.path, form: Form::Dynamic })
+                            }
                             Form::Text => None,
                         }
                     }
