@@ -368,20 +368,18 @@ fn elastic_reference_round_trips() {
     }
 }
 
-#[test]
-fn invalid_elastic_files_give_located_errors() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/elastic/invalid");
-    let files = files_in(&dir, &["toml"]);
-    assert!(files.len() >= 5);
+/// Every file in `dir` with `ext` is refused, located as the file's own `# error at LINE:COL` says.
+fn located_as_said(dir: &Path, ext: &str, min: usize, parse: fn(&str, &str) -> Vec<Imported>) {
+    let files = files_in(dir, &[ext]);
+    assert!(files.len() >= min);
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
         let name = f.file_name().unwrap().to_string_lossy().to_string();
-        let out = import::elastic::parse(&name, &text);
+        let out = parse(&name, &text);
         let Outcome::Refused(d) = &out[0].outcome else {
             panic!("{name}: {:?}", out[0].outcome)
         };
         let s = d.span.as_ref().unwrap_or_else(|| panic!("{name}: no span: {d:?}"));
-        // the file says where the error is: `# error at LINE:COL`
         let want = text
             .lines()
             .find_map(|l| l.strip_prefix("# error at "))
@@ -394,27 +392,15 @@ fn invalid_elastic_files_give_located_errors() {
     }
 }
 
-/// Sigma's malformed inputs (regressions found by tests/import_fuzz.rs), located as each file's
-/// first line says (`# error at LINE:COL`).
+#[test]
+fn invalid_elastic_files_give_located_errors() {
+    located_as_said(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/elastic/invalid"), "toml", 5, import::elastic::parse);
+}
+
+/// Sigma's malformed inputs (regressions found by tests/import_fuzz.rs).
 #[test]
 fn invalid_sigma_files_give_located_errors() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/sigma/invalid");
-    let files = files_in(&dir, &["yml"]);
-    assert!(files.len() >= 4);
-    for f in &files {
-        let text = std::fs::read_to_string(f).unwrap();
-        let name = f.file_name().unwrap().to_string_lossy().to_string();
-        let out = import::sigma::parse(&name, &text);
-        let Outcome::Refused(d) = &out[0].outcome else {
-            panic!("{name}: {:?}", out[0].outcome)
-        };
-        let s = d.span.as_ref().unwrap_or_else(|| panic!("{name}: no span: {d:?}"));
-        let want = text
-            .lines()
-            .find_map(|l| l.strip_prefix("# error at "))
-            .unwrap_or_else(|| panic!("{name}: no `# error at` line"));
-        assert_eq!(format!("{}:{}", s.line, s.col), want.trim(), "{name}: {d}");
-    }
+    located_as_said(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/sigma/invalid"), "yml", 4, import::sigma::parse);
 }
 
 #[test]

@@ -441,25 +441,7 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
                 .with_span(span),
         );
     };
-    for step in &doc.alert.derive {
-        let mut new = vec![];
-        for (name, e) in step {
-            if !is_identifier(name) {
-                d.push(Diagnostic::error(Code::E103, format!("derived name `{name}` is not an identifier")).with_span(sp(file, e)));
-            }
-            let mut refs = vec![];
-            expr_refs(&e.value, &mut refs);
-            for r in refs {
-                check_ref(&r, &known, sp(file, e), &mut d);
-            }
-            new.push(name.clone());
-        }
-        for n in new {
-            if !known.contains(&n) {
-                known.push(n);
-            }
-        }
-    }
+    check_steps(file, &doc.alert.derive, &mut known, &mut d, &mut |r, known, span, d| check_ref(r, known, span, d));
     if let Some(agg) = &doc.alert.aggregate {
         for b in &agg.by {
             check_ref(&b.value, &known, sp(file, b), &mut d);
@@ -475,32 +457,20 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
         // steps on the aggregated rows see the group-by fields, the measures and each other
         let mut after: Vec<String> = agg.by.iter().map(|b| b.value.clone()).chain(agg.measures.keys().cloned()).collect();
         after.extend(known.iter().filter(|k| agg.by.iter().any(|b| &b.value == *k)).cloned());
-        for step in &agg.derive {
-            let mut new = vec![];
-            for (name, e) in step {
-                if !is_identifier(name) {
-                    d.push(Diagnostic::error(Code::E103, format!("derived name `{name}` is not an identifier")).with_span(sp(file, e)));
-                }
-                let mut refs = vec![];
-                expr_refs(&e.value, &mut refs);
-                for r in refs {
-                    if !after.contains(&r) {
-                        d.push(
-                            Diagnostic::error(Code::E303, format!("`{r}` is not a group-by field, a measure or an earlier name of `aggregate.derive`"))
-                                .with_expected(format!("one of: {}", after.join(", ")))
-                                .with_span(sp(file, e)),
-                        );
-                    }
-                }
-                new.push(name.clone());
+        let before = after.len();
+        check_steps(file, &agg.derive, &mut after, &mut d, &mut |r, after, span, d| {
+            if !after.iter().any(|a| a == r) {
+                d.push(
+                    Diagnostic::error(Code::E303, format!("`{r}` is not a group-by field, a measure or an earlier name of `aggregate.derive`"))
+                        .with_expected(format!("one of: {}", after.join(", ")))
+                        .with_suggestion(r, after.iter().map(String::as_str))
+                        .with_span(span),
+                );
             }
-            for n in new {
-                if !after.contains(&n) {
-                    after.push(n.clone());
-                }
-                if !known.contains(&n) {
-                    known.push(n);
-                }
+        });
+        for n in after.drain(before..) {
+            if !known.contains(&n) {
+                known.push(n);
             }
         }
         for (name, min) in &agg.min_distinct {
@@ -547,8 +517,12 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
         for c in &doc.alert.columns {
             check_ref(&c.value, &with_measures, sp(file, c), &mut d);
         }
-        if doc.alert.distinct && doc.alert.columns.is_empty() {
-            d.push(Diagnostic::error(Code::E104, "`alert.distinct` needs `alert.columns`").with_expected("the columns whose distinct combinations make the result rows"));
+        if let Some(dist) = doc.alert.distinct.as_ref().filter(|x| x.value && doc.alert.columns.is_empty()) {
+            d.push(
+                Diagnostic::error(Code::E104, "`alert.distinct` needs `alert.columns`")
+                    .with_expected("the columns whose distinct combinations make the result rows")
+                    .with_span(sp(file, dist)),
+            );
         }
     }
     for t in [&doc.alert.title, &doc.alert.description].into_iter().flatten() {
@@ -602,6 +576,37 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
             derived: known,
         }),
         _ => Err(d),
+    }
+}
+
+/// Check derive steps in order: each name is an identifier, and each expression's references
+/// pass `check` against the names known so far; a step's names are known to the steps after it
+/// (they are appended to `names`).
+fn check_steps(
+    file: &str,
+    steps: &[IndexMap<String, Spanned<crate::model::Expr>>],
+    names: &mut Vec<String>,
+    d: &mut Diagnostics,
+    check: &mut dyn FnMut(&str, &[String], Option<Span>, &mut Diagnostics),
+) {
+    for step in steps {
+        let mut new = vec![];
+        for (name, e) in step {
+            if !is_identifier(name) {
+                d.push(Diagnostic::error(Code::E103, format!("derived name `{name}` is not an identifier")).with_span(sp(file, e)));
+            }
+            let mut refs = vec![];
+            expr_refs(&e.value, &mut refs);
+            for r in refs {
+                check(&r, names, sp(file, e), d);
+            }
+            new.push(name.clone());
+        }
+        for n in new {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
     }
 }
 

@@ -317,9 +317,9 @@ pub struct Alert {
     /// `project`); empty: every column. Panther and Elastic alerts carry the whole event.
     #[serde(default)]
     pub columns: Vec<Spanned<String>>,
-    /// One result row per distinct combination of `columns` (Sentinel `distinct`).
+    /// `true`: one result row per distinct combination of `columns` (Sentinel `distinct`).
     #[serde(default)]
-    pub distinct: bool,
+    pub distinct: Option<Spanned<bool>>,
 }
 
 /// A derived-field expression.

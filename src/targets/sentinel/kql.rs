@@ -595,7 +595,7 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
         // two names for one column (a field and the derived name that replaces it) once
         let mut seen = std::collections::BTreeSet::new();
         cols.retain(|c| seen.insert(c.clone()));
-        let verb = if alert.distinct { "distinct" } else { "project" };
+        let verb = if alert.distinct.as_ref().is_some_and(|x| x.value) { "distinct" } else { "project" };
         lines.push(crate::targets::render::wrap(&format!("| {verb} {}", cols.join(", ")), 160, "  "));
     }
     lines.join("\n")
