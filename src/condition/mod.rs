@@ -110,7 +110,7 @@ pub struct FieldRef {
 
 /// Is this a string comparison (one that `case` applies to)?
 pub fn is_string_op(op: Op) -> bool {
-    matches!(op, Op::Eq | Op::In | Op::Contains | Op::Startswith | Op::Endswith | Op::Glob | Op::Regex)
+    matches!(op, Op::Eq | Op::In | Op::Contains | Op::Startswith | Op::Endswith | Op::Glob | Op::Regex | Op::Mentions)
 }
 
 /// Is this a numeric comparison?
@@ -518,7 +518,7 @@ fn parse_pred(n: &CondNode, scope: &Scope, diags: &mut Diagnostics, span: Option
     for v in &values {
         let ok = match op {
             Op::Eq | Op::In => matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)),
-            Op::Contains | Op::Startswith | Op::Endswith | Op::Glob | Op::Regex | Op::Cidr => {
+            Op::Contains | Op::Startswith | Op::Endswith | Op::Glob | Op::Regex | Op::Cidr | Op::Mentions => {
                 matches!(v, Value::String(_))
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge => matches!(v, Value::Number(_)),
@@ -538,6 +538,12 @@ fn parse_pred(n: &CondNode, scope: &Scope, diags: &mut Diagnostics, span: Option
                 diags.push(err(format!("invalid regular expression `{s}`")).with_found(e.to_string().lines().last().unwrap_or("").trim().trim_start_matches("error: ").to_string()));
                 return None;
             }
+        }
+        if let (Op::Mentions, Value::String(s)) = (op, v)
+            && s.is_empty()
+        {
+            diags.push(err("`mentions` needs a non-empty text (every object mentions the empty text)".into()));
+            return None;
         }
         if let (Op::Cidr, Value::String(s)) = (op, v) {
             if parse_cidr(s).is_none() {

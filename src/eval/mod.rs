@@ -322,6 +322,11 @@ fn pred_on(p: &Pred, v: Option<&Value>) -> bool {
     }
     let ci = p.case == Case::Insensitive;
     let fold = |s: &str| if ci { s.to_lowercase() } else { s.to_string() };
+    if p.op == Op::Mentions {
+        let mut all = vec![];
+        mentioned(v, &mut all);
+        return p.values.iter().filter_map(Value::as_str).any(|w| all.iter().any(|t| fold(t).contains(&fold(w))));
+    }
     let items = texts(v);
     p.values.iter().any(|want| {
         items.iter().any(|have| match p.op {
@@ -349,9 +354,24 @@ fn pred_on(p: &Pred, v: Option<&Value>) -> bool {
                 }
             }
             Op::Cidr => want.as_str().and_then(parse_cidr).is_some_and(|(net, len)| in_cidr(have, net, len)),
-            Op::Exists | Op::Empty => false,
+            Op::Exists | Op::Empty | Op::Mentions => false,
         })
     })
+}
+
+/// Every key and scalar text anywhere in a value (what `mentions` searches).
+fn mentioned(v: Option<&Value>, out: &mut Vec<String>) {
+    match v {
+        Some(Value::Object(o)) => {
+            for (k, x) in o {
+                out.push(k.clone());
+                mentioned(Some(x), out);
+            }
+        }
+        Some(Value::Array(a)) => a.iter().for_each(|x| mentioned(Some(x), out)),
+        Some(other) => out.extend(text(other)),
+        None => {}
+    }
 }
 
 fn num(s: &str) -> Option<f64> {
@@ -411,6 +431,25 @@ mod tests {
         let Cond::Some(rq) = raw.condition() else { panic!() };
         assert!(elements(&rq, &text).is_empty());
         assert_eq!(verdict(&raw, text, None), Some(false));
+    }
+
+    #[test]
+    fn mentions_searches_every_key_and_scalar_value() {
+        let r = rule("{field: requestParameters, op: mentions, value: Inventory}");
+        let ev = |rp: Value| serde_json::json!({"requestParameters": rp});
+        assert_eq!(verdict(&r, ev(serde_json::json!({"name": "AWS-GatherSoftwareInventory"})), None), Some(true));
+        assert_eq!(verdict(&r, ev(serde_json::json!({"InventoryName": "x"})), None), Some(true), "keys count");
+        assert_eq!(verdict(&r, ev(serde_json::json!({"a": [{"b": ["no", "MyInventory"]}]})), None), Some(true), "any depth, lists");
+        assert_eq!(verdict(&r, ev(serde_json::json!({"name": "inventory"})), None), Some(false), "case-sensitive");
+        assert_eq!(verdict(&r, ev(Value::Null), None), Some(false));
+        let ci = rule("{field: requestParameters, op: mentions, value: inventory, case: insensitive}");
+        assert_eq!(verdict(&ci, ev(serde_json::json!({"name": "AWS-GatherSoftwareInventory"})), None), Some(true));
+        // null values are not text: `mentions` of "null" finds only a string or key
+        let n = rule("{field: requestParameters, op: mentions, value: nul}");
+        assert_eq!(verdict(&n, ev(serde_json::json!({"a": null})), None), Some(false));
+        assert_eq!(verdict(&n, ev(serde_json::json!({"a": 5, "b": true})), None), Some(false));
+        let num = rule("{field: requestParameters, op: mentions, value: '443'}");
+        assert_eq!(verdict(&num, ev(serde_json::json!({"port": 8443})), None), Some(true), "numbers by their JSON text");
     }
 
     fn rule(detection: &str) -> Rule {

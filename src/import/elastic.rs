@@ -751,6 +751,11 @@ impl St<'_> {
                 field: Some(f),
                 values,
             } => {
+                if raw_of(&f.name).is_none()
+                    && let Some(path) = keyword_copy_of(&f.name)
+                {
+                    return self.text_copy(values, &path, &f.name).map(Some);
+                }
                 let Some(target) = raw_of(&f.name) else {
                     return Err((
                         format!("`{}` has no raw CloudTrail path", f.name),
@@ -782,6 +787,28 @@ impl St<'_> {
                     Target::Raw(path, kind) => self.values(values, &path, kind, false).map(Some),
                 }
             }
+        }
+    }
+
+    /// Wildcards on an object's text copy: `*text*` with none of Java's map-text separators
+    /// (`=`, `, `, braces, brackets) in `text` is exactly `mentions`; other patterns depend on
+    /// the order and layout of that text and stay opaque.
+    fn text_copy(&self, vl: &ValueList, path: &str, field: &str) -> Result<Value, Err> {
+        match &vl.kind {
+            ValueListKind::And(kids) => Ok(all(kids.iter().map(|k| self.text_copy(k, path, field)).collect::<Result<_, _>>()?)),
+            ValueListKind::Or(kids) => Ok(any(kids.iter().map(|k| self.text_copy(k, path, field)).collect::<Result<_, _>>()?)),
+            ValueListKind::Not(k) => Ok(not(self.text_copy(k, path, field)?)),
+            ValueListKind::One(v) => match &v.kind {
+                ValueKind::Unquoted(pieces) => match pieces.as_slice() {
+                    [Piece::Star, Piece::Text(t), Piece::Star]
+                        if !t.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace()) && !"null".contains(t.as_str()) =>
+                    {
+                        Ok(pred(path, "mentions", vec![json!(t)], false))
+                    }
+                    _ => Err((format!("`{field}` is Java's map text of `{path}` (`{{key=value, ...}}`): this pattern depends on its order and layout"), v.span.start)),
+                },
+                ValueKind::Quoted(_) => Err((format!("`{field}` is Java's map text of `{path}`: an exact value depends on its order and layout"), v.span.start)),
+            },
         }
     }
 

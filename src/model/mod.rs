@@ -260,6 +260,9 @@ pub enum Op {
     Ge,
     /// IP address inside a CIDR block.
     Cidr,
+    /// Some key, or some scalar value (its JSON text), anywhere below the field contains the
+    /// text: "the request parameters mention X".
+    Mentions,
 }
 
 /// Case sensitivity of a string comparison.

@@ -354,6 +354,17 @@ impl Mapper<'_> {
                     _ => return Err(format!("the function `{name}` has no canonical form")),
                 };
                 let vals = self.strings(rest)?;
+                // a substring of an object's text copy (Java's map text) with none of its
+                // separators in it: `mentions`, exactly
+                if op == "contains"
+                    && raw_of(f).is_none()
+                    && let Some(path) = super::keyword_copy_of(f)
+                {
+                    if vals.iter().all(|v| !v.is_empty() && !v.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace()) && !"null".contains(v.as_str())) {
+                        return Ok((pred(&path, "mentions", vals.into_iter().map(Value::String).collect(), *insensitive), Some(path)));
+                    }
+                    return Err(format!("`{f}` is Java's map text of `{path}` (`{{key=value, ...}}`): a substring with `=`, `,`, spaces, braces or brackets depends on its order and layout"));
+                }
                 let (path, _) = self.raw(f)?;
                 Ok((pred(&path, op, vals.into_iter().map(Value::String).collect(), *insensitive), Some(path)))
             }

@@ -409,7 +409,41 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
             String::new()
         }
         Op::Cidr => String::new(),
+        Op::Mentions => mentions(p, &name, cx),
     }
+}
+
+/// `mentions` on the integration's text copy of a whole object (`aws.cloudtrail.request_parameters`
+/// beside the flattened `aws.cloudtrail.flattened.request_parameters`): Java's map text
+/// (`{key=value, list=[a, b]}`), where `*text*` is the same test for text with none of its
+/// separators. Anything else is refused.
+fn mentions(p: &Pred, flattened_root: &str, cx: &mut Cx) -> String {
+    let copy = flattened_root.replace(".flattened.", ".");
+    if p.field.segs.len() != 1 || copy == flattened_root || !matches!(p.field.elastic, Mapping::Column(_)) {
+        cx.unsupported(
+            Code::E402,
+            p.span.clone(),
+            format!("kuery can test `mentions` only on the integration's text copies of whole objects (requestParameters, responseElements, additionalEventData, serviceEventDetails), not on `{}`", p.field.path),
+        );
+        return String::new();
+    }
+    let mut vals = vec![];
+    for v in p.values.iter().filter_map(Value::as_str) {
+        if v.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace()) {
+            cx.unsupported(
+                Code::E402,
+                p.span.clone(),
+                format!("Elastic keeps `{}` as Java's map text, whose `=`, `, `, braces and brackets would let \"{v}\" match across keys and values: kuery cannot test it exactly", p.field.path),
+            );
+            return String::new();
+        }
+        if "null".contains(v) {
+            cx.approximate(p.span.clone(), format!("\"{v}\" is part of `null`, which Java's map text writes for null values that `mentions` does not search"));
+        }
+        let (w, _) = wildcard(&[WPiece::Star, WPiece::Lit(v.to_string()), WPiece::Star]);
+        vals.push(w);
+    }
+    group(&copy, vals)
 }
 
 fn group(field: &str, vals: Vec<String>) -> String {

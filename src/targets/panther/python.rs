@@ -83,6 +83,14 @@ pub const HELPERS: &[(&str, &str)] = &[
         "def _glob(pattern, text):\n    # whole-value glob: * any run, ? one character\n    regex = \"\".join(\".*\" if c == \"*\" else \".\" if c == \"?\" else re.escape(c) for c in pattern)\n    return re.fullmatch(regex, text, re.S) is not None\n",
     ),
     (
+        "_mentions",
+        "def _mentions(value, needles, fold):\n    # some key or scalar value anywhere below `value` contains one of the needles\n    stack = [value]\n    while stack:\n        item = stack.pop()\n        if isinstance(item, Mapping):\n            for key, inner in item.items():\n                stack.append(inner)\n                if _has(str(key), needles, fold):\n                    return True\n        elif _is_list(item):\n            stack.extend(item)\n        else:\n            text = _text(item)\n            if text is not None and _has(text, needles, fold):\n                return True\n    return False\n",
+    ),
+    (
+        "_has",
+        "def _has(text, needles, fold):\n    text = text.lower() if fold else text\n    return any(needle in text for needle in needles)\n",
+    ),
+    (
         "_elements",
         "def _elements(value, decode, path):\n    # the elements a `some` condition tests: JSON text decoded when asked, then the path;\n    # an array's items (nulls skipped), or the value itself\n    if decode and isinstance(value, str):\n        try:\n            value = json.loads(value)\n        except ValueError:\n            pass\n    if path:\n        value = _get(value, path)\n    if value is None:\n        return ()\n    return [item for item in value if item is not None] if _is_list(value) else (value,)\n",
     ),
@@ -100,6 +108,7 @@ const HELPER_DEPS: &[(&str, &[&str])] = &[
     ("_plain", &["_is_list"]),
     ("_allowed", &["_any", "_glob"]),
     ("_elements", &["_get", "_is_list"]),
+    ("_mentions", &["_has", "_is_list", "_text"]),
     ("_texts", &["_text", "_is_list"]),
     ("_outcome", &["_get"]),
     ("_console_login_mfa_used", &["_get", "_text"]),
@@ -112,6 +121,7 @@ const HELPER_IMPORTS: &[(&str, &str)] = &[
     ("_plain", "from collections.abc import Mapping, Sequence"),
     ("_allowed", "json"),
     ("_elements", "json"),
+    ("_mentions", "from collections.abc import Mapping, Sequence"),
     ("_text", "json"), ("_str", "json"), ("_in_cidr", "ipaddress"), ("_source_ip", "ipaddress"), ("_glob", "re"), ("re", "re")];
 
 /// Collected state while generating one module.
@@ -336,6 +346,11 @@ fn pred(p: &Pred, py: &mut Py) -> String {
             };
             let n = p.values.first().map(literal).unwrap_or_default();
             format!("_num(text) is not None and _num(text) {tok} {n}")
+        }
+        Op::Mentions => {
+            py.use_helper("_mentions");
+            let fold = if ci { "True" } else { "False" };
+            return format!("_mentions({get}, ({},), {fold})", strs.join(", "));
         }
         Op::Cidr => {
             py.use_helper("_in_cidr");

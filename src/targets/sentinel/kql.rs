@@ -260,6 +260,20 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
             // a missing or non-numeric value gives null in KQL; the canonical comparison is false
             p.values.iter().map(|v| format!("coalesce({x} {tok} {}, false)", literal(v))).collect()
         }
+        Op::Mentions => {
+            // the field's JSON text holds every key and scalar value; text with no JSON syntax
+            // in it can only occur inside one of them
+            for v in p.values.iter().filter_map(Value::as_str) {
+                if !mentions_exact_in_json(v) {
+                    cx.approximate(
+                        p.span.clone(),
+                        format!("`mentions` of \"{v}\" searches `{}`'s JSON text, where that text may also match across JSON syntax (quotes, `:`, `,`, brackets, escapes, `null`)", p.field.path),
+                    );
+                }
+            }
+            let op = if ci { "contains" } else { "contains_cs" };
+            p.values.iter().map(|v| format!("{} {op} {}", text(&f), literal(v))).collect()
+        }
         Op::Cidr => {
             let (v4, v6): (Vec<&Value>, Vec<&Value>) = p.values.iter().partition(|v| !v.as_str().unwrap_or("").contains(':'));
             let mut out = vec![];
@@ -274,6 +288,13 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
         }
     };
     if alts.len() == 1 { alts.into_iter().next().unwrap_or_default() } else { format!("({})", alts.join(" or ")) }
+}
+
+/// Can `needle` occur in a value's JSON text only inside one key or scalar value, as the canonical
+/// `mentions` tests? (No JSON syntax or escaped characters in it, and not part of `null`.)
+fn mentions_exact_in_json(needle: &str) -> bool {
+    !needle.chars().any(|c| matches!(c, '"' | '\\' | ':' | ',' | '{' | '}' | '[' | ']') || c.is_control() || !c.is_ascii())
+        && !"null".contains(needle)
 }
 
 fn eq(p: &Pred, f: &Form, ci: bool) -> Vec<String> {
