@@ -389,18 +389,10 @@ fn default_value(e: &Expr) -> Option<Option<Value>> {
     }
 }
 
-/// A JSON value as a Python literal.
+/// A JSON value as a Python literal: the Panther target's, whose strings go through its one
+/// escaping function.
 fn py_literal(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => n.to_string(),
-        // JSON string escapes are Python escapes too
-        Value::String(_) => v.to_string(),
-        Value::Array(a) => format!("[{}]", a.iter().map(py_literal).collect::<Vec<_>>().join(", ")),
-        Value::Object(o) => format!("{{{}}}", o.iter().map(|(k, x)| format!("{}: {}", json!(k), py_literal(x))).collect::<Vec<_>>().join(", ")),
-    }
+    crate::targets::panther::py_literal(v)
 }
 
 fn is_falsy(v: &Value) -> bool {

@@ -135,7 +135,9 @@ pub fn py_json(v: &Value) -> String {
     }
 }
 
-fn py_literal(v: &Value) -> String {
+/// A JSON value as a Python literal (strings through [`py_str`], the one Python escaping
+/// function).
+pub fn py_literal(v: &Value) -> String {
     match v {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),

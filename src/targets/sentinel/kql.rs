@@ -488,6 +488,23 @@ fn note_nested(full: &Cond, cx: &mut Cx) {
     }
 }
 
+/// Derive steps as `extend` lines: each step sees the names in `known` and the steps before it
+/// (its names are added to `known`).
+fn extend_steps(steps: &[indexmap::IndexMap<String, crate::model::Spanned<Expr>>], known: &mut Vec<String>, rule: &Rule, cx: &mut Cx, lines: &mut Vec<String>) {
+    for step in steps {
+        let mut assigns = vec![];
+        let mut step_known = known.clone();
+        for (name, e) in step {
+            assigns.push(format!("{name} = {}", expr(&e.value, rule, &step_known, cx)));
+            if !step_known.contains(name) {
+                step_known.push(name.clone());
+            }
+        }
+        *known = step_known;
+        lines.push(format!("| extend {}", assigns.join(",\n  ")));
+    }
+}
+
 /// The whole query.
 pub fn query(rule: &Rule, cx: &mut Cx) -> String {
     query_with(rule, cx, true)
@@ -517,18 +534,7 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
         return lines.join("\n");
     }
     let mut known: Vec<String> = vec![];
-    for step in &rule.doc.alert.derive {
-        let mut assigns = vec![];
-        let mut step_known = known.clone();
-        for (name, e) in step {
-            assigns.push(format!("{name} = {}", expr(&e.value, rule, &step_known, cx)));
-            if !step_known.contains(name) {
-                step_known.push(name.clone());
-            }
-        }
-        known = step_known;
-        lines.push(format!("| extend {}", assigns.join(",\n  ")));
-    }
+    extend_steps(&rule.doc.alert.derive, &mut known, rule, cx, &mut lines);
     let away = &rule.doc.targets.sentinel.project_away;
     if !away.is_empty() {
         for a in away {
@@ -580,18 +586,7 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
         }
         let mut after: Vec<String> = agg.by.iter().map(|b| b.value.clone()).filter(|b| known.contains(b)).collect();
         after.extend(agg.measures.keys().cloned());
-        for step in &agg.derive {
-            let mut assigns = vec![];
-            let mut step_known = after.clone();
-            for (name, e) in step {
-                assigns.push(format!("{name} = {}", expr(&e.value, rule, &step_known, cx)));
-                if !step_known.contains(name) {
-                    step_known.push(name.clone());
-                }
-            }
-            after = step_known;
-            lines.push(format!("| extend {}", assigns.join(",\n  ")));
-        }
+        extend_steps(&agg.derive, &mut after, rule, cx, &mut lines);
         post = after;
     }
     let alert = &rule.doc.alert;
