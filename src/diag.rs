@@ -237,8 +237,16 @@ impl Diagnostics {
         self.0.is_empty()
     }
     /// Append all of another list.
-    pub fn extend(&mut self, other: Diagnostics) {
-        self.0.extend(other.0);
+    pub fn extend(&mut self, other: impl IntoIterator<Item = Diagnostic>) {
+        self.0.extend(other);
+    }
+}
+
+impl IntoIterator for Diagnostics {
+    type Item = Diagnostic;
+    type IntoIter = std::vec::IntoIter<Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
     }
 }
 

@@ -7,11 +7,12 @@ pub mod diag;
 pub mod eval;
 pub mod fields;
 pub mod import;
-pub mod kuery;
-pub mod kusto;
 pub mod load;
 pub mod model;
 pub mod targets;
+pub mod vendors;
+
+pub use vendors::{kuery, kusto};
 
 pub use condition::Cond;
 pub use diag::{Code, Diagnostic, Diagnostics, Span};

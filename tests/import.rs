@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rulecast::import::{self, Imported, Outcome};
+use rulecast::import::{Imported, Outcome};
 use rulecast::{Target, Unsupported, kuery};
 
 fn fixtures(vendor: &str) -> Vec<PathBuf> {
@@ -32,8 +32,8 @@ fn import_file(vendor: &str, path: &Path) -> Vec<Imported> {
     let text = std::fs::read_to_string(path).unwrap();
     let name = path.file_name().unwrap().to_string_lossy().to_string();
     match vendor {
-        "sigma" => import::sigma::parse(&name, &text),
-        _ => import::elastic::parse(&name, &text),
+        "sigma" => rulecast::vendors::sigma::import::parse(&name, &text),
+        _ => rulecast::vendors::elastic::import::parse(&name, &text),
     }
 }
 
@@ -296,12 +296,12 @@ fn imported_enrichment_rule_decides_with_the_tests_enrichment_values() {
     let rule = load(&imp);
     let event = serde_json::json!({"eventSource": "sts.amazonaws.com", "eventName": "GetCallerIdentity",
         "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/x"}});
-    let prepared = rulecast::eval::targets::prepare(&rule);
+    let prepared = rulecast::vendors::elastic::eval::prepare(&rule);
     for (asn, want) in [(serde_json::json!(9009), true), (serde_json::json!(16509), false), (serde_json::Value::Null, false)] {
         let enrichment: rulecast::eval::Enrichment = [("@source_as_number".to_string(), asn.clone())].into_iter().collect();
         let canonical = rulecast::eval::evaluate_with(&rule, &event, &Default::default(), Some(&enrichment)).matched;
         assert_eq!(canonical, Some(want), "{asn}");
-        let elastic = rulecast::eval::targets::elastic_verdict_enriched(&prepared, &event, Some(&enrichment));
+        let elastic = rulecast::vendors::elastic::eval::verdict(&prepared, &event, Some(&enrichment));
         assert_eq!(elastic, Ok(want), "{asn}");
     }
     // without the value the canonical evaluator cannot decide
@@ -394,13 +394,13 @@ fn located_as_said(dir: &Path, ext: &str, min: usize, parse: fn(&str, &str) -> V
 
 #[test]
 fn invalid_elastic_files_give_located_errors() {
-    located_as_said(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/elastic/invalid"), "toml", 5, import::elastic::parse);
+    located_as_said(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/elastic/invalid"), "toml", 5, rulecast::vendors::elastic::import::parse);
 }
 
 /// Sigma's malformed inputs (regressions found by tests/import_fuzz.rs).
 #[test]
 fn invalid_sigma_files_give_located_errors() {
-    located_as_said(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/sigma/invalid"), "yml", 4, import::sigma::parse);
+    located_as_said(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/sigma/invalid"), "yml", 4, rulecast::vendors::sigma::import::parse);
 }
 
 #[test]
@@ -408,32 +408,32 @@ fn malformed_input_gives_located_errors() {
     let cases: Vec<(&str, Vec<Imported>)> = vec![
         (
             "sigma yaml",
-            import::sigma::parse("bad.yml", "title: x\ndetection:\n  sel: [a\n"),
+            rulecast::vendors::sigma::import::parse("bad.yml", "title: x\ndetection:\n  sel: [a\n"),
         ),
         (
             "sigma condition",
-            import::sigma::parse(
+            rulecast::vendors::sigma::import::parse(
                 "bad.yml",
                 "title: x\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel:\n    eventName: x\n  condition: sel and (\n",
             ),
         ),
         (
             "elastic toml",
-            import::elastic::parse("bad.toml", "[rule]\nname = \"x\n"),
+            rulecast::vendors::elastic::import::parse("bad.toml", "[rule]\nname = \"x\n"),
         ),
         (
             "elastic kuery",
-            import::elastic::parse(
+            rulecast::vendors::elastic::import::parse(
                 "bad.toml",
                 "[rule]\ntype = \"query\"\nlanguage = \"kuery\"\nname = \"x\"\nquery = '''\nevent.action:(a or b\n'''\n",
             ),
         ),
-        ("not a table", import::elastic::parse("bad.toml", "x = 1\n")),
+        ("not a table", rulecast::vendors::elastic::import::parse("bad.toml", "x = 1\n")),
         (
             "not a mapping",
-            import::sigma::parse("bad.yml", "- 1\n- 2\n"),
+            rulecast::vendors::sigma::import::parse("bad.yml", "- 1\n- 2\n"),
         ),
-        ("empty", import::sigma::parse("bad.yml", "")),
+        ("empty", rulecast::vendors::sigma::import::parse("bad.yml", "")),
     ];
     for (what, out) in cases {
         assert_eq!(out.len(), 1, "{what}");

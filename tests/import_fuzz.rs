@@ -331,10 +331,10 @@ fn check(vendor: Vendor, name: &str, text: &str, py: Option<(&str, &str)>) -> Re
     CAPTURING.with(|c| c.set(true));
     let run = panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
         let out: Vec<Imported> = match vendor {
-            Vendor::Sentinel => import::sentinel::parse(name, text),
-            Vendor::Elastic => import::elastic::parse(name, text),
-            Vendor::Sigma => import::sigma::parse(name, text),
-            Vendor::Panther => import::panther::parse(name, text, py.map(|p| p.1)),
+            Vendor::Sentinel => rulecast::vendors::sentinel::import::parse(name, text),
+            Vendor::Elastic => rulecast::vendors::elastic::import::parse(name, text),
+            Vendor::Sigma => rulecast::vendors::sigma::import::parse(name, text),
+            Vendor::Panther => rulecast::vendors::panther::import::parse(name, text, py.map(|p| p.1)),
         };
         if out.is_empty() {
             return Err("the importer returned no outcome".into());
@@ -511,25 +511,25 @@ fn ten_thousand_levels_of_nesting_are_errors_not_stack_overflows() {
         let (open, close) = ("(".repeat(N), ")".repeat(N));
         // KQL `where`
         let text = sentinel_rule(&format!("AWSCloudTrail | where {open}EventName == 'StopLogging'{close}"));
-        let d = refused_located("kql parentheses", &import::sentinel::parse("deep.yaml", &text), &text, None);
+        let d = refused_located("kql parentheses", &rulecast::vendors::sentinel::import::parse("deep.yaml", &text), &text, None);
         assert_eq!(d.code, rulecast::Code::E501, "{d}");
         assert!(rulecast::kusto::parse(&format!("AWSCloudTrail | where {open}x{close}")).is_err());
         let text = sentinel_rule(&format!("AWSCloudTrail | where {}EventName == 'x'", "not(".repeat(N)));
-        refused_located("kql not(", &import::sentinel::parse("deep.yaml", &text), &text, None);
+        refused_located("kql not(", &rulecast::vendors::sentinel::import::parse("deep.yaml", &text), &text, None);
         // kuery
         let text = elastic_rule(&format!("event.dataset: aws.cloudtrail and {open}event.action: StopLogging{close}"));
-        let d = refused_located("kuery parentheses", &import::elastic::parse("deep.toml", &text), &text, None);
+        let d = refused_located("kuery parentheses", &rulecast::vendors::elastic::import::parse("deep.toml", &text), &text, None);
         assert_eq!(d.code, rulecast::Code::E501, "{d}");
         assert!(rulecast::kuery::parse(&format!("{open}a: b{close}")).is_err());
         // Python `rule()` body
         let py = panther_rule(&format!("{open}event.get(\"eventName\") == \"StopLogging\"{close}"));
-        let d = refused_located("python parentheses", &import::panther::parse("deep.yml", PANTHER_YAML, Some(&py)), PANTHER_YAML, Some(&py));
+        let d = refused_located("python parentheses", &rulecast::vendors::panther::import::parse("deep.yml", PANTHER_YAML, Some(&py)), PANTHER_YAML, Some(&py));
         assert_eq!(d.code, rulecast::Code::E501, "{d}");
         // Sigma condition
         let text = sigma_rule(&format!("{open}sel{close}"));
-        refused_located("sigma parentheses", &import::sigma::parse("deep.yml", &text), &text, None);
+        refused_located("sigma parentheses", &rulecast::vendors::sigma::import::parse("deep.yml", &text), &text, None);
         let text = sigma_rule(&format!("{}sel", "not ".repeat(N)));
-        refused_located("sigma not", &import::sigma::parse("deep.yml", &text), &text, None);
+        refused_located("sigma not", &rulecast::vendors::sigma::import::parse("deep.yml", &text), &text, None);
     });
 }
 
@@ -642,7 +642,7 @@ fn panther_regressions_are_located_in_the_python() {
     ];
     for (name, code, (line, col), msg) in cases {
         let path = common::root().join("tests/fixtures/vendor/panther/invalid").join(name);
-        let out = import::panther::parse_file(&path);
+        let out = rulecast::vendors::panther::import::parse_file(&path);
         let Outcome::Refused(d) = &out[0].outcome else { panic!("{name}: {:?}", out[0].outcome) };
         let s = d.span.as_ref().expect("span");
         assert_eq!((d.code, s.line, s.col), (*code, *line, *col), "{name}: {d}");

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use rulecast::import::panther;
+use rulecast::vendors::panther::import as panther;
 use rulecast::import::{Imported, Outcome};
 use rulecast::{Target, Unsupported};
 

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use rulecast::import::{Imported, Outcome, sentinel};
+use rulecast::import::{Imported, Outcome};
+use rulecast::vendors::sentinel::import as sentinel;
 use rulecast::{Target, Unsupported, kusto};
 
 fn dir() -> PathBuf {

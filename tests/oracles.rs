@@ -407,18 +407,18 @@ fn hostile_values_survive_every_target() {
 /// wherever it can run the query.
 #[test]
 fn duckdb_kql_agrees_with_rulecasts_kusto_evaluator() {
-    use rulecast::eval::{normalize::to_sentinel_row, targets as tv};
+    use rulecast::eval::normalize::to_sentinel_row;
     let rules = bundled_rules();
     let events: Vec<Value> = rules.iter().flat_map(|r| r.doc.tests.iter().map(|t| t.value.event.clone())).collect();
     let rows: Vec<_> = events.iter().map(to_sentinel_row).collect();
     let mut queries = vec![];
     let mut ours = vec![];
     for r in &rules {
-        let p = tv::prepare(r);
-        let (Ok(q), Some(whole)) = (&p.sentinel, &p.sentinel_text) else { continue };
+        let p = rulecast::vendors::sentinel::eval::prepare(r);
+        let (Ok(q), Some(whole)) = (&p.query, &p.text) else { continue };
         // the whole query, and its filter part alone (what duckdb-kql can run of it)
         let mut cx = rulecast::targets::Cx::new(rulecast::Target::Sentinel, rulecast::Unsupported::Warn);
-        let filter = rulecast::targets::sentinel::kql::filter_query(r, &mut cx);
+        let filter = rulecast::vendors::sentinel::target::kql::filter_query(r, &mut cx);
         for (name, text, parsed) in [
             (r.slug.clone(), whole.clone(), q.clone()),
             (format!("{} (filter)", r.slug), filter.clone(), rulecast::kusto::parse(&filter).expect("filter parses")),

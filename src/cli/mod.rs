@@ -188,7 +188,7 @@ fn build(rules_dir: &Path, out: Option<&Path>, targets: &[Target], policy: Unsup
         eprintln!("{file}: not built for {t}:");
         print_diags(&d.0, format);
     }
-    let ntargets = if targets.is_empty() { 3 } else { targets.len() };
+    let ntargets = if targets.is_empty() { <Target as strum::IntoEnumIterator>::iter().count() } else { targets.len() };
     let mut stdout = std::io::stdout();
     if !b.refused.is_empty() {
         writeln!(stdout, "{} rule(s) × {} target(s): {} pair(s) refused; nothing written", b.rules, ntargets, b.refused.len())?;

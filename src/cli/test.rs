@@ -6,57 +6,26 @@
 //! process for the whole run) decide. A disagreement fails the run (exit 1) unless the rule's
 //! translation notes for that target declare it.
 
-use std::io::{BufRead, BufReader, Write};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use indexmap::IndexMap;
-use rulecast::eval::{self, Entries, targets as tv};
+use anyhow::{Context, Result};
+use rulecast::eval::{self, Entries};
+use rulecast::vendors::{Decided, Decision, Job, backend};
 use rulecast::{Rule, Target};
+use strum::IntoEnumIterator;
 use serde::Serialize;
 use serde_json::Value;
 
-/// The Python driver, embedded.
-const DRIVER: &str = include_str!("panther_driver.py");
-
-/// One verdict of one target.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetVerdict {
-    /// The target's rendering matches the event.
-    Match,
-    /// It does not.
-    NoMatch,
-    /// The rule is not built for the target (the reason).
-    Skipped(String),
-    /// The rendering could not be evaluated (the reason).
-    Error(String),
-}
-
-impl TargetVerdict {
-    fn from(r: Result<bool, String>) -> Self {
-        match r {
-            Ok(true) => TargetVerdict::Match,
-            Ok(false) => TargetVerdict::NoMatch,
-            Err(e) if e.starts_with("skipped by the rule") => TargetVerdict::Skipped(e),
-            Err(e) => TargetVerdict::Error(e),
-        }
-    }
-    fn as_bool(&self) -> Option<bool> {
-        match self {
-            TargetVerdict::Match => Some(true),
-            TargetVerdict::NoMatch => Some(false),
-            _ => None,
-        }
-    }
-    fn short(&self) -> &'static str {
-        match self {
-            TargetVerdict::Match => "match",
-            TargetVerdict::NoMatch => "-",
-            TargetVerdict::Skipped(_) => "skip",
-            TargetVerdict::Error(_) => "ERROR",
-        }
+/// How a decision is shown in the text report.
+fn short(d: &Decision) -> &'static str {
+    match d {
+        Decision::Match => "match",
+        Decision::NoMatch => "-",
+        Decision::Skipped(_) => "skip",
+        Decision::Error(_) => "ERROR",
     }
 }
 
@@ -80,19 +49,16 @@ pub struct Row {
     pub expected: Option<bool>,
     /// The canonical evaluator's verdict (`null`: decided by an opaque condition only).
     pub canonical: Option<bool>,
-    /// Per target.
-    pub sentinel: TargetVerdict,
-    /// Per target.
-    pub elastic: TargetVerdict,
-    /// Per target.
-    pub panther: TargetVerdict,
+    /// What each target decides.
+    #[serde(flatten)]
+    pub targets: BTreeMap<Target, Decision>,
     /// pass | declared | fail
     pub status: &'static str,
     /// Where a target differs from the canonical verdict.
     pub differences: Vec<Difference>,
 }
 
-struct Job<'a> {
+struct TestJob<'a> {
     rule: &'a Rule,
     name: String,
     expected: Option<bool>,
@@ -124,87 +90,6 @@ fn corpus_events(dir: &Path) -> Result<Vec<(String, Value)>> {
     Ok(out)
 }
 
-/// Run the Panther verdicts of all jobs in one python3 process.
-fn panther_verdicts(rules: &[Rule], jobs: &[Job]) -> Result<(Vec<TargetVerdict>, bool)> {
-    let dir = tempfile::tempdir()?;
-    let mut built = std::collections::HashMap::new();
-    for r in rules {
-        if let Some(why) = rulecast::skip_reason(r, Target::Panther) {
-            built.insert(r.file.clone(), Err(format!("skipped by the rule: {why}")));
-            continue;
-        }
-        match rulecast::compile(r, Target::Panther, rulecast::Unsupported::Warn) {
-            Ok(out) => {
-                for (path, text) in &out.files {
-                    if path.ends_with(".py") {
-                        let stem = Path::new(path).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-                        std::fs::write(dir.path().join(format!("{stem}.py")), text)?;
-                        built.insert(r.file.clone(), Ok(stem));
-                    }
-                }
-            }
-            Err(d) => {
-                built.insert(r.file.clone(), Err(d.to_string()));
-            }
-        }
-    }
-    let driver = dir.path().join("rulecast_driver.py");
-    std::fs::write(&driver, DRIVER)?;
-    let mut child = Command::new("python3")
-        .arg(&driver)
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start python3 (needed for the Panther verdicts)")?;
-    let mut stdin = child.stdin.take().context("python3 stdin")?;
-    let lines: Vec<String> = jobs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, j)| match built.get(&j.rule.file) {
-            Some(Ok(stem)) => Some(serde_json::json!({"id": i, "module": stem, "event": j.event, "allowlists": j.allowlists}).to_string()),
-            _ => None,
-        })
-        .collect();
-    let writer = std::thread::spawn(move || -> std::io::Result<()> {
-        for l in lines {
-            writeln!(stdin, "{l}")?;
-        }
-        Ok(())
-    });
-    let mut results: IndexMap<usize, TargetVerdict> = IndexMap::new();
-    let mut panther_event = false;
-    let stdout = child.stdout.take().context("python3 stdout")?;
-    for (n, line) in BufReader::new(stdout).lines().enumerate() {
-        let v: Value = serde_json::from_str(&line?).context("the Panther driver printed something that is not JSON")?;
-        if n == 0 {
-            panther_event = v["panther_event"].as_bool().unwrap_or(false);
-            continue;
-        }
-        let id = v["id"].as_u64().unwrap_or(u64::MAX) as usize;
-        let verdict = match (v.get("matched").and_then(Value::as_bool), v.get("error").and_then(Value::as_str)) {
-            (Some(b), _) => TargetVerdict::from(Ok(b)),
-            (None, Some(e)) => TargetVerdict::Error(format!("python: {e}")),
-            _ => TargetVerdict::Error("python: no verdict".into()),
-        };
-        results.insert(id, verdict);
-    }
-    writer.join().map_err(|_| anyhow::anyhow!("writer thread"))??;
-    let status = child.wait()?;
-    if !status.success() {
-        bail!("the Panther driver (python3) failed");
-    }
-    let out = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| match built.get(&j.rule.file) {
-            Some(Err(e)) => TargetVerdict::from(Err(e.clone())),
-            _ => results.get(&i).cloned().unwrap_or(TargetVerdict::Error("python: no verdict".into())),
-        })
-        .collect();
-    Ok((out, panther_event))
-}
-
 /// `rulecast test`.
 pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCode> {
     let rules = match rulecast::rules_from_dir(rules_dir) {
@@ -214,10 +99,10 @@ pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCo
             return Ok(ExitCode::from(1));
         }
     };
-    let mut jobs: Vec<Job> = vec![];
+    let mut jobs: Vec<TestJob> = vec![];
     for r in &rules {
         for t in &r.doc.tests {
-            jobs.push(Job {
+            jobs.push(TestJob {
                 rule: r,
                 name: t.value.name.clone(),
                 expected: Some(t.value.expect),
@@ -234,41 +119,44 @@ pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCo
     };
     for r in &rules {
         for (name, ev) in &corpus_events {
-            jobs.push(Job { rule: r, name: format!("corpus:{name}"), expected: None, event: ev.clone(), allowlists: Entries::new(), enrichment: None });
+            jobs.push(TestJob { rule: r, name: format!("corpus:{name}"), expected: None, event: ev.clone(), allowlists: Entries::new(), enrichment: None });
         }
     }
-    let (panther, panther_event) = panther_verdicts(&rules, &jobs)?;
-    // prepared queries per rule and allow-list variant
-    let mut prepared: IndexMap<(String, String), tv::Prepared> = IndexMap::new();
+    let vjobs: Vec<Job> = jobs
+        .iter()
+        .map(|j| Job { rule: j.rule, event: &j.event, allowlists: &j.allowlists, enrichment: j.enrichment.as_ref() })
+        .collect();
+    let mut decided: BTreeMap<Target, Decided> = BTreeMap::new();
+    for t in Target::iter() {
+        decided.insert(t, backend(t).decide(&vjobs).map_err(|e| anyhow::anyhow!("{t}: {e}"))?);
+    }
+    let mut notes: HashMap<(String, Target), Vec<String>> = HashMap::new();
     let mut rows = vec![];
-    for (job, pv) in jobs.iter().zip(panther) {
-        let key = (job.rule.file.clone(), serde_json::to_string(&job.allowlists).unwrap_or_default());
-        let p = prepared.entry(key).or_insert_with(|| {
-            if job.allowlists.is_empty() { tv::prepare(job.rule) } else { tv::prepare(&job.rule.with_entries(&job.allowlists)) }
-        });
+    for (i, job) in jobs.iter().enumerate() {
         let canonical = eval::evaluate_with(job.rule, &job.event, &job.allowlists, job.enrichment.as_ref()).matched;
-        let sentinel = TargetVerdict::from(tv::sentinel_verdict(p, &job.event));
-        let elastic = TargetVerdict::from(tv::elastic_verdict_enriched(p, &job.event, job.enrichment.as_ref()));
         let mut differences = vec![];
         let mut failed = job.expected.zip(canonical).is_some_and(|(e, c)| e != c);
         // what the targets are held to: the canonical verdict, or (opaque logic) the expectation
         let reference = canonical.or(job.expected);
-        for (t, v) in [(Target::Sentinel, &sentinel), (Target::Elastic, &elastic), (Target::Panther, &pv)] {
-            if let TargetVerdict::Error(_) = v {
+        let mut targets = BTreeMap::new();
+        for (&t, d) in &decided {
+            let v = d.decisions[i].clone();
+            if let Decision::Error(_) = v {
                 failed = true;
                 differences.push(Difference { target: t, declared_by: vec![] });
-                continue;
-            }
-            if v.as_bool().zip(reference).is_some_and(|(b, r)| b != r) {
-                let mut declared_by: Vec<String> = p.notes.iter().filter(|(nt, _)| *nt == t).map(|(_, d)| d.message.clone()).collect();
-                if t == Target::Panther && panther_event {
-                    declared_by.push("Panther events have case-insensitive keys (PantherEvent)".into());
-                }
+            } else if v.as_bool().zip(reference).is_some_and(|(b, r)| b != r) {
+                let key = (job.rule.file.clone(), t);
+                let mut declared_by: Vec<String> = notes
+                    .entry(key)
+                    .or_insert_with(|| backend(t).verdict_notes(job.rule).into_iter().map(|d| d.message).collect())
+                    .clone();
+                declared_by.extend(d.run_notes.iter().cloned());
                 if declared_by.is_empty() {
                     failed = true;
                 }
                 differences.push(Difference { target: t, declared_by });
             }
+            targets.insert(t, v);
         }
         let status = if failed {
             "fail"
@@ -282,9 +170,7 @@ pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCo
             event: job.name.clone(),
             expected: job.expected,
             canonical,
-            sentinel,
-            elastic,
-            panther: pv,
+            targets,
             status,
             differences,
         });
@@ -302,9 +188,8 @@ pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCo
                 last = r.rule.clone();
             }
             let exp = r.expected.map(|e| if e { "match" } else { "-" }).unwrap_or("n/a");
-            writeln!(
-                out,
-                "  {:<8} expected {:<5} canonical {:<5} sentinel {:<5} elastic {:<5} panther {:<5}  {}",
+            let mut line = format!(
+                "  {:<8} expected {:<5} canonical {:<5}",
                 r.status.to_uppercase(),
                 exp,
                 match r.canonical {
@@ -312,20 +197,15 @@ pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCo
                     Some(false) => "-",
                     None => "undec",
                 },
-                r.sentinel.short(),
-                r.elastic.short(),
-                r.panther.short(),
-                r.event
-            )?;
+            );
+            for (t, d) in &r.targets {
+                line.push_str(&format!(" {t} {:<5}", short(d)));
+            }
+            writeln!(out, "{line}  {}", r.event)?;
             for d in &r.differences {
                 if d.declared_by.is_empty() {
-                    let why = match d.target {
-                        Target::Sentinel => &r.sentinel,
-                        Target::Elastic => &r.elastic,
-                        Target::Panther => &r.panther,
-                    };
-                    let detail = match why {
-                        TargetVerdict::Error(e) => e.clone(),
+                    let detail = match &r.targets[&d.target] {
+                        Decision::Error(e) => e.clone(),
                         _ => "differs from the canonical verdict, and no translation note declares it".into(),
                     };
                     writeln!(out, "      {}: {detail}", d.target)?;
@@ -368,11 +248,7 @@ pub fn events(target: Target, file: &Path) -> Result<ExitCode> {
     let events = read_events(file)?;
     let mut out = std::io::stdout().lock();
     for e in &events {
-        let v = match target {
-            Target::Sentinel => serde_json::to_value(eval::normalize::to_sentinel_row(e))?,
-            Target::Elastic => eval::normalize::to_elastic_doc(e),
-            Target::Panther => e.clone(),
-        };
+        let v = backend(target).stored_event(e);
         writeln!(out, "{}", serde_json::to_string(&v)?)?;
     }
     Ok(ExitCode::SUCCESS)

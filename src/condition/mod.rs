@@ -276,15 +276,15 @@ fn parse_opaque(o: &crate::model::Opaque, scope: &Scope, diags: &mut Diagnostics
         return None;
     }
     let problem = match o.lang {
-        OpaqueLang::Kql => match crate::kusto::parse_expr(text) {
+        OpaqueLang::Kql => match crate::vendors::sentinel::kusto::parse_expr(text) {
             Err(e) => Some(e.to_string()),
             Ok(e) => {
-                use crate::kusto::ExprKind as K;
+                use crate::vendors::sentinel::kusto::ExprKind as K;
                 matches!(e.kind, K::Pipe { .. } | K::Print(..) | K::DataTable { .. } | K::ExternalData { .. })
                     .then(|| "a tabular expression, not a condition".to_string())
             }
         },
-        OpaqueLang::Kuery => crate::kuery::parse(text).err().map(|e| e.to_string()),
+        OpaqueLang::Kuery => crate::vendors::elastic::kuery::parse(text).err().map(|e| e.to_string()),
         // one expression: balanced brackets, no statement break (or Python comment) outside strings
         OpaqueLang::Python => balanced(text, Some('#')).err(),
         OpaqueLang::Eql | OpaqueLang::Esql => balanced(text, None).err(),

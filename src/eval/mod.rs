@@ -5,7 +5,7 @@
 //! Input: a [`Rule`] and a raw CloudTrail event (JSON). Output: a [`Verdict`].
 
 pub mod normalize;
-pub mod targets;
+
 
 use indexmap::IndexMap;
 use serde_json::Value;

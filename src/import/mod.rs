@@ -8,10 +8,6 @@
 //! ([`Doc::to_value`]) and written by a small YAML emitter ([`to_yaml`]); every string goes
 //! through [`crate::targets::render::yaml_str`].
 
-pub mod elastic;
-pub mod panther;
-pub mod sentinel;
-pub mod sigma;
 pub mod source;
 
 pub use source::{Vendor, files, import_file};

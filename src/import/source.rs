@@ -6,35 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use super::Imported;
 use crate::diag::{Code, Diagnostic};
 
-/// The vendor formats rulecast reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, strum::EnumIter, strum::Display)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum Vendor {
-    /// Microsoft Sentinel analytic-rule YAML (KQL).
-    Sentinel,
-    /// Elastic detection-rules TOML (kuery, EQL, ES|QL).
-    Elastic,
-    /// Panther rule YAML with its Python file (`Filename:`, next to the YAML).
-    Panther,
-    /// Sigma YAML (logsource aws/cloudtrail).
-    Sigma,
-}
-
-impl Vendor {
-    /// The file extensions a folder walk picks up.
-    pub fn extensions(self) -> &'static [&'static str] {
-        match self {
-            Vendor::Elastic => &["toml"],
-            _ => &["yml", "yaml"],
-        }
-    }
-}
+pub use crate::vendors::Vendor;
+use crate::vendors::importer;
 
 /// Every file under the paths with one of the vendor's extensions (folders recursively, each
 /// folder sorted; hidden entries skipped). A path that is neither file nor folder is an error.
@@ -58,7 +34,7 @@ pub fn files(vendor: Vendor, paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> 
     let mut out = vec![];
     for p in paths {
         if p.is_dir() {
-            walk(p, vendor.extensions(), &mut out)?;
+            walk(p, importer(vendor).extensions(), &mut out)?;
         } else if p.is_file() {
             out.push(p.clone());
         } else {
@@ -79,10 +55,5 @@ pub fn import_file(vendor: Vendor, path: &Path) -> Vec<Imported> {
             return vec![Imported::refused(&slug, d)];
         }
     };
-    match vendor {
-        Vendor::Sentinel => super::sentinel::parse(&name, &text),
-        Vendor::Elastic => super::elastic::parse(&name, &text),
-        Vendor::Sigma => super::sigma::parse(&name, &text),
-        Vendor::Panther => super::panther::parse_file(path),
-    }
+    importer(vendor).import(&name, &text, path)
 }

@@ -3,6 +3,8 @@
 //! Input: files (only this module and `cli` touch the file system). Output: rules ready to
 //! compile, or diagnostics with `file:line:col`, what was expected and what was found.
 
+pub mod check;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -185,29 +187,7 @@ fn sp<T>(file: &str, s: &Spanned<T>) -> Option<Span> {
     span_of(file, s)
 }
 
-fn is_uuid(s: &str) -> bool {
-    uuid::Uuid::parse_str(s).is_ok() && s.len() == 36
-}
-
-/// Is this a safe output file stem? (no separators, no `..`, no leading dot)
-pub fn is_safe_stem(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-        && !s.contains("..")
-}
-
-fn valid_date(s: &str) -> bool {
-    let p: Vec<&str> = s.split('-').collect();
-    if p.len() != 3 || p[0].len() != 4 || p[1].len() != 2 || p[2].len() != 2 {
-        return false;
-    }
-    let (Ok(_y), Ok(m), Ok(d)) = (p[0].parse::<u32>(), p[1].parse::<u32>(), p[2].parse::<u32>()) else {
-        return false;
-    };
-    (1..=12).contains(&m) && (1..=31).contains(&d)
-}
+pub use check::is_safe_stem;
 
 /// Is this a rule id the loader accepts (letters, digits, `.`, `_`, `-`)?
 pub fn is_rule_id(s: &str) -> bool {
@@ -233,43 +213,9 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
                 .with_span(Some(Span { file: file.into(), line: 1, col: 1 })),
         );
     }
-    // per-target ids and file names
-    let ts = &doc.targets;
-    for (target, file_override) in [
-        ("sentinel", &ts.sentinel.file),
-        ("elastic", &ts.elastic.file),
-        ("panther", &ts.panther.file),
-    ] {
-        if let Some(f) = file_override {
-            if !is_safe_stem(&f.value) {
-                d.push(
-                    Diagnostic::error(Code::E106, format!("{target} file name `{}` is not allowed", f.value))
-                        .with_expected("a plain file stem: letters, digits, `_`, `-`, `.`; no `/`, `\\` or `..`")
-                        .with_hint("rulecast writes every file inside the output folder")
-                        .with_span(sp(file, f)),
-                );
-            }
-        }
-    }
-    for (target, idv) in [("sentinel", &ts.sentinel.id), ("elastic", &ts.elastic.id)] {
-        if let Some(i) = idv {
-            if !is_uuid(&i.value) {
-                d.push(
-                    Diagnostic::error(Code::E109, format!("{target} id `{}` is not a GUID", i.value))
-                        .with_expected("8-4-4-4-12 hexadecimal digits")
-                        .with_span(sp(file, i)),
-                );
-            }
-        }
-    }
-    if let Some(i) = &ts.panther.id {
-        if i.value.is_empty() || i.value.chars().any(|c| matches!(c, '<' | '>' | '&' | '"' | '%')) {
-            d.push(
-                Diagnostic::error(Code::E103, format!("panther RuleID `{}` is not allowed", i.value))
-                    .with_expected("no `<`, `>`, `&`, `\"` or `%` (Panther's schema)")
-                    .with_span(sp(file, i)),
-            );
-        }
+    // per-target ids, file names and settings
+    for t in <crate::vendors::Target as strum::IntoEnumIterator>::iter() {
+        doc.targets.of(t).validate(file, &mut d);
     }
     if let Some(r) = &doc.risk_score {
         let (lo, hi) = risk_band(doc.severity.value);
@@ -289,13 +235,7 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
         );
     }
     for date in [&doc.created, &doc.updated].into_iter().flatten() {
-        if !valid_date(&date.value) {
-            d.push(
-                Diagnostic::error(Code::E109, format!("`{}` is not a date", date.value))
-                    .with_expected("YYYY-MM-DD")
-                    .with_span(sp(file, date)),
-            );
-        }
+        d.extend(check::date(file, date));
     }
     if let (Some(c), Some(u)) = (&doc.created, &doc.updated) {
         if u.value < c.value {
@@ -303,43 +243,7 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
         }
     }
     if let Some(v) = &doc.version {
-        let ok = v.value.split('.').count() == 3 && v.value.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-        if !ok {
-            d.push(
-                Diagnostic::error(Code::E109, format!("version `{}` is not X.Y.Z", v.value))
-                    .with_expected("three dot-separated numbers, like 1.0.5")
-                    .with_span(sp(file, v)),
-            );
-        }
-    }
-    for (what, v, re) in [
-        ("sentinel query_frequency", &ts.sentinel.query_frequency, "mhd"),
-        ("sentinel query_period", &ts.sentinel.query_period, "mhd"),
-        ("elastic interval", &ts.elastic.interval, "smhd"),
-        ("elastic new_terms history_window", &ts.elastic.new_terms.as_ref().map(|n| n.history_window.clone()), "smhd"),
-    ] {
-        if let Some(v) = v {
-            let s = &v.value;
-            let ok = s.len() >= 2
-                && s[..s.len() - 1].chars().all(|c| c.is_ascii_digit())
-                && re.contains(s.chars().last().unwrap_or(' '));
-            if !ok {
-                d.push(
-                    Diagnostic::error(Code::E103, format!("{what} `{s}` is not a duration"))
-                        .with_expected(format!("a number followed by one of `{re}`, like 1h"))
-                        .with_span(sp(file, v)),
-                );
-            }
-        }
-    }
-    if let Some(f) = &ts.elastic.dataset_field {
-        if !matches!(f.value.as_str(), "data_stream.dataset" | "event.dataset") {
-            d.push(
-                Diagnostic::error(Code::E103, format!("unknown dataset field `{}`", f.value))
-                    .with_expected("data_stream.dataset or event.dataset")
-                    .with_span(sp(file, f)),
-            );
-        }
+        d.extend(check::version(file, v));
     }
 
     // ATT&CK

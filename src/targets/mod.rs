@@ -4,10 +4,7 @@
 //! notes, or diagnostics saying why the rule cannot be built for that target. This file holds
 //! the only `match` that lists the targets.
 
-pub mod elastic;
-pub mod panther;
 pub mod render;
-pub mod sentinel;
 
 use serde::Serialize;
 
@@ -16,18 +13,8 @@ use crate::load::Rule;
 use crate::condition::Cond;
 use crate::model::OpaqueLang;
 
-/// A compilation target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, strum::EnumIter, strum::Display, strum::IntoStaticStr, Serialize)]
-#[strum(serialize_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum Target {
-    /// Microsoft Sentinel analytic rule (YAML + KQL).
-    Sentinel,
-    /// Elastic Security detection rule (TOML + kuery).
-    Elastic,
-    /// Panther rule (YAML + Python).
-    Panther,
-}
+pub use crate::vendors::Target;
+use crate::vendors::backend;
 
 /// What to do with a construct a target can only approximate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -149,13 +136,7 @@ pub fn derived_uuid(canonical_id: &str, target: Target) -> String {
 /// Why a rule is not built for a target, if it is not: the rule's own `skip` reason, or an
 /// opaque condition in another target's language.
 pub fn skip_reason(rule: &Rule, target: Target) -> Option<String> {
-    let t = &rule.doc.targets;
-    let own = match target {
-        Target::Sentinel => t.sentinel.skip.as_deref(),
-        Target::Elastic => t.elastic.skip.as_deref(),
-        Target::Panther => t.panther.skip.as_deref(),
-    };
-    if let Some(why) = own {
+    if let Some(why) = rule.doc.targets.of(target).skip() {
         return Some(why.to_string());
     }
     foreign_opaque(&rule.condition(), target)
@@ -164,11 +145,7 @@ pub fn skip_reason(rule: &Rule, target: Target) -> Option<String> {
 
 /// The language a target runs opaque conditions in.
 pub fn opaque_lang(target: Target) -> OpaqueLang {
-    match target {
-        Target::Sentinel => OpaqueLang::Kql,
-        Target::Elastic => OpaqueLang::Kuery,
-        Target::Panther => OpaqueLang::Python,
-    }
+    backend(target).opaque_lang()
 }
 
 /// The first opaque condition the target cannot run, with its reason.
@@ -200,11 +177,7 @@ pub fn opaque(lang: OpaqueLang, text: &str, reason: &str, cx: &mut Cx) -> String
 /// Compile one rule for one target.
 pub fn compile(rule: &Rule, target: Target, policy: Unsupported) -> Result<Output, Diagnostics> {
     let mut cx = Cx::new(target, policy);
-    let files = match target {
-        Target::Sentinel => sentinel::compile(rule, &mut cx),
-        Target::Elastic => elastic::compile(rule, &mut cx),
-        Target::Panther => panther::compile(rule, &mut cx),
-    };
+    let files = backend(target).compile(rule, &mut cx);
     if cx.diags.has_errors() {
         return Err(cx.diags);
     }

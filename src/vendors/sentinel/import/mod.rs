@@ -2,7 +2,7 @@
 //! canonical rules: the inverse of `targets::sentinel`.
 //!
 //! Input: one analytic-rule YAML file's text. Output: one [`Imported`]. The YAML is read with
-//! serde-saphyr, the query with rulecast's own Kusto parser ([`crate::kusto::parse`]); every
+//! serde-saphyr, the query with rulecast's own Kusto parser ([`crate::vendors::sentinel::kusto::parse`]); every
 //! `where` predicate becomes a condition node with its case semantics kept (`==`, `in`,
 //! `contains_cs` ... sensitive; `=~`, `in~`, `contains`, `has` ... `case: insensitive`), columns
 //! and `parse_json(Column).path` become raw CloudTrail paths through the field taxonomy, and
@@ -13,7 +13,7 @@
 //!   Kusto defines terms), never `contains` (which would broaden the match).
 //! - A `where` sub-expression that cannot be structured exactly is kept as an `opaque` KQL
 //!   condition (names bound by `extend` and `let` are inlined, so the text reads only table
-//!   columns) and named in [`super::Outcome::Partial`] as `detection: <text>: <reason>`.
+//!   columns) and named in [`crate::import::Outcome::Partial`] as `detection: <text>: <reason>`.
 //! - Stages the model cannot say (`project`, `distinct`, `sort`, an `extend` the derive
 //!   expressions cannot say ...) are named as `metadata:` parts when they do not change which
 //!   events match; stages that do (`join`, `mv-expand` followed by `where`, a `where` over an
@@ -22,10 +22,10 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
-use super::{Doc, Imported, add_technique, all, any, line_col, not, pred, slug_of};
+use crate::import::{Doc, Imported, add_technique, all, any, line_col, not, pred, slug_of};
 use crate::diag::{Code, Diagnostic, Span};
 use crate::fields::{self, Kind, Mapping, Seg};
-use crate::kusto::{self, Assign, BinOp, Expr, ExprKind, ListOp, Literal, Operator, OperatorKind};
+use crate::vendors::sentinel::kusto::{self, Assign, BinOp, Expr, ExprKind, ListOp, Literal, Operator, OperatorKind};
 
 /// The only table a canonical rule reads.
 const TABLE: &str = "AWSCloudTrail";
@@ -310,7 +310,7 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
         let d = Diagnostic::error(Code::E104, "missing key `id`").with_span(at(file, 1, 1));
         return Imported::refused(slug, d);
     };
-    if let Some(dg) = super::bad_id(&id, key_span(file, text, "id")) {
+    if let Some(dg) = crate::import::bad_id(&id, key_span(file, text, "id")) {
         return Imported::refused(slug, dg);
     }
     d.id = id.clone();
@@ -560,10 +560,10 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
         d.targets.insert("sentinel".into(), Value::Object(sentinel));
     }
     let v = d.to_value();
-    if let Some(why) = super::unloadable(&v) {
+    if let Some(why) = crate::import::unloadable(&v) {
         return Imported::refused(slug, Diagnostic::error(Code::E502, why).with_span(loc.span(file, &q, 0)));
     }
-    Imported::new(slug, super::to_yaml(&v), parts)
+    Imported::new(slug, crate::import::to_yaml(&v), parts)
 }
 
 /// What a `let` name stands for.

@@ -20,7 +20,7 @@ use rustpython_parser::Parse;
 use rustpython_parser::ast::{self, Fold};
 use serde_json::{Map, Value, json};
 
-use super::{Doc, Imported, add_technique, slug_of, span_at};
+use crate::import::{Doc, Imported, add_technique, slug_of, span_at};
 use crate::diag::{Code, Diagnostic, Span};
 
 /// Import a Panther rule YAML file, reading the Python module its `Filename:` names from the
@@ -143,7 +143,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     let Some(rule_id) = str_of(m.get("RuleID")) else {
         return refuse(Code::E502, "the rule has no `RuleID`".into(), span_at(file, yaml_text, 0));
     };
-    if let Some(e) = super::bad_id(&rule_id, at("RuleID")) {
+    if let Some(e) = crate::import::bad_id(&rule_id, at("RuleID")) {
         return vec![Imported::refused(&slug, e)];
     }
     let Some(py_name) = str_of(m.get("Filename")) else {
@@ -354,11 +354,11 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
             o.insert(k, x);
         }
     }
-    if let Some(why) = super::unloadable(&v) {
+    if let Some(why) = crate::import::unloadable(&v) {
         let off = py_text.find("def rule").unwrap_or(0);
         return refuse(Code::E502, why, span_at(&py_file, py_text, off));
     }
-    vec![Imported::new(&slug, super::to_yaml(&v), parts)]
+    vec![Imported::new(&slug, crate::import::to_yaml(&v), parts)]
 }
 
 /// CPython's tokenizer limits, which rustpython-parser does not have: at most 200 nested

@@ -392,7 +392,7 @@ fn default_value(e: &Expr) -> Option<Option<Value>> {
 /// A JSON value as a Python literal: the Panther target's, whose strings go through its one
 /// escaping function.
 fn py_literal(v: &Value) -> String {
-    crate::targets::panther::py_literal(v)
+    crate::vendors::panther::target::py_literal(v)
 }
 
 fn is_falsy(v: &Value) -> bool {

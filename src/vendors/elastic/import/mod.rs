@@ -1,7 +1,7 @@
 //! Elastic detection-rules TOML (`type = "query"`, `language = "kuery"`) → canonical rules.
 //!
 //! Input: one detection-rules TOML file's text. Output: one [`Imported`]. The kuery query is
-//! parsed with [`crate::kuery::parse`] and its AST mapped back to raw CloudTrail paths through
+//! parsed with [`crate::vendors::elastic::kuery::parse`] and its AST mapped back to raw CloudTrail paths through
 //! the field taxonomy (`fields::all()`, the `elastic` column). Kuery compares keywords
 //! case-sensitively, so no `case` is written.
 
@@ -10,10 +10,10 @@ use serde_json::{Map, Value, json};
 mod expr;
 mod query;
 
-use super::{Doc, Imported, add_technique, all, any, date, not, pred, slug_of, span_at};
+use crate::import::{Doc, Imported, add_technique, all, any, date, not, pred, slug_of, span_at};
 use crate::diag::{Code, Diagnostic};
 use crate::fields::{self, Kind};
-use crate::kuery::{self, Piece, Query, QueryKind, ValueKind, ValueList, ValueListKind};
+use crate::vendors::elastic::kuery::{self, Piece, Query, QueryKind, ValueKind, ValueList, ValueListKind};
 
 /// Import the rule of one detection-rules TOML file. `file` names it in diagnostics and gives
 /// the slug.
@@ -143,7 +143,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         }
     }
     let mut parts: Vec<String> = vec![];
-    if let Some(e) = tstr(rule.get("rule_id")).and_then(|id| super::bad_id(&id, key_span(file, text, "rule_id"))) {
+    if let Some(e) = tstr(rule.get("rule_id")).and_then(|id| crate::import::bad_id(&id, key_span(file, text, "rule_id"))) {
         return Imported::refused(slug, e);
     }
     let mut d = Doc {
@@ -407,10 +407,10 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             }
         }
     }
-    if let Some(why) = super::unloadable(&v) {
+    if let Some(why) = crate::import::unloadable(&v) {
         return refuse(slug, Code::E502, why, span_at(file, text, base));
     }
-    Imported::new(slug, super::to_yaml(&v), parts)
+    Imported::new(slug, crate::import::to_yaml(&v), parts)
 }
 
 /// `[rule.threshold]` → `alert.aggregate` (Elastic fires at `>= value`; the model's threshold is

@@ -163,7 +163,7 @@ fn check_prelude(
     derive: bool,
     cx: &mut Cx,
 ) {
-    let defined = match crate::import::panther::logic::top_level_functions(prelude) {
+    let defined = match crate::vendors::panther::import::logic::top_level_functions(prelude) {
         Ok(d) => d,
         Err(e) => {
             cx.unsupported(crate::diag::Code::E402, None, format!("targets.panther.prelude is not valid Python: {e}"));

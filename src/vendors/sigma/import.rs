@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Doc, Imported, add_technique, all, any, date, not, pred, slug_of, span_at};
+use crate::import::{Doc, Imported, add_technique, all, any, date, not, pred, slug_of, span_at};
 use crate::diag::{Code, Diagnostic};
 
 /// Import the rules of one Sigma file. `file` names it in diagnostics and gives the slug.
@@ -100,7 +100,7 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
     let mut parts: Vec<String> = vec![];
     if let Some(id) = s_of(m.get("id")) {
         let at = text.find("\nid:").map_or(0, |i| i + 1);
-        if let Some(e) = super::bad_id(&id, span_at(file, text, at)) {
+        if let Some(e) = crate::import::bad_id(&id, span_at(file, text, at)) {
             return Imported::refused(slug, e);
         }
     }
@@ -234,12 +234,12 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         }
     }
     let v = d.to_value();
-    if let Some(why) = super::unloadable(&v) {
+    if let Some(why) = crate::import::unloadable(&v) {
         let mut e = cx.err(why, "condition");
         e.code = Code::E502;
         return Imported::refused(slug, *e);
     }
-    Imported::new(slug, super::to_yaml(&v), parts)
+    Imported::new(slug, crate::import::to_yaml(&v), parts)
 }
 
 /// The condition of a `detection:` block.

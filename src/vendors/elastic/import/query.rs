@@ -26,7 +26,7 @@ use super::expr::{Dialect, Expr, Lit, Parser, Span, SyntaxError, Term};
 use super::{Target, raw_of, typed};
 use crate::fields::Kind;
 use crate::import::{all, any, not, pred};
-use crate::kuery;
+use crate::vendors::elastic::kuery;
 
 /// What a query maps to.
 #[derive(Debug, Default)]

@@ -1,0 +1,51 @@
+//! Elastic's evaluator glue: a rule's generated kuery, parsed by rulecast's Kibana KQL parser
+//! and evaluated on the document the AWS integration writes for the event.
+//!
+//! Input: a [`Rule`] and raw CloudTrail events. Output: per-event verdicts.
+
+use serde_json::Value;
+
+use crate::diag::{Diagnostic, Severity};
+use crate::eval::Enrichment;
+use crate::eval::normalize::{ElasticType, elastic_type, to_elastic_doc_enriched};
+use crate::load::Rule;
+use crate::targets::{Cx, Unsupported};
+use crate::vendors::Target;
+
+use super::kuery;
+
+/// A rule's kuery query, parsed once and ready to run on many events.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The query, parsed; or why not.
+    pub query: Result<kuery::Query, String>,
+    /// The translation notes of the query.
+    pub notes: Vec<Diagnostic>,
+}
+
+/// Compile and parse a rule's kuery query.
+pub fn prepare(rule: &Rule) -> Prepared {
+    let mut cx = Cx::new(Target::Elastic, Unsupported::Warn);
+    let text = super::target::kuery::query(rule, &mut cx);
+    let notes = cx.diags.iter().filter(|d| d.severity == Severity::Note).cloned().collect();
+    let query = if cx.diags.has_errors() {
+        Err(cx.diags.to_string())
+    } else {
+        kuery::parse(&text).map_err(|e| format!("rulecast's kuery parser rejects the query: {e}"))
+    };
+    Prepared { query, notes }
+}
+
+/// The verdict: the query matches the event's document (with the test's enrichment values).
+pub fn verdict(p: &Prepared, event: &Value, enrichment: Option<&Enrichment>) -> Result<bool, String> {
+    let q = p.query.as_ref().map_err(Clone::clone)?;
+    let doc = to_elastic_doc_enriched(event, enrichment);
+    Ok(kuery::eval(q, &doc, &|f| match elastic_type(f) {
+        ElasticType::Keyword => kuery::FieldType::Keyword,
+        ElasticType::Boolean => kuery::FieldType::Boolean,
+        ElasticType::Ip => kuery::FieldType::Ip,
+        ElasticType::Date => kuery::FieldType::Date,
+        ElasticType::Flattened => kuery::FieldType::Flattened,
+        ElasticType::Number => kuery::FieldType::Number,
+    }))
+}

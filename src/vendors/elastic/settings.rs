@@ -1,0 +1,178 @@
+//! Elastic's settings in a canonical rule (`targets.elastic`).
+
+use serde::Deserialize;
+
+use crate::model::Spanned;
+
+/// Elastic-only settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Do not build this rule for this target; the reason is printed in the summary.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// rule_id (UUID); default: a UUIDv5 of the canonical id.
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    /// Output file stem.
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    /// Override the title.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Override the description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `[metadata]` maturity; default production.
+    #[serde(default)]
+    pub maturity: Option<String>,
+    /// `[metadata]` integration; default ["aws"].
+    #[serde(default)]
+    pub integration: Option<Vec<String>>,
+    /// `[metadata]` min_stack_version.
+    #[serde(default)]
+    pub min_stack_version: Option<String>,
+    /// `[metadata]` min_stack_comments.
+    #[serde(default)]
+    pub min_stack_comments: Option<String>,
+    /// Index patterns; default ["filebeat-*", "logs-aws.cloudtrail-*"].
+    #[serde(default)]
+    pub index: Option<Vec<String>>,
+    /// Look-back (`now-30m`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Schedule (`10m`).
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    /// Timestamp override field.
+    #[serde(default)]
+    pub timestamp_override: Option<String>,
+    /// Investigation guide / setup note (markdown).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Elastic tag vocabulary ("Domain: Cloud", ...); default derived from the ATT&CK tactics.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Dataset filter field: `data_stream.dataset` (default) or `event.dataset` (older rules).
+    #[serde(default)]
+    pub dataset_field: Option<Spanned<String>>,
+    /// Override the authors.
+    #[serde(default)]
+    pub authors: Option<Vec<String>>,
+    /// `setup` (markdown): what must be configured for the rule to work.
+    #[serde(default)]
+    pub setup: Option<String>,
+    /// `[rule.investigation_fields] field_names`: the Elastic fields the alert flyout highlights.
+    #[serde(default)]
+    pub investigation_fields: Vec<String>,
+    /// `[rule.alert_suppression]`: suppress repeated alerts per group.
+    #[serde(default)]
+    pub alert_suppression: Option<AlertSuppression>,
+    /// `[rule.new_terms]`: alert only when this combination of values of these Elastic fields
+    /// was not seen in the history window (`type = "new_terms"`). Elastic-only for now; the
+    /// other targets render the filter alone.
+    #[serde(default)]
+    pub new_terms: Option<NewTerms>,
+    /// `[[rule.threshold.cardinality]]`: with a threshold aggregate, alert only for groups with
+    /// at least `value` distinct values of `field` (an Elastic field).
+    #[serde(default)]
+    pub threshold_cardinality: Vec<Cardinality>,
+    /// `max_signals`: the most alerts one run creates.
+    #[serde(default)]
+    pub max_signals: Option<u32>,
+    /// `rule_name_override`: the Elastic field whose value names the alert.
+    #[serde(default)]
+    pub rule_name_override: Option<String>,
+    /// `building_block_type` (`default`): a building-block rule (alerts hidden by default).
+    #[serde(default)]
+    pub building_block_type: Option<String>,
+    /// The `[[rule.threat]]` blocks as the vendor file groups them, when that differs from the
+    /// grouping derived from `attack` (each technique under the first listed tactic it belongs
+    /// to); every id must also be in `attack`.
+    #[serde(default)]
+    pub threat: Vec<ThreatBlock>,
+}
+
+/// One `[[rule.threat]]` block: a tactic and the (sub-)techniques listed under it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreatBlock {
+    /// Tactic id (`TA0003`).
+    pub tactic: String,
+    /// Technique and sub-technique ids, in order.
+    #[serde(default)]
+    pub techniques: Vec<String>,
+}
+
+/// Elastic alert suppression (`[rule.alert_suppression]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSuppression {
+    /// Elastic fields whose values make up a suppression group (1 to 3).
+    pub group_by: Vec<String>,
+    /// How long alerts of one group are suppressed; default: the rule's run.
+    #[serde(default)]
+    pub duration: Option<SuppressionDuration>,
+    /// `suppress` (default) or `doNotSuppress` events missing a group-by field.
+    #[serde(default)]
+    pub missing_fields_strategy: Option<String>,
+}
+
+/// A suppression duration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionDuration {
+    /// Amount (at least 1).
+    pub value: u32,
+    /// `s`, `m` or `h`.
+    pub unit: String,
+}
+
+/// Elastic new-terms condition (`[rule.new_terms]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTerms {
+    /// Elastic fields (1 to 3) whose combination of values must be new.
+    pub fields: Vec<String>,
+    /// History window (`7d`); rendered as `history_window_start = "now-7d"`.
+    pub history_window: Spanned<String>,
+}
+
+/// A threshold cardinality condition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cardinality {
+    /// The Elastic field whose distinct values are counted.
+    pub field: String,
+    /// At least this many distinct values.
+    pub value: u32,
+}
+
+impl crate::vendors::Settings for Settings {
+    fn skip(&self) -> Option<&str> {
+        self.skip.as_deref()
+    }
+    fn file(&self) -> Option<&Spanned<String>> {
+        self.file.as_ref()
+    }
+    fn id(&self) -> Option<&Spanned<String>> {
+        self.id.as_ref()
+    }
+    fn validate(&self, file: &str, d: &mut crate::diag::Diagnostics) {
+        use crate::diag::{Code, Diagnostic};
+        use crate::load::check;
+        d.extend(self.file.as_ref().and_then(|f| check::file_stem(file, "elastic", f)));
+        d.extend(self.id.as_ref().and_then(|i| check::guid(file, "elastic id", i)));
+        d.extend(self.interval.as_ref().and_then(|v| check::duration(file, "elastic interval", v, "smhd")));
+        d.extend(self.new_terms.as_ref().and_then(|n| check::duration(file, "elastic new_terms history_window", &n.history_window, "smhd")));
+        if let Some(f) = &self.dataset_field {
+            if !matches!(f.value.as_str(), "data_stream.dataset" | "event.dataset") {
+                d.push(
+                    Diagnostic::error(Code::E103, format!("unknown dataset field `{}`", f.value))
+                        .with_expected("data_stream.dataset or event.dataset")
+                        .with_span(crate::condition::span_of(file, f)),
+                );
+            }
+        }
+    }
+}

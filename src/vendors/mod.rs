@@ -1,0 +1,197 @@
+//! The vendor registry: the only place that lists the vendors.
+//!
+//! Each vendor lives in its own folder (`vendors/<vendor>/`) with everything rulecast knows
+//! about it: its target (compile + template glue), its importer, its tables (written once and
+//! used in both directions), its settings, its query language and its evaluator glue. This file
+//! names them once: [`Target`] (the vendors rulecast writes), [`Vendor`] (the formats it reads),
+//! and the two `match`es that map them to their implementation ([`backend`], [`importer`]).
+//! Everything else reaches a vendor through the [`Backend`] and [`Importer`] traits.
+//!
+//! Adding a fourth target: one variant here, one arm in [`backend`] (and in [`importer`] when
+//! rulecast also reads the format), one field in [`TargetSettings`], one folder under
+//! `vendors/`, one template folder under `templates/`.
+
+pub mod elastic;
+pub mod panther;
+pub mod sentinel;
+pub mod sigma;
+
+pub use elastic::kuery;
+pub use sentinel::kusto;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::eval::{Entries, Enrichment};
+use crate::import::Imported;
+use crate::load::Rule;
+use crate::model::{OpaqueLang, Spanned};
+use crate::targets::Cx;
+
+/// A compilation target: a vendor rulecast writes rule files for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, strum::EnumIter, strum::Display, strum::IntoStaticStr, Serialize)]
+#[strum(serialize_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Microsoft Sentinel analytic rule (YAML + KQL).
+    Sentinel,
+    /// Elastic Security detection rule (TOML + kuery).
+    Elastic,
+    /// Panther rule (YAML + Python).
+    Panther,
+}
+
+/// A vendor format rulecast reads (`rulecast import --from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, Serialize, strum::EnumIter, strum::Display, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Vendor {
+    /// Microsoft Sentinel analytic-rule YAML (KQL).
+    Sentinel,
+    /// Elastic detection-rules TOML (kuery, EQL, ES|QL).
+    Elastic,
+    /// Panther rule YAML with its Python file (`Filename:`, next to the YAML).
+    Panther,
+    /// Sigma YAML (logsource aws/cloudtrail).
+    Sigma,
+}
+
+/// The implementation of a target.
+pub fn backend(t: Target) -> &'static dyn Backend {
+    match t {
+        Target::Sentinel => &sentinel::Sentinel,
+        Target::Elastic => &elastic::Elastic,
+        Target::Panther => &panther::Panther,
+    }
+}
+
+/// The implementation of an import format.
+pub fn importer(v: Vendor) -> &'static dyn Importer {
+    match v {
+        Vendor::Sentinel => &sentinel::Sentinel,
+        Vendor::Elastic => &elastic::Elastic,
+        Vendor::Panther => &panther::Panther,
+        Vendor::Sigma => &sigma::Sigma,
+    }
+}
+
+/// Per-vendor settings in a canonical rule (`targets:`): one key per target.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSettings {
+    /// Microsoft Sentinel.
+    #[serde(default)]
+    pub sentinel: sentinel::Settings,
+    /// Elastic Security.
+    #[serde(default)]
+    pub elastic: elastic::Settings,
+    /// Panther.
+    #[serde(default)]
+    pub panther: panther::Settings,
+}
+
+impl TargetSettings {
+    /// The settings of one target.
+    pub fn of(&self, t: Target) -> &dyn Settings {
+        match t {
+            Target::Sentinel => &self.sentinel,
+            Target::Elastic => &self.elastic,
+            Target::Panther => &self.panther,
+        }
+    }
+}
+
+/// What every target's settings carry.
+pub trait Settings {
+    /// Do not build the rule for this target; the reason.
+    fn skip(&self) -> Option<&str>;
+    /// The output file stem, when the rule overrides it.
+    fn file(&self) -> Option<&Spanned<String>>;
+    /// The target's own rule id, when the rule gives one.
+    fn id(&self) -> Option<&Spanned<String>>;
+    /// Check the settings (ids, file names, durations, enums) against the vendor's rules; push
+    /// located diagnostics for `file` into `d`.
+    fn validate(&self, file: &str, d: &mut Diagnostics);
+}
+
+/// One event a rule is decided on (`rulecast test`).
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// The rule.
+    pub rule: &'a Rule,
+    /// The raw CloudTrail event.
+    pub event: &'a Value,
+    /// Allow-list entries in place of the rule's shipped ones.
+    pub allowlists: &'a Entries,
+    /// The test's enrichment values (None: nothing is looked up).
+    pub enrichment: Option<&'a Enrichment>,
+}
+
+/// What a target decides on one event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The target's rendering matches the event.
+    Match,
+    /// It does not.
+    NoMatch,
+    /// The rule is not built for the target (the rule's own reason).
+    Skipped(String),
+    /// The rendering could not be evaluated (the reason).
+    Error(String),
+}
+
+impl Decision {
+    /// The verdict, when there is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Decision::Match => Some(true),
+            Decision::NoMatch => Some(false),
+            Decision::Skipped(_) | Decision::Error(_) => None,
+        }
+    }
+    /// A match or not.
+    pub fn of(b: bool) -> Self {
+        if b { Decision::Match } else { Decision::NoMatch }
+    }
+}
+
+/// A target's decisions on a run of jobs.
+#[derive(Debug, Clone, Default)]
+pub struct Decided {
+    /// One decision per job, in order.
+    pub decisions: Vec<Decision>,
+    /// Notes about the whole run that may declare differences (how the runtime presents
+    /// events, say).
+    pub run_notes: Vec<String>,
+}
+
+/// What a target vendor provides.
+pub trait Backend: Sync {
+    /// Which target this is.
+    fn target(&self) -> Target;
+    /// The language opaque conditions for this target are written in.
+    fn opaque_lang(&self) -> OpaqueLang;
+    /// Compile one rule into `(path relative to the target folder's parent, text)` pairs.
+    fn compile(&self, rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics>;
+    /// Decide every job as the target would (rulecast's own evaluators of the target's query
+    /// language, or the target's real runtime). One decision per job, in order. `Err`: the
+    /// evaluator itself could not run (not one rule's problem).
+    fn decide(&self, jobs: &[Job]) -> Result<Decided, String>;
+    /// The translation notes that may declare a verdict difference for this rule.
+    fn verdict_notes(&self, rule: &Rule) -> Vec<Diagnostic>;
+    /// A raw CloudTrail event as the target stores it (`rulecast events`).
+    fn stored_event(&self, raw: &Value) -> Value;
+}
+
+/// What a vendor format reader provides.
+pub trait Importer: Sync {
+    /// The file extensions a folder walk picks up.
+    fn extensions(&self) -> &'static [&'static str];
+    /// Import one file (`name` is how diagnostics name it; `path` is where it is, for
+    /// importers that read a companion file).
+    fn import(&self, name: &str, text: &str, path: &Path) -> Vec<Imported>;
+}

@@ -1,0 +1,63 @@
+//! Everything rulecast knows about Panther: its target (rule YAML with its tests and a Python
+//! `rule(event)` over raw CloudTrail JSON), its importer, its settings and the evaluator glue
+//! (real Python).
+
+pub mod eval;
+pub mod import;
+pub mod settings;
+pub mod target;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+pub use settings::Settings;
+
+use crate::diag::{Diagnostic, Severity};
+use crate::import::Imported;
+use crate::load::Rule;
+use crate::model::OpaqueLang;
+use crate::targets::{Cx, Unsupported};
+use crate::vendors::{Backend, Decided, Importer, Job, Target};
+
+/// The Panther vendor.
+#[derive(Debug, Clone, Copy)]
+pub struct Panther;
+
+impl Backend for Panther {
+    fn target(&self) -> Target {
+        Target::Panther
+    }
+    fn opaque_lang(&self) -> OpaqueLang {
+        OpaqueLang::Python
+    }
+    fn compile(&self, rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, crate::diag::Diagnostics> {
+        target::compile(rule, cx)
+    }
+    fn decide(&self, jobs: &[Job]) -> Result<Decided, String> {
+        let (decisions, panther_event) = eval::decide(jobs)?;
+        let run_notes = if panther_event { vec!["Panther events have case-insensitive keys (PantherEvent)".to_string()] } else { vec![] };
+        Ok(Decided { decisions, run_notes })
+    }
+    fn verdict_notes(&self, rule: &Rule) -> Vec<Diagnostic> {
+        if crate::skip_reason(rule, Target::Panther).is_some() {
+            return vec![];
+        }
+        match crate::compile(rule, Target::Panther, Unsupported::Warn) {
+            Ok(out) => out.notes.0.into_iter().filter(|d| d.severity == Severity::Note).collect(),
+            Err(_) => vec![],
+        }
+    }
+    fn stored_event(&self, raw: &Value) -> Value {
+        raw.clone()
+    }
+}
+
+impl Importer for Panther {
+    fn extensions(&self) -> &'static [&'static str] {
+        &["yml", "yaml"]
+    }
+    fn import(&self, _name: &str, _text: &str, path: &Path) -> Vec<Imported> {
+        import::parse_file(path)
+    }
+}

@@ -1,0 +1,74 @@
+//! Everything rulecast knows about Microsoft Sentinel: its target (analytic-rule YAML with a
+//! KQL query over `AWSCloudTrail`), its importer, its settings, the Kusto language (parser,
+//! printer, evaluator) and the evaluator glue.
+
+pub mod eval;
+pub mod import;
+pub mod kusto;
+pub mod settings;
+pub mod target;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+pub use settings::Settings;
+
+use crate::diag::Diagnostic;
+use crate::import::Imported;
+use crate::load::Rule;
+use crate::model::OpaqueLang;
+use crate::targets::Cx;
+use crate::vendors::{Backend, Decided, Decision, Importer, Job, Target};
+
+/// The Sentinel vendor.
+#[derive(Debug, Clone, Copy)]
+pub struct Sentinel;
+
+impl Backend for Sentinel {
+    fn target(&self) -> Target {
+        Target::Sentinel
+    }
+    fn opaque_lang(&self) -> OpaqueLang {
+        OpaqueLang::Kql
+    }
+    fn compile(&self, rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, crate::diag::Diagnostics> {
+        target::compile(rule, cx)
+    }
+    fn decide(&self, jobs: &[Job]) -> Result<Decided, String> {
+        let mut prepared: HashMap<(String, String), eval::Prepared> = HashMap::new();
+        let decisions = jobs
+            .iter()
+            .map(|j| {
+                if let Some(why) = crate::skip_reason(j.rule, Target::Sentinel) {
+                    return Decision::Skipped(why);
+                }
+                let key = (j.rule.file.clone(), serde_json::to_string(j.allowlists).unwrap_or_default());
+                let p = prepared.entry(key).or_insert_with(|| {
+                    if j.allowlists.is_empty() { eval::prepare(j.rule) } else { eval::prepare(&j.rule.with_entries(j.allowlists)) }
+                });
+                match eval::verdict(p, j.event) {
+                    Ok(b) => Decision::of(b),
+                    Err(e) => Decision::Error(e),
+                }
+            })
+            .collect();
+        Ok(Decided { decisions, run_notes: vec![] })
+    }
+    fn verdict_notes(&self, rule: &Rule) -> Vec<Diagnostic> {
+        eval::prepare(rule).notes
+    }
+    fn stored_event(&self, raw: &Value) -> Value {
+        serde_json::to_value(crate::eval::normalize::to_sentinel_row(raw)).unwrap_or(Value::Null)
+    }
+}
+
+impl Importer for Sentinel {
+    fn extensions(&self) -> &'static [&'static str] {
+        &["yml", "yaml"]
+    }
+    fn import(&self, name: &str, text: &str, _path: &Path) -> Vec<Imported> {
+        import::parse(name, text)
+    }
+}

@@ -1,0 +1,83 @@
+//! Sentinel's settings in a canonical rule (`targets.sentinel`).
+
+use serde::Deserialize;
+
+use crate::model::Spanned;
+
+/// Sentinel-only settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Do not build this rule for this target; the reason is printed in the summary.
+    #[serde(default)]
+    pub skip: Option<String>,
+    /// Rule GUID; default: a UUIDv5 of the canonical id.
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    /// Output file stem; default: the canonical file stem.
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    /// Override the title.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Override the description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Scheduled (default) or NRT.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Data connectors; default AWS and AWSS3 with AWSCloudTrail.
+    #[serde(default)]
+    pub connectors: Option<Vec<Connector>>,
+    /// Query frequency (`1h`, `1d`); default 1h.
+    #[serde(default)]
+    pub query_frequency: Option<Spanned<String>>,
+    /// Query period; default = frequency.
+    #[serde(default)]
+    pub query_period: Option<Spanned<String>>,
+    /// Trigger operator (gt, lt, eq, ne); default gt.
+    #[serde(default)]
+    pub trigger_operator: Option<String>,
+    /// Trigger threshold; default 0.
+    #[serde(default)]
+    pub trigger_threshold: Option<u32>,
+    /// Template status; default Available.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Template version; default: the rule version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Sentinel columns removed from the result (`project-away`; a trailing `*` matches a
+    /// prefix): Log Analytics columns such as `TenantId` that are not CloudTrail fields.
+    #[serde(default)]
+    pub project_away: Vec<Spanned<String>>,
+}
+
+/// A Sentinel data connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connector {
+    /// Connector id (`AWS`, `AWSS3`).
+    pub id: String,
+    /// Data types (`AWSCloudTrail`).
+    pub data_types: Vec<String>,
+}
+
+impl crate::vendors::Settings for Settings {
+    fn skip(&self) -> Option<&str> {
+        self.skip.as_deref()
+    }
+    fn file(&self) -> Option<&Spanned<String>> {
+        self.file.as_ref()
+    }
+    fn id(&self) -> Option<&Spanned<String>> {
+        self.id.as_ref()
+    }
+    fn validate(&self, file: &str, d: &mut crate::diag::Diagnostics) {
+        use crate::load::check;
+        d.extend(self.file.as_ref().and_then(|f| check::file_stem(file, "sentinel", f)));
+        d.extend(self.id.as_ref().and_then(|i| check::guid(file, "sentinel id", i)));
+        d.extend(self.query_frequency.as_ref().and_then(|v| check::duration(file, "sentinel query_frequency", v, "mhd")));
+        d.extend(self.query_period.as_ref().and_then(|v| check::duration(file, "sentinel query_period", v, "mhd")));
+    }
+}
