@@ -183,27 +183,55 @@ pub fn closest<'a>(found: &str, candidates: impl IntoIterator<Item = &'a str>) -
 
 impl fmt::Display for Diagnostic {
     /// The `concise` rendering: `file:line:col: error[E203] message`, then expected/found/hints.
+    /// Every text is [`shown`]: control characters escaped, long texts cut.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(s) = &self.span {
-            write!(f, "{}:{}:{}: ", s.file, s.line, s.col)?;
+            write!(f, "{}:{}:{}: ", shown(&s.file), s.line, s.col)?;
         }
         let sev = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
             Severity::Note => "note",
         };
-        write!(f, "{sev}[{}] {}", self.code, self.message)?;
+        write!(f, "{sev}[{}] {}", self.code, shown(&self.message))?;
         if let Some(e) = &self.expected {
-            write!(f, "\n  expected: {e}")?;
+            write!(f, "\n  expected: {}", shown(e))?;
         }
         if let Some(found) = &self.found {
-            write!(f, "\n  found: {found}")?;
+            write!(f, "\n  found: {}", shown(found))?;
         }
         for h in &self.hints {
-            write!(f, "\n  hint: {h}")?;
+            write!(f, "\n  hint: {}", shown(h))?;
         }
         Ok(())
     }
+}
+
+/// The longest text a diagnostic prints of one value, in characters.
+pub const SHOWN_MAX: usize = 400;
+
+/// A text as a diagnostic prints it: control characters (and the bidirectional-text controls
+/// that reorder what a terminal shows) escaped as `\u{..}`, and cut after [`SHOWN_MAX`]
+/// characters with a count of what was left out. Values from rule files are data: they never
+/// reach the terminal as escape sequences, and a one-megabyte key is not echoed whole.
+pub fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}');
+    let n = s.chars().count();
+    if n <= SHOWN_MAX && !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::new();
+    for c in s.chars().take(SHOWN_MAX) {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    if n > SHOWN_MAX {
+        out.push_str(&format!("… ({} more characters)", n - SHOWN_MAX));
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A list of diagnostics, the error type of every stage.
@@ -294,13 +322,69 @@ pub fn render(diags: &[Diagnostic], format: Format, source_of: &dyn Fn(&str) -> 
                 if let Some(span) = &d.span {
                     if let Some(text) = source_of(&span.file) {
                         if let Some(line) = text.lines().nth(span.line.saturating_sub(1)) {
+                            let (line, col) = snippet_window(line, span.col);
                             let gutter = span.line.to_string();
-                            out.push_str(&format!("{} |\n{gutter} | {line}\n{} | {}^\n", " ".repeat(gutter.len()), " ".repeat(gutter.len()), " ".repeat(span.col.saturating_sub(1))));
+                            out.push_str(&format!("{} |\n{gutter} | {line}\n{} | {}^\n", " ".repeat(gutter.len()), " ".repeat(gutter.len()), " ".repeat(col.saturating_sub(1))));
                         }
                     }
                 }
             }
             out
         }
+    }
+}
+
+/// The part of a source line a snippet shows: at most 120 characters around the 1-based
+/// column, control characters escaped; returns the text and the caret's column in it.
+fn snippet_window(line: &str, col: usize) -> (String, usize) {
+    const WIDTH: usize = 120;
+    let chars: Vec<char> = line.chars().collect();
+    let at = col.saturating_sub(1).min(chars.len());
+    let start = if chars.len() <= WIDTH { 0 } else { at.saturating_sub(WIDTH / 2).min(chars.len() - WIDTH) };
+    let end = (start + WIDTH).min(chars.len());
+    let mut text = String::new();
+    let mut caret = 1;
+    if start > 0 {
+        text.push('…');
+        caret += 1;
+    }
+    for (i, &c) in chars[start..end].iter().enumerate() {
+        let piece = if c == '\t' { " ".to_string() } else { shown(&c.to_string()).into_owned() };
+        if start + i < at {
+            caret += piece.chars().count();
+        }
+        text.push_str(&piece);
+    }
+    if end < chars.len() {
+        text.push('…');
+    }
+    (text, caret)
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_long_texts_cut() {
+        assert_eq!(shown("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\u{a}");
+        assert_eq!(shown("x\u{202e}y"), "x\\u{202e}y");
+        let long = "k".repeat(1_000_000);
+        let s = shown(&long);
+        assert!(s.len() < 500, "{}", s.len());
+        assert!(s.ends_with("(999600 more characters)"));
+        let d = Diagnostic::error(Code::E102, format!("unknown key `{long}`"));
+        assert!(d.to_string().len() < 600);
+    }
+
+    #[test]
+    fn snippets_show_a_window_around_the_caret() {
+        let line = format!("{}X{}", "a".repeat(500), "b".repeat(500));
+        let (text, caret) = snippet_window(&line, 501);
+        assert!(text.chars().count() <= 122, "{}", text.chars().count());
+        assert_eq!(text.chars().nth(caret - 1), Some('X'));
+        let (text, caret) = snippet_window("ab\u{1b}cd", 5);
+        assert_eq!(text, "ab\\u{1b}cd");
+        assert_eq!(text.chars().nth(caret - 1), Some('d'));
     }
 }

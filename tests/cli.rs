@@ -108,7 +108,7 @@ fn tool_failures_exit_2() {
     let tmp = tempfile::tempdir().expect("tmp");
     let o = rulecast(&["build", "--rules", "no-such-folder"], tmp.path());
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: rules folder `no-such-folder` does not exist"));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: the rules path `no-such-folder` does not exist"));
     let o = rulecast(&["build", "--target", "splunk"], tmp.path());
     assert_eq!(o.status.code(), Some(2));
 }

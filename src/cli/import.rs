@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use rulecast::diag::Format;
-use rulecast::import::{Outcome, Vendor, import_file};
+use rulecast::import::{Outcome, Vendor, import_file_with};
 use rulecast::{Target, Unsupported};
 use serde::Serialize;
 use strum::IntoEnumIterator;
@@ -68,24 +68,32 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Run `rulecast import`.
-pub fn run(vendor: Vendor, paths: &[PathBuf], out: &Path, force: bool, json: bool, format: Format, authors: &[String], created: Option<&str>) -> Result<ExitCode> {
+#[allow(clippy::too_many_arguments)]
+pub fn run(vendor: Vendor, paths: &[PathBuf], read: rulecast::load::files::ReadPolicy, out: &Path, force: bool, json: bool, format: Format, authors: &[String], created: Option<&str>) -> Result<ExitCode> {
     if let Some(c) = created
         && !(c.len() == 10 && c.chars().enumerate().all(|(i, ch)| if i == 4 || i == 7 { ch == '-' } else { ch.is_ascii_digit() }))
     {
         anyhow::bail!("--created takes a date YYYY-MM-DD, found `{c}`");
     }
-    let files = rulecast::import::files(vendor, paths).map_err(anyhow::Error::msg)?;
+    let (files, unread) = rulecast::import::files_with(vendor, paths, read);
+    if files.is_empty() && !unread.is_empty() {
+        anyhow::bail!("{}", unread.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"));
+    }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let mut entries = vec![];
     let mut used: BTreeMap<String, usize> = BTreeMap::new();
     let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    for d in &unread {
+        let source = d.message.split('`').nth(1).unwrap_or_default().to_string();
+        entries.push(Entry { source, output: None, status: "refused", parts: vec![], notes: vec![], error: Some(d.to_string()), targets: BTreeMap::new() });
+    }
     for f in &files {
-        for imp in import_file(vendor, f) {
+        for imp in import_file_with(vendor, f, read) {
             let source = f.display().to_string();
             let mut entry = Entry { source, output: None, status: "refused", parts: vec![], notes: vec![], error: None, targets: BTreeMap::new() };
             let parts = match &imp.outcome {
                 Outcome::Refused(d) => {
-                    entry.error = Some(rulecast::diag::render(std::slice::from_ref(d), format, &|f| std::fs::read_to_string(f).ok()).trim_end().to_string());
+                    entry.error = Some(rulecast::diag::render(std::slice::from_ref(d), format, &|f| rulecast::load::files::read_text(Path::new(f), read).ok()).trim_end().to_string());
                     entries.push(entry);
                     continue;
                 }

@@ -7,13 +7,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 mod import;
 mod test;
+mod write;
 use clap::{Parser, Subcommand};
 use rulecast::diag::{self, Format};
 use rulecast::{Target, Unsupported};
+use strum::IntoEnumIterator;
 
 /// Write a detection rule once; compile it into Sentinel, Elastic and Panther rule files.
 #[derive(Debug, Parser)]
@@ -27,9 +29,11 @@ pub struct Args {
 enum Command {
     /// Compile the canonical rules into vendor rule files.
     Build {
-        /// Folder of canonical rules.
+        /// Canonical rules: a folder (read recursively) or one rule file.
         #[arg(long, default_value = "canonical-rules")]
         rules: PathBuf,
+        #[command(flatten)]
+        read: ReadArgs,
         /// Output folder; `<out>/<target>/` is replaced as a whole.
         #[arg(long, default_value = "out")]
         out: PathBuf,
@@ -46,9 +50,14 @@ enum Command {
     /// Run every rule's test events (and optionally a corpus) through the canonical rule and
     /// all three targets; any undeclared disagreement fails (exit 1).
     Test {
-        /// Folder of canonical rules.
+        /// Canonical rules: a folder (read recursively) or one rule file.
         #[arg(long, default_value = "canonical-rules")]
         rules: PathBuf,
+        /// Only the rules with this file stem or id (repeatable).
+        #[arg(long = "rule", value_name = "NAME")]
+        only: Vec<String>,
+        #[command(flatten)]
+        read: ReadArgs,
         /// Also run every rule over every `Tests` event of the Panther YAMLs in this folder.
         #[arg(long)]
         corpus: Option<PathBuf>,
@@ -74,6 +83,8 @@ enum Command {
         /// Files or folders (folders are read recursively).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        read: ReadArgs,
         /// Where the canonical rules are written.
         #[arg(long, default_value = "imported")]
         out: PathBuf,
@@ -97,9 +108,11 @@ enum Command {
     },
     /// Check the canonical rules (and that they compile) without writing anything.
     Validate {
-        /// Folder of canonical rules.
+        /// Canonical rules: a folder (read recursively) or one rule file.
         #[arg(long, default_value = "canonical-rules")]
         rules: PathBuf,
+        #[command(flatten)]
+        read: ReadArgs,
         /// What to do where a target can only approximate a condition.
         #[arg(long, value_enum, default_value = "warn")]
         unsupported: Unsupported,
@@ -107,6 +120,23 @@ enum Command {
         #[arg(long, value_enum, default_value = "full")]
         format: Format,
     },
+}
+
+/// How input files are read (every command that reads rules or vendor files).
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct ReadArgs {
+    /// Follow symbolic links (only to regular files and folders; loops are detected).
+    #[arg(long)]
+    follow_symlinks: bool,
+    /// The largest input file read, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = rulecast::load::files::DEFAULT_MAX_BYTES)]
+    max_file_size: u64,
+}
+
+impl ReadArgs {
+    fn policy(self) -> rulecast::load::files::ReadPolicy {
+        rulecast::load::files::ReadPolicy { follow_symlinks: self.follow_symlinks, max_bytes: self.max_file_size }
+    }
 }
 
 /// How `rulecast test` reports.
@@ -142,34 +172,42 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn print_diags(diags: &[rulecast::Diagnostic], format: Format) {
-    let text = diag::render(diags, format, &|f| std::fs::read_to_string(f).ok());
+/// Print diagnostics; source snippets come only from files that may be read under `read` (a
+/// diagnostic never quotes a file that is not a rule file).
+fn print_diags(diags: &[rulecast::Diagnostic], format: Format, read: rulecast::load::files::ReadPolicy) {
+    let text = diag::render(diags, format, &|f| rulecast::load::files::read_text(Path::new(f), read).ok());
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 fn run(args: Args) -> Result<ExitCode> {
     match args.command {
-        Command::Build { rules, out, targets, unsupported, format } => build(&rules, Some(&out), &targets, unsupported, format),
-        Command::Validate { rules, unsupported, format } => build(&rules, None, &[], unsupported, format),
-        Command::Test { rules, corpus, format } => test::run(&rules, corpus.as_deref(), format == ReportFormat::Json),
+        Command::Build { rules, read, out, targets, unsupported, format } => build(&rules, read.policy(), Some(&out), &targets, unsupported, format),
+        Command::Validate { rules, read, unsupported, format } => build(&rules, read.policy(), None, &[], unsupported, format),
+        Command::Test { rules, only, read, corpus, format } => test::run(&rules, read.policy(), &only, corpus.as_deref(), format == ReportFormat::Json),
         Command::Events { target, file } => test::events(target, &file),
-        Command::Import { from, paths, out, force, report, format, authors, created } => {
-            import::run(from, &paths, &out, force, report == ReportFormat::Json, format, &authors, created.as_deref())
+        Command::Import { from, paths, read, out, force, report, format, authors, created } => {
+            import::run(from, &paths, read.policy(), &out, force, report == ReportFormat::Json, format, &authors, created.as_deref())
         }
     }
 }
 
-fn build(rules_dir: &Path, out: Option<&Path>, targets: &[Target], policy: Unsupported, format: Format) -> Result<ExitCode> {
-    if !rules_dir.is_dir() {
-        anyhow::bail!("rules folder `{}` does not exist", rules_dir.display());
-    }
-    let rules = match rulecast::rules_from_dir(rules_dir) {
-        Ok(r) => r,
-        Err(d) => {
-            print_diags(&d.0, format);
-            eprintln!("{} error(s); nothing written", d.iter().filter(|x| x.is_error()).count());
-            return Ok(ExitCode::from(1));
+fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<&Path>, targets: &[Target], policy: Unsupported, format: Format) -> Result<ExitCode> {
+    let mut targets: Vec<Target> = targets.to_vec();
+    targets.sort();
+    targets.dedup();
+    let targets = &targets[..];
+    if let Some(out) = out {
+        if inside(out, rules_dir) {
+            anyhow::bail!(
+                "the output folder `{}` is inside the rules folder `{}`: the next build would read the outputs as rules; choose another --out",
+                out.display(),
+                rules_dir.display()
+            );
         }
+    }
+    let rules = match load_rules(rules_dir, read, format)? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
     };
     let b = rulecast::build(&rules, targets, policy);
     if policy != Unsupported::Ignore {
@@ -182,20 +220,23 @@ fn build(rules_dir: &Path, out: Option<&Path>, targets: &[Target], policy: Unsup
                 d
             })
             .collect();
-        print_diags(&notes, format);
+        print_diags(&notes, format, read);
     }
     for (file, t, d) in &b.refused {
         eprintln!("{file}: not built for {t}:");
-        print_diags(&d.0, format);
+        print_diags(&d.0, format, read);
     }
-    let ntargets = if targets.is_empty() { <Target as strum::IntoEnumIterator>::iter().count() } else { targets.len() };
+    let ntargets = if targets.is_empty() { Target::iter().count() } else { targets.len() };
     let mut stdout = std::io::stdout();
     if !b.refused.is_empty() {
         writeln!(stdout, "{} rule(s) × {} target(s): {} pair(s) refused; nothing written", b.rules, ntargets, b.refused.len())?;
         return Ok(ExitCode::from(1));
     }
+    let mut written = None;
     if let Some(out) = out {
-        write_outputs(out, targets, &b.files)?;
+        let all: Vec<Target> = if targets.is_empty() { Target::iter().collect() } else { targets.to_vec() };
+        let owned: Vec<&str> = all.iter().map(|t| rulecast::targets::folder(*t)).collect();
+        written = Some(write::replace(out, &owned, &b.files)?);
     }
     let verb = if out.is_some() { "built" } else { "validated" };
     let mut line = format!(
@@ -204,8 +245,8 @@ fn build(rules_dir: &Path, out: Option<&Path>, targets: &[Target], policy: Unsup
         ntargets,
         b.files.len()
     );
-    if let Some(out) = out {
-        line.push_str(&format!(" in {}", out.display()));
+    if let (Some(out), Some(w)) = (out, written) {
+        line.push_str(&format!(" in {} ({} changed)", out.display(), w.changed));
     }
     let warnings = b.notes.iter().filter(|(_, _, d)| d.severity == rulecast::diag::Severity::Warning).count();
     line.push_str(&format!(", {} translation note(s)", b.notes.len() - warnings));
@@ -222,41 +263,47 @@ fn build(rules_dir: &Path, out: Option<&Path>, targets: &[Target], policy: Unsup
     Ok(ExitCode::SUCCESS)
 }
 
-/// Replace `<out>/<target>/` for each built target: everything is written into a staging
-/// folder first, then swapped in by rename, so a failure leaves the old folder as it was.
-fn write_outputs(out: &Path, targets: &[Target], files: &std::collections::BTreeMap<String, String>) -> Result<()> {
-    use strum::IntoEnumIterator;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
-    let targets: Vec<Target> = if targets.is_empty() { Target::iter().collect() } else { targets.to_vec() };
-    let mut staged = vec![];
-    for t in &targets {
-        let dir = rulecast::targets::folder(*t);
-        let stage = tempfile::Builder::new()
-            .prefix(&format!(".rulecast-{dir}-"))
-            .tempdir_in(out)
-            .with_context(|| format!("cannot create a staging folder in `{}`", out.display()))?;
-        for (path, text) in files.iter().filter(|(p, _)| p.starts_with(&format!("{dir}/"))) {
-            let name = &path[dir.len() + 1..];
-            // names were validated as plain stems; refuse anything else outright
-            if name.contains('/') || name.contains('\\') || name.starts_with('.') {
-                anyhow::bail!("refusing to write `{path}`: not a plain file name");
+/// Is `inner` the same folder as `outer` or inside it (both resolved as far as they exist)?
+fn inside(inner: &Path, outer: &Path) -> bool {
+    let resolve = |p: &Path| -> PathBuf {
+        let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()) };
+        // resolve the longest existing prefix; keep the rest as written
+        let mut existing = abs.clone();
+        let mut rest = vec![];
+        while !existing.exists() {
+            match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+                (Some(n), Some(parent)) => {
+                    rest.push(n);
+                    existing = parent.to_path_buf();
+                }
+                _ => break,
             }
-            std::fs::write(stage.path().join(name), text).with_context(|| format!("cannot write `{path}`"))?;
         }
-        staged.push((dir, stage));
-    }
-    for (dir, stage) in staged {
-        let target_dir = out.join(dir);
-        let stage_path = stage.keep();
-        if target_dir.exists() {
-            let old = tempfile::Builder::new().prefix(&format!(".rulecast-old-{dir}-")).tempdir_in(out)?.keep();
-            std::fs::remove_dir(&old)?;
-            std::fs::rename(&target_dir, &old).with_context(|| format!("cannot replace `{}`", target_dir.display()))?;
-            std::fs::rename(&stage_path, &target_dir)?;
-            std::fs::remove_dir_all(&old)?;
-        } else {
-            std::fs::rename(&stage_path, &target_dir)?;
+        let mut p = existing.canonicalize().unwrap_or(existing);
+        for n in rest.into_iter().rev() {
+            p.push(n);
         }
+        p
+    };
+    outer.is_dir() && resolve(inner).starts_with(resolve(outer))
+}
+
+/// Load the rules under `path` (a folder or one file). `Err(exit code)` when they have
+/// problems (printed) or there are none.
+fn load_rules(path: &Path, read: rulecast::load::files::ReadPolicy, format: Format) -> Result<std::result::Result<Vec<rulecast::Rule>, ExitCode>> {
+    if !path.exists() && std::fs::symlink_metadata(path).is_err() {
+        anyhow::bail!("the rules path `{}` does not exist", path.display());
     }
-    Ok(())
+    let rules = match rulecast::load::rules_from_path(path, read) {
+        Ok(r) => r,
+        Err(d) => {
+            print_diags(&d.0, format, read);
+            eprintln!("{} error(s); nothing written", d.iter().filter(|x| x.is_error()).count());
+            return Ok(Err(ExitCode::from(1)));
+        }
+    };
+    if rules.is_empty() {
+        anyhow::bail!("no rule files (*.yaml, *.yml) in `{}`; nothing written", path.display());
+    }
+    Ok(Ok(rules))
 }

@@ -91,14 +91,19 @@ fn corpus_events(dir: &Path) -> Result<Vec<(String, Value)>> {
 }
 
 /// `rulecast test`.
-pub fn run(rules_dir: &Path, corpus: Option<&Path>, json: bool) -> Result<ExitCode> {
-    let rules = match rulecast::rules_from_dir(rules_dir) {
+pub fn run(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, only: &[String], corpus: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let mut rules = match super::load_rules(rules_dir, read, rulecast::diag::Format::Full)? {
         Ok(r) => r,
-        Err(d) => {
-            eprintln!("{d}");
-            return Ok(ExitCode::from(1));
-        }
+        Err(code) => return Ok(code),
     };
+    if !only.is_empty() {
+        for name in only {
+            if !rules.iter().any(|r| r.slug == *name || r.doc.id.value == *name) {
+                anyhow::bail!("no rule named `{name}` in `{}` (give a file stem or a rule id)", rules_dir.display());
+            }
+        }
+        rules.retain(|r| only.iter().any(|n| r.slug == *n || r.doc.id.value == *n));
+    }
     let mut jobs: Vec<TestJob> = vec![];
     for r in &rules {
         for t in &r.doc.tests {

@@ -10,7 +10,7 @@
 
 pub mod source;
 
-pub use source::{Vendor, files, import_file};
+pub use source::{Vendor, files, files_with, import_file, import_file_with};
 
 use serde_json::{Map, Value, json};
 

@@ -7,53 +7,49 @@
 use std::path::{Path, PathBuf};
 
 use super::Imported;
-use crate::diag::{Code, Diagnostic};
+use crate::diag::Diagnostic;
+use crate::load::files::ReadPolicy;
 
 pub use crate::vendors::Vendor;
 use crate::vendors::importer;
 
 /// Every file under the paths with one of the vendor's extensions (folders recursively, each
-/// folder sorted; hidden entries skipped). A path that is neither file nor folder is an error.
+/// folder sorted; hidden entries skipped), read under the default [`ReadPolicy`]. A path that
+/// cannot be read is an error.
 pub fn files(vendor: Vendor, paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<(), String> {
-        let rd = std::fs::read_dir(dir).map_err(|e| format!("cannot read folder `{}`: {e}", dir.display()))?;
-        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for p in entries {
-            if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
-                continue;
-            }
-            if p.is_dir() {
-                walk(&p, exts, out)?;
-            } else if p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e)) {
-                out.push(p);
-            }
-        }
-        Ok(())
+    let (files, refused) = files_with(vendor, paths, ReadPolicy::default());
+    match refused.first() {
+        Some(d) => Err(d.to_string()),
+        None => Ok(files),
     }
+}
+
+/// [`files`] under `policy`: the files to import, and the paths refused (links, devices, loops,
+/// oversized files), each with its reason.
+pub fn files_with(vendor: Vendor, paths: &[PathBuf], policy: ReadPolicy) -> (Vec<PathBuf>, Vec<Diagnostic>) {
     let mut out = vec![];
+    let mut refused = vec![];
     for p in paths {
-        if p.is_dir() {
-            walk(p, importer(vendor).extensions(), &mut out)?;
-        } else if p.is_file() {
-            out.push(p.clone());
-        } else {
-            return Err(format!("`{}` is neither a file nor a folder", p.display()));
-        }
+        let (f, d) = crate::load::files::walk(p, importer(vendor).extensions(), policy);
+        out.extend(f);
+        refused.extend(d);
     }
-    Ok(out)
+    (out, refused)
 }
 
 /// Import one vendor file.
 pub fn import_file(vendor: Vendor, path: &Path) -> Vec<Imported> {
+    import_file_with(vendor, path, ReadPolicy::default())
+}
+
+/// Import one vendor file, read under `policy` (a file that may not be read is a refused
+/// import, never an error).
+pub fn import_file_with(vendor: Vendor, path: &Path, policy: ReadPolicy) -> Vec<Imported> {
     let name = path.display().to_string();
     let slug = super::slug_of(&name);
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::load::files::read_text(path, policy) {
         Ok(t) => t,
-        Err(e) => {
-            let d = Diagnostic::error(Code::E100, format!("cannot read `{name}`: {e}"));
-            return vec![Imported::refused(&slug, d)];
-        }
+        Err(d) => return vec![Imported::refused(&slug, d)],
     };
-    importer(vendor).import(&name, &text, path)
+    importer(vendor).import(&name, &text, path, policy)
 }

@@ -4,9 +4,10 @@
 //! compile, or diagnostics with `file:line:col`, what was expected and what was found.
 
 pub mod check;
+pub mod files;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -157,6 +158,36 @@ fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
         return Diagnostic::error(code, format!("unknown {what} `{name}`"))
             .with_expected(expected.clone())
             .with_suggestion(name, cands)
+            .with_span(span);
+    }
+    // the YAML library's own words, said in rulecast's
+    if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(", set ").next().unwrap_or(rest);
+        return Diagnostic::error(Code::E103, format!("duplicate key `{key}`"))
+            .with_expected("each key once in a mapping")
+            .with_span(span);
+    }
+    if let Some(rest) = msg.strip_prefix("cannot deserialize null into ") {
+        let kind = rest.split(';').next().unwrap_or(rest).trim();
+        let kind = match kind {
+            "string" => "a text",
+            k if k.starts_with('u') || k.starts_with('i') => "a whole number",
+            "bool" => "true or false",
+            "sequence" | "seq" => "a list",
+            "map" => "a mapping",
+            _ => "a value",
+        };
+        return Diagnostic::error(Code::E103, "a value is missing")
+            .with_expected(kind)
+            .with_found("null (nothing after the key)")
+            .with_span(span);
+    }
+    if let Some(rest) = msg.strip_prefix("budget breached: ") {
+        let what = rest.split(' ').next().unwrap_or(rest).to_lowercase();
+        let limit: String = rest.chars().filter(char::is_ascii_digit).collect();
+        let limit = limit.parse::<u64>().map(|n| n.saturating_sub(1).to_string()).unwrap_or(limit);
+        return Diagnostic::error(Code::E101, format!("the YAML document is too large: more than {limit} {what}"))
+            .with_expected("a rule file within rulecast's reading limits")
             .with_span(span);
     }
     if let Some(rest) = msg.strip_prefix("missing field `") {
@@ -558,15 +589,18 @@ pub fn expr_refs(e: &Expr, out: &mut Vec<String>) {
 
 /// Load every `*.yaml` rule below `dir` (sorted by path), checking ids are unique.
 pub fn rules_from_dir(dir: &Path) -> Result<Vec<Rule>, Diagnostics> {
-    let mut files: Vec<PathBuf> = vec![];
-    collect(dir, &mut files).map_err(|e| {
-        Diagnostics::from(Diagnostic::error(Code::E100, format!("cannot read rules folder `{}`: {e}", dir.display())))
-    })?;
-    files.sort();
+    rules_from_path(dir, files::ReadPolicy::default())
+}
+
+/// Load every rule under `path` (a folder, walked recursively for `*.yaml`/`*.yml`, or one
+/// rule file), reading files under `policy`; every error of every file is collected.
+pub fn rules_from_path(path: &Path, policy: files::ReadPolicy) -> Result<Vec<Rule>, Diagnostics> {
+    let (files, refused) = files::walk(path, &["yaml", "yml"], policy);
     let mut rules = vec![];
     let mut diags = Diagnostics::new();
+    diags.extend(refused);
     for f in &files {
-        match rule_from_file(f) {
+        match rule_from_file_with(f, policy) {
             Ok(r) => rules.push(r),
             Err(e) => diags.extend(e),
         }
@@ -587,23 +621,15 @@ pub fn rules_from_dir(dir: &Path) -> Result<Vec<Rule>, Diagnostics> {
     if diags.has_errors() { Err(diags) } else { Ok(rules) }
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
-        if p.is_dir() {
-            collect(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
 /// Load one rule file.
 pub fn rule_from_file(path: &Path) -> Result<Rule, Diagnostics> {
+    rule_from_file_with(path, files::ReadPolicy::default())
+}
+
+/// Load one rule file, read under `policy`.
+pub fn rule_from_file_with(path: &Path, policy: files::ReadPolicy) -> Result<Rule, Diagnostics> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostics::from(Diagnostic::error(Code::E100, format!("cannot read `{file}`: {e}"))))?;
+    let text = files::read_text(path, policy)?;
     let slug = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     rule_from_str(&file, &slug, &text)
 }

@@ -28,6 +28,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::eval::{Entries, Enrichment};
 use crate::import::Imported;
 use crate::load::Rule;
+use crate::load::files::ReadPolicy;
 use crate::model::{OpaqueLang, Spanned};
 use crate::targets::Cx;
 
@@ -192,6 +193,6 @@ pub trait Importer: Sync {
     /// The file extensions a folder walk picks up.
     fn extensions(&self) -> &'static [&'static str];
     /// Import one file (`name` is how diagnostics name it; `path` is where it is, for
-    /// importers that read a companion file).
-    fn import(&self, name: &str, text: &str, path: &Path) -> Vec<Imported>;
+    /// importers that read a companion file under `policy`).
+    fn import(&self, name: &str, text: &str, path: &Path, policy: ReadPolicy) -> Vec<Imported>;
 }

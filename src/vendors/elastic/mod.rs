@@ -68,7 +68,7 @@ impl Importer for Elastic {
     fn extensions(&self) -> &'static [&'static str] {
         &["toml"]
     }
-    fn import(&self, name: &str, text: &str, _path: &Path) -> Vec<Imported> {
+    fn import(&self, name: &str, text: &str, _path: &Path, _policy: crate::load::files::ReadPolicy) -> Vec<Imported> {
         import::parse(name, text)
     }
 }

@@ -57,7 +57,7 @@ impl Importer for Panther {
     fn extensions(&self) -> &'static [&'static str] {
         &["yml", "yaml"]
     }
-    fn import(&self, _name: &str, _text: &str, path: &Path) -> Vec<Imported> {
-        import::parse_file(path)
+    fn import(&self, _name: &str, _text: &str, path: &Path, policy: crate::load::files::ReadPolicy) -> Vec<Imported> {
+        import::parse_file_with(path, policy)
     }
 }

@@ -68,7 +68,7 @@ impl Importer for Sentinel {
     fn extensions(&self) -> &'static [&'static str] {
         &["yml", "yaml"]
     }
-    fn import(&self, name: &str, text: &str, _path: &Path) -> Vec<Imported> {
+    fn import(&self, name: &str, text: &str, _path: &Path, _policy: crate::load::files::ReadPolicy) -> Vec<Imported> {
         import::parse(name, text)
     }
 }

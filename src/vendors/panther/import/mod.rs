@@ -26,18 +26,24 @@ use crate::diag::{Code, Diagnostic, Span};
 /// Import a Panther rule YAML file, reading the Python module its `Filename:` names from the
 /// same folder (a missing module is reported by [`parse`]).
 pub fn parse_file(path: &Path) -> Vec<Imported> {
+    parse_file_with(path, crate::load::files::ReadPolicy::default())
+}
+
+/// [`parse_file`], reading both files under `policy` (a Python module that is a link, a device
+/// or too large is refused without being read).
+pub fn parse_file_with(path: &Path, policy: crate::load::files::ReadPolicy) -> Vec<Imported> {
     let file = path.display().to_string();
-    let yaml = match std::fs::read_to_string(path) {
+    let yaml = match crate::load::files::read_text(path, policy) {
         Ok(t) => t,
-        Err(e) => {
-            return vec![Imported::refused(
-                &slug_of(&file),
-                Diagnostic::error(Code::E502, format!("cannot read the rule file: {e}"))
-                    .with_span(Some(Span { file: file.clone(), line: 1, col: 1 })),
-            )];
-        }
+        Err(d) => return vec![Imported::refused(&slug_of(&file), d)],
     };
-    let py = match python_path(path, &yaml) {
+    let py_path = python_path(path, &yaml);
+    if let Some(p) = py_path.as_ref().filter(|p| std::fs::symlink_metadata(p).is_ok()) {
+        if let Err(d) = crate::load::files::check(p, policy) {
+            return vec![Imported::refused(&slug_of(&file), d)];
+        }
+    }
+    let py = match py_path {
         Some(p) if p.is_file() => match std::fs::read(&p).map(String::from_utf8) {
             Ok(Ok(t)) => Some(t),
             Ok(Err(e)) => {

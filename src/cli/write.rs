@@ -1,0 +1,171 @@
+//! Writing an output folder as one step.
+//!
+//! `rulecast build` (and every command that writes a folder of generated files) replaces the
+//! parts of `OUT` it owns (`OUT/<target>/`) and keeps everything else in `OUT`, so that all of
+//! them change at once or none does:
+//!
+//! 1. an exclusive lock on `.<OUT>.rulecast.lock` beside `OUT` (a second build waits);
+//! 2. staging folders that an interrupted build left beside `OUT` are removed, and an `OUT` that
+//!    an interrupted swap left missing is put back;
+//! 3. a new tree is staged beside `OUT`: every entry of `OUT` that the build does not own is
+//!    hard-linked into it, and every generated file is written — or hard-linked from `OUT`
+//!    when its bytes did not change, so unchanged files keep their inode and modification time;
+//! 4. the staged tree and `OUT` are exchanged by one `renameat2(RENAME_EXCHANGE)` (where the
+//!    file system cannot exchange, by two renames that step 2 repairs if interrupted), and the
+//!    old tree is removed.
+//!
+//! A build killed at any point leaves either the old `OUT` or the new one, never a mix.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// What a write changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Files whose bytes are new or changed.
+    pub changed: usize,
+    /// Files kept as they were (hard-linked from the previous output).
+    pub unchanged: usize,
+}
+
+/// Replace the folders `owned` (relative names) of `out` with `files` (relative path → text;
+/// every path starts with one of the owned folder names), atomically.
+pub fn replace(out: &Path, owned: &[&str], files: &BTreeMap<String, String>) -> Result<Written> {
+    let name = out.file_name().and_then(|n| n.to_str()).filter(|n| !n.is_empty() && *n != "." && *n != "..");
+    let Some(name) = name else { bail!("the output folder `{}` must be named (not `.`, `..` or `/`)", out.display()) };
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+    if let Ok(m) = fs::symlink_metadata(out) {
+        if !m.is_dir() {
+            bail!("the output `{}` exists and is not a folder; rulecast will not replace it", out.display());
+        }
+    }
+    // 1. the lock
+    let lock_path = parent.join(format!(".{name}.rulecast.lock"));
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot create the lock file `{}`", lock_path.display()))?;
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        eprintln!("waiting for another rulecast writing `{}` ...", out.display());
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).with_context(|| format!("cannot lock `{}`", lock_path.display()))?;
+    }
+    // 2. what an interrupted write left
+    recover(&parent, name, out)?;
+    // 3. the staged tree
+    let stage = tempfile::Builder::new()
+        .prefix(&format!(".{name}.rulecast-stage-"))
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot create a staging folder in `{}`", parent.display()))?;
+    let mut written = Written::default();
+    if out.is_dir() {
+        for entry in fs::read_dir(out).with_context(|| format!("cannot read `{}`", out.display()))? {
+            let entry = entry?;
+            let n = entry.file_name();
+            if owned.iter().any(|o| n.to_str() == Some(o)) {
+                continue;
+            }
+            link_tree(&entry.path(), &stage.path().join(&n))?;
+        }
+    }
+    for o in owned {
+        fs::create_dir_all(stage.path().join(o))?;
+    }
+    for (path, text) in files {
+        let Some((dir, file)) = path.split_once('/') else { bail!("refusing to write `{path}`: not inside a target folder") };
+        // names were validated as plain stems; refuse anything else outright
+        if !owned.contains(&dir) || file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
+            bail!("refusing to write `{path}`: not a plain file name in a folder this command owns");
+        }
+        let dest = stage.path().join(dir).join(file);
+        let old = out.join(dir).join(file);
+        let same = fs::symlink_metadata(&old).is_ok_and(|m| m.is_file() && m.len() == text.len() as u64)
+            && fs::read(&old).is_ok_and(|b| b == text.as_bytes());
+        if same && fs::hard_link(&old, &dest).is_ok() {
+            written.unchanged += 1;
+            continue;
+        }
+        fs::write(&dest, text).with_context(|| format!("cannot write `{path}`"))?;
+        written.changed += 1;
+    }
+    // 4. the swap
+    let staged = stage.keep();
+    if !out.exists() {
+        fs::rename(&staged, out).with_context(|| format!("cannot move the new output into `{}`", out.display()))?;
+    } else {
+        match rustix::fs::renameat_with(rustix::fs::CWD, &staged, rustix::fs::CWD, out, rustix::fs::RenameFlags::EXCHANGE) {
+            Ok(()) => {}
+            Err(_) => {
+                // no exchange on this file system: two renames, which `recover` repairs
+                let old = parent.join(format!(".{name}.rulecast-old-{}", std::process::id()));
+                fs::rename(out, &old).with_context(|| format!("cannot move `{}` aside", out.display()))?;
+                fs::rename(&staged, out).with_context(|| format!("cannot move the new output into `{}`", out.display()))?;
+                fs::rename(&old, &staged)?;
+            }
+        }
+        fs::remove_dir_all(&staged).with_context(|| format!("cannot remove the previous output (now at `{}`)", staged.display()))?;
+    }
+    drop(lock);
+    Ok(written)
+}
+
+/// Remove staging folders an interrupted write left beside `out`; put back an `out` that an
+/// interrupted two-rename swap left missing. The caller holds the lock.
+fn recover(parent: &Path, name: &str, out: &Path) -> Result<()> {
+    let stage_prefix = format!(".{name}.rulecast-stage-");
+    let old_prefix = format!(".{name}.rulecast-old-");
+    let mut olds = vec![];
+    for entry in fs::read_dir(parent).with_context(|| format!("cannot read `{}`", parent.display()))? {
+        let entry = entry?;
+        let Some(n) = entry.file_name().to_str().map(str::to_string) else { continue };
+        if n.starts_with(&stage_prefix) {
+            fs::remove_dir_all(entry.path()).with_context(|| format!("cannot remove the stale staging folder `{}`", entry.path().display()))?;
+        } else if n.starts_with(&old_prefix) {
+            olds.push(entry.path());
+        }
+    }
+    for old in olds {
+        if !out.exists() {
+            fs::rename(&old, out).with_context(|| format!("cannot put back `{}`", out.display()))?;
+        } else {
+            fs::remove_dir_all(&old)?;
+        }
+    }
+    // staging folders of rulecast versions that staged inside `out`
+    if out.is_dir() {
+        for entry in fs::read_dir(out)? {
+            let entry = entry?;
+            if entry.file_name().to_str().is_some_and(|n| n.starts_with(".rulecast-")) && entry.path().is_dir() {
+                fs::remove_dir_all(entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Recreate `from` at `to`: folders as folders, files as hard links (copies where links are not
+/// possible), symbolic links as links.
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    let m = fs::symlink_metadata(from)?;
+    if m.file_type().is_symlink() {
+        let target = fs::read_link(from)?;
+        std::os::unix::fs::symlink(target, to)?;
+    } else if m.is_dir() {
+        fs::create_dir(to)?;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            link_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else if fs::hard_link(from, to).is_err() {
+        fs::copy(from, to).with_context(|| format!("cannot keep `{}`", from.display()))?;
+    }
+    Ok(())
+}
