@@ -10,7 +10,9 @@ pub mod import;
 pub mod kuery;
 pub mod kusto;
 pub mod load;
+pub mod lock;
 pub mod model;
+pub mod pack;
 pub mod targets;
 
 pub use condition::Cond;

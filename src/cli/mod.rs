@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 mod import;
+mod pack;
 mod test;
 use clap::{Parser, Subcommand};
 use rulecast::diag::{self, Format};
@@ -95,6 +96,40 @@ enum Command {
         #[arg(long)]
         created: Option<String>,
     },
+    /// Build the deployable packs: a Sentinel ARM template, the Elastic (Kibana) import ndjson,
+    /// the Panther upload zip, one Markdown page per rule with an index by tactic, and release
+    /// notes from the lock. Exit 1 when the lock is out of date (nothing written) or a pair could
+    /// not be built (listed and left out).
+    Pack {
+        /// Folder of canonical rules (and its `rulecast.lock`).
+        #[arg(long, default_value = "canonical-rules")]
+        rules: PathBuf,
+        /// Targets to pack (repeatable); default all.
+        #[arg(long = "target", value_enum)]
+        targets: Vec<Target>,
+        /// Output folder, replaced as a whole (it must be empty or a previous pack).
+        #[arg(long, default_value = "pack")]
+        out: PathBuf,
+        /// How diagnostics are printed.
+        #[arg(long, value_enum, default_value = "full")]
+        format: Format,
+    },
+    /// Update the version lock (`<rules>/rulecast.lock`): bump the versions of every rule whose
+    /// vendor file changed meaning, as each vendor tracks them.
+    Lock {
+        /// Folder of canonical rules.
+        #[arg(long, default_value = "canonical-rules")]
+        rules: PathBuf,
+        /// The release date written for changed rules (YYYY-MM-DD); default today (UTC).
+        #[arg(long)]
+        date: Option<String>,
+        /// Exit 1 if the lock is out of date; write nothing.
+        #[arg(long)]
+        check: bool,
+        /// How diagnostics are printed.
+        #[arg(long, value_enum, default_value = "full")]
+        format: Format,
+    },
     /// Check the canonical rules (and that they compile) without writing anything.
     Validate {
         /// Folder of canonical rules.
@@ -150,6 +185,8 @@ fn print_diags(diags: &[rulecast::Diagnostic], format: Format) {
 fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Command::Build { rules, out, targets, unsupported, format } => build(&rules, Some(&out), &targets, unsupported, format),
+        Command::Pack { rules, targets, out, format } => pack::run_pack(&rules, &targets, &out, format),
+        Command::Lock { rules, date, check, format } => pack::run_lock(&rules, date.as_deref(), check, format),
         Command::Validate { rules, unsupported, format } => build(&rules, None, &[], unsupported, format),
         Command::Test { rules, corpus, format } => test::run(&rules, corpus.as_deref(), format == ReportFormat::Json),
         Command::Events { target, file } => test::events(target, &file),
@@ -171,6 +208,7 @@ fn build(rules_dir: &Path, out: Option<&Path>, targets: &[Target], policy: Unsup
             return Ok(ExitCode::from(1));
         }
     };
+    let Ok(rules) = pack::with_lock(rules_dir, rules).map_err(|msg| eprintln!("{msg}")) else { return Ok(ExitCode::from(1)) };
     let b = rulecast::build(&rules, targets, policy);
     if policy != Unsupported::Ignore {
         let notes: Vec<rulecast::Diagnostic> = b
