@@ -117,7 +117,7 @@ pub fn pack(rules: &[Rule], targets: &[Target], lock: Option<&Lock>) -> Result<P
                         let y: Value = serde_saphyr::from_str(text).map_err(|e| format!("{path}: {e}"))?;
                         meta.insert(
                             y["id"].as_str().unwrap_or_default().to_string(),
-                            json!({"name": y["name"], "file": path, "version": y.get("version").cloned().unwrap_or(Value::Null)}),
+                            json!({"name": y["name"], "file": path, "version": y.get("version").cloned().unwrap_or(json!("1.0.0"))}),
                         );
                         resources.push(r);
                     }

@@ -169,7 +169,7 @@ pub fn resource(yaml_text: &str) -> Result<Value, String> {
 pub fn template(resources: Vec<Value>, rules: Map<String, Value>, release: u32) -> Value {
     json!({
         "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
-        "contentVersion": format!("{release}.0.0.0"),
+        "contentVersion": format!("1.0.0.{release}"),
         "metadata": {
             "generator": "rulecast pack",
             "release": release,
