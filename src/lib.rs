@@ -8,7 +8,9 @@ pub mod eval;
 pub mod fields;
 pub mod import;
 pub mod load;
+pub mod lock;
 pub mod model;
+pub mod pack;
 pub mod targets;
 pub mod vendors;
 

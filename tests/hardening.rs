@@ -172,11 +172,14 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Many copies of the bundled rules, each description marked with `mark`.
+/// Many copies of the bundled rules, each name marked with `mark`.
 fn many_rules(dir: &Path, copies: usize, mark: &str) {
     std::fs::create_dir_all(dir).expect("mkdir");
     for f in std::fs::read_dir(root().join("canonical-rules")).expect("rules") {
         let f = f.expect("entry").path();
+        if f.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
         let text = std::fs::read_to_string(&f).expect("read");
         let stem = f.file_stem().expect("stem").to_string_lossy().to_string();
         for i in 0..copies {

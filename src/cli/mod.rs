@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 mod import;
+mod pack;
 mod test;
 mod write;
 use clap::{Parser, Subcommand};
@@ -106,6 +107,40 @@ enum Command {
         #[arg(long)]
         created: Option<String>,
     },
+    /// Build the deployable packs: a Sentinel ARM template, the Elastic (Kibana) import ndjson,
+    /// the Panther upload zip, one Markdown page per rule with an index by tactic, and release
+    /// notes from the lock. Exit 1 when the lock is out of date (nothing written) or a pair could
+    /// not be built (listed and left out).
+    Pack {
+        /// Folder of canonical rules (and its `rulecast.lock`).
+        #[arg(long, default_value = "canonical-rules")]
+        rules: PathBuf,
+        /// Targets to pack (repeatable); default all.
+        #[arg(long = "target", value_enum)]
+        targets: Vec<Target>,
+        /// Output folder, replaced as a whole (it must be empty or a previous pack).
+        #[arg(long, default_value = "pack")]
+        out: PathBuf,
+        /// How diagnostics are printed.
+        #[arg(long, value_enum, default_value = "full")]
+        format: Format,
+    },
+    /// Update the version lock (`<rules>/rulecast.lock`): bump the versions of every rule whose
+    /// vendor file changed meaning, as each vendor tracks them.
+    Lock {
+        /// Folder of canonical rules.
+        #[arg(long, default_value = "canonical-rules")]
+        rules: PathBuf,
+        /// The release date written for changed rules (YYYY-MM-DD); default today (UTC).
+        #[arg(long)]
+        date: Option<String>,
+        /// Exit 1 if the lock is out of date; write nothing.
+        #[arg(long)]
+        check: bool,
+        /// How diagnostics are printed.
+        #[arg(long, value_enum, default_value = "full")]
+        format: Format,
+    },
     /// Check the canonical rules (and that they compile) without writing anything.
     Validate {
         /// Canonical rules: a folder (read recursively) or one rule file.
@@ -184,6 +219,8 @@ fn run(args: Args) -> Result<ExitCode> {
         Command::Build { rules, read, out, targets, unsupported, format } => build(&rules, read.policy(), Some(&out), &targets, unsupported, format),
         Command::Validate { rules, read, unsupported, format } => build(&rules, read.policy(), None, &[], unsupported, format),
         Command::Test { rules, only, read, corpus, format } => test::run(&rules, read.policy(), &only, corpus.as_deref(), format == ReportFormat::Json),
+        Command::Pack { rules, targets, out, format } => pack::run_pack(&rules, &targets, &out, format),
+        Command::Lock { rules, date, check, format } => pack::run_lock(&rules, date.as_deref(), check, format),
         Command::Events { target, file } => test::events(target, &file),
         Command::Import { from, paths, read, out, force, report, format, authors, created } => {
             import::run(from, &paths, read.policy(), &out, force, report == ReportFormat::Json, format, &authors, created.as_deref())
@@ -209,6 +246,7 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
+    let Ok(rules) = pack::with_lock(rules_dir, rules).map_err(|msg| eprintln!("{msg}")) else { return Ok(ExitCode::from(1)) };
     let b = rulecast::build(&rules, targets, policy);
     if policy != Unsupported::Ignore {
         let notes: Vec<rulecast::Diagnostic> = b

@@ -1,0 +1,688 @@
+//! The version lock: per canonical rule, what each target's file means (a content hash) and the
+//! version each vendor tracks it by.
+//!
+//! Input: the loaded rules with their source text, and the previous lock. Output: the next lock
+//! (versions bumped where a target's file changed meaning), the list of rules whose files no
+//! longer match the lock, and the rules with their vendor tracking fields set from the lock.
+//!
+//! The lock is JSON (`canonical-rules/rulecast.lock`, keys sorted, written by `rulecast lock`).
+//! Builds and packs read it and never the clock; only `rulecast lock` writes it, with the date it
+//! is given (default today). What is hashed, per target, is what the vendor file *means*, with
+//! the tracking fields themselves left out:
+//! - Sentinel: the analytic-rule YAML parsed (comments dropped), without `version`. A change bumps
+//!   `version` X.Y.Z: the minor number when the detection logic or the alert output changed, the
+//!   patch number otherwise.
+//! - Elastic: the Kibana API object `rulecast pack` writes for the rule, without `version` (what
+//!   detection-rules hashes for its `etc/version.lock.json`). A change bumps the integer `version`
+//!   (the ndjson's `version`) and sets `updated` (the TOML's `updated_date`) to the lock date.
+//! - Panther: the rule YAML parsed and the Python module without comments (panther-analysis'
+//!   `.versions.yml` keeps a SHA-256 of both files and an integer version per RuleID). A change
+//!   bumps the integer version; a Panther rule file has no field for it (`BaseVersion` names the
+//!   panther-analysis version a copy was taken from, which is another thing), so it lives here
+//!   and in the pack's release notes.
+//!
+//! A version or `updated` date the rule declares that is ahead of the lock is taken over (a hand
+//! bump), never lowered.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::load::Rule;
+use crate::targets::{Target, Unsupported};
+
+/// The lock file's name, in the canonical rules folder.
+pub const FILE_NAME: &str = "rulecast.lock";
+
+/// The lock format this code writes.
+pub const LOCK_VERSION: u32 = 1;
+
+/// The whole lock file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    /// Format of this file (1).
+    pub lock_version: u32,
+    /// Release number: incremented by every `rulecast lock` that changed something.
+    pub release: u32,
+    /// The date of that release (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<String>,
+    /// Canonical rule id -> its entry.
+    pub rules: BTreeMap<String, Entry>,
+    /// What the last release changed (the pack's release notes).
+    #[serde(default)]
+    pub changes: Changes,
+}
+
+impl Default for Lock {
+    fn default() -> Self {
+        Lock { lock_version: LOCK_VERSION, release: 0, released: None, rules: BTreeMap::new(), changes: Changes::default() }
+    }
+}
+
+/// One rule in the lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The rule's name (for release notes of removed rules).
+    pub name: String,
+    /// The canonical file name.
+    pub file: String,
+    /// What the rule says, by part (for the one-line summaries of changes).
+    pub facets: Facets,
+    /// The Sentinel file, when the rule is built for Sentinel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelLock>,
+    /// The Elastic rule, when the rule is built for Elastic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elastic: Option<ElasticLock>,
+    /// The Panther rule, when the rule is built for Panther.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panther: Option<PantherLock>,
+}
+
+/// A rule's parts: values where a summary should show them, hashes elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Facets {
+    /// `severity` and `risk_score`, as written (`low`, `low/21`).
+    pub severity: String,
+    /// ATT&CK tactic and technique ids, sorted.
+    pub attack: Vec<String>,
+    /// Hash of `detection`, `lists`, `allowlists`, `logsource`.
+    pub logic: String,
+    /// Hash of `alert`.
+    pub alert: String,
+    /// Hash of `targets` (per-target settings: schedule, index, ids, ...).
+    pub targets: String,
+    /// Hash of the descriptive metadata (name, description, references, ...).
+    pub metadata: String,
+    /// Hash of `tests`.
+    pub tests: String,
+}
+
+/// Sentinel: the content hash and the template `version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelLock {
+    /// SHA-256 of the meaning (see the module docs).
+    pub sha256: String,
+    /// `X.Y.Z`.
+    pub version: String,
+}
+
+/// Elastic: the content hash, the version-lock integer and `updated_date`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticLock {
+    /// SHA-256 of the API object without `version`.
+    pub sha256: String,
+    /// The detection-rules version-lock integer (the ndjson's `version`).
+    pub version: u32,
+    /// `[metadata] updated_date`, as `YYYY-MM-DD`.
+    pub updated: String,
+}
+
+/// Panther: the content hash and the version integer (as panther-analysis' `.versions.yml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PantherLock {
+    /// SHA-256 of the YAML and the Python module.
+    pub sha256: String,
+    /// The version integer.
+    pub version: u32,
+}
+
+/// What one release changed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Changes {
+    /// Rules that are new in this release.
+    #[serde(default)]
+    pub added: Vec<Named>,
+    /// Rules that are gone.
+    #[serde(default)]
+    pub removed: Vec<Named>,
+    /// Rules whose files changed.
+    #[serde(default)]
+    pub changed: Vec<Change>,
+}
+
+/// A rule by id and name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Named {
+    /// Canonical id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+}
+
+/// A changed rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// Canonical id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// One line: what changed, by meaning (`detection logic changed; severity low → medium`).
+    pub summary: String,
+    /// The version bumps, per target.
+    pub bumps: Vec<Bump>,
+}
+
+/// A version change of one target's file (`-` where the rule was not built for it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bump {
+    /// The target (`sentinel`, `elastic`, `panther`).
+    pub target: String,
+    /// The version before.
+    pub from: String,
+    /// The version after.
+    pub to: String,
+}
+
+/// What a rule means now: the input to [`update`] and [`stale`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fingerprint {
+    /// Canonical id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Canonical file name.
+    pub file: String,
+    /// Facets.
+    pub facets: Facets,
+    /// Per target that builds the rule: the content hash.
+    pub hashes: BTreeMap<Target, String>,
+    /// The Sentinel version the rule declares (`targets.sentinel.version`, else `version`).
+    pub declared_version: Option<String>,
+    /// The date the rule declares (`updated`, else `created`), `YYYY-MM-DD`.
+    pub declared_updated: Option<String>,
+}
+
+/// SHA-256 of a text, lower-case hex.
+pub fn sha256_hex(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A JSON value with every object's keys sorted, as compact text (the form that is hashed).
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    serde_json::to_string(&sorted(v)).unwrap_or_default()
+}
+
+/// The value with every object's keys sorted.
+pub fn sorted(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as V;
+    match v {
+        V::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            V::Object(keys.into_iter().map(|k| (k.clone(), sorted(&o[k]))).collect())
+        }
+        V::Array(a) => V::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+fn hash_value(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None => String::new(),
+        Some(v) => sha256_hex(&canonical_json(v))[..16].to_string(),
+    }
+}
+
+fn hash_keys(doc: &serde_json::Value, keys: &[&str]) -> String {
+    let part: serde_json::Map<String, serde_json::Value> =
+        keys.iter().filter_map(|k| doc.get(*k).map(|v| (k.to_string(), v.clone()))).collect();
+    if part.is_empty() { String::new() } else { hash_value(Some(&serde_json::Value::Object(part))) }
+}
+
+/// What a rule means: facets from its canonical text, hashes from each target's files.
+pub fn fingerprint(rule: &Rule, source: &str) -> Result<Fingerprint, String> {
+    let doc: serde_json::Value = serde_saphyr::from_str(source).map_err(|e| format!("{}: {e}", rule.file))?;
+    let d = &rule.doc;
+    let severity = match doc.get("risk_score") {
+        Some(r) => format!("{}/{}", scalar(doc.get("severity")), scalar(Some(r))),
+        None => scalar(doc.get("severity")),
+    };
+    let mut attack: Vec<String> = rule
+        .attack
+        .iter()
+        .flat_map(|(t, ts)| std::iter::once(t.id.clone()).chain(ts.iter().map(|x| x.id.clone())))
+        .collect();
+    attack.sort();
+    attack.dedup();
+    let facets = Facets {
+        severity,
+        attack,
+        logic: hash_keys(&doc, &["detection", "lists", "allowlists", "logsource"]),
+        alert: hash_keys(&doc, &["alert"]),
+        targets: hash_keys(&doc, &["targets"]),
+        metadata: hash_keys(&doc, &["name", "description", "authors", "license", "references", "false_positives", "tags", "status"]),
+        tests: hash_keys(&doc, &["tests"]),
+    };
+    let mut hashes = BTreeMap::new();
+    for t in [Target::Sentinel, Target::Elastic, Target::Panther] {
+        if crate::targets::skip_reason(rule, t).is_some() {
+            continue;
+        }
+        let Ok(out) = crate::targets::compile(rule, t, Unsupported::Warn) else { continue };
+        hashes.insert(t, meaning_hash(t, &out.files)?);
+    }
+    Ok(Fingerprint {
+        id: d.id.value.clone(),
+        name: d.name.clone(),
+        file: rule.file.rsplit('/').next().unwrap_or(&rule.file).to_string(),
+        facets,
+        hashes,
+        declared_version: d.targets.sentinel.version.clone().or_else(|| d.version.as_ref().map(|v| v.value.clone())),
+        declared_updated: d.updated.as_ref().or(d.created.as_ref()).map(|v| v.value.clone()),
+    })
+}
+
+fn scalar(v: Option<&serde_json::Value>) -> String {
+    match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+/// The hash of what one target's files mean (see the module docs).
+pub fn meaning_hash(target: Target, files: &[(String, String)]) -> Result<String, String> {
+    let text = match target {
+        Target::Sentinel => {
+            let (path, yaml) = files.iter().find(|(p, _)| p.ends_with(".yaml")).ok_or("no Sentinel YAML")?;
+            let mut v: serde_json::Value = serde_saphyr::from_str(yaml).map_err(|e| format!("{path}: {e}"))?;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("version");
+            }
+            canonical_json(&v)
+        }
+        Target::Elastic => {
+            let (path, toml) = files.iter().find(|(p, _)| p.ends_with(".toml")).ok_or("no Elastic TOML")?;
+            let mut api = crate::pack::elastic::api_object(toml).map_err(|e| format!("{path}: {e}"))?;
+            api.remove("version");
+            canonical_json(&serde_json::Value::Object(api))
+        }
+        Target::Panther => {
+            let (path, yml) = files.iter().find(|(p, _)| p.ends_with(".yml")).ok_or("no Panther YAML")?;
+            let v: serde_json::Value = serde_saphyr::from_str(yml).map_err(|e| format!("{path}: {e}"))?;
+            let py = files.iter().find(|(p, _)| p.ends_with(".py")).map(|(_, t)| python_without_comments(t)).unwrap_or_default();
+            format!("{}\n{py}", canonical_json(&v))
+        }
+    };
+    Ok(sha256_hex(&text))
+}
+
+/// Python source without its comments and blank lines. The lexer (which drops comments) finds
+/// every token; a comment is what starts with `#` in the text between two tokens, so a `#`
+/// inside a string stays.
+pub fn python_without_comments(src: &str) -> String {
+    use rustpython_parser::{Mode, lexer::lex};
+    let mut tokens: Vec<(usize, usize)> =
+        lex(src, Mode::Module).filter_map(|t| t.ok()).map(|(_, r)| (usize::from(r.start()), usize::from(r.end()))).collect();
+    tokens.sort();
+    let mut out = String::new();
+    let mut pos = 0;
+    let gap = |text: &str, out: &mut String| {
+        let mut in_comment = false;
+        for c in text.chars() {
+            match c {
+                '#' => in_comment = true,
+                '\n' => {
+                    in_comment = false;
+                    out.push(c);
+                }
+                _ if !in_comment => out.push(c),
+                _ => {}
+            }
+        }
+    };
+    for (a, b) in tokens {
+        if a < pos || b > src.len() {
+            continue;
+        }
+        gap(&src[pos..a], &mut out);
+        out.push_str(&src[a..b]);
+        pos = b;
+    }
+    gap(&src[pos..], &mut out);
+    out.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
+}
+
+/// Parse `X.Y.Z`.
+fn semver(v: &str) -> Option<(u64, u64, u64)> {
+    let mut it = v.split('.').map(|p| p.parse::<u64>().ok());
+    let t = (it.next()??, it.next()??, it.next()??);
+    it.next().is_none().then_some(t)
+}
+
+/// Read a lock file's text.
+pub fn from_str(text: &str) -> Result<Lock, String> {
+    let lock: Lock = serde_json::from_str(text).map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))?;
+    if lock.lock_version != LOCK_VERSION {
+        return Err(format!("lock_version {} is not supported (expected {LOCK_VERSION})", lock.lock_version));
+    }
+    Ok(lock)
+}
+
+/// The lock file's text: JSON, keys sorted, two-space indent, final newline.
+pub fn to_string(lock: &Lock) -> String {
+    let v = serde_json::to_value(lock).unwrap_or_default();
+    let mut s = serde_json::to_string_pretty(&sorted(&v)).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Why the lock does not describe these rules (empty: it does).
+pub fn stale(lock: &Lock, fps: &[Fingerprint]) -> Vec<String> {
+    let mut out = vec![];
+    for fp in fps {
+        let Some(e) = lock.rules.get(&fp.id) else {
+            out.push(format!("{}: not in the lock", fp.file));
+            continue;
+        };
+        for t in [Target::Sentinel, Target::Elastic, Target::Panther] {
+            match (locked_hash(e, t), fp.hashes.get(&t)) {
+                (Some(a), Some(b)) if a == b => {}
+                (None, None) => {}
+                (Some(_), Some(_)) => out.push(format!("{}: the {t} file changed since the lock", fp.file)),
+                (None, Some(_)) => out.push(format!("{}: now built for {t}, not in the lock", fp.file)),
+                (Some(_), None) => out.push(format!("{}: no longer built for {t}", fp.file)),
+            }
+        }
+        if let (Some(s), Some(d)) = (&e.sentinel, fp.declared_version.as_deref().and_then(semver)) {
+            if semver(&s.version).is_some_and(|l| d > l) {
+                out.push(format!("{}: declares version {}.{}.{}, ahead of the lock's {}", fp.file, d.0, d.1, d.2, s.version));
+            }
+        }
+        if let (Some(el), Some(d)) = (&e.elastic, &fp.declared_updated) {
+            if d > &el.updated {
+                out.push(format!("{}: declares date {d}, after the lock's {}", fp.file, el.updated));
+            }
+        }
+        if e.facets != fp.facets && out.last().is_none_or(|l| !l.starts_with(&fp.file)) {
+            out.push(format!("{}: the canonical rule changed since the lock", fp.file));
+        }
+    }
+    for (id, e) in &lock.rules {
+        if !fps.iter().any(|f| &f.id == id) {
+            out.push(format!("{}: in the lock, but the rule is gone", e.file));
+        }
+    }
+    out
+}
+
+fn locked_hash(e: &Entry, t: Target) -> Option<&str> {
+    match t {
+        Target::Sentinel => e.sentinel.as_ref().map(|s| s.sha256.as_str()),
+        Target::Elastic => e.elastic.as_ref().map(|s| s.sha256.as_str()),
+        Target::Panther => e.panther.as_ref().map(|s| s.sha256.as_str()),
+    }
+}
+
+fn locked_version(e: &Entry, t: Target) -> Option<String> {
+    match t {
+        Target::Sentinel => e.sentinel.as_ref().map(|s| s.version.clone()),
+        Target::Elastic => e.elastic.as_ref().map(|s| s.version.to_string()),
+        Target::Panther => e.panther.as_ref().map(|s| s.version.to_string()),
+    }
+}
+
+/// The next lock: unchanged (equal to `old`) when nothing changed; otherwise the next release,
+/// dated `date` (`YYYY-MM-DD`), with versions bumped where a target's file changed meaning.
+pub fn update(old: &Lock, fps: &[Fingerprint], date: &str) -> Lock {
+    let mut rules = BTreeMap::new();
+    let mut changes = Changes::default();
+    for fp in fps {
+        let prev = old.rules.get(&fp.id);
+        let entry = next_entry(prev, fp, date);
+        match prev {
+            None => changes.added.push(Named { id: fp.id.clone(), name: fp.name.clone() }),
+            Some(p) => {
+                let bumps: Vec<Bump> = [Target::Sentinel, Target::Elastic, Target::Panther]
+                    .into_iter()
+                    .filter_map(|t| {
+                        let (a, b) = (locked_version(p, t), locked_version(&entry, t));
+                        (a != b).then(|| Bump { target: t.to_string(), from: a.unwrap_or_else(|| "-".into()), to: b.unwrap_or_else(|| "-".into()) })
+                    })
+                    .collect();
+                if !bumps.is_empty() || p.facets != entry.facets {
+                    changes.changed.push(Change { id: fp.id.clone(), name: fp.name.clone(), summary: summary(&p.facets, &entry.facets, &bumps), bumps });
+                }
+            }
+        }
+        rules.insert(fp.id.clone(), entry);
+    }
+    for (id, e) in &old.rules {
+        if !rules.contains_key(id) {
+            changes.removed.push(Named { id: id.clone(), name: e.name.clone() });
+        }
+    }
+    // an entry whose only change is its file name or the name is kept, without a release
+    let same = rules.len() == old.rules.len()
+        && rules.iter().all(|(id, e)| old.rules.get(id).is_some_and(|o| o == e));
+    if same {
+        return old.clone();
+    }
+    Lock { lock_version: LOCK_VERSION, release: old.release + 1, released: Some(date.to_string()), rules, changes }
+}
+
+fn next_entry(prev: Option<&Entry>, fp: &Fingerprint, date: &str) -> Entry {
+    let logic_changed = prev.is_some_and(|p| p.facets.logic != fp.facets.logic || p.facets.alert != fp.facets.alert);
+    let declared = fp.declared_version.as_deref().and_then(semver);
+    let sentinel = fp.hashes.get(&Target::Sentinel).map(|h| {
+        let locked = prev.and_then(|p| p.sentinel.as_ref());
+        let mut v = match locked {
+            None => declared.unwrap_or((1, 0, 0)),
+            Some(l) => {
+                let lv = semver(&l.version).unwrap_or((1, 0, 0));
+                if &l.sha256 == h {
+                    lv
+                } else if logic_changed {
+                    (lv.0, lv.1 + 1, 0)
+                } else {
+                    (lv.0, lv.1, lv.2 + 1)
+                }
+            }
+        };
+        if let Some(d) = declared {
+            v = v.max(d);
+        }
+        SentinelLock { sha256: h.clone(), version: format!("{}.{}.{}", v.0, v.1, v.2) }
+    });
+    let elastic = fp.hashes.get(&Target::Elastic).map(|h| {
+        let declared = fp.declared_updated.clone().unwrap_or_else(|| date.to_string());
+        match prev.and_then(|p| p.elastic.as_ref()) {
+            None => ElasticLock { sha256: h.clone(), version: 1, updated: declared },
+            Some(l) if &l.sha256 == h => ElasticLock { sha256: h.clone(), version: l.version, updated: l.updated.clone().max(declared) },
+            Some(l) => ElasticLock { sha256: h.clone(), version: l.version + 1, updated: date.to_string().max(declared) },
+        }
+    });
+    let panther = fp.hashes.get(&Target::Panther).map(|h| match prev.and_then(|p| p.panther.as_ref()) {
+        None => PantherLock { sha256: h.clone(), version: 1 },
+        Some(l) if &l.sha256 == h => l.clone(),
+        Some(l) => PantherLock { sha256: h.clone(), version: l.version + 1 },
+    });
+    Entry { name: fp.name.clone(), file: fp.file.clone(), facets: fp.facets.clone(), sentinel, elastic, panther }
+}
+
+/// One line saying what changed, by meaning.
+pub fn summary(a: &Facets, b: &Facets, bumps: &[Bump]) -> String {
+    let mut parts = vec![];
+    if a.logic != b.logic {
+        parts.push("detection logic changed".to_string());
+    }
+    if a.severity != b.severity {
+        parts.push(format!("severity {} → {}", a.severity, b.severity));
+    }
+    if a.attack != b.attack {
+        let added: Vec<String> = b.attack.iter().filter(|x| !a.attack.contains(x)).map(|x| format!("+{x}")).collect();
+        let removed: Vec<String> = a.attack.iter().filter(|x| !b.attack.contains(x)).map(|x| format!("−{x}")).collect();
+        parts.push(format!("ATT&CK {}", added.into_iter().chain(removed).collect::<Vec<_>>().join(" ")));
+    }
+    if a.alert != b.alert {
+        parts.push("alert output changed".into());
+    }
+    if a.targets != b.targets {
+        parts.push("per-target settings changed".into());
+    }
+    if a.metadata != b.metadata {
+        parts.push("description or metadata changed".into());
+    }
+    if a.tests != b.tests {
+        parts.push("tests changed".into());
+    }
+    for bump in bumps {
+        if bump.from == "-" {
+            parts.push(format!("now built for {}", bump.target));
+        } else if bump.to == "-" {
+            parts.push(format!("no longer built for {}", bump.target));
+        }
+    }
+    if parts.is_empty() {
+        parts.push("the rendered files changed (rulecast's output, not the rule)".into());
+    }
+    parts.join("; ")
+}
+
+/// Set the vendor tracking fields the lock holds: the Sentinel `version` and the Elastic
+/// `updated_date`. A rule without an entry is left as it is.
+pub fn apply(rule: &mut Rule, lock: &Lock) {
+    let Some(e) = lock.rules.get(&rule.doc.id.value) else { return };
+    if let Some(s) = &e.sentinel {
+        rule.doc.targets.sentinel.version = Some(s.version.clone());
+    }
+    if let Some(el) = &e.elastic {
+        match (&mut rule.doc.updated, &rule.doc.created) {
+            (Some(u), _) => u.value = el.updated.clone(),
+            (None, Some(c)) => {
+                let mut u = c.clone();
+                u.value = el.updated.clone();
+                rule.doc.updated = Some(u);
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// Today's date (UTC), `YYYY-MM-DD`: only `rulecast lock` asks for it.
+pub fn today() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    civil_date((secs / 86_400) as i64)
+}
+
+/// Days since 1970-01-01 -> `YYYY-MM-DD` (the proleptic Gregorian calendar).
+pub fn civil_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(19_723), "2024-01-01");
+        assert_eq!(civil_date(19_782), "2024-02-29");
+    }
+
+    #[test]
+    fn semver_parses_three_numbers_only() {
+        assert_eq!(semver("1.0.5"), Some((1, 0, 5)));
+        assert_eq!(semver("1.0"), None);
+        assert_eq!(semver("1.0.5.1"), None);
+    }
+
+    #[test]
+    fn comments_are_not_hashed_but_hashes_in_strings_are() {
+        let a = "# note: x\ndef rule(event):\n    return event.get('a') == '#b'  # trailing\n";
+        let b = "def rule(event):\n    return event.get('a') == '#b'\n";
+        assert_eq!(python_without_comments(a), python_without_comments(b));
+        assert!(python_without_comments(a).contains("'#b'"));
+    }
+
+    fn fp(logic: &str, hashes: &[(Target, &str)]) -> Fingerprint {
+        Fingerprint {
+            id: "r1".into(),
+            name: "Rule one".into(),
+            file: "r1.yaml".into(),
+            facets: Facets { severity: "low".into(), logic: logic.into(), ..Facets::default() },
+            hashes: hashes.iter().map(|(t, h)| (*t, h.to_string())).collect(),
+            declared_version: None,
+            declared_updated: Some("2024-01-01".into()),
+        }
+    }
+
+    #[test]
+    fn bumps_follow_each_vendor() {
+        let l1 = update(&Lock::default(), &[fp("L1", &[(Target::Sentinel, "s1"), (Target::Elastic, "e1"), (Target::Panther, "p1")])], "2025-01-01");
+        let e = &l1.rules["r1"];
+        assert_eq!((e.sentinel.as_ref().unwrap().version.as_str(), e.elastic.as_ref().unwrap().version), ("1.0.0", 1));
+        assert_eq!(e.elastic.as_ref().unwrap().updated, "2024-01-01");
+        assert_eq!(l1.release, 1);
+        assert_eq!(l1.changes.added.len(), 1);
+        // nothing changed: the same lock, no new release
+        let again = update(&l1, &[fp("L1", &[(Target::Sentinel, "s1"), (Target::Elastic, "e1"), (Target::Panther, "p1")])], "2025-02-02");
+        assert_eq!(again, l1);
+        // the logic changed: Sentinel minor, Elastic +1 with the lock date, Panther +1
+        let l2 = update(&l1, &[fp("L2", &[(Target::Sentinel, "s2"), (Target::Elastic, "e2"), (Target::Panther, "p2")])], "2025-03-03");
+        let e = &l2.rules["r1"];
+        assert_eq!(e.sentinel.as_ref().unwrap().version, "1.1.0");
+        assert_eq!((e.elastic.as_ref().unwrap().version, e.elastic.as_ref().unwrap().updated.as_str()), (2, "2025-03-03"));
+        assert_eq!(e.panther.as_ref().unwrap().version, 2);
+        assert_eq!(l2.changes.changed[0].summary, "detection logic changed");
+        assert_eq!(l2.changes.changed[0].bumps.len(), 3);
+        // only the Sentinel file changed (not the logic): a patch bump, the others keep theirs
+        let l3 = update(&l2, &[fp("L2", &[(Target::Sentinel, "s3"), (Target::Elastic, "e2"), (Target::Panther, "p2")])], "2025-04-04");
+        let e = &l3.rules["r1"];
+        assert_eq!(e.sentinel.as_ref().unwrap().version, "1.1.1");
+        assert_eq!(e.elastic.as_ref().unwrap().version, 2);
+        assert_eq!(l3.changes.changed[0].bumps, vec![Bump { target: "sentinel".into(), from: "1.1.0".into(), to: "1.1.1".into() }]);
+        // gone
+        let l4 = update(&l3, &[], "2025-05-05");
+        assert_eq!(l4.changes.removed, vec![Named { id: "r1".into(), name: "Rule one".into() }]);
+        assert!(l4.rules.is_empty());
+    }
+
+    #[test]
+    fn a_hand_bump_is_taken_over_never_lowered() {
+        let mut f = fp("L1", &[(Target::Sentinel, "s1")]);
+        f.declared_version = Some("1.0.5".into());
+        let l1 = update(&Lock::default(), std::slice::from_ref(&f), "2025-01-01");
+        assert_eq!(l1.rules["r1"].sentinel.as_ref().unwrap().version, "1.0.5");
+        f.declared_version = Some("2.0.0".into());
+        assert!(stale(&l1, std::slice::from_ref(&f)).iter().any(|s| s.contains("ahead of the lock")));
+        let l2 = update(&l1, std::slice::from_ref(&f), "2025-01-02");
+        assert_eq!(l2.rules["r1"].sentinel.as_ref().unwrap().version, "2.0.0");
+        f.declared_version = Some("1.0.0".into());
+        let l3 = update(&l2, &[f], "2025-01-03");
+        assert_eq!(l3.rules["r1"].sentinel.as_ref().unwrap().version, "2.0.0");
+    }
+
+    #[test]
+    fn the_file_text_round_trips() {
+        let l = update(&Lock::default(), &[fp("L1", &[(Target::Elastic, "e1")])], "2025-01-01");
+        let text = to_string(&l);
+        assert_eq!(from_str(&text).unwrap(), l);
+        assert!(from_str(&text.replace("\"lock_version\": 1", "\"lock_version\": 9")).is_err());
+        assert!(from_str("{").unwrap_err().starts_with("line 1"));
+    }
+}

@@ -1,0 +1,251 @@
+//! Elastic: a rendered detection-rules TOML -> the object Kibana's rule import takes (one line
+//! of the pack's ndjson).
+//!
+//! This is the transform detection-rules' exporter applies (`TOMLRuleContents.to_api_format`):
+//! the `[rule]` table as it is, strings other than `query`, `note` and `setup` with their line
+//! breaks folded (`nested_normalize`), every threat entry with a `technique` list, a `## Setup`
+//! section of the note moved into `setup`, a `Tactic: <name>` tag for each threat tactic the tags
+//! lack (as its output shows), the new-terms table flattened into `new_terms_fields` and
+//! `history_window_start`, and the two fields it computes: `related_integrations` (from the
+//! dataset values the query names) and `required_fields` (every field the query names, with its
+//! type and whether ECS defines it). The `version` comes from the lock; `[metadata]` does not
+//! travel. The field and integration facts are data (`elastic_fields.tsv`,
+//! `elastic_integrations.tsv`), with their sources.
+
+use serde_json::{Map, Value, json};
+
+/// (field, type, ecs) from `elastic_fields.tsv`.
+fn field_facts() -> Vec<(&'static str, &'static str, bool)> {
+    include_str!("elastic_fields.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let mut c = l.split('\t');
+            Some((c.next()?, c.next()?, c.next()? == "true"))
+        })
+        .collect()
+}
+
+/// (package, integration, version) from `elastic_integrations.tsv`.
+fn integration_facts() -> Vec<(&'static str, &'static str, &'static str)> {
+    include_str!("elastic_integrations.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let mut c = l.split('\t');
+            Some((c.next()?, c.next()?, c.next()?))
+        })
+        .collect()
+}
+
+/// The Kibana import object for one rendered TOML (without `version`: the caller adds it).
+pub fn api_object(toml_text: &str) -> Result<Map<String, Value>, String> {
+    let doc: toml::Value = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+    let rule = doc.get("rule").ok_or("no [rule] table")?;
+    let Value::Object(mut obj) = serde_json::to_value(rule).map_err(|e| e.to_string())? else {
+        return Err("[rule] is not a table".into());
+    };
+    for (k, v) in obj.iter_mut() {
+        if !matches!(k.as_str(), "query" | "note" | "setup") {
+            fold_strings(v);
+        }
+    }
+    if let Some(Value::Array(threats)) = obj.get_mut("threat") {
+        for t in threats.iter_mut() {
+            if let Value::Object(t) = t {
+                t.entry("technique").or_insert_with(|| Value::Array(vec![]));
+            }
+        }
+    }
+    add_tactic_tags(&mut obj);
+    move_setup_out_of_note(&mut obj);
+    if let Some(Value::Object(nt)) = obj.remove("new_terms") {
+        if let Some(v) = nt.get("value") {
+            obj.insert("new_terms_fields".into(), v.clone());
+        }
+        if let Some(h) = nt.get("history_window_start").and_then(|h| h.get(0)).and_then(|h| h.get("value")) {
+            obj.insert("history_window_start".into(), h.clone());
+        }
+    }
+    let language = obj.get("language").and_then(Value::as_str).unwrap_or("");
+    if language == "kuery" {
+        let query = obj.get("query").and_then(Value::as_str).unwrap_or("");
+        let q = crate::kuery::parse(query).map_err(|e| format!("the query does not parse: {e:?}"))?;
+        let mut fields = vec![];
+        query_fields(&q, "", &mut fields);
+        let integrations = related_integrations(&q);
+        let has_integration = doc.get("metadata").and_then(|m| m.get("integration")).is_some();
+        if has_integration && !integrations.is_empty() && !obj.contains_key("related_integrations") {
+            obj.insert("related_integrations".into(), Value::Array(integrations));
+        }
+        fields.sort();
+        fields.dedup();
+        if !fields.is_empty() && !obj.contains_key("required_fields") {
+            obj.insert("required_fields".into(), Value::Array(required_fields(&fields)));
+        }
+    }
+    Ok(obj)
+}
+
+/// detection-rules' `nested_normalize`: line breaks and the indentation around them become one
+/// space (TOML's wrapped multi-line strings read as the one line they are).
+fn fold_strings(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if s.contains('\n') {
+                *s = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(fold_strings),
+        Value::Object(o) => {
+            for (k, v) in o.iter_mut() {
+                if !matches!(k.as_str(), "query" | "note" | "setup") {
+                    fold_strings(v);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn add_tactic_tags(obj: &mut Map<String, Value>) {
+    let names: Vec<String> = obj
+        .get("threat")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("tactic").and_then(|t| t.get("name")).and_then(Value::as_str).map(String::from))
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    let tags = obj.entry("tags").or_insert_with(|| Value::Array(vec![]));
+    if let Value::Array(tags) = tags {
+        for n in names {
+            let tag = Value::String(format!("Tactic: {n}"));
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+    }
+}
+
+/// detection-rules' `_add_setup`: a note with a `Setup` heading gives the paragraphs under it to
+/// `setup` (up to the next heading) and keeps the rest as the investigation guide.
+fn move_setup_out_of_note(obj: &mut Map<String, Value>) {
+    if obj.get("setup").is_some_and(|s| s.as_str().is_some_and(|s| !s.is_empty())) {
+        return;
+    }
+    let Some(note) = obj.get("note").and_then(Value::as_str).map(String::from) else { return };
+    let lines: Vec<&str> = note.lines().collect();
+    let Some(h) = lines.iter().position(|l| l.starts_with('#') && l.contains("Setup")) else { return };
+    let body: Vec<&str> = lines[h + 1..].iter().take_while(|l| !l.starts_with("##")).copied().collect();
+    let setup = body.join("\n").trim().to_string();
+    if setup.is_empty() {
+        return;
+    }
+    let guide = note.replace(&format!("{}\n\n", lines[h]), "").replace(&setup, "").trim().to_string();
+    obj.insert("note".into(), Value::String(guide));
+    obj.insert("setup".into(), Value::String(setup));
+}
+
+/// The fields a kuery query names (nested fields with their parent's prefix).
+fn query_fields(q: &crate::kuery::Query, prefix: &str, out: &mut Vec<String>) {
+    use crate::kuery::QueryKind as K;
+    match &q.kind {
+        K::Or(k) | K::And(k) => k.iter().for_each(|k| query_fields(k, prefix, out)),
+        K::Not(k) => query_fields(k, prefix, out),
+        K::Nested { field, query } => {
+            let p = format!("{prefix}{}.", field.name);
+            query_fields(query, &p, out);
+        }
+        K::Range { field, .. } => out.push(format!("{prefix}{}", field.name)),
+        K::Is { field: Some(f), .. } => out.push(format!("{prefix}{}", f.name)),
+        K::Is { field: None, .. } => {}
+    }
+}
+
+/// The dataset values the query compares `event.dataset` or `data_stream.dataset` with.
+fn datasets(q: &crate::kuery::Query, out: &mut Vec<String>) {
+    use crate::kuery::{QueryKind as K, ValueListKind as V};
+    fn values(v: &crate::kuery::ValueList, out: &mut Vec<String>) {
+        match &v.kind {
+            V::Or(k) | V::And(k) => k.iter().for_each(|k| values(k, out)),
+            V::Not(_) => {}
+            V::One(v) => out.push(v.text()),
+        }
+    }
+    match &q.kind {
+        K::Or(k) | K::And(k) => k.iter().for_each(|k| datasets(k, out)),
+        K::Not(_) | K::Nested { .. } | K::Range { .. } | K::Is { field: None, .. } => {}
+        K::Is { field: Some(f), values: v } if f.name == "event.dataset" || f.name == "data_stream.dataset" => values(v, out),
+        K::Is { .. } => {}
+    }
+}
+
+fn related_integrations(q: &crate::kuery::Query) -> Vec<Value> {
+    let mut ds = vec![];
+    datasets(q, &mut ds);
+    ds.sort();
+    ds.dedup();
+    let facts = integration_facts();
+    ds.iter()
+        .filter_map(|d| {
+            let (package, integration) = d.split_once('.').unwrap_or((d.as_str(), ""));
+            facts
+                .iter()
+                .find(|(p, i, _)| *p == package && *i == integration)
+                .map(|(p, i, v)| json!({"package": p, "integration": i, "version": v}))
+        })
+        .collect()
+}
+
+fn required_fields(fields: &[String]) -> Vec<Value> {
+    let facts = field_facts();
+    fields
+        .iter()
+        .map(|f| {
+            let (ty, ecs) = facts.iter().find(|(n, _, _)| n == f).map(|(_, t, e)| (*t, *e)).unwrap_or(("unknown", false));
+            json!({"name": f, "type": ty, "ecs": ecs})
+        })
+        .collect()
+}
+
+/// One ndjson line: keys sorted, as detection-rules' exporter writes them (`sort_keys=True`).
+pub fn ndjson_line(obj: &Map<String, Value>) -> String {
+    crate::lock::canonical_json(&Value::Object(obj.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_wrapped_strings_but_not_the_query() {
+        let toml = "[metadata]\nintegration = [\"aws\"]\n[rule]\ndescription = \"\"\"\nA b\nc d.\n\"\"\"\nlanguage = \"kuery\"\nquery = '''\nevent.dataset:aws.cloudtrail and\nevent.action:X\n'''\n";
+        let o = api_object(toml).unwrap();
+        assert_eq!(o["description"], "A b c d.");
+        assert_eq!(o["query"], "event.dataset:aws.cloudtrail and\nevent.action:X\n");
+        assert_eq!(o["related_integrations"], json!([{"package": "aws", "integration": "cloudtrail", "version": ">=6.0.0"}]));
+        assert_eq!(
+            o["required_fields"],
+            json!([{"name": "event.action", "type": "keyword", "ecs": true}, {"name": "event.dataset", "type": "keyword", "ecs": true}])
+        );
+    }
+
+    #[test]
+    fn unknown_and_flattened_keys_are_unknown() {
+        let f = required_fields(&["aws.cloudtrail.flattened.request_parameters.name".into(), "aws.cloudtrail.user_identity.arn".into()]);
+        assert_eq!(f[0]["type"], "unknown");
+        assert_eq!(f[1], json!({"name": "aws.cloudtrail.user_identity.arn", "type": "keyword", "ecs": false}));
+    }
+
+    #[test]
+    fn setup_moves_out_of_the_note() {
+        let mut o = Map::new();
+        o.insert("note".into(), json!("## Triage\n\nLook.\n\n## Setup\n\nInstall it.\nThen go.\n\n## More\n\nx"));
+        move_setup_out_of_note(&mut o);
+        assert_eq!(o["setup"], "Install it.\nThen go.");
+        assert_eq!(o["note"], "## Triage\n\nLook.\n\n\n\n## More\n\nx");
+    }
+}

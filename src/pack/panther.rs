@@ -1,0 +1,77 @@
+//! Panther: the rendered rule YAMLs and Python modules -> the zip `panther_analysis_tool upload`
+//! sends (what `panther_analysis_tool zip` writes for the same folder: every analysis spec and
+//! the Python file it names, each under its path relative to the folder, deflated).
+//!
+//! Deterministic: entries sorted by name, every timestamp 1980-01-01 00:00 (the zip epoch),
+//! permissions 0644. rulecast's Panther rules import only the standard library, so the pack has
+//! no global helper module and no data model.
+
+use std::io::{Cursor, Write};
+
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, ZipWriter};
+
+/// The zip of these files (name -> content), in name order.
+pub fn zip(files: &[(String, String)]) -> Result<Vec<u8>, String> {
+    let mut sorted: Vec<&(String, String)> = files.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut w = ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .last_modified_time(DateTime::default())
+        .unix_permissions(0o644);
+    for (name, text) in sorted {
+        w.start_file(name.as_str(), opts).map_err(|e| format!("{name}: {e}"))?;
+        w.write_all(text.as_bytes()).map_err(|e| format!("{name}: {e}"))?;
+    }
+    let cursor = w.finish().map_err(|e| e.to_string())?;
+    Ok(cursor.into_inner())
+}
+
+/// Standard-library modules a rulecast Panther rule may import; any other import needs a module
+/// the pack does not carry (a panther-analysis global helper), and is reported.
+pub const STDLIB: &[&str] = &[
+    "collections", "collections.abc", "datetime", "fnmatch", "ipaddress", "json", "math", "re", "string", "typing", "urllib", "urllib.parse",
+];
+
+/// The modules a Python file imports that are not in [`STDLIB`].
+pub fn foreign_imports(py: &str) -> Vec<String> {
+    let mut out = vec![];
+    for line in py.lines().map(str::trim) {
+        let module = if let Some(rest) = line.strip_prefix("import ") {
+            rest.split([',', ' ']).next().unwrap_or("")
+        } else if let Some(rest) = line.strip_prefix("from ") {
+            rest.split(' ').next().unwrap_or("")
+        } else {
+            continue;
+        };
+        if !module.is_empty() && !STDLIB.contains(&module) && !out.iter().any(|m| m == module) {
+            out.push(module.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_zip_is_the_same_every_time_and_sorted() {
+        let files = vec![("b.py".to_string(), "x = 1\n".to_string()), ("a.yml".to_string(), "RuleID: a\n".to_string())];
+        let (z1, z2) = (zip(&files).unwrap(), zip(&files).unwrap());
+        assert_eq!(z1, z2);
+        let mut r = zip::ZipArchive::new(Cursor::new(z1)).unwrap();
+        let names: Vec<String> = (0..r.len()).map(|i| r.by_index(i).unwrap().name().unwrap().to_string()).collect();
+        assert_eq!(names, ["a.yml", "b.py"]);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut r.by_name("b.py").unwrap(), &mut text).unwrap();
+        assert_eq!(text, "x = 1\n");
+    }
+
+    #[test]
+    fn imports_outside_the_standard_library_are_found() {
+        assert_eq!(foreign_imports("import json\nfrom panther_base_helpers import deep_get\nimport re\n"), ["panther_base_helpers"]);
+        assert!(foreign_imports("from collections.abc import Mapping, Sequence\nimport ipaddress\n").is_empty());
+    }
+}
