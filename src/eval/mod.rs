@@ -4,6 +4,7 @@
 //!
 //! Input: a [`Rule`] and a raw CloudTrail event (JSON). Output: a [`Verdict`].
 
+pub mod elastic_ingest;
 pub mod normalize;
 pub mod targets;
 
