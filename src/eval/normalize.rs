@@ -120,21 +120,13 @@ fn put(doc: &mut Map<String, Value>, dotted: &str, v: Value) {
     }
 }
 
-/// The longest string Elasticsearch indexes as a keyword (the pipeline keeps the flattened
-/// copy only below it).
+/// The longest string Elasticsearch indexes as a keyword (the old model kept the flattened copy
+/// only below it).
 const MAX_FLATTENED_JSON: usize = 32766;
 
 /// A raw CloudTrail event -> the document Elastic's AWS integration (cloudtrail data stream)
-/// indexes. Special cases of the ingest pipeline:
-/// - `event.outcome`: `failure` when errorCode or errorMessage is present (not null), else
-///   `success`; for ConsoleLogin, lowercase(responseElements.ConsoleLogin) when present;
-/// - `source.address` always, `source.ip` only when sourceIPAddress parses as an IP;
-/// - `user.name` from userIdentity.userName, overwritten by sessionIssuer.userName;
-/// - `cloud.account.id` from userIdentity.accountId;
-/// - request_parameters, response_elements, additional_eventdata, service_event_details: a
-///   keyword copy of the JSON text and, below 32766 characters, a flattened object;
-/// - `aws.cloudtrail.console_login.additional_eventdata.mfa_used` for ConsoleLogin;
-/// - `data_stream.dataset` and `event.dataset` = `aws.cloudtrail`, `event.kind` = `event`.
+/// indexes: [`super::elastic_ingest::document`], which follows the integration's ingest pipeline
+/// (see that module for what it does and which integration version).
 pub fn to_elastic_doc(event: &Value) -> Value {
     to_elastic_doc_enriched(event, None)
 }
@@ -142,6 +134,15 @@ pub fn to_elastic_doc(event: &Value) -> Value {
 /// [`to_elastic_doc`], with the values the integration's enrichment processors (geoip ASN,
 /// user_agent, related.entity) would add, as a test case supplies them (`enrichment:`).
 pub fn to_elastic_doc_enriched(event: &Value, enrichment: Option<&super::Enrichment>) -> Value {
+    super::elastic_ingest::document_enriched(event, enrichment)
+}
+
+/// rulecast's model of the Elastic document before [`super::elastic_ingest`], kept so that
+/// `tests/elastic_pipeline.rs` can measure it against the integration's pipeline tests. It is
+/// wrong where the pipeline differs: it keeps empty strings and empty objects (`errorCode: ""`
+/// is a failure here), writes the text copies as JSON instead of Java's map text, lets the
+/// session issuer's name win `user.name` for every identity type, and has no `ignore_above`.
+pub fn to_elastic_doc_enriched_legacy(event: &Value, enrichment: Option<&super::Enrichment>) -> Value {
     let mut doc = Map::new();
     for r in fields::all() {
         let Some(v) = get(event, &path_segs(&r.path)) else { continue };

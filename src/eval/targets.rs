@@ -91,7 +91,8 @@ pub fn elastic_verdict(p: &Prepared, event: &Value) -> Result<bool, String> {
 /// [`elastic_verdict`] on the document with the test's enrichment values added.
 pub fn elastic_verdict_enriched(p: &Prepared, event: &Value, enrichment: Option<&super::Enrichment>) -> Result<bool, String> {
     let q = p.elastic.as_ref().map_err(Clone::clone)?;
-    let doc = to_elastic_doc_enriched(event, enrichment);
+    // as the index searches it: keyword values above their ignore_above are not indexed
+    let doc = super::elastic_ingest::searchable(&to_elastic_doc_enriched(event, enrichment));
     Ok(crate::kuery::eval(q, &doc, &|f| match elastic_type(f) {
         ElasticType::Keyword => crate::kuery::FieldType::Keyword,
         ElasticType::Boolean => crate::kuery::FieldType::Boolean,
