@@ -220,7 +220,9 @@ mod tests {
 
     #[test]
     fn elastic_doc_pipeline_cases() {
-        let e = json!({"eventName": "ConsoleLogin", "sourceIPAddress": "ec2.amazonaws.com",
+        // eventVersion: every CloudTrail record has one; the integration's copy script needs
+        // `aws.cloudtrail` to exist (elastic_ingest, step 4)
+        let e = json!({"eventVersion": "1.08", "eventName": "ConsoleLogin", "sourceIPAddress": "ec2.amazonaws.com",
             "responseElements": {"ConsoleLogin": "Failure"}, "errorMessage": "Failed authentication",
             "userIdentity": {"userName": "alice", "accountId": "1", "sessionContext": {"sessionIssuer": {"userName": "Admin"}}}});
         let d = to_elastic_doc(&e);
@@ -228,7 +230,13 @@ mod tests {
         assert_eq!(d["event"]["outcome"], "failure");
         assert_eq!(d["source"]["address"], "ec2.amazonaws.com");
         assert!(d["source"].get("ip").is_none());
-        assert_eq!(d["user"]["name"], "Admin");
+        // the integration's pipeline renames sessionIssuer.userName over user.name only for
+        // AssumedRole and FederatedUser identities (`override: true` with that `if`); this
+        // identity has no type, so userIdentity.userName stays (the old model said "Admin")
+        assert_eq!(d["user"]["name"], "alice");
+        let mut assumed = e.clone();
+        assumed["userIdentity"]["type"] = json!("AssumedRole");
+        assert_eq!(to_elastic_doc(&assumed)["user"]["name"], "Admin");
         assert_eq!(d["cloud"]["account"]["id"], "1");
         assert_eq!(d["aws"]["cloudtrail"]["flattened"]["response_elements"]["ConsoleLogin"], "Failure");
         assert_eq!(d["data_stream"]["dataset"], "aws.cloudtrail");
@@ -237,7 +245,8 @@ mod tests {
 
     #[test]
     fn elastic_doc_computed_and_enriched_fields() {
-        let e = json!({"eventName": "ConsoleLogin", "sourceIPAddress": "198.51.100.7",
+        // eventVersion: the console_login script writes under `aws.cloudtrail`, which must exist
+        let e = json!({"eventVersion": "1.08", "eventName": "ConsoleLogin", "sourceIPAddress": "198.51.100.7",
             "responseElements": {"ConsoleLogin": "Success"}, "additionalEventData": {"MFAUsed": "No"}});
         let enrichment = crate::eval::Enrichment::from([
             ("@source_as_number".to_string(), json!(9009)),
