@@ -122,12 +122,11 @@ pub fn document_enriched(raw: &Value, enrichment: Option<&Enrichment>) -> Value 
         rename(j, "userIdentity.sessionContext.sessionIssuer.userName", d, "user.name", true);
     }
     rename(j, "userIdentity.sessionContext.sessionIssuer.principalId", d, "aws.cloudtrail.user_identity.session_context.session_issuer.principal_id", false);
-    if assumed {
-        if let Some(arn) = lookup(d, "aws.cloudtrail.user_identity.arn").and_then(Value::as_str) {
-            if let Some(name) = sts_session_name(arn) {
-                put(d, "user.changes.name", Value::from(name));
-            }
-        }
+    if assumed
+        && let Some(name) = lookup(d, "aws.cloudtrail.user_identity.arn").and_then(Value::as_str).and_then(sts_session_name)
+    {
+        let name = name.to_string();
+        put(d, "user.changes.name", Value::from(name));
     }
     if identity_type.as_deref() == Some("IdentityCenterUser") && lookup(d, "user.id").is_none() {
         rename(j, "userIdentity.onBehalfOf.userId", d, "user.id", false);
@@ -152,10 +151,11 @@ pub fn document_enriched(raw: &Value, enrichment: Option<&Enrichment>) -> Value 
         put(d, "cloud.region", region);
     }
     rename(j, "sourceIPAddress", d, "source.address", false);
-    if let Some(addr) = lookup(d, "source.address").and_then(Value::as_str) {
-        if addr.parse::<std::net::IpAddr>().is_ok() {
-            put(d, "source.ip", Value::from(addr.to_string()));
-        }
+    if let Some(addr) = lookup(d, "source.address").and_then(Value::as_str)
+        && addr.parse::<std::net::IpAddr>().is_ok()
+    {
+        let addr = addr.to_string();
+        put(d, "source.ip", Value::from(addr));
     }
     // user_agent keeps the text as user_agent.original (its parsed parts are enrichment)
     rename(j, "userAgent", d, "user_agent.original", false);
@@ -187,10 +187,10 @@ pub fn document_enriched(raw: &Value, enrichment: Option<&Enrichment>) -> Value 
     }
     rename(j, "resources", d, "aws.cloudtrail.resources", false);
     rename(j, "recipientAccountId", d, "aws.cloudtrail.recipient_account_id", false);
-    if lookup(d, "cloud.account.id").is_none() {
-        if let Some(v) = lookup(d, "aws.cloudtrail.recipient_account_id").cloned() {
-            put(d, "cloud.account.id", v);
-        }
+    if lookup(d, "cloud.account.id").is_none()
+        && let Some(v) = lookup(d, "aws.cloudtrail.recipient_account_id").cloned()
+    {
+        put(d, "cloud.account.id", v);
     }
     rename(j, "sharedEventId", d, "aws.cloudtrail.shared_event_id", false);
     rename(j, "vpcEndpointId", d, "aws.cloudtrail.vpc_endpoint_id", false);
@@ -248,11 +248,11 @@ pub fn document_enriched(raw: &Value, enrichment: Option<&Enrichment>) -> Value 
     }
     rename(j, "tlsDetails.cipherSuite", d, "tls.cipher", false);
     rename(j, "tlsDetails.clientProvidedHostHeader", d, "tls.client.server_name", false);
-    if lookup(d, "user.email").is_none() {
-        if let Some(name) = lookup(d, "user.name").and_then(Value::as_str).filter(|n| n.find('@').is_some_and(|i| i > 0)) {
-            let name = name.to_string();
-            put(d, "user.email", Value::from(name));
-        }
+    if lookup(d, "user.email").is_none()
+        && let Some(name) = lookup(d, "user.name").and_then(Value::as_str).filter(|n| n.find('@').is_some_and(|i| i > 0))
+    {
+        let name = name.to_string();
+        put(d, "user.email", Value::from(name));
     }
     let mut out = Value::Object(doc);
     drop_empty(&mut out, false);
