@@ -63,14 +63,18 @@ fn rule_yaml(i: usize, v: &str) -> String {
         + "\n"
 }
 
+// Every event carries `eventVersion`, as every CloudTrail record does: the AWS integration's
+// ingest pipeline writes the requestParameters copies only under an existing `aws.cloudtrail`
+// object (its copy script fails, ignored, without one), and `eventVersion` is what puts it there
+// (`rename json.eventVersion -> aws.cloudtrail.event_version`, default.yml at 0b97ab02).
 fn events(v: &str) -> Vec<Value> {
     vec![
-        json!({"eventName": "X", "userAgent": v}),
-        json!({"eventName": "X", "userAgent": format!("{v}x")}),
-        json!({"eventName": "X", "requestParameters": {"name": format!("a{v}b")}}),
-        json!({"eventName": "X", "requestParameters": {"name": "a-b"}}),
-        json!({"eventName": "X", "errorMessage": format!("{v} tail")}),
-        json!({"eventName": "X", "errorMessage": format!("x{v}")}),
+        json!({"eventVersion": "1.08", "eventName": "X", "userAgent": v}),
+        json!({"eventVersion": "1.08", "eventName": "X", "userAgent": format!("{v}x")}),
+        json!({"eventVersion": "1.08", "eventName": "X", "requestParameters": {"name": format!("a{v}b")}}),
+        json!({"eventVersion": "1.08", "eventName": "X", "requestParameters": {"name": "a-b"}}),
+        json!({"eventVersion": "1.08", "eventName": "X", "errorMessage": format!("{v} tail")}),
+        json!({"eventVersion": "1.08", "eventName": "X", "errorMessage": format!("x{v}")}),
     ]
 }
 
@@ -161,7 +165,7 @@ fn hostile_values_parse_and_evaluate_like_the_canonical_rule() {
     if kusto.join("node_modules/@kusto/language-service-next").is_dir() {
         let mut child = Command::new("node")
             .arg(kusto.join("check.js"))
-            .arg(common::root().join("src/fields/sentinel_AWSCloudTrail_columns.tsv"))
+            .arg(common::root().join("src/vendors/sentinel/AWSCloudTrail_columns.tsv"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -214,7 +214,7 @@ fn toint_comparisons_keep_their_truncation() {
         let original = kusto::parse(&query).unwrap();
         for v in [-3.5, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0] {
             let ev = serde_json::json!({"eventName": "X", "responseElements": {"n": v}});
-            let row = rulecast::eval::normalize::to_sentinel_row(&ev);
+            let row = rulecast::vendors::sentinel::row::to_sentinel_row(&ev);
             let kql = !kusto::run(&original, "AWSCloudTrail", std::slice::from_ref(&row)).unwrap().is_empty();
             let ours = rulecast::eval::evaluate(&rule, &ev, &Default::default()).matched;
             assert_eq!(ours, Some(kql), "toint(n) {op} {n} with n = {v}\n{}", imp.yaml);
@@ -410,7 +410,7 @@ fn imported_rules_decide_like_the_vendor_queries() {
     let rows: Vec<_> = events
         .iter()
         .map(|e| {
-            let mut row = rulecast::eval::normalize::to_sentinel_row(e);
+            let mut row = rulecast::vendors::sentinel::row::to_sentinel_row(e);
             row.insert("TimeGenerated".into(), serde_json::json!("2026-12-01T00:00:00Z"));
             row
         })

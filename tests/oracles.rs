@@ -84,7 +84,7 @@ fn kusto_parser_accepts_every_generated_query_on(rules: &[rulecast::Rule]) {
     }
     let mut child = match Command::new("node")
         .arg(&checker)
-        .arg(root().join("src/fields/sentinel_AWSCloudTrail_columns.tsv"))
+        .arg(root().join("src/vendors/sentinel/AWSCloudTrail_columns.tsv"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -369,7 +369,7 @@ fn hostile_values_survive_every_target() {
     if root().join("tests/oracles/kusto/node_modules/@kusto/language-service-next").is_dir() {
         let mut child = Command::new("node")
             .arg(root().join("tests/oracles/kusto/check.js"))
-            .arg(root().join("src/fields/sentinel_AWSCloudTrail_columns.tsv"))
+            .arg(root().join("src/vendors/sentinel/AWSCloudTrail_columns.tsv"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -407,7 +407,7 @@ fn hostile_values_survive_every_target() {
 /// wherever it can run the query.
 #[test]
 fn duckdb_kql_agrees_with_rulecasts_kusto_evaluator() {
-    use rulecast::eval::normalize::to_sentinel_row;
+    use rulecast::vendors::sentinel::row::to_sentinel_row;
     let rules = bundled_rules();
     let events: Vec<Value> = rules.iter().flat_map(|r| r.doc.tests.iter().map(|t| t.value.event.clone())).collect();
     let rows: Vec<_> = events.iter().map(to_sentinel_row).collect();
@@ -434,7 +434,7 @@ fn duckdb_kql_agrees_with_rulecasts_kusto_evaluator() {
             ours.push(verdicts);
         }
     }
-    let schema: Vec<Value> = include_str!("../src/fields/sentinel_AWSCloudTrail_columns.tsv")
+    let schema: Vec<Value> = include_str!("../src/vendors/sentinel/AWSCloudTrail_columns.tsv")
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with("column\t") && !l.trim().is_empty())
         .filter_map(|l| l.split_once('\t'))

@@ -113,7 +113,7 @@ fn kusto_parser_accepts_every_query_in_the_arm_template() {
     }
     let mut child = match Command::new("node")
         .arg(root().join("tests/oracles/kusto/check.js"))
-        .arg(root().join("src/fields/sentinel_AWSCloudTrail_columns.tsv"))
+        .arg(root().join("src/vendors/sentinel/AWSCloudTrail_columns.tsv"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -4,7 +4,6 @@
 //!
 //! Input: a [`Rule`] and a raw CloudTrail event (JSON). Output: a [`Verdict`].
 
-pub mod normalize;
 
 
 use indexmap::IndexMap;

@@ -454,7 +454,7 @@ pub fn resolve(path: &str) -> Result<Field, PathError> {
 /// Is `name` a column of Sentinel's `AWSCloudTrail` table (the schema rulecast checks queries
 /// against, with the two columns Azure-Sentinel's KQL validation adds)?
 pub fn is_sentinel_column(name: &str) -> bool {
-    include_str!("sentinel_AWSCloudTrail_columns.tsv")
+    include_str!("../vendors/sentinel/AWSCloudTrail_columns.tsv")
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with("column\t"))
         .filter_map(|l| l.split('\t').next())
@@ -532,7 +532,7 @@ mod tests {
 
     #[test]
     fn every_sentinel_column_exists_in_the_table_schema() {
-        let schema = include_str!("sentinel_AWSCloudTrail_columns.tsv");
+        let schema = include_str!("../vendors/sentinel/AWSCloudTrail_columns.tsv");
         let cols: Vec<&str> = schema
             .lines()
             .filter(|l| !l.starts_with('#') && !l.starts_with("column\t"))

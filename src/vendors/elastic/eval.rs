@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, Severity};
 use crate::eval::Enrichment;
-use crate::eval::normalize::{ElasticType, elastic_type, to_elastic_doc_enriched};
+use super::ingest::{ElasticType, elastic_type, to_elastic_doc_enriched};
 use crate::load::Rule;
 use crate::targets::{Cx, Unsupported};
 use crate::vendors::Target;
@@ -39,7 +39,8 @@ pub fn prepare(rule: &Rule) -> Prepared {
 /// The verdict: the query matches the event's document (with the test's enrichment values).
 pub fn verdict(p: &Prepared, event: &Value, enrichment: Option<&Enrichment>) -> Result<bool, String> {
     let q = p.query.as_ref().map_err(Clone::clone)?;
-    let doc = to_elastic_doc_enriched(event, enrichment);
+    // as the index searches it: keyword values above their ignore_above are not indexed
+    let doc = super::ingest::searchable(&to_elastic_doc_enriched(event, enrichment));
     Ok(kuery::eval(q, &doc, &|f| match elastic_type(f) {
         ElasticType::Keyword => kuery::FieldType::Keyword,
         ElasticType::Boolean => kuery::FieldType::Boolean,

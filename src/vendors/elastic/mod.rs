@@ -4,6 +4,7 @@
 
 pub mod eval;
 pub mod import;
+pub mod ingest;
 pub mod kuery;
 pub mod settings;
 pub mod target;
@@ -60,7 +61,7 @@ impl Backend for Elastic {
         eval::prepare(rule).notes
     }
     fn stored_event(&self, raw: &Value) -> Value {
-        crate::eval::normalize::to_elastic_doc(raw)
+        ingest::to_elastic_doc(raw)
     }
 }
 

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, Severity};
-use crate::eval::normalize::to_sentinel_row;
+use super::row::to_sentinel_row;
 use crate::load::Rule;
 use crate::targets::{Cx, Unsupported};
 use crate::vendors::Target;

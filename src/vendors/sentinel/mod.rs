@@ -5,6 +5,7 @@
 pub mod eval;
 pub mod import;
 pub mod kusto;
+pub mod row;
 pub mod settings;
 pub mod target;
 
@@ -60,7 +61,7 @@ impl Backend for Sentinel {
         eval::prepare(rule).notes
     }
     fn stored_event(&self, raw: &Value) -> Value {
-        serde_json::to_value(crate::eval::normalize::to_sentinel_row(raw)).unwrap_or(Value::Null)
+        serde_json::to_value(row::to_sentinel_row(raw)).unwrap_or(Value::Null)
     }
 }
 

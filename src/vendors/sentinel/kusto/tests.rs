@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-/// The columns of Sentinel's `AWSCloudTrail` table (src/fields/sentinel_AWSCloudTrail_columns.tsv).
+/// The columns of Sentinel's `AWSCloudTrail` table (src/vendors/sentinel/AWSCloudTrail_columns.tsv).
 const COLUMNS: &[(&str, &str)] = &[
     ("AdditionalEventData", "string"),
     ("APIVersion", "string"),
