@@ -56,10 +56,7 @@ fn normalise(q: &kuery::Query) -> kuery::Query {
             match k.kind {
                 K::Or(ks) if is_or => out.extend(ks),
                 K::And(ks) if !is_or => out.extend(ks),
-                other => out.push(Query {
-                    kind: other,
-                    span: k.span,
-                }),
+                other => out.push(Query::new(other, k.span)),
             }
         }
         out
@@ -90,7 +87,7 @@ fn normalise(q: &kuery::Query) -> kuery::Query {
                 }
             }
         };
-        Query { kind, span }
+        Query::new(kind, span)
     }
     let span = kuery::Span::default();
     let kind = match &q.kind {
@@ -104,7 +101,7 @@ fn normalise(q: &kuery::Query) -> kuery::Query {
         K::Is { field, values } => return expand(field, values),
         other => other.clone(),
     };
-    Query { kind, span }
+    Query::new(kind, span)
 }
 
 /// `source.ip:"0.0.0.0/0" or source.ip:"::/0"` (how rulecast writes "source.ip is set").

@@ -398,7 +398,7 @@ fn editing_a_rule_bumps_each_vendors_version_through_the_lock() {
     let o = rulecast(&["pack", "--rules", "rules", "--out", "pack"], tmp.path());
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let notes = std::fs::read_to_string(tmp.path().join("pack/RELEASE_NOTES.md")).expect("notes");
-    assert!(notes.contains("# Release notes: release 2 (2027-01-15)"), "{notes}");
+    assert!(notes.contains(&format!("# Release notes: release {} (2027-01-15)", old.release + 1)), "{notes}");
     assert!(
         notes.contains("* AWS Security Group Configuration Change Detection (`29052c19-ff3e-42fd-8363-7be14d7c5469`): detection logic changed; sentinel 1.0.0 → 1.1.0; elastic 1 → 2; panther 1 → 2"),
         "{notes}"

@@ -162,15 +162,22 @@ pub fn foreign_opaque(c: &Cond, target: Target) -> Option<(OpaqueLang, String)> 
 /// Render an opaque condition: verbatim in parentheses for the target that speaks its language
 /// (the loader checked that it is one expression), refused (E403) for the others.
 pub fn opaque(lang: OpaqueLang, text: &str, reason: &str, cx: &mut Cx) -> String {
+    if opaque_speaks(lang, reason, cx) { format!("({text})") } else { String::new() }
+}
+
+/// Does the target speak the opaque condition's language? Refuses it (E403) when not. Targets
+/// that build syntax trees parse the text themselves (the loader checked that it parses as one
+/// expression) and put it in parentheses.
+pub fn opaque_speaks(lang: OpaqueLang, reason: &str, cx: &mut Cx) -> bool {
     if lang == opaque_lang(cx.target) {
-        format!("({text})")
+        true
     } else {
         cx.unsupported(
             Code::E403,
             None,
             format!("opaque {} logic ({reason}); {} cannot run it", <&str>::from(lang), cx.target),
         );
-        String::new()
+        false
     }
 }
 

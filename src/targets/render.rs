@@ -2,8 +2,9 @@
 //!
 //! Input: a target's `View` (serialisable). Output: the file text. Templates only lay out the
 //! document; every string value passes through `yaml_str`, `toml_str` or `py_str` here, and
-//! query text is produced in Rust by each target's generator with its own literal escaper
-//! (`kql_str`, `kuery_value`, `py_str`).
+//! query text is produced in Rust by each target's generator: KQL and kuery as syntax trees
+//! printed by their language's one printer (`kusto::to_string` with its string writer
+//! `kusto::string_literal`; `kuery::to_string_wrapped`), Python through `py_str`.
 
 use std::sync::OnceLock;
 

@@ -78,7 +78,7 @@ pub fn eql(q: &str, category_field: &str) -> Result<Mapped, Refusal> {
     p.finish()?;
     let mut m = Mapper { q, dialect: Dialect::Eql, out: Mapped::default() };
     if cat != "any" {
-        let text = kuery_is(category_field, std::slice::from_ref(&cat), false);
+        let text = kuery::to_string(&kuery_is(category_field, std::slice::from_ref(&cat), false));
         m.out.opaque.push((format!("{cat} where"), "the EQL event category".into()));
         m.out.detection.push(opaque_node("kuery", &text, &format!("EQL event category `{cat}`: the AWS integration derives `{category_field}` from the API call; no raw CloudTrail field holds it")));
     }
@@ -173,8 +173,8 @@ fn opaque_node(lang: &str, text: &str, reason: &str) -> Value {
     json!({"opaque": {"lang": lang, "text": text, "reason": reason}})
 }
 
-/// `field:("a" or "b")` as canonical kuery text; `wild` values are `*`-patterns.
-fn kuery_is(field: &str, values: &[String], wild: bool) -> String {
+/// `field:("a" or "b")` as a kuery tree; `wild` values are `*`-patterns.
+fn kuery_is(field: &str, values: &[String], wild: bool) -> kuery::Query {
     let one = |v: &str| {
         let kind = if wild {
             let mut pieces = vec![];
@@ -198,7 +198,7 @@ fn kuery_is(field: &str, values: &[String], wild: bool) -> String {
         kuery::ValueList { kind: kuery::ValueListKind::Or(values.iter().map(|v| one(v)).collect()), span: kuery::Span::default() }
     };
     let f = kuery::Field { name: field.to_string(), quoted: false, span: kuery::Span::default() };
-    kuery::to_string(&kuery::Query { kind: kuery::QueryKind::Is { field: Some(f), values }, span: kuery::Span::default() })
+    kuery::Query::new(kuery::QueryKind::Is { field: Some(f), values }, kuery::Span::default())
 }
 
 struct Mapper<'a> {
@@ -293,12 +293,12 @@ impl Mapper<'_> {
         let src = self.src(e.span());
         self.out.opaque.push((src.clone(), why.to_string()));
         if let Some((k, field)) = self.as_kuery(e) {
-            let text = match (neg, self.dialect) {
+            let q = match (neg, self.dialect) {
                 (false, _) => k,
-                (true, Dialect::Eql) => format!("not {k}"),
-                (true, Dialect::Esql) => format!("{field}:* and not {k}"),
+                (true, Dialect::Eql) => k.not(),
+                (true, Dialect::Esql) => kuery::Query::and(vec![kuery_is(&field, &["*".to_string()], true), k.not()]),
             };
-            return opaque_node("kuery", &text, why);
+            return opaque_node("kuery", &kuery::to_string(&q), why);
         }
         let text = if neg { format!("NOT ({src})") } else { src };
         let text = if self.dialect == Dialect::Eql { text.replace("NOT (", "not (") } else { text };
@@ -306,7 +306,7 @@ impl Mapper<'_> {
     }
 
     /// The exact kuery form of a case-sensitive leaf over a keyword field, with its field.
-    fn as_kuery(&self, e: &Expr) -> Option<(String, String)> {
+    fn as_kuery(&self, e: &Expr) -> Option<(kuery::Query, String)> {
         let strs = |rhs: &[Term]| -> Option<Vec<String>> {
             rhs.iter().map(|t| match t { Term::Lit(Lit::Str(s)) if !s.is_empty() => Some(s.clone()), _ => None }).collect()
         };

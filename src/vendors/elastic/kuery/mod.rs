@@ -6,7 +6,7 @@
 //! | function | input → output |
 //! |---|---|
 //! | [`parse`] | kuery text → [`Query`] (every node with its byte [`Span`]) or a [`ParseError`] |
-//! | [`to_string`] | [`Query`] → canonical kuery text (`parse(to_string(q))` gives `q` back) |
+//! | [`to_string`] | [`Query`] → canonical kuery text (`parse(to_string(q))` gives `q` back); the one kuery printer and value quoter |
 //! | [`eval`] | [`Query`] × document `_source` × field types → does the document match? |
 //!
 //! # Grammar
@@ -96,7 +96,7 @@ use std::fmt;
 
 pub use eval::eval;
 pub use parse::{ParseError, parse};
-pub use print::to_string;
+pub use print::{to_string, to_string_wrapped};
 
 /// A byte range `start..end` in the query text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -123,6 +123,131 @@ pub struct Query {
     pub kind: QueryKind,
     /// Where it is.
     pub span: Span,
+    /// How it is spelled where kuery allows several spellings (never part of equality).
+    pub style: Style,
+}
+
+/// How a query node is spelled where kuery allows several spellings of one tree: parentheses
+/// beyond those the printer writes anyway (where the tree needs them, and around an `and` or
+/// `or` inside another one).
+///
+/// A style never takes part in equality, and the parser leaves it at its default (the printer's
+/// canonical spelling); a builder sets it to reproduce a layout. Whatever the style, the printed
+/// text parses back to the same tree.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// Pairs of parentheses around the node (the printer writes at least the ones it needs).
+    pub parens: u8,
+}
+
+impl PartialEq for Style {
+    fn eq(&self, _: &Style) -> bool {
+        true
+    }
+}
+
+impl Eq for Style {}
+
+/// Building trees by hand (a generator's output): nodes without a place in any text.
+impl Query {
+    /// A node in the printer's own spelling.
+    pub fn new(kind: QueryKind, span: Span) -> Query {
+        Query { kind, span, style: Style::default() }
+    }
+
+    fn built(kind: QueryKind) -> Query {
+        Query::new(kind, Span::default())
+    }
+
+    /// `field:values`.
+    pub fn is(field: Field, values: ValueList) -> Query {
+        Query::built(QueryKind::Is { field: Some(field), values })
+    }
+
+    /// `a and b and ...` (one item: itself).
+    pub fn and(items: Vec<Query>) -> Query {
+        Query::join(items, QueryKind::And)
+    }
+
+    /// `a or b or ...` (one item: itself).
+    pub fn or(items: Vec<Query>) -> Query {
+        Query::join(items, QueryKind::Or)
+    }
+
+    fn join(mut items: Vec<Query>, kind: fn(Vec<Query>) -> QueryKind) -> Query {
+        if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Query::built(kind(items))
+        }
+    }
+
+    /// `not self`.
+    pub fn not(self) -> Query {
+        Query::built(QueryKind::Not(Box::new(self)))
+    }
+
+    /// The same tree with every span zeroed: spans take part in equality, so two trees say the
+    /// same thing when their span-free copies are equal (`parse(to_string(q))` and `q`).
+    pub fn without_spans(&self) -> Query {
+        let z = Span::default();
+        let field = |f: &Field| Field { span: z, ..f.clone() };
+        fn values(v: &ValueList) -> ValueList {
+            let kind = match &v.kind {
+                ValueListKind::Or(items) => ValueListKind::Or(items.iter().map(values).collect()),
+                ValueListKind::And(items) => ValueListKind::And(items.iter().map(values).collect()),
+                ValueListKind::Not(inner) => ValueListKind::Not(Box::new(values(inner))),
+                ValueListKind::One(v) => ValueListKind::One(Value { span: Span::default(), ..v.clone() }),
+            };
+            ValueList { kind, span: Span::default() }
+        }
+        let kind = match &self.kind {
+            QueryKind::Or(items) => QueryKind::Or(items.iter().map(Query::without_spans).collect()),
+            QueryKind::And(items) => QueryKind::And(items.iter().map(Query::without_spans).collect()),
+            QueryKind::Not(inner) => QueryKind::Not(Box::new(inner.without_spans())),
+            QueryKind::Nested { field: f, query } => QueryKind::Nested { field: field(f), query: Box::new(query.without_spans()) },
+            QueryKind::Range { field: f, op, value } => QueryKind::Range { field: field(f), op: *op, value: Value { span: z, ..value.clone() } },
+            QueryKind::Is { field: f, values: v } => QueryKind::Is { field: f.as_ref().map(field), values: values(v) },
+        };
+        Query { kind, span: z, style: self.style }
+    }
+
+    /// One more pair of parentheses around the node.
+    pub fn paren(mut self) -> Query {
+        self.style.parens = self.style.parens.saturating_add(1);
+        self
+    }
+}
+
+impl Field {
+    /// A field name (quoted when `quoted`), without a place in any text.
+    pub fn new(name: impl Into<String>, quoted: bool) -> Field {
+        Field { name: name.into(), quoted, span: Span::default() }
+    }
+}
+
+impl ValueList {
+    /// One value, or `(a or b or ...)` for several.
+    pub fn any_of(mut values: Vec<Value>) -> ValueList {
+        let one = |v: Value| ValueList { kind: ValueListKind::One(v), span: Span::default() };
+        if values.len() == 1 {
+            one(values.remove(0))
+        } else {
+            ValueList { kind: ValueListKind::Or(values.into_iter().map(one).collect()), span: Span::default() }
+        }
+    }
+}
+
+impl Value {
+    /// A quoted value (never a wildcard).
+    pub fn quoted(s: impl Into<String>) -> Value {
+        Value { kind: ValueKind::Quoted(s.into()), span: Span::default() }
+    }
+
+    /// An unquoted value: text and `*` wildcards.
+    pub fn unquoted(pieces: Vec<Piece>) -> Value {
+        Value { kind: ValueKind::Unquoted(pieces), span: Span::default() }
+    }
 }
 
 /// The kinds of query node (Kibana's `or`, `and`, `not`, `nested`, `range` and `is` functions).

@@ -6,7 +6,8 @@
 use std::fmt;
 
 use super::{
-    Field, Piece, Query, QueryKind, RangeOp, Span, Value, ValueKind, ValueList, ValueListKind,
+    Field, Piece, Query, QueryKind, RangeOp, Span, Style, Value, ValueKind, ValueList,
+    ValueListKind,
 };
 
 /// Parentheses, braces and `not`s nested deeper than this are refused (no stack overflow).
@@ -163,12 +164,13 @@ impl Tree for Query {
             Bool::And => QueryKind::And(items),
             Bool::Or => QueryKind::Or(items),
         };
-        Query { kind, span }
+        Query { kind, span, style: Style::default() }
     }
     fn negate(inner: Self, span: Span) -> Self {
         Query {
             kind: QueryKind::Not(Box::new(inner)),
             span,
+            style: Style::default(),
         }
     }
     fn leaf(p: &mut Parser<'_>, after: Option<&'static str>) -> Result<Self, ParseError> {
@@ -473,6 +475,7 @@ impl<'a> Parser<'a> {
                         values,
                     },
                     span,
+                    style: Style::default(),
                 })
             }
             Some(c @ ('<' | '>')) => {
@@ -497,6 +500,7 @@ impl<'a> Parser<'a> {
                 Ok(Query {
                     kind: QueryKind::Range { field, op, value },
                     span,
+                    style: Style::default(),
                 })
             }
             _ => {
@@ -510,6 +514,7 @@ impl<'a> Parser<'a> {
                             kind: ValueListKind::One(lit),
                         },
                     },
+                    style: Style::default(),
                 })
             }
         }
@@ -540,6 +545,7 @@ impl<'a> Parser<'a> {
                 query: Box::new(inner),
             },
             span,
+            style: Style::default(),
         })
     }
 

@@ -94,7 +94,7 @@ fn strip(q: &Query) -> Query {
             values: strip_values(values),
         },
     };
-    Query { kind, span: z }
+    Query { kind, span: z, style: Style::default() }
 }
 
 fn strip_values(v: &ValueList) -> ValueList {
@@ -449,6 +449,7 @@ fn printer_escapes_what_would_be_read_otherwise() {
             },
         },
         span: Span::default(),
+        style: Style::default(),
     };
     let text = |s: &str| one(vec![Piece::Text(s.into())]);
     let cases = [
@@ -520,6 +521,80 @@ fn parse_never_panics_and_printing_round_trips() {
         }
     }
     assert!(parsed > 1_000, "only {parsed} inputs parsed");
+}
+
+/// The one value quoter on hostile strings (the pieces tests/hostile.rs builds its values from):
+/// quoted and as unquoted text, as a value and as a field name, every string prints to text
+/// that parses back to the same value, is one line of printable characters, and spells what
+/// Kibana's `grammar.peggy` reads back as that value: `"` and `\` escaped in quotes, control
+/// characters as `\uXXXX` (Kibana's `EscapedUnicodeSequence`), keywords escaped unquoted.
+#[test]
+fn the_value_quoter_round_trips_hostile_strings() {
+    const PIECES: &[&str] = &[
+        "\"", "'", "\\", "\n", "\t", "\r", "*", "?", "(", ")", ":", "<", ">", "{", "}", "[", "]", "'''",
+        "\"\"\"", "{{ x }}", " and ", " or ", " not ", "AND", "not", "NOT", " ", "`", "|", ";", "#", "%",
+        "&", "@", "/", "=", "\\n", "\\u0041", "é", "漢字", "🙂", "\u{2028}", "\u{85}", "\u{7f}",
+        "\u{0}", "\u{1b}", "\u{feff}", "\u{a0}", "x", "Do",
+    ];
+    let mut strings: Vec<String> = vec![];
+    for a in PIECES {
+        strings.push(a.to_string());
+        for b in PIECES {
+            strings.push(format!("{a}{b}"));
+            strings.push(format!("q{a}{b}"));
+        }
+    }
+    let is = |field: Field, v: Value| Query::is(field, ValueList::any_of(vec![v]));
+    let mut checked = 0;
+    for s in &strings {
+        let field = || Field::new("f", false);
+        let mut cases = vec![
+            is(field(), Value::quoted(s.clone())),
+            is(Field::new(format!("k{s}"), true), Value::quoted("v")),
+        ];
+        // unquoted text keeps white space only between words (Kibana trims an unquoted literal,
+        // with JavaScript's trim, which also drops U+FEFF)
+        let js_space = |c: char| c.is_whitespace() || c == '\u{feff}';
+        if s.trim_matches(js_space) == s && !s.is_empty() {
+            cases.push(is(field(), Value::unquoted(vec![Piece::Text(s.clone())])));
+            cases.push(is(field(), Value::unquoted(vec![Piece::Star, Piece::Text(s.clone()), Piece::Star])));
+        }
+        for q in cases {
+            let text = round_trip(&q);
+            assert!(
+                !text.chars().any(|c| c.is_control()),
+                "{s:?} printed with a raw control character: {text:?}"
+            );
+            checked += 1;
+        }
+        let quoted = to_string(&is(field(), Value::quoted(s.clone())));
+        let body = &quoted["f:\"".len()..quoted.len() - 1];
+        // only the escapes Kibana's QuotedCharacter knows
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                match chars.next() {
+                    Some('\\' | '"' | 'n' | 'r' | 't') => {}
+                    Some('u') => assert!((0..4).all(|_| chars.next().is_some_and(|h| h.is_ascii_hexdigit())), "{quoted}"),
+                    other => panic!("{s:?}: escape {other:?} in {quoted}"),
+                }
+            } else {
+                assert!(c != '"', "{s:?}: unescaped quote in {quoted}");
+            }
+        }
+    }
+    assert!(checked > 10_000, "{checked}");
+    // the spellings themselves
+    let quoted = |s: &str| to_string(&is(Field::new("f", false), Value::quoted(s)));
+    assert_eq!(quoted("a\"b\\c"), r#"f:"a\"b\\c""#);
+    assert_eq!(quoted("l\n\r\t"), r#"f:"l\n\r\t""#);
+    assert_eq!(quoted("\u{0}\u{1b}\u{7f}\u{85}"), r#"f:"\u0000\u001B\u007F\u0085""#);
+    assert_eq!(quoted("\u{2028}é🙂"), "f:\"\u{2028}é🙂\"");
+    let bare = |s: &str| to_string(&is(Field::new("f", false), Value::unquoted(vec![Piece::Text(s.into())])));
+    assert_eq!(bare("a and b"), r"f:a \and b");
+    assert_eq!(bare("x:(y)*"), r"f:x\:\(y\)\*");
+    assert_eq!(bare("NOT"), r"f:\NOT");
+    assert_eq!(bare("cannot"), r"f:can\u006Eot");
 }
 
 // ---- real queries ----

@@ -1,8 +1,10 @@
 //! Condition -> Kibana KQL (`kuery`) over the ECS fields of Elastic's AWS integration.
 //!
-//! Input: a [`Rule`]. Output: the query text. Kuery matches keyword values case-sensitively,
-//! has `*` as its only wildcard and no regular expressions: where the canonical condition
-//! asks for more, the closest faithful form is emitted with a note, or the rule is refused.
+//! Input: a [`Rule`]. Output: the query as a [`kuery`] syntax tree ([`build`]), printed by the
+//! kuery module's one printer ([`kuery::to_string_wrapped`]), which quotes and escapes every
+//! value and field name. Kuery matches keyword values case-sensitively, has `*` as its only
+//! wildcard and no regular expressions: where the canonical condition asks for more, the
+//! closest faithful form is emitted with a note, or the rule is refused.
 
 use serde_json::Value;
 
@@ -12,95 +14,66 @@ use crate::fields::{self, Field, Mapping, Seg};
 use crate::load::Rule;
 use crate::model::{Case, Op};
 use crate::targets::Cx;
+use crate::vendors::elastic::kuery::{self, Piece, Query, QueryKind, ValueList};
 
-/// Characters kuery treats specially in an unquoted value (detection-rules' kql grammar and
-/// Kibana's kuery.peg): escaped with a backslash.
-const SPECIAL: &[char] = &['\\', '(', ')', ':', '<', '>', '"', '*', '{', '}'];
-
-/// Words that must be escaped in unquoted values.
+/// Words that must be escaped (here: quoted) in unquoted values.
 const KEYWORDS: &[&str] = &["and", "or", "not"];
 
-/// The kuery escaping function for exact values: unquoted when every character is plain,
-/// else a quoted string (a quoted value is never a wildcard).
-pub fn kuery_value(s: &str) -> String {
-    // Kibana's grammar reads `not` followed by white space as the keyword even at the end of a
-    // word (`DoNot and ...`), so such values are quoted.
-    let plain = !s.is_empty()
+/// The width the query text wraps at (detection-rules' files).
+pub const WIDTH: usize = 120;
+
+/// Can an exact value be written unquoted, as it is? Only letters, digits and characters kuery
+/// reads plainly; not a keyword, and not ending in `not` (Kibana's grammar reads `not` followed
+/// by white space as the keyword even at the end of a word: `DoNot and ...`).
+fn plain(s: &str) -> bool {
+    !s.is_empty()
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-@/+=,;$#!?&%~^[]|".contains(c))
         && !KEYWORDS.contains(&s.to_ascii_lowercase().as_str())
-        && !s.to_ascii_lowercase().ends_with("not");
-    if plain {
-        return s.to_string();
-    }
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+        && !s.to_ascii_lowercase().ends_with("not")
 }
 
-/// One key of a field name, escaped: kuery reads a field name as an unquoted literal.
-pub fn kuery_field_key(k: &str) -> String {
-    let mut out = String::new();
-    for c in k.chars() {
-        if SPECIAL.contains(&c) || c.is_whitespace() {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+/// An exact value: unquoted when every character is plain, else quoted (a quoted value is never
+/// a wildcard). The printer escapes it.
+fn exact(s: &str) -> kuery::Value {
+    if plain(s) { kuery::Value::unquoted(vec![Piece::Text(s.to_string())]) } else { kuery::Value::quoted(s) }
 }
 
-/// An unquoted wildcard pattern from literal pieces and `*`s. Returns the pattern and whether
-/// the rendering is broader than asked (whitespace or `?` turned into `*`).
-fn wildcard(pieces: &[WPiece]) -> (String, bool) {
-    let mut out = String::new();
+/// A value as the printer writes it (for notes).
+fn shown(v: &kuery::Value) -> String {
+    let q = Query::is(kuery::Field::new("f", false), ValueList::any_of(vec![v.clone()]));
+    kuery::to_string(&q).strip_prefix("f:").map(str::to_string).unwrap_or_default()
+}
+
+/// An unquoted wildcard pattern from literal pieces and `*`s, and whether the rendering is
+/// broader than asked (white space or control characters turned into `*`: an unquoted value
+/// cannot hold them in detection-rules' grammar).
+fn wildcard(pieces: &[WPiece]) -> (kuery::Value, bool) {
+    let mut out: Vec<Piece> = vec![];
     let mut broadened = false;
-    let mut last_star = false;
+    let star = |out: &mut Vec<Piece>| {
+        if out.last() != Some(&Piece::Star) {
+            out.push(Piece::Star);
+        }
+    };
     for p in pieces {
         match p {
-            WPiece::Star => {
-                if !last_star {
-                    out.push('*');
-                }
-                last_star = true;
-            }
+            WPiece::Star => star(&mut out),
             WPiece::Lit(s) => {
                 for c in s.chars() {
                     if c.is_whitespace() || c.is_control() || c == '\u{feff}' {
-                        // an unquoted value cannot hold white space (detection-rules' grammar)
                         broadened = true;
-                        if !last_star {
-                            out.push('*');
-                        }
-                        last_star = true;
+                        star(&mut out);
                         continue;
                     }
-                    last_star = false;
-                    if SPECIAL.contains(&c) {
-                        out.push('\\');
+                    match out.last_mut() {
+                        Some(Piece::Text(t)) => t.push(c),
+                        _ => out.push(Piece::Text(c.to_string())),
                     }
-                    out.push(c);
                 }
             }
         }
     }
-    // a value ending in `not` would be read as the keyword before the next ` and`/` or`
-    // (Kibana's grammar): write its `n` as a unicode escape, which Kibana reads back as `n`
-    if out.to_ascii_lowercase().ends_with("not") && !out.ends_with("\\not") {
-        let cut = out.len() - 3;
-        let n = if out[cut..].starts_with('N') { "\\u004E" } else { "\\u006E" };
-        out = format!("{}{n}{}", &out[..cut], &out[cut + 1..]);
-    }
-    (out, broadened)
+    (kuery::Value::unquoted(out), broadened)
 }
 
 enum WPiece {
@@ -108,7 +81,24 @@ enum WPiece {
     Lit(String),
 }
 
-/// The ECS field for a canonical field.
+/// What stands where the target refused a part (`cx.unsupported` was called: the build fails,
+/// so it is never printed in an output).
+fn refused() -> Query {
+    Query::is(kuery::Field::new("refused", false), ValueList::any_of(vec![kuery::Value::quoted("")]))
+}
+
+/// `field:*`: the field has a value.
+fn exists(name: &str) -> Query {
+    Query::is(field(name), ValueList::any_of(vec![kuery::Value::unquoted(vec![Piece::Star])]))
+}
+
+/// A field name in a query: quoted where an unquoted literal would lose white space in it
+/// (Kibana trims an unquoted literal).
+fn field(name: &str) -> kuery::Field {
+    kuery::Field::new(name, name.chars().any(|c| c.is_whitespace() || c.is_control()))
+}
+
+/// The ECS field for a canonical field (the name as Elasticsearch knows it, unescaped).
 pub fn field_name(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<String> {
     if let Some(code) = &f.caveat {
         if let Some(note) = fields::caveat_note(code, "elastic") {
@@ -118,6 +108,8 @@ pub fn field_name(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Op
     match &f.elastic {
         Mapping::Column(c) => Some(c.clone()),
         Mapping::Nested { base, rest } => {
+            // keys below the flattened field come from the event; the printer escapes what
+            // kuery reads specially in a field name (`xsi:type` → `xsi\:type`)
             let keys: Vec<String> = rest
                 .iter()
                 .map(|s| match s {
@@ -125,9 +117,6 @@ pub fn field_name(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Op
                     Seg::Index(i) => i.to_string(),
                 })
                 .collect();
-            // keys below the flattened field come from the event: escape what kuery reads
-            // specially in a field name (`xsi:type` → `xsi\:type`)
-            let keys: Vec<String> = keys.iter().map(|k| kuery_field_key(k)).collect();
             Some(format!("{base}.{}", keys.join(".")))
         }
         Mapping::Unavailable(why) => {
@@ -145,48 +134,76 @@ pub fn field_name(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Op
     }
 }
 
+/// `a and b and ...`: an operand that is itself an `and` without parentheses of its own joins
+/// the list (the text reads `a and b and c`, as the parser reads it back).
+fn all(items: Vec<Query>) -> Query {
+    Query::and(flat(items, |k| matches!(k, QueryKind::And(_))))
+}
+
+/// `a or b or ...`, flattened as [`all`].
+fn any(items: Vec<Query>) -> Query {
+    Query::or(flat(items, |k| matches!(k, QueryKind::Or(_))))
+}
+
+fn flat(items: Vec<Query>, same: fn(&QueryKind) -> bool) -> Vec<Query> {
+    let mut out = vec![];
+    for q in items {
+        if same(&q.kind) && q.style.parens == 0 {
+            if let QueryKind::And(kids) | QueryKind::Or(kids) = q.kind {
+                out.extend(kids);
+            }
+        } else {
+            out.push(q);
+        }
+    }
+    if out.is_empty() {
+        out.push(refused());
+    }
+    out
+}
+
+/// A condition in parentheses of its own where `wrap` says so (a group inside the other kind
+/// of group: `(a or b)` in an `all`, `(a and b)` in an `any`, even when it has one member).
+fn wrapped_if(c: &Cond, wrap: fn(&Cond) -> bool, rule: &Rule, cx: &mut Cx) -> Query {
+    let q = cond(c, rule, cx);
+    if wrap(c) { q.paren() } else { q }
+}
+
 /// Render a condition.
-pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
+pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Query {
     match c {
-        Cond::All(kids) => kids
-            .iter()
-            .map(|k| {
-                let s = cond(k, rule, cx);
-                if matches!(k, Cond::Any(_)) { format!("({s})") } else { s }
-            })
-            .collect::<Vec<_>>()
-            .join(" and "),
-        Cond::Any(kids) => kids
-            .iter()
-            .map(|k| {
-                let s = cond(k, rule, cx);
-                if matches!(k, Cond::All(_)) { format!("({s})") } else { s }
-            })
-            .collect::<Vec<_>>()
-            .join(" or "),
+        Cond::All(kids) => {
+            let items = kids.iter().map(|k| wrapped_if(k, |k| matches!(k, Cond::Any(_)), rule, cx)).collect();
+            all(items)
+        }
+        Cond::Any(kids) => {
+            let items = kids.iter().map(|k| wrapped_if(k, |k| matches!(k, Cond::All(_)), rule, cx)).collect();
+            any(items)
+        }
         Cond::Not(k) if matches!(k.as_ref(), Cond::Pred(p) if p.op == Op::Empty) => {
             // not empty = present (Elastic indexes "" too: the note from `empty` applies)
-            let Cond::Pred(p) = k.as_ref() else { return String::new() };
+            let Cond::Pred(p) = k.as_ref() else { return refused() };
             cx.approximate(p.span.clone(), format!("Elastic indexes an empty string: `{}` with value \"\" counts as present, not empty", p.field.path));
-            field_name(&p.field, cx, p.span.clone()).map(|n| format!("{n}:*")).unwrap_or_default()
+            field_name(&p.field, cx, p.span.clone()).map(|n| exists(&n)).unwrap_or_else(refused)
         }
         Cond::Not(k) => {
-            let s = cond(k, rule, cx);
-            if matches!(k.as_ref(), Cond::All(_) | Cond::Any(_)) || s.contains(' ') && !s.starts_with('(') {
-                format!("not ({s})")
-            } else {
-                format!("not {s}")
-            }
+            let inner = cond(k, rule, cx);
+            // more than one word after `not` is put in parentheses (one pair more where it has
+            // its own already and is a group)
+            let text = kuery::to_string(&inner);
+            let wrap = matches!(k.as_ref(), Cond::All(_) | Cond::Any(_)) || text.contains(' ') && !text.starts_with('(');
+            if wrap { inner.paren().not() } else { inner.not() }
         }
         Cond::Succeeded(ok) => {
             if may_match_console_login(rule) {
                 // for ConsoleLogin the integration derives event.outcome from
                 // responseElements.ConsoleLogin, not from the error fields: test them directly
-                let failed = "(aws.cloudtrail.error_code:* or aws.cloudtrail.error_message:*)";
-                if *ok { format!("not {failed}") } else { failed.to_string() }
+                let failed = any(vec![exists("aws.cloudtrail.error_code"), exists("aws.cloudtrail.error_message")]).paren();
+                if *ok { failed.not() } else { failed }
             } else {
                 // event.outcome is the integration's own success flag (README: "request_succeeded")
-                format!("event.outcome:{}", if *ok { "success" } else { "failure" })
+                let v = if *ok { "success" } else { "failure" };
+                Query::is(field("event.outcome"), ValueList::any_of(vec![exact(v)]))
             }
         }
         Cond::Pred(p) => pred(p, cx),
@@ -208,7 +225,7 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
                         if q.decode { "Elastic indexes JSON text as one keyword and cannot decode it" } else { "a flattened field loses which values came from the same element, so several conditions on one element (or a negated one) cannot be said" }
                     ),
                 );
-                String::new()
+                refused()
             }
         },
         Cond::FieldRef(f) => {
@@ -217,10 +234,17 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> String {
                 f.span.clone(),
                 format!("Kibana KQL compares a field with values only, never with another field: `{}` equal to `{}` cannot be written in kuery", f.field.path, f.other.path),
             );
-            String::new()
+            refused()
         }
         Cond::Allowed(name) => allowed(name, rule, cx),
-        Cond::Opaque { lang, text, reason } => crate::targets::opaque(*lang, text, reason, cx),
+        Cond::Opaque { lang, text, reason } => {
+            if crate::targets::opaque_speaks(*lang, reason, cx) {
+                // the loader checked that the text parses
+                kuery::parse(text).map(Query::paren).unwrap_or_else(|_| refused())
+            } else {
+                refused()
+            }
+        }
     }
 }
 
@@ -288,24 +312,28 @@ fn may_match_console_login(rule: &Rule) -> bool {
     !excludes(&rule.condition())
 }
 
-fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> String {
-    let Some(al) = rule.allowlists.get(name) else { return String::new() };
+fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> Query {
+    let Some(al) = rule.allowlists.get(name) else { return refused() };
     let mut alts = vec![];
     for entry in &al.entries {
         let mut parts = vec![];
         for (k, pattern) in entry {
             let Some(field) = al.keys.get(k) else { continue };
             let Some(name) = field_name(field, cx, None) else { continue };
-            parts.push(format!("{name}:{}", glob_value(pattern, cx, None)));
+            parts.push(Query::is(self::field(&name), ValueList::any_of(vec![glob_value(pattern, cx, None)])));
         }
-        alts.push(format!("({})", parts.join(" and ")));
+        alts.push(all(parts).paren());
     }
-    if alts.is_empty() { String::new() } else { alts.join(" or ") }
+    if alts.is_empty() {
+        // no entries: nothing is allowed (`not *`: no document fails to match a lone `*`)
+        return Query::new(QueryKind::Is { field: None, values: ValueList::any_of(vec![kuery::Value::unquoted(vec![Piece::Star])]) }, kuery::Span::default()).not();
+    }
+    any(alts)
 }
 
-fn glob_value(pattern: &str, cx: &mut Cx, span: Option<crate::diag::Span>) -> String {
+fn glob_value(pattern: &str, cx: &mut Cx, span: Option<crate::diag::Span>) -> kuery::Value {
     if !pattern.contains('*') && !pattern.contains('?') {
-        return kuery_value(pattern);
+        return exact(pattern);
     }
     let mut pieces = vec![];
     let mut lit = String::new();
@@ -327,27 +355,28 @@ fn glob_value(pattern: &str, cx: &mut Cx, span: Option<crate::diag::Span>) -> St
     if !lit.is_empty() {
         pieces.push(WPiece::Lit(lit));
     }
-    let (s, b) = wildcard(&pieces);
+    let (v, b) = wildcard(&pieces);
     if broadened || b {
+        let s = shown(&v);
         cx.approximate(
             span,
             format!("kuery has only the `*` wildcard and no white space in a wildcard value: `{pattern}` renders as `{s}`, which matches a superset"),
         );
     }
-    s
+    v
 }
 
-fn pred(p: &Pred, cx: &mut Cx) -> String {
+fn pred(p: &Pred, cx: &mut Cx) -> Query {
     let span = p.span.clone();
     if p.op == Op::Cidr {
         let Some((_, ip_field)) = fields::ELASTIC_IP_FIELDS.iter().find(|(raw, _)| *raw == p.field.path) else {
             cx.unsupported(Code::E402, span, format!("`cidr` needs an IP-typed field; `{}` is a keyword in Elastic", p.field.path));
-            return String::new();
+            return refused();
         };
-        let vals: Vec<String> = p.values.iter().map(|v| kuery_value(v.as_str().unwrap_or(""))).map(|v| if v.starts_with('"') { v } else { format!("\"{v}\"") }).collect();
+        let vals: Vec<kuery::Value> = p.values.iter().map(|v| kuery::Value::quoted(v.as_str().unwrap_or(""))).collect();
         return group(ip_field, vals);
     }
-    let Some(name) = field_name(&p.field, cx, span.clone()) else { return String::new() };
+    let Some(name) = field_name(&p.field, cx, span.clone()) else { return refused() };
     let ci = p.case == Case::Insensitive;
     if ci && p.values.iter().any(|v| v.as_str().is_some_and(|s| s.to_lowercase() != s.to_uppercase())) {
         let why = if p.field.case_fixed {
@@ -362,7 +391,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
         other => other.to_string(),
     };
     match p.op {
-        Op::Eq | Op::In => group(&name, p.values.iter().map(|v| kuery_value(&text(v))).collect()),
+        Op::Eq | Op::In => group(&name, p.values.iter().map(|v| exact(&text(v))).collect()),
         Op::Contains | Op::Startswith | Op::Endswith | Op::Glob => {
             let vals = p
                 .values
@@ -379,6 +408,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
                             };
                             let (w, broadened) = wildcard(&pieces);
                             if broadened {
+                                let w = shown(&w);
                                 cx.approximate(
                                     span.clone(),
                                     format!("kuery wildcard values cannot hold white space: `{s}` renders as `{w}`, which matches a superset"),
@@ -393,12 +423,12 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
         }
         Op::Regex => {
             cx.unsupported(Code::E402, span, "kuery has no regular expressions; write the rule with glob, contains, startswith or endswith, or build it for Sentinel and Panther only");
-            String::new()
+            refused()
         }
-        Op::Exists => format!("{name}:*"),
+        Op::Exists => exists(&name),
         Op::Empty => {
             cx.approximate(span, format!("Elastic indexes an empty string: `{}` with value \"\" counts as present, not empty", p.field.path));
-            format!("not {name}:*")
+            exists(&name).not()
         }
         Op::Lt | Op::Le | Op::Gt | Op::Ge => {
             cx.unsupported(
@@ -406,9 +436,9 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
                 span,
                 format!("`{}` is a keyword in Elastic: a range compares text, not numbers", p.field.path),
             );
-            String::new()
+            refused()
         }
-        Op::Cidr => String::new(),
+        Op::Cidr => refused(),
         Op::Mentions => mentions(p, &name, cx),
     }
 }
@@ -417,7 +447,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
 /// beside the flattened `aws.cloudtrail.flattened.request_parameters`): Java's map text
 /// (`{key=value, list=[a, b]}`), where `*text*` is the same test for text with none of its
 /// separators. Anything else is refused.
-fn mentions(p: &Pred, flattened_root: &str, cx: &mut Cx) -> String {
+fn mentions(p: &Pred, flattened_root: &str, cx: &mut Cx) -> Query {
     let copy = flattened_root.replace(".flattened.", ".");
     if p.field.segs.len() != 1 || copy == flattened_root || !matches!(p.field.elastic, Mapping::Column(_)) {
         cx.unsupported(
@@ -425,7 +455,7 @@ fn mentions(p: &Pred, flattened_root: &str, cx: &mut Cx) -> String {
             p.span.clone(),
             format!("kuery can test `mentions` only on the integration's text copies of whole objects (requestParameters, responseElements, additionalEventData, serviceEventDetails), not on `{}`", p.field.path),
         );
-        return String::new();
+        return refused();
     }
     let mut vals = vec![];
     for v in p.values.iter().filter_map(Value::as_str) {
@@ -435,7 +465,7 @@ fn mentions(p: &Pred, flattened_root: &str, cx: &mut Cx) -> String {
                 p.span.clone(),
                 format!("Elastic keeps `{}` as Java's map text, whose `=`, `, `, braces and brackets would let \"{v}\" match across keys and values: kuery cannot test it exactly", p.field.path),
             );
-            return String::new();
+            return refused();
         }
         if "null".contains(v) {
             cx.approximate(p.span.clone(), format!("\"{v}\" is part of `null`, which Java's map text writes for null values that `mentions` does not search"));
@@ -446,16 +476,13 @@ fn mentions(p: &Pred, flattened_root: &str, cx: &mut Cx) -> String {
     group(&copy, vals)
 }
 
-fn group(field: &str, vals: Vec<String>) -> String {
-    if vals.len() == 1 {
-        format!("{field}:{}", vals[0])
-    } else {
-        format!("{field}:({})", vals.join(" or "))
-    }
+/// `field:value`, or `field:(a or b ...)`.
+fn group(name: &str, vals: Vec<kuery::Value>) -> Query {
+    Query::is(field(name), ValueList::any_of(vals))
 }
 
-/// The whole query: dataset filter, then the condition.
-pub fn query(rule: &Rule, cx: &mut Cx) -> String {
+/// The whole query as a tree: dataset filter, then the condition.
+pub fn build(rule: &Rule, cx: &mut Cx) -> Query {
     let dataset = rule
         .doc
         .targets
@@ -464,75 +491,59 @@ pub fn query(rule: &Rule, cx: &mut Cx) -> String {
         .as_ref()
         .map(|f| f.value.clone())
         .unwrap_or_else(|| "data_stream.dataset".into());
-    let mut parts = vec![format!("{dataset}:aws.cloudtrail")];
+    let mut parts = vec![Query::is(field(&dataset), ValueList::any_of(vec![exact("aws.cloudtrail")]))];
     for c in &rule.conjuncts(true) {
-        let s = cond(c, rule, cx);
-        parts.push(if matches!(c, Cond::Any(_)) { format!("({s})") } else { s });
+        parts.push(wrapped_if(c, |c| matches!(c, Cond::Any(_)), rule, cx));
     }
-    parts.join(" and ")
+    all(parts)
 }
 
-/// Break a query into lines of at most `width` columns, only at spaces outside quotes.
-pub fn wrap_query(q: &str, width: usize) -> String {
-    let mut out = String::new();
-    let mut line_start = 0usize;
-    let mut last_break: Option<usize> = None;
-    let mut in_quote = false;
-    let mut escaped = false;
-    let bytes: Vec<char> = q.chars().collect();
-    let mut buf: Vec<char> = vec![];
-    for &c in &bytes {
-        buf.push(c);
-        let i = buf.len() - 1;
-        if escaped {
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            in_quote = !in_quote;
-        } else if c == ' ' && !in_quote {
-            last_break = Some(i);
-        }
-        if i - line_start >= width {
-            if let Some(b) = last_break.filter(|b| *b > line_start) {
-                buf[b] = '\n';
-                line_start = b + 1;
-                last_break = None;
-            }
-        }
-    }
-    out.extend(buf);
-    out
+/// The whole query, printed and wrapped at [`WIDTH`] columns (only after a keyword).
+pub fn query(rule: &Rule, cx: &mut Cx) -> String {
+    kuery::to_string_wrapped(&build(rule, cx), WIDTH)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn show(v: &kuery::Value) -> String {
+        shown(v)
+    }
+
     #[test]
     fn values() {
-        assert_eq!(kuery_value("ec2.amazonaws.com"), "ec2.amazonaws.com");
-        assert_eq!(kuery_value("a b"), "\"a b\"");
-        assert_eq!(kuery_value("or"), "\"or\"");
-        assert_eq!(kuery_value("x*"), "\"x*\"");
-        assert_eq!(kuery_value("DoNot"), "\"DoNot\"");
-        assert_eq!(kuery_value("q\"\\"), "\"q\\\"\\\\\"");
+        assert_eq!(show(&exact("ec2.amazonaws.com")), "ec2.amazonaws.com");
+        assert_eq!(show(&exact("a b")), "\"a b\"");
+        assert_eq!(show(&exact("or")), "\"or\"");
+        assert_eq!(show(&exact("x*")), "\"x*\"");
+        assert_eq!(show(&exact("DoNot")), "\"DoNot\"");
+        assert_eq!(show(&exact("q\"\\")), "\"q\\\"\\\\\"");
+        assert_eq!(show(&exact("bell\u{7}")), "\"bell\\u0007\"");
     }
 
     #[test]
     fn wildcards_escape_specials() {
         let (w, b) = wildcard(&[WPiece::Star, WPiece::Lit("a(b)*".into()), WPiece::Star]);
-        assert_eq!(w, "*a\\(b\\)\\**");
+        assert_eq!(show(&w), "*a\\(b\\)\\**");
         assert!(!b);
         let (w, _) = wildcard(&[WPiece::Star, WPiece::Lit("cannot".into())]);
-        assert_eq!(w, "*can\\u006Eot");
+        assert_eq!(show(&w), "*can\\u006Eot");
         let (w, b) = wildcard(&[WPiece::Lit("a b".into()), WPiece::Star]);
-        assert_eq!(w, "a*b*");
+        assert_eq!(show(&w), "a*b*");
         assert!(b);
     }
 
+    /// Lines break after a keyword, never before one (detection-rules rejects a line that
+    /// starts with `and`/`or`), and never inside a quoted value.
     #[test]
-    fn wraps_outside_quotes() {
-        assert_eq!(wrap_query("a:b and c:\"x y z\" and d:e", 12), "a:b and\nc:\"x y z\"\nand d:e");
+    fn wraps_after_keywords_outside_values() {
+        let is = |f: &str, v: kuery::Value| Query::is(field(f), ValueList::any_of(vec![v]));
+        let q = all(vec![is("a", exact("b")), is("c", kuery::Value::quoted("x y z")), is("d", exact("e"))]);
+        assert_eq!(kuery::to_string(&q), "a:b and c:\"x y z\" and d:e");
+        assert_eq!(kuery::to_string_wrapped(&q, 12), "a:b and\nc:\"x y z\" and\nd:e");
+        for line in kuery::to_string_wrapped(&q, 5).lines() {
+            assert!(!line.starts_with("and") && !line.starts_with("or"), "{line}");
+        }
     }
 }

@@ -346,7 +346,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         max_signals: e.max_signals,
         rule_name_override: e.rule_name_override.clone(),
         building_block_type: e.building_block_type.clone(),
-        query: kuery::wrap_query(&query, 120),
+        query,
         threat,
     };
     let file = e.file.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| rule.slug.clone());

@@ -1166,7 +1166,7 @@ impl St<'_> {
                             // the measures are names the later stages read
                             if let Some(Value::Object(ms)) = agg.get("measures") {
                                 for m in ms.keys() {
-                                    self.env.insert(m.clone(), Bound { expr: Expr { kind: ExprKind::Name(m.clone()), span: op.span }, derived: true });
+                                    self.env.insert(m.clone(), Bound { expr: Expr::new(ExprKind::Name(m.clone()), op.span), derived: true });
                                 }
                             }
                             aggregate = Some(agg);
@@ -1309,7 +1309,7 @@ impl St<'_> {
                     // column's place
                     let mut step = Map::new();
                     for (new, old) in pairs {
-                        let e = Expr { kind: ExprKind::Name(old.name.clone()), span: old.span };
+                        let e = Expr::new(ExprKind::Name(old.name.clone()), old.span);
                         match self.derive_expr(&e).filter(|_| crate::load::is_identifier(&new.name)) {
                             Some(v) => {
                                 let was = match &v {
@@ -1334,10 +1334,7 @@ impl St<'_> {
                 }
                 OperatorKind::ProjectRename(pairs) => {
                     for (new, old) in pairs {
-                        let e = Expr {
-                            kind: ExprKind::Name(old.name.clone()),
-                            span: old.span,
-                        };
+                        let e = Expr::new(ExprKind::Name(old.name.clone()), old.span);
                         self.env.insert(
                             new.name.clone(),
                             Bound {
@@ -1479,7 +1476,7 @@ impl St<'_> {
         let first = it.next()?;
         Some(it.fold(first, |acc, x| {
             let span = acc.span.to(x.span);
-            Expr { kind: ExprKind::Binary { op: BinOp::And, lhs: Box::new(acc), rhs: Box::new(x) }, span }
+            Expr::new(ExprKind::Binary { op: BinOp::And, lhs: Box::new(acc), rhs: Box::new(x) }, span)
         }))
     }
 
@@ -1490,11 +1487,11 @@ impl St<'_> {
         let (lhs, rebuild): (&Expr, Box<dyn Fn(Expr) -> Expr>) = match &e.kind {
             ExprKind::Binary { op, lhs, rhs } if !matches!(op, BinOp::And | BinOp::Or) => {
                 let (op, rhs) = (*op, rhs.clone());
-                (lhs, Box::new(move |l| Expr { kind: ExprKind::Binary { op, lhs: Box::new(l), rhs: rhs.clone() }, span: e.span }))
+                (lhs, Box::new(move |l| Expr::new(ExprKind::Binary { op, lhs: Box::new(l), rhs: rhs.clone() }, e.span)))
             }
             ExprKind::InList { op, lhs, list } => {
                 let (op, list) = (*op, list.clone());
-                (lhs, Box::new(move |l| Expr { kind: ExprKind::InList { op, lhs: Box::new(l), list: list.clone() }, span: e.span }))
+                (lhs, Box::new(move |l| Expr::new(ExprKind::InList { op, lhs: Box::new(l), list: list.clone() }, e.span)))
             }
             _ => return None,
         };
@@ -1511,11 +1508,11 @@ impl St<'_> {
         };
         // string values only: coalesce of strings skips empty ones, of other types only nulls
         self.field_in(&x, false).filter(FieldRef::textual)?;
-        let call = |f: &str, a: Expr| Expr { kind: ExprKind::Call { name: kusto::Ident { name: f.into(), span: e.span }, args: vec![a] }, span: e.span };
-        let and = |a: Expr, b: Expr| Expr { kind: ExprKind::Binary { op: BinOp::And, lhs: Box::new(a), rhs: Box::new(b) }, span: e.span };
+        let call = |f: &str, a: Expr| Expr::new(ExprKind::Call { name: kusto::Ident { name: f.into(), span: e.span }, args: vec![a] }, e.span);
+        let and = |a: Expr, b: Expr| Expr::new(ExprKind::Binary { op: BinOp::And, lhs: Box::new(a), rhs: Box::new(b) }, e.span);
         let left = and(call("isnotempty", x.clone()), rebuild(x.clone()));
         let right = and(call("isempty", x), rebuild(y));
-        Some(Expr { kind: ExprKind::Binary { op: BinOp::Or, lhs: Box::new(left), rhs: Box::new(right) }, span: e.span })
+        Some(Expr::new(ExprKind::Binary { op: BinOp::Or, lhs: Box::new(left), rhs: Box::new(right) }, e.span))
     }
 
     /// Does an inlined expression read an `mv-expand`ed element?
@@ -1748,7 +1745,7 @@ impl St<'_> {
             },
             other => other.clone(),
         };
-        Expr { kind, span: e.span }
+        Expr::new(kind, e.span)
     }
 
     /// The first name in an inlined expression that is not a table column.

@@ -4,8 +4,10 @@
 //! - [`parse`] reads a query (`let` statements, then a tabular expression) into a [`Query`] whose
 //!   every node carries its byte [`Span`]; errors are a [`ParseError`] (offset, line, column,
 //!   expected, found, hint).
-//! - [`to_string`] prints a tree back as KQL: `parse(&to_string(&q)) == Ok(q)` (spans never take
-//!   part in equality).
+//! - [`to_string`] prints a tree back as KQL: `parse(&to_string(&q)) == Ok(q)` (spans and styles
+//!   never take part in equality). It is the one KQL printer: the Sentinel target builds its
+//!   queries as trees ([`Expr::call`], [`Expr::binary`], ...) and prints them with it, the
+//!   importer prints opaque conditions with it, and [`string_literal`] is its one string writer.
 //! - [`run`] evaluates a query over the rows of one table and returns the result rows; it is how
 //!   rulecast proves that a generated Sentinel query matches the same events as the canonical rule.
 //!
@@ -72,7 +74,7 @@ use std::fmt;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-pub use eval::{AGGREGATES, FUNCTIONS};
+pub use eval::{AGGREGATES, Aggregate, FUNCTIONS, ScalarFn};
 pub use syntax::*;
 
 /// A syntax error: where it is, what was expected there and what was found.
@@ -172,9 +174,22 @@ pub fn to_string(q: &Query) -> String {
     printer::query(q)
 }
 
-/// Prints an expression as KQL, with the parentheses precedence needs and no others.
+/// Prints an expression as KQL, on one line, with the parentheses precedence needs and those
+/// its [`Style`] asks for.
 pub fn expr_to_string(e: &Expr) -> String {
     printer::expr(e)
+}
+
+/// Can `key` be written as `.key` after a dynamic value? (Otherwise it is written `["key"]`.)
+/// The one rule for bare property names, as the printer applies it.
+pub fn is_member_name(key: &str) -> bool {
+    printer::member(key)
+}
+
+/// The KQL string-literal writer: `s` as a literal in `quote` (`"` or `'`) that reads back as
+/// `s`. The printer writes every string literal and bracketed name with it.
+pub fn string_literal(s: &str, quote: char) -> String {
+    printer::string(s, quote)
 }
 
 impl fmt::Display for Query {

@@ -386,6 +386,7 @@ impl<'a> Parser<'a> {
                     op: Box::new(op),
                 },
                 span,
+                style: Style::default(),
             };
         }
         Ok(e)
@@ -400,6 +401,7 @@ impl<'a> Parser<'a> {
                 rhs: Box::new(rhs),
             },
             span,
+            style: Style::default(),
         }
     }
 
@@ -491,6 +493,7 @@ impl<'a> Parser<'a> {
                             list,
                         },
                         span,
+                        style: Style::default(),
                     }
                 }
                 CmpTok::Between(negated) => {
@@ -511,6 +514,7 @@ impl<'a> Parser<'a> {
                             high: Box::new(high),
                         },
                         span,
+                        style: Style::default(),
                     }
                 }
             };
@@ -614,6 +618,7 @@ impl<'a> Parser<'a> {
                 let e = Expr {
                     kind: ExprKind::Literal(lit),
                     span: Span::new(start, end),
+                    style: Style::default(),
                 };
                 return self.postfix_ops(e);
             }
@@ -626,6 +631,7 @@ impl<'a> Parser<'a> {
                 operand: Box::new(operand),
             },
             span,
+            style: Style::default(),
         })
     }
 
@@ -659,6 +665,7 @@ impl<'a> Parser<'a> {
                         name,
                     },
                     span,
+                    style: Style::default(),
                 };
             } else if self.is_punct("[") {
                 let at = self.bump().span;
@@ -672,6 +679,7 @@ impl<'a> Parser<'a> {
                         index: Box::new(index),
                     },
                     span,
+                    style: Style::default(),
                 };
             } else {
                 return Ok(e);
@@ -683,6 +691,7 @@ impl<'a> Parser<'a> {
         Expr {
             kind: ExprKind::Literal(lit),
             span,
+            style: Style::default(),
         }
     }
 
@@ -730,6 +739,7 @@ impl<'a> Parser<'a> {
                 Ok(Expr {
                     kind: ExprKind::Name(id.name),
                     span: id.span,
+                    style: Style::default(),
                 })
             }
             Tok::Ident(w) => {
@@ -751,6 +761,7 @@ impl<'a> Parser<'a> {
                         Ok(Expr {
                             kind: ExprKind::Name(w),
                             span,
+                            style: Style::default(),
                         })
                     }
                 }
@@ -770,6 +781,7 @@ impl<'a> Parser<'a> {
                     args.push(Expr {
                         kind: ExprKind::Star,
                         span,
+                        style: Style::default(),
                     });
                 } else {
                     args.push(self.pipe()?);
@@ -786,6 +798,7 @@ impl<'a> Parser<'a> {
         Ok(Expr {
             kind: ExprKind::Call { name, args },
             span,
+            style: Style::default(),
         })
     }
 
@@ -966,6 +979,7 @@ impl<'a> Parser<'a> {
         Ok(Expr {
             kind: ExprKind::DataTable { columns, values },
             span: Span::new(start, end),
+            style: Style::default(),
         })
     }
 
@@ -995,6 +1009,7 @@ impl<'a> Parser<'a> {
                 props,
             },
             span: Span::new(start, end),
+            style: Style::default(),
         })
     }
 
@@ -1004,6 +1019,7 @@ impl<'a> Parser<'a> {
         Ok(Expr {
             kind: ExprKind::Print(assigns),
             span: Span::new(start, self.prev_end()),
+            style: Style::default(),
         })
     }
 
@@ -1092,6 +1108,7 @@ impl<'a> Parser<'a> {
                     OperatorKind::Distinct(vec![Expr {
                         kind: ExprKind::Star,
                         span,
+                        style: Style::default(),
                     }])
                 } else {
                     let mut cols = vec![self.or()?];

@@ -1,9 +1,22 @@
-//! Syntax tree -> KQL text. Parentheses are written exactly where precedence needs them, so that
-//! parsing the output gives back the same tree.
+//! Syntax tree -> KQL text: the one KQL printer, and with it the one string-literal writer
+//! ([`string`]) and the one rule for when a name needs brackets ([`name`]).
+//!
+//! Parentheses are written where precedence needs them and where a node's [`Style`] asks for
+//! more, so that parsing the output gives back the same tree (styles and spans aside).
+//!
+//! Layout of a whole query ([`query`]): one `let` per line; the source, then one tabular operator
+//! per line (`| where ...`); an `extend` puts each assignment after the first on its own line,
+//! indented by two spaces; a `summarize` puts its `by` clause on a line of its own, wrapped at
+//! 160 columns; `project` and `distinct` lines wrap at 160 columns with a two-space indent; an
+//! `mv-apply` writes its subquery as an indented block. Lines break only at spaces outside
+//! string literals. An expression ([`expr`]) and a pipe inside an expression are one line.
 
 use super::lexer::{DAY, HOUR, MICROSECOND, MILLISECOND, MINUTE, SECOND};
 use super::parser::{civil_from_days, is_plain_name, word_is_identifier};
 use super::syntax::*;
+
+/// The width at which `summarize ... by`, `project` and `distinct` lines wrap.
+const WIDTH: usize = 160;
 
 /// A whole query: one `let` per line, one tabular operator per line.
 pub(crate) fn query(q: &Query) -> String {
@@ -29,9 +42,24 @@ pub(crate) fn expr(e: &Expr) -> String {
 /// A pipe chain: its source, then `| op` for each operator (on new lines when `multiline`).
 fn chain(out: &mut String, e: &Expr, multiline: bool) {
     if let ExprKind::Pipe { input, op } = &e.kind {
+        if e.style.parens > 0 {
+            // a parenthesized pipe is one operand, on one line
+            write(out, e, Prec::Pipe);
+            return;
+        }
         chain(out, input, multiline);
-        out.push_str(if multiline { "\n| " } else { " | " });
-        operator(out, op);
+        if multiline {
+            let mut line = String::from("| ");
+            operator(&mut line, op, true);
+            if matches!(op.kind, OperatorKind::Project(_) | OperatorKind::Distinct(_)) {
+                line = wrap(&line, WIDTH, "  ");
+            }
+            out.push('\n');
+            out.push_str(&line);
+        } else {
+            out.push_str(" | ");
+            operator(out, op, false);
+        }
     } else {
         // A `print` opens a chain without parentheses; anything else binds at least as `or`.
         write(
@@ -44,6 +72,46 @@ fn chain(out: &mut String, e: &Expr, multiline: bool) {
             },
         );
     }
+}
+
+/// Greedy word wrap of one line at `width` bytes: words are separated by the spaces outside
+/// string literals (and bracketed names); continuation lines start with `indent`.
+fn wrap(line: &str, width: usize, indent: &str) -> String {
+    let mut words: Vec<&str> = vec![];
+    let (mut start, mut quote, mut escaped) = (0, None::<char>, false);
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == ' ' => {
+                words.push(&line[start..i]);
+                start = i + 1;
+            }
+            None => {}
+        }
+    }
+    words.push(&line[start..]);
+    let mut out = String::new();
+    let mut cur = String::new();
+    let mut first_line = true;
+    for word in words {
+        let len = if first_line { cur.len() } else { cur.len() + indent.len() };
+        if !cur.is_empty() && len + 1 + word.len() > width {
+            out.push_str(&cur);
+            out.push('\n');
+            out.push_str(indent);
+            cur.clear();
+            first_line = false;
+        } else if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    out.push_str(&cur);
+    out
 }
 
 fn prec_of(e: &Expr) -> Prec {
@@ -72,32 +140,45 @@ fn tighter(p: Prec) -> Prec {
     }
 }
 
-/// Writes `e`, parenthesized if it binds looser than `min`.
+/// Writes `e`, parenthesized if it binds looser than `min` or its style asks for parentheses.
 fn write(out: &mut String, e: &Expr, min: Prec) {
-    if prec_of(e) < min {
-        out.push('(');
-        write(out, e, Prec::Pipe);
-        out.push(')');
-        return;
+    let pairs = e.style.parens.max(u8::from(prec_of(e) < min));
+    if pairs > 0 {
+        for _ in 0..pairs {
+            out.push('(');
+        }
+        bare(out, e);
+        for _ in 0..pairs {
+            out.push(')');
+        }
+    } else {
+        bare(out, e);
     }
+}
+
+/// Writes `e` without parentheses around it.
+fn bare(out: &mut String, e: &Expr) {
     match &e.kind {
-        ExprKind::Literal(l) => literal(out, l),
+        ExprKind::Literal(l) => literal(out, l, e.style),
         ExprKind::Name(n) => out.push_str(&name(n)),
         ExprKind::Star => out.push('*'),
         ExprKind::Call { name: f, args } => {
             out.push_str(&f.name);
             out.push('(');
+            if e.style.pad {
+                out.push(' ');
+            }
             list(out, args);
             out.push(')');
         }
         ExprKind::Member { target, name: m } => {
             write(out, target, Prec::Postfix);
             out.push('.');
-            if word_is_identifier(&m.name) {
+            if member(&m.name) {
                 out.push_str(&m.name);
             } else {
                 out.push('[');
-                out.push_str(&string(&m.name));
+                out.push_str(&string(&m.name, '"'));
                 out.push(']');
             }
         }
@@ -162,10 +243,16 @@ fn write(out: &mut String, e: &Expr, min: Prec) {
             write(out, high, Prec::Or);
             out.push(')');
         }
-        ExprKind::Pipe { .. } => chain(out, e, false),
+        ExprKind::Pipe { .. } => {
+            if let ExprKind::Pipe { input, op } = &e.kind {
+                chain(out, input, false);
+                out.push_str(" | ");
+                operator(out, op, false);
+            }
+        }
         ExprKind::Print(assigns) => {
             out.push_str("print ");
-            assignments(out, assigns);
+            assignments(out, assigns, ", ");
         }
         ExprKind::DataTable { columns, values } => {
             out.push_str("datatable");
@@ -240,17 +327,23 @@ fn column_decls(out: &mut String, cols: &[ColumnDecl]) {
     out.push(')');
 }
 
-fn assignments(out: &mut String, assigns: &[Assign]) {
+/// `a = x, b = y`: assignments separated by `sep`.
+fn assignments(out: &mut String, assigns: &[Assign], sep: &str) {
     for (i, a) in assigns.iter().enumerate() {
         if i > 0 {
-            out.push_str(", ");
+            out.push_str(sep);
         }
         if let Some(n) = &a.name {
-            out.push_str(&name(&n.name));
-            out.push_str(" = ");
+            assigned(out, &n.name, &a.value);
         }
         write(out, &a.value, Prec::Or);
     }
+}
+
+/// `name = ` before an assigned value (`name=` when the value's style is tight).
+fn assigned(out: &mut String, n: &str, value: &Expr) {
+    out.push_str(&name(n));
+    out.push_str(if value.style.tight { "=" } else { " = " });
 }
 
 fn sort_key(out: &mut String, k: &SortKey) {
@@ -282,8 +375,7 @@ fn mv_items(out: &mut String, items: &[MvExpandItem], limit: Option<&Expr>) {
             out.push_str(", ");
         }
         if let Some(n) = &it.name {
-            out.push_str(&name(&n.name));
-            out.push_str(" = ");
+            assigned(out, &n.name, &it.value);
         }
         write(out, &it.value, Prec::Or);
         if let Some(t) = &it.to_type {
@@ -298,7 +390,8 @@ fn mv_items(out: &mut String, items: &[MvExpandItem], limit: Option<&Expr>) {
     }
 }
 
-fn operator(out: &mut String, op: &Operator) {
+/// One tabular operator; `multiline` lays it out over lines (see the module docs).
+fn operator(out: &mut String, op: &Operator, multiline: bool) {
     match &op.kind {
         OperatorKind::Where(p) => {
             out.push_str("where ");
@@ -306,11 +399,11 @@ fn operator(out: &mut String, op: &Operator) {
         }
         OperatorKind::Extend(a) => {
             out.push_str("extend ");
-            assignments(out, a);
+            assignments(out, a, if multiline { ",\n  " } else { ", " });
         }
         OperatorKind::Project(a) => {
             out.push_str("project ");
-            assignments(out, a);
+            assignments(out, a, ", ");
         }
         OperatorKind::ProjectAway(cols) | OperatorKind::ProjectKeep(cols) => {
             out.push_str(if matches!(op.kind, OperatorKind::ProjectAway(_)) {
@@ -346,11 +439,18 @@ fn operator(out: &mut String, op: &Operator) {
             out.push_str("summarize");
             if !aggregates.is_empty() {
                 out.push(' ');
-                assignments(out, aggregates);
+                assignments(out, aggregates, ", ");
             }
             if !by.is_empty() {
-                out.push_str(" by ");
-                assignments(out, by);
+                if multiline {
+                    let mut line = String::from("by ");
+                    assignments(&mut line, by, ", ");
+                    out.push('\n');
+                    out.push_str(&wrap(&line, WIDTH, ""));
+                } else {
+                    out.push_str(" by ");
+                    assignments(out, by, ", ");
+                }
             }
         }
         OperatorKind::Take(n) => {
@@ -385,11 +485,17 @@ fn operator(out: &mut String, op: &Operator) {
             params(out, ps);
             mv_items(out, items, limit.as_ref());
             out.push_str(" on (");
+            if multiline {
+                out.push_str("\n    ");
+            }
             for (i, op) in sub.iter().enumerate() {
                 if i > 0 {
-                    out.push_str(" | ");
+                    out.push_str(if multiline { "\n    | " } else { " | " });
                 }
-                operator(out, op);
+                operator(out, op, multiline);
+            }
+            if multiline {
+                out.push_str("\n  ");
             }
             out.push(')');
         }
@@ -434,33 +540,46 @@ fn operator(out: &mut String, op: &Operator) {
     }
 }
 
-/// A name, bracketed (`["x y"]`) when it is not a plain identifier or is a keyword.
+/// A name, bracketed (`["x y"]`) when it is not a plain identifier or is a keyword. The one
+/// rule for names: columns, `let` names, assigned names, `project-away` patterns; a property
+/// after `.` needs only to be an identifier ([`member`]).
 pub(crate) fn name(n: &str) -> String {
     if is_plain_name(n) {
         n.to_string()
     } else {
-        format!("[{}]", string(n))
+        format!("[{}]", string(n, '"'))
     }
 }
 
-/// A double-quoted string literal that reads back as `s`.
-pub(crate) fn string(s: &str) -> String {
+/// Can `key` be written as `.key` after a dynamic value? (Otherwise `["key"]`.)
+pub(crate) fn member(key: &str) -> bool {
+    word_is_identifier(key)
+}
+
+/// The KQL string-literal writer: a literal in `quote` (`"` or `'`) that reads back as `s`.
+/// Backslash, the quote, line breaks and tabs are escaped, and so is every control character
+/// and U+2028, U+2029 and U+FEFF (`\u2028`), which editors and YAML readers treat as breaks or
+/// drop.
+pub fn string(s: &str, quote: char) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
+    out.push(quote);
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
             c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
                 out.push_str(&format!("\\u{:04x}", c as u32))
             }
             c => out.push(c),
         }
     }
-    out.push('"');
+    out.push(quote);
     out
 }
 
@@ -479,7 +598,7 @@ fn real(r: f64) -> String {
     }
 }
 
-fn literal(out: &mut String, l: &Literal) {
+fn literal(out: &mut String, l: &Literal, style: Style) {
     match l {
         Literal::Null(t) => {
             out.push_str(t.name());
@@ -489,7 +608,7 @@ fn literal(out: &mut String, l: &Literal) {
         Literal::Long(n) if *n == i64::MIN => out.push_str(&format!("long({n})")),
         Literal::Long(n) => out.push_str(&n.to_string()),
         Literal::Real(r) => out.push_str(&real(*r)),
-        Literal::String(s) => out.push_str(&string(s)),
+        Literal::String(s) => out.push_str(&string(s, if style.single_quote { '\'' } else { '"' })),
         Literal::Datetime(t) => {
             out.push_str("datetime(");
             out.push_str(&iso_datetime(*t));
@@ -498,38 +617,45 @@ fn literal(out: &mut String, l: &Literal) {
         Literal::Timespan(t) => out.push_str(&timespan_literal(*t)),
         Literal::Dynamic(v) => {
             out.push_str("dynamic(");
-            json(out, v);
+            json(out, v, style.pad);
             out.push(')');
         }
     }
 }
 
-fn json(out: &mut String, v: &serde_json::Value) {
+/// JSON whose strings are KQL string literals; `pad`: a space after the outermost bracket.
+fn json(out: &mut String, v: &serde_json::Value, pad: bool) {
     use serde_json::Value as J;
     match v {
         J::Null => out.push_str("null"),
         J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         J::Number(n) => out.push_str(&n.to_string()),
-        J::String(s) => out.push_str(&string(s)),
+        J::String(s) => out.push_str(&string(s, '"')),
         J::Array(items) => {
             out.push('[');
+            if pad {
+                out.push(' ');
+            }
             for (i, x) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                json(out, x);
+                json(out, x, false);
             }
             out.push(']');
         }
         J::Object(map) => {
             out.push('{');
+            if pad {
+                out.push(' ');
+            }
             for (i, (k, x)) in map.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                out.push_str(&string(k));
+                out.push_str(&string(k, '"'));
                 out.push_str(": ");
-                json(out, x);
+                json(out, x, false);
             }
             out.push('}');
         }

@@ -73,6 +73,142 @@ pub struct Expr {
     pub kind: ExprKind,
     /// Where it was written (parentheses around it excluded).
     pub span: Span,
+    /// How it is spelled where KQL allows several spellings (never part of equality).
+    pub style: Style,
+}
+
+/// Building trees by hand (a generator's output): nodes without a place in any text
+/// (`Span::default()`) in the printer's own spelling, and the [`Style`] setters.
+impl Expr {
+    /// An expression in the printer's own spelling.
+    pub fn new(kind: ExprKind, span: Span) -> Expr {
+        Expr { kind, span, style: Style::default() }
+    }
+
+    fn built(kind: ExprKind) -> Expr {
+        Expr::new(kind, Span::default())
+    }
+
+    /// A column, `let` name or table.
+    pub fn name(n: impl Into<String>) -> Expr {
+        Expr::built(ExprKind::Name(n.into()))
+    }
+
+    /// A literal.
+    pub fn lit(l: Literal) -> Expr {
+        Expr::built(ExprKind::Literal(l))
+    }
+
+    /// A string literal.
+    pub fn string(s: impl Into<String>) -> Expr {
+        Expr::lit(Literal::String(s.into()))
+    }
+
+    /// `name(args)`.
+    pub fn call(name: &str, args: Vec<Expr>) -> Expr {
+        Expr::built(ExprKind::Call { name: Ident::new(name), args })
+    }
+
+    /// `lhs op rhs`.
+    pub fn binary(op: BinOp, lhs: Expr, rhs: Expr) -> Expr {
+        Expr::built(ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) })
+    }
+
+    /// `lhs op (items)`.
+    pub fn in_list(op: ListOp, lhs: Expr, list: Vec<Expr>) -> Expr {
+        Expr::built(ExprKind::InList { op, lhs: Box::new(lhs), list })
+    }
+
+    /// `self.key` (written `self["key"]` when `key` is not an identifier).
+    pub fn member(self, key: impl Into<String>) -> Expr {
+        Expr::built(ExprKind::Member { target: Box::new(self), name: Ident::new(key) })
+    }
+
+    /// `self[index]`.
+    pub fn index(self, index: Expr) -> Expr {
+        Expr::built(ExprKind::Index { target: Box::new(self), index: Box::new(index) })
+    }
+
+    /// `self | op`.
+    pub fn pipe(self, op: OperatorKind) -> Expr {
+        Expr::built(ExprKind::Pipe { input: Box::new(self), op: Box::new(Operator::new(op)) })
+    }
+
+    /// One more pair of parentheses around the node.
+    pub fn paren(mut self) -> Expr {
+        self.style.parens = self.style.parens.saturating_add(1);
+        self
+    }
+
+    /// A string literal in single quotes.
+    pub fn single_quoted(mut self) -> Expr {
+        self.style.single_quote = true;
+        self
+    }
+
+    /// A space after the opening bracket (a call's `(`, a dynamic array's `[`).
+    pub fn padded(mut self) -> Expr {
+        self.style.pad = true;
+        self
+    }
+
+    /// Assigned with no spaces around `=`.
+    pub fn tight(mut self) -> Expr {
+        self.style.tight = true;
+        self
+    }
+}
+
+impl Ident {
+    /// A name without a place in any text.
+    pub fn new(name: impl Into<String>) -> Ident {
+        Ident { name: name.into(), span: Span::default() }
+    }
+}
+
+impl Assign {
+    /// `name = value`.
+    pub fn named(name: impl Into<String>, value: Expr) -> Assign {
+        Assign { name: Some(Ident::new(name)), value }
+    }
+
+    /// A bare `value`.
+    pub fn bare(value: Expr) -> Assign {
+        Assign { name: None, value }
+    }
+}
+
+impl Operator {
+    /// An operator without a place in any text.
+    pub fn new(kind: OperatorKind) -> Operator {
+        Operator { kind, span: Span::default() }
+    }
+}
+
+/// How a node is spelled where KQL allows several spellings of one tree: parentheses beyond
+/// those precedence needs, the quote of a string literal, spacing inside brackets and around an
+/// assignment's `=`.
+///
+/// Like [`Span`], a style never takes part in equality: the parser leaves it at its default (the
+/// printer's own spelling), and a builder sets it to reproduce a layout (a vendor's hand-written
+/// query, byte for byte). Whatever the style, the printed text parses back to the same tree.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// Pairs of parentheses around the node (the printer writes at least those precedence needs).
+    pub parens: u8,
+    /// A string literal in single quotes (`'/'`); otherwise double quotes.
+    pub single_quote: bool,
+    /// A space after the opening bracket: a call's `(` (`case( a, b, c)`) or a dynamic array's
+    /// `[` (`dynamic([ "a", "b"])`).
+    pub pad: bool,
+    /// An assigned value written right after a `=` with no spaces around it (`Calls=count()`).
+    pub tight: bool,
+}
+
+impl PartialEq for Style {
+    fn eq(&self, _: &Style) -> bool {
+        true
+    }
 }
 
 /// The kinds of expression.

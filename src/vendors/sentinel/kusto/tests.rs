@@ -393,7 +393,9 @@ fn operators_and_printing_round_trip() {
     insta::assert_snapshot!(to_string(&q), @"
     AWSCloudTrail
     | where (a or b) and not(c)
-    | extend x = -(1), y = 1 - 2 - 3, z = 1 - (2 - 3)
+    | extend x = -(1),
+      y = 1 - 2 - 3,
+      z = 1 - (2 - 3)
     ");
 }
 
@@ -596,8 +598,8 @@ fn has_matches_whole_terms() {
     let has = |hay: &str, needle: &str| {
         scalar(&format!(
             "{} has {}",
-            printer::string(hay),
-            printer::string(needle)
+            printer::string(hay, '"'),
+            printer::string(needle, '"')
         )) == json!(true)
     };
     assert!(has("North America", "america"));

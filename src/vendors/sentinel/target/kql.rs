@@ -1,7 +1,10 @@
 //! Condition and derived fields -> Kusto (KQL) over the `AWSCloudTrail` table.
 //!
-//! Input: a [`Rule`]. Output: the query text. Field names come from the taxonomy; every
-//! string literal goes through [`kql_str`].
+//! Input: a [`Rule`]. Output: the query as a [`kusto`] syntax tree ([`build`]), printed by the
+//! kusto module's one printer ([`query`]), whose string writer ([`kusto::string_literal`]) every
+//! string literal goes through. Field names come from the taxonomy. The tree's styles
+//! (parentheses beyond those precedence needs, `'/'`, `case( `, `Calls=count()`, `dynamic([ `)
+//! reproduce the layout of the vendors' hand-written queries byte for byte.
 
 use serde_json::Value;
 
@@ -9,54 +12,74 @@ use crate::condition::{Cond, FieldRef, Pred, Quant, glob_to_regex};
 use crate::diag::Code;
 use crate::fields::{Field, Kind, Mapping, Seg};
 use crate::load::{Rule, is_identifier};
-use crate::model::{Case, Expr, ExprTest, Measure, Op};
+use crate::model::{Case, Expr as DExpr, ExprTest, Measure, Op};
 use crate::targets::Cx;
+use crate::vendors::sentinel::kusto::{self, Assign, BinOp, Expr, Ident, Let, ListOp, Literal, MvExpandItem, Operator, OperatorKind, Query, Span};
 
 /// The table every CloudTrail rule reads.
 pub const TABLE: &str = "AWSCloudTrail";
 
 /// KQL operators per (op, case): (case-sensitive, case-insensitive). Data, not code.
-const STRING_OPS: &[(Op, &str, &str)] = &[
-    (Op::Contains, "contains_cs", "contains"),
-    (Op::Startswith, "startswith_cs", "startswith"),
-    (Op::Endswith, "endswith_cs", "endswith"),
+const STRING_OPS: &[(Op, BinOp, BinOp)] = &[
+    (Op::Contains, BinOp::ContainsCs, BinOp::Contains),
+    (Op::Startswith, BinOp::StartsWithCs, BinOp::StartsWith),
+    (Op::Endswith, BinOp::EndsWithCs, BinOp::EndsWith),
 ];
 
-/// Numeric comparison tokens.
-const NUM_OPS: &[(Op, &str)] = &[(Op::Lt, "<"), (Op::Le, "<="), (Op::Gt, ">"), (Op::Ge, ">=")];
+/// Numeric comparison operators.
+const NUM_OPS: &[(Op, BinOp)] = &[(Op::Lt, BinOp::Lt), (Op::Le, BinOp::Le), (Op::Gt, BinOp::Gt), (Op::Ge, BinOp::Ge)];
 
-/// The KQL escaping function: a string literal in `quote` (`"` or `'`).
-pub fn kql_str(s: &str, quote: char) -> String {
-    let mut out = String::new();
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{85}') => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
+/// What stands where the target refused a part (`cx.unsupported` was called: the build fails,
+/// so it is never printed in an output).
+fn refused() -> Expr {
+    Expr::lit(Literal::Bool(false))
 }
 
-fn rest_path(rest: &[Seg]) -> String {
-    rest.iter()
-        .map(|s| match s {
-            Seg::Key(k) if is_identifier(k) => format!(".{k}"),
-            Seg::Key(k) => format!("[{}]", kql_str(k, '"')),
-            Seg::Index(i) => format!("[{i}]"),
-        })
-        .collect()
+fn call(f: &str, args: Vec<Expr>) -> Expr {
+    Expr::call(f, args)
+}
+
+fn long(n: i64) -> Expr {
+    Expr::lit(Literal::Long(n))
+}
+
+fn boolean(b: bool) -> Expr {
+    Expr::lit(Literal::Bool(b))
+}
+
+/// `a op b op c ...`, written without parentheses: an operand that is itself an `op` chain
+/// without parentheses of its own joins the chain (the text reads `a and b and c`, and parses
+/// back to the same left-nested tree).
+fn chain(op: BinOp, items: Vec<Expr>) -> Expr {
+    fn leaves(e: Expr, op: BinOp, out: &mut Vec<Expr>) {
+        match e.kind {
+            kusto::ExprKind::Binary { op: o, lhs, rhs } if o == op && e.style.parens == 0 => {
+                leaves(*lhs, op, out);
+                leaves(*rhs, op, out);
+            }
+            kind => out.push(Expr { kind, ..e }),
+        }
+    }
+    let mut flat = vec![];
+    for it in items {
+        leaves(it, op, &mut flat);
+    }
+    let mut it = flat.into_iter();
+    let Some(first) = it.next() else { return boolean(op == BinOp::And) };
+    it.fold(first, |acc, x| Expr::binary(op, acc, x))
+}
+
+/// A path below a dynamic value: `.key`, or `["key"]` where the key is not a name the printer
+/// writes after a `.` ([`kusto::is_member_name`]), and `[i]`.
+fn path(mut e: Expr, rest: &[Seg]) -> Expr {
+    for s in rest {
+        e = match s {
+            Seg::Key(k) if kusto::is_member_name(k) => e.member(k.clone()),
+            Seg::Key(k) => e.index(Expr::string(k.clone())),
+            Seg::Index(i) => e.index(long(*i)),
+        };
+    }
+    e
 }
 
 /// How a field reads in KQL.
@@ -64,9 +87,14 @@ enum Form {
     /// A typed column.
     Column(String, Kind),
     /// A dynamic value from parse_json.
-    Dynamic(String),
+    Dynamic(Expr),
     /// A string expression.
-    Expr(String),
+    Expr(Expr),
+}
+
+/// A taxonomy expression (`cloudtrail.tsv`), as a tree. Every one parses (a test says so).
+fn taxonomy_expr(e: &str) -> Expr {
+    kusto::parse_expr(e).unwrap_or_else(|_| Expr::name(e))
 }
 
 fn form(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<Form> {
@@ -75,9 +103,9 @@ fn form(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<Form>
     }
     match &f.sentinel {
         Mapping::Column(c) => Some(Form::Column(c.clone(), f.kind)),
-        Mapping::Nested { base, rest } => Some(Form::Dynamic(format!("parse_json({base}){}", rest_path(rest)))),
-        Mapping::Element { var, rest } => Some(Form::Dynamic(format!("{var}{}", rest_path(rest)))),
-        Mapping::Expr(e) => Some(Form::Expr(e.clone())),
+        Mapping::Nested { base, rest } => Some(Form::Dynamic(path(call("parse_json", vec![Expr::name(base.clone())]), rest))),
+        Mapping::Element { var, rest } => Some(Form::Dynamic(path(Expr::name(var.clone()), rest))),
+        Mapping::Expr(e) => Some(Form::Expr(taxonomy_expr(e))),
         Mapping::None => {
             cx.unsupported(Code::E302, span, format!("field `{}` has no column in the Sentinel AWSCloudTrail table", f.path));
             None
@@ -90,12 +118,20 @@ fn form(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<Form>
 }
 
 /// The field as a string expression.
-fn text(f: &Form) -> String {
+fn text(f: &Form) -> Expr {
     match f {
-        Form::Column(c, Kind::Bool | Kind::BoolString | Kind::Datetime | Kind::Number) => format!("tostring({c})"),
-        Form::Column(c, _) => c.clone(),
-        Form::Dynamic(d) => format!("tostring({d})"),
+        Form::Column(c, Kind::Bool | Kind::BoolString | Kind::Datetime | Kind::Number) => call("tostring", vec![Expr::name(c.clone())]),
+        Form::Column(c, _) => Expr::name(c.clone()),
+        Form::Dynamic(d) => call("tostring", vec![d.clone()]),
         Form::Expr(e) => e.clone(),
+    }
+}
+
+/// The field as a number (`toreal`; null where it is not one).
+fn real(f: &Form) -> Expr {
+    match f {
+        Form::Dynamic(d) => call("toreal", vec![d.clone()]),
+        other => call("toreal", vec![text(other)]),
     }
 }
 
@@ -103,12 +139,15 @@ fn is_bool_column(f: &Form) -> bool {
     matches!(f, Form::Column(_, Kind::Bool | Kind::BoolString))
 }
 
-fn literal(v: &Value) -> String {
+fn literal(v: &Value) -> Expr {
     match v {
-        Value::String(s) => kql_str(s, '"'),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => kql_str(&other.to_string(), '"'),
+        Value::String(s) => Expr::string(s.clone()),
+        Value::Bool(b) => boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => long(i),
+            None => Expr::lit(Literal::Real(n.as_f64().unwrap_or(f64::NAN))),
+        },
+        other => Expr::string(other.to_string()),
     }
 }
 
@@ -116,88 +155,122 @@ fn literal(v: &Value) -> String {
 /// compute the flags of `some` conditions (run before the `where` that reads them).
 #[derive(Debug, Default)]
 pub struct Pre {
-    /// Operator lines (`| extend ...`, `| mv-apply ...`) to emit before the expression.
-    pub lines: Vec<String>,
-    /// Columns those lines add, to project away once the filter has read them.
+    /// Operators (`extend ...`, `mv-apply ...`) to run before the expression.
+    pub ops: Vec<OperatorKind>,
+    /// Columns they add, to project away once the filter has read them.
     pub columns: Vec<String>,
     /// The number of `some` conditions rendered so far (names their columns).
     pub count: usize,
 }
 
 /// Render a condition; operators it needs before it go into `pre`.
-pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> String {
+pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> Expr {
     match c {
-        Cond::All(kids) => kids.iter().map(|k| wrap_if_or(k, rule, cx, pre)).collect::<Vec<_>>().join(" and "),
-        Cond::Any(kids) => kids.iter().map(|k| wrap_if_and(k, rule, cx, pre)).collect::<Vec<_>>().join(" or "),
-        Cond::Not(k) => format!("not({})", cond(k, rule, cx, pre)),
+        Cond::All(kids) => {
+            let items = kids.iter().map(|k| wrap_if_or(k, rule, cx, pre)).collect();
+            chain(BinOp::And, items)
+        }
+        Cond::Any(kids) => {
+            let items = kids.iter().map(|k| wrap_if_and(k, rule, cx, pre)).collect();
+            chain(BinOp::Or, items)
+        }
+        Cond::Not(k) => call("not", vec![cond(k, rule, cx, pre)]),
         Cond::Some(q) => some(q, rule, cx, pre),
-        Cond::Succeeded(true) => "isempty(ErrorCode) and isempty(ErrorMessage)".into(),
-        Cond::Succeeded(false) => "(isnotempty(ErrorCode) or isnotempty(ErrorMessage))".into(),
+        Cond::Succeeded(true) => chain(BinOp::And, vec![call("isempty", vec![Expr::name("ErrorCode")]), call("isempty", vec![Expr::name("ErrorMessage")])]),
+        Cond::Succeeded(false) => {
+            chain(BinOp::Or, vec![call("isnotempty", vec![Expr::name("ErrorCode")]), call("isnotempty", vec![Expr::name("ErrorMessage")])]).paren()
+        }
         Cond::Pred(p) => pred(p, cx),
         Cond::FieldRef(f) => field_ref(f, cx),
         Cond::Allowed(name) => allowed(name, rule, cx),
-        Cond::Opaque { lang, text, reason } => crate::targets::opaque(*lang, text, reason, cx),
+        Cond::Opaque { lang, text, reason } => {
+            if crate::targets::opaque_speaks(*lang, reason, cx) {
+                // the loader checked that the text parses as one expression
+                kusto::parse_expr(text).map(Expr::paren).unwrap_or_else(|_| refused())
+            } else {
+                refused()
+            }
+        }
     }
 }
 
 /// `A == B` on the fields' text, both non-empty (`=~` case-insensitively). A JSON array inside
 /// a JSON-string column compares as its text (the note from `note_nested` applies).
-fn field_ref(f: &FieldRef, cx: &mut Cx) -> String {
-    let (Some(a), Some(b)) = (form(&f.field, cx, f.span.clone()), form(&f.other, cx, f.span.clone())) else { return String::new() };
+fn field_ref(f: &FieldRef, cx: &mut Cx) -> Expr {
+    let (Some(a), Some(b)) = (form(&f.field, cx, f.span.clone()), form(&f.other, cx, f.span.clone())) else { return refused() };
     let (a, b) = (text(&a), text(&b));
-    let op = if f.case == Case::Insensitive { "=~" } else { "==" };
-    format!("(isnotempty({a}) and isnotempty({b}) and {a} {op} {b})")
+    let op = if f.case == Case::Insensitive { BinOp::EqCi } else { BinOp::Eq };
+    chain(
+        BinOp::And,
+        vec![call("isnotempty", vec![a.clone()]), call("isnotempty", vec![b.clone()]), Expr::binary(op, a, b)],
+    )
+    .paren()
 }
 
-fn wrap_if_or(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> String {
-    let s = cond(c, rule, cx, pre);
-    if matches!(c, Cond::Any(_)) { format!("({s})") } else { s }
+fn wrap_if_or(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> Expr {
+    let e = cond(c, rule, cx, pre);
+    if matches!(c, Cond::Any(_)) { e.paren() } else { e }
 }
 
-fn wrap_if_and(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> String {
-    let s = cond(c, rule, cx, pre);
-    if matches!(c, Cond::All(_) | Cond::Succeeded(true)) { format!("({s})") } else { s }
+fn wrap_if_and(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> Expr {
+    let e = cond(c, rule, cx, pre);
+    if matches!(c, Cond::All(_) | Cond::Succeeded(true)) { e.paren() } else { e }
 }
 
 /// A `some` condition: the value (decoded, followed along the path) is extended as `_vN`;
 /// `mv-apply` expands it (an array's items, or the value itself, never zero rows, so every
 /// event stays) and a `summarize` per event sets `_someN` when an element satisfies the
 /// condition; the expression is `_someN`.
-fn some(q: &Quant, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> String {
-    let Some(f) = form(&q.field, cx, q.span.clone()) else { return String::new() };
+fn some(q: &Quant, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> Expr {
+    let Some(f) = form(&q.field, cx, q.span.clone()) else { return refused() };
     pre.count += 1;
     let n = pre.count;
     let (value, flag) = (format!("_v{n}"), format!("_some{n}"));
     let var = crate::fields::element_var(q.depth);
-    let raw = match &f {
-        Form::Dynamic(d) => d.clone(),
-        Form::Column(c, _) => c.clone(),
-        Form::Expr(e) => e.clone(),
+    let raw = match f {
+        Form::Dynamic(d) => d,
+        Form::Column(c, _) => Expr::name(c),
+        Form::Expr(e) => e,
     };
-    let decoded = if q.decode { format!("parse_json(tostring({raw}))") } else { raw };
-    pre.lines.push(format!("| extend {value} = {decoded}{}", rest_path(&q.path)));
+    let decoded = if q.decode { call("parse_json", vec![call("tostring", vec![raw])]) } else { raw };
+    pre.ops.push(OperatorKind::Extend(vec![Assign::named(value.clone(), path(decoded, &q.path))]));
     // the element condition, with the operators it needs itself inside the subquery
     let mut inner = Pre { count: pre.count, ..Pre::default() };
     let test = cond(&q.cond, rule, cx, &mut inner);
     pre.count = inner.count;
-    let mut sub: Vec<String> = inner.lines.iter().map(|l| l.trim_start_matches("| ").to_string()).collect();
-    sub.push(format!("summarize {flag} = countif(isnotnull({var}) and ({test})) > 0"));
-    pre.lines.push(format!(
-        "| mv-apply {var} = iff(gettype({value}) == \"array\", iff(array_length({value}) > 0, {value}, dynamic([null])), pack_array({value})) on (\n    {}\n  )",
-        sub.join("\n    | ")
-    ));
+    let mut sub: Vec<Operator> = inner.ops.into_iter().map(Operator::new).collect();
+    let hit = Expr::binary(BinOp::And, call("isnotnull", vec![Expr::name(var.clone())]), test.paren());
+    sub.push(Operator::new(OperatorKind::Summarize {
+        aggregates: vec![Assign::named(flag.clone(), Expr::binary(BinOp::Gt, call("countif", vec![hit]), long(0)))],
+        by: vec![],
+    }));
+    let v = || Expr::name(value.clone());
+    let items = call(
+        "iff",
+        vec![
+            Expr::binary(BinOp::Eq, call("gettype", vec![v()]), Expr::string("array")),
+            call("iff", vec![Expr::binary(BinOp::Gt, call("array_length", vec![v()]), long(0)), v(), Expr::lit(Literal::Dynamic(serde_json::json!([null])))]),
+            call("pack_array", vec![v()]),
+        ],
+    );
+    pre.ops.push(OperatorKind::MvApply {
+        params: vec![],
+        items: vec![MvExpandItem { name: Some(Ident::new(var)), value: items, to_type: None }],
+        limit: None,
+        sub,
+    });
     pre.columns.push(value);
     pre.columns.push(flag.clone());
-    flag
+    Expr::name(flag)
 }
 
-fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> String {
+fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> Expr {
     let Some(al) = rule.allowlists.get(name) else {
         cx.unsupported(Code::E900, None, format!("allow-list `{name}` vanished; please report"));
-        return String::new();
+        return refused();
     };
     if al.entries.is_empty() {
-        return "false".into();
+        return boolean(false);
     }
     let mut alts = vec![];
     for entry in &al.entries {
@@ -205,22 +278,22 @@ fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> String {
         for (k, pattern) in entry {
             let Some(field) = al.keys.get(k) else { continue };
             let Some(f) = form(field, cx, None) else { continue };
-            parts.push(format!("{} matches regex {}", text(&f), kql_str(&glob_to_regex(pattern), '"')));
+            parts.push(Expr::binary(BinOp::MatchesRegex, text(&f), Expr::string(glob_to_regex(pattern))));
         }
-        alts.push(format!("({})", parts.join(" and ")));
+        alts.push(chain(BinOp::And, parts).paren());
     }
-    alts.join(" or ")
+    chain(BinOp::Or, alts)
 }
 
-fn pred(p: &Pred, cx: &mut Cx) -> String {
-    let Some(f) = form(&p.field, cx, p.span.clone()) else { return String::new() };
+fn pred(p: &Pred, cx: &mut Cx) -> Expr {
+    let Some(f) = form(&p.field, cx, p.span.clone()) else { return refused() };
     let ci = p.case == Case::Insensitive;
-    let alts: Vec<String> = match p.op {
+    let alts: Vec<Expr> = match p.op {
         Op::Eq | Op::In => eq(p, &f, ci),
         Op::Contains | Op::Startswith | Op::Endswith => {
-            let (_, cs, ci_op) = STRING_OPS.iter().find(|(o, _, _)| *o == p.op).copied().unwrap_or((p.op, "contains_cs", "contains"));
+            let (_, cs, ci_op) = STRING_OPS.iter().find(|(o, _, _)| *o == p.op).copied().unwrap_or((p.op, BinOp::ContainsCs, BinOp::Contains));
             let op = if ci { ci_op } else { cs };
-            p.values.iter().map(|v| format!("{} {op} {}", text(&f), literal(v))).collect()
+            p.values.iter().map(|v| Expr::binary(op, text(&f), literal(v))).collect()
         }
         Op::Glob | Op::Regex => {
             let flags = if ci { "(?i)" } else { "" };
@@ -236,29 +309,25 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
                 .map(|v| {
                     let pat = v.as_str().unwrap_or_default();
                     let re = if p.op == Op::Glob { glob_to_regex(pat) } else { pat.to_string() };
-                    format!("{} matches regex {}", text(&f), kql_str(&format!("{flags}{re}"), '"'))
+                    Expr::binary(BinOp::MatchesRegex, text(&f), Expr::string(format!("{flags}{re}")))
                 })
                 .collect()
         }
         Op::Exists => vec![match &f {
-            Form::Dynamic(d) => format!("isnotnull({d})"),
+            Form::Dynamic(d) => call("isnotnull", vec![d.clone()]),
             other => {
                 cx.approximate(
                     p.span.clone(),
                     format!("Sentinel cannot tell an absent `{}` from an empty one: `exists` renders as isnotempty", p.field.path),
                 );
-                format!("isnotempty({})", text(other))
+                call("isnotempty", vec![text(other)])
             }
         }],
-        Op::Empty => vec![format!("isempty({})", text(&f))],
+        Op::Empty => vec![call("isempty", vec![text(&f)])],
         Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-            let tok = NUM_OPS.iter().find(|(o, _)| *o == p.op).map(|(_, t)| *t).unwrap_or(">");
-            let x = match &f {
-                Form::Dynamic(d) => format!("toreal({d})"),
-                other => format!("toreal({})", text(other)),
-            };
+            let op = NUM_OPS.iter().find(|(o, _)| *o == p.op).map(|(_, t)| *t).unwrap_or(BinOp::Gt);
             // a missing or non-numeric value gives null in KQL; the canonical comparison is false
-            p.values.iter().map(|v| format!("coalesce({x} {tok} {}, false)", literal(v))).collect()
+            p.values.iter().map(|v| call("coalesce", vec![Expr::binary(op, real(&f), literal(v)), boolean(false)])).collect()
         }
         Op::Mentions => {
             // the field's JSON text holds every key and scalar value; text with no JSON syntax
@@ -271,23 +340,23 @@ fn pred(p: &Pred, cx: &mut Cx) -> String {
                     );
                 }
             }
-            let op = if ci { "contains" } else { "contains_cs" };
-            p.values.iter().map(|v| format!("{} {op} {}", text(&f), literal(v))).collect()
+            let op = if ci { BinOp::Contains } else { BinOp::ContainsCs };
+            p.values.iter().map(|v| Expr::binary(op, text(&f), literal(v))).collect()
         }
         Op::Cidr => {
             let (v4, v6): (Vec<&Value>, Vec<&Value>) = p.values.iter().partition(|v| !v.as_str().unwrap_or("").contains(':'));
             let mut out = vec![];
             for (list, func) in [(v4, "ipv4_is_in_any_range"), (v6, "ipv6_is_in_any_range")] {
                 if !list.is_empty() {
-                    let items: Vec<String> = list.iter().map(|v| literal(v)).collect();
+                    let items = Value::Array(list.into_iter().cloned().collect());
                     // null (not an address of that family) counts as not in range
-                    out.push(format!("coalesce({func}({}, dynamic([{}])), false)", text(&f), items.join(", ")));
+                    out.push(call("coalesce", vec![call(func, vec![text(&f), Expr::lit(Literal::Dynamic(items))]), boolean(false)]));
                 }
             }
             out
         }
     };
-    if alts.len() == 1 { alts.into_iter().next().unwrap_or_default() } else { format!("({})", alts.join(" or ")) }
+    if alts.len() == 1 { alts.into_iter().next().unwrap_or_else(refused) } else { chain(BinOp::Or, alts).paren() }
 }
 
 /// Can `needle` occur in a value's JSON text only inside one key or scalar value, as the canonical
@@ -297,124 +366,135 @@ fn mentions_exact_in_json(needle: &str) -> bool {
         && !"null".contains(needle)
 }
 
-fn eq(p: &Pred, f: &Form, ci: bool) -> Vec<String> {
+fn eq(p: &Pred, f: &Form, ci: bool) -> Vec<Expr> {
     let strings: Vec<&Value> = p.values.iter().filter(|v| v.is_string()).collect();
     let bools: Vec<&Value> = p.values.iter().filter(|v| v.is_boolean()).collect();
     let nums: Vec<&Value> = p.values.iter().filter(|v| v.is_number()).collect();
     let mut out = vec![];
     if !strings.is_empty() {
         let x = text(f);
+        let op = if ci { ListOp::InCi } else { ListOp::In };
         if let (Some(list), true) = (&p.list, strings.len() == p.values.len()) {
-            out.push(format!("{x} {} ({list})", if ci { "in~" } else { "in" }));
+            out.push(Expr::in_list(op, x, vec![Expr::name(list.clone())]));
         } else if strings.len() == 1 {
-            out.push(format!("{x} {} {}", if ci { "=~" } else { "==" }, literal(strings[0])));
+            out.push(Expr::binary(if ci { BinOp::EqCi } else { BinOp::Eq }, x, literal(strings[0])));
         } else {
-            let items: Vec<String> = strings.iter().map(|v| literal(v)).collect();
-            out.push(format!("{x} {} ({})", if ci { "in~" } else { "in" }, items.join(", ")));
+            out.push(Expr::in_list(op, x, strings.iter().map(|v| literal(v)).collect()));
         }
     }
     for b in bools {
         if is_bool_column(f) {
             if let Form::Column(c, _) = f {
                 // a missing value is null in a bool column; the canonical comparison is false
-                out.push(format!("coalesce({c} == {}, false)", literal(b)));
+                out.push(call("coalesce", vec![Expr::binary(BinOp::Eq, Expr::name(c.clone()), literal(b)), boolean(false)]));
             }
         } else {
-            out.push(format!("{} == {}", text(f), kql_str(&b.to_string(), '"')));
+            out.push(Expr::binary(BinOp::Eq, text(f), Expr::string(b.to_string())));
         }
     }
-    if !nums.is_empty() {
-        let x = match f {
-            Form::Dynamic(d) => format!("toreal({d})"),
-            other => format!("toreal({})", text(other)),
-        };
-        for n in nums {
-            out.push(format!("coalesce({x} == {}, false)", literal(n)));
-        }
+    for n in nums {
+        out.push(call("coalesce", vec![Expr::binary(BinOp::Eq, real(f), literal(n)), boolean(false)]));
     }
     out
 }
 
 /// Lists that render as `let` statements: referenced, and all strings.
-pub fn let_lists(rule: &Rule, c: &Cond) -> Vec<String> {
+pub fn let_lists(rule: &Rule, c: &Cond) -> Vec<Let> {
     let mut preds = vec![];
     crate::condition::preds(c, &mut preds);
     let mut out = vec![];
     for (name, vals) in &rule.lists {
         let used = preds.iter().any(|p| p.list.as_deref() == Some(name) && p.op == Op::Eq && p.values.iter().all(Value::is_string));
         if used {
-            let items: Vec<String> = vals.iter().map(literal).collect();
-            out.push(format!("let {name} = dynamic([ {}]);", items.join(", ")));
+            let items = Value::Array(vals.to_vec());
+            out.push(Let { name: Ident::new(name.clone()), value: Expr::lit(Literal::Dynamic(items)).padded(), span: Span::default() });
         }
     }
     out
 }
 
 /// A derived-field expression.
-pub fn expr(e: &Expr, rule: &Rule, known: &[String], cx: &mut Cx) -> String {
+pub fn expr(e: &DExpr, rule: &Rule, known: &[String], cx: &mut Cx) -> Expr {
+    let sep_lit = |sep: &str| Expr::string(sep.to_string());
+    let sep_split = |sep: &str| Expr::string(sep.to_string()).single_quoted();
     match e {
-        Expr::Ref(name) => name_ref(name, known, cx),
-        Expr::Const(s) => kql_str(s, '"'),
-        Expr::Coalesce(items) => {
+        DExpr::Ref(name) => name_expr(name, known, cx),
+        DExpr::Const(s) => Expr::string(s.clone()),
+        DExpr::Coalesce(items) => {
             let mut it = items.iter().rev();
-            let Some(last) = it.next() else { return "\"\"".into() };
+            let Some(last) = it.next() else { return Expr::string("") };
             let mut acc = expr(last, rule, known, cx);
             for item in it {
                 let x = expr(item, rule, known, cx);
-                acc = format!("iif(isempty({x}), {acc}, {x})");
+                acc = call("iif", vec![call("isempty", vec![x.clone()]), acc, x]);
             }
             acc
         }
-        Expr::Split { of, sep, index } => format!("tostring(split({}, {})[{index}])", expr(of, rule, known, cx), kql_str(sep, '\'')),
-        Expr::Before { of, sep } => {
-            let x = expr(of, rule, known, cx);
-            format!("iif({x} contains {}, tostring(split({x}, {}, 0)[0]), {x})", kql_str(sep, '"'), kql_str(sep, '\''))
+        DExpr::Split { of, sep, index } => {
+            call("tostring", vec![call("split", vec![expr(of, rule, known, cx), sep_split(sep)]).index(long(*index))])
         }
-        Expr::After { of, sep } => {
+        DExpr::Before { of, sep } => {
             let x = expr(of, rule, known, cx);
-            format!("iif({x} contains {}, tostring(split({x}, {}, 1)[0]), \"\")", kql_str(sep, '"'), kql_str(sep, '\''))
+            let part = call("tostring", vec![call("split", vec![x.clone(), sep_split(sep), long(0)]).index(long(0))]);
+            call("iif", vec![Expr::binary(BinOp::Contains, x.clone(), sep_lit(sep)), part, x])
         }
-        Expr::AfterFirst { of, sep } => {
+        DExpr::After { of, sep } => {
             let x = expr(of, rule, known, cx);
+            let part = call("tostring", vec![call("split", vec![x.clone(), sep_split(sep), long(1)]).index(long(0))]);
+            call("iif", vec![Expr::binary(BinOp::Contains, x, sep_lit(sep)), part, Expr::string("")])
+        }
+        DExpr::AfterFirst { of, sep } => {
+            let x = expr(of, rule, known, cx);
+            let at = || call("indexof", vec![x.clone(), sep_lit(sep)]);
             if sep.chars().count() == 1 {
                 // indexof gives -1 when `sep` is absent: substring from 0, the whole value
-                format!("substring({x}, indexof({x}, {}) + 1)", kql_str(sep, '"'))
+                call("substring", vec![x.clone(), Expr::binary(BinOp::Add, at(), long(1))])
             } else {
-                let s = kql_str(sep, '"');
-                format!("iif(indexof({x}, {s}) < 0, {x}, substring({x}, indexof({x}, {s}) + strlen({s})))")
+                let rest = call("substring", vec![x.clone(), Expr::binary(BinOp::Add, at(), call("strlen", vec![sep_lit(sep)]))]);
+                call("iif", vec![Expr::binary(BinOp::Lt, at(), long(0)), x.clone(), rest])
             }
         }
-        Expr::Case { when, otherwise } => {
+        DExpr::Case { when, otherwise } => {
             let mut parts = vec![];
             for arm in when {
                 parts.push(match &arm.test {
-                    ExprTest::Eq { of, value } => format!("{} == {}", name_ref(of, known, cx), kql_str(value, '"')),
-                    ExprTest::Empty(of) => format!("isempty({})", name_ref(of, known, cx)),
+                    ExprTest::Eq { of, value } => Expr::binary(BinOp::Eq, name_expr(of, known, cx), Expr::string(value.clone())),
+                    ExprTest::Empty(of) => call("isempty", vec![name_expr(of, known, cx)]),
                 });
                 parts.push(expr(&arm.then, rule, known, cx));
             }
             parts.push(expr(otherwise, rule, known, cx));
-            format!("case( {})", parts.join(", "))
+            call("case", parts).padded()
         }
     }
 }
 
-/// A field or derived name as a KQL column/expression.
-pub fn name_ref(name: &str, known: &[String], cx: &mut Cx) -> String {
+/// A field or derived name as a KQL column or expression; `None` where the target refused it.
+fn name_ref_expr(name: &str, known: &[String], cx: &mut Cx) -> Option<Expr> {
     if known.iter().any(|k| k == name) {
-        return name.to_string();
+        return Some(Expr::name(name));
     }
     match crate::fields::resolve(name) {
         Ok(f) => match form(&f, cx, None) {
-            Some(Form::Column(c, _)) => c,
-            Some(other) => text(&other),
-            None => String::new(),
+            Some(Form::Column(c, _)) => Some(Expr::name(c)),
+            Some(other) => Some(text(&other)),
+            None => None,
         },
         Err(_) => {
             cx.unsupported(Code::E303, None, format!("`{name}` is neither a field nor a derived name"));
-            String::new()
+            None
         }
     }
+}
+
+fn name_expr(name: &str, known: &[String], cx: &mut Cx) -> Expr {
+    name_ref_expr(name, known, cx).unwrap_or_else(refused)
+}
+
+/// A field or derived name as KQL text (a column name, or an expression); empty where the
+/// target refused it.
+pub fn name_ref(name: &str, known: &[String], cx: &mut Cx) -> String {
+    name_ref_expr(name, known, cx).map(|e| kusto::expr_to_string(&e)).unwrap_or_default()
 }
 
 /// What Sentinel's distinct count differs in: `dcount` estimates, and an object or list read
@@ -488,53 +568,60 @@ fn note_nested(full: &Cond, cx: &mut Cx) {
     }
 }
 
-/// Derive steps as `extend` lines: each step sees the names in `known` and the steps before it
-/// (its names are added to `known`).
-fn extend_steps(steps: &[indexmap::IndexMap<String, crate::model::Spanned<Expr>>], known: &mut Vec<String>, rule: &Rule, cx: &mut Cx, lines: &mut Vec<String>) {
+/// Derive steps as `extend` operators: each step sees the names in `known` and the steps before
+/// it (its names are added to `known`).
+fn extend_steps(steps: &[indexmap::IndexMap<String, crate::model::Spanned<DExpr>>], known: &mut Vec<String>, rule: &Rule, cx: &mut Cx, ops: &mut Vec<OperatorKind>) {
     for step in steps {
         let mut assigns = vec![];
         let mut step_known = known.clone();
         for (name, e) in step {
-            assigns.push(format!("{name} = {}", expr(&e.value, rule, &step_known, cx)));
+            assigns.push(Assign::named(name.clone(), expr(&e.value, rule, &step_known, cx)));
             if !step_known.contains(name) {
                 step_known.push(name.clone());
             }
         }
         *known = step_known;
-        lines.push(format!("| extend {}", assigns.join(",\n  ")));
+        ops.push(OperatorKind::Extend(assigns));
     }
 }
 
-/// The whole query.
+/// The whole query, printed.
 pub fn query(rule: &Rule, cx: &mut Cx) -> String {
-    query_with(rule, cx, true)
+    kusto::to_string(&build(rule, cx, true))
 }
 
-/// Only the filtering part of the query (lists, table, `where`s): what decides whether one
-/// event matches, before derived fields and aggregation.
+/// Only the filtering part of the query (lists, table, `where`s), printed: what decides whether
+/// one event matches, before derived fields and aggregation.
 pub fn filter_query(rule: &Rule, cx: &mut Cx) -> String {
-    query_with(rule, cx, false)
+    kusto::to_string(&build(rule, cx, false))
 }
 
-fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
+/// The query as a tree: the whole query, or (`whole` false) its filtering part.
+pub fn build(rule: &Rule, cx: &mut Cx, whole: bool) -> Query {
     let full = rule.condition();
     note_nested(&full, cx);
-    let mut lines = let_lists(rule, &full);
-    lines.push(TABLE.to_string());
+    let lets = let_lists(rule, &full);
+    let mut ops: Vec<OperatorKind> = vec![];
     let mut pre = Pre::default();
     for c in &rule.conjuncts(true) {
         let test = cond(c, rule, cx, &mut pre);
-        lines.append(&mut pre.lines);
-        lines.push(format!("| where {test}"));
+        ops.append(&mut pre.ops);
+        ops.push(OperatorKind::Where(test));
     }
     if !pre.columns.is_empty() {
-        lines.push(format!("| project-away {}", pre.columns.join(", ")));
+        ops.push(OperatorKind::ProjectAway(pre.columns.iter().map(|c| Ident::new(c.clone())).collect()));
     }
-    if !whole {
-        return lines.join("\n");
+    if whole {
+        rest_of_query(rule, cx, &mut ops);
     }
+    let body = ops.into_iter().fold(Expr::name(TABLE), Expr::pipe);
+    Query { lets, body, span: Span::default() }
+}
+
+/// After the filter: derived fields, `project_away`, the aggregation and the alert columns.
+fn rest_of_query(rule: &Rule, cx: &mut Cx, ops: &mut Vec<OperatorKind>) {
     let mut known: Vec<String> = vec![];
-    extend_steps(&rule.doc.alert.derive, &mut known, rule, cx, &mut lines);
+    extend_steps(&rule.doc.alert.derive, &mut known, rule, cx, ops);
     let away = &rule.doc.targets.sentinel.project_away;
     if !away.is_empty() {
         for a in away {
@@ -550,57 +637,57 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
                 );
             }
         }
-        lines.push(format!("| project-away {}", away.iter().map(|a| a.value.as_str()).collect::<Vec<_>>().join(", ")));
+        ops.push(OperatorKind::ProjectAway(away.iter().map(|a| Ident::new(a.value.clone())).collect()));
     }
     let mut post: Vec<String> = vec![];
     if let Some(agg) = &rule.doc.alert.aggregate {
-        let measures: Vec<String> = agg
+        let measures: Vec<Assign> = agg
             .measures
             .iter()
             .map(|(name, m)| match m {
-                Measure::Count => format!("{name}=count()"),
-                Measure::Min(f) => format!("{name} = min({})", name_ref(f, &known, cx)),
-                Measure::Max(f) => format!("{name} = max({})", name_ref(f, &known, cx)),
+                Measure::Count => Assign::named(name.clone(), call("count", vec![]).tight()),
+                Measure::Min(f) => Assign::named(name.clone(), call("min", vec![name_expr(f, &known, cx)])),
+                Measure::Max(f) => Assign::named(name.clone(), call("max", vec![name_expr(f, &known, cx)])),
                 Measure::Distinct(f) => {
-                    let x = name_ref(f, &known, cx);
+                    let x = name_expr(f, &known, cx);
                     distinct_notes(f, &known, cx);
                     // empty values are no value (a string column reads an absent field as "")
-                    format!("{name} = dcountif({x}, isnotempty({x}))")
+                    Assign::named(name.clone(), call("dcountif", vec![x.clone(), call("isnotempty", vec![x])]))
                 }
             })
             .collect();
-        let by: Vec<String> = agg.by.iter().map(|b| name_ref(&b.value, &known, cx)).collect();
-        let by_line = crate::targets::render::wrap(&format!("by {}", by.join(", ")), 160, "");
-        lines.push(format!("| summarize {}\n{by_line}", measures.join(", ")));
+        let by: Vec<Assign> = agg.by.iter().map(|b| Assign::bare(name_expr(&b.value, &known, cx))).collect();
+        ops.push(OperatorKind::Summarize { aggregates: measures, by });
         if let Some(t) = agg.threshold {
             let count = agg.measures.iter().find(|(_, m)| matches!(m, Measure::Count)).map(|(n, _)| n.clone());
             let mut tests = vec![];
             match count {
-                Some(n) => tests.push(format!("{n} > {t}")),
+                Some(n) => tests.push(Expr::binary(BinOp::Gt, Expr::name(n), long(i64::from(t)))),
                 None => cx.unsupported(Code::E402, None, "a threshold needs a `count` measure"),
             }
             for (name, min) in &agg.min_distinct {
-                tests.push(format!("{name} >= {}", min.value));
+                tests.push(Expr::binary(BinOp::Ge, Expr::name(name.clone()), long(i64::from(min.value))));
             }
-            lines.push(format!("| where {}", tests.join(" and ")));
+            ops.push(OperatorKind::Where(chain(BinOp::And, tests)));
         }
         let mut after: Vec<String> = agg.by.iter().map(|b| b.value.clone()).filter(|b| known.contains(b)).collect();
         after.extend(agg.measures.keys().cloned());
-        extend_steps(&agg.derive, &mut after, rule, cx, &mut lines);
+        extend_steps(&agg.derive, &mut after, rule, cx, ops);
         post = after;
     }
     let alert = &rule.doc.alert;
     if !alert.columns.is_empty() {
         let mut after = known.clone();
         after.extend(post);
-        let mut cols = vec![];
+        let mut cols: Vec<Expr> = vec![];
         for c in &alert.columns {
-            let col = name_ref(&c.value, &after, cx);
-            if !is_identifier(&col) {
+            let col = name_expr(&c.value, &after, cx);
+            let text = kusto::expr_to_string(&col);
+            if !is_identifier(&text) {
                 cx.unsupported(
                     Code::E402,
                     crate::condition::span_of(&rule.file, c),
-                    format!("alert column `{}` renders as the expression `{col}`; Sentinel's result columns need a name", c.value),
+                    format!("alert column `{}` renders as the expression `{text}`; Sentinel's result columns need a name", c.value),
                 );
                 if let Some(d) = cx.diags.0.last_mut() {
                     d.hints.push(format!("add a derive step, e.g. `alert.derive: [{{MyName: {{ref: {}}}}}]`, and list its name", c.value));
@@ -610,9 +697,61 @@ fn query_with(rule: &Rule, cx: &mut Cx, whole: bool) -> String {
         }
         // two names for one column (a field and the derived name that replaces it) once
         let mut seen = std::collections::BTreeSet::new();
-        cols.retain(|c| seen.insert(c.clone()));
-        let verb = if alert.distinct.as_ref().is_some_and(|x| x.value) { "distinct" } else { "project" };
-        lines.push(crate::targets::render::wrap(&format!("| {verb} {}", cols.join(", ")), 160, "  "));
+        cols.retain(|c| seen.insert(kusto::expr_to_string(c)));
+        if alert.distinct.as_ref().is_some_and(|x| x.value) {
+            ops.push(OperatorKind::Distinct(cols));
+        } else {
+            ops.push(OperatorKind::Project(cols.into_iter().map(Assign::bare).collect()));
+        }
     }
-    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The taxonomy's KQL expressions go into queries as trees: each parses, and prints back
+    /// as written (so queries reading them keep their text).
+    #[test]
+    fn taxonomy_expressions_parse_and_print_back_unchanged() {
+        let mut n = 0;
+        for v in crate::fields::VIRTUAL {
+            if let Ok(text) = v.sentinel {
+                let tree = kusto::parse_expr(text).unwrap_or_else(|e| panic!("{}: {e}", v.name));
+                assert_eq!(kusto::expr_to_string(&tree), text, "{}", v.name);
+                assert_eq!(kusto::expr_to_string(&taxonomy_expr(text)), text);
+                n += 1;
+            }
+        }
+        assert!(n >= 4, "{n}");
+    }
+
+    /// Chains flatten operands of the same operator that have no parentheses of their own, and
+    /// keep those that do: the text is what a hand-written query says, and it parses back to the
+    /// built tree.
+    #[test]
+    fn chains_print_flat_and_parse_back() {
+        let n = |s: &str| Expr::name(s);
+        let inner = chain(BinOp::And, vec![n("b"), n("c")]);
+        let e = chain(BinOp::And, vec![n("a"), inner.clone(), chain(BinOp::Or, vec![n("d"), n("e")]).paren()]);
+        let text = kusto::expr_to_string(&e);
+        assert_eq!(text, "a and b and c and (d or e)");
+        assert_eq!(kusto::parse_expr(&text).unwrap(), e);
+        let kept = chain(BinOp::And, vec![n("a"), inner.paren()]);
+        assert_eq!(kusto::expr_to_string(&kept), "a and (b and c)");
+        // an `or` operand of an `and` gets the parentheses precedence needs
+        let or = chain(BinOp::Or, vec![n("x"), n("y")]);
+        let mixed = chain(BinOp::And, vec![n("a"), or]);
+        assert_eq!(kusto::expr_to_string(&mixed), "a and (x or y)");
+        assert_eq!(kusto::parse_expr("a and (x or y)").unwrap(), mixed);
+    }
+
+    /// Property paths: `.key` for names, `["key"]` for other keys (never a raw key in the text).
+    #[test]
+    fn paths_quote_keys_that_are_not_names() {
+        let e = path(Expr::name("d"), &[Seg::Key("a".into()), Seg::Key("x-amz-acl".into()), Seg::Key("q\"\\\n".into()), Seg::Index(-1)]);
+        let text = kusto::expr_to_string(&e);
+        assert_eq!(text, r#"d.a["x-amz-acl"]["q\"\\\n"][-1]"#);
+        assert_eq!(kusto::parse_expr(&text).unwrap(), e);
+    }
 }
