@@ -111,6 +111,9 @@ pub struct Diagnostic {
     /// Suggestions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hints: Vec<String>,
+    /// For a translation note: what it is about (see [`crate::notes`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concern: Option<crate::notes::Concern>,
 }
 
 impl Diagnostic {
@@ -124,6 +127,7 @@ impl Diagnostic {
             found: None,
             span: None,
             hints: vec![],
+            concern: None,
         }
     }
     /// A warning.
@@ -133,6 +137,15 @@ impl Diagnostic {
     /// A translation note.
     pub fn note(code: Code, message: impl Into<String>) -> Self {
         Diagnostic { severity: Severity::Note, ..Diagnostic::error(code, message) }
+    }
+    /// Say what a translation note is about.
+    pub fn with_concern(mut self, concern: crate::notes::Concern) -> Self {
+        self.concern = Some(concern);
+        self
+    }
+    /// The kind of translation note (`None` for other diagnostics).
+    pub fn note_kind(&self) -> Option<crate::notes::NoteKind> {
+        self.concern.as_ref().map(crate::notes::Concern::kind)
     }
     /// Attach a place.
     pub fn with_span(mut self, span: Option<Span>) -> Self {

@@ -10,6 +10,7 @@ pub mod import;
 pub mod load;
 pub mod lock;
 pub mod model;
+pub mod notes;
 pub mod pack;
 pub mod targets;
 pub mod vendors;

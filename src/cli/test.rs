@@ -6,17 +6,17 @@
 //! process for the whole run) decide. A disagreement fails the run (exit 1) unless the rule's
 //! translation notes for that target declare it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use rulecast::eval::{self, Entries};
+use rulecast::eval::Entries;
+use rulecast::eval::proof::{self, Case, Status};
 use rulecast::vendors::{Decided, Decision, Job, backend};
-use rulecast::{Rule, Target};
+use rulecast::Target;
 use strum::IntoEnumIterator;
-use serde::Serialize;
 use serde_json::Value;
 
 /// How a decision is shown in the text report.
@@ -27,45 +27,6 @@ fn short(d: &Decision) -> &'static str {
         Decision::Skipped(_) => "skip",
         Decision::Error(_) => "ERROR",
     }
-}
-
-/// A difference between a target and the canonical verdict.
-#[derive(Debug, Clone, Serialize)]
-pub struct Difference {
-    /// The target.
-    pub target: Target,
-    /// The translation notes that declare it (empty: undeclared, a failure).
-    pub declared_by: Vec<String>,
-}
-
-/// One line of the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    /// Rule file.
-    pub rule: String,
-    /// Test name, or corpus event reference.
-    pub event: String,
-    /// Expected verdict (rule tests only).
-    pub expected: Option<bool>,
-    /// The canonical evaluator's verdict (`null`: decided by an opaque condition only).
-    pub canonical: Option<bool>,
-    /// What each target decides.
-    #[serde(flatten)]
-    pub targets: BTreeMap<Target, Decision>,
-    /// pass | declared | fail
-    pub status: &'static str,
-    /// Where a target differs from the canonical verdict.
-    pub differences: Vec<Difference>,
-}
-
-struct TestJob<'a> {
-    rule: &'a Rule,
-    name: String,
-    expected: Option<bool>,
-    event: Value,
-    allowlists: Entries,
-    /// The test's enrichment values (None for corpus events: nothing is looked up).
-    enrichment: Option<eval::Enrichment>,
 }
 
 /// Corpus events: every `Tests[].Log` of every Panther YAML in `dir`.
@@ -104,10 +65,10 @@ pub fn run(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, only: &[St
         }
         rules.retain(|r| only.iter().any(|n| r.slug == *n || r.doc.id.value == *n));
     }
-    let mut jobs: Vec<TestJob> = vec![];
+    let mut cases: Vec<Case> = vec![];
     for r in &rules {
         for t in &r.doc.tests {
-            jobs.push(TestJob {
+            cases.push(Case {
                 rule: r,
                 name: t.value.name.clone(),
                 expected: Some(t.value.expect),
@@ -117,77 +78,30 @@ pub fn run(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, only: &[St
             });
         }
     }
-    let ntests = jobs.len();
+    let ntests = cases.len();
     let corpus_events = match corpus {
         Some(dir) => corpus_events(dir)?,
         None => vec![],
     };
     for r in &rules {
         for (name, ev) in &corpus_events {
-            jobs.push(TestJob { rule: r, name: format!("corpus:{name}"), expected: None, event: ev.clone(), allowlists: Entries::new(), enrichment: None });
+            cases.push(Case { rule: r, name: format!("corpus:{name}"), expected: None, event: ev.clone(), allowlists: Entries::new(), enrichment: None });
         }
     }
-    let vjobs: Vec<Job> = jobs
-        .iter()
-        .map(|j| Job { rule: j.rule, event: &j.event, allowlists: &j.allowlists, enrichment: j.enrichment.as_ref() })
-        .collect();
+    let jobs: Vec<Job> = cases.iter().map(Case::job).collect();
     let mut decided: BTreeMap<Target, Decided> = BTreeMap::new();
     for t in Target::iter() {
-        decided.insert(t, backend(t).decide(&vjobs).map_err(|e| anyhow::anyhow!("{t}: {e}"))?);
+        decided.insert(t, backend(t).decide(&jobs).map_err(|e| anyhow::anyhow!("{t}: {e}"))?);
     }
-    let mut notes: HashMap<(String, Target), Vec<String>> = HashMap::new();
-    let mut rows = vec![];
-    for (i, job) in jobs.iter().enumerate() {
-        let canonical = eval::evaluate_with(job.rule, &job.event, &job.allowlists, job.enrichment.as_ref()).matched;
-        let mut differences = vec![];
-        let mut failed = job.expected.zip(canonical).is_some_and(|(e, c)| e != c);
-        // what the targets are held to: the canonical verdict, or (opaque logic) the expectation
-        let reference = canonical.or(job.expected);
-        let mut targets = BTreeMap::new();
-        for (&t, d) in &decided {
-            let v = d.decisions[i].clone();
-            if let Decision::Error(_) = v {
-                failed = true;
-                differences.push(Difference { target: t, declared_by: vec![] });
-            } else if v.as_bool().zip(reference).is_some_and(|(b, r)| b != r) {
-                let key = (job.rule.file.clone(), t);
-                let mut declared_by: Vec<String> = notes
-                    .entry(key)
-                    .or_insert_with(|| backend(t).verdict_notes(job.rule).into_iter().map(|d| d.message).collect())
-                    .clone();
-                declared_by.extend(d.run_notes.iter().cloned());
-                if declared_by.is_empty() {
-                    failed = true;
-                }
-                differences.push(Difference { target: t, declared_by });
-            }
-            targets.insert(t, v);
-        }
-        let status = if failed {
-            "fail"
-        } else if differences.is_empty() {
-            "pass"
-        } else {
-            "declared"
-        };
-        rows.push(Row {
-            rule: job.rule.file.clone(),
-            event: job.name.clone(),
-            expected: job.expected,
-            canonical,
-            targets,
-            status,
-            differences,
-        });
-    }
-    let fails = rows.iter().filter(|r| r.status == "fail").count();
-    let declared = rows.iter().filter(|r| r.status == "declared").count();
+    let rows = proof::prove(&cases, &decided, &proof::verdict_notes);
+    let fails = rows.iter().filter(|r| r.status == Status::Fail).count();
+    let declared = rows.iter().filter(|r| r.status == Status::Declared).count();
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
     } else {
         let mut last = String::new();
-        for r in rows.iter().filter(|r| r.expected.is_some() || r.status != "pass") {
+        for r in rows.iter().filter(|r| r.expected.is_some() || r.status != Status::Pass) {
             if r.rule != last {
                 writeln!(out, "{}", r.rule)?;
                 last = r.rule.clone();
@@ -195,7 +109,7 @@ pub fn run(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, only: &[St
             let exp = r.expected.map(|e| if e { "match" } else { "-" }).unwrap_or("n/a");
             let mut line = format!(
                 "  {:<8} expected {:<5} canonical {:<5}",
-                r.status.to_uppercase(),
+                <&str>::from(r.status).to_uppercase(),
                 exp,
                 match r.canonical {
                     Some(true) => "match",
@@ -215,7 +129,8 @@ pub fn run(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, only: &[St
                     };
                     writeln!(out, "      {}: {detail}", d.target)?;
                 } else {
-                    writeln!(out, "      {} differs, declared: {}", d.target, rulecast::targets::render::comment_text(&d.declared_by.join("; ")))?;
+                    let why: Vec<String> = d.declared_by.iter().map(|n| format!("[{}] {}", <&str>::from(n.concern.kind()), n.message)).collect();
+                    writeln!(out, "      {} differs, declared: {}", d.target, rulecast::targets::render::comment_text(&why.join("; ")))?;
                 }
             }
         }
@@ -224,7 +139,7 @@ pub fn run(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, only: &[St
             "{} rule(s), {ntests} test event(s){}: {} row(s) pass, {declared} declared difference(s), {fails} failure(s)",
             rules.len(),
             if corpus.is_some() { format!(" + {} corpus event(s)", corpus_events.len()) } else { String::new() },
-            rows.iter().filter(|r| r.status == "pass").count(),
+            rows.iter().filter(|r| r.status == Status::Pass).count(),
         )?;
     }
     Ok(if fails > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })

@@ -6,6 +6,8 @@
 
 
 
+pub mod proof;
+
 use indexmap::IndexMap;
 use serde_json::Value;
 
@@ -42,9 +44,97 @@ pub fn evaluate(rule: &Rule, event: &Value, allowlists: &Entries) -> Verdict {
 /// an enrichment field the map does not name is undecided.
 pub fn evaluate_with(rule: &Rule, event: &Value, allowlists: &Entries, enrichment: Option<&Enrichment>) -> Verdict {
     let mut trace = vec![];
-    let cx = Ev { rule, event, lists: allowlists, enrichment };
+    let cx = Ev { rule, event, lists: allowlists, enrichment, flip: &|_| false };
     let matched = cx.cond(&rule.condition(), 0, &mut trace);
     Verdict { matched, trace }
+}
+
+/// Does the canonical verdict on this event depend on a condition that `names` selects? True
+/// when inverting the outcome of one selected condition node, or of all of them at once,
+/// changes the rule's verdict (a node inside `some` is inverted on every element). This is
+/// what lets a translation note about some conditions declare a target's different verdict
+/// on this event, and nothing else.
+pub fn depends_on(rule: &Rule, event: &Value, allowlists: &Entries, enrichment: Option<&Enrichment>, names: &dyn Fn(&Cond) -> bool) -> bool {
+    let cond = rule.condition();
+    let mut selected: Vec<*const Cond> = vec![];
+    walk(&cond, &mut |c| {
+        if names(c) {
+            selected.push(c as *const Cond);
+        }
+    });
+    if selected.is_empty() {
+        return false;
+    }
+    let run = |flip: &dyn Fn(&Cond) -> bool| {
+        let cx = Ev { rule, event, lists: allowlists, enrichment, flip };
+        cx.cond(&cond, 0, &mut vec![])
+    };
+    let base = run(&|_| false);
+    let changes = |flip: &dyn Fn(&Cond) -> bool| run(flip) != base;
+    selected.iter().any(|&n| changes(&|c| std::ptr::eq(c, n))) || (selected.len() > 1 && changes(&|c| selected.iter().any(|&n| std::ptr::eq(c, n))))
+}
+
+/// The event as a reader with case-insensitive keys sees it for this rule: where a field the
+/// rule tests is absent as spelled but present in another letter case, its value is copied to
+/// the rule's spelling. (Fields inside `some` elements are left as they are.)
+pub fn respelled_for(rule: &Rule, event: &Value) -> Value {
+    let cond = rule.condition();
+    let mut fields: Vec<&Field> = vec![];
+    top_fields(&cond, &mut fields);
+    let mut out = event.clone();
+    for f in fields {
+        if f.virtual_field.is_some() || get(event, &f.segs).is_some() || f.segs.iter().any(|s| matches!(s, Seg::Index(_))) {
+            continue;
+        }
+        let Some(v) = get_ci(event, &f.segs) else { continue };
+        let mut at = &mut out;
+        for s in &f.segs {
+            let Seg::Key(k) = s else { break };
+            let Value::Object(o) = at else { break };
+            at = o.entry(k.clone()).or_insert_with(|| Value::Object(Default::default()));
+        }
+        *at = v.clone();
+    }
+    out
+}
+
+/// The event-level fields a condition reads (not those inside `some` elements).
+fn top_fields<'a>(c: &'a Cond, out: &mut Vec<&'a Field>) {
+    match c {
+        Cond::All(k) | Cond::Any(k) => k.iter().for_each(|k| top_fields(k, out)),
+        Cond::Not(k) => top_fields(k, out),
+        Cond::Pred(p) => out.push(&p.field),
+        Cond::FieldRef(f) => out.extend([&f.field, &f.other]),
+        Cond::Some(q) => out.push(&q.field),
+        Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
+    }
+}
+
+/// Every node of a condition, parents first (the conditions inside `some` too).
+pub fn walk<'a>(c: &'a Cond, f: &mut dyn FnMut(&'a Cond)) {
+    f(c);
+    match c {
+        Cond::All(k) | Cond::Any(k) => k.iter().for_each(|k| walk(k, f)),
+        Cond::Not(k) => walk(k, f),
+        Cond::Some(q) => walk(&q.cond, f),
+        Cond::Succeeded(_) | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
+    }
+}
+
+/// [`get`], with object keys compared case-insensitively.
+fn get_ci<'a>(event: &'a Value, segs: &[Seg]) -> Option<&'a Value> {
+    let mut v = event;
+    for s in segs {
+        v = match (s, v) {
+            (Seg::Key(k), Value::Object(o)) => o.get(k).or_else(|| o.iter().find(|(x, _)| x.eq_ignore_ascii_case(k)).map(|(_, x)| x))?,
+            (Seg::Index(i), Value::Array(a)) => {
+                let idx = if *i < 0 { a.len() as i64 + i } else { *i };
+                a.get(usize::try_from(idx).ok()?)?
+            }
+            _ => return None,
+        };
+    }
+    (!v.is_null()).then_some(v)
 }
 
 /// A computed virtual field's value on a raw event (`None`: absent). Enrichment fields are not
@@ -167,12 +257,19 @@ struct Ev<'a> {
     event: &'a Value,
     lists: &'a Entries,
     enrichment: Option<&'a Enrichment>,
+    /// Nodes whose outcome is inverted ([`depends_on`]); none in a real evaluation.
+    flip: &'a dyn Fn(&Cond) -> bool,
 }
 
 impl Ev<'_> {
     /// Three-valued (Kleene) logic: `None` is "decided only by an opaque condition or an
     /// enrichment value the test does not give".
     fn cond(&self, c: &Cond, depth: usize, trace: &mut Vec<String>) -> Option<bool> {
+        let r = self.node(c, depth, trace);
+        if (self.flip)(c) { r.map(|b| !b) } else { r }
+    }
+
+    fn node(&self, c: &Cond, depth: usize, trace: &mut Vec<String>) -> Option<bool> {
         let pad = "  ".repeat(depth);
         let event = self.event;
         match c {

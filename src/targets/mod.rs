@@ -12,6 +12,7 @@ use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::load::Rule;
 use crate::condition::Cond;
 use crate::model::OpaqueLang;
+pub use crate::notes::Concern;
 
 pub use crate::vendors::Target;
 use crate::vendors::backend;
@@ -44,17 +45,21 @@ impl Cx {
     pub fn new(target: Target, policy: Unsupported) -> Self {
         Cx { target, diags: Diagnostics::new(), policy }
     }
-    /// The target renders the closest faithful form; record why (E401).
-    pub fn approximate(&mut self, span: Option<Span>, msg: impl Into<String>) {
+    /// The target renders the closest faithful form; record why (E401) and what the note is
+    /// about. The same text recorded again (another condition) widens what the note names.
+    pub fn approximate(&mut self, concern: Concern, span: Option<Span>, msg: impl Into<String>) {
         let msg = msg.into();
-        if self.diags.iter().any(|d| d.message == msg) {
+        if let Some(d) = self.diags.0.iter_mut().find(|d| d.message == msg) {
+            if let Some(c) = &mut d.concern {
+                c.merge(&concern);
+            }
             return;
         }
         let d = match self.policy {
             Unsupported::Error => Diagnostic::error(Code::E401, msg),
             Unsupported::Warn | Unsupported::Ignore => Diagnostic::note(Code::E401, msg),
         };
-        self.diags.push(d.with_span(span));
+        self.diags.push(d.with_span(span).with_concern(concern));
     }
     /// Something in the rule looks wrong for this target, but it builds (a warning, printed,
     /// not written into the output).

@@ -167,7 +167,7 @@ pub struct Decided {
     pub decisions: Vec<Decision>,
     /// Notes about the whole run that may declare differences (how the runtime presents
     /// events, say).
-    pub run_notes: Vec<String>,
+    pub run_notes: Vec<crate::notes::Note>,
 }
 
 /// What a target vendor provides.

@@ -7,6 +7,7 @@ pub mod import;
 pub mod settings;
 pub mod target;
 
+use crate::notes::{Concern, Note};
 use std::path::Path;
 
 use serde_json::Value;
@@ -36,7 +37,11 @@ impl Backend for Panther {
     }
     fn decide(&self, jobs: &[Job]) -> Result<Decided, String> {
         let (decisions, panther_event) = eval::decide(jobs)?;
-        let run_notes = if panther_event { vec!["Panther events have case-insensitive keys (PantherEvent)".to_string()] } else { vec![] };
+        let run_notes = if panther_event {
+            vec![Note { message: "Panther events have case-insensitive keys (PantherEvent)".to_string(), concern: Concern::KeyCase }]
+        } else {
+            vec![]
+        };
         Ok(Decided { decisions, run_notes })
     }
     fn verdict_notes(&self, rule: &Rule) -> Vec<Diagnostic> {

@@ -13,7 +13,7 @@ use crate::diag::Code;
 use crate::fields::{self, Field, Mapping, Seg};
 use crate::load::Rule;
 use crate::model::{Case, Op};
-use crate::targets::Cx;
+use crate::targets::{Concern, Cx};
 use crate::vendors::elastic::kuery::{self, Piece, Query, QueryKind, ValueList};
 
 /// Words that must be escaped (here: quoted) in unquoted values.
@@ -102,7 +102,7 @@ fn field(name: &str) -> kuery::Field {
 pub fn field_name(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<String> {
     if let Some(code) = &f.caveat {
         if let Some(note) = fields::caveat_note(code, "elastic") {
-            cx.approximate(span.clone(), format!("`{}`: {note}", f.path));
+            cx.approximate(Concern::on(&f.path, span.clone()), span.clone(), format!("`{}`: {note}", f.path));
         }
     }
     match &f.elastic {
@@ -183,7 +183,7 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Query {
         Cond::Not(k) if matches!(k.as_ref(), Cond::Pred(p) if p.op == Op::Empty) => {
             // not empty = present (Elastic indexes "" too: the note from `empty` applies)
             let Cond::Pred(p) = k.as_ref() else { return refused() };
-            cx.approximate(p.span.clone(), format!("Elastic indexes an empty string: `{}` with value \"\" counts as present, not empty", p.field.path));
+            cx.approximate(Concern::on(&p.field.path, p.span.clone()), p.span.clone(), format!("Elastic indexes an empty string: `{}` with value \"\" counts as present, not empty", p.field.path));
             field_name(&p.field, cx, p.span.clone()).map(|n| exists(&n)).unwrap_or_else(refused)
         }
         Cond::Not(k) => {
@@ -210,6 +210,7 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Query {
         Cond::Some(q) => match flatten_some(q) {
             Some(flat) => {
                 cx.approximate(
+                    Concern::on(&q.field.path, q.span.clone()),
                     q.span.clone(),
                     format!("`some` over `{}` renders on Elastic's flattened field, which holds the values of every element (and of arrays nested inside them): right for one condition per element, as here", q.describe()),
                 );
@@ -320,7 +321,7 @@ fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> Query {
         for (k, pattern) in entry {
             let Some(field) = al.keys.get(k) else { continue };
             let Some(name) = field_name(field, cx, None) else { continue };
-            parts.push(Query::is(self::field(&name), ValueList::any_of(vec![glob_value(pattern, cx, None)])));
+            parts.push(Query::is(self::field(&name), ValueList::any_of(vec![glob_value(pattern, cx, None, Concern::AllowList(name.to_string()))])));
         }
         alts.push(all(parts).paren());
     }
@@ -331,7 +332,7 @@ fn allowed(name: &str, rule: &Rule, cx: &mut Cx) -> Query {
     any(alts)
 }
 
-fn glob_value(pattern: &str, cx: &mut Cx, span: Option<crate::diag::Span>) -> kuery::Value {
+fn glob_value(pattern: &str, cx: &mut Cx, span: Option<crate::diag::Span>, concern: Concern) -> kuery::Value {
     if !pattern.contains('*') && !pattern.contains('?') {
         return exact(pattern);
     }
@@ -359,6 +360,7 @@ fn glob_value(pattern: &str, cx: &mut Cx, span: Option<crate::diag::Span>) -> ku
     if broadened || b {
         let s = shown(&v);
         cx.approximate(
+            concern,
             span,
             format!("kuery has only the `*` wildcard and no white space in a wildcard value: `{pattern}` renders as `{s}`, which matches a superset"),
         );
@@ -384,7 +386,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
         } else {
             format!("kuery compares keywords case-sensitively: `{}` is compared as written and misses values that differ only in case", p.field.path)
         };
-        cx.approximate(span.clone(), why);
+        cx.approximate(Concern::on(&p.field.path, span.clone()), span.clone(), why);
     }
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
@@ -399,7 +401,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
                 .map(|v| {
                     let s = text(v);
                     match p.op {
-                        Op::Glob => glob_value(&s, cx, span.clone()),
+                        Op::Glob => glob_value(&s, cx, span.clone(), Concern::on(&p.field.path, span.clone())),
                         _ => {
                             let pieces = match p.op {
                                 Op::Contains => vec![WPiece::Star, WPiece::Lit(s.clone()), WPiece::Star],
@@ -410,6 +412,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
                             if broadened {
                                 let w = shown(&w);
                                 cx.approximate(
+                                    Concern::on(&p.field.path, span.clone()),
                                     span.clone(),
                                     format!("kuery wildcard values cannot hold white space: `{s}` renders as `{w}`, which matches a superset"),
                                 );
@@ -427,7 +430,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
         }
         Op::Exists => exists(&name),
         Op::Empty => {
-            cx.approximate(span, format!("Elastic indexes an empty string: `{}` with value \"\" counts as present, not empty", p.field.path));
+            cx.approximate(Concern::on(&p.field.path, span.clone()), span, format!("Elastic indexes an empty string: `{}` with value \"\" counts as present, not empty", p.field.path));
             exists(&name).not()
         }
         Op::Lt | Op::Le | Op::Gt | Op::Ge => {
@@ -468,7 +471,7 @@ fn mentions(p: &Pred, flattened_root: &str, cx: &mut Cx) -> Query {
             return refused();
         }
         if "null".contains(v) {
-            cx.approximate(p.span.clone(), format!("\"{v}\" is part of `null`, which Java's map text writes for null values that `mentions` does not search"));
+            cx.approximate(Concern::on(&p.field.path, p.span.clone()), p.span.clone(), format!("\"{v}\" is part of `null`, which Java's map text writes for null values that `mentions` does not search"));
         }
         let (w, _) = wildcard(&[WPiece::Star, WPiece::Lit(v.to_string()), WPiece::Star]);
         vals.push(w);

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::diag::{Code, Diagnostics};
 use crate::load::Rule;
 use crate::model::{Measure, Severity};
-use crate::targets::{Cx, RuleView, Target, derived_uuid, render};
+use crate::targets::{Concern, Cx, RuleView, Target, derived_uuid, render};
 
 /// Output files: (extension, template).
 pub const FILES: &[(&str, &str)] = &[("toml", "elastic/rule.toml.j2")];
@@ -139,12 +139,14 @@ fn cardinality_field(f: &str, cx: &mut Cx) -> Option<String> {
         return None;
     };
     cx.approximate(
+        Concern::Aggregation,
         None,
         "Elastic's cardinality aggregation is an estimate (HyperLogLog++, close to exact below 3000 distinct values)",
     );
     if let (crate::fields::Mapping::Column(c), crate::fields::Kind::Object) = (&field.elastic, field.kind) {
         if let Some(copy) = c.strip_prefix("aws.cloudtrail.flattened.") {
             cx.approximate(
+                Concern::Aggregation,
                 None,
                 format!("`{f}` is counted by the text of aws.cloudtrail.{copy}, the integration's keyword copy of the object (Java's toString of the map): the same object with its keys in another order counts twice"),
             );
@@ -174,7 +176,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         cx.unsupported(Code::E402, None, "detection-rules requires at least one author: set `authors`");
     }
     if d.severity.value == Severity::Info {
-        cx.approximate(None, "Elastic has no informational severity: rendered as low");
+        cx.approximate(Concern::Metadata, None, "Elastic has no informational severity: rendered as low");
     }
     // aggregation
     let mut rule_type = "query";
@@ -211,11 +213,11 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                     .map(|(name, _)| name.as_str())
                     .collect();
                 if agg.measures.values().any(|m| matches!(m, Measure::Min(_) | Measure::Max(_))) {
-                    cx.approximate(None, "an Elastic threshold rule counts events per group: the min/max measures are not rendered");
+                    cx.approximate(Concern::Aggregation, None, "an Elastic threshold rule counts events per group: the min/max measures are not rendered");
                 }
                 let unrendered: Vec<&str> = unrendered.into_iter().filter(|n| matches!(agg.measures.get(*n), Some(Measure::Distinct(_)))).collect();
                 if !unrendered.is_empty() {
-                    cx.approximate(None, format!("an Elastic threshold tests a distinct count only as a minimum (`min_distinct`): the measures {} are not rendered", unrendered.join(", ")));
+                    cx.approximate(Concern::Aggregation, None, format!("an Elastic threshold tests a distinct count only as a minimum (`min_distinct`): the measures {} are not rendered", unrendered.join(", ")));
                 }
                 for (name, min) in &agg.min_distinct {
                     let Some(Measure::Distinct(f)) = agg.measures.get(name) else { continue };
@@ -227,13 +229,14 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                 threshold = Some((fields, t + 1));
             }
             None => cx.approximate(
+                Concern::Aggregation,
                 None,
                 "Elastic query rules alert per matching event: the aggregation (group-by and measures) is not rendered",
             ),
         }
     }
     if d.alert.aggregate.as_ref().is_some_and(|a| !a.derive.is_empty()) {
-        cx.approximate(None, "derive steps on the aggregated rows are not rendered: Elastic alerts carry the source document");
+        cx.approximate(Concern::Layout, None, "derive steps on the aggregated rows are not rendered: Elastic alerts carry the source document");
     }
     let mut new_terms = None;
     if let Some(nt) = &e.new_terms {
@@ -251,13 +254,13 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         cx.unsupported(Code::E402, None, "`threshold_cardinality` needs an aggregate with a threshold");
     }
     if !d.alert.derive.is_empty() {
-        cx.approximate(None, "derived alert fields are not rendered: kuery rules carry the source document as it is");
+        cx.approximate(Concern::Layout, None, "derived alert fields are not rendered: kuery rules carry the source document as it is");
     }
     if !d.alert.columns.is_empty() {
-        cx.approximate(None, "the alert's result columns are not rendered: an Elastic alert carries the whole source document");
+        cx.approximate(Concern::Layout, None, "the alert's result columns are not rendered: an Elastic alert carries the whole source document");
     }
     if !d.alert.entities.is_empty() || !d.alert.details.is_empty() || d.alert.title.is_some() {
-        cx.approximate(None, "entities, custom details and the alert title/description are not rendered for Elastic");
+        cx.approximate(Concern::Layout, None, "entities, custom details and the alert title/description are not rendered for Elastic");
     }
     let mut threat = vec![];
     let mut groups: Vec<(&crate::attack::Tactic, Vec<&crate::attack::Technique>)> = vec![];

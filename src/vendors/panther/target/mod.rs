@@ -12,7 +12,7 @@ use crate::diag::Diagnostics;
 use crate::load::Rule;
 use crate::model::{Measure, Severity};
 use crate::targets::render::py_str;
-use crate::targets::{Cx, RuleView, render};
+use crate::targets::{Concern, Cx, RuleView, render};
 
 /// Output files: (extension, template).
 pub const FILES: &[(&str, &str)] = &[("yml", "panther/rule.yml.j2"), ("py", "panther/rule.py.j2")];
@@ -289,12 +289,13 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         }
         if agg.measures.values().any(|m| !matches!(m, Measure::Count)) || agg.threshold.is_none() {
             cx.approximate(
+                Concern::Aggregation,
                 None,
                 "Panther groups alerts by the dedup key (the aggregation's group-by) within DedupPeriodMinutes; the aggregate measures are not rendered",
             );
         }
         if !agg.derive.is_empty() {
-            cx.approximate(None, "derive steps on the aggregated rows are not rendered: Panther alerts on events");
+            cx.approximate(Concern::Layout, None, "derive steps on the aggregated rows are not rendered: Panther alerts on events");
         }
     }
     let dedup = if dedup_fields.is_empty() {
@@ -310,10 +311,10 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         }
     }
     if !d.alert.entities.is_empty() {
-        cx.approximate(None, "Panther has no entity mappings: entities are not rendered (their fields are in the event)");
+        cx.approximate(Concern::Layout, None, "Panther has no entity mappings: entities are not rendered (their fields are in the event)");
     }
     if !d.alert.columns.is_empty() {
-        cx.approximate(None, "the alert's result columns are not rendered: a Panther alert carries the whole event (alert_context adds fields to it)");
+        cx.approximate(Concern::Layout, None, "the alert's result columns are not rendered: a Panther alert carries the whole event (alert_context adds fields to it)");
     }
     // reports
     let mut mitre = vec![];

@@ -13,7 +13,7 @@ use crate::diag::Code;
 use crate::fields::{Field, Kind, Mapping, Seg};
 use crate::load::{Rule, is_identifier};
 use crate::model::{Case, Expr as DExpr, ExprTest, Measure, Op};
-use crate::targets::Cx;
+use crate::targets::{Concern, Cx};
 use crate::vendors::sentinel::kusto::{self, Assign, BinOp, Expr, Ident, Let, ListOp, Literal, MvExpandItem, Operator, OperatorKind, Query, Span};
 
 /// The table every CloudTrail rule reads.
@@ -99,7 +99,7 @@ fn taxonomy_expr(e: &str) -> Expr {
 
 fn form(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<Form> {
     if let Some(note) = f.caveat.as_deref().and_then(|c| crate::fields::caveat_note(c, "sentinel")) {
-        cx.approximate(span.clone(), format!("`{}`: {note}", f.path));
+        cx.approximate(Concern::on(&f.path, span.clone()), span.clone(), format!("`{}`: {note}", f.path));
     }
     match &f.sentinel {
         Mapping::Column(c) => Some(Form::Column(c.clone(), f.kind)),
@@ -300,6 +300,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Expr {
             let classes = ["\\d", "\\w", "\\s", "\\b", "\\D", "\\W", "\\S", "\\B"];
             if p.op == Op::Regex && p.values.iter().any(|v| v.as_str().is_some_and(|r| classes.iter().any(|c| r.contains(c)))) {
                 cx.approximate(
+                    Concern::on(&p.field.path, p.span.clone()),
                     p.span.clone(),
                     "KQL runs RE2: `\\d`, `\\w`, `\\s` and `\\b` are ASCII-only there, Unicode-aware in the canonical (Rust regex) semantics",
                 );
@@ -317,6 +318,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Expr {
             Form::Dynamic(d) => call("isnotnull", vec![d.clone()]),
             other => {
                 cx.approximate(
+                    Concern::on(&p.field.path, p.span.clone()),
                     p.span.clone(),
                     format!("Sentinel cannot tell an absent `{}` from an empty one: `exists` renders as isnotempty", p.field.path),
                 );
@@ -335,6 +337,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Expr {
             for v in p.values.iter().filter_map(Value::as_str) {
                 if !mentions_exact_in_json(v) {
                     cx.approximate(
+                        Concern::on(&p.field.path, p.span.clone()),
                         p.span.clone(),
                         format!("`mentions` of \"{v}\" searches `{}`'s JSON text, where that text may also match across JSON syntax (quotes, `:`, `,`, brackets, escapes, `null`)", p.field.path),
                     );
@@ -501,6 +504,7 @@ pub fn name_ref(name: &str, known: &[String], cx: &mut Cx) -> String {
 /// from a JSON-string column counts as its text.
 fn distinct_notes(f: &str, known: &[String], cx: &mut Cx) {
     cx.approximate(
+        Concern::Aggregation,
         None,
         "Sentinel's dcountif() is an estimate (HyperLogLog, about 1.6% error at the default accuracy): near the minimum a group's distinct count can be off by one",
     );
@@ -510,10 +514,12 @@ fn distinct_notes(f: &str, known: &[String], cx: &mut Cx) {
     if let Ok(field) = crate::fields::resolve(f) {
         match field.kind {
             Kind::Object | Kind::Record | Kind::Array => cx.approximate(
+                Concern::Aggregation,
                 None,
                 format!("`{f}` is counted by its JSON text in Sentinel: the same object or list with its items in another order counts twice"),
             ),
             Kind::Any => cx.approximate(
+                Concern::Aggregation,
                 None,
                 format!("`{f}` is read from a JSON-string column: where its value is an object or a list, Sentinel counts its JSON text, while the canonical count compares each element"),
             ),
@@ -549,6 +555,7 @@ fn note_nested(full: &Cond, cx: &mut Cx) {
     let nested = paths(true);
     if !nested.is_empty() {
         cx.approximate(
+            Concern::fields(&nested),
             None,
             format!(
                 "{} read from JSON-string columns with parse_json: where such a value is a JSON array, KQL compares the array's text, while the canonical rule tests each element",
@@ -559,6 +566,7 @@ fn note_nested(full: &Cond, cx: &mut Cx) {
     let elems = paths(false);
     if !elems.is_empty() {
         cx.approximate(
+            Concern::fields(&elems),
             None,
             format!(
                 "element field(s) {} of `some` conditions: where such a value is itself a JSON array, KQL compares the array's text, while the canonical rule tests each of its elements",

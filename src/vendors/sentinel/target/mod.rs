@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::diag::{Code, Diagnostics};
 use crate::load::Rule;
 use crate::model::Severity;
-use crate::targets::{Cx, RuleView, Target, derived_uuid, render};
+use crate::targets::{Concern, Cx, RuleView, Target, derived_uuid, render};
 
 /// Output files: (extension, template).
 pub const FILES: &[(&str, &str)] = &[("yaml", "sentinel/rule.yaml.j2")];
@@ -180,7 +180,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     let query = kql::query(rule, cx);
     let known = rule.derived.clone();
     if d.severity.value == Severity::Critical {
-        cx.approximate(None, "Sentinel has no Critical severity: rendered as High");
+        cx.approximate(Concern::Metadata, None, "Sentinel has no Critical severity: rendered as High");
     }
     let mut entities = vec![];
     for e in &d.alert.entities {
