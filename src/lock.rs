@@ -281,7 +281,7 @@ pub fn fingerprint(rule: &Rule, source: &str) -> Result<Fingerprint, String> {
         file: rule.file.rsplit('/').next().unwrap_or(&rule.file).to_string(),
         facets,
         hashes,
-        declared_version: d.targets.sentinel.version.clone().or_else(|| d.version.as_ref().map(|v| v.value.clone())),
+        declared_version: d.targets.sentinel.version.as_ref().or(d.version.as_ref()).map(|v| v.value.clone()),
         declared_updated: d.updated.as_ref().or(d.created.as_ref()).map(|v| v.value.clone()),
     })
 }
@@ -558,7 +558,10 @@ pub fn summary(a: &Facets, b: &Facets, bumps: &[Bump]) -> String {
 pub fn apply(rule: &mut Rule, lock: &Lock) {
     let Some(e) = lock.rules.get(&rule.doc.id.value) else { return };
     if let Some(s) = &e.sentinel {
-        rule.doc.targets.sentinel.version = Some(s.version.clone());
+        // located where the rule's own version is (or its id): the lock supplies the value
+        let mut v = rule.doc.targets.sentinel.version.clone().or_else(|| rule.doc.version.clone()).unwrap_or_else(|| rule.doc.id.clone());
+        v.value = s.version.clone();
+        rule.doc.targets.sentinel.version = Some(v);
     }
     if let Some(el) = &e.elastic {
         match (&mut rule.doc.updated, &rule.doc.created) {

@@ -49,6 +49,26 @@ pub fn is_version(s: &str) -> bool {
     s.split('.').count() == 3 && s.split('.').all(|p| !p.is_empty() && p.len() <= 6 && p.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// Is this a version of one to four dot-separated numbers (`1.0`, `2.0.1`), as vendors write
+/// their own versions?
+pub fn is_dotted_version(s: &str) -> bool {
+    (1..=4).contains(&s.split('.').count()) && s.split('.').all(|p| !p.is_empty() && p.len() <= 6 && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Is this a plain name: ASCII letters, digits and `_`, starting with a letter?
+pub fn is_identifier(s: &str) -> bool {
+    s.len() <= 128 && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A located error when `v` is not a dotted version.
+pub fn dotted_version(file: &str, what: &str, v: &Spanned<String>) -> Option<Diagnostic> {
+    (!is_dotted_version(&v.value)).then(|| {
+        Diagnostic::error(Code::E109, format!("{what} `{}` is not a version", v.value))
+            .with_expected("one to four dot-separated numbers, like 1.0.5")
+            .with_span(span_of(file, v))
+    })
+}
+
 /// Is this a duration: a number followed by one of `units` (`1h`)?
 pub fn is_duration(s: &str, units: &str) -> bool {
     s.len() >= 2

@@ -25,13 +25,13 @@ pub struct Settings {
     pub description: Option<String>,
     /// `[metadata]` maturity; default production.
     #[serde(default)]
-    pub maturity: Option<String>,
+    pub maturity: Option<Spanned<String>>,
     /// `[metadata]` integration; default ["aws"].
     #[serde(default)]
     pub integration: Option<Vec<String>>,
     /// `[metadata]` min_stack_version.
     #[serde(default)]
-    pub min_stack_version: Option<String>,
+    pub min_stack_version: Option<Spanned<String>>,
     /// `[metadata]` min_stack_comments.
     #[serde(default)]
     pub min_stack_comments: Option<String>,
@@ -40,13 +40,13 @@ pub struct Settings {
     pub index: Option<Vec<String>>,
     /// Look-back (`now-30m`).
     #[serde(default)]
-    pub from: Option<String>,
+    pub from: Option<Spanned<String>>,
     /// Schedule (`10m`).
     #[serde(default)]
     pub interval: Option<Spanned<String>>,
     /// Timestamp override field.
     #[serde(default)]
-    pub timestamp_override: Option<String>,
+    pub timestamp_override: Option<Spanned<String>>,
     /// Investigation guide / setup note (markdown).
     #[serde(default)]
     pub note: Option<String>,
@@ -82,10 +82,10 @@ pub struct Settings {
     pub max_signals: Option<u32>,
     /// `rule_name_override`: the Elastic field whose value names the alert.
     #[serde(default)]
-    pub rule_name_override: Option<String>,
+    pub rule_name_override: Option<Spanned<String>>,
     /// `building_block_type` (`default`): a building-block rule (alerts hidden by default).
     #[serde(default)]
-    pub building_block_type: Option<String>,
+    pub building_block_type: Option<Spanned<String>>,
     /// The `[[rule.threat]]` blocks as the vendor file groups them, when that differs from the
     /// grouping derived from `attack` (each technique under the first listed tactic it belongs
     /// to); every id must also be in `attack`.
@@ -104,6 +104,32 @@ pub struct ThreatBlock {
     pub techniques: Vec<String>,
 }
 
+/// Is `v` a value detection-rules accepts for the setting `key`? `Err`: what it expects. Keys
+/// without a rule here take any text (it is written through the TOML string writer).
+pub fn check_value(key: &str, v: &str) -> Result<(), &'static str> {
+    use crate::load::check;
+    let field_name = |s: &str| !s.is_empty() && s.len() <= 256 && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c));
+    let ok = match key {
+        "maturity" => matches!(v, "production" | "development" | "deprecated"),
+        "building_block_type" => v == "default",
+        "min_stack_version" => check::is_dotted_version(v),
+        "from" => v.strip_prefix("now-").is_some_and(|d| check::is_duration(d, "smhd")),
+        "timestamp_override" | "rule_name_override" => field_name(v),
+        "missing_fields_strategy" => matches!(v, "suppress" | "doNotSuppress"),
+        "unit" => matches!(v, "s" | "m" | "h"),
+        _ => true,
+    };
+    ok.then_some(()).ok_or(match key {
+        "maturity" => "production, development or deprecated",
+        "building_block_type" => "default",
+        "min_stack_version" => "dot-separated numbers, like 8.12.0",
+        "from" => "now- followed by a duration, like now-6m",
+        "missing_fields_strategy" => "suppress or doNotSuppress",
+        "unit" => "s, m or h",
+        _ => "a field name, like event.ingested",
+    })
+}
+
 /// Elastic alert suppression (`[rule.alert_suppression]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +141,7 @@ pub struct AlertSuppression {
     pub duration: Option<SuppressionDuration>,
     /// `suppress` (default) or `doNotSuppress` events missing a group-by field.
     #[serde(default)]
-    pub missing_fields_strategy: Option<String>,
+    pub missing_fields_strategy: Option<Spanned<String>>,
 }
 
 /// A suppression duration.
@@ -125,7 +151,7 @@ pub struct SuppressionDuration {
     /// Amount (at least 1).
     pub value: u32,
     /// `s`, `m` or `h`.
-    pub unit: String,
+    pub unit: Spanned<String>,
 }
 
 /// Elastic new-terms condition (`[rule.new_terms]`).
@@ -165,6 +191,27 @@ impl crate::vendors::Settings for Settings {
         d.extend(self.id.as_ref().and_then(|i| check::guid(file, "elastic id", i)));
         d.extend(self.interval.as_ref().and_then(|v| check::duration(file, "elastic interval", v, "smhd")));
         d.extend(self.new_terms.as_ref().and_then(|n| check::duration(file, "elastic new_terms history_window", &n.history_window, "smhd")));
+        let mut value = |key: &str, v: &Option<Spanned<String>>| {
+            if let Some(v) = v {
+                if let Err(expected) = check_value(key, &v.value) {
+                    d.push(
+                        Diagnostic::error(Code::E103, format!("elastic {key} `{}` is not a value detection-rules accepts", v.value))
+                            .with_expected(expected)
+                            .with_span(crate::condition::span_of(file, v)),
+                    );
+                }
+            }
+        };
+        value("maturity", &self.maturity);
+        value("building_block_type", &self.building_block_type);
+        value("min_stack_version", &self.min_stack_version);
+        value("from", &self.from);
+        value("timestamp_override", &self.timestamp_override);
+        value("rule_name_override", &self.rule_name_override);
+        if let Some(s) = &self.alert_suppression {
+            value("missing_fields_strategy", &s.missing_fields_strategy);
+            value("unit", &s.duration.as_ref().map(|du| du.unit.clone()));
+        }
         if let Some(f) = &self.dataset_field {
             if !matches!(f.value.as_str(), "data_stream.dataset" | "event.dataset") {
                 d.push(

@@ -25,7 +25,7 @@ pub struct Settings {
     pub description: Option<String>,
     /// Scheduled (default) or NRT.
     #[serde(default)]
-    pub kind: Option<String>,
+    pub kind: Option<Kind>,
     /// Data connectors; default AWS and AWSS3 with AWSCloudTrail.
     #[serde(default)]
     pub connectors: Option<Vec<Connector>>,
@@ -37,20 +37,47 @@ pub struct Settings {
     pub query_period: Option<Spanned<String>>,
     /// Trigger operator (gt, lt, eq, ne); default gt.
     #[serde(default)]
-    pub trigger_operator: Option<String>,
+    pub trigger_operator: Option<TriggerOperator>,
     /// Trigger threshold; default 0.
     #[serde(default)]
     pub trigger_threshold: Option<u32>,
     /// Template status; default Available.
     #[serde(default)]
     pub status: Option<String>,
-    /// Template version; default: the rule version.
+    /// Template version (dot-separated numbers, as Azure-Sentinel writes them); default: the
+    /// rule version.
     #[serde(default)]
-    pub version: Option<String>,
+    pub version: Option<Spanned<String>>,
     /// Sentinel columns removed from the result (`project-away`; a trailing `*` matches a
     /// prefix): Log Analytics columns such as `TenantId` that are not CloudTrail fields.
     #[serde(default)]
     pub project_away: Vec<Spanned<String>>,
+}
+
+/// The analytic rule kinds rulecast writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, strum::IntoStaticStr)]
+pub enum Kind {
+    /// A scheduled query rule (queryFrequency, queryPeriod, trigger).
+    #[default]
+    Scheduled,
+    /// A near-real-time rule (no schedule or trigger).
+    NRT,
+}
+
+/// A scheduled rule's trigger operator, as Azure-Sentinel's YAML writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum TriggerOperator {
+    /// More results than the threshold.
+    #[default]
+    Gt,
+    /// Fewer.
+    Lt,
+    /// Exactly as many.
+    Eq,
+    /// Not as many.
+    Ne,
 }
 
 /// A Sentinel data connector.
@@ -58,9 +85,9 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct Connector {
     /// Connector id (`AWS`, `AWSS3`).
-    pub id: String,
+    pub id: Spanned<String>,
     /// Data types (`AWSCloudTrail`).
-    pub data_types: Vec<String>,
+    pub data_types: Vec<Spanned<String>>,
 }
 
 impl crate::vendors::Settings for Settings {
@@ -79,5 +106,17 @@ impl crate::vendors::Settings for Settings {
         d.extend(self.id.as_ref().and_then(|i| check::guid(file, "sentinel id", i)));
         d.extend(self.query_frequency.as_ref().and_then(|v| check::duration(file, "sentinel query_frequency", v, "mhd")));
         d.extend(self.query_period.as_ref().and_then(|v| check::duration(file, "sentinel query_period", v, "mhd")));
+        d.extend(self.version.as_ref().and_then(|v| check::dotted_version(file, "sentinel version", v)));
+        for c in self.connectors.iter().flatten() {
+            for (what, v) in std::iter::once(("connector id", &c.id)).chain(c.data_types.iter().map(|t| ("connector data type", t))) {
+                if !check::is_identifier(&v.value) {
+                    d.push(
+                        crate::diag::Diagnostic::error(crate::diag::Code::E103, format!("sentinel {what} `{}` is not a name", v.value))
+                            .with_expected("letters, digits and `_`, like AWSS3")
+                            .with_span(crate::condition::span_of(file, v)),
+                    );
+                }
+            }
+        }
     }
 }

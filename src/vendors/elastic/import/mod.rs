@@ -205,11 +205,13 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     if let Some(m) = meta {
         for (k, v) in m {
             match k.as_str() {
-                "maturity" | "min_stack_version" | "min_stack_comments" => {
-                    if let Some(s) = v.as_str() {
+                "maturity" | "min_stack_version" | "min_stack_comments" => match v.as_str().map(|s| (s, crate::vendors::elastic::settings::check_value(k, s))) {
+                    Some((s, Ok(()))) => {
                         el.insert(k.clone(), json!(s));
                     }
-                }
+                    Some((s, Err(expected))) => parts.push(format!("metadata: [metadata] {k} `{s}` is not a value detection-rules accepts ({expected}); left out")),
+                    None => {}
+                },
                 "integration" => {
                     el.insert(k.clone(), json!(tlist(Some(v))));
                 }
@@ -230,9 +232,12 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         "building_block_type",
     ] {
         match rule.get(k) {
-            Some(toml::Value::String(s)) => {
-                el.insert(k.into(), json!(s));
-            }
+            Some(toml::Value::String(s)) => match crate::vendors::elastic::settings::check_value(k, s) {
+                Ok(()) => {
+                    el.insert(k.into(), json!(s));
+                }
+                Err(expected) => parts.push(format!("metadata: {k} `{s}` is not a value detection-rules accepts ({expected}); left out")),
+            },
             Some(v @ toml::Value::Array(_)) => {
                 el.insert(k.into(), json!(tlist(Some(v))));
             }

@@ -380,8 +380,10 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
                 .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
         if ok {
             d.version = Some(ver);
-        } else {
+        } else if crate::load::check::is_dotted_version(&ver) {
             sentinel.insert("version".into(), json!(ver));
+        } else {
+            parts.push(format!("metadata: version {ver} is not a version (left out)"));
         }
     }
     let kind = s_of(m.get("kind")).unwrap_or_else(|| "Scheduled".into());
@@ -415,7 +417,11 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
             {"id": "AWS", "data_types": ["AWSCloudTrail"]},
             {"id": "AWSS3", "data_types": ["AWSCloudTrail"]}
         ]);
-        if Value::Array(conns.clone()) != default {
+        let named = |v: &Value| v.as_str().is_some_and(crate::load::check::is_identifier);
+        let valid = conns.iter().all(|c| named(&c["id"]) && c["data_types"].as_array().is_some_and(|t| t.iter().all(named)));
+        if !valid {
+            parts.push("metadata: requiredDataConnectors holds a connector id or data type that is not a name (left out; the default AWS connectors are written)".into());
+        } else if Value::Array(conns.clone()) != default {
             sentinel.insert("connectors".into(), Value::Array(conns));
         }
     }

@@ -222,7 +222,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     tactics.dedup();
     let techniques: Vec<String> = rule.attack.iter().flat_map(|(_, ts)| ts.iter().map(|t| t.id.clone())).collect();
     let connectors = match &s.connectors {
-        Some(c) => c.iter().map(|c| (c.id.clone(), c.data_types.clone())).collect(),
+        Some(c) => c.iter().map(|c| (c.id.value.clone(), c.data_types.iter().map(|t| t.value.clone()).collect())).collect(),
         None => vec![
             ("AWS".to_string(), vec!["AWSCloudTrail".to_string()]),
             ("AWSS3".to_string(), vec!["AWSCloudTrail".to_string()]),
@@ -242,10 +242,10 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         severity: severity(d.severity.value),
         status: s.status.clone().unwrap_or_else(|| "Available".into()),
         connectors,
-        kind: s.kind.clone().unwrap_or_else(|| "Scheduled".into()),
+        kind: <&str>::from(s.kind.unwrap_or_default()).to_string(),
         query_period: s.query_period.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| freq.clone()),
         query_frequency: freq,
-        trigger_operator: s.trigger_operator.clone().unwrap_or_else(|| "gt".into()),
+        trigger_operator: <&str>::from(s.trigger_operator.unwrap_or_default()).to_string(),
         trigger_threshold: s.trigger_threshold.unwrap_or(0),
         tactics,
         techniques,
@@ -254,7 +254,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         details,
         alert_title,
         alert_description,
-        version: s.version.clone().or_else(|| d.version.as_ref().map(|v| v.value.clone())),
+        version: s.version.as_ref().or(d.version.as_ref()).map(|v| v.value.clone()),
     };
     let mut files = vec![];
     for (ext, template) in FILES {
