@@ -141,7 +141,15 @@ fn get_ci<'a>(event: &'a Value, segs: &[Seg]) -> Option<&'a Value> {
 /// computed here (they are not in the raw event).
 pub fn computed(name: &str, event: &Value) -> Option<Value> {
     let at = |k: &[&str]| get(event, &keys(k));
-    let present = |k: &str| event.get(k).is_some_and(|v| !v.is_null());
+    // the AWS integration drops null, "", "-", "none" and empty objects and lists first
+    let kept = |v: &Value| match v {
+        Value::Null => false,
+        Value::String(s) => !matches!(s.as_str(), "" | "-" | "none"),
+        Value::Object(o) => !o.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Bool(_) | Value::Number(_) => true,
+    };
+    let present = |k: &str| event.get(k).is_some_and(kept);
     match name {
         "@actor_user" => [at(&["userIdentity", "sessionContext", "sessionIssuer", "userName"]), at(&["userIdentity", "userName"])]
             .into_iter()
@@ -150,7 +158,9 @@ pub fn computed(name: &str, event: &Value) -> Option<Value> {
             .cloned(),
         "@outcome" => {
             let console = event.get("eventName").and_then(Value::as_str) == Some("ConsoleLogin");
-            if let (true, Some(Value::String(s))) = (console, at(&["responseElements", "ConsoleLogin"])) {
+            if let (true, Some(v @ Value::String(s))) = (console, at(&["responseElements", "ConsoleLogin"]))
+                && kept(v)
+            {
                 return Some(Value::from(s.to_lowercase()));
             }
             let failed = present("errorCode") || present("errorMessage");
@@ -409,8 +419,8 @@ pub fn pred(p: &Pred, event: &Value) -> bool {
     pred_on(p, v.as_deref())
 }
 
-/// Does a predicate hold on the field's value?
-fn pred_on(p: &Pred, v: Option<&Value>) -> bool {
+/// Does a predicate hold on the field's value (`None`: absent or null)?
+pub fn pred_on(p: &Pred, v: Option<&Value>) -> bool {
     match p.op {
         Op::Exists => return v.is_some(),
         Op::Empty => return is_empty(v),
@@ -591,8 +601,12 @@ mod tests {
         assert_eq!(c("@outcome", login("Failure", serde_json::json!({}))), Some("failure".into()));
         // for ConsoleLogin the result decides, not the error fields
         assert_eq!(c("@outcome", login("Success", serde_json::json!({"errorMessage": "x"}))), Some("success".into()));
-        // elsewhere a present error field is a failure, even when empty
-        assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "errorCode": ""})), Some("failure".into()));
+        // elsewhere an error field is a failure when the integration keeps it: its pipeline drops
+        // "", "-" and "none" first (issue 9: `errorCode: ""` is a success in Elastic)
+        assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "errorCode": "AccessDenied"})), Some("failure".into()));
+        assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "errorCode": ""})), Some("success".into()));
+        assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "errorMessage": "-"})), Some("success".into()));
+        assert_eq!(c("@outcome", login("", serde_json::json!({"errorCode": "x"}))), Some("failure".into()));
         assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "errorCode": null})), Some("success".into()));
         assert_eq!(c("@outcome", serde_json::json!({"eventName": "StopLogging", "responseElements": {"ConsoleLogin": "Failure"}})), Some("success".into()));
         assert_eq!(c("@source_ip", serde_json::json!({"sourceIPAddress": "10.1.2.3"})), Some("10.1.2.3".into()));

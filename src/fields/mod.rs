@@ -172,7 +172,7 @@ pub const VIRTUAL: &[Virtual] = &[
     },
     Virtual {
         name: "@outcome",
-        meaning: "`success` or `failure` as Elastic's AWS integration derives event.outcome: for ConsoleLogin, responseElements.ConsoleLogin lower-cased when it is a string; otherwise `failure` when errorCode or errorMessage is present (not null), else `success`",
+        meaning: "`success` or `failure` as Elastic's AWS integration derives event.outcome, after its pipeline drops null, \"\", \"-\", \"none\" and empty objects and lists: for ConsoleLogin, responseElements.ConsoleLogin lower-cased when it is a kept string; otherwise `failure` when errorCode or errorMessage holds a kept value, else `success`",
         kind: Kind::String,
         source: Source::Computed,
         sentinel: Ok("iif(EventName == \"ConsoleLogin\" and isnotempty(tostring(parse_json(ResponseElements).ConsoleLogin)), tolower(tostring(parse_json(ResponseElements).ConsoleLogin)), iif(isnotempty(ErrorCode) or isnotempty(ErrorMessage), \"failure\", \"success\"))"),
@@ -252,7 +252,7 @@ pub const CAVEATS: &[(&str, &str, &str)] = &[
     (
         "user_name_merged",
         "elastic",
-        "the AWS integration writes both userIdentity.userName and sessionContext.sessionIssuer.userName into user.name (the issuer wins); the rendering tests the merged value",
+        "the AWS integration writes both userIdentity.userName and sessionContext.sessionIssuer.userName into user.name (the issuer's name only for AssumedRole and FederatedUser identities, where it overrides the user name); the rendering tests that merged value",
     ),
     (
         "newer_integration",
@@ -262,7 +262,7 @@ pub const CAVEATS: &[(&str, &str, &str)] = &[
     (
         "outcome_empty",
         "sentinel",
-        "Sentinel's string columns cannot tell an absent ErrorCode, ErrorMessage or ConsoleLogin result from an empty one: where AWS writes an empty one, the rendering reads it as absent (the canonical outcome, like Elastic's, counts a present empty error as a failure)",
+        "where ErrorCode, ErrorMessage or the ConsoleLogin result is \"-\" or \"none\", the rendering counts it as written, while the AWS integration (and so the canonical outcome) drops those values first",
     ),
     (
         "mfa_used_absent",

@@ -169,6 +169,38 @@ fn wrapped_if(c: &Cond, wrap: fn(&Cond) -> bool, rule: &Rule, cx: &mut Cx) -> Qu
     if wrap(c) { q.paren() } else { q }
 }
 
+/// The values the AWS integration's ingest pipeline drops before anything is indexed (with
+/// null and empty objects and lists, recursively): see `vendors/elastic/ingest.rs`.
+pub const DROPPED: [&str; 3] = ["", "-", "none"];
+
+/// A note where the pipeline's dropping of empty values changes what a predicate on an event
+/// field decides: the predicate holds on one of the dropped values and not on an absent field,
+/// or the other way round (`exists`, `empty`, a pattern matching `-`). `mentions` searches a
+/// whole object, whose dropped members are gone from Elastic's text copy.
+fn dropped_values(p: &Pred, cx: &mut Cx) {
+    if p.field.virtual_field.is_some() {
+        return;
+    }
+    let differs: Vec<&str> =
+        DROPPED.into_iter().filter(|d| crate::eval::pred_on(p, Some(&Value::from(*d))) != crate::eval::pred_on(p, None)).collect();
+    let msg = if p.op == Op::Mentions {
+        format!(
+            "the AWS integration drops null, \"\", \"-\", \"none\" and empty objects and lists inside `{}` before writing its text copy: a mention of a dropped member's key or value is not found in Elastic",
+            p.field.path
+        )
+    } else if differs.is_empty() {
+        return;
+    } else {
+        let shown: Vec<String> = differs.iter().map(|d| format!("\"{d}\"")).collect();
+        format!(
+            "the AWS integration drops the values \"\", \"-\" and \"none\": where `{}` holds {}, Elastic sees no field, and this condition decides otherwise than on the value",
+            p.field.path,
+            shown.join(" or ")
+        )
+    };
+    cx.approximate(Concern::on(&p.field.path, p.span.clone()), p.span.clone(), msg);
+}
+
 /// Render a condition.
 pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Query {
     match c {
@@ -181,9 +213,9 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Query {
             any(items)
         }
         Cond::Not(k) if matches!(k.as_ref(), Cond::Pred(p) if p.op == Op::Empty) => {
-            // not empty = present (Elastic indexes "" too: the note from `empty` applies)
+            // not empty = present: the integration drops empty values, so an empty one is absent
             let Cond::Pred(p) = k.as_ref() else { return refused() };
-            cx.approximate(Concern::on(&p.field.path, p.span.clone()), p.span.clone(), format!("Elastic indexes an empty string: `{}` with value \"\" counts as present, not empty", p.field.path));
+            dropped_values(p, cx);
             field_name(&p.field, cx, p.span.clone()).map(|n| exists(&n)).unwrap_or_else(refused)
         }
         Cond::Not(k) => {
@@ -379,6 +411,9 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
         return group(ip_field, vals);
     }
     let Some(name) = field_name(&p.field, cx, span.clone()) else { return refused() };
+    if p.op != Op::Mentions {
+        dropped_values(p, cx);
+    }
     let ci = p.case == Case::Insensitive;
     if ci && p.values.iter().any(|v| v.as_str().is_some_and(|s| s.to_lowercase() != s.to_uppercase())) {
         let why = if p.field.case_fixed {
@@ -429,10 +464,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
             refused()
         }
         Op::Exists => exists(&name),
-        Op::Empty => {
-            cx.approximate(Concern::on(&p.field.path, span.clone()), span, format!("Elastic indexes an empty string: `{}` with value \"\" counts as present, not empty", p.field.path));
-            exists(&name).not()
-        }
+        Op::Empty => exists(&name).not(),
         Op::Lt | Op::Le | Op::Gt | Op::Ge => {
             cx.unsupported(
                 Code::E402,
@@ -470,12 +502,10 @@ fn mentions(p: &Pred, flattened_root: &str, cx: &mut Cx) -> Query {
             );
             return refused();
         }
-        if "null".contains(v) {
-            cx.approximate(Concern::on(&p.field.path, p.span.clone()), p.span.clone(), format!("\"{v}\" is part of `null`, which Java's map text writes for null values that `mentions` does not search"));
-        }
         let (w, _) = wildcard(&[WPiece::Star, WPiece::Lit(v.to_string()), WPiece::Star]);
         vals.push(w);
     }
+    dropped_values(p, cx);
     group(&copy, vals)
 }
 

@@ -44,7 +44,7 @@ pub const HELPERS: &[(&str, &str)] = &[
     ),
     (
         "_outcome",
-        "def _outcome(event):\n    # success or failure, as Elastic's AWS integration derives event.outcome\n    result = _get(event, (\"responseElements\", \"ConsoleLogin\"))\n    if event.get(\"eventName\") == \"ConsoleLogin\" and isinstance(result, str):\n        return result.lower()\n    if event.get(\"errorCode\") is not None or event.get(\"errorMessage\") is not None:\n        return \"failure\"\n    return \"success\"\n",
+        "def _outcome(event):\n    # success or failure, as Elastic's AWS integration derives event.outcome (its pipeline\n    # first drops null, \"\", \"-\", \"none\" and empty objects and lists)\n    dropped = (None, \"\", \"-\", \"none\", [], {})\n    result = _get(event, (\"responseElements\", \"ConsoleLogin\"))\n    if event.get(\"eventName\") == \"ConsoleLogin\" and isinstance(result, str) and result not in dropped:\n        return result.lower()\n    if any(event.get(key) not in dropped for key in (\"errorCode\", \"errorMessage\")):\n        return \"failure\"\n    return \"success\"\n",
     ),
     (
         "_source_ip",
