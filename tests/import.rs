@@ -193,12 +193,16 @@ fn sigma_notes_do_not_make_an_import_partial() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/sigma/aws_cloudtrail_disable_logging.yml");
     let imp = import_file("sigma", &path).remove(0);
     assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
-    // the ATT&CK ids newer than v18.1 are kept as plain tags, and listed as notes
-    assert_eq!(imp.notes.len(), 2, "{:?}", imp.notes);
-    assert!(imp.notes.iter().all(|n| n.starts_with("note: tag ") && n.ends_with("(kept as a tag)")), "{:?}", imp.notes);
+    // SigmaHQ tags ATT&CK v19: the v19 tactic and technique are read as the v18.1 ones they
+    // replaced (issue 9 §4), and `status: test` maps to experimental; each is a note
+    assert_eq!(imp.notes.len(), 3, "{:?}", imp.notes);
+    assert!(imp.notes.iter().all(|n| n.starts_with("note: ")), "{:?}", imp.notes);
+    assert!(imp.notes.iter().any(|n| n.contains("attack.defense-impairment is an ATT&CK v19 tactic; read as v18.1 TA0005")), "{:?}", imp.notes);
+    assert!(imp.notes.iter().any(|n| n.contains("T1685.002 is an ATT&CK v19 id; read as v18.1 T1562.008")), "{:?}", imp.notes);
+    assert!(imp.notes.iter().any(|n| n.contains("status test")), "{:?}", imp.notes);
     let rule = load(&imp);
-    assert!(rule.doc.tags.iter().any(|t| t == "attack.defense-impairment"), "{:?}", rule.doc.tags);
-    assert!(rule.doc.tags.iter().any(|t| t == "attack.t1685.002"), "{:?}", rule.doc.tags);
+    assert!(rule.attack.iter().any(|(t, techs)| t.id == "TA0005" && techs.iter().any(|x| x.id == "T1562.008")), "{:?}", rule.attack);
+    assert!(!rule.doc.tags.iter().any(|t| t.starts_with("attack.")), "{:?}", rule.doc.tags);
 }
 
 #[test]

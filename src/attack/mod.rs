@@ -99,6 +99,38 @@ pub fn technique(id: &str) -> Option<&'static Technique> {
     techniques().iter().find(|t| t.id == id)
 }
 
+/// The ATT&CK version rulecast writes (ids, names, URLs in every output).
+pub const VERSION: &str = "18.1";
+
+/// A v19 technique id read as the v18.1 technique it replaced (`attack_v18_to_v19.tsv`, the
+/// changes elastic/detection-rules' version map lists). Where several v18 ids became one v19 id,
+/// the one whose v18 name is the v19 name; `None` where the data cannot say which.
+pub fn from_v19(id: &str) -> Option<&'static Technique> {
+    static MAP: OnceLock<Vec<(String, String, String)>> = OnceLock::new();
+    let map = MAP.get_or_init(|| {
+        include_str!("attack_v18_to_v19.tsv")
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let c: Vec<&str> = l.split('\t').collect();
+                (c.len() >= 3).then(|| (c[0].to_string(), c[1].to_string(), c[2].to_string()))
+            })
+            .collect()
+    });
+    let candidates: Vec<&(String, String, String)> = map.iter().filter(|(_, v19, _)| v19 == id).collect();
+    let pick = match candidates.as_slice() {
+        [one] => Some(*one),
+        many => many.iter().copied().find(|(v18, _, name)| technique(v18).is_some_and(|t| t.name == *name)),
+    };
+    pick.and_then(|(v18, _, _)| technique(v18))
+}
+
+/// A v19 tactic short name read as the v18.1 tactic it came from: v19 splits Defense Evasion
+/// (TA0005) into Stealth and Defense Impairment.
+pub fn tactic_from_v19(short: &str) -> Option<&'static Tactic> {
+    matches!(short, "stealth" | "defense-impairment").then(|| tactic("TA0005")).flatten()
+}
+
 /// All tactic ids (for suggestions).
 pub fn tactic_ids() -> impl Iterator<Item = &'static str> {
     tactics().iter().map(|t| t.id.as_str())
@@ -112,6 +144,19 @@ pub fn technique_ids() -> impl Iterator<Item = &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v19_ids_read_as_the_v18_techniques_they_replaced() {
+        // one v18 id became T1686.001
+        assert_eq!(from_v19("T1686.001").map(|t| t.id.as_str()), Some("T1562.007"));
+        // three v18 ids became T1685: the one with the same name
+        assert_eq!(from_v19("T1685").map(|t| t.id.as_str()), Some("T1562.001"));
+        assert_eq!(from_v19("T1684.001").map(|t| t.id.as_str()), Some("T1656"));
+        assert!(from_v19("T1562.007").is_none(), "a v18 id is not a v19 one");
+        assert!(from_v19("T9999").is_none());
+        assert_eq!(tactic_from_v19("stealth").map(|t| t.id.as_str()), Some("TA0005"));
+        assert!(tactic_from_v19("defense-evasion").is_none());
+    }
 
     #[test]
     fn lookups() {

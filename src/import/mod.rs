@@ -563,10 +563,23 @@ pub fn date(s: &str) -> Option<String> {
 
 /// Add an ATT&CK technique and make sure one of its tactics is listed (the first of the
 /// technique's tactics is added when none is). Returns false for an unknown id.
-pub fn add_technique(id: &str, tactics: &mut Vec<String>, techniques: &mut Vec<String>) -> bool {
-    let Some(t) = crate::attack::technique(id) else {
-        return false;
+pub fn add_technique(id: &str, tactics: &mut Vec<String>, techniques: &mut Vec<String>, parts: &mut Vec<String>) -> bool {
+    let t = match crate::attack::technique(id) {
+        Some(t) => t,
+        None => match crate::attack::from_v19(id) {
+            Some(t) => {
+                parts.push(format!(
+                    "note: technique {id} is an ATT&CK v19 id; read as v{} {} {} (the version rulecast writes)",
+                    crate::attack::VERSION,
+                    t.id,
+                    t.name
+                ));
+                t
+            }
+            None => return false,
+        },
     };
+    let id = t.id.as_str();
     let listed = t
         .tactics
         .iter()

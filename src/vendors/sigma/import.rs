@@ -126,7 +126,12 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
     .to_string();
     d.status = match s_of(m.get("status")).as_deref() {
         Some("stable") => Some("stable".into()),
-        Some("test") | Some("experimental") => Some("experimental".into()),
+        Some("experimental") => Some("experimental".into()),
+        Some("test") => {
+            // Sigma's `test` (tested, not yet stable) has no canonical status of its own
+            parts.push("note: Sigma status test has no canonical status of its own (imported as experimental)".into());
+            Some("experimental".into())
+        }
         Some("deprecated") => Some("deprecated".into()),
         Some("unsupported") => {
             parts.push("metadata: status unsupported has no canonical status".into());
@@ -157,7 +162,7 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
                 .next()
                 .is_some_and(|c| c.is_ascii_digit())
         {
-            if !add_technique(&upper, &mut d.tactics, &mut d.techniques) {
+            if !add_technique(&upper, &mut d.tactics, &mut d.techniques, &mut parts) {
                 parts.push(format!(
                     "note: tag {tag}: no ATT&CK v18.1 technique {upper} (kept as a tag)"
                 ));
@@ -171,7 +176,17 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
             d.tags.push(tag);
             continue;
         }
-        match crate::attack::tactic_by_shortname(&rest.replace('_', "-")) {
+        let short = rest.replace('_', "-");
+        let v19 = crate::attack::tactic_by_shortname(&short).is_none().then(|| crate::attack::tactic_from_v19(&short)).flatten();
+        if let Some(t) = v19 {
+            parts.push(format!(
+                "note: tag {tag} is an ATT&CK v19 tactic; read as v{} {} {}, which v19 split (the version rulecast writes)",
+                crate::attack::VERSION,
+                t.id,
+                t.name
+            ));
+        }
+        match crate::attack::tactic_by_shortname(&short).or(v19) {
             Some(t) => {
                 if !d.tactics.contains(&t.id) {
                     d.tactics.push(t.id.clone());

@@ -610,7 +610,7 @@ fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<String>) -> Option<Va
                 if let Some(last) = vendor.last_mut() {
                     last.1.push(id.clone());
                 }
-                if !add_technique(&id, &mut d.tactics, &mut d.techniques) {
+                if !add_technique(&id, &mut d.tactics, &mut d.techniques, parts) {
                     parts.push(format!(
                         "metadata: threat technique {id} is not in ATT&CK v18.1"
                     ));

@@ -237,7 +237,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
                         d.tactics.push(tac.to_string());
                     }
                     if let Some(t) = tech {
-                        if !tac_ok || !add_technique(t, &mut d.tactics, &mut d.techniques) {
+                        if !tac_ok || !add_technique(t, &mut d.tactics, &mut d.techniques, &mut parts) {
                             parts.push(format!("metadata: MITRE ATT&CK `{e}` is not an ATT&CK v18.1 id"));
                         }
                     } else if !tac_ok {

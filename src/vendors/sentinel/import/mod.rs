@@ -368,7 +368,7 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
                 tech.tactics.first().map_or("", String::as_str)
             ));
         }
-        add_technique(&t, &mut d.tactics, &mut d.techniques);
+        add_technique(&t, &mut d.tactics, &mut d.techniques, &mut parts);
     }
     d.tags.extend(str_list(m.get("tags")));
 
