@@ -182,9 +182,10 @@ impl Matcher {
     }
 
     fn holds(&self, have: &str) -> bool {
-        let h = if self.ci { have.to_lowercase() } else { have.to_string() };
+        let h: std::borrow::Cow<str> = if self.ci { have.to_lowercase().into() } else { have.into() };
+        let h = h.as_ref();
         match self.op {
-            Op::Eq | Op::In => self.texts.iter().any(|w| *w == h),
+            Op::Eq | Op::In => self.texts.iter().any(|w| w == h),
             Op::Contains | Op::Mentions => self.texts.iter().any(|w| h.contains(w.as_str())),
             Op::Startswith => self.texts.iter().any(|w| h.starts_with(w.as_str())),
             Op::Endswith => self.texts.iter().any(|w| h.ends_with(w.as_str())),
@@ -197,7 +198,7 @@ impl Matcher {
 }
 
 /// Every predicate on eventName / eventSource in the condition, with its matcher.
-fn matchers<'c>(c: &'c Cond, out: &mut HashMap<*const Pred, Matcher>, lits: &mut (Vec<String>, Vec<String>)) {
+fn matchers(c: &Cond, out: &mut HashMap<*const Pred, Matcher>, lits: &mut (Vec<String>, Vec<String>)) {
     match c {
         Cond::All(k) | Cond::Any(k) => k.iter().for_each(|k| matchers(k, out, lits)),
         Cond::Not(k) => matchers(k, out, lits),
