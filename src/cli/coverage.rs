@@ -115,3 +115,39 @@ pub fn run(inputs: &Inputs, format: CoverageFormat, out: Option<&Path>, check: b
     let gaps = cov.action_matrix().gaps().len() + cov.technique_matrix().gaps().len();
     Ok(if check && (gaps > 0 || !cov.problems.is_empty()) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
+
+/// How `rulecast explain` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExplainFormat {
+    /// A Markdown page.
+    Markdown,
+    /// The page as JSON.
+    Json,
+}
+
+/// `rulecast explain RULE`: the catalog page of one rule (found by id, name or file stem among
+/// everything loaded). Exit 1 when no loaded rule has that name.
+pub fn explain(inputs: &Inputs, which: &str, platform: Option<&str>, format: ExplainFormat) -> Result<ExitCode> {
+    let cov = gather(inputs)?;
+    let Some(i) = rulecast::coverage::explain::find(&cov, which, platform) else {
+        eprintln!("error: no loaded rule has the id, name or file stem `{which}`");
+        return Ok(ExitCode::from(1));
+    };
+    let e = &cov.entries[i];
+    // a Sentinel rule's stages come from its query text
+    let query = if e.platform == "sentinel" {
+        rulecast::load::files::read_text(Path::new(&e.file), inputs.read)
+            .ok()
+            .and_then(|t| serde_saphyr::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("query").and_then(|q| q.as_str()).map(str::to_string))
+    } else {
+        None
+    };
+    let page = rulecast::coverage::explain::page(&cov, i, query.as_deref());
+    let text = match format {
+        ExplainFormat::Markdown => rulecast::coverage::explain::to_markdown(&page),
+        ExplainFormat::Json => serde_json::to_string_pretty(&page)? + "\n",
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -176,6 +176,36 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// The catalog page of one rule (by id, name or file stem) among the rules loaded as for
+    /// `coverage`: ATT&CK table, rules detecting the same action, stages and predicates,
+    /// indicators with corpus counts, output fields.
+    Explain {
+        /// The rule: its id, name or file stem.
+        rule: String,
+        /// Only a rule on this platform (`sentinel`, `rules:panther`, ...).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Canonical rules: a folder (read recursively) or one rule file.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Microsoft Sentinel rule files or folders (repeatable).
+        #[arg(long)]
+        sentinel: Vec<PathBuf>,
+        /// Elastic detection-rules TOML files or folders (repeatable).
+        #[arg(long)]
+        elastic: Vec<PathBuf>,
+        /// Panther rule YAMLs or folders (repeatable).
+        #[arg(long)]
+        panther: Vec<PathBuf>,
+        /// Sigma rule files or folders (repeatable).
+        #[arg(long)]
+        sigma: Vec<PathBuf>,
+        #[command(flatten)]
+        read: ReadArgs,
+        /// markdown or json.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: coverage::ExplainFormat,
+    },
     /// Check the canonical rules (and that they compile) without writing anything.
     Validate {
         /// Canonical rules: a folder (read recursively) or one rule file.
@@ -265,6 +295,16 @@ fn run(args: Args) -> Result<ExitCode> {
             ];
             let inputs = coverage::Inputs { rules: rules.as_deref(), targets: &targets, vendors, read: read.policy() };
             coverage::run(&inputs, format, out.as_deref(), check)
+        }
+        Command::Explain { rule, platform, rules, sentinel, elastic, panther, sigma, read, format } => {
+            let vendors = vec![
+                (rulecast::import::Vendor::Sentinel, &sentinel[..]),
+                (rulecast::import::Vendor::Elastic, &elastic[..]),
+                (rulecast::import::Vendor::Panther, &panther[..]),
+                (rulecast::import::Vendor::Sigma, &sigma[..]),
+            ];
+            let inputs = coverage::Inputs { rules: rules.as_deref(), targets: &[], vendors, read: read.policy() };
+            coverage::explain(&inputs, &rule, platform.as_deref(), format)
         }
         Command::Events { target, file } => test::events(target, &file),
         Command::Import { from, paths, read, out, force, report, format, authors, created } => {

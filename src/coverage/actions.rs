@@ -92,10 +92,10 @@ pub fn catalogue_from_str(text: &str) -> Catalogue {
     let mut ops = vec![];
     for line in text.lines() {
         if let Some(c) = line.strip_prefix('#') {
-            if botocore.is_empty() {
-                if let Some(rest) = c.split("botocore ").nth(1) {
-                    botocore = rest.split_whitespace().next().unwrap_or("").to_string();
-                }
+            if botocore.is_empty()
+                && let Some(rest) = c.split("botocore ").nth(1)
+            {
+                botocore = rest.split_whitespace().next().unwrap_or("").to_string();
             }
             continue;
         }

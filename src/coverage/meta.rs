@@ -97,10 +97,11 @@ pub fn of(vendor: Vendor, text: &str) -> Meta {
             m.name = s(doc.get("title"));
             m.severity = s(doc.get("level"));
             for t in doc.get("tags").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(rest) = t.as_str().and_then(|t| t.strip_prefix("attack.")) {
-                    if rest.starts_with('t') && rest[1..].starts_with(|c: char| c.is_ascii_digit()) {
-                        push_technique(&mut m, rest);
-                    }
+                if let Some(rest) = t.as_str().and_then(|t| t.strip_prefix("attack."))
+                    && rest.starts_with('t')
+                    && rest[1..].starts_with(|c: char| c.is_ascii_digit())
+                {
+                    push_technique(&mut m, rest);
                 }
             }
         }

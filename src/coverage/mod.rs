@@ -9,6 +9,7 @@
 //! [`render`].
 
 pub mod actions;
+pub mod explain;
 pub mod meta;
 pub mod render;
 
@@ -55,7 +56,15 @@ pub enum Status {
         /// Why.
         reason: String,
     },
-    /// Not built or not imported: the first error.
+    /// A vendor rule that is there but whose detection rulecast could not import: it counts for
+    /// its platform (its ATT&CK ids from its metadata), its actions are unknown.
+    Unread {
+        /// `E502`.
+        code: String,
+        /// The message.
+        reason: String,
+    },
+    /// Not built (canonical rule): the first error.
     Refused {
         /// `E402`.
         code: String,
@@ -65,9 +74,10 @@ pub enum Status {
 }
 
 impl Status {
-    /// Does the rule run on the platform (built, possibly with notes or left-out parts)?
+    /// Is the rule on the platform (built, possibly with notes; a vendor rule read, imported or
+    /// not)?
     pub fn active(&self) -> bool {
-        matches!(self, Status::Built { .. } | Status::Partial { .. })
+        matches!(self, Status::Built { .. } | Status::Partial { .. } | Status::Unread { .. })
     }
     /// One word: built, notes, partial, skipped, refused.
     pub fn word(&self) -> &'static str {
@@ -75,6 +85,7 @@ impl Status {
             Status::Built { notes } if notes.is_empty() => "built",
             Status::Built { .. } => "notes",
             Status::Partial { .. } => "partial",
+            Status::Unread { .. } => "unread",
             Status::Skipped { .. } => "skipped",
             Status::Refused { .. } => "refused",
         }
@@ -87,6 +98,7 @@ impl Status {
                 format!("built with notes {}", notes.iter().map(|(c, n)| format!("{c}×{n}")).collect::<Vec<_>>().join(", "))
             }
             Status::Partial { parts } => format!("partial: {}", parts.join("; ")),
+            Status::Unread { code, reason } => format!("detection not imported {code}: {reason}"),
             Status::Skipped { reason } => format!("skipped: {reason}"),
             Status::Refused { code, reason } => format!("refused {code}: {reason}"),
         }
@@ -164,6 +176,9 @@ pub struct Coverage {
     pub entries: Vec<Entry>,
     /// Files that could not be read or imported.
     pub problems: Vec<Problem>,
+    /// Per entry, the loaded rule (None when its detection was not imported).
+    #[serde(skip)]
+    pub loaded: Vec<Option<std::sync::Arc<Rule>>>,
 }
 
 /// The platform name of canonical rules built for a target.
@@ -202,6 +217,7 @@ impl Coverage {
             self.platform(&rules_platform(t));
         }
         for rule in rules {
+            let shared = std::sync::Arc::new(rule.clone());
             let actions = actions::of(&rule.condition());
             let (tactics, techniques) = attack_of(rule);
             for &t in targets {
@@ -225,6 +241,7 @@ impl Coverage {
                         }
                     }
                 };
+                self.loaded.push(Some(shared.clone()));
                 self.entries.push(Entry {
                     platform: rules_platform(t),
                     origin: Origin::Rules,
@@ -280,6 +297,7 @@ impl Coverage {
                         Outcome::Full | Outcome::Refused(_) => Status::Built { notes: BTreeMap::new() },
                     };
                     let (tactics, techniques) = attack_of(&rule);
+                    let actions = actions::of(&rule.condition());
                     self.entries.push(Entry {
                         platform: platform.clone(),
                         origin: Origin::Vendor,
@@ -288,10 +306,11 @@ impl Coverage {
                         file: name.clone(),
                         severity: Some(severity_of(&rule)),
                         status,
-                        actions: actions::of(&rule.condition()),
+                        actions,
                         tactics,
                         techniques,
                     });
+                    self.loaded.push(Some(std::sync::Arc::new(rule)));
                 }
                 Err(d) => {
                     self.problems.push(Problem::of(&platform, &name, &d));
@@ -303,11 +322,12 @@ impl Coverage {
                         name: m.name.unwrap_or_else(|| imp.slug.clone()),
                         file: name.clone(),
                         severity: m.severity,
-                        status: Status::Refused { code: d.code.to_string(), reason: d.message.clone() },
+                        status: Status::Unread { code: d.code.to_string(), reason: d.message.clone() },
                         actions: Actions::Unknown { reason: format!("the detection was not imported: {}", d.message) },
                         tactics: m.tactics,
                         techniques: m.techniques,
                     });
+                    self.loaded.push(None);
                 }
             }
         }
@@ -315,7 +335,11 @@ impl Coverage {
 
     /// The action × platform matrix: every known action of an active entry.
     pub fn action_matrix(&self) -> Matrix {
-        self.matrix(|e| e.actions.known().iter().map(|a| (a.to_string(), a.to_string())).collect())
+        let mut m = self.matrix(|e| e.actions.known().iter().map(|a| (a.to_string(), a.to_string())).collect());
+        for (p, n) in m.unknown.iter_mut() {
+            *n = self.entries.iter().filter(|e| &e.platform == p && e.status.active() && matches!(e.actions, Actions::Unknown { .. })).count();
+        }
+        m
     }
 
     /// The technique × platform matrix (techniques and sub-techniques as the rules list them).
@@ -349,7 +373,11 @@ impl Coverage {
                 }
             }
         }
-        Matrix { platforms: self.platforms.clone(), rows: rows.into_values().collect() }
+        Matrix {
+            platforms: self.platforms.clone(),
+            rows: rows.into_values().collect(),
+            unknown: self.platforms.iter().map(|p| (p.clone(), 0)).collect(),
+        }
     }
 
     /// For an entry, the active entries on other platforms that can match one of its known
@@ -422,6 +450,9 @@ pub struct Matrix {
     pub platforms: Vec<String>,
     /// Rows, sorted by key.
     pub rows: Vec<Row>,
+    /// Platform → active rules whose keys are unknown (their actions): an empty cell in such a
+    /// column may be covered, so it is not a gap.
+    pub unknown: IndexMap<String, usize>,
 }
 
 /// One row of a [`Matrix`].
@@ -439,9 +470,14 @@ pub struct Row {
 }
 
 impl Matrix {
-    /// The rows covered on some platform but not on every one.
+    /// Is the cell surely empty (no rule, and no rule there whose keys are unknown)?
+    pub fn surely_empty(&self, r: &Row, platform: &str) -> bool {
+        r.counts.get(platform).copied().unwrap_or(0) == 0 && self.unknown.get(platform).copied().unwrap_or(0) == 0
+    }
+
+    /// The rows covered on some platform and surely not covered on another.
     pub fn gaps(&self) -> Vec<&Row> {
-        self.rows.iter().filter(|r| r.counts.values().any(|c| *c == 0) && r.counts.values().any(|c| *c > 0)).collect()
+        self.rows.iter().filter(|r| r.counts.values().any(|c| *c > 0) && self.platforms.iter().any(|p| self.surely_empty(r, p))).collect()
     }
 }
 

@@ -38,7 +38,7 @@ pub fn to_json(cov: &Coverage) -> Value {
             v
         })
         .collect();
-    let matrix = |m: &Matrix| json!({"platforms": m.platforms, "rows": m.rows});
+    let matrix = |m: &Matrix| json!({"platforms": m.platforms, "unknown": m.unknown, "rows": m.rows});
     json!({
         "catalogue": {"botocore": cat.botocore, "operations": cat.ops.len()},
         "attack": ATTACK_VERSION,
@@ -94,7 +94,8 @@ fn matrix_rows(m: &Matrix, only_gaps: bool) -> Vec<Vec<String>> {
         .map(|r| {
             let mut v = vec![if r.label.is_empty() || r.label == r.key { r.key.clone() } else { format!("{} {}", r.key, r.label) }];
             v.extend(m.platforms.iter().map(|p| match r.counts.get(p).copied().unwrap_or(0) {
-                0 => "-".to_string(),
+                0 if m.surely_empty(r, p) => "-".to_string(),
+                0 => "?".to_string(),
                 n => n.to_string(),
             }));
             v
@@ -133,7 +134,11 @@ pub fn to_text(cov: &Coverage) -> String {
     head[0] = "technique".into();
     out.push_str(&format!("\ntechniques × platforms ({} techniques)\n", tm.rows.len()));
     out.push_str(&table(&head, &matrix_rows(&tm, false)));
-    out.push_str(&format!("\ngaps: {} action(s) and {} technique(s) covered somewhere but not everywhere\n", am.gaps().len(), tm.gaps().len()));
+    out.push_str(&format!(
+        "\ngaps: {} action(s) and {} technique(s) covered somewhere and surely not somewhere else (`?`: the platform has rules whose actions are unknown)\n",
+        am.gaps().len(),
+        tm.gaps().len()
+    ));
     let unknown: Vec<&Entry> = cov.entries.iter().filter(|e| matches!(e.actions, Actions::Unknown { .. })).collect();
     if !unknown.is_empty() {
         out.push_str(&format!("\nrules whose actions are unknown ({})\n", unknown.len()));
@@ -288,7 +293,7 @@ fn html_matrix(id: &str, title: &str, m: &Matrix, cov: &Coverage) -> String {
     }
     s.push_str("</tr></thead><tbody>\n");
     for r in &m.rows {
-        let gap = r.counts.values().any(|c| *c == 0) && r.counts.values().any(|c| *c > 0);
+        let gap = r.counts.values().any(|c| *c > 0) && m.platforms.iter().any(|p| m.surely_empty(r, p));
         s.push_str(&format!("<tr data-key=\"{}\" data-gap=\"{}\"><td>{}", e(&r.key), gap, e(&r.key)));
         if !r.label.is_empty() && r.label != r.key {
             s.push_str(&format!(" <span class=\"label\">{}</span>", e(&r.label)));
@@ -297,7 +302,8 @@ fn html_matrix(id: &str, title: &str, m: &Matrix, cov: &Coverage) -> String {
         for p in &m.platforms {
             let n = r.counts.get(p).copied().unwrap_or(0);
             let names: Vec<String> = r.rules.get(p).into_iter().flatten().map(|&i| format!("r{i}")).collect();
-            s.push_str(&format!("<td class=\"c{}\" data-platform=\"{}\" data-count=\"{n}\" data-rules=\"{}\">{}</td>", n.min(3), e(p), e(&names.join(" ")), n));
+            let shown = if n == 0 && !m.surely_empty(r, p) { "?".to_string() } else { n.to_string() };
+            s.push_str(&format!("<td class=\"c{}\" data-platform=\"{}\" data-count=\"{n}\" data-rules=\"{}\">{}</td>", n.min(3), e(p), e(&names.join(" ")), e(&shown)));
         }
         s.push_str("</tr>\n");
     }

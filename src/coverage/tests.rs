@@ -98,6 +98,7 @@ fn matrices_count_active_rules_per_platform_and_gaps() {
         tactics: vec![],
         techniques: vec!["T1562.007".into()],
     });
+    cov.loaded.push(None);
     let m = cov.action_matrix();
     assert_eq!(m.rows.len(), 1);
     let counts: Vec<usize> = m.rows[0].counts.values().copied().collect();
