@@ -85,6 +85,12 @@ fn technique_label(id: &str) -> String {
 
 fn attack_rows(tactics: &[String], techniques: &[String]) -> Vec<AttackRow> {
     let mut rows: Vec<AttackRow> = vec![];
+    // the rule's tactics in its order, also those it names no technique under
+    for id in tactics {
+        if let Some(ta) = crate::attack::tactic(id) {
+            rows.push(AttackRow { tactic: ta.id.clone(), tactic_name: ta.name.clone(), techniques: vec![] });
+        }
+    }
     for t in techniques {
         let shorts: Vec<String> = crate::attack::technique(t).map(|x| x.tactics.clone()).unwrap_or_default();
         // the rule's own tactics the technique belongs to; else the technique's first tactic
@@ -344,6 +350,9 @@ pub fn page(cov: &Coverage, i: usize, query: Option<&str>) -> Page {
         let mut t = String::new();
         tree(&r.condition(), 0, &mut t);
         stages.push(Stage { name: "condition".into(), text: t.trim_end().to_string() });
+        for c in &r.doc.alert.context {
+            output_fields.push((c.value.trim_start_matches('@').to_string(), "alert.context".to_string()));
+        }
         for k in r.doc.alert.details.keys() {
             output_fields.push((k.clone(), "alert.details".to_string()));
         }
