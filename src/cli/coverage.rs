@@ -151,3 +151,50 @@ pub fn explain(inputs: &Inputs, which: &str, platform: Option<&str>, format: Exp
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// A rule set for `rulecast diff`: a folder (or file) that exists, else a git revision of the
+/// rules folder, whose `*.yaml`/`*.yml` files are written into `tmp`.
+fn rule_set(spec: &str, rules: &Path, tmp: &Path) -> Result<PathBuf> {
+    let p = Path::new(spec);
+    if p.exists() {
+        return Ok(p.to_path_buf());
+    }
+    let git = |args: &[&str], dir: &Path| -> Result<Vec<u8>> {
+        let o = std::process::Command::new("git").arg("-C").arg(dir).args(args).output().context("cannot run git")?;
+        if !o.status.success() {
+            bail!("`{spec}` is neither a path nor a git revision of `{}`: git {}: {}", rules.display(), args.join(" "), String::from_utf8_lossy(&o.stderr).trim());
+        }
+        Ok(o.stdout)
+    };
+    let top = String::from_utf8(git(&["rev-parse", "--show-toplevel"], rules)?)?.trim().to_string();
+    let prefix = String::from_utf8(git(&["rev-parse", "--show-prefix"], rules)?)?.trim().to_string();
+    let list = String::from_utf8(git(&["ls-tree", "-r", "--name-only", spec, "--", &prefix], Path::new(&top))?)?;
+    let dest = tmp.join(spec.replace(['/', ':', '~', '^'], "_"));
+    let mut n = 0;
+    for f in list.lines().filter(|f| f.ends_with(".yaml") || f.ends_with(".yml")) {
+        let text = git(&["show", &format!("{spec}:{f}")], Path::new(&top))?;
+        let rel = f.strip_prefix(&prefix).unwrap_or(f);
+        let out = dest.join(rel);
+        std::fs::create_dir_all(out.parent().unwrap_or(&dest))?;
+        std::fs::write(&out, text)?;
+        n += 1;
+    }
+    if n == 0 {
+        bail!("no rule files under `{prefix}` at revision `{spec}`");
+    }
+    Ok(dest)
+}
+
+/// `rulecast diff A B`: what changed in what the rules detect between two rule sets.
+pub fn diff(a: &str, b: &str, rules: &Path, read: ReadPolicy, json: bool) -> Result<ExitCode> {
+    let tmp = tempfile::tempdir()?;
+    let mut sets = vec![];
+    for spec in [a, b] {
+        let dir = rule_set(spec, rules, tmp.path())?;
+        sets.push(gather(&Inputs { rules: Some(&dir), targets: &[], vendors: vec![], read })?);
+    }
+    let d = rulecast::coverage::diff::diff(&sets[0], &sets[1]);
+    let text = if json { serde_json::to_string_pretty(&d)? + "\n" } else { rulecast::coverage::diff::to_text(&d) };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -206,6 +206,23 @@ enum Command {
         #[arg(long, value_enum, default_value = "markdown")]
         format: coverage::ExplainFormat,
     },
+    /// What changed in what the rules detect between two rule sets (folders, or git revisions
+    /// of the rules folder): actions and techniques gained or lost per platform, conditions,
+    /// severity and schedule changes.
+    Diff {
+        /// Before: a folder of canonical rules or a git revision (`HEAD~1`).
+        a: String,
+        /// After: a folder of canonical rules or a git revision.
+        b: String,
+        /// The rules folder a git revision is read from.
+        #[arg(long, default_value = "canonical-rules")]
+        rules: PathBuf,
+        #[command(flatten)]
+        read: ReadArgs,
+        /// text (default) or json.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+    },
     /// Check the canonical rules (and that they compile) without writing anything.
     Validate {
         /// Canonical rules: a folder (read recursively) or one rule file.
@@ -306,6 +323,7 @@ fn run(args: Args) -> Result<ExitCode> {
             let inputs = coverage::Inputs { rules: rules.as_deref(), targets: &[], vendors, read: read.policy() };
             coverage::explain(&inputs, &rule, platform.as_deref(), format)
         }
+        Command::Diff { a, b, rules, read, format } => coverage::diff(&a, &b, &rules, read.policy(), format == ReportFormat::Json),
         Command::Events { target, file } => test::events(target, &file),
         Command::Import { from, paths, read, out, force, report, format, authors, created } => {
             import::run(from, &paths, read.policy(), &out, force, report == ReportFormat::Json, format, &authors, created.as_deref())

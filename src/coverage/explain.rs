@@ -135,7 +135,8 @@ fn indicator_key(field: &str, kind: &str, values: &[String]) -> (String, String,
     (field.to_lowercase(), kind.to_string(), values.iter().map(|v| v.to_lowercase()).collect())
 }
 
-fn tree(c: &Cond, depth: usize, out: &mut String) {
+/// The condition as an indented tree, one node a line.
+pub fn tree(c: &Cond, depth: usize, out: &mut String) {
     let pad = "  ".repeat(depth);
     match c {
         Cond::All(k) => {

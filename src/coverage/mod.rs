@@ -9,6 +9,7 @@
 //! [`render`].
 
 pub mod actions;
+pub mod diff;
 pub mod explain;
 pub mod meta;
 pub mod render;
