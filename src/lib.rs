@@ -3,6 +3,7 @@
 
 pub mod attack;
 pub mod condition;
+pub mod coverage;
 pub mod diag;
 pub mod eval;
 pub mod fields;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+mod coverage;
 mod import;
 mod pack;
 mod test;
@@ -141,6 +142,87 @@ enum Command {
         #[arg(long, value_enum, default_value = "full")]
         format: Format,
     },
+    /// Compare what rules detect across platforms: canonical rules as built for each target
+    /// and/or vendor rule trees read directly (imported in memory, nothing written). Exit 1 with
+    /// --check when something is covered somewhere but not everywhere, or a file was not read.
+    Coverage {
+        /// Canonical rules: a folder (read recursively) or one rule file.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Targets the canonical rules are built for (repeatable); default all.
+        #[arg(long = "target", value_enum)]
+        targets: Vec<Target>,
+        /// Microsoft Sentinel rule files or folders (repeatable).
+        #[arg(long)]
+        sentinel: Vec<PathBuf>,
+        /// Elastic detection-rules TOML files or folders (repeatable).
+        #[arg(long)]
+        elastic: Vec<PathBuf>,
+        /// Panther rule YAMLs (with their Python) or folders (repeatable).
+        #[arg(long)]
+        panther: Vec<PathBuf>,
+        /// Sigma rule files or folders (repeatable).
+        #[arg(long)]
+        sigma: Vec<PathBuf>,
+        #[command(flatten)]
+        read: ReadArgs,
+        /// text, json, csv, navigator (layers into <out>/navigator/) or html.
+        #[arg(long, value_enum, default_value = "text")]
+        format: coverage::CoverageFormat,
+        /// Write here instead of stdout (a file; a folder for navigator).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Exit 1 on gaps or unreadable files.
+        #[arg(long)]
+        check: bool,
+    },
+    /// The catalog page of one rule (by id, name or file stem) among the rules loaded as for
+    /// `coverage`: ATT&CK table, rules detecting the same action, stages and predicates,
+    /// indicators with corpus counts, output fields.
+    Explain {
+        /// The rule: its id, name or file stem.
+        rule: String,
+        /// Only a rule on this platform (`sentinel`, `rules:panther`, ...).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Canonical rules: a folder (read recursively) or one rule file.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Microsoft Sentinel rule files or folders (repeatable).
+        #[arg(long)]
+        sentinel: Vec<PathBuf>,
+        /// Elastic detection-rules TOML files or folders (repeatable).
+        #[arg(long)]
+        elastic: Vec<PathBuf>,
+        /// Panther rule YAMLs or folders (repeatable).
+        #[arg(long)]
+        panther: Vec<PathBuf>,
+        /// Sigma rule files or folders (repeatable).
+        #[arg(long)]
+        sigma: Vec<PathBuf>,
+        #[command(flatten)]
+        read: ReadArgs,
+        /// markdown or json.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: coverage::ExplainFormat,
+    },
+    /// What changed in what the rules detect between two rule sets (folders, or git revisions
+    /// of the rules folder): actions and techniques gained or lost per platform, conditions,
+    /// severity and schedule changes.
+    Diff {
+        /// Before: a folder of canonical rules or a git revision (`HEAD~1`).
+        a: String,
+        /// After: a folder of canonical rules or a git revision.
+        b: String,
+        /// The rules folder a git revision is read from.
+        #[arg(long, default_value = "canonical-rules")]
+        rules: PathBuf,
+        #[command(flatten)]
+        read: ReadArgs,
+        /// text (default) or json.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+    },
     /// Check the canonical rules (and that they compile) without writing anything.
     Validate {
         /// Canonical rules: a folder (read recursively) or one rule file.
@@ -221,6 +303,27 @@ fn run(args: Args) -> Result<ExitCode> {
         Command::Test { rules, only, read, corpus, format } => test::run(&rules, read.policy(), &only, corpus.as_deref(), format == ReportFormat::Json),
         Command::Pack { rules, targets, out, format } => pack::run_pack(&rules, &targets, &out, format),
         Command::Lock { rules, date, check, format } => pack::run_lock(&rules, date.as_deref(), check, format),
+        Command::Coverage { rules, targets, sentinel, elastic, panther, sigma, read, format, out, check } => {
+            let vendors = vec![
+                (rulecast::import::Vendor::Sentinel, &sentinel[..]),
+                (rulecast::import::Vendor::Elastic, &elastic[..]),
+                (rulecast::import::Vendor::Panther, &panther[..]),
+                (rulecast::import::Vendor::Sigma, &sigma[..]),
+            ];
+            let inputs = coverage::Inputs { rules: rules.as_deref(), targets: &targets, vendors, read: read.policy() };
+            coverage::run(&inputs, format, out.as_deref(), check)
+        }
+        Command::Explain { rule, platform, rules, sentinel, elastic, panther, sigma, read, format } => {
+            let vendors = vec![
+                (rulecast::import::Vendor::Sentinel, &sentinel[..]),
+                (rulecast::import::Vendor::Elastic, &elastic[..]),
+                (rulecast::import::Vendor::Panther, &panther[..]),
+                (rulecast::import::Vendor::Sigma, &sigma[..]),
+            ];
+            let inputs = coverage::Inputs { rules: rules.as_deref(), targets: &[], vendors, read: read.policy() };
+            coverage::explain(&inputs, &rule, platform.as_deref(), format)
+        }
+        Command::Diff { a, b, rules, read, format } => coverage::diff(&a, &b, &rules, read.policy(), format == ReportFormat::Json),
         Command::Events { target, file } => test::events(target, &file),
         Command::Import { from, paths, read, out, force, report, format, authors, created } => {
             import::run(from, &paths, read.policy(), &out, force, report == ReportFormat::Json, format, &authors, created.as_deref())

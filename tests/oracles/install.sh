@@ -32,6 +32,19 @@ else
   (cd tests/oracles/kusto && "$NPM" ci --silent --no-audit --no-fund)
 fi
 
+# The coverage page's browser test (tests/coverage_browser.rs): Debian's chromium. Installing it
+# needs root; without root, say so and go on (the test skips outside CI, fails in CI).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "oracles: apt-get install -y chromium" >&2
+    { apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }; } \
+      || echo "install.sh: chromium could not be installed; tests/coverage_browser.rs needs it in CI" >&2
+  else
+    echo "install.sh: chromium is missing and this is not root: apt-get install -y chromium (tests/coverage_browser.rs)" >&2
+  fi
+fi
+
 # Smoke check both oracles.
 pat_version="$("$PYTHON" -m panther_analysis_tool.main --version 2>/dev/null)" \
   || { echo "install.sh: panther_analysis_tool not importable by $PYTHON" >&2; exit 1; }
