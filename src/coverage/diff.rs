@@ -103,7 +103,7 @@ fn schedule(r: &Rule) -> Vec<(String, String)> {
         ("sentinel.query_frequency".into(), s(t.sentinel.query_frequency.as_ref().map(|x| x.value.clone()))),
         ("sentinel.query_period".into(), s(t.sentinel.query_period.as_ref().map(|x| x.value.clone()))),
         ("elastic.interval".into(), s(t.elastic.interval.as_ref().map(|x| x.value.clone()))),
-        ("elastic.from".into(), s(t.elastic.from.clone())),
+        ("elastic.from".into(), s(t.elastic.from.as_ref().map(|x| x.value.clone()))),
         ("panther.dedup_period_minutes".into(), s(t.panther.dedup_period_minutes.map(|m| m.to_string()))),
     ]
 }
