@@ -80,3 +80,23 @@ fn an_elastic_note_reads_back_exactly() {
         prop_assert_eq!(note_read_back(&note), note);
     });
 }
+
+/// The Panther importer says YAML problems as the canonical loader does: no library advice
+/// ("set DuplicateKeyPolicy in Options"), located.
+#[test]
+fn panther_import_yaml_errors_are_in_rulecasts_words() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("in");
+    std::fs::create_dir(&src).expect("mkdir");
+    std::fs::write(
+        src.join("r.yml"),
+        "AnalysisType: rule\nRuleID: A.B\nRuleID: A.C\nFilename: r.py\nDisplayName: x\nEnabled: true\nLogTypes: [AWS.CloudTrail]\nSeverity: Low\n",
+    )
+    .expect("write");
+    std::fs::write(src.join("r.py"), "def rule(event):\n    return True\n").expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_rulecast")).args(["import", "--from", "panther", "in", "--out", "out"]).current_dir(tmp.path()).output().expect("runs");
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("in/r.yml:3:1: error[E501]") && out.contains("duplicate key `RuleID`"), "{out}");
+    assert!(!out.contains("DuplicateKeyPolicy") && !out.contains("Options"), "{out}");
+}
