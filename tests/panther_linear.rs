@@ -196,6 +196,11 @@ fn generated_matchers_agree_with_the_canonical_evaluator() {
             }
         }
     }
+    // both renderings of each operator are exercised
+    for needle in ["re.fullmatch(", "_glob(", "re.search(", "_search("] {
+        let n = modules.iter().filter(|(_, py)| py.contains(needle)).count();
+        assert!(n >= 10, "only {n} generated modules use {needle}");
+    }
     let got = run_python(&modules, &jobs, Duration::from_secs(120));
     let wrong: Vec<String> =
         got.iter().zip(&want).zip(&describe).filter(|((g, w), _)| g != w).map(|((g, w), d)| format!("{d}: python {g}, canonical {w}")).collect();

@@ -7,6 +7,7 @@
 //! the canonical evaluator's `regex` crate uses (case folding, `.`, `\w`, `\b`, `$` as Rust
 //! reads them), and the helper follows its states together: time linear in the text.
 
+use regex_syntax::ast::{self, Ast};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 /// The most instructions a program may have (bounded repetitions are unrolled).
@@ -174,6 +175,98 @@ pub fn program(pattern: &str, case_insensitive: bool) -> Result<String, String> 
     Ok(format!("({start}, ({},), {words})", insts.join(", ")))
 }
 
+/// The regex as Python's own `re.search` pattern, where Python decides it in linear time and
+/// exactly as the canonical evaluator does (so it is rendered as before, `re.search`):
+/// case-sensitive; ASCII literals, `.` and bracket classes of ASCII literals and ranges
+/// (negated or not); `^`, and `$` (written `\Z`: Python's `$` also matches before a final line
+/// break); groups without flags or names; alternation; repetition only bounded (`?`, `{n}`,
+/// `{n,m}`) and only of one character. Every match attempt then reads at most 256 characters
+/// along at most 64 paths (the repetitions' choices times the branches), so the search is
+/// linear. Anything else (`*`, `+`, `\w`/`\s`/`\d`, whose Unicode tables differ, case folding,
+/// which differs for `İ`) goes to the `_search` helper: `None`.
+pub fn python_re(pattern: &str, case_insensitive: bool) -> Option<String> {
+    if case_insensitive {
+        return None;
+    }
+    let tree = ast::parse::Parser::new().parse(pattern).ok()?;
+    let (paths, width) = cost(&tree)?;
+    if paths > 64 || width > 256 {
+        return None;
+    }
+    let mut ends = vec![];
+    end_assertions(&tree, &mut ends);
+    let mut out = pattern.to_string();
+    for (start, end) in ends.into_iter().rev() {
+        out.replace_range(start..end, r"\Z");
+    }
+    Some(out)
+}
+
+/// The byte ranges of the `$` assertions, in order.
+fn end_assertions(a: &Ast, out: &mut Vec<(usize, usize)>) {
+    match a {
+        Ast::Assertion(x) if x.kind == ast::AssertionKind::EndLine => out.push((x.span.start.offset, x.span.end.offset)),
+        Ast::Group(g) => end_assertions(&g.ast, out),
+        Ast::Alternation(alt) => alt.asts.iter().for_each(|x| end_assertions(x, out)),
+        Ast::Concat(c) => c.asts.iter().for_each(|x| end_assertions(x, out)),
+        _ => {}
+    }
+}
+
+fn ascii_literal(l: &ast::Literal) -> bool {
+    l.c.is_ascii() && matches!(l.kind, ast::LiteralKind::Verbatim | ast::LiteralKind::Meta | ast::LiteralKind::Superfluous)
+}
+
+fn class_item(item: &ast::ClassSetItem) -> bool {
+    match item {
+        ast::ClassSetItem::Literal(l) => ascii_literal(l),
+        ast::ClassSetItem::Range(r) => ascii_literal(&r.start) && ascii_literal(&r.end),
+        ast::ClassSetItem::Union(u) => u.items.iter().all(class_item),
+        _ => false,
+    }
+}
+
+/// One character: a literal, `.` or a bracket class in the subset (groups around it looked through).
+fn one_char(a: &Ast) -> bool {
+    match a {
+        Ast::Literal(l) => ascii_literal(l),
+        Ast::Dot(_) => true,
+        Ast::ClassBracketed(c) => matches!(&c.kind, ast::ClassSet::Item(item) if class_item(item)),
+        Ast::Group(g) => plain_group(g) && one_char(&g.ast),
+        _ => false,
+    }
+}
+
+fn plain_group(g: &ast::Group) -> bool {
+    match &g.kind {
+        ast::GroupKind::CaptureIndex(_) => true,
+        ast::GroupKind::NonCapturing(flags) => flags.items.is_empty(),
+        ast::GroupKind::CaptureName { .. } => false,
+    }
+}
+
+/// (paths, width) of a regex in the subset, or None.
+fn cost(a: &Ast) -> Option<(u64, u64)> {
+    match a {
+        Ast::Empty(_) => Some((1, 0)),
+        Ast::Literal(_) | Ast::Dot(_) | Ast::ClassBracketed(_) => one_char(a).then_some((1, 1)),
+        Ast::Assertion(x) => matches!(x.kind, ast::AssertionKind::StartLine | ast::AssertionKind::EndLine).then_some((1, 0)),
+        Ast::Repetition(r) => {
+            let (min, max) = match &r.op.kind {
+                ast::RepetitionKind::ZeroOrOne => (0, 1),
+                ast::RepetitionKind::Range(ast::RepetitionRange::Exactly(n)) => (*n, *n),
+                ast::RepetitionKind::Range(ast::RepetitionRange::Bounded(m, n)) => (*m, *n),
+                _ => return None,
+            };
+            (one_char(&r.ast) && min <= max).then_some((u64::from(max - min) + 1, u64::from(max)))
+        }
+        Ast::Group(g) => if plain_group(g) { cost(&g.ast) } else { None },
+        Ast::Alternation(alt) => alt.asts.iter().try_fold((0u64, 0u64), |(p, w), x| cost(x).map(|(xp, xw)| (p.saturating_add(xp), w.max(xw)))),
+        Ast::Concat(c) => c.asts.iter().try_fold((1u64, 0u64), |(p, w), x| cost(x).map(|(xp, xw)| (p.saturating_mul(xp), w.saturating_add(xw)))),
+        Ast::Flags(_) | Ast::ClassUnicode(_) | Ast::ClassPerl(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +277,17 @@ mod tests {
         assert_eq!(program("a*", false).unwrap(), "(1, ((3,), (1, 2, 0), (0, 1, (97, 98,)),), ())");
         assert!(program("a{5000}", false).unwrap_err().contains("more than"));
         assert!(program(r"\b", false).unwrap().ends_with(")"));
+    }
+
+    #[test]
+    fn the_python_re_subset() {
+        for yes in ["a[ab]{20}c", "^arn:aws:iam::[0-9]{12}:root", "(foo|bar)-[^ ]?x", "a.b", r"\.txt", "[]a]", "(?:a){0,3}b"] {
+            assert_eq!(python_re(yes, false).as_deref(), Some(yes));
+        }
+        assert_eq!(python_re("(a$|b)[$]$", false).as_deref(), Some(r"(a\Z|b)[$]\Z"));
+        for no in ["a*", "a+", "(a+)+", r"\w", r"\d", "é", "(?i)a", "(?:ab){2}", "[a-z]{1,40}@[a-z]{1,40}", "(?<n>a)", r"\x41", "[[:alpha:]]", "(?m:$)"] {
+            assert_eq!(python_re(no, false), None, "{no}");
+        }
+        assert_eq!(python_re("abc", true), None);
     }
 }

@@ -360,6 +360,11 @@ fn pred(p: &Pred, py: &mut Py, cx: &mut Cx) -> String {
         Op::Regex => {
             let mut alts = vec![];
             for s in p.values.iter().filter_map(|v| v.as_str()) {
+                if let Some(python) = nfa::python_re(s, ci) {
+                    py.imports.insert("re");
+                    alts.push(format!("re.search({}, text) is not None", py_str(&python)));
+                    continue;
+                }
                 match nfa::program(s, ci) {
                     Ok(program) => {
                         py.use_helper("_search");
