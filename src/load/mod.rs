@@ -108,8 +108,9 @@ pub fn risk_band(sev: Severity) -> (u32, u32) {
     }
 }
 
-/// Turn a YAML deserialisation error into a located diagnostic.
-fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
+/// Turn a YAML deserialisation error into a located diagnostic in rulecast's words (the
+/// importers use it too, so that the YAML library's advice never reaches a user).
+pub fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
     let span = e.location().filter(|l| l.line() > 0).map(|l| Span {
         file: file.to_string(),
         line: l.line() as usize,

@@ -31,7 +31,7 @@ pub fn zip(files: &[(String, String)]) -> Result<Vec<u8>, String> {
 /// Standard-library modules a rulecast Panther rule may import; any other import needs a module
 /// the pack does not carry (a panther-analysis global helper), and is reported.
 pub const STDLIB: &[&str] = &[
-    "collections", "collections.abc", "datetime", "fnmatch", "ipaddress", "json", "math", "re", "string", "typing", "urllib", "urllib.parse",
+    "bisect", "collections", "collections.abc", "datetime", "fnmatch", "ipaddress", "json", "math", "re", "string", "typing", "urllib", "urllib.parse",
 ];
 
 /// The modules a Python file imports that are not in [`STDLIB`].

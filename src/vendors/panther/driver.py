@@ -1,12 +1,14 @@
 # rulecast's Panther runner: one process evaluates every generated rule module on every event.
 # stdin: one JSON object per line: {"id": N, "module": "<file stem>", "event": {...},
 #        "allowlists": {"NAME": [entries]}}
-# argv[1]: the folder holding the generated .py modules.
+# argv[1]: the folder holding the generated .py modules; argv[2]: the seconds one event may take
+#          (loading its module included) before it is stopped and reported as an error.
 # stdout: one JSON object per line: {"id": N, "matched": bool} or {"id": N, "error": "..."}
 # Events are wrapped in Panther's own PantherEvent (case-insensitive keys, immutable
 # containers) when panther_core is installed, as panther_analysis_tool does.
 import importlib.util
 import json
+import signal
 import sys
 import traceback
 
@@ -16,7 +18,23 @@ except ImportError:  # plain dicts: keys compare case-sensitively
     PantherEvent = None
 
 folder = sys.argv[1]
+limit = float(sys.argv[2]) if len(sys.argv) > 2 else 5.0
+# started with -I (isolated): the script's folder is not on sys.path; the rules' folder is, as
+# before, so that a module importing another generated one still finds it
+sys.path.insert(0, folder)
 modules = {}
+
+
+class Runaway(BaseException):
+    # a BaseException, so that a rule's `except Exception` does not swallow it
+    pass
+
+
+def stop(signum, frame):
+    raise Runaway()
+
+
+signal.signal(signal.SIGALRM, stop)
 
 
 def load(name):
@@ -31,6 +49,7 @@ def load(name):
 print(json.dumps({"panther_event": PantherEvent is not None}), flush=True)
 for line in sys.stdin:
     job = json.loads(line)
+    signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         module = load(job["module"])
         saved = {}
@@ -43,6 +62,11 @@ for line in sys.stdin:
         finally:
             for name, value in saved.items():
                 setattr(module, name, value)
+    except Runaway:
+        modules.pop(job["module"], None)
+        result = {"id": job["id"], "timeout": limit}
     except Exception as exc:  # reported per event, never fatal
         result = {"id": job["id"], "error": "".join(traceback.format_exception_only(type(exc), exc)).strip()}
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
     print(json.dumps(result), flush=True)

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -18,6 +20,133 @@ use crate::vendors::{Decision, Job, Target};
 
 /// The Python driver, embedded.
 const DRIVER: &str = include_str!("driver.py");
+
+/// How long the rule's Python may take on one event (loading its module included): the driver
+/// stops it then (SIGALRM) and reports the event as an error naming the rule; the other events
+/// still run.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How much longer rulecast waits for an answer before it kills the driver (a rule stuck where
+/// Python does not handle signals), reports the event and starts a new driver for the rest.
+const BACKSTOP: Duration = Duration::from_secs(10);
+
+/// The Python interpreter's own path (`python3` on PATH may be a shim that needs the user's
+/// environment, which the rules' process does not get).
+fn interpreter() -> Result<std::path::PathBuf, String> {
+    let out = Command::new("python3")
+        .args(["-I", "-c", "import sys; print(sys.executable)"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot start python3 (needed for the Panther verdicts): {e}"))?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || path.is_empty() {
+        return Err("python3 does not say where its interpreter is (sys.executable)".into());
+    }
+    Ok(path.into())
+}
+
+/// One driver process.
+struct Run<'a> {
+    python: &'a Path,
+    dir: &'a Path,
+    home: &'a Path,
+    driver: &'a Path,
+}
+
+impl Run<'_> {
+    /// Start the driver isolated: `-I` (no PYTHON* variables, no user site-packages, the
+    /// script's folder not on sys.path), an environment of PATH and a temporary HOME only, the
+    /// temporary folder as working directory. (`-I` also ignores PYTHONHASHSEED, so string hashes
+    /// stay randomised; a verdict does not depend on them.)
+    fn spawn(&self) -> Result<std::process::Child, String> {
+        let mut cmd = Command::new(self.python);
+        cmd.arg("-I").arg(self.driver).arg(self.dir).arg(EVENT_TIMEOUT.as_secs().to_string());
+        cmd.env_clear().env("HOME", self.home).env("LC_ALL", "C.UTF-8");
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.current_dir(self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start python3 (needed for the Panther verdicts): {e}"))
+    }
+
+    /// Decide `pending` in one driver. `None`: all answered; `Some((i, died))`: the driver hung
+    /// (`died` false) or ended on `pending[i]`; the answers before it are in `results`.
+    fn decide(
+        &self,
+        pending: &[(usize, String)],
+        results: &mut HashMap<usize, Decision>,
+        panther_event: &mut bool,
+    ) -> Result<Option<(usize, bool)>, String> {
+        let io = |e: std::io::Error| format!("cannot run the Panther rules: {e}");
+        let mut child = self.spawn()?;
+        let mut stdin = child.stdin.take().ok_or("python3 stdin")?;
+        let lines: Vec<String> = pending.iter().map(|(_, l)| l.clone()).collect();
+        // a killed driver makes these writes fail: that is expected, not reported
+        let writer = std::thread::spawn(move || {
+            for l in lines {
+                if writeln!(stdin, "{l}").is_err() {
+                    break;
+                }
+            }
+        });
+        let stdout = child.stdout.take().ok_or("python3 stdout")?;
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut answered = 0usize;
+        let mut first = true;
+        let outcome = loop {
+            if answered == pending.len() {
+                break None;
+            }
+            match rx.recv_timeout(EVENT_TIMEOUT + BACKSTOP) {
+                Ok(line) => {
+                    let v: Value = serde_json::from_str(&line.map_err(io)?)
+                        .map_err(|_| "the Panther driver printed something that is not JSON".to_string())?;
+                    if first {
+                        first = false;
+                        *panther_event = v["panther_event"].as_bool().unwrap_or(false);
+                        continue;
+                    }
+                    let id = v["id"].as_u64().unwrap_or(u64::MAX) as usize;
+                    let decision = match (v.get("matched").and_then(Value::as_bool), v.get("error").and_then(Value::as_str)) {
+                        (Some(b), _) => Decision::of(b),
+                        (None, Some(e)) => Decision::Error(format!("python: {e}")),
+                        _ if v.get("timeout").is_some() => Decision::Error(format!(
+                            "python: the rule did not decide this event within {} s and was stopped (a runaway rule)",
+                            EVENT_TIMEOUT.as_secs()
+                        )),
+                        _ => Decision::Error("python: no verdict".into()),
+                    };
+                    results.insert(id, decision);
+                    answered += 1;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break Some((answered, false)),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break Some((answered, true)),
+            }
+        };
+        if outcome.is_some() {
+            let _ = child.kill();
+        }
+        let status = child.wait().map_err(io)?;
+        drop(rx);
+        let _ = writer.join();
+        let _ = reader.join();
+        if outcome.is_none() && !status.success() {
+            return Err("the Panther driver (python3) failed".into());
+        }
+        Ok(outcome)
+    }
+}
 
 /// Decide every job in one Python process. The flag says whether events were wrapped in
 /// `PantherEvent` (case-insensitive keys).
@@ -51,49 +180,37 @@ pub fn decide(jobs: &[Job]) -> Result<(Vec<Decision>, bool), String> {
     }
     let driver = dir.path().join("rulecast_driver.py");
     std::fs::write(&driver, DRIVER).map_err(io)?;
-    let mut child = Command::new("python3")
-        .arg(&driver)
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start python3 (needed for the Panther verdicts): {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("python3 stdin")?;
-    let lines: Vec<String> = jobs
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).map_err(io)?;
+    let python = interpreter()?;
+    let mut pending: Vec<(usize, String)> = jobs
         .iter()
         .enumerate()
         .filter_map(|(i, j)| match built.get(&j.rule.file) {
-            Some(Ok(stem)) => Some(serde_json::json!({"id": i, "module": stem, "event": j.event, "allowlists": j.allowlists}).to_string()),
+            Some(Ok(stem)) => Some((i, serde_json::json!({"id": i, "module": stem, "event": j.event, "allowlists": j.allowlists}).to_string())),
             _ => None,
         })
         .collect();
-    let writer = std::thread::spawn(move || -> std::io::Result<()> {
-        for l in lines {
-            writeln!(stdin, "{l}")?;
-        }
-        Ok(())
-    });
     let mut results: HashMap<usize, Decision> = HashMap::new();
     let mut panther_event = false;
-    let stdout = child.stdout.take().ok_or("python3 stdout")?;
-    for (n, line) in BufReader::new(stdout).lines().enumerate() {
-        let v: Value = serde_json::from_str(&line.map_err(io)?).map_err(|_| "the Panther driver printed something that is not JSON".to_string())?;
-        if n == 0 {
-            panther_event = v["panther_event"].as_bool().unwrap_or(false);
-            continue;
+    // one driver for the whole run; one that hangs past the backstop or dies is replaced, the
+    // event it was deciding reported as an error, and the other events still run
+    while !pending.is_empty() {
+        let run = Run { python: &python, dir: dir.path(), home: &home, driver: &driver };
+        match run.decide(&pending, &mut results, &mut panther_event)? {
+            None => break,
+            Some((stuck, died)) => {
+                let (id, _) = pending[stuck];
+                let file = jobs[id].rule.file.as_str();
+                let why = if died {
+                    format!("python: {file}: the Python process ended while deciding this event")
+                } else {
+                    format!("python: {file}: the rule did not decide this event within {} s and was stopped", EVENT_TIMEOUT.as_secs() + BACKSTOP.as_secs())
+                };
+                results.insert(id, Decision::Error(why));
+                pending.drain(..=stuck);
+            }
         }
-        let id = v["id"].as_u64().unwrap_or(u64::MAX) as usize;
-        let decision = match (v.get("matched").and_then(Value::as_bool), v.get("error").and_then(Value::as_str)) {
-            (Some(b), _) => Decision::of(b),
-            (None, Some(e)) => Decision::Error(format!("python: {e}")),
-            _ => Decision::Error("python: no verdict".into()),
-        };
-        results.insert(id, decision);
-    }
-    writer.join().map_err(|_| "the writer thread failed".to_string())?.map_err(io)?;
-    let status = child.wait().map_err(io)?;
-    if !status.success() {
-        return Err("the Panther driver (python3) failed".into());
     }
     let out = jobs
         .iter()

@@ -2332,7 +2332,7 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
     for k in &kept {
         py.used.insert(k.clone());
     }
-    let (mut prelude_text, mut missing) = prelude(&py, suite);
+    let (mut prelude_text, mut missing, mut dropped) = prelude(&py, suite);
     // kept code that calls an alert function read into the canonical alert needs the original:
     // keep that one as Python too
     loop {
@@ -2358,7 +2358,7 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
             logic.parts.retain(|p| !p.starts_with(&format!("metadata: {n}()")) && !(n == "alert_context" && p.starts_with("metadata: alert_context:")));
             logic.parts.push(format!("metadata: {n}() kept as Python in targets.panther.prelude (kept code calls it)"));
         }
-        (prelude_text, missing) = prelude(&py, suite);
+        (prelude_text, missing, dropped) = prelude(&py, suite);
     }
     let prelude = prelude_text;
     if prelude.as_deref().is_some_and(|p| p.contains("def lookup_aws_account_name(")) {
@@ -2367,6 +2367,20 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
     for m in missing {
         logic.parts.push(format!(
             "detection: `{m}` comes from a Panther helper module rulecast does not bundle; the prelude imports it (runs only where panther-analysis' global helpers are installed)"
+        ));
+    }
+    for i in dropped {
+        let st = &suite[i];
+        let line = py.src.get(..st.range().start().to_usize()).map_or(0, |b| b.matches('\n').count()) + 1;
+        let text = py.text(st.range());
+        let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut text: String = folded.chars().take(80).collect();
+        if folded.chars().count() > 80 {
+            text.push('…');
+        }
+        let text = crate::diag::shown(&text);
+        logic.parts.push(format!(
+            "metadata: module statement at line {line} left out (it runs when the module loads and defines nothing the rule uses): `{text}`"
         ));
     }
     logic.prelude = prelude;
@@ -2658,8 +2672,9 @@ fn alert_context<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<(Ve
 
 /// The prelude: the module statements that define the used names (and what those use), in
 /// module order; Panther helper imports replaced by rulecast's own small equivalents. Returns
-/// also the helper names rulecast cannot supply.
-fn prelude(py: &Py<'_>, suite: &[Stmt]) -> (Option<String>, Vec<String>) {
+/// also the helper names rulecast cannot supply, and the module statements left out that run
+/// code when the module loads (see [`runs_code`]), to be reported.
+fn prelude(py: &Py<'_>, suite: &[Stmt]) -> (Option<String>, Vec<String>, Vec<usize>) {
     let mut need: BTreeSet<String> = py.used.clone();
     let mut stack: Vec<String> = need.iter().cloned().collect();
     let mut helper_names: BTreeSet<String> = BTreeSet::new();
@@ -2688,8 +2703,10 @@ fn prelude(py: &Py<'_>, suite: &[Stmt]) -> (Option<String>, Vec<String>) {
             }
         }
     }
+    let mut dropped = vec![];
     if need.is_empty() {
-        return (None, missing);
+        dropped.extend(suite.iter().enumerate().filter(|(_, st)| runs_code(st)).map(|(i, _)| i));
+        return (None, missing, dropped);
     }
     let mut out: Vec<String> = vec![];
     let mut std_imports: BTreeSet<String> = BTreeSet::new();
@@ -2707,6 +2724,9 @@ fn prelude(py: &Py<'_>, suite: &[Stmt]) -> (Option<String>, Vec<String>) {
             .map(|(k, _)| k)
             .collect();
         if defines.is_empty() {
+            if runs_code(st) {
+                dropped.push(i);
+            }
             continue;
         }
         match st {
@@ -2765,7 +2785,28 @@ fn prelude(py: &Py<'_>, suite: &[Stmt]) -> (Option<String>, Vec<String>) {
         text.push_str(r.trim_end());
         text.push('\n');
     }
-    (Some(text), missing)
+    (Some(text), missing, dropped)
+}
+
+/// Does a module statement run code when the module loads, beyond defining a function, a
+/// class or a constant? (A call, a loop, a branch, `with`, `try`, an assignment that calls
+/// something, ...: `os.system(...)` at module level.) A docstring, an import, a `def` and an
+/// assignment of a plain value do not.
+fn runs_code(st: &Stmt) -> bool {
+    match st {
+        Stmt::Expr(x) => !matches!(x.value.as_ref(), Expr::Constant(_)),
+        Stmt::FunctionDef(_) | Stmt::AsyncFunctionDef(_) | Stmt::Import(_) | Stmt::ImportFrom(_) | Stmt::Pass(_) => false,
+        Stmt::ClassDef(c) => !c.decorator_list.is_empty(),
+        Stmt::Assign(a) => calls(&a.value),
+        Stmt::AnnAssign(a) => a.value.as_deref().is_some_and(calls),
+        _ => true,
+    }
+}
+
+/// Does an expression call something (anywhere inside)?
+fn calls(e: &Expr) -> bool {
+    let text = format!("{e:?}");
+    text.contains("Call(ExprCall") || text.contains("Await(") || text.contains("Yield")
 }
 
 fn helper_block(names: &BTreeSet<String>, _imports: &BTreeSet<String>) -> Vec<String> {

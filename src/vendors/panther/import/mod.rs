@@ -124,14 +124,10 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     let doc: Value = match serde_saphyr::from_str(yaml_text) {
         Ok(v) => v,
         Err(e) => {
-            let span = e.location().filter(|l| l.line() > 0).map(|l| Span {
-                file: file.to_string(),
-                line: l.line() as usize,
-                col: l.column() as usize,
-            });
-            let msg = e.without_snippet().to_string();
-            let msg = msg.lines().next().unwrap_or("").to_string();
-            return refuse(Code::E501, format!("yaml syntax error: {msg}"), span.or_else(|| span_at(file, yaml_text, 0)));
+            // in rulecast's words, as the canonical loader says it (no library advice)
+            let d = crate::load::yaml_error(file, &e);
+            let msg = if d.message.starts_with("yaml syntax error") { d.message } else { format!("yaml syntax error: {}", d.message) };
+            return refuse(Code::E501, msg, d.span.or_else(|| span_at(file, yaml_text, 0)));
         }
     };
     let at = |key: &str| span_at(file, yaml_text, key_offset(yaml_text, key));

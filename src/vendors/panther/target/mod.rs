@@ -3,6 +3,7 @@
 //! Input: a [`Rule`]. Output: `panther/<file>.yml` and `panther/<file>.py`. The Python comes
 //! from [`python`]; the templates in `templates/panther/` lay out both files.
 
+pub mod nfa;
 pub mod python;
 
 use serde::Serialize;
@@ -234,6 +235,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         }
     }
     body.push("    return True".into());
+    constants.append(&mut py.regexes);
     // derived fields
     let mut derive = vec![];
     let mut known: Vec<String> = vec![];

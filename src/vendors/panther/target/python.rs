@@ -14,7 +14,9 @@ use crate::fields::{self, Seg};
 use crate::load::Rule;
 use crate::model::{Case, Expr, ExprTest, Op};
 use crate::targets::Cx;
-use crate::targets::render::py_str;
+use crate::targets::render::{comment_text, py_str};
+
+use super::nfa;
 
 /// Helper functions the generated module may need: (name, source). Emitted only when used.
 pub const HELPERS: &[(&str, &str)] = &[
@@ -80,7 +82,15 @@ pub const HELPERS: &[(&str, &str)] = &[
     ),
     (
         "_glob",
-        "def _glob(pattern, text):\n    # whole-value glob: * any run, ? one character\n    regex = \"\".join(\".*\" if c == \"*\" else \".\" if c == \"?\" else re.escape(c) for c in pattern)\n    return re.fullmatch(regex, text, re.S) is not None\n",
+        "def _glob(pattern, text, flags=0):\n    # whole-value glob (* any run, ? one character) in linear time, without a backtracking\n    # regex: the parts between stars have a fixed length, so each is placed at its leftmost\n    # match after the one before; the first part starts the text and the last one ends it\n    parts = pattern.split(\"*\")\n    regexes = [re.compile(\"\".join(\".\" if c == \"?\" else re.escape(c) for c in part), re.S | flags) for part in parts]\n    if len(parts) == 1:\n        return regexes[0].fullmatch(text) is not None\n    end = len(text) - len(parts[-1])\n    if end < 0 or regexes[-1].fullmatch(text, end) is None:\n        return False\n    found = regexes[0].match(text, 0, end)\n    for regex in regexes[1:-1]:\n        if found is None:\n            return False\n        found = regex.search(text, found.end(), end)\n    return found is not None\n",
+    ),
+    (
+        "_search",
+        "_SEARCHES = {}\n\n\ndef _search(program, text):\n    # an unanchored regex search in linear time: `program` is the regex compiled by rulecast\n    # (with the canonical evaluator's semantics) into a Thompson NFA, whose states are followed\n    # together instead of backtracking; each step (set of states, class of character) is worked\n    # out once and kept\n    machine = _SEARCHES.get(id(program))\n    if machine is None:\n        machine = _SEARCHES[id(program)] = _Search(program)\n    return machine.search(text)\n",
+    ),
+    (
+        "_Search",
+        "class _Search:\n    def __init__(self, program):\n        self.start, self.insts, self.words = program\n        bounds = {10, 11, 48, 58, 65, 91, 95, 96, 97, 123}\n        for inst in self.insts:\n            if inst[0] == 0:\n                bounds.update(inst[2])\n        bounds.update(self.words)\n        self.bounds = sorted(bounds)\n        self.looks = any(inst[0] == 2 for inst in self.insts)\n        self.reset()\n\n    def reset(self):\n        # per state: the next state by character, and by cell (a range of characters every\n        # instruction treats alike)\n        self.states, self.ids, self.rows, self.cells = [], {}, [], []\n\n    def state(self, key):\n        found = self.ids.get(key)\n        if found is None:\n            found = self.ids[key] = len(self.states)\n            self.states.append(key)\n            self.rows.append({})\n            self.cells.append({})\n        return found\n\n    def kind(self, cell):\n        # (newline, Unicode word character, ASCII word character) of the characters in a cell\n        code = self.bounds[cell - 1] if cell else 0\n        ascii_word = 48 <= code < 58 or 65 <= code < 91 or code == 95 or 97 <= code < 123\n        return (code == 10, bisect_right(self.words, code) % 2 == 1, ascii_word)\n\n    def holds(self, look, before, after):\n        if look == 0:\n            return before is None\n        if look == 1:\n            return after is None\n        if look == 2:\n            return before is None or before[0]\n        if look == 3:\n            return after is None or after[0]\n        bit = 1 if look < 6 else 2\n        edge = (before is not None and before[bit]) != (after is not None and after[bit])\n        return edge if look in (4, 6) else not edge\n\n    def closure(self, states, before, after):\n        # the instructions reachable without reading a character: character tests and the match\n        seen, stack, out = set(), list(states), []\n        while stack:\n            i = stack.pop()\n            if i in seen:\n                continue\n            seen.add(i)\n            inst = self.insts[i]\n            if inst[0] == 1:\n                stack.append(inst[2])\n                stack.append(inst[1])\n            elif inst[0] == 2:\n                if self.holds(inst[2], before, after):\n                    stack.append(inst[1])\n            else:\n                out.append(inst)\n        return out\n\n    def step(self, state, cell):\n        states, before = self.states[state]\n        after = self.kind(cell)\n        code = self.bounds[cell - 1] if cell else 0\n        nxt = []\n        for inst in self.closure(states | {self.start}, before, after):\n            if inst[0] == 3:\n                return True\n            if bisect_right(inst[2], code) % 2 == 1:\n                nxt.append(inst[1])\n        return self.state((frozenset(nxt), after if self.looks else None))\n\n    def search(self, text):\n        if len(self.states) > 2000:\n            self.reset()\n        state = self.state((frozenset(), None))\n        rows = self.rows\n        for char in text:\n            nxt = rows[state].get(char)\n            if nxt is None:\n                cell = bisect_right(self.bounds, ord(char))\n                nxt = self.cells[state].get(cell)\n                if nxt is None:\n                    nxt = self.cells[state][cell] = self.step(state, cell)\n                if len(rows[state]) < 256:\n                    rows[state][char] = nxt\n            if nxt is True:\n                return True\n            state = nxt\n        states, before = self.states[state]\n        return any(inst[0] == 3 for inst in self.closure(states | {self.start}, before, None))\n",
     ),
     (
         "_mentions",
@@ -110,6 +120,7 @@ const HELPER_DEPS: &[(&str, &[&str])] = &[
     ("_elements", &["_get", "_is_list"]),
     ("_mentions", &["_has", "_is_list", "_text"]),
     ("_texts", &["_text", "_is_list"]),
+    ("_search", &["_Search"]),
     ("_outcome", &["_get"]),
     ("_console_login_mfa_used", &["_get", "_text"]),
 ];
@@ -122,7 +133,9 @@ const HELPER_IMPORTS: &[(&str, &str)] = &[
     ("_allowed", "json"),
     ("_elements", "json"),
     ("_mentions", "from collections.abc import Mapping, Sequence"),
-    ("_text", "json"), ("_str", "json"), ("_in_cidr", "ipaddress"), ("_source_ip", "ipaddress"), ("_glob", "re"), ("re", "re")];
+    ("_text", "json"), ("_str", "json"), ("_in_cidr", "ipaddress"), ("_source_ip", "ipaddress"), ("_glob", "re"), ("re", "re"),
+    ("_Search", "from bisect import bisect_right"),
+];
 
 /// Collected state while generating one module.
 #[derive(Default)]
@@ -135,6 +148,8 @@ pub struct Py {
     pub unavailable: Vec<(String, &'static str)>,
     /// Those already reported with the condition's place.
     pub reported: BTreeSet<String>,
+    /// Module constants for the regexes (`_REGEX_<n> = <program>` with a comment), in order.
+    pub regexes: Vec<String>,
 }
 
 /// Report a virtual field Panther has no data for, at the condition that reads it.
@@ -168,6 +183,14 @@ impl Py {
     pub fn helper_sources(&self) -> Vec<String> {
         HELPERS.iter().filter(|(n, _)| self.helpers.contains(n)).map(|(_, s)| s.to_string()).collect()
     }
+}
+
+/// Whether Python's backtracking `re.fullmatch` decides a glob in linear time: `^A.*B$` tries
+/// `B` once per position, and stars at the end always match at once (`.*$`), but two stars
+/// before the end nest (`^.*a.*a.*b$` is O(n²), and each further star multiplies by n). Other
+/// globs go to the `_glob` helper.
+pub fn glob_is_linear_in_re(glob: &str) -> bool {
+    glob.trim_end_matches('*').matches('*').count() <= 1
 }
 
 /// `EventNameList` -> `EVENT_NAME_LIST`.
@@ -241,7 +264,7 @@ pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
         }
         Cond::Pred(p) => {
             check_available(&p.field, &p.span, py, cx);
-            pred(p, py)
+            pred(p, py, cx)
         }
         Cond::FieldRef(f) => {
             check_available(&f.field, &f.span, py, cx);
@@ -283,7 +306,7 @@ fn paren(s: &str) -> String {
     if s.starts_with('(') && s.ends_with(')') { s.to_string() } else { format!("({s})") }
 }
 
-fn pred(p: &Pred, py: &mut Py) -> String {
+fn pred(p: &Pred, py: &mut Py, cx: &mut Cx) -> String {
     let get = getter(&p.field, py);
     let ci = p.case == Case::Insensitive;
     let fold = |s: &str| if ci { s.to_lowercase() } else { s.to_string() };
@@ -320,21 +343,46 @@ fn pred(p: &Pred, py: &mut Py) -> String {
             let arg = if strs.len() == 1 { strs[0].clone() } else { format!("({})", strs.join(", ")) };
             format!("{subject}.{method}({arg})")
         }
-        Op::Glob | Op::Regex => {
-            py.imports.insert("re");
+        Op::Glob => {
             let flags = if ci { ", re.I" } else { "" };
-            p.values
-                .iter()
-                .filter_map(|v| v.as_str())
-                .map(|s| {
-                    if p.op == Op::Glob {
-                        format!("re.fullmatch({}, text{flags}) is not None", py_str(&glob_to_regex(s)))
-                    } else {
-                        format!("re.search({}, text{flags}) is not None", py_str(s))
+            let mut alts = vec![];
+            for s in p.values.iter().filter_map(|v| v.as_str()) {
+                if glob_is_linear_in_re(s) {
+                    py.imports.insert("re");
+                    alts.push(format!("re.fullmatch({}, text{flags}) is not None", py_str(&glob_to_regex(s))));
+                } else {
+                    py.use_helper("_glob");
+                    alts.push(format!("_glob({}, text{flags})", py_str(s)));
+                }
+            }
+            alts.join(" or ")
+        }
+        Op::Regex => {
+            let mut alts = vec![];
+            for s in p.values.iter().filter_map(|v| v.as_str()) {
+                if let Some(python) = nfa::python_re(s, ci) {
+                    py.imports.insert("re");
+                    alts.push(format!("re.search({}, text) is not None", py_str(&python)));
+                    continue;
+                }
+                match nfa::program(s, ci) {
+                    Ok(program) => {
+                        py.use_helper("_search");
+                        let name = format!("_REGEX_{}", py.regexes.len() + 1);
+                        let case = if ci { " (case-insensitive)" } else { "" };
+                        py.regexes.push(format!(
+                            "# {}{case}, compiled by rulecast for _search (linear time, no backtracking)\n{name} = {program}",
+                            comment_text(&format!("regex `{s}`"))
+                        ));
+                        alts.push(format!("_search({name}, text)"));
                     }
-                })
-                .collect::<Vec<_>>()
-                .join(" or ")
+                    Err(why) => {
+                        cx.unsupported(Code::E402, p.span.clone(), format!("the regex `{s}` cannot be rendered for Panther in linear time: {why}"));
+                        alts.push("False".into());
+                    }
+                }
+            }
+            alts.join(" or ")
         }
         Op::Lt | Op::Le | Op::Gt | Op::Ge => {
             py.use_helper("_num");

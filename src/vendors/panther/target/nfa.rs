@@ -1,0 +1,293 @@
+//! A canonical regex -> a Thompson NFA as a Python literal, for the generated `_search` helper.
+//!
+//! Input: the regex text of a `regex` condition and its case. Output: the program the Python
+//! helper runs (a tuple of instructions), or why it cannot be compiled. Python's own `re`
+//! backtracks: `^(a+)+$` on 31 characters took 95 s, and even `linux/[^ ]*(kali|parrot)` is
+//! quadratic (17 s on 64 KB). The program is built from `regex-syntax`'s HIR, the same parse
+//! the canonical evaluator's `regex` crate uses (case folding, `.`, `\w`, `\b`, `$` as Rust
+//! reads them), and the helper follows its states together: time linear in the text.
+
+use regex_syntax::ast::{self, Ast};
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
+
+/// The most instructions a program may have (bounded repetitions are unrolled).
+pub const MAX_INSTS: usize = 4000;
+
+/// One NFA instruction, rendered as a Python tuple.
+enum Inst {
+    /// `(0, next, (lo, hi+1, lo, hi+1, ...))`: a character in one of the ranges, then `next`.
+    Char(usize, Vec<(u32, u32)>),
+    /// `(1, a, b)`: go on at both.
+    Split(usize, usize),
+    /// `(2, next, kind)`: a zero-width assertion (see [`look_code`]), then `next`.
+    Look(usize, u8),
+    /// `(3,)`: a match.
+    Match,
+}
+
+/// Look-around kinds the helper knows: 0 start of text, 1 end of text, 2 start of line,
+/// 3 end of line, 4 Unicode word boundary, 5 not one, 6 ASCII word boundary, 7 not one.
+fn look_code(look: Look) -> Option<u8> {
+    Some(match look {
+        Look::Start => 0,
+        Look::End => 1,
+        Look::StartLF => 2,
+        Look::EndLF => 3,
+        Look::WordUnicode => 4,
+        Look::WordUnicodeNegate => 5,
+        Look::WordAscii => 6,
+        Look::WordAsciiNegate => 7,
+        _ => return None,
+    })
+}
+
+struct Builder {
+    insts: Vec<Inst>,
+    unicode_words: bool,
+}
+
+impl Builder {
+    fn push(&mut self, inst: Inst) -> Result<usize, String> {
+        if self.insts.len() >= MAX_INSTS {
+            return Err(format!("it needs more than {MAX_INSTS} states (bounded repetitions are unrolled)"));
+        }
+        self.insts.push(inst);
+        Ok(self.insts.len() - 1)
+    }
+
+    /// Compile `hir` so that it continues at `next`; returns its first instruction.
+    fn compile(&mut self, hir: &Hir, next: usize) -> Result<usize, String> {
+        match hir.kind() {
+            HirKind::Empty => Ok(next),
+            HirKind::Literal(lit) => {
+                let text = std::str::from_utf8(&lit.0).map_err(|_| "it matches bytes that are not UTF-8 text".to_string())?;
+                let mut cur = next;
+                for c in text.chars().rev() {
+                    cur = self.push(Inst::Char(cur, vec![(c as u32, c as u32)]))?;
+                }
+                Ok(cur)
+            }
+            HirKind::Class(Class::Unicode(cls)) => {
+                let ranges = cls.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect();
+                self.push(Inst::Char(next, ranges))
+            }
+            HirKind::Class(Class::Bytes(cls)) => {
+                // `(?-u)`: only ASCII bytes are characters of Python text
+                if cls.ranges().iter().any(|r| r.end() > 0x7f) {
+                    return Err("it matches non-ASCII bytes (`(?-u)`), which Python text does not have".into());
+                }
+                let ranges = cls.ranges().iter().map(|r| (u32::from(r.start()), u32::from(r.end()))).collect();
+                self.push(Inst::Char(next, ranges))
+            }
+            HirKind::Look(look) => {
+                let code = look_code(*look).ok_or_else(|| format!("its assertion `{look:?}` is not supported"))?;
+                if code == 4 || code == 5 {
+                    self.unicode_words = true;
+                }
+                self.push(Inst::Look(next, code))
+            }
+            HirKind::Repetition(rep) => {
+                let mut cur = next;
+                match rep.max {
+                    None => {
+                        // a loop: split into the body (which comes back here) or on
+                        let split = self.push(Inst::Split(usize::MAX, next))?;
+                        let body = self.compile(&rep.sub, split)?;
+                        self.insts[split] = Inst::Split(body, next);
+                        cur = split;
+                    }
+                    Some(max) => {
+                        for _ in rep.min..max {
+                            let body = self.compile(&rep.sub, cur)?;
+                            cur = self.push(Inst::Split(body, next))?;
+                        }
+                    }
+                }
+                for _ in 0..rep.min {
+                    cur = self.compile(&rep.sub, cur)?;
+                }
+                Ok(cur)
+            }
+            HirKind::Capture(cap) => self.compile(&cap.sub, next),
+            HirKind::Concat(items) => {
+                let mut cur = next;
+                for item in items.iter().rev() {
+                    cur = self.compile(item, cur)?;
+                }
+                Ok(cur)
+            }
+            HirKind::Alternation(items) => {
+                let mut starts = vec![];
+                for item in items {
+                    starts.push(self.compile(item, next)?);
+                }
+                let mut cur = starts.pop().unwrap_or(next);
+                while let Some(s) = starts.pop() {
+                    cur = self.push(Inst::Split(s, cur))?;
+                }
+                Ok(cur)
+            }
+        }
+    }
+}
+
+/// Flat half-open ranges: `(lo, hi+1, lo, hi+1, ...)`.
+fn flat(ranges: &[(u32, u32)]) -> String {
+    let items: Vec<String> = ranges.iter().flat_map(|(lo, hi)| [lo.to_string(), (hi + 1).to_string()]).collect();
+    match items.len() {
+        0 => "()".into(),
+        _ => format!("({},)", items.join(", ")),
+    }
+}
+
+/// Compile a regex (as the canonical evaluator reads it, `case_insensitive` as `(?i)`) into the
+/// `_search` helper's program: `(start, (instructions...), unicode word ranges or ())`.
+pub fn program(pattern: &str, case_insensitive: bool) -> Result<String, String> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(case_insensitive)
+        .build()
+        .parse(pattern)
+        .map_err(|e| format!("it does not parse: {}", e.to_string().lines().last().unwrap_or("")))?;
+    let mut b = Builder { insts: vec![], unicode_words: false };
+    let done = b.push(Inst::Match)?;
+    let start = b.compile(&hir, done)?;
+    let insts: Vec<String> = b
+        .insts
+        .iter()
+        .map(|i| match i {
+            Inst::Char(next, ranges) => format!("(0, {next}, {})", flat(ranges)),
+            Inst::Split(a, c) => format!("(1, {a}, {c})"),
+            Inst::Look(next, kind) => format!("(2, {next}, {kind})"),
+            Inst::Match => "(3,)".into(),
+        })
+        .collect();
+    let words = if b.unicode_words {
+        let word = regex_syntax::parse(r"\w").map_err(|e| e.to_string())?;
+        match word.kind() {
+            HirKind::Class(Class::Unicode(cls)) => {
+                flat(&cls.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect::<Vec<_>>())
+            }
+            _ => return Err("the word class did not compile; please report".into()),
+        }
+    } else {
+        "()".into()
+    };
+    Ok(format!("({start}, ({},), {words})", insts.join(", ")))
+}
+
+/// The regex as Python's own `re.search` pattern, where Python decides it in linear time and
+/// exactly as the canonical evaluator does (so it is rendered as before, `re.search`):
+/// case-sensitive; ASCII literals, `.` and bracket classes of ASCII literals and ranges
+/// (negated or not); `^`, and `$` (written `\Z`: Python's `$` also matches before a final line
+/// break); groups without flags or names; alternation; repetition only bounded (`?`, `{n}`,
+/// `{n,m}`) and only of one character. Every match attempt then reads at most 256 characters
+/// along at most 64 paths (the repetitions' choices times the branches), so the search is
+/// linear. Anything else (`*`, `+`, `\w`/`\s`/`\d`, whose Unicode tables differ, case folding,
+/// which differs for `İ`) goes to the `_search` helper: `None`.
+pub fn python_re(pattern: &str, case_insensitive: bool) -> Option<String> {
+    if case_insensitive {
+        return None;
+    }
+    let tree = ast::parse::Parser::new().parse(pattern).ok()?;
+    let (paths, width) = cost(&tree)?;
+    if paths > 64 || width > 256 {
+        return None;
+    }
+    let mut ends = vec![];
+    end_assertions(&tree, &mut ends);
+    let mut out = pattern.to_string();
+    for (start, end) in ends.into_iter().rev() {
+        out.replace_range(start..end, r"\Z");
+    }
+    Some(out)
+}
+
+/// The byte ranges of the `$` assertions, in order.
+fn end_assertions(a: &Ast, out: &mut Vec<(usize, usize)>) {
+    match a {
+        Ast::Assertion(x) if x.kind == ast::AssertionKind::EndLine => out.push((x.span.start.offset, x.span.end.offset)),
+        Ast::Group(g) => end_assertions(&g.ast, out),
+        Ast::Alternation(alt) => alt.asts.iter().for_each(|x| end_assertions(x, out)),
+        Ast::Concat(c) => c.asts.iter().for_each(|x| end_assertions(x, out)),
+        _ => {}
+    }
+}
+
+fn ascii_literal(l: &ast::Literal) -> bool {
+    l.c.is_ascii() && matches!(l.kind, ast::LiteralKind::Verbatim | ast::LiteralKind::Meta | ast::LiteralKind::Superfluous)
+}
+
+fn class_item(item: &ast::ClassSetItem) -> bool {
+    match item {
+        ast::ClassSetItem::Literal(l) => ascii_literal(l),
+        ast::ClassSetItem::Range(r) => ascii_literal(&r.start) && ascii_literal(&r.end),
+        ast::ClassSetItem::Union(u) => u.items.iter().all(class_item),
+        _ => false,
+    }
+}
+
+/// One character: a literal, `.` or a bracket class in the subset (groups around it looked through).
+fn one_char(a: &Ast) -> bool {
+    match a {
+        Ast::Literal(l) => ascii_literal(l),
+        Ast::Dot(_) => true,
+        Ast::ClassBracketed(c) => matches!(&c.kind, ast::ClassSet::Item(item) if class_item(item)),
+        Ast::Group(g) => plain_group(g) && one_char(&g.ast),
+        _ => false,
+    }
+}
+
+fn plain_group(g: &ast::Group) -> bool {
+    match &g.kind {
+        ast::GroupKind::CaptureIndex(_) => true,
+        ast::GroupKind::NonCapturing(flags) => flags.items.is_empty(),
+        ast::GroupKind::CaptureName { .. } => false,
+    }
+}
+
+/// (paths, width) of a regex in the subset, or None.
+fn cost(a: &Ast) -> Option<(u64, u64)> {
+    match a {
+        Ast::Empty(_) => Some((1, 0)),
+        Ast::Literal(_) | Ast::Dot(_) | Ast::ClassBracketed(_) => one_char(a).then_some((1, 1)),
+        Ast::Assertion(x) => matches!(x.kind, ast::AssertionKind::StartLine | ast::AssertionKind::EndLine).then_some((1, 0)),
+        Ast::Repetition(r) => {
+            let (min, max) = match &r.op.kind {
+                ast::RepetitionKind::ZeroOrOne => (0, 1),
+                ast::RepetitionKind::Range(ast::RepetitionRange::Exactly(n)) => (*n, *n),
+                ast::RepetitionKind::Range(ast::RepetitionRange::Bounded(m, n)) => (*m, *n),
+                _ => return None,
+            };
+            (one_char(&r.ast) && min <= max).then_some((u64::from(max - min) + 1, u64::from(max)))
+        }
+        Ast::Group(g) => if plain_group(g) { cost(&g.ast) } else { None },
+        Ast::Alternation(alt) => alt.asts.iter().try_fold((0u64, 0u64), |(p, w), x| cost(x).map(|(xp, xw)| (p.saturating_add(xp), w.max(xw)))),
+        Ast::Concat(c) => c.asts.iter().try_fold((1u64, 0u64), |(p, w), x| cost(x).map(|(xp, xw)| (p.saturating_mul(xp), w.saturating_add(xw)))),
+        Ast::Flags(_) | Ast::ClassUnicode(_) | Ast::ClassPerl(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_programs() {
+        assert_eq!(program("ab", false).unwrap(), "(2, ((3,), (0, 0, (98, 99,)), (0, 1, (97, 98,)),), ())");
+        assert_eq!(program("a*", false).unwrap(), "(1, ((3,), (1, 2, 0), (0, 1, (97, 98,)),), ())");
+        assert!(program("a{5000}", false).unwrap_err().contains("more than"));
+        assert!(program(r"\b", false).unwrap().ends_with(")"));
+    }
+
+    #[test]
+    fn the_python_re_subset() {
+        for yes in ["a[ab]{20}c", "^arn:aws:iam::[0-9]{12}:root", "(foo|bar)-[^ ]?x", "a.b", r"\.txt", "[]a]", "(?:a){0,3}b"] {
+            assert_eq!(python_re(yes, false).as_deref(), Some(yes));
+        }
+        assert_eq!(python_re("(a$|b)[$]$", false).as_deref(), Some(r"(a\Z|b)[$]\Z"));
+        for no in ["a*", "a+", "(a+)+", r"\w", r"\d", "é", "(?i)a", "(?:ab){2}", "[a-z]{1,40}@[a-z]{1,40}", "(?<n>a)", r"\x41", "[[:alpha:]]", "(?m:$)"] {
+            assert_eq!(python_re(no, false), None, "{no}");
+        }
+        assert_eq!(python_re("abc", true), None);
+    }
+}
