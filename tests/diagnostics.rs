@@ -100,3 +100,23 @@ fn panther_import_yaml_errors_are_in_rulecasts_words() {
     assert!(out.contains("in/r.yml:3:1: error[E501]") && out.contains("duplicate key `RuleID`"), "{out}");
     assert!(!out.contains("DuplicateKeyPolicy") && !out.contains("Options"), "{out}");
 }
+
+/// The Sentinel and Sigma importers say YAML problems in rulecast's words too.
+#[test]
+fn sentinel_and_sigma_import_yaml_errors_are_in_rulecasts_words() {
+    // the second key is where the duplicate is: line 3 and line 2
+    for (from, yaml, at) in [
+        ("sentinel", "id: 4f19d4e3-ec5f-4abc-9e61-819eb131758c\nname: x\nname: y\nquery: AWSCloudTrail\n", "in/r.yml:3:1: error[E501]"),
+        ("sigma", "title: x\ntitle: y\nlogsource: {product: aws, service: cloudtrail}\n", "in/r.yml:2:1: error[E501]"),
+    ] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let src = tmp.path().join("in");
+        std::fs::create_dir(&src).expect("mkdir");
+        std::fs::write(src.join("r.yml"), yaml).expect("write");
+        let o = Command::new(env!("CARGO_BIN_EXE_rulecast")).args(["import", "--from", from, "in", "--out", "out"]).current_dir(tmp.path()).output().expect("runs");
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{from}: {out}");
+        assert!(out.contains(at) && out.contains("duplicate key"), "{from}: {out}");
+        assert!(!out.contains("DuplicateKeyPolicy") && !out.contains("Options"), "{from}: {out}");
+    }
+}

@@ -15,21 +15,10 @@ pub fn parse(file: &str, text: &str) -> Vec<Imported> {
     let doc: Value = match serde_saphyr::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            let span = e
-                .location()
-                .filter(|l| l.line() > 0)
-                .map(|l| crate::diag::Span {
-                    file: file.to_string(),
-                    line: l.line() as usize,
-                    col: l.column() as usize,
-                });
-            let msg = e.without_snippet().to_string();
-            let msg = msg.lines().next().unwrap_or("").to_string();
-            let span = span.or_else(|| span_at(file, text, 0));
-            return vec![Imported::refused(
-                &slug,
-                Diagnostic::error(Code::E501, format!("yaml syntax error: {msg}")).with_span(span),
-            )];
+            // in rulecast's words, as the canonical loader says it (no library advice)
+            let d = crate::load::yaml_error(file, &e);
+            let msg = if d.message.starts_with("yaml syntax error") { d.message } else { format!("yaml syntax error: {}", d.message) };
+            return vec![Imported::refused(&slug, Diagnostic::error(Code::E501, msg).with_span(d.span.or_else(|| span_at(file, text, 0))))];
         }
     };
     vec![import_one(file, text, &slug, &doc)]
