@@ -120,3 +120,19 @@ fn sentinel_and_sigma_import_yaml_errors_are_in_rulecasts_words() {
         assert!(!out.contains("DuplicateKeyPolicy") && !out.contains("Options"), "{from}: {out}");
     }
 }
+
+/// One date check everywhere: `import --created` and dates read from vendor files refuse days
+/// that do not exist (issue 8.6), as the canonical loader does.
+#[test]
+fn import_dates_use_the_loaders_date_check() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::fs::write(tmp.path().join("r.yml"), "title: x\nlogsource: {product: aws, service: cloudtrail}\ndetection: {sel: {eventName: X}, condition: sel}\n").expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_rulecast")).args(["import", "--from", "sigma", "r.yml", "--created", "2026-13-45", "--out", "out"]).current_dir(tmp.path()).output().expect("runs");
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("`2026-13-45`") && !out.contains("internal error"), "{out}");
+    assert!(!tmp.path().join("out").exists(), "nothing written");
+    assert_eq!(rulecast::import::date("2024/02/29").as_deref(), Some("2024-02-29"));
+    assert_eq!(rulecast::import::date("2026/02/31"), None);
+    assert_eq!(rulecast::import::date("2026-13-01"), None);
+}

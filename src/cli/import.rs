@@ -71,9 +71,9 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 #[allow(clippy::too_many_arguments)]
 pub fn run(vendor: Vendor, paths: &[PathBuf], read: rulecast::load::files::ReadPolicy, out: &Path, force: bool, json: bool, format: Format, authors: &[String], created: Option<&str>) -> Result<ExitCode> {
     if let Some(c) = created
-        && !(c.len() == 10 && c.chars().enumerate().all(|(i, ch)| if i == 4 || i == 7 { ch == '-' } else { ch.is_ascii_digit() }))
+        && !rulecast::load::check::is_date(c)
     {
-        anyhow::bail!("--created takes a date YYYY-MM-DD, found `{c}`");
+        anyhow::bail!("--created takes a date YYYY-MM-DD (a day that exists), found `{c}`");
     }
     let (files, unread) = rulecast::import::files_with(vendor, paths, read);
     if files.is_empty() && !unread.is_empty() {

@@ -547,18 +547,11 @@ pub fn not(kid: Value) -> Value {
     json!({ "not": kid })
 }
 
-/// `YYYY/MM/DD` or `YYYY-MM-DD` → `YYYY-MM-DD` (None if it is neither).
+/// `YYYY/MM/DD` or `YYYY-MM-DD` → `YYYY-MM-DD` (None if it is neither, or not a day that
+/// exists): the loader's one date check.
 pub fn date(s: &str) -> Option<String> {
     let d = s.trim().replace('/', "-");
-    let ok = d.len() == 10
-        && d.char_indices().all(|(i, c)| {
-            if i == 4 || i == 7 {
-                c == '-'
-            } else {
-                c.is_ascii_digit()
-            }
-        });
-    ok.then_some(d)
+    crate::load::check::is_date(&d).then_some(d)
 }
 
 /// Add an ATT&CK technique and make sure one of its tactics is listed (the first of the
