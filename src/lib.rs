@@ -11,6 +11,7 @@ pub mod load;
 pub mod lock;
 pub mod model;
 pub mod pack;
+pub mod sync;
 pub mod targets;
 pub mod vendors;
 
