@@ -41,7 +41,8 @@ pub struct Settings {
     /// Look-back (`now-30m`).
     #[serde(default)]
     pub from: Option<String>,
-    /// Schedule (`10m`).
+    /// Schedule (`10m`; default `5m`). `default` writes no `interval` (detection-rules' default,
+    /// 5m, applies): what an imported file without one says.
     #[serde(default)]
     pub interval: Option<Spanned<String>>,
     /// Timestamp override field.
@@ -163,7 +164,7 @@ impl crate::vendors::Settings for Settings {
         use crate::load::check;
         d.extend(self.file.as_ref().and_then(|f| check::file_stem(file, "elastic", f)));
         d.extend(self.id.as_ref().and_then(|i| check::guid(file, "elastic id", i)));
-        d.extend(self.interval.as_ref().and_then(|v| check::duration(file, "elastic interval", v, "smhd")));
+        d.extend(self.interval.as_ref().filter(|v| v.value != "default").and_then(|v| check::duration(file, "elastic interval", v, "smhd")));
         d.extend(self.new_terms.as_ref().and_then(|n| check::duration(file, "elastic new_terms history_window", &n.history_window, "smhd")));
         if let Some(f) = &self.dataset_field {
             if !matches!(f.value.as_str(), "data_stream.dataset" | "event.dataset") {

@@ -54,6 +54,18 @@ fn tlist(v: Option<&toml::Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A text whose line breaks are only the ones wrapping it at 120 columns (as detection-rules'
+/// formatter and rulecast's template write a list item) as one line, so that it is wrapped the
+/// same way again; a text with other line breaks as it is.
+fn unwrapped(s: &str) -> String {
+    if !s.contains('\n') {
+        return s.to_string();
+    }
+    let joined = s.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    let rewrapped = crate::targets::render::wrap(&joined, 120, "    ");
+    if rewrapped.lines().map(str::trim).eq(s.lines().map(str::trim)) { joined } else { s.to_string() }
+}
+
 /// detection-rules writes list items as indented multi-line strings: drop the common
 /// indentation and the surrounding blank space.
 fn dedent(s: &str) -> String {
@@ -180,7 +192,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     d.references = tlist(rule.get("references"));
     d.false_positives = tlist(rule.get("false_positives"))
         .iter()
-        .map(|s| dedent(s))
+        .map(|s| unwrapped(&dedent(s)))
         .collect();
     d.created = meta
         .and_then(|m| tstr(m.get("creation_date")))
@@ -217,6 +229,10 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 other => parts.push(format!("metadata: [metadata] {other} has no canonical key")),
             }
         }
+    }
+    if rule.get("interval").is_none() {
+        // a file without an interval stays without one (detection-rules' default, 5m)
+        el.insert("interval".into(), json!("default"));
     }
     for k in [
         "index",

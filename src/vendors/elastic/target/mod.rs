@@ -62,8 +62,9 @@ pub struct View {
     pub from: String,
     /// Index patterns.
     pub index: Vec<String>,
-    /// Interval.
-    pub interval: String,
+    /// Interval; none when the rule says `interval: default` (the file leaves it to
+    /// detection-rules' default, 5m).
+    pub interval: Option<String>,
     /// Licence.
     pub license: Option<String>,
     /// Name.
@@ -323,7 +324,11 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         description: e.description.clone().unwrap_or_else(|| d.description.clone()),
         from: e.from.clone().unwrap_or_else(|| "now-6m".into()),
         index: e.index.clone().unwrap_or_else(|| vec!["filebeat-*".into(), "logs-aws.cloudtrail-*".into()]),
-        interval: e.interval.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| "5m".into()),
+        interval: match e.interval.as_ref().map(|i| i.value.as_str()) {
+            Some("default") => None,
+            Some(i) => Some(i.to_string()),
+            None => Some("5m".into()),
+        },
         license: d.license.clone(),
         name,
         note: e.note.clone(),
