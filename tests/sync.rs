@@ -134,6 +134,10 @@ fn a_canonical_change_makes_the_vendor_files_stale_and_write_regenerates_them() 
     let (code, r) = report(dir);
     assert_eq!(code, Some(1));
     assert_eq!(open_pairs(&r).iter().filter(|(s, _, _)| s == "stale").count(), 3, "{r}");
+    // a stale file is an earlier version, not a hand edit: --adopt does not take it back
+    let o = sync(dir, &["--adopt", "aws_root_access_key_created"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("has no drifted vendor file"), "{}", text(&o));
     let o = sync(dir, &["--write"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let (code, r) = report(dir);

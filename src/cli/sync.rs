@@ -317,7 +317,8 @@ fn adopt(req: &Request, rules: &[rulecast::Rule], pairs: &[Pair], vendor_paths: 
     let drifted: Vec<usize> = pairs
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.rule.as_deref() == Some(rule.file.as_str()) && matches!(p.state, State::Drifted | State::Stale))
+        // a stale file is an earlier version of the rule: adopting it would undo the rule's change
+        .filter(|(_, p)| p.rule.as_deref() == Some(rule.file.as_str()) && p.state == State::Drifted)
         .filter(|(_, p)| req.adopt_from.is_none_or(|t| t == p.target))
         .map(|(i, _)| i)
         .collect();
