@@ -158,7 +158,7 @@ fn own_outputs_round_trip() {
     let out = common::build_all(&common::bundled_rules());
     for (vendor, target, ext, min) in [
         (Vendor::Sentinel, Target::Sentinel, "yaml", [20, 20, 6, 7]),
-        (Vendor::Elastic, Target::Elastic, "toml", [19, 19, 4, 17]),
+        (Vendor::Elastic, Target::Elastic, "toml", [19, 19, 4, 19]),
         (Vendor::Panther, Target::Panther, "yml", [22, 22, 0, 0]),
     ] {
         let label = format!("own outputs/{target}");
@@ -178,7 +178,7 @@ fn corpus_round_trips() {
     }
     for (vendor, target, dir, ext, min) in [
         (Vendor::Sentinel, Target::Sentinel, corpus.join("sentinel"), "yaml", [53, 53, 0, 1]),
-        (Vendor::Elastic, Target::Elastic, corpus.join("elastic"), "toml", [114, 106, 0, 0]),
+        (Vendor::Elastic, Target::Elastic, corpus.join("elastic"), "toml", [114, 106, 0, 61]),
         // the corpus has Panther YAMLs without their Python: the bundled Panther-style fixtures
         (Vendor::Panther, Target::Panther, root().join("tests/fixtures/vendor/panther"), "yml", [54, 54, 0, 0]),
     ] {
@@ -194,4 +194,29 @@ fn corpus_round_trips() {
             assert!(fp <= 16, "{label}: {fp} false_positives re-wrapped, more than the measured 16");
         }
     }
+}
+
+/// An imported kuery rule keeps the vendor's query text while its condition is the one read from
+/// it, and gets a generated query once the condition changes.
+#[test]
+fn vendor_query_text_is_kept_until_the_condition_changes() {
+    let path = root().join("tests/fixtures/vendor/elastic/defense_evasion_cloudtrail_logging_deleted.toml");
+    let original = std::fs::read_to_string(&path).expect("fixture");
+    let vendor_query = common::toml_value(&original)["rule"]["query"].as_str().expect("query").to_string();
+    let imp = rulecast::import::import_file(Vendor::Elastic, &path).into_iter().next().expect("one rule");
+    assert!(imp.outcome.is_full(), "{:?}", imp.outcome);
+    assert!(imp.yaml.contains("query_of:"), "{}", imp.yaml);
+    let built_query = |yaml: &str| {
+        let rule = rulecast::rule_from_str(&format!("{}.yaml", imp.slug), &imp.slug, yaml).expect("loads");
+        let out = rulecast::compile(&rule, Target::Elastic, rulecast::Unsupported::Warn).expect("builds");
+        let toml = &out.files.iter().find(|(p, _)| p.ends_with(".toml")).expect("toml").1;
+        common::toml_value(toml)["rule"]["query"].as_str().expect("query").to_string()
+    };
+    assert_eq!(built_query(&imp.yaml), vendor_query, "the vendor's text, as it was");
+    let pred = "{field: eventName, op: eq, value: DeleteTrail}";
+    assert!(imp.yaml.contains(pred), "{}", imp.yaml);
+    let changed = imp.yaml.replacen(pred, "{field: eventName, op: eq, value: StopLogging}", 1);
+    let q = built_query(&changed);
+    assert_ne!(q, vendor_query);
+    assert!(q.contains("StopLogging") && !q.contains("DeleteTrail"), "a changed condition is generated anew: {q}");
 }

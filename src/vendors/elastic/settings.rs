@@ -57,6 +57,14 @@ pub struct Settings {
     /// Dataset filter field: `data_stream.dataset` (default) or `event.dataset` (older rules).
     #[serde(default)]
     pub dataset_field: Option<Spanned<String>>,
+    /// The vendor's own kuery text (an imported rule), written as it is while the rule's
+    /// condition is the one it was read from (`query_of`); regenerated once the condition
+    /// changes.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The fingerprint of the condition `query` was read from (written by the importer).
+    #[serde(default)]
+    pub query_of: Option<String>,
     /// Override the authors.
     #[serde(default)]
     pub authors: Option<Vec<String>>,

@@ -155,11 +155,29 @@ fn cardinality_field(f: &str, cx: &mut Cx) -> Option<String> {
     kuery::field_name(&field, cx, None)
 }
 
+/// The fingerprint of the kuery query rulecast generates for a rule (a hash of its text). An
+/// imported rule keeps the vendor's query text while the rule still generates the query it
+/// generated when it was imported (`targets.elastic.query_of`): the condition, its lists and
+/// the dataset field are unchanged.
+pub fn query_fingerprint(rule: &Rule) -> String {
+    let mut cx = Cx::new(crate::targets::Target::Elastic, crate::targets::Unsupported::Warn);
+    fingerprint_of(&kuery::query(rule, &mut cx))
+}
+
+fn fingerprint_of(query: &str) -> String {
+    crate::lock::sha256_hex(query)[..16].to_string()
+}
+
 /// Compile a rule into the Elastic files.
 pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
     let d = &rule.doc;
     let e = &d.targets.elastic;
     let query = kuery::query(rule, cx);
+    // an imported rule whose condition is unchanged keeps the vendor's own query text
+    let query = match (&e.query, &e.query_of) {
+        (Some(q), Some(of)) if *of == fingerprint_of(&query) => q.trim_end_matches('\n').to_string(),
+        _ => query,
+    };
     let name = e.name.clone().unwrap_or_else(|| d.name.clone());
     let name_ok = name.len() >= 2
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
