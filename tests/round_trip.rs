@@ -157,7 +157,7 @@ fn floor(label: &str, f: &Figures, min: [usize; 4]) {
 fn own_outputs_round_trip() {
     let out = common::build_all(&common::bundled_rules());
     for (vendor, target, ext, min) in [
-        (Vendor::Sentinel, Target::Sentinel, "yaml", [20, 20, 6, 7]),
+        (Vendor::Sentinel, Target::Sentinel, "yaml", [20, 20, 9, 12]),
         (Vendor::Elastic, Target::Elastic, "toml", [19, 19, 4, 19]),
         (Vendor::Panther, Target::Panther, "yml", [22, 22, 0, 0]),
     ] {
@@ -177,7 +177,7 @@ fn corpus_round_trips() {
         return;
     }
     for (vendor, target, dir, ext, min) in [
-        (Vendor::Sentinel, Target::Sentinel, corpus.join("sentinel"), "yaml", [53, 53, 0, 1]),
+        (Vendor::Sentinel, Target::Sentinel, corpus.join("sentinel"), "yaml", [53, 53, 2, 36]),
         (Vendor::Elastic, Target::Elastic, corpus.join("elastic"), "toml", [114, 106, 0, 61]),
         // the corpus has Panther YAMLs without their Python: the bundled Panther-style fixtures
         (Vendor::Panther, Target::Panther, root().join("tests/fixtures/vendor/panther"), "yml", [54, 54, 0, 0]),
@@ -219,4 +219,32 @@ fn vendor_query_text_is_kept_until_the_condition_changes() {
     let q = built_query(&changed);
     assert_ne!(q, vendor_query);
     assert!(q.contains("StopLogging") && !q.contains("DeleteTrail"), "a changed condition is generated anew: {q}");
+}
+
+/// The same for Sentinel: every fully imported fixture writes its vendor's query text, and a
+/// rule whose condition changed gets a generated query.
+#[test]
+fn sentinel_query_text_is_kept_until_the_condition_changes() {
+    let mut kept = 0;
+    for path in files(&root().join("tests/fixtures/vendor/sentinel"), "yaml") {
+        let Some(imp) = rulecast::import::import_file(Vendor::Sentinel, &path).into_iter().next() else { continue };
+        if !imp.outcome.is_full() {
+            continue;
+        }
+        let original = std::fs::read_to_string(&path).expect("fixture");
+        let vendor_query = common::yaml_value(&original)["query"].as_str().expect("query").trim_end().to_string();
+        let built_query = |yaml: &str| {
+            let rule = rulecast::rule_from_str(&format!("{}.yaml", imp.slug), &imp.slug, yaml).expect("loads");
+            let out = rulecast::compile(&rule, Target::Sentinel, rulecast::Unsupported::Warn).expect("builds");
+            common::yaml_value(&out.files[0].1)["query"].as_str().expect("query").trim_end().to_string()
+        };
+        assert_eq!(built_query(&imp.yaml), vendor_query, "{}: the vendor's text, as it was", path.display());
+        let mut doc = common::yaml_value(&imp.yaml);
+        let detection = doc["detection"].take();
+        doc["detection"] = serde_json::json!({"all": [detection, {"field": "awsRegion", "op": "eq", "value": "xx-rulecast-1"}]});
+        let q = built_query(&rulecast::import::to_yaml(&doc));
+        assert!(q.contains("xx-rulecast-1"), "{}: a changed condition is generated anew: {q}", path.display());
+        kept += 1;
+    }
+    assert!(kept >= 3, "only {kept} fully imported Sentinel fixtures");
 }

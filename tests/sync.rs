@@ -189,8 +189,10 @@ fn adopt_takes_a_hand_edit_into_the_canonical_rule_and_keeps_its_tests() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let after = std::fs::read_to_string(&file).expect("rule");
     assert!(after.contains("{field: eventName, op: eq, value: CreateLoginProfile}"), "{after}");
-    let tests = |t: &str| t.split_once("\ntests:\n").map(|(_, rest)| rest.to_string()).expect("tests");
-    assert_eq!(tests(&after), tests(&before), "the tests (and what follows them) are kept byte for byte");
+    let tests = |t: &str| t.split_once("\ntests:\n").and_then(|(_, rest)| rest.split_once("\ntargets:\n")).map(|(tests, _)| tests.to_string()).expect("tests");
+    assert_eq!(tests(&after), tests(&before), "the tests are kept byte for byte");
+    // the hand-written query is kept as the Sentinel text of the rule (issue 11 §1)
+    assert!(after.contains("    query: |\n") && after.contains("| where EventName == \"CreateLoginProfile\""), "{after}");
     assert_eq!(after.lines().take(5).collect::<Vec<_>>(), before.lines().take(5).collect::<Vec<_>>(), "the opening comments and id are kept");
     // the rule is now what the Sentinel file says: after `lock`, the other targets are stale and
     // the Sentinel file differs only by its version; --write brings all in sync
