@@ -13,6 +13,7 @@ pub mod lock;
 pub mod model;
 pub mod notes;
 pub mod pack;
+pub mod sync;
 pub mod targets;
 pub mod vendors;
 

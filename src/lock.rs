@@ -111,6 +111,10 @@ pub struct SentinelLock {
     pub sha256: String,
     /// `X.Y.Z`.
     pub version: String,
+    /// The hashes of the files earlier versions of the rule produced, oldest first (`rulecast
+    /// sync` tells a stale vendor file from a hand-edited one by them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<String>,
 }
 
 /// Elastic: the content hash, the version-lock integer and `updated_date`.
@@ -123,6 +127,10 @@ pub struct ElasticLock {
     pub version: u32,
     /// `[metadata] updated_date`, as `YYYY-MM-DD`.
     pub updated: String,
+    /// The hashes of the files earlier versions of the rule produced, oldest first (`rulecast
+    /// sync` tells a stale vendor file from a hand-edited one by them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<String>,
 }
 
 /// Panther: the content hash and the version integer (as panther-analysis' `.versions.yml`).
@@ -133,6 +141,10 @@ pub struct PantherLock {
     pub sha256: String,
     /// The version integer.
     pub version: u32,
+    /// The hashes of the files earlier versions of the rule produced, oldest first (`rulecast
+    /// sync` tells a stale vendor file from a hand-edited one by them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<String>,
 }
 
 /// What one release changed.
@@ -496,22 +508,52 @@ fn next_entry(prev: Option<&Entry>, fp: &Fingerprint, date: &str) -> Entry {
         if let Some(d) = declared {
             v = v.max(d);
         }
-        SentinelLock { sha256: h.clone(), version: format!("{}.{}.{}", v.0, v.1, v.2) }
+        SentinelLock { sha256: h.clone(), version: format!("{}.{}.{}", v.0, v.1, v.2), previous: history(locked.map(|l| (&l.sha256, &l.previous)), h) }
     });
     let elastic = fp.hashes.get(&Target::Elastic).map(|h| {
         let declared = fp.declared_updated.clone().unwrap_or_else(|| date.to_string());
         match prev.and_then(|p| p.elastic.as_ref()) {
-            None => ElasticLock { sha256: h.clone(), version: 1, updated: declared },
-            Some(l) if &l.sha256 == h => ElasticLock { sha256: h.clone(), version: l.version, updated: l.updated.clone().max(declared) },
-            Some(l) => ElasticLock { sha256: h.clone(), version: l.version + 1, updated: date.to_string().max(declared) },
+            None => ElasticLock { sha256: h.clone(), version: 1, updated: declared, previous: vec![] },
+            Some(l) if &l.sha256 == h => ElasticLock { sha256: h.clone(), version: l.version, updated: l.updated.clone().max(declared), previous: l.previous.clone() },
+            Some(l) => ElasticLock { sha256: h.clone(), version: l.version + 1, updated: date.to_string().max(declared), previous: history(Some((&l.sha256, &l.previous)), h) },
         }
     });
     let panther = fp.hashes.get(&Target::Panther).map(|h| match prev.and_then(|p| p.panther.as_ref()) {
-        None => PantherLock { sha256: h.clone(), version: 1 },
+        None => PantherLock { sha256: h.clone(), version: 1, previous: vec![] },
         Some(l) if &l.sha256 == h => l.clone(),
-        Some(l) => PantherLock { sha256: h.clone(), version: l.version + 1 },
+        Some(l) => PantherLock { sha256: h.clone(), version: l.version + 1, previous: history(Some((&l.sha256, &l.previous)), h) },
     });
     Entry { name: fp.name.clone(), file: fp.file.clone(), facets: fp.facets.clone(), sentinel, elastic, panther }
+}
+
+/// The earlier hashes after a change from the locked `(hash, previous)` to `now`: the locked hash
+/// joins the history when it is not `now`.
+fn history(locked: Option<(&String, &Vec<String>)>, now: &str) -> Vec<String> {
+    let Some((hash, previous)) = locked else { return vec![] };
+    let mut out = previous.clone();
+    if hash != now && !out.contains(hash) {
+        out.push(hash.clone());
+    }
+    out
+}
+
+/// Every hash the lock holds for a rule's target: the current one and the earlier ones.
+pub fn known_hashes(e: &Entry, t: Target) -> Vec<&str> {
+    let (now, previous) = match t {
+        Target::Sentinel => match &e.sentinel {
+            Some(l) => (l.sha256.as_str(), &l.previous),
+            None => return vec![],
+        },
+        Target::Elastic => match &e.elastic {
+            Some(l) => (l.sha256.as_str(), &l.previous),
+            None => return vec![],
+        },
+        Target::Panther => match &e.panther {
+            Some(l) => (l.sha256.as_str(), &l.previous),
+            None => return vec![],
+        },
+    };
+    std::iter::once(now).chain(previous.iter().map(String::as_str)).collect()
 }
 
 /// One line saying what changed, by meaning.

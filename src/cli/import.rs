@@ -58,6 +58,27 @@ fn target_status(rule: &rulecast::Rule) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The author written into an imported rule whose vendor file names none (and no `--author`
+/// was given).
+pub fn default_author(vendor: Vendor) -> String {
+    format!("unknown ({vendor} import)")
+}
+
+/// The targets a loaded rule is not skipped for but cannot be built for, each with the reason
+/// (the first error), as `targets.<t>.skip` declares it.
+fn refused_targets(rule: &rulecast::Rule) -> Vec<(String, String)> {
+    Target::iter()
+        .filter(|&t| rulecast::skip_reason(rule, t).is_none())
+        .filter_map(|t| match rulecast::compile(rule, t, Unsupported::Warn) {
+            Ok(_) => None,
+            Err(d) => {
+                let why = d.iter().find(|x| x.is_error()).map_or_else(|| "does not build".to_string(), |x| x.message.clone());
+                Some((t.to_string(), format!("rulecast import: {why}")))
+            }
+        })
+        .collect()
+}
+
 /// Write a file atomically (a temporary file in the same folder, renamed into place).
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -133,7 +154,63 @@ pub fn run(vendor: Vendor, paths: &[PathBuf], read: rulecast::load::files::ReadP
                 entries.push(entry);
                 continue;
             }
+            // what every target needs: an author (detection-rules requires one; Sentinel and
+            // Panther files name none), declared in the report
+            let mut rule = rule;
+            let need_author = authors.is_empty() && rule.doc.authors.is_empty();
+            let need_created = created.is_none() && rule.doc.created.is_none();
+            if need_author || need_created {
+                let default = default_author(vendor);
+                let today = rulecast::lock::today();
+                let a = if need_author { vec![default.clone()] } else { vec![] };
+                let c = need_created.then_some(today.as_str());
+                match rulecast::import::fill_missing(&imp.yaml, &a, c).map_err(|e| e.to_string()).and_then(|y| {
+                    rulecast::rule_from_str(&file_name, &stem, &y).map(|r| (y, r)).map_err(|d| d.to_string())
+                }) {
+                    Ok((y, r)) => {
+                        imp.yaml = y;
+                        rule = r;
+                        if need_author {
+                            entry.notes.push(format!("note: the vendor file names no author: `authors: [{default}]` written (name one with --author)"));
+                        }
+                        if need_created {
+                            entry.notes.push(format!("note: the vendor file gives no creation date: `created: {today}` (the import date) written (set one with --created)"));
+                        }
+                    }
+                    Err(e) => {
+                        entry.error = Some(format!("internal error: the imported rule does not load with a default author or date (please report):\n{e}"));
+                        entries.push(entry);
+                        continue;
+                    }
+                }
+            }
+            // a target the rule cannot be built for is declared in the rule (`targets.<t>.skip`),
+            // so that `rulecast build` writes the others
+            let refusals = refused_targets(&rule);
+            if !refusals.is_empty() {
+                match rulecast::import::add_skips(&imp.yaml, &refusals).map_err(|e| e.to_string()).and_then(|y| {
+                    rulecast::rule_from_str(&file_name, &stem, &y).map(|r| (y, r)).map_err(|d| d.to_string())
+                }) {
+                    Ok((y, r)) => {
+                        imp.yaml = y;
+                        rule = r;
+                    }
+                    Err(e) => {
+                        entry.error = Some(format!("internal error: the imported rule does not load with `targets.<t>.skip` (please report):\n{e}"));
+                        entries.push(entry);
+                        continue;
+                    }
+                }
+            }
             entry.targets = target_status(&rule);
+            if entry.targets.values().all(|s| !s.starts_with("builds")) {
+                // a rule that builds for no target is not an import: say why per target
+                let why: Vec<String> = entry.targets.iter().map(|(t, s)| format!("{t}: {}", s.trim_start_matches("not built: "))).collect();
+                entry.error = Some(format!("error[E502] builds for no target; not written\n{}", why.join("\n")));
+                entry.parts = parts;
+                entries.push(entry);
+                continue;
+            }
             if path.exists() && !force {
                 entry.status = "exists";
                 entry.parts = parts;

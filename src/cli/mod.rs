@@ -12,6 +12,7 @@ use anyhow::Result;
 mod coverage;
 mod import;
 mod pack;
+mod sync;
 mod test;
 mod write;
 use clap::{Parser, Subcommand};
@@ -48,6 +49,11 @@ enum Command {
         /// How diagnostics are printed.
         #[arg(long, value_enum, default_value = "full")]
         format: Format,
+        /// Write every rule × target pair that builds, list the refused ones and exit 1 (by
+        /// default one refused pair means nothing is written). The output is still replaced as
+        /// one step.
+        #[arg(long)]
+        keep_going: bool,
     },
     /// Run every rule's test events (and optionally a corpus) through the canonical rule and
     /// all three targets; any undeclared disagreement fails (exit 1).
@@ -223,6 +229,10 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: ReportFormat,
     },
+    /// Compare the canonical rules with vendor repository folders (matched by the vendor's rule
+    /// id): in-sync, stale (an earlier version of the rule wrote it), drifted (edited by hand,
+    /// shown by meaning), missing, orphan. Exit 0 when all are in sync, 1 otherwise.
+    Sync(SyncArgs),
     /// Check the canonical rules (and that they compile) without writing anything.
     Validate {
         /// Canonical rules: a folder (read recursively) or one rule file.
@@ -237,6 +247,39 @@ enum Command {
         #[arg(long, value_enum, default_value = "full")]
         format: Format,
     },
+}
+
+/// `rulecast sync`.
+#[derive(Debug, clap::Args)]
+struct SyncArgs {
+    /// Folder of canonical rules (and its `rulecast.lock`).
+    #[arg(long, default_value = "canonical-rules")]
+    rules: PathBuf,
+    /// An Azure-Sentinel-style folder of analytic rules.
+    #[arg(long, value_name = "DIR")]
+    sentinel: Option<PathBuf>,
+    /// A detection-rules `rules/` tree.
+    #[arg(long, value_name = "DIR")]
+    elastic: Option<PathBuf>,
+    /// A panther-analysis rules tree.
+    #[arg(long, value_name = "DIR")]
+    panther: Option<PathBuf>,
+    /// text (default) or json.
+    #[arg(long, value_enum, default_value = "text")]
+    format: ReportFormat,
+    /// Regenerate the stale and missing vendor files (each written atomically; others untouched).
+    #[arg(long)]
+    write: bool,
+    /// With --write: overwrite drifted (hand-edited) files too.
+    #[arg(long, requires = "write")]
+    overwrite_drifted: bool,
+    /// Import the drifted vendor file of this rule (file stem or id) into its canonical file,
+    /// keeping its id and tests.
+    #[arg(long, value_name = "RULE", conflicts_with = "write")]
+    adopt: Option<String>,
+    /// With --adopt: the target whose file is adopted, when several drifted.
+    #[arg(long, value_enum, requires = "adopt")]
+    adopt_from: Option<Target>,
 }
 
 /// How input files are read (every command that reads rules or vendor files).
@@ -298,8 +341,8 @@ fn print_diags(diags: &[rulecast::Diagnostic], format: Format, read: rulecast::l
 
 fn run(args: Args) -> Result<ExitCode> {
     match args.command {
-        Command::Build { rules, read, out, targets, unsupported, format } => build(&rules, read.policy(), Some(&out), &targets, unsupported, format),
-        Command::Validate { rules, read, unsupported, format } => build(&rules, read.policy(), None, &[], unsupported, format),
+        Command::Build { rules, read, out, targets, unsupported, format, keep_going } => build(&rules, read.policy(), Some(&out), &targets, unsupported, format, keep_going),
+        Command::Validate { rules, read, unsupported, format } => build(&rules, read.policy(), None, &[], unsupported, format, false),
         Command::Test { rules, only, read, corpus, format } => test::run(&rules, read.policy(), &only, corpus.as_deref(), format == ReportFormat::Json),
         Command::Pack { rules, targets, out, format } => pack::run_pack(&rules, &targets, &out, format),
         Command::Lock { rules, date, check, format } => pack::run_lock(&rules, date.as_deref(), check, format),
@@ -324,6 +367,10 @@ fn run(args: Args) -> Result<ExitCode> {
             coverage::explain(&inputs, &rule, platform.as_deref(), format)
         }
         Command::Diff { a, b, rules, read, format } => coverage::diff(&a, &b, &rules, read.policy(), format == ReportFormat::Json),
+        Command::Sync(a) => {
+            let dirs = [(Target::Sentinel, a.sentinel), (Target::Elastic, a.elastic), (Target::Panther, a.panther)].into_iter().filter_map(|(t, d)| d.map(|d| (t, d))).collect();
+            sync::run(&sync::Request { rules: &a.rules, dirs, json: a.format == ReportFormat::Json, write: a.write, overwrite_drifted: a.overwrite_drifted, adopt: a.adopt, adopt_from: a.adopt_from })
+        }
         Command::Events { target, file } => test::events(target, &file),
         Command::Import { from, paths, read, out, force, report, format, authors, created } => {
             import::run(from, &paths, read.policy(), &out, force, report == ReportFormat::Json, format, &authors, created.as_deref())
@@ -331,7 +378,7 @@ fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
-fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<&Path>, targets: &[Target], policy: Unsupported, format: Format) -> Result<ExitCode> {
+fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<&Path>, targets: &[Target], policy: Unsupported, format: Format, keep_going: bool) -> Result<ExitCode> {
     let mut targets: Vec<Target> = targets.to_vec();
     targets.sort();
     targets.dedup();
@@ -369,7 +416,10 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     }
     let ntargets = if targets.is_empty() { Target::iter().count() } else { targets.len() };
     let mut stdout = std::io::stdout();
-    if !b.refused.is_empty() {
+    // two rules writing one path is a naming error in the rules, not a pair that cannot be
+    // built: --keep-going does not pick one of them
+    let clash = b.refused.iter().any(|(_, _, d)| d.iter().any(|x| x.code == rulecast::diag::Code::E106));
+    if !b.refused.is_empty() && (!keep_going || clash || out.is_none()) {
         writeln!(stdout, "{} rule(s) × {} target(s): {} pair(s) refused; nothing written", b.rules, ntargets, b.refused.len())?;
         return Ok(ExitCode::from(1));
     }
@@ -400,6 +450,14 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     writeln!(stdout, "{line}")?;
     for (file, t, why) in &b.skipped {
         writeln!(stdout, "  skipped {t} for {file}: {why}")?;
+    }
+    if !b.refused.is_empty() {
+        writeln!(stdout, "{} pair(s) refused (--keep-going: the others written):", b.refused.len())?;
+        for (file, t, d) in &b.refused {
+            let why = d.iter().find(|x| x.is_error()).map_or_else(String::new, |x| x.message.clone());
+            writeln!(stdout, "  refused {t} for {file}: {why}")?;
+        }
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -347,6 +347,32 @@ pub fn fill_missing(yaml: &str, authors: &[String], created: Option<&str>) -> Re
     Ok(to_yaml(&Value::Object(out)))
 }
 
+/// Declare targets an imported rule cannot be built for: `targets.<t>.skip: <reason>` for each
+/// `(target, reason)`, merged into the rule's `targets:` (added last, in the model's order, when
+/// the rule has none). A target that already says `skip` keeps its reason. The YAML is the
+/// importer's own.
+pub fn add_skips(yaml: &str, skips: &[(String, String)]) -> Result<String, String> {
+    if skips.is_empty() {
+        return Ok(yaml.to_string());
+    }
+    let v: Value = serde_saphyr::from_str(yaml).map_err(|e| e.to_string())?;
+    let Value::Object(mut m) = v else { return Err("not a mapping".into()) };
+    let targets = m.entry("targets").or_insert_with(|| Value::Object(Map::new()));
+    if targets.is_null() {
+        *targets = Value::Object(Map::new());
+    }
+    let Value::Object(targets) = targets else { return Err("`targets` is not a mapping".into()) };
+    for (t, why) in skips {
+        let entry = targets.entry(t.clone()).or_insert_with(|| Value::Object(Map::new()));
+        if entry.is_null() {
+            *entry = Value::Object(Map::new());
+        }
+        let Value::Object(e) = entry else { return Err(format!("`targets.{t}` is not a mapping")) };
+        e.entry("skip").or_insert_with(|| json!(why));
+    }
+    Ok(to_yaml(&Value::Object(m)))
+}
+
 /// Write a JSON value (a mapping at the top) as block-style YAML. Condition predicates and
 /// other small mappings of scalars are written in flow style (`{field: x, op: eq, value: y}`),
 /// short lists of scalars as `[a, b]`.

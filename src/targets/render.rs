@@ -294,7 +294,11 @@ pub fn wrap(s: &str, width: usize, indent: &str) -> String {
     let mut out = String::new();
     for (pi, para) in s.split('\n').enumerate() {
         if pi > 0 {
+            // a line break of the text starts an indented line too
             out.push('\n');
+            if !para.is_empty() {
+                out.push_str(indent);
+            }
         }
         let mut line = String::new();
         let mut first_line = true;

@@ -41,7 +41,8 @@ pub struct Settings {
     /// Look-back (`now-30m`).
     #[serde(default)]
     pub from: Option<Spanned<String>>,
-    /// Schedule (`10m`).
+    /// Schedule (`10m`; default `5m`). `default` writes no `interval` (detection-rules' default,
+    /// 5m, applies): what an imported file without one says.
     #[serde(default)]
     pub interval: Option<Spanned<String>>,
     /// Timestamp override field.
@@ -56,6 +57,14 @@ pub struct Settings {
     /// Dataset filter field: `data_stream.dataset` (default) or `event.dataset` (older rules).
     #[serde(default)]
     pub dataset_field: Option<Spanned<String>>,
+    /// The vendor's own kuery text (an imported rule), written as it is while the rule's
+    /// condition is the one it was read from (`query_of`); regenerated once the condition
+    /// changes.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The fingerprint of the condition `query` was read from (written by the importer).
+    #[serde(default)]
+    pub query_of: Option<String>,
     /// Override the authors.
     #[serde(default)]
     pub authors: Option<Vec<String>>,
@@ -189,7 +198,7 @@ impl crate::vendors::Settings for Settings {
         use crate::load::check;
         d.extend(self.file.as_ref().and_then(|f| check::file_stem(file, "elastic", f)));
         d.extend(self.id.as_ref().and_then(|i| check::guid(file, "elastic id", i)));
-        d.extend(self.interval.as_ref().and_then(|v| check::duration(file, "elastic interval", v, "smhd")));
+        d.extend(self.interval.as_ref().filter(|v| v.value != "default").and_then(|v| check::duration(file, "elastic interval", v, "smhd")));
         d.extend(self.new_terms.as_ref().and_then(|n| check::duration(file, "elastic new_terms history_window", &n.history_window, "smhd")));
         let mut value = |key: &str, v: &Option<Spanned<String>>| {
             if let Some(v) = v {

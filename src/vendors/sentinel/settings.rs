@@ -52,6 +52,14 @@ pub struct Settings {
     /// prefix): Log Analytics columns such as `TenantId` that are not CloudTrail fields.
     #[serde(default)]
     pub project_away: Vec<Spanned<String>>,
+    /// The vendor's own KQL text (an imported rule), written as it is while the rule generates
+    /// the query it generated when it was imported (`query_of`); regenerated once the condition
+    /// or the alert changes.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The fingerprint of the query the rule generated when `query` was read (by the importer).
+    #[serde(default)]
+    pub query_of: Option<String>,
 }
 
 /// The analytic rule kinds rulecast writes.

@@ -54,6 +54,18 @@ fn tlist(v: Option<&toml::Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A text whose line breaks are only the ones wrapping it at 120 columns (as detection-rules'
+/// formatter and rulecast's template write a list item) as one line, so that it is wrapped the
+/// same way again; a text with other line breaks as it is.
+fn unwrapped(s: &str) -> String {
+    if !s.contains('\n') {
+        return s.to_string();
+    }
+    let joined = s.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    let rewrapped = crate::targets::render::wrap(&joined, 120, "    ");
+    if rewrapped.lines().map(str::trim).eq(s.lines().map(str::trim)) { joined } else { s.to_string() }
+}
+
 /// detection-rules writes list items as indented multi-line strings: drop the common
 /// indentation and the surrounding blank space.
 fn dedent(s: &str) -> String {
@@ -180,7 +192,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     d.references = tlist(rule.get("references"));
     d.false_positives = tlist(rule.get("false_positives"))
         .iter()
-        .map(|s| dedent(s))
+        .map(|s| unwrapped(&dedent(s)))
         .collect();
     d.created = meta
         .and_then(|m| tstr(m.get("creation_date")))
@@ -219,6 +231,10 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 other => parts.push(format!("metadata: [metadata] {other} has no canonical key")),
             }
         }
+    }
+    if rule.get("interval").is_none() {
+        // a file without an interval stays without one (detection-rules' default, 5m)
+        el.insert("interval".into(), json!("default"));
     }
     for k in [
         "index",
@@ -415,7 +431,25 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     if let Some(why) = crate::import::unloadable(&v) {
         return refuse(slug, Code::E502, why, span_at(file, text, base));
     }
+    if language == "kuery" && parts.iter().all(|p| crate::import::is_note(p)) {
+        keep_query_text(slug, &mut v, &q);
+    }
     Imported::new(slug, crate::import::to_yaml(&v), parts)
+}
+
+/// A fully imported kuery rule keeps its query text (`targets.elastic.query`), with the
+/// fingerprint of the condition read from it (`query_of`): the build writes the text as it is
+/// while the condition is unchanged. Nothing is kept when the rule does not load.
+fn keep_query_text(slug: &str, v: &mut Value, query: &str) {
+    let Ok(rule) = crate::load::rule_from_str(&format!("{slug}.yaml"), slug, &crate::import::to_yaml(v)) else { return };
+    let of = crate::vendors::elastic::target::query_fingerprint(&rule);
+    let Some(m) = v.as_object_mut() else { return };
+    let targets = m.entry("targets").or_insert_with(|| json!({}));
+    let Some(t) = targets.as_object_mut() else { return };
+    let el = t.entry("elastic").or_insert_with(|| json!({}));
+    let Some(el) = el.as_object_mut() else { return };
+    el.insert("query".into(), json!(query));
+    el.insert("query_of".into(), json!(of));
 }
 
 /// `[rule.threshold]` → `alert.aggregate` (Elastic fires at `>= value`; the model's threshold is

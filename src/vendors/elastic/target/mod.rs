@@ -62,8 +62,9 @@ pub struct View {
     pub from: String,
     /// Index patterns.
     pub index: Vec<String>,
-    /// Interval.
-    pub interval: String,
+    /// Interval; none when the rule says `interval: default` (the file leaves it to
+    /// detection-rules' default, 5m).
+    pub interval: Option<String>,
     /// Licence.
     pub license: Option<String>,
     /// Name.
@@ -156,11 +157,29 @@ fn cardinality_field(f: &str, cx: &mut Cx) -> Option<String> {
     kuery::field_name(&field, cx, None)
 }
 
+/// The fingerprint of the kuery query rulecast generates for a rule (a hash of its text). An
+/// imported rule keeps the vendor's query text while the rule still generates the query it
+/// generated when it was imported (`targets.elastic.query_of`): the condition, its lists and
+/// the dataset field are unchanged.
+pub fn query_fingerprint(rule: &Rule) -> String {
+    let mut cx = Cx::new(crate::targets::Target::Elastic, crate::targets::Unsupported::Warn);
+    fingerprint_of(&kuery::query(rule, &mut cx))
+}
+
+fn fingerprint_of(query: &str) -> String {
+    crate::lock::sha256_hex(query)[..16].to_string()
+}
+
 /// Compile a rule into the Elastic files.
 pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
     let d = &rule.doc;
     let e = &d.targets.elastic;
     let query = kuery::query(rule, cx);
+    // an imported rule whose condition is unchanged keeps the vendor's own query text
+    let query = match (&e.query, &e.query_of) {
+        (Some(q), Some(of)) if *of == fingerprint_of(&query) => q.trim_end_matches('\n').to_string(),
+        _ => query,
+    };
     let name = e.name.clone().unwrap_or_else(|| d.name.clone());
     let name_ok = name.len() >= 2
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -326,7 +345,11 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         description: e.description.clone().unwrap_or_else(|| d.description.clone()),
         from: e.from.as_ref().map_or_else(|| "now-6m".into(), |v| v.value.clone()),
         index: e.index.clone().unwrap_or_else(|| vec!["filebeat-*".into(), "logs-aws.cloudtrail-*".into()]),
-        interval: e.interval.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| "5m".into()),
+        interval: match e.interval.as_ref().map(|i| i.value.as_str()) {
+            Some("default") => None,
+            Some(i) => Some(i.to_string()),
+            None => Some("5m".into()),
+        },
         license: d.license.clone(),
         name,
         note: e.note.clone(),

@@ -560,11 +560,29 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
     if !sentinel.is_empty() {
         d.targets.insert("sentinel".into(), Value::Object(sentinel));
     }
-    let v = d.to_value();
+    let mut v = d.to_value();
     if let Some(why) = crate::import::unloadable(&v) {
         return Imported::refused(slug, Diagnostic::error(Code::E502, why).with_span(loc.span(file, &q, 0)));
     }
+    if parts.iter().all(|p| crate::import::is_note(p)) {
+        keep_query_text(slug, &mut v, &q);
+    }
     Imported::new(slug, crate::import::to_yaml(&v), parts)
+}
+
+/// A fully imported rule keeps its query text (`targets.sentinel.query`), with the fingerprint
+/// of the query rulecast generates from what was read (`query_of`): the build writes the text as
+/// it is while that is unchanged. Nothing is kept when the rule does not load.
+fn keep_query_text(slug: &str, v: &mut Value, query: &str) {
+    let Ok(rule) = crate::load::rule_from_str(&format!("{slug}.yaml"), slug, &crate::import::to_yaml(v)) else { return };
+    let of = crate::vendors::sentinel::target::query_fingerprint(&rule);
+    let Some(m) = v.as_object_mut() else { return };
+    let targets = m.entry("targets").or_insert_with(|| json!({}));
+    let Some(t) = targets.as_object_mut() else { return };
+    let st = t.entry("sentinel").or_insert_with(|| json!({}));
+    let Some(st) = st.as_object_mut() else { return };
+    st.insert("query".into(), json!(query));
+    st.insert("query_of".into(), json!(of));
 }
 
 /// What a `let` name stands for.

@@ -173,11 +173,28 @@ fn placeholders(text: &str, what: &str, rule: &Rule, known: &[String], cx: &mut 
     out
 }
 
+/// The fingerprint of the KQL query rulecast generates for a rule (a hash of its text). An
+/// imported rule keeps the vendor's query text while the rule still generates the query it
+/// generated when it was imported (`targets.sentinel.query_of`).
+pub fn query_fingerprint(rule: &Rule) -> String {
+    let mut cx = Cx::new(crate::targets::Target::Sentinel, crate::targets::Unsupported::Warn);
+    fingerprint_of(&kql::query(rule, &mut cx))
+}
+
+fn fingerprint_of(query: &str) -> String {
+    crate::lock::sha256_hex(query)[..16].to_string()
+}
+
 /// Compile a rule into the Sentinel files.
 pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
     let d = &rule.doc;
     let s = &d.targets.sentinel;
     let query = kql::query(rule, cx);
+    // an imported rule whose condition and alert are unchanged keeps the vendor's own query text
+    let query = match (&s.query, &s.query_of) {
+        (Some(q), Some(of)) if *of == fingerprint_of(&query) => q.trim_end_matches('\n').to_string(),
+        _ => query,
+    };
     let known = rule.derived.clone();
     if d.severity.value == Severity::Critical {
         cx.approximate(Concern::Metadata, None, "Sentinel has no Critical severity: rendered as High");
