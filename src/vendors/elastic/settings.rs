@@ -45,7 +45,8 @@ pub struct Settings {
     /// 5m, applies): what an imported file without one says.
     #[serde(default)]
     pub interval: Option<Spanned<String>>,
-    /// Timestamp override field.
+    /// Timestamp override field; default `event.ingested` (as Elastic's own AWS rules: CloudTrail
+    /// delivers events minutes late); `none` writes none (the events' `@timestamp`).
     #[serde(default)]
     pub timestamp_override: Option<Spanned<String>>,
     /// Investigation guide / setup note (markdown).
@@ -119,17 +120,19 @@ pub fn check_value(key: &str, v: &str) -> Result<(), &'static str> {
     use crate::load::check;
     let field_name = |s: &str| !s.is_empty() && s.len() <= 256 && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c));
     let ok = match key {
-        "maturity" => matches!(v, "production" | "development" | "deprecated"),
+        // detection-rules' `Maturity` (schemas/definitions.py)
+        "maturity" => matches!(v, "development" | "experimental" | "beta" | "production" | "deprecated"),
         "building_block_type" => v == "default",
         "min_stack_version" => check::is_dotted_version(v),
         "from" => v.strip_prefix("now-").is_some_and(|d| check::is_duration(d, "smhd")),
-        "timestamp_override" | "rule_name_override" => field_name(v),
+        "timestamp_override" => v == "none" || field_name(v),
+        "rule_name_override" => field_name(v),
         "missing_fields_strategy" => matches!(v, "suppress" | "doNotSuppress"),
         "unit" => matches!(v, "s" | "m" | "h"),
         _ => true,
     };
     ok.then_some(()).ok_or(match key {
-        "maturity" => "production, development or deprecated",
+        "maturity" => "development, experimental, beta, production or deprecated",
         "building_block_type" => "default",
         "min_stack_version" => "dot-separated numbers, like 8.12.0",
         "from" => "now- followed by a duration, like now-6m",

@@ -236,6 +236,10 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         // a file without an interval stays without one (detection-rules' default, 5m)
         el.insert("interval".into(), json!("default"));
     }
+    if rule.get("timestamp_override").is_none() {
+        // a file without a timestamp override stays without one (the events' @timestamp)
+        el.insert("timestamp_override".into(), json!("none"));
+    }
     for k in [
         "index",
         "from",

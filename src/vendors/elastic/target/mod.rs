@@ -357,7 +357,13 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         rule_id: e.id.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| derived_uuid(&d.id.value, Target::Elastic)),
         severity: severity(d.severity.value),
         tags,
-        timestamp_override: e.timestamp_override.as_ref().map(|v| v.value.clone()),
+        // event.ingested unless the rule says otherwise, as Elastic's own AWS rules do: CloudTrail
+        // delivers events minutes after they happen, and a look-back on @timestamp misses them
+        timestamp_override: match e.timestamp_override.as_ref().map(|v| v.value.as_str()) {
+            None => Some("event.ingested".to_string()),
+            Some("none") => None,
+            Some(other) => Some(other.to_string()),
+        },
         rule_type,
         threshold,
         cardinality,
