@@ -111,6 +111,12 @@ pub struct Diagnostic {
     /// Suggestions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hints: Vec<String>,
+    /// The rule file a build diagnostic is about (JSON output names it outside the text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The target a build diagnostic is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// For a translation note: what it is about (see [`crate::notes`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concern: Option<crate::notes::Concern>,
@@ -127,6 +133,8 @@ impl Diagnostic {
             found: None,
             span: None,
             hints: vec![],
+            rule: None,
+            target: None,
             concern: None,
         }
     }
@@ -137,6 +145,12 @@ impl Diagnostic {
     /// A translation note.
     pub fn note(code: Code, message: impl Into<String>) -> Self {
         Diagnostic { severity: Severity::Note, ..Diagnostic::error(code, message) }
+    }
+    /// Name the rule file and target a build diagnostic is about.
+    pub fn about(mut self, rule: &str, target: impl std::fmt::Display) -> Self {
+        self.rule = Some(rule.to_string());
+        self.target = Some(target.to_string());
+        self
     }
     /// Say what a translation note is about.
     pub fn with_concern(mut self, concern: crate::notes::Concern) -> Self {

@@ -160,3 +160,23 @@ fn every_translation_note_of_the_bundled_rules_says_what_it_is_about() {
     assert!(by_kind.get(&NoteKind::Layout).copied().unwrap_or(0) > 0);
     assert!(by_kind.get(&NoteKind::Matching).copied().unwrap_or(0) > 0);
 }
+
+#[test]
+fn json_diagnostics_name_rule_target_and_concern_outside_the_text() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rulecast"))
+        .args(["validate", "--format", "json"])
+        .current_dir(common::root())
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    let start = text.find('[').expect("a JSON array");
+    let end = text.rfind(']').expect("a JSON array");
+    let diags: Vec<Value> = serde_json::from_str(&text[start..=end]).expect("JSON");
+    let notes: Vec<&Value> = diags.iter().filter(|d| d["severity"] == "note").collect();
+    assert!(!notes.is_empty());
+    for d in notes {
+        assert!(d["rule"].as_str().is_some_and(|r| r.ends_with(".yaml")), "{d}");
+        assert!(["sentinel", "elastic", "panther"].contains(&d["target"].as_str().unwrap_or("")), "{d}");
+        assert!(d["concern"]["kind"].is_string(), "{d}");
+    }
+}

@@ -403,7 +403,7 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
             .notes
             .iter()
             .map(|(file, t, d)| {
-                let mut d = d.clone();
+                let mut d = d.clone().about(file, t);
                 d.message = if d.span.is_some() { format!("{t}: {}", d.message) } else { format!("{t}: {file}: {}", d.message) };
                 d
             })
@@ -412,7 +412,8 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     }
     for (file, t, d) in &b.refused {
         eprintln!("{file}: not built for {t}:");
-        print_diags(&d.0, format, read);
+        let named: Vec<rulecast::Diagnostic> = d.iter().map(|x| x.clone().about(file, t)).collect();
+        print_diags(&named, format, read);
     }
     let ntargets = if targets.is_empty() { Target::iter().count() } else { targets.len() };
     let mut stdout = std::io::stdout();
