@@ -132,7 +132,10 @@ fn imported_fixtures_build() {
 fn imported_corpus_builds() {
     // floors: rules written per target after import → build (measured 2026-12-06; before this
     // change every folder wrote nothing, one refused pair refusing the whole batch)
-    let floors: [(&str, [usize; 3]); 3] = [("sentinel", [53, 22, 52]), ("elastic", [79, 106, 81]), ("sigma", [38, 37, 38])];
+    // change every folder wrote nothing, one refused pair refusing the whole batch). Sigma: one
+    // rule less since its `requestParameters|contains` with a wildcard and quotes is refused
+    // (issue 9 §4: it imported as a glob on an object, which never matched)
+    let floors: [(&str, [usize; 3]); 3] = [("sentinel", [53, 22, 52]), ("elastic", [79, 106, 81]), ("sigma", [37, 36, 37])];
     for (vendor, floor) in floors {
         let Some(dir) = corpus(vendor) else { continue };
         let f = import_then_build(vendor, &dir);

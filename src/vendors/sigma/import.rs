@@ -389,6 +389,16 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>
         Value::Array(a) => a.clone(),
         other => vec![other.clone()],
     };
+    // `|contains` on a whole object (requestParameters, ...): Sigma's backends search the
+    // object's text; the canonical `contains` never matches an object, so it is imported as
+    // `mentions` (a key or scalar value containing the text), and said so
+    let object = crate::fields::resolve(field).is_ok_and(|f| matches!(f.kind, crate::fields::Kind::Object | crate::fields::Kind::Record));
+    if object && op == "contains" {
+        op = "mentions";
+        cx.parts.borrow_mut().push(format!(
+            "detection: `{key}` searches an object's text; imported as `mentions` (a key or value of `{field}` containing the text), which, unlike a search of the JSON text, never matches across keys, values and JSON syntax"
+        ));
+    }
     if vals.is_empty() {
         return Err(cx.err(format!("`{key}` has an empty value list"), key));
     }
@@ -414,6 +424,14 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>
                     return Err(
                         cx.err(format!("`{s}` mixes wildcards with escaped wildcards"), key)
                     );
+                }
+                if wild && op == "mentions" {
+                    let mut d = cx.err(
+                        format!("`{s}`: wildcards in `|contains` on the object `{field}` search its JSON text, which the canonical model cannot say (`mentions` takes plain text)"),
+                        key,
+                    );
+                    d.code = Code::E502;
+                    return Err(d);
                 }
                 if wild {
                     let g = match op {
