@@ -101,6 +101,9 @@ pub struct View {
     pub dedup: Option<String>,
     /// Python: alert_context items (key literal, value expression).
     pub context: Vec<(String, String)>,
+    /// Python: the alert functions that read derived fields (`title`, `description`, `dedup`,
+    /// `alert_context`): only they call `_derive`.
+    pub reads_derived: Vec<&'static str>,
     /// Python: helper function sources.
     pub helpers: Vec<String>,
     /// Python: `targets.panther.prelude`, verbatim (module code the opaque conditions and the
@@ -428,6 +431,18 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     if let Some(p) = &prelude {
         check_prelude(p, &title, &alert_description, &dedup, !context.is_empty(), !derive.is_empty(), cx);
     }
+    let reads = |e: &str| !derive.is_empty() && e.contains("derived[");
+    let mut reads_derived = vec![];
+    for (name, used) in [
+        ("title", title.as_deref().is_some_and(reads)),
+        ("description", alert_description.as_deref().is_some_and(reads)),
+        ("dedup", dedup.as_deref().is_some_and(reads)),
+        ("alert_context", context.iter().any(|(_, v)| reads(v))),
+    ] {
+        if used {
+            reads_derived.push(name);
+        }
+    }
     let mut rv = RuleView::new(rule);
     rv.notes = cx.note_lines();
     let file = s.file.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| rule.slug.clone());
@@ -450,13 +465,21 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         threshold,
         test_log_type: s.test_log_type,
         tests,
-        imports: py.imports.iter().map(|m| if m.starts_with("from ") { m.to_string() } else { format!("import {m}") }).collect(),
+        // isort's order (black profile): `import m` lines, then `from m import x` lines, each sorted
+        imports: py
+            .imports
+            .iter()
+            .filter(|m| !m.starts_with("from "))
+            .map(|m| format!("import {m}"))
+            .chain(py.imports.iter().filter(|m| m.starts_with("from ")).map(|m| m.to_string()))
+            .collect(),
         constants,
         rule_body: body,
         derive,
         title,
         alert_description,
         dedup,
+        reads_derived,
         context,
         helpers: py.helper_sources().into_iter().map(|h| h.trim_end().to_string()).collect(),
         prelude,
