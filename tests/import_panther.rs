@@ -631,3 +631,75 @@ fn loops_and_field_comparisons_are_read_exactly() {
     // every loop is read, structured or not, without a panic
     let _ = py("def rule(event):\n    for x in event.get('a'):\n        for y in x:\n            continue\n    return False\n");
 }
+
+/// The corpus' metadata survives import and re-rendering: with a stand-in `rule(event)` for the
+/// Python that is not at hand, every corpus YAML's `MITRE ATT&CK` pairs come back as the vendor
+/// wrote them (same pairs, same order; tactic-only entries are not written), and its
+/// `CreateAlert` and `Status` come back as written.
+#[test]
+fn corpus_reports_create_alert_and_status_round_trip() {
+    let dir = root().join("../shared/corpus/panther");
+    if !dir.is_dir() {
+        assert!(std::env::var("CI").is_err(), "{} is missing in CI", dir.display());
+        eprintln!("skipping: {} is not present", dir.display());
+        return;
+    }
+    let stub = "def rule(event):\n    return event.get(\"eventName\") == \"X\"\n";
+    let (mut compared, mut mitre, mut regrouped, mut create_alert, mut status, mut failures) = (0, 0, 0, 0, 0, vec![]);
+    for p in ymls(&dir) {
+        let text = std::fs::read_to_string(&p).expect("read");
+        let Ok(theirs) = serde_saphyr::from_str::<serde_json::Value>(&text) else { continue };
+        if theirs["Filename"].as_str().is_none() {
+            continue;
+        }
+        let file = p.display().to_string();
+        let imp = panther::parse(&file, &text, Some(stub)).remove(0);
+        if matches!(imp.outcome, Outcome::Refused(_)) {
+            continue;
+        }
+        let mut y = imp.yaml.clone();
+        if !y.contains("\nauthors:") {
+            y.push_str("authors: [corpus check]\n");
+        }
+        if !y.contains("\ncreated:") {
+            y.push_str("created: 2026-01-01\n");
+        }
+        let rule = rulecast::rule_from_str(&format!("{}.yaml", imp.slug), &imp.slug, &y).unwrap_or_else(|d| panic!("{file}: {d}\n{y}"));
+        let out = rulecast::compile(&rule, Target::Panther, Unsupported::Warn).unwrap_or_else(|d| panic!("{file}: {d}"));
+        let ours = yaml_value(&out.files.iter().find(|(f, _)| f.ends_with(".yml")).expect("yml").1);
+        compared += 1;
+        let pairs = |v: &serde_json::Value| -> Vec<String> {
+            v["Reports"]["MITRE ATT&CK"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str())
+                .filter(|e| rulecast::vendors::panther::target::is_mitre_pair(e))
+                .map(str::to_string)
+                .collect()
+        };
+        let (want, got) = (pairs(&theirs), pairs(&ours));
+        if !want.is_empty() {
+            mitre += 1;
+            if y.contains("MITRE ATT&CK") {
+                regrouped += 1;
+            }
+        }
+        if want != got {
+            failures.push(format!("{file}: MITRE ATT&CK {want:?}, re-rendered {got:?}"));
+        }
+        for (key, count) in [("CreateAlert", &mut create_alert), ("Status", &mut status)] {
+            if !theirs[key].is_null() {
+                *count += 1;
+            }
+            if theirs[key] != ours[key] {
+                failures.push(format!("{file}: {key} {}, re-rendered {}", theirs[key], ours[key]));
+            }
+        }
+    }
+    println!(
+        "panther corpus metadata: {compared} rules imported with a stand-in rule(event); {mitre} with MITRE ATT&CK pairs ({regrouped} kept as written because `attack` would regroup them), {create_alert} with CreateAlert, {status} with Status: all re-rendered as written"
+    );
+    assert!(compared > 0);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -309,7 +309,7 @@ fn panther_yaml_meets_the_rule_schema_on(rules: &[rulecast::Rule]) {
     let out = build_all(rules);
     let allowed = [
         "AnalysisType", "Enabled", "Filename", "RuleID", "LogTypes", "Severity", "Description", "DedupPeriodMinutes", "DisplayName",
-        "Reference", "Runbook", "SummaryAttributes", "Threshold", "Tags", "Reports", "Tests", "Status",
+        "Reference", "Runbook", "SummaryAttributes", "Threshold", "Tags", "Reports", "Tests", "Status", "CreateAlert",
     ];
     for f in files_with(&out.path().join("panther"), "yml") {
         let name = f.display().to_string();
@@ -319,6 +319,12 @@ fn panther_yaml_meets_the_rule_schema_on(rules: &[rulecast::Rule]) {
         }
         assert_eq!(v["AnalysisType"], "rule");
         assert!(v["Enabled"].is_boolean(), "{name}: Enabled");
+        assert!(v.get("CreateAlert").is_none_or(Value::is_boolean), "{name}: CreateAlert");
+        assert!(v.get("Status").is_none_or(Value::is_string), "{name}: Status");
+        // panther-analysis' lint-mitre: `MITRE ATT&CK` entries are tactic:technique pairs
+        for e in v["Reports"]["MITRE ATT&CK"].as_array().into_iter().flatten() {
+            assert!(re(r"^TA\d{4}:T\d{4}(\.\d{3})?$").is_match(e.as_str().unwrap_or("")), "{name}: MITRE ATT&CK entry {e}");
+        }
         let py = v["Filename"].as_str().expect("Filename");
         assert!(f.with_file_name(py).exists(), "{name}: {py} missing");
         assert!(re(r#"^[^<>&"%]+$"#).is_match(v["RuleID"].as_str().unwrap_or("")), "{name}: RuleID");

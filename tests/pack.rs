@@ -400,7 +400,11 @@ fn editing_a_rule_bumps_each_vendors_version_through_the_lock() {
     let notes = std::fs::read_to_string(tmp.path().join("pack/RELEASE_NOTES.md")).expect("notes");
     assert!(notes.contains(&format!("# Release notes: release {} (2027-01-15)", old.release + 1)), "{notes}");
     assert!(
-        notes.contains("* AWS Security Group Configuration Change Detection (`29052c19-ff3e-42fd-8363-7be14d7c5469`): detection logic changed; sentinel 1.0.0 → 1.1.0; elastic 1 → 2; panther 1 → 2"),
+        notes.contains(&format!(
+            "* AWS Security Group Configuration Change Detection (`29052c19-ff3e-42fd-8363-7be14d7c5469`): detection logic changed; sentinel 1.0.0 → 1.1.0; elastic 1 → 2; panther {} → {}",
+            before.panther.as_ref().expect("p").version,
+            after.panther.as_ref().expect("p").version
+        )),
         "{notes}"
     );
     assert!(notes.contains("## Added (0)") && notes.contains("## Removed (0)"), "{notes}");

@@ -42,6 +42,15 @@ fn yaml_plain_ok(s: &str) -> bool {
     if numberish {
         return false;
     }
+    // YAML 1.1 hexadecimal integers (`0x1F`) and timestamps (`2001-12-14t21:59:43.10-05:00`)
+    let unsigned = s.trim_start_matches(['+', '-']);
+    if unsigned.strip_prefix("0x").is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit() || c == '_')) {
+        return false;
+    }
+    let b = s.as_bytes();
+    if b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' {
+        return false;
+    }
     true
 }
 
@@ -82,21 +91,27 @@ pub fn yaml_double(s: &str) -> String {
 }
 
 /// The YAML escaping function. `style`: `auto` (plain when safe, else single- or
-/// double-quoted; block scalars for multi-line text), `single`, `double`.
-/// `indent` is the indentation of block-scalar content lines.
+/// double-quoted; block scalars for multi-line text), `key` (a mapping key: as `auto`, but
+/// never a block scalar), `single`, `double`.
+/// `indent` is the indentation of block-scalar content lines: it must be deeper than the
+/// line the scalar starts on (a sequence entry `  - ` needs 4, a key in `  - Name: ` 6), or
+/// the text ends the scalar and reads as the next node.
 pub fn yaml_str(s: &str, style: &str, indent: usize) -> String {
     let printable = s.chars().all(|c| c == '\n' || (yaml_printable(c) && !c.is_control()));
     match style {
         "double" => return yaml_double(s),
         "single" if printable && !s.contains('\n') => return format!("'{}'", s.replace('\'', "''")),
         "single" => return yaml_double(s),
+        "key" if s.contains('\n') => return yaml_double(s),
         _ => {}
     }
     if s.contains('\n') && printable && !s.contains('\t') {
         // block scalar: `|` keeps lines; `>` for one line + final newline
         let body = s.strip_suffix('\n').unwrap_or(s);
         let lines: Vec<&str> = body.split('\n').collect();
-        let leading_space = lines.first().is_some_and(|l| l.starts_with(' '));
+        // the first line with text sets the block's indentation: a space there would be read
+        // as indentation, not text
+        let leading_space = lines.iter().find(|l| !l.is_empty()).is_some_and(|l| l.starts_with(' '));
         let trailing_ws = lines.iter().any(|l| l.ends_with(' '));
         let multi_trailing = s.ends_with("\n\n");
         if !leading_space && !multi_trailing && !trailing_ws && lines.iter().all(|l| !l.is_empty() || lines.len() > 1) {
@@ -397,6 +412,12 @@ mod tests {
         assert_eq!(yaml_str("x\u{7f}", "auto", 2), "\"x\\x7f\"");
         assert_eq!(yaml_str("a\u{2028}b", "auto", 2), "\"a\\u2028b\"");
         assert_eq!(yaml_str("a\u{85}b", "single", 2), "\"a\\x85b\"");
+        assert_eq!(yaml_str("0x1F", "auto", 2), "'0x1F'");
+        assert_eq!(yaml_str("2001-12-14t21:59:43.10-05:00", "auto", 2), "'2001-12-14t21:59:43.10-05:00'");
+        // a block scalar's first text line sets its indentation: leading spaces there are quoted
+        assert_eq!(yaml_str("\n  x", "auto", 4), "\"\\n  x\"");
+        assert_eq!(yaml_str("\n- x", "auto", 4), "|-\n\n    - x");
+        assert_eq!(yaml_str("a\nb", "key", 2), "\"a\\nb\"");
     }
 
     #[test]

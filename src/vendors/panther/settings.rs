@@ -30,9 +30,18 @@ pub struct Settings {
     /// Panther tags.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    /// Reports beyond `MITRE ATT&CK` (derived from `attack`).
+    /// Reports. `MITRE ATT&CK` is derived from `attack` (its tactic:technique pairs); a
+    /// `MITRE ATT&CK` list here is written instead (an imported rule's pairs as the vendor wrote
+    /// them, where `attack` would group them otherwise).
     #[serde(default)]
     pub reports: IndexMap<String, Vec<String>>,
+    /// CreateAlert; `false` makes the rule a signal (matches are recorded, no alert is sent).
+    /// Default: not written (Panther alerts).
+    #[serde(default)]
+    pub create_alert: Option<bool>,
+    /// Status, as written (Panther's `Status: Experimental`). Default: not written.
+    #[serde(default)]
+    pub status: Option<String>,
     /// Runbook text.
     #[serde(default)]
     pub runbook: Option<String>,

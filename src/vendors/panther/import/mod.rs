@@ -21,6 +21,7 @@ use rustpython_parser::ast::{self, Fold};
 use serde_json::{Map, Value, json};
 
 use crate::import::{Doc, Imported, add_technique, slug_of, span_at};
+use crate::vendors::panther::target::{MITRE, is_mitre_pair};
 use crate::diag::{Code, Diagnostic, Span};
 
 /// Import a Panther rule YAML file, reading the Python module its `Filename:` names from the
@@ -110,10 +111,27 @@ fn str_list(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// The `MITRE ATT&CK` pairs the Panther target derives from the canonical `attack` (each
+/// technique under the first listed tactic it belongs to, as the loader groups them).
+fn derived_pairs(tactics: &[String], techniques: &[String]) -> Vec<String> {
+    let tacs: Vec<_> = tactics.iter().filter_map(|t| crate::attack::tactic(t)).collect();
+    let techs: Vec<_> = techniques.iter().filter_map(|t| crate::attack::technique(t)).collect();
+    let mut out = vec![];
+    for (i, tac) in tacs.iter().enumerate() {
+        for tech in &techs {
+            if tacs.iter().position(|ta| tech.tactics.contains(&ta.shortname)) == Some(i) {
+                out.push(format!("{}:{}", tac.id, tech.id));
+            }
+        }
+    }
+    out
+}
+
 /// Keys the importer carries; others are named as parts left out.
 const KNOWN_KEYS: &[&str] = &[
     "AnalysisType", "Filename", "RuleID", "DisplayName", "Enabled", "LogTypes", "Severity", "Reports", "Description",
     "Reference", "Runbook", "Tags", "DedupPeriodMinutes", "Threshold", "SummaryAttributes", "Tests", "Status",
+    "CreateAlert",
 ];
 
 /// Import one Panther rule. `file` is the YAML's path (it names it in diagnostics, gives the
@@ -222,10 +240,14 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
         _ => parts.push(format!("metadata: Filename `{py_name}` is not a file name rulecast writes (left out)")),
     }
     let mut reports = Map::new();
+    let mut vendor_pairs: Option<Vec<String>> = None;
     if let Some(Value::Object(r)) = m.get("Reports") {
         for (k, v) in r {
             let entries = str_list(Some(v));
-            if k == "MITRE ATT&CK" {
+            if k == MITRE {
+                // the pairs as written, to keep when `attack` would not give them back
+                vendor_pairs = Some(entries.iter().filter(|e| is_mitre_pair(e)).cloned().collect());
+                reports.insert(k.clone(), Value::Null);
                 for e in entries {
                     let (tac, tech) = e.split_once(':').map_or((e.as_str(), None), |(a, b)| (a, Some(b)));
                     let tac_ok = crate::attack::tactic(tac).is_some();
@@ -245,11 +267,31 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
             }
         }
     }
+    // `MITRE ATT&CK`: kept in `targets.panther.reports` (its place among the reports) only when
+    // the canonical `attack` would render other pairs or another order
+    match vendor_pairs {
+        Some(pairs) if !pairs.is_empty() && pairs != derived_pairs(&d.tactics, &d.techniques) => {
+            reports.insert(MITRE.into(), json!(pairs));
+        }
+        _ => {
+            reports = reports.into_iter().filter(|(k, _)| k != MITRE).collect();
+        }
+    }
     if let Some(t) = str_of(m.get("Runbook")) {
         panther.insert("runbook".into(), json!(t));
     }
     if let Some(Value::Bool(b)) = m.get("Enabled") {
         panther.insert("enabled".into(), json!(b));
+    }
+    match m.get("CreateAlert") {
+        Some(Value::Bool(b)) => {
+            panther.insert("create_alert".into(), json!(b));
+        }
+        Some(other) => parts.push(format!("metadata: CreateAlert `{other}` is not a boolean (left out)")),
+        None => {}
+    }
+    if let Some(st) = str_of(m.get("Status")) {
+        panther.insert("status".into(), json!(st));
     }
     if !reports.is_empty() {
         panther.insert("reports".into(), Value::Object(reports));

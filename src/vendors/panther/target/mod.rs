@@ -15,6 +15,21 @@ use crate::model::{Measure, Severity};
 use crate::targets::render::py_str;
 use crate::targets::{Concern, Cx, RuleView, render};
 
+/// The report panther-analysis reads ATT&CK from.
+pub const MITRE: &str = "MITRE ATT&CK";
+
+/// Is `e` a `TAxxxx:Txxxx[.xxx]` pair, the only form of a `MITRE ATT&CK` entry panther-analysis'
+/// `lint-mitre` accepts?
+pub fn is_mitre_pair(e: &str) -> bool {
+    let Some((tac, tech)) = e.split_once(':') else { return false };
+    let digits = |x: &str, n: usize| x.len() == n && x.bytes().all(|b| b.is_ascii_digit());
+    let tech_ok = tech.strip_prefix('T').is_some_and(|t| match t.split_once('.') {
+        Some((a, b)) => digits(a, 4) && digits(b, 3),
+        None => digits(t, 4),
+    });
+    tac.strip_prefix("TA").is_some_and(|t| digits(t, 4)) && tech_ok
+}
+
 /// Output files: (extension, template).
 pub const FILES: &[(&str, &str)] = &[("yml", "panther/rule.yml.j2"), ("py", "panther/rule.py.j2")];
 
@@ -48,6 +63,10 @@ pub struct View {
     pub tags: Vec<String>,
     /// Info | Low | Medium | High | Critical.
     pub severity: &'static str,
+    /// CreateAlert, when set.
+    pub create_alert: Option<bool>,
+    /// Status, when set.
+    pub status: Option<String>,
     /// Reports: (name, entries).
     pub reports: Vec<(String, Vec<String>)>,
     /// Description.
@@ -82,6 +101,9 @@ pub struct View {
     pub dedup: Option<String>,
     /// Python: alert_context items (key literal, value expression).
     pub context: Vec<(String, String)>,
+    /// Python: the alert functions that read derived fields (`title`, `description`, `dedup`,
+    /// `alert_context`): only they call `_derive`.
+    pub reads_derived: Vec<&'static str>,
     /// Python: helper function sources.
     pub helpers: Vec<String>,
     /// Python: `targets.panther.prelude`, verbatim (module code the opaque conditions and the
@@ -318,22 +340,66 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     if !d.alert.columns.is_empty() {
         cx.approximate(Concern::Layout, None, "the alert's result columns are not rendered: a Panther alert carries the whole event (alert_context adds fields to it)");
     }
-    // reports
+    // reports: `MITRE ATT&CK` entries are `tactic:technique` pairs (panther-analysis'
+    // `lint-mitre` rejects a tactic alone); a `MITRE ATT&CK` list in `targets.panther.reports`
+    // (an imported rule's pairs, as the vendor wrote them) is written instead of the derived one
     let mut mitre = vec![];
+    let mut bare = vec![];
     for (tac, techs) in &rule.attack {
         if techs.is_empty() {
-            mitre.push(tac.id.clone());
+            bare.push(tac.id.clone());
         }
         for t in techs {
             mitre.push(format!("{}:{}", tac.id, t.id));
         }
     }
     let mut reports = vec![];
-    if !mitre.is_empty() {
-        reports.push(("MITRE ATT&CK".to_string(), mitre));
+    match s.reports.get(MITRE) {
+        Some(given) => {
+            let (pairs, other): (Vec<String>, Vec<String>) = given.iter().cloned().partition(|e| is_mitre_pair(e));
+            if !other.is_empty() {
+                cx.approximate(
+                    Concern::Metadata,
+                    None,
+                    format!(
+                        "targets.panther.reports `MITRE ATT&CK` entries that are not tactic:technique pairs are left out (panther-analysis accepts only pairs): {}",
+                        other.join(", ")
+                    ),
+                );
+            }
+            for (k, v) in &s.reports {
+                if k == MITRE {
+                    if !pairs.is_empty() {
+                        reports.push((k.clone(), pairs.clone()));
+                    }
+                } else {
+                    reports.push((k.clone(), v.clone()));
+                }
+            }
+        }
+        None => {
+            if !bare.is_empty() {
+                cx.approximate(
+                    Concern::Metadata,
+                    None,
+                    format!(
+                        "Panther's `MITRE ATT&CK` report takes tactic:technique pairs only: {} (no technique listed) left out",
+                        bare.join(", ")
+                    ),
+                );
+            }
+            if !mitre.is_empty() {
+                reports.push((MITRE.to_string(), mitre));
+            }
+            for (k, v) in &s.reports {
+                reports.push((k.clone(), v.clone()));
+            }
+        }
     }
-    for (k, v) in &s.reports {
-        reports.push((k.clone(), v.clone()));
+    for (k, _) in &reports {
+        if k.chars().count() > 1000 {
+            cx.unsupported(crate::diag::Code::E402, None, format!("a Panther report name is longer than YAML's 1024-character key limit: `{}…`", k.chars().take(40).collect::<String>()));
+        }
     }
     let tests = d
         .tests
@@ -365,6 +431,18 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     if let Some(p) = &prelude {
         check_prelude(p, &title, &alert_description, &dedup, !context.is_empty(), !derive.is_empty(), cx);
     }
+    let reads = |e: &str| !derive.is_empty() && e.contains("derived[");
+    let mut reads_derived = vec![];
+    for (name, used) in [
+        ("title", title.as_deref().is_some_and(reads)),
+        ("description", alert_description.as_deref().is_some_and(reads)),
+        ("dedup", dedup.as_deref().is_some_and(reads)),
+        ("alert_context", context.iter().any(|(_, v)| reads(v))),
+    ] {
+        if used {
+            reads_derived.push(name);
+        }
+    }
     let mut rv = RuleView::new(rule);
     rv.notes = cx.note_lines();
     let file = s.file.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| rule.slug.clone());
@@ -376,6 +454,8 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         enabled: s.enabled.unwrap_or(true),
         tags: s.tags.clone().unwrap_or_else(|| d.tags.clone()),
         severity: severity(d.severity.value),
+        create_alert: s.create_alert,
+        status: s.status.clone(),
         reports,
         description: s.description.clone().unwrap_or_else(|| d.description.clone()),
         runbook: s.runbook.clone(),
@@ -385,13 +465,21 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         threshold,
         test_log_type: s.test_log_type,
         tests,
-        imports: py.imports.iter().map(|m| if m.starts_with("from ") { m.to_string() } else { format!("import {m}") }).collect(),
+        // isort's order (black profile): `import m` lines, then `from m import x` lines, each sorted
+        imports: py
+            .imports
+            .iter()
+            .filter(|m| !m.starts_with("from "))
+            .map(|m| format!("import {m}"))
+            .chain(py.imports.iter().filter(|m| m.starts_with("from ")).map(|m| m.to_string()))
+            .collect(),
         constants,
         rule_body: body,
         derive,
         title,
         alert_description,
         dedup,
+        reads_derived,
         context,
         helpers: py.helper_sources().into_iter().map(|h| h.trim_end().to_string()).collect(),
         prelude,
