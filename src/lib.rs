@@ -13,6 +13,7 @@ pub mod lock;
 pub mod model;
 pub mod notes;
 pub mod pack;
+pub mod par;
 pub mod sync;
 pub mod targets;
 pub mod vendors;
@@ -41,18 +42,36 @@ pub struct Build {
     pub rules: usize,
 }
 
-/// Compile every rule for every requested target (pure: no files touched).
+/// What became of one rule × target pair.
+enum Pair {
+    Skipped(String),
+    Built(Output),
+    Refused(Diagnostics),
+}
+
+/// Compile every rule for every requested target (pure: no files touched). Rules are compiled
+/// in parallel ([`par::map`]); the results are gathered in rule order, so the outcome is the
+/// same as a sequential run.
 pub fn build(rules: &[Rule], targets: &[Target], policy: Unsupported) -> Build {
     let mut b = Build { rules: rules.len(), ..Build::default() };
     let targets: Vec<Target> = if targets.is_empty() { Target::iter().collect() } else { targets.to_vec() };
-    for rule in rules {
-        for &t in &targets {
-            if let Some(why) = skip_reason(rule, t) {
-                b.skipped.push((rule.file.clone(), t, why.to_string()));
-                continue;
-            }
-            match compile(rule, t, policy) {
-                Ok(out) => {
+    let pairs = par::map(rules, |rule| {
+        targets
+            .iter()
+            .map(|&t| match skip_reason(rule, t) {
+                Some(why) => Pair::Skipped(why),
+                None => match compile(rule, t, policy) {
+                    Ok(out) => Pair::Built(out),
+                    Err(d) => Pair::Refused(d),
+                },
+            })
+            .collect::<Vec<_>>()
+    });
+    for (rule, pairs) in rules.iter().zip(pairs) {
+        for (&t, pair) in targets.iter().zip(pairs) {
+            match pair {
+                Pair::Skipped(why) => b.skipped.push((rule.file.clone(), t, why)),
+                Pair::Built(out) => {
                     for (path, text) in out.files {
                         if let Some(prev) = b.files.insert(path.clone(), text) {
                             let _ = prev;
@@ -69,7 +88,7 @@ pub fn build(rules: &[Rule], targets: &[Target], policy: Unsupported) -> Build {
                         b.notes.push((rule.file.clone(), t, n));
                     }
                 }
-                Err(d) => b.refused.push((rule.file.clone(), t, d)),
+                Pair::Refused(d) => b.refused.push((rule.file.clone(), t, d)),
             }
         }
     }

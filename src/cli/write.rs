@@ -79,22 +79,33 @@ pub fn replace(out: &Path, owned: &[&str], files: &BTreeMap<String, String>) -> 
     for o in owned {
         fs::create_dir_all(stage.path().join(o))?;
     }
-    for (path, text) in files {
+    for path in files.keys() {
         let Some((dir, file)) = path.split_once('/') else { bail!("refusing to write `{path}`: not inside a target folder") };
         // names were validated as plain stems; refuse anything else outright
         if !owned.contains(&dir) || file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
             bail!("refusing to write `{path}`: not a plain file name in a folder this command owns");
         }
-        let dest = stage.path().join(dir).join(file);
-        let old = out.join(dir).join(file);
+    }
+    // the files are compared and written in parallel (the kernel's work, mostly); the first
+    // error in path order is reported
+    let entries: Vec<(&String, &String)> = files.iter().collect();
+    let results = rulecast::par::map(&entries, |&(path, text)| -> Result<bool> {
+        let dest = stage.path().join(path);
+        let old = out.join(path);
         let same = fs::symlink_metadata(&old).is_ok_and(|m| m.is_file() && m.len() == text.len() as u64)
             && fs::read(&old).is_ok_and(|b| b == text.as_bytes());
         if same && fs::hard_link(&old, &dest).is_ok() {
-            written.unchanged += 1;
-            continue;
+            return Ok(false);
         }
         fs::write(&dest, text).with_context(|| format!("cannot write `{path}`"))?;
-        written.changed += 1;
+        Ok(true)
+    });
+    for r in results {
+        if r? {
+            written.changed += 1;
+        } else {
+            written.unchanged += 1;
+        }
     }
     // 4. the swap
     let staged = stage.keep();

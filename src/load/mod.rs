@@ -600,8 +600,9 @@ pub fn rules_from_path(path: &Path, policy: files::ReadPolicy) -> Result<Vec<Rul
     let mut rules = vec![];
     let mut diags = Diagnostics::new();
     diags.extend(refused);
-    for f in &files {
-        match rule_from_file_with(f, policy) {
+    // files are read and parsed in parallel; results are taken in path order
+    for r in crate::par::map(&files, |f| rule_from_file_with(f, policy)) {
+        match r {
             Ok(r) => rules.push(r),
             Err(e) => diags.extend(e),
         }
