@@ -57,7 +57,7 @@ pub fn is_dotted_version(s: &str) -> bool {
 
 /// Is this a plain name: ASCII letters, digits and `_`, starting with a letter?
 pub fn is_identifier(s: &str) -> bool {
-    s.len() <= 128 && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A located error when `v` is not a dotted version.

@@ -547,9 +547,7 @@ fn check_steps(
 }
 
 /// Is `s` a plain identifier (`[A-Za-z][A-Za-z0-9_]*`)?
-pub fn is_identifier(s: &str) -> bool {
-    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+pub use check::is_identifier;
 
 /// `{name}` placeholders in an alert text.
 pub fn placeholders(s: &str) -> Vec<String> {
