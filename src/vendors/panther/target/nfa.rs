@@ -182,30 +182,94 @@ pub fn program(pattern: &str, case_insensitive: bool) -> Result<String, String> 
 /// break); groups without flags or names; alternation; repetition only bounded (`?`, `{n}`,
 /// `{n,m}`) and only of one character. Every match attempt then reads at most 256 characters
 /// along at most 64 paths (the repetitions' choices times the branches), so the search is
-/// linear. Anything else (`*`, `+`, `\w`/`\s`/`\d`, whose Unicode tables differ, case folding,
-/// which differs for `İ`) goes to the `_search` helper: `None`.
+/// linear. Anything else (`*`, `+`, `\w`/`\s`/`\d`, whose Unicode tables differ) goes to the
+/// `_search` helper: `None`. Case-insensitive patterns are never given to Python's `re.I`, whose
+/// folding differs from Rust's (`ı` matches `i` in Python, not in Rust): rulecast folds each
+/// literal and bracket class itself, with `regex-syntax`'s tables, into an explicit class
+/// (`(?i)k` is written `[Kk\u212a]`, the Kelvin sign included as Rust includes it), and Python
+/// matches that case-sensitively.
 pub fn python_re(pattern: &str, case_insensitive: bool) -> Option<String> {
-    if case_insensitive {
-        return None;
-    }
     let tree = ast::parse::Parser::new().parse(pattern).ok()?;
     let (paths, width) = cost(&tree)?;
     if paths > 64 || width > 256 {
         return None;
     }
-    let mut ends = vec![];
-    end_assertions(&tree, &mut ends);
+    let mut edits = vec![];
+    end_assertions(&tree, &mut edits);
+    if case_insensitive {
+        folded_chars(&tree, pattern, &mut edits)?;
+    }
+    edits.sort_by_key(|e| e.0);
     let mut out = pattern.to_string();
-    for (start, end) in ends.into_iter().rev() {
-        out.replace_range(start..end, r"\Z");
+    for (start, end, with) in edits.into_iter().rev() {
+        out.replace_range(start..end, &with);
     }
     Some(out)
 }
 
-/// The byte ranges of the `$` assertions, in order.
-fn end_assertions(a: &Ast, out: &mut Vec<(usize, usize)>) {
+/// Edits writing each literal and bracket class of a (subset) regex as the explicit class it
+/// matches case-insensitively, where that differs from the text (letters); `None` when a piece
+/// does not fold to a class (never for the subset).
+fn folded_chars(a: &Ast, pattern: &str, out: &mut Vec<(usize, usize, String)>) -> Option<()> {
     match a {
-        Ast::Assertion(x) if x.kind == ast::AssertionKind::EndLine => out.push((x.span.start.offset, x.span.end.offset)),
+        Ast::Literal(l) => {
+            let text = &pattern[l.span.start.offset..l.span.end.offset];
+            if let Some(class) = fold_class(text)? {
+                out.push((l.span.start.offset, l.span.end.offset, format!("[{class}]")));
+            }
+        }
+        Ast::ClassBracketed(c) => {
+            let text = &pattern[c.span.start.offset..c.span.end.offset];
+            // fold the set, then negate it, as Rust does: `(?i)[^a]` is neither `a` nor `A`
+            let positive = if c.negated { format!("[{}", &text[2..]) } else { text.to_string() };
+            let class = match fold_class(&positive)? {
+                Some(class) => class,
+                None => return Some(()),
+            };
+            let neg = if c.negated { "^" } else { "" };
+            out.push((c.span.start.offset, c.span.end.offset, format!("[{neg}{class}]")));
+        }
+        Ast::Repetition(r) => folded_chars(&r.ast, pattern, out)?,
+        Ast::Group(g) => folded_chars(&g.ast, pattern, out)?,
+        Ast::Alternation(alt) => alt.asts.iter().try_for_each(|x| folded_chars(x, pattern, out))?,
+        Ast::Concat(c) => c.asts.iter().try_for_each(|x| folded_chars(x, pattern, out))?,
+        _ => {}
+    }
+    Some(())
+}
+
+/// The ranges (Python class syntax, without brackets) a one-character regex matches with case
+/// folded; `Some(None)` when folding adds nothing (one character with no other case).
+fn fold_class(text: &str) -> Option<Option<String>> {
+    let hir = regex_syntax::ParserBuilder::new().case_insensitive(true).build().parse(text).ok()?;
+    let ranges: Vec<(char, char)> = match hir.kind() {
+        HirKind::Literal(_) => return Some(None),
+        HirKind::Class(Class::Unicode(c)) => c.ranges().iter().map(|r| (r.start(), r.end())).collect(),
+        _ => return None,
+    };
+    if let [(lo, hi)] = ranges[..] {
+        if lo == hi && text.chars().count() == 1 {
+            return Some(None);
+        }
+    }
+    let esc = |c: char| match c {
+        '\\' | ']' | '[' | '^' | '-' => format!("\\{c}"),
+        ' '..='~' => c.to_string(),
+        c if (c as u32) <= 0xFFFF => format!("\\u{:04x}", c as u32),
+        c => format!("\\U{:08x}", c as u32),
+    };
+    Some(Some(
+        ranges
+            .iter()
+            .map(|&(lo, hi)| if lo == hi { esc(lo) } else { format!("{}-{}", esc(lo), esc(hi)) })
+            .collect(),
+    ))
+}
+
+/// Edits writing each `$` assertion as `\Z`.
+fn end_assertions(a: &Ast, out: &mut Vec<(usize, usize, String)>) {
+    match a {
+        Ast::Assertion(x) if x.kind == ast::AssertionKind::EndLine => out.push((x.span.start.offset, x.span.end.offset, r"\Z".into())),
         Ast::Group(g) => end_assertions(&g.ast, out),
         Ast::Alternation(alt) => alt.asts.iter().for_each(|x| end_assertions(x, out)),
         Ast::Concat(c) => c.asts.iter().for_each(|x| end_assertions(x, out)),
@@ -288,6 +352,10 @@ mod tests {
         for no in ["a*", "a+", "(a+)+", r"\w", r"\d", "é", "(?i)a", "(?:ab){2}", "[a-z]{1,40}@[a-z]{1,40}", "(?<n>a)", r"\x41", "[[:alpha:]]", "(?m:$)"] {
             assert_eq!(python_re(no, false), None, "{no}");
         }
-        assert_eq!(python_re("abc", true), None);
+        // case folded by rulecast, not by Python's `re.I`
+        assert_eq!(python_re("a[ab]{20}c", true).as_deref(), Some("[Aa][A-Ba-b]{20}[Cc]"));
+        assert_eq!(python_re("k[^s]$", true).as_deref(), Some(r"[Kk\u212a][^Ss\u017f]\Z"));
+        assert_eq!(python_re("[0-9]x.", true).as_deref(), Some("[0-9][Xx]."));
+        assert_eq!(python_re("a+", true), None);
     }
 }
