@@ -1,4 +1,4 @@
-//! Property test: importing never crashes. Real vendor files (`tests/fixtures/vendor/*`, and
+//! Property test: importing never crashes, and neither does loading a canonical rule. Real vendor files (`tests/fixtures/vendor/*`, and
 //! `../shared/corpus/*` when present) are mutated (truncated at a character boundary, a span
 //! deleted, duplicated or swapped with another, hostile text inserted: quotes of every kind,
 //! backslashes, brackets, `|`, `:`, NUL, Unicode, very long lines, 500 `(` / `[` / `{`, long
@@ -10,6 +10,10 @@
 //! - a refused import carries a span naming the vendor file (or, for Panther, the Python
 //!   module next to it) whose line and column lie inside that file's text;
 //! - an import that is not refused writes YAML that `rulecast::rule_from_str` loads.
+//!
+//! The canonical loader gets the same treatment, seeded with the bundled `canonical-rules/`: a
+//! mutated rule either loads (and compiles for every target without a panic) or is refused with
+//! diagnostics whose spans lie inside the text.
 //!
 //! Deterministic: a fixed seed (set `RULECAST_FUZZ_SEED` to another number, and
 //! `RULECAST_FUZZ_CASES` to the cases per importer, for a longer local run). A second test feeds
@@ -41,6 +45,8 @@ enum Vendor {
     Elastic,
     Sigma,
     Panther,
+    /// Not a vendor: rulecast's own canonical rules, read by the loader.
+    Canonical,
 }
 
 impl Vendor {
@@ -50,6 +56,7 @@ impl Vendor {
             Vendor::Elastic => "elastic",
             Vendor::Sigma => "sigma",
             Vendor::Panther => "panther",
+            Vendor::Canonical => "canonical",
         }
     }
 
@@ -85,8 +92,12 @@ fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) {
 fn seed_files(vendor: Vendor, exts: &[&str]) -> Vec<Seed> {
     let root = common::root();
     let mut paths = vec![];
-    walk(&root.join("tests/fixtures/vendor").join(vendor.dir()), exts, &mut paths);
-    walk(&root.join("../shared/corpus").join(vendor.dir()), exts, &mut paths);
+    if vendor == Vendor::Canonical {
+        walk(&root.join("canonical-rules"), exts, &mut paths);
+    } else {
+        walk(&root.join("tests/fixtures/vendor").join(vendor.dir()), exts, &mut paths);
+        walk(&root.join("../shared/corpus").join(vendor.dir()), exts, &mut paths);
+    }
     paths
         .iter()
         .filter_map(|p| {
@@ -330,11 +341,15 @@ fn check(vendor: Vendor, name: &str, text: &str, py: Option<(&str, &str)>) -> Re
     };
     CAPTURING.with(|c| c.set(true));
     let run = panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
+        if vendor == Vendor::Canonical {
+            return load_canonical(name, text);
+        }
         let out: Vec<Imported> = match vendor {
             Vendor::Sentinel => rulecast::vendors::sentinel::import::parse(name, text),
             Vendor::Elastic => rulecast::vendors::elastic::import::parse(name, text),
             Vendor::Sigma => rulecast::vendors::sigma::import::parse(name, text),
             Vendor::Panther => rulecast::vendors::panther::import::parse(name, text, py.map(|p| p.1)),
+            Vendor::Canonical => unreachable!("loaded above"),
         };
         if out.is_empty() {
             return Err("the importer returned no outcome".into());
@@ -378,6 +393,34 @@ fn check(vendor: Vendor, name: &str, text: &str, py: Option<(&str, &str)>) -> Re
             Err(format!("the import panicked: {msg}\n  input: {}", input()))
         }
     }
+}
+
+/// Load a (mutated) canonical rule: refused with every span inside the text, or loaded and
+/// compiled for every target.
+fn load_canonical(name: &str, text: &str) -> Result<(), String> {
+    let slug = Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or("rule").to_string();
+    match rulecast::rule_from_str(name, &slug, text) {
+        Err(ds) => {
+            if ds.0.is_empty() {
+                return Err("refused without a diagnostic".into());
+            }
+            for d in &ds.0 {
+                if let Some(s) = &d.span {
+                    if s.file != name || !inside(text, s.line, s.col) {
+                        return Err(format!("the span {}:{}:{} is outside the text: {d}", s.file, s.line, s.col));
+                    }
+                }
+            }
+        }
+        Ok(rule) => {
+            for t in rulecast::Target::iter() {
+                if rulecast::skip_reason(&rule, t).is_none() {
+                    let _ = rulecast::compile(&rule, t, rulecast::Unsupported::Warn);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run_case(s: &Seeds, c: &Case) -> Result<(), String> {
@@ -426,7 +469,8 @@ fn fuzz_on_this_thread(vendor: Vendor) {
     if let Err(e) = result {
         panic!("{vendor:?}: {e}");
     }
-    println!("{vendor:?}: {} seed file(s) imported unchanged, {cases} mutated case(s)", s.files.len());
+    let verb = if vendor == Vendor::Canonical { "loaded" } else { "imported" };
+    println!("{vendor:?}: {} seed file(s) {verb} unchanged, {cases} mutated case(s)", s.files.len());
 }
 
 #[test]
@@ -447,6 +491,11 @@ fn sigma_import_never_crashes() {
 #[test]
 fn panther_import_never_crashes() {
     fuzz(Vendor::Panther);
+}
+
+#[test]
+fn canonical_load_never_crashes() {
+    fuzz(Vendor::Canonical);
 }
 
 // ---------------------------------------------------------------------------------------------
