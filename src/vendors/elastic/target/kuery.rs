@@ -428,7 +428,14 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
         other => other.to_string(),
     };
     match p.op {
-        Op::Eq | Op::In => group(&name, p.values.iter().map(|v| exact(&text(v))).collect()),
+        Op::Eq | Op::In => {
+            // an unquoted `true`, `false` or `null` is a literal of its own to detection-rules'
+            // loader (`true` on a keyword field becomes "True"): on anything but a boolean field
+            // the text is quoted, which Kibana reads the same
+            let boolean = p.field.elastic_kind == "boolean";
+            let value = |s: String| if !boolean && matches!(s.as_str(), "true" | "false" | "null") { kuery::Value::quoted(&s) } else { exact(&s) };
+            group(&name, p.values.iter().map(|v| value(text(v))).collect())
+        }
         Op::Contains | Op::Startswith | Op::Endswith | Op::Glob => {
             let vals = p
                 .values

@@ -338,7 +338,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         creation_date,
         updated_date,
         integration: e.integration.clone().unwrap_or_else(|| vec!["aws".into()]),
-        maturity: e.maturity.as_ref().map_or_else(|| "production".into(), |v| v.value.clone()),
+        maturity: e.maturity.as_ref().map_or_else(|| maturity(d.status).into(), |v| v.value.clone()),
         min_stack_comments: e.min_stack_comments.clone(),
         min_stack_version: e.min_stack_version.as_ref().map(|v| v.value.clone()),
         authors: e.authors.clone().unwrap_or_else(|| d.authors.clone()),
@@ -387,4 +387,16 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         files.push((format!("elastic/{file}.{ext}"), render::render(template, &view)?));
     }
     Ok(files)
+}
+
+/// detection-rules' `maturity` for a canonical status (its vocabulary has all four; no status is
+/// `production`, as in Elastic's own rules).
+fn maturity(status: Option<crate::model::Status>) -> &'static str {
+    use crate::model::Status;
+    match status {
+        None | Some(Status::Stable) => "production",
+        Some(Status::Experimental) => "experimental",
+        Some(Status::Development) => "development",
+        Some(Status::Deprecated) => "deprecated",
+    }
 }

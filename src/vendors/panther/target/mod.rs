@@ -455,7 +455,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         tags: s.tags.clone().unwrap_or_else(|| d.tags.clone()),
         severity: severity(d.severity.value),
         create_alert: s.create_alert,
-        status: s.status.clone(),
+        status: s.status.clone().or_else(|| status(d.status).map(str::to_string)),
         reports,
         description: s.description.clone().unwrap_or_else(|| d.description.clone()),
         runbook: s.runbook.clone(),
@@ -492,4 +492,15 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         files.push((format!("panther/{file}.{ext}"), render::render(template, &view)?));
     }
     Ok(files)
+}
+
+/// Panther's `Status` for a canonical status: panther-analysis marks rules `Experimental` (and
+/// `Deprecated`); a stable rule carries none. Panther has no development stage of its own.
+fn status(status: Option<crate::model::Status>) -> Option<&'static str> {
+    use crate::model::Status;
+    match status {
+        None | Some(Status::Stable) => None,
+        Some(Status::Experimental) | Some(Status::Development) => Some("Experimental"),
+        Some(Status::Deprecated) => Some("Deprecated"),
+    }
 }
