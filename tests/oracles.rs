@@ -78,33 +78,109 @@ fn kusto_parser_accepts_every_generated_query_on(rules: &[rulecast::Rule]) {
         queries.push(serde_json::json!({"name": f.file_name().map(|n| n.to_string_lossy().to_string()), "query": q}));
     }
     assert!(!queries.is_empty());
-    let checker = root().join("tests/oracles/kusto/check.js");
+    let Some((results, ok)) = kusto_check(&queries) else { return };
+    assert_eq!(results.len(), queries.len(), "one result per query");
+    let bad: Vec<&Value> = results.iter().filter(|r| r["errors"].as_array().is_some_and(|e| !e.is_empty())).collect();
+    assert!(bad.is_empty() && ok, "Kusto errors:\n{}", serde_json::to_string_pretty(&bad).unwrap_or_default());
+}
+
+/// Microsoft's Kusto parser (`tests/oracles/kusto/check.js`) on `{name, query}` items: one result
+/// per query (`errors`, `warnings`) and whether none has an error; `None` (after saying so) when
+/// node or the package is missing.
+fn kusto_check(queries: &[Value]) -> Option<(Vec<Value>, bool)> {
     if !root().join("tests/oracles/kusto/node_modules/@kusto/language-service-next").is_dir() {
-        return tool_missing("@kusto/language-service-next (npm)");
+        tool_missing("@kusto/language-service-next (npm)");
+        return None;
     }
-    let mut child = match Command::new("node")
-        .arg(&checker)
+    let Ok(mut child) = Command::new("node")
+        .arg(root().join("tests/oracles/kusto/check.js"))
         .arg(root().join("src/vendors/sentinel/AWSCloudTrail_columns.tsv"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-    {
-        Ok(c) => c,
-        Err(_) => return tool_missing("node"),
+    else {
+        tool_missing("node");
+        return None;
     };
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(serde_json::to_string(&queries).expect("json").as_bytes()).expect("write");
+        stdin.write_all(serde_json::to_string(queries).expect("json").as_bytes()).expect("write");
     }
     let res = child.wait_with_output().expect("checker runs");
     let report: Value = serde_json::from_slice(&res.stdout)
         .unwrap_or_else(|e| panic!("checker output is not JSON ({e}): {}", String::from_utf8_lossy(&res.stderr)));
-    let results = report.as_array().expect("array");
-    assert_eq!(results.len(), queries.len(), "one result per query");
-    let bad: Vec<&Value> = results.iter().filter(|r| r["errors"].as_array().is_some_and(|e| !e.is_empty())).collect();
-    assert!(bad.is_empty() && res.status.success(), "Kusto errors:\n{}", serde_json::to_string_pretty(&bad).unwrap_or_default());
+    Some((report.as_array().expect("array").clone(), res.status.success()))
+}
+
+/// Does a checker result carry a syntax error (Kusto.Language's `KS0xx` codes; `KS1xx` and up
+/// are semantic: unknown names, types)?
+fn kusto_syntax_errors(result: &Value) -> Vec<String> {
+    result["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["code"].as_str().and_then(|c| c.strip_prefix("KS")).and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n < 100))
+        .map(|e| format!("{} {}", e["code"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")))
+        .collect()
+}
+
+/// `E501` (the KQL does not parse) only where Microsoft's parser also finds a syntax error
+/// (issue 14): Kusto that rulecast reads but cannot import (`evaluate`, `union`, a tuple
+/// `extend`, a `distinct` with computed columns, `lookup`, `parse`) is `E502`. Checked on
+/// those constructs, on two broken queries, and on every Sentinel fixture and corpus file
+/// rulecast refuses with E501.
+#[test]
+fn e501_only_where_microsofts_parser_finds_a_syntax_error() {
+    let wrap = |q: &str| {
+        let body: String = q.lines().map(|l| format!("  {l}\n")).collect();
+        format!("id: 00000000-0000-4000-8000-000000000001\nname: Probe\ndescription: d\nseverity: Low\nqueryFrequency: 1h\nqueryPeriod: 1h\ntriggerOperator: gt\ntriggerThreshold: 0\ntactics: []\nrelevantTechniques: []\nquery: |\n{body}kind: Scheduled\nversion: 1.0.0\n")
+    };
+    let w = "AWSCloudTrail | where EventName == \"x\"";
+    let mut cases: Vec<(String, String)> = [
+        format!("{w} | evaluate bag_unpack(RequestParameters)"),
+        "union isfuzzy=true AWSCloudTrail, (AWSCloudTrail | take 1) | where EventName == \"x\"".to_string(),
+        format!("{w} | distinct UserIdentityArn, EventName = tolower(EventName)"),
+        format!("{w} | summarize n = count() by bin(TimeGenerated, 1h) | extend (anomalies, score, baseline) = series_decompose_anomalies(pack_array(n))"),
+        format!("{w} | lookup (AWSCloudTrail | take 1 | project UserIdentityArn, X = 1) on UserIdentityArn"),
+        format!("{w} | parse UserAgent with Tool \"/\" Rest"),
+        format!("{w} | where ("),
+        format!("{w} | extend x = "),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, q)| (format!("probe {i}"), wrap(&q)))
+    .collect();
+    let dirs: Vec<_> =
+        [root().join("tests/fixtures/vendor/sentinel"), root().join("../shared/corpus/sentinel")].into_iter().filter(|d| d.is_dir()).collect();
+    for f in rulecast::import::files(rulecast::import::Vendor::Sentinel, &dirs).expect("fixture folders") {
+        let text = std::fs::read_to_string(&f).expect("read");
+        cases.push((f.display().to_string(), text));
+    }
+    let mut says_e501 = vec![];
+    let mut queries = vec![];
+    for (name, text) in &cases {
+        let Ok(doc) = serde_saphyr::from_str::<Value>(text) else { continue };
+        let Some(q) = doc["query"].as_str().map(str::to_string) else { continue };
+        let e501 = rulecast::vendors::sentinel::import::parse(name, text).iter().any(|imp| {
+            matches!(&imp.outcome, rulecast::import::Outcome::Refused(d) if d.code == rulecast::Code::E501)
+        });
+        says_e501.push(e501);
+        queries.push(serde_json::json!({"name": name, "query": q}));
+    }
+    assert!(queries.len() >= 8);
+    let Some((results, _)) = kusto_check(&queries) else { return };
+    let mut wrong = vec![];
+    for ((q, e501), r) in queries.iter().zip(&says_e501).zip(&results) {
+        let syntax = kusto_syntax_errors(r);
+        if *e501 != !syntax.is_empty() {
+            wrong.push(format!("{}: rulecast {}, Microsoft's parser {:?}", q["name"], if *e501 { "E501" } else { "not E501" }, syntax));
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {} queries disagree:\n{}", wrong.len(), queries.len(), wrong.join("\n"));
+    let broken = says_e501.iter().filter(|b| **b).count();
+    println!("E501 agreement: {} queries, {broken} E501 (Microsoft's parser finds a syntax error in each), {} not", queries.len(), queries.len() - broken);
 }
 
 const SENTINEL_SEVERITIES: &[&str] = &["Informational", "Low", "Medium", "High"];
@@ -383,23 +459,8 @@ fn hostile_values_survive_every_target() {
     }
     // the query parses in Kusto and every Panther test passes
     let q = sentinel["query"].as_str().expect("query");
-    if root().join("tests/oracles/kusto/node_modules/@kusto/language-service-next").is_dir() {
-        let mut child = Command::new("node")
-            .arg(root().join("tests/oracles/kusto/check.js"))
-            .arg(root().join("src/vendors/sentinel/AWSCloudTrail_columns.tsv"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("node");
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().expect("stdin");
-            stdin.write_all(serde_json::json!([{"name": "hostile", "query": q}]).to_string().as_bytes()).expect("write");
-        }
-        let res = child.wait_with_output().expect("runs");
-        assert!(res.status.success(), "Kusto rejects the hostile query:\n{}\n{q}", String::from_utf8_lossy(&res.stdout));
-    } else {
-        tool_missing("@kusto/language-service-next (npm)");
+    if let Some((results, ok)) = kusto_check(&[serde_json::json!({"name": "hostile", "query": q})]) {
+        assert!(ok, "Kusto rejects the hostile query:\n{results:?}\n{q}");
     }
     let cwd = tempfile::tempdir().expect("tmp");
     match Command::new("panther_analysis_tool")

@@ -501,10 +501,9 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
     let ast = match kusto::parse(&q) {
         Ok(a) => a,
         Err(e) => {
-            let mut dg = Diagnostic::error(
-                Code::E501,
-                format!("kql syntax error: expected {}", e.expected),
-            )
+            // a query nested deeper than rulecast reads is KQL all the same: not importable
+            let (code, what) = if e.limit { (Code::E502, "kql nested deeper than rulecast reads") } else { (Code::E501, "kql syntax error") };
+            let mut dg = Diagnostic::error(code, format!("{what}: expected {}", e.expected))
             .with_found(e.found.clone())
             .with_span(loc.span(file, &q, e.offset));
             if let Some(h) = e.hint {
@@ -1393,6 +1392,10 @@ impl St<'_> {
                         "note: `{op_src}`: the order of the result rows is not carried (it changes no alert)"
                     ));
                 }
+                OperatorKind::Unsupported { name, text } => {
+                    let shown: String = format!("{name} {text}").chars().take(60).collect();
+                    return Err(self.refuse(format!("`{}` is Kusto that rulecast reads but cannot import (no canonical form for `{name}` here)", shown.trim_end()), op.span.start));
+                }
                 OperatorKind::Take(_) | OperatorKind::Top { .. } | OperatorKind::Count => {
                     if later_where {
                         return Err(self.refuse("this stage changes the rows a later `where` filters; the model cannot say it", op.span.start));
@@ -1803,7 +1806,8 @@ impl St<'_> {
                 ExprKind::Pipe { .. }
                 | ExprKind::Print(_)
                 | ExprKind::DataTable { .. }
-                | ExprKind::ExternalData { .. } => {
+                | ExprKind::ExternalData { .. }
+                | ExprKind::Unsupported { .. } => {
                     *out = Some(("a tabular expression".into(), e.span.start));
                 }
                 ExprKind::Literal(_) | ExprKind::Star => {}

@@ -92,6 +92,9 @@ pub struct ParseError {
     pub found: String,
     /// A suggestion (`` did you mean `contains`? ``).
     pub hint: Option<String>,
+    /// The text is KQL, but nested deeper than rulecast reads (a limit of rulecast's, not an
+    /// error in the query).
+    pub limit: bool,
 }
 
 impl ParseError {
@@ -109,6 +112,7 @@ impl ParseError {
             expected: expected.into(),
             found: found.into(),
             hint: None,
+            limit: false,
         }
     }
 }

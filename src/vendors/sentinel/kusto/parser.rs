@@ -37,6 +37,16 @@ const RESERVED: &[&str] = &[
 ];
 
 /// The tabular operators this parser knows, for messages and suggestions.
+/// Tabular operators of Kusto's language that rulecast reads as [`OperatorKind::Unsupported`].
+const OTHER_OPERATORS: &[&str] = &[
+    "as", "consume", "evaluate", "extend-valid", "facet", "fork", "getschema", "invoke", "lookup", "make-series",
+    "mv-expand-limit", "parse", "parse-kv", "parse-where", "partition", "project-reorder", "project-smart", "reduce",
+    "render", "sample", "sample-distinct", "scan", "serialize", "top-hitters", "top-nested", "union",
+];
+
+/// Tabular sources rulecast reads as [`ExprKind::Unsupported`] (at the start of a query).
+const OTHER_SOURCES: &[&str] = &["union", "range", "search", "find"];
+
 pub(crate) const TABULAR_OPERATORS: &[&str] = &[
     "where",
     "filter",
@@ -118,7 +128,7 @@ const MAX_HEIGHT: usize = 256;
 /// at most [`MAX_HEIGHT`] high plus the [`MAX_DEPTH`] nesting levels above its last chain.
 fn height(e: &Expr) -> usize {
     1 + match &e.kind {
-        ExprKind::Literal(_) | ExprKind::Name(_) | ExprKind::Star => 0,
+        ExprKind::Literal(_) | ExprKind::Name(_) | ExprKind::Star | ExprKind::Unsupported { .. } => 0,
         ExprKind::Call { args, .. } => most(args),
         ExprKind::Member { target, .. } => height(target),
         ExprKind::Index { target, index } => height(target).max(height(index)),
@@ -144,7 +154,7 @@ fn op_height(op: &Operator) -> usize {
     match &op.kind {
         OperatorKind::Where(e) | OperatorKind::Take(e) => height(e),
         OperatorKind::Extend(a) | OperatorKind::Project(a) => assigns(a),
-        OperatorKind::ProjectAway(_) | OperatorKind::ProjectKeep(_) | OperatorKind::ProjectRename(_) | OperatorKind::Count => 0,
+        OperatorKind::ProjectAway(_) | OperatorKind::ProjectKeep(_) | OperatorKind::ProjectRename(_) | OperatorKind::Count | OperatorKind::Unsupported { .. } => 0,
         OperatorKind::Summarize { aggregates, by } => assigns(aggregates).max(assigns(by)),
         OperatorKind::Distinct(es) => most(es),
         OperatorKind::MvExpand { items: i, limit, .. } => items(i, limit),
@@ -345,7 +355,9 @@ impl<'a> Parser<'a> {
         f: impl FnOnce(&mut Self) -> Result<T, ParseError>,
     ) -> Result<T, ParseError> {
         if self.depth >= MAX_DEPTH {
-            return Err(self.error_here(&format!("at most {MAX_DEPTH} levels of nesting")));
+            let mut e = self.error_here(&format!("at most {MAX_DEPTH} levels of nesting"));
+            e.limit = true;
+            return Err(e);
         }
         self.depth += 1;
         let r = f(self);
@@ -366,14 +378,63 @@ impl<'a> Parser<'a> {
             let found = self.src.get(at.start..at.end).map_or_else(|| "an operator".to_string(), |t| format!("`{t}`"));
             let mut e = self.error_at(at.start, &format!("at most {MAX_HEIGHT} levels of nesting (each operator of a chain is one)"), found);
             e.hint = Some("use `in (...)` for many values, or split the chain".into());
+            e.limit = true;
             return Err(e);
         }
         *h = Some(new);
         Ok(())
     }
 
+    /// Is there a `name =` (an assignment, not `==`) before the end of this operator?
+    fn assignment_ahead(&self) -> bool {
+        let mut depth = 0usize;
+        let mut n = 0;
+        loop {
+            match self.peek_at(n) {
+                Tok::Eof => return false,
+                Tok::Punct(p) if depth == 0 && matches!(*p, "|" | ";" | ")" | "]" | "}") => return false,
+                Tok::Punct(p) if matches!(*p, "(" | "[" | "{") => depth += 1,
+                Tok::Punct(p) if matches!(*p, ")" | "]" | "}") => depth -= 1,
+                Tok::Ident(_) if depth == 0 && self.is_punct_at(n + 1, "=") => return true,
+                _ => {}
+            }
+            n += 1;
+        }
+    }
+
+    /// The text of the rest of an operator rulecast does not model: tokens up to the next `|`,
+    /// `;` or unmatched closing bracket at this level (brackets and strings kept whole).
+    fn rest_of_operator(&mut self) -> String {
+        let from = self.span().start;
+        let mut depth = 0usize;
+        loop {
+            match self.peek() {
+                Tok::Eof => break,
+                Tok::Punct(p) if depth == 0 && matches!(*p, "|" | ";" | ")" | "]" | "}") => break,
+                Tok::Punct(p) if matches!(*p, "(" | "[" | "{") => depth += 1,
+                Tok::Punct(p) if matches!(*p, ")" | "]" | "}") => depth -= 1,
+                _ => {}
+            }
+            self.bump();
+        }
+        let to = self.prev_end().max(from);
+        self.src.get(from..to).unwrap_or("").trim().to_string()
+    }
+
     fn pipe_inner(&mut self) -> Result<Expr, ParseError> {
-        let mut e = self.or()?;
+        let mut e = match self.peek().clone() {
+            // `union T1, T2`, `range x from 1 to 5 step 1`, ... as a source
+            Tok::Ident(w) if OTHER_SOURCES.contains(&w.as_str()) && !matches!(self.peek_at(1), Tok::Eof) && !self.is_punct_at(1, "|") && !self.is_punct_at(1, ".") && !self.is_punct_at(1, "[") => {
+                let start = self.bump().span.start;
+                let text = self.rest_of_operator();
+                Expr {
+                    kind: ExprKind::Unsupported { name: w, text },
+                    span: Span::new(start, self.prev_end()),
+                    style: Style::default(),
+                }
+            }
+            _ => self.or()?,
+        };
         let mut h = None;
         while self.is_punct("|") {
             let at = self.bump().span;
@@ -1068,6 +1129,16 @@ impl<'a> Parser<'a> {
         {
             name = format!("{name}-{second}");
             self.pos += 2;
+        }
+        // forms of known operators that rulecast does not model: a tuple `extend (a, b) = f(x)`,
+        // a `distinct` with a computed column (`distinct A, B = tolower(B)`)
+        let tuple = name == "extend" && self.is_punct("(") && matches!(self.peek_at(1), Tok::Ident(_)) && self.is_punct_at(2, ",");
+        if tuple || (name == "distinct" && self.assignment_ahead()) || OTHER_OPERATORS.contains(&name.as_str()) {
+            let text = self.rest_of_operator();
+            return Ok(Operator {
+                kind: OperatorKind::Unsupported { name, text },
+                span: Span::new(start, self.prev_end()),
+            });
         }
         let kind = match name.as_str() {
             "where" | "filter" => OperatorKind::Where(self.or()?),

@@ -162,6 +162,7 @@ fn bare(out: &mut String, e: &Expr) {
         ExprKind::Literal(l) => literal(out, l, e.style),
         ExprKind::Name(n) => out.push_str(&name(n)),
         ExprKind::Star => out.push('*'),
+        ExprKind::Unsupported { name, text } => unsupported(out, name, text),
         ExprKind::Call { name: f, args } => {
             out.push_str(&f.name);
             out.push('(');
@@ -537,6 +538,16 @@ fn operator(out: &mut String, op: &Operator, multiline: bool) {
             sort_key(out, by);
         }
         OperatorKind::Count => out.push_str("count"),
+        OperatorKind::Unsupported { name, text } => unsupported(out, name, text),
+    }
+}
+
+/// An operator or source rulecast does not model: its name and its text as written.
+fn unsupported(out: &mut String, name: &str, text: &str) {
+    out.push_str(name);
+    if !text.is_empty() {
+        out.push(' ');
+        out.push_str(text);
     }
 }
 

@@ -302,6 +302,15 @@ pub enum ExprKind {
         /// The `with (...)` properties.
         props: Vec<(Ident, Expr)>,
     },
+    /// A tabular source rulecast reads but does not model (`union isfuzzy=true T, (...)`,
+    /// `range`, `search`, `find`): its name and the rest of its text as written (never evaluated,
+    /// never imported).
+    Unsupported {
+        /// `union`, ...
+        name: String,
+        /// What follows the name, up to the next `|` at its level.
+        text: String,
+    },
 }
 
 /// `name:type` in `datatable` and `externaldata`.
@@ -589,6 +598,16 @@ pub struct Operator {
 pub enum OperatorKind {
     /// `where predicate` (also `filter`).
     Where(Expr),
+    /// An operator of Kusto's language that rulecast reads but does not model (`evaluate
+    /// bag_unpack(x)`, `lookup`, `parse`, `make-series`, a tuple `extend (a, b) = f(x)`, a
+    /// `distinct` with computed columns): its name and its text as written, so that a query
+    /// using it is "not importable" (E502), not "not KQL" (E501). Never evaluated.
+    Unsupported {
+        /// `evaluate`, `extend`, ...
+        name: String,
+        /// What follows the name, up to the next `|` at its level.
+        text: String,
+    },
     /// `extend a = e, ...`: each assignment sees the ones before it.
     Extend(Vec<Assign>),
     /// `project a, b = e, ...`.

@@ -1483,3 +1483,38 @@ fn hostile_input_gives_errors_not_panics() {
             .contains("levels of nesting")
     );
 }
+
+/// Kusto that rulecast reads but does not model is parsed (so that importing it is E502, not a
+/// syntax error), kept as written, printed back as it was, and refused by the evaluator.
+#[test]
+fn operators_rulecast_does_not_model_are_read_and_kept() {
+    let cases = [
+        ("AWSCloudTrail | evaluate bag_unpack(RequestParameters) | where x == 1", "evaluate", "bag_unpack(RequestParameters)"),
+        ("AWSCloudTrail | extend (a, b) = series_decompose(c)", "extend", "(a, b) = series_decompose(c)"),
+        ("AWSCloudTrail | distinct A, B = tolower(B)", "distinct", "A, B = tolower(B)"),
+        ("AWSCloudTrail | lookup (T | where a == \"|\") on K | take 1", "lookup", "(T | where a == \"|\") on K"),
+        ("AWSCloudTrail | parse UserAgent with Tool \"/\" Rest", "parse", "UserAgent with Tool \"/\" Rest"),
+    ];
+    for (src, name, text) in cases {
+        let q = parse(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        let mut found = None;
+        let mut e = &q.body;
+        while let ExprKind::Pipe { input, op } = &e.kind {
+            if let OperatorKind::Unsupported { name, text } = &op.kind {
+                found = Some((name.clone(), text.clone()));
+            }
+            e = input;
+        }
+        assert_eq!(found, Some((name.to_string(), text.to_string())), "{src}");
+        assert_round_trip(src);
+        assert!(run(&q, "AWSCloudTrail", &[row(&[])]).is_err(), "{src}: evaluated");
+    }
+    let q = parse("union isfuzzy=true AWSCloudTrail, (AWSCloudTrail | take 1) | where a == 1").unwrap_or_else(|e| panic!("{e}"));
+    let ExprKind::Pipe { input, .. } = &q.body.kind else { panic!("{q:?}") };
+    assert!(matches!(&input.kind, ExprKind::Unsupported { name, text } if name == "union" && text == "isfuzzy=true AWSCloudTrail, (AWSCloudTrail | take 1)"));
+    // a name that is not an operator is still a syntax error, with a suggestion
+    let e = parse("AWSCloudTrail | wher x == 1").unwrap_err();
+    assert_eq!(e.hint.as_deref(), Some("did you mean `where`?"));
+    // `union` as a column name is still a column
+    assert!(parse("AWSCloudTrail | where union == 1").is_ok());
+}

@@ -303,7 +303,8 @@ impl<'q> Env<'q> {
             ExprKind::Pipe { .. }
             | ExprKind::Print(_)
             | ExprKind::DataTable { .. }
-            | ExprKind::ExternalData { .. } => err(
+            | ExprKind::ExternalData { .. }
+            | ExprKind::Unsupported { .. } => err(
                 e.span,
                 "a tabular expression where a scalar was expected (use toscalar(...))",
             ),

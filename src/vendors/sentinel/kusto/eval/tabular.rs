@@ -298,6 +298,7 @@ impl Env<'_> {
                 row.insert("Count".to_string(), Val::Long(rows.len() as i64));
                 Ok(vec![row])
             }
+            OperatorKind::Unsupported { name, .. } => err(op.span, format!("`{name}` is not evaluated by rulecast")),
         }
     }
 
