@@ -319,7 +319,7 @@ pub fn meaning_hash(target: Target, files: &[(String, String)]) -> Result<String
         }
         Target::Elastic => {
             let (path, toml) = files.iter().find(|(p, _)| p.ends_with(".toml")).ok_or("no Elastic TOML")?;
-            let mut api = crate::pack::elastic::api_object(toml).map_err(|e| format!("{path}: {e}"))?;
+            let mut api = crate::vendors::elastic::pack::api_object(toml).map_err(|e| format!("{path}: {e}"))?;
             api.remove("version");
             canonical_json(&serde_json::Value::Object(api))
         }

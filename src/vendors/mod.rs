@@ -29,6 +29,8 @@ use crate::eval::{Entries, Enrichment};
 use crate::import::Imported;
 use crate::load::Rule;
 use crate::load::files::ReadPolicy;
+use crate::lock::Lock;
+use crate::pack::{Bundle, DocFacts, PackRule};
 use crate::model::{OpaqueLang, Spanned};
 use crate::targets::Cx;
 
@@ -186,6 +188,24 @@ pub trait Backend: Sync {
     fn verdict_notes(&self, rule: &Rule) -> Vec<Diagnostic>;
     /// A raw CloudTrail event as the target stores it (`rulecast events`).
     fn stored_event(&self, raw: &Value) -> Value;
+    /// The problem with an opaque condition's text in [`Backend::opaque_lang`] (`Err`: why it is
+    /// not one expression), when rulecast has a parser for that language; `None` when it has
+    /// none (the condition module then checks the brackets).
+    fn check_opaque(&self, text: &str) -> Option<Result<(), String>> {
+        let _ = text;
+        None
+    }
+    /// The product's name in pack documents (`docs/index.md`, each rule's page).
+    fn title(&self) -> &'static str;
+    /// The target's templates, embedded: `(name, source)`, each name `<target>/<file>` (the
+    /// files under `templates/<target>/`).
+    fn templates(&self) -> &'static [(&'static str, &'static str)];
+    /// What the vendor deploys, built from each rule's rendered files (`rulecast pack`): files
+    /// under the target's folder, and the rules it leaves out with why.
+    fn pack(&self, rules: &[PackRule], lock: Option<&Lock>) -> Result<Bundle, String>;
+    /// What the target adds to one rule's documentation page (its version, its query, header
+    /// values), from the files it renders for the rule.
+    fn doc(&self, rule: &Rule, files: &[(String, String)], lock: Option<&Lock>) -> Result<DocFacts, String>;
 }
 
 /// What a vendor format reader provides.

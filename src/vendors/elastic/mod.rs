@@ -4,6 +4,7 @@
 
 pub mod eval;
 pub mod import;
+pub mod pack;
 pub mod ingest;
 pub mod kuery;
 pub mod settings;
@@ -62,6 +63,21 @@ impl Backend for Elastic {
     }
     fn stored_event(&self, raw: &Value) -> Value {
         ingest::to_elastic_doc(raw)
+    }
+    fn check_opaque(&self, text: &str) -> Option<Result<(), String>> {
+        Some(kuery::parse(text).map(|_| ()).map_err(|e| e.to_string()))
+    }
+    fn title(&self) -> &'static str {
+        "Elastic Security"
+    }
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[("elastic/rule.toml.j2", include_str!("../../../templates/elastic/rule.toml.j2"))]
+    }
+    fn pack(&self, rules: &[crate::pack::PackRule], lock: Option<&crate::lock::Lock>) -> Result<crate::pack::Bundle, String> {
+        pack::bundle(rules, lock)
+    }
+    fn doc(&self, rule: &Rule, files: &[(String, String)], lock: Option<&crate::lock::Lock>) -> Result<crate::pack::DocFacts, String> {
+        pack::doc(rule, files, lock)
     }
 }
 

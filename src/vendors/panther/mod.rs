@@ -4,6 +4,7 @@
 
 pub mod eval;
 pub mod import;
+pub mod pack;
 pub mod settings;
 pub mod target;
 
@@ -55,6 +56,21 @@ impl Backend for Panther {
     }
     fn stored_event(&self, raw: &Value) -> Value {
         raw.clone()
+    }
+    fn title(&self) -> &'static str {
+        "Panther"
+    }
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("panther/rule.yml.j2", include_str!("../../../templates/panther/rule.yml.j2")),
+            ("panther/rule.py.j2", include_str!("../../../templates/panther/rule.py.j2")),
+        ]
+    }
+    fn pack(&self, rules: &[crate::pack::PackRule], _lock: Option<&crate::lock::Lock>) -> Result<crate::pack::Bundle, String> {
+        pack::bundle(rules)
+    }
+    fn doc(&self, rule: &Rule, files: &[(String, String)], lock: Option<&crate::lock::Lock>) -> Result<crate::pack::DocFacts, String> {
+        Ok(pack::doc(rule, files, lock))
     }
 }
 

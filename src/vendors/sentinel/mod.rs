@@ -4,6 +4,7 @@
 
 pub mod eval;
 pub mod import;
+pub mod pack;
 pub mod kusto;
 pub mod row;
 pub mod settings;
@@ -62,6 +63,31 @@ impl Backend for Sentinel {
     }
     fn stored_event(&self, raw: &Value) -> Value {
         serde_json::to_value(row::to_sentinel_row(raw)).unwrap_or(Value::Null)
+    }
+    fn check_opaque(&self, text: &str) -> Option<Result<(), String>> {
+        Some(match kusto::parse_expr(text) {
+            Err(e) => Err(e.to_string()),
+            Ok(e) => {
+                use kusto::ExprKind as K;
+                if matches!(e.kind, K::Pipe { .. } | K::Print(..) | K::DataTable { .. } | K::ExternalData { .. }) {
+                    Err("a tabular expression, not a condition".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+    }
+    fn title(&self) -> &'static str {
+        "Microsoft Sentinel"
+    }
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[("sentinel/rule.yaml.j2", include_str!("../../../templates/sentinel/rule.yaml.j2"))]
+    }
+    fn pack(&self, rules: &[crate::pack::PackRule], lock: Option<&crate::lock::Lock>) -> Result<crate::pack::Bundle, String> {
+        pack::bundle(rules, lock)
+    }
+    fn doc(&self, rule: &Rule, files: &[(String, String)], _lock: Option<&crate::lock::Lock>) -> Result<crate::pack::DocFacts, String> {
+        pack::doc(rule, files)
     }
 }
 
