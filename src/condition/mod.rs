@@ -696,7 +696,7 @@ mod tests {
         let Cond::All(kids) = &q.cond else { panic!() };
         let Cond::Pred(p) = &kids[0] else { panic!() };
         assert_eq!(p.field.element.as_deref(), Some("_e1"));
-        assert_eq!(p.field.sentinel, fields::Mapping::Element { var: "_e1".into(), rest: vec![fields::Seg::Key("Effect".into())] });
+        assert_eq!(p.field.maps, crate::vendors::FieldMaps::element(fields::Mapping::Element { var: "_e1".into(), rest: vec![fields::Seg::Key("Effect".into())] }));
         let Cond::Some(inner) = &kids[1] else { panic!() };
         assert_eq!((inner.depth, inner.field.element.as_deref()), (2, Some("_e1")));
     }

@@ -19,13 +19,15 @@ pub mod sigma;
 pub use elastic::kuery;
 pub use sentinel::kusto;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::coverage::meta::Meta;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::eval::{Entries, Enrichment};
+use crate::fields::{Mapping, Row, Seg, Virtual};
 use crate::import::Imported;
 use crate::load::Rule;
 use crate::load::files::ReadPolicy;
@@ -45,6 +47,17 @@ pub enum Target {
     Elastic,
     /// Panther rule (YAML + Python).
     Panther,
+}
+
+impl Target {
+    /// The format the target's files are read back with.
+    pub fn vendor(self) -> Vendor {
+        match self {
+            Target::Sentinel => Vendor::Sentinel,
+            Target::Elastic => Vendor::Elastic,
+            Target::Panther => Vendor::Panther,
+        }
+    }
 }
 
 /// A vendor format rulecast reads (`rulecast import --from`).
@@ -78,6 +91,106 @@ pub fn importer(v: Vendor) -> &'static dyn Importer {
         Vendor::Elastic => &elastic::Elastic,
         Vendor::Panther => &panther::Panther,
         Vendor::Sigma => &sigma::Sigma,
+    }
+}
+
+/// `rulecast coverage`'s vendor inputs: files or folders per vendor format.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CoverageInputs {
+    /// Microsoft Sentinel rule files or folders (repeatable).
+    #[arg(long)]
+    pub sentinel: Vec<PathBuf>,
+    /// Elastic detection-rules TOML files or folders (repeatable).
+    #[arg(long)]
+    pub elastic: Vec<PathBuf>,
+    /// Panther rule YAMLs (with their Python) or folders (repeatable).
+    #[arg(long)]
+    pub panther: Vec<PathBuf>,
+    /// Sigma rule files or folders (repeatable).
+    #[arg(long)]
+    pub sigma: Vec<PathBuf>,
+}
+
+impl CoverageInputs {
+    /// The inputs by vendor, in registry order.
+    pub fn by_vendor(&self) -> Vec<(Vendor, &[PathBuf])> {
+        vec![(Vendor::Sentinel, &self.sentinel[..]), (Vendor::Elastic, &self.elastic[..]), (Vendor::Panther, &self.panther[..]), (Vendor::Sigma, &self.sigma[..])]
+    }
+}
+
+/// `rulecast explain`'s vendor inputs: files or folders per vendor format.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ExplainInputs {
+    /// Microsoft Sentinel rule files or folders (repeatable).
+    #[arg(long)]
+    pub sentinel: Vec<PathBuf>,
+    /// Elastic detection-rules TOML files or folders (repeatable).
+    #[arg(long)]
+    pub elastic: Vec<PathBuf>,
+    /// Panther rule YAMLs or folders (repeatable).
+    #[arg(long)]
+    pub panther: Vec<PathBuf>,
+    /// Sigma rule files or folders (repeatable).
+    #[arg(long)]
+    pub sigma: Vec<PathBuf>,
+}
+
+impl ExplainInputs {
+    /// The inputs by vendor, in registry order.
+    pub fn by_vendor(&self) -> Vec<(Vendor, &[PathBuf])> {
+        vec![(Vendor::Sentinel, &self.sentinel[..]), (Vendor::Elastic, &self.elastic[..]), (Vendor::Panther, &self.panther[..]), (Vendor::Sigma, &self.sigma[..])]
+    }
+}
+
+/// `rulecast sync`'s vendor repository folders, one per target.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SyncFolders {
+    /// An Azure-Sentinel-style folder of analytic rules.
+    #[arg(long, value_name = "DIR")]
+    pub sentinel: Option<PathBuf>,
+    /// A detection-rules `rules/` tree.
+    #[arg(long, value_name = "DIR")]
+    pub elastic: Option<PathBuf>,
+    /// A panther-analysis rules tree.
+    #[arg(long, value_name = "DIR")]
+    pub panther: Option<PathBuf>,
+}
+
+impl SyncFolders {
+    /// The folders given, by target, in registry order.
+    pub fn by_target(&self) -> Vec<(Target, PathBuf)> {
+        [(Target::Sentinel, &self.sentinel), (Target::Elastic, &self.elastic), (Target::Panther, &self.panther)]
+            .into_iter()
+            .filter_map(|(t, d)| d.clone().map(|d| (t, d)))
+            .collect()
+    }
+}
+
+/// How each target holds one canonical field: one member per target, each made by its vendor's
+/// `fields.rs` from the taxonomy row (its own columns), the virtual-field table or a `some`
+/// element path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldMaps {
+    /// Microsoft Sentinel.
+    pub sentinel: sentinel::fields::Map,
+    /// Elastic Security.
+    pub elastic: elastic::fields::Map,
+    /// Panther.
+    pub panther: panther::fields::Map,
+}
+
+impl FieldMaps {
+    /// A taxonomy row, with the path below it.
+    pub fn of_row(row: &Row, rest: &[Seg]) -> Self {
+        FieldMaps { sentinel: sentinel::fields::of_row(row, rest), elastic: elastic::fields::of_row(row, rest), panther: panther::fields::of_row(row, rest) }
+    }
+    /// A virtual field.
+    pub fn of_virtual(v: &Virtual) -> Self {
+        FieldMaps { sentinel: sentinel::fields::of_virtual(v), elastic: elastic::fields::of_virtual(v), panther: panther::fields::of_virtual(v) }
+    }
+    /// A path inside a `some` element (every target reads it from the element).
+    pub fn element(m: Mapping) -> Self {
+        FieldMaps { sentinel: m.clone(), elastic: elastic::fields::element(m), panther: panther::fields::Map { expr: None, helpers: &[], unavailable: None } }
     }
 }
 
@@ -115,6 +228,8 @@ pub trait Settings {
     fn file(&self) -> Option<&Spanned<String>>;
     /// The target's own rule id, when the rule gives one.
     fn id(&self) -> Option<&Spanned<String>>;
+    /// The schedule settings `rulecast diff` compares, as `(key, value)` (`None`: the default).
+    fn schedule(&self) -> Vec<(&'static str, Option<String>)>;
     /// Check the settings (ids, file names, durations, enums) against the vendor's rules; push
     /// located diagnostics for `file` into `d`.
     fn validate(&self, file: &str, d: &mut Diagnostics);
@@ -203,6 +318,17 @@ pub trait Backend: Sync {
     /// What the vendor deploys, built from each rule's rendered files (`rulecast pack`): files
     /// under the target's folder, and the rules it leaves out with why.
     fn pack(&self, rules: &[PackRule], lock: Option<&Lock>) -> Result<Bundle, String>;
+    /// The extension of the target's main file (`.yaml`): the one that holds the rule id; the
+    /// others are its companions.
+    fn main_extension(&self) -> &'static str;
+    /// The vendor's rule id in a main file's text (`rulecast sync` matches files by it).
+    /// `Ok(None)`: the file parses but is not a rule of this format; `Err`: it does not parse.
+    fn vendor_id(&self, text: &str) -> Result<Option<String>, String>;
+    /// The files a main file names that belong to the rule (relative to its folder).
+    fn companions(&self, main: &str) -> Vec<String> {
+        let _ = main;
+        vec![]
+    }
     /// What the target adds to one rule's documentation page (its version, its query, header
     /// values), from the files it renders for the rule.
     fn doc(&self, rule: &Rule, files: &[(String, String)], lock: Option<&Lock>) -> Result<DocFacts, String>;
@@ -215,4 +341,13 @@ pub trait Importer: Sync {
     /// Import one file (`name` is how diagnostics name it; `path` is where it is, for
     /// importers that read a companion file under `policy`).
     fn import(&self, name: &str, text: &str, path: &Path, policy: ReadPolicy) -> Vec<Imported>;
+    /// What names a rule (id, name, severity, ATT&CK ids) in a file the importer could not
+    /// import, so coverage can still list it; nothing when the text does not parse.
+    fn meta(&self, text: &str) -> Meta;
+    /// A rule file's query text when it is a pipeline `rulecast explain` shows stage by stage
+    /// (`coverage::explain::kusto_stages`); `None` for other formats.
+    fn pipeline_query(&self, text: &str) -> Option<String> {
+        let _ = text;
+        None
+    }
 }

@@ -3,11 +3,13 @@
 //! printer, evaluator) and the evaluator glue.
 
 pub mod eval;
+pub mod fields;
 pub mod import;
 pub mod pack;
 pub mod kusto;
 pub mod row;
 pub mod settings;
+pub mod tactics;
 pub mod target;
 
 use std::collections::HashMap;
@@ -77,6 +79,14 @@ impl Backend for Sentinel {
             }
         })
     }
+    fn main_extension(&self) -> &'static str {
+        ".yaml"
+    }
+    fn vendor_id(&self, text: &str) -> Result<Option<String>, String> {
+        let doc: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        // an analytic rule has a query
+        Ok(crate::sync::id_text(doc.get("query").and(doc.get("id"))))
+    }
     fn title(&self) -> &'static str {
         "Microsoft Sentinel"
     }
@@ -97,5 +107,36 @@ impl Importer for Sentinel {
     }
     fn import(&self, name: &str, text: &str, _path: &Path, _policy: crate::load::files::ReadPolicy) -> Vec<Imported> {
         import::parse(name, text)
+    }
+    fn pipeline_query(&self, text: &str) -> Option<String> {
+        serde_saphyr::from_str::<Value>(text).ok().and_then(|v| v.get("query").and_then(|q| q.as_str()).map(str::to_string))
+    }
+    fn meta(&self, text: &str) -> crate::coverage::meta::Meta {
+        use crate::coverage::meta::{Meta, push_tactic, push_technique, text as s};
+        let mut m = Meta::default();
+        let Ok(doc) = serde_saphyr::from_str::<Value>(text) else { return m };
+        m.id = s(doc.get("id"));
+        m.name = s(doc.get("name"));
+        m.severity = s(doc.get("severity")).map(|x| x.to_lowercase());
+        for t in doc.get("relevantTechniques").and_then(Value::as_array).into_iter().flatten() {
+            push_technique(&mut m, t.as_str().unwrap_or(""));
+        }
+        for t in doc.get("tactics").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(id) = tactics::id(t.as_str().unwrap_or("")) {
+                push_tactic(&mut m, id);
+            }
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::vendors::Backend;
+
+    #[test]
+    fn vendor_ids() {
+        assert_eq!(super::Sentinel.vendor_id("id: abc\nquery: x\n"), Ok(Some("abc".into())));
+        assert_eq!(super::Sentinel.vendor_id("id: abc\n"), Ok(None), "a YAML without a query is not an analytic rule");
     }
 }
