@@ -159,7 +159,7 @@ enum Command {
         #[arg(long = "target", value_enum)]
         targets: Vec<Target>,
         #[command(flatten)]
-        vendors: rulecast::vendors::CoverageInputs,
+        vendors: rulecast::vendors::VendorInputs,
         #[command(flatten)]
         read: ReadArgs,
         /// text, json, csv, navigator (layers into <out>/navigator/) or html.
@@ -185,7 +185,7 @@ enum Command {
         #[arg(long)]
         rules: Option<PathBuf>,
         #[command(flatten)]
-        vendors: rulecast::vendors::ExplainInputs,
+        vendors: rulecast::vendors::VendorInputs,
         #[command(flatten)]
         read: ReadArgs,
         /// markdown or json.

@@ -4,12 +4,13 @@
 //! about it: its target (compile + template glue), its importer, its tables (written once and
 //! used in both directions), its settings, its query language and its evaluator glue. This file
 //! names them once: [`Target`] (the vendors rulecast writes), [`Vendor`] (the formats it reads),
-//! and the two `match`es that map them to their implementation ([`backend`], [`importer`]).
-//! Everything else reaches a vendor through the [`Backend`] and [`Importer`] traits.
+//! and the `match`es that map them to their implementation ([`backend`], [`importer`]).
+//! Everything else reaches a vendor through the [`Backend`], [`Importer`] and [`Settings`]
+//! traits; `tests/registry.rs` fails when a vendor is named anywhere else in `src/`.
 //!
-//! Adding a fourth target: one variant here, one arm in [`backend`] (and in [`importer`] when
-//! rulecast also reads the format), one field in [`TargetSettings`], one folder under
-//! `vendors/`, one template folder under `templates/`.
+//! Adding a fourth target: one folder under `vendors/`, one entry here (a variant, its arms in
+//! the `match`es, its member in [`TargetSettings`], [`FieldMaps`], [`TargetLocks`] and the CLI's
+//! vendor flags), one template folder under `templates/`; ARCHITECTURE.md lists every file.
 
 pub mod elastic;
 pub mod panther;
@@ -31,7 +32,7 @@ use crate::fields::{Mapping, Row, Seg, Virtual};
 use crate::import::Imported;
 use crate::load::Rule;
 use crate::load::files::ReadPolicy;
-use crate::lock::Lock;
+use crate::lock::{Fingerprint, Lock};
 use crate::pack::{Bundle, DocFacts, PackRule};
 use crate::model::{OpaqueLang, Spanned};
 use crate::targets::Cx;
@@ -94,9 +95,10 @@ pub fn importer(v: Vendor) -> &'static dyn Importer {
     }
 }
 
-/// `rulecast coverage`'s vendor inputs: files or folders per vendor format.
+/// `rulecast coverage`'s and `rulecast explain`'s vendor inputs: files or folders per vendor
+/// format.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct CoverageInputs {
+pub struct VendorInputs {
     /// Microsoft Sentinel rule files or folders (repeatable).
     #[arg(long)]
     pub sentinel: Vec<PathBuf>,
@@ -111,31 +113,7 @@ pub struct CoverageInputs {
     pub sigma: Vec<PathBuf>,
 }
 
-impl CoverageInputs {
-    /// The inputs by vendor, in registry order.
-    pub fn by_vendor(&self) -> Vec<(Vendor, &[PathBuf])> {
-        vec![(Vendor::Sentinel, &self.sentinel[..]), (Vendor::Elastic, &self.elastic[..]), (Vendor::Panther, &self.panther[..]), (Vendor::Sigma, &self.sigma[..])]
-    }
-}
-
-/// `rulecast explain`'s vendor inputs: files or folders per vendor format.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct ExplainInputs {
-    /// Microsoft Sentinel rule files or folders (repeatable).
-    #[arg(long)]
-    pub sentinel: Vec<PathBuf>,
-    /// Elastic detection-rules TOML files or folders (repeatable).
-    #[arg(long)]
-    pub elastic: Vec<PathBuf>,
-    /// Panther rule YAMLs or folders (repeatable).
-    #[arg(long)]
-    pub panther: Vec<PathBuf>,
-    /// Sigma rule files or folders (repeatable).
-    #[arg(long)]
-    pub sigma: Vec<PathBuf>,
-}
-
-impl ExplainInputs {
+impl VendorInputs {
     /// The inputs by vendor, in registry order.
     pub fn by_vendor(&self) -> Vec<(Vendor, &[PathBuf])> {
         vec![(Vendor::Sentinel, &self.sentinel[..]), (Vendor::Elastic, &self.elastic[..]), (Vendor::Panther, &self.panther[..]), (Vendor::Sigma, &self.sigma[..])]
@@ -194,6 +172,66 @@ impl FieldMaps {
     }
 }
 
+/// What every target's lock entry holds.
+pub trait Locked {
+    /// The hash of what the target's files mean.
+    fn sha256(&self) -> &str;
+    /// The hashes earlier versions of the rule produced, oldest first.
+    fn previous(&self) -> &[String];
+    /// The version, as release notes show it.
+    fn version(&self) -> String;
+}
+
+/// One rule's lock entries, one member per target (the JSON keys of `rulecast.lock`), each kept
+/// by its vendor's `lock.rs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetLocks {
+    /// Microsoft Sentinel, when the rule is built for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<sentinel::lock::Entry>,
+    /// Elastic Security, when the rule is built for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elastic: Option<elastic::lock::Entry>,
+    /// Panther, when the rule is built for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panther: Option<panther::lock::Entry>,
+}
+
+impl TargetLocks {
+    /// The entry of one target.
+    pub fn get(&self, t: Target) -> Option<&dyn Locked> {
+        match t {
+            Target::Sentinel => self.sentinel.as_ref().map(|e| e as &dyn Locked),
+            Target::Elastic => self.elastic.as_ref().map(|e| e as &dyn Locked),
+            Target::Panther => self.panther.as_ref().map(|e| e as &dyn Locked),
+        }
+    }
+    /// The next entries: one per target the fingerprint has a hash for, each bumped by its
+    /// vendor's rules where the hash changed.
+    pub fn next(prev: Option<&TargetLocks>, fp: &Fingerprint, logic_changed: bool, date: &str) -> Self {
+        let prev = prev.cloned().unwrap_or_default();
+        TargetLocks {
+            sentinel: fp.hashes.get(&Target::Sentinel).map(|h| sentinel::lock::next(prev.sentinel.as_ref(), h, fp, logic_changed)),
+            elastic: fp.hashes.get(&Target::Elastic).map(|h| elastic::lock::next(prev.elastic.as_ref(), h, fp, date)),
+            panther: fp.hashes.get(&Target::Panther).map(|h| panther::lock::next(prev.panther.as_ref(), h)),
+        }
+    }
+    /// Why the entries do not describe the rule (declared versions or dates ahead of them).
+    pub fn stale(&self, fp: &Fingerprint) -> Vec<String> {
+        [self.sentinel.as_ref().and_then(|e| sentinel::lock::stale(e, fp)), self.elastic.as_ref().and_then(|e| elastic::lock::stale(e, fp))].into_iter().flatten().collect()
+    }
+    /// Set the vendor tracking fields the entries hold on the rule.
+    pub fn apply(&self, rule: &mut Rule) {
+        if let Some(e) = &self.sentinel {
+            sentinel::lock::apply(e, rule);
+        }
+        if let Some(e) = &self.elastic {
+            elastic::lock::apply(e, rule);
+        }
+    }
+}
+
 /// Per-vendor settings in a canonical rule (`targets:`): one key per target.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -230,6 +268,11 @@ pub trait Settings {
     fn id(&self) -> Option<&Spanned<String>>;
     /// The schedule settings `rulecast diff` compares, as `(key, value)` (`None`: the default).
     fn schedule(&self) -> Vec<(&'static str, Option<String>)>;
+    /// The version the rule declares for this target's files, when the target versions them
+    /// so (`targets.<t>.version`).
+    fn version(&self) -> Option<&Spanned<String>> {
+        None
+    }
     /// Check the settings (ids, file names, durations, enums) against the vendor's rules; push
     /// located diagnostics for `file` into `d`.
     fn validate(&self, file: &str, d: &mut Diagnostics);
@@ -310,6 +353,9 @@ pub trait Backend: Sync {
         let _ = text;
         None
     }
+    /// What the lock hashes for the target's files: their meaning as text (parsed, without the
+    /// version fields the lock itself sets).
+    fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String>;
     /// The product's name in pack documents (`docs/index.md`, each rule's page).
     fn title(&self) -> &'static str;
     /// The target's templates, embedded: `(name, source)`, each name `<target>/<file>` (the

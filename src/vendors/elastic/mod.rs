@@ -5,6 +5,7 @@
 pub mod eval;
 pub mod fields;
 pub mod import;
+pub mod lock;
 pub mod pack;
 pub mod ingest;
 pub mod kuery;
@@ -75,6 +76,9 @@ impl Backend for Elastic {
         let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
         let doc = serde_json::to_value(v).map_err(|e| e.to_string())?;
         Ok(crate::sync::id_text(doc.get("rule").and_then(|r| r.get("rule_id"))))
+    }
+    fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String> {
+        lock::meaning_text(files)
     }
     fn title(&self) -> &'static str {
         "Elastic Security"

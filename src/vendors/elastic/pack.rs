@@ -20,7 +20,7 @@ use crate::pack::{Bundle, DocFacts, PackRule, QueryView};
 
 /// The rule's Elastic version: the lock's, else 1.
 pub fn version(rule: &Rule, lock: Option<&Lock>) -> u32 {
-    lock.and_then(|l| l.rules.get(&rule.doc.id.value)).and_then(|e| e.elastic.as_ref()).map_or(1, |e| e.version)
+    lock.and_then(|l| l.rules.get(&rule.doc.id.value)).and_then(|e| e.targets.elastic.as_ref()).map_or(1, |e| e.version)
 }
 
 /// `elastic/rules.ndjson`: one Kibana import object per rendered TOML; a TOML that does not

@@ -5,6 +5,7 @@
 pub mod eval;
 pub mod fields;
 pub mod import;
+pub mod lock;
 pub mod pack;
 pub mod settings;
 pub mod target;
@@ -67,6 +68,9 @@ impl Backend for Panther {
     }
     fn companions(&self, main: &str) -> Vec<String> {
         python_file(main).into_iter().collect()
+    }
+    fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String> {
+        lock::meaning_text(files)
     }
     fn title(&self) -> &'static str {
         "Panther"

@@ -38,7 +38,7 @@ pub fn bundle(rules: &[PackRule]) -> Result<Bundle, String> {
 pub fn doc(rule: &Rule, files: &[(String, String)], lock: Option<&Lock>) -> DocFacts {
     let entry = lock.and_then(|l| l.rules.get(&rule.doc.id.value));
     DocFacts {
-        version: entry.and_then(|e| e.panther.as_ref()).map_or(1, |p| p.version).to_string(),
+        version: entry.and_then(|e| e.targets.panther.as_ref()).map_or(1, |p| p.version).to_string(),
         query: files.iter().find(|(p, _)| p.ends_with(".py")).map(|(_, py)| QueryView { label: "Panther, Python".into(), lang: "python", text: py.clone() }),
         header: serde_json::Map::new(),
     }

@@ -5,6 +5,7 @@
 pub mod eval;
 pub mod fields;
 pub mod import;
+pub mod lock;
 pub mod pack;
 pub mod kusto;
 pub mod row;
@@ -86,6 +87,9 @@ impl Backend for Sentinel {
         let doc: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
         // an analytic rule has a query
         Ok(crate::sync::id_text(doc.get("query").and(doc.get("id"))))
+    }
+    fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String> {
+        lock::meaning_text(files)
     }
     fn title(&self) -> &'static str {
         "Microsoft Sentinel"
