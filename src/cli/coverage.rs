@@ -136,11 +136,11 @@ pub fn explain(inputs: &Inputs, which: &str, platform: Option<&str>, format: Exp
     };
     let e = &cov.entries[i];
     // the stages of a vendor rule whose query is a pipeline (Sentinel's KQL) come from its text
-    let query = match Vendor::iter().find(|v| v.to_string() == e.platform) {
-        Some(v) => rulecast::load::files::read_text(Path::new(&e.file), inputs.read).ok().and_then(|t| rulecast::vendors::importer(v).pipeline_query(&t)),
+    let pipeline = match Vendor::iter().find(|v| v.to_string() == e.platform) {
+        Some(v) => rulecast::load::files::read_text(Path::new(&e.file), inputs.read).ok().and_then(|t| rulecast::vendors::importer(v).pipeline(&t)),
         None => None,
     };
-    let page = rulecast::coverage::explain::page(&cov, i, query.as_deref());
+    let page = rulecast::coverage::explain::page(&cov, i, pipeline);
     let text = match format {
         ExplainFormat::Markdown => rulecast::coverage::explain::to_markdown(&page),
         ExplainFormat::Json => serde_json::to_string_pretty(&page)? + "\n",

@@ -390,9 +390,9 @@ pub trait Importer: Sync {
     /// What names a rule (id, name, severity, ATT&CK ids) in a file the importer could not
     /// import, so coverage can still list it; nothing when the text does not parse.
     fn meta(&self, text: &str) -> Meta;
-    /// A rule file's query text when it is a pipeline `rulecast explain` shows stage by stage
-    /// (`coverage::explain::kusto_stages`); `None` for other formats.
-    fn pipeline_query(&self, text: &str) -> Option<String> {
+    /// A rule file's query read as a pipeline (`rulecast explain` shows its stages and output
+    /// columns); `None` for formats whose queries are not pipelines.
+    fn pipeline(&self, text: &str) -> Option<crate::coverage::explain::Pipeline> {
         let _ = text;
         None
     }

@@ -10,6 +10,7 @@ pub mod pack;
 pub mod kusto;
 pub mod row;
 pub mod settings;
+pub mod stages;
 pub mod tactics;
 pub mod target;
 
@@ -112,8 +113,9 @@ impl Importer for Sentinel {
     fn import(&self, name: &str, text: &str, _path: &Path, _policy: crate::load::files::ReadPolicy) -> Vec<Imported> {
         import::parse(name, text)
     }
-    fn pipeline_query(&self, text: &str) -> Option<String> {
-        serde_saphyr::from_str::<Value>(text).ok().and_then(|v| v.get("query").and_then(|q| q.as_str()).map(str::to_string))
+    fn pipeline(&self, text: &str) -> Option<crate::coverage::explain::Pipeline> {
+        let v = serde_saphyr::from_str::<Value>(text).ok()?;
+        v.get("query").and_then(|q| q.as_str()).map(stages::kusto_stages)
     }
     fn meta(&self, text: &str) -> crate::coverage::meta::Meta {
         use crate::coverage::meta::{Meta, push_tactic, push_technique, text as s};
