@@ -292,42 +292,6 @@ pub fn meaning_hash(target: Target, files: &[(String, String)]) -> Result<String
     Ok(sha256_hex(&crate::vendors::backend(target).meaning_text(files)?))
 }
 
-/// Python source without its comments and blank lines. The lexer (which drops comments) finds
-/// every token; a comment is what starts with `#` in the text between two tokens, so a `#`
-/// inside a string stays.
-pub fn python_without_comments(src: &str) -> String {
-    use rustpython_parser::{Mode, lexer::lex};
-    let mut tokens: Vec<(usize, usize)> =
-        lex(src, Mode::Module).filter_map(|t| t.ok()).map(|(_, r)| (usize::from(r.start()), usize::from(r.end()))).collect();
-    tokens.sort();
-    let mut out = String::new();
-    let mut pos = 0;
-    let gap = |text: &str, out: &mut String| {
-        let mut in_comment = false;
-        for c in text.chars() {
-            match c {
-                '#' => in_comment = true,
-                '\n' => {
-                    in_comment = false;
-                    out.push(c);
-                }
-                _ if !in_comment => out.push(c),
-                _ => {}
-            }
-        }
-    };
-    for (a, b) in tokens {
-        if a < pos || b > src.len() {
-            continue;
-        }
-        gap(&src[pos..a], &mut out);
-        out.push_str(&src[a..b]);
-        pos = b;
-    }
-    gap(&src[pos..], &mut out);
-    out.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
-}
-
 /// Read a lock file's text.
 pub fn from_str(text: &str) -> Result<Lock, String> {
     let lock: Lock = serde_json::from_str(text).map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))?;
@@ -513,14 +477,6 @@ mod tests {
         assert_eq!(civil_date(0), "1970-01-01");
         assert_eq!(civil_date(19_723), "2024-01-01");
         assert_eq!(civil_date(19_782), "2024-02-29");
-    }
-
-    #[test]
-    fn comments_are_not_hashed_but_hashes_in_strings_are() {
-        let a = "# note: x\ndef rule(event):\n    return event.get('a') == '#b'  # trailing\n";
-        let b = "def rule(event):\n    return event.get('a') == '#b'\n";
-        assert_eq!(python_without_comments(a), python_without_comments(b));
-        assert!(python_without_comments(a).contains("'#b'"));
     }
 
 }

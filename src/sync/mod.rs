@@ -105,9 +105,12 @@ pub fn classify(target: Target, built: &[(String, String)], vendor: &[(String, S
     if known.contains(&h.as_str()) { State::Stale } else { State::Drifted }
 }
 
-/// A line that only tracks a version: Sentinel `version:`, detection-rules `updated_date =`.
+/// A line that only tracks a version, in any target's format ([`Backend::tracking_line`]:
+/// Sentinel `version:`, detection-rules `updated_date =`).
+///
+/// [`Backend::tracking_line`]: crate::vendors::Backend::tracking_line
 fn tracking_line(l: &str) -> bool {
-    l.starts_with("version:") || l.starts_with("updated_date =")
+    <Target as strum::IntoEnumIterator>::iter().any(|t| crate::vendors::backend(t).tracking_line(l))
 }
 
 /// The differences between two canonical documents (the built file imported, the vendor file

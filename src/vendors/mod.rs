@@ -353,6 +353,12 @@ pub trait Backend: Sync {
         let _ = text;
         None
     }
+    /// A line of the target's files that only tracks the version the lock sets (`sync` tells a
+    /// stale file from a hand-edited one by them).
+    fn tracking_line(&self, line: &str) -> bool {
+        let _ = line;
+        false
+    }
     /// What the lock hashes for the target's files: their meaning as text (parsed, without the
     /// version fields the lock itself sets).
     fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String>;

@@ -77,6 +77,9 @@ impl Backend for Elastic {
         let doc = serde_json::to_value(v).map_err(|e| e.to_string())?;
         Ok(crate::sync::id_text(doc.get("rule").and_then(|r| r.get("rule_id"))))
     }
+    fn tracking_line(&self, line: &str) -> bool {
+        line.starts_with("updated_date =")
+    }
     fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String> {
         lock::meaning_text(files)
     }

@@ -89,6 +89,9 @@ impl Backend for Sentinel {
         // an analytic rule has a query
         Ok(crate::sync::id_text(doc.get("query").and(doc.get("id"))))
     }
+    fn tracking_line(&self, line: &str) -> bool {
+        line.starts_with("version:")
+    }
     fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String> {
         lock::meaning_text(files)
     }
