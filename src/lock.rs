@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use crate::load::Rule;
 use crate::targets::{Target, Unsupported};
+use strum::IntoEnumIterator;
 
 /// The lock file's name, in the canonical rules folder.
 pub const FILE_NAME: &str = "rulecast.lock";
@@ -72,15 +73,10 @@ pub struct Entry {
     pub file: String,
     /// What the rule says, by part (for the one-line summaries of changes).
     pub facets: Facets,
-    /// The Sentinel file, when the rule is built for Sentinel.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sentinel: Option<SentinelLock>,
-    /// The Elastic rule, when the rule is built for Elastic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub elastic: Option<ElasticLock>,
-    /// The Panther rule, when the rule is built for Panther.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub panther: Option<PantherLock>,
+    /// Per target the rule is built for: its hash and version (each vendor's `lock.rs`; the
+    /// JSON keys are the target names).
+    #[serde(flatten)]
+    pub targets: crate::vendors::TargetLocks,
 }
 
 /// A rule's parts: values where a summary should show them, hashes elsewhere.
@@ -103,48 +99,31 @@ pub struct Facets {
     pub tests: String,
 }
 
-/// Sentinel: the content hash and the template `version`.
+/// A target's lock entry: the content hash and the version the vendor tracks it by (targets
+/// that track more have their own entry type).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SentinelLock {
+pub struct Versioned<V> {
     /// SHA-256 of the meaning (see the module docs).
     pub sha256: String,
-    /// `X.Y.Z`.
-    pub version: String,
+    /// The version.
+    pub version: V,
     /// The hashes of the files earlier versions of the rule produced, oldest first (`rulecast
     /// sync` tells a stale vendor file from a hand-edited one by them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous: Vec<String>,
 }
 
-/// Elastic: the content hash, the version-lock integer and `updated_date`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ElasticLock {
-    /// SHA-256 of the API object without `version`.
-    pub sha256: String,
-    /// The detection-rules version-lock integer (the ndjson's `version`).
-    pub version: u32,
-    /// `[metadata] updated_date`, as `YYYY-MM-DD`.
-    pub updated: String,
-    /// The hashes of the files earlier versions of the rule produced, oldest first (`rulecast
-    /// sync` tells a stale vendor file from a hand-edited one by them).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub previous: Vec<String>,
-}
-
-/// Panther: the content hash and the version integer (as panther-analysis' `.versions.yml`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PantherLock {
-    /// SHA-256 of the YAML and the Python module.
-    pub sha256: String,
-    /// The version integer.
-    pub version: u32,
-    /// The hashes of the files earlier versions of the rule produced, oldest first (`rulecast
-    /// sync` tells a stale vendor file from a hand-edited one by them).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub previous: Vec<String>,
+impl<V: ToString> crate::vendors::Locked for Versioned<V> {
+    fn sha256(&self) -> &str {
+        &self.sha256
+    }
+    fn previous(&self) -> &[String] {
+        &self.previous
+    }
+    fn version(&self) -> String {
+        self.version.to_string()
+    }
 }
 
 /// What one release changed.
@@ -211,7 +190,8 @@ pub struct Fingerprint {
     pub facets: Facets,
     /// Per target that builds the rule: the content hash.
     pub hashes: BTreeMap<Target, String>,
-    /// The Sentinel version the rule declares (`targets.sentinel.version`, else `version`).
+    /// The version the rule declares: a target's own (`targets.<t>.version`, for a target
+    /// that versions its files so), else `version`.
     pub declared_version: Option<String>,
     /// The date the rule declares (`updated`, else `created`), `YYYY-MM-DD`.
     pub declared_updated: Option<String>,
@@ -280,7 +260,7 @@ pub fn fingerprint(rule: &Rule, source: &str) -> Result<Fingerprint, String> {
         tests: hash_keys(&doc, &["tests"]),
     };
     let mut hashes = BTreeMap::new();
-    for t in [Target::Sentinel, Target::Elastic, Target::Panther] {
+    for t in Target::iter() {
         if crate::targets::skip_reason(rule, t).is_some() {
             continue;
         }
@@ -293,7 +273,7 @@ pub fn fingerprint(rule: &Rule, source: &str) -> Result<Fingerprint, String> {
         file: rule.file.rsplit('/').next().unwrap_or(&rule.file).to_string(),
         facets,
         hashes,
-        declared_version: d.targets.sentinel.version.as_ref().or(d.version.as_ref()).map(|v| v.value.clone()),
+        declared_version: Target::iter().find_map(|t| d.targets.of(t).version()).or(d.version.as_ref()).map(|v| v.value.clone()),
         declared_updated: d.updated.as_ref().or(d.created.as_ref()).map(|v| v.value.clone()),
     })
 }
@@ -306,74 +286,10 @@ fn scalar(v: Option<&serde_json::Value>) -> String {
     }
 }
 
-/// The hash of what one target's files mean (see the module docs).
+/// The hash of what one target's files mean (see the module docs; the text hashed is the
+/// target's [`Backend::meaning_text`](crate::vendors::Backend::meaning_text)).
 pub fn meaning_hash(target: Target, files: &[(String, String)]) -> Result<String, String> {
-    let text = match target {
-        Target::Sentinel => {
-            let (path, yaml) = files.iter().find(|(p, _)| p.ends_with(".yaml")).ok_or("no Sentinel YAML")?;
-            let mut v: serde_json::Value = serde_saphyr::from_str(yaml).map_err(|e| format!("{path}: {e}"))?;
-            if let Some(o) = v.as_object_mut() {
-                o.remove("version");
-            }
-            canonical_json(&v)
-        }
-        Target::Elastic => {
-            let (path, toml) = files.iter().find(|(p, _)| p.ends_with(".toml")).ok_or("no Elastic TOML")?;
-            let mut api = crate::pack::elastic::api_object(toml).map_err(|e| format!("{path}: {e}"))?;
-            api.remove("version");
-            canonical_json(&serde_json::Value::Object(api))
-        }
-        Target::Panther => {
-            let (path, yml) = files.iter().find(|(p, _)| p.ends_with(".yml")).ok_or("no Panther YAML")?;
-            let v: serde_json::Value = serde_saphyr::from_str(yml).map_err(|e| format!("{path}: {e}"))?;
-            let py = files.iter().find(|(p, _)| p.ends_with(".py")).map(|(_, t)| python_without_comments(t)).unwrap_or_default();
-            format!("{}\n{py}", canonical_json(&v))
-        }
-    };
-    Ok(sha256_hex(&text))
-}
-
-/// Python source without its comments and blank lines. The lexer (which drops comments) finds
-/// every token; a comment is what starts with `#` in the text between two tokens, so a `#`
-/// inside a string stays.
-pub fn python_without_comments(src: &str) -> String {
-    use rustpython_parser::{Mode, lexer::lex};
-    let mut tokens: Vec<(usize, usize)> =
-        lex(src, Mode::Module).filter_map(|t| t.ok()).map(|(_, r)| (usize::from(r.start()), usize::from(r.end()))).collect();
-    tokens.sort();
-    let mut out = String::new();
-    let mut pos = 0;
-    let gap = |text: &str, out: &mut String| {
-        let mut in_comment = false;
-        for c in text.chars() {
-            match c {
-                '#' => in_comment = true,
-                '\n' => {
-                    in_comment = false;
-                    out.push(c);
-                }
-                _ if !in_comment => out.push(c),
-                _ => {}
-            }
-        }
-    };
-    for (a, b) in tokens {
-        if a < pos || b > src.len() {
-            continue;
-        }
-        gap(&src[pos..a], &mut out);
-        out.push_str(&src[a..b]);
-        pos = b;
-    }
-    gap(&src[pos..], &mut out);
-    out.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
-}
-
-/// Parse `X.Y.Z`.
-fn semver(v: &str) -> Option<(u64, u64, u64)> {
-    let mut it = v.split('.').map(|p| p.parse::<u64>().ok());
-    let t = (it.next()??, it.next()??, it.next()??);
-    it.next().is_none().then_some(t)
+    Ok(sha256_hex(&crate::vendors::backend(target).meaning_text(files)?))
 }
 
 /// Read a lock file's text.
@@ -401,8 +317,8 @@ pub fn stale(lock: &Lock, fps: &[Fingerprint]) -> Vec<String> {
             out.push(format!("{}: not in the lock", fp.file));
             continue;
         };
-        for t in [Target::Sentinel, Target::Elastic, Target::Panther] {
-            match (locked_hash(e, t), fp.hashes.get(&t)) {
+        for t in Target::iter() {
+            match (e.targets.get(t).map(|l| l.sha256()), fp.hashes.get(&t)) {
                 (Some(a), Some(b)) if a == b => {}
                 (None, None) => {}
                 (Some(_), Some(_)) => out.push(format!("{}: the {t} file changed since the lock", fp.file)),
@@ -410,16 +326,7 @@ pub fn stale(lock: &Lock, fps: &[Fingerprint]) -> Vec<String> {
                 (Some(_), None) => out.push(format!("{}: no longer built for {t}", fp.file)),
             }
         }
-        if let (Some(s), Some(d)) = (&e.sentinel, fp.declared_version.as_deref().and_then(semver)) {
-            if semver(&s.version).is_some_and(|l| d > l) {
-                out.push(format!("{}: declares version {}.{}.{}, ahead of the lock's {}", fp.file, d.0, d.1, d.2, s.version));
-            }
-        }
-        if let (Some(el), Some(d)) = (&e.elastic, &fp.declared_updated) {
-            if d > &el.updated {
-                out.push(format!("{}: declares date {d}, after the lock's {}", fp.file, el.updated));
-            }
-        }
+        out.extend(e.targets.stale(fp));
         if e.facets != fp.facets && out.last().is_none_or(|l| !l.starts_with(&fp.file)) {
             out.push(format!("{}: the canonical rule changed since the lock", fp.file));
         }
@@ -430,22 +337,6 @@ pub fn stale(lock: &Lock, fps: &[Fingerprint]) -> Vec<String> {
         }
     }
     out
-}
-
-fn locked_hash(e: &Entry, t: Target) -> Option<&str> {
-    match t {
-        Target::Sentinel => e.sentinel.as_ref().map(|s| s.sha256.as_str()),
-        Target::Elastic => e.elastic.as_ref().map(|s| s.sha256.as_str()),
-        Target::Panther => e.panther.as_ref().map(|s| s.sha256.as_str()),
-    }
-}
-
-fn locked_version(e: &Entry, t: Target) -> Option<String> {
-    match t {
-        Target::Sentinel => e.sentinel.as_ref().map(|s| s.version.clone()),
-        Target::Elastic => e.elastic.as_ref().map(|s| s.version.to_string()),
-        Target::Panther => e.panther.as_ref().map(|s| s.version.to_string()),
-    }
 }
 
 /// The next lock: unchanged (equal to `old`) when nothing changed; otherwise the next release,
@@ -459,10 +350,9 @@ pub fn update(old: &Lock, fps: &[Fingerprint], date: &str) -> Lock {
         match prev {
             None => changes.added.push(Named { id: fp.id.clone(), name: fp.name.clone() }),
             Some(p) => {
-                let bumps: Vec<Bump> = [Target::Sentinel, Target::Elastic, Target::Panther]
-                    .into_iter()
+                let bumps: Vec<Bump> = Target::iter()
                     .filter_map(|t| {
-                        let (a, b) = (locked_version(p, t), locked_version(&entry, t));
+                        let (a, b) = (p.targets.get(t).map(|l| l.version()), entry.targets.get(t).map(|l| l.version()));
                         (a != b).then(|| Bump { target: t.to_string(), from: a.unwrap_or_else(|| "-".into()), to: b.unwrap_or_else(|| "-".into()) })
                     })
                     .collect();
@@ -489,46 +379,13 @@ pub fn update(old: &Lock, fps: &[Fingerprint], date: &str) -> Lock {
 
 fn next_entry(prev: Option<&Entry>, fp: &Fingerprint, date: &str) -> Entry {
     let logic_changed = prev.is_some_and(|p| p.facets.logic != fp.facets.logic || p.facets.alert != fp.facets.alert);
-    let declared = fp.declared_version.as_deref().and_then(semver);
-    let sentinel = fp.hashes.get(&Target::Sentinel).map(|h| {
-        let locked = prev.and_then(|p| p.sentinel.as_ref());
-        let mut v = match locked {
-            None => declared.unwrap_or((1, 0, 0)),
-            Some(l) => {
-                let lv = semver(&l.version).unwrap_or((1, 0, 0));
-                if &l.sha256 == h {
-                    lv
-                } else if logic_changed {
-                    (lv.0, lv.1 + 1, 0)
-                } else {
-                    (lv.0, lv.1, lv.2 + 1)
-                }
-            }
-        };
-        if let Some(d) = declared {
-            v = v.max(d);
-        }
-        SentinelLock { sha256: h.clone(), version: format!("{}.{}.{}", v.0, v.1, v.2), previous: history(locked.map(|l| (&l.sha256, &l.previous)), h) }
-    });
-    let elastic = fp.hashes.get(&Target::Elastic).map(|h| {
-        let declared = fp.declared_updated.clone().unwrap_or_else(|| date.to_string());
-        match prev.and_then(|p| p.elastic.as_ref()) {
-            None => ElasticLock { sha256: h.clone(), version: 1, updated: declared, previous: vec![] },
-            Some(l) if &l.sha256 == h => ElasticLock { sha256: h.clone(), version: l.version, updated: l.updated.clone().max(declared), previous: l.previous.clone() },
-            Some(l) => ElasticLock { sha256: h.clone(), version: l.version + 1, updated: date.to_string().max(declared), previous: history(Some((&l.sha256, &l.previous)), h) },
-        }
-    });
-    let panther = fp.hashes.get(&Target::Panther).map(|h| match prev.and_then(|p| p.panther.as_ref()) {
-        None => PantherLock { sha256: h.clone(), version: 1, previous: vec![] },
-        Some(l) if &l.sha256 == h => l.clone(),
-        Some(l) => PantherLock { sha256: h.clone(), version: l.version + 1, previous: history(Some((&l.sha256, &l.previous)), h) },
-    });
-    Entry { name: fp.name.clone(), file: fp.file.clone(), facets: fp.facets.clone(), sentinel, elastic, panther }
+    let targets = crate::vendors::TargetLocks::next(prev.map(|p| &p.targets), fp, logic_changed, date);
+    Entry { name: fp.name.clone(), file: fp.file.clone(), facets: fp.facets.clone(), targets }
 }
 
 /// The earlier hashes after a change from the locked `(hash, previous)` to `now`: the locked hash
 /// joins the history when it is not `now`.
-fn history(locked: Option<(&String, &Vec<String>)>, now: &str) -> Vec<String> {
+pub fn history(locked: Option<(&String, &Vec<String>)>, now: &str) -> Vec<String> {
     let Some((hash, previous)) = locked else { return vec![] };
     let mut out = previous.clone();
     if hash != now && !out.contains(hash) {
@@ -539,21 +396,10 @@ fn history(locked: Option<(&String, &Vec<String>)>, now: &str) -> Vec<String> {
 
 /// Every hash the lock holds for a rule's target: the current one and the earlier ones.
 pub fn known_hashes(e: &Entry, t: Target) -> Vec<&str> {
-    let (now, previous) = match t {
-        Target::Sentinel => match &e.sentinel {
-            Some(l) => (l.sha256.as_str(), &l.previous),
-            None => return vec![],
-        },
-        Target::Elastic => match &e.elastic {
-            Some(l) => (l.sha256.as_str(), &l.previous),
-            None => return vec![],
-        },
-        Target::Panther => match &e.panther {
-            Some(l) => (l.sha256.as_str(), &l.previous),
-            None => return vec![],
-        },
-    };
-    std::iter::once(now).chain(previous.iter().map(String::as_str)).collect()
+    match e.targets.get(t) {
+        Some(l) => std::iter::once(l.sha256()).chain(l.previous().iter().map(String::as_str)).collect(),
+        None => vec![],
+    }
 }
 
 /// One line saying what changed, by meaning.
@@ -595,27 +441,11 @@ pub fn summary(a: &Facets, b: &Facets, bumps: &[Bump]) -> String {
     parts.join("; ")
 }
 
-/// Set the vendor tracking fields the lock holds: the Sentinel `version` and the Elastic
-/// `updated_date`. A rule without an entry is left as it is.
+/// Set the vendor tracking fields the lock holds (the Sentinel `version`, the Elastic
+/// `updated_date`: each vendor's `lock.rs`). A rule without an entry is left as it is.
 pub fn apply(rule: &mut Rule, lock: &Lock) {
     let Some(e) = lock.rules.get(&rule.doc.id.value) else { return };
-    if let Some(s) = &e.sentinel {
-        // located where the rule's own version is (or its id): the lock supplies the value
-        let mut v = rule.doc.targets.sentinel.version.clone().or_else(|| rule.doc.version.clone()).unwrap_or_else(|| rule.doc.id.clone());
-        v.value = s.version.clone();
-        rule.doc.targets.sentinel.version = Some(v);
-    }
-    if let Some(el) = &e.elastic {
-        match (&mut rule.doc.updated, &rule.doc.created) {
-            (Some(u), _) => u.value = el.updated.clone(),
-            (None, Some(c)) => {
-                let mut u = c.clone();
-                u.value = el.updated.clone();
-                rule.doc.updated = Some(u);
-            }
-            (None, None) => {}
-        }
-    }
+    e.targets.apply(rule);
 }
 
 /// Today's date (UTC), `YYYY-MM-DD`: only `rulecast lock` asks for it.
@@ -649,85 +479,4 @@ mod tests {
         assert_eq!(civil_date(19_782), "2024-02-29");
     }
 
-    #[test]
-    fn semver_parses_three_numbers_only() {
-        assert_eq!(semver("1.0.5"), Some((1, 0, 5)));
-        assert_eq!(semver("1.0"), None);
-        assert_eq!(semver("1.0.5.1"), None);
-    }
-
-    #[test]
-    fn comments_are_not_hashed_but_hashes_in_strings_are() {
-        let a = "# note: x\ndef rule(event):\n    return event.get('a') == '#b'  # trailing\n";
-        let b = "def rule(event):\n    return event.get('a') == '#b'\n";
-        assert_eq!(python_without_comments(a), python_without_comments(b));
-        assert!(python_without_comments(a).contains("'#b'"));
-    }
-
-    fn fp(logic: &str, hashes: &[(Target, &str)]) -> Fingerprint {
-        Fingerprint {
-            id: "r1".into(),
-            name: "Rule one".into(),
-            file: "r1.yaml".into(),
-            facets: Facets { severity: "low".into(), logic: logic.into(), ..Facets::default() },
-            hashes: hashes.iter().map(|(t, h)| (*t, h.to_string())).collect(),
-            declared_version: None,
-            declared_updated: Some("2024-01-01".into()),
-        }
-    }
-
-    #[test]
-    fn bumps_follow_each_vendor() {
-        let l1 = update(&Lock::default(), &[fp("L1", &[(Target::Sentinel, "s1"), (Target::Elastic, "e1"), (Target::Panther, "p1")])], "2025-01-01");
-        let e = &l1.rules["r1"];
-        assert_eq!((e.sentinel.as_ref().unwrap().version.as_str(), e.elastic.as_ref().unwrap().version), ("1.0.0", 1));
-        assert_eq!(e.elastic.as_ref().unwrap().updated, "2024-01-01");
-        assert_eq!(l1.release, 1);
-        assert_eq!(l1.changes.added.len(), 1);
-        // nothing changed: the same lock, no new release
-        let again = update(&l1, &[fp("L1", &[(Target::Sentinel, "s1"), (Target::Elastic, "e1"), (Target::Panther, "p1")])], "2025-02-02");
-        assert_eq!(again, l1);
-        // the logic changed: Sentinel minor, Elastic +1 with the lock date, Panther +1
-        let l2 = update(&l1, &[fp("L2", &[(Target::Sentinel, "s2"), (Target::Elastic, "e2"), (Target::Panther, "p2")])], "2025-03-03");
-        let e = &l2.rules["r1"];
-        assert_eq!(e.sentinel.as_ref().unwrap().version, "1.1.0");
-        assert_eq!((e.elastic.as_ref().unwrap().version, e.elastic.as_ref().unwrap().updated.as_str()), (2, "2025-03-03"));
-        assert_eq!(e.panther.as_ref().unwrap().version, 2);
-        assert_eq!(l2.changes.changed[0].summary, "detection logic changed");
-        assert_eq!(l2.changes.changed[0].bumps.len(), 3);
-        // only the Sentinel file changed (not the logic): a patch bump, the others keep theirs
-        let l3 = update(&l2, &[fp("L2", &[(Target::Sentinel, "s3"), (Target::Elastic, "e2"), (Target::Panther, "p2")])], "2025-04-04");
-        let e = &l3.rules["r1"];
-        assert_eq!(e.sentinel.as_ref().unwrap().version, "1.1.1");
-        assert_eq!(e.elastic.as_ref().unwrap().version, 2);
-        assert_eq!(l3.changes.changed[0].bumps, vec![Bump { target: "sentinel".into(), from: "1.1.0".into(), to: "1.1.1".into() }]);
-        // gone
-        let l4 = update(&l3, &[], "2025-05-05");
-        assert_eq!(l4.changes.removed, vec![Named { id: "r1".into(), name: "Rule one".into() }]);
-        assert!(l4.rules.is_empty());
-    }
-
-    #[test]
-    fn a_hand_bump_is_taken_over_never_lowered() {
-        let mut f = fp("L1", &[(Target::Sentinel, "s1")]);
-        f.declared_version = Some("1.0.5".into());
-        let l1 = update(&Lock::default(), std::slice::from_ref(&f), "2025-01-01");
-        assert_eq!(l1.rules["r1"].sentinel.as_ref().unwrap().version, "1.0.5");
-        f.declared_version = Some("2.0.0".into());
-        assert!(stale(&l1, std::slice::from_ref(&f)).iter().any(|s| s.contains("ahead of the lock")));
-        let l2 = update(&l1, std::slice::from_ref(&f), "2025-01-02");
-        assert_eq!(l2.rules["r1"].sentinel.as_ref().unwrap().version, "2.0.0");
-        f.declared_version = Some("1.0.0".into());
-        let l3 = update(&l2, &[f], "2025-01-03");
-        assert_eq!(l3.rules["r1"].sentinel.as_ref().unwrap().version, "2.0.0");
-    }
-
-    #[test]
-    fn the_file_text_round_trips() {
-        let l = update(&Lock::default(), &[fp("L1", &[(Target::Elastic, "e1")])], "2025-01-01");
-        let text = to_string(&l);
-        assert_eq!(from_str(&text).unwrap(), l);
-        assert!(from_str(&text.replace("\"lock_version\": 1", "\"lock_version\": 9")).is_err());
-        assert!(from_str("{").unwrap_err().starts_with("line 1"));
-    }
 }

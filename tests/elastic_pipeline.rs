@@ -71,19 +71,19 @@ fn used_fields() -> Vec<String> {
         }
     };
     for r in fields::all() {
-        if r.elastic == "-" {
+        if r.col("elastic") == "-" {
             continue;
         }
-        match r.elastic.strip_prefix("flattened:") {
+        match r.col("elastic").strip_prefix("flattened:") {
             Some(prefix) => {
                 add(prefix.to_string());
                 add(prefix.replace(".flattened.", "."));
             }
-            None => add(r.elastic.clone()),
+            None => add(r.col("elastic").to_string()),
         }
     }
     for v in fields::VIRTUAL {
-        if let Ok((f, _)) = v.elastic {
+        if let Ok((f, _)) = rulecast::vendors::elastic::fields::field(v.name) {
             add(f.to_string());
         }
     }
@@ -110,7 +110,7 @@ fn enrichment_of(expected: &Value) -> rulecast::eval::Enrichment {
     fields::VIRTUAL
         .iter()
         .filter(|v| v.source == Source::Enrichment)
-        .filter_map(|v| Some((v.name.to_string(), lookup(expected, v.elastic.ok()?.0).cloned().unwrap_or(Value::Null))))
+        .filter_map(|v| Some((v.name.to_string(), lookup(expected, rulecast::vendors::elastic::fields::field(v.name).ok()?.0).cloned().unwrap_or(Value::Null))))
         .collect()
 }
 

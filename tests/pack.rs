@@ -208,7 +208,7 @@ fn every_elastic_line_has_the_fields_kibana_import_needs() {
 fn the_elastic_version_comes_from_the_lock() {
     let mut lock = bundled_lock();
     let id = "29052c19-ff3e-42fd-8363-7be14d7c5469";
-    lock.rules.get_mut(id).expect("entry").elastic.as_mut().expect("elastic").version = 7;
+    lock.rules.get_mut(id).expect("entry").targets.elastic.as_mut().expect("elastic").version = 7;
     let pack = rulecast::pack::pack(&bundled_rules(), &[rulecast::Target::Elastic], Some(&lock)).expect("pack");
     let text = text_file(&pack, "elastic/rules.ndjson");
     let v: Value = serde_json::from_str(text.lines().find(|l| l.contains(id)).expect("line")).expect("JSON");
@@ -376,11 +376,11 @@ fn editing_a_rule_bumps_each_vendors_version_through_the_lock() {
     let id = "29052c19-ff3e-42fd-8363-7be14d7c5469";
     let (before, after) = (&old.rules[id], &lock.rules[id]);
     // Sentinel: the detection changed, so a minor bump; Elastic: +1 and the lock date; Panther: +1
-    assert_eq!(before.sentinel.as_ref().expect("s").version, "1.0.0");
-    assert_eq!(after.sentinel.as_ref().expect("s").version, "1.1.0");
-    assert_eq!(after.elastic.as_ref().expect("e").version, before.elastic.as_ref().expect("e").version + 1);
-    assert_eq!(after.elastic.as_ref().expect("e").updated, "2027-01-15");
-    assert_eq!(after.panther.as_ref().expect("p").version, before.panther.as_ref().expect("p").version + 1);
+    assert_eq!(before.targets.sentinel.as_ref().expect("s").version, "1.0.0");
+    assert_eq!(after.targets.sentinel.as_ref().expect("s").version, "1.1.0");
+    assert_eq!(after.targets.elastic.as_ref().expect("e").version, before.targets.elastic.as_ref().expect("e").version + 1);
+    assert_eq!(after.targets.elastic.as_ref().expect("e").updated, "2027-01-15");
+    assert_eq!(after.targets.panther.as_ref().expect("p").version, before.targets.panther.as_ref().expect("p").version + 1);
     // the other rules keep theirs
     for (k, e) in &old.rules {
         if k != id {
@@ -402,8 +402,8 @@ fn editing_a_rule_bumps_each_vendors_version_through_the_lock() {
     assert!(
         notes.contains(&format!(
             "* AWS Security Group Configuration Change Detection (`29052c19-ff3e-42fd-8363-7be14d7c5469`): detection logic changed; sentinel 1.0.0 → 1.1.0; elastic 1 → 2; panther {} → {}",
-            before.panther.as_ref().expect("p").version,
-            after.panther.as_ref().expect("p").version
+            before.targets.panther.as_ref().expect("p").version,
+            after.targets.panther.as_ref().expect("p").version
         )),
         "{notes}"
     );

@@ -103,7 +103,7 @@ fn measure(vendor: Vendor, target: Target, dir: &Path, ext: &str) -> Figures {
         let mut py_same = true;
         if target == Target::Panther {
             let py_built = out.files.iter().find(|(p, _)| p.ends_with(".py")).map(|(_, t)| t.clone()).unwrap_or_default();
-            let py_name = rulecast::sync::panther_python(&original).unwrap_or_default();
+            let py_name = rulecast::vendors::panther::python_file(&original).unwrap_or_default();
             let py_orig = std::fs::read_to_string(path.with_file_name(py_name)).unwrap_or_default();
             py_same = py_built == py_orig;
             same &= py_same;

@@ -130,7 +130,7 @@ fn a_canonical_change_makes_the_vendor_files_stale_and_write_regenerates_them() 
     assert!(o.status.success(), "{}", text(&o));
     let lock = rulecast::lock::from_str(&std::fs::read_to_string(dir.join("rules/rulecast.lock")).expect("lock")).expect("lock parses");
     let entry = lock.rules.values().find(|e| e.file.ends_with("aws_root_access_key_created.yaml")).expect("entry");
-    assert_eq!(entry.sentinel.as_ref().expect("sentinel").previous.len(), 1, "the earlier hash is kept");
+    assert_eq!(entry.targets.sentinel.as_ref().expect("sentinel").previous.len(), 1, "the earlier hash is kept");
     let (code, r) = report(dir);
     assert_eq!(code, Some(1));
     assert_eq!(open_pairs(&r).iter().filter(|(s, _, _)| s == "stale").count(), 3, "{r}");

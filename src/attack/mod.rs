@@ -13,8 +13,6 @@ pub struct Tactic {
     pub name: String,
     /// `defense-evasion`.
     pub shortname: String,
-    /// `DefenseEvasion` (Sentinel's AttackTactic enum).
-    pub sentinel_name: String,
     /// `https://attack.mitre.org/tactics/TA0005/`.
     pub url: String,
 }
@@ -56,8 +54,7 @@ fn tactics() -> &'static Vec<Tactic> {
                     id: c[0].into(),
                     name: c[1].into(),
                     shortname: c[2].into(),
-                    sentinel_name: c[3].into(),
-                    url: c[4].into(),
+                    url: c[3].into(),
                 }
             })
             .collect()
@@ -160,7 +157,6 @@ mod tests {
 
     #[test]
     fn lookups() {
-        assert_eq!(tactic("TA0005").unwrap().sentinel_name, "DefenseEvasion");
         let t = technique("T1562.007").unwrap();
         assert_eq!(t.name, "Disable or Modify Cloud Firewall");
         assert_eq!(t.parent_id(), "T1562");

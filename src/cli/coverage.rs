@@ -67,7 +67,8 @@ pub fn gather(inputs: &Inputs) -> Result<Coverage> {
         cov.add_vendor(*vendor, paths, inputs.read);
     }
     if cov.platforms.is_empty() {
-        bail!("nothing to cover: give --rules and/or --sentinel, --elastic, --panther, --sigma");
+        let flags: Vec<String> = Vendor::iter().map(|v| format!("--{v}")).collect();
+        bail!("nothing to cover: give --rules and/or {}", flags.join(", "));
     }
     Ok(cov)
 }
@@ -134,16 +135,12 @@ pub fn explain(inputs: &Inputs, which: &str, platform: Option<&str>, format: Exp
         return Ok(ExitCode::from(1));
     };
     let e = &cov.entries[i];
-    // a Sentinel rule's stages come from its query text
-    let query = if e.platform == "sentinel" {
-        rulecast::load::files::read_text(Path::new(&e.file), inputs.read)
-            .ok()
-            .and_then(|t| serde_saphyr::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v.get("query").and_then(|q| q.as_str()).map(str::to_string))
-    } else {
-        None
+    // the stages of a vendor rule whose query is a pipeline (Sentinel's KQL) come from its text
+    let pipeline = match Vendor::iter().find(|v| v.to_string() == e.platform) {
+        Some(v) => rulecast::load::files::read_text(Path::new(&e.file), inputs.read).ok().and_then(|t| rulecast::vendors::importer(v).pipeline(&t)),
+        None => None,
     };
-    let page = rulecast::coverage::explain::page(&cov, i, query.as_deref());
+    let page = rulecast::coverage::explain::page(&cov, i, pipeline);
     let text = match format {
         ExplainFormat::Markdown => rulecast::coverage::explain::to_markdown(&page),
         ExplainFormat::Json => serde_json::to_string_pretty(&page)? + "\n",

@@ -158,18 +158,8 @@ enum Command {
         /// Targets the canonical rules are built for (repeatable); default all.
         #[arg(long = "target", value_enum)]
         targets: Vec<Target>,
-        /// Microsoft Sentinel rule files or folders (repeatable).
-        #[arg(long)]
-        sentinel: Vec<PathBuf>,
-        /// Elastic detection-rules TOML files or folders (repeatable).
-        #[arg(long)]
-        elastic: Vec<PathBuf>,
-        /// Panther rule YAMLs (with their Python) or folders (repeatable).
-        #[arg(long)]
-        panther: Vec<PathBuf>,
-        /// Sigma rule files or folders (repeatable).
-        #[arg(long)]
-        sigma: Vec<PathBuf>,
+        #[command(flatten)]
+        vendors: rulecast::vendors::VendorInputs,
         #[command(flatten)]
         read: ReadArgs,
         /// text, json, csv, navigator (layers into <out>/navigator/) or html.
@@ -194,18 +184,8 @@ enum Command {
         /// Canonical rules: a folder (read recursively) or one rule file.
         #[arg(long)]
         rules: Option<PathBuf>,
-        /// Microsoft Sentinel rule files or folders (repeatable).
-        #[arg(long)]
-        sentinel: Vec<PathBuf>,
-        /// Elastic detection-rules TOML files or folders (repeatable).
-        #[arg(long)]
-        elastic: Vec<PathBuf>,
-        /// Panther rule YAMLs or folders (repeatable).
-        #[arg(long)]
-        panther: Vec<PathBuf>,
-        /// Sigma rule files or folders (repeatable).
-        #[arg(long)]
-        sigma: Vec<PathBuf>,
+        #[command(flatten)]
+        vendors: rulecast::vendors::VendorInputs,
         #[command(flatten)]
         read: ReadArgs,
         /// markdown or json.
@@ -255,15 +235,8 @@ struct SyncArgs {
     /// Folder of canonical rules (and its `rulecast.lock`).
     #[arg(long, default_value = "canonical-rules")]
     rules: PathBuf,
-    /// An Azure-Sentinel-style folder of analytic rules.
-    #[arg(long, value_name = "DIR")]
-    sentinel: Option<PathBuf>,
-    /// A detection-rules `rules/` tree.
-    #[arg(long, value_name = "DIR")]
-    elastic: Option<PathBuf>,
-    /// A panther-analysis rules tree.
-    #[arg(long, value_name = "DIR")]
-    panther: Option<PathBuf>,
+    #[command(flatten)]
+    folders: rulecast::vendors::SyncFolders,
     /// text (default) or json.
     #[arg(long, value_enum, default_value = "text")]
     format: ReportFormat,
@@ -346,29 +319,19 @@ fn run(args: Args) -> Result<ExitCode> {
         Command::Test { rules, only, read, corpus, format } => test::run(&rules, read.policy(), &only, corpus.as_deref(), format == ReportFormat::Json),
         Command::Pack { rules, targets, out, format } => pack::run_pack(&rules, &targets, &out, format),
         Command::Lock { rules, date, check, format } => pack::run_lock(&rules, date.as_deref(), check, format),
-        Command::Coverage { rules, targets, sentinel, elastic, panther, sigma, read, format, out, check } => {
-            let vendors = vec![
-                (rulecast::import::Vendor::Sentinel, &sentinel[..]),
-                (rulecast::import::Vendor::Elastic, &elastic[..]),
-                (rulecast::import::Vendor::Panther, &panther[..]),
-                (rulecast::import::Vendor::Sigma, &sigma[..]),
-            ];
+        Command::Coverage { rules, targets, vendors, read, format, out, check } => {
+            let vendors = vendors.by_vendor();
             let inputs = coverage::Inputs { rules: rules.as_deref(), targets: &targets, vendors, read: read.policy() };
             coverage::run(&inputs, format, out.as_deref(), check)
         }
-        Command::Explain { rule, platform, rules, sentinel, elastic, panther, sigma, read, format } => {
-            let vendors = vec![
-                (rulecast::import::Vendor::Sentinel, &sentinel[..]),
-                (rulecast::import::Vendor::Elastic, &elastic[..]),
-                (rulecast::import::Vendor::Panther, &panther[..]),
-                (rulecast::import::Vendor::Sigma, &sigma[..]),
-            ];
+        Command::Explain { rule, platform, rules, vendors, read, format } => {
+            let vendors = vendors.by_vendor();
             let inputs = coverage::Inputs { rules: rules.as_deref(), targets: &[], vendors, read: read.policy() };
             coverage::explain(&inputs, &rule, platform.as_deref(), format)
         }
         Command::Diff { a, b, rules, read, format } => coverage::diff(&a, &b, &rules, read.policy(), format == ReportFormat::Json),
         Command::Sync(a) => {
-            let dirs = [(Target::Sentinel, a.sentinel), (Target::Elastic, a.elastic), (Target::Panther, a.panther)].into_iter().filter_map(|(t, d)| d.map(|d| (t, d))).collect();
+            let dirs = a.folders.by_target();
             sync::run(&sync::Request { rules: &a.rules, dirs, json: a.format == ReportFormat::Json, write: a.write, overwrite_drifted: a.overwrite_drifted, adopt: a.adopt, adopt_from: a.adopt_from })
         }
         Command::Events { target, file } => test::events(target, &file),

@@ -15,11 +15,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use rulecast::diag::Format;
-use rulecast::import::Vendor;
 use rulecast::load::files::ReadPolicy;
 use rulecast::sync::{Pair, State};
 use rulecast::{Target, Unsupported};
 use serde_json::Value;
+use strum::IntoEnumIterator;
 
 /// What `rulecast sync` was asked to do.
 pub struct Request<'a> {
@@ -53,20 +53,9 @@ struct Expected<'r> {
     files: Vec<(String, String)>,
 }
 
-fn vendor_of(t: Target) -> Vendor {
-    match t {
-        Target::Sentinel => Vendor::Sentinel,
-        Target::Elastic => Vendor::Elastic,
-        Target::Panther => Vendor::Panther,
-    }
-}
-
+/// The extension of the target's main file (the one holding the rule id).
 fn main_ext(t: Target) -> &'static str {
-    match t {
-        Target::Sentinel => ".yaml",
-        Target::Elastic => ".toml",
-        Target::Panther => ".yml",
-    }
+    rulecast::vendors::backend(t).main_extension()
 }
 
 /// The file name part of a build path (`sentinel/x.yaml` -> `x.yaml`).
@@ -77,7 +66,10 @@ fn base(path: &str) -> &str {
 /// Run `rulecast sync`.
 pub fn run(req: &Request) -> Result<ExitCode> {
     if req.dirs.is_empty() {
-        bail!("name at least one vendor folder: --sentinel DIR, --elastic DIR or --panther DIR");
+        let flags: Vec<String> = Target::iter().map(|t| format!("--{t} DIR")).collect();
+        let (last, rest) = flags.split_last().context("no targets")?;
+        let list = if rest.is_empty() { last.clone() } else { format!("{} or {last}", rest.join(", ")) };
+        bail!("name at least one vendor folder: {list}");
     }
     for (t, d) in &req.dirs {
         if !d.is_dir() {
@@ -124,7 +116,7 @@ pub fn run(req: &Request) -> Result<ExitCode> {
             }
         }
         // what the folder holds, by vendor id
-        let (paths, unread) = rulecast::load::files::walk(dir, rulecast::vendors::importer(vendor_of(t)).extensions(), policy);
+        let (paths, unread) = rulecast::load::files::walk(dir, rulecast::vendors::importer(t.vendor()).extensions(), policy);
         for d in unread {
             eprintln!("{d}");
         }
@@ -140,12 +132,10 @@ pub fn run(req: &Request) -> Result<ExitCode> {
                 }
             };
             let mut files = vec![(p.display().to_string(), text.clone())];
-            if t == Target::Panther
-                && let Some(py) = rulecast::sync::panther_python(&text)
-            {
-                let py_path = p.parent().unwrap_or(Path::new(".")).join(&py);
-                if let Ok(py_text) = rulecast::load::files::read_text(&py_path, policy) {
-                    files.push((py_path.display().to_string(), py_text));
+            for name in rulecast::vendors::backend(t).companions(&text) {
+                let path = p.parent().unwrap_or(Path::new(".")).join(&name);
+                if let Ok(text) = rulecast::load::files::read_text(&path, policy) {
+                    files.push((path.display().to_string(), text));
                 }
             }
             if let Some(first) = found.get(&id) {
@@ -297,7 +287,7 @@ fn semantic(t: Target, built: &[(String, String)], vendor: &Found) -> Result<Vec
 
 /// A vendor file imported into a canonical document (the first rule in it).
 fn imported_doc(t: Target, path: &Path) -> std::result::Result<Value, String> {
-    let imp = rulecast::import::import_file(vendor_of(t), path).into_iter().next().ok_or("no rule in the file")?;
+    let imp = rulecast::import::import_file(t.vendor(), path).into_iter().next().ok_or("no rule in the file")?;
     if let rulecast::import::Outcome::Refused(d) = &imp.outcome {
         return Err(d.message.clone());
     }

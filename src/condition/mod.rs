@@ -10,6 +10,7 @@ use strum::IntoEnumIterator;
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::fields::{self, Field, PathError};
 use crate::model::{Case, CondNode, Op, OpaqueLang, Spanned};
+use crate::vendors::Target;
 
 /// A normalised condition.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,19 +276,12 @@ fn parse_opaque(o: &crate::model::Opaque, scope: &Scope, diags: &mut Diagnostics
         diags.push(err("an opaque condition needs a non-empty `text`".into()));
         return None;
     }
-    let problem = match o.lang {
-        OpaqueLang::Kql => match crate::vendors::sentinel::kusto::parse_expr(text) {
-            Err(e) => Some(e.to_string()),
-            Ok(e) => {
-                use crate::vendors::sentinel::kusto::ExprKind as K;
-                matches!(e.kind, K::Pipe { .. } | K::Print(..) | K::DataTable { .. } | K::ExternalData { .. })
-                    .then(|| "a tabular expression, not a condition".to_string())
-            }
-        },
-        OpaqueLang::Kuery => crate::vendors::elastic::kuery::parse(text).err().map(|e| e.to_string()),
-        // one expression: balanced brackets, no statement break (or Python comment) outside strings
-        OpaqueLang::Python => balanced(text, Some('#')).err(),
-        OpaqueLang::Eql | OpaqueLang::Esql => balanced(text, None).err(),
+    // the language's own parser when a vendor has one (KQL, Kibana KQL), else the brackets
+    let parsed = Target::iter().map(crate::vendors::backend).find(|b| b.opaque_lang() == o.lang).and_then(|b| b.check_opaque(text));
+    let problem = match (parsed, o.lang) {
+        (Some(r), _) => r.err(),
+        (None, OpaqueLang::Python) => balanced(text, Some('#')).err(),
+        (None, OpaqueLang::Kql | OpaqueLang::Kuery | OpaqueLang::Eql | OpaqueLang::Esql) => balanced(text, None).err(),
     };
     if let Some(p) = problem {
         diags.push(
@@ -702,7 +696,7 @@ mod tests {
         let Cond::All(kids) = &q.cond else { panic!() };
         let Cond::Pred(p) = &kids[0] else { panic!() };
         assert_eq!(p.field.element.as_deref(), Some("_e1"));
-        assert_eq!(p.field.sentinel, fields::Mapping::Element { var: "_e1".into(), rest: vec![fields::Seg::Key("Effect".into())] });
+        assert_eq!(p.field.maps, crate::vendors::FieldMaps::element(fields::Mapping::Element { var: "_e1".into(), rest: vec![fields::Seg::Key("Effect".into())] }));
         let Cond::Some(inner) = &kids[1] else { panic!() };
         assert_eq!((inner.depth, inner.field.element.as_deref()), (2, Some("_e1")));
     }

@@ -97,15 +97,13 @@ fn change(before: &BTreeSet<String>, after: &BTreeSet<String>, tb: &BTreeSet<Str
 }
 
 fn schedule(r: &Rule) -> Vec<(String, String)> {
-    let t = &r.doc.targets;
-    let s = |o: Option<String>| o.unwrap_or_else(|| "default".into());
-    vec![
-        ("sentinel.query_frequency".into(), s(t.sentinel.query_frequency.as_ref().map(|x| x.value.clone()))),
-        ("sentinel.query_period".into(), s(t.sentinel.query_period.as_ref().map(|x| x.value.clone()))),
-        ("elastic.interval".into(), s(t.elastic.interval.as_ref().map(|x| x.value.clone()))),
-        ("elastic.from".into(), s(t.elastic.from.as_ref().map(|x| x.value.clone()))),
-        ("panther.dedup_period_minutes".into(), s(t.panther.dedup_period_minutes.map(|m| m.to_string()))),
-    ]
+    let mut out = vec![];
+    for t in <crate::vendors::Target as strum::IntoEnumIterator>::iter() {
+        for (key, value) in r.doc.targets.of(t).schedule() {
+            out.push((format!("{t}.{key}"), value.unwrap_or_else(|| "default".into())));
+        }
+    }
+    out
 }
 
 fn condition_text(r: &Rule) -> String {

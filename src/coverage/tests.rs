@@ -1,5 +1,6 @@
 use super::*;
 use crate::model::OpaqueLang;
+use strum::IntoEnumIterator;
 
 fn rule(detection: &str) -> Rule {
     let text = format!(
@@ -84,10 +85,13 @@ fn the_catalogue_records_its_botocore_version() {
 fn matrices_count_active_rules_per_platform_and_gaps() {
     let a = rule("  field: eventName\n  op: eq\n  value: DeleteTrail\n");
     let mut cov = Coverage::default();
-    cov.add_rules(&[a], &[Target::Sentinel, Target::Panther], Unsupported::Warn);
-    cov.platform("sigma");
+    // two targets the rule is built for (active on both)
+    let two: Vec<Target> = Target::iter().filter(|&t| crate::compile(&a, t, Unsupported::Warn).is_ok()).take(2).collect();
+    assert_eq!(two.len(), 2);
+    cov.add_rules(&[a], &two, Unsupported::Warn);
+    cov.platform("vendor");
     cov.entries.push(Entry {
-        platform: "sigma".into(),
+        platform: "vendor".into(),
         origin: Origin::Vendor,
         id: "x".into(),
         name: "X".into(),

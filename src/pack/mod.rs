@@ -2,10 +2,11 @@
 //! release notes.
 //!
 //! Input: validated rules and the version lock (if any). Output: files by relative path:
-//! - `sentinel/azuredeploy.json`: an ARM template deploying every Sentinel rule ([`sentinel`]);
-//! - `elastic/rules.ndjson`: the file Kibana's rule import takes ([`elastic`]);
-//! - `panther/panther-analysis.zip`: what `panther_analysis_tool upload` sends ([`panther`]);
-//! - `docs/<slug>.md` per rule, in the layout of Elastic's prebuilt-rule pages, and
+//! - per target, what its vendor deploys (each vendor's [`crate::vendors::Backend::pack`] hook, in
+//!   `vendors/<vendor>/pack.rs`: an ARM template, the ndjson Kibana's rule import takes, the zip
+//!   the upload tool sends);
+//! - `docs/<slug>.md` per rule, in the layout of Elastic's prebuilt-rule pages (each target adds
+//!   its facts through [`crate::vendors::Backend::doc`]), and
 //!   `docs/index.md` grouping the rules by ATT&CK tactic with the platforms each is deployed on;
 //! - `RELEASE_NOTES.md`: what the lock's last release changed, and what this pack left out.
 //!
@@ -13,10 +14,6 @@
 //! `rulecast build` writes), as the vendors' own packaging tools build from theirs. A rule that
 //! cannot be built for a target is listed and left out of that target's pack. Pure: no files are
 //! touched here.
-
-pub mod elastic;
-pub mod panther;
-pub mod sentinel;
 
 use std::collections::BTreeMap;
 
@@ -27,6 +24,8 @@ use serde_json::{Map, Value, json};
 use crate::load::Rule;
 use crate::lock::Lock;
 use crate::targets::{Target, Unsupported};
+use crate::vendors::backend;
+use strum::IntoEnumIterator;
 
 /// The pack files, and what was left out.
 #[derive(Debug, Default)]
@@ -50,15 +49,34 @@ pub struct LeftOut {
     pub skipped: bool,
 }
 
-/// The targets in pack order.
-const ALL: [Target; 3] = [Target::Sentinel, Target::Elastic, Target::Panther];
+/// One rule's rendered files for one target, as a target's [`crate::vendors::Backend::pack`] hook sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct PackRule<'a> {
+    /// The rule (with the lock applied).
+    pub rule: &'a Rule,
+    /// The files `build` writes for it: `(path, text)`.
+    pub files: &'a [(String, String)],
+}
 
-fn target_title(t: Target) -> &'static str {
-    match t {
-        Target::Sentinel => "Microsoft Sentinel",
-        Target::Elastic => "Elastic Security",
-        Target::Panther => "Panther",
-    }
+/// What a target's [`crate::vendors::Backend::pack`] hook makes.
+#[derive(Debug, Default)]
+pub struct Bundle {
+    /// Relative path (under the target's folder) -> content.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Rules the bundle leaves out: (canonical file, why).
+    pub left_out: Vec<(String, String)>,
+}
+
+/// What a target adds to a rule's documentation page ([`crate::vendors::Backend::doc`]).
+#[derive(Debug, Default)]
+pub struct DocFacts {
+    /// The version the target deploys.
+    pub version: String,
+    /// The query as the target runs it.
+    pub query: Option<QueryView>,
+    /// Page header values (`rule_type`, `runs_every`, `from`, `version`, ...) that replace the
+    /// canonical rule's; targets are applied in registry order, so a later one wins.
+    pub header: Map<String, Value>,
 }
 
 /// One rule's rendered files per target.
@@ -69,7 +87,7 @@ struct Built<'a> {
 
 /// Build the packs for `targets` (all three when empty).
 pub fn pack(rules: &[Rule], targets: &[Target], lock: Option<&Lock>) -> Result<Pack, String> {
-    let targets: Vec<Target> = if targets.is_empty() { ALL.to_vec() } else { ALL.into_iter().filter(|t| targets.contains(t)).collect() };
+    let targets: Vec<Target> = if targets.is_empty() { Target::iter().collect() } else { Target::iter().filter(|t| targets.contains(t)).collect() };
     let mut rules: Vec<Rule> = rules.to_vec();
     if let Some(lock) = lock {
         rules.iter_mut().for_each(|r| crate::lock::apply(r, lock));
@@ -104,68 +122,12 @@ pub fn pack(rules: &[Rule], targets: &[Target], lock: Option<&Lock>) -> Result<P
         built.push(b);
     }
     built.sort_by(|a, b| a.rule.slug.cmp(&b.rule.slug));
-    let release = lock.map_or(0, |l| l.release);
     let mut extra_left_out = vec![];
-    if targets.contains(&Target::Sentinel) {
-        let mut resources = vec![];
-        let mut meta = Map::new();
-        for b in &built {
-            let Some(files) = b.files.get(&Target::Sentinel) else { continue };
-            for (path, text) in files.iter().filter(|(p, _)| p.ends_with(".yaml")) {
-                match sentinel::resource(text) {
-                    Ok(r) => {
-                        let y: Value = serde_saphyr::from_str(text).map_err(|e| format!("{path}: {e}"))?;
-                        meta.insert(
-                            y["id"].as_str().unwrap_or_default().to_string(),
-                            json!({"name": y["name"], "file": path, "version": y.get("version").cloned().unwrap_or(json!("1.0.0"))}),
-                        );
-                        resources.push(r);
-                    }
-                    Err(e) => extra_left_out.push(LeftOut { file: b.rule.file.clone(), target: Target::Sentinel, reason: e, skipped: false }),
-                }
-            }
-        }
-        let t = sentinel::template(resources, meta, release);
-        let mut text = serde_json::to_string_pretty(&t).map_err(|e| e.to_string())?;
-        text.push('\n');
-        out.files.insert("sentinel/azuredeploy.json".into(), text.into_bytes());
-    }
-    if targets.contains(&Target::Elastic) {
-        let mut lines = String::new();
-        for b in &built {
-            let Some(files) = b.files.get(&Target::Elastic) else { continue };
-            for (path, text) in files.iter().filter(|(p, _)| p.ends_with(".toml")) {
-                match elastic::api_object(text) {
-                    Ok(mut o) => {
-                        o.insert("version".into(), json!(elastic_version(b.rule, lock)));
-                        lines.push_str(&elastic::ndjson_line(&o));
-                        lines.push('\n');
-                    }
-                    Err(e) => extra_left_out.push(LeftOut { file: b.rule.file.clone(), target: Target::Elastic, reason: format!("{path}: {e}"), skipped: false }),
-                }
-            }
-        }
-        out.files.insert("elastic/rules.ndjson".into(), lines.into_bytes());
-    }
-    if targets.contains(&Target::Panther) {
-        let mut files = vec![];
-        for b in &built {
-            let Some(fs) = b.files.get(&Target::Panther) else { continue };
-            let foreign: Vec<String> = fs.iter().filter(|(p, _)| p.ends_with(".py")).flat_map(|(_, t)| panther::foreign_imports(t)).collect();
-            if !foreign.is_empty() {
-                extra_left_out.push(LeftOut {
-                    file: b.rule.file.clone(),
-                    target: Target::Panther,
-                    reason: format!("imports {}, which the pack does not carry", foreign.join(", ")),
-                    skipped: false,
-                });
-                continue;
-            }
-            for (p, t) in fs {
-                files.push((p.trim_start_matches("panther/").to_string(), t.clone()));
-            }
-        }
-        out.files.insert("panther/panther-analysis.zip".into(), panther::zip(&files)?);
+    for &t in &targets {
+        let rules: Vec<PackRule> = built.iter().filter_map(|b| b.files.get(&t).map(|files| PackRule { rule: b.rule, files })).collect();
+        let bundle = backend(t).pack(&rules, lock)?;
+        out.files.extend(bundle.files);
+        extra_left_out.extend(bundle.left_out.into_iter().map(|(file, reason)| LeftOut { file, target: t, reason, skipped: false }));
     }
     for l in &extra_left_out {
         for b in built.iter_mut().filter(|b| b.rule.file == l.file) {
@@ -177,10 +139,6 @@ pub fn pack(rules: &[Rule], targets: &[Target], lock: Option<&Lock>) -> Result<P
     docs(&built, &targets, lock, &out.left_out, &mut out.files)?;
     out.files.insert("RELEASE_NOTES.md".into(), release_notes(&rules, lock, &out.left_out)?.into_bytes());
     Ok(out)
-}
-
-fn elastic_version(rule: &Rule, lock: Option<&Lock>) -> u32 {
-    lock.and_then(|l| l.rules.get(&rule.doc.id.value)).and_then(|e| e.elastic.as_ref()).map_or(1, |e| e.version)
 }
 
 fn env() -> Result<Environment<'static>, String> {
@@ -239,11 +197,15 @@ struct Platform {
     reason: String,
 }
 
-#[derive(Serialize)]
-struct QueryView {
-    label: String,
-    lang: &'static str,
-    text: String,
+/// A query on a documentation page.
+#[derive(Debug, Serialize)]
+pub struct QueryView {
+    /// The heading (empty: the page's main query, shown first).
+    pub label: String,
+    /// The code block's language.
+    pub lang: &'static str,
+    /// The query text.
+    pub text: String,
 }
 
 #[derive(Serialize)]
@@ -262,83 +224,40 @@ fn page(b: &Built, lock: Option<&Lock>, targets: &[Target], left_out: &[LeftOut]
     let rule = b.rule;
     let d = &rule.doc;
     let mut view = Map::new();
-    let elastic = b.files.get(&Target::Elastic).and_then(|fs| fs.iter().find(|(p, _)| p.ends_with(".toml"))).map(|(_, t)| elastic::api_object(t)).transpose()?;
-    let sentinel: Option<Value> = b
-        .files
-        .get(&Target::Sentinel)
-        .and_then(|fs| fs.iter().find(|(p, _)| p.ends_with(".yaml")))
-        .map(|(_, t)| serde_saphyr::from_str::<Value>(t).map_err(|e| e.to_string()))
-        .transpose()?;
-    let strs = |v: Option<&Value>| -> Vec<String> { v.and_then(Value::as_array).into_iter().flatten().filter_map(|x| x.as_str().map(String::from)).collect() };
     view.insert("name".into(), json!(d.name));
     view.insert("description".into(), json!(d.description.trim()));
-    match &elastic {
-        Some(e) => {
-            view.insert("rule_type".into(), e.get("type").cloned().unwrap_or(json!("query")));
-            view.insert("indices".into(), json!(strs(e.get("index"))));
-            view.insert("severity".into(), e["severity"].clone());
-            view.insert("risk_score".into(), e["risk_score"].clone());
-            view.insert("runs_every".into(), e.get("interval").cloned().unwrap_or(json!("5m")));
-            view.insert("from".into(), e.get("from").cloned().unwrap_or(json!("now-6m")));
-            view.insert("max_alerts".into(), e.get("max_signals").cloned().unwrap_or(json!(100)));
-            view.insert("tags".into(), json!(strs(e.get("tags"))));
-            view.insert("authors".into(), json!(strs(e.get("author"))));
-            view.insert("license".into(), e.get("license").cloned().unwrap_or(Value::Null));
-            view.insert("guide".into(), e.get("note").cloned().unwrap_or(json!("")));
-            view.insert("setup".into(), e.get("setup").cloned().unwrap_or(json!("")));
-            view.insert("version".into(), json!(elastic_version(rule, lock).to_string()));
-        }
-        None => {
-            let kind = sentinel.as_ref().and_then(|s| s.get("kind")).and_then(Value::as_str).unwrap_or("Scheduled");
-            view.insert("rule_type".into(), json!(if d.alert.aggregate.as_ref().is_some_and(|a| a.threshold.is_some()) { "threshold" } else if kind == "NRT" { "near real-time" } else { "query" }));
-            view.insert("indices".into(), json!([]));
-            view.insert("severity".into(), json!(format!("{:?}", d.severity.value).to_lowercase()));
-            view.insert("risk_score".into(), json!(rule.risk_score()));
-            view.insert("runs_every".into(), sentinel.as_ref().and_then(|s| s.get("queryFrequency")).cloned().unwrap_or(Value::Null));
-            view.insert("from".into(), sentinel.as_ref().and_then(|s| s.get("queryPeriod")).map(|p| json!(format!("now-{}", p.as_str().unwrap_or("")))).unwrap_or(Value::Null));
-            view.insert("max_alerts".into(), Value::Null);
-            view.insert("tags".into(), json!(d.tags));
-            view.insert("authors".into(), json!(d.authors));
-            view.insert("license".into(), json!(d.license));
-            view.insert("guide".into(), json!(""));
-            view.insert("setup".into(), json!(""));
-            let v = sentinel.as_ref().and_then(|s| s.get("version")).and_then(Value::as_str).map(String::from);
-            view.insert("version".into(), json!(v.unwrap_or_else(|| "1".into())));
+    // the canonical rule's values; each target's facts replace them (registry order)
+    view.insert("rule_type".into(), json!(if d.alert.aggregate.as_ref().is_some_and(|a| a.threshold.is_some()) { "threshold" } else { "query" }));
+    view.insert("indices".into(), json!([]));
+    view.insert("severity".into(), json!(format!("{:?}", d.severity.value).to_lowercase()));
+    view.insert("risk_score".into(), json!(rule.risk_score()));
+    view.insert("runs_every".into(), Value::Null);
+    view.insert("from".into(), Value::Null);
+    view.insert("max_alerts".into(), Value::Null);
+    view.insert("tags".into(), json!(d.tags));
+    view.insert("authors".into(), json!(d.authors));
+    view.insert("license".into(), json!(d.license));
+    view.insert("guide".into(), json!(""));
+    view.insert("setup".into(), json!(""));
+    view.insert("version".into(), json!("1"));
+    let mut facts: BTreeMap<Target, DocFacts> = BTreeMap::new();
+    for &t in targets {
+        if let Some(files) = b.files.get(&t) {
+            let f = backend(t).doc(rule, files, lock)?;
+            view.extend(f.header.clone());
+            facts.insert(t, f);
         }
     }
     view.insert("references".into(), json!(d.references));
     let mut platforms = vec![];
     let mut queries = vec![];
-    let entry = lock.and_then(|l| l.rules.get(&d.id.value));
     for &t in targets {
-        let version = b.files.get(&t).map(|_| match t {
-            Target::Sentinel => sentinel.as_ref().and_then(|s| s.get("version")).and_then(Value::as_str).unwrap_or("1.0.0").to_string(),
-            Target::Elastic => elastic_version(rule, lock).to_string(),
-            Target::Panther => entry.and_then(|e| e.panther.as_ref()).map_or(1, |p| p.version).to_string(),
-        });
         let reason = left_out.iter().find(|l| l.file == rule.file && l.target == t).map(|l| l.reason.clone()).unwrap_or_default();
-        platforms.push(Platform { target: target_title(t), version, reason });
-        let Some(files) = b.files.get(&t) else { continue };
-        match t {
-            Target::Elastic => {
-                if let Some(e) = &elastic {
-                    let lang = e.get("language").and_then(Value::as_str).unwrap_or("kuery");
-                    queries.push(QueryView { label: String::new(), lang: if lang == "eql" { "eql" } else { "js" }, text: e["query"].as_str().unwrap_or("").to_string() });
-                }
-            }
-            Target::Sentinel => {
-                if let Some(s) = &sentinel {
-                    queries.push(QueryView { label: "Microsoft Sentinel, KQL".into(), lang: "kql", text: s["query"].as_str().unwrap_or("").to_string() });
-                }
-            }
-            Target::Panther => {
-                if let Some((_, py)) = files.iter().find(|(p, _)| p.ends_with(".py")) {
-                    queries.push(QueryView { label: "Panther, Python".into(), lang: "python", text: py.clone() });
-                }
-            }
-        }
+        let f = facts.remove(&t);
+        platforms.push(Platform { target: backend(t).title(), version: f.as_ref().map(|f| f.version.clone()), reason });
+        queries.extend(f.and_then(|f| f.query));
     }
-    // the Elastic query first, as on Elastic's pages ("Rule query"), then the others, named
+    // the unnamed query first, as on Elastic's pages ("Rule query"), then the others, named
     queries.sort_by_key(|q| !q.label.is_empty());
     view.insert("platforms".into(), serde_json::to_value(&platforms).map_err(|e| e.to_string())?);
     view.insert("queries".into(), serde_json::to_value(&queries).map_err(|e| e.to_string())?);
@@ -389,7 +308,7 @@ fn docs(built: &[Built], targets: &[Target], lock: Option<&Lock>, left_out: &[Le
     }
     let target_rows: Vec<Value> = targets
         .iter()
-        .map(|t| json!({"name": target_title(*t), "count": built.iter().filter(|b| b.files.contains_key(t)).count()}))
+        .map(|t| json!({"name": backend(*t).title(), "count": built.iter().filter(|b| b.files.contains_key(t)).count()}))
         .collect();
     let index = json!({
         "rules_count": built.len(),

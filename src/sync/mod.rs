@@ -64,32 +64,22 @@ pub struct Pair {
     pub differences: Vec<String>,
 }
 
-/// The vendor's rule id in a file's text: Sentinel `id`, Elastic `[rule] rule_id`, Panther
-/// `RuleID`. `Ok(None)`: the file parses but is not a rule of that format.
+/// The vendor's rule id in a file's text (the target's [`Backend::vendor_id`]: Sentinel `id`,
+/// Elastic `[rule] rule_id`, Panther `RuleID`). `Ok(None)`: the file parses but is not a rule of
+/// that format.
+///
+/// [`Backend::vendor_id`]: crate::vendors::Backend::vendor_id
 pub fn vendor_id(target: Target, text: &str) -> Result<Option<String>, String> {
-    let doc: Value = match target {
-        Target::Sentinel | Target::Panther => serde_saphyr::from_str(text).map_err(|e| e.to_string())?,
-        Target::Elastic => {
-            let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
-            serde_json::to_value(v).map_err(|e| e.to_string())?
-        }
-    };
-    let id = match target {
-        Target::Sentinel => doc.get("query").and(doc.get("id")),
-        Target::Elastic => doc.get("rule").and_then(|r| r.get("rule_id")),
-        Target::Panther => doc.get("RuleID"),
-    };
-    Ok(id.and_then(|v| match v {
+    crate::vendors::backend(target).vendor_id(text)
+}
+
+/// A rule id as a vendor file holds it: a string, or a number written as text.
+pub fn id_text(v: Option<&Value>) -> Option<String> {
+    v.and_then(|v| match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }))
-}
-
-/// The Python file a Panther rule YAML names (`Filename:`).
-pub fn panther_python(yml: &str) -> Option<String> {
-    let doc: Value = serde_saphyr::from_str(yml).ok()?;
-    doc.get("Filename").and_then(Value::as_str).map(str::to_string)
+    })
 }
 
 /// How a matched vendor file stands against what `build` writes. `built` and `vendor` are the
@@ -115,9 +105,12 @@ pub fn classify(target: Target, built: &[(String, String)], vendor: &[(String, S
     if known.contains(&h.as_str()) { State::Stale } else { State::Drifted }
 }
 
-/// A line that only tracks a version: Sentinel `version:`, detection-rules `updated_date =`.
+/// A line that only tracks a version, in any target's format ([`Backend::tracking_line`]:
+/// Sentinel `version:`, detection-rules `updated_date =`).
+///
+/// [`Backend::tracking_line`]: crate::vendors::Backend::tracking_line
 fn tracking_line(l: &str) -> bool {
-    l.starts_with("version:") || l.starts_with("updated_date =")
+    <Target as strum::IntoEnumIterator>::iter().any(|t| crate::vendors::backend(t).tracking_line(l))
 }
 
 /// The differences between two canonical documents (the built file imported, the vendor file
@@ -324,16 +317,10 @@ mod tests {
             ]
         );
         assert!(differences(&a, &a).is_empty());
-        let q = |text: &str| json!({"targets": {"elastic": {"query": text, "query_of": text, "index": ["x"]}}});
-        assert!(differences(&q("a:b"), &q("a: \"b\"")).is_empty(), "query text is not a difference of meaning");
+        for t in <Target as strum::IntoEnumIterator>::iter() {
+            let q = |text: &str| json!({"targets": {t.to_string(): {"query": text, "query_of": text, "index": ["x"]}}});
+            assert!(differences(&q("a:b"), &q("a: \"b\"")).is_empty(), "query text is not a difference of meaning");
+        }
     }
 
-    #[test]
-    fn vendor_ids_by_format() {
-        assert_eq!(vendor_id(Target::Sentinel, "id: abc\nquery: x\n"), Ok(Some("abc".into())));
-        assert_eq!(vendor_id(Target::Sentinel, "id: abc\n"), Ok(None), "a YAML without a query is not an analytic rule");
-        assert_eq!(vendor_id(Target::Elastic, "[rule]\nrule_id = \"r1\"\n"), Ok(Some("r1".into())));
-        assert_eq!(vendor_id(Target::Panther, "RuleID: AWS.X\n"), Ok(Some("AWS.X".into())));
-        assert!(vendor_id(Target::Elastic, "[rule\n").is_err());
-    }
 }

@@ -10,8 +10,10 @@ use std::sync::OnceLock;
 
 use minijinja::{Environment, UndefinedBehavior, Value as JValue};
 use serde::Serialize;
+use strum::IntoEnumIterator;
 
 use crate::diag::{Code, Diagnostic};
+use crate::vendors::Target;
 
 // ---------------------------------------------------------------------------------------------
 // YAML
@@ -338,14 +340,6 @@ pub fn wrap(s: &str, width: usize, indent: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // The environment
 
-/// Every template, embedded: (name, source).
-pub const TEMPLATES: &[(&str, &str)] = &[
-    ("sentinel/rule.yaml.j2", include_str!("../../templates/sentinel/rule.yaml.j2")),
-    ("elastic/rule.toml.j2", include_str!("../../templates/elastic/rule.toml.j2")),
-    ("panther/rule.yml.j2", include_str!("../../templates/panther/rule.yml.j2")),
-    ("panther/rule.py.j2", include_str!("../../templates/panther/rule.py.j2")),
-];
-
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
@@ -380,7 +374,7 @@ fn env() -> &'static Environment<'static> {
             let pad = " ".repeat(n);
             s.lines().map(|l| if l.is_empty() { String::new() } else { format!("{pad}{l}") }).collect::<Vec<_>>().join("\n")
         });
-        for (name, src) in TEMPLATES {
+        for (name, src) in Target::iter().flat_map(|t| crate::vendors::backend(t).templates()) {
             env.add_template(name, src).expect("embedded templates parse");
         }
         env

@@ -4,12 +4,13 @@
 //! about it: its target (compile + template glue), its importer, its tables (written once and
 //! used in both directions), its settings, its query language and its evaluator glue. This file
 //! names them once: [`Target`] (the vendors rulecast writes), [`Vendor`] (the formats it reads),
-//! and the two `match`es that map them to their implementation ([`backend`], [`importer`]).
-//! Everything else reaches a vendor through the [`Backend`] and [`Importer`] traits.
+//! and the `match`es that map them to their implementation ([`backend`], [`importer`]).
+//! Everything else reaches a vendor through the [`Backend`], [`Importer`] and [`Settings`]
+//! traits; `tests/registry.rs` fails when a vendor is named anywhere else in `src/`.
 //!
-//! Adding a fourth target: one variant here, one arm in [`backend`] (and in [`importer`] when
-//! rulecast also reads the format), one field in [`TargetSettings`], one folder under
-//! `vendors/`, one template folder under `templates/`.
+//! Adding a fourth target: one folder under `vendors/`, one entry here (a variant, its arms in
+//! the `match`es, its member in [`TargetSettings`], [`FieldMaps`], [`TargetLocks`] and the CLI's
+//! vendor flags), one template folder under `templates/`; ARCHITECTURE.md lists every file.
 
 pub mod elastic;
 pub mod panther;
@@ -19,16 +20,20 @@ pub mod sigma;
 pub use elastic::kuery;
 pub use sentinel::kusto;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::coverage::meta::Meta;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::eval::{Entries, Enrichment};
+use crate::fields::{Mapping, Row, Seg, Virtual};
 use crate::import::Imported;
 use crate::load::Rule;
 use crate::load::files::ReadPolicy;
+use crate::lock::{Fingerprint, Lock};
+use crate::pack::{Bundle, DocFacts, PackRule};
 use crate::model::{OpaqueLang, Spanned};
 use crate::targets::Cx;
 
@@ -43,6 +48,17 @@ pub enum Target {
     Elastic,
     /// Panther rule (YAML + Python).
     Panther,
+}
+
+impl Target {
+    /// The format the target's files are read back with.
+    pub fn vendor(self) -> Vendor {
+        match self {
+            Target::Sentinel => Vendor::Sentinel,
+            Target::Elastic => Vendor::Elastic,
+            Target::Panther => Vendor::Panther,
+        }
+    }
 }
 
 /// A vendor format rulecast reads (`rulecast import --from`).
@@ -76,6 +92,143 @@ pub fn importer(v: Vendor) -> &'static dyn Importer {
         Vendor::Elastic => &elastic::Elastic,
         Vendor::Panther => &panther::Panther,
         Vendor::Sigma => &sigma::Sigma,
+    }
+}
+
+/// `rulecast coverage`'s and `rulecast explain`'s vendor inputs: files or folders per vendor
+/// format.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct VendorInputs {
+    /// Microsoft Sentinel rule files or folders (repeatable).
+    #[arg(long)]
+    pub sentinel: Vec<PathBuf>,
+    /// Elastic detection-rules TOML files or folders (repeatable).
+    #[arg(long)]
+    pub elastic: Vec<PathBuf>,
+    /// Panther rule YAMLs (with their Python) or folders (repeatable).
+    #[arg(long)]
+    pub panther: Vec<PathBuf>,
+    /// Sigma rule files or folders (repeatable).
+    #[arg(long)]
+    pub sigma: Vec<PathBuf>,
+}
+
+impl VendorInputs {
+    /// The inputs by vendor, in registry order.
+    pub fn by_vendor(&self) -> Vec<(Vendor, &[PathBuf])> {
+        vec![(Vendor::Sentinel, &self.sentinel[..]), (Vendor::Elastic, &self.elastic[..]), (Vendor::Panther, &self.panther[..]), (Vendor::Sigma, &self.sigma[..])]
+    }
+}
+
+/// `rulecast sync`'s vendor repository folders, one per target.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SyncFolders {
+    /// An Azure-Sentinel-style folder of analytic rules.
+    #[arg(long, value_name = "DIR")]
+    pub sentinel: Option<PathBuf>,
+    /// A detection-rules `rules/` tree.
+    #[arg(long, value_name = "DIR")]
+    pub elastic: Option<PathBuf>,
+    /// A panther-analysis rules tree.
+    #[arg(long, value_name = "DIR")]
+    pub panther: Option<PathBuf>,
+}
+
+impl SyncFolders {
+    /// The folders given, by target, in registry order.
+    pub fn by_target(&self) -> Vec<(Target, PathBuf)> {
+        [(Target::Sentinel, &self.sentinel), (Target::Elastic, &self.elastic), (Target::Panther, &self.panther)]
+            .into_iter()
+            .filter_map(|(t, d)| d.clone().map(|d| (t, d)))
+            .collect()
+    }
+}
+
+/// How each target holds one canonical field: one member per target, each made by its vendor's
+/// `fields.rs` from the taxonomy row (its own columns), the virtual-field table or a `some`
+/// element path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldMaps {
+    /// Microsoft Sentinel.
+    pub sentinel: sentinel::fields::Map,
+    /// Elastic Security.
+    pub elastic: elastic::fields::Map,
+    /// Panther.
+    pub panther: panther::fields::Map,
+}
+
+impl FieldMaps {
+    /// A taxonomy row, with the path below it.
+    pub fn of_row(row: &Row, rest: &[Seg]) -> Self {
+        FieldMaps { sentinel: sentinel::fields::of_row(row, rest), elastic: elastic::fields::of_row(row, rest), panther: panther::fields::of_row(row, rest) }
+    }
+    /// A virtual field.
+    pub fn of_virtual(v: &Virtual) -> Self {
+        FieldMaps { sentinel: sentinel::fields::of_virtual(v), elastic: elastic::fields::of_virtual(v), panther: panther::fields::of_virtual(v) }
+    }
+    /// A path inside a `some` element (every target reads it from the element).
+    pub fn element(m: Mapping) -> Self {
+        FieldMaps { sentinel: m.clone(), elastic: elastic::fields::element(m), panther: panther::fields::Map { expr: None, helpers: &[], unavailable: None } }
+    }
+}
+
+/// What every target's lock entry holds.
+pub trait Locked {
+    /// The hash of what the target's files mean.
+    fn sha256(&self) -> &str;
+    /// The hashes earlier versions of the rule produced, oldest first.
+    fn previous(&self) -> &[String];
+    /// The version, as release notes show it.
+    fn version(&self) -> String;
+}
+
+/// One rule's lock entries, one member per target (the JSON keys of `rulecast.lock`), each kept
+/// by its vendor's `lock.rs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetLocks {
+    /// Microsoft Sentinel, when the rule is built for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<sentinel::lock::Entry>,
+    /// Elastic Security, when the rule is built for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elastic: Option<elastic::lock::Entry>,
+    /// Panther, when the rule is built for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panther: Option<panther::lock::Entry>,
+}
+
+impl TargetLocks {
+    /// The entry of one target.
+    pub fn get(&self, t: Target) -> Option<&dyn Locked> {
+        match t {
+            Target::Sentinel => self.sentinel.as_ref().map(|e| e as &dyn Locked),
+            Target::Elastic => self.elastic.as_ref().map(|e| e as &dyn Locked),
+            Target::Panther => self.panther.as_ref().map(|e| e as &dyn Locked),
+        }
+    }
+    /// The next entries: one per target the fingerprint has a hash for, each bumped by its
+    /// vendor's rules where the hash changed.
+    pub fn next(prev: Option<&TargetLocks>, fp: &Fingerprint, logic_changed: bool, date: &str) -> Self {
+        let prev = prev.cloned().unwrap_or_default();
+        TargetLocks {
+            sentinel: fp.hashes.get(&Target::Sentinel).map(|h| sentinel::lock::next(prev.sentinel.as_ref(), h, fp, logic_changed)),
+            elastic: fp.hashes.get(&Target::Elastic).map(|h| elastic::lock::next(prev.elastic.as_ref(), h, fp, date)),
+            panther: fp.hashes.get(&Target::Panther).map(|h| panther::lock::next(prev.panther.as_ref(), h)),
+        }
+    }
+    /// Why the entries do not describe the rule (declared versions or dates ahead of them).
+    pub fn stale(&self, fp: &Fingerprint) -> Vec<String> {
+        [self.sentinel.as_ref().and_then(|e| sentinel::lock::stale(e, fp)), self.elastic.as_ref().and_then(|e| elastic::lock::stale(e, fp))].into_iter().flatten().collect()
+    }
+    /// Set the vendor tracking fields the entries hold on the rule.
+    pub fn apply(&self, rule: &mut Rule) {
+        if let Some(e) = &self.sentinel {
+            sentinel::lock::apply(e, rule);
+        }
+        if let Some(e) = &self.elastic {
+            elastic::lock::apply(e, rule);
+        }
     }
 }
 
@@ -113,6 +266,13 @@ pub trait Settings {
     fn file(&self) -> Option<&Spanned<String>>;
     /// The target's own rule id, when the rule gives one.
     fn id(&self) -> Option<&Spanned<String>>;
+    /// The schedule settings `rulecast diff` compares, as `(key, value)` (`None`: the default).
+    fn schedule(&self) -> Vec<(&'static str, Option<String>)>;
+    /// The version the rule declares for this target's files, when the target versions them
+    /// so (`targets.<t>.version`).
+    fn version(&self) -> Option<&Spanned<String>> {
+        None
+    }
     /// Check the settings (ids, file names, durations, enums) against the vendor's rules; push
     /// located diagnostics for `file` into `d`.
     fn validate(&self, file: &str, d: &mut Diagnostics);
@@ -186,6 +346,44 @@ pub trait Backend: Sync {
     fn verdict_notes(&self, rule: &Rule) -> Vec<Diagnostic>;
     /// A raw CloudTrail event as the target stores it (`rulecast events`).
     fn stored_event(&self, raw: &Value) -> Value;
+    /// The problem with an opaque condition's text in [`Backend::opaque_lang`] (`Err`: why it is
+    /// not one expression), when rulecast has a parser for that language; `None` when it has
+    /// none (the condition module then checks the brackets).
+    fn check_opaque(&self, text: &str) -> Option<Result<(), String>> {
+        let _ = text;
+        None
+    }
+    /// A line of the target's files that only tracks the version the lock sets (`sync` tells a
+    /// stale file from a hand-edited one by them).
+    fn tracking_line(&self, line: &str) -> bool {
+        let _ = line;
+        false
+    }
+    /// What the lock hashes for the target's files: their meaning as text (parsed, without the
+    /// version fields the lock itself sets).
+    fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String>;
+    /// The product's name in pack documents (`docs/index.md`, each rule's page).
+    fn title(&self) -> &'static str;
+    /// The target's templates, embedded: `(name, source)`, each name `<target>/<file>` (the
+    /// files under `templates/<target>/`).
+    fn templates(&self) -> &'static [(&'static str, &'static str)];
+    /// What the vendor deploys, built from each rule's rendered files (`rulecast pack`): files
+    /// under the target's folder, and the rules it leaves out with why.
+    fn pack(&self, rules: &[PackRule], lock: Option<&Lock>) -> Result<Bundle, String>;
+    /// The extension of the target's main file (`.yaml`): the one that holds the rule id; the
+    /// others are its companions.
+    fn main_extension(&self) -> &'static str;
+    /// The vendor's rule id in a main file's text (`rulecast sync` matches files by it).
+    /// `Ok(None)`: the file parses but is not a rule of this format; `Err`: it does not parse.
+    fn vendor_id(&self, text: &str) -> Result<Option<String>, String>;
+    /// The files a main file names that belong to the rule (relative to its folder).
+    fn companions(&self, main: &str) -> Vec<String> {
+        let _ = main;
+        vec![]
+    }
+    /// What the target adds to one rule's documentation page (its version, its query, header
+    /// values), from the files it renders for the rule.
+    fn doc(&self, rule: &Rule, files: &[(String, String)], lock: Option<&Lock>) -> Result<DocFacts, String>;
 }
 
 /// What a vendor format reader provides.
@@ -195,4 +393,13 @@ pub trait Importer: Sync {
     /// Import one file (`name` is how diagnostics name it; `path` is where it is, for
     /// importers that read a companion file under `policy`).
     fn import(&self, name: &str, text: &str, path: &Path, policy: ReadPolicy) -> Vec<Imported>;
+    /// What names a rule (id, name, severity, ATT&CK ids) in a file the importer could not
+    /// import, so coverage can still list it; nothing when the text does not parse.
+    fn meta(&self, text: &str) -> Meta;
+    /// A rule file's query read as a pipeline (`rulecast explain` shows its stages and output
+    /// columns); `None` for formats whose queries are not pipelines.
+    fn pipeline(&self, text: &str) -> Option<crate::coverage::explain::Pipeline> {
+        let _ = text;
+        None
+    }
 }

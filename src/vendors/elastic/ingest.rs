@@ -262,7 +262,7 @@ pub fn document_enriched(raw: &Value, enrichment: Option<&Enrichment>) -> Value 
     for (name, value) in enrichment.into_iter().flatten() {
         let field = crate::fields::virtual_field(name)
             .filter(|v| v.source == crate::fields::Source::Enrichment)
-            .and_then(|v| v.elastic.ok());
+            .and_then(|v| super::fields::field(v.name).ok());
         if let (Some((field, _)), false) = (field, value.is_null()) {
             put(&mut doc, field, value.clone());
         }
@@ -694,7 +694,7 @@ pub enum ElasticType {
 
 /// The type of an Elastic field in the AWS integration's mapping.
 pub fn elastic_type(field: &str) -> ElasticType {
-    if let Some((_, kind)) = crate::fields::VIRTUAL.iter().filter_map(|v| v.elastic.ok()).find(|(f, _)| *f == field) {
+    if let Some((_, kind)) = super::fields::VIRTUAL.iter().filter_map(|(_, f)| f.ok()).find(|(f, _)| *f == field) {
         return match kind {
             "boolean" => ElasticType::Boolean,
             "ip" => ElasticType::Ip,
@@ -706,8 +706,8 @@ pub fn elastic_type(field: &str) -> ElasticType {
         return ElasticType::Flattened;
     }
     for r in crate::fields::all() {
-        if r.elastic == field {
-            return match r.elastic_kind.as_str() {
+        if r.col("elastic") == field {
+            return match r.col("elastic_kind") {
                 "boolean" => ElasticType::Boolean,
                 "ip" => ElasticType::Ip,
                 "date" => ElasticType::Date,

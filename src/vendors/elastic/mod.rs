@@ -3,7 +3,10 @@
 //! language (parser, printer, evaluator) and the evaluator glue.
 
 pub mod eval;
+pub mod fields;
 pub mod import;
+pub mod lock;
+pub mod pack;
 pub mod ingest;
 pub mod kuery;
 pub mod settings;
@@ -63,6 +66,35 @@ impl Backend for Elastic {
     fn stored_event(&self, raw: &Value) -> Value {
         ingest::to_elastic_doc(raw)
     }
+    fn check_opaque(&self, text: &str) -> Option<Result<(), String>> {
+        Some(kuery::parse(text).map(|_| ()).map_err(|e| e.to_string()))
+    }
+    fn main_extension(&self) -> &'static str {
+        ".toml"
+    }
+    fn vendor_id(&self, text: &str) -> Result<Option<String>, String> {
+        let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+        let doc = serde_json::to_value(v).map_err(|e| e.to_string())?;
+        Ok(crate::sync::id_text(doc.get("rule").and_then(|r| r.get("rule_id"))))
+    }
+    fn tracking_line(&self, line: &str) -> bool {
+        line.starts_with("updated_date =")
+    }
+    fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String> {
+        lock::meaning_text(files)
+    }
+    fn title(&self) -> &'static str {
+        "Elastic Security"
+    }
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[("elastic/rule.toml.j2", include_str!("../../../templates/elastic/rule.toml.j2"))]
+    }
+    fn pack(&self, rules: &[crate::pack::PackRule], lock: Option<&crate::lock::Lock>) -> Result<crate::pack::Bundle, String> {
+        pack::bundle(rules, lock)
+    }
+    fn doc(&self, rule: &Rule, files: &[(String, String)], lock: Option<&crate::lock::Lock>) -> Result<crate::pack::DocFacts, String> {
+        pack::doc(rule, files, lock)
+    }
 }
 
 impl Importer for Elastic {
@@ -71,5 +103,39 @@ impl Importer for Elastic {
     }
     fn import(&self, name: &str, text: &str, _path: &Path, _policy: crate::load::files::ReadPolicy) -> Vec<Imported> {
         import::parse(name, text)
+    }
+    fn meta(&self, text: &str) -> crate::coverage::meta::Meta {
+        use crate::coverage::meta::{Meta, push_tactic, push_technique, text as s};
+        let mut m = Meta::default();
+        let Some(doc) = toml::from_str::<toml::Value>(text).ok().and_then(|t| serde_json::to_value(t).ok()) else { return m };
+        m.id = s(doc.pointer("/rule/rule_id"));
+        m.name = s(doc.pointer("/rule/name"));
+        m.severity = s(doc.pointer("/rule/severity"));
+        for th in doc.pointer("/rule/threat").and_then(Value::as_array).into_iter().flatten() {
+            push_tactic(&mut m, th.pointer("/tactic/id").and_then(Value::as_str).unwrap_or(""));
+            for t in th.get("technique").and_then(Value::as_array).into_iter().flatten() {
+                push_technique(&mut m, t.get("id").and_then(Value::as_str).unwrap_or(""));
+                for st in t.get("subtechnique").and_then(Value::as_array).into_iter().flatten() {
+                    push_technique(&mut m, st.get("id").and_then(Value::as_str).unwrap_or(""));
+                }
+            }
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::vendors::{Backend, Importer};
+
+    #[test]
+    fn vendor_ids() {
+        assert_eq!(super::Elastic.vendor_id("[rule]\nrule_id = \"r1\"\n"), Ok(Some("r1".into())));
+        assert!(super::Elastic.vendor_id("[rule\n").is_err());
+    }
+
+    #[test]
+    fn broken_text_names_nothing() {
+        assert_eq!(super::Elastic.meta("[rule\nname = "), crate::coverage::meta::Meta::default());
     }
 }

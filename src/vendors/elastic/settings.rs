@@ -187,6 +187,9 @@ pub struct Cardinality {
 }
 
 impl crate::vendors::Settings for Settings {
+    fn schedule(&self) -> Vec<(&'static str, Option<String>)> {
+        vec![("interval", self.interval.as_ref().map(|x| x.value.clone())), ("from", self.from.as_ref().map(|x| x.value.clone()))]
+    }
     fn skip(&self) -> Option<&str> {
         self.skip.as_deref()
     }

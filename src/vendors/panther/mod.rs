@@ -3,7 +3,10 @@
 //! (real Python).
 
 pub mod eval;
+pub mod fields;
 pub mod import;
+pub mod lock;
+pub mod pack;
 pub mod settings;
 pub mod target;
 
@@ -56,6 +59,34 @@ impl Backend for Panther {
     fn stored_event(&self, raw: &Value) -> Value {
         raw.clone()
     }
+    fn main_extension(&self) -> &'static str {
+        ".yml"
+    }
+    fn vendor_id(&self, text: &str) -> Result<Option<String>, String> {
+        let doc: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        Ok(crate::sync::id_text(doc.get("RuleID")))
+    }
+    fn companions(&self, main: &str) -> Vec<String> {
+        python_file(main).into_iter().collect()
+    }
+    fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String> {
+        lock::meaning_text(files)
+    }
+    fn title(&self) -> &'static str {
+        "Panther"
+    }
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("panther/rule.yml.j2", include_str!("../../../templates/panther/rule.yml.j2")),
+            ("panther/rule.py.j2", include_str!("../../../templates/panther/rule.py.j2")),
+        ]
+    }
+    fn pack(&self, rules: &[crate::pack::PackRule], _lock: Option<&crate::lock::Lock>) -> Result<crate::pack::Bundle, String> {
+        pack::bundle(rules)
+    }
+    fn doc(&self, rule: &Rule, files: &[(String, String)], lock: Option<&crate::lock::Lock>) -> Result<crate::pack::DocFacts, String> {
+        Ok(pack::doc(rule, files, lock))
+    }
 }
 
 impl Importer for Panther {
@@ -64,5 +95,47 @@ impl Importer for Panther {
     }
     fn import(&self, _name: &str, _text: &str, path: &Path, policy: crate::load::files::ReadPolicy) -> Vec<Imported> {
         import::parse_file_with(path, policy)
+    }
+    fn meta(&self, text: &str) -> crate::coverage::meta::Meta {
+        use crate::coverage::meta::{Meta, push_tactic, push_technique, text as s};
+        let mut m = Meta::default();
+        let Ok(doc) = serde_saphyr::from_str::<Value>(text) else { return m };
+        m.id = s(doc.get("RuleID"));
+        m.name = s(doc.get("DisplayName")).or_else(|| m.id.clone());
+        m.severity = s(doc.get("Severity")).map(|x| x.to_lowercase());
+        for r in doc.pointer("/Reports/MITRE ATT&CK").and_then(Value::as_array).into_iter().flatten() {
+            if let Some((ta, t)) = r.as_str().and_then(|r| r.split_once(':')) {
+                push_tactic(&mut m, ta);
+                push_technique(&mut m, t);
+            }
+        }
+        m
+    }
+}
+
+/// The Python file a Panther rule YAML names (`Filename:`).
+pub fn python_file(yml: &str) -> Option<String> {
+    let doc: Value = serde_saphyr::from_str(yml).ok()?;
+    doc.get("Filename").and_then(Value::as_str).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::vendors::{Backend, Importer};
+
+    #[test]
+    fn vendor_ids() {
+        assert_eq!(super::Panther.vendor_id("RuleID: AWS.X\n"), Ok(Some("AWS.X".into())));
+    }
+
+    #[test]
+    fn meta_of_a_yaml_without_python() {
+        let m = super::Panther.meta(
+            "AnalysisType: rule\nRuleID: AWS.EC2.SecurityGroupModified\nDisplayName: EC2 Security Group Modified\nSeverity: Info\nReports:\n  MITRE ATT&CK:\n    - TA0005:T1562.007\n",
+        );
+        assert_eq!(m.id.as_deref(), Some("AWS.EC2.SecurityGroupModified"));
+        assert_eq!(m.name.as_deref(), Some("EC2 Security Group Modified"));
+        assert_eq!(m.tactics, ["TA0005"]);
+        assert_eq!(m.techniques, ["T1562.007"]);
     }
 }

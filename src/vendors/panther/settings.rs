@@ -67,6 +67,9 @@ pub struct Settings {
 }
 
 impl crate::vendors::Settings for Settings {
+    fn schedule(&self) -> Vec<(&'static str, Option<String>)> {
+        vec![("dedup_period_minutes", self.dedup_period_minutes.map(|m| m.to_string()))]
+    }
     fn skip(&self) -> Option<&str> {
         self.skip.as_deref()
     }

@@ -35,7 +35,7 @@ pub fn to_sentinel_row(event: &Value) -> IndexMap<String, Value> {
     row.insert("UserIdentityStoreArn".into(), Value::from(""));
     row.insert("UserIdentityUserId".into(), Value::from(""));
     for r in fields::all() {
-        let col = r.sentinel.trim_start_matches("json:");
+        let col = r.col("sentinel").trim_start_matches("json:");
         if col == "-" || !row.contains_key(col) {
             continue;
         }

@@ -99,6 +99,12 @@ pub struct Connector {
 }
 
 impl crate::vendors::Settings for Settings {
+    fn version(&self) -> Option<&Spanned<String>> {
+        self.version.as_ref()
+    }
+    fn schedule(&self) -> Vec<(&'static str, Option<String>)> {
+        vec![("query_frequency", self.query_frequency.as_ref().map(|x| x.value.clone())), ("query_period", self.query_period.as_ref().map(|x| x.value.clone()))]
+    }
     fn skip(&self) -> Option<&str> {
         self.skip.as_deref()
     }

@@ -536,7 +536,7 @@ fn threshold(
 /// (`aws.cloudtrail.request_parameters` → `requestParameters`).
 fn keyword_copy_of(name: &str) -> Option<String> {
     fields::all().iter().find_map(|row| {
-        let prefix = row.elastic.strip_prefix("flattened:")?;
+        let prefix = row.col("elastic").strip_prefix("flattened:")?;
         (prefix.replace(".flattened.", ".") == name).then(|| row.path.clone())
     })
 }
@@ -711,18 +711,18 @@ fn raw_of(name: &str) -> Option<Target> {
         _ => {}
     }
     // ECS fields the integration computes or looks up: the virtual field that names them
-    if let Some(v) = fields::VIRTUAL.iter().find(|v| v.elastic.is_ok_and(|(f, _)| f == name)) {
+    if let Some(v) = fields::VIRTUAL.iter().find(|v| super::fields::field(v.name).is_ok_and(|(f, _)| f == name)) {
         return Some(Target::Raw(v.name.into(), v.kind));
     }
     for row in fields::all() {
-        if let Some(prefix) = row.elastic.strip_prefix("flattened:") {
+        if let Some(prefix) = row.col("elastic").strip_prefix("flattened:") {
             if let Some(rest) = name.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) {
                 let path = format!("{}.{rest}", row.path);
                 return fields::resolve(&path)
                     .ok()
                     .map(|f| Target::Raw(path, f.kind));
             }
-        } else if row.elastic == name {
+        } else if row.col("elastic") == name {
             return Some(Target::Raw(row.path.clone(), row.kind));
         }
     }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::condition::{Cond, Pred, Quant};
 use crate::diag::Code;
-use crate::fields::{self, Field, Mapping, Seg};
+use crate::fields::{Field, Mapping, Seg};
 use crate::load::Rule;
 use crate::model::{Case, Op};
 use crate::targets::{Concern, Cx};
@@ -101,11 +101,11 @@ fn field(name: &str) -> kuery::Field {
 /// The ECS field for a canonical field (the name as Elasticsearch knows it, unescaped).
 pub fn field_name(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<String> {
     if let Some(code) = &f.caveat {
-        if let Some(note) = fields::caveat_note(code, "elastic") {
+        if let Some(note) = crate::vendors::elastic::fields::caveat_note(code) {
             cx.approximate(Concern::on(&f.path, span.clone()), span.clone(), format!("`{}`: {note}", f.path));
         }
     }
-    match &f.elastic {
+    match &f.maps.elastic.mapping {
         Mapping::Column(c) => Some(c.clone()),
         Mapping::Nested { base, rest } => {
             // keys below the flattened field come from the event; the printer escapes what
@@ -290,7 +290,7 @@ fn flatten_some(q: &Quant) -> Option<Cond> {
     if q.decode {
         return None;
     }
-    let (base, mut prefix) = match &q.field.elastic {
+    let (base, mut prefix) = match &q.field.maps.elastic.mapping {
         Mapping::Nested { base, rest } => (base.clone(), rest.clone()),
         Mapping::Element { .. } | Mapping::Column(_) | Mapping::Expr(_) | Mapping::Unavailable(_) | Mapping::None => return None,
     };
@@ -304,7 +304,7 @@ fn flatten_some(q: &Quant) -> Option<Cond> {
                     return None;
                 }
                 let mut field = p.field.clone();
-                field.elastic = Mapping::Nested { base: base.to_string(), rest };
+                field.maps.elastic.mapping = Mapping::Nested { base: base.to_string(), rest };
                 field.element = None;
                 Some(Cond::Pred(Pred { field, ..p.clone() }))
             }
@@ -312,7 +312,7 @@ fn flatten_some(q: &Quant) -> Option<Cond> {
             Cond::All(kids) if kids.len() == 1 => walk(&kids[0], base, prefix),
             Cond::Some(inner) if !inner.decode => {
                 let mut p = prefix.to_vec();
-                if let Mapping::Element { rest, .. } = &inner.field.elastic {
+                if let Mapping::Element { rest, .. } = &inner.field.maps.elastic.mapping {
                     p.extend(rest.iter().cloned());
                 } else {
                     return None;
@@ -403,7 +403,7 @@ fn glob_value(pattern: &str, cx: &mut Cx, span: Option<crate::diag::Span>, conce
 fn pred(p: &Pred, cx: &mut Cx) -> Query {
     let span = p.span.clone();
     if p.op == Op::Cidr {
-        let Some((_, ip_field)) = fields::ELASTIC_IP_FIELDS.iter().find(|(raw, _)| *raw == p.field.path) else {
+        let Some((_, ip_field)) = crate::vendors::elastic::fields::IP_FIELDS.iter().find(|(raw, _)| *raw == p.field.path) else {
             cx.unsupported(Code::E402, span, format!("`cidr` needs an IP-typed field; `{}` is a keyword in Elastic", p.field.path));
             return refused();
         };
@@ -491,7 +491,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
 /// separators. Anything else is refused.
 fn mentions(p: &Pred, flattened_root: &str, cx: &mut Cx) -> Query {
     let copy = flattened_root.replace(".flattened.", ".");
-    if p.field.segs.len() != 1 || copy == flattened_root || !matches!(p.field.elastic, Mapping::Column(_)) {
+    if p.field.segs.len() != 1 || copy == flattened_root || !matches!(p.field.maps.elastic.mapping, Mapping::Column(_)) {
         cx.unsupported(
             Code::E402,
             p.span.clone(),

@@ -144,7 +144,7 @@ fn cardinality_field(f: &str, cx: &mut Cx) -> Option<String> {
         None,
         "Elastic's cardinality aggregation is an estimate (HyperLogLog++, close to exact below 3000 distinct values)",
     );
-    if let (crate::fields::Mapping::Column(c), crate::fields::Kind::Object) = (&field.elastic, field.kind) {
+    if let (crate::fields::Mapping::Column(c), crate::fields::Kind::Object) = (&field.maps.elastic.mapping, field.kind) {
         if let Some(copy) = c.strip_prefix("aws.cloudtrail.flattened.") {
             cx.approximate(
                 Concern::Aggregation,

@@ -156,7 +156,7 @@ pub struct Py {
 
 /// Report a virtual field Panther has no data for, at the condition that reads it.
 fn check_available(f: &fields::Field, span: &Option<crate::diag::Span>, py: &mut Py, cx: &mut Cx) {
-    if let Some(why) = f.panther_unavailable {
+    if let Some(why) = f.maps.panther.unavailable {
         if py.reported.insert(f.path.clone()) {
             cx.unsupported(Code::E402, span.clone(), format!("`{}` cannot be rendered for Panther: {why}", f.path));
         }
@@ -220,14 +220,14 @@ fn literal(v: &Value) -> String {
 
 /// A Python expression reading a field's raw value.
 pub fn getter(f: &fields::Field, py: &mut Py) -> String {
-    if let Some(why) = f.panther_unavailable {
+    if let Some(why) = f.maps.panther.unavailable {
         if !py.unavailable.iter().any(|(p, _)| *p == f.path) {
             py.unavailable.push((f.path.clone(), why));
         }
         return "None".into();
     }
-    if let Some(e) = &f.panther_expr {
-        for h in f.panther_helpers {
+    if let Some(e) = &f.maps.panther.expr {
+        for h in f.maps.panther.helpers {
             if let Some((name, _)) = HELPERS.iter().find(|(n, _)| n == h) {
                 py.use_helper(name);
             }

@@ -335,7 +335,7 @@ fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Imported {
     for t in str_list(m.get("tactics")) {
         let found = crate::attack::tactic_ids()
             .filter_map(crate::attack::tactic)
-            .find(|ta| ta.sentinel_name == t);
+            .find(|ta| super::tactics::name(&ta.id) == Some(t.as_str()));
         match found {
             Some(ta) if !d.tactics.contains(&ta.id) => d.tactics.push(ta.id.clone()),
             Some(_) => {}
@@ -661,7 +661,7 @@ fn json_paths(v: &Value, in_some: bool, out: &mut Vec<String>) {
             if let (Some(Value::String(f)), Some(op)) = (o.get("field"), o.get("op").and_then(Value::as_str))
                 && !matches!(op, "exists" | "empty")
             {
-                let nested = fields::resolve(f).is_ok_and(|x| matches!(x.sentinel, Mapping::Nested { .. }));
+                let nested = fields::resolve(f).is_ok_and(|x| matches!(x.maps.sentinel, Mapping::Nested { .. }));
                 if in_some || nested {
                     out.push(f.clone());
                 }
@@ -816,16 +816,16 @@ fn scalar_json(l: &Literal) -> Option<Value> {
 
 /// The AWSCloudTrail columns (the table schema).
 fn is_table_column(name: &str) -> bool {
-    fields::is_sentinel_column(name)
+    super::fields::is_column(name)
 }
 
 /// The taxonomy row for a Sentinel column: (raw path, kind, is a JSON-string column).
 fn column_row(col: &str) -> Option<(String, Kind, bool)> {
     fields::all().iter().find_map(|r| {
-        if let Some(c) = r.sentinel.strip_prefix("json:") {
+        if let Some(c) = r.col("sentinel").strip_prefix("json:") {
             (c == col).then(|| (r.path.clone(), r.kind, true))
         } else {
-            (r.sentinel == col).then(|| (r.path.clone(), r.kind, false))
+            (r.col("sentinel") == col).then(|| (r.path.clone(), r.kind, false))
         }
     })
 }
@@ -1944,13 +1944,13 @@ impl St<'_> {
                             }
                             // parse_json(tostring(parse_json(RequestParameters))): the text of a
                             // whole JSON column parsed back, the same object
-                            Form::Text if fields::all().iter().any(|r| r.path == f.path && r.sentinel.starts_with("json:")) => Some(FieldRef {
+                            Form::Text if fields::all().iter().any(|r| r.path == f.path && r.col("sentinel").starts_with("json:")) => Some(FieldRef {
                                 path: f.path,
                                 form: Form::Dynamic,
                             }),
                             // parse_json(tostring(x)) of a value inside a JSON column: the same
                             // object where x is one (as CloudTrail writes these parameters)
-                            Form::Text if fields::resolve(&f.path).is_ok_and(|r| matches!(r.sentinel, Mapping::Nested { .. })) => {
+                            Form::Text if fields::resolve(&f.path).is_ok_and(|r| matches!(r.maps.sentinel, Mapping::Nested { .. })) => {
                                 let note = format!("note: `parse_json(tostring(...))` of `{}` reads the fields of the object it holds; where it holds JSON text instead, Kusto decodes it and the canonical path does not", f.path);
                                 let mut notes = self.field_notes.borrow_mut();
                                 if !notes.contains(&note) {
@@ -2008,7 +2008,7 @@ impl St<'_> {
         }
         let path = path_of(&base, std::slice::from_ref(&seg));
         let f = fields::resolve(&path).ok()?;
-        matches!(f.sentinel, Mapping::Nested { .. }).then_some(FieldRef {
+        matches!(f.maps.sentinel, Mapping::Nested { .. }).then_some(FieldRef {
             path,
             form: Form::Dynamic,
         })

@@ -98,10 +98,10 @@ fn taxonomy_expr(e: &str) -> Expr {
 }
 
 fn form(f: &Field, cx: &mut Cx, span: Option<crate::diag::Span>) -> Option<Form> {
-    if let Some(note) = f.caveat.as_deref().and_then(|c| crate::fields::caveat_note(c, "sentinel")) {
+    if let Some(note) = f.caveat.as_deref().and_then(|c| crate::vendors::sentinel::fields::caveat_note(c)) {
         cx.approximate(Concern::on(&f.path, span.clone()), span.clone(), format!("`{}`: {note}", f.path));
     }
-    match &f.sentinel {
+    match &f.maps.sentinel {
         Mapping::Column(c) => Some(Form::Column(c.clone(), f.kind)),
         Mapping::Nested { base, rest } => Some(Form::Dynamic(path(call("parse_json", vec![Expr::name(base.clone())]), rest))),
         Mapping::Element { var, rest } => Some(Form::Dynamic(path(Expr::name(var.clone()), rest))),
@@ -546,7 +546,7 @@ fn note_nested(full: &Cond, cx: &mut Cx) {
         let mut seen = std::collections::BTreeSet::new();
         tested
             .iter()
-            .filter(|f| if nested { matches!(f.sentinel, Mapping::Nested { .. }) } else { matches!(f.sentinel, Mapping::Element { .. }) })
+            .filter(|f| if nested { matches!(f.maps.sentinel, Mapping::Nested { .. }) } else { matches!(f.maps.sentinel, Mapping::Element { .. }) })
             .map(|f| f.path.as_str())
             .filter(|p| seen.insert(*p))
             .collect::<Vec<&str>>()
@@ -635,7 +635,7 @@ fn rest_of_query(rule: &Rule, cx: &mut Cx, ops: &mut Vec<OperatorKind>) {
         for a in away {
             let ok = match a.value.strip_suffix('*') {
                 Some(prefix) => is_identifier(prefix),
-                None => crate::fields::is_sentinel_column(&a.value),
+                None => crate::vendors::sentinel::fields::is_column(&a.value),
             };
             if !ok {
                 cx.unsupported(
@@ -723,10 +723,10 @@ mod tests {
     #[test]
     fn taxonomy_expressions_parse_and_print_back_unchanged() {
         let mut n = 0;
-        for v in crate::fields::VIRTUAL {
-            if let Ok(text) = v.sentinel {
-                let tree = kusto::parse_expr(text).unwrap_or_else(|e| panic!("{}: {e}", v.name));
-                assert_eq!(kusto::expr_to_string(&tree), text, "{}", v.name);
+        for (name, e) in crate::vendors::sentinel::fields::VIRTUAL {
+            if let Ok(text) = *e {
+                let tree = kusto::parse_expr(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(kusto::expr_to_string(&tree), text, "{name}");
                 assert_eq!(kusto::expr_to_string(&taxonomy_expr(text)), text);
                 n += 1;
             }

@@ -235,7 +235,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     if entities.len() > 5 {
         cx.unsupported(Code::E402, None, "Sentinel allows at most 5 entity mappings");
     }
-    let mut tactics: Vec<String> = rule.attack.iter().map(|(t, _)| t.sentinel_name.clone()).collect();
+    let mut tactics: Vec<String> = rule.attack.iter().map(|(t, _)| super::tactics::name(&t.id).unwrap_or(&t.name).to_string()).collect();
     tactics.dedup();
     let techniques: Vec<String> = rule.attack.iter().flat_map(|(_, ts)| ts.iter().map(|t| t.id.clone())).collect();
     let connectors = match &s.connectors {

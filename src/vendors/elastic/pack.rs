@@ -9,14 +9,71 @@
 //! `history_window_start`, and the two fields it computes: `related_integrations` (from the
 //! dataset values the query names) and `required_fields` (every field the query names, with its
 //! type and whether ECS defines it). The `version` comes from the lock; `[metadata]` does not
-//! travel. The field and integration facts are data (`elastic_fields.tsv`,
-//! `elastic_integrations.tsv`), with their sources.
+//! travel. The field and integration facts are data (`pack_fields.tsv`,
+//! `pack_integrations.tsv`), with their sources.
 
 use serde_json::{Map, Value, json};
 
-/// (field, type, ecs) from `elastic_fields.tsv`.
+use crate::load::Rule;
+use crate::lock::Lock;
+use crate::pack::{Bundle, DocFacts, PackRule, QueryView};
+
+/// The rule's Elastic version: the lock's, else 1.
+pub fn version(rule: &Rule, lock: Option<&Lock>) -> u32 {
+    lock.and_then(|l| l.rules.get(&rule.doc.id.value)).and_then(|e| e.targets.elastic.as_ref()).map_or(1, |e| e.version)
+}
+
+/// `elastic/rules.ndjson`: one Kibana import object per rendered TOML; a TOML that does not
+/// convert leaves its rule out.
+pub fn bundle(rules: &[PackRule], lock: Option<&Lock>) -> Result<Bundle, String> {
+    let mut out = Bundle::default();
+    let mut lines = String::new();
+    for b in rules {
+        for (path, text) in b.files.iter().filter(|(p, _)| p.ends_with(".toml")) {
+            match api_object(text) {
+                Ok(mut o) => {
+                    o.insert("version".into(), json!(version(b.rule, lock)));
+                    lines.push_str(&ndjson_line(&o));
+                    lines.push('\n');
+                }
+                Err(e) => out.left_out.push((b.rule.file.clone(), format!("{path}: {e}"))),
+            }
+        }
+    }
+    out.files.push(("elastic/rules.ndjson".into(), lines.into_bytes()));
+    Ok(out)
+}
+
+/// A rule's documentation facts from its TOML: the page is laid out as Elastic's prebuilt-rule
+/// pages, so every header value is Elastic's (rule type, indices, schedule, tags, guide, setup),
+/// and its query is the page's main one.
+pub fn doc(rule: &Rule, files: &[(String, String)], lock: Option<&Lock>) -> Result<DocFacts, String> {
+    let version = version(rule, lock).to_string();
+    let Some((_, text)) = files.iter().find(|(p, _)| p.ends_with(".toml")) else { return Ok(DocFacts { version, ..DocFacts::default() }) };
+    let e = api_object(text)?;
+    let strs = |v: Option<&Value>| -> Vec<String> { v.and_then(Value::as_array).into_iter().flatten().filter_map(|x| x.as_str().map(String::from)).collect() };
+    let mut h = Map::new();
+    h.insert("rule_type".into(), e.get("type").cloned().unwrap_or(json!("query")));
+    h.insert("indices".into(), json!(strs(e.get("index"))));
+    h.insert("severity".into(), e["severity"].clone());
+    h.insert("risk_score".into(), e["risk_score"].clone());
+    h.insert("runs_every".into(), e.get("interval").cloned().unwrap_or(json!("5m")));
+    h.insert("from".into(), e.get("from").cloned().unwrap_or(json!("now-6m")));
+    h.insert("max_alerts".into(), e.get("max_signals").cloned().unwrap_or(json!(100)));
+    h.insert("tags".into(), json!(strs(e.get("tags"))));
+    h.insert("authors".into(), json!(strs(e.get("author"))));
+    h.insert("license".into(), e.get("license").cloned().unwrap_or(Value::Null));
+    h.insert("guide".into(), e.get("note").cloned().unwrap_or(json!("")));
+    h.insert("setup".into(), e.get("setup").cloned().unwrap_or(json!("")));
+    h.insert("version".into(), json!(version));
+    let lang = e.get("language").and_then(Value::as_str).unwrap_or("kuery");
+    let query = QueryView { label: String::new(), lang: if lang == "eql" { "eql" } else { "js" }, text: e["query"].as_str().unwrap_or("").to_string() };
+    Ok(DocFacts { version, query: Some(query), header: h })
+}
+
+/// (field, type, ecs) from `pack_fields.tsv`.
 fn field_facts() -> Vec<(&'static str, &'static str, bool)> {
-    include_str!("elastic_fields.tsv")
+    include_str!("pack_fields.tsv")
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| {
@@ -26,9 +83,9 @@ fn field_facts() -> Vec<(&'static str, &'static str, bool)> {
         .collect()
 }
 
-/// (package, integration, version) from `elastic_integrations.tsv`.
+/// (package, integration, version) from `pack_integrations.tsv`.
 fn integration_facts() -> Vec<(&'static str, &'static str, &'static str)> {
-    include_str!("elastic_integrations.tsv")
+    include_str!("pack_integrations.tsv")
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| {

@@ -15,6 +15,64 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::load::Rule;
+use crate::lock::Lock;
+use crate::pack::{Bundle, DocFacts, PackRule, QueryView};
+
+/// `sentinel/azuredeploy.json`: the ARM template deploying every rule's YAML; a YAML the
+/// template cannot take leaves its rule out.
+pub fn bundle(rules: &[PackRule], lock: Option<&Lock>) -> Result<Bundle, String> {
+    let mut out = Bundle::default();
+    let mut resources = vec![];
+    let mut meta = Map::new();
+    for b in rules {
+        for (path, text) in b.files.iter().filter(|(p, _)| p.ends_with(".yaml")) {
+            match resource(text) {
+                Ok(r) => {
+                    let y: Value = serde_saphyr::from_str(text).map_err(|e| format!("{path}: {e}"))?;
+                    meta.insert(
+                        y["id"].as_str().unwrap_or_default().to_string(),
+                        json!({"name": y["name"], "file": path, "version": y.get("version").cloned().unwrap_or(json!("1.0.0"))}),
+                    );
+                    resources.push(r);
+                }
+                Err(e) => out.left_out.push((b.rule.file.clone(), e)),
+            }
+        }
+    }
+    let t = template(resources, meta, lock.map_or(0, |l| l.release));
+    let mut text = serde_json::to_string_pretty(&t).map_err(|e| e.to_string())?;
+    text.push('\n');
+    out.files.push(("sentinel/azuredeploy.json".into(), text.into_bytes()));
+    Ok(out)
+}
+
+/// A rule's documentation facts from its YAML: the version, the KQL, and the schedule (runs
+/// every `queryFrequency`, from `now-<queryPeriod>`; near real-time for NRT rules).
+pub fn doc(rule: &Rule, files: &[(String, String)]) -> Result<DocFacts, String> {
+    let Some((_, text)) = files.iter().find(|(p, _)| p.ends_with(".yaml")) else { return Ok(DocFacts { version: "1.0.0".into(), ..DocFacts::default() }) };
+    let s: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let mut header = Map::new();
+    if s.get("kind").and_then(Value::as_str) == Some("NRT") && !rule.doc.alert.aggregate.as_ref().is_some_and(|a| a.threshold.is_some()) {
+        header.insert("rule_type".into(), json!("near real-time"));
+    }
+    if let Some(f) = s.get("queryFrequency") {
+        header.insert("runs_every".into(), f.clone());
+    }
+    if let Some(p) = s.get("queryPeriod") {
+        header.insert("from".into(), json!(format!("now-{}", p.as_str().unwrap_or(""))));
+    }
+    let version = s.get("version").and_then(Value::as_str).map(String::from);
+    if let Some(v) = &version {
+        header.insert("version".into(), json!(v));
+    }
+    Ok(DocFacts {
+        version: version.unwrap_or_else(|| "1.0.0".into()),
+        query: Some(QueryView { label: "Microsoft Sentinel, KQL".into(), lang: "kql", text: s["query"].as_str().unwrap_or("").to_string() }),
+        header,
+    })
+}
+
 /// The alertRules API version: the newest one whose specification
 /// (azure-rest-api-specs, `securityinsights/.../preview/2024-01-01-preview/AlertRules.json`) was
 /// read, and the first with both Scheduled and NRT rules among those read (the stable 2024-09-01

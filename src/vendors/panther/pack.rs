@@ -11,6 +11,39 @@ use std::io::{Cursor, Write};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
+use crate::load::Rule;
+use crate::lock::Lock;
+use crate::pack::{Bundle, DocFacts, PackRule, QueryView};
+
+/// `panther/panther-analysis.zip`: every rule's YAML and Python; a rule whose Python imports a
+/// module outside [`STDLIB`] is left out.
+pub fn bundle(rules: &[PackRule]) -> Result<Bundle, String> {
+    let mut out = Bundle::default();
+    let mut files = vec![];
+    for b in rules {
+        let foreign: Vec<String> = b.files.iter().filter(|(p, _)| p.ends_with(".py")).flat_map(|(_, t)| foreign_imports(t)).collect();
+        if !foreign.is_empty() {
+            out.left_out.push((b.rule.file.clone(), format!("imports {}, which the pack does not carry", foreign.join(", "))));
+            continue;
+        }
+        for (p, t) in b.files {
+            files.push((p.trim_start_matches("panther/").to_string(), t.clone()));
+        }
+    }
+    out.files.push(("panther/panther-analysis.zip".into(), zip(&files)?));
+    Ok(out)
+}
+
+/// A rule's documentation facts: the lock's version (else 1) and the Python.
+pub fn doc(rule: &Rule, files: &[(String, String)], lock: Option<&Lock>) -> DocFacts {
+    let entry = lock.and_then(|l| l.rules.get(&rule.doc.id.value));
+    DocFacts {
+        version: entry.and_then(|e| e.targets.panther.as_ref()).map_or(1, |p| p.version).to_string(),
+        query: files.iter().find(|(p, _)| p.ends_with(".py")).map(|(_, py)| QueryView { label: "Panther, Python".into(), lang: "python", text: py.clone() }),
+        header: serde_json::Map::new(),
+    }
+}
+
 /// The zip of these files (name -> content), in name order.
 pub fn zip(files: &[(String, String)]) -> Result<Vec<u8>, String> {
     let mut sorted: Vec<&(String, String)> = files.iter().collect();
