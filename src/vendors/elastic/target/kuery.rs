@@ -432,7 +432,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
             // an unquoted `true`, `false` or `null` is a literal of its own to detection-rules'
             // loader (`true` on a keyword field becomes "True"): on anything but a boolean field
             // the text is quoted, which Kibana reads the same
-            let boolean = p.field.elastic_kind == "boolean";
+            let boolean = p.field.maps.elastic.kind == "boolean";
             let value = |s: String| if !boolean && matches!(s.as_str(), "true" | "false" | "null") { kuery::Value::quoted(&s) } else { exact(&s) };
             group(&name, p.values.iter().map(|v| value(text(v))).collect())
         }
