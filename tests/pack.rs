@@ -204,6 +204,51 @@ fn every_elastic_line_has_the_fields_kibana_import_needs() {
     }
 }
 
+/// detection-rules' loader knows the flattened roots only: the pack's `non-ecs-schema.json`
+/// declares, per index pattern, exactly the flattened sub-keys the packed queries name (issue 9
+/// §2), as keywords, in the format of detection-rules' `etc/non-ecs-schema.json`.
+#[test]
+fn the_non_ecs_schema_declares_every_flattened_key_the_queries_use() {
+    let pack = bundled_pack();
+    let schema = json_file(&pack, "elastic/non-ecs-schema.json");
+    let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text_file(&pack, "elastic/rules.ndjson").lines() {
+        let v: Value = serde_json::from_str(line).expect("JSON");
+        let query = v["query"].as_str().unwrap_or("");
+        let keys: Vec<String> = v["required_fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["name"].as_str())
+            .filter(|n| n.starts_with("aws.cloudtrail.flattened.") && n.matches('.').count() > 3)
+            .map(str::to_string)
+            .collect();
+        for k in &keys {
+            assert!(query.contains(k.as_str()), "{k} is not in the query of {}", v["name"]);
+        }
+        for index in v["index"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            want.entry(index.to_string()).or_default().extend(keys.iter().cloned());
+        }
+    }
+    want.retain(|_, keys| !keys.is_empty());
+    assert!(want.get("logs-aws.cloudtrail-*").is_some_and(|k| k.len() >= 10), "{want:?}");
+    let got: BTreeMap<String, Vec<String>> = schema
+        .as_object()
+        .expect("an object of index patterns")
+        .iter()
+        .map(|(index, fields)| {
+            let fields = fields.as_object().expect("field -> type");
+            assert!(fields.values().all(|t| t == "keyword"), "{index}: {fields:?}");
+            (index.clone(), fields.keys().cloned().collect())
+        })
+        .collect();
+    for keys in want.values_mut() {
+        keys.sort();
+        keys.dedup();
+    }
+    assert_eq!(got, want);
+}
+
 #[test]
 fn the_elastic_version_comes_from_the_lock() {
     let mut lock = bundled_lock();

@@ -28,10 +28,12 @@ pub fn version(rule: &Rule, lock: Option<&Lock>) -> u32 {
 pub fn bundle(rules: &[PackRule], lock: Option<&Lock>) -> Result<Bundle, String> {
     let mut out = Bundle::default();
     let mut lines = String::new();
+    let mut extra: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
     for b in rules {
         for (path, text) in b.files.iter().filter(|(p, _)| p.ends_with(".toml")) {
             match api_object(text) {
                 Ok(mut o) => {
+                    note_flattened_keys(&o, &mut extra);
                     o.insert("version".into(), json!(version(b.rule, lock)));
                     lines.push_str(&ndjson_line(&o));
                     lines.push('\n');
@@ -41,7 +43,36 @@ pub fn bundle(rules: &[PackRule], lock: Option<&Lock>) -> Result<Bundle, String>
         }
     }
     out.files.push(("elastic/rules.ndjson".into(), lines.into_bytes()));
+    let schema: Map<String, Value> =
+        extra.into_iter().map(|(index, keys)| (index, Value::Object(keys.into_iter().map(|k| (k, json!("keyword"))).collect()))).collect();
+    let mut text = serde_json::to_string_pretty(&Value::Object(schema)).map_err(|e| e.to_string())?;
+    text.push('\n');
+    out.files.push(("elastic/non-ecs-schema.json".into(), text.into_bytes()));
     Ok(out)
+}
+
+/// The keys below the integration's flattened objects (`aws.cloudtrail.flattened.*`) a rule's
+/// query names, by the rule's index patterns. detection-rules' stock schemas know only the
+/// flattened roots, so its loader calls such a key an "Unknown field"; the pack's
+/// `non-ecs-schema.json` (merged into detection-rules' `etc/non-ecs-schema.json`) declares them,
+/// as keywords: the flattened type indexes every leaf value as a keyword.
+fn note_flattened_keys(obj: &Map<String, Value>, out: &mut std::collections::BTreeMap<String, std::collections::BTreeSet<String>>) {
+    let keys: Vec<String> = obj
+        .get("required_fields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|f| f["type"] == "unknown")
+        .filter_map(|f| f["name"].as_str())
+        .filter(|n| n.strip_prefix("aws.cloudtrail.flattened.").is_some_and(|rest| rest.contains('.')))
+        .map(str::to_string)
+        .collect();
+    if keys.is_empty() {
+        return;
+    }
+    for index in obj.get("index").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        out.entry(index.to_string()).or_default().extend(keys.iter().cloned());
+    }
 }
 
 /// A rule's documentation facts from its TOML: the page is laid out as Elastic's prebuilt-rule
