@@ -346,7 +346,9 @@ fn the_index_groups_rules_by_tactic_with_their_platforms() {
             let cells: Vec<&str> = row.split(" | ").collect();
             // name | severity | sentinel | elastic | panther
             for (i, t) in [rulecast::Target::Sentinel, rulecast::Target::Elastic, rulecast::Target::Panther].into_iter().enumerate() {
-                let deployed = built_for(std::slice::from_ref(r), t).len() == 1;
+                // built, and not held back by the vendor's tooling (Panther's `Status: Experimental`)
+                let held_back = pack.left_out.iter().any(|l| l.file == r.file && l.target == t);
+                let deployed = built_for(std::slice::from_ref(r), t).len() == 1 && !held_back;
                 assert_eq!(cells[2 + i].trim_end_matches(" |").starts_with('✓'), deployed, "{}: {t} in {row}", r.slug);
             }
         }
@@ -368,8 +370,10 @@ fn packs_are_deterministic() {
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted);
-    let panther = built_for(&bundled_rules(), rulecast::Target::Panther).len();
-    assert_eq!(names.len(), 2 * panther, "a YAML and a module per Panther rule");
+    let held_back = a.left_out.iter().filter(|l| l.target == rulecast::Target::Panther && l.skipped && l.reason.starts_with("`Status: ")).count();
+    let panther = built_for(&bundled_rules(), rulecast::Target::Panther).len() - held_back;
+    assert!(panther >= 5, "{panther}");
+    assert_eq!(names.len(), 2 * panther, "a YAML and a module per deployed Panther rule");
 }
 
 #[test]

@@ -65,6 +65,9 @@ pub struct Bundle {
     pub files: Vec<(String, Vec<u8>)>,
     /// Rules the bundle leaves out: (canonical file, why).
     pub left_out: Vec<(String, String)>,
+    /// Rules the bundle leaves out because the rule says so (a status the vendor's tooling does
+    /// not deploy): (canonical file, why). Not a failure.
+    pub held_back: Vec<(String, String)>,
 }
 
 /// What a target adds to a rule's documentation page ([`crate::vendors::Backend::doc`]).
@@ -128,6 +131,7 @@ pub fn pack(rules: &[Rule], targets: &[Target], lock: Option<&Lock>) -> Result<P
         let bundle = backend(t).pack(&rules, lock)?;
         out.files.extend(bundle.files);
         extra_left_out.extend(bundle.left_out.into_iter().map(|(file, reason)| LeftOut { file, target: t, reason, skipped: false }));
+        extra_left_out.extend(bundle.held_back.into_iter().map(|(file, reason)| LeftOut { file, target: t, reason, skipped: true }));
     }
     for l in &extra_left_out {
         for b in built.iter_mut().filter(|b| b.rule.file == l.file) {

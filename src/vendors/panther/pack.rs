@@ -16,11 +16,18 @@ use crate::lock::Lock;
 use crate::pack::{Bundle, DocFacts, PackRule, QueryView};
 
 /// `panther/panther-analysis.zip`: every rule's YAML and Python; a rule whose Python imports a
-/// module outside [`STDLIB`] is left out.
+/// module outside [`STDLIB`] is left out, and so is a rule marked `Status: Experimental` or
+/// `Deprecated`, as panther_analysis_tool leaves it out.
 pub fn bundle(rules: &[PackRule]) -> Result<Bundle, String> {
     let mut out = Bundle::default();
     let mut files = vec![];
     for b in rules {
+        // panther_analysis_tool's zip and upload leave these out whatever the filter (`parse.py`)
+        let status = b.files.iter().filter(|(p, _)| p.ends_with(".yml")).find_map(|(_, t)| t.lines().find_map(|l| l.strip_prefix("Status:")));
+        if let Some(s) = status.map(|s| s.trim().trim_matches(['"', '\'']).to_string()).filter(|s| matches!(s.to_lowercase().as_str(), "experimental" | "deprecated")) {
+            out.held_back.push((b.rule.file.clone(), format!("`Status: {s}`: panther_analysis_tool's zip and upload leave experimental and deprecated rules out")));
+            continue;
+        }
         let foreign: Vec<String> = b.files.iter().filter(|(p, _)| p.ends_with(".py")).flat_map(|(_, t)| foreign_imports(t)).collect();
         if !foreign.is_empty() {
             out.left_out.push((b.rule.file.clone(), format!("imports {}, which the pack does not carry", foreign.join(", "))));

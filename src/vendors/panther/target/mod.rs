@@ -455,7 +455,11 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         tags: s.tags.clone().unwrap_or_else(|| d.tags.clone()),
         severity: severity(d.severity.value),
         create_alert: s.create_alert,
-        status: s.status.clone().or_else(|| status(d.status).map(str::to_string)),
+        status: match s.status.as_deref() {
+            Some("none") => None,
+            Some(s) => Some(s.to_string()),
+            None => status(d.status).map(str::to_string),
+        },
         reports,
         description: s.description.clone().unwrap_or_else(|| d.description.clone()),
         runbook: s.runbook.clone(),
