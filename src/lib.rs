@@ -40,6 +40,9 @@ pub struct Build {
     pub skipped: Vec<(String, Target, String)>,
     /// Number of rules.
     pub rules: usize,
+    /// Every path made so far, also those a caller has taken out of `files` (see
+    /// [`build_more`]): a second rule writing one of them is refused.
+    pub paths: std::collections::HashSet<String>,
 }
 
 /// What became of one rule × target pair.
@@ -53,7 +56,15 @@ enum Pair {
 /// in parallel ([`par::map`]); the results are gathered in rule order, so the outcome is the
 /// same as a sequential run.
 pub fn build(rules: &[Rule], targets: &[Target], policy: Unsupported) -> Build {
-    let mut b = Build { rules: rules.len(), ..Build::default() };
+    let mut b = Build::default();
+    build_more(&mut b, rules, targets, policy);
+    b
+}
+
+/// [`build`] for one more batch of rules, added to `b`: a caller that writes `b.files` out and
+/// empties it between batches holds one batch in memory, not the whole set (`rulecast build`).
+pub fn build_more(b: &mut Build, rules: &[Rule], targets: &[Target], policy: Unsupported) {
+    b.rules += rules.len();
     let targets: Vec<Target> = if targets.is_empty() { Target::iter().collect() } else { targets.to_vec() };
     let pairs = par::map(rules, |rule| {
         targets
@@ -73,8 +84,9 @@ pub fn build(rules: &[Rule], targets: &[Target], policy: Unsupported) -> Build {
                 Pair::Skipped(why) => b.skipped.push((rule.file.clone(), t, why)),
                 Pair::Built(out) => {
                     for (path, text) in out.files {
-                        if let Some(prev) = b.files.insert(path.clone(), text) {
-                            let _ = prev;
+                        if b.paths.insert(path.clone()) {
+                            b.files.insert(path, text);
+                        } else {
                             b.refused.push((
                                 rule.file.clone(),
                                 t,
@@ -92,5 +104,4 @@ pub fn build(rules: &[Rule], targets: &[Target], policy: Unsupported) -> Build {
             }
         }
     }
-    b
 }

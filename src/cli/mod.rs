@@ -341,6 +341,9 @@ fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
+/// Rules loaded, compiled and written per batch by `rulecast build`.
+const BATCH: usize = 128;
+
 fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<&Path>, targets: &[Target], policy: Unsupported, format: Format, keep_going: bool) -> Result<ExitCode> {
     let mut targets: Vec<Target> = targets.to_vec();
     targets.sort();
@@ -355,15 +358,98 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
             );
         }
     }
-    let rules = match load_rules(rules_dir, read, format)? {
-        Ok(r) => r,
-        Err(code) => return Ok(code),
+    if !rules_dir.exists() && std::fs::symlink_metadata(rules_dir).is_err() {
+        anyhow::bail!("the rules path `{}` does not exist", rules_dir.display());
+    }
+    let lock = match pack::read_lock(rules_dir) {
+        Ok(l) => l,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return Ok(ExitCode::from(1));
+        }
     };
-    let Ok(rules) = pack::with_lock(rules_dir, rules).map_err(|msg| eprintln!("{msg}")) else { return Ok(ExitCode::from(1)) };
-    let b = rulecast::build(&rules, targets, policy);
+    // The rules go through load → lock → compile → staged write in batches, so that memory
+    // holds one batch, not the whole set; the staged output is swapped in only when every
+    // batch is done and nothing stops the build (dropped otherwise: nothing written).
+    let all: Vec<Target> = if targets.is_empty() { Target::iter().collect() } else { targets.to_vec() };
+    let owned: Vec<&str> = all.iter().map(|t| rulecast::targets::folder(*t)).collect();
+    let (files, unread) = rulecast::load::files::walk(rules_dir, &["yaml", "yml"], read);
+    if files.is_empty() && unread.is_empty() {
+        anyhow::bail!("no rule files (*.yaml, *.yml) in `{}`; nothing written", rules_dir.display());
+    }
+    let mut load_diags = rulecast::Diagnostics(unread);
+    let mut stage = match out {
+        Some(out) if !load_diags.has_errors() => Some(write::Stage::begin(out, &owned)?),
+        _ => None,
+    };
+    let mut ids: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut fingerprints = vec![];
+    let mut b = rulecast::Build::default();
+    let (mut notes, mut warnings, mut kept_notes) = (0, 0, vec![]);
+    for batch in files.chunks(BATCH) {
+        let mut rules = vec![];
+        for r in rulecast::par::map(batch, |f| rulecast::load::rule_from_file_with(f, read)) {
+            match r {
+                Ok(r) => rules.push(r),
+                Err(e) => load_diags.extend(e),
+            }
+        }
+        for r in &rules {
+            match ids.get(&r.doc.id.value) {
+                Some(first) => load_diags.push(rulecast::load::duplicate_id(r, first)),
+                None => {
+                    ids.insert(r.doc.id.value.clone(), r.file.clone());
+                }
+            }
+        }
+        if load_diags.has_errors() {
+            // every file is still read, so that every error is reported; nothing is built
+            stage = None;
+            continue;
+        }
+        if let Some(l) = &lock {
+            fingerprints.extend(pack::fingerprints(&rules).unwrap_or_default());
+            rules.iter_mut().for_each(|r| rulecast::lock::apply(r, l));
+        }
+        rulecast::build_more(&mut b, &rules, targets, policy);
+        // notes that will not be printed are only counted
+        for (_, _, d) in &b.notes {
+            if d.severity == rulecast::diag::Severity::Warning {
+                warnings += 1;
+            } else {
+                notes += 1;
+            }
+        }
+        if policy == Unsupported::Ignore {
+            b.notes.clear();
+        } else {
+            kept_notes.append(&mut b.notes);
+        }
+        if !b.refused.is_empty() && !keep_going {
+            stage = None;
+        }
+        let made = std::mem::take(&mut b.files);
+        if let Some(s) = stage.as_mut() {
+            let entries: Vec<(&String, &String)> = made.iter().collect();
+            s.put(&entries)?;
+        }
+    }
+    if load_diags.has_errors() {
+        print_diags(&load_diags.0, format, read);
+        eprintln!("{} error(s); nothing written", load_diags.iter().filter(|x| x.is_error()).count());
+        return Ok(ExitCode::from(1));
+    }
+    if b.rules == 0 {
+        anyhow::bail!("no rule files (*.yaml, *.yml) in `{}`; nothing written", rules_dir.display());
+    }
+    if let Some(l) = &lock {
+        let stale = rulecast::lock::stale(l, &fingerprints);
+        if !stale.is_empty() {
+            eprintln!("warning: {} does not describe {} change(s); run `rulecast lock` before packing", rulecast::lock::FILE_NAME, stale.len());
+        }
+    }
     if policy != Unsupported::Ignore {
-        let notes: Vec<rulecast::Diagnostic> = b
-            .notes
+        let notes: Vec<rulecast::Diagnostic> = kept_notes
             .iter()
             .map(|(file, t, d)| {
                 let mut d = d.clone().about(file, t);
@@ -387,24 +473,21 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         writeln!(stdout, "{} rule(s) × {} target(s): {} pair(s) refused; nothing written", b.rules, ntargets, b.refused.len())?;
         return Ok(ExitCode::from(1));
     }
-    let mut written = None;
-    if let Some(out) = out {
-        let all: Vec<Target> = if targets.is_empty() { Target::iter().collect() } else { targets.to_vec() };
-        let owned: Vec<&str> = all.iter().map(|t| rulecast::targets::folder(*t)).collect();
-        written = Some(write::replace(out, &owned, &b.files)?);
-    }
+    let written = match stage {
+        Some(s) => Some(s.commit()?),
+        None => None,
+    };
     let verb = if out.is_some() { "built" } else { "validated" };
     let mut line = format!(
         "{verb} {} rule(s) × {} target(s): {} file(s)",
         b.rules,
         ntargets,
-        b.files.len()
+        b.paths.len()
     );
     if let (Some(out), Some(w)) = (out, written) {
         line.push_str(&format!(" in {} ({} changed)", out.display(), w.changed));
     }
-    let warnings = b.notes.iter().filter(|(_, _, d)| d.severity == rulecast::diag::Severity::Warning).count();
-    line.push_str(&format!(", {} translation note(s)", b.notes.len() - warnings));
+    line.push_str(&format!(", {notes} translation note(s)"));
     if warnings > 0 {
         line.push_str(&format!(", {warnings} warning(s)"));
     }

@@ -66,7 +66,7 @@ pub fn with_lock(rules_dir: &Path, mut rules: Vec<Rule>) -> std::result::Result<
     Ok(rules)
 }
 
-fn fingerprints(rules: &[Rule]) -> Result<Vec<lock::Fingerprint>> {
+pub fn fingerprints(rules: &[Rule]) -> Result<Vec<lock::Fingerprint>> {
     rules
         .iter()
         .map(|r| {

@@ -34,98 +34,137 @@ pub struct Written {
 /// Replace the folders `owned` (relative names) of `out` with `files` (relative path → text;
 /// every path starts with one of the owned folder names), atomically.
 pub fn replace(out: &Path, owned: &[&str], files: &BTreeMap<String, String>) -> Result<Written> {
-    let name = out.file_name().and_then(|n| n.to_str()).filter(|n| !n.is_empty() && *n != "." && *n != "..");
-    let Some(name) = name else { bail!("the output folder `{}` must be named (not `.`, `..` or `/`)", out.display()) };
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
-    if let Ok(m) = fs::symlink_metadata(out) {
-        if !m.is_dir() {
-            bail!("the output `{}` exists and is not a folder; rulecast will not replace it", out.display());
-        }
-    }
-    // 1. the lock
-    let lock_path = parent.join(format!(".{name}.rulecast.lock"));
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot create the lock file `{}`", lock_path.display()))?;
-    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        eprintln!("waiting for another rulecast writing `{}` ...", out.display());
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).with_context(|| format!("cannot lock `{}`", lock_path.display()))?;
-    }
-    // 2. what an interrupted write left
-    recover(&parent, name, out)?;
-    // 3. the staged tree
-    let stage = tempfile::Builder::new()
-        .prefix(&format!(".{name}.rulecast-stage-"))
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a staging folder in `{}`", parent.display()))?;
-    let mut written = Written::default();
-    if out.is_dir() {
-        for entry in fs::read_dir(out).with_context(|| format!("cannot read `{}`", out.display()))? {
-            let entry = entry?;
-            let n = entry.file_name();
-            if owned.iter().any(|o| n.to_str() == Some(o)) {
-                continue;
-            }
-            link_tree(&entry.path(), &stage.path().join(&n))?;
-        }
-    }
-    for o in owned {
-        fs::create_dir_all(stage.path().join(o))?;
-    }
-    for path in files.keys() {
-        let Some((dir, file)) = path.split_once('/') else { bail!("refusing to write `{path}`: not inside a target folder") };
-        // names were validated as plain stems; refuse anything else outright
-        if !owned.contains(&dir) || file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
-            bail!("refusing to write `{path}`: not a plain file name in a folder this command owns");
-        }
-    }
-    // the files are compared and written in parallel (the kernel's work, mostly); the first
-    // error in path order is reported
+    let mut stage = Stage::begin(out, owned)?;
     let entries: Vec<(&String, &String)> = files.iter().collect();
-    let results = rulecast::par::map(&entries, |&(path, text)| -> Result<bool> {
-        let dest = stage.path().join(path);
-        let old = out.join(path);
-        let same = fs::symlink_metadata(&old).is_ok_and(|m| m.is_file() && m.len() == text.len() as u64)
-            && fs::read(&old).is_ok_and(|b| b == text.as_bytes());
-        if same && fs::hard_link(&old, &dest).is_ok() {
-            return Ok(false);
-        }
-        fs::write(&dest, text).with_context(|| format!("cannot write `{path}`"))?;
-        Ok(true)
-    });
-    for r in results {
-        if r? {
-            written.changed += 1;
-        } else {
-            written.unchanged += 1;
-        }
-    }
-    // 4. the swap
-    let staged = stage.keep();
-    if !out.exists() {
-        fs::rename(&staged, out).with_context(|| format!("cannot move the new output into `{}`", out.display()))?;
-    } else {
-        match rustix::fs::renameat_with(rustix::fs::CWD, &staged, rustix::fs::CWD, out, rustix::fs::RenameFlags::EXCHANGE) {
-            Ok(()) => {}
-            Err(_) => {
-                // no exchange on this file system: two renames, which `recover` repairs
-                let old = parent.join(format!(".{name}.rulecast-old-{}", std::process::id()));
-                fs::rename(out, &old).with_context(|| format!("cannot move `{}` aside", out.display()))?;
-                fs::rename(&staged, out).with_context(|| format!("cannot move the new output into `{}`", out.display()))?;
-                fs::rename(&old, &staged)?;
+    stage.put(&entries)?;
+    stage.commit()
+}
+
+/// A replacement of `out`'s owned folders in progress: files are added to the staged tree as
+/// they are made ([`Stage::put`]), and [`Stage::commit`] swaps it in. Dropped without a commit,
+/// the staged tree is removed and `out` stays as it was.
+pub struct Stage {
+    out: PathBuf,
+    owned: Vec<String>,
+    stage: tempfile::TempDir,
+    written: Written,
+    // held until the swap is done
+    _lock: fs::File,
+}
+
+impl Stage {
+    /// Steps 1–3 of the module docs, without the generated files: the lock, the repair of an
+    /// interrupted write, and the staged tree with everything of `out` the build does not own.
+    pub fn begin(out: &Path, owned: &[&str]) -> Result<Stage> {
+        let name = out.file_name().and_then(|n| n.to_str()).filter(|n| !n.is_empty() && *n != "." && *n != "..");
+        let Some(name) = name else { bail!("the output folder `{}` must be named (not `.`, `..` or `/`)", out.display()) };
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+        if let Ok(m) = fs::symlink_metadata(out) {
+            if !m.is_dir() {
+                bail!("the output `{}` exists and is not a folder; rulecast will not replace it", out.display());
             }
         }
-        fs::remove_dir_all(&staged).with_context(|| format!("cannot remove the previous output (now at `{}`)", staged.display()))?;
+        // 1. the lock
+        let lock_path = parent.join(format!(".{name}.rulecast.lock"));
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot create the lock file `{}`", lock_path.display()))?;
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            eprintln!("waiting for another rulecast writing `{}` ...", out.display());
+            rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).with_context(|| format!("cannot lock `{}`", lock_path.display()))?;
+        }
+        // 2. what an interrupted write left
+        recover(&parent, name, out)?;
+        // 3. the staged tree
+        let stage = tempfile::Builder::new()
+            .prefix(&format!(".{name}.rulecast-stage-"))
+            .tempdir_in(&parent)
+            .with_context(|| format!("cannot create a staging folder in `{}`", parent.display()))?;
+        if out.is_dir() {
+            for entry in fs::read_dir(out).with_context(|| format!("cannot read `{}`", out.display()))? {
+                let entry = entry?;
+                let n = entry.file_name();
+                if owned.iter().any(|o| n.to_str() == Some(o)) {
+                    continue;
+                }
+                link_tree(&entry.path(), &stage.path().join(&n))?;
+            }
+        }
+        for o in owned {
+            fs::create_dir_all(stage.path().join(o))?;
+        }
+        Ok(Stage { out: out.to_path_buf(), owned: owned.iter().map(|o| o.to_string()).collect(), stage, written: Written::default(), _lock: lock })
     }
-    drop(lock);
-    Ok(written)
+
+    /// Add generated files (relative path → text) to the staged tree: each is written, or
+    /// hard-linked from `out` when its bytes did not change (so unchanged files keep their inode
+    /// and modification time). Paths were validated as plain stems; anything else is refused.
+    pub fn put(&mut self, files: &[(&String, &String)]) -> Result<()> {
+        for (path, _) in files {
+            let Some((dir, file)) = path.split_once('/') else { bail!("refusing to write `{path}`: not inside a target folder") };
+            if !self.owned.iter().any(|o| o == dir) || file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
+                bail!("refusing to write `{path}`: not a plain file name in a folder this command owns");
+            }
+        }
+        // the files are compared and written in parallel (the kernel's work, mostly); the first
+        // error in path order is reported
+        let (stage, out) = (self.stage.path(), &self.out);
+        let results = rulecast::par::map(files, |&(path, text)| -> Result<bool> {
+            let dest = stage.join(path);
+            let old = out.join(path);
+            let same = fs::symlink_metadata(&old).is_ok_and(|m| m.is_file() && m.len() == text.len() as u64)
+                && fs::read(&old).is_ok_and(|b| b == text.as_bytes());
+            if same && fs::hard_link(&old, &dest).is_ok() {
+                return Ok(false);
+            }
+            fs::write(&dest, text).with_context(|| format!("cannot write `{path}`"))?;
+            Ok(true)
+        });
+        for r in results {
+            if r? {
+                self.written.changed += 1;
+            } else {
+                self.written.unchanged += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 4: swap the staged tree in, remove the old one, release the lock.
+    pub fn commit(self) -> Result<Written> {
+        let Stage { out, stage, written, _lock, .. } = self;
+        let out = out.as_path();
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+        let staged = stage.keep();
+        if !out.exists() {
+            fs::rename(&staged, out).with_context(|| format!("cannot move the new output into `{}`", out.display()))?;
+        } else {
+            match rustix::fs::renameat_with(rustix::fs::CWD, &staged, rustix::fs::CWD, out, rustix::fs::RenameFlags::EXCHANGE) {
+                Ok(()) => {}
+                Err(_) => {
+                    // no exchange on this file system: two renames, which `recover` repairs
+                    let old = parent.join(format!(".{name}.rulecast-old-{}", std::process::id()));
+                    fs::rename(out, &old).with_context(|| format!("cannot move `{}` aside", out.display()))?;
+                    fs::rename(&staged, out).with_context(|| format!("cannot move the new output into `{}`", out.display()))?;
+                    fs::rename(&old, &staged)?;
+                }
+            }
+            fs::remove_dir_all(&staged).with_context(|| format!("cannot remove the previous output (now at `{}`)", staged.display()))?;
+        }
+        drop(_lock);
+        Ok(written)
+    }
 }
 
 /// Remove staging folders an interrupted write left beside `out`; put back an `out` that an

@@ -608,17 +608,20 @@ pub fn rules_from_path(path: &Path, policy: files::ReadPolicy) -> Result<Vec<Rul
     let mut seen: HashMap<String, String> = HashMap::new();
     for r in &rules {
         if let Some(first) = seen.get(&r.doc.id.value) {
-            diags.push(
-                Diagnostic::error(Code::E105, format!("duplicate rule id `{}`", r.doc.id.value))
-                    .with_found(format!("also in {first}"))
-                    .with_expected("every rule id to be unique")
-                    .with_span(sp(&r.file, &r.doc.id)),
-            );
+            diags.push(duplicate_id(r, first));
         } else {
             seen.insert(r.doc.id.value.clone(), r.file.clone());
         }
     }
     if diags.has_errors() { Err(diags) } else { Ok(rules) }
+}
+
+/// The error for a rule whose id the rule in `first` (a file) already has.
+pub fn duplicate_id(r: &Rule, first: &str) -> Diagnostic {
+    Diagnostic::error(Code::E105, format!("duplicate rule id `{}`", r.doc.id.value))
+        .with_found(format!("also in {first}"))
+        .with_expected("every rule id to be unique")
+        .with_span(sp(&r.file, &r.doc.id))
 }
 
 /// Load one rule file.
