@@ -17,25 +17,108 @@ use serde_json::{Map, Value, json};
 use crate::diag::{Diagnostic, Span};
 use crate::targets::render::{yaml_double, yaml_str};
 
+/// What an import part is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartKind {
+    /// Part of the detection, kept opaque (vendor text) or read with a difference: which events
+    /// match may differ from the vendor rule.
+    Detection,
+    /// Metadata or alert content left out or changed; which events match is unchanged.
+    Metadata,
+    /// Kept in another form, nothing lost (e.g. an ATT&CK id newer than rulecast's data kept as
+    /// a plain tag). Never makes an import partial.
+    Note,
+}
+
+impl PartKind {
+    /// The word the report writes before the reason.
+    pub fn label(self) -> &'static str {
+        match self {
+            PartKind::Detection => "detection",
+            PartKind::Metadata => "metadata",
+            PartKind::Note => "note",
+        }
+    }
+}
+
+/// One part of a vendor rule that was not carried over exactly: what it is about, why, and
+/// where (when the importer knows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// Detection, metadata or note.
+    pub kind: PartKind,
+    /// What was kept opaque, left out or kept in another form, and why.
+    pub reason: String,
+    /// Where in the vendor file.
+    pub span: Option<Span>,
+}
+
+impl Part {
+    /// A part of the detection.
+    pub fn detection(reason: impl Into<String>) -> Self {
+        Part { kind: PartKind::Detection, reason: reason.into(), span: None }
+    }
+
+    /// A metadata or alert part.
+    pub fn metadata(reason: impl Into<String>) -> Self {
+        Part { kind: PartKind::Metadata, reason: reason.into(), span: None }
+    }
+
+    /// A note (nothing lost).
+    pub fn note(reason: impl Into<String>) -> Self {
+        Part { kind: PartKind::Note, reason: reason.into(), span: None }
+    }
+
+    /// The part, located.
+    pub fn with_span(mut self, span: Option<Span>) -> Self {
+        self.span = span;
+        self
+    }
+
+    /// Is it only a note?
+    pub fn is_note(&self) -> bool {
+        self.kind == PartKind::Note
+    }
+}
+
+/// `detection: <reason>`, `metadata: <reason>`, `note: <reason>` (the report's words).
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.label(), self.reason)
+    }
+}
+
+/// Written as its report text (`detection: ...`) in JSON reports.
+impl serde::Serialize for Part {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// How completely a vendor rule was carried over.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Everything maps (notes, if any, are in [`Imported::notes`]).
     Full,
-    /// The rule was imported, but these parts were not (each named, with the reason).
-    /// Parts of the detection start with `detection:`, others with `metadata:`.
-    Partial(Vec<String>),
+    /// The rule was imported with its whole detection, but these metadata or alert parts were
+    /// not carried over exactly (each with its reason).
+    Partial(Vec<Part>),
+    /// The rule was imported, but part of its detection was kept opaque (vendor text) or read
+    /// with a difference: these parts (at least one of [`PartKind::Detection`]).
+    Opaque(Vec<Part>),
     /// The rule was not imported: why, and where.
     Refused(Diagnostic),
 }
 
 impl Outcome {
-    /// Full, or Partial with the given parts (Full when there are none). Notes (`note: ...`)
-    /// are not parts: use [`Imported::new`], which keeps them apart.
-    pub fn from_parts(parts: Vec<String>) -> Self {
-        let parts: Vec<String> = parts.into_iter().filter(|p| !is_note(p)).collect();
+    /// Full, Partial or Opaque with the given parts (Full when there are none). Notes are not
+    /// parts: use [`Imported::new`], which keeps them apart.
+    pub fn from_parts(parts: Vec<Part>) -> Self {
+        let parts: Vec<Part> = parts.into_iter().filter(|p| !p.is_note()).collect();
         if parts.is_empty() {
             Outcome::Full
+        } else if parts.iter().any(|p| p.kind == PartKind::Detection) {
+            Outcome::Opaque(parts)
         } else {
             Outcome::Partial(parts)
         }
@@ -46,16 +129,18 @@ impl Outcome {
         matches!(self, Outcome::Full)
     }
 
-    /// Does a partial outcome leave out part of the detection (not only metadata)?
+    /// Does the outcome leave out or keep opaque part of the detection (not only metadata)?
     pub fn drops_detection(&self) -> bool {
-        matches!(self, Outcome::Partial(p) if p.iter().any(|s| s.starts_with("detection:")))
+        matches!(self, Outcome::Opaque(_))
     }
-}
 
-/// Is this part only a note (something kept in another form, nothing lost)? Parts name what
-/// was kept opaque or left out (`detection: ...`, `metadata: ...`), notes start with `note:`.
-pub fn is_note(part: &str) -> bool {
-    part.starts_with("note:")
+    /// The parts not carried over exactly (none when full or refused).
+    pub fn parts(&self) -> &[Part] {
+        match self {
+            Outcome::Partial(p) | Outcome::Opaque(p) => p,
+            Outcome::Full | Outcome::Refused(_) => &[],
+        }
+    }
 }
 
 /// One imported rule.
@@ -67,16 +152,16 @@ pub struct Imported {
     pub yaml: String,
     /// How completely it was carried over.
     pub outcome: Outcome,
-    /// Things kept in another form, nothing lost (`note: ...`), e.g. an ATT&CK tag newer than
-    /// rulecast's ATT&CK data kept as a plain tag. They never make an import partial.
-    pub notes: Vec<String>,
+    /// Things kept in another form, nothing lost ([`PartKind::Note`]), e.g. an ATT&CK tag newer
+    /// than rulecast's ATT&CK data kept as a plain tag. They never make an import partial.
+    pub notes: Vec<Part>,
 }
 
 impl Imported {
-    /// An imported rule: `parts` are what was not carried over exactly, notes among them
-    /// (`note: ...`) are kept apart in [`Imported::notes`].
-    pub fn new(slug: &str, yaml: String, parts: Vec<String>) -> Self {
-        let (notes, parts): (Vec<String>, Vec<String>) = parts.into_iter().partition(|p| is_note(p));
+    /// An imported rule: `parts` are what was not carried over exactly, notes among them are
+    /// kept apart in [`Imported::notes`].
+    pub fn new(slug: &str, yaml: String, parts: Vec<Part>) -> Self {
+        let (notes, parts): (Vec<Part>, Vec<Part>) = parts.into_iter().partition(Part::is_note);
         Imported { slug: slug.to_string(), yaml, outcome: Outcome::from_parts(parts), notes }
     }
 
@@ -582,17 +667,17 @@ pub fn date(s: &str) -> Option<String> {
 
 /// Add an ATT&CK technique and make sure one of its tactics is listed (the first of the
 /// technique's tactics is added when none is). Returns false for an unknown id.
-pub fn add_technique(id: &str, tactics: &mut Vec<String>, techniques: &mut Vec<String>, parts: &mut Vec<String>) -> bool {
+pub fn add_technique(id: &str, tactics: &mut Vec<String>, techniques: &mut Vec<String>, parts: &mut Vec<Part>) -> bool {
     let t = match crate::attack::technique(id) {
         Some(t) => t,
         None => match crate::attack::from_v19(id) {
             Some(t) => {
-                parts.push(format!(
-                    "note: technique {id} is an ATT&CK v19 id; read as v{} {} {} (the version rulecast writes)",
+                parts.push(Part::note(format!(
+                    "technique {id} is an ATT&CK v19 id; read as v{} {} {} (the version rulecast writes)",
                     crate::attack::VERSION,
                     t.id,
                     t.name
-                ));
+                )));
                 t
             }
             None => return false,

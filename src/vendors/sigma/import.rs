@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::import::{Doc, Imported, add_technique, all, any, date, not, pred, slug_of, span_at};
+use crate::import::{Doc, Imported, Part, add_technique, all, any, date, not, pred, slug_of, span_at};
 use crate::diag::{Code, Diagnostic};
 
 /// Import the rules of one Sigma file. `file` names it in diagnostics and gives the slug.
@@ -28,7 +28,7 @@ struct Cx<'a> {
     file: &'a str,
     text: &'a str,
     /// Parts of the detection imported as something other than what they literally say.
-    parts: std::cell::RefCell<Vec<String>>,
+    parts: std::cell::RefCell<Vec<Part>>,
 }
 
 impl Cx<'_> {
@@ -86,7 +86,7 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         .with_span(span_at(file, text, text.find("logsource").unwrap_or(0)));
         return Imported::refused(slug, d);
     }
-    let mut parts: Vec<String> = vec![];
+    let mut parts: Vec<Part> = vec![];
     if let Some(id) = s_of(m.get("id")) {
         let at = text.find("\nid:").map_or(0, |i| i + 1);
         if let Some(e) = crate::import::bad_id(&id, span_at(file, text, at)) {
@@ -106,9 +106,9 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         Some("critical") => "critical",
         Some("medium") => "medium",
         other => {
-            parts.push(format!(
-                "metadata: level {other:?} is not a sigma level (medium assumed)"
-            ));
+            parts.push(Part::metadata(format!(
+                "level {other:?} is not a sigma level (medium assumed)"
+            )));
             "medium"
         }
     }
@@ -118,12 +118,12 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         Some("experimental") => Some("experimental".into()),
         Some("test") => {
             // Sigma's `test` (tested, not yet stable) has no canonical status of its own
-            parts.push("note: Sigma status test has no canonical status of its own (imported as experimental)".into());
+            parts.push(Part::note("Sigma status test has no canonical status of its own (imported as experimental)"));
             Some("experimental".into())
         }
         Some("deprecated") => Some("deprecated".into()),
         Some("unsupported") => {
-            parts.push("metadata: status unsupported has no canonical status".into());
+            parts.push(Part::metadata("status unsupported has no canonical status"));
             None
         }
         _ => None,
@@ -152,9 +152,9 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
                 .is_some_and(|c| c.is_ascii_digit())
         {
             if !add_technique(&upper, &mut d.tactics, &mut d.techniques, &mut parts) {
-                parts.push(format!(
-                    "note: tag {tag}: no ATT&CK v18.1 technique {upper} (kept as a tag)"
-                ));
+                parts.push(Part::note(format!(
+                    "tag {tag}: no ATT&CK v18.1 technique {upper} (kept as a tag)"
+                )));
                 d.tags.push(tag);
             }
             continue;
@@ -168,12 +168,12 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         let short = rest.replace('_', "-");
         let v19 = crate::attack::tactic_by_shortname(&short).is_none().then(|| crate::attack::tactic_from_v19(&short)).flatten();
         if let Some(t) = v19 {
-            parts.push(format!(
-                "note: tag {tag} is an ATT&CK v19 tactic; read as v{} {} {}, which v19 split (the version rulecast writes)",
+            parts.push(Part::note(format!(
+                "tag {tag} is an ATT&CK v19 tactic; read as v{} {} {}, which v19 split (the version rulecast writes)",
                 crate::attack::VERSION,
                 t.id,
                 t.name
-            ));
+            )));
         }
         match crate::attack::tactic_by_shortname(&short).or(v19) {
             Some(t) => {
@@ -182,9 +182,9 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
                 }
             }
             None => {
-                parts.push(format!(
-                    "note: tag {tag}: no ATT&CK v18.1 tactic of that name (kept as a tag)"
-                ));
+                parts.push(Part::note(format!(
+                    "tag {tag}: no ATT&CK v18.1 tactic of that name (kept as a tag)"
+                )));
                 d.tags.push(tag);
             }
         }
@@ -194,9 +194,9 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
     d.updated = s_of(m.get("modified")).and_then(|s| date(&s));
     if let (Some(c), Some(u)) = (&d.created, &d.updated) {
         if u < c {
-            parts.push(format!(
-                "metadata: modified {u} is before date {c} (left out)"
-            ));
+            parts.push(Part::metadata(format!(
+                "modified {u} is before date {c} (left out)"
+            )));
             d.updated = None;
         }
     }
@@ -229,12 +229,12 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
                 | "fields"
                 | "related"
         ) {
-            parts.push(format!("metadata: `{k}` has no canonical key"));
+            parts.push(Part::metadata(format!("`{k}` has no canonical key")));
         }
     }
     if let Some(r) = m.get("related").and_then(Value::as_array) {
         if !r.is_empty() {
-            parts.push("metadata: `related` (rule relations) has no canonical key".into());
+            parts.push(Part::metadata("`related` (rule relations) has no canonical key"));
         }
     }
     let v = d.to_value();
@@ -395,9 +395,9 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>
     let object = crate::fields::resolve(field).is_ok_and(|f| matches!(f.kind, crate::fields::Kind::Object | crate::fields::Kind::Record));
     if object && op == "contains" {
         op = "mentions";
-        cx.parts.borrow_mut().push(format!(
-            "detection: `{key}` searches an object's text; imported as `mentions` (a key or value of `{field}` containing the text), which, unlike a search of the JSON text, never matches across keys, values and JSON syntax"
-        ));
+        cx.parts.borrow_mut().push(Part::detection(format!(
+            "`{key}` searches an object's text; imported as `mentions` (a key or value of `{field}` containing the text), which, unlike a search of the JSON text, never matches across keys, values and JSON syntax"
+        )));
     }
     if vals.is_empty() {
         return Err(cx.err(format!("`{key}` has an empty value list"), key));
@@ -532,10 +532,10 @@ fn status(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>> {
             ));
         }
     };
-    cx.parts.borrow_mut().push(format!(
-        "detection: `{key}: {}` names no CloudTrail field, so the rule as written never matches; imported as `request_succeeded: {want}` (no errorCode and no errorMessage), what it means",
+    cx.parts.borrow_mut().push(Part::detection(format!(
+        "`{key}: {}` names no CloudTrail field, so the rule as written never matches; imported as `request_succeeded: {want}` (no errorCode and no errorMessage), what it means",
         if want { "success" } else { "failure" }
-    ));
+    )));
     Ok(json!({"request_succeeded": want}))
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 mod expr;
 mod query;
 
-use crate::import::{Doc, Imported, add_technique, all, any, date, not, pred, slug_of, span_at};
+use crate::import::{Doc, Imported, Part, add_technique, all, any, date, not, pred, slug_of, span_at};
 use crate::diag::{Code, Diagnostic};
 use crate::fields::{self, Kind};
 use crate::vendors::elastic::kuery::{self, Piece, Query, QueryKind, ValueKind, ValueList, ValueListKind};
@@ -154,7 +154,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             return Imported::refused(slug, d);
         }
     }
-    let mut parts: Vec<String> = vec![];
+    let mut parts: Vec<Part> = vec![];
     if let Some(e) = tstr(rule.get("rule_id")).and_then(|id| crate::import::bad_id(&id, key_span(file, text, "rule_id"))) {
         return Imported::refused(slug, e);
     }
@@ -167,7 +167,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     d.severity = match tstr(rule.get("severity")).as_deref() {
         Some(s @ ("low" | "medium" | "high" | "critical")) => s.to_string(),
         other => {
-            parts.push(format!("metadata: severity {other:?} (medium assumed)"));
+            parts.push(Part::metadata(format!("severity {other:?} (medium assumed)")));
             "medium".into()
         }
     };
@@ -181,10 +181,10 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         if (lo..=hi).contains(&r) {
             d.risk_score = Some(r as u64);
         } else {
-            parts.push(format!(
-                "metadata: risk_score {r} is outside the {} band {lo}-{hi} (left out)",
+            parts.push(Part::metadata(format!(
+                "risk_score {r} is outside the {} band {lo}-{hi} (left out)",
                 d.severity
-            ));
+            )));
         }
     }
     d.authors = tlist(rule.get("author"));
@@ -203,9 +203,9 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     if let (Some(c), Some(u)) = (&d.created, &d.updated)
         && u < c
     {
-        parts.push(format!(
-            "metadata: updated_date {u} is before creation_date {c} (left out)"
-        ));
+        parts.push(Part::metadata(format!(
+            "updated_date {u} is before creation_date {c} (left out)"
+        )));
         d.updated = None;
     }
     let grouping = threat(rule, &mut d, &mut parts);
@@ -221,14 +221,14 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                     Some((s, Ok(()))) => {
                         el.insert(k.clone(), json!(s));
                     }
-                    Some((s, Err(expected))) => parts.push(format!("metadata: [metadata] {k} `{s}` is not a value detection-rules accepts ({expected}); left out")),
+                    Some((s, Err(expected))) => parts.push(Part::metadata(format!("[metadata] {k} `{s}` is not a value detection-rules accepts ({expected}); left out"))),
                     None => {}
                 },
                 "integration" => {
                     el.insert(k.clone(), json!(tlist(Some(v))));
                 }
                 "creation_date" | "updated_date" => {}
-                other => parts.push(format!("metadata: [metadata] {other} has no canonical key")),
+                other => parts.push(Part::metadata(format!("[metadata] {other} has no canonical key"))),
             }
         }
     }
@@ -256,7 +256,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 Ok(()) => {
                     el.insert(k.into(), json!(s));
                 }
-                Err(expected) => parts.push(format!("metadata: {k} `{s}` is not a value detection-rules accepts ({expected}); left out")),
+                Err(expected) => parts.push(Part::metadata(format!("{k} `{s}` is not a value detection-rules accepts ({expected}); left out"))),
             },
             Some(v @ toml::Value::Array(_)) => {
                 el.insert(k.into(), json!(tlist(Some(v))));
@@ -278,12 +278,12 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             Ok(v) => {
                 el.insert("alert_suppression".into(), v);
             }
-            Err(e) => parts.push(format!("metadata: rule.alert_suppression: {e}")),
+            Err(e) => parts.push(Part::metadata(format!("rule.alert_suppression: {e}"))),
         }
     }
     for k in rule.keys() {
         if !KNOWN_KEYS.contains(&k.as_str()) {
-            parts.push(format!("metadata: rule.{k} has no canonical key"));
+            parts.push(Part::metadata(format!("rule.{k} has no canonical key")));
         }
     }
     // the query
@@ -353,19 +353,19 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 }
             };
             for (src, why) in &m.opaque {
-                parts.push(format!("detection: `{src}` kept opaque: {why}"));
+                parts.push(Part::detection(format!("`{src}` kept opaque: {why}")));
             }
             if !m.index.is_empty() {
                 el.insert("index".into(), json!(m.index));
             }
             if let Some(k) = &m.keep {
-                parts.push(format!(
-                    "metadata: ES|QL `KEEP {k}` (the alert's columns) is not carried"
-                ));
+                parts.push(Part::metadata(format!(
+                    "ES|QL `KEEP {k}` (the alert's columns) is not carried"
+                )));
             }
-            parts.push(format!(
-                "metadata: the {lang} query is rendered back as kuery (same condition)"
-            ));
+            parts.push(Part::metadata(format!(
+                "the {lang} query is rendered back as kuery (same condition)"
+            )));
             (m.detection, m.dataset)
         }
     };
@@ -435,7 +435,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     if let Some(why) = crate::import::unloadable(&v) {
         return refuse(slug, Code::E502, why, span_at(file, text, base));
     }
-    if language == "kuery" && parts.iter().all(|p| crate::import::is_note(p)) {
+    if language == "kuery" && parts.iter().all(Part::is_note) {
         keep_query_text(slug, &mut v, &q);
     }
     Imported::new(slug, crate::import::to_yaml(&v), parts)
@@ -463,7 +463,7 @@ fn keep_query_text(slug: &str, v: &mut Value, query: &str) {
 fn threshold(
     rule: &toml::Table,
     el: &mut Map<String, Value>,
-    parts: &mut Vec<String>,
+    parts: &mut Vec<Part>,
 ) -> Result<Value, String> {
     let th = rule
         .get("threshold")
@@ -503,7 +503,7 @@ fn threshold(
                 Some(Target::Dataset) => None,
                 // the keyword copy of a whole object's text (`aws.cloudtrail.request_parameters`)
                 None => keyword_copy_of(&f).inspect(|p| {
-                    parts.push(format!("detection: threshold cardinality of `{f}` imported as distinct `{p}` objects (Elastic counts distinct texts of the integration's toString() copy: an object whose keys come in another order counts twice there)"));
+                    parts.push(Part::detection(format!("threshold cardinality of `{f}` imported as distinct `{p}` objects (Elastic counts distinct texts of the integration's toString() copy: an object whose keys come in another order counts twice there)")));
                 }),
             };
             match path {
@@ -513,7 +513,7 @@ fn threshold(
                     min_distinct.insert(name, json!(v));
                 }
                 None => {
-                    parts.push(format!("detection: threshold cardinality (at least {v} distinct `{f}`) is kept for Elastic only (`targets.elastic.threshold_cardinality`): `{f}` has no raw CloudTrail path"));
+                    parts.push(Part::detection(format!("threshold cardinality (at least {v} distinct `{f}`) is kept for Elastic only (`targets.elastic.threshold_cardinality`): `{f}` has no raw CloudTrail path")));
                     elastic_only.push(json!({"field": f, "value": v}));
                 }
             }
@@ -617,7 +617,7 @@ fn exact_outcome(det: &mut Value) {
 
 /// The `[[rule.threat]]` blocks → `attack`; returns the vendor's grouping (tactic, technique
 /// ids) when it differs from the one derived from `attack`, for `targets.elastic.threat`.
-fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<String>) -> Option<Value> {
+fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<Part>) -> Option<Value> {
     let threats = rule.get("threat").and_then(toml::Value::as_array)?;
     let mut vendor: Vec<(String, Vec<String>)> = vec![];
     for th in threats {
@@ -629,9 +629,9 @@ fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<String>) -> Option<Va
                     d.tactics.push(ta.clone());
                 }
             } else {
-                parts.push(format!(
-                    "metadata: threat tactic {ta} is not in ATT&CK v18.1"
-                ));
+                parts.push(Part::metadata(format!(
+                    "threat tactic {ta} is not in ATT&CK v18.1"
+                )));
             }
         }
         let techs = th
@@ -649,9 +649,9 @@ fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<String>) -> Option<Va
                     last.1.push(id.clone());
                 }
                 if !add_technique(&id, &mut d.tactics, &mut d.techniques, parts) {
-                    parts.push(format!(
-                        "metadata: threat technique {id} is not in ATT&CK v18.1"
-                    ));
+                    parts.push(Part::metadata(format!(
+                        "threat technique {id} is not in ATT&CK v18.1"
+                    )));
                 }
             }
         }
@@ -688,7 +688,7 @@ struct St<'a> {
     q: &'a str,
     dataset: Option<String>,
     /// Parts kept opaque (`detection: ...`).
-    parts: Vec<String>,
+    parts: Vec<Part>,
 }
 
 /// What an Elastic field stands for in raw CloudTrail.
@@ -766,7 +766,7 @@ impl St<'_> {
     fn opaque(&mut self, q: &Query, why: &str) -> Value {
         let text = self.src(q).split_whitespace().collect::<Vec<_>>().join(" ");
         self.parts
-            .push(format!("detection: `{text}` kept as opaque kuery: {why}"));
+            .push(Part::detection(format!("`{text}` kept as opaque kuery: {why}")));
         json!({"opaque": {"lang": "kuery", "text": text, "reason": why}})
     }
 

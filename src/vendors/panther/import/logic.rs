@@ -78,7 +78,7 @@ use rustpython_parser::{Mode, StringKind, Tok, lexer};
 use serde_json::{Map, Value, json};
 
 use super::helpers;
-use crate::import::{all, any, not, pred};
+use crate::import::{Part, PartKind, all, any, not, pred};
 
 /// A condition while it is built: a constant or a canonical node.
 #[derive(Debug, Clone, PartialEq)]
@@ -303,7 +303,7 @@ pub struct Logic {
     /// `targets.panther.prelude`.
     pub prelude: Option<String>,
     /// Parts kept opaque or verbatim, or left out (`detection: ...` / `metadata: ...`).
-    pub parts: Vec<String>,
+    pub parts: Vec<Part>,
     /// Did the detection keep opaque Python?
     pub opaque: bool,
     /// `for` loops over event data kept as Python (the element quantifier cannot say them).
@@ -333,7 +333,7 @@ struct Py<'a> {
     /// values (`json.loads` output) rather than Panther's immutable event containers.
     elem_plain: Vec<bool>,
     /// What the loops read as `some` declare (where Python raises and canonical reads on).
-    declared: Vec<String>,
+    declared: Vec<Part>,
     /// Loops read as `some`.
     somes: usize,
 }
@@ -1592,7 +1592,7 @@ impl<'a> Py<'a> {
         if w.to_string().contains("\"opaque\"") {
             let mut why = vec![];
             collect_opaque_reasons(&w, &mut why);
-            let first = why.first().and_then(|w| w.split_once(": ").map(|(_, r)| r.to_string())).unwrap_or_default();
+            let first = why.first().map(|w| w.reason.clone()).unwrap_or_default();
             return Err(format!("a loop over `{over}` whose test on the element is not structured ({first})"));
         }
         // guards on the element itself, at the top: `if not isinstance(x, dict): continue`,
@@ -1661,10 +1661,10 @@ impl<'a> Py<'a> {
                 None => format!("`{}`", src.field),
             };
             let what = if src.decode { format!("{field} (JSON){}", if src.path.is_empty() { String::new() } else { format!(" → {}", src.path) }) } else { field };
-            self.declared.push(format!(
-                "detection: the loop over `{over}` is read as `some` over {what}; where the Python raises (a rule error, no alert) the canonical `some` still decides: {}",
+            self.declared.push(Part::detection(format!(
+                "the loop over `{over}` is read as `some` over {what}; where the Python raises (a rule error, no alert) the canonical `some` still decides: {}",
                 raises.join("; ")
-            ));
+            )));
         }
         self.somes += 1;
         outer.push(json!({ "some": Value::Object(q) }));
@@ -2249,10 +2249,10 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
     for st in &rule_fn.body {
         if let Some(a) = allow_loop(&mut py, st) {
             for k in &a.missing_as_empty {
-                logic.parts.push(format!(
-                    "detection: allow-list {}: Python matches a missing `{k}` as \"\" (an entry pattern like `*` then suppresses); the canonical allow-list does not match a missing field",
+                logic.parts.push(Part::detection(format!(
+                    "allow-list {}: Python matches a missing `{k}` as \"\" (an entry pattern like `*` then suppresses); the canonical allow-list does not match a missing field",
                     a.name
-                ));
+                )));
             }
             logic.allows.push(a);
         } else {
@@ -2290,7 +2290,7 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         Err(why) => {
             logic.detection = opaque_node("_panther_rule(event)", &format!("rule() uses {why}"));
             logic.opaque = true;
-            logic.parts.push(format!("detection: rule() kept as Python (`_panther_rule` in targets.panther.prelude): it uses {why}"));
+            logic.parts.push(Part::detection(format!("rule() kept as Python (`_panther_rule` in targets.panther.prelude): it uses {why}")));
             py.lists.clear();
             logic.allows.clear();
             kept.push("rule".into());
@@ -2319,13 +2319,13 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
             _ => false,
         };
         if done && py.prints_none {
-            logic.parts.push(format!(
-                "metadata: {name}(): a missing field reads as `None` in Python (printed `None`, or no dedup key) and as an empty text in the canonical alert"
-            ));
+            logic.parts.push(Part::metadata(format!(
+                "{name}(): a missing field reads as `None` in Python (printed `None`, or no dedup key) and as an empty text in the canonical alert"
+            )));
         }
         if !done {
             kept.push((*name).to_string());
-            logic.parts.push(format!("metadata: {name}() kept as Python in targets.panther.prelude"));
+            logic.parts.push(Part::metadata(format!("{name}() kept as Python in targets.panther.prelude")));
         }
     }
     // the prelude: kept functions and what they and the opaque text use, in module order
@@ -2355,19 +2355,19 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
                 "dedup" => logic.dedup.clear(),
                 _ => logic.context.clear(),
             }
-            logic.parts.retain(|p| !p.starts_with(&format!("metadata: {n}()")) && !(n == "alert_context" && p.starts_with("metadata: alert_context:")));
-            logic.parts.push(format!("metadata: {n}() kept as Python in targets.panther.prelude (kept code calls it)"));
+            logic.parts.retain(|p| p.kind != PartKind::Metadata || (!p.reason.starts_with(&format!("{n}()")) && !(n == "alert_context" && p.reason.starts_with("alert_context:"))));
+            logic.parts.push(Part::metadata(format!("{n}() kept as Python in targets.panther.prelude (kept code calls it)")));
         }
         (prelude_text, missing, dropped) = prelude(&py, suite);
     }
     let prelude = prelude_text;
     if prelude.as_deref().is_some_and(|p| p.contains("def lookup_aws_account_name(")) {
-        logic.parts.push("metadata: lookup_aws_account_name() is rulecast's copy of the current helper, which returns the account id (a deployment that still maps ids to names in its helpers shows the id)".into());
+        logic.parts.push(Part::metadata("lookup_aws_account_name() is rulecast's copy of the current helper, which returns the account id (a deployment that still maps ids to names in its helpers shows the id)"));
     }
     for m in missing {
-        logic.parts.push(format!(
-            "detection: `{m}` comes from a Panther helper module rulecast does not bundle; the prelude imports it (runs only where panther-analysis' global helpers are installed)"
-        ));
+        logic.parts.push(Part::detection(format!(
+            "`{m}` comes from a Panther helper module rulecast does not bundle; the prelude imports it (runs only where panther-analysis' global helpers are installed)"
+        )));
     }
     for i in dropped {
         let st = &suite[i];
@@ -2379,9 +2379,9 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
             text.push('…');
         }
         let text = crate::diag::shown(&text);
-        logic.parts.push(format!(
-            "metadata: module statement at line {line} left out (it runs when the module loads and defines nothing the rule uses): `{text}`"
-        ));
+        logic.parts.push(Part::metadata(format!(
+            "module statement at line {line} left out (it runs when the module loads and defines nothing the rule uses): `{text}`"
+        )));
     }
     logic.prelude = prelude;
     Ok(logic)
@@ -2391,15 +2391,15 @@ fn opaque_node(text: &str, why: &str) -> Value {
     json!({"opaque": {"lang": "python", "text": text, "reason": why}})
 }
 
-fn collect_opaque_reasons(v: &Value, out: &mut Vec<String>) {
+fn collect_opaque_reasons(v: &Value, out: &mut Vec<Part>) {
     match v {
         Value::Object(o) => {
             if let Some(op) = o.get("opaque") {
-                out.push(format!(
-                    "detection: `{}` kept as Python: {}",
+                out.push(Part::detection(format!(
+                    "`{}` kept as Python: {}",
                     op["text"].as_str().unwrap_or(""),
                     op["reason"].as_str().unwrap_or("")
-                ));
+                )));
                 return;
             }
             for x in o.values() {
@@ -2627,7 +2627,7 @@ fn alert_dedup<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<Vec<S
 pub const AWS_RULE_CONTEXT: &[&str] =
     &["eventName", "eventSource", "awsRegion", "recipientAccountId", "sourceIPAddress", "userAgent", "userIdentity"];
 
-fn alert_context<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<(Vec<String>, Option<String>)> {
+fn alert_context<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<(Vec<String>, Option<Part>)> {
     let (e, env) = returned(f)?;
     with_param(py, f)?;
     let mut out = vec![];
@@ -2636,7 +2636,7 @@ fn alert_context<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<(Ve
         match x {
             Expr::Call(c) if name_of(&c.func) == Some("aws_rule_context") && py.is_helper("aws_rule_context") => {
                 out.extend(AWS_RULE_CONTEXT.iter().map(|s| s.to_string()));
-                note = Some("metadata: alert_context: aws_rule_context(event) becomes its seven CloudTrail fields (its placeholders for missing fields and the PantherFlow investigation link are not carried)".to_string());
+                note = Some(Part::metadata("alert_context: aws_rule_context(event) becomes its seven CloudTrail fields (its placeholders for missing fields and the PantherFlow investigation link are not carried)"));
                 Some(())
             }
             Expr::Dict(d) => {

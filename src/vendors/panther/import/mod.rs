@@ -20,7 +20,7 @@ use rustpython_parser::Parse;
 use rustpython_parser::ast::{self, Fold};
 use serde_json::{Map, Value, json};
 
-use crate::import::{Doc, Imported, add_technique, slug_of, span_at};
+use crate::import::{Doc, Imported, Part, add_technique, slug_of, span_at};
 use crate::vendors::panther::target::{MITRE, is_mitre_pair};
 use crate::diag::{Code, Diagnostic, Span};
 
@@ -237,7 +237,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
         Some(stem) if crate::load::is_safe_stem(stem) => {
             panther.insert("file".into(), json!(stem));
         }
-        _ => parts.push(format!("metadata: Filename `{py_name}` is not a file name rulecast writes (left out)")),
+        _ => parts.push(Part::metadata(format!("Filename `{py_name}` is not a file name rulecast writes (left out)"))),
     }
     let mut reports = Map::new();
     let mut vendor_pairs: Option<Vec<String>> = None;
@@ -256,10 +256,10 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
                     }
                     if let Some(t) = tech {
                         if !tac_ok || !add_technique(t, &mut d.tactics, &mut d.techniques, &mut parts) {
-                            parts.push(format!("metadata: MITRE ATT&CK `{e}` is not an ATT&CK v18.1 id"));
+                            parts.push(Part::metadata(format!("MITRE ATT&CK `{e}` is not an ATT&CK v18.1 id")));
                         }
                     } else if !tac_ok {
-                        parts.push(format!("metadata: MITRE ATT&CK `{e}` is not an ATT&CK v18.1 tactic"));
+                        parts.push(Part::metadata(format!("MITRE ATT&CK `{e}` is not an ATT&CK v18.1 tactic")));
                     }
                 }
             } else {
@@ -287,7 +287,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
         Some(Value::Bool(b)) => {
             panther.insert("create_alert".into(), json!(b));
         }
-        Some(other) => parts.push(format!("metadata: CreateAlert `{other}` is not a boolean (left out)")),
+        Some(other) => parts.push(Part::metadata(format!("CreateAlert `{other}` is not a boolean (left out)"))),
         None => {}
     }
     if let Some(st) = str_of(m.get("Status")) {
@@ -307,7 +307,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     }
     for k in m.keys() {
         if !KNOWN_KEYS.contains(&k.as_str()) {
-            parts.push(format!("metadata: `{k}` is not carried"));
+            parts.push(Part::metadata(format!("`{k}` is not carried")));
         }
     }
 
@@ -321,7 +321,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     for (i, t) in m.get("Tests").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let name = str_of(t.get("Name")).unwrap_or_else(|| format!("test {}", i + 1));
         let (Some(expect), Some(event)) = (t.get("ExpectedResult").and_then(Value::as_bool), t.get("Log").filter(|l| l.is_object())) else {
-            parts.push(format!("metadata: test `{name}` has no ExpectedResult or Log object"));
+            parts.push(Part::metadata(format!("test `{name}` has no ExpectedResult or Log object")));
             continue;
         };
         log_type |= t.get("LogType").is_some();
@@ -336,7 +336,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
                 Some(Value::Array(a)) if allow_names.contains(&obj.as_str()) && a.iter().all(Value::is_object) => {
                     allow.insert(obj, Value::Array(a));
                 }
-                _ => parts.push(format!("metadata: test `{name}`: the mock of `{obj}` is not carried")),
+                _ => parts.push(Part::metadata(format!("test `{name}`: the mock of `{obj}` is not carried"))),
             }
         }
         if !allow.is_empty() {

@@ -285,9 +285,9 @@ impl St<'_> {
         let mut step = Map::new();
         for a in assigns {
             let Some(name) = &a.name else {
-                self.parts.push(format!(
-                    "metadata: an unnamed column in `{op_src}` is not carried"
-                ));
+                self.parts.push(Part::metadata(format!(
+                    "an unnamed column in `{op_src}` is not carried"
+                )));
                 continue;
             };
             let d = if crate::load::is_identifier(&name.name) {
@@ -300,11 +300,11 @@ impl St<'_> {
                 && let ExprKind::Call { name: f, .. } = &a.value.kind
                 && matches!(f.name.as_str(), "toint" | "tolong" | "toreal" | "todouble")
             {
-                self.parts.push(format!(
-                    "note: `{} = {}` is imported as the field's text: a number with a fraction keeps it (toint would cut it), and an absent value reads as \"\" (an alert field only)",
+                self.parts.push(Part::note(format!(
+                    "`{} = {}` is imported as the field's text: a number with a fraction keeps it (toint would cut it), and an absent value reads as \"\" (an alert field only)",
                     name.name,
                     self.src(&a.value)
-                ));
+                )));
             }
             match d {
                 Some(v) if !step.contains_key(&name.name) => {
@@ -318,11 +318,11 @@ impl St<'_> {
                     );
                 }
                 _ => {
-                    self.parts.push(format!(
-                        "metadata: `{} = {}` has no derive expression in the model (left out)",
+                    self.parts.push(Part::metadata(format!(
+                        "`{} = {}` has no derive expression in the model (left out)",
                         name.name,
                         self.src(&a.value)
-                    ));
+                    )));
                     self.env.insert(
                         name.name.clone(),
                         Bound {
@@ -409,7 +409,7 @@ impl St<'_> {
         &self,
         m: &Map<String, Value>,
         alert: &mut Map<String, Value>,
-        parts: &mut Vec<String>,
+        parts: &mut Vec<Part>,
     ) {
         let resolve = |col: &str| self.alert_ref(col);
         let mut entities = vec![];
@@ -417,9 +417,9 @@ impl St<'_> {
             for e in es {
                 let et = s_of(e.get("entityType")).unwrap_or_default();
                 let Some((_, ckind, idents)) = ENTITIES.iter().find(|(s, _, _)| *s == et) else {
-                    parts.push(format!(
-                        "metadata: entity type {et} has no canonical name (left out)"
-                    ));
+                    parts.push(Part::metadata(format!(
+                        "entity type {et} has no canonical name (left out)"
+                    )));
                     continue;
                 };
                 let mut fm = Map::new();
@@ -428,14 +428,14 @@ impl St<'_> {
                         let id = s_of(f.get("identifier")).unwrap_or_default();
                         let col = s_of(f.get("columnName")).unwrap_or_default();
                         let Some((_, cid)) = idents.iter().find(|(s, _)| *s == id) else {
-                            parts.push(format!("metadata: entity {et} identifier {id} has no canonical name (left out)"));
+                            parts.push(Part::metadata(format!("entity {et} identifier {id} has no canonical name (left out)")));
                             continue;
                         };
                         match resolve(&col) {
                             Some(r) => {
                                 fm.insert(cid.to_string(), json!(r));
                             }
-                            None => parts.push(format!("metadata: entity {et} {id} reads column {col}, which the imported rule does not produce (left out)")),
+                            None => parts.push(Part::metadata(format!("entity {et} {id} reads column {col}, which the imported rule does not produce (left out)"))),
                         }
                     }
                 }
@@ -455,7 +455,7 @@ impl St<'_> {
                     Some(r) => {
                         details.insert(k.clone(), json!(r));
                     }
-                    None => parts.push(format!("metadata: custom detail {k} reads column {col}, which the imported rule does not produce (left out)")),
+                    None => parts.push(Part::metadata(format!("custom detail {k} reads column {col}, which the imported rule does not produce (left out)"))),
                 }
             }
         }
@@ -468,22 +468,22 @@ impl St<'_> {
                     "alertDisplayNameFormat" => "title",
                     "alertDescriptionFormat" => "description",
                     other => {
-                        parts.push(format!(
-                            "metadata: alertDetailsOverride.{other} has no canonical key (left out)"
-                        ));
+                        parts.push(Part::metadata(format!(
+                            "alertDetailsOverride.{other} has no canonical key (left out)"
+                        )));
                         continue;
                     }
                 };
                 let Some(t) = s_of(Some(v)) else { continue };
                 if t.matches("{{").count() > 3 {
-                    parts.push(format!("metadata: alertDetailsOverride.{k} has more than the 3 placeholders Sentinel allows (left out)"));
+                    parts.push(Part::metadata(format!("alertDetailsOverride.{k} has more than the 3 placeholders Sentinel allows (left out)")));
                     continue;
                 }
                 match placeholders(&t, &resolve) {
                     Ok(s) => {
                         alert.insert(key.into(), json!(s));
                     }
-                    Err(col) => parts.push(format!("metadata: alertDetailsOverride.{k} reads column {col}, which the imported rule does not produce (left out)")),
+                    Err(col) => parts.push(Part::metadata(format!("alertDetailsOverride.{k} reads column {col}, which the imported rule does not produce (left out)"))),
                 }
             }
         }

@@ -99,7 +99,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
             .with_span(at(file, 1, 1));
         return Imported::refused(slug, d);
     };
-    let mut parts: Vec<String> = vec![];
+    let mut parts: Vec<Part> = vec![];
     let mut d = Doc::default();
     let mut sentinel = Map::new();
     let stem = file.rsplit(['/', '\\']).next().unwrap_or(file);
@@ -119,7 +119,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     d.id = id.clone();
     if uuid::Uuid::parse_str(&id).is_err() || id.len() != 36 {
         // Sentinel's id is a GUID: the target derives one from the canonical id
-        parts.push(format!("metadata: id {id} is not a GUID (Sentinel's id is derived from it when built)"));
+        parts.push(Part::metadata(format!("id {id} is not a GUID (Sentinel's id is derived from it when built)")));
     } else if crate::targets::derived_uuid(&id, crate::Target::Sentinel) != id {
         sentinel.insert("id".into(), json!(id));
     }
@@ -132,9 +132,9 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     {
         Some((_, c)) => c.to_string(),
         None => {
-            parts.push(format!(
-                "metadata: severity {sev:?} is not a Sentinel severity (medium assumed)"
-            ));
+            parts.push(Part::metadata(format!(
+                "severity {sev:?} is not a Sentinel severity (medium assumed)"
+            )));
             "medium".into()
         }
     };
@@ -147,16 +147,16 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         match found {
             Some(ta) if !d.tactics.contains(&ta.id) => d.tactics.push(ta.id.clone()),
             Some(_) => {}
-            None => parts.push(format!(
-                "metadata: tactic {t} is not an ATT&CK v18.1 tactic (left out)"
-            )),
+            None => parts.push(Part::metadata(format!(
+                "tactic {t} is not an ATT&CK v18.1 tactic (left out)"
+            ))),
         }
     }
     for t in str_list(m.get("relevantTechniques")) {
         let Some(tech) = crate::attack::technique(&t) else {
-            parts.push(format!(
-                "metadata: technique {t} is not in ATT&CK v18.1 (kept as a tag)"
-            ));
+            parts.push(Part::metadata(format!(
+                "technique {t} is not in ATT&CK v18.1 (kept as a tag)"
+            )));
             d.tags.push(t);
             continue;
         };
@@ -166,10 +166,10 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
             .filter_map(|s| crate::attack::tactic_by_shortname(s))
             .any(|ta| d.tactics.contains(&ta.id));
         if !listed {
-            parts.push(format!(
-                "metadata: technique {t} belongs to no listed tactic (its tactic {} was added)",
+            parts.push(Part::metadata(format!(
+                "technique {t} belongs to no listed tactic (its tactic {} was added)",
                 tech.tactics.first().map_or("", String::as_str)
-            ));
+            )));
         }
         add_technique(&t, &mut d.tactics, &mut d.techniques, &mut parts);
     }
@@ -186,7 +186,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         } else if crate::load::check::is_dotted_version(&ver) {
             sentinel.insert("version".into(), json!(ver));
         } else {
-            parts.push(format!("metadata: version {ver} is not a version (left out)"));
+            parts.push(Part::metadata(format!("version {ver} is not a version (left out)")));
         }
     }
     let kind = s_of(m.get("kind")).unwrap_or_else(|| "Scheduled".into());
@@ -207,7 +207,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         Some(s) => {
             sentinel.insert("status".into(), json!(s));
         }
-        None => parts.push("metadata: the rule has no status (rendered back as Available)".into()),
+        None => parts.push(Part::metadata("the rule has no status (rendered back as Available)")),
     }
 
     // connectors
@@ -223,7 +223,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         let named = |v: &Value| v.as_str().is_some_and(crate::load::check::is_identifier);
         let valid = conns.iter().all(|c| named(&c["id"]) && c["data_types"].as_array().is_some_and(|t| t.iter().all(named)));
         if !valid {
-            parts.push("metadata: requiredDataConnectors holds a connector id or data type that is not a name (left out; the default AWS connectors are written)".into());
+            parts.push(Part::metadata("requiredDataConnectors holds a connector id or data type that is not a name (left out; the default AWS connectors are written)"));
         } else if Value::Array(conns.clone()) != default {
             sentinel.insert("connectors".into(), Value::Array(conns));
         }
@@ -237,9 +237,9 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         let fq_c = match fq {
             Some((_, Some(c))) => Some(c),
             Some((raw, None)) => {
-                parts.push(format!(
-                    "metadata: queryFrequency {raw} is not a duration rulecast writes (1h assumed)"
-                ));
+                parts.push(Part::metadata(format!(
+                    "queryFrequency {raw} is not a duration rulecast writes (1h assumed)"
+                )));
                 None
             }
             None => None,
@@ -252,9 +252,9 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
                 sentinel.insert("query_period".into(), json!(p));
             }
             Some((_, Some(_))) => {}
-            Some((raw, None)) => parts.push(format!(
-                "metadata: queryPeriod {raw} is not a duration rulecast writes (left out)"
-            )),
+            Some((raw, None)) => parts.push(Part::metadata(format!(
+                "queryPeriod {raw} is not a duration rulecast writes (left out)"
+            ))),
             None => {}
         }
         match s_of(m.get("triggerOperator")).as_deref() {
@@ -275,9 +275,9 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
                     Some(s) => {
                         sentinel.insert("trigger_operator".into(), json!(s));
                     }
-                    None => parts.push(format!(
-                        "metadata: triggerOperator {op} is unknown (gt assumed)"
-                    )),
+                    None => parts.push(Part::metadata(format!(
+                        "triggerOperator {op} is unknown (gt assumed)"
+                    ))),
                 }
             }
         }
@@ -290,7 +290,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     }
     for k in m.keys() {
         if !KNOWN_KEYS.contains(&k.as_str()) {
-            parts.push(format!("metadata: {k} has no canonical key (left out)"));
+            parts.push(Part::metadata(format!("{k} has no canonical key (left out)")));
         }
     }
 
@@ -348,10 +348,10 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     inside.sort();
     inside.dedup();
     if !inside.is_empty() {
-        parts.push(format!(
-            "note: {} compared where Kusto reads a JSON value: where one holds a JSON array, the vendor query compares the array as a whole, while the canonical rule (and its Sentinel rendering's note) tests each element",
+        parts.push(Part::note(format!(
+            "{} compared where Kusto reads a JSON value: where one holds a JSON array, the vendor query compares the array as a whole, while the canonical rule (and its Sentinel rendering's note) tests each element",
             inside.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
-        ));
+        )));
     }
     d.detection = detection;
     for name in &st.used_lists {
@@ -372,7 +372,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     if let Some(why) = crate::import::unloadable(&v) {
         return Imported::refused(slug, Diagnostic::error(Code::E502, why).with_span(loc.span(file, &q, 0)));
     }
-    if parts.iter().all(|p| crate::import::is_note(p)) {
+    if parts.iter().all(Part::is_note) {
         keep_query_text(slug, &mut v, &q);
     }
     Imported::new(slug, crate::import::to_yaml(&v), parts)

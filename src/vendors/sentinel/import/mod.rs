@@ -13,7 +13,7 @@
 //!   Kusto defines terms), never `contains` (which would broaden the match).
 //! - A `where` sub-expression that cannot be structured exactly is kept as an `opaque` KQL
 //!   condition (names bound by `extend` and `let` are inlined, so the text reads only table
-//!   columns) and named in [`crate::import::Outcome::Partial`] as `detection: <text>: <reason>`.
+//!   columns) and named in [`crate::import::Outcome::Opaque`] as a detection part `<text>: <reason>`.
 //! - Stages the model cannot say (`project`, `distinct`, `sort`, an `extend` the derive
 //!   expressions cannot say ...) are named as `metadata:` parts when they do not change which
 //!   events match; stages that do (`join`, `mv-expand` followed by `where`, a `where` over an
@@ -22,7 +22,7 @@
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::import::{Doc, Imported, add_technique, all, any, line_col, not, pred, slug_of};
+use crate::import::{Doc, Imported, Part, PartKind, add_technique, all, any, line_col, not, pred, slug_of};
 use crate::diag::{Code, Diagnostic, Span};
 use crate::fields::{self, Kind, Mapping, Seg};
 use crate::vendors::sentinel::kusto::{self, Assign, BinOp, Expr, ExprKind, ListOp, Literal, Operator, OperatorKind};
@@ -185,7 +185,7 @@ struct St<'a> {
     lets: IndexMap<String, Let>,
     env: IndexMap<String, Bound>,
     used_lists: Vec<String>,
-    parts: Vec<String>,
+    parts: Vec<Part>,
     /// Values `mv-expand`ed before a `where`: the rows are then (event, element) pairs.
     elems: Vec<Elem>,
     /// The rule's query period (a Kusto timespan), for `TimeGenerated >= ago(...)`.
@@ -193,7 +193,7 @@ struct St<'a> {
     /// `project-away` columns (`targets.sentinel.project_away`).
     project_away: Vec<String>,
     /// Notes found while reading field expressions (which borrow the state immutably).
-    field_notes: std::cell::RefCell<Vec<String>>,
+    field_notes: std::cell::RefCell<Vec<Part>>,
 }
 
 /// An `mv-expand`ed value: the elements of `field` (a raw path, or a path in the element

@@ -203,7 +203,7 @@ impl St<'_> {
                     let mut step = Map::new();
                     for a in assigns {
                         let Some(name) = &a.name else {
-                            self.parts.push(format!("metadata: an unnamed column in `{op_src}` is not carried"));
+                            self.parts.push(Part::metadata(format!("an unnamed column in `{op_src}` is not carried")));
                             continue;
                         };
                         let d = self.derive_expr(&a.value).filter(|_| crate::load::is_identifier(&name.name));
@@ -214,11 +214,11 @@ impl St<'_> {
                                 self.env.insert(name.name.clone(), Bound { expr: self.subst(&a.value), derived: true });
                             }
                             _ => {
-                                self.parts.push(format!(
-                                    "metadata: `{} = {}` after the aggregation reads more than the group-by fields and measures, or has no derive expression (left out)",
+                                self.parts.push(Part::metadata(format!(
+                                    "`{} = {}` after the aggregation reads more than the group-by fields and measures, or has no derive expression (left out)",
                                     name.name,
                                     self.src(&a.value)
-                                ));
+                                )));
                                 self.env.insert(name.name.clone(), Bound { expr: self.subst(&a.value), derived: false });
                             }
                         }
@@ -236,9 +236,9 @@ impl St<'_> {
                 }
                 OperatorKind::Extend(assigns) => {
                     if aggregate.is_some() || reshaped.is_some() {
-                        self.parts.push(format!(
-                            "metadata: `{op_src}` after the aggregation is not carried (derive steps come before it)"
-                        ));
+                        self.parts.push(Part::metadata(format!(
+                            "`{op_src}` after the aggregation is not carried (derive steps come before it)"
+                        )));
                         for a in assigns {
                             if let Some(n) = &a.name {
                                 self.env.insert(
@@ -277,9 +277,9 @@ impl St<'_> {
                                 op.span.start,
                             ));
                         }
-                        self.parts.push(format!(
-                            "metadata: `{op_src}`: a second aggregation is not carried"
-                        ));
+                        self.parts.push(Part::metadata(format!(
+                            "`{op_src}`: a second aggregation is not carried"
+                        )));
                         continue;
                     }
                     match self.summarize(aggregates, by) {
@@ -300,9 +300,9 @@ impl St<'_> {
                                     off,
                                 ));
                             }
-                            self.parts.push(format!(
-                                "metadata: `{op_src}`: {why} (the aggregation is left out)"
-                            ));
+                            self.parts.push(Part::metadata(format!(
+                                "`{op_src}`: {why} (the aggregation is left out)"
+                            )));
                             reshaped =
                                 Some(("an aggregation that was left out".into(), op.span.start));
                         }
@@ -316,10 +316,10 @@ impl St<'_> {
                 }
                 OperatorKind::Join { params, right, .. } if params.iter().any(|(k, v)| k.name == "kind" && v.name == "leftouter") => {
                     // every row of the left side stays: the join adds columns, it filters nothing
-                    self.parts.push(format!(
-                        "metadata: `join kind=leftouter ({})` adds columns from another query to the alert rows; it removes none (not carried)",
+                    self.parts.push(Part::metadata(format!(
+                        "`join kind=leftouter ({})` adds columns from another query to the alert rows; it removes none (not carried)",
                         self.src(right).chars().take(80).collect::<String>()
-                    ));
+                    )));
                     reshaped = Some(("a join".into(), op.span.start));
                 }
                 OperatorKind::Join { .. } => {
@@ -361,14 +361,14 @@ impl St<'_> {
                     };
                     self.env.shift_remove(&name);
                     // the extend that named the array is the expansion's input, not an alert field
-                    let lead = format!("metadata: `{name} = ");
-                    self.parts.retain(|p| !p.starts_with(&lead));
+                    let lead = format!("`{name} = ");
+                    self.parts.retain(|p| p.kind != PartKind::Metadata || !p.reason.starts_with(&lead));
                     self.elems.push(Elem { name, field, decode, path });
                 }
                 OperatorKind::MvExpand { .. } => {
-                    self.parts.push(format!(
-                        "metadata: `{op_src}` is not carried (one alert row per element)"
-                    ));
+                    self.parts.push(Part::metadata(format!(
+                        "`{op_src}` is not carried (one alert row per element)"
+                    )));
                     reshaped = Some(("an mv-expand".into(), op.span.start));
                 }
                 OperatorKind::Project(assigns) if aggregate.is_none() && reshaped.is_none() => {
@@ -377,7 +377,7 @@ impl St<'_> {
                         match (&a.name, &a.value.kind) {
                             (None, ExprKind::Name(n)) => match self.alert_ref(n) {
                                 Some(c) => cols.push(c),
-                                None => self.parts.push(format!("metadata: column `{n}` of `{op_src}` is not a field or derived name (left out)")),
+                                None => self.parts.push(Part::metadata(format!("column `{n}` of `{op_src}` is not a field or derived name (left out)"))),
                             },
                             (Some(n), _) if crate::load::is_identifier(&n.name) => {
                                 let step = self.extend(std::slice::from_ref(a), &op_src);
@@ -387,7 +387,7 @@ impl St<'_> {
                                 derive.push(Value::Object(step));
                                 cols.push(n.name.clone());
                             }
-                            _ => self.parts.push(format!("metadata: an unnamed computed column in `{op_src}` is not carried")),
+                            _ => self.parts.push(Part::metadata(format!("an unnamed computed column in `{op_src}` is not carried"))),
                         }
                     }
                     columns = Some(cols);
@@ -398,9 +398,9 @@ impl St<'_> {
                         match &x.kind {
                             ExprKind::Name(n) => match self.alert_ref(n) {
                                 Some(c) => cols.push(c),
-                                None => self.parts.push(format!("metadata: column `{n}` of `{op_src}` is not a field or derived name (left out)")),
+                                None => self.parts.push(Part::metadata(format!("column `{n}` of `{op_src}` is not a field or derived name (left out)"))),
                             },
-                            _ => self.parts.push(format!("metadata: a computed column in `{op_src}` is not carried")),
+                            _ => self.parts.push(Part::metadata(format!("a computed column in `{op_src}` is not carried"))),
                         }
                     }
                     columns = Some(cols);
@@ -421,9 +421,9 @@ impl St<'_> {
                             );
                         }
                     }
-                    self.parts.push(format!(
-                        "metadata: `{op_src}` after the aggregation: the model's result columns come from `alert.columns` (not carried)"
-                    ));
+                    self.parts.push(Part::metadata(format!(
+                        "`{op_src}` after the aggregation: the model's result columns come from `alert.columns` (not carried)"
+                    )));
                 }
                 OperatorKind::ProjectRename(pairs) if aggregate.is_none() && reshaped.is_none() && columns.is_some() => {
                     // with result columns: the new name is a derived copy that takes the old
@@ -446,7 +446,7 @@ impl St<'_> {
                                     }
                                 }
                             }
-                            None => self.parts.push(format!("metadata: `{op_src}`: `{}` is not a field or derived name (not carried)", old.name)),
+                            None => self.parts.push(Part::metadata(format!("`{op_src}`: `{}` is not a field or derived name (not carried)", old.name))),
                         }
                     }
                     if !step.is_empty() {
@@ -464,9 +464,9 @@ impl St<'_> {
                             },
                         );
                     }
-                    self.parts.push(format!(
-                        "metadata: `{op_src}`: renamed output columns are not carried"
-                    ));
+                    self.parts.push(Part::metadata(format!(
+                        "`{op_src}`: renamed output columns are not carried"
+                    )));
                 }
                 OperatorKind::ProjectAway(pats) if aggregate.is_none() && reshaped.is_none() && columns.is_none() => {
                     // later names may not be dropped by it; only plain column names
@@ -475,33 +475,33 @@ impl St<'_> {
                         if n.ends_with('*') && crate::load::is_identifier(n.trim_end_matches('*')) || is_table_column(n) {
                             self.project_away.push(n.clone());
                         } else {
-                            self.parts.push(format!("metadata: `project-away {n}`: `{n}` is not a column of the AWSCloudTrail schema rulecast checks queries against (left out)"));
+                            self.parts.push(Part::metadata(format!("`project-away {n}`: `{n}` is not a column of the AWSCloudTrail schema rulecast checks queries against (left out)")));
                         }
                     }
                 }
                 OperatorKind::ProjectAway(_) | OperatorKind::ProjectKeep(_) => {
-                    self.parts.push(format!(
-                        "metadata: `{op_src}`: the model has no output column list (not carried)"
-                    ));
+                    self.parts.push(Part::metadata(format!(
+                        "`{op_src}`: the model has no output column list (not carried)"
+                    )));
                 }
                 OperatorKind::Distinct(_) => {
-                    self.parts.push(format!(
-                        "metadata: `{op_src}`: duplicate alert rows are not removed (not carried)"
-                    ));
+                    self.parts.push(Part::metadata(format!(
+                        "`{op_src}`: duplicate alert rows are not removed (not carried)"
+                    )));
                 }
                 OperatorKind::Sort(_) => {
                     // the order of result rows changes no alert
-                    self.parts.push(format!(
-                        "note: `{op_src}`: the order of the result rows is not carried (it changes no alert)"
-                    ));
+                    self.parts.push(Part::note(format!(
+                        "`{op_src}`: the order of the result rows is not carried (it changes no alert)"
+                    )));
                 }
                 OperatorKind::Take(_) | OperatorKind::Top { .. } | OperatorKind::Count => {
                     if later_where {
                         return Err(self.refuse("this stage changes the rows a later `where` filters; the model cannot say it", op.span.start));
                     }
-                    self.parts.push(format!(
-                        "metadata: `{op_src}` limits the alert rows (not carried)"
-                    ));
+                    self.parts.push(Part::metadata(format!(
+                        "`{op_src}` limits the alert rows (not carried)"
+                    )));
                     reshaped = Some((format!("`{op_src}`"), op.span.start));
                 }
             }
@@ -585,7 +585,7 @@ impl St<'_> {
             };
             match (window, self.period) {
                 (Some(d), Some(p)) if d >= p => {
-                    let note = format!("note: `{}` reaches back at least the query period: it tests nothing (left out)", self.src(c));
+                    let note = Part::note(format!("`{}` reaches back at least the query period: it tests nothing (left out)", self.src(c)));
                     if !self.parts.contains(&note) {
                         self.parts.push(note);
                     }
@@ -742,7 +742,7 @@ impl St<'_> {
                     elem_refs(k, &mut r);
                     if !r.contains(&i) {
                         let name = &self.elems[i].name;
-                        let note = format!("note: a condition next to the `mv-expand {name}` tests also hold where `{name}` is an empty array; Kusto gives no row for an empty array, so the vendor rule then does not match");
+                        let note = Part::note(format!("a condition next to the `mv-expand {name}` tests also hold where `{name}` is an empty array; Kusto gives no row for an empty array, so the vendor rule then does not match"));
                         if !self.parts.contains(&note) {
                             self.parts.push(note);
                         }
@@ -789,12 +789,12 @@ impl St<'_> {
             return Ok(c);
         }
         rename_fields(&mut c, &|f| split_elem(f).map(|(_, r)| r.to_string()));
-        let note = format!("note: where `{}` is one object rather than an array (AWS accepts both for a policy's Statement), Kusto's mv-expand splits it into its properties, so the vendor rule never tests it as one element; the canonical `some` does", el.name);
+        let note = Part::note(format!("where `{}` is one object rather than an array (AWS accepts both for a policy's Statement), Kusto's mv-expand splits it into its properties, so the vendor rule never tests it as one element; the canonical `some` does", el.name));
         if !self.parts.contains(&note) {
             self.parts.push(note);
         }
         if has_negation(&c) {
-            let note = format!("note: where `{}` is absent, Kusto's mv-expand gives one row with a null element, on which a negated test holds; the canonical `some` has no element there", el.name);
+            let note = Part::note(format!("where `{}` is absent, Kusto's mv-expand gives one row with a null element, on which a negated test holds; the canonical `some` has no element there", el.name));
             if !self.parts.contains(&note) {
                 self.parts.push(note);
             }

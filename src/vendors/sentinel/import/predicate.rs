@@ -250,7 +250,7 @@ impl St<'_> {
             ));
         }
         let text = kusto::expr_to_string(&inl);
-        self.parts.push(format!("detection: {text}: {reason}"));
+        self.parts.push(Part::detection(format!("{text}: {reason}")));
         Ok(json!({"opaque": {"lang": "kql", "text": text, "reason": reason}}))
     }
 
@@ -374,7 +374,7 @@ impl St<'_> {
                             // parse_json(tostring(x)) of a value inside a JSON column: the same
                             // object where x is one (as CloudTrail writes these parameters)
                             Form::Text if fields::resolve(&f.path).is_ok_and(|r| matches!(r.sentinel, Mapping::Nested { .. })) => {
-                                let note = format!("note: `parse_json(tostring(...))` of `{}` reads the fields of the object it holds; where it holds JSON text instead, Kusto decodes it and the canonical path does not", f.path);
+                                let note = Part::note(format!("`parse_json(tostring(...))` of `{}` reads the fields of the object it holds; where it holds JSON text instead, Kusto decodes it and the canonical path does not", f.path));
                                 let mut notes = self.field_notes.borrow_mut();
                                 if !notes.contains(&note) {
                                     notes.push(note);
@@ -554,7 +554,7 @@ impl St<'_> {
                     BinOp::Le if k >= 0 => ("lt", k + 1),
                     _ => ("le", k),
                 };
-                self.parts.push(format!("note: `{}`: a JSON number is truncated toward zero, said exactly here; text that is not an integer (\"1.5\") or a number beyond the type's range gives null in Kusto, where the canonical comparison still compares the number", self.src(e)));
+                self.parts.push(Part::note(format!("`{}`: a JSON number is truncated toward zero, said exactly here; text that is not an integer (\"1.5\") or a number beyond the type's range gives null in Kusto, where the canonical comparison still compares the number", self.src(e))));
                 Ok(pred(&inner.path, o, vec![json!(m)], false))
             }
             ExprKind::Binary { op, lhs, rhs } => {
@@ -645,11 +645,11 @@ impl St<'_> {
                             // text a number or boolean is written as: the same where the value
                             // is a JSON string (how CloudTrail writes such parameters)
                             (Value::String(t), Form::Dynamic) => {
-                                self.parts.push(format!("note: `{}` compares a JSON value with the text \"{t}\" by type in Kusto (a JSON number or boolean written so does not match); the canonical comparison is on the text, so it also matches those", self.src(e)));
+                                self.parts.push(Part::note(format!("`{}` compares a JSON value with the text \"{t}\" by type in Kusto (a JSON number or boolean written so does not match); the canonical comparison is on the text, so it also matches those", self.src(e))));
                                 pred(&f.path, "eq", vec![v.clone()], ci)
                             }
                             (Value::Bool(b), Form::Dynamic) if !ci => {
-                                self.parts.push(format!("note: `{}` matches a JSON boolean {b}; the canonical comparison also matches the string \"{b}\"", self.src(e)));
+                                self.parts.push(Part::note(format!("`{}` matches a JSON boolean {b}; the canonical comparison also matches the string \"{b}\"", self.src(e))));
                                 pred(&f.path, "eq", vec![v.clone()], false)
                             }
                             (Value::String(_), _) => {
