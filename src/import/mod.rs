@@ -4,15 +4,18 @@
 //! [`Imported`] per rule in it: a slug, the canonical YAML text (which `load::rule_from_str`
 //! reads back) and an [`Outcome`] saying whether everything was carried over.
 //!
-//! The canonical document is built as a `serde_json::Value` in the model's key order
-//! ([`Doc::to_value`]) and written by a small YAML emitter ([`to_yaml`]); every string goes
-//! through [`crate::targets::render::yaml_str`].
+//! The canonical document is built as typed values ([`Doc`], [`Node`]: `model::doc`, the model's
+//! schema as serde types), serialised in the model's key order ([`Doc::to_value`]) and written by
+//! a small YAML emitter ([`to_yaml`]); every string goes through
+//! [`crate::targets::render::yaml_str`].
 
 pub mod source;
 
 pub use source::{Vendor, files, files_with, import_file, import_file_with};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+
+pub use crate::model::doc::{Doc, Node, Pred};
 
 use crate::diag::{Diagnostic, Span};
 use crate::targets::render::{yaml_double, yaml_str};
@@ -285,125 +288,6 @@ pub fn bad_id(id: &str, span: Option<Span>) -> Option<Diagnostic> {
     })
 }
 
-/// The parts of a canonical rule an importer fills in; [`Doc::to_value`] orders them as the
-/// model does.
-#[derive(Debug, Clone, Default)]
-pub struct Doc {
-    /// `id`.
-    pub id: String,
-    /// `name`.
-    pub name: String,
-    /// `description`.
-    pub description: String,
-    /// `severity` (canonical vocabulary).
-    pub severity: String,
-    /// `risk_score`.
-    pub risk_score: Option<u64>,
-    /// `authors`.
-    pub authors: Vec<String>,
-    /// `license`.
-    pub license: Option<String>,
-    /// `references`.
-    pub references: Vec<String>,
-    /// `false_positives`.
-    pub false_positives: Vec<String>,
-    /// `tags`.
-    pub tags: Vec<String>,
-    /// `attack.tactics`.
-    pub tactics: Vec<String>,
-    /// `attack.techniques`.
-    pub techniques: Vec<String>,
-    /// `created` (YYYY-MM-DD).
-    pub created: Option<String>,
-    /// `updated` (YYYY-MM-DD).
-    pub updated: Option<String>,
-    /// `version`.
-    pub version: Option<String>,
-    /// `status`.
-    pub status: Option<String>,
-    /// `lists`.
-    pub lists: Map<String, Value>,
-    /// `detection`: a condition node in the canonical syntax.
-    pub detection: Value,
-    /// `alert` (`derive`, `aggregate`, `entities`, `details`, `title`, `description`).
-    pub alert: Map<String, Value>,
-    /// `tests`.
-    pub tests: Vec<Value>,
-    /// `targets` (`{elastic: {...}}`).
-    pub targets: Map<String, Value>,
-}
-
-impl Doc {
-    /// The document as a JSON value, keys in the model's order, empty parts left out.
-    pub fn to_value(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("id".into(), json!(self.id));
-        m.insert("name".into(), json!(self.name));
-        m.insert("description".into(), json!(self.description));
-        m.insert("severity".into(), json!(self.severity));
-        if let Some(r) = self.risk_score {
-            m.insert("risk_score".into(), json!(r));
-        }
-        if !self.authors.is_empty() {
-            m.insert("authors".into(), json!(self.authors));
-        }
-        if let Some(l) = &self.license {
-            m.insert("license".into(), json!(l));
-        }
-        for (k, v) in [
-            ("references", &self.references),
-            ("false_positives", &self.false_positives),
-        ] {
-            if !v.is_empty() {
-                m.insert(k.into(), json!(v));
-            }
-        }
-        if !self.tags.is_empty() {
-            m.insert("tags".into(), json!(self.tags));
-        }
-        if !self.tactics.is_empty() || !self.techniques.is_empty() {
-            let mut a = Map::new();
-            if !self.tactics.is_empty() {
-                a.insert("tactics".into(), json!(self.tactics));
-            }
-            if !self.techniques.is_empty() {
-                a.insert("techniques".into(), json!(self.techniques));
-            }
-            m.insert("attack".into(), Value::Object(a));
-        }
-        for (k, v) in [
-            ("created", &self.created),
-            ("updated", &self.updated),
-            ("version", &self.version),
-            ("status", &self.status),
-        ] {
-            if let Some(v) = v {
-                m.insert(k.into(), json!(v));
-            }
-        }
-        m.insert("logsource".into(), json!("aws.cloudtrail"));
-        if !self.lists.is_empty() {
-            m.insert("lists".into(), Value::Object(self.lists.clone()));
-        }
-        m.insert("detection".into(), self.detection.clone());
-        if !self.alert.is_empty() {
-            m.insert("alert".into(), Value::Object(self.alert.clone()));
-        }
-        if !self.tests.is_empty() {
-            m.insert("tests".into(), Value::Array(self.tests.clone()));
-        }
-        if !self.targets.is_empty() {
-            m.insert("targets".into(), Value::Object(self.targets.clone()));
-        }
-        Value::Object(m)
-    }
-
-    /// The document as canonical YAML text.
-    pub fn to_yaml(&self) -> String {
-        to_yaml(&self.to_value())
-    }
-}
-
 /// Fill what an imported rule's vendor file did not say but a target needs (detection-rules
 /// requires an author and a creation date; Sentinel and Panther files carry neither): `authors`
 /// and `created` are added only where the rule has none. The YAML is the importer's own.
@@ -421,10 +305,10 @@ pub fn fill_missing(yaml: &str, authors: &[String], created: Option<&str>) -> Re
         let next_is_after = keys.get(i + 1).is_some_and(|n| after.contains(&n.as_str()));
         if !placed && after.contains(&k.as_str()) && !next_is_after {
             if add_authors {
-                out.insert("authors".into(), json!(authors));
+                out.insert("authors".into(), Value::from(authors.to_vec()));
             }
             if let (true, Some(c)) = (add_created, created) {
-                out.insert("created".into(), json!(c));
+                out.insert("created".into(), Value::from(c));
             }
             placed = true;
         }
@@ -453,7 +337,7 @@ pub fn add_skips(yaml: &str, skips: &[(String, String)]) -> Result<String, Strin
             *entry = Value::Object(Map::new());
         }
         let Value::Object(e) = entry else { return Err(format!("`targets.{t}` is not a mapping")) };
-        e.entry("skip").or_insert_with(|| json!(why));
+        e.entry("skip").or_insert_with(|| Value::from(why.as_str()));
     }
     Ok(to_yaml(&Value::Object(m)))
 }
@@ -607,55 +491,25 @@ fn write_seq(a: &[Value], indent: usize, out: &mut String) {
     }
 }
 
-/// A predicate node: `{field, op, value|values, case?}`.
+/// A predicate node as a JSON value (see [`Node::pred`]), for the importers that still build
+/// their condition trees as JSON.
 pub fn pred(field: &str, op: &str, values: Vec<Value>, insensitive: bool) -> Value {
-    let mut m = Map::new();
-    m.insert("field".into(), json!(field));
-    let op = if op == "eq" && values.len() > 1 {
-        "in"
-    } else {
-        op
-    };
-    m.insert("op".into(), json!(op));
-    match values.len() {
-        0 => {}
-        1 if op != "in" => {
-            m.insert(
-                "value".into(),
-                values.into_iter().next().unwrap_or(Value::Null),
-            );
-        }
-        _ => {
-            m.insert("values".into(), Value::Array(values));
-        }
-    }
-    if insensitive {
-        m.insert("case".into(), json!("insensitive"));
-    }
-    Value::Object(m)
+    Node::pred(field, op, values, insensitive).to_value()
 }
 
-/// `{all: [...]}` (the child itself when there is one).
-pub fn all(mut kids: Vec<Value>) -> Value {
-    if kids.len() == 1 {
-        kids.pop().unwrap_or(Value::Null)
-    } else {
-        json!({ "all": kids })
-    }
+/// `{all: [...]}` as a JSON value (see [`Node::all`]).
+pub fn all(kids: Vec<Value>) -> Value {
+    Node::all(kids.into_iter().map(Node::Json).collect()).to_value()
 }
 
-/// `{any: [...]}` (the child itself when there is one).
-pub fn any(mut kids: Vec<Value>) -> Value {
-    if kids.len() == 1 {
-        kids.pop().unwrap_or(Value::Null)
-    } else {
-        json!({ "any": kids })
-    }
+/// `{any: [...]}` as a JSON value (see [`Node::any`]).
+pub fn any(kids: Vec<Value>) -> Value {
+    Node::any(kids.into_iter().map(Node::Json).collect()).to_value()
 }
 
-/// `{not: node}`.
+/// `{not: node}` as a JSON value (see [`Node::not`]).
 pub fn not(kid: Value) -> Value {
-    json!({ "not": kid })
+    Node::not(Node::Json(kid)).to_value()
 }
 
 /// `YYYY/MM/DD` or `YYYY-MM-DD` → `YYYY-MM-DD` (None if it is neither, or not a day that
@@ -721,22 +575,17 @@ mod tests {
             techniques: vec!["T1562.008".into()],
             created: Some("2020-01-21".into()),
             status: Some("experimental".into()),
-            detection: all(vec![
-                pred(
-                    "eventName",
-                    "eq",
-                    vec![json!("StopLogging"), json!("Delete, Trail")],
-                    true,
-                ),
-                not(json!({"request_succeeded": false})),
-                any(vec![
-                    pred("userAgent", "contains", vec![json!("[x]")], false),
-                    pred("readOnly", "eq", vec![json!(true)], false),
+            detection: Node::all(vec![
+                Node::pred("eventName", "eq", vec![Value::from("StopLogging"), Value::from("Delete, Trail")], true),
+                Node::not(Node::Succeeded { request_succeeded: false }),
+                Node::any(vec![
+                    Node::pred("userAgent", "contains", vec![Value::from("[x]")], false),
+                    Node::pred("readOnly", "eq", vec![Value::Bool(true)], false),
                 ]),
             ]),
             ..Doc::default()
         };
-        let y = doc.to_yaml();
+        let y = to_yaml(&doc.to_value());
         let rule = crate::load::rule_from_str("t.yaml", "t", &y);
         assert!(rule.is_ok(), "{y}\n{:?}", rule.err());
         let rule = rule.unwrap();
@@ -750,9 +599,9 @@ mod tests {
     #[test]
     fn unloadable_agrees_with_the_loader() {
         let doc = |nots: usize| {
-            let mut det = pred("eventName", "eq", vec![json!("x")], false);
+            let mut det = Node::pred("eventName", "eq", vec![Value::from("x")], false);
             for _ in 0..nots {
-                det = not(det);
+                det = Node::not(det);
             }
             Doc {
                 id: "deep.rule".into(),

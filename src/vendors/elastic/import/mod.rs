@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 mod expr;
 mod query;
 
-use crate::import::{Doc, Imported, Part, add_technique, all, any, date, not, pred, slug_of, span_at};
+use crate::import::{Doc, Imported, Node, Part, add_technique, all, any, date, not, pred, slug_of, span_at};
 use crate::diag::{Code, Diagnostic};
 use crate::fields::{self, Kind};
 use crate::vendors::elastic::kuery::{self, Piece, Query, QueryKind, ValueKind, ValueList, ValueListKind};
@@ -382,7 +382,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     }
     let mut detection = all(kids);
     exact_outcome(&mut detection);
-    d.detection = detection;
+    d.detection = Node::Json(detection);
     // threshold / new terms
     let mut alert = None;
     if kind == "threshold" {

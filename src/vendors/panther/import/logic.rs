@@ -76,6 +76,7 @@ use std::rc::Rc;
 use rustpython_parser::ast::{self, Constant, Expr, Ranged, Stmt};
 use rustpython_parser::{Mode, StringKind, Tok, lexer};
 use serde_json::{Map, Value, json};
+use indexmap::IndexMap;
 
 use super::helpers;
 use crate::import::{Part, PartKind, all, any, not, pred};
@@ -291,7 +292,7 @@ pub struct Logic {
     /// `detection:`.
     pub detection: Value,
     /// `lists:` (canonical name → values).
-    pub lists: Map<String, Value>,
+    pub lists: IndexMap<String, Vec<Value>>,
     /// `allowlists:`.
     pub allows: Vec<Allow>,
     /// `alert.title`.
@@ -322,7 +323,7 @@ struct Py<'a> {
     /// Module names the opaque text and kept functions use.
     used: BTreeSet<String>,
     /// `lists:` collected.
-    lists: Map<String, Value>,
+    lists: IndexMap<String, Vec<Value>>,
     /// Inlining depth guard.
     depth: usize,
     /// Set when an alert text reads a field without a default (Python prints `None` for it).
@@ -933,7 +934,7 @@ impl<'a> Py<'a> {
                 let (vals, _) = self.values(x, &Env::default())?;
                 if vals.iter().all(Value::is_string) && vals.len() > 1 {
                     let name = list_name(n.id.as_str());
-                    self.lists.insert(name.clone(), Value::Array(vals.clone()));
+                    self.lists.insert(name.clone(), vals.clone());
                     Some((vals, Some(name)))
                 } else {
                     Some((vals, None))
@@ -2235,7 +2236,7 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         root: rule_fn.args.args[0].def.arg.to_string(),
         defs: defs.clone(),
         used: BTreeSet::new(),
-        lists: Map::new(),
+        lists: IndexMap::new(),
         depth: 0,
         prints_none: false,
         loops: vec![],

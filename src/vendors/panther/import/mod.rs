@@ -20,7 +20,9 @@ use rustpython_parser::Parse;
 use rustpython_parser::ast::{self, Fold};
 use serde_json::{Map, Value, json};
 
-use crate::import::{Doc, Imported, Part, add_technique, slug_of, span_at};
+use crate::import::{Doc, Imported, Node, Part, add_technique, slug_of, span_at};
+use crate::model::doc::TestCase;
+use indexmap::IndexMap;
 use crate::vendors::panther::target::{MITRE, is_mitre_pair};
 use crate::diag::{Code, Diagnostic, Span};
 
@@ -312,7 +314,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     }
 
     // detection and what the Python gave
-    d.detection = logic.detection.clone();
+    d.detection = Node::Json(logic.detection.clone());
     d.lists = logic.lists.clone();
     let allow_names: Vec<&str> = logic.allows.iter().map(|a| a.name.as_str()).collect();
 
@@ -325,10 +327,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
             continue;
         };
         log_type |= t.get("LogType").is_some();
-        let mut test = Map::new();
-        test.insert("name".into(), json!(name));
-        test.insert("expect".into(), json!(expect));
-        let mut allow = Map::new();
+        let mut allow = IndexMap::new();
         for mock in t.get("Mocks").and_then(Value::as_array).into_iter().flatten() {
             let obj = str_of(mock.get("objectName")).unwrap_or_default();
             let entries = str_of(mock.get("returnValue")).and_then(|r| serde_json::from_str::<Value>(&r).ok());
@@ -339,11 +338,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
                 _ => parts.push(Part::metadata(format!("test `{name}`: the mock of `{obj}` is not carried"))),
             }
         }
-        if !allow.is_empty() {
-            test.insert("allowlists".into(), Value::Object(allow));
-        }
-        test.insert("event".into(), event.clone());
-        d.tests.push(Value::Object(test));
+        d.tests.push(TestCase { name, expect, allowlists: allow, event: event.clone() });
     }
     if log_type {
         panther.insert("test_log_type".into(), json!(true));

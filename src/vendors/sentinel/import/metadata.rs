@@ -353,10 +353,10 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
             inside.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
         )));
     }
-    d.detection = detection;
+    d.detection = Node::Json(detection);
     for name in &st.used_lists {
         if let Some(Let::List(vals)) = st.lets.get(name) {
-            d.lists.insert(name.clone(), Value::Array(vals.clone()));
+            d.lists.insert(name.clone(), vals.clone());
         }
     }
     let mut alert = alert;
