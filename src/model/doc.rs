@@ -297,3 +297,21 @@ impl Node {
         to_value(self)
     }
 }
+
+/// `alert.aggregate`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregate {
+    /// Output name → measure.
+    pub measures: IndexMap<String, super::Measure>,
+    /// Group-by fields or derived names.
+    pub by: Vec<String>,
+    /// More events than this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u64>,
+    /// Derive steps on the aggregated rows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub derive: Vec<IndexMap<String, super::Expr>>,
+    /// Measure name → at least this many distinct values.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub min_distinct: IndexMap<String, u64>,
+}
