@@ -50,6 +50,8 @@ pub struct Doc {
     pub lists: IndexMap<String, Vec<Value>>,
     /// `detection`.
     pub detection: Node,
+    /// `allowlists`: name → allow-list.
+    pub allowlists: IndexMap<String, Allowlist>,
     /// `alert` (`derive`, `aggregate`, `entities`, `details`, `title`, `description` ...).
     pub alert: serde_json::Map<String, Value>,
     /// `tests`.
@@ -91,6 +93,8 @@ struct Written<'a> {
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     lists: &'a IndexMap<String, Vec<Value>>,
     detection: &'a Node,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    allowlists: &'a IndexMap<String, Allowlist>,
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     alert: &'a serde_json::Map<String, Value>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -131,6 +135,7 @@ impl Doc {
             logsource: "aws.cloudtrail",
             lists: &self.lists,
             detection: &self.detection,
+            allowlists: &self.allowlists,
             alert: &self.alert,
             tests: &self.tests,
             targets: &self.targets,
@@ -314,4 +319,14 @@ pub struct Aggregate {
     /// Measure name → at least this many distinct values.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub min_distinct: IndexMap<String, u64>,
+}
+
+/// An allow-list: entry key → field, and the shipped entries.
+#[derive(Debug, Clone, Serialize)]
+pub struct Allowlist {
+    /// Entry key → the field it is matched against.
+    pub keys: IndexMap<String, String>,
+    /// The shipped entries (JSON objects).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<Value>,
 }

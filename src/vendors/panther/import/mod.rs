@@ -18,10 +18,11 @@ use std::path::Path;
 
 use rustpython_parser::Parse;
 use rustpython_parser::ast::{self, Fold};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::import::{Doc, Imported, Node, Part, add_technique, slug_of, span_at};
-use crate::model::doc::TestCase;
+use crate::model::Expr;
+use crate::model::doc::{Allowlist, TestCase, to_value};
 use indexmap::IndexMap;
 use crate::vendors::panther::target::{MITRE, is_mitre_pair};
 use crate::diag::{Code, Diagnostic, Span};
@@ -234,10 +235,10 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
         d.status = Some(st);
     }
     let mut panther = Map::new();
-    panther.insert("id".into(), json!(rule_id));
+    panther.insert("id".into(), Value::from(rule_id.clone()));
     match Path::new(&py_name).file_stem().and_then(|s| s.to_str()) {
         Some(stem) if crate::load::is_safe_stem(stem) => {
-            panther.insert("file".into(), json!(stem));
+            panther.insert("file".into(), Value::from(stem));
         }
         _ => parts.push(Part::metadata(format!("Filename `{py_name}` is not a file name rulecast writes (left out)"))),
     }
@@ -265,7 +266,7 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
                     }
                 }
             } else {
-                reports.insert(k.clone(), json!(entries));
+                reports.insert(k.clone(), Value::from(entries));
             }
         }
     }
@@ -273,38 +274,38 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     // the canonical `attack` would render other pairs or another order
     match vendor_pairs {
         Some(pairs) if !pairs.is_empty() && pairs != derived_pairs(&d.tactics, &d.techniques) => {
-            reports.insert(MITRE.into(), json!(pairs));
+            reports.insert(MITRE.into(), Value::from(pairs));
         }
         _ => {
             reports = reports.into_iter().filter(|(k, _)| k != MITRE).collect();
         }
     }
     if let Some(t) = str_of(m.get("Runbook")) {
-        panther.insert("runbook".into(), json!(t));
+        panther.insert("runbook".into(), Value::from(t));
     }
     if let Some(Value::Bool(b)) = m.get("Enabled") {
-        panther.insert("enabled".into(), json!(b));
+        panther.insert("enabled".into(), Value::Bool(*b));
     }
     match m.get("CreateAlert") {
         Some(Value::Bool(b)) => {
-            panther.insert("create_alert".into(), json!(b));
+            panther.insert("create_alert".into(), Value::Bool(*b));
         }
         Some(other) => parts.push(Part::metadata(format!("CreateAlert `{other}` is not a boolean (left out)"))),
         None => {}
     }
     if let Some(st) = str_of(m.get("Status")) {
-        panther.insert("status".into(), json!(st));
+        panther.insert("status".into(), Value::from(st));
     }
     if !reports.is_empty() {
         panther.insert("reports".into(), Value::Object(reports));
     }
     let summary = str_list(m.get("SummaryAttributes"));
     if !summary.is_empty() {
-        panther.insert("summary_attributes".into(), json!(summary));
+        panther.insert("summary_attributes".into(), Value::from(summary));
     }
     for (key, name) in [("DedupPeriodMinutes", "dedup_period_minutes"), ("Threshold", "threshold")] {
         if let Some(n) = m.get(key).and_then(Value::as_u64) {
-            panther.insert(name.into(), json!(n));
+            panther.insert(name.into(), Value::from(n));
         }
     }
     for k in m.keys() {
@@ -341,58 +342,34 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
         d.tests.push(TestCase { name, expect, allowlists: allow, event: event.clone() });
     }
     if log_type {
-        panther.insert("test_log_type".into(), json!(true));
+        panther.insert("test_log_type".into(), Value::Bool(true));
     }
     if let Some(p) = &logic.prelude {
-        panther.insert("prelude".into(), json!(p));
+        panther.insert("prelude".into(), Value::from(p.as_str()));
     }
     d.targets.insert("panther".into(), Value::Object(panther));
 
-    // the document: allow-lists and alert go after `detection` (the model's order)
-    let mut v = d.to_value();
-    if let Value::Object(o) = &mut v {
-        let mut tail: Vec<(String, Value)> = vec![];
-        for k in ["tests", "targets"] {
-            if let Some(x) = o.remove(k) {
-                tail.push((k.into(), x));
-            }
-        }
-        if !logic.allows.is_empty() {
-            let mut al = Map::new();
-            for a in &logic.allows {
-                let keys: Map<String, Value> = a.keys.iter().map(|(k, f)| (k.clone(), json!(f))).collect();
-                let mut e = Map::new();
-                e.insert("keys".into(), Value::Object(keys));
-                if !a.entries.is_empty() {
-                    e.insert("entries".into(), json!(a.entries));
-                }
-                al.insert(a.name.clone(), Value::Object(e));
-            }
-            o.insert("allowlists".into(), Value::Object(al));
-        }
-        let mut alert = Map::new();
-        if let Some(t) = &logic.title {
-            // nested paths become derived names (Sentinel's alert title needs column names)
-            let (t, derived) = derive_placeholders(t);
-            if !derived.is_empty() {
-                let step: Map<String, Value> = derived.into_iter().map(|(n, p)| (n, json!({ "ref": p }))).collect();
-                alert.insert("derive".into(), json!([Value::Object(step)]));
-            }
-            alert.insert("title".into(), json!(t));
-        }
-        if !logic.dedup.is_empty() {
-            alert.insert("dedup".into(), json!(logic.dedup));
-        }
-        if !logic.context.is_empty() {
-            alert.insert("context".into(), json!(logic.context));
-        }
-        if !alert.is_empty() {
-            o.insert("alert".into(), Value::Object(alert));
-        }
-        for (k, x) in tail {
-            o.insert(k, x);
-        }
+    // allow-lists and alert
+    for a in &logic.allows {
+        let keys = a.keys.iter().cloned().collect();
+        d.allowlists.insert(a.name.clone(), Allowlist { keys, entries: a.entries.clone() });
     }
+    if let Some(t) = &logic.title {
+        // nested paths become derived names (Sentinel's alert title needs column names)
+        let (t, derived) = derive_placeholders(t);
+        if !derived.is_empty() {
+            let step: IndexMap<String, Expr> = derived.into_iter().map(|(n, p)| (n, Expr::Ref(p))).collect();
+            d.alert.insert("derive".into(), to_value(&[step]));
+        }
+        d.alert.insert("title".into(), Value::from(t));
+    }
+    if !logic.dedup.is_empty() {
+        d.alert.insert("dedup".into(), Value::from(logic.dedup.clone()));
+    }
+    if !logic.context.is_empty() {
+        d.alert.insert("context".into(), Value::from(logic.context.clone()));
+    }
+    let v = d.to_value();
     if let Some(why) = crate::import::unloadable(&v) {
         let off = py_text.find("def rule").unwrap_or(0);
         return refuse(Code::E502, why, span_at(&py_file, py_text, off));
