@@ -330,3 +330,13 @@ pub struct Allowlist {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<Value>,
 }
+
+/// An entity the alert names.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entity {
+    /// account | ip | host | url | cloud_application | ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Identifier → field or derived name.
+    pub fields: IndexMap<String, String>,
+}

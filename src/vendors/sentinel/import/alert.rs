@@ -1,6 +1,10 @@
 //! `extend` / `summarize` / entity mappings / custom details / alert overrides → `alert:`.
 
-use serde_json::{Map, Value, json};
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use crate::model::doc::{Aggregate, Entity, to_value};
+use crate::model::{CaseArm, Expr as Derive, ExprTest, Measure};
 
 use super::*;
 
@@ -90,13 +94,13 @@ impl St<'_> {
     }
 
     /// A derived-field expression (canonical), or why not.
-    pub(super) fn derive_expr(&self, e: &Expr) -> Option<Value> {
+    pub(super) fn derive_expr(&self, e: &Expr) -> Option<Derive> {
         match &e.kind {
-            ExprKind::Literal(Literal::String(s)) => Some(json!({"const": s})),
+            ExprKind::Literal(Literal::String(s)) => Some(Derive::Const(s.clone())),
             ExprKind::Name(n) => match self.env.get(n) {
-                Some(b) if b.derived => Some(json!({"ref": n})),
+                Some(b) if b.derived => Some(Derive::Ref(n.clone())),
                 Some(_) => None,
-                None => self.field(e).map(|f| json!({"ref": f.path})),
+                None => self.field(e).map(|f| Derive::Ref(f.path)),
             },
             ExprKind::Call { name, args } => {
                 let f = name.name.as_str();
@@ -107,12 +111,12 @@ impl St<'_> {
                         }
                         match &a.kind {
                             ExprKind::Name(_) => self.derive_expr(a),
-                            _ => self.field(e).map(|f| json!({"ref": f.path})),
+                            _ => self.field(e).map(|f| Derive::Ref(f.path)),
                         }
                     }
                     ("iif" | "iff", [c, t, el]) => self.iif(c, t, el),
                     // a number read from a JSON value: the same text unless it has a fraction
-                    ("toint" | "tolong" | "toreal" | "todouble", [a]) => self.field(a).filter(|f| f.form == Form::Dynamic).map(|f| json!({"ref": f.path})),
+                    ("toint" | "tolong" | "toreal" | "todouble", [a]) => self.field(a).filter(|f| f.form == Form::Dynamic).map(|f| Derive::Ref(f.path)),
                     // substring(x, indexof(x, ":") + 1): after the first ":" (all of x without one)
                     ("substring", [x, start]) => {
                         let ExprKind::Binary { op: BinOp::Add, lhs, rhs } = &start.kind else { return None };
@@ -131,7 +135,7 @@ impl St<'_> {
                         if !one_char || !literal || kusto::expr_to_string(x) != kusto::expr_to_string(x2) {
                             return None;
                         }
-                        Some(json!({"after_first": {"of": self.derive_expr(x)?, "sep": sep}}))
+                        Some(Derive::AfterFirst { of: Box::new(self.derive_expr(x)?), sep: sep.to_string() })
                     }
                     ("case", _) if args.len() >= 3 && args.len() % 2 == 1 => {
                         let mut when = vec![];
@@ -144,46 +148,46 @@ impl St<'_> {
                                     lhs,
                                     rhs,
                                 } => {
-                                    json!({"eq": {"of": self.ref_name(lhs)?, "value": string_lit(rhs)?}})
+                                    ExprTest::Eq { of: self.ref_name(lhs)?, value: string_lit(rhs)?.to_string() }
                                 }
                                 ExprKind::Call { name, args }
                                     if name.name == "isempty" && args.len() == 1 =>
                                 {
-                                    json!({"empty": self.ref_name(args.first()?)?})
+                                    ExprTest::Empty(self.ref_name(args.first()?)?)
                                 }
                                 _ => return None,
                             };
-                            when.push(json!({"if": test, "then": self.derive_expr(t)?}));
+                            when.push(CaseArm { test, then: self.derive_expr(t)? });
                             i += 2;
                         }
                         let el = self.derive_expr(args.last()?)?;
-                        Some(json!({"case": {"when": when, "else": el}}))
+                        Some(Derive::Case { when, otherwise: Box::new(el) })
                     }
                     ("coalesce", _) if args.len() >= 2 => {
-                        let items: Option<Vec<Value>> =
+                        let items: Option<Vec<Derive>> =
                             args.iter().map(|a| self.derive_expr(a)).collect();
-                        Some(json!({"coalesce": items?}))
+                        Some(Derive::Coalesce(items?))
                     }
-                    _ => self.field(e).map(|f| json!({"ref": f.path})),
+                    _ => self.field(e).map(|f| Derive::Ref(f.path)),
                 }
             }
             ExprKind::Index { .. } => self
                 .split_expr(e)
-                .or_else(|| self.field(e).map(|f| json!({"ref": f.path}))),
-            _ => self.field(e).map(|f| json!({"ref": f.path})),
+                .or_else(|| self.field(e).map(|f| Derive::Ref(f.path))),
+            _ => self.field(e).map(|f| Derive::Ref(f.path)),
         }
     }
 
     /// A field path or derived name for `case` tests.
     pub(super) fn ref_name(&self, e: &Expr) -> Option<String> {
         match self.derive_expr(e)? {
-            Value::Object(o) => o.get("ref").and_then(Value::as_str).map(str::to_string),
+            Derive::Ref(r) => Some(r),
             _ => None,
         }
     }
 
     /// `split(x, "sep")[i]` → `{split: {of, sep, index}}`.
-    pub(super) fn split_expr(&self, e: &Expr) -> Option<Value> {
+    pub(super) fn split_expr(&self, e: &Expr) -> Option<Derive> {
         let ExprKind::Index { target, index } = &e.kind else {
             return None;
         };
@@ -206,11 +210,11 @@ impl St<'_> {
         };
         let of = self.derive_expr(args.first()?)?;
         let sep = string_lit(args.get(1)?)?;
-        Some(json!({"split": {"of": of, "sep": sep, "index": i}}))
+        Some(Derive::Split { of: Box::new(of), sep: sep.to_string(), index: i })
     }
 
     /// `iif(...)` shapes the renderer writes: coalesce, before, after.
-    pub(super) fn iif(&self, c: &Expr, t: &Expr, el: &Expr) -> Option<Value> {
+    pub(super) fn iif(&self, c: &Expr, t: &Expr, el: &Expr) -> Option<Derive> {
         let same = |a: &Expr, b: &Expr| kusto::expr_to_string(a) == kusto::expr_to_string(b);
         match &c.kind {
             // iif(isempty(x), y, x) / iff(isnotempty(x), x, y) → coalesce [x, y]
@@ -225,14 +229,10 @@ impl St<'_> {
                 let b = self.derive_expr(second)?;
                 let mut items = vec![a];
                 match b {
-                    Value::Object(o) if o.contains_key("coalesce") => {
-                        if let Some(Value::Array(more)) = o.get("coalesce") {
-                            items.extend(more.iter().cloned());
-                        }
-                    }
+                    Derive::Coalesce(more) => items.extend(more),
                     other => items.push(other),
                 }
-                Some(json!({"coalesce": items}))
+                Some(Derive::Coalesce(items))
             }
             // iif(x contains "@", tostring(split(x, '@', 0)[0]), x) → before
             // iif(x contains "@", tostring(split(x, '@', 1)[0]), "") → after
@@ -267,12 +267,12 @@ impl St<'_> {
                 let of = self.derive_expr(x)?;
                 match (&k.kind, &el.kind) {
                     (ExprKind::Literal(Literal::Long(0)), _) if same(el, x) => {
-                        Some(json!({"before": {"of": of, "sep": sep}}))
+                        Some(Derive::Before { of: Box::new(of), sep: sep.to_string() })
                     }
                     (
                         ExprKind::Literal(Literal::Long(1)),
                         ExprKind::Literal(Literal::String(e)),
-                    ) if e.is_empty() => Some(json!({"after": {"of": of, "sep": sep}})),
+                    ) if e.is_empty() => Some(Derive::After { of: Box::new(of), sep: sep.to_string() }),
                     _ => None,
                 }
             }
@@ -281,8 +281,8 @@ impl St<'_> {
     }
 
     /// One `extend` → one derive step; assignments the model cannot say are named and left out.
-    pub(super) fn extend(&mut self, assigns: &[Assign], op_src: &str) -> Map<String, Value> {
-        let mut step = Map::new();
+    pub(super) fn extend(&mut self, assigns: &[Assign], op_src: &str) -> IndexMap<String, Derive> {
+        let mut step = IndexMap::new();
         for a in assigns {
             let Some(name) = &a.name else {
                 self.parts.push(Part::metadata(format!(
@@ -341,8 +341,8 @@ impl St<'_> {
         &self,
         aggregates: &[Assign],
         by: &[Assign],
-    ) -> Result<(Map<String, Value>, Option<String>), Why> {
-        let mut measures = Map::new();
+    ) -> Result<(Aggregate, Option<String>), Why> {
+        let mut measures = IndexMap::new();
         let mut count = None;
         for a in aggregates {
             let at = a.value.span.start;
@@ -353,7 +353,7 @@ impl St<'_> {
                 ));
             };
             let (m, default) = match (name.name.as_str(), args.as_slice()) {
-                ("count", []) => (json!("count"), "count_".to_string()),
+                ("count", []) => (Measure::Count, "count_".to_string()),
                 ("min" | "max", [x]) => {
                     let r = match &x.kind {
                         ExprKind::Name(n) => self.alert_ref(n),
@@ -366,7 +366,7 @@ impl St<'_> {
                         )
                     })?;
                     (
-                        json!({ name.name.clone(): r }),
+                        if name.name == "min" { Measure::Min(r) } else { Measure::Max(r) },
                         format!("{}_{}", name.name, self.src(x)),
                     )
                 }
@@ -378,7 +378,7 @@ impl St<'_> {
                 }
             };
             let out = a.name.as_ref().map_or(default, |n| n.name.clone());
-            if m == json!("count") {
+            if matches!(m, Measure::Count) {
                 count = Some(out.clone());
             }
             if !crate::load::is_identifier(&out) || measures.contains_key(&out) {
@@ -396,12 +396,9 @@ impl St<'_> {
                 _ => None,
             }
             .ok_or_else(|| (format!("`by {}` is not a field or derived name (time bins and expressions are not in the model)", self.src(&b.value)), b.value.span.start))?;
-            bys.push(json!(r));
+            bys.push(r);
         }
-        let mut agg = Map::new();
-        agg.insert("measures".into(), Value::Object(measures));
-        agg.insert("by".into(), Value::Array(bys));
-        Ok((agg, count))
+        Ok((Aggregate { measures, by: bys, threshold: None, derive: vec![], min_distinct: IndexMap::new() }, count))
     }
 
     /// entityMappings, customDetails, alertDetailsOverride → `alert.entities/details/title/description`.
@@ -422,7 +419,7 @@ impl St<'_> {
                     )));
                     continue;
                 };
-                let mut fm = Map::new();
+                let mut fm = IndexMap::new();
                 if let Some(Value::Array(fs)) = e.get("fieldMappings") {
                     for f in fs {
                         let id = s_of(f.get("identifier")).unwrap_or_default();
@@ -433,19 +430,19 @@ impl St<'_> {
                         };
                         match resolve(&col) {
                             Some(r) => {
-                                fm.insert(cid.to_string(), json!(r));
+                                fm.insert(cid.to_string(), r);
                             }
                             None => parts.push(Part::metadata(format!("entity {et} {id} reads column {col}, which the imported rule does not produce (left out)"))),
                         }
                     }
                 }
                 if !fm.is_empty() {
-                    entities.push(json!({"type": ckind, "fields": fm}));
+                    entities.push(Entity { kind: ckind.to_string(), fields: fm });
                 }
             }
         }
         if !entities.is_empty() {
-            alert.insert("entities".into(), Value::Array(entities));
+            alert.insert("entities".into(), to_value(&entities));
         }
         let mut details = Map::new();
         if let Some(Value::Object(cd)) = m.get("customDetails") {
@@ -453,7 +450,7 @@ impl St<'_> {
                 let col = s_of(Some(v)).unwrap_or_default();
                 match resolve(&col) {
                     Some(r) => {
-                        details.insert(k.clone(), json!(r));
+                        details.insert(k.clone(), Value::from(r));
                     }
                     None => parts.push(Part::metadata(format!("custom detail {k} reads column {col}, which the imported rule does not produce (left out)"))),
                 }
@@ -481,13 +478,38 @@ impl St<'_> {
                 }
                 match placeholders(&t, &resolve) {
                     Ok(s) => {
-                        alert.insert(key.into(), json!(s));
+                        alert.insert(key.into(), Value::from(s));
                     }
                     Err(col) => parts.push(Part::metadata(format!("alertDetailsOverride.{k} reads column {col}, which the imported rule does not produce (left out)"))),
                 }
             }
         }
     }
+}
+
+/// The names a derive expression reads (`ref`s and `case` tests).
+pub(super) fn derive_refs(v: &Derive) -> Vec<String> {
+    fn walk(v: &Derive, out: &mut Vec<String>) {
+        match v {
+            Derive::Ref(s) => out.push(s.clone()),
+            Derive::Const(_) => {}
+            Derive::Coalesce(xs) => xs.iter().for_each(|x| walk(x, out)),
+            Derive::Split { of, .. } | Derive::Before { of, .. } | Derive::After { of, .. } | Derive::AfterFirst { of, .. } => walk(of, out),
+            Derive::Case { when, otherwise } => {
+                for arm in when {
+                    match &arm.test {
+                        ExprTest::Eq { of, .. } => out.push(of.clone()),
+                        ExprTest::Empty(s) => out.push(s.clone()),
+                    }
+                    walk(&arm.then, out);
+                }
+                walk(otherwise, out);
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(v, &mut out);
+    out
 }
 
 /// `{{Column}}` → `{name}`; a literal `{` or `}` cannot be written in the model's text.

@@ -32,6 +32,7 @@ mod metadata;
 mod pipeline;
 mod predicate;
 
+use alert::*;
 use metadata::*;
 use predicate::*;
 pub use metadata::duration;

@@ -1,7 +1,11 @@
 //! The query's tabular operators (`let`, `where`, `extend`, `mv-expand`, `summarize`, `project` ...)
 //! → detection and alert: the pipeline read stage by stage.
 
+use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
+
+use crate::model::Expr as Derive;
+use crate::model::doc::{Aggregate, to_value};
 
 use super::*;
 
@@ -114,13 +118,13 @@ impl St<'_> {
         // `where` conditions on (event, element) rows after an mv-expand
         let mut elem_conds: Vec<Value> = vec![];
         let mut elem_bound: Vec<String> = vec![];
-        let mut derive: Vec<Value> = vec![];
+        let mut derive: Vec<IndexMap<String, Derive>> = vec![];
         // `project` / `distinct`: the result columns
         let mut columns: Option<Vec<String>> = None;
         let mut distinct = false;
         // extends after the summarize
-        let mut post_derive: Vec<Value> = vec![];
-        let mut aggregate: Option<Map<String, Value>> = None;
+        let mut post_derive: Vec<IndexMap<String, Derive>> = vec![];
+        let mut aggregate: Option<Aggregate> = None;
         let mut count_name: Option<String> = None;
         // after a stage whose rows are no longer events (summarize left out, mv-expand ...)
         let mut reshaped: Option<(String, usize)> = None;
@@ -149,10 +153,10 @@ impl St<'_> {
                         match self.threshold(e, count_name.as_deref()) {
                             Some(n) => {
                                 if let Some(a) = aggregate.as_mut() {
-                                    if a.contains_key("threshold") {
+                                    if a.threshold.is_some() {
                                         return Err(self.refuse("a second threshold after the summarize", op.span.start));
                                     }
-                                    a.insert("threshold".into(), json!(n));
+                                    a.threshold = Some(n);
                                 }
                             }
                             None => {
@@ -190,17 +194,15 @@ impl St<'_> {
                 }
                 OperatorKind::Extend(assigns) if reshaped.is_none() && aggregate.is_some() => {
                     // steps on the aggregated rows: they may read the group-by fields and measures
-                    let agg = aggregate.as_ref().cloned().unwrap_or_default();
-                    let mut allowed: Vec<String> = agg.get("by").and_then(Value::as_array).map(|b| b.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
-                    if let Some(Value::Object(ms)) = agg.get("measures") {
-                        allowed.extend(ms.keys().cloned());
+                    let mut allowed: Vec<String> = vec![];
+                    if let Some(agg) = &aggregate {
+                        allowed.extend(agg.by.iter().cloned());
+                        allowed.extend(agg.measures.keys().cloned());
                     }
-                    for v in &post_derive {
-                        if let Value::Object(o) = v {
-                            allowed.extend(o.keys().cloned());
-                        }
+                    for step in &post_derive {
+                        allowed.extend(step.keys().cloned());
                     }
-                    let mut step = Map::new();
+                    let mut step = IndexMap::new();
                     for a in assigns {
                         let Some(name) = &a.name else {
                             self.parts.push(Part::metadata(format!("an unnamed column in `{op_src}` is not carried")));
@@ -231,7 +233,7 @@ impl St<'_> {
                         }
                     }
                     if !step.is_empty() {
-                        post_derive.push(Value::Object(step));
+                        post_derive.push(step);
                     }
                 }
                 OperatorKind::Extend(assigns) => {
@@ -266,7 +268,7 @@ impl St<'_> {
                         }
                     }
                     if !step.is_empty() {
-                        derive.push(Value::Object(step));
+                        derive.push(step);
                     }
                 }
                 OperatorKind::Summarize { aggregates, by } => {
@@ -285,8 +287,8 @@ impl St<'_> {
                     match self.summarize(aggregates, by) {
                         Ok((agg, cn)) => {
                             // the measures are names the later stages read
-                            if let Some(Value::Object(ms)) = agg.get("measures") {
-                                for m in ms.keys() {
+                            {
+                                for m in agg.measures.keys() {
                                     self.env.insert(m.clone(), Bound { expr: Expr::new(ExprKind::Name(m.clone()), op.span), derived: true });
                                 }
                             }
@@ -384,7 +386,7 @@ impl St<'_> {
                                 if step.is_empty() {
                                     continue;
                                 }
-                                derive.push(Value::Object(step));
+                                derive.push(step);
                                 cols.push(n.name.clone());
                             }
                             _ => self.parts.push(Part::metadata(format!("an unnamed computed column in `{op_src}` is not carried"))),
@@ -428,13 +430,13 @@ impl St<'_> {
                 OperatorKind::ProjectRename(pairs) if aggregate.is_none() && reshaped.is_none() && columns.is_some() => {
                     // with result columns: the new name is a derived copy that takes the old
                     // column's place
-                    let mut step = Map::new();
+                    let mut step = IndexMap::new();
                     for (new, old) in pairs {
                         let e = Expr::new(ExprKind::Name(old.name.clone()), old.span);
                         match self.derive_expr(&e).filter(|_| crate::load::is_identifier(&new.name)) {
                             Some(v) => {
                                 let was = match &v {
-                                    Value::Object(o) => o.get("ref").and_then(Value::as_str).map(str::to_string),
+                                    Derive::Ref(r) => Some(r.clone()),
                                     _ => None,
                                 };
                                 step.insert(new.name.clone(), v);
@@ -450,7 +452,7 @@ impl St<'_> {
                         }
                     }
                     if !step.is_empty() {
-                        derive.push(Value::Object(step));
+                        derive.push(step);
                     }
                 }
                 OperatorKind::ProjectRename(pairs) => {
@@ -539,18 +541,16 @@ impl St<'_> {
         let detection = succeeded(all(flat));
         let mut alert = Map::new();
         if !derive.is_empty() {
-            alert.insert("derive".into(), Value::Array(derive));
+            alert.insert("derive".into(), to_value(&derive));
         }
         if let Some(mut a) = aggregate {
-            if !post_derive.is_empty() {
-                a.insert("derive".into(), Value::Array(post_derive));
-            }
-            alert.insert("aggregate".into(), Value::Object(a));
+            a.derive = post_derive;
+            alert.insert("aggregate".into(), to_value(&a));
         }
         if let Some(cols) = columns.filter(|c| !c.is_empty()) {
-            alert.insert("columns".into(), json!(cols));
+            alert.insert("columns".into(), Value::from(cols));
             if distinct {
-                alert.insert("distinct".into(), json!(true));
+                alert.insert("distinct".into(), Value::Bool(true));
             }
         }
         Ok((detection, alert))

@@ -36,27 +36,6 @@ pub(super) fn json_paths(v: &Value, in_some: bool, out: &mut Vec<String>) {
     }
 }
 
-/// The names a derive expression (canonical JSON) reads (`ref`s and `case` tests).
-pub(super) fn derive_refs(v: &Value) -> Vec<String> {
-    let mut out = vec![];
-    pub(super) fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(o) => {
-                for (k, x) in o {
-                    match (k.as_str(), x) {
-                        ("ref" | "empty" | "of", Value::String(s)) => out.push(s.clone()),
-                        _ => walk(x, out),
-                    }
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
-    walk(v, &mut out);
-    out
-}
-
 /// The elements (`@N:` marks) a condition node reads; a `some` node reads only its `field`.
 pub(super) fn elem_refs(v: &Value, out: &mut std::collections::BTreeSet<usize>) {
     let mut f = vec![];
