@@ -179,7 +179,7 @@ pub enum Node {
     /// `some: {field, decode, path, where}`.
     Some {
         /// The quantifier.
-        some: Box<Some>,
+        some: Box<SomeNode>,
     },
     /// `opaque: {lang, text, reason}`.
     Opaque {
@@ -223,7 +223,7 @@ pub struct Pred {
 
 /// `some: {field, decode, path, where}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Some {
+pub struct SomeNode {
     /// The field holding the elements.
     pub field: String,
     /// `json` when the field holds JSON text.
@@ -260,6 +260,13 @@ pub struct TestCase {
     pub allowlists: IndexMap<String, Value>,
     /// The raw event.
     pub event: Value,
+}
+
+impl Pred {
+    /// `{field, op}` with no value yet.
+    pub fn new(field: &str, op: &str) -> Pred {
+        Pred { field: field.to_string(), op: op.to_string(), value: None, values: None, list: None, ref_field: None, case: None }
+    }
 }
 
 impl Node {

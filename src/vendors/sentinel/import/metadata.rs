@@ -2,7 +2,9 @@
 //! schedule) → canonical metadata and `targets.sentinel`; the query is read by [`super::pipeline`].
 
 use indexmap::IndexMap;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+
+use crate::model::doc::to_value;
 
 use super::*;
 
@@ -105,7 +107,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     let stem = file.rsplit(['/', '\\']).next().unwrap_or(file);
     let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
     if !stem.is_empty() && !stem.contains("..") {
-        sentinel.insert("file".into(), json!(stem));
+        sentinel.insert("file".into(), Value::from(stem));
     }
 
     // id, name, description
@@ -121,7 +123,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         // Sentinel's id is a GUID: the target derives one from the canonical id
         parts.push(Part::metadata(format!("id {id} is not a GUID (Sentinel's id is derived from it when built)")));
     } else if crate::targets::derived_uuid(&id, crate::Target::Sentinel) != id {
-        sentinel.insert("id".into(), json!(id));
+        sentinel.insert("id".into(), Value::from(id.as_str()));
     }
     d.name = s_of(m.get("name")).unwrap_or_else(|| slug.to_string());
     d.description = s_of(m.get("description")).unwrap_or_else(|| d.name.clone());
@@ -184,7 +186,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         if ok {
             d.version = Some(ver);
         } else if crate::load::check::is_dotted_version(&ver) {
-            sentinel.insert("version".into(), json!(ver));
+            sentinel.insert("version".into(), Value::from(ver));
         } else {
             parts.push(Part::metadata(format!("version {ver} is not a version (left out)")));
         }
@@ -193,7 +195,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     match kind.as_str() {
         "Scheduled" => {}
         "NRT" => {
-            sentinel.insert("kind".into(), json!(kind));
+            sentinel.insert("kind".into(), Value::from(kind.as_str()));
         }
         other => {
             let d = Diagnostic::error(Code::E502, format!("rule kind {other} is not imported"))
@@ -205,27 +207,30 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     match s_of(m.get("status")) {
         Some(s) if s == "Available" => {}
         Some(s) => {
-            sentinel.insert("status".into(), json!(s));
+            sentinel.insert("status".into(), Value::from(s));
         }
         None => parts.push(Part::metadata("the rule has no status (rendered back as Available)")),
     }
 
     // connectors
     if let Some(Value::Array(cs)) = m.get("requiredDataConnectors") {
-        let conns: Vec<Value> = cs
+        /// `targets.sentinel.connectors`: one data connector.
+        #[derive(serde::Serialize, PartialEq)]
+        struct Connector {
+            id: String,
+            data_types: Vec<String>,
+        }
+        let conns: Vec<Connector> = cs
             .iter()
-            .map(|c| json!({"id": s_of(c.get("connectorId")).unwrap_or_default(), "data_types": str_list(c.get("dataTypes"))}))
+            .map(|c| Connector { id: s_of(c.get("connectorId")).unwrap_or_default(), data_types: str_list(c.get("dataTypes")) })
             .collect();
-        let default = json!([
-            {"id": "AWS", "data_types": ["AWSCloudTrail"]},
-            {"id": "AWSS3", "data_types": ["AWSCloudTrail"]}
-        ]);
-        let named = |v: &Value| v.as_str().is_some_and(crate::load::check::is_identifier);
-        let valid = conns.iter().all(|c| named(&c["id"]) && c["data_types"].as_array().is_some_and(|t| t.iter().all(named)));
+        let default: Vec<Connector> = ["AWS", "AWSS3"].map(|id| Connector { id: id.into(), data_types: vec!["AWSCloudTrail".into()] }).into();
+        let named = |v: &String| crate::load::check::is_identifier(v);
+        let valid = conns.iter().all(|c| named(&c.id) && c.data_types.iter().all(named));
         if !valid {
             parts.push(Part::metadata("requiredDataConnectors holds a connector id or data type that is not a name (left out; the default AWS connectors are written)"));
-        } else if Value::Array(conns.clone()) != default {
-            sentinel.insert("connectors".into(), Value::Array(conns));
+        } else if conns != default {
+            sentinel.insert("connectors".into(), to_value(&conns));
         }
     }
     // schedule
@@ -245,11 +250,11 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
             None => None,
         };
         if let Some(f) = fq_c.as_ref().filter(|f| *f != "1h") {
-            sentinel.insert("query_frequency".into(), json!(f));
+            sentinel.insert("query_frequency".into(), Value::from(f.as_str()));
         }
         match pd {
             Some((_, Some(p))) if Some(&p) != fq_c.as_ref() && !(fq_c.is_none() && p == "1h") => {
-                sentinel.insert("query_period".into(), json!(p));
+                sentinel.insert("query_period".into(), Value::from(p));
             }
             Some((_, Some(_))) => {}
             Some((raw, None)) => parts.push(Part::metadata(format!(
@@ -260,7 +265,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         match s_of(m.get("triggerOperator")).as_deref() {
             None | Some("gt") => {}
             Some(op @ ("lt" | "eq" | "ne")) => {
-                sentinel.insert("trigger_operator".into(), json!(op));
+                sentinel.insert("trigger_operator".into(), Value::from(op));
             }
             Some(op) => {
                 let short = match op {
@@ -273,7 +278,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
                 match short {
                     Some("gt") => {}
                     Some(s) => {
-                        sentinel.insert("trigger_operator".into(), json!(s));
+                        sentinel.insert("trigger_operator".into(), Value::from(s));
                     }
                     None => parts.push(Part::metadata(format!(
                         "triggerOperator {op} is unknown (gt assumed)"
@@ -284,7 +289,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         match m.get("triggerThreshold").and_then(Value::as_u64) {
             None | Some(0) => {}
             Some(n) => {
-                sentinel.insert("trigger_threshold".into(), json!(n));
+                sentinel.insert("trigger_threshold".into(), Value::from(n));
             }
         }
     }
@@ -363,7 +368,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     st.alert_fields(m, &mut alert, &mut parts);
     d.alert = alert;
     if !st.project_away.is_empty() {
-        sentinel.insert("project_away".into(), json!(st.project_away));
+        sentinel.insert("project_away".into(), Value::from(st.project_away.clone()));
     }
     if !sentinel.is_empty() {
         d.targets.insert("sentinel".into(), Value::Object(sentinel));
@@ -385,10 +390,10 @@ pub(super) fn keep_query_text(slug: &str, v: &mut Value, query: &str) {
     let Ok(rule) = crate::load::rule_from_str(&format!("{slug}.yaml"), slug, &crate::import::to_yaml(v)) else { return };
     let of = crate::vendors::sentinel::target::query_fingerprint(&rule);
     let Some(m) = v.as_object_mut() else { return };
-    let targets = m.entry("targets").or_insert_with(|| json!({}));
+    let targets = m.entry("targets").or_insert_with(|| Value::Object(Map::new()));
     let Some(t) = targets.as_object_mut() else { return };
-    let st = t.entry("sentinel").or_insert_with(|| json!({}));
+    let st = t.entry("sentinel").or_insert_with(|| Value::Object(Map::new()));
     let Some(st) = st.as_object_mut() else { return };
-    st.insert("query".into(), json!(query));
-    st.insert("query_of".into(), json!(of));
+    st.insert("query".into(), Value::from(query));
+    st.insert("query_of".into(), Value::from(of));
 }

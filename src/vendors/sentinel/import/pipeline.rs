@@ -2,7 +2,7 @@
 //! → detection and alert: the pipeline read stage by stage.
 
 use indexmap::IndexMap;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::model::Expr as Derive;
 use crate::model::doc::{Aggregate, to_value};
@@ -799,16 +799,13 @@ impl St<'_> {
                 self.parts.push(note);
             }
         }
-        let mut m = Map::new();
-        m.insert("field".into(), json!(el.field));
-        if el.decode {
-            m.insert("decode".into(), json!("json"));
-        }
-        if !el.path.is_empty() {
-            m.insert("path".into(), json!(fields::seg_path(&el.path)));
-        }
-        m.insert("where".into(), c);
-        Ok(json!({ "some": m }))
+        let some = crate::model::doc::SomeNode {
+            field: el.field.clone(),
+            decode: el.decode.then_some(crate::model::Decode::Json),
+            path: (!el.path.is_empty()).then(|| fields::seg_path(&el.path)),
+            cond: Node::Json(c),
+        };
+        Ok(Node::Some { some: Box::new(some) }.to_value())
     }
 
     /// Inline bound names, scalar lets and lists: the expression then reads only table columns.

@@ -2,7 +2,11 @@
 //! kept, `has` terms as bounded regexes, opaque KQL for what cannot be structured), and the
 //! walks over those nodes.
 
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::import::Pred;
+use crate::model::doc::Opaque;
+use crate::model::{Case, OpaqueLang};
 
 use super::*;
 
@@ -72,7 +76,7 @@ pub(super) fn rename_fields(v: &mut Value, f: &dyn Fn(&str) -> Option<String>) {
             if let Some(Value::String(p)) = o.get("field")
                 && let Some(n) = f(p)
             {
-                o.insert("field".into(), json!(n));
+                o.insert("field".into(), Value::from(n));
             }
             for (k, x) in o.iter_mut() {
                 if k == "some" {
@@ -80,7 +84,7 @@ pub(super) fn rename_fields(v: &mut Value, f: &dyn Fn(&str) -> Option<String>) {
                         && let Some(n) = f(p)
                         && let Value::Object(s) = x
                     {
-                        s.insert("field".into(), json!(n));
+                        s.insert("field".into(), Value::from(n));
                     }
                 } else if k != "field" {
                     rename_fields(x, f);
@@ -107,7 +111,7 @@ pub(super) fn has_negation(v: &Value) -> bool {
         Value::Object(o) => {
             o.contains_key("not")
                 || o.get("op").and_then(Value::as_str) == Some("empty")
-                || (o.get("op").and_then(Value::as_str) == Some("exists") && o.get("value") == Some(&json!(false)))
+                || (o.get("op").and_then(Value::as_str) == Some("exists") && o.get("value") == Some(&Value::Bool(false)))
                 || o.iter().any(|(k, x)| k != "some" && has_negation(x))
         }
         Value::Array(a) => a.iter().any(has_negation),
@@ -138,10 +142,10 @@ pub(super) fn string_lit(e: &Expr) -> Option<&str> {
 
 pub(super) fn scalar_json(l: &Literal) -> Option<Value> {
     match l {
-        Literal::String(s) => Some(json!(s)),
-        Literal::Long(n) => Some(json!(n)),
+        Literal::String(s) => Some(Value::from(s.as_str())),
+        Literal::Long(n) => Some(Value::from(*n)),
         Literal::Real(f) => serde_json::Number::from_f64(*f).map(Value::Number),
-        Literal::Bool(b) => Some(json!(b)),
+        Literal::Bool(b) => Some(Value::Bool(*b)),
         _ => None,
     }
 }
@@ -230,7 +234,7 @@ impl St<'_> {
         }
         let text = kusto::expr_to_string(&inl);
         self.parts.push(Part::detection(format!("{text}: {reason}")));
-        Ok(json!({"opaque": {"lang": "kql", "text": text, "reason": reason}}))
+        Ok(Node::Opaque { opaque: Opaque { lang: OpaqueLang::Kql, text, reason: reason.to_string() } }.to_value())
     }
 
     /// A `where` predicate → a condition node. `neg`: under an odd number of `not`s.
@@ -471,7 +475,7 @@ impl St<'_> {
                 op: kusto::UnaryOp::Neg,
                 operand,
             } => match &operand.kind {
-                ExprKind::Literal(Literal::Long(n)) => Some(json!(-n)),
+                ExprKind::Literal(Literal::Long(n)) => Some(Value::from(-n)),
                 ExprKind::Literal(Literal::Real(f)) => {
                     serde_json::Number::from_f64(-f).map(Value::Number)
                 }
@@ -534,7 +538,7 @@ impl St<'_> {
                     _ => ("le", k),
                 };
                 self.parts.push(Part::note(format!("`{}`: a JSON number is truncated toward zero, said exactly here; text that is not an integer (\"1.5\") or a number beyond the type's range gives null in Kusto, where the canonical comparison still compares the number", self.src(e))));
-                Ok(pred(&inner.path, o, vec![json!(m)], false))
+                Ok(pred(&inner.path, o, vec![Value::from(m)], false))
             }
             ExprKind::Binary { op, lhs, rhs } => {
                 let f = self.field(lhs).ok_or_else(|| {
@@ -568,7 +572,7 @@ impl St<'_> {
                     ) {
                         return Err(no("a string operator on a non-string column"));
                     }
-                    let p = pred(&f.path, cop, vec![json!(v)], ci);
+                    let p = pred(&f.path, cop, vec![Value::from(v.to_string())], ci);
                     return Ok(if negate { not(p) } else { p });
                 }
                 let term: Option<(bool, bool, bool, bool)> = match op {
@@ -599,7 +603,7 @@ impl St<'_> {
                     ) {
                         return Err(no("a term match on a non-string column"));
                     }
-                    let p = pred(&f.path, "regex", vec![json!(term_regex(v, l, r))], ci);
+                    let p = pred(&f.path, "regex", vec![Value::from(term_regex(v, l, r))], ci);
                     return Ok(if negate { not(p) } else { p });
                 }
                 match op {
@@ -654,7 +658,7 @@ impl St<'_> {
                                 "the pattern does not compile as a regular expression here",
                             ));
                         }
-                        Ok(pred(&f.path, "regex", vec![json!(v)], false))
+                        Ok(pred(&f.path, "regex", vec![Value::from(v.to_string())], false))
                     }
                     _ => Err(no("an operator the model has no predicate for")),
                 }
@@ -670,21 +674,14 @@ impl St<'_> {
                             return Err(no("`in` on a non-text value (Kusto compares by type)"));
                         }
                         let ci = matches!(op, ListOp::InCi | ListOp::NotInCi);
-                        let mut p = pred(&f.path, "in", vec![], ci);
-                        if let (Some(n), Value::Object(o)) = (&name, &mut p) {
-                            o.shift_remove("case");
-                            o.insert("list".into(), json!(n));
-                            if ci {
-                                o.insert("case".into(), json!("insensitive"));
-                            }
+                        let mut typed = Pred { case: ci.then_some(Case::Insensitive), ..Pred::new(&f.path, "in") };
+                        if let Some(n) = &name {
+                            typed.list = Some(n.clone());
                             self.used_lists.push(n.clone());
-                        } else if let Value::Object(o) = &mut p {
-                            o.shift_remove("case");
-                            o.insert("values".into(), Value::Array(vals));
-                            if ci {
-                                o.insert("case".into(), json!("insensitive"));
-                            }
+                        } else {
+                            typed.values = Some(vals);
                         }
+                        let p = Node::Pred(typed).to_value();
                         Ok(if matches!(op, ListOp::NotIn | ListOp::NotInCi) {
                             not(p)
                         } else {
@@ -706,7 +703,7 @@ impl St<'_> {
                                     "a term match on a needle with no letters or digits",
                                 ));
                             }
-                            preds.push(json!(term_regex(s, true, true)));
+                            preds.push(Value::from(term_regex(s, true, true)));
                         }
                         if preds.is_empty() {
                             return Err(no("an empty term list"));
@@ -739,7 +736,7 @@ impl St<'_> {
                             if fname == "isempty" {
                                 vec![]
                             } else {
-                                vec![json!(false)]
+                                vec![Value::Bool(false)]
                             },
                             false,
                         ))
@@ -757,7 +754,7 @@ impl St<'_> {
                             if fname == "isnotnull" {
                                 vec![]
                             } else {
-                                vec![json!(false)]
+                                vec![Value::Bool(false)]
                             },
                             false,
                         ))
@@ -801,7 +798,7 @@ pub(super) fn succeeded(v: Value) -> Value {
         Value::Object(mut o) => {
             if let Some(Value::Array(kids)) = o.get("all").cloned() {
                 let kids: Vec<Value> = kids.into_iter().map(succeeded).collect();
-                let is = |k: &Value, f: &str| k == &json!({"field": f, "op": "empty"});
+                let is = |k: &Value, f: &str| k == &Node::Pred(Pred::new(f, "empty")).to_value();
                 let ec = kids.iter().position(|k| is(k, "errorCode"));
                 let em = kids.iter().position(|k| is(k, "errorMessage"));
                 if let (Some(a), Some(b)) = (ec, em) {
@@ -809,7 +806,7 @@ pub(super) fn succeeded(v: Value) -> Value {
                     let mut out = vec![];
                     for (i, k) in kids.into_iter().enumerate() {
                         if i == first {
-                            out.push(json!({"request_succeeded": true}));
+                            out.push(Node::Succeeded { request_succeeded: true }.to_value());
                         } else if i != a && i != b {
                             out.push(k);
                         }
