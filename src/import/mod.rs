@@ -342,6 +342,21 @@ pub fn add_skips(yaml: &str, skips: &[(String, String)]) -> Result<String, Strin
     Ok(to_yaml(&Value::Object(m)))
 }
 
+/// A fully imported rule keeps its query text (`targets.<t>.query`) with the fingerprint of what
+/// was read from it (`query_of`, as `fingerprint` computes it from the loaded rule): the build
+/// writes the text as it is while that is unchanged. Nothing is kept when the rule does not load.
+pub fn keep_query_text(slug: &str, v: &mut Value, target: crate::Target, query: &str, fingerprint: fn(&crate::load::Rule) -> String) {
+    let Ok(rule) = crate::load::rule_from_str(&format!("{slug}.yaml"), slug, &to_yaml(v)) else { return };
+    let of = fingerprint(&rule);
+    let Some(m) = v.as_object_mut() else { return };
+    let targets = m.entry("targets").or_insert_with(|| Value::Object(Map::new()));
+    let Some(t) = targets.as_object_mut() else { return };
+    let settings = t.entry(target.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    let Some(settings) = settings.as_object_mut() else { return };
+    settings.insert("query".into(), Value::from(query));
+    settings.insert("query_of".into(), Value::from(of));
+}
+
 /// Write a JSON value (a mapping at the top) as block-style YAML. Condition predicates and
 /// other small mappings of scalars are written in flow style (`{field: x, op: eq, value: y}`),
 /// short lists of scalars as `[a, b]`.

@@ -432,24 +432,9 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         return refuse(slug, Code::E502, why, span_at(file, text, base));
     }
     if language == "kuery" && parts.iter().all(Part::is_note) {
-        keep_query_text(slug, &mut v, &q);
+        crate::import::keep_query_text(slug, &mut v, crate::Target::Elastic, &q, crate::vendors::elastic::target::query_fingerprint);
     }
     Imported::new(slug, crate::import::to_yaml(&v), parts)
-}
-
-/// A fully imported kuery rule keeps its query text (`targets.elastic.query`), with the
-/// fingerprint of the condition read from it (`query_of`): the build writes the text as it is
-/// while the condition is unchanged. Nothing is kept when the rule does not load.
-fn keep_query_text(slug: &str, v: &mut Value, query: &str) {
-    let Ok(rule) = crate::load::rule_from_str(&format!("{slug}.yaml"), slug, &crate::import::to_yaml(v)) else { return };
-    let of = crate::vendors::elastic::target::query_fingerprint(&rule);
-    let Some(m) = v.as_object_mut() else { return };
-    let targets = m.entry("targets").or_insert_with(|| Value::Object(Map::new()));
-    let Some(t) = targets.as_object_mut() else { return };
-    let el = t.entry("elastic").or_insert_with(|| Value::Object(Map::new()));
-    let Some(el) = el.as_object_mut() else { return };
-    el.insert("query".into(), Value::from(query));
-    el.insert("query_of".into(), Value::from(of));
 }
 
 /// `[rule.threshold]` → `alert.aggregate` (Elastic fires at `>= value`; the model's threshold is

@@ -358,7 +358,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
             inside.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
         )));
     }
-    d.detection = Node::Json(detection);
+    d.detection = detection;
     for name in &st.used_lists {
         if let Some(Let::List(vals)) = st.lets.get(name) {
             d.lists.insert(name.clone(), vals.clone());
@@ -378,22 +378,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         return Imported::refused(slug, Diagnostic::error(Code::E502, why).with_span(loc.span(file, &q, 0)));
     }
     if parts.iter().all(Part::is_note) {
-        keep_query_text(slug, &mut v, &q);
+        crate::import::keep_query_text(slug, &mut v, crate::Target::Sentinel, &q, crate::vendors::sentinel::target::query_fingerprint);
     }
     Imported::new(slug, crate::import::to_yaml(&v), parts)
-}
-
-/// A fully imported rule keeps its query text (`targets.sentinel.query`), with the fingerprint
-/// of the query rulecast generates from what was read (`query_of`): the build writes the text as
-/// it is while that is unchanged. Nothing is kept when the rule does not load.
-pub(super) fn keep_query_text(slug: &str, v: &mut Value, query: &str) {
-    let Ok(rule) = crate::load::rule_from_str(&format!("{slug}.yaml"), slug, &crate::import::to_yaml(v)) else { return };
-    let of = crate::vendors::sentinel::target::query_fingerprint(&rule);
-    let Some(m) = v.as_object_mut() else { return };
-    let targets = m.entry("targets").or_insert_with(|| Value::Object(Map::new()));
-    let Some(t) = targets.as_object_mut() else { return };
-    let st = t.entry("sentinel").or_insert_with(|| Value::Object(Map::new()));
-    let Some(st) = st.as_object_mut() else { return };
-    st.insert("query".into(), Value::from(query));
-    st.insert("query_of".into(), Value::from(of));
 }

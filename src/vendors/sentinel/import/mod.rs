@@ -22,7 +22,7 @@
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::import::{Doc, Imported, Node, Part, PartKind, add_technique, all, any, line_col, not, pred, slug_of};
+use crate::import::{Doc, Imported, Node, Part, PartKind, add_technique, line_col, slug_of};
 use crate::diag::{Code, Diagnostic, Span};
 use crate::fields::{self, Kind, Mapping, Seg};
 use crate::vendors::sentinel::kusto::{self, Assign, BinOp, Expr, ExprKind, ListOp, Literal, Operator, OperatorKind};

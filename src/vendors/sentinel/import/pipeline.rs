@@ -9,12 +9,41 @@ use crate::model::doc::{Aggregate, to_value};
 
 use super::*;
 
+/// What the stages of a query make, read in order.
+struct Stages {
+    /// `where` conditions on the events.
+    conds: Vec<Node>,
+    /// `where` conditions on (event, element) rows after an mv-expand.
+    elem_conds: Vec<Node>,
+    /// Derive steps before the aggregation.
+    derive: Vec<IndexMap<String, Derive>>,
+    /// `project` / `distinct`: the result columns.
+    columns: Option<Vec<String>>,
+    /// `distinct` rows.
+    distinct: bool,
+    /// Derive steps after the aggregation.
+    post_derive: Vec<IndexMap<String, Derive>>,
+    /// The aggregation.
+    aggregate: Option<Aggregate>,
+}
+
 impl St<'_> {
-    /// The whole query → (detection, alert).
+    /// The whole query → (detection, alert): its `let`s, its pipe (read through tabular `let`s),
+    /// each stage, then the detection and alert they make.
     pub(super) fn query(
         &mut self,
         ast: &kusto::Query,
-    ) -> Result<(Value, Map<String, Value>), Box<Diagnostic>> {
+    ) -> Result<(Node, Map<String, Value>), Box<Diagnostic>> {
+        self.read_lets(ast);
+        let (owned, root) = self.pipe(ast)?;
+        let mut ops: Vec<&Operator> = owned.iter().collect();
+        ops.reverse();
+        let stages = self.stages(&ops)?;
+        self.finish(stages, &root)
+    }
+
+    /// The query's `let`s: lists, scalars and tabular expressions.
+    fn read_lets(&mut self, ast: &kusto::Query) {
         for l in &ast.lets {
             let v = match &l.value.kind {
                 ExprKind::Literal(Literal::Dynamic(Value::Array(a)))
@@ -52,6 +81,11 @@ impl St<'_> {
             };
             self.lets.insert(l.name.name.clone(), v);
         }
+    }
+
+    /// The operators of the pipe, last first, and the table it reads (which must be
+    /// AWSCloudTrail).
+    fn pipe(&self, ast: &kusto::Query) -> Result<(Vec<Operator>, Expr), Box<Diagnostic>> {
         // flatten the pipe, reading through tabular lets (`let X = AWSCloudTrail | ...; X | ...`)
         // and materialize(): their operators come first (the lets' text is in the query, so
         // spans still point into it)
@@ -86,8 +120,6 @@ impl St<'_> {
             }
         }
         let root = &cur;
-        let mut ops: Vec<&Operator> = owned.iter().collect();
-        ops.reverse();
         match &root.kind {
             ExprKind::Name(n) if n == TABLE => {}
             ExprKind::Name(n) if matches!(self.lets.get(n), Some(Let::Table(_))) => {
@@ -114,9 +146,15 @@ impl St<'_> {
                 ));
             }
         }
-        let mut conds: Vec<Value> = vec![];
+        Ok((owned, cur))
+    }
+
+    /// Each stage of the pipe, in order: what it adds to the detection and the alert, or why
+    /// the rule is refused.
+    fn stages(&mut self, ops: &[&Operator]) -> Result<Stages, Box<Diagnostic>> {
+        let mut conds: Vec<Node> = vec![];
         // `where` conditions on (event, element) rows after an mv-expand
-        let mut elem_conds: Vec<Value> = vec![];
+        let mut elem_conds: Vec<Node> = vec![];
         let mut elem_bound: Vec<String> = vec![];
         let mut derive: Vec<IndexMap<String, Derive>> = vec![];
         // `project` / `distinct`: the result columns
@@ -508,8 +546,16 @@ impl St<'_> {
                 }
             }
         }
+        let _ = elem_bound;
+        Ok(Stages { conds, elem_conds, derive, columns, distinct, post_derive, aggregate })
+    }
+
+    /// The stages' conditions (the `where`s after an mv-expand grouped into `some` nodes) →
+    /// the detection, and their derive steps, aggregate and columns → the alert.
+    fn finish(&mut self, stages: Stages, root: &Expr) -> Result<(Node, Map<String, Value>), Box<Diagnostic>> {
+        let Stages { mut conds, elem_conds, derive, columns, distinct, post_derive, aggregate } = stages;
         if !elem_conds.is_empty() {
-            let mut c = all(elem_conds);
+            let mut c = Node::all(elem_conds);
             for i in (0..self.elems.len()).rev() {
                 c = self.lift(c, i).map_err(|why| self.refuse(why, root.span.start))?;
             }
@@ -520,7 +566,6 @@ impl St<'_> {
             }
             conds.push(c);
         }
-        let _ = elem_bound;
         if conds.is_empty() {
             return Err(self.refuse(
                 "the query has no `where` on AWSCloudTrail: there is no detection to import",
@@ -530,15 +575,11 @@ impl St<'_> {
         let mut flat = vec![];
         for c in conds {
             match c {
-                Value::Object(o) if o.len() == 1 && o.contains_key("all") => {
-                    if let Some(Value::Array(a)) = o.get("all") {
-                        flat.extend(a.iter().cloned());
-                    }
-                }
+                Node::All { all } => flat.extend(all),
                 other => flat.push(other),
             }
         }
-        let detection = succeeded(all(flat));
+        let detection = succeeded(Node::all(flat));
         let mut alert = Map::new();
         if !derive.is_empty() {
             alert.insert("derive".into(), to_value(&derive));
@@ -716,26 +757,24 @@ impl St<'_> {
 
     /// `exists element i: c` said with `some` nodes: conjuncts that do not read the element
     /// move out, `or` distributes, the rest becomes `some` over the element.
-    pub(super) fn lift(&mut self, c: Value, i: usize) -> Result<Value, String> {
+    pub(super) fn lift(&mut self, c: Node, i: usize) -> Result<Node, String> {
         let mut r = std::collections::BTreeSet::new();
         elem_refs(&c, &mut r);
         if !r.contains(&i) {
             return Ok(c);
         }
-        if let Value::Object(o) = &c
-            && o.len() == 1
         {
-            if let Some(Value::Array(kids)) = o.get("all") {
+            if let Node::All { all: kids } = &c {
                 let (mut inside, mut outside) = (vec![], vec![]);
                 for k in kids {
                     let mut r = std::collections::BTreeSet::new();
                     elem_refs(k, &mut r);
                     if r.contains(&i) { inside.push(k.clone()) } else { outside.push(k.clone()) }
                 }
-                outside.push(self.some_node(i, all(inside))?);
-                return Ok(all(outside));
+                outside.push(self.some_node(i, Node::all(inside))?);
+                return Ok(Node::all(outside));
             }
-            if let Some(Value::Array(kids)) = o.get("any") {
+            if let Node::Any { any: kids } = &c {
                 let mut out = vec![];
                 for k in kids {
                     let mut r = std::collections::BTreeSet::new();
@@ -749,14 +788,14 @@ impl St<'_> {
                     }
                     out.push(self.lift(k.clone(), i)?);
                 }
-                return Ok(any(out));
+                return Ok(Node::any(out));
             }
         }
         self.some_node(i, c)
     }
 
     /// `some` over element `i` with condition `c` (every field in `c` must be in element `i`).
-    pub(super) fn some_node(&mut self, i: usize, mut c: Value) -> Result<Value, String> {
+    pub(super) fn some_node(&mut self, i: usize, mut c: Node) -> Result<Node, String> {
         let el = self.elems[i].clone();
         let mut fields_seen = vec![];
         collect_fields(&c, &mut fields_seen);
@@ -803,9 +842,9 @@ impl St<'_> {
             field: el.field.clone(),
             decode: el.decode.then_some(crate::model::Decode::Json),
             path: (!el.path.is_empty()).then(|| fields::seg_path(&el.path)),
-            cond: Node::Json(c),
+            cond: c,
         };
-        Ok(Node::Some { some: Box::new(some) }.to_value())
+        Ok(Node::Some { some: Box::new(some) })
     }
 
     /// Inline bound names, scalar lets and lists: the expression then reads only table columns.

@@ -12,110 +12,77 @@ use super::*;
 
 /// The fields of a condition node read inside JSON values (below a JSON-string column, or inside
 /// a `some` element), for the note on arrays.
-pub(super) fn json_paths(v: &Value, in_some: bool, out: &mut Vec<String>) {
+pub(super) fn json_paths(v: &Node, in_some: bool, out: &mut Vec<String>) {
     match v {
-        Value::Object(o) => {
-            if let (Some(Value::String(f)), Some(op)) = (o.get("field"), o.get("op").and_then(Value::as_str))
-                && !matches!(op, "exists" | "empty")
-            {
-                let nested = fields::resolve(f).is_ok_and(|x| matches!(x.sentinel, Mapping::Nested { .. }));
+        Node::Pred(p) => {
+            if !matches!(p.op.as_str(), "exists" | "empty") {
+                let nested = fields::resolve(&p.field).is_ok_and(|x| matches!(x.sentinel, Mapping::Nested { .. }));
                 if in_some || nested {
-                    out.push(f.clone());
-                }
-            }
-            for (k, x) in o {
-                match k.as_str() {
-                    "some" => {
-                        if let Some(w) = x.get("where") {
-                            json_paths(w, true, out);
-                        }
-                    }
-                    "field" => {}
-                    _ => json_paths(x, in_some, out),
+                    out.push(p.field.clone());
                 }
             }
         }
-        Value::Array(a) => a.iter().for_each(|x| json_paths(x, in_some, out)),
-        _ => {}
+        Node::All { all: kids } | Node::Any { any: kids } => kids.iter().for_each(|x| json_paths(x, in_some, out)),
+        Node::Not { not } => json_paths(not, in_some, out),
+        Node::Some { some } => json_paths(&some.cond, true, out),
+        Node::Succeeded { .. } | Node::Opaque { .. } | Node::Json(_) => {}
     }
 }
 
 /// The elements (`@N:` marks) a condition node reads; a `some` node reads only its `field`.
-pub(super) fn elem_refs(v: &Value, out: &mut std::collections::BTreeSet<usize>) {
+pub(super) fn elem_refs(v: &Node, out: &mut std::collections::BTreeSet<usize>) {
     let mut f = vec![];
     collect_fields(v, &mut f);
     out.extend(f.iter().filter_map(|p| split_elem(p).map(|(i, _)| i)));
 }
 
 /// Every `field` of a condition node (a `some` node's own field, not those in its `where`).
-pub(super) fn collect_fields(v: &Value, out: &mut Vec<String>) {
+pub(super) fn collect_fields(v: &Node, out: &mut Vec<String>) {
     match v {
-        Value::Object(o) => {
-            if let Some(Value::String(f)) = o.get("field") {
-                out.push(f.clone());
-            }
-            for (k, x) in o {
-                if k == "some" {
-                    if let Some(Value::String(f)) = x.get("field") {
-                        out.push(f.clone());
-                    }
-                } else if k != "field" {
-                    collect_fields(x, out);
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect_fields(x, out)),
-        _ => {}
+        Node::Pred(p) => out.push(p.field.clone()),
+        Node::Some { some } => out.push(some.field.clone()),
+        Node::All { all: kids } | Node::Any { any: kids } => kids.iter().for_each(|x| collect_fields(x, out)),
+        Node::Not { not } => collect_fields(not, out),
+        Node::Succeeded { .. } | Node::Opaque { .. } | Node::Json(_) => {}
     }
 }
 
 /// Rename every `field` (not inside nested `some.where`).
-pub(super) fn rename_fields(v: &mut Value, f: &dyn Fn(&str) -> Option<String>) {
+pub(super) fn rename_fields(v: &mut Node, f: &dyn Fn(&str) -> Option<String>) {
     match v {
-        Value::Object(o) => {
-            if let Some(Value::String(p)) = o.get("field")
-                && let Some(n) = f(p)
-            {
-                o.insert("field".into(), Value::from(n));
-            }
-            for (k, x) in o.iter_mut() {
-                if k == "some" {
-                    if let Some(Value::String(p)) = x.get("field")
-                        && let Some(n) = f(p)
-                        && let Value::Object(s) = x
-                    {
-                        s.insert("field".into(), Value::from(n));
-                    }
-                } else if k != "field" {
-                    rename_fields(x, f);
-                }
+        Node::Pred(p) => {
+            if let Some(n) = f(&p.field) {
+                p.field = n;
             }
         }
-        Value::Array(a) => a.iter_mut().for_each(|x| rename_fields(x, f)),
-        _ => {}
+        Node::Some { some } => {
+            if let Some(n) = f(&some.field) {
+                some.field = n;
+            }
+        }
+        Node::All { all: kids } | Node::Any { any: kids } => kids.iter_mut().for_each(|x| rename_fields(x, f)),
+        Node::Not { not } => rename_fields(not, f),
+        Node::Succeeded { .. } | Node::Opaque { .. } | Node::Json(_) => {}
     }
 }
 
 /// Does a node test the event itself (request outcome, opaque logic) outside nested `some`s?
-pub(super) fn has_event_level(v: &Value) -> bool {
+pub(super) fn has_event_level(v: &Node) -> bool {
     match v {
-        Value::Object(o) => o.iter().any(|(k, x)| matches!(k.as_str(), "request_succeeded" | "opaque") || (k != "some" && has_event_level(x))),
-        Value::Array(a) => a.iter().any(has_event_level),
-        _ => false,
+        Node::Succeeded { .. } | Node::Opaque { .. } => true,
+        Node::All { all: kids } | Node::Any { any: kids } => kids.iter().any(has_event_level),
+        Node::Not { not } => has_event_level(not),
+        Node::Pred(_) | Node::Some { .. } | Node::Json(_) => false,
     }
 }
 
 /// Does a node hold a negation (`not`, `empty`, `exists: false`) outside nested `some`s?
-pub(super) fn has_negation(v: &Value) -> bool {
+pub(super) fn has_negation(v: &Node) -> bool {
     match v {
-        Value::Object(o) => {
-            o.contains_key("not")
-                || o.get("op").and_then(Value::as_str) == Some("empty")
-                || (o.get("op").and_then(Value::as_str) == Some("exists") && o.get("value") == Some(&Value::Bool(false)))
-                || o.iter().any(|(k, x)| k != "some" && has_negation(x))
-        }
-        Value::Array(a) => a.iter().any(has_negation),
-        _ => false,
+        Node::Not { .. } => true,
+        Node::Pred(p) => p.op == "empty" || (p.op == "exists" && p.value == Some(Value::Bool(false))),
+        Node::All { all: kids } | Node::Any { any: kids } => kids.iter().any(has_negation),
+        Node::Succeeded { .. } | Node::Opaque { .. } | Node::Some { .. } | Node::Json(_) => false,
     }
 }
 
@@ -224,7 +191,7 @@ pub(super) fn term_regex(needle: &str, left: bool, right: bool) -> String {
 impl St<'_> {
 
     /// Keep a predicate as opaque KQL (inlined so it reads only table columns), or refuse.
-    pub(super) fn opaque(&mut self, e: &Expr, reason: &str) -> Result<Value, Box<Diagnostic>> {
+    pub(super) fn opaque(&mut self, e: &Expr, reason: &str) -> Result<Node, Box<Diagnostic>> {
         let inl = self.subst(e);
         if let Some((n, _)) = Self::foreign_name(&inl) {
             return Err(self.refuse(
@@ -234,11 +201,11 @@ impl St<'_> {
         }
         let text = kusto::expr_to_string(&inl);
         self.parts.push(Part::detection(format!("{text}: {reason}")));
-        Ok(Node::Opaque { opaque: Opaque { lang: OpaqueLang::Kql, text, reason: reason.to_string() } }.to_value())
+        Ok(Node::Opaque { opaque: Opaque { lang: OpaqueLang::Kql, text, reason: reason.to_string() } })
     }
 
     /// A `where` predicate → a condition node. `neg`: under an odd number of `not`s.
-    pub(super) fn cond(&mut self, e: &Expr, neg: bool) -> Result<Value, Box<Diagnostic>> {
+    pub(super) fn cond(&mut self, e: &Expr, neg: bool) -> Result<Node, Box<Diagnostic>> {
         match &e.kind {
             ExprKind::Binary {
                 op: BinOp::And,
@@ -248,15 +215,11 @@ impl St<'_> {
                 let mut kids = vec![];
                 for k in [lhs, rhs] {
                     match self.cond(k, neg)? {
-                        Value::Object(o) if o.len() == 1 && o.contains_key("all") => {
-                            if let Some(Value::Array(a)) = o.get("all") {
-                                kids.extend(a.iter().cloned());
-                            }
-                        }
+                        Node::All { all } => kids.extend(all),
                         v => kids.push(v),
                     }
                 }
-                Ok(all(kids))
+                Ok(Node::all(kids))
             }
             ExprKind::Binary {
                 op: BinOp::Or,
@@ -266,21 +229,17 @@ impl St<'_> {
                 let mut kids = vec![];
                 for k in [lhs, rhs] {
                     match self.cond(k, neg)? {
-                        Value::Object(o) if o.len() == 1 && o.contains_key("any") => {
-                            if let Some(Value::Array(a)) = o.get("any") {
-                                kids.extend(a.iter().cloned());
-                            }
-                        }
+                        Node::Any { any } => kids.extend(any),
                         v => kids.push(v),
                     }
                 }
-                Ok(any(kids))
+                Ok(Node::any(kids))
             }
             ExprKind::Call { name, args } if name.name == "not" && args.len() == 1 => {
                 let Some(a) = args.first() else {
-                    return self.opaque(e, "not() without an argument");
+                    return self.opaque(e, "Node::not() without an argument");
                 };
-                Ok(not(self.cond(a, !neg)?))
+                Ok(Node::not(self.cond(a, !neg)?))
             }
             _ => {
                 if let Some(split) = self.split_choice(e) {
@@ -486,7 +445,7 @@ impl St<'_> {
     }
 
     /// One comparison → a predicate (or why it cannot be one exactly).
-    pub(super) fn leaf(&mut self, e: &Expr, neg: bool) -> Result<Value, Why> {
+    pub(super) fn leaf(&mut self, e: &Expr, neg: bool) -> Result<Node, Why> {
         let at = e.span.start;
         let no = |why: &str| -> Why { (why.to_string(), at) };
         match &e.kind {
@@ -522,7 +481,7 @@ impl St<'_> {
                         BinOp::Gt => "gt",
                         _ => "ge",
                     };
-                    return Ok(pred(&inner.path, o, vec![n], false));
+                    return Ok(Node::pred(&inner.path, o, vec![n], false));
                 }
                 // toint/tolong truncate toward zero: trunc(x) > n is x >= n + 1 for n >= 0 and
                 // x > n below (and likewise for the other operators), exactly
@@ -538,7 +497,7 @@ impl St<'_> {
                     _ => ("le", k),
                 };
                 self.parts.push(Part::note(format!("`{}`: a JSON number is truncated toward zero, said exactly here; text that is not an integer (\"1.5\") or a number beyond the type's range gives null in Kusto, where the canonical comparison still compares the number", self.src(e))));
-                Ok(pred(&inner.path, o, vec![Value::from(m)], false))
+                Ok(Node::pred(&inner.path, o, vec![Value::from(m)], false))
             }
             ExprKind::Binary { op, lhs, rhs } => {
                 let f = self.field(lhs).ok_or_else(|| {
@@ -572,8 +531,8 @@ impl St<'_> {
                     ) {
                         return Err(no("a string operator on a non-string column"));
                     }
-                    let p = pred(&f.path, cop, vec![Value::from(v.to_string())], ci);
-                    return Ok(if negate { not(p) } else { p });
+                    let p = Node::pred(&f.path, cop, vec![Value::from(v.to_string())], ci);
+                    return Ok(if negate { Node::not(p) } else { p });
                 }
                 let term: Option<(bool, bool, bool, bool)> = match op {
                     // (insensitive, left boundary, right boundary, negated)
@@ -603,8 +562,8 @@ impl St<'_> {
                     ) {
                         return Err(no("a term match on a non-string column"));
                     }
-                    let p = pred(&f.path, "regex", vec![Value::from(term_regex(v, l, r))], ci);
-                    return Ok(if negate { not(p) } else { p });
+                    let p = Node::pred(&f.path, "regex", vec![Value::from(term_regex(v, l, r))], ci);
+                    return Ok(if negate { Node::not(p) } else { p });
                 }
                 match op {
                     B::Eq | B::Ne | B::EqCi | B::NeCi => {
@@ -615,25 +574,25 @@ impl St<'_> {
                             .ok_or_else(|| no("the right side is not a constant"))?;
                         let p = match (&v, &f.form) {
                             (Value::String(s), _) if s.is_empty() && f.textual() => {
-                                pred(&f.path, "empty", vec![], false)
+                                Node::pred(&f.path, "empty", vec![], false)
                             }
                             (Value::String(_), _) if f.textual() => {
-                                pred(&f.path, "eq", vec![v.clone()], ci)
+                                Node::pred(&f.path, "eq", vec![v.clone()], ci)
                             }
                             // a dynamic value compared with text that no number, boolean or
                             // null is written as: Kusto's typed comparison is the text one
                             (Value::String(t), Form::Dynamic) if !scalar_text(t) => {
-                                pred(&f.path, "eq", vec![v.clone()], ci)
+                                Node::pred(&f.path, "eq", vec![v.clone()], ci)
                             }
                             // text a number or boolean is written as: the same where the value
                             // is a JSON string (how CloudTrail writes such parameters)
                             (Value::String(t), Form::Dynamic) => {
                                 self.parts.push(Part::note(format!("`{}` compares a JSON value with the text \"{t}\" by type in Kusto (a JSON number or boolean written so does not match); the canonical comparison is on the text, so it also matches those", self.src(e))));
-                                pred(&f.path, "eq", vec![v.clone()], ci)
+                                Node::pred(&f.path, "eq", vec![v.clone()], ci)
                             }
                             (Value::Bool(b), Form::Dynamic) if !ci => {
                                 self.parts.push(Part::note(format!("`{}` matches a JSON boolean {b}; the canonical comparison also matches the string \"{b}\"", self.src(e))));
-                                pred(&f.path, "eq", vec![v.clone()], false)
+                                Node::pred(&f.path, "eq", vec![v.clone()], false)
                             }
                             (Value::String(_), _) => {
                                 return Err(no(
@@ -642,7 +601,7 @@ impl St<'_> {
                             }
                             _ => return Err(no("compares with a non-string constant")),
                         };
-                        Ok(if negate { not(p) } else { p })
+                        Ok(if negate { Node::not(p) } else { p })
                     }
                     B::MatchesRegex => {
                         let v = string_lit(rhs)
@@ -658,7 +617,7 @@ impl St<'_> {
                                 "the pattern does not compile as a regular expression here",
                             ));
                         }
-                        Ok(pred(&f.path, "regex", vec![Value::from(v.to_string())], false))
+                        Ok(Node::pred(&f.path, "regex", vec![Value::from(v.to_string())], false))
                     }
                     _ => Err(no("an operator the model has no predicate for")),
                 }
@@ -681,9 +640,9 @@ impl St<'_> {
                         } else {
                             typed.values = Some(vals);
                         }
-                        let p = Node::Pred(typed).to_value();
+                        let p = Node::Pred(typed);
                         Ok(if matches!(op, ListOp::NotIn | ListOp::NotInCi) {
-                            not(p)
+                            Node::not(p)
                         } else {
                             p
                         })
@@ -709,11 +668,11 @@ impl St<'_> {
                             return Err(no("an empty term list"));
                         }
                         if *op == ListOp::HasAny {
-                            Ok(pred(&f.path, "regex", preds, true))
+                            Ok(Node::pred(&f.path, "regex", preds, true))
                         } else {
-                            Ok(all(preds
+                            Ok(Node::all(preds
                                 .into_iter()
-                                .map(|r| pred(&f.path, "regex", vec![r], true))
+                                .map(|r| Node::pred(&f.path, "regex", vec![r], true))
                                 .collect()))
                         }
                     }
@@ -730,7 +689,7 @@ impl St<'_> {
                         if matches!(f.form, Form::Column(k) if k != Kind::String) {
                             return Err(no("isempty of a typed (non-string) column"));
                         }
-                        Ok(pred(
+                        Ok(Node::pred(
                             &f.path,
                             "empty",
                             if fname == "isempty" {
@@ -748,7 +707,7 @@ impl St<'_> {
                         if f.form != Form::Dynamic {
                             return Err(no("isnull of a column (string columns are never null)"));
                         }
-                        Ok(pred(
+                        Ok(Node::pred(
                             &f.path,
                             "exists",
                             if fname == "isnotnull" {
@@ -781,7 +740,7 @@ impl St<'_> {
                         {
                             return Err(no("the ranges are not IPv4 CIDR blocks"));
                         }
-                        Ok(pred(&f.path, "cidr", vals, false))
+                        Ok(Node::pred(&f.path, "cidr", vals, false))
                     }
                     _ => Err(no(&format!("`{fname}()` has no predicate in the model"))),
                 }
@@ -793,41 +752,29 @@ impl St<'_> {
 
 /// In every `all`, `empty errorCode` and `empty errorMessage` together become
 /// `request_succeeded: true` (what the Sentinel target renders it as).
-pub(super) fn succeeded(v: Value) -> Value {
+pub(super) fn succeeded(v: Node) -> Node {
     match v {
-        Value::Object(mut o) => {
-            if let Some(Value::Array(kids)) = o.get("all").cloned() {
-                let kids: Vec<Value> = kids.into_iter().map(succeeded).collect();
-                let is = |k: &Value, f: &str| k == &Node::Pred(Pred::new(f, "empty")).to_value();
-                let ec = kids.iter().position(|k| is(k, "errorCode"));
-                let em = kids.iter().position(|k| is(k, "errorMessage"));
-                if let (Some(a), Some(b)) = (ec, em) {
-                    let first = a.min(b);
-                    let mut out = vec![];
-                    for (i, k) in kids.into_iter().enumerate() {
-                        if i == first {
-                            out.push(Node::Succeeded { request_succeeded: true }.to_value());
-                        } else if i != a && i != b {
-                            out.push(k);
-                        }
+        Node::All { all: kids } => {
+            let kids: Vec<Node> = kids.into_iter().map(succeeded).collect();
+            let is = |k: &Node, f: &str| *k == Node::Pred(Pred::new(f, "empty"));
+            let ec = kids.iter().position(|k| is(k, "errorCode"));
+            let em = kids.iter().position(|k| is(k, "errorMessage"));
+            if let (Some(a), Some(b)) = (ec, em) {
+                let first = a.min(b);
+                let mut out = vec![];
+                for (i, k) in kids.into_iter().enumerate() {
+                    if i == first {
+                        out.push(Node::Succeeded { request_succeeded: true });
+                    } else if i != a && i != b {
+                        out.push(k);
                     }
-                    return all(out);
                 }
-                o.insert("all".into(), Value::Array(kids));
-                return Value::Object(o);
+                return Node::all(out);
             }
-            if let Some(Value::Array(kids)) = o.get("any").cloned() {
-                o.insert(
-                    "any".into(),
-                    Value::Array(kids.into_iter().map(succeeded).collect()),
-                );
-                return Value::Object(o);
-            }
-            if let Some(k) = o.get("not").cloned() {
-                o.insert("not".into(), succeeded(k));
-            }
-            Value::Object(o)
+            Node::All { all: kids }
         }
+        Node::Any { any: kids } => Node::Any { any: kids.into_iter().map(succeeded).collect() },
+        Node::Not { not } => Node::not(succeeded(*not)),
         other => other,
     }
 }
