@@ -197,6 +197,9 @@ query: |
     let Outcome::Opaque(parts) = &imp.outcome else { panic!("{:?}", imp.outcome) };
     assert!(imp.outcome.drops_detection());
     assert!(parts.iter().any(|p| p.to_string().starts_with("detection: toint(parse_json(RequestParameters)")), "{parts:?}");
+    // the part is located at the expression kept opaque
+    let opaque = parts.iter().find(|p| p.kind == rulecast::import::PartKind::Detection).and_then(|p| p.span.as_ref()).map(|s| (s.file.as_str(), s.line, s.col));
+    assert_eq!(opaque, Some(("opaque.yaml", 10, 11)), "{parts:?}");
     assert!(imp.yaml.contains("opaque:"), "{}", imp.yaml);
     assert!(imp.yaml.contains("lang: kql"), "{}", imp.yaml);
 }

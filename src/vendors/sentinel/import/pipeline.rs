@@ -243,7 +243,7 @@ impl St<'_> {
                     let mut step = IndexMap::new();
                     for a in assigns {
                         let Some(name) = &a.name else {
-                            self.parts.push(Part::metadata(format!("an unnamed column in `{op_src}` is not carried")));
+                            self.parts.push(Part::metadata(format!("an unnamed column in `{op_src}` is not carried")).with_span(self.span(op.span.start)));
                             continue;
                         };
                         let d = self.derive_expr(&a.value).filter(|_| crate::load::is_identifier(&name.name));
@@ -258,7 +258,7 @@ impl St<'_> {
                                     "`{} = {}` after the aggregation reads more than the group-by fields and measures, or has no derive expression (left out)",
                                     name.name,
                                     self.src(&a.value)
-                                )));
+                                )).with_span(self.span(op.span.start)));
                                 self.env.insert(name.name.clone(), Bound { expr: self.subst(&a.value), derived: false });
                             }
                         }
@@ -278,7 +278,7 @@ impl St<'_> {
                     if aggregate.is_some() || reshaped.is_some() {
                         self.parts.push(Part::metadata(format!(
                             "`{op_src}` after the aggregation is not carried (derive steps come before it)"
-                        )));
+                        )).with_span(self.span(op.span.start)));
                         for a in assigns {
                             if let Some(n) = &a.name {
                                 self.env.insert(
@@ -319,7 +319,7 @@ impl St<'_> {
                         }
                         self.parts.push(Part::metadata(format!(
                             "`{op_src}`: a second aggregation is not carried"
-                        )));
+                        )).with_span(self.span(op.span.start)));
                         continue;
                     }
                     match self.summarize(aggregates, by) {
@@ -342,7 +342,7 @@ impl St<'_> {
                             }
                             self.parts.push(Part::metadata(format!(
                                 "`{op_src}`: {why} (the aggregation is left out)"
-                            )));
+                            )).with_span(self.span(op.span.start)));
                             reshaped =
                                 Some(("an aggregation that was left out".into(), op.span.start));
                         }
@@ -359,7 +359,7 @@ impl St<'_> {
                     self.parts.push(Part::metadata(format!(
                         "`join kind=leftouter ({})` adds columns from another query to the alert rows; it removes none (not carried)",
                         self.src(right).chars().take(80).collect::<String>()
-                    )));
+                    )).with_span(self.span(op.span.start)));
                     reshaped = Some(("a join".into(), op.span.start));
                 }
                 OperatorKind::Join { .. } => {
@@ -408,7 +408,7 @@ impl St<'_> {
                 OperatorKind::MvExpand { .. } => {
                     self.parts.push(Part::metadata(format!(
                         "`{op_src}` is not carried (one alert row per element)"
-                    )));
+                    )).with_span(self.span(op.span.start)));
                     reshaped = Some(("an mv-expand".into(), op.span.start));
                 }
                 OperatorKind::Project(assigns) if aggregate.is_none() && reshaped.is_none() => {
@@ -417,7 +417,7 @@ impl St<'_> {
                         match (&a.name, &a.value.kind) {
                             (None, ExprKind::Name(n)) => match self.alert_ref(n) {
                                 Some(c) => cols.push(c),
-                                None => self.parts.push(Part::metadata(format!("column `{n}` of `{op_src}` is not a field or derived name (left out)"))),
+                                None => self.parts.push(Part::metadata(format!("column `{n}` of `{op_src}` is not a field or derived name (left out)")).with_span(self.span(op.span.start))),
                             },
                             (Some(n), _) if crate::load::is_identifier(&n.name) => {
                                 let step = self.extend(std::slice::from_ref(a), &op_src);
@@ -427,7 +427,7 @@ impl St<'_> {
                                 derive.push(step);
                                 cols.push(n.name.clone());
                             }
-                            _ => self.parts.push(Part::metadata(format!("an unnamed computed column in `{op_src}` is not carried"))),
+                            _ => self.parts.push(Part::metadata(format!("an unnamed computed column in `{op_src}` is not carried")).with_span(self.span(op.span.start))),
                         }
                     }
                     columns = Some(cols);
@@ -438,9 +438,9 @@ impl St<'_> {
                         match &x.kind {
                             ExprKind::Name(n) => match self.alert_ref(n) {
                                 Some(c) => cols.push(c),
-                                None => self.parts.push(Part::metadata(format!("column `{n}` of `{op_src}` is not a field or derived name (left out)"))),
+                                None => self.parts.push(Part::metadata(format!("column `{n}` of `{op_src}` is not a field or derived name (left out)")).with_span(self.span(op.span.start))),
                             },
-                            _ => self.parts.push(Part::metadata(format!("a computed column in `{op_src}` is not carried"))),
+                            _ => self.parts.push(Part::metadata(format!("a computed column in `{op_src}` is not carried")).with_span(self.span(op.span.start))),
                         }
                     }
                     columns = Some(cols);
@@ -463,7 +463,7 @@ impl St<'_> {
                     }
                     self.parts.push(Part::metadata(format!(
                         "`{op_src}` after the aggregation: the model's result columns come from `alert.columns` (not carried)"
-                    )));
+                    )).with_span(self.span(op.span.start)));
                 }
                 OperatorKind::ProjectRename(pairs) if aggregate.is_none() && reshaped.is_none() && columns.is_some() => {
                     // with result columns: the new name is a derived copy that takes the old
@@ -486,7 +486,7 @@ impl St<'_> {
                                     }
                                 }
                             }
-                            None => self.parts.push(Part::metadata(format!("`{op_src}`: `{}` is not a field or derived name (not carried)", old.name))),
+                            None => self.parts.push(Part::metadata(format!("`{op_src}`: `{}` is not a field or derived name (not carried)", old.name)).with_span(self.span(op.span.start))),
                         }
                     }
                     if !step.is_empty() {
@@ -506,7 +506,7 @@ impl St<'_> {
                     }
                     self.parts.push(Part::metadata(format!(
                         "`{op_src}`: renamed output columns are not carried"
-                    )));
+                    )).with_span(self.span(op.span.start)));
                 }
                 OperatorKind::ProjectAway(pats) if aggregate.is_none() && reshaped.is_none() && columns.is_none() => {
                     // later names may not be dropped by it; only plain column names
@@ -515,25 +515,25 @@ impl St<'_> {
                         if n.ends_with('*') && crate::load::is_identifier(n.trim_end_matches('*')) || is_table_column(n) {
                             self.project_away.push(n.clone());
                         } else {
-                            self.parts.push(Part::metadata(format!("`project-away {n}`: `{n}` is not a column of the AWSCloudTrail schema rulecast checks queries against (left out)")));
+                            self.parts.push(Part::metadata(format!("`project-away {n}`: `{n}` is not a column of the AWSCloudTrail schema rulecast checks queries against (left out)")).with_span(self.span(op.span.start)));
                         }
                     }
                 }
                 OperatorKind::ProjectAway(_) | OperatorKind::ProjectKeep(_) => {
                     self.parts.push(Part::metadata(format!(
                         "`{op_src}`: the model has no output column list (not carried)"
-                    )));
+                    )).with_span(self.span(op.span.start)));
                 }
                 OperatorKind::Distinct(_) => {
                     self.parts.push(Part::metadata(format!(
                         "`{op_src}`: duplicate alert rows are not removed (not carried)"
-                    )));
+                    )).with_span(self.span(op.span.start)));
                 }
                 OperatorKind::Sort(_) => {
                     // the order of result rows changes no alert
                     self.parts.push(Part::note(format!(
                         "`{op_src}`: the order of the result rows is not carried (it changes no alert)"
-                    )));
+                    )).with_span(self.span(op.span.start)));
                 }
                 OperatorKind::Take(_) | OperatorKind::Top { .. } | OperatorKind::Count => {
                     if later_where {
@@ -541,7 +541,7 @@ impl St<'_> {
                     }
                     self.parts.push(Part::metadata(format!(
                         "`{op_src}` limits the alert rows (not carried)"
-                    )));
+                    )).with_span(self.span(op.span.start)));
                     reshaped = Some((format!("`{op_src}`"), op.span.start));
                 }
             }

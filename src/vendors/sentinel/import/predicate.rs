@@ -200,7 +200,7 @@ impl St<'_> {
             ));
         }
         let text = kusto::expr_to_string(&inl);
-        self.parts.push(Part::detection(format!("{text}: {reason}")));
+        self.parts.push(Part::detection(format!("{text}: {reason}")).with_span(self.span(e.span.start)));
         Ok(Node::Opaque { opaque: Opaque { lang: OpaqueLang::Kql, text, reason: reason.to_string() } })
     }
 
@@ -496,7 +496,7 @@ impl St<'_> {
                     BinOp::Le if k >= 0 => ("lt", k + 1),
                     _ => ("le", k),
                 };
-                self.parts.push(Part::note(format!("`{}`: a JSON number is truncated toward zero, said exactly here; text that is not an integer (\"1.5\") or a number beyond the type's range gives null in Kusto, where the canonical comparison still compares the number", self.src(e))));
+                self.parts.push(Part::note(format!("`{}`: a JSON number is truncated toward zero, said exactly here; text that is not an integer (\"1.5\") or a number beyond the type's range gives null in Kusto, where the canonical comparison still compares the number", self.src(e))).with_span(self.span(e.span.start)));
                 Ok(Node::pred(&inner.path, o, vec![Value::from(m)], false))
             }
             ExprKind::Binary { op, lhs, rhs } => {
@@ -587,11 +587,11 @@ impl St<'_> {
                             // text a number or boolean is written as: the same where the value
                             // is a JSON string (how CloudTrail writes such parameters)
                             (Value::String(t), Form::Dynamic) => {
-                                self.parts.push(Part::note(format!("`{}` compares a JSON value with the text \"{t}\" by type in Kusto (a JSON number or boolean written so does not match); the canonical comparison is on the text, so it also matches those", self.src(e))));
+                                self.parts.push(Part::note(format!("`{}` compares a JSON value with the text \"{t}\" by type in Kusto (a JSON number or boolean written so does not match); the canonical comparison is on the text, so it also matches those", self.src(e))).with_span(self.span(e.span.start)));
                                 Node::pred(&f.path, "eq", vec![v.clone()], ci)
                             }
                             (Value::Bool(b), Form::Dynamic) if !ci => {
-                                self.parts.push(Part::note(format!("`{}` matches a JSON boolean {b}; the canonical comparison also matches the string \"{b}\"", self.src(e))));
+                                self.parts.push(Part::note(format!("`{}` matches a JSON boolean {b}; the canonical comparison also matches the string \"{b}\"", self.src(e))).with_span(self.span(e.span.start)));
                                 Node::pred(&f.path, "eq", vec![v.clone()], false)
                             }
                             (Value::String(_), _) => {
