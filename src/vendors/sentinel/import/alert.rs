@@ -489,26 +489,8 @@ impl St<'_> {
 
 /// The names a derive expression reads (`ref`s and `case` tests).
 pub(super) fn derive_refs(v: &Derive) -> Vec<String> {
-    fn walk(v: &Derive, out: &mut Vec<String>) {
-        match v {
-            Derive::Ref(s) => out.push(s.clone()),
-            Derive::Const(_) => {}
-            Derive::Coalesce(xs) => xs.iter().for_each(|x| walk(x, out)),
-            Derive::Split { of, .. } | Derive::Before { of, .. } | Derive::After { of, .. } | Derive::AfterFirst { of, .. } => walk(of, out),
-            Derive::Case { when, otherwise } => {
-                for arm in when {
-                    match &arm.test {
-                        ExprTest::Eq { of, .. } => out.push(of.clone()),
-                        ExprTest::Empty(s) => out.push(s.clone()),
-                    }
-                    walk(&arm.then, out);
-                }
-                walk(otherwise, out);
-            }
-        }
-    }
     let mut out = vec![];
-    walk(v, &mut out);
+    crate::load::expr_refs(v, &mut out);
     out
 }
 
