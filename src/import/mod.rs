@@ -179,6 +179,23 @@ impl Imported {
     }
 }
 
+/// Why part of a vendor query was not structured, and where: the reason and the byte offset in
+/// the query text (the importer turns it into a located part, or a located refusal).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsaid {
+    /// Why.
+    pub reason: String,
+    /// The byte offset in the query text.
+    pub at: usize,
+}
+
+impl Unsaid {
+    /// A reason at a byte offset.
+    pub fn new(reason: impl Into<String>, at: usize) -> Self {
+        Unsaid { reason: reason.into(), at }
+    }
+}
+
 /// The canonical file stem for a vendor file name: its stem, lower-cased, with every run of
 /// other characters replaced by `_` (and a leading `rule_` when it does not start with a letter).
 pub fn slug_of(file: &str) -> String {

@@ -659,7 +659,7 @@ fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<Part>) -> Option<Valu
 }
 
 /// Why a part of the query was not imported, and its byte offset in the query.
-type Err = (String, usize);
+type Why = crate::import::Unsaid;
 
 struct St<'a> {
     q: &'a str,
@@ -726,7 +726,7 @@ impl St<'_> {
     fn query(&mut self, q: &Query) -> Option<Node> {
         match self.node(q, true) {
             Ok(v) => v,
-            Err((why, _)) => Some(self.opaque(q, &why)),
+            Err(Why { reason: why, .. }) => Some(self.opaque(q, &why)),
         }
     }
 
@@ -736,7 +736,7 @@ impl St<'_> {
         match self.node(q, false) {
             Ok(Some(v)) => v,
             Ok(None) => self.opaque(q, "the data-set filter inside `or` / `not`"),
-            Err((why, _)) => self.opaque(q, &why),
+            Err(Why { reason: why, .. }) => self.opaque(q, &why),
         }
     }
 
@@ -747,24 +747,24 @@ impl St<'_> {
         Node::Opaque { opaque: Opaque { lang: OpaqueLang::Kuery, text, reason: why.to_string() } }
     }
 
-    fn node(&mut self, q: &Query, top: bool) -> Result<Option<Node>, Err> {
+    fn node(&mut self, q: &Query, top: bool) -> Result<Option<Node>, Why> {
         let at = q.span.start;
         match &q.kind {
             QueryKind::And(kids) => Ok(Some(Node::all(kids.iter().map(|k| self.inner(k)).collect()))),
             QueryKind::Or(kids) => Ok(Some(Node::any(kids.iter().map(|k| self.inner(k)).collect()))),
             QueryKind::Not(k) => Ok(Some(Node::not(self.inner(k)))),
             QueryKind::Nested { .. } => {
-                Err(("nested queries (`field:{ … }`) have no canonical form".into(), at))
+                Err(Why::new("nested queries (`field:{ … }`) have no canonical form", at))
             }
-            QueryKind::Range { field, .. } => Err((
+            QueryKind::Range { field, .. } => Err(Why::new(
                 format!(
                     "the range on `{}` has no canonical form (kuery ranges on keywords compare text)",
                     field.name
                 ),
                 at,
             )),
-            QueryKind::Is { field: None, .. } => Err((
-                "a value with no field (searches every field) has no canonical form".into(),
+            QueryKind::Is { field: None, .. } => Err(Why::new(
+                "a value with no field (searches every field) has no canonical form",
                 at,
             )),
             QueryKind::Is {
@@ -777,7 +777,7 @@ impl St<'_> {
                     return self.text_copy(values, &path, &f.name).map(Some);
                 }
                 let Some(target) = raw_of(&f.name) else {
-                    return Err((
+                    return Err(Why::new(
                         format!("`{}` has no raw CloudTrail path", f.name),
                         f.span.start,
                     ));
@@ -786,7 +786,7 @@ impl St<'_> {
                     Target::Dataset => {
                         let ok = matches!(&values.kind, ValueListKind::One(v) if v.text() == "aws.cloudtrail");
                         if !ok || !top {
-                            return Err((format!("`{}` selects another data set", f.name), at));
+                            return Err(Why::new(format!("`{}` selects another data set", f.name), at));
                         }
                         self.dataset = Some(f.name.clone());
                         Ok(None)
@@ -813,7 +813,7 @@ impl St<'_> {
     /// Wildcards on an object's text copy: `*text*` with none of Java's map-text separators
     /// (`=`, `, `, braces, brackets) in `text` is exactly `mentions`; other patterns depend on
     /// the order and layout of that text and stay opaque.
-    fn text_copy(&self, vl: &ValueList, path: &str, field: &str) -> Result<Node, Err> {
+    fn text_copy(&self, vl: &ValueList, path: &str, field: &str) -> Result<Node, Why> {
         match &vl.kind {
             ValueListKind::And(kids) => Ok(Node::all(kids.iter().map(|k| self.text_copy(k, path, field)).collect::<Result<_, _>>()?)),
             ValueListKind::Or(kids) => Ok(Node::any(kids.iter().map(|k| self.text_copy(k, path, field)).collect::<Result<_, _>>()?)),
@@ -825,14 +825,14 @@ impl St<'_> {
                     {
                         Ok(Node::pred(path, "mentions", vec![Value::from(t.as_str())], false))
                     }
-                    _ => Err((format!("`{field}` is Java's map text of `{path}` (`{{key=value, ...}}`): this pattern depends on its order and layout"), v.span.start)),
+                    _ => Err(Why::new(format!("`{field}` is Java's map text of `{path}` (`{{key=value, ...}}`): this pattern depends on its order and layout"), v.span.start)),
                 },
-                ValueKind::Quoted(_) => Err((format!("`{field}` is Java's map text of `{path}`: an exact value depends on its order and layout"), v.span.start)),
+                ValueKind::Quoted(_) => Err(Why::new(format!("`{field}` is Java's map text of `{path}`: an exact value depends on its order and layout"), v.span.start)),
             },
         }
     }
 
-    fn values(&self, vl: &ValueList, path: &str, kind: Kind, ip: bool) -> Result<Node, Err> {
+    fn values(&self, vl: &ValueList, path: &str, kind: Kind, ip: bool) -> Result<Node, Why> {
         match &vl.kind {
             ValueListKind::And(kids) => Ok(Node::all(kids
                 .iter()
@@ -858,7 +858,7 @@ impl St<'_> {
                         ]));
                     }
                     if v.is_wildcard() {
-                        return Err(("a wildcard on `source.ip` is not imported".into(), at));
+                        return Err(Why::new("a wildcard on `source.ip` is not imported", at));
                     }
                     let op = if t.contains('/') { "cidr" } else { "eq" };
                     return Ok(Node::pred(path, op, vec![Value::from(t.as_str())], false));
@@ -883,7 +883,7 @@ impl St<'_> {
                                 match p {
                                     Piece::Star => g.push('*'),
                                     Piece::Text(t) if t.contains(['*', '?']) => {
-                                        return Err((
+                                        return Err(Why::new(
                                             format!(
                                                 "the literal `*` / `?` in `{}` cannot be written as a canonical glob",
                                                 v.text()

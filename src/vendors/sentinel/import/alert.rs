@@ -347,7 +347,7 @@ impl St<'_> {
         for a in aggregates {
             let at = a.value.span.start;
             let ExprKind::Call { name, args } = &a.value.kind else {
-                return Err((
+                return Err(Why::new(
                     format!("`{}` is not an aggregate the model has", self.src(&a.value)),
                     at,
                 ));
@@ -359,19 +359,14 @@ impl St<'_> {
                         ExprKind::Name(n) => self.alert_ref(n),
                         _ => None,
                     }
-                    .ok_or_else(|| {
-                        (
-                            format!("`{}` is not a field or derived name", self.src(x)),
-                            x.span.start,
-                        )
-                    })?;
+                    .ok_or_else(|| Why::new(format!("`{}` is not a field or derived name", self.src(x)), x.span.start))?;
                     (
                         if name.name == "min" { Measure::Min(r) } else { Measure::Max(r) },
                         format!("{}_{}", name.name, self.src(x)),
                     )
                 }
                 (other, _) => {
-                    return Err((
+                    return Err(Why::new(
                         format!("`{other}()` is not an aggregate the model has (count, min, max)"),
                         at,
                     ));
@@ -382,20 +377,20 @@ impl St<'_> {
                 count = Some(out.clone());
             }
             if !crate::load::is_identifier(&out) || measures.contains_key(&out) {
-                return Err((format!("the aggregate name `{out}` cannot be carried"), at));
+                return Err(Why::new(format!("the aggregate name `{out}` cannot be carried"), at));
             }
             measures.insert(out, m);
         }
         let mut bys = vec![];
         for b in by {
             if b.name.is_some() {
-                return Err(("a named `by` expression".into(), b.value.span.start));
+                return Err(Why::new("a named `by` expression", b.value.span.start));
             }
             let r = match &b.value.kind {
                 ExprKind::Name(n) => self.alert_ref(n),
                 _ => None,
             }
-            .ok_or_else(|| (format!("`by {}` is not a field or derived name (time bins and expressions are not in the model)", self.src(&b.value)), b.value.span.start))?;
+            .ok_or_else(|| Why::new(format!("`by {}` is not a field or derived name (time bins and expressions are not in the model)", self.src(&b.value)), b.value.span.start))?;
             bys.push(r);
         }
         Ok((Aggregate { measures, by: bys, threshold: None, derive: vec![], min_distinct: IndexMap::new() }, count))

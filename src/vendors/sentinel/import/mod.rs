@@ -177,7 +177,7 @@ struct Bound {
 }
 
 /// Why a part was not structured: a reason, and the byte offset in the query.
-type Why = (String, usize);
+type Why = crate::import::Unsaid;
 
 struct St<'a> {
     q: &'a str,

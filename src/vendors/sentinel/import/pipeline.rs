@@ -333,7 +333,7 @@ impl St<'_> {
                             aggregate = Some(agg);
                             count_name = cn;
                         }
-                        Err((why, off)) => {
+                        Err(Why { reason: why, at: off }) => {
                             if later_where {
                                 return Err(self.refuse(
                                     format!("the summarize cannot be said in the model ({why}) and a `where` filters its rows"),

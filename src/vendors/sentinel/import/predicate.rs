@@ -247,7 +247,7 @@ impl St<'_> {
                 }
                 match self.leaf(e, neg) {
                     Ok(v) => Ok(v),
-                    Err((why, _)) => self.opaque(e, &why),
+                    Err(Why { reason: why, .. }) => self.opaque(e, &why),
                 }
             }
         }
@@ -395,7 +395,7 @@ impl St<'_> {
                     out.extend(a.iter().cloned())
                 }
                 ExprKind::Literal(l) => out.push(
-                    scalar_json(l).ok_or(("a non-scalar list item".to_string(), x.span.start))?,
+                    scalar_json(l).ok_or_else(|| Why::new("a non-scalar list item", x.span.start))?,
                 ),
                 ExprKind::Name(n) => match self.lets.get(n) {
                     Some(Let::List(v)) => out.extend(v.iter().cloned()),
@@ -404,16 +404,16 @@ impl St<'_> {
                         ..
                     })) => out.push(
                         scalar_json(l)
-                            .ok_or(("a non-scalar list item".to_string(), x.span.start))?,
+                            .ok_or_else(|| Why::new("a non-scalar list item", x.span.start))?,
                     ),
-                    _ => return Err((format!("`{n}` is not a list of values"), x.span.start)),
+                    _ => return Err(Why::new(format!("`{n}` is not a list of values"), x.span.start)),
                 },
-                _ => return Err(("a computed list item".into(), x.span.start)),
+                _ => return Err(Why::new("a computed list item", x.span.start)),
             }
         }
         if out.iter().any(|v| !v.is_string()) {
-            return Err((
-                "a list with non-string items".into(),
+            return Err(Why::new(
+                "a list with non-string items",
                 list.first().map_or(0, |x| x.span.start),
             ));
         }
@@ -447,7 +447,7 @@ impl St<'_> {
     /// One comparison → a predicate (or why it cannot be one exactly).
     pub(super) fn leaf(&mut self, e: &Expr, neg: bool) -> Result<Node, Why> {
         let at = e.span.start;
-        let no = |why: &str| -> Why { (why.to_string(), at) };
+        let no = |why: &str| -> Why { Why::new(why, at) };
         match &e.kind {
             ExprKind::Binary {
                 op: op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge),
