@@ -196,10 +196,10 @@ fn sigma_notes_do_not_make_an_import_partial() {
     // SigmaHQ tags ATT&CK v19: the v19 tactic and technique are read as the v18.1 ones they
     // replaced (issue 9 §4), and `status: test` maps to experimental; each is a note
     assert_eq!(imp.notes.len(), 3, "{:?}", imp.notes);
-    assert!(imp.notes.iter().all(|n| n.starts_with("note: ")), "{:?}", imp.notes);
-    assert!(imp.notes.iter().any(|n| n.contains("attack.defense-impairment is an ATT&CK v19 tactic; read as v18.1 TA0005")), "{:?}", imp.notes);
-    assert!(imp.notes.iter().any(|n| n.contains("T1685.002 is an ATT&CK v19 id; read as v18.1 T1562.008")), "{:?}", imp.notes);
-    assert!(imp.notes.iter().any(|n| n.contains("status test")), "{:?}", imp.notes);
+    assert!(imp.notes.iter().all(|n| n.is_note() && n.to_string().starts_with("note: ")), "{:?}", imp.notes);
+    assert!(imp.notes.iter().any(|n| n.reason.contains("attack.defense-impairment is an ATT&CK v19 tactic; read as v18.1 TA0005")), "{:?}", imp.notes);
+    assert!(imp.notes.iter().any(|n| n.reason.contains("T1685.002 is an ATT&CK v19 id; read as v18.1 T1562.008")), "{:?}", imp.notes);
+    assert!(imp.notes.iter().any(|n| n.reason.contains("status test")), "{:?}", imp.notes);
     let rule = load(&imp);
     assert!(rule.attack.iter().any(|(t, techs)| t.id == "TA0005" && techs.iter().any(|x| x.id == "T1562.008")), "{:?}", rule.attack);
     assert!(!rule.doc.tags.iter().any(|t| t.starts_with("attack.")), "{:?}", rule.doc.tags);
@@ -209,9 +209,9 @@ fn sigma_notes_do_not_make_an_import_partial() {
 fn sigma_status_success_is_imported_as_request_succeeded_and_declared() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/sigma/declared/aws_delete_saml_provider.yml");
     let imp = import_file("sigma", &path).remove(0);
-    let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}\n{}", imp.outcome, imp.yaml) };
+    let Outcome::Opaque(parts) = &imp.outcome else { panic!("{:?}\n{}", imp.outcome, imp.yaml) };
     assert_eq!(parts.len(), 1, "{parts:?}");
-    assert!(parts[0].starts_with("detection: `status: success` names no CloudTrail field, so the rule as written never matches"), "{}", parts[0]);
+    assert!(parts[0].to_string().starts_with("detection: `status: success` names no CloudTrail field, so the rule as written never matches"), "{}", parts[0]);
     assert!(imp.yaml.contains("- {request_succeeded: true}"), "{}", imp.yaml);
     let rule = load(&imp);
     let ev = |err: bool| {
@@ -286,8 +286,8 @@ fn elastic_integration_fields_import_as_virtual_fields() {
     }
     let (outcome, y) = yaml("credential_access_rapid_secret_retrieval_attempts_from_secretsmanager.toml");
     assert!(y.contains("DistinctRequestParameters:\n        distinct: requestParameters"), "{y}");
-    let Outcome::Partial(parts) = outcome else { panic!() };
-    assert!(parts[0].contains("imported as distinct `requestParameters` objects"), "{parts:?}");
+    let Outcome::Opaque(parts) = outcome else { panic!() };
+    assert!(parts[0].reason.contains("imported as distinct `requestParameters` objects"), "{parts:?}");
 }
 
 #[test]
@@ -330,8 +330,8 @@ fn elastic_fixtures_import_load_and_round_trip() {
                 imp.outcome
             );
             // a part of the detection is never left out: it is structured or kept opaque
-            if let Outcome::Partial(p) = &imp.outcome {
-                for part in p.iter().filter(|p| p.starts_with("detection:")) {
+            if let Outcome::Partial(p) | Outcome::Opaque(p) = &imp.outcome {
+                for part in p.iter().filter(|p| p.kind == rulecast::import::PartKind::Detection).map(|p| p.to_string()) {
                     assert!(
                         part.contains("opaque") || part.contains("kept for Elastic only") || part.contains("imported as"),
                         "{}: {part}",
@@ -471,13 +471,13 @@ fn sigma_corpus(dir: &Path) {
         for imp in import_file("sigma", f) {
             match &imp.outcome {
                 Outcome::Full => full += 1,
-                Outcome::Partial(p) => {
+                Outcome::Partial(p) | Outcome::Opaque(p) => {
                     partial += 1;
                     if imp.outcome.drops_detection() {
                         partial_det += 1;
                     }
                     for r in p {
-                        *reasons.entry(r.clone()).or_default() += 1;
+                        *reasons.entry(r.to_string()).or_default() += 1;
                     }
                 }
                 Outcome::Refused(d) => {
@@ -528,9 +528,10 @@ fn elastic_corpus(dir: &Path) {
             c[0] += 1;
             match &imp.outcome {
                 Outcome::Full => c[1] += 1,
-                Outcome::Partial(p) => {
+                Outcome::Partial(p) | Outcome::Opaque(p) => {
                     c[2] += 1;
                     for r in p {
+                        let r = &r.to_string();
                         // a detection part is kept (opaque / Elastic-only), never dropped
                         if r.starts_with("detection:") && r.contains("left out") {
                             dropped += 1;
@@ -649,8 +650,8 @@ detection:\n  sel:\n    eventName: PutBucketVersioning\n    requestParameters|co
     )
     .expect("write");
     let imp = import_file("sigma", &path).remove(0);
-    let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}\n{}", imp.outcome, imp.yaml) };
-    assert!(parts.iter().any(|p| p.starts_with("detection: `requestParameters|contains` searches an object's text; imported as `mentions`")), "{parts:?}");
+    let Outcome::Opaque(parts) = &imp.outcome else { panic!("{:?}\n{}", imp.outcome, imp.yaml) };
+    assert!(parts.iter().any(|p| p.to_string().starts_with("detection: `requestParameters|contains` searches an object's text; imported as `mentions`")), "{parts:?}");
     assert!(imp.yaml.contains("op: mentions"), "{}", imp.yaml);
     let rule = load(&imp);
     let ev = serde_json::json!({"eventName": "PutBucketVersioning", "requestParameters": {"bucketName": "b", "VersioningConfiguration": {"Status": "Suspended"}}});

@@ -109,7 +109,7 @@ fn fixtures_import_load_and_render() {
         let (_, imp) = import(f);
         let kind = match &imp.outcome {
             Outcome::Full => "full",
-            Outcome::Partial(_) if imp.outcome.drops_detection() => "opaque",
+            Outcome::Opaque(_) => "opaque",
             Outcome::Partial(_) => "partial",
             Outcome::Refused(d) => {
                 let s = d.span.as_ref().unwrap_or_else(|| panic!("{}: refusal without a place: {d:?}", f.display()));
@@ -194,9 +194,12 @@ query: |
   | where toint(parse_json(RequestParameters).portRange.to) - toint(parse_json(RequestParameters).portRange.from) > 1024
 "#;
     let imp = sentinel::parse("opaque.yaml", text).remove(0);
-    let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}", imp.outcome) };
+    let Outcome::Opaque(parts) = &imp.outcome else { panic!("{:?}", imp.outcome) };
     assert!(imp.outcome.drops_detection());
-    assert!(parts.iter().any(|p| p.starts_with("detection: toint(parse_json(RequestParameters)")), "{parts:?}");
+    assert!(parts.iter().any(|p| p.to_string().starts_with("detection: toint(parse_json(RequestParameters)")), "{parts:?}");
+    // the part is located at the expression kept opaque
+    let opaque = parts.iter().find(|p| p.kind == rulecast::import::PartKind::Detection).and_then(|p| p.span.as_ref()).map(|s| (s.file.as_str(), s.line, s.col));
+    assert_eq!(opaque, Some(("opaque.yaml", 10, 11)), "{parts:?}");
     assert!(imp.yaml.contains("opaque:"), "{}", imp.yaml);
     assert!(imp.yaml.contains("lang: kql"), "{}", imp.yaml);
 }
@@ -278,13 +281,14 @@ fn corpus_figures() {
         let (text, imp) = import(f);
         match &imp.outcome {
             Outcome::Full => full += 1,
-            Outcome::Partial(p) => {
+            Outcome::Partial(p) | Outcome::Opaque(p) => {
                 if imp.outcome.drops_detection() {
                     opaque += 1;
                 } else {
                     partial += 1;
                 }
                 for r in p {
+                    let r = r.to_string();
                     // the reason, without the quoted KQL and the names in it
                     let mut key = String::new();
                     for (i, piece) in r.split('`').enumerate() {
@@ -449,8 +453,8 @@ fn imported_rules_decide_like_the_vendor_queries() {
             if ours != theirs {
                 // a difference the import declares: an array compared as a whole by Kusto, or
                 // a single object that mv-expand splits into its properties
-                let array_note = imp.notes.iter().any(|n| n.contains("compared where Kusto reads a JSON value"));
-                let object_note = imp.notes.iter().any(|n| n.contains("is one object rather than an array"));
+                let array_note = imp.notes.iter().any(|n| n.reason.contains("compared where Kusto reads a JSON value"));
+                let object_note = imp.notes.iter().any(|n| n.reason.contains("is one object rather than an array"));
                 let has = |pred: &dyn Fn(&serde_json::Value) -> bool| json_any(ev, pred);
                 let declared = (array_note && has(&|v| v.is_array())) || (object_note && has(&|v| v.is_object()));
                 let line = format!("{}: event {} ({}): vendor {theirs}, imported {ours}", f.display(), ev["eventName"], ev["eventID"]);

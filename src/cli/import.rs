@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use rulecast::diag::Format;
-use rulecast::import::{Outcome, Vendor, import_file_with};
+use rulecast::import::{Outcome, Part, PartKind, Vendor, import_file_with};
 use rulecast::{Target, Unsupported};
 use serde::Serialize;
 use strum::IntoEnumIterator;
@@ -29,9 +29,9 @@ pub struct Entry {
     /// opaque or declared) | refused | exists
     pub status: &'static str,
     /// Opaque or left-out parts, each with its reason (status `opaque`).
-    pub parts: Vec<String>,
+    pub parts: Vec<Part>,
     /// Things kept in another form (nothing lost), e.g. an unknown ATT&CK tag kept as a tag.
-    pub notes: Vec<String>,
+    pub notes: Vec<Part>,
     /// Why it was refused, located (status `refused`).
     pub error: Option<String>,
     /// Target -> "builds" or why not.
@@ -119,7 +119,7 @@ pub fn run(vendor: Vendor, paths: &[PathBuf], read: rulecast::load::files::ReadP
                     continue;
                 }
                 Outcome::Full => vec![],
-                Outcome::Partial(p) => p.clone(),
+                Outcome::Partial(p) | Outcome::Opaque(p) => p.clone(),
             };
             entry.notes = imp.notes.clone();
             // one file per rule: a second rule with the same slug gets a numbered name
@@ -171,10 +171,10 @@ pub fn run(vendor: Vendor, paths: &[PathBuf], read: rulecast::load::files::ReadP
                         imp.yaml = y;
                         rule = r;
                         if need_author {
-                            entry.notes.push(format!("note: the vendor file names no author: `authors: [{default}]` written (name one with --author)"));
+                            entry.notes.push(Part::note(format!("the vendor file names no author: `authors: [{default}]` written (name one with --author)")));
                         }
                         if need_created {
-                            entry.notes.push(format!("note: the vendor file gives no creation date: `created: {today}` (the import date) written (set one with --created)"));
+                            entry.notes.push(Part::note(format!("the vendor file gives no creation date: `created: {today}` (the import date) written (set one with --created)")));
                         }
                     }
                     Err(e) => {
@@ -245,7 +245,7 @@ pub fn run(vendor: Vendor, paths: &[PathBuf], read: rulecast::load::files::ReadP
             };
             writeln!(stdout, "{label} {}{}", e.source, e.output.as_ref().map_or_else(String::new, |o| format!(" -> {o}")))?;
             for p in &e.parts {
-                let p = p.strip_prefix("detection: ").map_or_else(|| p.strip_prefix("metadata: ").unwrap_or(p).to_string(), |d| format!("detection: {d}"));
+                let p = if p.kind == PartKind::Detection { p.to_string() } else { p.reason.clone() };
                 writeln!(stdout, "          left out or kept opaque: {p}")?;
             }
             for n in &e.notes {

@@ -287,14 +287,14 @@ impl Coverage {
         for imp in crate::vendors::importer(vendor).import(&name, &text, path, policy) {
             let loaded = match &imp.outcome {
                 Outcome::Refused(d) => Err(d.clone()),
-                Outcome::Full | Outcome::Partial(_) => crate::load::rule_from_str(&name, &imp.slug, &imp.yaml).map_err(|ds| {
+                Outcome::Full | Outcome::Partial(_) | Outcome::Opaque(_) => crate::load::rule_from_str(&name, &imp.slug, &imp.yaml).map_err(|ds| {
                     ds.iter().find(|d| d.is_error()).cloned().unwrap_or_else(|| Diagnostic::error(crate::diag::Code::E900, "the imported rule does not load"))
                 }),
             };
             match loaded {
                 Ok(rule) => {
                     let status = match &imp.outcome {
-                        Outcome::Partial(parts) => Status::Partial { parts: parts.clone() },
+                        Outcome::Partial(parts) | Outcome::Opaque(parts) => Status::Partial { parts: parts.iter().map(ToString::to_string).collect() },
                         Outcome::Full | Outcome::Refused(_) => Status::Built { notes: BTreeMap::new() },
                     };
                     let (tactics, techniques) = attack_of(&rule);

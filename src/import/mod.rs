@@ -4,38 +4,124 @@
 //! [`Imported`] per rule in it: a slug, the canonical YAML text (which `load::rule_from_str`
 //! reads back) and an [`Outcome`] saying whether everything was carried over.
 //!
-//! The canonical document is built as a `serde_json::Value` in the model's key order
-//! ([`Doc::to_value`]) and written by a small YAML emitter ([`to_yaml`]); every string goes
-//! through [`crate::targets::render::yaml_str`].
+//! The canonical document is built as typed values ([`Doc`], [`Node`]: `model::doc`, the model's
+//! schema as serde types), serialised in the model's key order ([`Doc::to_value`]) and written by
+//! a small YAML emitter ([`to_yaml`]); every string goes through
+//! [`crate::targets::render::yaml_str`].
 
 pub mod source;
 
 pub use source::{Vendor, files, files_with, import_file, import_file_with};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+
+pub use crate::model::doc::{Doc, Node, Pred};
 
 use crate::diag::{Diagnostic, Span};
 use crate::targets::render::{yaml_double, yaml_str};
+
+/// What an import part is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartKind {
+    /// Part of the detection, kept opaque (vendor text) or read with a difference: which events
+    /// match may differ from the vendor rule.
+    Detection,
+    /// Metadata or alert content left out or changed; which events match is unchanged.
+    Metadata,
+    /// Kept in another form, nothing lost (e.g. an ATT&CK id newer than rulecast's data kept as
+    /// a plain tag). Never makes an import partial.
+    Note,
+}
+
+impl PartKind {
+    /// The word the report writes before the reason.
+    pub fn label(self) -> &'static str {
+        match self {
+            PartKind::Detection => "detection",
+            PartKind::Metadata => "metadata",
+            PartKind::Note => "note",
+        }
+    }
+}
+
+/// One part of a vendor rule that was not carried over exactly: what it is about, why, and
+/// where (when the importer knows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// Detection, metadata or note.
+    pub kind: PartKind,
+    /// What was kept opaque, left out or kept in another form, and why.
+    pub reason: String,
+    /// Where in the vendor file.
+    pub span: Option<Span>,
+}
+
+impl Part {
+    /// A part of the detection.
+    pub fn detection(reason: impl Into<String>) -> Self {
+        Part { kind: PartKind::Detection, reason: reason.into(), span: None }
+    }
+
+    /// A metadata or alert part.
+    pub fn metadata(reason: impl Into<String>) -> Self {
+        Part { kind: PartKind::Metadata, reason: reason.into(), span: None }
+    }
+
+    /// A note (nothing lost).
+    pub fn note(reason: impl Into<String>) -> Self {
+        Part { kind: PartKind::Note, reason: reason.into(), span: None }
+    }
+
+    /// The part, located.
+    pub fn with_span(mut self, span: Option<Span>) -> Self {
+        self.span = span;
+        self
+    }
+
+    /// Is it only a note?
+    pub fn is_note(&self) -> bool {
+        self.kind == PartKind::Note
+    }
+}
+
+/// `detection: <reason>`, `metadata: <reason>`, `note: <reason>` (the report's words).
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.label(), self.reason)
+    }
+}
+
+/// Written as its report text (`detection: ...`) in JSON reports.
+impl serde::Serialize for Part {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 /// How completely a vendor rule was carried over.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Everything maps (notes, if any, are in [`Imported::notes`]).
     Full,
-    /// The rule was imported, but these parts were not (each named, with the reason).
-    /// Parts of the detection start with `detection:`, others with `metadata:`.
-    Partial(Vec<String>),
+    /// The rule was imported with its whole detection, but these metadata or alert parts were
+    /// not carried over exactly (each with its reason).
+    Partial(Vec<Part>),
+    /// The rule was imported, but part of its detection was kept opaque (vendor text) or read
+    /// with a difference: these parts (at least one of [`PartKind::Detection`]).
+    Opaque(Vec<Part>),
     /// The rule was not imported: why, and where.
     Refused(Diagnostic),
 }
 
 impl Outcome {
-    /// Full, or Partial with the given parts (Full when there are none). Notes (`note: ...`)
-    /// are not parts: use [`Imported::new`], which keeps them apart.
-    pub fn from_parts(parts: Vec<String>) -> Self {
-        let parts: Vec<String> = parts.into_iter().filter(|p| !is_note(p)).collect();
+    /// Full, Partial or Opaque with the given parts (Full when there are none). Notes are not
+    /// parts: use [`Imported::new`], which keeps them apart.
+    pub fn from_parts(parts: Vec<Part>) -> Self {
+        let parts: Vec<Part> = parts.into_iter().filter(|p| !p.is_note()).collect();
         if parts.is_empty() {
             Outcome::Full
+        } else if parts.iter().any(|p| p.kind == PartKind::Detection) {
+            Outcome::Opaque(parts)
         } else {
             Outcome::Partial(parts)
         }
@@ -46,16 +132,18 @@ impl Outcome {
         matches!(self, Outcome::Full)
     }
 
-    /// Does a partial outcome leave out part of the detection (not only metadata)?
+    /// Does the outcome leave out or keep opaque part of the detection (not only metadata)?
     pub fn drops_detection(&self) -> bool {
-        matches!(self, Outcome::Partial(p) if p.iter().any(|s| s.starts_with("detection:")))
+        matches!(self, Outcome::Opaque(_))
     }
-}
 
-/// Is this part only a note (something kept in another form, nothing lost)? Parts name what
-/// was kept opaque or left out (`detection: ...`, `metadata: ...`), notes start with `note:`.
-pub fn is_note(part: &str) -> bool {
-    part.starts_with("note:")
+    /// The parts not carried over exactly (none when full or refused).
+    pub fn parts(&self) -> &[Part] {
+        match self {
+            Outcome::Partial(p) | Outcome::Opaque(p) => p,
+            Outcome::Full | Outcome::Refused(_) => &[],
+        }
+    }
 }
 
 /// One imported rule.
@@ -67,16 +155,16 @@ pub struct Imported {
     pub yaml: String,
     /// How completely it was carried over.
     pub outcome: Outcome,
-    /// Things kept in another form, nothing lost (`note: ...`), e.g. an ATT&CK tag newer than
-    /// rulecast's ATT&CK data kept as a plain tag. They never make an import partial.
-    pub notes: Vec<String>,
+    /// Things kept in another form, nothing lost ([`PartKind::Note`]), e.g. an ATT&CK tag newer
+    /// than rulecast's ATT&CK data kept as a plain tag. They never make an import partial.
+    pub notes: Vec<Part>,
 }
 
 impl Imported {
-    /// An imported rule: `parts` are what was not carried over exactly, notes among them
-    /// (`note: ...`) are kept apart in [`Imported::notes`].
-    pub fn new(slug: &str, yaml: String, parts: Vec<String>) -> Self {
-        let (notes, parts): (Vec<String>, Vec<String>) = parts.into_iter().partition(|p| is_note(p));
+    /// An imported rule: `parts` are what was not carried over exactly, notes among them are
+    /// kept apart in [`Imported::notes`].
+    pub fn new(slug: &str, yaml: String, parts: Vec<Part>) -> Self {
+        let (notes, parts): (Vec<Part>, Vec<Part>) = parts.into_iter().partition(Part::is_note);
         Imported { slug: slug.to_string(), yaml, outcome: Outcome::from_parts(parts), notes }
     }
 
@@ -88,6 +176,23 @@ impl Imported {
             outcome: Outcome::Refused(d),
             notes: vec![],
         }
+    }
+}
+
+/// Why part of a vendor query was not structured, and where: the reason and the byte offset in
+/// the query text (the importer turns it into a located part, or a located refusal).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsaid {
+    /// Why.
+    pub reason: String,
+    /// The byte offset in the query text.
+    pub at: usize,
+}
+
+impl Unsaid {
+    /// A reason at a byte offset.
+    pub fn new(reason: impl Into<String>, at: usize) -> Self {
+        Unsaid { reason: reason.into(), at }
     }
 }
 
@@ -200,125 +305,6 @@ pub fn bad_id(id: &str, span: Option<Span>) -> Option<Diagnostic> {
     })
 }
 
-/// The parts of a canonical rule an importer fills in; [`Doc::to_value`] orders them as the
-/// model does.
-#[derive(Debug, Clone, Default)]
-pub struct Doc {
-    /// `id`.
-    pub id: String,
-    /// `name`.
-    pub name: String,
-    /// `description`.
-    pub description: String,
-    /// `severity` (canonical vocabulary).
-    pub severity: String,
-    /// `risk_score`.
-    pub risk_score: Option<u64>,
-    /// `authors`.
-    pub authors: Vec<String>,
-    /// `license`.
-    pub license: Option<String>,
-    /// `references`.
-    pub references: Vec<String>,
-    /// `false_positives`.
-    pub false_positives: Vec<String>,
-    /// `tags`.
-    pub tags: Vec<String>,
-    /// `attack.tactics`.
-    pub tactics: Vec<String>,
-    /// `attack.techniques`.
-    pub techniques: Vec<String>,
-    /// `created` (YYYY-MM-DD).
-    pub created: Option<String>,
-    /// `updated` (YYYY-MM-DD).
-    pub updated: Option<String>,
-    /// `version`.
-    pub version: Option<String>,
-    /// `status`.
-    pub status: Option<String>,
-    /// `lists`.
-    pub lists: Map<String, Value>,
-    /// `detection`: a condition node in the canonical syntax.
-    pub detection: Value,
-    /// `alert` (`derive`, `aggregate`, `entities`, `details`, `title`, `description`).
-    pub alert: Map<String, Value>,
-    /// `tests`.
-    pub tests: Vec<Value>,
-    /// `targets` (`{elastic: {...}}`).
-    pub targets: Map<String, Value>,
-}
-
-impl Doc {
-    /// The document as a JSON value, keys in the model's order, empty parts left out.
-    pub fn to_value(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("id".into(), json!(self.id));
-        m.insert("name".into(), json!(self.name));
-        m.insert("description".into(), json!(self.description));
-        m.insert("severity".into(), json!(self.severity));
-        if let Some(r) = self.risk_score {
-            m.insert("risk_score".into(), json!(r));
-        }
-        if !self.authors.is_empty() {
-            m.insert("authors".into(), json!(self.authors));
-        }
-        if let Some(l) = &self.license {
-            m.insert("license".into(), json!(l));
-        }
-        for (k, v) in [
-            ("references", &self.references),
-            ("false_positives", &self.false_positives),
-        ] {
-            if !v.is_empty() {
-                m.insert(k.into(), json!(v));
-            }
-        }
-        if !self.tags.is_empty() {
-            m.insert("tags".into(), json!(self.tags));
-        }
-        if !self.tactics.is_empty() || !self.techniques.is_empty() {
-            let mut a = Map::new();
-            if !self.tactics.is_empty() {
-                a.insert("tactics".into(), json!(self.tactics));
-            }
-            if !self.techniques.is_empty() {
-                a.insert("techniques".into(), json!(self.techniques));
-            }
-            m.insert("attack".into(), Value::Object(a));
-        }
-        for (k, v) in [
-            ("created", &self.created),
-            ("updated", &self.updated),
-            ("version", &self.version),
-            ("status", &self.status),
-        ] {
-            if let Some(v) = v {
-                m.insert(k.into(), json!(v));
-            }
-        }
-        m.insert("logsource".into(), json!("aws.cloudtrail"));
-        if !self.lists.is_empty() {
-            m.insert("lists".into(), Value::Object(self.lists.clone()));
-        }
-        m.insert("detection".into(), self.detection.clone());
-        if !self.alert.is_empty() {
-            m.insert("alert".into(), Value::Object(self.alert.clone()));
-        }
-        if !self.tests.is_empty() {
-            m.insert("tests".into(), Value::Array(self.tests.clone()));
-        }
-        if !self.targets.is_empty() {
-            m.insert("targets".into(), Value::Object(self.targets.clone()));
-        }
-        Value::Object(m)
-    }
-
-    /// The document as canonical YAML text.
-    pub fn to_yaml(&self) -> String {
-        to_yaml(&self.to_value())
-    }
-}
-
 /// Fill what an imported rule's vendor file did not say but a target needs (detection-rules
 /// requires an author and a creation date; Sentinel and Panther files carry neither): `authors`
 /// and `created` are added only where the rule has none. The YAML is the importer's own.
@@ -336,10 +322,10 @@ pub fn fill_missing(yaml: &str, authors: &[String], created: Option<&str>) -> Re
         let next_is_after = keys.get(i + 1).is_some_and(|n| after.contains(&n.as_str()));
         if !placed && after.contains(&k.as_str()) && !next_is_after {
             if add_authors {
-                out.insert("authors".into(), json!(authors));
+                out.insert("authors".into(), Value::from(authors.to_vec()));
             }
             if let (true, Some(c)) = (add_created, created) {
-                out.insert("created".into(), json!(c));
+                out.insert("created".into(), Value::from(c));
             }
             placed = true;
         }
@@ -368,9 +354,24 @@ pub fn add_skips(yaml: &str, skips: &[(String, String)]) -> Result<String, Strin
             *entry = Value::Object(Map::new());
         }
         let Value::Object(e) = entry else { return Err(format!("`targets.{t}` is not a mapping")) };
-        e.entry("skip").or_insert_with(|| json!(why));
+        e.entry("skip").or_insert_with(|| Value::from(why.as_str()));
     }
     Ok(to_yaml(&Value::Object(m)))
+}
+
+/// A fully imported rule keeps its query text (`targets.<t>.query`) with the fingerprint of what
+/// was read from it (`query_of`, as `fingerprint` computes it from the loaded rule): the build
+/// writes the text as it is while that is unchanged. Nothing is kept when the rule does not load.
+pub fn keep_query_text(slug: &str, v: &mut Value, target: crate::Target, query: &str, fingerprint: fn(&crate::load::Rule) -> String) {
+    let Ok(rule) = crate::load::rule_from_str(&format!("{slug}.yaml"), slug, &to_yaml(v)) else { return };
+    let of = fingerprint(&rule);
+    let Some(m) = v.as_object_mut() else { return };
+    let targets = m.entry("targets").or_insert_with(|| Value::Object(Map::new()));
+    let Some(t) = targets.as_object_mut() else { return };
+    let settings = t.entry(target.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    let Some(settings) = settings.as_object_mut() else { return };
+    settings.insert("query".into(), Value::from(query));
+    settings.insert("query_of".into(), Value::from(of));
 }
 
 /// Write a JSON value (a mapping at the top) as block-style YAML. Condition predicates and
@@ -522,55 +523,25 @@ fn write_seq(a: &[Value], indent: usize, out: &mut String) {
     }
 }
 
-/// A predicate node: `{field, op, value|values, case?}`.
+/// A predicate node as a JSON value (see [`Node::pred`]), for the importers that still build
+/// their condition trees as JSON.
 pub fn pred(field: &str, op: &str, values: Vec<Value>, insensitive: bool) -> Value {
-    let mut m = Map::new();
-    m.insert("field".into(), json!(field));
-    let op = if op == "eq" && values.len() > 1 {
-        "in"
-    } else {
-        op
-    };
-    m.insert("op".into(), json!(op));
-    match values.len() {
-        0 => {}
-        1 if op != "in" => {
-            m.insert(
-                "value".into(),
-                values.into_iter().next().unwrap_or(Value::Null),
-            );
-        }
-        _ => {
-            m.insert("values".into(), Value::Array(values));
-        }
-    }
-    if insensitive {
-        m.insert("case".into(), json!("insensitive"));
-    }
-    Value::Object(m)
+    Node::pred(field, op, values, insensitive).to_value()
 }
 
-/// `{all: [...]}` (the child itself when there is one).
-pub fn all(mut kids: Vec<Value>) -> Value {
-    if kids.len() == 1 {
-        kids.pop().unwrap_or(Value::Null)
-    } else {
-        json!({ "all": kids })
-    }
+/// `{all: [...]}` as a JSON value (see [`Node::all`]).
+pub fn all(kids: Vec<Value>) -> Value {
+    Node::all(kids.into_iter().map(Node::Json).collect()).to_value()
 }
 
-/// `{any: [...]}` (the child itself when there is one).
-pub fn any(mut kids: Vec<Value>) -> Value {
-    if kids.len() == 1 {
-        kids.pop().unwrap_or(Value::Null)
-    } else {
-        json!({ "any": kids })
-    }
+/// `{any: [...]}` as a JSON value (see [`Node::any`]).
+pub fn any(kids: Vec<Value>) -> Value {
+    Node::any(kids.into_iter().map(Node::Json).collect()).to_value()
 }
 
-/// `{not: node}`.
+/// `{not: node}` as a JSON value (see [`Node::not`]).
 pub fn not(kid: Value) -> Value {
-    json!({ "not": kid })
+    Node::not(Node::Json(kid)).to_value()
 }
 
 /// `YYYY/MM/DD` or `YYYY-MM-DD` → `YYYY-MM-DD` (None if it is neither, or not a day that
@@ -582,17 +553,17 @@ pub fn date(s: &str) -> Option<String> {
 
 /// Add an ATT&CK technique and make sure one of its tactics is listed (the first of the
 /// technique's tactics is added when none is). Returns false for an unknown id.
-pub fn add_technique(id: &str, tactics: &mut Vec<String>, techniques: &mut Vec<String>, parts: &mut Vec<String>) -> bool {
+pub fn add_technique(id: &str, tactics: &mut Vec<String>, techniques: &mut Vec<String>, parts: &mut Vec<Part>) -> bool {
     let t = match crate::attack::technique(id) {
         Some(t) => t,
         None => match crate::attack::from_v19(id) {
             Some(t) => {
-                parts.push(format!(
-                    "note: technique {id} is an ATT&CK v19 id; read as v{} {} {} (the version rulecast writes)",
+                parts.push(Part::note(format!(
+                    "technique {id} is an ATT&CK v19 id; read as v{} {} {} (the version rulecast writes)",
                     crate::attack::VERSION,
                     t.id,
                     t.name
-                ));
+                )));
                 t
             }
             None => return false,
@@ -636,22 +607,17 @@ mod tests {
             techniques: vec!["T1562.008".into()],
             created: Some("2020-01-21".into()),
             status: Some("experimental".into()),
-            detection: all(vec![
-                pred(
-                    "eventName",
-                    "eq",
-                    vec![json!("StopLogging"), json!("Delete, Trail")],
-                    true,
-                ),
-                not(json!({"request_succeeded": false})),
-                any(vec![
-                    pred("userAgent", "contains", vec![json!("[x]")], false),
-                    pred("readOnly", "eq", vec![json!(true)], false),
+            detection: Node::all(vec![
+                Node::pred("eventName", "eq", vec![Value::from("StopLogging"), Value::from("Delete, Trail")], true),
+                Node::not(Node::Succeeded { request_succeeded: false }),
+                Node::any(vec![
+                    Node::pred("userAgent", "contains", vec![Value::from("[x]")], false),
+                    Node::pred("readOnly", "eq", vec![Value::Bool(true)], false),
                 ]),
             ]),
             ..Doc::default()
         };
-        let y = doc.to_yaml();
+        let y = to_yaml(&doc.to_value());
         let rule = crate::load::rule_from_str("t.yaml", "t", &y);
         assert!(rule.is_ok(), "{y}\n{:?}", rule.err());
         let rule = rule.unwrap();
@@ -665,9 +631,9 @@ mod tests {
     #[test]
     fn unloadable_agrees_with_the_loader() {
         let doc = |nots: usize| {
-            let mut det = pred("eventName", "eq", vec![json!("x")], false);
+            let mut det = Node::pred("eventName", "eq", vec![Value::from("x")], false);
             for _ in 0..nots {
-                det = not(det);
+                det = Node::not(det);
             }
             Doc {
                 id: "deep.rule".into(),

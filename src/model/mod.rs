@@ -4,8 +4,10 @@
 //! [`Spanned`] wrapper on every value that validation may need to point at.
 
 use indexmap::IndexMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 pub use serde_saphyr::Spanned;
+
+pub mod doc;
 
 /// A JSON-like value as written in YAML (`serde_json::Value`, order preserved).
 pub type Value = serde_json::Value;
@@ -190,7 +192,7 @@ pub struct SomeNode {
 }
 
 /// How a `some` field's value is decoded.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decode {
     /// JSON text.
@@ -211,7 +213,7 @@ pub struct Opaque {
 }
 
 /// The languages an opaque condition can be written in.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, strum::IntoStaticStr, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum OpaqueLang {
@@ -266,7 +268,7 @@ pub enum Op {
 }
 
 /// Case sensitivity of a string comparison.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Case {
     /// Exact (default).
@@ -326,7 +328,7 @@ pub struct Alert {
 }
 
 /// A derived-field expression.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Expr {
     /// A field or an earlier derived name.
@@ -376,7 +378,7 @@ pub enum Expr {
 }
 
 /// One arm of a `case` expression.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseArm {
     /// Input compared.
@@ -387,7 +389,7 @@ pub struct CaseArm {
 }
 
 /// The tests a `case` arm can make.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum ExprTest {
     /// The field or name equals the constant (case-sensitive).
@@ -423,7 +425,7 @@ pub struct Aggregate {
 }
 
 /// An aggregate measure.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Measure {
     /// Number of events.

@@ -4,9 +4,10 @@
 //! CloudTrail paths already; Sigma compares strings case-insensitively, so every string
 //! comparison but `re` gets `case: insensitive`.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use crate::import::{Doc, Imported, add_technique, all, any, date, not, pred, slug_of, span_at};
+use crate::import::{Doc, Imported, Node, Part, Pred, add_technique, date, slug_of, span_at};
+use crate::model::Case;
 use crate::diag::{Code, Diagnostic};
 
 /// Import the rules of one Sigma file. `file` names it in diagnostics and gives the slug.
@@ -28,7 +29,7 @@ struct Cx<'a> {
     file: &'a str,
     text: &'a str,
     /// Parts of the detection imported as something other than what they literally say.
-    parts: std::cell::RefCell<Vec<String>>,
+    parts: std::cell::RefCell<Vec<Part>>,
 }
 
 impl Cx<'_> {
@@ -86,7 +87,7 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         .with_span(span_at(file, text, text.find("logsource").unwrap_or(0)));
         return Imported::refused(slug, d);
     }
-    let mut parts: Vec<String> = vec![];
+    let mut parts: Vec<Part> = vec![];
     if let Some(id) = s_of(m.get("id")) {
         let at = text.find("\nid:").map_or(0, |i| i + 1);
         if let Some(e) = crate::import::bad_id(&id, span_at(file, text, at)) {
@@ -106,9 +107,9 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         Some("critical") => "critical",
         Some("medium") => "medium",
         other => {
-            parts.push(format!(
-                "metadata: level {other:?} is not a sigma level (medium assumed)"
-            ));
+            parts.push(Part::metadata(format!(
+                "level {other:?} is not a sigma level (medium assumed)"
+            )));
             "medium"
         }
     }
@@ -118,12 +119,12 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         Some("experimental") => Some("experimental".into()),
         Some("test") => {
             // Sigma's `test` (tested, not yet stable) has no canonical status of its own
-            parts.push("note: Sigma status test has no canonical status of its own (imported as experimental)".into());
+            parts.push(Part::note("Sigma status test has no canonical status of its own (imported as experimental)"));
             Some("experimental".into())
         }
         Some("deprecated") => Some("deprecated".into()),
         Some("unsupported") => {
-            parts.push("metadata: status unsupported has no canonical status".into());
+            parts.push(Part::metadata("status unsupported has no canonical status"));
             None
         }
         _ => None,
@@ -152,9 +153,9 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
                 .is_some_and(|c| c.is_ascii_digit())
         {
             if !add_technique(&upper, &mut d.tactics, &mut d.techniques, &mut parts) {
-                parts.push(format!(
-                    "note: tag {tag}: no ATT&CK v18.1 technique {upper} (kept as a tag)"
-                ));
+                parts.push(Part::note(format!(
+                    "tag {tag}: no ATT&CK v18.1 technique {upper} (kept as a tag)"
+                )));
                 d.tags.push(tag);
             }
             continue;
@@ -168,12 +169,12 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
         let short = rest.replace('_', "-");
         let v19 = crate::attack::tactic_by_shortname(&short).is_none().then(|| crate::attack::tactic_from_v19(&short)).flatten();
         if let Some(t) = v19 {
-            parts.push(format!(
-                "note: tag {tag} is an ATT&CK v19 tactic; read as v{} {} {}, which v19 split (the version rulecast writes)",
+            parts.push(Part::note(format!(
+                "tag {tag} is an ATT&CK v19 tactic; read as v{} {} {}, which v19 split (the version rulecast writes)",
                 crate::attack::VERSION,
                 t.id,
                 t.name
-            ));
+            )));
         }
         match crate::attack::tactic_by_shortname(&short).or(v19) {
             Some(t) => {
@@ -182,9 +183,9 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
                 }
             }
             None => {
-                parts.push(format!(
-                    "note: tag {tag}: no ATT&CK v18.1 tactic of that name (kept as a tag)"
-                ));
+                parts.push(Part::note(format!(
+                    "tag {tag}: no ATT&CK v18.1 tactic of that name (kept as a tag)"
+                )));
                 d.tags.push(tag);
             }
         }
@@ -194,9 +195,9 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
     d.updated = s_of(m.get("modified")).and_then(|s| date(&s));
     if let (Some(c), Some(u)) = (&d.created, &d.updated) {
         if u < c {
-            parts.push(format!(
-                "metadata: modified {u} is before date {c} (left out)"
-            ));
+            parts.push(Part::metadata(format!(
+                "modified {u} is before date {c} (left out)"
+            )));
             d.updated = None;
         }
     }
@@ -229,12 +230,12 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
                 | "fields"
                 | "related"
         ) {
-            parts.push(format!("metadata: `{k}` has no canonical key"));
+            parts.push(Part::metadata(format!("`{k}` has no canonical key")));
         }
     }
     if let Some(r) = m.get("related").and_then(Value::as_array) {
         if !r.is_empty() {
-            parts.push("metadata: `related` (rule relations) has no canonical key".into());
+            parts.push(Part::metadata("`related` (rule relations) has no canonical key"));
         }
     }
     let v = d.to_value();
@@ -247,7 +248,7 @@ fn import_one(file: &str, text: &str, slug: &str, doc: &Value) -> Imported {
 }
 
 /// The condition of a `detection:` block.
-fn detection(cx: &Cx, det: &Map<String, Value>) -> Result<Value, Box<Diagnostic>> {
+fn detection(cx: &Cx, det: &Map<String, Value>) -> Result<Node, Box<Diagnostic>> {
     let cond = match det.get("condition") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(a)) if a.len() == 1 => s_of(a.first()).unwrap_or_default(),
@@ -297,7 +298,7 @@ fn detection(cx: &Cx, det: &Map<String, Value>) -> Result<Value, Box<Diagnostic>
 }
 
 /// One named selection: a mapping (AND across fields) or a list of mappings (OR).
-fn selection(cx: &Cx, name: &str, v: &Value) -> Result<Value, Box<Diagnostic>> {
+fn selection(cx: &Cx, name: &str, v: &Value) -> Result<Node, Box<Diagnostic>> {
     match v {
         Value::Object(m) => {
             let mut kids = vec![];
@@ -307,14 +308,14 @@ fn selection(cx: &Cx, name: &str, v: &Value) -> Result<Value, Box<Diagnostic>> {
             if kids.is_empty() {
                 return Err(cx.err(format!("selection `{name}` is empty"), name));
             }
-            Ok(all(kids))
+            Ok(Node::all(kids))
         }
         Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_object) => {
             let kids = a
                 .iter()
                 .map(|x| selection(cx, name, x))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(any(kids))
+            Ok(Node::any(kids))
         }
         _ => Err(cx.err(
             format!("selection `{name}`: keyword searches (values with no field) are not imported"),
@@ -347,7 +348,7 @@ fn sigma_str(s: &str) -> (String, bool, bool) {
     (out, wild, escaped_wild)
 }
 
-fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>> {
+fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Node, Box<Diagnostic>> {
     let mut it = key.split('|');
     let field = it.next().unwrap_or("");
     let mods: Vec<&str> = it.collect();
@@ -395,9 +396,9 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>
     let object = crate::fields::resolve(field).is_ok_and(|f| matches!(f.kind, crate::fields::Kind::Object | crate::fields::Kind::Record));
     if object && op == "contains" {
         op = "mentions";
-        cx.parts.borrow_mut().push(format!(
-            "detection: `{key}` searches an object's text; imported as `mentions` (a key or value of `{field}` containing the text), which, unlike a search of the JSON text, never matches across keys, values and JSON syntax"
-        ));
+        cx.parts.borrow_mut().push(Part::detection(format!(
+            "`{key}` searches an object's text; imported as `mentions` (a key or value of `{field}` containing the text), which, unlike a search of the JSON text, never matches across keys, values and JSON syntax"
+        )));
     }
     if vals.is_empty() {
         return Err(cx.err(format!("`{key}` has an empty value list"), key));
@@ -408,7 +409,7 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>
             [Value::String(s)] if s == "true" || s == "false" => s == "true",
             _ => return Err(cx.err("`|exists` takes true or false", key)),
         };
-        return Ok(pred(field, "exists", vec![json!(b)], false));
+        return Ok(Node::pred(field, "exists", vec![Value::Bool(b)], false));
     }
     // one predicate per value shape: group consecutive values that share an op
     let mut preds: Vec<(String, Vec<Value>, bool)> = vec![];
@@ -416,8 +417,8 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>
         let (o, v, ci) = match (&v, op) {
             (Value::Null, "eq") => ("empty".to_string(), Value::Null, false),
             (Value::Null, _) => return Err(cx.err(format!("`null` with `|{op}`"), key)),
-            (Value::String(s), "re") => ("regex".into(), json!(s), false),
-            (Value::String(s), "cidr") => ("cidr".into(), json!(s), false),
+            (Value::String(s), "re") => ("regex".into(), Value::from(s.as_str()), false),
+            (Value::String(s), "cidr") => ("cidr".into(), Value::from(s.as_str()), false),
             (Value::String(s), _) => {
                 let (t, wild, escaped) = sigma_str(s);
                 if wild && escaped {
@@ -446,14 +447,14 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>
                             c.push(ch);
                         }
                     }
-                    ("glob".into(), json!(c), true)
+                    ("glob".into(), Value::from(c), true)
                 } else {
-                    (op.to_string(), json!(t), true)
+                    (op.to_string(), Value::from(t), true)
                 }
             }
             (Value::Number(_) | Value::Bool(_), "eq") => ("eq".into(), v.clone(), false),
             (Value::Number(n), _) if op != "re" && op != "cidr" => {
-                (op.to_string(), json!(n.to_string()), true)
+                (op.to_string(), Value::from(n.to_string()), true)
             }
             _ => return Err(cx.err(format!("value {v} does not fit `|{op}`"), key)),
         };
@@ -465,22 +466,22 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>
             _ => preds.push((o, vec![v], ci)),
         }
     }
-    let kids: Vec<Value> = preds
+    let kids: Vec<Node> = preds
         .into_iter()
         .map(|(o, vs, ci)| {
             if o == "empty" {
-                pred(field, "empty", vec![], false)
+                Node::pred(field, "empty", vec![], false)
             } else {
-                pred(field, &o, vs, ci)
+                Node::pred(field, &o, vs, ci)
             }
         })
         .collect();
-    Ok(if and_all { all(kids) } else { any(kids) })
+    Ok(if and_all { Node::all(kids) } else { Node::any(kids) })
 }
 
 /// `field|fieldref: other`: the two fields' values are equal (Sigma matches strings
 /// case-insensitively). Several referenced fields: any of them (`|all`: every one).
-fn field_ref(cx: &Cx, key: &str, field: &str, mods: &[&str], val: &Value) -> Result<Value, Box<Diagnostic>> {
+fn field_ref(cx: &Cx, key: &str, field: &str, mods: &[&str], val: &Value) -> Result<Node, Box<Diagnostic>> {
     let mut and_all = false;
     for m in mods {
         match *m {
@@ -508,20 +509,23 @@ fn field_ref(cx: &Cx, key: &str, field: &str, mods: &[&str], val: &Value) -> Res
             }
             return Err(d);
         }
-        let mut m = Map::new();
-        m.insert("field".into(), json!(field));
-        m.insert("op".into(), json!("eq"));
-        m.insert("ref".into(), json!(other));
-        m.insert("case".into(), json!("insensitive"));
-        kids.push(Value::Object(m));
+        kids.push(Node::Pred(Pred {
+            field: field.to_string(),
+            op: "eq".into(),
+            value: None,
+            values: None,
+            list: None,
+            ref_field: Some(other.clone()),
+            case: Some(Case::Insensitive),
+        }));
     }
-    Ok(if and_all { all(kids) } else { any(kids) })
+    Ok(if and_all { Node::all(kids) } else { Node::any(kids) })
 }
 
 /// `status: success` / `failure`: CloudTrail has no `status` field, so the rule as written
 /// never matches. Imported as the request-succeeded predicate the rule means, declared as a
 /// part: what the vendor rule literally says is not what rulecast imports.
-fn status(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>> {
+fn status(cx: &Cx, key: &str, val: &Value) -> Result<Node, Box<Diagnostic>> {
     let want = match val {
         Value::String(s) if s.eq_ignore_ascii_case("success") => true,
         Value::String(s) if s.eq_ignore_ascii_case("failure") => false,
@@ -532,11 +536,11 @@ fn status(cx: &Cx, key: &str, val: &Value) -> Result<Value, Box<Diagnostic>> {
             ));
         }
     };
-    cx.parts.borrow_mut().push(format!(
-        "detection: `{key}: {}` names no CloudTrail field, so the rule as written never matches; imported as `request_succeeded: {want}` (no errorCode and no errorMessage), what it means",
+    cx.parts.borrow_mut().push(Part::detection(format!(
+        "`{key}: {}` names no CloudTrail field, so the rule as written never matches; imported as `request_succeeded: {want}` (no errorCode and no errorMessage), what it means",
         if want { "success" } else { "failure" }
-    ));
-    Ok(json!({"request_succeeded": want}))
+    )));
+    Ok(Node::Succeeded { request_succeeded: want })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -574,7 +578,7 @@ fn tokens(s: &str) -> Result<Vec<String>, String> {
 struct CondParser<'a> {
     toks: Vec<String>,
     pos: usize,
-    names: &'a [(String, Value)],
+    names: &'a [(String, Node)],
     /// Open `(` and `not` (bounded: no stack overflow on hostile input).
     depth: usize,
 }
@@ -613,27 +617,27 @@ impl CondParser<'_> {
     fn is_kw(&self, kw: &str) -> bool {
         self.peek().is_some_and(|t| t.eq_ignore_ascii_case(kw))
     }
-    fn or(&mut self) -> Result<Value, String> {
+    fn or(&mut self) -> Result<Node, String> {
         let mut kids = vec![self.and()?];
         while self.is_kw("or") {
             self.pos += 1;
             kids.push(self.and()?);
         }
-        Ok(any(kids))
+        Ok(Node::any(kids))
     }
-    fn and(&mut self) -> Result<Value, String> {
+    fn and(&mut self) -> Result<Node, String> {
         let mut kids = vec![self.not()?];
         while self.is_kw("and") {
             self.pos += 1;
             kids.push(self.not()?);
         }
-        Ok(all(kids))
+        Ok(Node::all(kids))
     }
-    fn not(&mut self) -> Result<Value, String> {
+    fn not(&mut self) -> Result<Node, String> {
         if self.is_kw("not") {
             self.pos += 1;
             self.enter()?;
-            let v = not(self.not()?);
+            let v = Node::not(self.not()?);
             self.depth -= 1;
             return Ok(v);
         }
@@ -646,7 +650,7 @@ impl CondParser<'_> {
         }
         Ok(())
     }
-    fn atom(&mut self) -> Result<Value, String> {
+    fn atom(&mut self) -> Result<Node, String> {
         let Some(t) = self.peek().map(str::to_string) else {
             return Err("unexpected end of the condition".into());
         };
@@ -674,7 +678,7 @@ impl CondParser<'_> {
                 return Err(format!("`{t} of` needs a selection name or `them`"));
             };
             self.pos += 1;
-            let picked: Vec<Value> = self
+            let picked: Vec<Node> = self
                 .names
                 .iter()
                 .filter(|(n, _)| {
@@ -689,7 +693,7 @@ impl CondParser<'_> {
             if picked.is_empty() {
                 return Err(format!("`{pat}` names no selection"));
             }
-            return Ok(if every { all(picked) } else { any(picked) });
+            return Ok(if every { Node::all(picked) } else { Node::any(picked) });
         }
         if matches!(t.to_ascii_lowercase().as_str(), "and" | "or" | ")") {
             return Err(format!("unexpected `{t}`"));
@@ -737,10 +741,11 @@ mod tests {
 
     #[test]
     fn conditions() {
+        let leaf = |i: usize| Node::pred(&format!("f{i}"), "exists", vec![], false);
         let names = vec![
-            ("a_1".to_string(), json!(1)),
-            ("a_2".to_string(), json!(2)),
-            ("b".to_string(), json!(3)),
+            ("a_1".to_string(), leaf(1)),
+            ("a_2".to_string(), leaf(2)),
+            ("b".to_string(), leaf(3)),
         ];
         let mut p = CondParser {
             toks: tokens("all of a_* or not (b and 1 of them)").unwrap(),
@@ -751,7 +756,10 @@ mod tests {
         let v = p.or().unwrap();
         assert_eq!(
             v,
-            json!({"any": [{"all": [1, 2]}, {"not": {"all": [3, {"any": [1, 2, 3]}]}}]})
+            Node::any(vec![
+                Node::all(vec![leaf(1), leaf(2)]),
+                Node::not(Node::all(vec![leaf(3), Node::any(vec![leaf(1), leaf(2), leaf(3)])])),
+            ])
         );
     }
 }

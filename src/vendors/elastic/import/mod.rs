@@ -5,12 +5,15 @@
 //! the field taxonomy (`fields::all()`, the `elastic` column). Kuery compares keywords
 //! case-sensitively, so no `case` is written.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use indexmap::IndexMap;
 
 mod expr;
 mod query;
 
-use crate::import::{Doc, Imported, add_technique, all, any, date, not, pred, slug_of, span_at};
+use crate::import::{Doc, Imported, Node, Part, add_technique, date, slug_of, span_at};
+use crate::model::doc::{Aggregate, Opaque, to_value};
+use crate::model::{Measure, OpaqueLang};
 use crate::diag::{Code, Diagnostic};
 use crate::fields::{self, Kind};
 use crate::vendors::elastic::kuery::{self, Piece, Query, QueryKind, ValueKind, ValueList, ValueListKind};
@@ -154,7 +157,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             return Imported::refused(slug, d);
         }
     }
-    let mut parts: Vec<String> = vec![];
+    let mut parts: Vec<Part> = vec![];
     if let Some(e) = tstr(rule.get("rule_id")).and_then(|id| crate::import::bad_id(&id, key_span(file, text, "rule_id"))) {
         return Imported::refused(slug, e);
     }
@@ -167,7 +170,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     d.severity = match tstr(rule.get("severity")).as_deref() {
         Some(s @ ("low" | "medium" | "high" | "critical")) => s.to_string(),
         other => {
-            parts.push(format!("metadata: severity {other:?} (medium assumed)"));
+            parts.push(Part::metadata(format!("severity {other:?} (medium assumed)")));
             "medium".into()
         }
     };
@@ -181,10 +184,10 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         if (lo..=hi).contains(&r) {
             d.risk_score = Some(r as u64);
         } else {
-            parts.push(format!(
-                "metadata: risk_score {r} is outside the {} band {lo}-{hi} (left out)",
+            parts.push(Part::metadata(format!(
+                "risk_score {r} is outside the {} band {lo}-{hi} (left out)",
                 d.severity
-            ));
+            )));
         }
     }
     d.authors = tlist(rule.get("author"));
@@ -203,9 +206,9 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     if let (Some(c), Some(u)) = (&d.created, &d.updated)
         && u < c
     {
-        parts.push(format!(
-            "metadata: updated_date {u} is before creation_date {c} (left out)"
-        ));
+        parts.push(Part::metadata(format!(
+            "updated_date {u} is before creation_date {c} (left out)"
+        )));
         d.updated = None;
     }
     let grouping = threat(rule, &mut d, &mut parts);
@@ -219,26 +222,26 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             match k.as_str() {
                 "maturity" | "min_stack_version" | "min_stack_comments" => match v.as_str().map(|s| (s, crate::vendors::elastic::settings::check_value(k, s))) {
                     Some((s, Ok(()))) => {
-                        el.insert(k.clone(), json!(s));
+                        el.insert(k.clone(), Value::from(s));
                     }
-                    Some((s, Err(expected))) => parts.push(format!("metadata: [metadata] {k} `{s}` is not a value detection-rules accepts ({expected}); left out")),
+                    Some((s, Err(expected))) => parts.push(Part::metadata(format!("[metadata] {k} `{s}` is not a value detection-rules accepts ({expected}); left out"))),
                     None => {}
                 },
                 "integration" => {
-                    el.insert(k.clone(), json!(tlist(Some(v))));
+                    el.insert(k.clone(), Value::from(tlist(Some(v))));
                 }
                 "creation_date" | "updated_date" => {}
-                other => parts.push(format!("metadata: [metadata] {other} has no canonical key")),
+                other => parts.push(Part::metadata(format!("[metadata] {other} has no canonical key"))),
             }
         }
     }
     if rule.get("interval").is_none() {
         // a file without an interval stays without one (detection-rules' default, 5m)
-        el.insert("interval".into(), json!("default"));
+        el.insert("interval".into(), Value::from("default"));
     }
     if rule.get("timestamp_override").is_none() {
         // a file without a timestamp override stays without one (the events' @timestamp)
-        el.insert("timestamp_override".into(), json!("none"));
+        el.insert("timestamp_override".into(), Value::from("none"));
     }
     for k in [
         "index",
@@ -254,23 +257,23 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         match rule.get(k) {
             Some(toml::Value::String(s)) => match crate::vendors::elastic::settings::check_value(k, s) {
                 Ok(()) => {
-                    el.insert(k.into(), json!(s));
+                    el.insert(k.into(), Value::from(s.as_str()));
                 }
-                Err(expected) => parts.push(format!("metadata: {k} `{s}` is not a value detection-rules accepts ({expected}); left out")),
+                Err(expected) => parts.push(Part::metadata(format!("{k} `{s}` is not a value detection-rules accepts ({expected}); left out"))),
             },
             Some(v @ toml::Value::Array(_)) => {
-                el.insert(k.into(), json!(tlist(Some(v))));
+                el.insert(k.into(), Value::from(tlist(Some(v))));
             }
             _ => {}
         }
     }
     if let Some(n) = rule.get("max_signals").and_then(toml::Value::as_integer) {
-        el.insert("max_signals".into(), json!(n));
+        el.insert("max_signals".into(), Value::from(n));
     }
     if let Some(f) = rule.get("investigation_fields") {
         el.insert(
             "investigation_fields".into(),
-            json!(tlist(f.get("field_names"))),
+            Value::from(tlist(f.get("field_names"))),
         );
     }
     if let Some(s) = rule.get("alert_suppression").and_then(toml::Value::as_table) {
@@ -278,12 +281,12 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             Ok(v) => {
                 el.insert("alert_suppression".into(), v);
             }
-            Err(e) => parts.push(format!("metadata: rule.alert_suppression: {e}")),
+            Err(e) => parts.push(Part::metadata(format!("rule.alert_suppression: {e}"))),
         }
     }
     for k in rule.keys() {
         if !KNOWN_KEYS.contains(&k.as_str()) {
-            parts.push(format!("metadata: rule.{k} has no canonical key"));
+            parts.push(Part::metadata(format!("rule.{k} has no canonical key")));
         }
     }
     // the query
@@ -324,7 +327,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 QueryKind::And(kids) => kids.iter().collect(),
                 _ => vec![&ast],
             };
-            let kids: Vec<Value> = conjuncts.iter().filter_map(|c| st.query(c)).collect();
+            let kids: Vec<Node> = conjuncts.iter().filter_map(|c| st.query(c)).collect();
             parts.extend(st.parts);
             (kids, st.dataset)
         }
@@ -353,19 +356,19 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 }
             };
             for (src, why) in &m.opaque {
-                parts.push(format!("detection: `{src}` kept opaque: {why}"));
+                parts.push(Part::detection(format!("`{src}` kept opaque: {why}")));
             }
             if !m.index.is_empty() {
-                el.insert("index".into(), json!(m.index));
+                el.insert("index".into(), Value::from(m.index.clone()));
             }
             if let Some(k) = &m.keep {
-                parts.push(format!(
-                    "metadata: ES|QL `KEEP {k}` (the alert's columns) is not carried"
-                ));
+                parts.push(Part::metadata(format!(
+                    "ES|QL `KEEP {k}` (the alert's columns) is not carried"
+                )));
             }
-            parts.push(format!(
-                "metadata: the {lang} query is rendered back as kuery (same condition)"
-            ));
+            parts.push(Part::metadata(format!(
+                "the {lang} query is rendered back as kuery (same condition)"
+            )));
             (m.detection, m.dataset)
         }
     };
@@ -378,16 +381,17 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         );
     }
     if let Some(ds) = dataset {
-        el.insert("dataset_field".into(), json!(ds));
+        el.insert("dataset_field".into(), Value::from(ds));
     }
-    let mut detection = all(kids);
+    let mut detection = Node::all(kids);
     exact_outcome(&mut detection);
     d.detection = detection;
     // threshold / new terms
-    let mut alert = None;
     if kind == "threshold" {
         match threshold(rule, &mut el, &mut parts) {
-            Ok(a) => alert = Some(a),
+            Ok(a) => {
+                d.alert.insert("aggregate".into(), to_value(&a));
+            }
             Err(msg) => return refuse(slug, Code::E502, msg, key_span(file, text, "[rule.threshold]")),
         }
     }
@@ -412,48 +416,25 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 key_span(file, text, "[rule.new_terms]"),
             );
         }
-        el.insert(
-            "new_terms".into(),
-            json!({"fields": fields, "history_window": window}),
-        );
+        /// `targets.elastic.new_terms`.
+        #[derive(serde::Serialize)]
+        struct NewTerms<'a> {
+            fields: Vec<String>,
+            history_window: &'a str,
+        }
+        el.insert("new_terms".into(), to_value(&NewTerms { fields, history_window: window }));
     }
     if !el.is_empty() {
         d.targets.insert("elastic".into(), Value::Object(el));
     }
     let mut v = d.to_value();
-    if let (Some(a), Value::Object(m)) = (alert, &mut v) {
-        // `alert` goes after `detection`, as in the model
-        let old = std::mem::take(m);
-        for (k, x) in old {
-            let after = k == "detection";
-            m.insert(k, x);
-            if after {
-                m.insert("alert".into(), a.clone());
-            }
-        }
-    }
     if let Some(why) = crate::import::unloadable(&v) {
         return refuse(slug, Code::E502, why, span_at(file, text, base));
     }
-    if language == "kuery" && parts.iter().all(|p| crate::import::is_note(p)) {
-        keep_query_text(slug, &mut v, &q);
+    if language == "kuery" && parts.iter().all(Part::is_note) {
+        crate::import::keep_query_text(slug, &mut v, crate::Target::Elastic, &q, crate::vendors::elastic::target::query_fingerprint);
     }
     Imported::new(slug, crate::import::to_yaml(&v), parts)
-}
-
-/// A fully imported kuery rule keeps its query text (`targets.elastic.query`), with the
-/// fingerprint of the condition read from it (`query_of`): the build writes the text as it is
-/// while the condition is unchanged. Nothing is kept when the rule does not load.
-fn keep_query_text(slug: &str, v: &mut Value, query: &str) {
-    let Ok(rule) = crate::load::rule_from_str(&format!("{slug}.yaml"), slug, &crate::import::to_yaml(v)) else { return };
-    let of = crate::vendors::elastic::target::query_fingerprint(&rule);
-    let Some(m) = v.as_object_mut() else { return };
-    let targets = m.entry("targets").or_insert_with(|| json!({}));
-    let Some(t) = targets.as_object_mut() else { return };
-    let el = t.entry("elastic").or_insert_with(|| json!({}));
-    let Some(el) = el.as_object_mut() else { return };
-    el.insert("query".into(), json!(query));
-    el.insert("query_of".into(), json!(of));
 }
 
 /// `[rule.threshold]` → `alert.aggregate` (Elastic fires at `>= value`; the model's threshold is
@@ -463,8 +444,8 @@ fn keep_query_text(slug: &str, v: &mut Value, query: &str) {
 fn threshold(
     rule: &toml::Table,
     el: &mut Map<String, Value>,
-    parts: &mut Vec<String>,
-) -> Result<Value, String> {
+    parts: &mut Vec<Part>,
+) -> Result<Aggregate, String> {
     let th = rule
         .get("threshold")
         .and_then(toml::Value::as_table)
@@ -484,9 +465,9 @@ fn threshold(
             _ => return Err(format!("threshold group-by field `{f}` has no raw CloudTrail path")),
         }
     }
-    let mut measures = Map::new();
-    measures.insert("EventCount".into(), json!("count"));
-    let mut min_distinct = Map::new();
+    let mut measures = IndexMap::new();
+    measures.insert("EventCount".to_string(), Measure::Count);
+    let mut min_distinct = IndexMap::new();
     if let Some(cs) = th.get("cardinality").and_then(toml::Value::as_array) {
         let mut elastic_only = vec![];
         for c in cs {
@@ -503,18 +484,18 @@ fn threshold(
                 Some(Target::Dataset) => None,
                 // the keyword copy of a whole object's text (`aws.cloudtrail.request_parameters`)
                 None => keyword_copy_of(&f).inspect(|p| {
-                    parts.push(format!("detection: threshold cardinality of `{f}` imported as distinct `{p}` objects (Elastic counts distinct texts of the integration's toString() copy: an object whose keys come in another order counts twice there)"));
+                    parts.push(Part::detection(format!("threshold cardinality of `{f}` imported as distinct `{p}` objects (Elastic counts distinct texts of the integration's toString() copy: an object whose keys come in another order counts twice there)")));
                 }),
             };
             match path {
                 Some(p) => {
                     let name = distinct_name(&p, &measures);
-                    measures.insert(name.clone(), json!({"distinct": p}));
-                    min_distinct.insert(name, json!(v));
+                    measures.insert(name.clone(), Measure::Distinct(p));
+                    min_distinct.insert(name, v.unsigned_abs());
                 }
                 None => {
-                    parts.push(format!("detection: threshold cardinality (at least {v} distinct `{f}`) is kept for Elastic only (`targets.elastic.threshold_cardinality`): `{f}` has no raw CloudTrail path"));
-                    elastic_only.push(json!({"field": f, "value": v}));
+                    parts.push(Part::detection(format!("threshold cardinality (at least {v} distinct `{f}`) is kept for Elastic only (`targets.elastic.threshold_cardinality`): `{f}` has no raw CloudTrail path")));
+                    elastic_only.push(to_value(&Cardinality { field: f, value: v }));
                 }
             }
         }
@@ -522,14 +503,7 @@ fn threshold(
             el.insert("threshold_cardinality".into(), Value::Array(elastic_only));
         }
     }
-    let mut agg = Map::new();
-    agg.insert("measures".into(), Value::Object(measures));
-    agg.insert("by".into(), json!(by));
-    agg.insert("threshold".into(), json!(value - 1));
-    if !min_distinct.is_empty() {
-        agg.insert("min_distinct".into(), Value::Object(min_distinct));
-    }
-    Ok(json!({"aggregate": agg}))
+    Ok(Aggregate { measures, by, threshold: Some((value - 1).unsigned_abs()), derive: vec![], min_distinct })
 }
 
 /// The raw path whose whole-object text an Elastic keyword copy holds
@@ -543,7 +517,7 @@ fn keyword_copy_of(name: &str) -> Option<String> {
 
 /// A measure name for a distinct count of `path`: `Distinct` + the path's last part in
 /// CamelCase (`eventID` → `DistinctEventID`), numbered when taken.
-fn distinct_name(path: &str, taken: &Map<String, Value>) -> String {
+fn distinct_name(path: &str, taken: &IndexMap<String, Measure>) -> String {
     let last = path.rsplit('.').next().unwrap_or(path);
     let mut base = String::from("Distinct");
     let mut upper = true;
@@ -571,43 +545,32 @@ fn distinct_name(path: &str, taken: &Map<String, Value>) -> String {
 /// ConsoleLogin can match, the integration derives the outcome from
 /// `responseElements.ConsoleLogin` instead: there the condition is imported as what it is,
 /// the integration's outcome (`@outcome`).
-fn exact_outcome(det: &mut Value) {
-    fn pins_away(v: &Value) -> bool {
-        let Value::Object(m) = v else { return false };
-        if let Some(Value::Array(k)) = m.get("all") {
-            return k.iter().any(pins_away);
-        }
-        if let Some(Value::Array(k)) = m.get("any") {
-            return k.iter().all(pins_away);
-        }
-        let field = m.get("field").and_then(Value::as_str);
-        let op = m.get("op").and_then(Value::as_str);
-        let vals: Vec<&Value> = match (m.get("value"), m.get("values")) {
-            (Some(v), _) => vec![v],
-            (_, Some(Value::Array(a))) => a.iter().collect(),
-            _ => vec![],
-        };
-        let has = |s: &str| vals.iter().any(|v| v.as_str().is_some_and(|x| x.eq_ignore_ascii_case(s)));
-        match (field, op) {
-            (Some("eventName"), Some("eq" | "in")) => !has("ConsoleLogin"),
-            (Some("eventSource"), Some("eq" | "in")) => !has("signin.amazonaws.com"),
+fn exact_outcome(det: &mut Node) {
+    fn pins_away(v: &Node) -> bool {
+        match v {
+            Node::All { all } => all.iter().any(pins_away),
+            Node::Any { any } => any.iter().all(pins_away),
+            Node::Pred(p) => {
+                let has = |s: &str| p.value.iter().chain(p.values.iter().flatten()).any(|v| v.as_str().is_some_and(|x| x.eq_ignore_ascii_case(s)));
+                match (p.field.as_str(), p.op.as_str()) {
+                    ("eventName", "eq" | "in") => !has("ConsoleLogin"),
+                    ("eventSource", "eq" | "in") => !has("signin.amazonaws.com"),
+                    _ => false,
+                }
+            }
             _ => false,
         }
     }
-    fn replace(v: &mut Value) {
+    fn replace(v: &mut Node) {
         match v {
-            Value::Object(m) => {
-                if let Some(ok) = m.get("request_succeeded").and_then(Value::as_bool) {
-                    let want = if ok { "success" } else { "failure" };
-                    *v = pred("@outcome", "eq", vec![json!(want)], false);
-                    return;
-                }
-                for x in m.values_mut() {
-                    replace(x);
-                }
+            Node::Succeeded { request_succeeded } => {
+                let want = if *request_succeeded { "success" } else { "failure" };
+                *v = Node::pred("@outcome", "eq", vec![Value::from(want)], false);
             }
-            Value::Array(a) => a.iter_mut().for_each(replace),
-            _ => {}
+            Node::All { all: kids } | Node::Any { any: kids } => kids.iter_mut().for_each(replace),
+            Node::Not { not } => replace(not),
+            Node::Some { some } => replace(&mut some.cond),
+            Node::Pred(_) | Node::Opaque { .. } | Node::Json(_) => {}
         }
     }
     if !pins_away(det) {
@@ -615,9 +578,23 @@ fn exact_outcome(det: &mut Value) {
     }
 }
 
+/// `targets.elastic.threat`: one vendor grouping.
+#[derive(serde::Serialize)]
+struct Threat {
+    tactic: String,
+    techniques: Vec<String>,
+}
+
+/// `targets.elastic.threshold_cardinality`: one Elastic-only cardinality.
+#[derive(serde::Serialize)]
+struct Cardinality {
+    field: String,
+    value: i64,
+}
+
 /// The `[[rule.threat]]` blocks → `attack`; returns the vendor's grouping (tactic, technique
 /// ids) when it differs from the one derived from `attack`, for `targets.elastic.threat`.
-fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<String>) -> Option<Value> {
+fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<Part>) -> Option<Value> {
     let threats = rule.get("threat").and_then(toml::Value::as_array)?;
     let mut vendor: Vec<(String, Vec<String>)> = vec![];
     for th in threats {
@@ -629,9 +606,9 @@ fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<String>) -> Option<Va
                     d.tactics.push(ta.clone());
                 }
             } else {
-                parts.push(format!(
-                    "metadata: threat tactic {ta} is not in ATT&CK v18.1"
-                ));
+                parts.push(Part::metadata(format!(
+                    "threat tactic {ta} is not in ATT&CK v18.1"
+                )));
             }
         }
         let techs = th
@@ -649,9 +626,9 @@ fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<String>) -> Option<Va
                     last.1.push(id.clone());
                 }
                 if !add_technique(&id, &mut d.tactics, &mut d.techniques, parts) {
-                    parts.push(format!(
-                        "metadata: threat technique {id} is not in ATT&CK v18.1"
-                    ));
+                    parts.push(Part::metadata(format!(
+                        "threat technique {id} is not in ATT&CK v18.1"
+                    )));
                 }
             }
         }
@@ -675,20 +652,20 @@ fn threat(rule: &toml::Table, d: &mut Doc, parts: &mut Vec<String>) -> Option<Va
         Value::Array(
             vendor
                 .into_iter()
-                .map(|(ta, ts)| json!({"tactic": ta, "techniques": ts}))
+                .map(|(tactic, techniques)| to_value(&Threat { tactic, techniques }))
                 .collect(),
         )
     })
 }
 
 /// Why a part of the query was not imported, and its byte offset in the query.
-type Err = (String, usize);
+type Why = crate::import::Unsaid;
 
 struct St<'a> {
     q: &'a str,
     dataset: Option<String>,
     /// Parts kept opaque (`detection: ...`).
-    parts: Vec<String>,
+    parts: Vec<Part>,
 }
 
 /// What an Elastic field stands for in raw CloudTrail.
@@ -731,12 +708,12 @@ fn raw_of(name: &str) -> Option<Target> {
 
 fn typed(s: &str, kind: Kind) -> Value {
     match kind {
-        Kind::Bool | Kind::BoolString if s == "true" || s == "false" => json!(s == "true"),
+        Kind::Bool | Kind::BoolString if s == "true" || s == "false" => Value::Bool(s == "true"),
         Kind::Number => s
             .parse::<i64>()
-            .map(|n| json!(n))
-            .unwrap_or_else(|_| json!(s)),
-        _ => json!(s),
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::from(s)),
+        _ => Value::from(s),
     }
 }
 
@@ -746,48 +723,48 @@ impl St<'_> {
     }
 
     /// A top-level conjunct; `None` for the data-set filter (the log source).
-    fn query(&mut self, q: &Query) -> Option<Value> {
+    fn query(&mut self, q: &Query) -> Option<Node> {
         match self.node(q, true) {
             Ok(v) => v,
-            Err((why, _)) => Some(self.opaque(q, &why)),
+            Err(Why { reason: why, .. }) => Some(self.opaque(q, &why)),
         }
     }
 
     /// A node below the top level: the data-set filter is not dropped there, and a node the
     /// model cannot say becomes an opaque kuery node (the innermost one that fails).
-    fn inner(&mut self, q: &Query) -> Value {
+    fn inner(&mut self, q: &Query) -> Node {
         match self.node(q, false) {
             Ok(Some(v)) => v,
             Ok(None) => self.opaque(q, "the data-set filter inside `or` / `not`"),
-            Err((why, _)) => self.opaque(q, &why),
+            Err(Why { reason: why, .. }) => self.opaque(q, &why),
         }
     }
 
-    fn opaque(&mut self, q: &Query, why: &str) -> Value {
+    fn opaque(&mut self, q: &Query, why: &str) -> Node {
         let text = self.src(q).split_whitespace().collect::<Vec<_>>().join(" ");
         self.parts
-            .push(format!("detection: `{text}` kept as opaque kuery: {why}"));
-        json!({"opaque": {"lang": "kuery", "text": text, "reason": why}})
+            .push(Part::detection(format!("`{text}` kept as opaque kuery: {why}")));
+        Node::Opaque { opaque: Opaque { lang: OpaqueLang::Kuery, text, reason: why.to_string() } }
     }
 
-    fn node(&mut self, q: &Query, top: bool) -> Result<Option<Value>, Err> {
+    fn node(&mut self, q: &Query, top: bool) -> Result<Option<Node>, Why> {
         let at = q.span.start;
         match &q.kind {
-            QueryKind::And(kids) => Ok(Some(all(kids.iter().map(|k| self.inner(k)).collect()))),
-            QueryKind::Or(kids) => Ok(Some(any(kids.iter().map(|k| self.inner(k)).collect()))),
-            QueryKind::Not(k) => Ok(Some(not(self.inner(k)))),
+            QueryKind::And(kids) => Ok(Some(Node::all(kids.iter().map(|k| self.inner(k)).collect()))),
+            QueryKind::Or(kids) => Ok(Some(Node::any(kids.iter().map(|k| self.inner(k)).collect()))),
+            QueryKind::Not(k) => Ok(Some(Node::not(self.inner(k)))),
             QueryKind::Nested { .. } => {
-                Err(("nested queries (`field:{ … }`) have no canonical form".into(), at))
+                Err(Why::new("nested queries (`field:{ … }`) have no canonical form", at))
             }
-            QueryKind::Range { field, .. } => Err((
+            QueryKind::Range { field, .. } => Err(Why::new(
                 format!(
                     "the range on `{}` has no canonical form (kuery ranges on keywords compare text)",
                     field.name
                 ),
                 at,
             )),
-            QueryKind::Is { field: None, .. } => Err((
-                "a value with no field (searches every field) has no canonical form".into(),
+            QueryKind::Is { field: None, .. } => Err(Why::new(
+                "a value with no field (searches every field) has no canonical form",
                 at,
             )),
             QueryKind::Is {
@@ -800,7 +777,7 @@ impl St<'_> {
                     return self.text_copy(values, &path, &f.name).map(Some);
                 }
                 let Some(target) = raw_of(&f.name) else {
-                    return Err((
+                    return Err(Why::new(
                         format!("`{}` has no raw CloudTrail path", f.name),
                         f.span.start,
                     ));
@@ -809,17 +786,17 @@ impl St<'_> {
                     Target::Dataset => {
                         let ok = matches!(&values.kind, ValueListKind::One(v) if v.text() == "aws.cloudtrail");
                         if !ok || !top {
-                            return Err((format!("`{}` selects another data set", f.name), at));
+                            return Err(Why::new(format!("`{}` selects another data set", f.name), at));
                         }
                         self.dataset = Some(f.name.clone());
                         Ok(None)
                     }
                     Target::Outcome => match &values.kind {
                         ValueListKind::One(v) if v.text() == "success" => {
-                            Ok(Some(json!({"request_succeeded": true})))
+                            Ok(Some(Node::Succeeded { request_succeeded: true }))
                         }
                         ValueListKind::One(v) if v.text() == "failure" => {
-                            Ok(Some(json!({"request_succeeded": false})))
+                            Ok(Some(Node::Succeeded { request_succeeded: false }))
                         }
                         // the integration's outcome itself (`@outcome`), exactly
                         _ => self.values(values, "@outcome", Kind::String, false).map(Some),
@@ -836,34 +813,34 @@ impl St<'_> {
     /// Wildcards on an object's text copy: `*text*` with none of Java's map-text separators
     /// (`=`, `, `, braces, brackets) in `text` is exactly `mentions`; other patterns depend on
     /// the order and layout of that text and stay opaque.
-    fn text_copy(&self, vl: &ValueList, path: &str, field: &str) -> Result<Value, Err> {
+    fn text_copy(&self, vl: &ValueList, path: &str, field: &str) -> Result<Node, Why> {
         match &vl.kind {
-            ValueListKind::And(kids) => Ok(all(kids.iter().map(|k| self.text_copy(k, path, field)).collect::<Result<_, _>>()?)),
-            ValueListKind::Or(kids) => Ok(any(kids.iter().map(|k| self.text_copy(k, path, field)).collect::<Result<_, _>>()?)),
-            ValueListKind::Not(k) => Ok(not(self.text_copy(k, path, field)?)),
+            ValueListKind::And(kids) => Ok(Node::all(kids.iter().map(|k| self.text_copy(k, path, field)).collect::<Result<_, _>>()?)),
+            ValueListKind::Or(kids) => Ok(Node::any(kids.iter().map(|k| self.text_copy(k, path, field)).collect::<Result<_, _>>()?)),
+            ValueListKind::Not(k) => Ok(Node::not(self.text_copy(k, path, field)?)),
             ValueListKind::One(v) => match &v.kind {
                 ValueKind::Unquoted(pieces) => match pieces.as_slice() {
                     [Piece::Star, Piece::Text(t), Piece::Star]
                         if !t.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace()) && !"null".contains(t.as_str()) =>
                     {
-                        Ok(pred(path, "mentions", vec![json!(t)], false))
+                        Ok(Node::pred(path, "mentions", vec![Value::from(t.as_str())], false))
                     }
-                    _ => Err((format!("`{field}` is Java's map text of `{path}` (`{{key=value, ...}}`): this pattern depends on its order and layout"), v.span.start)),
+                    _ => Err(Why::new(format!("`{field}` is Java's map text of `{path}` (`{{key=value, ...}}`): this pattern depends on its order and layout"), v.span.start)),
                 },
-                ValueKind::Quoted(_) => Err((format!("`{field}` is Java's map text of `{path}`: an exact value depends on its order and layout"), v.span.start)),
+                ValueKind::Quoted(_) => Err(Why::new(format!("`{field}` is Java's map text of `{path}`: an exact value depends on its order and layout"), v.span.start)),
             },
         }
     }
 
-    fn values(&self, vl: &ValueList, path: &str, kind: Kind, ip: bool) -> Result<Value, Err> {
+    fn values(&self, vl: &ValueList, path: &str, kind: Kind, ip: bool) -> Result<Node, Why> {
         match &vl.kind {
-            ValueListKind::And(kids) => Ok(all(kids
+            ValueListKind::And(kids) => Ok(Node::all(kids
                 .iter()
                 .map(|k| self.values(k, path, kind, ip))
                 .collect::<Result<_, _>>()?)),
-            ValueListKind::Not(k) => Ok(not(self.values(k, path, kind, ip)?)),
+            ValueListKind::Not(k) => Ok(Node::not(self.values(k, path, kind, ip)?)),
             ValueListKind::Or(kids) => {
-                let v: Vec<Value> = kids
+                let v: Vec<Node> = kids
                     .iter()
                     .map(|k| self.values(k, path, kind, ip))
                     .collect::<Result<_, _>>()?;
@@ -875,30 +852,30 @@ impl St<'_> {
                     let t = v.text();
                     if v.is_exists() {
                         // source.ip exists exactly when sourceIPAddress is an IP address
-                        return Ok(any(vec![
-                            pred(path, "cidr", vec![json!("0.0.0.0/0")], false),
-                            pred(path, "cidr", vec![json!("::/0")], false),
+                        return Ok(Node::any(vec![
+                            Node::pred(path, "cidr", vec![Value::from("0.0.0.0/0")], false),
+                            Node::pred(path, "cidr", vec![Value::from("::/0")], false),
                         ]));
                     }
                     if v.is_wildcard() {
-                        return Err(("a wildcard on `source.ip` is not imported".into(), at));
+                        return Err(Why::new("a wildcard on `source.ip` is not imported", at));
                     }
                     let op = if t.contains('/') { "cidr" } else { "eq" };
-                    return Ok(pred(path, op, vec![json!(t)], false));
+                    return Ok(Node::pred(path, op, vec![Value::from(t.as_str())], false));
                 }
                 match &v.kind {
-                    ValueKind::Quoted(s) => Ok(pred(path, "eq", vec![typed(s, kind)], false)),
+                    ValueKind::Quoted(s) => Ok(Node::pred(path, "eq", vec![typed(s, kind)], false)),
                     ValueKind::Unquoted(pieces) => match pieces.as_slice() {
-                        [Piece::Text(t)] => Ok(pred(path, "eq", vec![typed(t, kind)], false)),
-                        [Piece::Star] => Ok(pred(path, "exists", vec![], false)),
+                        [Piece::Text(t)] => Ok(Node::pred(path, "eq", vec![typed(t, kind)], false)),
+                        [Piece::Star] => Ok(Node::pred(path, "exists", vec![], false)),
                         [Piece::Star, Piece::Text(t), Piece::Star] => {
-                            Ok(pred(path, "contains", vec![json!(t)], false))
+                            Ok(Node::pred(path, "contains", vec![Value::from(t.as_str())], false))
                         }
                         [Piece::Text(t), Piece::Star] => {
-                            Ok(pred(path, "startswith", vec![json!(t)], false))
+                            Ok(Node::pred(path, "startswith", vec![Value::from(t.as_str())], false))
                         }
                         [Piece::Star, Piece::Text(t)] => {
-                            Ok(pred(path, "endswith", vec![json!(t)], false))
+                            Ok(Node::pred(path, "endswith", vec![Value::from(t.as_str())], false))
                         }
                         _ => {
                             let mut g = String::new();
@@ -906,7 +883,7 @@ impl St<'_> {
                                 match p {
                                     Piece::Star => g.push('*'),
                                     Piece::Text(t) if t.contains(['*', '?']) => {
-                                        return Err((
+                                        return Err(Why::new(
                                             format!(
                                                 "the literal `*` / `?` in `{}` cannot be written as a canonical glob",
                                                 v.text()
@@ -917,7 +894,7 @@ impl St<'_> {
                                     Piece::Text(t) => g.push_str(t),
                                 }
                             }
-                            Ok(pred(path, "glob", vec![json!(g)], false))
+                            Ok(Node::pred(path, "glob", vec![Value::from(g)], false))
                         }
                     },
                 }
@@ -931,59 +908,33 @@ fn norm(op: Option<&str>) -> Option<&str> {
 }
 
 /// `field:(a or b or *c*)`: merge predicates on one field with one operator into `values`.
-fn merge_or(kids: Vec<Value>) -> Value {
-    let mut out: Vec<Value> = vec![];
+fn merge_or(kids: Vec<Node>) -> Node {
+    let mergeable = |p: &crate::import::Pred| matches!(p.op.as_str(), "eq" | "in" | "contains" | "startswith" | "endswith" | "glob");
+    let mut out: Vec<Node> = vec![];
     for k in kids {
-        let mergeable = |m: &Map<String, Value>| {
-            m.contains_key("field")
-                && matches!(
-                    m.get("op").and_then(Value::as_str),
-                    Some("eq" | "in" | "contains" | "startswith" | "endswith" | "glob")
-                )
-        };
-        let vals = |m: &Map<String, Value>| -> Vec<Value> {
-            match (m.get("value"), m.get("values")) {
-                (Some(v), _) => vec![v.clone()],
-                (_, Some(Value::Array(a))) => a.clone(),
+        if let (Some(Node::Pred(p)), Node::Pred(n)) = (out.last_mut(), &k)
+            && mergeable(p)
+            && mergeable(n)
+            && p.field == n.field
+            && norm(Some(&p.op)) == norm(Some(&n.op))
+        {
+            let op = norm(Some(&p.op)).unwrap_or("eq").to_string();
+            // the values so far are moved, not copied (a long list stays linear)
+            let mut vs = match (p.value.take(), p.values.take()) {
+                (Some(v), _) => vec![v],
+                (_, Some(a)) => a,
                 _ => vec![],
-            }
-        };
-        let target = out.last_mut().and_then(|prev| {
-            let (Value::Object(p), Value::Object(n)) = (&*prev, &k) else {
-                return None;
             };
-            (mergeable(p)
-                && mergeable(n)
-                && p.get("field") == n.get("field")
-                && norm(p.get("op").and_then(Value::as_str))
-                    == norm(n.get("op").and_then(Value::as_str)))
-            .then_some(prev)
-        });
-        match (target, &k) {
-            (Some(prev), Value::Object(n)) => {
-                if let Value::Object(p) = prev {
-                    let field = p
-                        .get("field")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
-                    let op = norm(p.get("op").and_then(Value::as_str))
-                        .unwrap_or("eq")
-                        .to_string();
-                    // the values so far are moved, not copied (a long list stays linear)
-                    let mut vs = match (p.remove("value"), p.remove("values")) {
-                        (Some(v), _) => vec![v],
-                        (_, Some(Value::Array(a))) => a,
-                        _ => vec![],
-                    };
-                    vs.extend(vals(n));
-                    *prev = pred(&field, &op, vs, false);
-                }
+            vs.extend(n.value.iter().cloned().chain(n.values.iter().flatten().cloned()));
+            let field = std::mem::take(&mut p.field);
+            if let Some(last) = out.last_mut() {
+                *last = Node::pred(&field, &op, vs, false);
             }
-            _ => out.push(k),
+            continue;
         }
+        out.push(k);
     }
-    any(out)
+    Node::any(out)
 }
 
 #[cfg(test)]

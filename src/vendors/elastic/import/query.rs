@@ -20,19 +20,21 @@
 //! when it has an exact kuery form (so the Elastic target still renders it), else in its own
 //! language.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::expr::{Dialect, Expr, Lit, Parser, Span, SyntaxError, Term};
 use super::{Target, raw_of, typed};
 use crate::fields::Kind;
-use crate::import::{all, any, not, pred};
+use crate::import::Node;
+use crate::model::OpaqueLang;
+use crate::model::doc::Opaque;
 use crate::vendors::elastic::kuery;
 
 /// What a query maps to.
 #[derive(Debug, Default)]
 pub struct Mapped {
     /// The condition.
-    pub detection: Vec<Value>,
+    pub detection: Vec<Node>,
     /// The data-set field that was dropped (`data_stream.dataset`), if any.
     pub dataset: Option<String>,
     /// Parts kept opaque: (source text, reason).
@@ -80,7 +82,7 @@ pub fn eql(q: &str, category_field: &str) -> Result<Mapped, Refusal> {
     if cat != "any" {
         let text = kuery::to_string(&kuery_is(category_field, std::slice::from_ref(&cat), false));
         m.out.opaque.push((format!("{cat} where"), "the EQL event category".into()));
-        m.out.detection.push(opaque_node("kuery", &text, &format!("EQL event category `{cat}`: the AWS integration derives `{category_field}` from the API call; no raw CloudTrail field holds it")));
+        m.out.detection.push(opaque_node(OpaqueLang::Kuery, &text, &format!("EQL event category `{cat}`: the AWS integration derives `{category_field}` from the API call; no raw CloudTrail field holds it")));
     }
     m.top(&e)?;
     Ok(m.out)
@@ -169,8 +171,8 @@ fn split_pipes(q: &str) -> Vec<(usize, usize)> {
     out
 }
 
-fn opaque_node(lang: &str, text: &str, reason: &str) -> Value {
-    json!({"opaque": {"lang": lang, "text": text, "reason": reason}})
+fn opaque_node(lang: OpaqueLang, text: &str, reason: &str) -> Node {
+    Node::Opaque { opaque: Opaque { lang, text: text.to_string(), reason: reason.to_string() } }
 }
 
 /// `field:("a" or "b")` as a kuery tree; `wild` values are `*`-patterns.
@@ -215,10 +217,10 @@ impl Mapper<'_> {
         self.q.get(s.start..s.end).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
-    fn lang(&self) -> &'static str {
+    fn lang(&self) -> OpaqueLang {
         match self.dialect {
-            Dialect::Eql => "eql",
-            Dialect::Esql => "esql",
+            Dialect::Eql => OpaqueLang::Eql,
+            Dialect::Esql => OpaqueLang::Esql,
         }
     }
 
@@ -251,20 +253,20 @@ impl Mapper<'_> {
     }
 
     /// A node; `neg`: the node is negated (ES|QL's null semantics push `NOT` to the leaves).
-    fn node(&mut self, e: &Expr, neg: bool) -> Value {
+    fn node(&mut self, e: &Expr, neg: bool) -> Node {
         match e {
             Expr::And(k, _) | Expr::Or(k, _) => {
                 let is_and = matches!(e, Expr::And(..));
-                let v: Vec<Value> = k.iter().map(|k| self.node(k, neg && self.dialect == Dialect::Esql)).collect();
-                let v = if is_and == (neg && self.dialect == Dialect::Esql) { any(v) } else { all(v) };
-                if neg && self.dialect == Dialect::Eql { not(v) } else { v }
+                let v: Vec<Node> = k.iter().map(|k| self.node(k, neg && self.dialect == Dialect::Esql)).collect();
+                let v = if is_and == (neg && self.dialect == Dialect::Esql) { Node::any(v) } else { Node::all(v) };
+                if neg && self.dialect == Dialect::Eql { Node::not(v) } else { v }
             }
             Expr::Not(k, _) => {
                 if self.dialect == Dialect::Esql {
                     self.node(k, !neg)
                 } else {
                     let v = self.node(k, false);
-                    if neg { v } else { not(v) }
+                    if neg { v } else { Node::not(v) }
                 }
             }
             _ => {
@@ -275,11 +277,11 @@ impl Mapper<'_> {
                         } else if self.dialect == Dialect::Esql && !matches!(e, Expr::IsNull { .. }) {
                             // ES|QL: NOT of a comparison with a missing field is null: the row is dropped
                             match field {
-                                Some(f) => all(vec![pred(&f, "exists", vec![], false), not(v)]),
-                                None => not(v),
+                                Some(f) => Node::all(vec![Node::pred(&f, "exists", vec![], false), Node::not(v)]),
+                                None => Node::not(v),
                             }
                         } else {
-                            not(v)
+                            Node::not(v)
                         }
                     }
                     Err(why) => self.opaque(e, neg, &why),
@@ -289,7 +291,7 @@ impl Mapper<'_> {
     }
 
     /// An opaque node for a leaf: kuery where it has an exact kuery form, else its own language.
-    fn opaque(&mut self, e: &Expr, neg: bool, why: &str) -> Value {
+    fn opaque(&mut self, e: &Expr, neg: bool, why: &str) -> Node {
         let src = self.src(e.span());
         self.out.opaque.push((src.clone(), why.to_string()));
         if let Some((k, field)) = self.as_kuery(e) {
@@ -298,7 +300,7 @@ impl Mapper<'_> {
                 (true, Dialect::Eql) => k.not(),
                 (true, Dialect::Esql) => kuery::Query::and(vec![kuery_is(&field, &["*".to_string()], true), k.not()]),
             };
-            return opaque_node("kuery", &kuery::to_string(&q), why);
+            return opaque_node(OpaqueLang::Kuery, &kuery::to_string(&q), why);
         }
         let text = if neg { format!("NOT ({src})") } else { src };
         let text = if self.dialect == Dialect::Eql { text.replace("NOT (", "not (") } else { text };
@@ -335,12 +337,12 @@ impl Mapper<'_> {
     }
 
     /// A leaf: the canonical node and the raw field it tests, or why it cannot be said.
-    fn leaf(&self, e: &Expr) -> Result<(Value, Option<String>), Why> {
+    fn leaf(&self, e: &Expr) -> Result<(Node, Option<String>), Why> {
         match e {
             Expr::IsNull { term: Term::Field(f), negated, .. } => {
                 let (path, _) = self.raw(f)?;
-                let v = pred(&path, "exists", vec![], false);
-                Ok((if *negated { v } else { not(v) }, Some(path)))
+                let v = Node::pred(&path, "exists", vec![], false);
+                Ok((if *negated { v } else { Node::not(v) }, Some(path)))
             }
             Expr::Cmp { lhs: Term::Field(f), op, rhs, .. } => self.cmp(f, op, rhs),
             Expr::Term(Term::Call { name, insensitive, args }, _) => {
@@ -361,12 +363,12 @@ impl Mapper<'_> {
                     && let Some(path) = super::keyword_copy_of(f)
                 {
                     if vals.iter().all(|v| !v.is_empty() && !v.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace()) && !"null".contains(v.as_str())) {
-                        return Ok((pred(&path, "mentions", vals.into_iter().map(Value::String).collect(), *insensitive), Some(path)));
+                        return Ok((Node::pred(&path, "mentions", vals.into_iter().map(Value::String).collect(), *insensitive), Some(path)));
                     }
                     return Err(format!("`{f}` is Java's map text of `{path}` (`{{key=value, ...}}`): a substring with `=`, `,`, spaces, braces or brackets depends on its order and layout"));
                 }
                 let (path, _) = self.raw(f)?;
-                Ok((pred(&path, op, vals.into_iter().map(Value::String).collect(), *insensitive), Some(path)))
+                Ok((Node::pred(&path, op, vals.into_iter().map(Value::String).collect(), *insensitive), Some(path)))
             }
             _ => Err("this expression has no canonical form".into()),
         }
@@ -392,13 +394,13 @@ impl Mapper<'_> {
         }
     }
 
-    fn cmp(&self, f: &str, op: &str, rhs: &[Term]) -> Result<(Value, Option<String>), Why> {
+    fn cmp(&self, f: &str, op: &str, rhs: &[Term]) -> Result<(Node, Option<String>), Why> {
         if let Some(Target::Outcome) = raw_of(f)
             && op == "=="
             && let [Term::Lit(Lit::Str(s))] = rhs
             && (s == "success" || s == "failure")
         {
-            return Ok((json!({"request_succeeded": s == "success"}), None));
+            return Ok((Node::Succeeded { request_succeeded: s == "success" }, None));
         }
         if let Some(Target::SourceIp) = raw_of(f)
             && !matches!(op, "==" | "in")
@@ -411,26 +413,26 @@ impl Mapper<'_> {
         let node = match op {
             "==" | "!=" | "in" | "in~" => {
                 if let [Term::Lit(Lit::Null)] = rhs {
-                    let v = pred(&path, "exists", vec![], false);
-                    return Ok((if op == "==" { not(v) } else { v }, Some(path)));
+                    let v = Node::pred(&path, "exists", vec![], false);
+                    return Ok((if op == "==" { Node::not(v) } else { v }, Some(path)));
                 }
                 let vals: Vec<Value> = rhs
                     .iter()
                     .map(|t| match t {
                         Term::Lit(Lit::Str(s)) => Ok(typed(s, kind)),
                         Term::Lit(Lit::Num(n)) => Ok(typed(n, Kind::Number)),
-                        Term::Lit(Lit::Bool(b)) => Ok(json!(b)),
+                        Term::Lit(Lit::Bool(b)) => Ok(Value::Bool(*b)),
                         Term::Field(g) => Err(format!("a comparison with another field (`{g}`) has no canonical form")),
                         _ => Err("the value has no canonical form".to_string()),
                     })
                     .collect::<Result<_, _>>()?;
                 let ci = ci && vals.iter().any(Value::is_string);
-                let v = pred(&path, "eq", vals, ci);
+                let v = Node::pred(&path, "eq", vals, ci);
                 if op == "!=" {
                     if self.dialect == Dialect::Esql {
-                        all(vec![pred(&path, "exists", vec![], false), not(v)])
+                        Node::all(vec![Node::pred(&path, "exists", vec![], false), Node::not(v)])
                     } else {
-                        not(v)
+                        Node::not(v)
                     }
                 } else {
                     v
@@ -461,9 +463,9 @@ impl Mapper<'_> {
                     if regex::Regex::new(&re).is_err() {
                         return Err("the regular expression is not valid RE2".into());
                     }
-                    vals.push(json!(re));
+                    vals.push(Value::String(re));
                 }
-                pred(&path, "regex", vals, false)
+                Node::pred(&path, "regex", vals, false)
             }
             "<" | "<=" | ">" | ">=" => {
                 let [Term::Lit(Lit::Num(n))] = rhs else {
@@ -475,7 +477,7 @@ impl Mapper<'_> {
                     ">" => "gt",
                     _ => "ge",
                 };
-                pred(&path, op, vec![typed(n, Kind::Number)], false)
+                Node::pred(&path, op, vec![typed(n, Kind::Number)], false)
             }
             other => return Err(format!("the operator `{other}` has no canonical form")),
         };
@@ -484,22 +486,22 @@ impl Mapper<'_> {
 }
 
 /// A `*` / `?` pattern as the most specific canonical predicate.
-fn pattern(path: &str, p: &str, ci: bool) -> Value {
+fn pattern(path: &str, p: &str, ci: bool) -> Node {
     let inner = p.trim_matches('*');
     let simple = !inner.contains(['*', '?']) && !inner.is_empty();
     let (lead, trail) = (p.starts_with('*'), p.ends_with('*') && p.len() > 1);
     if !p.contains(['*', '?']) {
-        pred(path, "eq", vec![json!(p)], ci)
+        Node::pred(path, "eq", vec![Value::from(p)], ci)
     } else if p == "*" {
-        pred(path, "exists", vec![], false)
+        Node::pred(path, "exists", vec![], false)
     } else if simple && lead && trail {
-        pred(path, "contains", vec![json!(inner)], ci)
+        Node::pred(path, "contains", vec![Value::from(inner)], ci)
     } else if simple && trail && !lead {
-        pred(path, "startswith", vec![json!(inner)], ci)
+        Node::pred(path, "startswith", vec![Value::from(inner)], ci)
     } else if simple && lead && !trail {
-        pred(path, "endswith", vec![json!(inner)], ci)
+        Node::pred(path, "endswith", vec![Value::from(inner)], ci)
     } else {
-        pred(path, "glob", vec![json!(p)], ci)
+        Node::pred(path, "glob", vec![Value::from(p)], ci)
     }
 }
 

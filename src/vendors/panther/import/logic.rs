@@ -75,10 +75,13 @@ use std::rc::Rc;
 
 use rustpython_parser::ast::{self, Constant, Expr, Ranged, Stmt};
 use rustpython_parser::{Mode, StringKind, Tok, lexer};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use indexmap::IndexMap;
 
 use super::helpers;
-use crate::import::{all, any, not, pred};
+use crate::import::{Node, Part, PartKind, Pred, all, any, not, pred};
+use crate::model::OpaqueLang;
+use crate::model::doc::{Opaque, SomeNode};
 
 /// A condition while it is built: a constant or a canonical node.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +117,7 @@ fn neg(a: C) -> C {
         C::N(v) => match v {
             Value::Object(ref o) if o.len() == 1 && o.contains_key("not") => C::N(o["not"].clone()),
             Value::Object(ref o) if o.len() == 1 && o.contains_key("request_succeeded") => {
-                C::N(json!({"request_succeeded": !o["request_succeeded"].as_bool().unwrap_or(true)}))
+                C::N(Node::Succeeded { request_succeeded: !o["request_succeeded"].as_bool().unwrap_or(true) }.to_value())
             }
             other => C::N(not(other)),
         },
@@ -291,7 +294,7 @@ pub struct Logic {
     /// `detection:`.
     pub detection: Value,
     /// `lists:` (canonical name → values).
-    pub lists: Map<String, Value>,
+    pub lists: IndexMap<String, Vec<Value>>,
     /// `allowlists:`.
     pub allows: Vec<Allow>,
     /// `alert.title`.
@@ -303,7 +306,7 @@ pub struct Logic {
     /// `targets.panther.prelude`.
     pub prelude: Option<String>,
     /// Parts kept opaque or verbatim, or left out (`detection: ...` / `metadata: ...`).
-    pub parts: Vec<String>,
+    pub parts: Vec<Part>,
     /// Did the detection keep opaque Python?
     pub opaque: bool,
     /// `for` loops over event data kept as Python (the element quantifier cannot say them).
@@ -322,7 +325,7 @@ struct Py<'a> {
     /// Module names the opaque text and kept functions use.
     used: BTreeSet<String>,
     /// `lists:` collected.
-    lists: Map<String, Value>,
+    lists: IndexMap<String, Vec<Value>>,
     /// Inlining depth guard.
     depth: usize,
     /// Set when an alert text reads a field without a default (Python prints `None` for it).
@@ -333,7 +336,7 @@ struct Py<'a> {
     /// values (`json.loads` output) rather than Panther's immutable event containers.
     elem_plain: Vec<bool>,
     /// What the loops read as `some` declare (where Python raises and canonical reads on).
-    declared: Vec<String>,
+    declared: Vec<Part>,
     /// Loops read as `some`.
     somes: usize,
 }
@@ -351,14 +354,14 @@ fn s(e: &Expr) -> Option<&str> {
 fn scalar(e: &Expr) -> Option<Value> {
     match e {
         Expr::Constant(c) => match &c.value {
-            Constant::Str(s) => Some(json!(s)),
-            Constant::Bool(b) => Some(json!(b)),
-            Constant::Int(i) => i.to_string().parse::<i64>().ok().map(|n| json!(n)),
+            Constant::Str(s) => Some(Value::from(s.as_str())),
+            Constant::Bool(b) => Some(Value::Bool(*b)),
+            Constant::Int(i) => i.to_string().parse::<i64>().ok().map(Value::from),
             Constant::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number),
             _ => None,
         },
         Expr::UnaryOp(u) if matches!(u.op, ast::UnaryOp::USub) => match scalar(&u.operand)? {
-            Value::Number(n) => n.as_i64().map(|i| json!(-i)).or_else(|| n.as_f64().map(|f| json!(-f))),
+            Value::Number(n) => n.as_i64().map(|i| Value::from(-i)).or_else(|| n.as_f64().map(|f| Value::from(-f))),
             _ => None,
         },
         _ => None,
@@ -382,9 +385,9 @@ fn default_value(e: &Expr) -> Option<Option<Value>> {
         return Some(None);
     }
     match e {
-        Expr::Dict(d) if d.keys.is_empty() => Some(Some(json!({}))),
-        Expr::List(l) if l.elts.is_empty() => Some(Some(json!([]))),
-        Expr::Tuple(t) if t.elts.is_empty() => Some(Some(json!([]))),
+        Expr::Dict(d) if d.keys.is_empty() => Some(Some(Value::Object(Map::new()))),
+        Expr::List(l) if l.elts.is_empty() => Some(Some(Value::Array(vec![]))),
+        Expr::Tuple(t) if t.elts.is_empty() => Some(Some(Value::Array(vec![]))),
         other => scalar(other).map(Some),
     }
 }
@@ -418,14 +421,14 @@ fn lower(v: Value) -> Value {
 /// the model's convention (CloudTrail writes them with one type).
 fn not_list(f: &FieldRef) -> C {
     match elem_split(&f.path) {
-        Some((_, rel)) if !rel.is_empty() => C::N(pred(&format!("{}[0]", f.path), "exists", vec![json!(false)], false)),
+        Some((_, rel)) if !rel.is_empty() => C::N(pred(&format!("{}[0]", f.path), "exists", vec![Value::Bool(false)], false)),
         _ => C::T,
     }
 }
 
 /// Does a canonical predicate hold on a constant (the default Python reads for a missing field)?
 fn holds_on(op: &str, vals: &[Value], ci: bool, value: &Value) -> bool {
-    let (Ok(field), Ok(op)) = (crate::fields::resolve("eventName"), serde_json::from_value::<crate::model::Op>(json!(op))) else {
+    let (Ok(field), Ok(op)) = (crate::fields::resolve("eventName"), serde_json::from_value::<crate::model::Op>(Value::from(op))) else {
         return false;
     };
     let p = crate::condition::Pred {
@@ -437,7 +440,7 @@ fn holds_on(op: &str, vals: &[Value], ci: bool, value: &Value) -> bool {
         case: if ci { crate::model::Case::Insensitive } else { crate::model::Case::Sensitive },
         span: None,
     };
-    crate::eval::pred(&p, &json!({ "eventName": value }))
+    crate::eval::pred(&p, &Value::Object(Map::from_iter([("eventName".to_string(), value.clone())])))
 }
 
 /// Module names as canonical list names: `SECURITY_CONFIG_ACTIONS` → `SecurityConfigActions`.
@@ -563,7 +566,7 @@ fn guard_of(k: &Value, depth: usize) -> Option<Guard> {
     }
     let n = o.get("not")?.as_object()?;
     let is_self = n.get("field").and_then(Value::as_str) == Some(&format!("${depth}"));
-    (is_self && n.get("op").and_then(Value::as_str) == Some("exists") && n.get("value") == Some(&json!(false))).then_some(Guard::NotNone)
+    (is_self && n.get("op").and_then(Value::as_str) == Some("exists") && n.get("value") == Some(&Value::Bool(false))).then_some(Guard::NotNone)
 }
 
 /// The element depths a condition reads (an enclosing `some`'s field, not its `where`);
@@ -601,7 +604,7 @@ fn depths_in(v: &Value, seen: &mut BTreeSet<usize>, bad: &mut bool) {
 fn localise(v: &Value, depth: usize) -> Option<Value> {
     let rel = |p: &Value| -> Option<Value> {
         match elem_split(p.as_str()?) {
-            Some((d, rel)) if d == depth && !rel.is_empty() => Some(json!(rel)),
+            Some((d, rel)) if d == depth && !rel.is_empty() => Some(Value::from(rel)),
             _ => None,
         }
     };
@@ -609,7 +612,7 @@ fn localise(v: &Value, depth: usize) -> Option<Value> {
     for kind in ["all", "any"] {
         if let Some(kids) = o.get(kind) {
             let kids = kids.as_array()?.iter().map(|k| localise(k, depth)).collect::<Option<Vec<_>>>()?;
-            return Some(json!({ kind: kids }));
+            return Some(if kind == "all" { Node::All { all: kids.into_iter().map(Node::Json).collect() } } else { Node::Any { any: kids.into_iter().map(Node::Json).collect() } }.to_value());
         }
     }
     if let Some(k) = o.get("not") {
@@ -619,7 +622,7 @@ fn localise(v: &Value, depth: usize) -> Option<Value> {
         let mut q = q.as_object()?.clone();
         let f = rel(q.get("field")?)?;
         q.insert("field".into(), f);
-        return Some(json!({ "some": Value::Object(q) }));
+        return Some(Value::Object(Map::from_iter([("some".to_string(), Value::Object(q))])));
     }
     if o.contains_key("field") {
         let mut m = o.clone();
@@ -663,7 +666,7 @@ fn fieldless(v: &Value) -> Option<bool> {
 fn false_without(v: &Value, field: &str) -> bool {
     let Some(o) = v.as_object() else { return false };
     if let Some(q) = o.get("some") {
-        return q.get("field").and_then(Value::as_str) == Some(field) && q.get("decode") == Some(&json!("json"));
+        return q.get("field").and_then(Value::as_str) == Some(field) && q.get("decode") == Some(&Value::from("json"));
     }
     if let Some(kids) = o.get("all").and_then(Value::as_array) {
         return kids.iter().any(|k| false_without(k, field));
@@ -753,7 +756,7 @@ impl<'a> Py<'a> {
         // a default on a field read below another one is not the final value: only the
         // outermost read may carry one
         // (`{}` is harmless: reading below it finds nothing, as below a missing field)
-        let inner = |f: FieldRef| (!f.ci && f.default.as_ref().is_none_or(|(d, _)| d == &json!({}))).then_some(f);
+        let inner = |f: FieldRef| (!f.ci && f.default.as_ref().is_none_or(|(d, _)| d == &Value::Object(Map::new()))).then_some(f);
         match e {
             Expr::Name(n) => match env.get(n.id.as_str()) {
                 Some((x, scope)) => self.field_raw(x, scope),
@@ -773,8 +776,8 @@ impl<'a> Py<'a> {
                     return None;
                 }
                 let d = match &b.values[1] {
-                    Expr::Dict(d) if d.keys.is_empty() => json!({}),
-                    Expr::List(l) if l.elts.is_empty() => json!([]),
+                    Expr::Dict(d) if d.keys.is_empty() => Value::Object(Map::new()),
+                    Expr::List(l) if l.elts.is_empty() => Value::Array(vec![]),
                     other => scalar(other)?,
                 };
                 // falsy for text is absent, null or "": only text fields say that exactly
@@ -886,7 +889,7 @@ impl<'a> Py<'a> {
         match values.get(2..) {
             Some([]) | None => Some(FieldRef::plain("@actor_user".into())),
             Some([d]) => {
-                let d = scalar(d).filter(|d| d == &json!(""))?;
+                let d = scalar(d).filter(|d| d == &Value::from(""))?;
                 Some(FieldRef { default: Some((d, Miss::Falsy)), ..FieldRef::plain("@actor_user".into()) })
             }
             _ => None,
@@ -920,7 +923,7 @@ impl<'a> Py<'a> {
             Expr::Name(n) => {
                 match env.consts.get(n.id.as_str()) {
                     Some(Value::Array(a)) if a.iter().all(|v| !v.is_object() && !v.is_array()) => return Some((a.clone(), None)),
-                    Some(Value::Object(o)) => return Some((o.keys().map(|k| json!(k)).collect(), None)),
+                    Some(Value::Object(o)) => return Some((o.keys().map(|k| Value::from(k.as_str())).collect(), None)),
                     Some(_) => return None,
                     None => {}
                 }
@@ -933,7 +936,7 @@ impl<'a> Py<'a> {
                 let (vals, _) = self.values(x, &Env::default())?;
                 if vals.iter().all(Value::is_string) && vals.len() > 1 {
                     let name = list_name(n.id.as_str());
-                    self.lists.insert(name.clone(), Value::Array(vals.clone()));
+                    self.lists.insert(name.clone(), vals.clone());
                     Some((vals, Some(name)))
                 } else {
                     Some((vals, None))
@@ -1008,14 +1011,14 @@ impl<'a> Py<'a> {
         let on_default = holds_on(op, &vals, f.ci, d);
         let bare = FieldRef { default: None, ..f.clone() };
         let p = self.pred_plain(&bare, op, vals.clone(), list);
-        let absent = || C::N(pred(&f.path, "exists", vec![json!(false)], false));
-        let empty = || C::N(pred(&f.path, "empty", vec![json!(true)], false));
+        let absent = || C::N(pred(&f.path, "exists", vec![Value::Bool(false)], false));
+        let empty = || C::N(pred(&f.path, "empty", vec![Value::Bool(true)], false));
         match (miss, on_default) {
             (Miss::Absent, true) => or2(p, absent()),
             (Miss::Absent, false) => p,
             (Miss::Falsy, true) => or2(p, empty()),
             // "" is read as D: where P("") holds canonically, exclude it
-            (Miss::Falsy, false) if holds_on(op, &vals, f.ci, &json!("")) => and2(p, neg(empty())),
+            (Miss::Falsy, false) if holds_on(op, &vals, f.ci, &Value::from("")) => and2(p, neg(empty())),
             (Miss::Falsy, false) => p,
         }
     }
@@ -1034,11 +1037,7 @@ impl<'a> Py<'a> {
             return C::N(pred(&f.path, op, vals, true));
         }
         if let Some(l) = list {
-            let mut m = Map::new();
-            m.insert("field".into(), json!(f.path));
-            m.insert("op".into(), json!("in"));
-            m.insert("list".into(), json!(l));
-            return C::N(Value::Object(m));
+            return C::N(Node::Pred(Pred { list: Some(l.to_string()), ..Pred::new(&f.path, "in") }).to_value());
         }
         if vals.is_empty() {
             return C::F;
@@ -1056,11 +1055,7 @@ impl<'a> Py<'a> {
 
     fn opaque(&mut self, e: &'a Expr, env: &Env<'a>, why: &str) -> Result<C, Why> {
         let text = self.expr_text(e, env)?;
-        let mut m = Map::new();
-        m.insert("lang".into(), json!("python"));
-        m.insert("text".into(), json!(text));
-        m.insert("reason".into(), json!(why));
-        Ok(C::N(json!({ "opaque": Value::Object(m) })))
+        Ok(C::N(opaque_node(&text, why)))
     }
 
     fn cond_structured(&mut self, e: &'a Expr, env: &Env<'a>) -> Result<C, Why> {
@@ -1088,7 +1083,7 @@ impl<'a> Py<'a> {
                     // a default that is itself falsy reads as a missing value
                     let falsy_default = f.default.as_ref().is_none_or(|(d, _)| is_falsy(d));
                     if !f.ci && text_field && falsy_default {
-                        return Ok(C::N(pred(&f.path, "empty", vec![json!(true)], false)));
+                        return Ok(C::N(pred(&f.path, "empty", vec![Value::Bool(true)], false)));
                     }
                 }
                 Ok(neg(self.cond(&u.operand, env)?))
@@ -1104,7 +1099,7 @@ impl<'a> Py<'a> {
                     self.cond(x, &scope)
                 }
                 // a loop element's truthiness: only as a guard (`if not x: continue`)
-                None if env.elems.contains_key(n.id.as_str()) => Ok(C::N(json!({ "$truthy": env.elems[n.id.as_str()] }))),
+                None if env.elems.contains_key(n.id.as_str()) => Ok(C::N(Value::Object(Map::from_iter([("$truthy".to_string(), Value::from(env.elems[n.id.as_str()]))])))),
                 None => Err(format!("the value of `{}`", n.id)),
             },
             Expr::Compare(cmp) => {
@@ -1119,7 +1114,8 @@ impl<'a> Py<'a> {
             // `isinstance(x, dict)` of a loop element: only as a guard
             Expr::Call(_) if self.object_test(e).is_some_and(|(n, _)| env.elems.contains_key(n)) => {
                 let (n, mapping) = self.object_test(e).unwrap_or_default();
-                Ok(C::N(json!({ "$guard": { "depth": env.elems[n], "mapping": mapping } })))
+                let guard = Map::from_iter([("depth".to_string(), Value::from(env.elems[n])), ("mapping".to_string(), Value::from(mapping))]);
+                Ok(C::N(Value::Object(Map::from_iter([("$guard".to_string(), Value::Object(guard))]))))
             }
             // a field read used as a condition: its truthiness
             Expr::Call(_) if self.field(e, env).is_some_and(|f| !f.ci) => {
@@ -1170,8 +1166,8 @@ impl<'a> Py<'a> {
                 };
                 let c = if is_none(other) {
                     // a field read with a default is never None
-                    if f.default.is_some() { C::F } else { C::N(pred(&f.path, "exists", vec![json!(false)], false)) }
-                } else if let Some(v) = env.constant(other).or_else(|| self.strings(other, env).filter(|v| v.len() == 1).map(|v| json!(v[0]))) {
+                    if f.default.is_some() { C::F } else { C::N(pred(&f.path, "exists", vec![Value::Bool(false)], false)) }
+                } else if let Some(v) = env.constant(other).or_else(|| self.strings(other, env).filter(|v| v.len() == 1).map(|v| Value::from(v[0].as_str()))) {
                     if matches!(op, O::Is | O::IsNot) && !v.is_boolean() {
                         return bad();
                     }
@@ -1219,7 +1215,7 @@ impl<'a> Py<'a> {
                     if !text {
                         return Err(format!("`in` on `{}`, which may be an object or a list (key / element membership, not a substring)", f.path));
                     }
-                    self.pred_on(&f, "contains", vec![json!(sub)], None)
+                    self.pred_on(&f, "contains", vec![Value::from(sub.to_string())], None)
                 } else {
                     return bad();
                 };
@@ -1260,34 +1256,27 @@ impl<'a> Py<'a> {
             if crate::fields::resolve(&f.path).is_ok_and(|x| matches!(x.kind, crate::fields::Kind::Object | crate::fields::Kind::Record | crate::fields::Kind::Array)) {
                 return Err(format!("a comparison of `{}`, an object or a list", f.path));
             }
-            if f.default.as_ref().is_some_and(|(d, _)| d != &json!("")) {
+            if f.default.as_ref().is_some_and(|(d, _)| d != &Value::from("")) {
                 return Err(format!("a comparison of `{}` read with a default other than \"\"", f.path));
             }
         }
-        let mut m = Map::new();
-        m.insert("field".into(), json!(a.path));
-        m.insert("op".into(), json!("eq"));
-        m.insert("ref".into(), json!(b.path));
-        if a.ci {
-            m.insert("case".into(), json!("insensitive"));
-        }
-        let both = C::N(Value::Object(m));
+        let both = C::N(Node::Pred(Pred { ref_field: Some(b.path.clone()), case: a.ci.then_some(crate::model::Case::Insensitive), ..Pred::new(&a.path, "eq") }).to_value());
         // what Python reads for a side that is missing or empty
         let none = |f: &FieldRef| -> C {
             if env.nonempty.contains(&f.path) || f.default.is_some() || f.ci {
                 // checked truthy, or read as "" (a default), or `.lower()` of None raises
                 C::F
             } else {
-                C::N(pred(&f.path, "exists", vec![json!(false)], false))
+                C::N(pred(&f.path, "exists", vec![Value::Bool(false)], false))
             }
         };
         let empty = |f: &FieldRef| -> C {
             if env.nonempty.contains(&f.path) || (f.ci && f.default.is_none()) {
                 C::F
             } else if f.default.is_some() {
-                C::N(pred(&f.path, "empty", vec![json!(true)], false))
+                C::N(pred(&f.path, "empty", vec![Value::Bool(true)], false))
             } else {
-                and2(C::N(pred(&f.path, "exists", vec![json!(true)], false)), C::N(pred(&f.path, "empty", vec![json!(true)], false)))
+                and2(C::N(pred(&f.path, "exists", vec![Value::Bool(true)], false)), C::N(pred(&f.path, "empty", vec![Value::Bool(true)], false)))
             }
         };
         Ok(or2(both, or2(and2(none(a), none(b)), and2(empty(a), empty(b)))))
@@ -1317,7 +1306,7 @@ impl<'a> Py<'a> {
         let f = self.field_raw(&c.args[0], env).filter(|f| known_field(&f.path) && !f.ci)?;
         match &f.default {
             None => Some(f),
-            Some((d, Miss::Absent)) if d == &json!([]) => Some(FieldRef { default: None, ..f }),
+            Some((d, Miss::Absent)) if d == &Value::Array(vec![]) => Some(FieldRef { default: None, ..f }),
             _ => None,
         }
     }
@@ -1328,7 +1317,7 @@ impl<'a> Py<'a> {
             Expr::Name(n) => {
                 let name = n.id.as_str();
                 if SUCCESS.contains(&name) && self.is_helper(name) && call.args.len() == 1 {
-                    return Ok(C::N(json!({"request_succeeded": true})));
+                    return Ok(C::N(Node::Succeeded { request_succeeded: true }.to_value()));
                 }
                 match name {
                     "pattern_match" | "pattern_match_list" | "fnmatch" if call.args.len() == 2 && self.glob_fn(name) => {
@@ -1436,7 +1425,7 @@ impl<'a> Py<'a> {
             return Err("a regex with upper-case letters over lowered text".into());
         }
         let f = FieldRef { ci: ci || f.ci, ..f };
-        Ok(self.pred_on(&f, "regex", vec![json!(p)], None))
+        Ok(self.pred_on(&f, "regex", vec![Value::from(p.to_string())], None))
     }
 
     fn globs(&mut self, f: &FieldRef, pats: Vec<String>) -> Result<C, Why> {
@@ -1514,7 +1503,7 @@ impl<'a> Py<'a> {
         }
         match &f.default {
             None => {}
-            Some((d, Miss::Absent)) if d == &json!([]) || d == &json!({}) || d == &json!("") => {}
+            Some((d, Miss::Absent)) if d == &Value::Array(vec![]) || d == &Value::Object(Map::new()) || d == &Value::from("") => {}
             Some(_) => return None,
         }
         let (field, decode, path, plain) = if let Some((field, rel)) = decoded_split(&f.path) {
@@ -1592,7 +1581,7 @@ impl<'a> Py<'a> {
         if w.to_string().contains("\"opaque\"") {
             let mut why = vec![];
             collect_opaque_reasons(&w, &mut why);
-            let first = why.first().and_then(|w| w.split_once(": ").map(|(_, r)| r.to_string())).unwrap_or_default();
+            let first = why.first().map(|w| w.reason.clone()).unwrap_or_default();
             return Err(format!("a loop over `{over}` whose test on the element is not structured ({first})"));
         }
         // guards on the element itself, at the top: `if not isinstance(x, dict): continue`,
@@ -1633,15 +1622,12 @@ impl<'a> Py<'a> {
         if fieldless(&cond) != Some(false) {
             return Err(format!("a loop over `{over}` whose test holds on an element without fields"));
         }
-        let mut q = Map::new();
-        q.insert("field".into(), json!(src.field));
-        if src.decode {
-            q.insert("decode".into(), json!("json"));
-        }
-        if !src.path.is_empty() {
-            q.insert("path".into(), json!(src.path));
-        }
-        q.insert("where".into(), cond);
+        let some = SomeNode {
+            field: src.field.clone(),
+            decode: src.decode.then_some(crate::model::Decode::Json),
+            path: (!src.path.is_empty()).then(|| src.path.clone()),
+            cond: Node::Json(cond),
+        };
         // where the Python raises (a rule error, no alert) and canonical reads on
         let mut raises = vec![];
         if src.decode {
@@ -1661,13 +1647,13 @@ impl<'a> Py<'a> {
                 None => format!("`{}`", src.field),
             };
             let what = if src.decode { format!("{field} (JSON){}", if src.path.is_empty() { String::new() } else { format!(" → {}", src.path) }) } else { field };
-            self.declared.push(format!(
-                "detection: the loop over `{over}` is read as `some` over {what}; where the Python raises (a rule error, no alert) the canonical `some` still decides: {}",
+            self.declared.push(Part::detection(format!(
+                "the loop over `{over}` is read as `some` over {what}; where the Python raises (a rule error, no alert) the canonical `some` still decides: {}",
                 raises.join("; ")
-            ));
+            )));
         }
         self.somes += 1;
-        outer.push(json!({ "some": Value::Object(q) }));
+        outer.push(Node::Some { some: Box::new(some) }.to_value());
         Ok(C::N(flatten("all", outer)))
     }
 
@@ -1750,11 +1736,7 @@ impl<'a> Py<'a> {
         let t = self.expr_text(&i.test, &scope)?;
         let over = self.expr_text(&f.iter, env)?;
         let text = format!("any(({t}) for {var} in ({over}))");
-        let mut m = Map::new();
-        m.insert("lang".into(), json!("python"));
-        m.insert("text".into(), json!(text));
-        m.insert("reason".into(), json!(format!("a loop over event data that the element quantifier cannot say: {why}")));
-        Ok(C::N(json!({ "opaque": Value::Object(m) })))
+        Ok(C::N(opaque_node(&text, &format!("a loop over event data that the element quantifier cannot say: {why}"))))
     }
 
     /// Fields that are truthy when `e` is (so present, not null and not `""`).
@@ -1967,9 +1949,9 @@ impl<'a> Py<'a> {
         let value = self.const_value(iter, env)?;
         let items: Vec<Value> = match (&value, method) {
             (Value::Array(a), "") => a.clone(),
-            (Value::Object(o), "" | "keys") => o.keys().map(|k| json!(k)).collect(),
+            (Value::Object(o), "" | "keys") => o.keys().map(|k| Value::from(k.as_str())).collect(),
             (Value::Object(o), "values") => o.values().cloned().collect(),
-            (Value::Object(o), "items") => o.iter().map(|(k, v)| json!([k, v])).collect(),
+            (Value::Object(o), "items") => o.iter().map(|(k, v)| Value::Array(vec![Value::from(k.as_str()), v.clone()])).collect(),
             _ => return None,
         };
         let mut out = vec![];
@@ -2235,7 +2217,7 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         root: rule_fn.args.args[0].def.arg.to_string(),
         defs: defs.clone(),
         used: BTreeSet::new(),
-        lists: Map::new(),
+        lists: IndexMap::new(),
         depth: 0,
         prints_none: false,
         loops: vec![],
@@ -2249,10 +2231,10 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
     for st in &rule_fn.body {
         if let Some(a) = allow_loop(&mut py, st) {
             for k in &a.missing_as_empty {
-                logic.parts.push(format!(
-                    "detection: allow-list {}: Python matches a missing `{k}` as \"\" (an entry pattern like `*` then suppresses); the canonical allow-list does not match a missing field",
+                logic.parts.push(Part::detection(format!(
+                    "allow-list {}: Python matches a missing `{k}` as \"\" (an entry pattern like `*` then suppresses); the canonical allow-list does not match a missing field",
                     a.name
-                ));
+                )));
             }
             logic.allows.push(a);
         } else {
@@ -2290,7 +2272,7 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         Err(why) => {
             logic.detection = opaque_node("_panther_rule(event)", &format!("rule() uses {why}"));
             logic.opaque = true;
-            logic.parts.push(format!("detection: rule() kept as Python (`_panther_rule` in targets.panther.prelude): it uses {why}"));
+            logic.parts.push(Part::detection(format!("rule() kept as Python (`_panther_rule` in targets.panther.prelude): it uses {why}")));
             py.lists.clear();
             logic.allows.clear();
             kept.push("rule".into());
@@ -2319,13 +2301,13 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
             _ => false,
         };
         if done && py.prints_none {
-            logic.parts.push(format!(
-                "metadata: {name}(): a missing field reads as `None` in Python (printed `None`, or no dedup key) and as an empty text in the canonical alert"
-            ));
+            logic.parts.push(Part::metadata(format!(
+                "{name}(): a missing field reads as `None` in Python (printed `None`, or no dedup key) and as an empty text in the canonical alert"
+            )));
         }
         if !done {
             kept.push((*name).to_string());
-            logic.parts.push(format!("metadata: {name}() kept as Python in targets.panther.prelude"));
+            logic.parts.push(Part::metadata(format!("{name}() kept as Python in targets.panther.prelude")));
         }
     }
     // the prelude: kept functions and what they and the opaque text use, in module order
@@ -2355,19 +2337,19 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
                 "dedup" => logic.dedup.clear(),
                 _ => logic.context.clear(),
             }
-            logic.parts.retain(|p| !p.starts_with(&format!("metadata: {n}()")) && !(n == "alert_context" && p.starts_with("metadata: alert_context:")));
-            logic.parts.push(format!("metadata: {n}() kept as Python in targets.panther.prelude (kept code calls it)"));
+            logic.parts.retain(|p| p.kind != PartKind::Metadata || (!p.reason.starts_with(&format!("{n}()")) && !(n == "alert_context" && p.reason.starts_with("alert_context:"))));
+            logic.parts.push(Part::metadata(format!("{n}() kept as Python in targets.panther.prelude (kept code calls it)")));
         }
         (prelude_text, missing, dropped) = prelude(&py, suite);
     }
     let prelude = prelude_text;
     if prelude.as_deref().is_some_and(|p| p.contains("def lookup_aws_account_name(")) {
-        logic.parts.push("metadata: lookup_aws_account_name() is rulecast's copy of the current helper, which returns the account id (a deployment that still maps ids to names in its helpers shows the id)".into());
+        logic.parts.push(Part::metadata("lookup_aws_account_name() is rulecast's copy of the current helper, which returns the account id (a deployment that still maps ids to names in its helpers shows the id)"));
     }
     for m in missing {
-        logic.parts.push(format!(
-            "detection: `{m}` comes from a Panther helper module rulecast does not bundle; the prelude imports it (runs only where panther-analysis' global helpers are installed)"
-        ));
+        logic.parts.push(Part::detection(format!(
+            "`{m}` comes from a Panther helper module rulecast does not bundle; the prelude imports it (runs only where panther-analysis' global helpers are installed)"
+        )));
     }
     for i in dropped {
         let st = &suite[i];
@@ -2379,27 +2361,27 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
             text.push('…');
         }
         let text = crate::diag::shown(&text);
-        logic.parts.push(format!(
-            "metadata: module statement at line {line} left out (it runs when the module loads and defines nothing the rule uses): `{text}`"
-        ));
+        logic.parts.push(Part::metadata(format!(
+            "module statement at line {line} left out (it runs when the module loads and defines nothing the rule uses): `{text}`"
+        )));
     }
     logic.prelude = prelude;
     Ok(logic)
 }
 
 fn opaque_node(text: &str, why: &str) -> Value {
-    json!({"opaque": {"lang": "python", "text": text, "reason": why}})
+    Node::Opaque { opaque: Opaque { lang: OpaqueLang::Python, text: text.to_string(), reason: why.to_string() } }.to_value()
 }
 
-fn collect_opaque_reasons(v: &Value, out: &mut Vec<String>) {
+fn collect_opaque_reasons(v: &Value, out: &mut Vec<Part>) {
     match v {
         Value::Object(o) => {
             if let Some(op) = o.get("opaque") {
-                out.push(format!(
-                    "detection: `{}` kept as Python: {}",
+                out.push(Part::detection(format!(
+                    "`{}` kept as Python: {}",
                     op["text"].as_str().unwrap_or(""),
                     op["reason"].as_str().unwrap_or("")
-                ));
+                )));
                 return;
             }
             for x in o.values() {
@@ -2483,7 +2465,7 @@ fn allow_loop<'a>(py: &mut Py<'a>, st: &'a Stmt) -> Option<Allow> {
         let [subject, pat] = c.args.as_slice() else { return None };
         let fr = py.field(subject, &env)?;
         // `x or ""`: a missing value is matched as "" (only a pattern like `*` matches it; noted)
-        if fr.ci || fr.default.as_ref().is_some_and(|(d, _)| d != &json!("")) {
+        if fr.ci || fr.default.as_ref().is_some_and(|(d, _)| d != &Value::from("")) {
             return None;
         }
         let Expr::Subscript(sub) = pat else { return None };
@@ -2507,7 +2489,7 @@ fn allow_loop<'a>(py: &mut Py<'a>, st: &'a Stmt) -> Option<Allow> {
                     if !keys.iter().any(|(x, _)| x == k) {
                         return None;
                     }
-                    m.insert(k.to_string(), json!(s(v)?));
+                    m.insert(k.to_string(), Value::from(s(v)?));
                 }
                 Some(Value::Object(m))
             })
@@ -2524,7 +2506,7 @@ fn alert_field<'a>(py: &mut Py<'a>, e: &'a Expr, env: &Env<'a>) -> Option<String
     let f = py.field(e, env).filter(|f| !f.ci)?;
     match &f.default {
         None => py.prints_none = true,
-        Some((d, _)) if d == &json!("") => {}
+        Some((d, _)) if d == &Value::from("") => {}
         Some(_) => return None,
     }
     Some(f.path)
@@ -2619,7 +2601,7 @@ fn alert_dedup<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<Vec<S
     let (Expr::List(ast::ExprList { elts, .. }) | Expr::Tuple(ast::ExprTuple { elts, .. })) = &c.args[0] else { return None };
     // `":".join` of a None raises: only fields read with a `""` default join as Python does
     elts.iter()
-        .map(|x| py.field(x, &env).filter(|y| !y.ci && y.default.as_ref().is_some_and(|(d, _)| d == &json!(""))).map(|y| y.path))
+        .map(|x| py.field(x, &env).filter(|y| !y.ci && y.default.as_ref().is_some_and(|(d, _)| d == &Value::from(""))).map(|y| y.path))
         .collect()
 }
 
@@ -2627,7 +2609,7 @@ fn alert_dedup<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<Vec<S
 pub const AWS_RULE_CONTEXT: &[&str] =
     &["eventName", "eventSource", "awsRegion", "recipientAccountId", "sourceIPAddress", "userAgent", "userIdentity"];
 
-fn alert_context<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<(Vec<String>, Option<String>)> {
+fn alert_context<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<(Vec<String>, Option<Part>)> {
     let (e, env) = returned(f)?;
     with_param(py, f)?;
     let mut out = vec![];
@@ -2636,7 +2618,7 @@ fn alert_context<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<(Ve
         match x {
             Expr::Call(c) if name_of(&c.func) == Some("aws_rule_context") && py.is_helper("aws_rule_context") => {
                 out.extend(AWS_RULE_CONTEXT.iter().map(|s| s.to_string()));
-                note = Some("metadata: alert_context: aws_rule_context(event) becomes its seven CloudTrail fields (its placeholders for missing fields and the PantherFlow investigation link are not carried)".to_string());
+                note = Some(Part::metadata("alert_context: aws_rule_context(event) becomes its seven CloudTrail fields (its placeholders for missing fields and the PantherFlow investigation link are not carried)"));
                 Some(())
             }
             Expr::Dict(d) => {

@@ -18,9 +18,12 @@ use std::path::Path;
 
 use rustpython_parser::Parse;
 use rustpython_parser::ast::{self, Fold};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use crate::import::{Doc, Imported, add_technique, slug_of, span_at};
+use crate::import::{Doc, Imported, Node, Part, add_technique, slug_of, span_at};
+use crate::model::Expr;
+use crate::model::doc::{Allowlist, TestCase, to_value};
+use indexmap::IndexMap;
 use crate::vendors::panther::target::{MITRE, is_mitre_pair};
 use crate::diag::{Code, Diagnostic, Span};
 
@@ -232,12 +235,12 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
         d.status = Some(st);
     }
     let mut panther = Map::new();
-    panther.insert("id".into(), json!(rule_id));
+    panther.insert("id".into(), Value::from(rule_id.clone()));
     match Path::new(&py_name).file_stem().and_then(|s| s.to_str()) {
         Some(stem) if crate::load::is_safe_stem(stem) => {
-            panther.insert("file".into(), json!(stem));
+            panther.insert("file".into(), Value::from(stem));
         }
-        _ => parts.push(format!("metadata: Filename `{py_name}` is not a file name rulecast writes (left out)")),
+        _ => parts.push(Part::metadata(format!("Filename `{py_name}` is not a file name rulecast writes (left out)"))),
     }
     let mut reports = Map::new();
     let mut vendor_pairs: Option<Vec<String>> = None;
@@ -256,14 +259,14 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
                     }
                     if let Some(t) = tech {
                         if !tac_ok || !add_technique(t, &mut d.tactics, &mut d.techniques, &mut parts) {
-                            parts.push(format!("metadata: MITRE ATT&CK `{e}` is not an ATT&CK v18.1 id"));
+                            parts.push(Part::metadata(format!("MITRE ATT&CK `{e}` is not an ATT&CK v18.1 id")));
                         }
                     } else if !tac_ok {
-                        parts.push(format!("metadata: MITRE ATT&CK `{e}` is not an ATT&CK v18.1 tactic"));
+                        parts.push(Part::metadata(format!("MITRE ATT&CK `{e}` is not an ATT&CK v18.1 tactic")));
                     }
                 }
             } else {
-                reports.insert(k.clone(), json!(entries));
+                reports.insert(k.clone(), Value::from(entries));
             }
         }
     }
@@ -271,48 +274,48 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     // the canonical `attack` would render other pairs or another order
     match vendor_pairs {
         Some(pairs) if !pairs.is_empty() && pairs != derived_pairs(&d.tactics, &d.techniques) => {
-            reports.insert(MITRE.into(), json!(pairs));
+            reports.insert(MITRE.into(), Value::from(pairs));
         }
         _ => {
             reports = reports.into_iter().filter(|(k, _)| k != MITRE).collect();
         }
     }
     if let Some(t) = str_of(m.get("Runbook")) {
-        panther.insert("runbook".into(), json!(t));
+        panther.insert("runbook".into(), Value::from(t));
     }
     if let Some(Value::Bool(b)) = m.get("Enabled") {
-        panther.insert("enabled".into(), json!(b));
+        panther.insert("enabled".into(), Value::Bool(*b));
     }
     match m.get("CreateAlert") {
         Some(Value::Bool(b)) => {
-            panther.insert("create_alert".into(), json!(b));
+            panther.insert("create_alert".into(), Value::Bool(*b));
         }
-        Some(other) => parts.push(format!("metadata: CreateAlert `{other}` is not a boolean (left out)")),
+        Some(other) => parts.push(Part::metadata(format!("CreateAlert `{other}` is not a boolean (left out)"))),
         None => {}
     }
     if let Some(st) = str_of(m.get("Status")) {
-        panther.insert("status".into(), json!(st));
+        panther.insert("status".into(), Value::from(st));
     }
     if !reports.is_empty() {
         panther.insert("reports".into(), Value::Object(reports));
     }
     let summary = str_list(m.get("SummaryAttributes"));
     if !summary.is_empty() {
-        panther.insert("summary_attributes".into(), json!(summary));
+        panther.insert("summary_attributes".into(), Value::from(summary));
     }
     for (key, name) in [("DedupPeriodMinutes", "dedup_period_minutes"), ("Threshold", "threshold")] {
         if let Some(n) = m.get(key).and_then(Value::as_u64) {
-            panther.insert(name.into(), json!(n));
+            panther.insert(name.into(), Value::from(n));
         }
     }
     for k in m.keys() {
         if !KNOWN_KEYS.contains(&k.as_str()) {
-            parts.push(format!("metadata: `{k}` is not carried"));
+            parts.push(Part::metadata(format!("`{k}` is not carried")));
         }
     }
 
     // detection and what the Python gave
-    d.detection = logic.detection.clone();
+    d.detection = Node::Json(logic.detection.clone());
     d.lists = logic.lists.clone();
     let allow_names: Vec<&str> = logic.allows.iter().map(|a| a.name.as_str()).collect();
 
@@ -321,14 +324,11 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     for (i, t) in m.get("Tests").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let name = str_of(t.get("Name")).unwrap_or_else(|| format!("test {}", i + 1));
         let (Some(expect), Some(event)) = (t.get("ExpectedResult").and_then(Value::as_bool), t.get("Log").filter(|l| l.is_object())) else {
-            parts.push(format!("metadata: test `{name}` has no ExpectedResult or Log object"));
+            parts.push(Part::metadata(format!("test `{name}` has no ExpectedResult or Log object")));
             continue;
         };
         log_type |= t.get("LogType").is_some();
-        let mut test = Map::new();
-        test.insert("name".into(), json!(name));
-        test.insert("expect".into(), json!(expect));
-        let mut allow = Map::new();
+        let mut allow = IndexMap::new();
         for mock in t.get("Mocks").and_then(Value::as_array).into_iter().flatten() {
             let obj = str_of(mock.get("objectName")).unwrap_or_default();
             let entries = str_of(mock.get("returnValue")).and_then(|r| serde_json::from_str::<Value>(&r).ok());
@@ -336,68 +336,40 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
                 Some(Value::Array(a)) if allow_names.contains(&obj.as_str()) && a.iter().all(Value::is_object) => {
                     allow.insert(obj, Value::Array(a));
                 }
-                _ => parts.push(format!("metadata: test `{name}`: the mock of `{obj}` is not carried")),
+                _ => parts.push(Part::metadata(format!("test `{name}`: the mock of `{obj}` is not carried"))),
             }
         }
-        if !allow.is_empty() {
-            test.insert("allowlists".into(), Value::Object(allow));
-        }
-        test.insert("event".into(), event.clone());
-        d.tests.push(Value::Object(test));
+        d.tests.push(TestCase { name, expect, allowlists: allow, event: event.clone() });
     }
     if log_type {
-        panther.insert("test_log_type".into(), json!(true));
+        panther.insert("test_log_type".into(), Value::Bool(true));
     }
     if let Some(p) = &logic.prelude {
-        panther.insert("prelude".into(), json!(p));
+        panther.insert("prelude".into(), Value::from(p.as_str()));
     }
     d.targets.insert("panther".into(), Value::Object(panther));
 
-    // the document: allow-lists and alert go after `detection` (the model's order)
-    let mut v = d.to_value();
-    if let Value::Object(o) = &mut v {
-        let mut tail: Vec<(String, Value)> = vec![];
-        for k in ["tests", "targets"] {
-            if let Some(x) = o.remove(k) {
-                tail.push((k.into(), x));
-            }
-        }
-        if !logic.allows.is_empty() {
-            let mut al = Map::new();
-            for a in &logic.allows {
-                let keys: Map<String, Value> = a.keys.iter().map(|(k, f)| (k.clone(), json!(f))).collect();
-                let mut e = Map::new();
-                e.insert("keys".into(), Value::Object(keys));
-                if !a.entries.is_empty() {
-                    e.insert("entries".into(), json!(a.entries));
-                }
-                al.insert(a.name.clone(), Value::Object(e));
-            }
-            o.insert("allowlists".into(), Value::Object(al));
-        }
-        let mut alert = Map::new();
-        if let Some(t) = &logic.title {
-            // nested paths become derived names (Sentinel's alert title needs column names)
-            let (t, derived) = derive_placeholders(t);
-            if !derived.is_empty() {
-                let step: Map<String, Value> = derived.into_iter().map(|(n, p)| (n, json!({ "ref": p }))).collect();
-                alert.insert("derive".into(), json!([Value::Object(step)]));
-            }
-            alert.insert("title".into(), json!(t));
-        }
-        if !logic.dedup.is_empty() {
-            alert.insert("dedup".into(), json!(logic.dedup));
-        }
-        if !logic.context.is_empty() {
-            alert.insert("context".into(), json!(logic.context));
-        }
-        if !alert.is_empty() {
-            o.insert("alert".into(), Value::Object(alert));
-        }
-        for (k, x) in tail {
-            o.insert(k, x);
-        }
+    // allow-lists and alert
+    for a in &logic.allows {
+        let keys = a.keys.iter().cloned().collect();
+        d.allowlists.insert(a.name.clone(), Allowlist { keys, entries: a.entries.clone() });
     }
+    if let Some(t) = &logic.title {
+        // nested paths become derived names (Sentinel's alert title needs column names)
+        let (t, derived) = derive_placeholders(t);
+        if !derived.is_empty() {
+            let step: IndexMap<String, Expr> = derived.into_iter().map(|(n, p)| (n, Expr::Ref(p))).collect();
+            d.alert.insert("derive".into(), to_value(&[step]));
+        }
+        d.alert.insert("title".into(), Value::from(t));
+    }
+    if !logic.dedup.is_empty() {
+        d.alert.insert("dedup".into(), Value::from(logic.dedup.clone()));
+    }
+    if !logic.context.is_empty() {
+        d.alert.insert("context".into(), Value::from(logic.context.clone()));
+    }
+    let v = d.to_value();
     if let Some(why) = crate::import::unloadable(&v) {
         let off = py_text.find("def rule").unwrap_or(0);
         return refuse(Code::E502, why, span_at(&py_file, py_text, off));

@@ -1,0 +1,517 @@
+//! `extend` / `summarize` / entity mappings / custom details / alert overrides → `alert:`.
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use crate::model::doc::{Aggregate, Entity, to_value};
+use crate::model::{CaseArm, Expr as Derive, ExprTest, Measure};
+
+use super::*;
+
+/// (Sentinel entity type, canonical type, [(Sentinel identifier, canonical identifier)]).
+pub(super) type EntityRow = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// Sentinel entity types and identifiers → canonical (the inverse of the Sentinel target's table).
+pub(super) const ENTITIES: &[EntityRow] = &[
+    (
+        "Account",
+        "account",
+        &[
+            ("Name", "name"),
+            ("FullName", "full_name"),
+            ("UPNSuffix", "upn_suffix"),
+            ("AadUserId", "aad_user_id"),
+            ("Sid", "sid"),
+            ("ObjectGuid", "object_guid"),
+            ("CloudAppAccountId", "cloud_app_account_id"),
+            ("NTDomain", "nt_domain"),
+            ("DnsDomain", "dns_domain"),
+        ],
+    ),
+    ("IP", "ip", &[("Address", "address")]),
+    (
+        "Host",
+        "host",
+        &[
+            ("HostName", "host_name"),
+            ("FullName", "full_name"),
+            ("DnsDomain", "dns_domain"),
+        ],
+    ),
+    ("URL", "url", &[("Url", "url")]),
+    (
+        "CloudApplication",
+        "cloud_application",
+        &[
+            ("Name", "name"),
+            ("AppId", "app_id"),
+            ("InstanceName", "instance_name"),
+        ],
+    ),
+    ("DNS", "dns", &[("DomainName", "domain_name")]),
+    (
+        "File",
+        "file",
+        &[("Name", "name"), ("Directory", "directory")],
+    ),
+];
+
+impl St<'_> {
+
+    /// `where Count > N` / `Count >= N` after the summarize → N (more than N events).
+    pub(super) fn threshold(&self, e: &Expr, count: Option<&str>) -> Option<u64> {
+        let ExprKind::Binary { op, lhs, rhs } = &e.kind else {
+            return None;
+        };
+        let ExprKind::Name(n) = &lhs.kind else {
+            return None;
+        };
+        if Some(n.as_str()) != count {
+            return None;
+        }
+        let v = self.literal(rhs)?.as_u64()?;
+        match op {
+            BinOp::Gt => Some(v),
+            BinOp::Ge if v >= 1 => Some(v - 1),
+            _ => None,
+        }
+    }
+
+    /// A name as the alert sees it at the end: a derived name, or a column's raw path.
+    pub(super) fn alert_ref(&self, col: &str) -> Option<String> {
+        match self.env.get(col) {
+            Some(b) if b.derived => Some(col.to_string()),
+            Some(_) => None,
+            None => {
+                let (path, _, _) = column_row(col)?;
+                Some(path)
+            }
+        }
+    }
+
+    /// A derived-field expression (canonical), or why not.
+    pub(super) fn derive_expr(&self, e: &Expr) -> Option<Derive> {
+        match &e.kind {
+            ExprKind::Literal(Literal::String(s)) => Some(Derive::Const(s.clone())),
+            ExprKind::Name(n) => match self.env.get(n) {
+                Some(b) if b.derived => Some(Derive::Ref(n.clone())),
+                Some(_) => None,
+                None => self.field(e).map(|f| Derive::Ref(f.path)),
+            },
+            ExprKind::Call { name, args } => {
+                let f = name.name.as_str();
+                match (f, args.as_slice()) {
+                    ("tostring", [a]) => {
+                        if let Some(x) = self.split_expr(a) {
+                            return Some(x);
+                        }
+                        match &a.kind {
+                            ExprKind::Name(_) => self.derive_expr(a),
+                            _ => self.field(e).map(|f| Derive::Ref(f.path)),
+                        }
+                    }
+                    ("iif" | "iff", [c, t, el]) => self.iif(c, t, el),
+                    // a number read from a JSON value: the same text unless it has a fraction
+                    ("toint" | "tolong" | "toreal" | "todouble", [a]) => self.field(a).filter(|f| f.form == Form::Dynamic).map(|f| Derive::Ref(f.path)),
+                    // substring(x, indexof(x, ":") + 1): after the first ":" (all of x without one)
+                    ("substring", [x, start]) => {
+                        let ExprKind::Binary { op: BinOp::Add, lhs, rhs } = &start.kind else { return None };
+                        if !matches!(rhs.kind, ExprKind::Literal(Literal::Long(1))) {
+                            return None;
+                        }
+                        let ExprKind::Call { name: f2, args: a2 } = &lhs.kind else { return None };
+                        let [x2, sep] = a2.as_slice() else { return None };
+                        let sep = string_lit(sep)?;
+                        let one_char = sep.chars().count() == 1;
+                        let literal = match f2.name.as_str() {
+                            "indexof" => true,
+                            "indexof_regex" => regex::escape(sep) == sep,
+                            _ => false,
+                        };
+                        if !one_char || !literal || kusto::expr_to_string(x) != kusto::expr_to_string(x2) {
+                            return None;
+                        }
+                        Some(Derive::AfterFirst { of: Box::new(self.derive_expr(x)?), sep: sep.to_string() })
+                    }
+                    ("case", _) if args.len() >= 3 && args.len() % 2 == 1 => {
+                        let mut when = vec![];
+                        let mut i = 0;
+                        while i + 1 < args.len() {
+                            let (c, t) = (args.get(i)?, args.get(i + 1)?);
+                            let test = match &c.kind {
+                                ExprKind::Binary {
+                                    op: BinOp::Eq,
+                                    lhs,
+                                    rhs,
+                                } => {
+                                    ExprTest::Eq { of: self.ref_name(lhs)?, value: string_lit(rhs)?.to_string() }
+                                }
+                                ExprKind::Call { name, args }
+                                    if name.name == "isempty" && args.len() == 1 =>
+                                {
+                                    ExprTest::Empty(self.ref_name(args.first()?)?)
+                                }
+                                _ => return None,
+                            };
+                            when.push(CaseArm { test, then: self.derive_expr(t)? });
+                            i += 2;
+                        }
+                        let el = self.derive_expr(args.last()?)?;
+                        Some(Derive::Case { when, otherwise: Box::new(el) })
+                    }
+                    ("coalesce", _) if args.len() >= 2 => {
+                        let items: Option<Vec<Derive>> =
+                            args.iter().map(|a| self.derive_expr(a)).collect();
+                        Some(Derive::Coalesce(items?))
+                    }
+                    _ => self.field(e).map(|f| Derive::Ref(f.path)),
+                }
+            }
+            ExprKind::Index { .. } => self
+                .split_expr(e)
+                .or_else(|| self.field(e).map(|f| Derive::Ref(f.path))),
+            _ => self.field(e).map(|f| Derive::Ref(f.path)),
+        }
+    }
+
+    /// A field path or derived name for `case` tests.
+    pub(super) fn ref_name(&self, e: &Expr) -> Option<String> {
+        match self.derive_expr(e)? {
+            Derive::Ref(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// `split(x, "sep")[i]` → `{split: {of, sep, index}}`.
+    pub(super) fn split_expr(&self, e: &Expr) -> Option<Derive> {
+        let ExprKind::Index { target, index } = &e.kind else {
+            return None;
+        };
+        let ExprKind::Call { name, args } = &target.kind else {
+            return None;
+        };
+        if name.name != "split" || args.len() != 2 {
+            return None;
+        }
+        let i = match &index.kind {
+            ExprKind::Literal(Literal::Long(i)) => *i,
+            ExprKind::Unary {
+                op: kusto::UnaryOp::Neg,
+                operand,
+            } => match &operand.kind {
+                ExprKind::Literal(Literal::Long(i)) => -*i,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let of = self.derive_expr(args.first()?)?;
+        let sep = string_lit(args.get(1)?)?;
+        Some(Derive::Split { of: Box::new(of), sep: sep.to_string(), index: i })
+    }
+
+    /// `iif(...)` shapes the renderer writes: coalesce, before, after.
+    pub(super) fn iif(&self, c: &Expr, t: &Expr, el: &Expr) -> Option<Derive> {
+        let same = |a: &Expr, b: &Expr| kusto::expr_to_string(a) == kusto::expr_to_string(b);
+        match &c.kind {
+            // iif(isempty(x), y, x) / iff(isnotempty(x), x, y) → coalesce [x, y]
+            ExprKind::Call { name, args } if args.len() == 1 => {
+                let x = args.first()?;
+                let (first, second) = match name.name.as_str() {
+                    "isempty" if same(x, el) => (el, t),
+                    "isnotempty" if same(x, t) => (t, el),
+                    _ => return None,
+                };
+                let a = self.derive_expr(first)?;
+                let b = self.derive_expr(second)?;
+                let mut items = vec![a];
+                match b {
+                    Derive::Coalesce(more) => items.extend(more),
+                    other => items.push(other),
+                }
+                Some(Derive::Coalesce(items))
+            }
+            // iif(x contains "@", tostring(split(x, '@', 0)[0]), x) → before
+            // iif(x contains "@", tostring(split(x, '@', 1)[0]), "") → after
+            ExprKind::Binary {
+                op: BinOp::Contains,
+                lhs,
+                rhs,
+            } => {
+                let sep = string_lit(rhs)?;
+                let ExprKind::Call { name, args } = &t.kind else {
+                    return None;
+                };
+                if name.name != "tostring" || args.len() != 1 {
+                    return None;
+                }
+                let ExprKind::Index { target, index } = &args.first()?.kind else {
+                    return None;
+                };
+                if !matches!(index.kind, ExprKind::Literal(Literal::Long(0))) {
+                    return None;
+                }
+                let ExprKind::Call { name, args } = &target.kind else {
+                    return None;
+                };
+                if name.name != "split" || args.len() != 3 {
+                    return None;
+                }
+                let (x, s, k) = (args.first()?, args.get(1)?, args.get(2)?);
+                if !same(x, lhs) || string_lit(s)? != sep {
+                    return None;
+                }
+                let of = self.derive_expr(x)?;
+                match (&k.kind, &el.kind) {
+                    (ExprKind::Literal(Literal::Long(0)), _) if same(el, x) => {
+                        Some(Derive::Before { of: Box::new(of), sep: sep.to_string() })
+                    }
+                    (
+                        ExprKind::Literal(Literal::Long(1)),
+                        ExprKind::Literal(Literal::String(e)),
+                    ) if e.is_empty() => Some(Derive::After { of: Box::new(of), sep: sep.to_string() }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// One `extend` → one derive step; assignments the model cannot say are named and left out.
+    pub(super) fn extend(&mut self, assigns: &[Assign], op_src: &str) -> IndexMap<String, Derive> {
+        let mut step = IndexMap::new();
+        for a in assigns {
+            let Some(name) = &a.name else {
+                self.parts.push(Part::metadata(format!(
+                    "an unnamed column in `{op_src}` is not carried"
+                )));
+                continue;
+            };
+            let d = if crate::load::is_identifier(&name.name) {
+                self.derive_expr(&a.value)
+            } else {
+                None
+            };
+            let inl = self.subst(&a.value);
+            if d.is_some()
+                && let ExprKind::Call { name: f, .. } = &a.value.kind
+                && matches!(f.name.as_str(), "toint" | "tolong" | "toreal" | "todouble")
+            {
+                self.parts.push(Part::note(format!(
+                    "`{} = {}` is imported as the field's text: a number with a fraction keeps it (toint would cut it), and an absent value reads as \"\" (an alert field only)",
+                    name.name,
+                    self.src(&a.value)
+                )));
+            }
+            match d {
+                Some(v) if !step.contains_key(&name.name) => {
+                    step.insert(name.name.clone(), v);
+                    self.env.insert(
+                        name.name.clone(),
+                        Bound {
+                            expr: inl,
+                            derived: true,
+                        },
+                    );
+                }
+                _ => {
+                    self.parts.push(Part::metadata(format!(
+                        "`{} = {}` has no derive expression in the model (left out)",
+                        name.name,
+                        self.src(&a.value)
+                    )));
+                    self.env.insert(
+                        name.name.clone(),
+                        Bound {
+                            expr: inl,
+                            derived: false,
+                        },
+                    );
+                }
+            }
+        }
+        step
+    }
+
+    /// `summarize count(), min(x), max(x) by a, b` → `aggregate` and the count's column name.
+    pub(super) fn summarize(
+        &self,
+        aggregates: &[Assign],
+        by: &[Assign],
+    ) -> Result<(Aggregate, Option<String>), Why> {
+        let mut measures = IndexMap::new();
+        let mut count = None;
+        for a in aggregates {
+            let at = a.value.span.start;
+            let ExprKind::Call { name, args } = &a.value.kind else {
+                return Err(Why::new(
+                    format!("`{}` is not an aggregate the model has", self.src(&a.value)),
+                    at,
+                ));
+            };
+            let (m, default) = match (name.name.as_str(), args.as_slice()) {
+                ("count", []) => (Measure::Count, "count_".to_string()),
+                ("min" | "max", [x]) => {
+                    let r = match &x.kind {
+                        ExprKind::Name(n) => self.alert_ref(n),
+                        _ => None,
+                    }
+                    .ok_or_else(|| Why::new(format!("`{}` is not a field or derived name", self.src(x)), x.span.start))?;
+                    (
+                        if name.name == "min" { Measure::Min(r) } else { Measure::Max(r) },
+                        format!("{}_{}", name.name, self.src(x)),
+                    )
+                }
+                (other, _) => {
+                    return Err(Why::new(
+                        format!("`{other}()` is not an aggregate the model has (count, min, max)"),
+                        at,
+                    ));
+                }
+            };
+            let out = a.name.as_ref().map_or(default, |n| n.name.clone());
+            if matches!(m, Measure::Count) {
+                count = Some(out.clone());
+            }
+            if !crate::load::is_identifier(&out) || measures.contains_key(&out) {
+                return Err(Why::new(format!("the aggregate name `{out}` cannot be carried"), at));
+            }
+            measures.insert(out, m);
+        }
+        let mut bys = vec![];
+        for b in by {
+            if b.name.is_some() {
+                return Err(Why::new("a named `by` expression", b.value.span.start));
+            }
+            let r = match &b.value.kind {
+                ExprKind::Name(n) => self.alert_ref(n),
+                _ => None,
+            }
+            .ok_or_else(|| Why::new(format!("`by {}` is not a field or derived name (time bins and expressions are not in the model)", self.src(&b.value)), b.value.span.start))?;
+            bys.push(r);
+        }
+        Ok((Aggregate { measures, by: bys, threshold: None, derive: vec![], min_distinct: IndexMap::new() }, count))
+    }
+
+    /// entityMappings, customDetails, alertDetailsOverride → `alert.entities/details/title/description`.
+    pub(super) fn alert_fields(
+        &self,
+        m: &Map<String, Value>,
+        alert: &mut Map<String, Value>,
+        parts: &mut Vec<Part>,
+    ) {
+        let resolve = |col: &str| self.alert_ref(col);
+        let mut entities = vec![];
+        if let Some(Value::Array(es)) = m.get("entityMappings") {
+            for e in es {
+                let et = s_of(e.get("entityType")).unwrap_or_default();
+                let Some((_, ckind, idents)) = ENTITIES.iter().find(|(s, _, _)| *s == et) else {
+                    parts.push(Part::metadata(format!(
+                        "entity type {et} has no canonical name (left out)"
+                    )));
+                    continue;
+                };
+                let mut fm = IndexMap::new();
+                if let Some(Value::Array(fs)) = e.get("fieldMappings") {
+                    for f in fs {
+                        let id = s_of(f.get("identifier")).unwrap_or_default();
+                        let col = s_of(f.get("columnName")).unwrap_or_default();
+                        let Some((_, cid)) = idents.iter().find(|(s, _)| *s == id) else {
+                            parts.push(Part::metadata(format!("entity {et} identifier {id} has no canonical name (left out)")));
+                            continue;
+                        };
+                        match resolve(&col) {
+                            Some(r) => {
+                                fm.insert(cid.to_string(), r);
+                            }
+                            None => parts.push(Part::metadata(format!("entity {et} {id} reads column {col}, which the imported rule does not produce (left out)"))),
+                        }
+                    }
+                }
+                if !fm.is_empty() {
+                    entities.push(Entity { kind: ckind.to_string(), fields: fm });
+                }
+            }
+        }
+        if !entities.is_empty() {
+            alert.insert("entities".into(), to_value(&entities));
+        }
+        let mut details = Map::new();
+        if let Some(Value::Object(cd)) = m.get("customDetails") {
+            for (k, v) in cd {
+                let col = s_of(Some(v)).unwrap_or_default();
+                match resolve(&col) {
+                    Some(r) => {
+                        details.insert(k.clone(), Value::from(r));
+                    }
+                    None => parts.push(Part::metadata(format!("custom detail {k} reads column {col}, which the imported rule does not produce (left out)"))),
+                }
+            }
+        }
+        if !details.is_empty() {
+            alert.insert("details".into(), Value::Object(details));
+        }
+        if let Some(Value::Object(o)) = m.get("alertDetailsOverride") {
+            for (k, v) in o {
+                let key = match k.as_str() {
+                    "alertDisplayNameFormat" => "title",
+                    "alertDescriptionFormat" => "description",
+                    other => {
+                        parts.push(Part::metadata(format!(
+                            "alertDetailsOverride.{other} has no canonical key (left out)"
+                        )));
+                        continue;
+                    }
+                };
+                let Some(t) = s_of(Some(v)) else { continue };
+                if t.matches("{{").count() > 3 {
+                    parts.push(Part::metadata(format!("alertDetailsOverride.{k} has more than the 3 placeholders Sentinel allows (left out)")));
+                    continue;
+                }
+                match placeholders(&t, &resolve) {
+                    Ok(s) => {
+                        alert.insert(key.into(), Value::from(s));
+                    }
+                    Err(col) => parts.push(Part::metadata(format!("alertDetailsOverride.{k} reads column {col}, which the imported rule does not produce (left out)"))),
+                }
+            }
+        }
+    }
+}
+
+/// The names a derive expression reads (`ref`s and `case` tests).
+pub(super) fn derive_refs(v: &Derive) -> Vec<String> {
+    let mut out = vec![];
+    crate::load::expr_refs(v, &mut out);
+    out
+}
+
+/// `{{Column}}` → `{name}`; a literal `{` or `}` cannot be written in the model's text.
+pub(super) fn placeholders(t: &str, resolve: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = t;
+    while let Some(i) = rest.find("{{") {
+        let literal = rest.get(..i).unwrap_or("");
+        if literal.contains(['{', '}']) {
+            return Err(literal.to_string());
+        }
+        out.push_str(literal);
+        let after = rest.get(i + 2..).unwrap_or("");
+        let Some(j) = after.find("}}") else {
+            return Err(rest.to_string());
+        };
+        let col = after.get(..j).unwrap_or("").trim();
+        out.push('{');
+        out.push_str(&resolve(col).ok_or_else(|| col.to_string())?);
+        out.push('}');
+        rest = after.get(j + 2..).unwrap_or("");
+    }
+    if rest.contains(['{', '}']) {
+        return Err(rest.to_string());
+    }
+    out.push_str(rest);
+    Ok(out)
+}
