@@ -96,6 +96,19 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The canonical word (`info`, `low`, `medium`, `high`, `critical`), as rules write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// Maturity.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

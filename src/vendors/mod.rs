@@ -17,6 +17,23 @@ pub mod panther;
 pub mod sentinel;
 pub mod sigma;
 
+/// A vendor's severity words, written once and read both ways: (canonical severity, the
+/// vendor's word). Several severities may share a word (Sentinel writes Critical as High); the
+/// first entry with a word is the severity it reads back as.
+pub struct Severities(pub &'static [(crate::model::Severity, &'static str)]);
+
+impl Severities {
+    /// The vendor's word for a canonical severity.
+    pub fn word(&self, s: crate::model::Severity) -> &'static str {
+        self.0.iter().find(|(x, _)| *x == s).map_or("", |(_, w)| w)
+    }
+
+    /// The canonical severity a vendor's word reads as (ASCII case ignored).
+    pub fn severity(&self, word: &str) -> Option<crate::model::Severity> {
+        self.0.iter().find(|(_, w)| w.eq_ignore_ascii_case(word)).map(|(s, _)| *s)
+    }
+}
+
 pub use elastic::kuery;
 pub use sentinel::kusto;
 

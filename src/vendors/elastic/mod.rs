@@ -2,6 +2,16 @@
 //! kuery query over the AWS integration's fields), its importer, its settings, the Kibana KQL
 //! language (parser, printer, evaluator) and the evaluator glue.
 
+/// detection-rules' severities: it has no informational level (Info is written `low`; `low`
+/// reads back as Low).
+pub const SEVERITIES: super::Severities = super::Severities(&[
+    (crate::model::Severity::Low, "low"),
+    (crate::model::Severity::Info, "low"),
+    (crate::model::Severity::Medium, "medium"),
+    (crate::model::Severity::High, "high"),
+    (crate::model::Severity::Critical, "critical"),
+]);
+
 pub mod eval;
 pub mod fields;
 pub mod import;

@@ -2,6 +2,15 @@
 //! `rule(event)` over raw CloudTrail JSON), its importer, its settings and the evaluator glue
 //! (real Python).
 
+/// Panther's severities, one for each canonical one.
+pub const SEVERITIES: super::Severities = super::Severities(&[
+    (crate::model::Severity::Info, "Info"),
+    (crate::model::Severity::Low, "Low"),
+    (crate::model::Severity::Medium, "Medium"),
+    (crate::model::Severity::High, "High"),
+    (crate::model::Severity::Critical, "Critical"),
+]);
+
 pub mod eval;
 pub mod fields;
 pub mod import;

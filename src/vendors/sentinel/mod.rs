@@ -2,6 +2,7 @@
 //! KQL query over `AWSCloudTrail`), its importer, its settings, the Kusto language (parser,
 //! printer, evaluator) and the evaluator glue.
 
+pub mod tables;
 pub mod eval;
 pub mod fields;
 pub mod import;

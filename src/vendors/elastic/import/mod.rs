@@ -167,9 +167,10 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         ..Doc::default()
     };
     d.description = tstr(rule.get("description")).unwrap_or_else(|| d.name.clone());
-    d.severity = match tstr(rule.get("severity")).as_deref() {
-        Some(s @ ("low" | "medium" | "high" | "critical")) => s.to_string(),
+    d.severity = match tstr(rule.get("severity")).as_deref().map(|s| (s, super::SEVERITIES.severity(s))) {
+        Some((s, Some(sev))) if s == sev.name() => s.to_string(),
         other => {
+            let other = other.map(|(s, _)| s);
             parts.push(Part::metadata(format!("severity {other:?} (medium assumed)")));
             "medium".into()
         }

@@ -119,12 +119,7 @@ pub struct SuppressionView {
 }
 
 fn severity(s: Severity) -> &'static str {
-    match s {
-        Severity::Info | Severity::Low => "low",
-        Severity::Medium => "medium",
-        Severity::High => "high",
-        Severity::Critical => "critical",
-    }
+    super::SEVERITIES.word(s)
 }
 
 /// `https://attack.mitre.org/techniques/T1562` -> with the trailing slash Elastic writes.

@@ -220,9 +220,9 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     };
     d.description = str_of(m.get("Description")).unwrap_or_else(|| d.name.clone());
     let sev = str_of(m.get("Severity")).unwrap_or_default();
-    d.severity = match sev.as_str() {
-        "Info" | "Low" | "Medium" | "High" | "Critical" => sev.to_lowercase(),
-        other => return refuse(Code::E502, format!("unknown Severity `{other}` (Info, Low, Medium, High or Critical)"), at("Severity")),
+    d.severity = match super::SEVERITIES.severity(&sev).filter(|s| super::SEVERITIES.word(*s) == sev) {
+        Some(s) => s.name().to_string(),
+        None => return refuse(Code::E502, format!("unknown Severity `{sev}` (Info, Low, Medium, High or Critical)"), at("Severity")),
     };
     d.tags = str_list(m.get("Tags"));
     if let Some(r) = str_of(m.get("Reference")) {

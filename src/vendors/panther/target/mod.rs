@@ -112,13 +112,7 @@ pub struct View {
 }
 
 fn severity(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "Info",
-        Severity::Low => "Low",
-        Severity::Medium => "Medium",
-        Severity::High => "High",
-        Severity::Critical => "Critical",
-    }
+    super::SEVERITIES.word(s)
 }
 
 /// JSON text as Python's `json.dumps` writes it (", " and ": " separators, ASCII only).

@@ -8,57 +8,7 @@ use crate::model::{CaseArm, Expr as Derive, ExprTest, Measure};
 
 use super::*;
 
-/// (Sentinel entity type, canonical type, [(Sentinel identifier, canonical identifier)]).
-pub(super) type EntityRow = (
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
-);
 
-/// Sentinel entity types and identifiers → canonical (the inverse of the Sentinel target's table).
-pub(super) const ENTITIES: &[EntityRow] = &[
-    (
-        "Account",
-        "account",
-        &[
-            ("Name", "name"),
-            ("FullName", "full_name"),
-            ("UPNSuffix", "upn_suffix"),
-            ("AadUserId", "aad_user_id"),
-            ("Sid", "sid"),
-            ("ObjectGuid", "object_guid"),
-            ("CloudAppAccountId", "cloud_app_account_id"),
-            ("NTDomain", "nt_domain"),
-            ("DnsDomain", "dns_domain"),
-        ],
-    ),
-    ("IP", "ip", &[("Address", "address")]),
-    (
-        "Host",
-        "host",
-        &[
-            ("HostName", "host_name"),
-            ("FullName", "full_name"),
-            ("DnsDomain", "dns_domain"),
-        ],
-    ),
-    ("URL", "url", &[("Url", "url")]),
-    (
-        "CloudApplication",
-        "cloud_application",
-        &[
-            ("Name", "name"),
-            ("AppId", "app_id"),
-            ("InstanceName", "instance_name"),
-        ],
-    ),
-    ("DNS", "dns", &[("DomainName", "domain_name")]),
-    (
-        "File",
-        "file",
-        &[("Name", "name"), ("Directory", "directory")],
-    ),
-];
 
 impl St<'_> {
 
@@ -408,7 +358,7 @@ impl St<'_> {
         if let Some(Value::Array(es)) = m.get("entityMappings") {
             for e in es {
                 let et = s_of(e.get("entityType")).unwrap_or_default();
-                let Some((_, ckind, idents)) = ENTITIES.iter().find(|(s, _, _)| *s == et) else {
+                let Some((ckind, _, idents)) = super::super::tables::ENTITIES.iter().find(|(_, s, _)| *s == et) else {
                     parts.push(Part::metadata(format!(
                         "entity type {et} has no canonical name (left out)"
                     )));
@@ -419,7 +369,7 @@ impl St<'_> {
                     for f in fs {
                         let id = s_of(f.get("identifier")).unwrap_or_default();
                         let col = s_of(f.get("columnName")).unwrap_or_default();
-                        let Some((_, cid)) = idents.iter().find(|(s, _)| *s == id) else {
+                        let Some((cid, _)) = idents.iter().find(|(_, s)| *s == id) else {
                             parts.push(Part::metadata(format!("entity {et} identifier {id} has no canonical name (left out)")));
                             continue;
                         };

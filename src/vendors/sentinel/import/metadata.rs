@@ -8,13 +8,6 @@ use crate::model::doc::to_value;
 
 use super::*;
 
-/// Sentinel severities and their canonical names.
-pub(super) const SEVERITIES: &[(&str, &str)] = &[
-    ("Informational", "info"),
-    ("Low", "low"),
-    ("Medium", "medium"),
-    ("High", "high"),
-];
 
 /// Top-level keys this importer reads.
 pub(super) const KNOWN_KEYS: &[&str] = &[
@@ -128,11 +121,8 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     d.name = s_of(m.get("name")).unwrap_or_else(|| slug.to_string());
     d.description = s_of(m.get("description")).unwrap_or_else(|| d.name.clone());
     let sev = s_of(m.get("severity")).unwrap_or_default();
-    d.severity = match SEVERITIES
-        .iter()
-        .find(|(s, _)| s.eq_ignore_ascii_case(&sev))
-    {
-        Some((_, c)) => c.to_string(),
+    d.severity = match super::super::tables::SEVERITIES.severity(&sev) {
+        Some(s) => s.name().to_string(),
         None => {
             parts.push(Part::metadata(format!(
                 "severity {sev:?} is not a Sentinel severity (medium assumed)"

@@ -15,30 +15,7 @@ use crate::targets::{Concern, Cx, RuleView, Target, derived_uuid, render};
 /// Output files: (extension, template).
 pub const FILES: &[(&str, &str)] = &[("yaml", "sentinel/rule.yaml.j2")];
 
-/// Sentinel entity types and their identifiers: (canonical, Sentinel, [(canonical, Sentinel)]).
-const ENTITIES: &[(&str, &str, &[(&str, &str)])] = &[
-    (
-        "account",
-        "Account",
-        &[
-            ("name", "Name"),
-            ("full_name", "FullName"),
-            ("upn_suffix", "UPNSuffix"),
-            ("aad_user_id", "AadUserId"),
-            ("sid", "Sid"),
-            ("object_guid", "ObjectGuid"),
-            ("cloud_app_account_id", "CloudAppAccountId"),
-            ("nt_domain", "NTDomain"),
-            ("dns_domain", "DnsDomain"),
-        ],
-    ),
-    ("ip", "IP", &[("address", "Address")]),
-    ("host", "Host", &[("host_name", "HostName"), ("full_name", "FullName"), ("dns_domain", "DnsDomain")]),
-    ("url", "URL", &[("url", "Url")]),
-    ("cloud_application", "CloudApplication", &[("name", "Name"), ("app_id", "AppId"), ("instance_name", "InstanceName")]),
-    ("dns", "DNS", &[("domain_name", "DomainName")]),
-    ("file", "File", &[("name", "Name"), ("directory", "Directory")]),
-];
+
 
 /// One entity mapping.
 #[derive(Debug, Serialize)]
@@ -95,12 +72,7 @@ pub struct View {
 }
 
 fn severity(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "Informational",
-        Severity::Low => "Low",
-        Severity::Medium => "Medium",
-        Severity::High | Severity::Critical => "High",
-    }
+    super::tables::SEVERITIES.word(s)
 }
 
 /// A field or derived name that Sentinel must see as a result column (entity mappings, custom
@@ -201,7 +173,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     }
     let mut entities = vec![];
     for e in &d.alert.entities {
-        let Some((_, etype, idents)) = ENTITIES.iter().find(|(k, _, _)| *k == e.kind.value) else {
+        let Some((_, etype, idents)) = super::tables::ENTITIES.iter().find(|(k, _, _)| *k == e.kind.value) else {
             cx.unsupported(
                 Code::E402,
                 crate::condition::span_of(&rule.file, &e.kind),
