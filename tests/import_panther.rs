@@ -703,3 +703,29 @@ fn corpus_reports_create_alert_and_status_round_trip() {
     assert!(compared > 0);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A module constant the module changes after defining it (`S.add(...)`, `S |= {...}`,
+/// `S = S | {...}`, a loop) holds more than its definition says: a rule reading it is refused,
+/// located at the first change (issue 9 §4: these imported as full with the narrower set, and
+/// the reassignment gave a prelude that raised NameError). An unchanged constant still imports.
+#[test]
+fn constants_changed_at_module_level_are_refused() {
+    let yaml = "AnalysisType: rule\nFilename: m.py\nRuleID: Changed.Constant\nEnabled: true\nLogTypes: [AWS.CloudTrail]\nSeverity: Low\n";
+    let rule = "def rule(event):\n    return event.get(\"eventName\") in NAMES\n";
+    for (change, line) in [
+        ("NAMES.add(\"StopLogging\")\n", 2),
+        ("NAMES |= {\"StopLogging\"}\n", 2),
+        ("NAMES = NAMES | {\"StopLogging\"}\n", 2),
+        ("NAMES.update([\"StopLogging\"])\n", 2),
+        ("for n in [\"StopLogging\"]:\n    NAMES.add(n)\n", 3),
+    ] {
+        let py = format!("NAMES = {{\"DeleteTrail\"}}\n{change}\n\n{rule}");
+        let out = rulecast::vendors::panther::import::parse("x/m.yml", yaml, Some(&py));
+        let Outcome::Refused(d) = &out[0].outcome else { panic!("{change:?}: {:?}\n{}", out[0].outcome, out[0].yaml) };
+        assert!(d.message.contains("`NAMES`") && d.message.contains("changes after defining it"), "{change:?}: {d}");
+        assert_eq!(d.span.as_ref().map(|s| s.line), Some(line), "{change:?}: {d}");
+    }
+    let py = format!("NAMES = {{\"DeleteTrail\"}}\n\n\n{rule}");
+    let out = rulecast::vendors::panther::import::parse("x/m.yml", yaml, Some(&py));
+    assert!(out[0].outcome.is_full(), "{:?}\n{}", out[0].outcome, out[0].yaml);
+}

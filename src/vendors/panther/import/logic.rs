@@ -2204,7 +2204,14 @@ pub const ALERT_FUNCTIONS: &[&str] =
 
 /// Read one rule module. `Err` is the reason the whole module cannot be imported (no `rule`).
 pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
-    let defs = defs_of(suite);
+    let mut defs = defs_of(suite);
+    // a module constant the module changes after defining it (`S.add(x)`, `S |= {...}`,
+    // `S = S | {...}`, in a loop or not) holds values rulecast cannot read off its definition:
+    // it is never inlined, and a rule that reads it is refused (below)
+    let changed = changed_constants(suite, &defs);
+    for (n, _) in &changed {
+        defs.remove(n);
+    }
     let Some(Def::Func(rule_fn, _)) = defs.get("rule") else {
         return Err(("the module defines no `rule(event)` function".into(), 0));
     };
@@ -2366,7 +2373,97 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         )));
     }
     logic.prelude = prelude;
+    if let Some((n, at)) = changed.iter().filter(|(n, _)| py.used.contains(n) || names_in(py.text(rule_fn.range())).contains(n)).min_by_key(|(_, at)| *at) {
+        let line = src.get(..*at).map_or(0, |b| b.matches('\n').count()) + 1;
+        return Err((format!("the rule reads the module constant `{n}`, which the module changes after defining it (line {line}): rulecast cannot say which values it holds"), *at));
+    }
     Ok(logic)
+}
+
+/// Module constants that module-level code changes after their definition: (name, offset of
+/// the first change). A change is a second assignment, an augmented assignment, an assignment
+/// or deletion of an item or attribute, or a call of a mutating method (`add`, `update`,
+/// `append`, `extend`, ...), at module level or in its loops, conditions and `with`/`try`
+/// blocks (function bodies run later, not when the module loads, and are not looked at).
+fn changed_constants(suite: &[Stmt], defs: &HashMap<String, Def<'_>>) -> Vec<(String, usize)> {
+    const MUTATORS: &[&str] =
+        &["add", "update", "append", "extend", "insert", "remove", "discard", "pop", "popitem", "clear", "setdefault", "difference_update", "intersection_update", "symmetric_difference_update", "sort", "reverse"];
+    fn base(e: &Expr) -> Option<&str> {
+        match e {
+            Expr::Name(n) => Some(n.id.as_str()),
+            Expr::Subscript(s) => base(&s.value),
+            Expr::Attribute(a) => base(&a.value),
+            _ => None,
+        }
+    }
+    fn walk(body: &[Stmt], top: bool, assigned: &mut HashMap<String, usize>, out: &mut Vec<(String, usize)>) {
+        for st in body {
+            let at = st.range().start().to_usize();
+            let mut changed = |n: &str| out.push((n.to_string(), at));
+            match st {
+                Stmt::Assign(a) => {
+                    for t in &a.targets {
+                        match t {
+                            Expr::Name(n) => {
+                                let k = assigned.entry(n.id.to_string()).or_insert(0);
+                                *k += 1;
+                                if *k > 1 || !top {
+                                    changed(n.id.as_str());
+                                }
+                            }
+                            other => {
+                                if let Some(n) = base(other) {
+                                    changed(n);
+                                }
+                            }
+                        }
+                    }
+                }
+                Stmt::AugAssign(a) => {
+                    if let Some(n) = base(&a.target) {
+                        changed(n);
+                    }
+                }
+                Stmt::Delete(d) => d.targets.iter().filter_map(base).for_each(changed),
+                Stmt::Expr(e) => {
+                    if let Expr::Call(c) = e.value.as_ref() {
+                        if let Expr::Attribute(at) = c.func.as_ref() {
+                            if MUTATORS.contains(&at.attr.as_str()) {
+                                if let Some(n) = base(&at.value) {
+                                    changed(n);
+                                }
+                            }
+                        }
+                    }
+                }
+                Stmt::For(f) => {
+                    walk(&f.body, false, assigned, out);
+                    walk(&f.orelse, false, assigned, out);
+                }
+                Stmt::While(w) => {
+                    walk(&w.body, false, assigned, out);
+                    walk(&w.orelse, false, assigned, out);
+                }
+                Stmt::If(i) => {
+                    walk(&i.body, false, assigned, out);
+                    walk(&i.orelse, false, assigned, out);
+                }
+                Stmt::With(w) => walk(&w.body, false, assigned, out),
+                Stmt::Try(t) => {
+                    walk(&t.body, false, assigned, out);
+                    walk(&t.orelse, false, assigned, out);
+                    walk(&t.finalbody, false, assigned, out);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut assigned = HashMap::new();
+    let mut out = vec![];
+    walk(suite, true, &mut assigned, &mut out);
+    let mut seen = BTreeSet::new();
+    out.retain(|(n, _)| matches!(defs.get(n), Some(Def::Const(..))) && seen.insert(n.clone()));
+    out
 }
 
 fn opaque_node(text: &str, why: &str) -> Value {
