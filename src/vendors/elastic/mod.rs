@@ -40,6 +40,12 @@ impl Backend for Elastic {
     fn compile(&self, rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, crate::diag::Diagnostics> {
         target::compile(rule, cx)
     }
+    fn add_filters(&self, env: &mut minijinja::Environment<'static>) {
+        // detection-rules' formatter: how `toml-lint` writes a string, Markdown and a list
+        env.add_filter("dr_str", |s: String| target::toml_fmt::string(&s));
+        env.add_filter("dr_markdown", |s: String| target::toml_fmt::markdown(&s));
+        env.add_filter("dr_list", |items: Vec<String>| target::toml_fmt::list(&items));
+    }
     fn decide(&self, jobs: &[Job]) -> Result<Decided, String> {
         let mut prepared: HashMap<(String, String), eval::Prepared> = HashMap::new();
         let decisions = jobs

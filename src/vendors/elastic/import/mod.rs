@@ -55,15 +55,15 @@ fn tlist(v: Option<&toml::Value>) -> Vec<String> {
 }
 
 /// A text whose line breaks are only the ones wrapping it at 120 columns (as detection-rules'
-/// formatter and rulecast's template write a list item) as one line, so that it is wrapped the
-/// same way again; a text with other line breaks as it is.
+/// formatter writes a long list item) as one line, so that it is wrapped the same way again; a
+/// text with other line breaks as it is (the build keeps them).
 fn unwrapped(s: &str) -> String {
     if !s.contains('\n') {
         return s.to_string();
     }
     let joined = s.lines().map(str::trim).collect::<Vec<_>>().join(" ");
-    let rewrapped = crate::targets::render::wrap(&joined, 120, "    ");
-    if rewrapped.lines().map(str::trim).eq(s.lines().map(str::trim)) { joined } else { s.to_string() }
+    let rewrapped = crate::vendors::elastic::target::toml_fmt::item_lines(&joined);
+    if rewrapped.iter().map(String::as_str).eq(s.lines().map(str::trim)) { joined } else { s.to_string() }
 }
 
 /// detection-rules writes list items as indented multi-line strings: drop the common
