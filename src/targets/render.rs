@@ -275,9 +275,11 @@ pub fn toml_str(s: &str, style: &str) -> String {
 fn toml_raw_multiline(s: &str) -> String {
     let mut out = String::from("\"\"\"");
     let mut quotes = 0;
+    let mut raw_quote_last = false;
     for c in s.chars() {
         if c == '"' {
             quotes += 1;
+            raw_quote_last = quotes < 3;
             if quotes == 3 {
                 out.push_str("\\\"");
                 quotes = 0;
@@ -287,6 +289,7 @@ fn toml_raw_multiline(s: &str) -> String {
             continue;
         }
         quotes = 0;
+        raw_quote_last = false;
         match c {
             '\\' => out.push_str("\\\\"),
             '\n' | '\t' => out.push(c),
@@ -296,7 +299,7 @@ fn toml_raw_multiline(s: &str) -> String {
         }
     }
     // a quote right before the closing delimiter would join it
-    if s.ends_with('"') && out.ends_with('"') {
+    if raw_quote_last {
         out.pop();
         out.push_str("\\\"");
     }

@@ -44,7 +44,7 @@ impl Backend for Elastic {
         // detection-rules' formatter: how `toml-lint` writes a string, Markdown and a list
         env.add_filter("dr_str", |s: String| target::toml_fmt::string(&s));
         env.add_filter("dr_markdown", |s: String| target::toml_fmt::markdown(&s));
-        env.add_filter("dr_list", |items: Vec<String>| target::toml_fmt::list(&items));
+        env.add_filter("dr_list", |items: Vec<String>, flat: Option<bool>| target::toml_fmt::list(&items, flat.unwrap_or(false)));
     }
     fn decide(&self, jobs: &[Job]) -> Result<Decided, String> {
         let mut prepared: HashMap<(String, String), eval::Prepared> = HashMap::new();

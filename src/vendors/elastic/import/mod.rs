@@ -264,6 +264,22 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             _ => {}
         }
     }
+    // lists written on one line where detection-rules' formatter breaks them stay so
+    let flat: Vec<&str> = crate::vendors::elastic::settings::FLAT_LISTS
+        .iter()
+        .copied()
+        .filter(|k| {
+            let table = if *k == "integration" { meta } else { Some(rule) };
+            let items = tlist(table.and_then(|t| t.get(*k)));
+            let prefix = format!("{k} = [");
+            !items.is_empty()
+                && crate::vendors::elastic::target::toml_fmt::list(&items, false).starts_with("[\n")
+                && text.lines().any(|l| l.starts_with(&prefix) && l.trim_end().ends_with(']'))
+        })
+        .collect();
+    if !flat.is_empty() {
+        el.insert("flat_lists".into(), json!(flat));
+    }
     if let Some(n) = rule.get("max_signals").and_then(toml::Value::as_integer) {
         el.insert("max_signals".into(), json!(n));
     }

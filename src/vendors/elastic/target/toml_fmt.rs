@@ -138,10 +138,12 @@ pub fn markdown(s: &str) -> String {
 ///
 /// An item with line breaks of its own keeps them, written as an indented block (the list one
 /// item a line).
-pub fn list(items: &[String]) -> String {
+///
+/// `flat`: on one line whatever its length (a file saved before the formatter ran over it).
+pub fn list(items: &[String], flat: bool) -> String {
     let kept = items.iter().any(|i| own_breaks(i).is_some());
     let items: Vec<String> = items.iter().map(|i| if own_breaks(i).is_some() { i.clone() } else { normalize(i) }).collect();
-    if !kept && items.iter().map(|i| i.chars().count() + 3).sum::<usize>() <= 100 {
+    if (flat || items.iter().map(|i| i.chars().count() + 3).sum::<usize>() <= 100) && !kept {
         return format!("[{}]", items.iter().map(|i| string(i)).collect::<Vec<_>>().join(", "));
     }
     let lines: Vec<String> = items
@@ -182,12 +184,12 @@ mod tests {
 
     #[test]
     fn lists() {
-        assert_eq!(list(&[]), "[]");
-        assert_eq!(list(&["a".into(), "b".into()]), "[\"a\", \"b\"]");
+        assert_eq!(list(&[], false), "[]");
+        assert_eq!(list(&["a".into(), "b".into()], false), "[\"a\", \"b\"]");
         let items: Vec<String> = (0..10).map(|i| format!("item number {i}")).collect();
-        assert!(list(&items).starts_with("[\n    \"item number 0\",\n"), "{}", list(&items));
-        assert!(list(&items).ends_with("\"item number 9\",\n]"));
+        assert!(list(&items, false).starts_with("[\n    \"item number 0\",\n"), "{}", list(&items, false));
+        assert!(list(&items, false).ends_with("\"item number 9\",\n]"));
         let long = "word ".repeat(30).trim_end().to_string();
-        assert_eq!(list(&[long]), format!("[\n    \"\"\"\n    {}\n    {}\n    \"\"\",\n]", "word ".repeat(23).trim_end(), "word ".repeat(7).trim_end()));
+        assert_eq!(list(&[long], false), format!("[\n    \"\"\"\n    {}\n    {}\n    \"\"\",\n]", "word ".repeat(23).trim_end(), "word ".repeat(7).trim_end()));
     }
 }
