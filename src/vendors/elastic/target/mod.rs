@@ -319,12 +319,6 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                 tviews[idx].subtechniques.push((t.id.clone(), t.name.clone(), slash(&t.url)));
             }
         }
-        // detection-rules' writer sorts the techniques of a threat block, and the
-        // sub-techniques of a technique, by their JSON text: by id
-        tviews.sort_by(|a, b| a.id.cmp(&b.id));
-        for v in &mut tviews {
-            v.subtechniques.sort();
-        }
         threat.push(ThreatView { tactic: (tac.id.clone(), tac.name.clone(), tac.url.clone()), techniques: tviews });
     }
     let tags = e.tags.clone().unwrap_or_else(|| {
