@@ -273,7 +273,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             let items = tlist(table.and_then(|t| t.get(*k)));
             let prefix = format!("{k} = [");
             !items.is_empty()
-                && crate::vendors::elastic::target::toml_fmt::list(&items, false).starts_with("[\n")
+                && crate::vendors::elastic::target::toml_fmt::list(&items, false, *k == "false_positives").starts_with("[\n")
                 && text.lines().any(|l| l.starts_with(&prefix) && l.trim_end().ends_with(']'))
         })
         .collect();

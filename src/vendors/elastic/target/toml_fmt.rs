@@ -92,9 +92,15 @@ pub fn item_lines(s: &str) -> Vec<String> {
     wrap(&normalize(s), 4).iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
 }
 
-/// The formatter's choice of form for `v`, given its lines.
-fn form(v: &str, lines: &[String], first_break: &str) -> String {
+/// The formatter's choice of form for `v`, given its lines. `one_line`: a value read as one
+/// line (a name, a tag), which the multi-line form would change by a line break: written on one
+/// line (`'...'` or JSON) where detection-rules would wrap it or force the multi-line form for a
+/// quote (its loader strips the line breaks again; other readers would not).
+fn form(v: &str, lines: &[String], first_break: &str, one_line: bool) -> String {
     let multiline = lines.len() > 1;
+    if multiline && one_line && !v.contains('\n') {
+        return toml_str(v, if v.contains('"') { "literal" } else { "json" });
+    }
     if multiline {
         return toml_str(&format!("{first_break}{}", lines.concat()), "raw_multiline");
     }
@@ -114,21 +120,31 @@ fn own_breaks(s: &str) -> Option<&str> {
     t.contains('\n').then_some(t)
 }
 
-/// A string value (`name = "..."`, `description = """..."""`): normalised, then wrapped at 120
+/// A text value (`description = """..."""`): normalised, then wrapped at 120
 /// columns; several lines are written `"""` + line break + lines + `"""`, one line as JSON. A
 /// text with line breaks of its own keeps them (its lines wrapped at 120 columns).
-pub fn string(s: &str) -> String {
+pub fn text(s: &str) -> String {
     if let Some(t) = own_breaks(s) {
         return toml_str(&format!("\n{}\n", crate::targets::render::wrap(t, 120, "")), "raw_multiline");
     }
     let v = normalize(s);
-    form(&v, &wrap(&v, 0), "\n")
+    form(&v, &wrap(&v, 0), "\n", false)
+}
+
+/// A one-line value (a name, an id, a tag): normalised, written as [`text`] is unless that
+/// would add a line break to it.
+pub fn line(s: &str) -> String {
+    if own_breaks(s).is_some() {
+        return text(s);
+    }
+    let v = normalize(s);
+    form(&v, &wrap(&v, 0), "\n", true)
 }
 
 /// A Markdown value (`note`, `setup`): kept as written; several lines are written `"""` + the
 /// text + `"""` (no line break forced after the opening quotes).
 pub fn markdown(s: &str) -> String {
-    form(s, &split_lines(s, true), "")
+    form(s, &split_lines(s, true), "", false)
 }
 
 /// A list of strings: flat (`["a", "b"]`) when the items with 3 characters each for quotes and
@@ -140,7 +156,9 @@ pub fn markdown(s: &str) -> String {
 /// item a line).
 ///
 /// `flat`: on one line whatever its length (a file saved before the formatter ran over it).
-pub fn list(items: &[String], flat: bool) -> String {
+/// `texts`: the items are texts ([`text`]: `false_positives`), else one-line values ([`line`]).
+pub fn list(items: &[String], flat: bool, texts: bool) -> String {
+    let string = if texts { text } else { line };
     let kept = items.iter().any(|i| own_breaks(i).is_some());
     let items: Vec<String> = items.iter().map(|i| if own_breaks(i).is_some() { i.clone() } else { normalize(i) }).collect();
     if (flat || items.iter().map(|i| i.chars().count() + 3).sum::<usize>() <= 100) && !kept {
@@ -169,13 +187,15 @@ mod tests {
 
     #[test]
     fn strings() {
-        assert_eq!(string("a  b c "), "\"a  b c\"");
-        assert_eq!(string("a\nb\n"), "\"\"\"\na\nb\n\"\"\"");
-        assert_eq!(string("say \"hi\""), "\"\"\"\nsay \"hi\"\n\"\"\"");
-        assert_eq!(string("café"), "\"caf\\u00e9\"");
+        assert_eq!(text("a  b c "), "\"a  b c\"");
+        assert_eq!(text("a\nb\n"), "\"\"\"\na\nb\n\"\"\"");
+        assert_eq!(text("say \"hi\""), "\"\"\"\nsay \"hi\"\n\"\"\"");
+        assert_eq!(text("café"), "\"caf\\u00e9\"");
         let long = "word ".repeat(30);
-        assert_eq!(string(&long), format!("\"\"\"\n{}\n{}\n\"\"\"", "word ".repeat(24).trim_end(), "word ".repeat(6).trim_end()));
-        assert_eq!(string("a. \nb\n"), "\"\"\"\na. \nb\n\"\"\"");
+        assert_eq!(text(&long), format!("\"\"\"\n{}\n{}\n\"\"\"", "word ".repeat(24).trim_end(), "word ".repeat(6).trim_end()));
+        assert_eq!(text("a. \nb\n"), "\"\"\"\na. \nb\n\"\"\"");
+        assert_eq!(line("say \"hi\""), "'say \"hi\"'");
+        assert_eq!(line("it's \"x\""), "\"it's \\\"x\\\"\"");
         assert_eq!(markdown("## T\n\nx\n"), "\"\"\"## T\n\nx\n\"\"\"");
         assert_eq!(markdown("one line"), "\"one line\"");
         assert_eq!(markdown("a \"b\""), "'a \"b\"'");
@@ -184,12 +204,12 @@ mod tests {
 
     #[test]
     fn lists() {
-        assert_eq!(list(&[], false), "[]");
-        assert_eq!(list(&["a".into(), "b".into()], false), "[\"a\", \"b\"]");
+        assert_eq!(list(&[], false, false), "[]");
+        assert_eq!(list(&["a".into(), "b".into()], false, false), "[\"a\", \"b\"]");
         let items: Vec<String> = (0..10).map(|i| format!("item number {i}")).collect();
-        assert!(list(&items, false).starts_with("[\n    \"item number 0\",\n"), "{}", list(&items, false));
-        assert!(list(&items, false).ends_with("\"item number 9\",\n]"));
+        assert!(list(&items, false, false).starts_with("[\n    \"item number 0\",\n"), "{}", list(&items, false, false));
+        assert!(list(&items, false, false).ends_with("\"item number 9\",\n]"));
         let long = "word ".repeat(30).trim_end().to_string();
-        assert_eq!(list(&[long], false), format!("[\n    \"\"\"\n    {}\n    {}\n    \"\"\",\n]", "word ".repeat(23).trim_end(), "word ".repeat(7).trim_end()));
+        assert_eq!(list(&[long], false, true), format!("[\n    \"\"\"\n    {}\n    {}\n    \"\"\",\n]", "word ".repeat(23).trim_end(), "word ".repeat(7).trim_end()));
     }
 }
