@@ -191,8 +191,19 @@ fn write_json(v: &serde_json::Value, indent: usize, out: &mut String) {
 
 /// The TOML escaping function. `style`: `basic` ("..."), `multiline` ("""\n...""" with the
 /// text as given), `literal_block` ('''\n...\n''' when the text allows it, else a multi-line
-/// basic string).
+/// basic string), `raw_multiline` ("""...""" with the text as given: what detection-rules'
+/// formatter writes for multi-line text, with backslashes, control characters and every third
+/// quote of a run escaped so that it reads back as the text), `literal` ('...' when the text
+/// allows it, else `json`), `json` ("..." as Python's `json.dumps` writes it: non-ASCII as
+/// `\uXXXX`; characters outside the BMP as `\UXXXXXXXX` and DEL as `\u007f`, where JSON's forms
+/// are not TOML).
 pub fn toml_str(s: &str, style: &str) -> String {
+    match style {
+        "raw_multiline" => return toml_raw_multiline(s),
+        "literal" if !s.chars().any(|c| c == '\'' || c == '\\' || c.is_control() || c == '\u{7f}') => return format!("'{s}'"),
+        "literal" | "json" => return toml_json(s),
+        _ => {}
+    }
     fn esc(c: char, out: &mut String, multiline: bool) {
         match c {
             '"' if !multiline => out.push_str("\\\""),
@@ -258,6 +269,64 @@ pub fn toml_str(s: &str, style: &str) -> String {
             out
         }
     }
+}
+
+/// `"""` + `s` + `"""`: the text as it is, except what TOML would read otherwise.
+fn toml_raw_multiline(s: &str) -> String {
+    let mut out = String::from("\"\"\"");
+    let mut quotes = 0;
+    let mut raw_quote_last = false;
+    for c in s.chars() {
+        if c == '"' {
+            quotes += 1;
+            raw_quote_last = quotes < 3;
+            if quotes == 3 {
+                out.push_str("\\\"");
+                quotes = 0;
+            } else {
+                out.push('"');
+            }
+            continue;
+        }
+        quotes = 0;
+        raw_quote_last = false;
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' | '\t' => out.push(c),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || c == '\u{7f}' => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    // a quote right before the closing delimiter would join it
+    if raw_quote_last {
+        out.pop();
+        out.push_str("\\\"");
+    }
+    out.push_str("\"\"\"");
+    out
+}
+
+/// A basic string as `json.dumps` (ASCII only) writes it, in the forms TOML reads.
+fn toml_json(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x80 => out.push(c),
+            c if (c as u32) <= 0xffff => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -374,6 +443,9 @@ fn env() -> &'static Environment<'static> {
             let pad = " ".repeat(n);
             s.lines().map(|l| if l.is_empty() { String::new() } else { format!("{pad}{l}") }).collect::<Vec<_>>().join("\n")
         });
+        for t in Target::iter() {
+            crate::vendors::backend(t).add_filters(&mut env);
+        }
         for (name, src) in Target::iter().flat_map(|t| crate::vendors::backend(t).templates()) {
             env.add_template(name, src).expect("embedded templates parse");
         }
@@ -427,7 +499,7 @@ mod tests {
     #[test]
     fn toml_strings_read_back_exactly() {
         fn check(v: &str) {
-            for style in ["basic", "multiline", "literal_block"] {
+            for style in ["basic", "multiline", "literal_block", "raw_multiline", "literal", "json"] {
                 let text = format!("k = {}\n", toml_str(v, style));
                 let back: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{style} {v:?}: {e}\n{text}"));
                 let got = back["k"].as_str().unwrap_or_default().to_string();
@@ -435,13 +507,13 @@ mod tests {
                 // start the text on the next line) and TOML drops it
                 let want = match style {
                     "literal_block" => format!("{v}\n"),
-                    "multiline" => v.strip_prefix('\n').unwrap_or(v).to_string(),
+                    "multiline" | "raw_multiline" => v.strip_prefix('\n').unwrap_or(v).to_string(),
                     _ => v.to_string(),
                 };
                 assert_eq!(got, want, "{style} {v:?}\n{text}");
             }
         }
-        for v in ["x\"\"\"", "\"\"\"", "a\"", "a\"\"", "\"", "a\"\"\"\"b\"\"", "'''", "x'", "\u{7f}\u{1b}[31m", "note ends \"\"\""] {
+        for v in ["x\"\"\"", "\"\"\"", "a\"", "a\"\"", "\"", "a\"\"\"\"b\"\"", "'''", "x'", "\u{7f}\u{1b}[31m", "note ends \"\"\"", "a\u{1f600}é\u{2028}"] {
             check(v);
         }
         use proptest::prelude::*;

@@ -384,6 +384,11 @@ pub trait Backend: Sync {
     /// The target's templates, embedded: `(name, source)`, each name `<target>/<file>` (the
     /// files under `templates/<target>/`).
     fn templates(&self) -> &'static [(&'static str, &'static str)];
+    /// Filters the target's templates use beyond the shared ones (`targets::render`), each
+    /// rendering values through the target's escaping function.
+    fn add_filters(&self, env: &mut minijinja::Environment<'static>) {
+        let _ = env;
+    }
     /// What the vendor deploys, built from each rule's rendered files (`rulecast pack`): files
     /// under the target's folder, and the rules it leaves out with why.
     fn pack(&self, rules: &[PackRule], lock: Option<&Lock>) -> Result<Bundle, String>;

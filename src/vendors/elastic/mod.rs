@@ -50,6 +50,15 @@ impl Backend for Elastic {
     fn compile(&self, rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, crate::diag::Diagnostics> {
         target::compile(rule, cx)
     }
+    fn add_filters(&self, env: &mut minijinja::Environment<'static>) {
+        // detection-rules' formatter: how `toml-lint` writes a one-line value, a text, Markdown and a list
+        env.add_filter("dr_str", |s: String| target::toml_fmt::line(&s));
+        env.add_filter("dr_text", |s: String| target::toml_fmt::text(&s));
+        env.add_filter("dr_markdown", |s: String| target::toml_fmt::markdown(&s));
+        env.add_filter("dr_list", |items: Vec<String>, flat: Option<bool>, texts: Option<bool>| {
+            target::toml_fmt::list(&items, flat.unwrap_or(false), texts.unwrap_or(false))
+        });
+    }
     fn decide(&self, jobs: &[Job]) -> Result<Decided, String> {
         let mut prepared: HashMap<(String, String), eval::Prepared> = HashMap::new();
         let decisions = jobs

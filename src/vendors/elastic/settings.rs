@@ -4,6 +4,9 @@ use serde::Deserialize;
 
 use crate::model::Spanned;
 
+/// The keys `flat_lists` may name.
+pub const FLAT_LISTS: &[&str] = &["author", "false_positives", "index", "integration", "references", "tags"];
+
 /// Elastic-only settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +58,12 @@ pub struct Settings {
     /// Elastic tag vocabulary ("Domain: Cloud", ...); default derived from the ATT&CK tactics.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+    /// The string lists the file writes on one line where detection-rules' formatter would
+    /// write one item a line (files saved before it ran over them): `author`, `false_positives`,
+    /// `index`, `integration`, `references`, `tags`. The import notes them so that the file is
+    /// written back as it was.
+    #[serde(default)]
+    pub flat_lists: Vec<Spanned<String>>,
     /// Dataset filter field: `data_stream.dataset` (default) or `event.dataset` (older rules).
     #[serde(default)]
     pub dataset_field: Option<Spanned<String>>,
@@ -226,6 +235,15 @@ impl crate::vendors::Settings for Settings {
         if let Some(s) = &self.alert_suppression {
             value("missing_fields_strategy", &s.missing_fields_strategy);
             value("unit", &s.duration.as_ref().map(|du| du.unit.clone()));
+        }
+        for k in &self.flat_lists {
+            if !FLAT_LISTS.contains(&k.value.as_str()) {
+                d.push(
+                    Diagnostic::error(Code::E103, format!("elastic flat_lists names `{}`, not a list of strings", k.value))
+                        .with_expected(FLAT_LISTS.join(", "))
+                        .with_span(crate::condition::span_of(file, k)),
+                );
+            }
         }
         if let Some(f) = &self.dataset_field {
             if !matches!(f.value.as_str(), "data_stream.dataset" | "event.dataset") {

@@ -58,15 +58,15 @@ fn tlist(v: Option<&toml::Value>) -> Vec<String> {
 }
 
 /// A text whose line breaks are only the ones wrapping it at 120 columns (as detection-rules'
-/// formatter and rulecast's template write a list item) as one line, so that it is wrapped the
-/// same way again; a text with other line breaks as it is.
+/// formatter writes a long list item) as one line, so that it is wrapped the same way again; a
+/// text with other line breaks as it is (the build keeps them).
 fn unwrapped(s: &str) -> String {
     if !s.contains('\n') {
         return s.to_string();
     }
     let joined = s.lines().map(str::trim).collect::<Vec<_>>().join(" ");
-    let rewrapped = crate::targets::render::wrap(&joined, 120, "    ");
-    if rewrapped.lines().map(str::trim).eq(s.lines().map(str::trim)) { joined } else { s.to_string() }
+    let rewrapped = crate::vendors::elastic::target::toml_fmt::item_lines(&joined);
+    if rewrapped.iter().map(String::as_str).eq(s.lines().map(str::trim)) { joined } else { s.to_string() }
 }
 
 /// detection-rules writes list items as indented multi-line strings: drop the common
@@ -267,6 +267,22 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             }
             _ => {}
         }
+    }
+    // lists written on one line where detection-rules' formatter breaks them stay so
+    let flat: Vec<&str> = crate::vendors::elastic::settings::FLAT_LISTS
+        .iter()
+        .copied()
+        .filter(|k| {
+            let table = if *k == "integration" { meta } else { Some(rule) };
+            let items = tlist(table.and_then(|t| t.get(*k)));
+            let prefix = format!("{k} = [");
+            !items.is_empty()
+                && crate::vendors::elastic::target::toml_fmt::list(&items, false, *k == "false_positives").starts_with("[\n")
+                && text.lines().any(|l| l.starts_with(&prefix) && l.trim_end().ends_with(']'))
+        })
+        .collect();
+    if !flat.is_empty() {
+        el.insert("flat_lists".into(), json!(flat));
     }
     if let Some(n) = rule.get("max_signals").and_then(toml::Value::as_integer) {
         el.insert("max_signals".into(), Value::from(n));

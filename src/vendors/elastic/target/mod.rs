@@ -4,6 +4,7 @@
 //! template `templates/elastic/rule.toml.j2` lays out the document as detection-rules does.
 
 pub mod kuery;
+pub mod toml_fmt;
 
 use serde::Serialize;
 
@@ -101,6 +102,8 @@ pub struct View {
     pub rule_name_override: Option<String>,
     /// `building_block_type`.
     pub building_block_type: Option<String>,
+    /// The string lists written on one line whatever their length (`flat_lists`).
+    pub flat_lists: Vec<String>,
     /// The kuery query, wrapped.
     pub query: String,
     /// Threat blocks.
@@ -373,6 +376,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         max_signals: e.max_signals,
         rule_name_override: e.rule_name_override.as_ref().map(|v| v.value.clone()),
         building_block_type: e.building_block_type.as_ref().map(|v| v.value.clone()),
+        flat_lists: e.flat_lists.iter().map(|k| k.value.clone()).collect(),
         query,
         threat,
     };
