@@ -282,7 +282,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         })
         .collect();
     if !flat.is_empty() {
-        el.insert("flat_lists".into(), json!(flat));
+        el.insert("flat_lists".into(), Value::from(flat));
     }
     if let Some(n) = rule.get("max_signals").and_then(toml::Value::as_integer) {
         el.insert("max_signals".into(), Value::from(n));
