@@ -448,6 +448,14 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
             eprintln!("warning: {} does not describe {} change(s); run `rulecast lock` before packing", rulecast::lock::FILE_NAME, stale.len());
         }
     }
+    // the output is swapped in (or dropped) before anything is printed, so that the lock on it
+    // is never held while a full pipe stalls this process (a second build waits for the lock)
+    let clash = b.refused.iter().any(|(_, _, d)| d.iter().any(|x| x.code == rulecast::diag::Code::E106));
+    let nothing = !b.refused.is_empty() && (!keep_going || clash || out.is_none());
+    let written = match stage {
+        Some(s) if !nothing => Some(s.commit()?),
+        _ => None,
+    };
     if policy != Unsupported::Ignore {
         let notes: Vec<rulecast::Diagnostic> = kept_notes
             .iter()
@@ -468,15 +476,10 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     let mut stdout = std::io::stdout();
     // two rules writing one path is a naming error in the rules, not a pair that cannot be
     // built: --keep-going does not pick one of them
-    let clash = b.refused.iter().any(|(_, _, d)| d.iter().any(|x| x.code == rulecast::diag::Code::E106));
-    if !b.refused.is_empty() && (!keep_going || clash || out.is_none()) {
+    if nothing {
         writeln!(stdout, "{} rule(s) × {} target(s): {} pair(s) refused; nothing written", b.rules, ntargets, b.refused.len())?;
         return Ok(ExitCode::from(1));
     }
-    let written = match stage {
-        Some(s) => Some(s.commit()?),
-        None => None,
-    };
     let verb = if out.is_some() { "built" } else { "validated" };
     let mut line = format!(
         "{verb} {} rule(s) × {} target(s): {} file(s)",
