@@ -192,3 +192,39 @@ fn corpus_events_agree_when_the_corpus_is_at_hand() {
     println!("{last}");
     assert!(last.contains("0 failure(s)") && last.contains("corpus event(s)"), "{last}");
 }
+
+/// A case-insensitive comparison with a short value is said exactly in kuery, every spelling
+/// listed (issue 9 §4: Sigma's `MFAUsed: 'NO'` became an Elastic rule that matched none of the
+/// real events, which write "No"); `rulecast test` then agrees on every target without a
+/// declared difference. A long value still gets the note.
+#[test]
+fn short_case_insensitive_values_are_spelled_out_for_kuery() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("mkdir");
+    let event = |mfa: &str| {
+        format!(
+            "{{eventVersion: \"1.08\", eventTime: \"2024-01-01T00:00:00Z\", eventType: AwsConsoleSignIn, eventID: x, awsRegion: us-east-1, sourceIPAddress: 1.2.3.4, userIdentity: {{type: IAMUser, userName: bob}}, eventSource: signin.amazonaws.com, eventName: ConsoleLogin, additionalEventData: {{MFAUsed: \"{mfa}\"}}, responseElements: {{ConsoleLogin: Success}}}}"
+        )
+    };
+    std::fs::write(
+        rules.join("mfa_no.yaml"),
+        format!(
+            "id: test.mfa_no\nname: Console login without MFA\ndescription: d\nseverity: low\nauthors: [rulecast]\ncreated: 2026-12-06\nlogsource: aws.cloudtrail\n\
+             detection:\n  all:\n    - {{field: eventName, op: eq, value: ConsoleLogin}}\n    - {{field: additionalEventData.MFAUsed, op: eq, case: insensitive, value: 'NO'}}\n\
+             tests:\n  - name: real spelling\n    expect: true\n    event: {}\n  - name: rule's spelling\n    expect: true\n    event: {}\n  - name: with MFA\n    expect: false\n    event: {}\n",
+            event("No"),
+            event("NO"),
+            event("Yes")
+        ),
+    )
+    .expect("write");
+    let o = rulecast(&["build", "--rules", "rules", "--out", "out", "--target", "elastic"], tmp.path());
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let toml = std::fs::read_to_string(tmp.path().join("out/elastic/mfa_no.toml")).expect("toml");
+    assert!(toml.contains("aws.cloudtrail.flattened.additional_eventdata.MFAUsed:(NO or no or nO or No)"), "{toml}");
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("case-sensitively"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = rulecast(&["test", "--rules", "rules"], tmp.path());
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !out.contains("DECLARED") && !out.contains("FAIL"), "{out}");
+}

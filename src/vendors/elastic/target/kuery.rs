@@ -32,6 +32,37 @@ fn plain(s: &str) -> bool {
         && !s.to_ascii_lowercase().ends_with("not")
 }
 
+/// The most spellings one case-insensitive value is written out as (`NO` → `NO`, `No`, `nO`,
+/// `no`): beyond it, kuery compares as written, with a note.
+const MAX_SPELLINGS: usize = 64;
+
+/// Every text that the canonical case-insensitive comparison (`to_lowercase` of both sides)
+/// finds equal to `s`, the value as written first; `None` when they are more than
+/// [`MAX_SPELLINGS`] or `s` lowercases to anything but ASCII. For ASCII lowercase, the texts
+/// that lowercase to it are its letters in either case, and the Kelvin sign for `k` (U+212A, the
+/// one other character whose lowercase is ASCII).
+fn spellings(s: &str) -> Option<Vec<String>> {
+    let lower = s.to_lowercase();
+    if !lower.is_ascii() {
+        return None;
+    }
+    let mut out = vec![String::new()];
+    for c in lower.chars() {
+        let choices: Vec<char> = match c {
+            'k' => vec!['k', 'K', '\u{212A}'],
+            c if c.is_ascii_lowercase() => vec![c, c.to_ascii_uppercase()],
+            c => vec![c],
+        };
+        if out.len() * choices.len() > MAX_SPELLINGS {
+            return None;
+        }
+        out = out.iter().flat_map(|o| choices.iter().map(move |c| format!("{o}{c}"))).collect();
+    }
+    out.retain(|x| x != s);
+    out.insert(0, s.to_string());
+    Some(out)
+}
+
 /// An exact value: unquoted when every character is plain, else quoted (a quoted value is never
 /// a wildcard). The printer escapes it.
 fn exact(s: &str) -> kuery::Value {
@@ -415,7 +446,12 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
         dropped_values(p, cx);
     }
     let ci = p.case == Case::Insensitive;
-    if ci && p.values.iter().any(|v| v.as_str().is_some_and(|s| s.to_lowercase() != s.to_uppercase())) {
+    // a case-insensitive comparison with short values is said exactly: every spelling listed
+    let spellings: Option<Vec<String>> = (ci && matches!(p.op, Op::Eq | Op::In))
+        .then(|| p.values.iter().map(|v| v.as_str().map_or_else(|| Some(vec![v.to_string()]), spellings)).collect::<Option<Vec<_>>>())
+        .flatten()
+        .map(|all| all.concat());
+    if ci && spellings.is_none() && p.values.iter().any(|v| v.as_str().is_some_and(|s| s.to_lowercase() != s.to_uppercase())) {
         let why = if p.field.case_fixed {
             format!("kuery compares keywords case-sensitively; `{}` is compared as written (AWS writes this field in one spelling, so real events are unaffected)", p.field.path)
         } else {
@@ -434,7 +470,10 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
             // the text is quoted, which Kibana reads the same
             let boolean = p.field.maps.elastic.kind == "boolean";
             let value = |s: String| if !boolean && matches!(s.as_str(), "true" | "false" | "null") { kuery::Value::quoted(&s) } else { exact(&s) };
-            group(&name, p.values.iter().map(|v| value(text(v))).collect())
+            match spellings {
+                Some(all) => group(&name, all.into_iter().map(value).collect()),
+                None => group(&name, p.values.iter().map(|v| value(text(v))).collect()),
+            }
         }
         Op::Contains | Op::Startswith | Op::Endswith | Op::Glob => {
             let vals = p
