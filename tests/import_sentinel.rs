@@ -476,3 +476,25 @@ fn imported_rules_decide_like_the_vendor_queries() {
     assert!(disagree.is_empty(), "{}", disagree.join("\n"));
     assert!(compared > 100, "too few verdicts compared: {compared}");
 }
+
+/// A `dcountif(f, isnotempty(f))` (the distinct non-empty values of `f`, as the Sentinel target
+/// writes a `distinct` measure) with `where ... and Measure >= N` after the summarize imports as
+/// a `distinct` measure with its `min_distinct` (issue 14: these were refused as "not an
+/// aggregate the model has"), and builds back to the same summarize and filter.
+#[test]
+fn dcountif_with_a_minimum_imports_as_a_distinct_measure() {
+    let text = "id: 00000000-0000-4000-8000-0000000000dc\nname: Many secrets\ndescription: d\nseverity: Medium\nqueryFrequency: 1h\nqueryPeriod: 1h\ntriggerOperator: gt\ntriggerThreshold: 0\ntactics: [CredentialAccess]\nrelevantTechniques: [T1555]\nquery: |\n  AWSCloudTrail\n  | where EventName == \"GetSecretValue\"\n  | summarize Attempts = count(), Secrets = dcountif(tostring(parse_json(RequestParameters).secretId), isnotempty(tostring(parse_json(RequestParameters).secretId))) by UserIdentityArn\n  | where Attempts > 0 and Secrets >= 20\nkind: Scheduled\nversion: 1.0.0\n";
+    let out = sentinel::parse("dc.yaml", text);
+    assert!(!out[0].outcome.drops_detection() && !matches!(out[0].outcome, Outcome::Refused(_) | Outcome::Opaque(_)), "{:?}", out[0].outcome);
+    let rule = rulecast::rule_from_str("dc.yaml", "dc", &out[0].yaml).unwrap_or_else(|d| panic!("{d}\n{}", out[0].yaml));
+    let agg = rule.doc.alert.aggregate.as_ref().expect("aggregate");
+    assert!(out[0].yaml.contains("distinct: requestParameters.secretId") && out[0].yaml.contains("Secrets: 20"), "{}", out[0].yaml);
+    assert_eq!(agg.threshold, Some(0));
+    let built = rulecast::compile(&rule, rulecast::Target::Sentinel, rulecast::Unsupported::Warn).expect("builds");
+    let q = &built.files.iter().find(|(p, _)| p.ends_with(".yaml")).expect("yaml").1;
+    assert!(q.contains("Secrets = dcountif(tostring(parse_json(RequestParameters).secretId), isnotempty(tostring(parse_json(RequestParameters).secretId)))"), "{q}");
+    assert!(q.contains("Secrets >= 20"), "{q}");
+    // anything else after the summarize is still refused
+    let other = text.replace("Secrets >= 20", "Secrets < 20");
+    assert!(matches!(sentinel::parse("dc.yaml", &other)[0].outcome, Outcome::Refused(_)));
+}

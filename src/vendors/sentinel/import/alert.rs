@@ -13,6 +13,42 @@ use super::*;
 impl St<'_> {
 
     /// `where Count > N` / `Count >= N` after the summarize → N (more than N events).
+    /// A `where` after the summarize, as the model says it: `Count > N` (the threshold) and
+    /// `Measure >= N` on distinct measures (`min_distinct`), joined by `and`; `None` for
+    /// anything else.
+    pub(super) fn aggregate_filter(&self, e: &Expr, count: Option<&str>, a: &Aggregate) -> Option<(Option<u64>, IndexMap<String, u64>)> {
+        let mut parts = vec![];
+        fn conjuncts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+            match &e.kind {
+                ExprKind::Binary { op: BinOp::And, lhs, rhs } => {
+                    conjuncts(lhs, out);
+                    conjuncts(rhs, out);
+                }
+                _ => out.push(e),
+            }
+        }
+        conjuncts(e, &mut parts);
+        let (mut threshold, mut min) = (None, IndexMap::new());
+        for p in parts {
+            if let Some(n) = self.threshold(p, count) {
+                if threshold.replace(n).is_some() {
+                    return None;
+                }
+                continue;
+            }
+            let ExprKind::Binary { op: BinOp::Ge, lhs, rhs } = &p.kind else { return None };
+            let ExprKind::Name(m) = &lhs.kind else { return None };
+            if !matches!(a.measures.get(m.as_str()), Some(Measure::Distinct(_))) {
+                return None;
+            }
+            let n = self.literal(rhs)?.as_u64()?;
+            if min.insert(m.clone(), n).is_some() {
+                return None;
+            }
+        }
+        Some((threshold, min))
+    }
+
     pub(super) fn threshold(&self, e: &Expr, count: Option<&str>) -> Option<u64> {
         let ExprKind::Binary { op, lhs, rhs } = &e.kind else {
             return None;
@@ -315,9 +351,16 @@ impl St<'_> {
                         format!("{}_{}", name.name, self.src(x)),
                     )
                 }
+                // the distinct non-empty values of a field, as the Sentinel target writes it
+                ("dcountif", [x, cond])
+                    if matches!(&cond.kind, ExprKind::Call { name: n, args: a } if n.name == "isnotempty" && a.len() == 1 && self.src(&a[0]) == self.src(x)) =>
+                {
+                    let f = self.field(x).ok_or_else(|| Why::new(format!("`{}` is not a field", self.src(x)), x.span.start))?;
+                    (Measure::Distinct(f.path), format!("dcountif_{}", self.src(x)))
+                }
                 (other, _) => {
                     return Err(Why::new(
-                        format!("`{other}()` is not an aggregate the model has (count, min, max)"),
+                        format!("`{other}()` is not an aggregate the model has (count, min, max, dcountif(f, isnotempty(f)))"),
                         at,
                     ));
                 }

@@ -187,14 +187,18 @@ impl St<'_> {
                         ));
                     }
                     if aggregate.is_some() {
-                        // `where Count > N` → threshold
-                        match self.threshold(e, count_name.as_deref()) {
-                            Some(n) => {
+                        // `where Count > N` → threshold, `and Measure >= N` → min_distinct
+                        let filter = aggregate.as_ref().and_then(|a| self.aggregate_filter(e, count_name.as_deref(), a));
+                        match filter {
+                            Some((n, min)) => {
                                 if let Some(a) = aggregate.as_mut() {
-                                    if a.threshold.is_some() {
+                                    if (n.is_some() && a.threshold.is_some()) || min.keys().any(|k| a.min_distinct.contains_key(k)) {
                                         return Err(self.refuse("a second threshold after the summarize", op.span.start));
                                     }
-                                    a.threshold = Some(n);
+                                    if n.is_some() {
+                                        a.threshold = n;
+                                    }
+                                    a.min_distinct.extend(min);
                                 }
                             }
                             None => {
