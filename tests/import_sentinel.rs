@@ -494,6 +494,11 @@ fn dcountif_with_a_minimum_imports_as_a_distinct_measure() {
     let q = &built.files.iter().find(|(p, _)| p.ends_with(".yaml")).expect("yaml").1;
     assert!(q.contains("Secrets = dcountif(tostring(parse_json(RequestParameters).secretId), isnotempty(tostring(parse_json(RequestParameters).secretId)))"), "{q}");
     assert!(q.contains("Secrets >= 20"), "{q}");
+    // a group on a virtual field, written as the Sentinel target writes `@source_ip`
+    let ip = "iif(coalesce(ipv4_is_in_any_range(SourceIpAddress, dynamic([\"0.0.0.0/0\"])), false) or coalesce(ipv6_is_in_any_range(SourceIpAddress, dynamic([\"::/0\"])), false), SourceIpAddress, \"\")";
+    let by_ip = text.replace("by UserIdentityArn", &format!("by UserIdentityArn, {ip}"));
+    let out = sentinel::parse("dc.yaml", &by_ip);
+    assert!(out[0].yaml.contains("by: [userIdentity.arn, '@source_ip']"), "{:?}\n{}", out[0].outcome, out[0].yaml);
     // anything else after the summarize is still refused
     let other = text.replace("Secrets >= 20", "Secrets < 20");
     assert!(matches!(sentinel::parse("dc.yaml", &other)[0].outcome, Outcome::Refused(_)));

@@ -381,7 +381,8 @@ impl St<'_> {
             }
             let r = match &b.value.kind {
                 ExprKind::Name(n) => self.alert_ref(n),
-                _ => None,
+                // a virtual field, written as the Sentinel target writes it (`@source_ip`)
+                _ => virtual_field(&b.value).map(str::to_string),
             }
             .ok_or_else(|| Why::new(format!("`by {}` is not a field or derived name (time bins and expressions are not in the model)", self.src(&b.value)), b.value.span.start))?;
             bys.push(r);
@@ -507,4 +508,13 @@ pub(super) fn placeholders(t: &str, resolve: &dyn Fn(&str) -> Option<String>) ->
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The virtual field whose KQL (as `vendors::sentinel::fields::VIRTUAL` writes it) is `e`, compared
+/// as syntax trees.
+fn virtual_field(e: &Expr) -> Option<&'static str> {
+    super::super::fields::VIRTUAL.iter().find_map(|(name, kql)| {
+        let kql = kql.as_ref().ok()?;
+        (crate::kusto::parse_expr(kql).ok().as_ref() == Some(e)).then_some(*name)
+    })
 }
