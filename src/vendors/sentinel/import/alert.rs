@@ -12,21 +12,11 @@ use super::*;
 
 impl St<'_> {
 
-    /// `where Count > N` / `Count >= N` after the summarize → N (more than N events).
     /// A `where` after the summarize, as the model says it: `Count > N` (the threshold) and
     /// `Measure >= N` on distinct measures (`min_distinct`), joined by `and`; `None` for
     /// anything else.
     pub(super) fn aggregate_filter(&self, e: &Expr, count: Option<&str>, a: &Aggregate) -> Option<(Option<u64>, IndexMap<String, u64>)> {
         let mut parts = vec![];
-        fn conjuncts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
-            match &e.kind {
-                ExprKind::Binary { op: BinOp::And, lhs, rhs } => {
-                    conjuncts(lhs, out);
-                    conjuncts(rhs, out);
-                }
-                _ => out.push(e),
-            }
-        }
         conjuncts(e, &mut parts);
         let (mut threshold, mut min) = (None, IndexMap::new());
         for p in parts {
@@ -49,6 +39,7 @@ impl St<'_> {
         Some((threshold, min))
     }
 
+    /// `where Count > N` / `Count >= N` after the summarize → N (more than N events).
     pub(super) fn threshold(&self, e: &Expr, count: Option<&str>) -> Option<u64> {
         let ExprKind::Binary { op, lhs, rhs } = &e.kind else {
             return None;

@@ -272,3 +272,14 @@ mod tests {
         assert!(re.is_match("x_america"));
     }
 }
+
+/// The top-level `and` operands of a KQL predicate, in order.
+pub(super) fn conjuncts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match &e.kind {
+        ExprKind::Binary { op: BinOp::And, lhs, rhs } => {
+            conjuncts(lhs, out);
+            conjuncts(rhs, out);
+        }
+        _ => out.push(e),
+    }
+}

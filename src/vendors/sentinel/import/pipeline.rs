@@ -609,15 +609,6 @@ impl St<'_> {
     /// the query period (Sentinel only reads that far back, so they test nothing); `None` when
     /// nothing is left.
     pub(super) fn strip_window(&mut self, e: &Expr) -> Option<Expr> {
-        fn conjuncts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
-            match &e.kind {
-                ExprKind::Binary { op: BinOp::And, lhs, rhs } => {
-                    conjuncts(lhs, out);
-                    conjuncts(rhs, out);
-                }
-                _ => out.push(e),
-            }
-        }
         let mut cs = vec![];
         conjuncts(e, &mut cs);
         let mut kept: Vec<Expr> = vec![];
