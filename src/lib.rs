@@ -8,6 +8,7 @@ pub mod diag;
 pub mod eval;
 pub mod fields;
 pub mod import;
+pub mod layout;
 pub mod load;
 pub mod lock;
 pub mod model;

@@ -374,6 +374,35 @@ pub fn keep_query_text(slug: &str, v: &mut Value, target: crate::Target, query: 
     settings.insert("query_of".into(), Value::from(of));
 }
 
+/// Keep the vendor file(s) a rule was imported from as `targets.<t>.layout` (see
+/// [`crate::layout`]): `files` are `(extension, text)`, e.g. `("yml", ..), ("py", ..)`. A file
+/// that is not YAML or TOML is kept under the fingerprint of the text the rule generates for it
+/// now (`<extension>_of`), so it is written again only while that text is unchanged. Nothing is
+/// kept when the rule does not build for the target, nor a non-structured file `accept`
+/// (given the generated text and the vendor's) turns down.
+pub fn keep_layout(slug: &str, v: &mut Value, target: crate::Target, files: &[(&str, &str)], accept: fn(&str, &str) -> bool) {
+    let Ok(rule) = crate::load::rule_from_str(&format!("{slug}.yaml"), slug, &to_yaml(v)) else { return };
+    let Ok(out) = crate::targets::compile(&rule, target, crate::targets::Unsupported::Warn) else { return };
+    let mut layout = Map::new();
+    for (ext, text) in files {
+        layout.insert((*ext).to_string(), Value::from(*text));
+        if !matches!(*ext, "yaml" | "yml" | "toml") {
+            let Some((_, generated)) = out.files.iter().find(|(p, _)| p.ends_with(&format!(".{ext}"))) else { continue };
+            if !accept(generated, text) {
+                layout.shift_remove(*ext);
+                continue;
+            }
+            layout.insert(format!("{ext}_of"), Value::from(crate::layout::fingerprint(generated, text)));
+        }
+    }
+    let Some(m) = v.as_object_mut() else { return };
+    let targets = m.entry("targets").or_insert_with(|| Value::Object(Map::new()));
+    let Some(t) = targets.as_object_mut() else { return };
+    let settings = t.entry(target.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    let Some(settings) = settings.as_object_mut() else { return };
+    settings.insert("layout".into(), Value::Object(layout));
+}
+
 /// Write a JSON value (a mapping at the top) as block-style YAML. Condition predicates and
 /// other small mappings of scalars are written in flow style (`{field: x, op: eq, value: y}`),
 /// short lists of scalars as `[a, b]`.

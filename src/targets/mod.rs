@@ -194,7 +194,15 @@ pub fn compile(rule: &Rule, target: Target, policy: Unsupported) -> Result<Outpu
         return Err(cx.diags);
     }
     match files {
-        Ok(files) => Ok(Output { target, files, notes: cx.diags }),
+        Ok(mut files) => {
+            if let Some(layout) = rule.doc.targets.of(target).layout() {
+                for (path, text) in &mut files {
+                    let (kept, _) = crate::layout::apply(layout, path, text, backend(target).same_text());
+                    *text = kept;
+                }
+            }
+            Ok(Output { target, files, notes: cx.diags })
+        }
         Err(d) => {
             let mut all = cx.diags;
             all.extend(d);

@@ -109,17 +109,22 @@ pub fn yaml_str(s: &str, style: &str, indent: usize) -> String {
     }
     if s.contains('\n') && printable && !s.contains('\t') {
         // block scalar: `|` keeps lines; `>` for one line + final newline
-        let body = s.strip_suffix('\n').unwrap_or(s);
+        // several final line breaks: `|+` keeps them all (written as empty lines)
+        let body = s.trim_end_matches('\n');
+        let finals = s.len() - body.len();
         let lines: Vec<&str> = body.split('\n').collect();
         // the first line with text sets the block's indentation: a space there would be read
         // as indentation, not text
         let leading_space = lines.iter().find(|l| !l.is_empty()).is_some_and(|l| l.starts_with(' '));
         let trailing_ws = lines.iter().any(|l| l.ends_with(' '));
-        let multi_trailing = s.ends_with("\n\n");
-        if !leading_space && !multi_trailing && !trailing_ws && lines.iter().all(|l| !l.is_empty() || lines.len() > 1) {
-            let chomp = if s.ends_with('\n') { "" } else { "-" };
+        if !body.is_empty() && !leading_space && !trailing_ws && lines.iter().all(|l| !l.is_empty() || lines.len() > 1) {
+            let chomp = match finals {
+                0 => "-",
+                1 => "",
+                _ => "+",
+            };
             let pad = " ".repeat(indent);
-            let head = if lines.len() == 1 { ">" } else { "|" };
+            let head = if lines.len() == 1 && finals <= 1 { ">" } else { "|" };
             let mut out = format!("{head}{chomp}");
             for l in lines {
                 out.push('\n');
@@ -127,6 +132,9 @@ pub fn yaml_str(s: &str, style: &str, indent: usize) -> String {
                     out.push_str(&pad);
                     out.push_str(l);
                 }
+            }
+            for _ in 1..finals {
+                out.push('\n');
             }
             return out;
         }

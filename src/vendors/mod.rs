@@ -290,6 +290,8 @@ pub trait Settings {
     fn version(&self) -> Option<&Spanned<String>> {
         None
     }
+    /// The vendor file the rule was imported from, kept for its layout (`targets.<t>.layout`).
+    fn layout(&self) -> Option<&crate::layout::Layout>;
     /// Check the settings (ids, file names, durations, enums) against the vendor's rules; push
     /// located diagnostics for `file` into `d`.
     fn validate(&self, file: &str, d: &mut Diagnostics);
@@ -375,6 +377,11 @@ pub trait Backend: Sync {
     fn tracking_line(&self, line: &str) -> bool {
         let _ = line;
         false
+    }
+    /// Whether two texts at a key path of the target's file are the same to the vendor's tools
+    /// (a kept layout is written while the generated file equals it so; see `crate::layout`).
+    fn same_text(&self) -> crate::layout::Same {
+        crate::layout::exact
     }
     /// What the lock hashes for the target's files: their meaning as text (parsed, without the
     /// version fields the lock itself sets).

@@ -102,6 +102,18 @@ impl Backend for Elastic {
     fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String> {
         lock::meaning_text(files)
     }
+    /// detection-rules joins the lines of every `[rule]` text but the query and the Markdown
+    /// fields (`note`, `setup`) before writing it: such texts are the same when they are so
+    /// joined (a description wrapped at other columns, a list item indented otherwise).
+    fn same_text(&self) -> crate::layout::Same {
+        fn same(path: &[String], a: &str, b: &str) -> bool {
+            a == b
+                || (path.first().is_some_and(|t| t == "rule")
+                    && path.get(1).is_some_and(|k| !matches!(k.as_str(), "query" | "note" | "setup"))
+                    && target::toml_fmt::normalize(a) == target::toml_fmt::normalize(b))
+        }
+        same
+    }
     fn title(&self) -> &'static str {
         "Elastic Security"
     }

@@ -41,7 +41,8 @@ pub struct Settings {
     /// Index patterns; default ["filebeat-*", "logs-aws.cloudtrail-*"].
     #[serde(default)]
     pub index: Option<Vec<String>>,
-    /// Look-back (`now-30m`).
+    /// Look-back (`now-30m`; default `now-6m`). `default` writes no `from` (Kibana's default,
+    /// `now-6m`, applies): what an imported file without one says.
     #[serde(default)]
     pub from: Option<Spanned<String>>,
     /// Schedule (`10m`; default `5m`). `default` writes no `interval` (detection-rules' default,
@@ -110,6 +111,9 @@ pub struct Settings {
     /// to); every id must also be in `attack`.
     #[serde(default)]
     pub threat: Vec<ThreatBlock>,
+    /// The vendor file this rule was imported from, kept for its layout (see `crate::layout`).
+    #[serde(default)]
+    pub layout: Option<crate::layout::Layout>,
 }
 
 /// One `[[rule.threat]]` block: a tactic and the (sub-)techniques listed under it.
@@ -133,7 +137,7 @@ pub fn check_value(key: &str, v: &str) -> Result<(), &'static str> {
         "maturity" => matches!(v, "development" | "experimental" | "beta" | "production" | "deprecated"),
         "building_block_type" => v == "default",
         "min_stack_version" => check::is_dotted_version(v),
-        "from" => v.strip_prefix("now-").is_some_and(|d| check::is_duration(d, "smhd")),
+        "from" => v == "default" || v.strip_prefix("now-").is_some_and(|d| check::is_duration(d, "smhd")),
         "timestamp_override" => v == "none" || field_name(v),
         "rule_name_override" => field_name(v),
         "missing_fields_strategy" => matches!(v, "suppress" | "doNotSuppress"),
@@ -144,7 +148,7 @@ pub fn check_value(key: &str, v: &str) -> Result<(), &'static str> {
         "maturity" => "development, experimental, beta, production or deprecated",
         "building_block_type" => "default",
         "min_stack_version" => "dot-separated numbers, like 8.12.0",
-        "from" => "now- followed by a duration, like now-6m",
+        "from" => "now- followed by a duration, like now-6m, or default",
         "missing_fields_strategy" => "suppress or doNotSuppress",
         "unit" => "s, m or h",
         _ => "a field name, like event.ingested",
@@ -196,6 +200,9 @@ pub struct Cardinality {
 }
 
 impl crate::vendors::Settings for Settings {
+    fn layout(&self) -> Option<&crate::layout::Layout> {
+        self.layout.as_ref()
+    }
     fn schedule(&self) -> Vec<(&'static str, Option<String>)> {
         vec![("interval", self.interval.as_ref().map(|x| x.value.clone())), ("from", self.from.as_ref().map(|x| x.value.clone()))]
     }

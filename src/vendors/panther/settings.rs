@@ -64,9 +64,15 @@ pub struct Settings {
     /// what `opaque: {lang: python}` conditions and imported alert functions need.
     #[serde(default)]
     pub prelude: Option<String>,
+    /// The vendor file this rule was imported from, kept for its layout (see `crate::layout`).
+    #[serde(default)]
+    pub layout: Option<crate::layout::Layout>,
 }
 
 impl crate::vendors::Settings for Settings {
+    fn layout(&self) -> Option<&crate::layout::Layout> {
+        self.layout.as_ref()
+    }
     fn schedule(&self) -> Vec<(&'static str, Option<String>)> {
         vec![("dedup_period_minutes", self.dedup_period_minutes.map(|m| m.to_string()))]
     }

@@ -60,6 +60,9 @@ pub struct Settings {
     /// The fingerprint of the query the rule generated when `query` was read (by the importer).
     #[serde(default)]
     pub query_of: Option<String>,
+    /// The vendor file this rule was imported from, kept for its layout (see `crate::layout`).
+    #[serde(default)]
+    pub layout: Option<crate::layout::Layout>,
 }
 
 /// The analytic rule kinds rulecast writes.
@@ -99,6 +102,9 @@ pub struct Connector {
 }
 
 impl crate::vendors::Settings for Settings {
+    fn layout(&self) -> Option<&crate::layout::Layout> {
+        self.layout.as_ref()
+    }
     fn version(&self) -> Option<&Spanned<String>> {
         self.version.as_ref()
     }

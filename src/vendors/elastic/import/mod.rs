@@ -240,6 +240,10 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         // a file without an interval stays without one (detection-rules' default, 5m)
         el.insert("interval".into(), Value::from("default"));
     }
+    if rule.get("from").is_none() {
+        // likewise the look-back (Kibana's default, now-6m)
+        el.insert("from".into(), Value::from("default"));
+    }
     if rule.get("timestamp_override").is_none() {
         // a file without a timestamp override stays without one (the events' @timestamp)
         el.insert("timestamp_override".into(), Value::from("none"));
@@ -451,6 +455,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     if language == "kuery" && parts.iter().all(Part::is_note) {
         crate::import::keep_query_text(slug, &mut v, crate::Target::Elastic, &q, crate::vendors::elastic::target::query_fingerprint);
     }
+    crate::import::keep_layout(slug, &mut v, crate::Target::Elastic, &[("toml", text)], |_, _| true);
     Imported::new(slug, crate::import::to_yaml(&v), parts)
 }
 

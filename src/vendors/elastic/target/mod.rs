@@ -59,8 +59,9 @@ pub struct View {
     pub authors: Vec<String>,
     /// Description.
     pub description: String,
-    /// Look-back.
-    pub from: String,
+    /// Look-back; none when the rule says `from: default` (the file leaves it to Kibana's
+    /// default, `now-6m`).
+    pub from: Option<String>,
     /// Index patterns.
     pub index: Vec<String>,
     /// Interval; none when the rule says `interval: default` (the file leaves it to
@@ -341,7 +342,11 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         min_stack_version: e.min_stack_version.as_ref().map(|v| v.value.clone()),
         authors: e.authors.clone().unwrap_or_else(|| d.authors.clone()),
         description: e.description.clone().unwrap_or_else(|| d.description.clone()),
-        from: e.from.as_ref().map_or_else(|| "now-6m".into(), |v| v.value.clone()),
+        from: match e.from.as_ref().map(|f| f.value.as_str()) {
+            Some("default") => None,
+            Some(f) => Some(f.to_string()),
+            None => Some("now-6m".into()),
+        },
         index: e.index.clone().unwrap_or_else(|| vec!["filebeat-*".into(), "logs-aws.cloudtrail-*".into()]),
         interval: match e.interval.as_ref().map(|i| i.value.as_str()) {
             Some("default") => None,

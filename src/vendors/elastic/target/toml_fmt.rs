@@ -122,10 +122,12 @@ fn own_breaks(s: &str) -> Option<&str> {
 
 /// A text value (`description = """..."""`): normalised, then wrapped at 120
 /// columns; several lines are written `"""` + line break + lines + `"""`, one line as JSON. A
-/// text with line breaks of its own keeps them (its lines wrapped at 120 columns).
+/// text with line breaks of its own is written with its lines as they are: wrapping a line of it
+/// would add a line break to the value, which detection-rules' own form does only because it
+/// first joins the lines.
 pub fn text(s: &str) -> String {
     if let Some(t) = own_breaks(s) {
-        return toml_str(&format!("\n{}\n", crate::targets::render::wrap(t, 120, "")), "raw_multiline");
+        return toml_str(&format!("\n{t}\n"), "raw_multiline");
     }
     let v = normalize(s);
     form(&v, &wrap(&v, 0), "\n", false)

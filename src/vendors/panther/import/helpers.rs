@@ -75,6 +75,34 @@ pub const ORDER: &[&str] = &[
     "lookup_aws_account_name",
 ];
 
+/// Does rulecast have an equivalent of `name` imported from the Panther module `module`
+/// (panther-analysis' global helpers: `panther_base_helpers`, `panther_aws_helpers`, ...)?
+pub fn provided(module: &str, name: &str) -> bool {
+    module.starts_with("panther") && source(name).is_some()
+}
+
+/// A module holding every equivalent, for `rulecast test` to run a vendor's own module (kept as
+/// the rule's layout) where panther-analysis' global helpers are not installed: written under
+/// the name of each `panther*` module the vendor module imports from.
+pub fn stand_in_module() -> String {
+    let mut imports: Vec<&str> = ORDER.iter().flat_map(|n| imports(n).iter().copied()).collect();
+    imports.sort_unstable();
+    imports.dedup();
+    let mut out = String::from("# rulecast's equivalents of panther-analysis' global helpers, for `rulecast test` only
+");
+    for i in imports {
+        out.push_str(i);
+        out.push('\n');
+    }
+    for n in ORDER {
+        if let Some(src) = source(n) {
+            out.push_str("\n\n");
+            out.push_str(src);
+        }
+    }
+    out
+}
+
 /// A helper's source.
 pub fn source(name: &str) -> Option<&'static str> {
     HELPERS.iter().find(|h| h.0 == name).map(|h| h.3)

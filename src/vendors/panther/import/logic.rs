@@ -307,6 +307,9 @@ pub struct Logic {
     pub prelude: Option<String>,
     /// Parts kept opaque or verbatim, or left out (`detection: ...` / `metadata: ...`).
     pub parts: Vec<Part>,
+    /// A detection part was read with a difference (not only kept as Python): the vendor's
+    /// module then says something the canonical rule does not, and is not kept as its layout.
+    pub differs: bool,
     /// Did the detection keep opaque Python?
     pub opaque: bool,
     /// `for` loops over event data kept as Python (the element quantifier cannot say them).
@@ -2238,6 +2241,7 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
     for st in &rule_fn.body {
         if let Some(a) = allow_loop(&mut py, st) {
             for k in &a.missing_as_empty {
+                logic.differs = true;
                 logic.parts.push(Part::detection(format!(
                     "allow-list {}: Python matches a missing `{k}` as \"\" (an entry pattern like `*` then suppresses); the canonical allow-list does not match a missing field",
                     a.name
@@ -2274,6 +2278,7 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
             if logic.opaque {
                 collect_opaque_reasons(&logic.detection, &mut logic.parts);
             }
+            logic.differs |= !py.declared.is_empty();
             logic.parts.extend(py.declared.iter().cloned());
         }
         Err(why) => {

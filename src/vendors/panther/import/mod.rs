@@ -369,12 +369,39 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     if !logic.context.is_empty() {
         d.alert.insert("context".into(), Value::from(logic.context.clone()));
     }
-    let v = d.to_value();
+    let mut v = d.to_value();
     if let Some(why) = crate::import::unloadable(&v) {
         let off = py_text.find("def rule").unwrap_or(0);
         return refuse(Code::E502, why, span_at(&py_file, py_text, off));
     }
+    // the vendor's module is kept while it means what the canonical rule says: not when a part of
+    // its detection was read with a difference
+    let kept: &[(&str, &str)] = if logic.differs { &[("yml", yaml_text)] } else { &[("yml", yaml_text), ("py", py_text)] };
+    crate::import::keep_layout(&slug, &mut v, crate::Target::Panther, kept, imports_within);
     vec![Imported::new(&slug, crate::import::to_yaml(&v), parts)]
+}
+
+/// Does the vendor's module import only what the generated one does, or panther-analysis' global
+/// helpers rulecast has equivalents of (which `rulecast test` stands in for)? Otherwise it needs
+/// modules rulecast cannot run, and the generated module is written instead.
+fn imports_within(generated: &str, vendor: &str) -> bool {
+    fn imports(src: &str) -> Option<std::collections::BTreeSet<String>> {
+        let suite = ast::Suite::parse(src, "<module>").ok()?;
+        let mut out = std::collections::BTreeSet::new();
+        for st in &suite {
+            match st {
+                ast::Stmt::Import(i) => out.extend(i.names.iter().map(|a| a.name.to_string())),
+                ast::Stmt::ImportFrom(f) => {
+                    let m = f.module.as_ref().map_or(String::new(), |m| m.to_string());
+                    out.extend(f.names.iter().map(|a| format!("{m}.{}", a.name)));
+                }
+                _ => {}
+            }
+        }
+        Some(out)
+    }
+    let provided = |i: &String| i.split_once('.').is_some_and(|(m, n)| helpers::provided(m, n));
+    matches!((imports(generated), imports(vendor)), (Some(g), Some(v)) if v.iter().all(|i| g.contains(i) || provided(i)))
 }
 
 /// CPython's tokenizer limits, which rustpython-parser does not have: at most 200 nested

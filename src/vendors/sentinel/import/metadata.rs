@@ -369,5 +369,6 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     if parts.iter().all(Part::is_note) {
         crate::import::keep_query_text(slug, &mut v, crate::Target::Sentinel, &q, crate::vendors::sentinel::target::query_fingerprint);
     }
+    crate::import::keep_layout(slug, &mut v, crate::Target::Sentinel, &[("yaml", text)], |_, _| true);
     Imported::new(slug, crate::import::to_yaml(&v), parts)
 }
