@@ -41,6 +41,25 @@ fn panther_analysis_tool_passes_every_generated_test_on(rules: &[rulecast::Rule]
     let expected_tests: usize = rules.iter().filter(|r| built.contains(&r.slug)).map(|r| r.doc.tests.len()).sum();
     assert!(expected_tests > 0);
     let cwd = tempfile::tempdir().expect("tmp");
+    // a module kept from a vendor file may import panther-analysis' global helpers, which every
+    // Panther deployment has: rulecast's equivalents stand in for them here (as in rulecast test)
+    let folder = out.path().join("panther");
+    let texts: Vec<String> = std::fs::read_dir(&folder)
+        .expect("panther output")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "py"))
+        .map(|p| std::fs::read_to_string(p).expect("module"))
+        .collect();
+    let globals = folder.join("global_helpers");
+    for m in rulecast::vendors::panther::import::helpers::imported_helper_modules(texts.iter().map(String::as_str)) {
+        std::fs::create_dir_all(&globals).expect("globals");
+        std::fs::write(globals.join(format!("{m}.py")), rulecast::vendors::panther::import::helpers::stand_in_module()).expect("write");
+        std::fs::write(
+            globals.join(format!("{m}.yml")),
+            format!("AnalysisType: global\nFilename: {m}.py\nGlobalID: {m}\nDescription: rulecast's stand-in for a panther-analysis global helper module (test only)\n"),
+        )
+        .expect("write");
+    }
     let run = Command::new("panther_analysis_tool")
         .args(["--skip-version-check", "test", "--path"])
         .arg(out.path().join("panther"))

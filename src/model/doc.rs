@@ -46,6 +46,8 @@ pub struct Doc {
     pub version: Option<String>,
     /// `status`.
     pub status: Option<String>,
+    /// `kind` (`hunting`; none: a detection rule).
+    pub kind: Option<String>,
     /// `lists`: name → values (JSON scalars).
     pub lists: IndexMap<String, Vec<Value>>,
     /// `detection`.
@@ -89,6 +91,8 @@ struct Written<'a> {
     version: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
     logsource: &'static str,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     lists: &'a IndexMap<String, Vec<Value>>,
@@ -132,6 +136,7 @@ impl Doc {
             updated: self.updated.as_deref(),
             version: self.version.as_deref(),
             status: self.status.as_deref(),
+            kind: self.kind.as_deref(),
             logsource: "aws.cloudtrail",
             lists: &self.lists,
             detection: &self.detection,

@@ -58,6 +58,11 @@ pub struct RuleDoc {
     /// Maturity.
     #[serde(default)]
     pub status: Option<Status>,
+    /// What the rule is: an alerting rule (`detection`, the default) or a query an analyst runs
+    /// on demand (`hunting`: no schedule, no alert; a Sentinel hunting query). Targets without a
+    /// hunting-query format skip a hunting rule, saying so.
+    #[serde(default)]
+    pub kind: RuleKind,
     /// The log source; only `aws.cloudtrail` today.
     pub logsource: Spanned<String>,
     /// Named value lists, referenced by conditions as `list: NAME`.
@@ -107,6 +112,17 @@ impl Severity {
             Severity::Critical => "critical",
         }
     }
+}
+
+/// What a rule is (`kind`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// An alerting rule, run on a schedule.
+    #[default]
+    Detection,
+    /// A hunting query, run by an analyst.
+    Hunting,
 }
 
 /// Maturity.

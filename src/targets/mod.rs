@@ -144,6 +144,9 @@ pub fn skip_reason(rule: &Rule, target: Target) -> Option<String> {
     if let Some(why) = rule.doc.targets.of(target).skip() {
         return Some(why.to_string());
     }
+    if rule.doc.kind == crate::model::RuleKind::Hunting && !backend(target).hunting() {
+        return Some(format!("a hunting query (kind: hunting): rulecast writes no {} hunting-query file, and an alerting rule would alert where the query only lists events", backend(target).title()));
+    }
     foreign_opaque(&rule.condition(), target)
         .map(|(lang, reason)| format!("opaque {} logic ({reason}); only that language can run it", <&str>::from(lang)))
 }

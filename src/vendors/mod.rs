@@ -378,6 +378,10 @@ pub trait Backend: Sync {
         let _ = line;
         false
     }
+    /// Does the target write hunting queries (`kind: hunting`)? Others skip such rules.
+    fn hunting(&self) -> bool {
+        false
+    }
     /// Whether two texts at a key path of the target's file are the same to the vendor's tools
     /// (a kept layout is written while the generated file equals it so; see `crate::layout`).
     fn same_text(&self) -> crate::layout::Same {

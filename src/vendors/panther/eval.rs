@@ -180,17 +180,9 @@ pub fn decide(jobs: &[Job]) -> Result<(Vec<Decision>, bool), String> {
     }
     // a vendor's own module (kept as the rule's layout) may import panther-analysis' global
     // helpers: rulecast's equivalents stand in for them
-    let mut stand_ins = std::collections::BTreeSet::new();
     let modules = std::fs::read_dir(dir.path()).map_err(io)?.filter_map(|e| e.ok()).map(|e| e.path());
-    for text in modules.filter(|p| p.extension().is_some_and(|e| e == "py")).filter_map(|p| std::fs::read_to_string(p).ok()) {
-        for line in text.lines() {
-            if let Some(m) = line.strip_prefix("from ").and_then(|r| r.split_once(" import ")).map(|(m, _)| m.trim()) {
-                if m.starts_with("panther") && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    stand_ins.insert(m.to_string());
-                }
-            }
-        }
-    }
+    let texts: Vec<String> = modules.filter(|p| p.extension().is_some_and(|e| e == "py")).filter_map(|p| std::fs::read_to_string(p).ok()).collect();
+    let stand_ins = super::import::helpers::imported_helper_modules(texts.iter().map(String::as_str));
     for m in stand_ins {
         let file = dir.path().join(format!("{m}.py"));
         if !file.exists() {

@@ -99,6 +99,10 @@ impl Backend for Sentinel {
     fn title(&self) -> &'static str {
         "Microsoft Sentinel"
     }
+    /// Sentinel hunting queries (Azure-Sentinel's `Hunting Queries/` YAML).
+    fn hunting(&self) -> bool {
+        true
+    }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         &[("sentinel/rule.yaml.j2", include_str!("../../../templates/sentinel/rule.yaml.j2"))]
     }

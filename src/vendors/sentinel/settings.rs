@@ -41,6 +41,10 @@ pub struct Settings {
     /// Trigger threshold; default 0.
     #[serde(default)]
     pub trigger_threshold: Option<u32>,
+    /// `none`: the file has no `severity` key (a hunting query written without one; the
+    /// canonical severity then only serves the other targets).
+    #[serde(default)]
+    pub severity: Option<Spanned<String>>,
     /// Template status; default Available.
     #[serde(default)]
     pub status: Option<String>,
@@ -127,6 +131,13 @@ impl crate::vendors::Settings for Settings {
         d.extend(self.query_frequency.as_ref().and_then(|v| check::duration(file, "sentinel query_frequency", v, "mhd")));
         d.extend(self.query_period.as_ref().and_then(|v| check::duration(file, "sentinel query_period", v, "mhd")));
         d.extend(self.version.as_ref().and_then(|v| check::dotted_version(file, "sentinel version", v)));
+        if let Some(v) = self.severity.as_ref().filter(|v| v.value != "none") {
+            d.push(
+                crate::diag::Diagnostic::error(crate::diag::Code::E103, format!("sentinel severity `{}` is not `none`", v.value))
+                    .with_expected("`none` (the rule's own `severity` sets the severity)")
+                    .with_span(crate::condition::span_of(file, v)),
+            );
+        }
         for c in self.connectors.iter().flatten() {
             for (what, v) in std::iter::once(("connector id", &c.id)).chain(c.data_types.iter().map(|t| ("connector data type", t))) {
                 if !check::is_identifier(&v.value) {

@@ -103,6 +103,22 @@ pub fn stand_in_module() -> String {
     out
 }
 
+/// The `panther*` helper modules Python module texts import from (`from panther_x import ...`):
+/// the stand-ins [`stand_in_module`] is written under.
+pub fn imported_helper_modules<'a>(modules: impl IntoIterator<Item = &'a str>) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for text in modules {
+        for line in text.lines() {
+            let Some((m, _)) = line.strip_prefix("from ").and_then(|r| r.split_once(" import ")) else { continue };
+            let m = m.trim();
+            if m.starts_with("panther") && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                out.insert(m.to_string());
+            }
+        }
+    }
+    out
+}
+
 /// A helper's source.
 pub fn source(name: &str) -> Option<&'static str> {
     HELPERS.iter().find(|h| h.0 == name).map(|h| h.3)

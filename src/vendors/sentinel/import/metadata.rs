@@ -120,9 +120,19 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     }
     d.name = s_of(m.get("name")).unwrap_or_else(|| slug.to_string());
     d.description = s_of(m.get("description")).unwrap_or_else(|| d.name.clone());
+    // a hunting query (Azure-Sentinel's `Hunting Queries/`): no kind, schedule or trigger keys
+    let hunting = ["kind", "queryFrequency", "queryPeriod", "triggerOperator", "triggerThreshold"].iter().all(|k| !m.contains_key(*k));
+    if hunting {
+        d.kind = Some("hunting".into());
+    }
     let sev = s_of(m.get("severity")).unwrap_or_default();
     d.severity = match super::super::tables::SEVERITIES.severity(&sev) {
         Some(s) => s.name().to_string(),
+        // a hunting query may have none: it stays without one (info for the other targets)
+        None if hunting && !m.contains_key("severity") => {
+            sentinel.insert("severity".into(), Value::from("none"));
+            "info".into()
+        }
         None => {
             parts.push(Part::metadata(format!(
                 "severity {sev:?} is not a Sentinel severity (medium assumed)"
@@ -195,10 +205,11 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         }
     }
     match s_of(m.get("status")) {
-        Some(s) if s == "Available" => {}
+        Some(s) if s == "Available" && !hunting => {}
         Some(s) => {
             sentinel.insert("status".into(), Value::from(s));
         }
+        None if hunting => {}
         None => parts.push(Part::metadata("the rule has no status (rendered back as Available)")),
     }
 

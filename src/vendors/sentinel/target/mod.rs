@@ -38,9 +38,9 @@ pub struct View {
     /// Description.
     pub description: String,
     /// Informational | Low | Medium | High.
-    pub severity: &'static str,
+    pub severity: Option<&'static str>,
     /// Template status.
-    pub status: String,
+    pub status: Option<String>,
     /// (connector id, data types).
     pub connectors: Vec<(String, Vec<String>)>,
     /// Scheduled | NRT.
@@ -168,6 +168,11 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         _ => query,
     };
     let known = rule.derived.clone();
+    // a hunting query: no schedule, trigger, status or alert; the query's rows are the result
+    let hunting = d.kind == crate::model::RuleKind::Hunting;
+    if hunting && (d.alert.title.is_some() || d.alert.description.is_some() || !d.alert.details.is_empty()) {
+        cx.approximate(Concern::Layout, None, "a Sentinel hunting query has no alert title, description or custom details: not rendered");
+    }
     if d.severity.value == Severity::Critical {
         cx.approximate(Concern::Metadata, None, "Sentinel has no Critical severity: rendered as High");
     }
@@ -228,10 +233,11 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         id: s.id.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| derived_uuid(&d.id.value, Target::Sentinel)),
         name: s.name.clone().unwrap_or_else(|| d.name.clone()),
         description: s.description.clone().unwrap_or_else(|| d.description.clone()),
-        severity: severity(d.severity.value),
-        status: s.status.clone().unwrap_or_else(|| "Available".into()),
+        severity: (s.severity.as_ref().map(|v| v.value.as_str()) != Some("none")).then(|| severity(d.severity.value)),
+        // a hunting query has a status only where the rule gives one
+        status: if hunting { s.status.clone() } else { Some(s.status.clone().unwrap_or_else(|| "Available".into())) },
         connectors,
-        kind: <&str>::from(s.kind.unwrap_or_default()).to_string(),
+        kind: if hunting { "Hunting".to_string() } else { <&str>::from(s.kind.unwrap_or_default()).to_string() },
         query_period: s.query_period.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| freq.clone()),
         query_frequency: freq,
         trigger_operator: <&str>::from(s.trigger_operator.unwrap_or_default()).to_string(),
