@@ -230,8 +230,17 @@ fn sentinel_yaml_meets_the_template_schema_on(rules: &[rulecast::Rule]) {
     for f in files_with(&out.path().join("sentinel"), "yaml") {
         let v = yaml_value(&std::fs::read_to_string(&f).expect("read"));
         let name = f.display().to_string();
-        for key in ["id", "name", "description", "kind", "severity", "query"] {
+        // a hunting query (Azure-Sentinel's `Hunting Queries/`): no kind, schedule, trigger,
+        // status or alert settings; severity optional
+        let hunting = v.get("kind").is_none();
+        let required: &[&str] = if hunting { &["id", "name", "description", "requiredDataConnectors", "query"] } else { &["id", "name", "description", "kind", "severity", "query"] };
+        for key in required {
             assert!(v.get(key).is_some(), "{name}: missing {key}");
+        }
+        if hunting {
+            for key in ["status", "queryFrequency", "queryPeriod", "triggerOperator", "triggerThreshold", "customDetails", "alertDetailsOverride", "incidentConfiguration", "eventGroupingSettings"] {
+                assert!(v.get(key).is_none(), "{name}: a hunting query has no {key}");
+            }
         }
         let id = v["id"].as_str().expect("id");
         assert!(re("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$").is_match(id), "{name}: id");
@@ -239,7 +248,9 @@ fn sentinel_yaml_meets_the_template_schema_on(rules: &[rulecast::Rule]) {
         assert!(v["name"].as_str().is_some_and(|s| s.len() <= 256), "{name}: name");
         assert!(v["description"].as_str().is_some_and(|s| s.len() <= 5000), "{name}: description");
         assert!(v["query"].as_str().is_some_and(|s| !s.is_empty() && s.len() <= 10000), "{name}: query length");
-        assert!(SENTINEL_SEVERITIES.contains(&v["severity"].as_str().unwrap_or("")), "{name}: severity");
+        if !hunting || v.get("severity").is_some() {
+            assert!(SENTINEL_SEVERITIES.contains(&v["severity"].as_str().unwrap_or("")), "{name}: severity");
+        }
         if v["kind"] == "Scheduled" {
             let dur = re(r"^[0-9]+[mhd]$");
             for key in ["queryFrequency", "queryPeriod"] {

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn rulecast(args: &[&str], cwd: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_rulecast")).args(args).current_dir(cwd).output().expect("runs")
@@ -102,6 +102,26 @@ fn sentinel_arm_meets_the_alert_rule_resource_facts() {
     for r in resources {
         let name = r["name"].as_str().expect("name");
         assert!(names.insert(name.to_string()), "duplicate {name}");
+        if r["type"] == "Microsoft.OperationalInsights/workspaces/savedSearches" {
+            // a hunting query: a saved search in the category Sentinel lists as hunting queries
+            assert!(regex::Regex::new(r"^\[concat\(parameters\('workspace'\),'/','[0-9a-f-]{36}'\)\]$").expect("re").is_match(name), "{name}");
+            assert_eq!(r["apiVersion"], "2020-08-01");
+            let p = r["properties"].as_object().expect("properties");
+            assert_eq!(p.keys().collect::<Vec<_>>(), ["category", "displayName", "query", "version", "tags"], "{name}");
+            assert_eq!(p["category"], "Hunting Queries");
+            assert_eq!(p["version"], 2);
+            let tags: Vec<&str> = p["tags"].as_array().expect("tags").iter().filter_map(|t| t["name"].as_str()).collect();
+            assert_eq!(tags.first(), Some(&"description"), "{name}");
+            for t in &p["tags"].as_array().expect("tags")[1..] {
+                let v = t["value"].as_str().expect("value");
+                match t["name"].as_str() {
+                    Some("tactics") => assert!(v.split(',').all(|x| in_enum("tactics", &json!(x))), "{name}: tactics {v}"),
+                    Some("techniques") => assert!(v.split(',').all(|x| regex::Regex::new(r"^T\d{4}$").expect("re").is_match(x)), "{name}: {v}"),
+                    other => panic!("{name}: tag {other:?}"),
+                }
+            }
+            continue;
+        }
         assert!(regex::Regex::new(r"^\[concat\(parameters\('workspace'\),'/Microsoft\.SecurityInsights/','[0-9a-f-]{36}'\)\]$").expect("re").is_match(name), "{name}");
         assert_eq!(r["type"], facts["resource_type"]);
         assert_eq!(r["apiVersion"], facts["api_version"]);

@@ -12,6 +12,12 @@
 //! `enabled` (the `enableRules` parameter, default false as the solution packages ship their
 //! rules), event grouping and incident configuration (the YAML's when it says, else Sentinel's
 //! defaults: one alert per run, incidents created, no grouping).
+//!
+//! A hunting query (`kind: hunting`) becomes a `Microsoft.OperationalInsights/workspaces/savedSearches`
+//! resource ([`HUNTING_TYPE`], API version [`HUNTING_API_VERSION`]) in the category
+//! `Hunting Queries`, as Sentinel keeps them: `displayName`, `query`, `version: 2` (the saved-search
+//! format), and tags `description`, `tactics` (comma-separated), `techniques` (parent ids,
+//! comma-separated) and `subTechniques` (when any).
 
 use serde_json::{Map, Value, json};
 
@@ -26,8 +32,9 @@ pub fn bundle(rules: &[PackRule], lock: Option<&Lock>) -> Result<Bundle, String>
     let mut resources = vec![];
     let mut meta = Map::new();
     for b in rules {
+        let hunting = b.rule.doc.kind == crate::model::RuleKind::Hunting;
         for (path, text) in b.files.iter().filter(|(p, _)| p.ends_with(".yaml")) {
-            match resource(text) {
+            match if hunting { hunting_resource(text) } else { resource(text) } {
                 Ok(r) => {
                     let y: Value = serde_saphyr::from_str(text).map_err(|e| format!("{path}: {e}"))?;
                     meta.insert(
@@ -126,6 +133,52 @@ fn iso_from_seconds(total: u64) -> String {
         }
     }
     out
+}
+
+/// The resource type of a hunting query.
+pub const HUNTING_TYPE: &str = "Microsoft.OperationalInsights/workspaces/savedSearches";
+/// The savedSearches API version (Log Analytics' stable one).
+pub const HUNTING_API_VERSION: &str = "2020-08-01";
+
+/// One savedSearches resource from one hunting-query YAML.
+pub fn hunting_resource(yaml_text: &str) -> Result<Value, String> {
+    let y: Value = serde_saphyr::from_str(yaml_text).map_err(|e| e.to_string())?;
+    let text = |k: &str| -> Result<String, String> { y.get(k).and_then(Value::as_str).map(String::from).ok_or_else(|| format!("no `{k}`")) };
+    let id = text("id")?;
+    let list = |k: &str| -> Vec<String> { y.get(k).and_then(Value::as_array).into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect() };
+    let mut tags = vec![json!({"name": "description", "value": text("description")?.trim_end()})];
+    let tactics = list("tactics");
+    if !tactics.is_empty() {
+        tags.push(json!({"name": "tactics", "value": tactics.join(",")}));
+    }
+    let (mut parents, mut subs): (Vec<String>, Vec<String>) = (vec![], vec![]);
+    for t in list("relevantTechniques") {
+        let parent = t.split('.').next().unwrap_or(&t).to_string();
+        if !parents.contains(&parent) {
+            parents.push(parent);
+        }
+        if t.contains('.') && !subs.contains(&t) {
+            subs.push(t);
+        }
+    }
+    if !parents.is_empty() {
+        tags.push(json!({"name": "techniques", "value": parents.join(",")}));
+    }
+    if !subs.is_empty() {
+        tags.push(json!({"name": "subTechniques", "value": subs.join(",")}));
+    }
+    Ok(json!({
+        "type": HUNTING_TYPE,
+        "apiVersion": HUNTING_API_VERSION,
+        "name": format!("[concat(parameters('workspace'),'/','{id}')]"),
+        "properties": {
+            "category": "Hunting Queries",
+            "displayName": text("name")?,
+            "query": text("query")?,
+            "version": 2,
+            "tags": tags,
+        },
+    }))
 }
 
 /// One alertRules resource from one analytic-rule YAML.
