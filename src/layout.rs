@@ -359,11 +359,11 @@ mod tests {
 
     #[test]
     fn toml_edits_keep_untouched_text() {
-        let kept = "[metadata]\ncreation_date = \"2024/01/01\"\nupdated_date = \"2024/01/01\"\n\n[rule]\nauthor = [\n    \"Elastic\",\n]\nname = \"n\"\n";
-        let text = "[metadata]\ncreation_date = \"2024/01/01\"\nupdated_date = \"2026/12/07\"\n\n[rule]\nauthor = [\"Elastic\"]\nname = \"n\"\n";
+        let kept = "[metadata]\ncreation_date = \"2024/01/01\"\nupdated_date = \"2024/01/01\"\n\n[rule]\nauthor = [\n    \"Someone\",\n]\nname = \"n\"\n";
+        let text = "[metadata]\ncreation_date = \"2024/01/01\"\nupdated_date = \"2026/12/07\"\n\n[rule]\nauthor = [\"Someone\"]\nname = \"n\"\n";
         let (out, how) = apply(&layout("toml", kept), "r.toml", text, exact);
         assert_eq!(how, Kept::Edited);
-        assert_eq!(out, "[metadata]\ncreation_date = \"2024/01/01\"\nupdated_date = \"2026/12/07\"\n\n[rule]\nauthor = [\n    \"Elastic\",\n]\nname = \"n\"\n");
+        assert_eq!(out, "[metadata]\ncreation_date = \"2024/01/01\"\nupdated_date = \"2026/12/07\"\n\n[rule]\nauthor = [\n    \"Someone\",\n]\nname = \"n\"\n");
     }
 
     #[test]

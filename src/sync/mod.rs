@@ -116,8 +116,8 @@ fn tracking_line(l: &str) -> bool {
 /// The differences between two canonical documents (the built file imported, the vendor file
 /// imported), by meaning: one line per changed key, `path: before → after`; lists of scalars
 /// say which values were added and removed. Keys that only track versions (`version`,
-/// `updated`) and the vendor query text an import keeps (`targets.<t>.query`, `query_of`) are
-/// left out.
+/// `updated`), the vendor query text an import keeps (`targets.<t>.query`, `query_of`) and the
+/// vendor file it keeps for its layout (`targets.<t>.layout`) are left out.
 pub fn differences(built: &Value, vendor: &Value) -> Vec<String> {
     let mut out = vec![];
     diff("", built, vendor, &mut out);
@@ -148,9 +148,9 @@ fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
                 Some(f) if k != "field" => format!("{} ({f})", join(path, k)),
                 _ => join(path, k),
             };
-            // the vendor's own query text an import keeps (`targets.<t>.query`, `query_of`) is
-            // text; its meaning is the detection, compared on its own
-            let skip = |k: &str| (path.is_empty() && matches!(k, "version" | "updated")) || (path.starts_with("targets.") && matches!(k, "query" | "query_of"));
+            // the vendor's own query text and file an import keeps (`targets.<t>.query`,
+            // `query_of`, `layout`) are text; their meaning is the rest, compared on its own
+            let skip = |k: &str| (path.is_empty() && matches!(k, "version" | "updated")) || (path.starts_with("targets.") && matches!(k, "query" | "query_of" | "layout"));
             for (k, va) in x {
                 if skip(k) {
                     continue;
