@@ -503,3 +503,67 @@ fn dcountif_with_a_minimum_imports_as_a_distinct_measure() {
     let other = text.replace("Secrets >= 20", "Secrets < 20");
     assert!(matches!(sentinel::parse("dc.yaml", &other)[0].outcome, Outcome::Refused(_)));
 }
+
+/// The forms the Sentinel target writes read back exactly (issue 11: rulecast's own outputs
+/// re-import fully): `coalesce(P, false)` around numeric and range tests (under `not` too), a
+/// boolean column compared with true, `contains` on a whole JSON-string column as `mentions`,
+/// two fields compared inside their `isnotempty` guards as `ref`, IPv6 ranges, and a virtual
+/// field's expression on the left of a comparison.
+#[test]
+fn the_targets_own_forms_read_back_exactly() {
+    let text = r#"id: 11111111-2222-3333-4444-000000000011
+name: Own forms
+description: What the Sentinel target writes.
+severity: Low
+status: Available
+kind: Scheduled
+query: |
+  AWSCloudTrail
+  | where not(coalesce(toreal(parse_json(RequestParameters).durationSeconds) > 3600, false))
+  | where coalesce(ipv4_is_in_any_range(SourceIpAddress, dynamic(["10.0.0.0/8"])), false) or coalesce(ipv6_is_in_any_range(SourceIpAddress, dynamic(["2001:db8::/32"])), false)
+  | where SessionMfaAuthenticated == true
+  | where RequestParameters contains_cs "AWS-GatherSoftwareInventory"
+  | where not((isnotempty(UserIdentityUserName) and isnotempty(tostring(parse_json(RequestParameters).userName)) and UserIdentityUserName =~ tostring(parse_json(RequestParameters).userName)))
+"#;
+    let imp = sentinel::parse("own.yaml", text).remove(0);
+    assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
+    let y = &imp.yaml;
+    for needle in [
+        "not: {field: requestParameters.durationSeconds, op: gt, value: 3600}",
+        "{field: sourceIPAddress, op: cidr, value: 10.0.0.0/8}",
+        "{field: sourceIPAddress, op: cidr, value: 2001:db8::/32}",
+        "{field: userIdentity.sessionContext.attributes.mfaAuthenticated, op: eq, value: true}",
+        "{field: requestParameters, op: mentions, value: AWS-GatherSoftwareInventory}",
+        "not: {field: userIdentity.userName, op: eq, ref: requestParameters.userName, case: insensitive}",
+    ] {
+        assert!(y.contains(needle), "missing `{needle}` in\n{y}");
+    }
+    // the guards are read with the comparison: no note about empty values
+    assert!(!imp.notes.iter().any(|n| n.reason.contains("both are empty")), "{:?}", imp.notes);
+    let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
+    let m = |ev: serde_json::Value| rulecast::eval::evaluate(&rule, &ev, &Default::default()).matched;
+    let base = serde_json::json!({
+        "eventName": "X", "sourceIPAddress": "2001:db8::1",
+        "userIdentity": {"userName": "alice", "sessionContext": {"attributes": {"mfaAuthenticated": "true"}}},
+        "requestParameters": {"userName": "bob", "documentName": "AWS-GatherSoftwareInventory"},
+    });
+    assert_eq!(m(base.clone()), Some(true));
+    let mut same_user = base.clone();
+    same_user["requestParameters"]["userName"] = "Alice".into();
+    assert_eq!(m(same_user), Some(false), "the same user, compared without case");
+    let mut long = base.clone();
+    long["requestParameters"]["durationSeconds"] = 7200.into();
+    assert_eq!(m(long), Some(false));
+
+    // a comparison of two fields without the guards: declared (Kusto matches two empty values)
+    let bare = sentinel::parse("bare.yaml", "id: 11111111-2222-3333-4444-000000000012\nname: bare\ndescription: d\nseverity: Low\nstatus: Available\nquery: |\n  AWSCloudTrail\n  | where UserIdentityUserName == tostring(parse_json(RequestParameters).userName)\n").remove(0);
+    assert_eq!(bare.outcome, Outcome::Full, "{}", bare.yaml);
+    assert!(bare.notes.iter().any(|n| n.reason.contains("both are empty")), "{:?}", bare.notes);
+
+    // a virtual field written as the target writes it reads back as that field
+    let v = rulecast::vendors::sentinel::fields::VIRTUAL.iter().find(|(n, _)| *n == "@outcome").and_then(|(_, k)| k.as_ref().ok()).expect("@outcome KQL");
+    let q = format!("id: 11111111-2222-3333-4444-000000000013\nname: v\ndescription: d\nseverity: Low\nstatus: Available\nquery: |\n  AWSCloudTrail\n  | where {v} == \"failure\"\n");
+    let virt = sentinel::parse("virt.yaml", &q).remove(0);
+    assert_eq!(virt.outcome, Outcome::Full, "{}", virt.yaml);
+    assert!(virt.yaml.contains("{field: '@outcome', op: eq, value: failure}"), "{}", virt.yaml);
+}

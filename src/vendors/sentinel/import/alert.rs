@@ -72,6 +72,10 @@ impl St<'_> {
 
     /// A derived-field expression (canonical), or why not.
     pub(super) fn derive_expr(&self, e: &Expr) -> Option<Derive> {
+        // a virtual field, written as the Sentinel target writes it (`@actor_user`, `@source_ip`)
+        if let Some(v) = virtual_field(e) {
+            return Some(Derive::Ref(v.to_string()));
+        }
         match &e.kind {
             ExprKind::Literal(Literal::String(s)) => Some(Derive::Const(s.clone())),
             ExprKind::Name(n) => match self.env.get(n) {
@@ -503,7 +507,7 @@ pub(super) fn placeholders(t: &str, resolve: &dyn Fn(&str) -> Option<String>) ->
 
 /// The virtual field whose KQL (as `vendors::sentinel::fields::VIRTUAL` writes it) is `e`, compared
 /// as syntax trees.
-fn virtual_field(e: &Expr) -> Option<&'static str> {
+pub(super) fn virtual_field(e: &Expr) -> Option<&'static str> {
     super::super::fields::VIRTUAL.iter().find_map(|(name, kql)| {
         let kql = kql.as_ref().ok()?;
         (crate::kusto::parse_expr(kql).ok().as_ref() == Some(e)).then_some(*name)

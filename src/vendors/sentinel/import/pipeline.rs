@@ -587,7 +587,11 @@ impl St<'_> {
                 other => flat.push(other),
             }
         }
-        let detection = succeeded(Node::all(flat));
+        let mut unguarded = 0;
+        let detection = super::predicate::ref_guards(succeeded(Node::all(flat)), &mut unguarded);
+        if unguarded > 0 {
+            self.parts.push(Part::note("a comparison of two fields holds in Kusto where both are empty; the canonical `ref` holds only for non-empty values (the query does not test them for emptiness)"));
+        }
         let mut alert = Map::new();
         if !derive.is_empty() {
             alert.insert("derive".into(), to_value(&derive));

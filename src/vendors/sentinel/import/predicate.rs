@@ -500,7 +500,9 @@ impl St<'_> {
                 Ok(Node::pred(&inner.path, o, vec![Value::from(m)], false))
             }
             ExprKind::Binary { op, lhs, rhs } => {
-                let f = self.field(lhs).ok_or_else(|| {
+                // a column, a path, or a virtual field written as the Sentinel target writes it
+                // (`iif(...) == "success"` for `@outcome`), compared as syntax trees
+                let f = self.field(lhs).or_else(|| super::alert::virtual_field(lhs).map(|v| FieldRef { path: v.to_string(), form: Form::Text })).ok_or_else(|| {
                     no("the left side is not a CloudTrail field the taxonomy knows")
                 })?;
                 use BinOp as B;
@@ -525,6 +527,16 @@ impl St<'_> {
                             .and_then(|v| v.as_str().map(str::to_string))
                     });
                     let v = v.ok_or_else(|| no("the right side is not a string"))?;
+                    // `contains` on a whole JSON-string column (RequestParameters) searches its
+                    // JSON text: the model's `mentions`, as the Sentinel target writes it
+                    let json_column = matches!(&lhs.kind, ExprKind::Name(n) if column_row(n).is_some_and(|(_, _, json)| json) && !self.env.contains_key(n));
+                    if json_column && cop == "contains" {
+                        if !crate::vendors::sentinel::target::kql::mentions_exact_in_json(&v) {
+                            self.parts.push(Part::note(format!("`{}` searches the JSON text, where \"{v}\" may also match across JSON syntax; the canonical `mentions` searches it the same way", self.src(e))).with_span(self.span(e.span.start)));
+                        }
+                        let p = Node::pred(&f.path, "mentions", vec![Value::from(v)], ci);
+                        return Ok(if negate { Node::not(p) } else { p });
+                    }
                     if !matches!(
                         f.form,
                         Form::Text | Form::Dynamic | Form::Column(Kind::String)
@@ -569,6 +581,15 @@ impl St<'_> {
                     B::Eq | B::Ne | B::EqCi | B::NeCi => {
                         let ci = matches!(op, B::EqCi | B::NeCi);
                         let negate = matches!(op, B::Ne | B::NeCi);
+                        // two fields compared: the model's `ref` (both non-empty and equal);
+                        // the guards the Sentinel target writes around it are read with it
+                        // (`ref_guards`), and where they are missing the difference is declared
+                        if self.literal(rhs).is_none() && matches!(op, B::Eq | B::EqCi) {
+                            if let Some(g) = self.field(rhs).filter(|g| g.textual() && f.textual()) {
+                                let p = Node::Pred(Pred { ref_field: Some(g.path), case: ci.then_some(Case::Insensitive), ..Pred::new(&f.path, "eq") });
+                                return Ok(p);
+                            }
+                        }
                         let v = self
                             .literal(rhs)
                             .ok_or_else(|| no("the right side is not a constant"))?;
@@ -594,6 +615,9 @@ impl St<'_> {
                                 self.parts.push(Part::note(format!("`{}` matches a JSON boolean {b}; the canonical comparison also matches the string \"{b}\"", self.src(e))).with_span(self.span(e.span.start)));
                                 Node::pred(&f.path, "eq", vec![v.clone()], false)
                             }
+                            // a boolean column (SessionMfaAuthenticated) with true or false:
+                            // the Sentinel target's form of `eq` with a boolean value
+                            (Value::Bool(_), Form::Column(Kind::Bool | Kind::BoolString)) if !ci => Node::pred(&f.path, "eq", vec![v.clone()], false),
                             (Value::String(_), _) => {
                                 return Err(no(
                                     "compares a non-text value with a string (Kusto's typed comparison differs from the model's text comparison)",
@@ -718,7 +742,8 @@ impl St<'_> {
                             false,
                         ))
                     }
-                    "ipv4_is_in_range" | "ipv4_is_in_any_range" => {
+                    "ipv4_is_in_range" | "ipv4_is_in_any_range" | "ipv6_is_in_range" | "ipv6_is_in_any_range" => {
+                        let v6 = fname.starts_with("ipv6");
                         if neg {
                             return Err(no(
                                 "an IP range test under `not` (Kusto's null for a non-address differs from the model's false)",
@@ -735,18 +760,58 @@ impl St<'_> {
                         if vals.is_empty()
                             || vals.iter().any(|v| {
                                 v.as_str()
-                                    .is_none_or(|s| s.contains(':') || !s.contains('/'))
+                                    .is_none_or(|s| s.contains(':') != v6 || !s.contains('/'))
                             })
                         {
-                            return Err(no("the ranges are not IPv4 CIDR blocks"));
+                            return Err(no(if v6 { "the ranges are not IPv6 CIDR blocks" } else { "the ranges are not IPv4 CIDR blocks" }));
                         }
                         Ok(Node::pred(&f.path, "cidr", vals, false))
                     }
+                    // `coalesce(P, false)`: P where Kusto's null (a missing or non-numeric
+                    // value, not an address) counts as false, which is the model's P (the
+                    // Sentinel target writes numeric and range tests so), under `not` too
+                    "coalesce" if args.len() == 2 && self.literal(&args[1]) == Some(Value::Bool(false)) => self.leaf(arg, false),
                     _ => Err(no(&format!("`{fname}()` has no predicate in the model"))),
                 }
             }
             _ => Err(no("not a comparison the model can say")),
         }
+    }
+}
+
+/// In every `all`, a field comparison (`ref`) takes the `isnotempty` tests of both its fields
+/// (the Sentinel target's guards: the model's `ref` holds only for non-empty values). Counts the
+/// comparisons found without them (Kusto then also matches two empty values).
+pub(super) fn ref_guards(v: Node, unguarded: &mut usize) -> Node {
+    match v {
+        Node::All { all: kids } => {
+            // predicates directly in this `all` are checked here, with their guards
+            let mut kids: Vec<Node> = kids.into_iter().map(|k| if matches!(k, Node::Pred(_)) { k } else { ref_guards(k, unguarded) }).collect();
+            let refs: Vec<(String, String)> = kids
+                .iter()
+                .filter_map(|k| match k {
+                    Node::Pred(p) => p.ref_field.as_ref().map(|r| (p.field.clone(), r.clone())),
+                    _ => None,
+                })
+                .collect();
+            for (a, b) in refs {
+                let guard = |f: &str| Node::pred(f, "empty", vec![Value::Bool(false)], false);
+                let (ga, gb) = (guard(&a), guard(&b));
+                if kids.contains(&ga) && kids.contains(&gb) {
+                    kids.retain(|k| *k != ga && *k != gb);
+                } else {
+                    *unguarded += 1;
+                }
+            }
+            Node::all(kids)
+        }
+        Node::Any { any: kids } => Node::Any { any: kids.into_iter().map(|k| ref_guards(k, unguarded)).collect() },
+        Node::Not { not } => Node::not(ref_guards(*not, unguarded)),
+        Node::Pred(p) if p.ref_field.is_some() => {
+            *unguarded += 1;
+            Node::Pred(p)
+        }
+        other => other,
     }
 }
 

@@ -364,7 +364,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Expr {
 
 /// Can `needle` occur in a value's JSON text only inside one key or scalar value, as the canonical
 /// `mentions` tests? (No JSON syntax or escaped characters in it, and not part of `null`.)
-fn mentions_exact_in_json(needle: &str) -> bool {
+pub(crate) fn mentions_exact_in_json(needle: &str) -> bool {
     !needle.chars().any(|c| matches!(c, '"' | '\\' | ':' | ',' | '{' | '}' | '[' | ']') || c.is_control() || !c.is_ascii())
         && !"null".contains(needle)
 }
