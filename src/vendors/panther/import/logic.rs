@@ -273,6 +273,8 @@ enum Def<'a> {
     Const(&'a Expr, usize),
     /// `def f(...)`: (function, statement index).
     Func(&'a ast::StmtFunctionDef, usize),
+    /// `class C: ...`: (statement index); carried into the prelude where kept code uses it.
+    Class(usize),
 }
 
 /// An allow-list read by `for entry in NAME: if glob(field, entry["k"]) and ...: return False`.
@@ -299,6 +301,11 @@ pub struct Logic {
     pub allows: Vec<Allow>,
     /// `alert.title`.
     pub title: Option<String>,
+    /// `alert.description`.
+    pub description: Option<String>,
+    /// `alert.derive` steps read from rulecast's `_derive(event)` (each a map of names to
+    /// expressions), before the title's.
+    pub derive: Vec<IndexMap<String, Value>>,
     /// `alert.dedup`.
     pub dedup: Vec<String>,
     /// `alert.context`.
@@ -342,6 +349,8 @@ struct Py<'a> {
     declared: Vec<Part>,
     /// Loops read as `some`.
     somes: usize,
+    /// The names rulecast's `_derive(event)` sets (`derived["N"]` in the alert functions).
+    derived: Vec<String>,
 }
 
 fn s(e: &Expr) -> Option<&str> {
@@ -373,6 +382,74 @@ fn scalar(e: &Expr) -> Option<Value> {
 
 fn is_none(e: &Expr) -> bool {
     matches!(e, Expr::Constant(c) if matches!(c.value, Constant::None))
+}
+
+/// `x.split(sep[, n])[i]`: (x, sep, the arguments after sep, i).
+fn split_of(e: &Expr) -> Option<(&Expr, String, Vec<i64>, Option<i64>)> {
+        // (input, sep, call args after sep, index)
+        let Expr::Subscript(sub) = e else { return None };
+        let idx = match sub.slice.as_ref() {
+            Expr::Constant(c) => match &c.value {
+                Constant::Int(i) => i.to_string().parse::<i64>().ok(),
+                _ => None,
+            },
+            Expr::UnaryOp(u) if matches!(u.op, ast::UnaryOp::USub) => num_neg(&u.operand).and_then(|v| v.as_i64()),
+            _ => None,
+        };
+        let Expr::Call(c) = sub.value.as_ref() else { return None };
+        let Expr::Attribute(a) = c.func.as_ref() else { return None };
+        if a.attr.as_str() != "split" {
+            return None;
+        }
+        let sep = s(c.args.first()?)?.to_string();
+        let rest: Vec<i64> = c.args[1..].iter().map(|x| scalar(x).and_then(|v| v.as_i64())).collect::<Option<Vec<_>>>()?;
+        Some((a.value.as_ref(), sep, rest, idx))
+}
+
+/// Does a derive expression read `name`?
+fn refs_name(e: &crate::model::Expr, name: &str) -> bool {
+    use crate::model::{Expr as X, ExprTest};
+    match e {
+        X::Ref(n) => n == name,
+        X::Const(_) => false,
+        X::Coalesce(items) => items.iter().any(|i| refs_name(i, name)),
+        X::Split { of, .. } | X::Before { of, .. } | X::After { of, .. } | X::AfterFirst { of, .. } => refs_name(of, name),
+        X::Case { when, otherwise } => {
+            refs_name(otherwise, name)
+                || when.iter().any(|a| refs_name(&a.then, name) || matches!(&a.test, ExprTest::Eq { of, .. } | ExprTest::Empty(of) if of == name))
+        }
+    }
+}
+
+/// The glob a regex written by `glob_to_regex` came from (`.*` is `*`, `.` is `?`, `\\x` is x).
+fn glob_of_regex(re: &str) -> Option<String> {
+    let body = re.strip_prefix("(?s)^")?.strip_suffix('$')?;
+    let mut out = String::new();
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '.' if chars.peek() == Some(&'*') => {
+                chars.next();
+                out.push('*');
+            }
+            '.' => out.push('?'),
+            '\\' => out.push(chars.next()?),
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// A negated number literal (`-5`).
+fn num_neg(e: &Expr) -> Option<Value> {
+    match e {
+        Expr::Constant(c) => match &c.value {
+            Constant::Int(i) => i.to_string().parse::<i64>().ok().map(|n| Value::from(-n)),
+            Constant::Float(f) => serde_json::Number::from_f64(-*f).map(Value::Number),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn name_of(e: &Expr) -> Option<&str> {
@@ -760,6 +837,28 @@ impl<'a> Py<'a> {
         // outermost read may carry one
         // (`{}` is harmless: reading below it finds nothing, as below a missing field)
         let inner = |f: FieldRef| (!f.ci && f.default.as_ref().is_none_or(|(d, _)| d == &Value::Object(Map::new()))).then_some(f);
+        // the Panther target's getters (`_get(event, (...))`, a virtual field's expression) and
+        // `_str(getter)`, its text with "" for a missing value
+        if let Some(path) = self.rulecast_getter(e) {
+            return Some(FieldRef::plain(path));
+        }
+        // `derived["N"]` with `derived = _derive(event)`: the derived name
+        if let Expr::Subscript(sub) = e {
+            if let (Some(n), Some(key)) = (name_of(&sub.value), s(&sub.slice)) {
+                let is_derive_call = |x: &Expr| matches!(x, Expr::Call(c) if name_of(&c.func) == Some("_derive") && c.args.len() == 1 && name_of(&c.args[0]) == Some(self.root.as_str()));
+                if env.get(n).is_some_and(|(x, _)| is_derive_call(x)) && self.derived.iter().any(|d| d == key) {
+                    // a derived value is always text ("" where its inputs are missing)
+                    return Some(FieldRef::plain(key.to_string()));
+                }
+            }
+        }
+        if let Expr::Call(c) = e {
+            if name_of(&c.func) == Some("_str") && c.args.len() == 1 && c.keywords.is_empty() && self.rulecast_helper("_str") {
+                if let Some(path) = self.rulecast_getter(&c.args[0]) {
+                    return Some(FieldRef { path, ci: false, default: Some((Value::from(""), Miss::Absent)) });
+                }
+            }
+        }
         match e {
             Expr::Name(n) => match env.get(n.id.as_str()) {
                 Some((x, scope)) => self.field_raw(x, scope),
@@ -901,7 +1000,441 @@ impl<'a> Py<'a> {
 
     /// A field read that the canonical taxonomy knows.
     fn field(&self, e: &'a Expr, env: &Env<'a>) -> Option<FieldRef> {
-        self.field_raw(e, env).filter(|f| known_field(&f.path))
+        self.field_raw(e, env).filter(|f| known_field(&f.path) || self.derived.contains(&f.path))
+    }
+
+    /// Is the module's function `name` rulecast's own helper of that name (the Panther target's
+    /// source, byte for byte), and is every function the module defines under a helper's name
+    /// rulecast's own? Then calls of it mean what the target means by them.
+    fn rulecast_helper(&self, name: &str) -> bool {
+        use crate::vendors::panther::target::python::HELPERS;
+        let source = |n: &str| HELPERS.iter().find(|(h, _)| *h == n).map(|(_, src)| *src);
+        // the helper and every helper its source calls, each the module's own definition
+        let mut need = vec![name];
+        let mut i = 0;
+        while i < need.len() {
+            let Some(src) = source(need[i]) else { return false };
+            let Some(Def::Func(f, _)) = self.defs.get(need[i]) else { return false };
+            if self.text(f.range()) != src.trim_end_matches('\n') {
+                return false;
+            }
+            for (h, _) in HELPERS {
+                if *h != need[i] && src.contains(&format!("{h}(")) && !need.contains(h) {
+                    need.push(h);
+                }
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// rulecast's `_derive(event)` (`derived = {}`, `derived["N"] = <expression>`, ...,
+    /// `return derived`) as derive steps: a new step wherever an expression reads a name the
+    /// current step sets.
+    fn rulecast_derive(&self, f: &ast::StmtFunctionDef) -> Option<Vec<IndexMap<String, Value>>> {
+        let [first, assigns @ .., last] = f.body.as_slice() else { return None };
+        let is_derived = |e: &Expr| name_of(e) == Some("derived");
+        match (first, last) {
+            (Stmt::Assign(a), Stmt::Return(r)) if a.targets.len() == 1 && is_derived(&a.targets[0]) && matches!(a.value.as_ref(), Expr::Dict(d) if d.keys.is_empty()) && r.value.as_deref().is_some_and(is_derived) => {}
+            _ => return None,
+        }
+        if f.args.args.len() != 1 || f.args.args[0].def.arg.as_str() != "event" {
+            return None;
+        }
+        let mut steps: Vec<IndexMap<String, Value>> = vec![];
+        let mut known: Vec<String> = vec![];
+        for st in assigns {
+            let Stmt::Assign(a) = st else { return None };
+            let [Expr::Subscript(sub)] = a.targets.as_slice() else { return None };
+            if !is_derived(&sub.value) {
+                return None;
+            }
+            let name = s(&sub.slice)?.to_string();
+            let e = self.rulecast_expr(&a.value, &known)?;
+            let reads_current = steps.last().is_some_and(|step| step.keys().any(|k| refs_name(&e, k)));
+            if steps.is_empty() || reads_current || steps.last().is_some_and(|st| st.contains_key(&name)) {
+                steps.push(IndexMap::new());
+            }
+            known.push(name.clone());
+            steps.last_mut()?.insert(name, serde_json::to_value(&e).ok()?);
+        }
+        Some(steps)
+    }
+
+    /// A derive expression the Panther target wrote (`python::expr`), read back.
+    fn rulecast_expr(&self, e: &Expr, known: &[String]) -> Option<crate::model::Expr> {
+        use crate::model::{CaseArm, Expr as X, ExprTest};
+        // a field or name as text: `derived["N"]` or `_str(getter)`
+        let name_ref = |e: &Expr| -> Option<String> {
+            match e {
+                Expr::Subscript(sub) if name_of(&sub.value) == Some("derived") => s(&sub.slice).filter(|n| known.iter().any(|k| k == n)).map(str::to_string),
+                Expr::Call(c) if name_of(&c.func) == Some("_str") && c.args.len() == 1 && self.rulecast_helper("_str") => self.rulecast_getter(&c.args[0]),
+                _ => None,
+            }
+        };
+        if let Some(n) = name_ref(e) {
+            return Some(X::Ref(n));
+        }
+        // `x.split(sep)[i]`-shaped forms
+
+        match e {
+            Expr::Constant(_) => s(e).map(|t| X::Const(t.to_string())),
+            Expr::Call(c) if c.keywords.is_empty() => match (name_of(&c.func)?, c.args.as_slice()) {
+                ("_str", [Expr::Call(inner)]) if name_of(&inner.func) == Some("_first") && self.rulecast_helper("_first") && self.rulecast_helper("_str") => {
+                    Some(X::Coalesce(inner.args.iter().map(|a| self.rulecast_expr(a, known)).collect::<Option<Vec<_>>>()?))
+                }
+                ("_split", [of, sep, idx]) if self.rulecast_helper("_split") => {
+                    Some(X::Split { of: Box::new(self.rulecast_expr(of, known)?), sep: s(sep)?.to_string(), index: scalar(idx).and_then(|v| v.as_i64()).or_else(|| match idx { Expr::UnaryOp(u) => num_neg(&u.operand).and_then(|v| v.as_i64()), _ => None })? })
+                }
+                _ => None,
+            },
+            // `x.split(sep, 1)[-1]`
+            Expr::Subscript(_) => {
+                let (of, sep, rest, idx) = split_of(e)?;
+                (rest == [1] && idx == Some(-1)).then_some(())?;
+                Some(X::AfterFirst { of: Box::new(self.rulecast_expr(of, known)?), sep })
+            }
+            // `(x.split(s)[0] if s in x else x)`, `(x.split(s)[1] if s in x else "")`, or a case arm
+            Expr::IfExp(ie) => {
+                let Expr::Compare(test) = ie.test.as_ref() else { return None };
+                if let (Some((of, sep, rest, idx)), [ast::CmpOp::In]) = (split_of(&ie.body), test.ops.as_slice()) {
+                    let same = |x: &Expr| self.text(x.range()) == self.text(of.range());
+                    if rest.is_empty() && s(&test.left) == Some(sep.as_str()) && same(&test.comparators[0]) {
+                        let of_e = Box::new(self.rulecast_expr(of, known)?);
+                        return match (idx, ie.orelse.as_ref()) {
+                            (Some(0), x) if same(x) => Some(X::Before { of: of_e, sep }),
+                            (Some(1), x) if s(x) == Some("") => Some(X::After { of: of_e, sep }),
+                            _ => None,
+                        };
+                    }
+                }
+                // `(then if name == "v" else otherwise)`
+                if !matches!(test.ops.as_slice(), [ast::CmpOp::Eq]) {
+                    return None;
+                }
+                let of = name_ref(&test.left)?;
+                let value = s(&test.comparators[0])?.to_string();
+                let arm_test = if value.is_empty() { ExprTest::Empty(of) } else { ExprTest::Eq { of, value } };
+                let then = self.rulecast_expr(&ie.body, known)?;
+                let otherwise = self.rulecast_expr(&ie.orelse, known)?;
+                let mut when = vec![CaseArm { test: arm_test, then }];
+                let otherwise = match otherwise {
+                    X::Case { when: more, otherwise } => {
+                        when.extend(more);
+                        *otherwise
+                    }
+                    other => other,
+                };
+                Some(X::Case { when, otherwise: Box::new(otherwise) })
+            }
+            _ => None,
+        }
+    }
+
+    /// The canonical path a getter the Panther target writes reads: `_get(event, ("a", 0))`, or
+    /// a virtual field's expression (`_outcome(event)`).
+    fn rulecast_getter(&self, e: &Expr) -> Option<String> {
+        if let Expr::Call(c) = e {
+            if name_of(&c.func) == Some("_get") && c.args.len() == 2 && c.keywords.is_empty() && name_of(&c.args[0]) == Some("event") && self.rulecast_helper("_get") {
+                let Expr::Tuple(t) = &c.args[1] else { return None };
+                let mut segs = vec![];
+                for x in &t.elts {
+                    match x {
+                        Expr::Constant(k) => match &k.value {
+                            Constant::Str(s) => segs.push(crate::fields::Seg::Key(s.to_string())),
+                            Constant::Int(i) => segs.push(crate::fields::Seg::Index(i.to_string().parse().ok()?)),
+                            _ => return None,
+                        },
+                        _ => return None,
+                    }
+                }
+                let path = crate::fields::seg_path(&segs);
+                return known_field(&path).then_some(path);
+            }
+        }
+        let text = self.text(e.range());
+        crate::fields::VIRTUAL.iter().find_map(|v| {
+            let f = crate::fields::resolve(v.name).ok()?;
+            let expr = f.maps.panther.expr.as_deref()?;
+            let helpers_own = f.maps.panther.helpers.iter().all(|h| self.rulecast_helper(h));
+            (expr == text && helpers_own).then(|| v.name.to_string())
+        })
+    }
+
+    /// A condition in a form the Panther target writes (`python::pred`): `_any(getter, lambda
+    /// text: test)`, `getter in (None, "")`, `getter is not None`, `_mentions(getter, (...), fold)`.
+    fn rulecast_form(&mut self, e: &'a Expr) -> Option<C> {
+        match e {
+            Expr::Call(c) if c.keywords.is_empty() => match (name_of(&c.func)?, c.args.as_slice()) {
+                ("_any", [g, Expr::Lambda(l)]) if self.rulecast_helper("_any") => {
+                    let path = self.rulecast_getter(g)?;
+                    let [arg] = l.args.args.as_slice() else { return None };
+                    if arg.def.arg.as_str() != "text" || l.args.args.len() != 1 {
+                        return None;
+                    }
+                    self.rulecast_test(&path, &l.body)
+                }
+                ("aws_cloudtrail_success", [x]) if name_of(x) == Some("event") && self.rulecast_helper("aws_cloudtrail_success") => {
+                    Some(C::N(Node::Succeeded { request_succeeded: true }.to_value()))
+                }
+                // `any(left == right for left in _texts(A) for right in _texts(B) if left and right)`
+                ("any", [Expr::GeneratorExp(g)]) if self.rulecast_helper("_texts") => self.rulecast_ref(g),
+                ("_mentions", [g, Expr::Tuple(t), Expr::Constant(fold)]) if self.rulecast_helper("_mentions") => {
+                    let path = self.rulecast_getter(g)?;
+                    let needles: Vec<Value> = t.elts.iter().map(scalar).collect::<Option<Vec<_>>>()?;
+                    let ci = matches!(fold.value, Constant::Bool(true));
+                    needles.iter().all(Value::is_string).then(|| C::N(pred(&path, "mentions", needles, ci)))
+                }
+                _ => None,
+            },
+            Expr::Compare(cmp) if cmp.ops.len() == 1 => {
+                let path = self.rulecast_getter(&cmp.left)?;
+                match (&cmp.ops[0], &cmp.comparators[0]) {
+                    (ast::CmpOp::IsNot, r) if is_none(r) => Some(C::N(pred(&path, "exists", vec![], false))),
+                    (ast::CmpOp::In, Expr::Tuple(t)) if t.elts.len() == 2 && is_none(&t.elts[0]) && scalar(&t.elts[1]) == Some(Value::from("")) => {
+                        Some(C::N(pred(&path, "empty", vec![], false)))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The target's form of a comparison of two fields (`ref`), `.lower()` on both sides for a
+    /// case-insensitive one.
+    fn rulecast_ref(&self, g: &ast::ExprGeneratorExp) -> Option<C> {
+        let [l, r] = g.generators.as_slice() else { return None };
+        let (Some(ln), Some(rn)) = (name_of(&l.target), name_of(&r.target)) else { return None };
+        let texts_of = |e: &Expr| -> Option<String> {
+            let Expr::Call(c) = e else { return None };
+            let [x] = c.args.as_slice() else { return None };
+            (name_of(&c.func) == Some("_texts")).then(|| self.rulecast_getter(x)).flatten()
+        };
+        let (a, b) = (texts_of(&l.iter)?, texts_of(&r.iter)?);
+        // `if left and right`
+        let guard = matches!(r.ifs.as_slice(), [Expr::BoolOp(bo)] if matches!(bo.op, ast::BoolOp::And) && bo.values.len() == 2 && name_of(&bo.values[0]) == Some(ln) && name_of(&bo.values[1]) == Some(rn));
+        if !l.ifs.is_empty() || !guard {
+            return None;
+        }
+        let Expr::Compare(cmp) = g.elt.as_ref() else { return None };
+        if !matches!(cmp.ops.as_slice(), [ast::CmpOp::Eq]) {
+            return None;
+        }
+        let side = |e: &Expr, n: &str| -> Option<bool> {
+            match e {
+                Expr::Name(x) if x.id.as_str() == n => Some(false),
+                Expr::Call(c) if c.args.is_empty() => match c.func.as_ref() {
+                    Expr::Attribute(at) if at.attr.as_str() == "lower" && name_of(&at.value) == Some(n) => Some(true),
+                    _ => None,
+                },
+                _ => None,
+            }
+        };
+        let (fl, fr) = (side(&cmp.left, ln)?, side(&cmp.comparators[0], rn)?);
+        if fl != fr {
+            return None;
+        }
+        Some(C::N(Node::Pred(Pred { ref_field: Some(b), case: fl.then_some(crate::model::Case::Insensitive), ..Pred::new(&a, "eq") }).to_value()))
+    }
+
+    /// The regex a `_REGEX_<n>` constant the target wrote was compiled from: read from the
+    /// comment above it and checked by compiling it again.
+    fn rulecast_regex(&self, name: &str) -> Option<(String, bool)> {
+        let Some(Def::Const(x, _)) = self.defs.get(name) else { return None };
+        let program = self.text(x.range());
+        let line_start = self.src[..x.range().start().to_usize()].rfind('\n').map_or(0, |i| i + 1);
+        let before = &self.src[..line_start.saturating_sub(1)];
+        let comment = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+        let body = comment.strip_prefix("# regex `")?.strip_suffix(", compiled by rulecast for _search (linear time, no backtracking)")?;
+        let (body, ci) = match body.strip_suffix(" (case-insensitive)") {
+            Some(b) => (b, true),
+            None => (body, false),
+        };
+        let pattern = body.strip_suffix('`')?;
+        let exact = crate::targets::render::comment_text(&format!("regex `{pattern}`")) == format!("regex `{pattern}`")
+            && crate::vendors::panther::target::nfa::program(pattern, ci).ok().as_deref() == Some(program);
+        exact.then(|| (pattern.to_string(), ci))
+    }
+
+    /// `re.fullmatch(<glob as regex>, text[, re.I]) is not None`: the glob it was written from,
+    /// checked by writing it again.
+    fn rulecast_glob(&self, path: &str, cmp: &ast::ExprCompare) -> Option<C> {
+        if !(matches!(cmp.ops.as_slice(), [ast::CmpOp::IsNot]) && is_none(&cmp.comparators[0])) {
+            return None;
+        }
+        let Expr::Call(c) = cmp.left.as_ref() else { return None };
+        let Expr::Attribute(a) = c.func.as_ref() else { return None };
+        if a.attr.as_str() != "fullmatch" || name_of(&a.value) != Some("re") || !self.is_module("re") || !c.keywords.is_empty() {
+            return None;
+        }
+        let (pat, ci) = match c.args.as_slice() {
+            [p, x] if name_of(x) == Some("text") => (p, false),
+            [p, x, Expr::Attribute(f)] if name_of(x) == Some("text") && f.attr.as_str() == "I" && name_of(&f.value) == Some("re") => (p, true),
+            _ => return None,
+        };
+        let Some(Value::String(re)) = scalar(pat) else { return None };
+        let glob = glob_of_regex(&re)?;
+        (crate::condition::glob_to_regex(&glob) == re).then(|| C::N(pred(path, "glob", vec![Value::from(glob)], ci)))
+    }
+
+    /// The test of `_any(getter, lambda text: test)` as the predicate the target wrote it for.
+    fn rulecast_test(&mut self, path: &str, t: &'a Expr) -> Option<C> {
+        // `text` or `text.lower()`: the subject, and whether it is folded
+        let subject = |e: &Expr| -> Option<bool> {
+            match e {
+                Expr::Name(n) if n.id.as_str() == "text" => Some(false),
+                Expr::Call(c) if c.args.is_empty() && c.keywords.is_empty() => match c.func.as_ref() {
+                    Expr::Attribute(a) if a.attr.as_str() == "lower" && name_of(&a.value) == Some("text") => Some(true),
+                    _ => None,
+                },
+                _ => None,
+            }
+        };
+        let strs = |e: &Expr| -> Option<Vec<Value>> {
+            match e {
+                Expr::Constant(_) => scalar(e).filter(Value::is_string).map(|v| vec![v]),
+                Expr::Tuple(ast::ExprTuple { elts, .. }) | Expr::Set(ast::ExprSet { elts, .. }) => {
+                    elts.iter().map(|x| scalar(x).filter(Value::is_string)).collect()
+                }
+                _ => None,
+            }
+        };
+        let num = |e: &Expr| -> Option<Value> {
+            match e {
+                Expr::Constant(c) => match &c.value {
+                    Constant::Int(i) => i.to_string().parse::<i64>().ok().map(Value::from),
+                    Constant::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number),
+                    _ => None,
+                },
+                Expr::UnaryOp(u) if matches!(u.op, ast::UnaryOp::USub) => match num_neg(&u.operand) {
+                    Some(v) => Some(v),
+                    None => None,
+                },
+                _ => None,
+            }
+        };
+        // `_num(text)`
+        let is_num_of_text = |e: &Expr| matches!(e, Expr::Call(c) if name_of(&c.func) == Some("_num") && c.args.len() == 1 && name_of(&c.args[0]) == Some("text"));
+        match t {
+            Expr::Compare(cmp) if cmp.ops.len() == 1 => {
+                let (op, right) = (&cmp.ops[0], &cmp.comparators[0]);
+                if let Some(ci) = subject(&cmp.left) {
+                    return match (op, right) {
+                        (ast::CmpOp::Eq, r) => strs(r).filter(|v| v.len() == 1).map(|v| C::N(pred(path, "eq", v, ci))),
+                        (ast::CmpOp::In, Expr::Set(_)) => strs(right).map(|v| C::N(pred(path, "in", v, ci))),
+                        (ast::CmpOp::In, Expr::Name(n)) if !ci => {
+                            let (vals, list) = self.values(right, &Env::default())?;
+                            let list = list.or_else(|| Some(list_name(n.id.as_str())))?;
+                            vals.iter().all(Value::is_string).then(|| C::N(Node::Pred(Pred { list: Some(list), ..Pred::new(path, "in") }).to_value()))
+                        }
+                        // `text.lower() in {item.lower() for item in LIST}`
+                        (ast::CmpOp::In, Expr::SetComp(sc)) if ci && sc.generators.len() == 1 => {
+                            let g = &sc.generators[0];
+                            let lowered = matches!(sc.elt.as_ref(), Expr::Call(c) if c.args.is_empty() && matches!(c.func.as_ref(), Expr::Attribute(a) if a.attr.as_str() == "lower" && name_of(&a.value) == name_of(&g.target)));
+                            if !lowered || !g.ifs.is_empty() {
+                                return None;
+                            }
+                            let (vals, list) = self.values(&g.iter, &Env::default())?;
+                            let list = list?;
+                            vals.iter().all(Value::is_string).then(|| C::N(Node::Pred(Pred { list: Some(list), case: Some(crate::model::Case::Insensitive), ..Pred::new(path, "in") }).to_value()))
+                        }
+                        _ => None,
+                    };
+                }
+                // `"needle" in text`
+                if let (ast::CmpOp::In, Some(v)) = (op, strs(&cmp.left).filter(|v| v.len() == 1)) {
+                    let ci = subject(right)?;
+                    return Some(C::N(pred(path, "contains", v, ci)));
+                }
+                // `_num(text) == n`
+                if is_num_of_text(&cmp.left) && matches!(op, ast::CmpOp::Eq) {
+                    return num(right).map(|n| C::N(pred(path, "eq", vec![n], false)));
+                }
+                self.rulecast_glob(path, cmp)
+            }
+            // alternatives the target joins with `or` (several values of one operator)
+            Expr::BoolOp(b) if matches!(b.op, ast::BoolOp::Or) => {
+                let mut merged: Option<Value> = None;
+                for v in &b.values {
+                    let C::N(Value::Object(p)) = self.rulecast_test(path, v)? else { return None };
+                    if p.contains_key("list") || p.contains_key("ref") {
+                        return None;
+                    }
+                    let vals: Vec<Value> = match (p.get("value"), p.get("values")) {
+                        (Some(x), None) => vec![x.clone()],
+                        (None, Some(Value::Array(xs))) => xs.clone(),
+                        _ => return None,
+                    };
+                    match &mut merged {
+                        None => merged = Some(Value::Object(p)),
+                        Some(Value::Object(m)) => {
+                            let op = |o: &Map<String, Value>| o.get("op").and_then(Value::as_str).map(|x| if x == "in" { "eq" } else { x }).map(str::to_string);
+                            if op(m) != op(&p) || m.get("case") != p.get("case") {
+                                return None;
+                            }
+                            let mut all: Vec<Value> = match (m.remove("value"), m.remove("values")) {
+                                (Some(x), _) => vec![x],
+                                (_, Some(Value::Array(xs))) => xs,
+                                _ => vec![],
+                            };
+                            all.extend(vals);
+                            let ci = m.get("case").is_some();
+                            let o = op(m)?;
+                            merged = Some(pred(path, &o, all, ci));
+                        }
+                        Some(_) => return None,
+                    }
+                }
+                merged.map(C::N)
+            }
+            // `_num(text) is not None and _num(text) > n`
+            Expr::BoolOp(b) if matches!(b.op, ast::BoolOp::And) && b.values.len() == 2 => {
+                let Expr::Compare(guard) = &b.values[0] else { return None };
+                let Expr::Compare(cmp) = &b.values[1] else { return None };
+                if !(is_num_of_text(&guard.left) && matches!(guard.ops.as_slice(), [ast::CmpOp::IsNot]) && is_none(&guard.comparators[0])) {
+                    return None;
+                }
+                if !is_num_of_text(&cmp.left) || cmp.ops.len() != 1 {
+                    return None;
+                }
+                let op = match cmp.ops[0] {
+                    ast::CmpOp::Lt => "lt",
+                    ast::CmpOp::LtE => "le",
+                    ast::CmpOp::Gt => "gt",
+                    ast::CmpOp::GtE => "ge",
+                    _ => return None,
+                };
+                num(&cmp.comparators[0]).map(|n| C::N(pred(path, op, vec![n], false)))
+            }
+            Expr::Call(c) if c.keywords.is_empty() => {
+                // `text.startswith(...)`, `text.lower().endswith(...)`
+                if let Expr::Attribute(a) = c.func.as_ref() {
+                    let op = match a.attr.as_str() {
+                        "startswith" => "startswith",
+                        "endswith" => "endswith",
+                        _ => return None,
+                    };
+                    let ci = subject(&a.value)?;
+                    let [arg] = c.args.as_slice() else { return None };
+                    return strs(arg).map(|v| C::N(pred(path, op, v, ci)));
+                }
+                match (name_of(&c.func)?, c.args.as_slice()) {
+                    ("_in_cidr", [x, Expr::Tuple(t)]) if name_of(x) == Some("text") && self.rulecast_helper("_in_cidr") => {
+                        let nets: Vec<Value> = t.elts.iter().map(|e| scalar(e).filter(Value::is_string)).collect::<Option<Vec<_>>>()?;
+                        Some(C::N(pred(path, "cidr", nets, false)))
+                    }
+                    ("_glob", [pat, x]) if name_of(x) == Some("text") && self.rulecast_helper("_glob") => strs(pat).filter(|v| v.len() == 1).map(|v| C::N(pred(path, "glob", v, false))),
+                    ("_search", [Expr::Name(r), x]) if name_of(x) == Some("text") && self.rulecast_helper("_search") => {
+                        let (pattern, ci) = self.rulecast_regex(r.id.as_str())?;
+                        Some(C::N(pred(path, "regex", vec![Value::from(pattern)], ci)))
+                    }
+                    _ => None,
+                }
+            }
+
+            _ => None,
+        }
     }
 
     /// Is `name` a Panther helper imported from a `panther_*` module?
@@ -1062,6 +1595,10 @@ impl<'a> Py<'a> {
     }
 
     fn cond_structured(&mut self, e: &'a Expr, env: &Env<'a>) -> Result<C, Why> {
+        // the forms rulecast's Panther target writes, read back exactly
+        if let Some(c) = self.rulecast_form(e) {
+            return Ok(c);
+        }
         match e {
             Expr::BoolOp(b) => {
                 let and = matches!(b.op, ast::BoolOp::And);
@@ -2192,6 +2729,9 @@ fn defs_of(suite: &[Stmt]) -> HashMap<String, Def<'_>> {
                     defs.insert(n.to_string(), Def::Const(v, i));
                 }
             }
+            Stmt::ClassDef(c) => {
+                defs.insert(c.name.to_string(), Def::Class(i));
+            }
             Stmt::FunctionDef(f) => {
                 defs.insert(f.name.to_string(), Def::Func(f, i));
             }
@@ -2234,11 +2774,16 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         elem_plain: vec![],
         declared: vec![],
         somes: 0,
+        derived: vec![],
     };
     let mut logic = Logic::default();
     // allow-lists at the top of the body
     let mut body: Vec<&Stmt> = vec![];
     for st in &rule_fn.body {
+        if let Some(a) = rulecast_allow(&py, st) {
+            logic.allows.push(a);
+            continue;
+        }
         if let Some(a) = allow_loop(&mut py, st) {
             for k in &a.missing_as_empty {
                 logic.differs = true;
@@ -2292,6 +2837,13 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
     }
     logic.lists = py.lists.clone();
     logic.event_loops = py.loops.clone();
+    // rulecast's `_derive(event)`: the derive steps the alert functions read
+    if let Some(Def::Func(f, _)) = defs.get("_derive") {
+        if let Some(steps) = py.rulecast_derive(f) {
+            py.derived = steps.iter().flat_map(|s| s.keys().cloned()).collect();
+            logic.derive = steps;
+        }
+    }
     // alert functions
     for name in ALERT_FUNCTIONS {
         let Some(Def::Func(f, _)) = defs.get(*name) else { continue };
@@ -2299,6 +2851,7 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         py.prints_none = false;
         let done = match *name {
             "title" => alert_text(&mut py, f).map(|t| logic.title = Some(t)).is_some(),
+            "description" => alert_text(&mut py, f).map(|t| logic.description = Some(t)).is_some(),
             "dedup" => alert_dedup(&mut py, f).map(|d| logic.dedup = d).is_some(),
             "alert_context" => match alert_context(&mut py, f) {
                 Some((ctx, note)) => {
@@ -2601,12 +3154,49 @@ fn allow_loop<'a>(py: &mut Py<'a>, st: &'a Stmt) -> Option<Allow> {
     Some(Allow { name: name.to_string(), keys, entries, missing_as_empty })
 }
 
+/// The Panther target's allow-list test, `if _allowed(NAME, {"key": getter, ...}): return False`
+/// with NAME a module list of entries (dicts of globs): the canonical allow-list.
+fn rulecast_allow(py: &Py<'_>, st: &Stmt) -> Option<Allow> {
+    let Stmt::If(i) = st else { return None };
+    let returns_false = matches!(i.body.as_slice(), [Stmt::Return(r)] if matches!(r.value.as_deref(), Some(Expr::Constant(c)) if matches!(c.value, Constant::Bool(false))));
+    if !returns_false || !i.orelse.is_empty() || !py.rulecast_helper("_allowed") {
+        return None;
+    }
+    let Expr::Call(c) = i.test.as_ref() else { return None };
+    let [Expr::Name(n), Expr::Dict(d)] = c.args.as_slice() else { return None };
+    if name_of(&c.func) != Some("_allowed") || !c.keywords.is_empty() {
+        return None;
+    }
+    let mut keys = vec![];
+    for (k, v) in d.keys.iter().zip(&d.values) {
+        keys.push((s(k.as_ref()?)?.to_string(), py.rulecast_getter(v)?));
+    }
+    let Some(Def::Const(Expr::List(list), _)) = py.defs.get(n.id.as_str()) else { return None };
+    let entries = list
+        .elts
+        .iter()
+        .map(|e| {
+            let Expr::Dict(d) = e else { return None };
+            let mut m = Map::new();
+            for (k, v) in d.keys.iter().zip(&d.values) {
+                let k = k.as_ref().and_then(s)?;
+                keys.iter().any(|(x, _)| x == k).then_some(())?;
+                m.insert(k.to_string(), Value::from(s(v)?));
+            }
+            Some(Value::Object(m))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Allow { name: n.id.to_string(), keys, entries, missing_as_empty: vec![] })
+}
+
 /// A field read in an alert text: exact when missing reads as `""` (a `""` default) or as
 /// `None` (no default; noted, since the canonical text prints `""`); another default is not the
 /// canonical text.
 fn alert_field<'a>(py: &mut Py<'a>, e: &'a Expr, env: &Env<'a>) -> Option<String> {
     let f = py.field(e, env).filter(|f| !f.ci)?;
     match &f.default {
+        // a derived value is never None
+        None if py.derived.contains(&f.path) => {}
         None => py.prints_none = true,
         Some((d, _)) if d == &Value::from("") => {}
         Some(_) => return None,
@@ -2703,7 +3293,7 @@ fn alert_dedup<'a>(py: &mut Py<'a>, f: &'a ast::StmtFunctionDef) -> Option<Vec<S
     let (Expr::List(ast::ExprList { elts, .. }) | Expr::Tuple(ast::ExprTuple { elts, .. })) = &c.args[0] else { return None };
     // `":".join` of a None raises: only fields read with a `""` default join as Python does
     elts.iter()
-        .map(|x| py.field(x, &env).filter(|y| !y.ci && y.default.as_ref().is_some_and(|(d, _)| d == &Value::from(""))).map(|y| y.path))
+        .map(|x| py.field(x, &env).filter(|y| !y.ci && (y.default.as_ref().is_some_and(|(d, _)| d == &Value::from("")) || (y.default.is_none() && py.derived.contains(&y.path)))).map(|y| y.path))
         .collect()
 }
 
@@ -2778,7 +3368,7 @@ fn prelude(py: &Py<'_>, suite: &[Stmt]) -> (Option<String>, Vec<String>, Vec<usi
                 }
                 *i
             }
-            Def::Const(_, i) | Def::Func(_, i) => *i,
+            Def::Const(_, i) | Def::Func(_, i) | Def::Class(i) => *i,
         };
         let text = py.text(suite[idx].range());
         for name in names_in(text) {

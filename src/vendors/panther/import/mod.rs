@@ -354,14 +354,29 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
         let keys = a.keys.iter().cloned().collect();
         d.allowlists.insert(a.name.clone(), Allowlist { keys, entries: a.entries.clone() });
     }
-    if let Some(t) = &logic.title {
-        // nested paths become derived names (Sentinel's alert title needs column names)
+    // the steps of rulecast's own `_derive(event)`, then the names the title and description
+    // need: nested paths become derived names (Sentinel's alert title needs column names)
+    let mut steps: Vec<IndexMap<String, Value>> = logic.derive.clone();
+    let mut placeholders: IndexMap<String, Value> = IndexMap::new();
+    let mut texts: Vec<(&str, String)> = vec![];
+    for (key, text) in [("title", &logic.title), ("description", &logic.description)] {
+        let Some(t) = text else { continue };
         let (t, derived) = derive_placeholders(t);
-        if !derived.is_empty() {
-            let step: IndexMap<String, Expr> = derived.into_iter().map(|(n, p)| (n, Expr::Ref(p))).collect();
-            d.alert.insert("derive".into(), to_value(&[step]));
+        for (n, p) in derived {
+            if !steps.iter().any(|st| st.contains_key(&n)) {
+                placeholders.insert(n, to_value(&Expr::Ref(p)));
+            }
         }
-        d.alert.insert("title".into(), Value::from(t));
+        texts.push((key, t));
+    }
+    if !placeholders.is_empty() {
+        steps.push(placeholders);
+    }
+    if !steps.is_empty() {
+        d.alert.insert("derive".into(), to_value(&steps));
+    }
+    for (key, t) in texts {
+        d.alert.insert(key.into(), Value::from(t));
     }
     if !logic.dedup.is_empty() {
         d.alert.insert("dedup".into(), Value::from(logic.dedup.clone()));
