@@ -76,6 +76,13 @@ pub struct Settings {
     /// The fingerprint of the condition `query` was read from (written by the importer).
     #[serde(default)]
     pub query_of: Option<String>,
+    /// The language of the kept `query`: `eql` for an imported EQL rule, written back as EQL
+    /// (`type = "eql"`) while `query` is kept; kuery once the condition changes. Default kuery.
+    #[serde(default)]
+    pub language: Option<Spanned<String>>,
+    /// EQL's `event_category_override`, written with a kept EQL query.
+    #[serde(default)]
+    pub event_category_override: Option<Spanned<String>>,
     /// Override the authors.
     #[serde(default)]
     pub authors: Option<Vec<String>>,
@@ -139,6 +146,8 @@ pub fn check_value(key: &str, v: &str) -> Result<(), &'static str> {
         "min_stack_version" => check::is_dotted_version(v),
         "from" => v == "default" || v.strip_prefix("now-").is_some_and(|d| check::is_duration(d, "smhd")),
         "timestamp_override" => v == "none" || field_name(v),
+        "language" => matches!(v, "kuery" | "eql"),
+        "event_category_override" => field_name(v),
         "rule_name_override" => field_name(v),
         "missing_fields_strategy" => matches!(v, "suppress" | "doNotSuppress"),
         "unit" => matches!(v, "s" | "m" | "h"),
@@ -149,6 +158,7 @@ pub fn check_value(key: &str, v: &str) -> Result<(), &'static str> {
         "building_block_type" => "default",
         "min_stack_version" => "dot-separated numbers, like 8.12.0",
         "from" => "now- followed by a duration, like now-6m, or default",
+        "language" => "kuery or eql",
         "missing_fields_strategy" => "suppress or doNotSuppress",
         "unit" => "s, m or h",
         _ => "a field name, like event.ingested",
@@ -234,6 +244,8 @@ impl crate::vendors::Settings for Settings {
             }
         };
         value("maturity", &self.maturity);
+        value("language", &self.language);
+        value("event_category_override", &self.event_category_override);
         value("building_block_type", &self.building_block_type);
         value("min_stack_version", &self.min_stack_version);
         value("from", &self.from);

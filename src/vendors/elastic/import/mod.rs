@@ -322,6 +322,8 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             .find(|(i, _)| *i == 0 || text.as_bytes().get(i - 1) == Some(&b'\n'))
             .map_or(0, |(i, _)| i)
     });
+    // EQL: the opaque parts are its own text, kept verbatim (they change no meaning)
+    let mut verbatim_opaque = 0;
     let (kids, dataset) = match language.as_str() {
         "kuery" => {
             let ast = match kuery::parse(&q) {
@@ -387,9 +389,20 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                     "ES|QL `KEEP {k}` (the alert's columns) is not carried"
                 )));
             }
-            parts.push(Part::metadata(format!(
-                "the {lang} query is rendered back as kuery (same condition)"
-            )));
+            if lang == "eql" {
+                // the EQL text is kept (with its event category override) and written back as
+                // it is while the condition is unchanged; kuery once it changes
+                el.insert("language".into(), Value::from("eql"));
+                if let Some(cat) = tstr(rule.get("event_category_override")) {
+                    el.insert("event_category_override".into(), Value::from(cat));
+                }
+                verbatim_opaque = m.opaque.len();
+                parts.push(Part::note("the EQL query is written back as it is while the condition is unchanged, as kuery once it changes"));
+            } else {
+                parts.push(Part::metadata(format!(
+                    "the {lang} query is rendered back as kuery (same condition)"
+                )));
+            }
             (m.detection, m.dataset)
         }
     };
@@ -452,7 +465,8 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     if let Some(why) = crate::import::unloadable(&v) {
         return refuse(slug, Code::E502, why, span_at(file, text, base));
     }
-    if language == "kuery" && parts.iter().all(Part::is_note) {
+    let exact = parts.iter().filter(|p| !p.is_note()).count() == verbatim_opaque && parts.iter().filter(|p| p.kind == crate::import::PartKind::Detection).count() == verbatim_opaque;
+    if (language == "kuery" || language == "eql") && exact {
         crate::import::keep_query_text(slug, &mut v, crate::Target::Elastic, &q, crate::vendors::elastic::target::query_fingerprint);
     }
     crate::import::keep_layout(slug, &mut v, crate::Target::Elastic, &[("toml", text)], |_, _| true);

@@ -85,6 +85,10 @@ pub struct View {
     pub timestamp_override: Option<String>,
     /// query | threshold.
     pub rule_type: &'static str,
+    /// `kuery`, or `eql` for a kept EQL query.
+    pub language: &'static str,
+    /// EQL's event category field, with a kept EQL query.
+    pub event_category_override: Option<String>,
     /// Threshold: (fields, value).
     pub threshold: Option<(Vec<String>, u32)>,
     /// Threshold cardinality: (field, value).
@@ -174,9 +178,15 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     let d = &rule.doc;
     let e = &d.targets.elastic;
     let query = kuery::query(rule, cx);
-    // an imported rule whose condition is unchanged keeps the vendor's own query text
-    let query = match (&e.query, &e.query_of) {
-        (Some(q), Some(of)) if *of == fingerprint_of(&query) => q.trim_end_matches('\n').to_string(),
+    // an imported rule whose condition is unchanged keeps the vendor's own query text, in its
+    // language (EQL with its event category override); kuery once the condition changes
+    let kept = matches!((&e.query, &e.query_of), (Some(_), Some(of)) if *of == fingerprint_of(&query));
+    let eql = kept && e.language.as_ref().is_some_and(|l| l.value == "eql");
+    if !kept && e.language.as_ref().is_some_and(|l| l.value == "eql") {
+        cx.approximate(Concern::Layout, None, "the rule's EQL query (imported) no longer says its condition: rendered as kuery");
+    }
+    let query = match &e.query {
+        Some(q) if kept => q.trim_end_matches('\n').to_string(),
         _ => query,
     };
     let name = e.name.clone().unwrap_or_else(|| d.name.clone());
@@ -197,7 +207,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         cx.approximate(Concern::Metadata, None, "Elastic has no informational severity: rendered as low");
     }
     // aggregation
-    let mut rule_type = "query";
+    let mut rule_type = if eql { "eql" } else { "query" };
     let mut threshold = None;
     let mut cardinality: Vec<(String, u32)> = vec![];
     if let Some(agg) = &d.alert.aggregate {
@@ -368,6 +378,8 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
             Some(other) => Some(other.to_string()),
         },
         rule_type,
+        language: if eql { "eql" } else { "kuery" },
+        event_category_override: e.event_category_override.as_ref().filter(|_| eql).map(|v| v.value.clone()),
         threshold,
         cardinality,
         new_terms,
