@@ -567,3 +567,42 @@ query: |
     assert_eq!(virt.outcome, Outcome::Full, "{}", virt.yaml);
     assert!(virt.yaml.contains("{field: '@outcome', op: eq, value: failure}"), "{}", virt.yaml);
 }
+
+/// What hunting queries use: the hunt's time range (`{{StartTimeISO}}` lets, `ago()`) left out
+/// with a note, a plain `dcount` read as a distinct measure with a note (it counts the empty
+/// value), a lone `where Measure > N` as a distinct minimum, and `arg_max(x, *)` (each group's
+/// latest row) left out as alert content, not refused.
+#[test]
+fn hunting_queries_read_their_time_range_dcount_and_arg_max() {
+    let text = r#"id: 11111111-2222-3333-4444-000000000101
+name: h1
+description: d
+requiredDataConnectors:
+  - connectorId: AWS
+    dataTypes:
+      - AWSCloudTrail
+query: |
+  let starttime = todatetime('{{StartTimeISO}}');
+  let endtime = todatetime('{{EndTimeISO}}');
+  AWSCloudTrail
+  | where TimeGenerated between (starttime .. endtime)
+  | where EventName == "AssumeRole" and ErrorMessage == "AccessDenied"
+  | summarize timestamp=arg_max(TimeGenerated,*), failed_roles=dcount(RequestParameters) by SourceIpAddress, UserIdentityArn
+  | where failed_roles > 2
+"#;
+    let imp = sentinel::parse("h1.yaml", text).remove(0);
+    let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}\n{}", imp.outcome, imp.yaml) };
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert!(parts[0].reason.contains("arg_max(TimeGenerated,*)"), "{parts:?}");
+    assert!(imp.notes.iter().any(|n| n.reason.contains("the hunt's time range")), "{:?}", imp.notes);
+    assert!(imp.notes.iter().any(|n| n.reason.contains("counts an empty value")), "{:?}", imp.notes);
+    let y = &imp.yaml;
+    for needle in ["kind: hunting", "failed_roles:\n        distinct: requestParameters", "threshold: 0", "min_distinct:\n      failed_roles: 3"] {
+        assert!(y.contains(needle), "missing `{needle}` in\n{y}");
+    }
+    let model = &y[..y.find("\ntargets:").unwrap_or(y.len())];
+    assert!(!model.contains("TimeGenerated") && !model.contains("eventTime"), "the time range is not a condition:\n{y}");
+    let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
+    let kql = render(&rule, Unsupported::Warn).unwrap_or_else(|e| panic!("{e}"));
+    assert!(kql.contains("where failed_roles >= 3"), "{kql}");
+}

@@ -26,12 +26,14 @@ impl St<'_> {
                 }
                 continue;
             }
-            let ExprKind::Binary { op: BinOp::Ge, lhs, rhs } = &p.kind else { return None };
+            // `Measure >= N`, or `Measure > N` (at least N + 1)
+            let ExprKind::Binary { op: op @ (BinOp::Ge | BinOp::Gt), lhs, rhs } = &p.kind else { return None };
             let ExprKind::Name(m) = &lhs.kind else { return None };
             if !matches!(a.measures.get(m.as_str()), Some(Measure::Distinct(_))) {
                 return None;
             }
             let n = self.literal(rhs)?.as_u64()?;
+            let n = if *op == BinOp::Gt { n.checked_add(1)? } else { n };
             if min.insert(m.clone(), n).is_some() {
                 return None;
             }
@@ -322,11 +324,25 @@ impl St<'_> {
         &self,
         aggregates: &[Assign],
         by: &[Assign],
-    ) -> Result<(Aggregate, Option<String>), Why> {
+    ) -> Result<(Aggregate, Option<String>, Vec<Part>), Why> {
         let mut measures = IndexMap::new();
         let mut count = None;
+        let mut parts = vec![];
         for a in aggregates {
             let at = a.value.span.start;
+            // `arg_max(x, ...)` / `arg_min(x, ...)`: the columns of the latest (earliest) row of
+            // each group, which the rows' grouping and any threshold do not depend on: not carried
+            if let ExprKind::Call { name, args } = &a.value.kind
+                && matches!(name.name.as_str(), "arg_max" | "arg_min")
+                && !args.is_empty()
+            {
+                parts.push(Part::metadata(format!(
+                    "`{}`: the columns of each group's {} row are not carried (the model's aggregate has no such measure; which groups match does not depend on it)",
+                    self.src(&a.value),
+                    if name.name == "arg_max" { "latest" } else { "earliest" },
+                )).with_span(self.span(at)));
+                continue;
+            }
             let ExprKind::Call { name, args } = &a.value.kind else {
                 return Err(Why::new(
                     format!("`{}` is not an aggregate the model has", self.src(&a.value)),
@@ -353,9 +369,15 @@ impl St<'_> {
                     let f = self.field(x).ok_or_else(|| Why::new(format!("`{}` is not a field", self.src(x)), x.span.start))?;
                     (Measure::Distinct(f.path), format!("dcountif_{}", self.src(x)))
                 }
+                // a plain dcount counts the empty value too: declared
+                ("dcount", [x]) => {
+                    let f = self.field(x).ok_or_else(|| Why::new(format!("`{}` is not a field", self.src(x)), x.span.start))?;
+                    parts.push(Part::note(format!("`{}` counts an empty value as one of the distinct values; the canonical distinct count counts non-empty values (one fewer where the group has an empty one)", self.src(&a.value))).with_span(self.span(at)));
+                    (Measure::Distinct(f.path), format!("dcount_{}", self.src(x)))
+                }
                 (other, _) => {
                     return Err(Why::new(
-                        format!("`{other}()` is not an aggregate the model has (count, min, max, dcountif(f, isnotempty(f)))"),
+                        format!("`{other}()` is not an aggregate the model has (count, min, max, dcount, dcountif(f, isnotempty(f)); arg_max/arg_min are left out)"),
                         at,
                     ));
                 }
@@ -382,7 +404,7 @@ impl St<'_> {
             .ok_or_else(|| Why::new(format!("`by {}` is not a field or derived name (time bins and expressions are not in the model)", self.src(&b.value)), b.value.span.start))?;
             bys.push(r);
         }
-        Ok((Aggregate { measures, by: bys, threshold: None, derive: vec![], min_distinct: IndexMap::new() }, count))
+        Ok((Aggregate { measures, by: bys, threshold: None, derive: vec![], min_distinct: IndexMap::new() }, count, parts))
     }
 
     /// entityMappings, customDetails, alertDetailsOverride → `alert.entities/details/title/description`.

@@ -336,6 +336,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         parts: vec![],
         elems: vec![],
         period: if kind == "Scheduled" { s_of(m.get("queryPeriod")).and_then(|p| timespan(&p)) } else { None },
+        hunting,
         project_away: vec![],
         field_notes: Default::default(),
     };

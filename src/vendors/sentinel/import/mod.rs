@@ -191,6 +191,8 @@ struct St<'a> {
     elems: Vec<Elem>,
     /// The rule's query period (a Kusto timespan), for `TimeGenerated >= ago(...)`.
     period: Option<i64>,
+    /// A hunting query: its time filters are the hunt's time range, set where it runs.
+    hunting: bool,
     /// `project-away` columns (`targets.sentinel.project_away`).
     project_away: Vec<String>,
     /// Notes found while reading field expressions (which borrow the state immutably).

@@ -27,6 +27,9 @@ struct Stages {
     aggregate: Option<Aggregate>,
 }
 
+
+/// Functions whose value is a scalar (a `let` bound to one is a scalar, not a table).
+const SCALAR_FUNCTIONS: &[&str] = &["ago", "now", "datetime", "todatetime", "totimespan", "tostring", "toint", "tolong", "toreal", "todouble", "startofday", "endofday"];
 impl St<'_> {
     /// The whole query → (detection, alert): its `let`s, its pipe (read through tabular `let`s),
     /// each stage, then the detection and alert they make.
@@ -77,6 +80,10 @@ impl St<'_> {
                     vals.map_or(Let::Table(None), Let::List)
                 }
                 ExprKind::Literal(_) => Let::Scalar(l.value.clone()),
+                // scalar time and conversion functions, and arithmetic on them (`now() - 7d`,
+                // a hunting query's `todatetime('{{StartTimeISO}}')`)
+                ExprKind::Call { name, .. } if SCALAR_FUNCTIONS.contains(&name.name.as_str()) => Let::Scalar(l.value.clone()),
+                ExprKind::Binary { op: BinOp::Add | BinOp::Sub, lhs, .. } if matches!(&lhs.kind, ExprKind::Call { name, .. } if SCALAR_FUNCTIONS.contains(&name.name.as_str())) => Let::Scalar(l.value.clone()),
                 _ => Let::Table(Some(Box::new(l.value.clone()))),
             };
             self.lets.insert(l.name.name.clone(), v);
@@ -197,6 +204,10 @@ impl St<'_> {
                                     }
                                     if n.is_some() {
                                         a.threshold = n;
+                                    }
+                                    // a distinct minimum alone: every group that reaches it
+                                    if a.threshold.is_none() && !min.is_empty() {
+                                        a.threshold = Some(0);
                                     }
                                     a.min_distinct.extend(min);
                                 }
@@ -327,7 +338,8 @@ impl St<'_> {
                         continue;
                     }
                     match self.summarize(aggregates, by) {
-                        Ok((agg, cn)) => {
+                        Ok((agg, cn, parts)) => {
+                            self.parts.extend(parts);
                             // the measures are names the later stages read
                             {
                                 for m in agg.measures.keys() {
@@ -612,6 +624,31 @@ impl St<'_> {
     /// A `where` without its top-level `TimeGenerated >= ago(d)` conjuncts where `d` is at least
     /// the query period (Sentinel only reads that far back, so they test nothing); `None` when
     /// nothing is left.
+    /// A hunting query's time filter: `TimeGenerated` compared with (or `between`) bounds that
+    /// are `ago(d)`, `now()`, the hunt's `todatetime('{{StartTimeISO}}')` /
+    /// `todatetime('{{EndTimeISO}}')` (directly or through a `let`), or one of those plus or
+    /// minus a timespan.
+    fn hunt_window(&self, c: &Expr) -> bool {
+        fn bound(e: &Expr) -> bool {
+            match &e.kind {
+                ExprKind::Call { name, args } => match (name.name.as_str(), args.as_slice()) {
+                    ("ago", [a]) => matches!(a.kind, ExprKind::Literal(Literal::Timespan(_))),
+                    ("now", []) => true,
+                    ("todatetime", [a]) => matches!(&a.kind, ExprKind::Literal(Literal::String(s)) if s == "{{StartTimeISO}}" || s == "{{EndTimeISO}}"),
+                    _ => false,
+                },
+                ExprKind::Binary { op: BinOp::Add | BinOp::Sub, lhs, rhs } => bound(lhs) && matches!(rhs.kind, ExprKind::Literal(Literal::Timespan(_))),
+                _ => false,
+            }
+        }
+        let time = |e: &Expr| matches!(&e.kind, ExprKind::Name(n) if n == "TimeGenerated" && !self.env.contains_key(n));
+        match &c.kind {
+            ExprKind::Binary { op: BinOp::Ge | BinOp::Gt | BinOp::Le | BinOp::Lt, lhs, rhs } => time(lhs) && bound(&self.subst(rhs)),
+            ExprKind::Between { negated: false, lhs, low, high } => time(lhs) && bound(&self.subst(low)) && bound(&self.subst(high)),
+            _ => false,
+        }
+    }
+
     pub(super) fn strip_window(&mut self, e: &Expr) -> Option<Expr> {
         let mut cs = vec![];
         conjuncts(e, &mut cs);
@@ -627,6 +664,13 @@ impl St<'_> {
                 },
                 _ => None,
             };
+            if self.hunting && self.hunt_window(c) {
+                let note = Part::note(format!("`{}`: the hunt's time range, which Sentinel sets where the hunting query runs (left out)", self.src(c)));
+                if !self.parts.contains(&note) {
+                    self.parts.push(note);
+                }
+                continue;
+            }
             match (window, self.period) {
                 (Some(d), Some(p)) if d >= p => {
                     let note = Part::note(format!("`{}` reaches back at least the query period: it tests nothing (left out)", self.src(c)));

@@ -671,6 +671,8 @@ fn rest_of_query(rule: &Rule, cx: &mut Cx, ops: &mut Vec<OperatorKind>) {
             let mut tests = vec![];
             match count {
                 Some(n) => tests.push(Expr::binary(BinOp::Gt, Expr::name(n), long(i64::from(t)))),
+                // every group has at least one event: threshold 0 with distinct minimums needs no count
+                None if t == 0 && !agg.min_distinct.is_empty() => {}
                 None => cx.unsupported(Code::E402, None, "a threshold needs a `count` measure"),
             }
             for (name, min) in &agg.min_distinct {
