@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use indexmap::IndexMap;
 
 mod expr;
-mod query;
+pub mod query;
 
 use crate::import::{Doc, Imported, Node, Part, add_technique, date, slug_of, span_at};
 use crate::model::doc::{Aggregate, Opaque, to_value};
