@@ -32,6 +32,20 @@ use serde_json::Value;
 #[serde(transparent)]
 pub struct Layout(pub IndexMap<String, String>);
 
+/// Check a rule's `targets.<target>.layout`: its keys are the extensions of the files the
+/// target writes (`yaml`, ...), and `<extension>_of` for those that are not YAML or TOML.
+pub fn check(file: &str, target: &str, exts: &[&str], layout: &crate::model::Spanned<Layout>) -> Option<crate::diag::Diagnostic> {
+    let allowed = |k: &str| exts.contains(&k) || k.strip_suffix("_of").is_some_and(|e| exts.contains(&e) && !matches!(e, "yaml" | "yml" | "toml"));
+    let bad = layout.value.0.keys().find(|k| !allowed(k))?;
+    let mut expected: Vec<String> = exts.iter().map(|e| e.to_string()).collect();
+    expected.extend(exts.iter().filter(|e| !matches!(**e, "yaml" | "yml" | "toml")).map(|e| format!("{e}_of")));
+    Some(
+        crate::diag::Diagnostic::error(crate::diag::Code::E103, format!("{target} layout key `{bad}` is not a file {target} writes"))
+            .with_expected(format!("one of {}", expected.join(", ")))
+            .with_span(crate::condition::span_of(file, layout)),
+    )
+}
+
 /// How a generated file was written (for `build`'s counts and the tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kept {

@@ -64,3 +64,19 @@ fn valid_settings_build_and_land_where_expected() {
     assert_eq!(t["rule"]["from"], "now-9m");
     assert_eq!(t["rule"]["timestamp_override"], "event.ingested");
 }
+
+/// The settings this round added: a kept layout names only the files its target writes; Elastic's
+/// `language` is kuery or eql; Sentinel's `severity` setting is only `none`.
+#[test]
+fn layout_language_and_severity_settings_are_checked() {
+    let e = refused("  elastic:\n    layout: {tmol: \"x\"}\n");
+    assert!(e.to_string().contains("layout key `tmol`"), "{e}");
+    refused("  sentinel:\n    layout: {toml: \"x\"}\n");
+    refused("  panther:\n    layout: {yml_of: \"abc\"}\n");
+    refused("  panther:\n    layout: {pyc: \"x\"}\n");
+    load("  panther:\n    layout: {yml: \"RuleID: x\\n\", py: \"def rule(event):\\n    return True\\n\", py_of: \"0123456789abcdef\"}\n").expect("a Panther layout");
+    refused("  elastic:\n    language: esql\n");
+    refused("  elastic:\n    event_category_override: \"event.type\\nx = 1\"\n");
+    refused("  sentinel:\n    severity: High\n");
+    load("  sentinel:\n    severity: none\n").expect("severity none");
+}

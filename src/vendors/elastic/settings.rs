@@ -120,7 +120,7 @@ pub struct Settings {
     pub threat: Vec<ThreatBlock>,
     /// The vendor file this rule was imported from, kept for its layout (see `crate::layout`).
     #[serde(default)]
-    pub layout: Option<crate::layout::Layout>,
+    pub layout: Option<Spanned<crate::layout::Layout>>,
 }
 
 /// One `[[rule.threat]]` block: a tactic and the (sub-)techniques listed under it.
@@ -211,7 +211,7 @@ pub struct Cardinality {
 
 impl crate::vendors::Settings for Settings {
     fn layout(&self) -> Option<&crate::layout::Layout> {
-        self.layout.as_ref()
+        self.layout.as_ref().map(|l| &l.value)
     }
     fn schedule(&self) -> Vec<(&'static str, Option<String>)> {
         vec![("interval", self.interval.as_ref().map(|x| x.value.clone())), ("from", self.from.as_ref().map(|x| x.value.clone()))]
@@ -226,6 +226,7 @@ impl crate::vendors::Settings for Settings {
         self.id.as_ref()
     }
     fn validate(&self, file: &str, d: &mut crate::diag::Diagnostics) {
+        d.extend(self.layout.as_ref().and_then(|l| crate::layout::check(file, "elastic", &["toml"], l)));
         use crate::diag::{Code, Diagnostic};
         use crate::load::check;
         d.extend(self.file.as_ref().and_then(|f| check::file_stem(file, "elastic", f)));

@@ -66,12 +66,12 @@ pub struct Settings {
     pub prelude: Option<String>,
     /// The vendor file this rule was imported from, kept for its layout (see `crate::layout`).
     #[serde(default)]
-    pub layout: Option<crate::layout::Layout>,
+    pub layout: Option<Spanned<crate::layout::Layout>>,
 }
 
 impl crate::vendors::Settings for Settings {
     fn layout(&self) -> Option<&crate::layout::Layout> {
-        self.layout.as_ref()
+        self.layout.as_ref().map(|l| &l.value)
     }
     fn schedule(&self) -> Vec<(&'static str, Option<String>)> {
         vec![("dedup_period_minutes", self.dedup_period_minutes.map(|m| m.to_string()))]
@@ -86,6 +86,7 @@ impl crate::vendors::Settings for Settings {
         self.id.as_ref()
     }
     fn validate(&self, file: &str, d: &mut crate::diag::Diagnostics) {
+        d.extend(self.layout.as_ref().and_then(|l| crate::layout::check(file, "panther", &["yml", "py"], l)));
         use crate::diag::{Code, Diagnostic};
         use crate::load::check;
         d.extend(self.file.as_ref().and_then(|f| check::file_stem(file, "panther", f)));

@@ -66,7 +66,7 @@ pub struct Settings {
     pub query_of: Option<String>,
     /// The vendor file this rule was imported from, kept for its layout (see `crate::layout`).
     #[serde(default)]
-    pub layout: Option<crate::layout::Layout>,
+    pub layout: Option<Spanned<crate::layout::Layout>>,
 }
 
 /// The analytic rule kinds rulecast writes.
@@ -107,7 +107,7 @@ pub struct Connector {
 
 impl crate::vendors::Settings for Settings {
     fn layout(&self) -> Option<&crate::layout::Layout> {
-        self.layout.as_ref()
+        self.layout.as_ref().map(|l| &l.value)
     }
     fn version(&self) -> Option<&Spanned<String>> {
         self.version.as_ref()
@@ -125,6 +125,7 @@ impl crate::vendors::Settings for Settings {
         self.id.as_ref()
     }
     fn validate(&self, file: &str, d: &mut crate::diag::Diagnostics) {
+        d.extend(self.layout.as_ref().and_then(|l| crate::layout::check(file, "sentinel", &["yaml"], l)));
         use crate::load::check;
         d.extend(self.file.as_ref().and_then(|f| check::file_stem(file, "sentinel", f)));
         d.extend(self.id.as_ref().and_then(|i| check::guid(file, "sentinel id", i)));
