@@ -351,6 +351,8 @@ struct Py<'a> {
     somes: usize,
     /// The names rulecast's `_derive(event)` sets (`derived["N"]` in the alert functions).
     derived: Vec<String>,
+    /// The element variables of the target's `some` loops being read (`_e1`, ...), innermost last.
+    elem_vars: Vec<String>,
 }
 
 fn s(e: &Expr) -> Option<&str> {
@@ -1135,7 +1137,8 @@ impl<'a> Py<'a> {
     /// a virtual field's expression (`_outcome(event)`).
     fn rulecast_getter(&self, e: &Expr) -> Option<String> {
         if let Expr::Call(c) = e {
-            if name_of(&c.func) == Some("_get") && c.args.len() == 2 && c.keywords.is_empty() && name_of(&c.args[0]) == Some("event") && self.rulecast_helper("_get") {
+            let on_element = self.elem_vars.last().is_some_and(|v| c.args.first().and_then(name_of) == Some(v.as_str()));
+            if name_of(&c.func) == Some("_get") && c.args.len() == 2 && c.keywords.is_empty() && (name_of(&c.args[0]) == Some("event") || on_element) && self.rulecast_helper("_get") {
                 let Expr::Tuple(t) = &c.args[1] else { return None };
                 let mut segs = vec![];
                 for x in &t.elts {
@@ -1149,7 +1152,8 @@ impl<'a> Py<'a> {
                     }
                 }
                 let path = crate::fields::seg_path(&segs);
-                return known_field(&path).then_some(path);
+                // a path inside the element is relative to it
+                return (on_element || known_field(&path)).then_some(path);
             }
         }
         let text = self.text(e.range());
@@ -1177,6 +1181,8 @@ impl<'a> Py<'a> {
                 ("aws_cloudtrail_success", [x]) if name_of(x) == Some("event") && self.rulecast_helper("aws_cloudtrail_success") => {
                     Some(C::N(Node::Succeeded { request_succeeded: true }.to_value()))
                 }
+                // `any(test for _eN in _elements(getter, decode, path))`: the target's `some`
+                ("any", [Expr::GeneratorExp(g)]) if g.generators.len() == 1 && self.rulecast_helper("_elements") && matches!(&g.generators[0].iter, Expr::Call(c) if name_of(&c.func) == Some("_elements")) => self.rulecast_some(g),
                 // `any(left == right for left in _texts(A) for right in _texts(B) if left and right)`
                 ("any", [Expr::GeneratorExp(g)]) if self.rulecast_helper("_texts") => self.rulecast_ref(g),
                 ("_mentions", [g, Expr::Tuple(t), Expr::Constant(fold)]) if self.rulecast_helper("_mentions") => {
@@ -1199,6 +1205,44 @@ impl<'a> Py<'a> {
             }
             _ => None,
         }
+    }
+
+    /// The target's form of `some`: `any(test for _eN in _elements(getter, decode, ("a", "b")))`,
+    /// the test read with `_get(_eN, ...)` as paths inside the element.
+    fn rulecast_some(&mut self, g: &'a ast::ExprGeneratorExp) -> Option<C> {
+        let generator = &g.generators[0];
+        let var = name_of(&generator.target)?.to_string();
+        if !generator.ifs.is_empty() || !var.starts_with("_e") {
+            return None;
+        }
+        let Expr::Call(c) = &generator.iter else { return None };
+        let [value, Expr::Constant(decode), Expr::Tuple(path)] = c.args.as_slice() else { return None };
+        let field = self.rulecast_getter(value)?;
+        let decode = match decode.value {
+            Constant::Bool(b) => b,
+            _ => return None,
+        };
+        let mut segs = vec![];
+        for x in &path.elts {
+            match scalar(x)? {
+                Value::String(k) => segs.push(crate::fields::Seg::Key(k)),
+                _ => return None,
+            }
+        }
+        self.elem_vars.push(var);
+        let inner = self.cond_structured(&g.elt, &Env::default());
+        self.elem_vars.pop();
+        let C::N(cond) = inner.ok()? else { return None };
+        if contains_opaque(&C::N(cond.clone())) {
+            return None;
+        }
+        let some = SomeNode {
+            field,
+            decode: decode.then_some(crate::model::Decode::Json),
+            path: (!segs.is_empty()).then(|| crate::fields::seg_path(&segs)),
+            cond: Node::Json(cond),
+        };
+        Some(C::N(Node::Some { some: Box::new(some) }.to_value()))
     }
 
     /// The target's form of a comparison of two fields (`ref`), `.lower()` on both sides for a
@@ -2775,6 +2819,7 @@ pub fn read(src: &str, suite: &[Stmt]) -> Result<Logic, (String, usize)> {
         declared: vec![],
         somes: 0,
         derived: vec![],
+        elem_vars: vec![],
     };
     let mut logic = Logic::default();
     // allow-lists at the top of the body
