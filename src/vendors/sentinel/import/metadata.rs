@@ -337,6 +337,8 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         elems: vec![],
         period: if kind == "Scheduled" { s_of(m.get("queryPeriod")).and_then(|p| timespan(&p)) } else { None },
         hunting,
+        somes: IndexMap::new(),
+        helper_columns: vec![],
         project_away: vec![],
         field_notes: Default::default(),
     };

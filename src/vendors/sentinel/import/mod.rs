@@ -193,6 +193,10 @@ struct St<'a> {
     period: Option<i64>,
     /// A hunting query: its time filters are the hunt's time range, set where it runs.
     hunting: bool,
+    /// The flags of the Sentinel target's `some` loops (`_some1` → its `some` node), and the
+    /// helper columns those loops use (`_v1`, `_some1`), which `project-away` then drops.
+    somes: IndexMap<String, Node>,
+    helper_columns: Vec<String>,
     /// `project-away` columns (`targets.sentinel.project_away`).
     project_away: Vec<String>,
     /// Notes found while reading field expressions (which borrow the state immutably).

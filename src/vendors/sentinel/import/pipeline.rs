@@ -364,6 +364,27 @@ impl St<'_> {
                         }
                     }
                 }
+                // the Sentinel target's `some`: `extend _v1 = value`, then `mv-apply _e1 = ... on
+                // (summarize _some1 = countif(isnotnull(_e1) and (test)) > 0)`
+                OperatorKind::MvApply { params, items, limit, sub } if params.is_empty() && limit.is_none() && self.elems.is_empty() && aggregate.is_none() && reshaped.is_none() => {
+                    match self.target_some(items, sub) {
+                        Ok(Some((flag, value, node))) => {
+                            for step in derive.iter_mut() {
+                                step.shift_remove(&value);
+                            }
+                            derive.retain(|st| !st.is_empty());
+                            let lead = format!("`{value} = ");
+                            self.parts.retain(|p| p.kind != PartKind::Metadata || !p.reason.starts_with(&lead));
+                            if let Some(cols) = columns.as_mut() {
+                                cols.retain(|c| c != &value);
+                            }
+                            self.somes.insert(flag.clone(), node);
+                            self.helper_columns.extend([value, flag]);
+                        }
+                        Ok(None) => return Err(self.refuse("this `mv-apply` is not the form rulecast writes for `some`; it is not imported yet", op.span.start)),
+                        Err(why) => return Err(self.refuse(why, op.span.start)),
+                    }
+                }
                 OperatorKind::MvApply { .. } => {
                     return Err(self.refuse(
                         "`mv-apply` is not imported yet",
@@ -528,6 +549,9 @@ impl St<'_> {
                     // later names may not be dropped by it; only plain column names
                     for p in pats {
                         let n = &p.name;
+                        if self.helper_columns.contains(n) {
+                            continue;
+                        }
                         if n.ends_with('*') && crate::load::is_identifier(n.trim_end_matches('*')) || is_table_column(n) {
                             self.project_away.push(n.clone());
                         } else {
@@ -841,8 +865,55 @@ impl St<'_> {
         self.some_node(i, c)
     }
 
+    /// The Sentinel target's `some` loop: the flag it sets, the column holding the value, and
+    /// the `some` node; `None` when the operator is not in that form.
+    fn target_some(&mut self, items: &[kusto::MvExpandItem], sub: &[Operator]) -> Result<Option<(String, String, Node)>, String> {
+        let [item] = items else { return Ok(None) };
+        let Some(elem) = item.name.as_ref().map(|n| n.name.clone()) else { return Ok(None) };
+        // `iff(gettype(_v) == "array", iff(array_length(_v) > 0, _v, dynamic([null])), pack_array(_v))`
+        let ExprKind::Call { args, .. } = &item.value.kind else { return Ok(None) };
+        let Some(ExprKind::Binary { lhs, .. }) = args.first().map(|a| &a.kind) else { return Ok(None) };
+        let ExprKind::Call { args: g, .. } = &lhs.kind else { return Ok(None) };
+        let Some(ExprKind::Name(value)) = g.first().map(|a| &a.kind) else { return Ok(None) };
+        let expected = format!("iff(gettype({value}) == \"array\", iff(array_length({value}) > 0, {value}, dynamic([null])), pack_array({value}))");
+        if crate::kusto::parse_expr(&expected).ok().as_ref() != Some(&item.value) {
+            return Ok(None);
+        }
+        // `summarize _some = countif(isnotnull(_e) and (test)) > 0`
+        let [Operator { kind: OperatorKind::Summarize { aggregates, by }, .. }] = sub else { return Ok(None) };
+        let ([agg], []) = (aggregates.as_slice(), by.as_slice()) else { return Ok(None) };
+        let Some(flag) = agg.name.as_ref().map(|n| n.name.clone()) else { return Ok(None) };
+        let ExprKind::Binary { op: BinOp::Gt, lhs: count, rhs: zero } = &agg.value.kind else { return Ok(None) };
+        if !matches!(zero.kind, ExprKind::Literal(Literal::Long(0))) {
+            return Ok(None);
+        }
+        let ExprKind::Call { name: countif, args: cargs } = &count.kind else { return Ok(None) };
+        let [arg] = cargs.as_slice() else { return Ok(None) };
+        let ExprKind::Binary { op: BinOp::And, lhs: guard, rhs: test } = &arg.kind else { return Ok(None) };
+        let guarded = matches!(&guard.kind, ExprKind::Call { name, args } if name.name == "isnotnull" && matches!(args.as_slice(), [a] if matches!(&a.kind, ExprKind::Name(n) if *n == elem)));
+        if countif.name != "countif" || !guarded {
+            return Ok(None);
+        }
+        let inl = self.subst(&Expr::name(value.clone()));
+        let Some((field, decode, path)) = self.elem_source(&inl) else {
+            return Err(format!("the `some` loop over `{}` does not read a CloudTrail field rulecast can follow", self.src(&inl)));
+        };
+        self.elems.push(Elem { name: elem, field, decode, path });
+        let c = self.cond(test, false).map_err(|d| d.message.clone());
+        let node = c.and_then(|c| self.some_node_as(0, c, false));
+        self.elems.pop();
+        Ok(Some((flag, value.clone(), node?)))
+    }
+
     /// `some` over element `i` with condition `c` (every field in `c` must be in element `i`).
-    pub(super) fn some_node(&mut self, i: usize, mut c: Node) -> Result<Node, String> {
+    pub(super) fn some_node(&mut self, i: usize, c: Node) -> Result<Node, String> {
+        self.some_node_as(i, c, true)
+    }
+
+    /// [`St::some_node`]; `mv_expand`: the elements come from Kusto's `mv-expand` (which splits
+    /// one object into its properties and gives a null element for an absent value: noted),
+    /// not from the target's own `some` loop (which does neither).
+    fn some_node_as(&mut self, i: usize, mut c: Node, mv_expand: bool) -> Result<Node, String> {
         let el = self.elems[i].clone();
         let mut fields_seen = vec![];
         collect_fields(&c, &mut fields_seen);
@@ -876,10 +947,10 @@ impl St<'_> {
         }
         rename_fields(&mut c, &|f| split_elem(f).map(|(_, r)| r.to_string()));
         let note = Part::note(format!("where `{}` is one object rather than an array (AWS accepts both for a policy's Statement), Kusto's mv-expand splits it into its properties, so the vendor rule never tests it as one element; the canonical `some` does", el.name));
-        if !self.parts.contains(&note) {
+        if mv_expand && !self.parts.contains(&note) {
             self.parts.push(note);
         }
-        if has_negation(&c) {
+        if mv_expand && has_negation(&c) {
             let note = Part::note(format!("where `{}` is absent, Kusto's mv-expand gives one row with a null element, on which a negated test holds; the canonical `some` has no element there", el.name));
             if !self.parts.contains(&note) {
                 self.parts.push(note);

@@ -206,6 +206,12 @@ impl St<'_> {
 
     /// A `where` predicate → a condition node. `neg`: under an odd number of `not`s.
     pub(super) fn cond(&mut self, e: &Expr, neg: bool) -> Result<Node, Box<Diagnostic>> {
+        // the flag of a `some` loop the Sentinel target wrote (`mv-apply ... _some1 = ...`)
+        if let ExprKind::Name(n) = &e.kind
+            && let Some(node) = self.somes.get(n)
+        {
+            return Ok(node.clone());
+        }
         match &e.kind {
             ExprKind::Binary {
                 op: BinOp::And,
