@@ -273,8 +273,8 @@ enum Def<'a> {
     Const(&'a Expr, usize),
     /// `def f(...)`: (function, statement index).
     Func(&'a ast::StmtFunctionDef, usize),
-    /// `class C: ...`: (statement index); carried into the prelude where kept code uses it.
-    Class(usize),
+    /// `class C: ...`: (class, statement index); carried into the prelude where kept code uses it.
+    Class(&'a ast::StmtClassDef, usize),
 }
 
 /// An allow-list read by `for entry in NAME: if glob(field, entry["k"]) and ...: return False`.
@@ -421,6 +421,32 @@ fn refs_name(e: &crate::model::Expr, name: &str) -> bool {
                 || when.iter().any(|a| refs_name(&a.then, name) || matches!(&a.test, ExprTest::Eq { of, .. } | ExprTest::Empty(of) if of == name))
         }
     }
+}
+
+/// A pattern with the classes case folding writes (`[Pp]`, `[Ss\u017f]`, `[Kk\u212a]`) back as
+/// the lower-case letter.
+fn unfold_classes(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut rest = p;
+    while let Some(i) = rest.find('[') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let b = tail.as_bytes();
+        let pair = b.len() >= 4 && b[1].is_ascii_alphabetic() && b[2].is_ascii_alphabetic() && b[1] != b[2] && b[1].eq_ignore_ascii_case(&b[2]);
+        let extra = ["\\u017f]", "\\u212a]", "]"].iter().find(|e| pair && tail[3..].starts_with(*e));
+        match extra {
+            Some(e) => {
+                out.push((b[1] as char).to_ascii_lowercase());
+                rest = &tail[3 + e.len()..];
+            }
+            None => {
+                out.push('[');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The glob a regex written by `glob_to_regex` came from (`.*` is `*`, `.` is `?`, `\\x` is x).
@@ -1016,8 +1042,15 @@ impl<'a> Py<'a> {
         let mut i = 0;
         while i < need.len() {
             let Some(src) = source(need[i]) else { return false };
-            let Some(Def::Func(f, _)) = self.defs.get(need[i]) else { return false };
-            if self.text(f.range()) != src.trim_end_matches('\n') {
+            // a helper may come with module constants before its `def` (`_SEARCHES = {}`); a
+            // helper may be a class (`_Search`)
+            let text = match self.defs.get(need[i]) {
+                Some(Def::Func(f, _)) => self.text(f.range()),
+                Some(Def::Class(c, _)) => self.text(c.range()),
+                _ => return false,
+            };
+            let def = ["def ", "class "].iter().find_map(|k| src.find(&format!("{k}{}", need[i]))).map_or(src, |at| &src[at..]);
+            if text != def.trim_end_matches('\n') {
                 return false;
             }
             for (h, _) in HELPERS {
@@ -1322,6 +1355,34 @@ impl<'a> Py<'a> {
         (crate::condition::glob_to_regex(&glob) == re).then(|| C::N(pred(path, "glob", vec![Value::from(glob)], ci)))
     }
 
+    /// `re.search(<pattern>, text) is not None` as the target writes a regex for Python's `re`
+    /// (`nfa::python_re`: `$` as `\Z`, a case-insensitive pattern folded into explicit classes):
+    /// the regex it came from, rebuilt (`\Z` → `$`, `[Aa]` → `a` with case folding) and checked
+    /// by writing it again.
+    fn rulecast_re(&self, path: &str, cmp: &ast::ExprCompare) -> Option<C> {
+        if !(matches!(cmp.ops.as_slice(), [ast::CmpOp::IsNot]) && is_none(&cmp.comparators[0])) {
+            return None;
+        }
+        let Expr::Call(c) = cmp.left.as_ref() else { return None };
+        let Expr::Attribute(a) = c.func.as_ref() else { return None };
+        if a.attr.as_str() != "search" || name_of(&a.value) != Some("re") || !self.is_module("re") || !c.keywords.is_empty() {
+            return None;
+        }
+        let [pat, x] = c.args.as_slice() else { return None };
+        if name_of(x) != Some("text") {
+            return None;
+        }
+        let Some(Value::String(written)) = scalar(pat) else { return None };
+        let plain = written.replace(r"\Z", "$");
+        let folded = unfold_classes(&plain);
+        for (candidate, ci) in [(plain.clone(), false), (folded, true)] {
+            if crate::vendors::panther::target::nfa::python_re(&candidate, ci).as_deref() == Some(written.as_str()) {
+                return Some(C::N(pred(path, "regex", vec![Value::from(candidate)], ci)));
+            }
+        }
+        None
+    }
+
     /// The test of `_any(getter, lambda text: test)` as the predicate the target wrote it for.
     fn rulecast_test(&mut self, path: &str, t: &'a Expr) -> Option<C> {
         // `text` or `text.lower()`: the subject, and whether it is folded
@@ -1395,7 +1456,7 @@ impl<'a> Py<'a> {
                 if is_num_of_text(&cmp.left) && matches!(op, ast::CmpOp::Eq) {
                     return num(right).map(|n| C::N(pred(path, "eq", vec![n], false)));
                 }
-                self.rulecast_glob(path, cmp)
+                self.rulecast_glob(path, cmp).or_else(|| self.rulecast_re(path, cmp))
             }
             // alternatives the target joins with `or` (several values of one operator)
             Expr::BoolOp(b) if matches!(b.op, ast::BoolOp::Or) => {
@@ -1469,6 +1530,8 @@ impl<'a> Py<'a> {
                         Some(C::N(pred(path, "cidr", nets, false)))
                     }
                     ("_glob", [pat, x]) if name_of(x) == Some("text") && self.rulecast_helper("_glob") => strs(pat).filter(|v| v.len() == 1).map(|v| C::N(pred(path, "glob", v, false))),
+                    // `re.search(<pattern as the target writes it for Python>, text) is not None`
+                    // comes under Compare below
                     ("_search", [Expr::Name(r), x]) if name_of(x) == Some("text") && self.rulecast_helper("_search") => {
                         let (pattern, ci) = self.rulecast_regex(r.id.as_str())?;
                         Some(C::N(pred(path, "regex", vec![Value::from(pattern)], ci)))
@@ -2774,7 +2837,7 @@ fn defs_of(suite: &[Stmt]) -> HashMap<String, Def<'_>> {
                 }
             }
             Stmt::ClassDef(c) => {
-                defs.insert(c.name.to_string(), Def::Class(i));
+                defs.insert(c.name.to_string(), Def::Class(c, i));
             }
             Stmt::FunctionDef(f) => {
                 defs.insert(f.name.to_string(), Def::Func(f, i));
@@ -3413,7 +3476,7 @@ fn prelude(py: &Py<'_>, suite: &[Stmt]) -> (Option<String>, Vec<String>, Vec<usi
                 }
                 *i
             }
-            Def::Const(_, i) | Def::Func(_, i) | Def::Class(i) => *i,
+            Def::Const(_, i) | Def::Func(_, i) | Def::Class(_, i) => *i,
         };
         let text = py.text(suite[idx].range());
         for name in names_in(text) {
