@@ -194,7 +194,7 @@ fn floor(label: &str, f: &Figures, min: [usize; 4]) {
 fn own_outputs_round_trip() {
     let out = common::build_all(&common::bundled_rules());
     for (vendor, target, ext, min) in [
-        (Vendor::Sentinel, Target::Sentinel, "yaml", [24, 24, 23, 23]),
+        (Vendor::Sentinel, Target::Sentinel, "yaml", [24, 24, 24, 24]),
         (Vendor::Elastic, Target::Elastic, "toml", [19, 19, 19, 19]),
         (Vendor::Panther, Target::Panther, "yml", [22, 22, 22, 22]),
     ] {
@@ -204,7 +204,7 @@ fn own_outputs_round_trip() {
         floor(&label, &f, min);
         // rulecast reads back the forms its own targets write (measured 2026-12-07)
         let full = match target {
-            Target::Sentinel => 23,
+            Target::Sentinel => 24,
             Target::Elastic => 19,
             Target::Panther => 22,
         };

@@ -483,6 +483,33 @@ impl St<'_> {
                     columns = Some(cols);
                     distinct = true;
                 }
+                // after the aggregation: group-by fields, measures and the names derived from
+                // them, as the Sentinel target writes `alert.columns` there
+                OperatorKind::Project(assigns)
+                    if reshaped.is_none()
+                        && columns.is_none()
+                        && aggregate.as_ref().is_some_and(|agg| {
+                            assigns.iter().all(|a| match (&a.name, &a.value.kind) {
+                                (None, ExprKind::Name(n)) => {
+                                    agg.measures.contains_key(n)
+                                        || post_derive.iter().any(|st| st.contains_key(n))
+                                        || self.alert_ref(n).is_some_and(|r| agg.by.contains(&r))
+                                }
+                                _ => false,
+                            })
+                        }) =>
+                {
+                    let Some(agg) = aggregate.as_ref() else { continue };
+                    let cols: Vec<String> = assigns
+                        .iter()
+                        .filter_map(|a| match &a.value.kind {
+                            ExprKind::Name(n) if agg.measures.contains_key(n) || post_derive.iter().any(|st| st.contains_key(n)) => Some(n.clone()),
+                            ExprKind::Name(n) => self.alert_ref(n),
+                            _ => None,
+                        })
+                        .collect();
+                    columns = Some(cols);
+                }
                 OperatorKind::Project(assigns) => {
                     for a in assigns {
                         if let (Some(n), false) = (
