@@ -360,3 +360,20 @@ fn corpus_coverage_unknown_actions_are_not_guessed() {
     let unknown = doc["actions"]["unknown"].as_object().expect("unknown");
     assert!(unknown["panther"].as_u64() == Some(93));
 }
+
+/// A hunting query is listed on every platform with the status `hunting` (built where the
+/// platform writes hunting queries) and counts neither as detection coverage nor as a gap.
+#[test]
+fn hunting_queries_are_listed_not_counted() {
+    let doc = json_of(&["--rules", "canonical-rules"]);
+    let hunts: Vec<&Value> = doc["rules"].as_array().expect("rules").iter().filter(|r| r["name"] == "AWS IAM Policy Changes (Hunt)").collect();
+    assert_eq!(hunts.len(), 3, "one entry per platform");
+    for h in &hunts {
+        assert_eq!(h["status"]["kind"], "hunting", "{h}");
+        assert_eq!(h["status"]["built"], h["platform"] == "rules:sentinel", "{h}");
+    }
+    let rules = doc["rules"].as_array().expect("rules").iter().filter(|r| r["platform"] == "rules:sentinel").count() as u64;
+    assert_eq!(doc["summary"]["rules:sentinel"]["rules"], rules);
+    assert!(doc["summary"]["rules:sentinel"]["active"].as_u64().unwrap() < rules, "the hunting query is not active");
+    assert!(!doc["gaps"].to_string().contains("Policy Changes (Hunt)"), "a hunting query is no gap");
+}

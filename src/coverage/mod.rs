@@ -65,6 +65,12 @@ pub enum Status {
         /// The message.
         reason: String,
     },
+    /// A hunting query (`kind: hunting`): listed, not counted as detection coverage (it raises
+    /// no alert); `built`: whether the platform has it (Sentinel writes hunting queries).
+    Hunting {
+        /// Built for (or read from) the platform.
+        built: bool,
+    },
     /// Not built (canonical rule): the first error.
     Refused {
         /// `E402`.
@@ -88,6 +94,7 @@ impl Status {
             Status::Partial { .. } => "partial",
             Status::Unread { .. } => "unread",
             Status::Skipped { .. } => "skipped",
+            Status::Hunting { .. } => "hunting",
             Status::Refused { .. } => "refused",
         }
     }
@@ -101,6 +108,8 @@ impl Status {
             Status::Partial { parts } => format!("partial: {}", parts.join("; ")),
             Status::Unread { code, reason } => format!("detection not imported {code}: {reason}"),
             Status::Skipped { reason } => format!("skipped: {reason}"),
+            Status::Hunting { built: true } => "a hunting query (not counted as detection coverage)".into(),
+            Status::Hunting { built: false } => "a hunting query, which this platform has no file for (not counted)".into(),
             Status::Refused { code, reason } => format!("refused {code}: {reason}"),
         }
     }
@@ -222,7 +231,10 @@ impl Coverage {
             let actions = actions::of(&rule.condition());
             let (tactics, techniques) = attack_of(rule);
             for &t in targets {
-                let status = if let Some(reason) = crate::targets::skip_reason(rule, t) {
+                let status = if rule.doc.kind == crate::model::RuleKind::Hunting {
+                    // a hunting query raises no alert: listed, not counted
+                    Status::Hunting { built: crate::targets::skip_reason(rule, t).is_none() && crate::targets::compile(rule, t, policy).is_ok() }
+                } else if let Some(reason) = crate::targets::skip_reason(rule, t) {
                     Status::Skipped { reason }
                 } else {
                     match crate::targets::compile(rule, t, policy) {
@@ -294,6 +306,7 @@ impl Coverage {
             match loaded {
                 Ok(rule) => {
                     let status = match &imp.outcome {
+                        _ if rule.doc.kind == crate::model::RuleKind::Hunting => Status::Hunting { built: true },
                         Outcome::Partial(parts) | Outcome::Opaque(parts) => Status::Partial { parts: parts.iter().map(ToString::to_string).collect() },
                         Outcome::Full | Outcome::Refused(_) => Status::Built { notes: BTreeMap::new() },
                     };
