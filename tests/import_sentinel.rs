@@ -581,11 +581,17 @@ requiredDataConnectors:
   - connectorId: AWS
     dataTypes:
       - AWSCloudTrail
+tactics:
+  - Credential Access
+relevantTechniques:
+  - T1110
 query: |
   let starttime = todatetime('{{StartTimeISO}}');
   let endtime = todatetime('{{EndTimeISO}}');
+  let lookback = starttime - 14d;
   AWSCloudTrail
   | where TimeGenerated between (starttime .. endtime)
+  | where TimeGenerated >= lookback
   | where EventName == "AssumeRole" and ErrorMessage == "AccessDenied"
   | summarize timestamp=arg_max(TimeGenerated,*), failed_roles=dcount(RequestParameters) by SourceIpAddress, UserIdentityArn
   | where failed_roles > 2
@@ -597,7 +603,8 @@ query: |
     assert!(imp.notes.iter().any(|n| n.reason.contains("the hunt's time range")), "{:?}", imp.notes);
     assert!(imp.notes.iter().any(|n| n.reason.contains("counts an empty value")), "{:?}", imp.notes);
     let y = &imp.yaml;
-    for needle in ["kind: hunting", "failed_roles:\n        distinct: requestParameters", "threshold: 0", "min_distinct:\n      failed_roles: 3"] {
+    // ATT&CK's display name with its space is Sentinel's `CredentialAccess`
+    for needle in ["kind: hunting", "tactics: [TA0006]", "failed_roles:\n        distinct: requestParameters", "threshold: 0", "min_distinct:\n      failed_roles: 3"] {
         assert!(y.contains(needle), "missing `{needle}` in\n{y}");
     }
     let model = &y[..y.find("\ntargets:").unwrap_or(y.len())];

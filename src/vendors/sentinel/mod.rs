@@ -103,6 +103,14 @@ impl Backend for Sentinel {
     fn hunting(&self) -> bool {
         true
     }
+    /// A tactic written with the spaces of its ATT&CK display name (`Credential Access`, as many
+    /// hunting queries write it) is the same tactic as Sentinel's `CredentialAccess`.
+    fn same_text(&self) -> crate::layout::Same {
+        fn same(path: &[String], a: &str, b: &str) -> bool {
+            a == b || (path.len() == 2 && path[0] == "tactics" && a.replace(' ', "") == b.replace(' ', ""))
+        }
+        same
+    }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         &[("sentinel/rule.yaml.j2", include_str!("../../../templates/sentinel/rule.yaml.j2"))]
     }

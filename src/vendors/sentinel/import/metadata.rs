@@ -143,9 +143,12 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
 
     // ATT&CK
     for t in str_list(m.get("tactics")) {
+        // Sentinel's tactic names (`CredentialAccess`); hunting queries often write ATT&CK's
+        // display names with their spaces (`Credential Access`), the same tactic
+        let compact: String = t.chars().filter(|c| *c != ' ').collect();
         let found = crate::attack::tactic_ids()
             .filter_map(crate::attack::tactic)
-            .find(|ta| super::super::tactics::name(&ta.id) == Some(t.as_str()));
+            .find(|ta| super::super::tactics::name(&ta.id) == Some(compact.as_str()));
         match found {
             Some(ta) if !d.tactics.contains(&ta.id) => d.tactics.push(ta.id.clone()),
             Some(_) => {}

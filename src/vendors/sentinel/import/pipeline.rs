@@ -83,7 +83,12 @@ impl St<'_> {
                 // scalar time and conversion functions, and arithmetic on them (`now() - 7d`,
                 // a hunting query's `todatetime('{{StartTimeISO}}')`)
                 ExprKind::Call { name, .. } if SCALAR_FUNCTIONS.contains(&name.name.as_str()) => Let::Scalar(l.value.clone()),
-                ExprKind::Binary { op: BinOp::Add | BinOp::Sub, lhs, .. } if matches!(&lhs.kind, ExprKind::Call { name, .. } if SCALAR_FUNCTIONS.contains(&name.name.as_str())) => Let::Scalar(l.value.clone()),
+                ExprKind::Binary { op: BinOp::Add | BinOp::Sub, lhs, .. }
+                    if matches!(&lhs.kind, ExprKind::Call { name, .. } if SCALAR_FUNCTIONS.contains(&name.name.as_str()))
+                        || matches!(&lhs.kind, ExprKind::Name(n) if matches!(self.lets.get(n), Some(Let::Scalar(_)))) =>
+                {
+                    Let::Scalar(l.value.clone())
+                }
                 _ => Let::Table(Some(Box::new(l.value.clone()))),
             };
             self.lets.insert(l.name.name.clone(), v);
@@ -680,22 +685,31 @@ impl St<'_> {
     /// `todatetime('{{EndTimeISO}}')` (directly or through a `let`), or one of those plus or
     /// minus a timespan.
     fn hunt_window(&self, c: &Expr) -> bool {
-        fn bound(e: &Expr) -> bool {
-            match &e.kind {
-                ExprKind::Call { name, args } => match (name.name.as_str(), args.as_slice()) {
-                    ("ago", [a]) => matches!(a.kind, ExprKind::Literal(Literal::Timespan(_))),
-                    ("now", []) => true,
-                    ("todatetime", [a]) => matches!(&a.kind, ExprKind::Literal(Literal::String(s)) if s == "{{StartTimeISO}}" || s == "{{EndTimeISO}}"),
-                    _ => false,
-                },
-                ExprKind::Binary { op: BinOp::Add | BinOp::Sub, lhs, rhs } => bound(lhs) && matches!(rhs.kind, ExprKind::Literal(Literal::Timespan(_))),
-                _ => false,
-            }
-        }
         let time = |e: &Expr| matches!(&e.kind, ExprKind::Name(n) if n == "TimeGenerated" && !self.env.contains_key(n));
         match &c.kind {
-            ExprKind::Binary { op: BinOp::Ge | BinOp::Gt | BinOp::Le | BinOp::Lt, lhs, rhs } => time(lhs) && bound(&self.subst(rhs)),
-            ExprKind::Between { negated: false, lhs, low, high } => time(lhs) && bound(&self.subst(low)) && bound(&self.subst(high)),
+            ExprKind::Binary { op: BinOp::Ge | BinOp::Gt | BinOp::Le | BinOp::Lt, lhs, rhs } => time(lhs) && self.hunt_bound(rhs, 0),
+            ExprKind::Between { negated: false, lhs, low, high } => time(lhs) && self.hunt_bound(low, 0) && self.hunt_bound(high, 0),
+            _ => false,
+        }
+    }
+
+    /// A bound of the hunt's time range (see [`St::hunt_window`]); `let`s read through.
+    fn hunt_bound(&self, e: &Expr, depth: usize) -> bool {
+        if depth > 8 {
+            return false;
+        }
+        match &e.kind {
+            ExprKind::Name(_) => {
+                let inl = self.subst(e);
+                inl != *e && self.hunt_bound(&inl, depth + 1)
+            }
+            ExprKind::Call { name, args } => match (name.name.as_str(), args.as_slice()) {
+                ("ago", [a]) => matches!(a.kind, ExprKind::Literal(Literal::Timespan(_))),
+                ("now", []) => true,
+                ("todatetime", [a]) => matches!(&a.kind, ExprKind::Literal(Literal::String(s)) if s == "{{StartTimeISO}}" || s == "{{EndTimeISO}}"),
+                _ => false,
+            },
+            ExprKind::Binary { op: BinOp::Add | BinOp::Sub, lhs, rhs } => self.hunt_bound(lhs, depth + 1) && matches!(rhs.kind, ExprKind::Literal(Literal::Timespan(_))),
             _ => false,
         }
     }
