@@ -602,9 +602,11 @@ impl St<'_> {
                     )).with_span(self.span(op.span.start)));
                 }
                 OperatorKind::Sort(_) => {
-                    // the order of result rows changes no alert
+                    // the order of result rows changes no alert; a hunting query's rows are shown
+                    // in it (the kept query text keeps it while the rule is unchanged)
+                    let why = if self.hunting { "the hunt lists its rows in that order" } else { "it changes no alert" };
                     self.parts.push(Part::note(format!(
-                        "`{op_src}`: the order of the result rows is not carried (it changes no alert)"
+                        "`{op_src}`: the order of the result rows is not carried ({why})"
                     )).with_span(self.span(op.span.start)));
                 }
                 OperatorKind::Unsupported { name, text } => {
