@@ -405,3 +405,30 @@ fn own_sentinel_outputs_import_back_with_their_meaning() {
     }
     assert!(checked >= 90, "only {checked} test events checked");
 }
+
+/// An imported EQL rule keeps its EQL query (and its type and language) while its condition is
+/// the one read from it; once the condition changes, the rule is written as kuery with a note.
+#[test]
+fn an_imported_eql_rule_stays_eql_until_its_condition_changes() {
+    let path = root().join("tests/fixtures/vendor/elastic/persistence_rds_instance_made_public.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let imp = rulecast::import::import_file(Vendor::Elastic, &path).into_iter().next().unwrap();
+    assert!(imp.yaml.contains("language: eql"), "{}", imp.yaml);
+    let build = |yaml: &str| {
+        let rule = rulecast::rule_from_str(&format!("{}.yaml", imp.slug), &imp.slug, yaml).expect("loads");
+        let out = rulecast::compile(&rule, Target::Elastic, rulecast::Unsupported::Warn).expect("builds");
+        let text = out.files.iter().find(|(p, _)| p.ends_with(".toml")).map(|(_, t)| t.clone()).unwrap();
+        (parse(Target::Elastic, &text).unwrap(), out.notes.iter().map(|n| n.message.clone()).collect::<Vec<_>>(), text)
+    };
+    let (doc, _, text) = build(&imp.yaml);
+    assert_eq!(text, original, "unchanged: the vendor's file");
+    assert_eq!((doc["rule"]["type"].as_str(), doc["rule"]["language"].as_str()), (Some("eql"), Some("eql")));
+    // a changed condition: kuery, said
+    let edited = imp.yaml.replacen("value: ModifyDBInstance", "value: ModifyDBCluster", 1);
+    assert_ne!(edited, imp.yaml);
+    let (doc, notes, _) = build(&edited);
+    assert_eq!((doc["rule"]["type"].as_str(), doc["rule"]["language"].as_str()), (Some("query"), Some("kuery")));
+    assert!(doc["rule"].get("event_category_override").is_none());
+    assert!(doc["rule"]["query"].as_str().unwrap().contains("ModifyDBCluster"));
+    assert!(notes.iter().any(|n| n.contains("EQL query") && n.contains("kuery")), "{notes:?}");
+}
