@@ -559,6 +559,10 @@ query: |
     let bare = sentinel::parse("bare.yaml", "id: 11111111-2222-3333-4444-000000000012\nname: bare\ndescription: d\nseverity: Low\nstatus: Available\nquery: |\n  AWSCloudTrail\n  | where UserIdentityUserName == tostring(parse_json(RequestParameters).userName)\n").remove(0);
     assert_eq!(bare.outcome, Outcome::Full, "{}", bare.yaml);
     assert!(bare.notes.iter().any(|n| n.reason.contains("both are empty")), "{:?}", bare.notes);
+    let ne = sentinel::parse("ne.yaml", "id: 11111111-2222-3333-4444-000000000014\nname: ne\ndescription: d\nseverity: Low\nstatus: Available\nquery: |\n  AWSCloudTrail\n  | where UserIdentityAccessKeyId != RecipientAccountId\n").remove(0);
+    assert_eq!(ne.outcome, Outcome::Full, "{}", ne.yaml);
+    assert!(ne.yaml.contains("not: {field: userIdentity.accessKeyId, op: eq, ref: recipientAccountId}"), "{}", ne.yaml);
+    assert!(ne.notes.iter().any(|n| n.reason.contains("both are empty")), "{:?}", ne.notes);
 
     // a virtual field written as the target writes it reads back as that field
     let v = rulecast::vendors::sentinel::fields::VIRTUAL.iter().find(|(n, _)| *n == "@outcome").and_then(|(_, k)| k.as_ref().ok()).expect("@outcome KQL");

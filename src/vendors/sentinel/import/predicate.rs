@@ -590,10 +590,10 @@ impl St<'_> {
                         // two fields compared: the model's `ref` (both non-empty and equal);
                         // the guards the Sentinel target writes around it are read with it
                         // (`ref_guards`), and where they are missing the difference is declared
-                        if self.literal(rhs).is_none() && matches!(op, B::Eq | B::EqCi) {
+                        if self.literal(rhs).is_none() {
                             if let Some(g) = self.field(rhs).filter(|g| g.textual() && f.textual()) {
                                 let p = Node::Pred(Pred { ref_field: Some(g.path), case: ci.then_some(Case::Insensitive), ..Pred::new(&f.path, "eq") });
-                                return Ok(p);
+                                return Ok(if negate { Node::not(p) } else { p });
                             }
                         }
                         let v = self
