@@ -1334,15 +1334,15 @@ impl<'a> Py<'a> {
         exact.then(|| (pattern.to_string(), ci))
     }
 
-    /// `re.fullmatch(<glob as regex>, text[, re.I]) is not None`: the glob it was written from,
-    /// checked by writing it again.
-    fn rulecast_glob(&self, path: &str, cmp: &ast::ExprCompare) -> Option<C> {
+    /// `re.<func>(<string>, text[, re.I]) is not None` with `re` the module: the pattern, and
+    /// whether `re.I` is given.
+    fn re_test(&self, cmp: &ast::ExprCompare, func: &str) -> Option<(String, bool)> {
         if !(matches!(cmp.ops.as_slice(), [ast::CmpOp::IsNot]) && is_none(&cmp.comparators[0])) {
             return None;
         }
         let Expr::Call(c) = cmp.left.as_ref() else { return None };
         let Expr::Attribute(a) = c.func.as_ref() else { return None };
-        if a.attr.as_str() != "fullmatch" || name_of(&a.value) != Some("re") || !self.is_module("re") || !c.keywords.is_empty() {
+        if a.attr.as_str() != func || name_of(&a.value) != Some("re") || !self.is_module("re") || !c.keywords.is_empty() {
             return None;
         }
         let (pat, ci) = match c.args.as_slice() {
@@ -1351,6 +1351,13 @@ impl<'a> Py<'a> {
             _ => return None,
         };
         let Some(Value::String(re)) = scalar(pat) else { return None };
+        Some((re, ci))
+    }
+
+    /// `re.fullmatch(<glob as regex>, text[, re.I]) is not None`: the glob it was written from,
+    /// checked by writing it again.
+    fn rulecast_glob(&self, path: &str, cmp: &ast::ExprCompare) -> Option<C> {
+        let (re, ci) = self.re_test(cmp, "fullmatch")?;
         let glob = glob_of_regex(&re)?;
         (crate::condition::glob_to_regex(&glob) == re).then(|| C::N(pred(path, "glob", vec![Value::from(glob)], ci)))
     }
@@ -1360,19 +1367,8 @@ impl<'a> Py<'a> {
     /// the regex it came from, rebuilt (`\Z` → `$`, `[Aa]` → `a` with case folding) and checked
     /// by writing it again.
     fn rulecast_re(&self, path: &str, cmp: &ast::ExprCompare) -> Option<C> {
-        if !(matches!(cmp.ops.as_slice(), [ast::CmpOp::IsNot]) && is_none(&cmp.comparators[0])) {
-            return None;
-        }
-        let Expr::Call(c) = cmp.left.as_ref() else { return None };
-        let Expr::Attribute(a) = c.func.as_ref() else { return None };
-        if a.attr.as_str() != "search" || name_of(&a.value) != Some("re") || !self.is_module("re") || !c.keywords.is_empty() {
-            return None;
-        }
-        let [pat, x] = c.args.as_slice() else { return None };
-        if name_of(x) != Some("text") {
-            return None;
-        }
-        let Some(Value::String(written)) = scalar(pat) else { return None };
+        // the target never gives Python's `re.I` a pattern (it folds case itself)
+        let (written, false) = self.re_test(cmp, "search")? else { return None };
         let plain = written.replace(r"\Z", "$");
         let folded = unfold_classes(&plain);
         for (candidate, ci) in [(plain.clone(), false), (folded, true)] {

@@ -213,33 +213,18 @@ impl St<'_> {
             return Ok(node.clone());
         }
         match &e.kind {
-            ExprKind::Binary {
-                op: BinOp::And,
-                lhs,
-                rhs,
-            } => {
+            // `and` / `or`: the operands, a nested one of the same kind flattened
+            ExprKind::Binary { op: op @ (BinOp::And | BinOp::Or), lhs, rhs } => {
+                let and = *op == BinOp::And;
                 let mut kids = vec![];
                 for k in [lhs, rhs] {
                     match self.cond(k, neg)? {
-                        Node::All { all } => kids.extend(all),
+                        Node::All { all } if and => kids.extend(all),
+                        Node::Any { any } if !and => kids.extend(any),
                         v => kids.push(v),
                     }
                 }
-                Ok(Node::all(kids))
-            }
-            ExprKind::Binary {
-                op: BinOp::Or,
-                lhs,
-                rhs,
-            } => {
-                let mut kids = vec![];
-                for k in [lhs, rhs] {
-                    match self.cond(k, neg)? {
-                        Node::Any { any } => kids.extend(any),
-                        v => kids.push(v),
-                    }
-                }
-                Ok(Node::any(kids))
+                Ok(if and { Node::all(kids) } else { Node::any(kids) })
             }
             ExprKind::Call { name, args } if name.name == "not" && args.len() == 1 => {
                 let Some(a) = args.first() else {
