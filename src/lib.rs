@@ -44,6 +44,8 @@ pub struct Build {
     /// Every path made so far, also those a caller has taken out of `files` (see
     /// [`build_more`]): a second rule writing one of them is refused.
     pub paths: std::collections::HashSet<String>,
+    /// The targets whose shared files ([`vendors::Backend::shared_files`]) are made already.
+    pub shared: std::collections::BTreeSet<Target>,
 }
 
 /// What became of one rule × target pair.
@@ -84,6 +86,13 @@ pub fn build_more(b: &mut Build, rules: &[Rule], targets: &[Target], policy: Uns
             match pair {
                 Pair::Skipped(why) => b.skipped.push((rule.file.clone(), t, why)),
                 Pair::Built(out) => {
+                    // the target's files every rule shares (once per build, with its first rule)
+                    if b.shared.insert(t) {
+                        for (path, text) in vendors::backend(t).shared_files() {
+                            b.paths.insert(path.to_string());
+                            b.files.insert(path.to_string(), text.to_string());
+                        }
+                    }
                     for (path, text) in out.files {
                         if b.paths.insert(path.clone()) {
                             b.files.insert(path, text);

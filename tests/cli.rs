@@ -228,3 +228,44 @@ fn short_case_insensitive_values_are_spelled_out_for_kuery() {
     let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success() && !out.contains("DECLARED") && !out.contains("FAIL"), "{out}");
 }
+
+/// A value with inner spaces is one unquoted kuery value, as Kibana's grammar reads it
+/// (`*S3 Browser*`; issue 9 §4: it was widened to `*S3*Browser*`, which Elastic's own library
+/// matches on "MyS3Tool/1.0 (FileBrowser)"). Imported back it is the same `contains`, and
+/// `rulecast test` agrees on every target, the widened value's false match included.
+#[test]
+fn inner_spaces_stay_in_kuery_wildcards() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("mkdir");
+    let event = |ua: &str| {
+        format!(
+            "{{eventVersion: \"1.08\", eventTime: \"2024-01-01T00:00:00Z\", eventType: AwsApiCall, eventID: x, awsRegion: us-east-1, sourceIPAddress: 1.2.3.4, userIdentity: {{type: IAMUser, userName: bob}}, eventSource: s3.amazonaws.com, eventName: ListBuckets, userAgent: \"{ua}\"}}"
+        )
+    };
+    std::fs::write(
+        rules.join("s3_browser.yaml"),
+        format!(
+            "id: test.s3_browser\nname: S3 Browser client\ndescription: d\nseverity: low\nauthors: [rulecast]\ncreated: 2026-12-07\nlogsource: aws.cloudtrail\n\
+             detection: {{field: userAgent, op: contains, values: [S3 Browser, Cyberduck]}}\n\
+             tests:\n  - name: S3 Browser\n    expect: true\n    event: {}\n  - name: the widened value's match\n    expect: false\n    event: {}\n",
+            event("S3 Browser 10.9.9 https://s3browser.com"),
+            event("MyS3Tool/1.0 (FileBrowser)"),
+        ),
+    )
+    .expect("write");
+    let o = rulecast(&["build", "--rules", "rules", "--out", "out", "--target", "elastic"], tmp.path());
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    let toml = std::fs::read_to_string(tmp.path().join("out/elastic/s3_browser.toml")).expect("toml");
+    assert!(toml.contains("user_agent.original:(*S3 Browser* or *Cyberduck*)"), "{toml}");
+    assert!(!err.contains("superset"), "{err}");
+    let o = rulecast(&["test", "--rules", "rules"], tmp.path());
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !out.contains("DECLARED") && !out.contains("FAIL"), "{out}");
+    let o = rulecast(&["import", "--from", "elastic", "out/elastic/s3_browser.toml", "--out", "back"], tmp.path());
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(report.contains("FULL"), "{report}");
+    let back = std::fs::read_to_string(tmp.path().join("back/s3_browser.yaml")).expect("imported");
+    assert!(back.contains("{field: userAgent, op: contains, values: [S3 Browser, Cyberduck]}"), "{back}");
+}

@@ -142,6 +142,8 @@ fn hostile_values_parse_and_evaluate_like_the_canonical_rule() {
         }
     }
     // Panther: real Python, one process
+    // the global helper module the generated rules import (next to them, as a build writes it)
+    std::fs::write(dir.path().join("rulecast_helpers.py"), rulecast::vendors::panther::target::python::module()).expect("write");
     let driver = dir.path().join("driver.py");
     std::fs::write(&driver, include_str!("../src/vendors/panther/driver.py")).expect("write");
     let mut child = Command::new("python3").arg(&driver).arg(dir.path()).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("python3");

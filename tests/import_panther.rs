@@ -130,6 +130,11 @@ fn render_panther(rules: &[rulecast::Rule]) -> (tempfile::TempDir, Vec<String>) 
     for sub in ["global_helpers", "data_models"] {
         copy_dir(&fixture_dir().join(sub), &dir.path().join(sub));
     }
+    // the global helper module the generated rules import, as a build writes it
+    for (p, text) in rulecast::vendors::backend(Target::Panther).shared_files() {
+        std::fs::create_dir_all(dir.path().join("panther")).expect("mkdir");
+        std::fs::write(dir.path().join(p), text).expect("write");
+    }
     let mut refused = vec![];
     for r in rules {
         match rulecast::compile(r, Target::Panther, Unsupported::Warn) {

@@ -109,7 +109,16 @@ impl Stage {
     pub fn put(&mut self, files: &[(&String, &String)]) -> Result<()> {
         for (path, _) in files {
             let Some((dir, file)) = path.split_once('/') else { bail!("refusing to write `{path}`: not inside a target folder") };
-            if !self.owned.iter().any(|o| o == dir) || file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
+            if !self.owned.iter().any(|o| o == dir) {
+                bail!("refusing to write `{path}`: not in a folder this command owns");
+            }
+            // a target's shared files (Panther's global helper module) have fixed paths of
+            // their own; every other file is a plain file name
+            if shared_path(path) {
+                if let Some(sub) = Path::new(path.as_str()).parent() {
+                    fs::create_dir_all(self.stage.path().join(sub))?;
+                }
+            } else if file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
                 bail!("refusing to write `{path}`: not a plain file name in a folder this command owns");
             }
         }
@@ -165,6 +174,12 @@ impl Stage {
         drop(_lock);
         Ok(written)
     }
+}
+
+/// Is `path` one of the fixed paths of a target's shared files?
+fn shared_path(path: &str) -> bool {
+    use strum::IntoEnumIterator;
+    rulecast::Target::iter().any(|t| rulecast::vendors::backend(t).shared_files().iter().any(|(p, _)| *p == path))
 }
 
 /// Remove staging folders an interrupted write left beside `out`; put back an `out` that an

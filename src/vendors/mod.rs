@@ -378,6 +378,12 @@ pub trait Backend: Sync {
         let _ = line;
         false
     }
+    /// Files the target writes once per build, shared by its rules (`(path relative to the target
+    /// folder's parent, text)`): Panther's global helper module. Written when a rule is built
+    /// for the target, packed with the rules, present when `rulecast test` runs them.
+    fn shared_files(&self) -> Vec<(&'static str, &'static str)> {
+        vec![]
+    }
     /// Does the target write hunting queries (`kind: hunting`)? Others skip such rules.
     fn hunting(&self) -> bool {
         false

@@ -17,11 +17,25 @@ try:
 except ImportError:  # plain dicts: keys compare case-sensitively
     PantherEvent = None
 
+
+class Event(dict):
+    # without panther_core: a plain dict with PantherEvent's deep_get, which generated rules call
+    def deep_get(self, *keys, default=None):
+        value = self
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+            if value is None:
+                return default
+        return value
+
+
 folder = sys.argv[1]
 limit = float(sys.argv[2]) if len(sys.argv) > 2 else 5.0
 # started with -I (isolated): the script's folder is not on sys.path; the rules' folder is, as
 # before, so that a module importing another generated one still finds it
 sys.path.insert(0, folder)
+# the global helper module the generated rules import (global_helpers/rulecast_helpers.py)
+sys.path.insert(0, folder + "/global_helpers")
 modules = {}
 
 
@@ -57,7 +71,7 @@ for line in sys.stdin:
             saved[name] = getattr(module, name)
             setattr(module, name, entries)
         try:
-            event = PantherEvent(job["event"], None) if PantherEvent else job["event"]
+            event = PantherEvent(job["event"], None) if PantherEvent else Event(job["event"])
             result = {"id": job["id"], "matched": bool(module.rule(event))}
         finally:
             for name, value in saved.items():

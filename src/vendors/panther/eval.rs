@@ -189,6 +189,12 @@ pub fn decide(jobs: &[Job]) -> Result<(Vec<Decision>, bool), String> {
             std::fs::write(file, super::import::helpers::stand_in_module()).map_err(io)?;
         }
     }
+    // the global helper module the generated rules import
+    for (path, text) in crate::vendors::backend(Target::Panther).shared_files() {
+        let file = dir.path().join(path.trim_start_matches("panther/"));
+        std::fs::create_dir_all(file.parent().unwrap_or(dir.path())).map_err(io)?;
+        std::fs::write(file, text).map_err(io)?;
+    }
     let driver = dir.path().join("rulecast_driver.py");
     std::fs::write(&driver, DRIVER).map_err(io)?;
     let home = dir.path().join("home");

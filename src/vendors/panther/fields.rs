@@ -32,12 +32,12 @@ const NO_ASN: &str = "Panther's rule sees the raw CloudTrail event, which has no
 /// Panther has no such data.
 pub const VIRTUAL: &[(&str, Result<(&str, &[&str]), &str>)] = &[
     ("@actor_user", Ok((
-            "_first(_get(event, (\"userIdentity\", \"sessionContext\", \"sessionIssuer\", \"userName\")), _get(event, (\"userIdentity\", \"userName\")))",
-            &["_get", "_first"],
+            "first_set(event.deep_get(\"userIdentity\", \"sessionContext\", \"sessionIssuer\", \"userName\"), event.deep_get(\"userIdentity\", \"userName\"))",
+            &["first_set"],
         ))),
-    ("@outcome", Ok(("_outcome(event)", &["_outcome"]))),
-    ("@source_ip", Ok(("_source_ip(event)", &["_source_ip"]))),
-    ("@console_login_mfa_used", Ok(("_console_login_mfa_used(event)", &["_console_login_mfa_used"]))),
+    ("@outcome", Ok(("event_outcome(event)", &["event_outcome"]))),
+    ("@source_ip", Ok(("source_ip(event)", &["source_ip"]))),
+    ("@console_login_mfa_used", Ok(("console_login_mfa_used(event)", &["console_login_mfa_used"]))),
     ("@source_as_org", Err(NO_ASN)),
     ("@source_as_number", Err(NO_ASN)),
     ("@user_agent_name", Err("Panther's rule sees the raw userAgent text: it has no parsed client name")),

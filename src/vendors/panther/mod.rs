@@ -68,6 +68,12 @@ impl Backend for Panther {
     fn stored_event(&self, raw: &Value) -> Value {
         raw.clone()
     }
+    fn shared_files(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            (target::GLOBAL_PY, target::python::module()),
+            (target::GLOBAL_YML, target::python::MODULE_SPEC),
+        ]
+    }
     fn main_extension(&self) -> &'static str {
         ".yml"
     }

@@ -37,6 +37,11 @@ pub fn bundle(rules: &[PackRule]) -> Result<Bundle, String> {
             files.push((p.trim_start_matches("panther/").to_string(), t.clone()));
         }
     }
+    if files.iter().any(|(p, t)| p.ends_with(".py") && t.lines().any(|l| l.starts_with(&format!("from {} import", super::target::python::MODULE_NAME)))) {
+        for (path, text) in crate::vendors::Backend::shared_files(&super::Panther) {
+            files.push((path.rsplit('/').next().unwrap_or(path).to_string(), text.to_string()));
+        }
+    }
     out.files.push(("panther/panther-analysis.zip".into(), zip(&files)?));
     Ok(out)
 }
@@ -85,7 +90,9 @@ pub fn foreign_imports(py: &str) -> Vec<String> {
         } else {
             continue;
         };
-        if !module.is_empty() && !STDLIB.contains(&module) && !out.iter().any(|m| m == module) {
+        // the global helper module is packed with the rules
+        let carried = STDLIB.contains(&module) || module == super::target::python::MODULE_NAME;
+        if !module.is_empty() && !carried && !out.iter().any(|m| m == module) {
             out.push(module.to_string());
         }
     }

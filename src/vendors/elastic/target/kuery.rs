@@ -91,7 +91,9 @@ fn wildcard(pieces: &[WPiece]) -> (kuery::Value, bool) {
             WPiece::Star => star(&mut out),
             WPiece::Lit(s) => {
                 for c in s.chars() {
-                    if c.is_whitespace() || c.is_control() || c == '\u{feff}' {
+                    // a plain space is part of an unquoted value to Kibana (`*S3 Browser*`: its
+                    // grammar trims the value's ends only, see below); other white space is not
+                    if c != ' ' && (c.is_whitespace() || c.is_control() || c == '\u{feff}') {
                         broadened = true;
                         star(&mut out);
                         continue;
@@ -104,6 +106,23 @@ fn wildcard(pieces: &[WPiece]) -> (kuery::Value, bool) {
             }
         }
     }
+    // Kibana trims white space at the value's ends: spaces there become the star they widen to
+    if let Some(Piece::Text(t)) = out.first_mut() {
+        if t.starts_with(' ') {
+            *t = t.trim_start_matches(' ').to_string();
+            broadened = true;
+            out.insert(0, Piece::Star);
+        }
+    }
+    if let Some(Piece::Text(t)) = out.last_mut() {
+        if t.ends_with(' ') {
+            *t = t.trim_end_matches(' ').to_string();
+            broadened = true;
+            out.push(Piece::Star);
+        }
+    }
+    out.retain(|p| !matches!(p, Piece::Text(t) if t.is_empty()));
+    out.dedup_by(|a, b| *a == Piece::Star && *b == Piece::Star);
     (kuery::Value::unquoted(out), broadened)
 }
 
@@ -495,7 +514,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Query {
                                 cx.approximate(
                                     Concern::on(&p.field.path, span.clone()),
                                     span.clone(),
-                                    format!("kuery wildcard values cannot hold white space: `{s}` renders as `{w}`, which matches a superset"),
+                                    format!("kuery wildcard values cannot hold white space other than inner spaces: `{s}` renders as `{w}`, which matches a superset"),
                                 );
                             }
                             w
@@ -608,9 +627,22 @@ mod tests {
         assert!(!b);
         let (w, _) = wildcard(&[WPiece::Star, WPiece::Lit("cannot".into())]);
         assert_eq!(show(&w), "*can\\u006Eot");
+        // a space inside the value is Kibana's own (`*S3 Browser*` is one value); at its ends
+        // Kibana trims it, and a tab is not part of an unquoted value: those widen to a star
+        let (w, b) = wildcard(&[WPiece::Star, WPiece::Lit("S3 Browser".into()), WPiece::Star]);
+        assert_eq!(show(&w), "*S3 Browser*");
+        assert!(!b);
         let (w, b) = wildcard(&[WPiece::Lit("a b".into()), WPiece::Star]);
-        assert_eq!(show(&w), "a*b*");
+        assert_eq!(show(&w), "a b*");
+        assert!(!b);
+        let (w, b) = wildcard(&[WPiece::Lit(" a".into()), WPiece::Star]);
+        assert_eq!(show(&w), "*a*");
         assert!(b);
+        let (w, b) = wildcard(&[WPiece::Star, WPiece::Lit("a\tb".into())]);
+        assert_eq!(show(&w), "*a*b");
+        assert!(b);
+        let (w, _) = wildcard(&[WPiece::Star, WPiece::Lit("x or y".into()), WPiece::Star]);
+        assert_eq!(show(&w), "*x \\or y*");
     }
 
     /// Lines break after a keyword, never before one (detection-rules rejects a line that

@@ -273,8 +273,8 @@ enum Def<'a> {
     Const(&'a Expr, usize),
     /// `def f(...)`: (function, statement index).
     Func(&'a ast::StmtFunctionDef, usize),
-    /// `class C: ...`: (class, statement index); carried into the prelude where kept code uses it.
-    Class(&'a ast::StmtClassDef, usize),
+    /// `class C: ...`: (statement index); carried into the prelude where kept code uses it.
+    Class(usize),
 }
 
 /// An allow-list read by `for entry in NAME: if glob(field, entry["k"]) and ...: return False`.
@@ -881,7 +881,7 @@ impl<'a> Py<'a> {
             }
         }
         if let Expr::Call(c) = e {
-            if name_of(&c.func) == Some("_str") && c.args.len() == 1 && c.keywords.is_empty() && self.rulecast_helper("_str") {
+            if name_of(&c.func) == Some("field_str") && c.args.len() == 1 && c.keywords.is_empty() && self.rulecast_helper("field_str") {
                 if let Some(path) = self.rulecast_getter(&c.args[0]) {
                     return Some(FieldRef { path, ci: false, default: Some((Value::from(""), Miss::Absent)) });
                 }
@@ -1031,36 +1031,12 @@ impl<'a> Py<'a> {
         self.field_raw(e, env).filter(|f| known_field(&f.path) || self.derived.contains(&f.path))
     }
 
-    /// Is the module's function `name` rulecast's own helper of that name (the Panther target's
-    /// source, byte for byte), and is every function the module defines under a helper's name
-    /// rulecast's own? Then calls of it mean what the target means by them.
+    /// Is `name` one of the Panther target's helpers, imported under its own name from the
+    /// global module the target writes (`from rulecast_helpers import name`)? Then calls of it
+    /// mean what the target means by them.
     fn rulecast_helper(&self, name: &str) -> bool {
-        use crate::vendors::panther::target::python::HELPERS;
-        let source = |n: &str| HELPERS.iter().find(|(h, _)| *h == n).map(|(_, src)| *src);
-        // the helper and every helper its source calls, each the module's own definition
-        let mut need = vec![name];
-        let mut i = 0;
-        while i < need.len() {
-            let Some(src) = source(need[i]) else { return false };
-            // a helper may come with module constants before its `def` (`_SEARCHES = {}`); a
-            // helper may be a class (`_Search`)
-            let text = match self.defs.get(need[i]) {
-                Some(Def::Func(f, _)) => self.text(f.range()),
-                Some(Def::Class(c, _)) => self.text(c.range()),
-                _ => return false,
-            };
-            let def = ["def ", "class "].iter().find_map(|k| src.find(&format!("{k}{}", need[i]))).map_or(src, |at| &src[at..]);
-            if text != def.trim_end_matches('\n') {
-                return false;
-            }
-            for (h, _) in HELPERS {
-                if *h != need[i] && src.contains(&format!("{h}(")) && !need.contains(h) {
-                    need.push(h);
-                }
-            }
-            i += 1;
-        }
-        true
+        use crate::vendors::panther::target::python::{HELPERS, MODULE_NAME};
+        HELPERS.contains(&name) && matches!(self.defs.get(name), Some(Def::Import(m, orig, _)) if m == MODULE_NAME && orig == name)
     }
 
     /// rulecast's `_derive(event)` (`derived = {}`, `derived["N"] = <expression>`, ...,
@@ -1103,7 +1079,7 @@ impl<'a> Py<'a> {
         let name_ref = |e: &Expr| -> Option<String> {
             match e {
                 Expr::Subscript(sub) if name_of(&sub.value) == Some("derived") => s(&sub.slice).filter(|n| known.iter().any(|k| k == n)).map(str::to_string),
-                Expr::Call(c) if name_of(&c.func) == Some("_str") && c.args.len() == 1 && self.rulecast_helper("_str") => self.rulecast_getter(&c.args[0]),
+                Expr::Call(c) if name_of(&c.func) == Some("field_str") && c.args.len() == 1 && self.rulecast_helper("field_str") => self.rulecast_getter(&c.args[0]),
                 _ => None,
             }
         };
@@ -1115,10 +1091,10 @@ impl<'a> Py<'a> {
         match e {
             Expr::Constant(_) => s(e).map(|t| X::Const(t.to_string())),
             Expr::Call(c) if c.keywords.is_empty() => match (name_of(&c.func)?, c.args.as_slice()) {
-                ("_str", [Expr::Call(inner)]) if name_of(&inner.func) == Some("_first") && self.rulecast_helper("_first") && self.rulecast_helper("_str") => {
+                ("field_str", [Expr::Call(inner)]) if name_of(&inner.func) == Some("first_set") && self.rulecast_helper("first_set") && self.rulecast_helper("field_str") => {
                     Some(X::Coalesce(inner.args.iter().map(|a| self.rulecast_expr(a, known)).collect::<Option<Vec<_>>>()?))
                 }
-                ("_split", [of, sep, idx]) if self.rulecast_helper("_split") => {
+                ("split_part", [of, sep, idx]) if self.rulecast_helper("split_part") => {
                     Some(X::Split { of: Box::new(self.rulecast_expr(of, known)?), sep: s(sep)?.to_string(), index: scalar(idx).and_then(|v| v.as_i64()).or_else(|| match idx { Expr::UnaryOp(u) => num_neg(&u.operand).and_then(|v| v.as_i64()), _ => None })? })
                 }
                 _ => None,
@@ -1170,8 +1146,18 @@ impl<'a> Py<'a> {
     /// a virtual field's expression (`_outcome(event)`).
     fn rulecast_getter(&self, e: &Expr) -> Option<String> {
         if let Expr::Call(c) = e {
+            // `event.get("k")`, `event.deep_get("a", "b")`: the target's getters of key paths
+            if let Expr::Attribute(a) = c.func.as_ref() {
+                let one = a.attr.as_str() == "get" && c.args.len() == 1;
+                let deep = a.attr.as_str() == "deep_get" && c.args.len() >= 2;
+                if name_of(&a.value) == Some("event") && c.keywords.is_empty() && (one || deep) {
+                    let keys: Vec<crate::fields::Seg> = c.args.iter().map(|k| s(k).map(|k| crate::fields::Seg::Key(k.to_string()))).collect::<Option<Vec<_>>>()?;
+                    let path = crate::fields::seg_path(&keys);
+                    return known_field(&path).then_some(path);
+                }
+            }
             let on_element = self.elem_vars.last().is_some_and(|v| c.args.first().and_then(name_of) == Some(v.as_str()));
-            if name_of(&c.func) == Some("_get") && c.args.len() == 2 && c.keywords.is_empty() && (name_of(&c.args[0]) == Some("event") || on_element) && self.rulecast_helper("_get") {
+            if name_of(&c.func) == Some("get_path") && c.args.len() == 2 && c.keywords.is_empty() && (name_of(&c.args[0]) == Some("event") || on_element) && self.rulecast_helper("get_path") {
                 let Expr::Tuple(t) = &c.args[1] else { return None };
                 let mut segs = vec![];
                 for x in &t.elts {
@@ -1203,7 +1189,7 @@ impl<'a> Py<'a> {
     fn rulecast_form(&mut self, e: &'a Expr) -> Option<C> {
         match e {
             Expr::Call(c) if c.keywords.is_empty() => match (name_of(&c.func)?, c.args.as_slice()) {
-                ("_any", [g, Expr::Lambda(l)]) if self.rulecast_helper("_any") => {
+                ("any_text", [g, Expr::Lambda(l)]) if self.rulecast_helper("any_text") => {
                     let path = self.rulecast_getter(g)?;
                     let [arg] = l.args.args.as_slice() else { return None };
                     if arg.def.arg.as_str() != "text" || l.args.args.len() != 1 {
@@ -1215,10 +1201,10 @@ impl<'a> Py<'a> {
                     Some(C::N(Node::Succeeded { request_succeeded: true }.to_value()))
                 }
                 // `any(test for _eN in _elements(getter, decode, path))`: the target's `some`
-                ("any", [Expr::GeneratorExp(g)]) if g.generators.len() == 1 && self.rulecast_helper("_elements") && matches!(&g.generators[0].iter, Expr::Call(c) if name_of(&c.func) == Some("_elements")) => self.rulecast_some(g),
+                ("any", [Expr::GeneratorExp(g)]) if g.generators.len() == 1 && self.rulecast_helper("elements") && matches!(&g.generators[0].iter, Expr::Call(c) if name_of(&c.func) == Some("elements")) => self.rulecast_some(g),
                 // `any(left == right for left in _texts(A) for right in _texts(B) if left and right)`
-                ("any", [Expr::GeneratorExp(g)]) if self.rulecast_helper("_texts") => self.rulecast_ref(g),
-                ("_mentions", [g, Expr::Tuple(t), Expr::Constant(fold)]) if self.rulecast_helper("_mentions") => {
+                ("any", [Expr::GeneratorExp(g)]) if self.rulecast_helper("all_texts") => self.rulecast_ref(g),
+                ("mentions", [g, Expr::Tuple(t), Expr::Constant(fold)]) if self.rulecast_helper("mentions") => {
                     let path = self.rulecast_getter(g)?;
                     let needles: Vec<Value> = t.elts.iter().map(scalar).collect::<Option<Vec<_>>>()?;
                     let ci = matches!(fold.value, Constant::Bool(true));
@@ -1230,8 +1216,10 @@ impl<'a> Py<'a> {
                 let path = self.rulecast_getter(&cmp.left)?;
                 match (&cmp.ops[0], &cmp.comparators[0]) {
                     (ast::CmpOp::IsNot, r) if is_none(r) => Some(C::N(pred(&path, "exists", vec![], false))),
-                    (ast::CmpOp::In, Expr::Tuple(t)) if t.elts.len() == 2 && is_none(&t.elts[0]) && scalar(&t.elts[1]) == Some(Value::from("")) => {
-                        Some(C::N(pred(&path, "empty", vec![], false)))
+                    (ast::CmpOp::Is, r) if is_none(r) => Some(neg(C::N(pred(&path, "exists", vec![], false)))),
+                    (op @ (ast::CmpOp::In | ast::CmpOp::NotIn), Expr::Tuple(t)) if t.elts.len() == 2 && is_none(&t.elts[0]) && scalar(&t.elts[1]) == Some(Value::from("")) => {
+                        let empty = C::N(pred(&path, "empty", vec![], false));
+                        Some(if matches!(op, ast::CmpOp::In) { empty } else { neg(empty) })
                     }
                     _ => None,
                 }
@@ -1286,7 +1274,7 @@ impl<'a> Py<'a> {
         let texts_of = |e: &Expr| -> Option<String> {
             let Expr::Call(c) = e else { return None };
             let [x] = c.args.as_slice() else { return None };
-            (name_of(&c.func) == Some("_texts")).then(|| self.rulecast_getter(x)).flatten()
+            (name_of(&c.func) == Some("all_texts")).then(|| self.rulecast_getter(x)).flatten()
         };
         let (a, b) = (texts_of(&l.iter)?, texts_of(&r.iter)?);
         // `if left and right`
@@ -1315,22 +1303,14 @@ impl<'a> Py<'a> {
         Some(C::N(Node::Pred(Pred { ref_field: Some(b), case: fl.then_some(crate::model::Case::Insensitive), ..Pred::new(&a, "eq") }).to_value()))
     }
 
-    /// The regex a `_REGEX_<n>` constant the target wrote was compiled from: read from the
-    /// comment above it and checked by compiling it again.
+    /// The regex a `_REGEX_<n>` constant the target wrote was compiled from: the constant is
+    /// `(pattern, case-insensitive, program)`, checked by compiling the pattern again.
     fn rulecast_regex(&self, name: &str) -> Option<(String, bool)> {
-        let Some(Def::Const(x, _)) = self.defs.get(name) else { return None };
-        let program = self.text(x.range());
-        let line_start = self.src[..x.range().start().to_usize()].rfind('\n').map_or(0, |i| i + 1);
-        let before = &self.src[..line_start.saturating_sub(1)];
-        let comment = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
-        let body = comment.strip_prefix("# regex `")?.strip_suffix(", compiled by rulecast for _search (linear time, no backtracking)")?;
-        let (body, ci) = match body.strip_suffix(" (case-insensitive)") {
-            Some(b) => (b, true),
-            None => (body, false),
-        };
-        let pattern = body.strip_suffix('`')?;
-        let exact = crate::targets::render::comment_text(&format!("regex `{pattern}`")) == format!("regex `{pattern}`")
-            && crate::vendors::panther::target::nfa::program(pattern, ci).ok().as_deref() == Some(program);
+        let Some(Def::Const(Expr::Tuple(t), _)) = self.defs.get(name) else { return None };
+        let [pattern, Expr::Constant(ci), program] = t.elts.as_slice() else { return None };
+        let Constant::Bool(ci) = ci.value else { return None };
+        let (pattern, program) = (s(pattern)?, s(program)?);
+        let exact = crate::vendors::panther::target::nfa::program(pattern, ci).ok().as_deref() == Some(program);
         exact.then(|| (pattern.to_string(), ci))
     }
 
@@ -1416,7 +1396,7 @@ impl<'a> Py<'a> {
             }
         };
         // `_num(text)`
-        let is_num_of_text = |e: &Expr| matches!(e, Expr::Call(c) if name_of(&c.func) == Some("_num") && c.args.len() == 1 && name_of(&c.args[0]) == Some("text"));
+        let is_num_of_text = |e: &Expr| matches!(e, Expr::Call(c) if name_of(&c.func) == Some("as_number") && c.args.len() == 1 && name_of(&c.args[0]) == Some("text"));
         match t {
             Expr::Compare(cmp) if cmp.ops.len() == 1 => {
                 let (op, right) = (&cmp.ops[0], &cmp.comparators[0]);
@@ -1521,14 +1501,14 @@ impl<'a> Py<'a> {
                     return strs(arg).map(|v| C::N(pred(path, op, v, ci)));
                 }
                 match (name_of(&c.func)?, c.args.as_slice()) {
-                    ("_in_cidr", [x, Expr::Tuple(t)]) if name_of(x) == Some("text") && self.rulecast_helper("_in_cidr") => {
+                    ("in_cidr", [x, Expr::Tuple(t)]) if name_of(x) == Some("text") && self.rulecast_helper("in_cidr") => {
                         let nets: Vec<Value> = t.elts.iter().map(|e| scalar(e).filter(Value::is_string)).collect::<Option<Vec<_>>>()?;
                         Some(C::N(pred(path, "cidr", nets, false)))
                     }
-                    ("_glob", [pat, x]) if name_of(x) == Some("text") && self.rulecast_helper("_glob") => strs(pat).filter(|v| v.len() == 1).map(|v| C::N(pred(path, "glob", v, false))),
+                    ("glob_match", [pat, x]) if name_of(x) == Some("text") && self.rulecast_helper("glob_match") => strs(pat).filter(|v| v.len() == 1).map(|v| C::N(pred(path, "glob", v, false))),
                     // `re.search(<pattern as the target writes it for Python>, text) is not None`
                     // comes under Compare below
-                    ("_search", [Expr::Name(r), x]) if name_of(x) == Some("text") && self.rulecast_helper("_search") => {
+                    ("regex_search", [Expr::Name(r), x]) if name_of(x) == Some("text") && self.rulecast_helper("regex_search") => {
                         let (pattern, ci) = self.rulecast_regex(r.id.as_str())?;
                         Some(C::N(pred(path, "regex", vec![Value::from(pattern)], ci)))
                     }
@@ -2833,7 +2813,7 @@ fn defs_of(suite: &[Stmt]) -> HashMap<String, Def<'_>> {
                 }
             }
             Stmt::ClassDef(c) => {
-                defs.insert(c.name.to_string(), Def::Class(c, i));
+                defs.insert(c.name.to_string(), Def::Class(i));
             }
             Stmt::FunctionDef(f) => {
                 defs.insert(f.name.to_string(), Def::Func(f, i));
@@ -3263,12 +3243,12 @@ fn allow_loop<'a>(py: &mut Py<'a>, st: &'a Stmt) -> Option<Allow> {
 fn rulecast_allow(py: &Py<'_>, st: &Stmt) -> Option<Allow> {
     let Stmt::If(i) = st else { return None };
     let returns_false = matches!(i.body.as_slice(), [Stmt::Return(r)] if matches!(r.value.as_deref(), Some(Expr::Constant(c)) if matches!(c.value, Constant::Bool(false))));
-    if !returns_false || !i.orelse.is_empty() || !py.rulecast_helper("_allowed") {
+    if !returns_false || !i.orelse.is_empty() || !py.rulecast_helper("allowed") {
         return None;
     }
     let Expr::Call(c) = i.test.as_ref() else { return None };
     let [Expr::Name(n), Expr::Dict(d)] = c.args.as_slice() else { return None };
-    if name_of(&c.func) != Some("_allowed") || !c.keywords.is_empty() {
+    if name_of(&c.func) != Some("allowed") || !c.keywords.is_empty() {
         return None;
     }
     let mut keys = vec![];
@@ -3472,7 +3452,7 @@ fn prelude(py: &Py<'_>, suite: &[Stmt]) -> (Option<String>, Vec<String>, Vec<usi
                 }
                 *i
             }
-            Def::Const(_, i) | Def::Func(_, i) | Def::Class(_, i) => *i,
+            Def::Const(_, i) | Def::Func(_, i) | Def::Class(i) => *i,
         };
         let text = py.text(suite[idx].range());
         for name in names_in(text) {

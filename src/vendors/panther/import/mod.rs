@@ -156,6 +156,20 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
         return refuse(Code::E502, "a Panther rule file is a mapping".into(), span_at(file, yaml_text, 0));
     };
     let kind = str_of(m.get("AnalysisType")).unwrap_or_default();
+    // rulecast's own global helper module, written with the rules: not a rule, nothing to
+    // import, as long as it is the module rulecast writes (the rules' helper calls are read as
+    // calls of rulecast's helpers)
+    let ours = crate::vendors::panther::target::python::MODULE_NAME;
+    if kind == "global" && str_of(m.get("GlobalID")).as_deref() == Some(ours) {
+        if py_text.is_some_and(|t| t != crate::vendors::panther::target::python::module()) {
+            return refuse(
+                Code::E502,
+                format!("`{ours}` is rulecast's helper module, edited here: the rules that import it are read as calling rulecast's own helpers; restore it with `rulecast build`"),
+                at("GlobalID"),
+            );
+        }
+        return vec![];
+    }
     if kind != "rule" {
         return refuse(Code::E502, format!("only `AnalysisType: rule` is imported, found `{kind}`"), at("AnalysisType"));
     }
@@ -396,8 +410,9 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
     vec![Imported::new(&slug, crate::import::to_yaml(&v), parts)]
 }
 
-/// Does the vendor's module import only what the generated one does, or panther-analysis' global
-/// helpers rulecast has equivalents of (which `rulecast test` stands in for)? Otherwise it needs
+/// Does the vendor's module import only what the generated one does, the standard library, or
+/// panther-analysis' global helpers rulecast has equivalents of (which `rulecast test` stands in
+/// for)? Otherwise it needs
 /// modules rulecast cannot run, and the generated module is written instead.
 fn imports_within(generated: &str, vendor: &str) -> bool {
     fn imports(src: &str) -> Option<std::collections::BTreeSet<String>> {
@@ -416,7 +431,9 @@ fn imports_within(generated: &str, vendor: &str) -> bool {
         Some(out)
     }
     let provided = |i: &String| i.split_once('.').is_some_and(|(m, n)| helpers::provided(m, n));
-    matches!((imports(generated), imports(vendor)), (Some(g), Some(v)) if v.iter().all(|i| g.contains(i) || provided(i)))
+    // the standard library modules Panther's runtime has
+    let stdlib = |i: &String| super::pack::STDLIB.contains(&i.split('.').next().unwrap_or(""));
+    matches!((imports(generated), imports(vendor)), (Some(g), Some(v)) if v.iter().all(|i| g.contains(i) || provided(i) || stdlib(i)))
 }
 
 /// CPython's tokenizer limits, which rustpython-parser does not have: at most 200 nested

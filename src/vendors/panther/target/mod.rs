@@ -3,6 +3,7 @@
 //! Input: a [`Rule`]. Output: `panther/<file>.yml` and `panther/<file>.py`. The Python comes
 //! from [`python`]; the templates in `templates/panther/` lay out both files.
 
+pub mod black;
 pub mod nfa;
 pub mod python;
 
@@ -29,6 +30,11 @@ pub fn is_mitre_pair(e: &str) -> bool {
     });
     tac.strip_prefix("TA").is_some_and(|t| digits(t, 4)) && tech_ok
 }
+
+/// Where a build writes the global helper module ([`python::module`]) and its spec.
+pub const GLOBAL_PY: &str = "panther/global_helpers/rulecast_helpers.py";
+/// See [`GLOBAL_PY`].
+pub const GLOBAL_YML: &str = "panther/global_helpers/rulecast_helpers.yml";
 
 /// Output files: (extension, template).
 pub const FILES: &[(&str, &str)] = &[("yml", "panther/rule.yml.j2"), ("py", "panther/rule.py.j2")];
@@ -104,8 +110,9 @@ pub struct View {
     /// Python: the alert functions that read derived fields (`title`, `description`, `dedup`,
     /// `alert_context`): only they call `_derive`.
     pub reads_derived: Vec<&'static str>,
-    /// Python: helper function sources.
-    pub helpers: Vec<String>,
+    /// Python: the import of the helpers used from the global module (`from rulecast_helpers
+    /// import ...`), if any.
+    pub helper_import: Option<String>,
     /// Python: `targets.panther.prelude`, verbatim (module code the opaque conditions and the
     /// imported alert functions need), after the imports and constants, before `def rule`.
     pub prelude: Option<String>,
@@ -160,7 +167,7 @@ pub fn py_literal(v: &Value) -> String {
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
         Value::Number(n) => n.to_string(),
-        Value::String(s) => py_str(s),
+        Value::String(s) => python::py_long(s),
         Value::Array(a) => format!("[{}]", a.iter().map(py_literal).collect::<Vec<_>>().join(", ")),
         Value::Object(o) => format!(
             "{{{}}}",
@@ -229,11 +236,11 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
             .iter()
             .map(|e| py_literal(&serde_json::to_value(e).unwrap_or(Value::Null)))
             .collect();
-        constants.push(format!(
-            "# Allow-list: entries of {{{}}} globs; an event matching every key of one entry is allowed.\n{name} = [{}]",
-            keys.iter().map(|k| py_str(k)).collect::<Vec<_>>().join(", "),
-            entries.join(", ")
-        ));
+        let comment = format!(
+            "# Allow-list: entries of {{{}}} globs; an event matching every key of one entry is allowed.",
+            keys.iter().map(|k| py_str(k)).collect::<Vec<_>>().join(", ")
+        );
+        constants.push(format!("{}\n{name} = [{}]", render::wrap(&comment, 100, "# "), entries.join(", ")));
     }
     // rule body
     let mut body = vec![];
@@ -243,10 +250,14 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                 let e = python::cond(inner, rule, &mut py, cx);
                 body.push(format!("    if {}:\n        return False", e.strip_prefix('(').and_then(|x| x.strip_suffix(')')).filter(|_| matches!(inner.as_ref(), crate::condition::Cond::All(_) | crate::condition::Cond::Any(_))).unwrap_or(&e)));
             }
+            // `exists` and `empty` conjuncts, negated without parentheses (`X is None`,
+            // `X not in (None, "")`)
+            crate::condition::Cond::Pred(p) if matches!(p.op, crate::model::Op::Exists | crate::model::Op::Empty) => {
+                body.push(format!("    if {}:\n        return False", python::negated_presence(p, &mut py, cx)));
+            }
             other => {
                 let e = python::cond(other, rule, &mut py, cx);
-                let needs_parens = matches!(other, crate::condition::Cond::Pred(p) if matches!(p.op, crate::model::Op::Exists | crate::model::Op::Empty));
-                body.push(format!("    if not {}:\n        return False", if needs_parens { format!("({e})") } else { e }));
+                body.push(format!("    if not {e}:\n        return False"));
             }
         }
     }
@@ -268,7 +279,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         let mut rest = t;
         while let Some(i) = rest.find('{') {
             if i > 0 {
-                parts.push(py_str(&rest[..i]));
+                parts.push(python::py_long(&rest[..i]));
             }
             let after = &rest[i + 1..];
             match after.find('}') {
@@ -277,13 +288,13 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                     rest = &after[j + 1..];
                 }
                 None => {
-                    parts.push(py_str(&rest[i..]));
+                    parts.push(python::py_long(&rest[i..]));
                     rest = "";
                 }
             }
         }
         if !rest.is_empty() {
-            parts.push(py_str(rest));
+            parts.push(python::py_long(rest));
         }
         if parts.is_empty() { "\"\"".to_string() } else { parts.join(" + ") }
     };
@@ -479,7 +490,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         dedup,
         reads_derived,
         context,
-        helpers: py.helper_sources().into_iter().map(|h| h.trim_end().to_string()).collect(),
+        helper_import: py.helper_import(),
         prelude,
     };
     if cx.diags.has_errors() {
@@ -487,9 +498,23 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     }
     let mut files = vec![];
     for (ext, template) in FILES {
-        files.push((format!("panther/{file}.{ext}"), render::render(template, &view)?));
+        let text = render::render(template, &view)?;
+        // the module as panther-analysis' formatter writes it (black, line length 100)
+        let text = if *ext == "py" { too_many_lines(black::format(&text)) } else { text };
+        files.push((format!("panther/{file}.{ext}"), text));
     }
     Ok(files)
+}
+
+/// pylint's `too-many-lines` (1,000, panther-analysis' setting) said of a module whose compiled
+/// regexes make it longer (Unicode classes such as `[^\p{L}\p{N}]` are hundreds of ranges): the
+/// module disables the check for itself, after its header comments.
+fn too_many_lines(text: String) -> String {
+    if text.lines().count() < 1000 {
+        return text;
+    }
+    let at = text.lines().take_while(|l| l.starts_with('#')).map(|l| l.len() + 1).sum::<usize>();
+    format!("{}# pylint: disable=too-many-lines\n{}", &text[..at], &text[at..])
 }
 
 /// Panther's `Status` for a canonical status: panther-analysis marks rules `Experimental` (and

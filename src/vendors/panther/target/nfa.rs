@@ -1,4 +1,5 @@
-//! A canonical regex -> a Thompson NFA as a Python literal, for the generated `_search` helper.
+//! A canonical regex -> a Thompson NFA as JSON text, for the `regex_search` helper of the Panther
+//! global module (`rulecast_helpers`).
 //!
 //! Input: the regex text of a `regex` condition and its case. Output: the program the Python
 //! helper runs (a tuple of instructions), or why it cannot be compiled. Python's own `re`
@@ -15,13 +16,13 @@ pub const MAX_INSTS: usize = 4000;
 
 /// One NFA instruction, rendered as a Python tuple.
 enum Inst {
-    /// `(0, next, (lo, hi+1, lo, hi+1, ...))`: a character in one of the ranges, then `next`.
+    /// `[0, next, [lo, hi+1, lo, hi+1, ...]]`: a character in one of the ranges, then `next`.
     Char(usize, Vec<(u32, u32)>),
-    /// `(1, a, b)`: go on at both.
+    /// `[1, a, b]`: go on at both.
     Split(usize, usize),
-    /// `(2, next, kind)`: a zero-width assertion (see [`look_code`]), then `next`.
+    /// `[2, next, kind]`: a zero-width assertion (see [`look_code`]), then `next`.
     Look(usize, u8),
-    /// `(3,)`: a match.
+    /// `[3]`: a match.
     Match,
 }
 
@@ -134,14 +135,22 @@ impl Builder {
 /// Flat half-open ranges: `(lo, hi+1, lo, hi+1, ...)`.
 fn flat(ranges: &[(u32, u32)]) -> String {
     let items: Vec<String> = ranges.iter().flat_map(|(lo, hi)| [lo.to_string(), (hi + 1).to_string()]).collect();
-    match items.len() {
-        0 => "()".into(),
-        _ => format!("({},)", items.join(", ")),
+    format!("[{}]", items.join(","))
+}
+
+/// Unicode's word characters as `regex-syntax` (the canonical evaluator's regex crate) reads
+/// `\w`, as the JSON list `[low, high + 1, ...]` the global helper module holds.
+pub fn unicode_word_ranges() -> Result<String, String> {
+    let word = regex_syntax::parse(r"\w").map_err(|e| e.to_string())?;
+    match word.kind() {
+        HirKind::Class(Class::Unicode(cls)) => Ok(flat(&cls.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect::<Vec<_>>())),
+        _ => Err("the word class did not compile; please report".into()),
     }
 }
 
 /// Compile a regex (as the canonical evaluator reads it, `case_insensitive` as `(?i)`) into the
-/// `_search` helper's program: `(start, (instructions...), unicode word ranges or ())`.
+/// `regex_search` helper's program, as JSON text: `[start, [instructions...], 1 when it needs
+/// the Unicode word table, else 0]`.
 pub fn program(pattern: &str, case_insensitive: bool) -> Result<String, String> {
     let hir = regex_syntax::ParserBuilder::new()
         .case_insensitive(case_insensitive)
@@ -155,24 +164,16 @@ pub fn program(pattern: &str, case_insensitive: bool) -> Result<String, String> 
         .insts
         .iter()
         .map(|i| match i {
-            Inst::Char(next, ranges) => format!("(0, {next}, {})", flat(ranges)),
-            Inst::Split(a, c) => format!("(1, {a}, {c})"),
-            Inst::Look(next, kind) => format!("(2, {next}, {kind})"),
-            Inst::Match => "(3,)".into(),
+            Inst::Char(next, ranges) => format!("[0,{next},{}]", flat(ranges)),
+            Inst::Split(a, c) => format!("[1,{a},{c}]"),
+            Inst::Look(next, kind) => format!("[2,{next},{kind}]"),
+            Inst::Match => "[3]".into(),
         })
         .collect();
-    let words = if b.unicode_words {
-        let word = regex_syntax::parse(r"\w").map_err(|e| e.to_string())?;
-        match word.kind() {
-            HirKind::Class(Class::Unicode(cls)) => {
-                flat(&cls.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect::<Vec<_>>())
-            }
-            _ => return Err("the word class did not compile; please report".into()),
-        }
-    } else {
-        "()".into()
-    };
-    Ok(format!("({start}, ({},), {words})", insts.join(", ")))
+    // the Unicode word table (`\w`, `\b`) is the global module's (`unicode_word_ranges`): 1 when
+    // the program needs it
+    let words = u8::from(b.unicode_words);
+    Ok(format!("[{start},[{}],{words}]", insts.join(",")))
 }
 
 /// The regex as Python's own `re.search` pattern, where Python decides it in linear time and
@@ -183,7 +184,7 @@ pub fn program(pattern: &str, case_insensitive: bool) -> Result<String, String> 
 /// `{n,m}`) and only of one character. Every match attempt then reads at most 256 characters
 /// along at most 64 paths (the repetitions' choices times the branches), so the search is
 /// linear. Anything else (`*`, `+`, `\w`/`\s`/`\d`, whose Unicode tables differ) goes to the
-/// `_search` helper: `None`. Case-insensitive patterns are never given to Python's `re.I`, whose
+/// `regex_search` helper: `None`. Case-insensitive patterns are never given to Python's `re.I`, whose
 /// folding differs from Rust's (`ı` matches `i` in Python, not in Rust): rulecast folds each
 /// literal and bracket class itself, with `regex-syntax`'s tables, into an explicit class
 /// (`(?i)k` is written `[Kk\u212a]`, the Kelvin sign included as Rust includes it), and Python
@@ -337,10 +338,12 @@ mod tests {
 
     #[test]
     fn small_programs() {
-        assert_eq!(program("ab", false).unwrap(), "(2, ((3,), (0, 0, (98, 99,)), (0, 1, (97, 98,)),), ())");
-        assert_eq!(program("a*", false).unwrap(), "(1, ((3,), (1, 2, 0), (0, 1, (97, 98,)),), ())");
+        assert_eq!(program("ab", false).unwrap(), "[2,[[3],[0,0,[98,99]],[0,1,[97,98]]],0]");
+        assert_eq!(program("a*", false).unwrap(), "[1,[[3],[1,2,0],[0,1,[97,98]]],0]");
         assert!(program("a{5000}", false).unwrap_err().contains("more than"));
-        assert!(program(r"\b", false).unwrap().ends_with(")"));
+        assert!(program(r"\b", false).unwrap().ends_with("],1]"), "the Unicode word table is asked for");
+        assert!(program("ab", false).unwrap().ends_with("],0]"));
+        assert!(unicode_word_ranges().unwrap().starts_with("[48,58,65,91,95,96,97,123,"));
     }
 
     #[test]

@@ -14,129 +14,57 @@ use crate::fields::{self, Seg};
 use crate::load::Rule;
 use crate::model::{Case, Expr, ExprTest, Op};
 use crate::targets::Cx;
-use crate::targets::render::{comment_text, py_str};
+use crate::targets::render::py_str;
 
 use super::nfa;
 
-/// Helper functions the generated module may need: (name, source). Emitted only when used.
-pub const HELPERS: &[(&str, &str)] = &[
-    (
-        "aws_cloudtrail_success",
-        "def aws_cloudtrail_success(event):\n    # Panther's helper of the same name: the call failed if errorCode or errorMessage is set\n    return not (event.get(\"errorCode\") or event.get(\"errorMessage\"))\n",
-    ),
-    (
-        "_get",
-        "def _get(event, path):\n    # the value at a raw CloudTrail path (keys and list indexes), or None\n    value = event\n    for key in path:\n        if isinstance(key, int):\n            if _is_list(value) and -len(value) <= key < len(value):\n                value = value[key]\n            else:\n                return None\n        elif isinstance(value, Mapping):\n            value = value.get(key)\n        else:\n            return None\n        if value is None:\n            return None\n    return value\n",
-    ),
-    (
-        "_is_list",
-        "def _is_list(value):\n    # JSON arrays (Panther's events hold them as immutable sequences)\n    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))\n",
-    ),
-    (
-        "_text",
-        "def _text(value):\n    # a scalar as the text JSON writes; None for null, objects and lists\n    if value is True:\n        return \"true\"\n    if value is False:\n        return \"false\"\n    if isinstance(value, (int, float, str)):\n        return value if isinstance(value, str) else json.dumps(value)\n    return None\n",
-    ),
-    (
-        "_any",
-        "def _any(value, test):\n    # a list matches if any of its scalar elements does\n    items = value if _is_list(value) else (value,)\n    for item in items:\n        text = _text(item)\n        if text is not None and test(text):\n            return True\n    return False\n",
-    ),
-    (
-        "_texts",
-        "def _texts(value):\n    # the scalar texts of a value: itself, or each element of a list\n    items = value if _is_list(value) else (value,)\n    return [text for text in (_text(item) for item in items) if text is not None]\n",
-    ),
-    (
-        "_outcome",
-        "def _outcome(event):\n    # success or failure, as Elastic's AWS integration derives event.outcome (its pipeline\n    # first drops null, \"\", \"-\", \"none\" and empty objects and lists)\n    dropped = (None, \"\", \"-\", \"none\", [], {})\n    result = _get(event, (\"responseElements\", \"ConsoleLogin\"))\n    if event.get(\"eventName\") == \"ConsoleLogin\" and isinstance(result, str) and result not in dropped:\n        return result.lower()\n    if any(event.get(key) not in dropped for key in (\"errorCode\", \"errorMessage\")):\n        return \"failure\"\n    return \"success\"\n",
-    ),
-    (
-        "_source_ip",
-        "def _source_ip(event):\n    # sourceIPAddress when it is an IP address, else None\n    address = event.get(\"sourceIPAddress\")\n    if not isinstance(address, str):\n        return None\n    try:\n        ipaddress.ip_address(address)\n    except ValueError:\n        return None\n    return address\n",
-    ),
-    (
-        "_console_login_mfa_used",
-        "def _console_login_mfa_used(event):\n    # ConsoleLogin only: False when additionalEventData.MFAUsed is \"No\", else True; None without it\n    used = _text(_get(event, (\"additionalEventData\", \"MFAUsed\")))\n    if event.get(\"eventName\") != \"ConsoleLogin\" or used is None:\n        return None\n    return used != \"No\"\n",
-    ),
-    (
-        "_num",
-        "def _num(text):\n    # a number from JSON text, or None\n    try:\n        number = float(text)\n    except ValueError:\n        return None\n    return None if math.isnan(number) else number\n",
-    ),
-    (
-        "_in_cidr",
-        "def _in_cidr(text, networks):\n    try:\n        address = ipaddress.ip_address(text)\n    except ValueError:\n        return False\n    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)\n",
-    ),
-    (
-        "_str",
-        "def _str(value):\n    # a value as text for derived fields: missing is \"\"\n    if value is None:\n        return \"\"\n    text = _text(value)\n    return text if text is not None else json.dumps(_plain(value), separators=(\",\", \":\"))\n",
-    ),
-    (
-        "_plain",
-        "def _plain(value):\n    # Panther's immutable containers as plain dicts and lists\n    if isinstance(value, Mapping):\n        return {key: _plain(item) for key, item in value.items()}\n    if _is_list(value):\n        return [_plain(item) for item in value]\n    return value\n",
-    ),
-    (
-        "_first",
-        "def _first(*values):\n    # the first non-empty value\n    for value in values:\n        if value not in (None, \"\"):\n            return value\n    return None\n",
-    ),
-    (
-        "_split",
-        "def _split(text, sep, index):\n    parts = text.split(sep)\n    return parts[index] if -len(parts) <= index < len(parts) else \"\"\n",
-    ),
-    (
-        "_glob",
-        "def _glob(pattern, text, flags=0):\n    # whole-value glob (* any run, ? one character) in linear time, without a backtracking\n    # regex: the parts between stars have a fixed length, so each is placed at its leftmost\n    # match after the one before; the first part starts the text and the last one ends it\n    parts = pattern.split(\"*\")\n    regexes = [re.compile(\"\".join(\".\" if c == \"?\" else re.escape(c) for c in part), re.S | flags) for part in parts]\n    if len(parts) == 1:\n        return regexes[0].fullmatch(text) is not None\n    end = len(text) - len(parts[-1])\n    if end < 0 or regexes[-1].fullmatch(text, end) is None:\n        return False\n    found = regexes[0].match(text, 0, end)\n    for regex in regexes[1:-1]:\n        if found is None:\n            return False\n        found = regex.search(text, found.end(), end)\n    return found is not None\n",
-    ),
-    (
-        "_search",
-        "_SEARCHES = {}\n\n\ndef _search(program, text):\n    # an unanchored regex search in linear time: `program` is the regex compiled by rulecast\n    # (with the canonical evaluator's semantics) into a Thompson NFA, whose states are followed\n    # together instead of backtracking; each step (set of states, class of character) is worked\n    # out once and kept\n    machine = _SEARCHES.get(id(program))\n    if machine is None:\n        machine = _SEARCHES[id(program)] = _Search(program)\n    return machine.search(text)\n",
-    ),
-    (
-        "_Search",
-        "class _Search:  # pylint: disable=too-many-instance-attributes\n    def __init__(self, program):\n        self.start, self.insts, self.words = program\n        bounds = {10, 11, 48, 58, 65, 91, 95, 96, 97, 123}\n        for inst in self.insts:\n            if inst[0] == 0:\n                bounds.update(inst[2])\n        bounds.update(self.words)\n        self.bounds = sorted(bounds)\n        self.looks = any(inst[0] == 2 for inst in self.insts)\n        self.reset()\n\n    def reset(self):\n        # per state: the next state by character, and by cell (a range of characters every\n        # instruction treats alike)\n        self.states, self.ids, self.rows, self.cells = [], {}, [], []\n        # per state: how often a character left it where it was, then the reader of a run of\n        # such characters (see `run`; False once dropped) and how little it read\n        self.runs, self.visits = [], []\n        # (state, up to eight characters) -> the state after them\n        self.pieces = {}\n        # (state, kind of the next character) -> the instructions to try\n        self.closures = {}\n\n    def state(self, key):\n        found = self.ids.get(key)\n        if found is None:\n            found = self.ids[key] = len(self.states)\n            self.states.append(key)\n            self.rows.append({})\n            self.cells.append({})\n            self.runs.append(None)\n            self.visits.append(0)\n        return found\n\n    def run(self, state):\n        # the characters known (from the cells stepped so far) to leave the machine in `state`,\n        # as the `match` of one class-star regex, which reads a run of them at once and cannot\n        # backtrack; characters of other cells are still stepped one by one\n        ranges = []\n        for cell, nxt in sorted(self.cells[state].items()):\n            low = self.bounds[cell - 1] if cell else 0\n            high = self.bounds[cell] - 1 if cell < len(self.bounds) else 0x10FFFF\n            if nxt is not True and nxt == state and low <= high:\n                ranges.append(f\"\\\\U{low:08x}-\\\\U{high:08x}\")\n        return re.compile(\"[\" + \"\".join(ranges) + \"]*\").match if ranges else None\n\n    def kind(self, cell):\n        # (newline, Unicode word character, ASCII word character) of the characters in a cell\n        code = self.bounds[cell - 1] if cell else 0\n        ascii_word = 48 <= code < 58 or 65 <= code < 91 or code == 95 or 97 <= code < 123\n        return (code == 10, bisect_right(self.words, code) % 2 == 1, ascii_word)\n\n    def holds(self, look, before, after):\n        if look == 0:\n            return before is None\n        if look == 1:\n            return after is None\n        if look == 2:\n            return before is None or before[0]\n        if look == 3:\n            return after is None or after[0]\n        bit = 1 if look < 6 else 2\n        edge = (before is not None and before[bit]) != (after is not None and after[bit])\n        return edge if look in (4, 6) else not edge\n\n    def closure(self, states, before, after):\n        # the instructions reachable without reading a character: character tests and the match\n        seen, stack, out = set(), list(states), []\n        while stack:\n            i = stack.pop()\n            if i in seen:\n                continue\n            seen.add(i)\n            inst = self.insts[i]\n            if inst[0] == 1:\n                stack.append(inst[2])\n                stack.append(inst[1])\n            elif inst[0] == 2:\n                if self.holds(inst[2], before, after):\n                    stack.append(inst[1])\n            else:\n                out.append(inst)\n        return out\n\n    def step(self, state, cell):\n        states, before = self.states[state]\n        after = self.kind(cell)\n        code = self.bounds[cell - 1] if cell else 0\n        key = (state, after if self.looks else None)\n        todo = self.closures.get(key)\n        if todo is None:\n            todo = self.closures[key] = self.closure(states | {self.start}, before, after)\n        nxt = []\n        for inst in todo:\n            if inst[0] == 3:\n                return True\n            if bisect_right(inst[2], code) % 2 == 1:\n                nxt.append(inst[1])\n        return self.state((frozenset(nxt), after if self.looks else None))\n\n    # one loop, kept whole: it runs once per character\n    def search(self, text):  # pylint: disable=too-many-locals,too-many-branches,too-complex\n        if len(self.states) > 2000:\n            self.reset()\n        state = self.state((frozenset(), None))\n        rows, runs, visits, pieces = self.rows, self.runs, self.visits, self.pieces\n        index, end, hits, misses = 0, len(text), 0, 0\n        while index < end:\n            run = runs[state]\n            if run:\n                found = run(text, index).end()\n                # a run reader that reads little costs more than it saves: dropped\n                visits[state] += 1 if found - index < 8 else -1\n                if visits[state] > 64:\n                    runs[state] = False\n                index = found\n                if index == end:\n                    break\n            # eight characters at a time: where the machine goes from `state` on them is\n            # worked out once and kept (repeating text is then read at the speed of a lookup);\n            # while that rarely pays, 256 at a time, kept nowhere\n            keep = misses <= hits + 64\n            piece = text[index:index + 8] if keep else text[index:index + 256]\n            index += len(piece)\n            if keep:\n                found = pieces.get((state, piece))\n                if found is not None:\n                    hits += 1\n                    state = found\n                    continue\n                misses += 1\n            start = state\n            for char in piece:\n                nxt = rows[state].get(char)\n                if nxt is None:\n                    cell = bisect_right(self.bounds, ord(char))\n                    nxt = self.cells[state].get(cell)\n                    if nxt is None:\n                        nxt = self.cells[state][cell] = self.step(state, cell)\n                    if len(rows[state]) < 256:\n                        rows[state][char] = nxt\n                if nxt is True:\n                    return True\n                if nxt == state and runs[state] is None:\n                    # a state that often keeps itself gets a run reader\n                    visits[state] += 1\n                    if visits[state] == 16:\n                        runs[state] = self.run(state)\n                        visits[state] = 0\n                state = nxt\n            if keep:\n                if len(pieces) >= 4096:\n                    pieces.clear()\n                pieces[(start, piece)] = state\n        states, before = self.states[state]\n        return any(inst[0] == 3 for inst in self.closure(states | {self.start}, before, None))\n",
-    ),
-    (
-        "_mentions",
-        "def _mentions(value, needles, fold):\n    # some key or scalar value anywhere below `value` contains one of the needles\n    stack = [value]\n    while stack:\n        item = stack.pop()\n        if isinstance(item, Mapping):\n            for key, inner in item.items():\n                stack.append(inner)\n                if _has(str(key), needles, fold):\n                    return True\n        elif _is_list(item):\n            stack.extend(item)\n        else:\n            text = _text(item)\n            if text is not None and _has(text, needles, fold):\n                return True\n    return False\n",
-    ),
-    (
-        "_has",
-        "def _has(text, needles, fold):\n    text = text.lower() if fold else text\n    return any(needle in text for needle in needles)\n",
-    ),
-    (
-        "_elements",
-        "def _elements(value, decode, path):\n    # the elements a `some` condition tests: JSON text decoded when asked, then the path;\n    # an array's items (nulls skipped), or the value itself\n    if decode and isinstance(value, str):\n        try:\n            value = json.loads(value)\n        except ValueError:\n            pass\n    if path:\n        value = _get(value, path)\n    if value is None:\n        return ()\n    return [item for item in value if item is not None] if _is_list(value) else (value,)\n",
-    ),
-    (
-        "_allowed",
-        "def _allowed(entries, values):\n    # an entry allows the event when each of its keys' globs matches the event's value\n    if callable(entries):\n        # Panther's test runner mocks a module constant with MagicMock(return_value=<JSON text>)\n        entries = json.loads(entries())\n    for entry in entries:\n        if all(_any(values.get(key), lambda text, p=pattern: _glob(p, text)) for key, pattern in entry.items()):\n            return True\n    return False\n",
-    ),
-];
+/// The Panther global helper module every generated rule imports its helpers from
+/// (`AnalysisType: global`): written once per build next to the rules
+/// (`panther/global_helpers/rulecast_helpers.py`, `.yml`, as panther-analysis keeps its own),
+/// packed with them, and present when `rulecast test` runs them.
+pub const MODULE_NAME: &str = "rulecast_helpers";
 
-/// Which helpers each helper needs.
-const HELPER_DEPS: &[(&str, &[&str])] = &[
-    ("_get", &["_is_list"]),
-    ("_any", &["_text", "_is_list"]),
-    ("_str", &["_text", "_plain"]),
-    ("_plain", &["_is_list"]),
-    ("_allowed", &["_any", "_glob"]),
-    ("_elements", &["_get", "_is_list"]),
-    ("_mentions", &["_has", "_is_list", "_text"]),
-    ("_texts", &["_text", "_is_list"]),
-    ("_search", &["_Search"]),
-    ("_outcome", &["_get"]),
-    ("_console_login_mfa_used", &["_get", "_text"]),
-];
+/// The module's source, but for its Unicode word table (`_UNICODE_WORDS = []` at its end).
+const MODULE_SOURCE: &str = include_str!("rulecast_helpers.py");
 
-/// Modules each helper (or generated construct) imports.
-const HELPER_IMPORTS: &[(&str, &str)] = &[
-    ("_is_list", "from collections.abc import Mapping, Sequence"),
-    ("_get", "from collections.abc import Mapping, Sequence"),
-    ("_plain", "from collections.abc import Mapping, Sequence"),
-    ("_allowed", "json"),
-    ("_elements", "json"),
-    ("_mentions", "from collections.abc import Mapping, Sequence"),
-    ("_text", "json"), ("_str", "json"), ("_in_cidr", "ipaddress"), ("_source_ip", "ipaddress"), ("_glob", "re"), ("re", "re"),
-    ("_Search", "from bisect import bisect_right"),
-    ("_Search", "re"),
-    ("_num", "math"),
+/// The module as a build writes it: [`MODULE_SOURCE`] with the Unicode word table that `\w` and
+/// `\b` read (from `regex-syntax`, the canonical evaluator's tables), laid out by black. black,
+/// isort and pylint clean under panther-analysis' settings (`tests/panther_lint.rs`).
+pub fn module() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let table = nfa::unicode_word_ranges().expect("regex-syntax has its Unicode word class");
+        let text = MODULE_SOURCE.replacen("_UNICODE_WORDS = []\n", &format!("_UNICODE_WORDS = json.loads({})\n", py_long(&table)), 1);
+        super::black::format(&text)
+    })
+}
+
+/// The module's Panther spec.
+pub const MODULE_SPEC: &str = "AnalysisType: global\nGlobalID: rulecast_helpers\nFilename: rulecast_helpers.py\nDescription: >-\n  Helpers of the rules rulecast generates (written by rulecast; regenerated by every build).\n";
+
+/// The functions the module defines that generated rules call.
+pub const HELPERS: &[&str] = &[
+    "aws_cloudtrail_success",
+    "get_path",
+    "is_list",
+    "as_text",
+    "any_text",
+    "all_texts",
+    "event_outcome",
+    "source_ip",
+    "console_login_mfa_used",
+    "as_number",
+    "in_cidr",
+    "field_str",
+    "plain",
+    "first_set",
+    "split_part",
+    "glob_match",
+    "regex_search",
+    "mentions",
+    "has_needle",
+    "elements",
+    "allowed",
 ];
 
 /// Collected state while generating one module.
@@ -165,25 +93,21 @@ fn check_available(f: &fields::Field, span: &Option<crate::diag::Span>, py: &mut
 
 impl Py {
     fn use_helper(&mut self, name: &'static str) {
-        if self.helpers.insert(name) {
-            for (h, deps) in HELPER_DEPS {
-                if *h == name {
-                    for d in *deps {
-                        self.use_helper(d);
-                    }
-                }
-            }
-            for (h, m) in HELPER_IMPORTS {
-                if *h == name {
-                    self.imports.insert(m);
-                }
-            }
-        }
+        debug_assert!(HELPERS.contains(&name), "{name} is not in {MODULE_NAME}");
+        self.helpers.insert(name);
     }
 
-    /// Helper sources in a stable order.
-    pub fn helper_sources(&self) -> Vec<String> {
-        HELPERS.iter().filter(|(n, _)| self.helpers.contains(n)).map(|(_, s)| s.to_string()).collect()
+    /// The module's import line for the helpers used (isort's form, black profile), if any.
+    pub fn helper_import(&self) -> Option<String> {
+        if self.helpers.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = self.helpers.iter().copied().collect();
+        let line = format!("from {MODULE_NAME} import {}", names.join(", "));
+        if line.len() <= 100 {
+            return Some(line);
+        }
+        Some(format!("from {MODULE_NAME} import (\n{})", names.iter().map(|n| format!("    {n},\n")).collect::<String>()))
     }
 }
 
@@ -193,6 +117,75 @@ impl Py {
 /// globs go to the `_glob` helper.
 pub fn glob_is_linear_in_re(glob: &str) -> bool {
     glob.trim_end_matches('*').matches('*').count() <= 1
+}
+
+/// The module constant `regex_search` reads a regex from: `NAME = (pattern, case-insensitive,
+/// program)`, the program being the NFA [`nfa::program`] compiles, as JSON text. Laid out as black
+/// lays it out at line length 100: on one line when it fits, else one item per line with a
+/// trailing comma, a string too long for its line split into adjacent literals (Python joins
+/// them) of at most 88 characters each.
+pub fn regex_constant(name: &str, pattern: &str, ci: bool, program: &str) -> String {
+    let flag = if ci { "True" } else { "False" };
+    let line = format!("{name} = ({}, {flag}, {})", py_str(pattern), py_str(program));
+    if line.chars().count() <= 100 {
+        return format!("# regex_search's program for the regex, compiled by rulecast\n{line}");
+    }
+    let item = |text: &str| -> String {
+        let whole = format!("    {},", py_str(text));
+        if whole.chars().count() <= 100 {
+            return whole;
+        }
+        let chars: Vec<char> = text.chars().collect();
+        let mut parts = vec![];
+        let mut start = 0;
+        while start < chars.len() {
+            // a piece whose literal fits: at most 88 characters, fewer where they need escapes
+            let mut end = start;
+            let mut width = 0;
+            while end < chars.len() {
+                let w = py_str(&chars[end].to_string()).chars().count() - 2;
+                if width + w > 88 {
+                    break;
+                }
+                width += w;
+                end += 1;
+            }
+            let end = end.max(start + 1);
+            parts.push(format!("    {}", py_str(&chars[start..end].iter().collect::<String>())));
+            start = end;
+        }
+        parts.join("\n") + ","
+    };
+    format!("# regex_search's program for the regex, compiled by rulecast\n{name} = (\n{}\n    {flag},\n{}\n)", item(pattern), item(program))
+}
+
+/// A Python string literal as [`py_str`] writes it, split into adjacent literals (which Python
+/// joins) of at most 64 characters each when it is longer: black never splits a string, so a
+/// long one would leave a line over panther-analysis' 100 columns; pieces let black lay the value
+/// out over lines that fit. Each piece is escaped on its own, so no escape is ever cut.
+pub fn py_long(s: &str) -> String {
+    const PIECE: usize = 64;
+    let whole = py_str(s);
+    if whole.chars().count() <= PIECE + 2 {
+        return whole;
+    }
+    let mut parts = vec![];
+    let mut piece = String::new();
+    let mut width = 0;
+    for c in s.chars() {
+        let w = py_str(c.encode_utf8(&mut [0; 4])).chars().count() - 2;
+        if width + w > PIECE && !piece.is_empty() {
+            parts.push(py_str(&piece));
+            piece.clear();
+            width = 0;
+        }
+        piece.push(c);
+        width += w;
+    }
+    if !piece.is_empty() {
+        parts.push(py_str(&piece));
+    }
+    parts.join(" ")
 }
 
 /// `EventNameList` -> `EVENT_NAME_LIST`.
@@ -210,7 +203,7 @@ pub fn constant_name(name: &str) -> String {
 
 fn literal(v: &Value) -> String {
     match v {
-        Value::String(s) => py_str(s),
+        Value::String(s) => py_long(s),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
         Value::Number(n) => n.to_string(),
@@ -228,14 +221,23 @@ pub fn getter(f: &fields::Field, py: &mut Py) -> String {
     }
     if let Some(e) = &f.maps.panther.expr {
         for h in f.maps.panther.helpers {
-            if let Some((name, _)) = HELPERS.iter().find(|(n, _)| n == h) {
+            if let Some(name) = HELPERS.iter().find(|n| *n == h) {
                 py.use_helper(name);
             }
         }
         return e.clone();
     }
-    py.use_helper("_get");
-    format!("_get({}, {})", f.element.as_deref().unwrap_or("event"), seg_tuple(&f.segs))
+    let keys: Option<Vec<&str>> = f.segs.iter().map(|s| if let Seg::Key(k) = s { Some(k.as_str()) } else { None }).collect();
+    match (&f.element, keys) {
+        // what a Panther rule writes: `event.get(key)`, `event.deep_get(key, ...)` (PantherEvent's
+        // own, None for a missing key or a value that is not a mapping on the way, as `get_path`)
+        (None, Some(keys)) if keys.len() == 1 => format!("event.get({})", py_str(keys[0])),
+        (None, Some(keys)) if !keys.is_empty() => format!("event.deep_get({})", keys.iter().map(|k| py_str(k)).collect::<Vec<_>>().join(", ")),
+        _ => {
+            py.use_helper("get_path");
+            format!("get_path({}, {})", f.element.as_deref().unwrap_or("event"), seg_tuple(&f.segs))
+        }
+    }
 }
 
 /// Path segments as a Python tuple literal (`("a", 0)`); `()` for none.
@@ -259,7 +261,10 @@ pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
     match c {
         Cond::All(k) => format!("({})", k.iter().map(|k| cond(k, rule, py, cx)).collect::<Vec<_>>().join(" and ")),
         Cond::Any(k) => format!("({})", k.iter().map(|k| cond(k, rule, py, cx)).collect::<Vec<_>>().join(" or ")),
-        Cond::Not(k) => format!("not {}", paren(&cond(k, rule, py, cx))),
+        Cond::Not(k) => match k.as_ref() {
+            Cond::Pred(p) if matches!(p.op, Op::Exists | Op::Empty) => negated_presence(p, py, cx),
+            _ => format!("not {}", paren(&cond(k, rule, py, cx))),
+        },
         Cond::Succeeded(ok) => {
             py.use_helper("aws_cloudtrail_success");
             if *ok { "aws_cloudtrail_success(event)".into() } else { "not aws_cloudtrail_success(event)".into() }
@@ -272,24 +277,24 @@ pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
             check_available(&f.field, &f.span, py, cx);
             check_available(&f.other, &f.span, py, cx);
             // both non-empty, some scalar text of one equal to some scalar text of the other
-            py.use_helper("_texts");
+            py.use_helper("all_texts");
             let (a, b) = (getter(&f.field, py), getter(&f.other, py));
             let fold = if f.case == Case::Insensitive { ".lower()" } else { "" };
-            format!("any(left{fold} == right{fold} for left in _texts({a}) for right in _texts({b}) if left and right)")
+            format!("any(left{fold} == right{fold} for left in all_texts({a}) for right in all_texts({b}) if left and right)")
         }
         Cond::Some(q) => {
-            py.use_helper("_elements");
+            py.use_helper("elements");
             let var = crate::fields::element_var(q.depth);
             let inner = cond(&q.cond, rule, py, cx);
             format!(
-                "any({inner} for {var} in _elements({}, {}, {}))",
+                "any({inner} for {var} in elements({}, {}, {}))",
                 getter(&q.field, py),
                 if q.decode { "True" } else { "False" },
                 seg_tuple(&q.path)
             )
         }
         Cond::Allowed(name) => {
-            py.use_helper("_allowed");
+            py.use_helper("allowed");
             let mut items = vec![];
             if let Some(al) = rule.allowlists.get(name) {
                 for (k, f) in &al.keys {
@@ -298,9 +303,20 @@ pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
             } else {
                 cx.unsupported(Code::E900, None, format!("allow-list `{name}` vanished; please report"));
             }
-            format!("_allowed({name}, {{{}}})", items.join(", "))
+            format!("allowed({name}, {{{}}})", items.join(", "))
         }
         Cond::Opaque { lang, text, reason } => crate::targets::opaque(*lang, text, reason, cx),
+    }
+}
+
+/// An `exists` or `empty` predicate negated, as a Panther engineer writes it: `X is None`,
+/// `X not in (None, "")` (no `not (...)`).
+pub fn negated_presence(p: &Pred, py: &mut Py, cx: &mut Cx) -> String {
+    check_available(&p.field, &p.span, py, cx);
+    let get = getter(&p.field, py);
+    match p.op {
+        Op::Exists => format!("{get} is None"),
+        _ => format!("{get} not in (None, \"\")"),
     }
 }
 
@@ -313,7 +329,7 @@ fn pred(p: &Pred, py: &mut Py, cx: &mut Cx) -> String {
     let ci = p.case == Case::Insensitive;
     let fold = |s: &str| if ci { s.to_lowercase() } else { s.to_string() };
     let subject = if ci { "text.lower()" } else { "text" };
-    let strs: Vec<String> = p.values.iter().filter_map(|v| v.as_str()).map(|s| py_str(&fold(s))).collect();
+    let strs: Vec<String> = p.values.iter().filter_map(|v| v.as_str()).map(|s| py_long(&fold(s))).collect();
     let test = match p.op {
         Op::Exists => return format!("{get} is not None"),
         Op::Empty => return format!("{get} in (None, \"\")"),
@@ -331,8 +347,8 @@ fn pred(p: &Pred, py: &mut Py, cx: &mut Cx) -> String {
                 match v {
                     Value::Bool(b) => alts.push(format!("text == {}", py_str(&b.to_string()))),
                     Value::Number(n) => {
-                        py.use_helper("_num");
-                        alts.push(format!("_num(text) == {n}"));
+                        py.use_helper("as_number");
+                        alts.push(format!("as_number(text) == {n}"));
                     }
                     _ => {}
                 }
@@ -347,14 +363,17 @@ fn pred(p: &Pred, py: &mut Py, cx: &mut Cx) -> String {
         }
         Op::Glob => {
             let flags = if ci { ", re.I" } else { "" };
+            if ci {
+                py.imports.insert("re");
+            }
             let mut alts = vec![];
             for s in p.values.iter().filter_map(|v| v.as_str()) {
                 if glob_is_linear_in_re(s) {
                     py.imports.insert("re");
-                    alts.push(format!("re.fullmatch({}, text{flags}) is not None", py_str(&glob_to_regex(s))));
+                    alts.push(format!("re.fullmatch({}, text{flags}) is not None", py_long(&glob_to_regex(s))));
                 } else {
-                    py.use_helper("_glob");
-                    alts.push(format!("_glob({}, text{flags})", py_str(s)));
+                    py.use_helper("glob_match");
+                    alts.push(format!("glob_match({}, text{flags})", py_long(s)));
                 }
             }
             alts.join(" or ")
@@ -364,19 +383,15 @@ fn pred(p: &Pred, py: &mut Py, cx: &mut Cx) -> String {
             for s in p.values.iter().filter_map(|v| v.as_str()) {
                 if let Some(python) = nfa::python_re(s, ci) {
                     py.imports.insert("re");
-                    alts.push(format!("re.search({}, text) is not None", py_str(&python)));
+                    alts.push(format!("re.search({}, text) is not None", py_long(&python)));
                     continue;
                 }
                 match nfa::program(s, ci) {
                     Ok(program) => {
-                        py.use_helper("_search");
+                        py.use_helper("regex_search");
                         let name = format!("_REGEX_{}", py.regexes.len() + 1);
-                        let case = if ci { " (case-insensitive)" } else { "" };
-                        py.regexes.push(format!(
-                            "# {}{case}, compiled by rulecast for _search (linear time, no backtracking)\n{name} = {program}",
-                            comment_text(&format!("regex `{s}`"))
-                        ));
-                        alts.push(format!("_search({name}, text)"));
+                        py.regexes.push(regex_constant(&name, s, ci, &program));
+                        alts.push(format!("regex_search({name}, text)"));
                     }
                     Err(why) => {
                         cx.unsupported(Code::E402, p.span.clone(), format!("the regex `{s}` cannot be rendered for Panther in linear time: {why}"));
@@ -387,7 +402,7 @@ fn pred(p: &Pred, py: &mut Py, cx: &mut Cx) -> String {
             alts.join(" or ")
         }
         Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-            py.use_helper("_num");
+            py.use_helper("as_number");
             let tok = match p.op {
                 Op::Lt => "<",
                 Op::Le => "<=",
@@ -395,35 +410,35 @@ fn pred(p: &Pred, py: &mut Py, cx: &mut Cx) -> String {
                 _ => ">=",
             };
             let n = p.values.first().map(literal).unwrap_or_default();
-            format!("_num(text) is not None and _num(text) {tok} {n}")
+            format!("as_number(text) is not None and as_number(text) {tok} {n}")
         }
         Op::Mentions => {
-            py.use_helper("_mentions");
+            py.use_helper("mentions");
             let fold = if ci { "True" } else { "False" };
-            return format!("_mentions({get}, ({},), {fold})", strs.join(", "));
+            return format!("mentions({get}, ({},), {fold})", strs.join(", "));
         }
         Op::Cidr => {
-            py.use_helper("_in_cidr");
-            format!("_in_cidr(text, ({},))", p.values.iter().map(literal).collect::<Vec<_>>().join(", "))
+            py.use_helper("in_cidr");
+            format!("in_cidr(text, ({},))", p.values.iter().map(literal).collect::<Vec<_>>().join(", "))
         }
     };
-    py.use_helper("_any");
-    format!("_any({get}, lambda text: {test})")
+    py.use_helper("any_text");
+    format!("any_text({get}, lambda text: {test})")
 }
 
 /// A derived-field expression as Python (a string value).
 pub fn expr(e: &Expr, known: &[String], py: &mut Py) -> String {
     match e {
         Expr::Ref(name) => name_ref(name, known, py),
-        Expr::Const(s) => py_str(s),
+        Expr::Const(s) => py_long(s),
         Expr::Coalesce(items) => {
-            py.use_helper("_first");
-            py.use_helper("_str");
-            format!("_str(_first({}))", items.iter().map(|i| expr(i, known, py)).collect::<Vec<_>>().join(", "))
+            py.use_helper("first_set");
+            py.use_helper("field_str");
+            format!("field_str(first_set({}))", items.iter().map(|i| expr(i, known, py)).collect::<Vec<_>>().join(", "))
         }
         Expr::Split { of, sep, index } => {
-            py.use_helper("_split");
-            format!("_split({}, {}, {index})", expr(of, known, py), py_str(sep))
+            py.use_helper("split_part");
+            format!("split_part({}, {}, {index})", expr(of, known, py), py_str(sep))
         }
         Expr::Before { of, sep } => {
             let x = expr(of, known, py);
@@ -453,9 +468,9 @@ pub fn name_ref(name: &str, known: &[String], py: &mut Py) -> String {
     if known.iter().any(|k| k == name) {
         return format!("derived[{}]", py_str(name));
     }
-    py.use_helper("_str");
+    py.use_helper("field_str");
     match fields::resolve(name) {
-        Ok(f) => format!("_str({})", getter(&f, py)),
+        Ok(f) => format!("field_str({})", getter(&f, py)),
         Err(_) => "\"\"".into(),
     }
 }
