@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+mod cache;
 mod coverage;
 mod import;
 mod pack;
@@ -54,6 +55,10 @@ enum Command {
         /// one step.
         #[arg(long)]
         keep_going: bool,
+        /// Parse and compile every rule; neither read nor write the build cache
+        /// (`.<OUT>.rulecast-cache.json` beside the output folder, see the README).
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Run every rule's test events (and optionally a corpus) through the canonical rule and
     /// all three targets; any undeclared disagreement fails (exit 1).
@@ -314,8 +319,10 @@ fn print_diags(diags: &[rulecast::Diagnostic], format: Format, read: rulecast::l
 
 fn run(args: Args) -> Result<ExitCode> {
     match args.command {
-        Command::Build { rules, read, out, targets, unsupported, format, keep_going } => build(&rules, read.policy(), Some(&out), &targets, unsupported, format, keep_going),
-        Command::Validate { rules, read, unsupported, format } => build(&rules, read.policy(), None, &[], unsupported, format, false),
+        Command::Build { rules, read, out, targets, unsupported, format, keep_going, no_cache } => {
+            build(&rules, read.policy(), Some(&out), &targets, unsupported, format, keep_going, !no_cache)
+        }
+        Command::Validate { rules, read, unsupported, format } => build(&rules, read.policy(), None, &[], unsupported, format, false, false),
         Command::Test { rules, only, read, corpus, format } => test::run(&rules, read.policy(), &only, corpus.as_deref(), format == ReportFormat::Json),
         Command::Pack { rules, targets, out, format } => pack::run_pack(&rules, &targets, &out, format),
         Command::Lock { rules, date, check, format } => pack::run_lock(&rules, date.as_deref(), check, format),
@@ -344,7 +351,15 @@ fn run(args: Args) -> Result<ExitCode> {
 /// Rules loaded, compiled and written per batch by `rulecast build`.
 const BATCH: usize = 128;
 
-fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<&Path>, targets: &[Target], policy: Unsupported, format: Format, keep_going: bool) -> Result<ExitCode> {
+/// A rule file of a build: answered by the build cache (file, key, what it made) or loaded
+/// (its cache key, if there is a cache, and the rule).
+enum Loaded {
+    Hit(String, String, cache::Hit),
+    Rule(Option<String>, rulecast::Rule),
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<&Path>, targets: &[Target], policy: Unsupported, format: Format, keep_going: bool, use_cache: bool) -> Result<ExitCode> {
     let mut targets: Vec<Target> = targets.to_vec();
     targets.sort();
     targets.dedup();
@@ -386,19 +401,43 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     let mut fingerprints = vec![];
     let mut b = rulecast::Build::default();
     let (mut notes, mut warnings, mut kept_notes) = (0, 0, vec![]);
+    // the build cache (see cache.rs): only for a build that writes, and without a lock (whose
+    // stale check needs every rule parsed)
+    let mut cache = match out {
+        Some(out) if use_cache && lock.is_none() => cache::Cache::open(out, policy, read, None),
+        _ => None,
+    };
     for batch in files.chunks(BATCH) {
-        let mut rules = vec![];
-        for r in rulecast::par::map(batch, |f| rulecast::load::rule_from_file_with(f, read)) {
+        // each file: answered by the cache, or loaded (with its cache key when there is a cache)
+        let loaded = rulecast::par::map(batch, |f| -> Result<Loaded, rulecast::Diagnostics> {
+            let Some(c) = &cache else { return rulecast::load::rule_from_file_with(f, read).map(|r| Loaded::Rule(None, r)) };
+            let text = rulecast::load::files::read_text(f, read)?;
+            let file = f.display().to_string();
+            let key = c.key(&file, &text);
+            match c.hit(&key, &all) {
+                Some(hit) => Ok(Loaded::Hit(file, key, hit)),
+                None => rulecast::load::rule_from_text(f, &text).map(|r| Loaded::Rule(Some(key), r)),
+            }
+        });
+        let mut items = vec![];
+        for r in loaded {
             match r {
-                Ok(r) => rules.push(r),
+                Ok(r) => items.push(r),
                 Err(e) => load_diags.extend(e),
             }
         }
-        for r in &rules {
-            match ids.get(&r.doc.id.value) {
-                Some(first) => load_diags.push(rulecast::load::duplicate_id(r, first)),
+        for item in &items {
+            let (id, file) = match item {
+                Loaded::Rule(_, r) => (&r.doc.id.value, &r.file),
+                Loaded::Hit(file, _, hit) => (&hit.id, file),
+            };
+            match ids.get(id) {
+                Some(first) => load_diags.push(match item {
+                    Loaded::Rule(_, r) => rulecast::load::duplicate_id(r, first),
+                    Loaded::Hit(_, _, hit) => rulecast::load::duplicate_id_at(&hit.id, hit.id_span.clone(), first),
+                }),
                 None => {
-                    ids.insert(r.doc.id.value.clone(), r.file.clone());
+                    ids.insert(id.clone(), file.clone());
                 }
             }
         }
@@ -408,10 +447,41 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
             continue;
         }
         if let Some(l) = &lock {
-            fingerprints.extend(pack::fingerprints(&rules).unwrap_or_default());
-            rules.iter_mut().for_each(|r| rulecast::lock::apply(r, l));
+            // (with a lock there is no cache: every item is a loaded rule)
+            let rules = items.iter().filter_map(|i| if let Loaded::Rule(_, r) = i { Some(r) } else { None });
+            fingerprints.extend(pack::fingerprints(rules).unwrap_or_default());
+            for item in items.iter_mut() {
+                if let Loaded::Rule(_, r) = item {
+                    rulecast::lock::apply(r, l);
+                }
+            }
         }
-        rulecast::build_more(&mut b, &rules, targets, policy);
+        // compile what the cache did not answer for, in parallel; add every rule in file order
+        let compiled = rulecast::par::map(&items, |item| match item {
+            Loaded::Rule(key, r) => {
+                let pairs = rulecast::compile_pairs(r, &all, policy);
+                let entry = key.as_ref().and_then(|_| cache::entry(&r.doc.id.value, rulecast::load::id_span(r).as_ref(), &all, &pairs));
+                Some((pairs, entry))
+            }
+            Loaded::Hit(..) => None,
+        });
+        for (item, made) in items.into_iter().zip(compiled) {
+            match (item, made) {
+                (Loaded::Rule(key, r), Some((pairs, entry))) => {
+                    if let (Some(c), Some(key), Some(entry)) = (cache.as_mut(), key, entry) {
+                        c.record(key, entry);
+                    }
+                    rulecast::add_pairs(&mut b, &r.file, &all, pairs);
+                }
+                (Loaded::Hit(file, key, hit), _) => {
+                    if let Some(c) = cache.as_mut() {
+                        c.keep(&key);
+                    }
+                    rulecast::add_pairs(&mut b, &file, &all, hit.pairs);
+                }
+                (Loaded::Rule(..), None) => unreachable!("every loaded rule is compiled"),
+            }
+        }
         // notes that will not be printed are only counted
         for (_, _, d) in &b.notes {
             if d.severity == rulecast::diag::Severity::Warning {
@@ -456,6 +526,9 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         Some(s) if !nothing => Some(s.commit()?),
         _ => None,
     };
+    if let (Some(c), Some(_)) = (cache, &written) {
+        c.save();
+    }
     if policy != Unsupported::Ignore {
         let notes: Vec<rulecast::Diagnostic> = kept_notes
             .iter()

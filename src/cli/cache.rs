@@ -1,0 +1,306 @@
+//! The build cache: a rebuild whose inputs did not change reuses the previous output instead of
+//! parsing and compiling the rules again.
+//!
+//! What a rule × target pair produces depends only on: the rule file's bytes and the path it is
+//! named by, the rulecast binary, `--unsupported`, the read policy (`--follow-symlinks`,
+//! `--max-file-size`) and the lock (`rulecast.lock`) — rule files read nothing else, and the
+//! templates and tables are compiled into the binary. So every rule gets a key, the SHA-256 of
+//! all of these (the binary by the SHA-256 of its own bytes), and the manifest
+//! `.<OUT>.rulecast-cache.json` beside the output folder (next to `.<OUT>.rulecast.lock`)
+//! records, per key, what each target made of the rule: skipped (with the reason), or built:
+//! the paths written with the SHA-256 of their bytes, and the translation notes. Rules with a
+//! refused pair are not recorded (they are compiled every time).
+//!
+//! A rule whose key is in the manifest is not parsed or compiled: its files are read back from
+//! the current output folder, and each one is used only if its bytes still have the recorded
+//! hash; anything else (a file missing, edited, or a manifest that does not parse or belongs to
+//! another format) is a miss, and the rule is compiled as without a cache. So a stale, foreign
+//! or damaged manifest costs time, never a wrong byte. The cached files go through the same
+//! staged write as compiled ones (the output is still replaced as one step). The manifest is
+//! rewritten (to a temporary file, then renamed) after the output was swapped in, and holds the
+//! rules of that build only. `build --no-cache` neither reads nor writes it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rulecast::diag::{Code, Diagnostic, Diagnostics, Severity, Span};
+use rulecast::notes::Concern;
+use rulecast::{Output, Pair, Target, Unsupported};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use strum::IntoEnumIterator;
+
+/// The manifest's format; a manifest of another format is ignored.
+const FORMAT: u32 = 1;
+
+/// The manifest of one output folder: read at the start of a build, written at its end.
+pub struct Cache {
+    /// SHA-256 of everything every rule depends on besides its own file.
+    global: [u8; 32],
+    out: PathBuf,
+    manifest: PathBuf,
+    old: HashMap<String, Entry>,
+    /// What this build makes of its rules, written at the end.
+    pub new: BTreeMap<String, Entry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    entries: BTreeMap<String, Entry>,
+}
+
+/// What the targets made of one rule file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    /// The rule's id (for the duplicate-id check).
+    pub id: String,
+    /// Where the id is written.
+    id_at: Option<(String, usize, usize)>,
+    /// Target name -> what it made.
+    pairs: BTreeMap<String, CachedPair>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum CachedPair {
+    Skipped(String),
+    /// (path, SHA-256 of its bytes) and the notes.
+    Built { files: Vec<(String, String)>, notes: Vec<Note> },
+}
+
+/// A translation note as the manifest keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Note {
+    code: String,
+    severity: String,
+    message: String,
+    expected: Option<String>,
+    found: Option<String>,
+    span: Option<(String, usize, usize)>,
+    hints: Vec<String>,
+    rule: Option<String>,
+    target: Option<String>,
+    concern: Option<CachedConcern>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum CachedConcern {
+    Matching { fields: Vec<String>, spans: Vec<(String, usize, usize)> },
+    AllowList(String),
+    KeyCase,
+    Aggregation,
+    Layout,
+    Metadata,
+}
+
+/// A rule the cache answered for: what [`rulecast::add_pairs`] needs, and the id check.
+pub struct Hit {
+    pub id: String,
+    pub id_span: Option<Span>,
+    pub pairs: Vec<Pair>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The manifest's path for an output folder: `.<name>.rulecast-cache.json` beside it.
+pub fn manifest_path(out: &Path) -> Option<PathBuf> {
+    let name = out.file_name()?.to_str()?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Some(parent.join(format!(".{name}.rulecast-cache.json")))
+}
+
+impl Cache {
+    /// The cache of `out` for a build with these options and lock (its text, if any). `None`
+    /// when the binary cannot be read (no cache: every rule is compiled).
+    pub fn open(out: &Path, policy: Unsupported, read: rulecast::load::files::ReadPolicy, lock: Option<&str>) -> Option<Cache> {
+        let manifest = manifest_path(out)?;
+        let exe = fs::read(std::env::current_exe().ok()?).ok()?;
+        let mut h = Sha256::new();
+        h.update(format!("rulecast build cache {FORMAT}\0").as_bytes());
+        h.update(Sha256::digest(&exe));
+        h.update(format!("{policy:?}\0{}\0{}\0", read.follow_symlinks, read.max_bytes).as_bytes());
+        match lock {
+            Some(l) => {
+                h.update(b"lock\0");
+                h.update(Sha256::digest(l.as_bytes()));
+            }
+            None => h.update(b"no lock\0"),
+        }
+        let global: [u8; 32] = h.finalize().into();
+        let old = fs::read(&manifest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+            .filter(|m| m.format == FORMAT)
+            .map(|m| m.entries.into_iter().collect())
+            .unwrap_or_default();
+        Some(Cache { global, out: out.to_path_buf(), manifest, old, new: BTreeMap::new() })
+    }
+
+    /// A rule file's key: its name and bytes, with everything else it depends on.
+    pub fn key(&self, file: &str, text: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(self.global);
+        h.update((file.len() as u64).to_le_bytes());
+        h.update(file.as_bytes());
+        h.update(text.as_bytes());
+        hex(&h.finalize())
+    }
+
+    /// What the manifest says `targets` made of the rule with this key, if it says so for every
+    /// one of them and every file it names is still in the output with the recorded bytes.
+    pub fn hit(&self, key: &str, targets: &[Target]) -> Option<Hit> {
+        let e = self.old.get(key)?;
+        let mut pairs = Vec::with_capacity(targets.len());
+        for &t in targets {
+            let p = e.pairs.get(&t.to_string())?;
+            pairs.push(match p {
+                CachedPair::Skipped(why) => Pair::Skipped(why.clone()),
+                CachedPair::Built { files, notes } => {
+                    let mut made = Vec::with_capacity(files.len());
+                    for (path, sum) in files {
+                        // only plain `<target folder>/<file>` paths are read back
+                        let (dir, name) = path.split_once('/')?;
+                        if dir != rulecast::targets::folder(t) || name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') {
+                            return None;
+                        }
+                        let text = fs::read_to_string(self.out.join(path)).ok()?;
+                        if hex(&Sha256::digest(text.as_bytes())) != *sum {
+                            return None;
+                        }
+                        made.push((path.clone(), text));
+                    }
+                    let notes = notes.iter().map(note_from).collect::<Option<Vec<_>>>()?;
+                    Pair::Built(Output { target: t, files: made, notes: Diagnostics(notes) })
+                }
+            });
+        }
+        Some(Hit { id: e.id.clone(), id_span: e.id_at.clone().map(span_from), pairs })
+    }
+
+    /// Keep the entry of a rule the cache answered for in the next manifest.
+    pub fn keep(&mut self, key: &str) {
+        if let Some(e) = self.old.get(key) {
+            self.new.insert(key.to_string(), e.clone());
+        }
+    }
+
+    /// Record what a freshly compiled rule made ([`entry`]) in the next manifest.
+    pub fn record(&mut self, key: String, entry: Entry) {
+        self.new.insert(key, entry);
+    }
+
+    /// Write the next manifest (to a temporary file renamed over the old one). A manifest
+    /// that cannot be written only means no cache next time: the old one is removed.
+    pub fn save(self) {
+        let Cache { manifest, new, .. } = self;
+        let text = match serde_json::to_vec(&Manifest { format: FORMAT, entries: new }) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = fs::remove_file(&manifest);
+                return;
+            }
+        };
+        let dir = manifest.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let written = tempfile::NamedTempFile::new_in(&dir).and_then(|mut f| {
+            std::io::Write::write_all(&mut f, &text)?;
+            f.persist(&manifest).map_err(|e| e.error)?;
+            Ok(())
+        });
+        if written.is_err() {
+            let _ = fs::remove_file(&manifest);
+        }
+    }
+}
+
+/// The manifest entry for a rule compiled for `targets`, if it can be kept: not when a pair was
+/// refused, nor when a note would not come back from the manifest exactly as it is.
+pub fn entry(id: &str, id_span: Option<&Span>, targets: &[Target], pairs: &[Pair]) -> Option<Entry> {
+    let mut out = BTreeMap::new();
+    for (&t, p) in targets.iter().zip(pairs) {
+        let c = match p {
+            Pair::Refused(_) => return None,
+            Pair::Skipped(why) => CachedPair::Skipped(why.clone()),
+            Pair::Built(o) => {
+                let files = o.files.iter().map(|(p, text)| (p.clone(), hex(&Sha256::digest(text.as_bytes())))).collect();
+                let mut notes = Vec::with_capacity(o.notes.len());
+                for d in o.notes.iter() {
+                    let n = note_to(d);
+                    if note_from(&n).as_ref() != Some(d) {
+                        return None;
+                    }
+                    notes.push(n);
+                }
+                CachedPair::Built { files, notes }
+            }
+        };
+        out.insert(t.to_string(), c);
+    }
+    Some(Entry { id: id.to_string(), id_at: id_span.map(span_to), pairs: out })
+}
+
+fn span_to(s: &Span) -> (String, usize, usize) {
+    (s.file.clone(), s.line, s.col)
+}
+
+fn span_from((file, line, col): (String, usize, usize)) -> Span {
+    Span { file, line, col }
+}
+
+fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "note",
+    }
+}
+
+fn note_to(d: &Diagnostic) -> Note {
+    Note {
+        code: format!("{:?}", d.code),
+        severity: severity_name(d.severity).to_string(),
+        message: d.message.clone(),
+        expected: d.expected.clone(),
+        found: d.found.clone(),
+        span: d.span.as_ref().map(span_to),
+        hints: d.hints.clone(),
+        rule: d.rule.clone(),
+        target: d.target.clone(),
+        concern: d.concern.as_ref().map(|c| match c {
+            Concern::Matching { fields, spans } => CachedConcern::Matching { fields: fields.clone(), spans: spans.iter().map(span_to).collect() },
+            Concern::AllowList(n) => CachedConcern::AllowList(n.clone()),
+            Concern::KeyCase => CachedConcern::KeyCase,
+            Concern::Aggregation => CachedConcern::Aggregation,
+            Concern::Layout => CachedConcern::Layout,
+            Concern::Metadata => CachedConcern::Metadata,
+        }),
+    }
+}
+
+fn note_from(n: &Note) -> Option<Diagnostic> {
+    static CODES: std::sync::OnceLock<HashMap<String, Code>> = std::sync::OnceLock::new();
+    let code = *CODES.get_or_init(|| Code::iter().map(|c| (format!("{c:?}"), c)).collect()).get(&n.code)?;
+    let severity = [Severity::Error, Severity::Warning, Severity::Note].into_iter().find(|s| severity_name(*s) == n.severity)?;
+    let mut d = Diagnostic::error(code, n.message.clone());
+    d.severity = severity;
+    d.expected = n.expected.clone();
+    d.found = n.found.clone();
+    d.span = n.span.clone().map(span_from);
+    d.hints = n.hints.clone();
+    d.rule = n.rule.clone();
+    d.target = n.target.clone();
+    d.concern = n.concern.as_ref().map(|c| match c {
+        CachedConcern::Matching { fields, spans } => Concern::Matching { fields: fields.clone(), spans: spans.iter().cloned().map(span_from).collect() },
+        CachedConcern::AllowList(n) => Concern::AllowList(n.clone()),
+        CachedConcern::KeyCase => Concern::KeyCase,
+        CachedConcern::Aggregation => Concern::Aggregation,
+        CachedConcern::Layout => Concern::Layout,
+        CachedConcern::Metadata => Concern::Metadata,
+    });
+    Some(d)
+}
