@@ -3,13 +3,14 @@
 //!
 //! What a rule × target pair produces depends only on: the rule file's bytes and the path it is
 //! named by, the rulecast binary, `--unsupported`, the read policy (`--follow-symlinks`,
-//! `--max-file-size`) and the lock (`rulecast.lock`) — rule files read nothing else, and the
+//! `--max-file-size`) and the lock (`rulecast.lock`, as parsed) — rule files read nothing else, and the
 //! templates and tables are compiled into the binary. So every rule gets a key, the SHA-256 of
 //! all of these (the binary by the SHA-256 of its own bytes), and the manifest
 //! `.<OUT>.rulecast-cache.json` beside the output folder (next to `.<OUT>.rulecast.lock`)
 //! records, per key, what each target made of the rule: skipped (with the reason), or built:
-//! the paths written with the SHA-256 of their bytes, and the translation notes. Rules with a
-//! refused pair are not recorded (they are compiled every time).
+//! the paths written with the SHA-256 of their bytes, and the translation notes; with a lock,
+//! also the rule's fingerprint (what `rulecast lock` would record, for the stale-lock warning).
+//! Rules with a refused pair are not recorded (they are compiled every time).
 //!
 //! A rule whose key is in the manifest is not parsed or compiled: its files are read back from
 //! the current output folder, and each one is used only if its bytes still have the recorded
@@ -25,6 +26,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use rulecast::diag::{Code, Diagnostic, Diagnostics, Severity, Span};
+use rulecast::lock::{Facets, Fingerprint};
 use rulecast::notes::Concern;
 use rulecast::{Output, Pair, Target, Unsupported};
 use serde::{Deserialize, Serialize};
@@ -41,6 +43,8 @@ pub struct Cache {
     out: PathBuf,
     manifest: PathBuf,
     old: HashMap<String, Entry>,
+    /// Is there a lock (every entry then carries the rule's fingerprint)?
+    locked: bool,
     /// What this build makes of its rules, written at the end.
     pub new: BTreeMap<String, Entry>,
 }
@@ -60,6 +64,20 @@ pub struct Entry {
     id_at: Option<(String, usize, usize)>,
     /// Target name -> what it made.
     pairs: BTreeMap<String, CachedPair>,
+    /// With a lock: what the rule means, for the lock's stale check.
+    #[serde(default)]
+    fingerprint: Option<CachedFingerprint>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CachedFingerprint {
+    id: String,
+    name: String,
+    file: String,
+    facets: Facets,
+    hashes: BTreeMap<String, String>,
+    declared_version: Option<String>,
+    declared_updated: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +117,8 @@ pub struct Hit {
     pub id: String,
     pub id_span: Option<Span>,
     pub pairs: Vec<Pair>,
+    /// With a lock: the rule's fingerprint.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -139,7 +159,7 @@ impl Cache {
             .filter(|m| m.format == FORMAT)
             .map(|m| m.entries.into_iter().collect())
             .unwrap_or_default();
-        Some(Cache { global, out: out.to_path_buf(), manifest, old, new: BTreeMap::new() })
+        Some(Cache { global, out: out.to_path_buf(), manifest, old, locked: lock.is_some(), new: BTreeMap::new() })
     }
 
     /// A rule file's key: its name and bytes, with everything else it depends on.
@@ -156,6 +176,11 @@ impl Cache {
     /// one of them and every file it names is still in the output with the recorded bytes.
     pub fn hit(&self, key: &str, targets: &[Target]) -> Option<Hit> {
         let e = self.old.get(key)?;
+        let fingerprint = match (&e.fingerprint, self.locked) {
+            (Some(f), true) => Some(fingerprint_from(f)?),
+            (None, true) => return None,
+            (_, false) => None,
+        };
         let mut pairs = Vec::with_capacity(targets.len());
         for &t in targets {
             let p = e.pairs.get(&t.to_string())?;
@@ -180,7 +205,7 @@ impl Cache {
                 }
             });
         }
-        Some(Hit { id: e.id.clone(), id_span: e.id_at.clone().map(span_from), pairs })
+        Some(Hit { id: e.id.clone(), id_span: e.id_at.clone().map(span_from), pairs, fingerprint })
     }
 
     /// Keep the entry of a rule the cache answered for in the next manifest.
@@ -218,9 +243,20 @@ impl Cache {
     }
 }
 
-/// The manifest entry for a rule compiled for `targets`, if it can be kept: not when a pair was
-/// refused, nor when a note would not come back from the manifest exactly as it is.
-pub fn entry(id: &str, id_span: Option<&Span>, targets: &[Target], pairs: &[Pair]) -> Option<Entry> {
+/// The manifest entry for a rule compiled for `targets` (with its fingerprint when there is a
+/// lock), if it can be kept: not when a pair was refused, nor when a note or the fingerprint
+/// would not come back from the manifest exactly as it is.
+pub fn entry(id: &str, id_span: Option<&Span>, targets: &[Target], pairs: &[Pair], fingerprint: Option<&Fingerprint>) -> Option<Entry> {
+    let fingerprint = match fingerprint {
+        Some(f) => {
+            let c = fingerprint_to(f);
+            if fingerprint_from(&c).as_ref() != Some(f) {
+                return None;
+            }
+            Some(c)
+        }
+        None => None,
+    };
     let mut out = BTreeMap::new();
     for (&t, p) in targets.iter().zip(pairs) {
         let c = match p {
@@ -241,7 +277,39 @@ pub fn entry(id: &str, id_span: Option<&Span>, targets: &[Target], pairs: &[Pair
         };
         out.insert(t.to_string(), c);
     }
-    Some(Entry { id: id.to_string(), id_at: id_span.map(span_to), pairs: out })
+    Some(Entry { id: id.to_string(), id_at: id_span.map(span_to), pairs: out, fingerprint })
+}
+
+fn target_named(name: &str) -> Option<Target> {
+    Target::iter().find(|t| t.to_string() == name)
+}
+
+fn fingerprint_to(f: &Fingerprint) -> CachedFingerprint {
+    CachedFingerprint {
+        id: f.id.clone(),
+        name: f.name.clone(),
+        file: f.file.clone(),
+        facets: f.facets.clone(),
+        hashes: f.hashes.iter().map(|(t, h)| (t.to_string(), h.clone())).collect(),
+        declared_version: f.declared_version.clone(),
+        declared_updated: f.declared_updated.clone(),
+    }
+}
+
+fn fingerprint_from(c: &CachedFingerprint) -> Option<Fingerprint> {
+    let mut hashes = BTreeMap::new();
+    for (t, h) in &c.hashes {
+        hashes.insert(target_named(t)?, h.clone());
+    }
+    Some(Fingerprint {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        file: c.file.clone(),
+        facets: c.facets.clone(),
+        hashes,
+        declared_version: c.declared_version.clone(),
+        declared_updated: c.declared_updated.clone(),
+    })
 }
 
 fn span_to(s: &Span) -> (String, usize, usize) {

@@ -401,10 +401,10 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     let mut fingerprints = vec![];
     let mut b = rulecast::Build::default();
     let (mut notes, mut warnings, mut kept_notes) = (0, 0, vec![]);
-    // the build cache (see cache.rs): only for a build that writes, and without a lock (whose
-    // stale check needs every rule parsed)
+    // the build cache (see cache.rs): only for a build that writes
+    let lock_json = lock.as_ref().map(|l| serde_json::to_string(l).expect("a lock serialises"));
     let mut cache = match out {
-        Some(out) if use_cache && lock.is_none() => cache::Cache::open(out, policy, read, None),
+        Some(out) if use_cache => cache::Cache::open(out, policy, read, lock_json.as_deref()),
         _ => None,
     };
     for batch in files.chunks(BATCH) {
@@ -446,10 +446,19 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
             stage = None;
             continue;
         }
+        // with a lock: each rule's fingerprint (what it means, for the stale check; kept by the
+        // cache), taken before the lock's fields are applied; a batch with one that cannot be
+        // taken adds none
+        let mut fps: Vec<Option<rulecast::lock::Fingerprint>> = vec![];
         if let Some(l) = &lock {
-            // (with a lock there is no cache: every item is a loaded rule)
-            let rules = items.iter().filter_map(|i| if let Loaded::Rule(_, r) = i { Some(r) } else { None });
-            fingerprints.extend(pack::fingerprints(rules).unwrap_or_default());
+            let made = rulecast::par::map(&items, |i| match i {
+                Loaded::Rule(_, r) => pack::fingerprints(std::iter::once(r)).ok().and_then(|mut v| v.pop()),
+                Loaded::Hit(_, _, hit) => hit.fingerprint.clone(),
+            });
+            if made.iter().all(Option::is_some) {
+                fingerprints.extend(made.iter().flatten().cloned());
+            }
+            fps = made;
             for item in items.iter_mut() {
                 if let Loaded::Rule(_, r) = item {
                     rulecast::lock::apply(r, l);
@@ -457,10 +466,15 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
             }
         }
         // compile what the cache did not answer for, in parallel; add every rule in file order
-        let compiled = rulecast::par::map(&items, |item| match item {
+        let indexed: Vec<(usize, &Loaded)> = items.iter().enumerate().collect();
+        let compiled = rulecast::par::map(&indexed, |&(i, item)| match item {
             Loaded::Rule(key, r) => {
                 let pairs = rulecast::compile_pairs(r, &all, policy);
-                let entry = key.as_ref().and_then(|_| cache::entry(&r.doc.id.value, rulecast::load::id_span(r).as_ref(), &all, &pairs));
+                let fp = fps.get(i).and_then(Option::as_ref);
+                let entry = match (key, &lock, fp) {
+                    (None, _, _) | (Some(_), Some(_), None) => None,
+                    (Some(_), _, fp) => cache::entry(&r.doc.id.value, rulecast::load::id_span(r).as_ref(), &all, &pairs, fp),
+                };
                 Some((pairs, entry))
             }
             Loaded::Hit(..) => None,
