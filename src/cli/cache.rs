@@ -14,8 +14,9 @@
 //!
 //! A rule whose key is in the manifest is not parsed or compiled: its files are read back from
 //! the current output folder, and each one is used only if its bytes still have the recorded
-//! hash; anything else (a file missing, edited, or a manifest that does not parse or belongs to
-//! another format) is a miss, and the rule is compiled as without a cache. So a stale, foreign
+//! hash; anything else (a file missing or edited; a manifest whose first line's SHA-256 of the
+//! rest does not match, that does not parse or belongs to another format) is a miss, and the
+//! rule is compiled as without a cache. So a stale, foreign
 //! or damaged manifest costs time, never a wrong byte. The cached files go through the same
 //! staged write as compiled ones (the output is still replaced as one step). The manifest is
 //! rewritten (to a temporary file, then renamed) after the output was swapped in, and holds the
@@ -121,6 +122,18 @@ pub struct Hit {
     pub fingerprint: Option<Fingerprint>,
 }
 
+/// The manifest's first line: this, a space, the SHA-256 of the rest (the JSON), a newline.
+const HEADER: &str = "rulecast build cache";
+
+/// The JSON of a manifest whose first line vouches for it; `None` for anything else (a file cut
+/// short, or changed since it was written).
+fn checked(file: &[u8]) -> Option<&[u8]> {
+    let nl = file.iter().position(|&b| b == b'\n')?;
+    let (first, body) = (std::str::from_utf8(&file[..nl]).ok()?, &file[nl + 1..]);
+    let sum = first.strip_prefix(HEADER)?.strip_prefix(' ')?;
+    (sum == hex(&Sha256::digest(body))).then_some(body)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -155,7 +168,7 @@ impl Cache {
         let global: [u8; 32] = h.finalize().into();
         let old = fs::read(&manifest)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+            .and_then(|b| checked(&b).and_then(|body| serde_json::from_slice::<Manifest>(body).ok()))
             .filter(|m| m.format == FORMAT)
             .map(|m| m.entries.into_iter().collect())
             .unwrap_or_default();
@@ -225,7 +238,11 @@ impl Cache {
     pub fn save(self) {
         let Cache { manifest, new, .. } = self;
         let text = match serde_json::to_vec(&Manifest { format: FORMAT, entries: new }) {
-            Ok(t) => t,
+            Ok(body) => {
+                let mut t = format!("{HEADER} {}\n", hex(&Sha256::digest(&body))).into_bytes();
+                t.extend_from_slice(&body);
+                t
+            }
             Err(_) => {
                 let _ = fs::remove_file(&manifest);
                 return;

@@ -407,6 +407,7 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         Some(out) if use_cache => cache::Cache::open(out, policy, read, lock_json.as_deref()),
         _ => None,
     };
+    let (mut hits, mut from_cache) = (0usize, std::collections::HashSet::new());
     for batch in files.chunks(BATCH) {
         // each file: answered by the cache, or loaded (with its cache key when there is a cache)
         let loaded = rulecast::par::map(batch, |f| -> Result<Loaded, rulecast::Diagnostics> {
@@ -491,6 +492,14 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
                     if let Some(c) = cache.as_mut() {
                         c.keep(&key);
                     }
+                    hits += 1;
+                    // the files this rule adds (not those an earlier rule wrote) were read from
+                    // the output under the stage's lock: the staged write need not compare them
+                    for p in &hit.pairs {
+                        if let rulecast::Pair::Built(o) = p {
+                            from_cache.extend(o.files.iter().map(|(path, _)| path).filter(|path| !b.paths.contains(*path)).cloned());
+                        }
+                    }
                     rulecast::add_pairs(&mut b, &file, &all, hit.pairs);
                 }
                 (Loaded::Rule(..), None) => unreachable!("every loaded rule is compiled"),
@@ -514,9 +523,11 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         }
         let made = std::mem::take(&mut b.files);
         if let Some(s) = stage.as_mut() {
-            let entries: Vec<(&String, &String)> = made.iter().collect();
+            let (same, entries): (Vec<(&String, &String)>, Vec<(&String, &String)>) = made.iter().partition(|(path, _)| from_cache.contains(*path));
+            s.put_same(&same)?;
             s.put(&entries)?;
         }
+        from_cache.clear();
     }
     if load_diags.has_errors() {
         print_diags(&load_diags.0, format, read);
@@ -575,7 +586,11 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         b.paths.len()
     );
     if let (Some(out), Some(w)) = (out, written) {
-        line.push_str(&format!(" in {} ({} changed)", out.display(), w.changed));
+        line.push_str(&format!(" in {} ({} changed", out.display(), w.changed));
+        if hits > 0 {
+            line.push_str(&format!(", {hits} rule(s) from the build cache"));
+        }
+        line.push(')');
     }
     line.push_str(&format!(", {notes} translation note(s)"));
     if warnings > 0 {
