@@ -354,9 +354,12 @@ const BATCH: usize = 128;
 /// A rule file of a build: answered by the build cache (file, key, what it made) or loaded
 /// (its cache key, if there is a cache, and the rule).
 enum Loaded {
-    Hit(String, String, cache::Hit),
-    Rule(Option<String>, rulecast::Rule),
+    Hit(String, String, Box<cache::Hit>),
+    Rule(Option<String>, Box<rulecast::Rule>),
 }
+
+/// Files to write: (relative path, text).
+type Files<'a> = Vec<(&'a String, &'a String)>;
 
 #[allow(clippy::too_many_arguments)]
 fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<&Path>, targets: &[Target], policy: Unsupported, format: Format, keep_going: bool, use_cache: bool) -> Result<ExitCode> {
@@ -411,13 +414,13 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     for batch in files.chunks(BATCH) {
         // each file: answered by the cache, or loaded (with its cache key when there is a cache)
         let loaded = rulecast::par::map(batch, |f| -> Result<Loaded, rulecast::Diagnostics> {
-            let Some(c) = &cache else { return rulecast::load::rule_from_file_with(f, read).map(|r| Loaded::Rule(None, r)) };
+            let Some(c) = &cache else { return rulecast::load::rule_from_file_with(f, read).map(|r| Loaded::Rule(None, Box::new(r))) };
             let text = rulecast::load::files::read_text(f, read)?;
             let file = f.display().to_string();
             let key = c.key(&file, &text);
             match c.hit(&key, &all) {
-                Some(hit) => Ok(Loaded::Hit(file, key, hit)),
-                None => rulecast::load::rule_from_text(f, &text).map(|r| Loaded::Rule(Some(key), r)),
+                Some(hit) => Ok(Loaded::Hit(file, key, Box::new(hit))),
+                None => rulecast::load::rule_from_text(f, &text).map(|r| Loaded::Rule(Some(key), Box::new(r))),
             }
         });
         let mut items = vec![];
@@ -453,7 +456,7 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         let mut fps: Vec<Option<rulecast::lock::Fingerprint>> = vec![];
         if let Some(l) = &lock {
             let made = rulecast::par::map(&items, |i| match i {
-                Loaded::Rule(_, r) => pack::fingerprints(std::iter::once(r)).ok().and_then(|mut v| v.pop()),
+                Loaded::Rule(_, r) => pack::fingerprints(std::iter::once(&**r)).ok().and_then(|mut v| v.pop()),
                 Loaded::Hit(_, _, hit) => hit.fingerprint.clone(),
             });
             if made.iter().all(Option::is_some) {
@@ -523,7 +526,7 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         }
         let made = std::mem::take(&mut b.files);
         if let Some(s) = stage.as_mut() {
-            let (same, entries): (Vec<(&String, &String)>, Vec<(&String, &String)>) = made.iter().partition(|(path, _)| from_cache.contains(*path));
+            let (same, entries): (Files, Files) = made.iter().partition(|(path, _)| from_cache.contains(*path));
             s.put_same(&same)?;
             s.put(&entries)?;
         }
