@@ -1,8 +1,8 @@
-//! The build cache (`.<OUT>.rulecast-cache.json` beside the output folder): a rebuild takes
-//! unchanged rules from it and writes exactly the bytes and diagnostics a build without it
-//! writes; a changed rule, lock or option is compiled again; a damaged manifest or an edited
-//! output file costs a compile, never a wrong byte; a failed build leaves output and cache as
-//! they were. (No timings here: speed is shown by `scripts/bench`.)
+//! The build cache (`.<OUT>.rulecast-cache/` beside the output folder, one file per rule): a
+//! rebuild takes unchanged rules from it and writes exactly the bytes and diagnostics a build
+//! without it writes; a changed rule, lock or option is compiled again; a damaged cache file or
+//! an edited output file costs a compile, never a wrong byte; a failed build leaves the output
+//! and the cache files it had as they were. (No timings here: speed is shown by `scripts/bench`.)
 
 mod common;
 
@@ -78,8 +78,13 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     acc
 }
 
-fn manifest(dir: &Path, out: &str) -> PathBuf {
-    dir.join(format!(".{out}.rulecast-cache.json"))
+fn cache_dir(dir: &Path, out: &str) -> PathBuf {
+    dir.join(format!(".{out}.rulecast-cache"))
+}
+
+/// The cache's files (name -> bytes).
+fn cache_files(dir: &Path, out: &str) -> BTreeMap<String, Vec<u8>> {
+    tree(&cache_dir(dir, out))
 }
 
 /// A build of `extra` into a fresh output without the cache: what every cached build must equal.
@@ -88,7 +93,7 @@ fn cold(dir: &Path, extra: &[&str]) -> (BTreeMap<String, Vec<u8>>, Output) {
     let mut args = vec!["--no-cache"];
     args.extend_from_slice(extra);
     let o = build(dir, "cold", &args);
-    assert!(!manifest(dir, "cold").exists(), "--no-cache wrote a manifest");
+    assert!(!cache_dir(dir, "cold").exists(), "--no-cache wrote a cache");
     (tree(&dir.join("cold")), o)
 }
 
@@ -114,7 +119,7 @@ fn a_rebuild_takes_every_unchanged_rule_from_the_cache_and_writes_the_same_bytes
         let first = build(dir, "out", &[]);
         assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
         assert_eq!(hits(&first), 0);
-        assert!(manifest(dir, "out").is_file(), "no manifest beside the output");
+        assert_eq!(cache_files(dir, "out").len(), n, "one cache file per rule beside the output");
         same_as_cold(dir, "out", &first, &[]);
         let second = build(dir, "out", &[]);
         assert_eq!(hits(&second), n, "lock {lock}: {}", stdout(&second));
@@ -145,6 +150,7 @@ fn a_changed_rule_lock_or_option_is_compiled_again() {
     let o = build(dir, "out", &[]);
     assert_eq!(hits(&o), n - 2, "{}", stdout(&o));
     same_as_cold(dir, "out", &o, &[]);
+    assert_eq!(cache_files(dir, "out").len(), n, "the entries of the old texts were removed");
     assert!(stderr(&o).contains("does not describe"), "the stale-lock warning comes from the fingerprints: {}", stderr(&o));
     // another --unsupported: nothing from the cache, then everything
     let o = build(dir, "out", &["--unsupported", "ignore"]);
@@ -169,26 +175,52 @@ fn a_changed_rule_lock_or_option_is_compiled_again() {
 }
 
 #[test]
-fn a_damaged_manifest_or_an_edited_output_file_is_compiled_again() {
+fn a_damaged_cache_file_or_an_edited_output_file_is_compiled_again() {
     let tmp = setup(false);
     let dir = tmp.path();
     let n = rule_count(dir);
     assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
-    let m = manifest(dir, "out");
-    let good = std::fs::read(&m).expect("manifest");
-    // not JSON at all, cut in half, one byte of a note changed (still JSON), empty
-    let body = String::from_utf8(good.clone()).expect("utf-8");
-    let pos = body.find("\"message\":\"").expect("a note") + "\"message\":\"".len();
-    let mut flipped = body.clone().into_bytes();
-    flipped[pos] = if flipped[pos] == b'x' { b'y' } else { b'x' };
-    for damaged in [b"not a manifest".to_vec(), good[..good.len() / 2].to_vec(), flipped, vec![]] {
-        std::fs::write(&m, &damaged).expect("damage");
+    let files = cache_files(dir, "out");
+    // every cache file: not a cache file at all, cut in half, one byte of a note changed (still
+    // JSON), empty
+    type Damage = fn(&[u8]) -> Vec<u8>;
+    let damages: [Damage; 4] = [
+        |_| b"not a cache file".to_vec(),
+        |good| good[..good.len() / 2].to_vec(),
+        |good| {
+            let body = String::from_utf8(good.to_vec()).expect("utf-8");
+            let mut bytes = good.to_vec();
+            if let Some(at) = body.find("\"message\":\"") {
+                let pos = at + "\"message\":\"".len();
+                bytes[pos] = if bytes[pos] == b'x' { b'y' } else { b'x' };
+            } else {
+                // a rule without notes: its id instead
+                let pos = body.find("\"id\":\"").expect("an id") + "\"id\":\"".len();
+                bytes[pos] = if bytes[pos] == b'x' { b'y' } else { b'x' };
+            }
+            bytes
+        },
+        |_| vec![],
+    ];
+    for damage in damages {
+        for (name, good) in &files {
+            std::fs::write(cache_dir(dir, "out").join(name), damage(good)).expect("damage");
+        }
         let o = build(dir, "out", &[]);
-        assert_eq!(hits(&o), 0, "a damaged manifest was used: {}", stdout(&o));
+        assert_eq!(hits(&o), 0, "a damaged cache file was used: {}", stdout(&o));
         same_as_cold(dir, "out", &o, &[]);
-        // the build wrote a good one again
+        // the build wrote good ones again
+        assert_eq!(cache_files(dir, "out"), files);
         assert_eq!(hits(&build(dir, "out", &[])), n);
     }
+    // a cache folder that is a file: no cache, the same output
+    std::fs::remove_dir_all(cache_dir(dir, "out")).expect("rm");
+    std::fs::write(cache_dir(dir, "out"), "").expect("a file");
+    let o = build(dir, "out", &[]);
+    assert_eq!(hits(&o), 0);
+    same_as_cold(dir, "out", &o, &[]);
+    std::fs::remove_file(cache_dir(dir, "out")).expect("rm");
+    assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
     // an output file edited by hand: its rule is compiled again and the file written right
     let file = tree(&dir.join("out")).keys().find(|k| k.starts_with("sentinel/")).expect("a sentinel file").clone();
     let path = dir.join("out").join(&file);
@@ -211,12 +243,15 @@ fn a_failed_build_leaves_output_and_cache_as_they_were() {
     let dir = tmp.path();
     let n = rule_count(dir);
     assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
-    let (before, cache_before) = (tree(&dir.join("out")), std::fs::read(manifest(dir, "out")).expect("manifest"));
+    let (before, cache_before) = (tree(&dir.join("out")), cache_files(dir, "out"));
     std::fs::write(dir.join("rules/broken.yaml"), "id: [unclosed\n").expect("write");
     let o = build(dir, "out", &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(tree(&dir.join("out")), before, "a failed build changed the output");
-    assert_eq!(std::fs::read(manifest(dir, "out")).expect("manifest"), cache_before, "a failed build changed the cache");
+    let cache_after = cache_files(dir, "out");
+    for (name, bytes) in &cache_before {
+        assert_eq!(cache_after.get(name), Some(bytes), "a failed build changed or removed the cache file {name}");
+    }
     std::fs::remove_file(dir.join("rules/broken.yaml")).expect("rm");
     let o = build(dir, "out", &[]);
     assert_eq!(hits(&o), n);

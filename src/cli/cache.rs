@@ -3,26 +3,28 @@
 //!
 //! What a rule × target pair produces depends only on: the rule file's bytes and the path it is
 //! named by, the rulecast binary, `--unsupported`, the read policy (`--follow-symlinks`,
-//! `--max-file-size`) and the lock (`rulecast.lock`, as parsed) — rule files read nothing else, and the
-//! templates and tables are compiled into the binary. So every rule gets a key, the SHA-256 of
-//! all of these (the binary by the SHA-256 of its own bytes), and the manifest
-//! `.<OUT>.rulecast-cache.json` beside the output folder (next to `.<OUT>.rulecast.lock`)
-//! records, per key, what each target made of the rule: skipped (with the reason), or built:
-//! the paths written with the SHA-256 of their bytes, and the translation notes; with a lock,
-//! also the rule's fingerprint (what `rulecast lock` would record, for the stale-lock warning).
-//! Rules with a refused pair are not recorded (they are compiled every time).
+//! `--max-file-size`) and the lock (`rulecast.lock`, as parsed) — rule files read nothing else,
+//! and the templates and tables are compiled into the binary. So every rule gets a key, the
+//! SHA-256 of all of these (the binary by the SHA-256 of its own bytes), and the folder
+//! `.<OUT>.rulecast-cache/` beside the output folder (next to `.<OUT>.rulecast.lock`) holds one
+//! file per key, `<key>.json`, saying what each target made of the rule: skipped (with the
+//! reason), or built: the paths written with the SHA-256 of their bytes, and the translation
+//! notes; with a lock, also the rule's fingerprint (what `rulecast lock` would record, for the
+//! stale-lock warning). Its first line is the SHA-256 of the rest. Rules with a refused pair get
+//! no file (they are compiled every time). One file per rule, written as the rule is compiled,
+//! keeps memory to a batch of rules, as without the cache.
 //!
-//! A rule whose key is in the manifest is not parsed or compiled: its files are read back from
+//! A rule whose key has a file is not parsed or compiled: its output files are read back from
 //! the current output folder, and each one is used only if its bytes still have the recorded
-//! hash; anything else (a file missing or edited; a manifest whose first line's SHA-256 of the
-//! rest does not match, that does not parse or belongs to another format) is a miss, and the
-//! rule is compiled as without a cache. So a stale, foreign
-//! or damaged manifest costs time, never a wrong byte. The cached files go through the same
-//! staged write as compiled ones (the output is still replaced as one step). The manifest is
-//! rewritten (to a temporary file, then renamed) after the output was swapped in, and holds the
-//! rules of that build only. `build --no-cache` neither reads nor writes it.
+//! hash; anything else (an output file missing or edited; a cache file whose first line does
+//! not vouch for the rest, that does not parse or is missing) is a miss, and the rule is
+//! compiled as without a cache. So a stale, foreign or damaged cache costs time, never a wrong
+//! byte. The cached files go through the same staged write as compiled ones (the output is still
+//! replaced as one step). Once every rule is done, and before the output is swapped in, the
+//! files of keys this build did not use are removed. `build --no-cache` neither reads nor
+//! writes the cache.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -34,26 +36,21 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use strum::IntoEnumIterator;
 
-/// The manifest's format; a manifest of another format is ignored.
-const FORMAT: u32 = 1;
+/// The cache's format (part of every key: files of another format are never read, and are
+/// removed by the next build).
+const FORMAT: u32 = 2;
 
-/// The manifest of one output folder: read at the start of a build, written at its end.
+/// The cache of one output folder.
 pub struct Cache {
     /// SHA-256 of everything every rule depends on besides its own file.
     global: [u8; 32],
     out: PathBuf,
-    manifest: PathBuf,
-    old: HashMap<String, Entry>,
+    /// `.<OUT>.rulecast-cache/`
+    dir: PathBuf,
     /// Is there a lock (every entry then carries the rule's fingerprint)?
     locked: bool,
-    /// What this build makes of its rules, written at the end.
-    pub new: BTreeMap<String, Entry>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Manifest {
-    format: u32,
-    entries: BTreeMap<String, Entry>,
+    /// The keys this build used or wrote: the others are removed at the end.
+    used: HashSet<String>,
 }
 
 /// What the targets made of one rule file.
@@ -88,7 +85,7 @@ enum CachedPair {
     Built { files: Vec<(String, String)>, notes: Vec<Note> },
 }
 
-/// A translation note as the manifest keeps it.
+/// A translation note as the cache keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Note {
     code: String,
@@ -122,11 +119,11 @@ pub struct Hit {
     pub fingerprint: Option<Fingerprint>,
 }
 
-/// The manifest's first line: this, a space, the SHA-256 of the rest (the JSON), a newline.
+/// A cache file's first line: this, a space, the SHA-256 of the rest (the JSON), a newline.
 const HEADER: &str = "rulecast build cache";
 
-/// The JSON of a manifest whose first line vouches for it; `None` for anything else (a file cut
-/// short, or changed since it was written).
+/// The JSON of a cache file whose first line vouches for it; `None` for anything else (a file
+/// cut short, or changed since it was written).
 fn checked(file: &[u8]) -> Option<&[u8]> {
     let nl = file.iter().position(|&b| b == b'\n')?;
     let (first, body) = (std::str::from_utf8(&file[..nl]).ok()?, &file[nl + 1..]);
@@ -138,21 +135,22 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The manifest's path for an output folder: `.<name>.rulecast-cache.json` beside it.
-pub fn manifest_path(out: &Path) -> Option<PathBuf> {
+/// The cache folder of an output folder: `.<name>.rulecast-cache/` beside it.
+pub fn cache_dir(out: &Path) -> Option<PathBuf> {
     let name = out.file_name()?.to_str()?;
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    Some(parent.join(format!(".{name}.rulecast-cache.json")))
+    Some(parent.join(format!(".{name}.rulecast-cache")))
 }
 
 impl Cache {
-    /// The cache of `out` for a build with these options and lock (its text, if any). `None`
-    /// when the binary cannot be read (no cache: every rule is compiled).
+    /// The cache of `out` for a build with these options and lock (as JSON, if any). `None`
+    /// when the binary cannot be read or the folder cannot be made (no cache: every rule is
+    /// compiled).
     pub fn open(out: &Path, policy: Unsupported, read: rulecast::load::files::ReadPolicy, lock: Option<&str>) -> Option<Cache> {
-        let manifest = manifest_path(out)?;
+        let dir = cache_dir(out)?;
         let exe = fs::read(std::env::current_exe().ok()?).ok()?;
         let mut h = Sha256::new();
         h.update(format!("rulecast build cache {FORMAT}\0").as_bytes());
@@ -166,13 +164,12 @@ impl Cache {
             None => h.update(b"no lock\0"),
         }
         let global: [u8; 32] = h.finalize().into();
-        let old = fs::read(&manifest)
-            .ok()
-            .and_then(|b| checked(&b).and_then(|body| serde_json::from_slice::<Manifest>(body).ok()))
-            .filter(|m| m.format == FORMAT)
-            .map(|m| m.entries.into_iter().collect())
-            .unwrap_or_default();
-        Some(Cache { global, out: out.to_path_buf(), manifest, old, locked: lock.is_some(), new: BTreeMap::new() })
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return None,
+            Err(_) => fs::create_dir(&dir).ok()?,
+        }
+        Some(Cache { global, out: out.to_path_buf(), dir, locked: lock.is_some(), used: HashSet::new() })
     }
 
     /// A rule file's key: its name and bytes, with everything else it depends on.
@@ -185,10 +182,11 @@ impl Cache {
         hex(&h.finalize())
     }
 
-    /// What the manifest says `targets` made of the rule with this key, if it says so for every
+    /// What the cache says `targets` made of the rule with this key, if it says so for every
     /// one of them and every file it names is still in the output with the recorded bytes.
     pub fn hit(&self, key: &str, targets: &[Target]) -> Option<Hit> {
-        let e = self.old.get(key)?;
+        let file = fs::read(self.dir.join(format!("{key}.json"))).ok()?;
+        let e: Entry = serde_json::from_slice(checked(&file)?).ok()?;
         let fingerprint = match (&e.fingerprint, self.locked) {
             (Some(f), true) => Some(fingerprint_from(f)?),
             (None, true) => return None,
@@ -221,48 +219,38 @@ impl Cache {
         Some(Hit { id: e.id.clone(), id_span: e.id_at.clone().map(span_from), pairs, fingerprint })
     }
 
-    /// Keep the entry of a rule the cache answered for in the next manifest.
-    pub fn keep(&mut self, key: &str) {
-        if let Some(e) = self.old.get(key) {
-            self.new.insert(key.to_string(), e.clone());
+    /// Write a freshly compiled rule's entry (see [`entry`]). A file that cannot be written
+    /// only means a miss next time.
+    pub fn write(&self, key: &str, entry: &Entry) {
+        if let Ok(body) = serde_json::to_vec(entry) {
+            let mut text = format!("{HEADER} {}\n", hex(&Sha256::digest(&body))).into_bytes();
+            text.extend_from_slice(&body);
+            let _ = fs::write(self.dir.join(format!("{key}.json")), text);
         }
     }
 
-    /// Record what a freshly compiled rule made ([`entry`]) in the next manifest.
-    pub fn record(&mut self, key: String, entry: Entry) {
-        self.new.insert(key, entry);
+    /// Note that this build used (or wrote) the entry of `key`.
+    pub fn used(&mut self, key: String) {
+        self.used.insert(key);
     }
 
-    /// Write the next manifest (to a temporary file renamed over the old one). A manifest
-    /// that cannot be written only means no cache next time: the old one is removed.
-    pub fn save(self) {
-        let Cache { manifest, new, .. } = self;
-        let text = match serde_json::to_vec(&Manifest { format: FORMAT, entries: new }) {
-            Ok(body) => {
-                let mut t = format!("{HEADER} {}\n", hex(&Sha256::digest(&body))).into_bytes();
-                t.extend_from_slice(&body);
-                t
+    /// Remove the files of the keys this build did not use (rules changed or gone, other
+    /// options, an older binary).
+    pub fn prune(self) {
+        let Ok(rd) = fs::read_dir(&self.dir) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let keep = name.to_str().and_then(|n| n.strip_suffix(".json")).is_some_and(|k| self.used.contains(k));
+            if !keep {
+                let _ = fs::remove_file(e.path());
             }
-            Err(_) => {
-                let _ = fs::remove_file(&manifest);
-                return;
-            }
-        };
-        let dir = manifest.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        let written = tempfile::NamedTempFile::new_in(&dir).and_then(|mut f| {
-            std::io::Write::write_all(&mut f, &text)?;
-            f.persist(&manifest).map_err(|e| e.error)?;
-            Ok(())
-        });
-        if written.is_err() {
-            let _ = fs::remove_file(&manifest);
         }
     }
 }
 
-/// The manifest entry for a rule compiled for `targets` (with its fingerprint when there is a
+/// The cache entry for a rule compiled for `targets` (with its fingerprint when there is a
 /// lock), if it can be kept: not when a pair was refused, nor when a note or the fingerprint
-/// would not come back from the manifest exactly as it is.
+/// would not come back from the cache exactly as it is.
 pub fn entry(id: &str, id_span: Option<&Span>, targets: &[Target], pairs: &[Pair], fingerprint: Option<&Fingerprint>) -> Option<Entry> {
     let fingerprint = match fingerprint {
         Some(f) => {

@@ -56,7 +56,7 @@ enum Command {
         #[arg(long)]
         keep_going: bool,
         /// Parse and compile every rule; neither read nor write the build cache
-        /// (`.<OUT>.rulecast-cache.json` beside the output folder, see the README).
+        /// (`.<OUT>.rulecast-cache/` beside the output folder, see the README).
         #[arg(long)]
         no_cache: bool,
     },
@@ -475,25 +475,28 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
             Loaded::Rule(key, r) => {
                 let pairs = rulecast::compile_pairs(r, &all, policy);
                 let fp = fps.get(i).and_then(Option::as_ref);
-                let entry = match (key, &lock, fp) {
-                    (None, _, _) | (Some(_), Some(_), None) => None,
-                    (Some(_), _, fp) => cache::entry(&r.doc.id.value, rulecast::load::id_span(r).as_ref(), &all, &pairs, fp),
+                // the cache entry is written here, in parallel, as the rule is compiled
+                let kept = match (key, &cache, &lock, fp) {
+                    (Some(key), Some(c), None, _) | (Some(key), Some(c), Some(_), Some(_)) => {
+                        cache::entry(&r.doc.id.value, rulecast::load::id_span(r).as_ref(), &all, &pairs, fp).map(|e| c.write(key, &e)).is_some()
+                    }
+                    _ => false,
                 };
-                Some((pairs, entry))
+                Some((pairs, kept))
             }
             Loaded::Hit(..) => None,
         });
         for (item, made) in items.into_iter().zip(compiled) {
             match (item, made) {
-                (Loaded::Rule(key, r), Some((pairs, entry))) => {
-                    if let (Some(c), Some(key), Some(entry)) = (cache.as_mut(), key, entry) {
-                        c.record(key, entry);
+                (Loaded::Rule(key, r), Some((pairs, kept))) => {
+                    if let (Some(c), Some(key), true) = (cache.as_mut(), key, kept) {
+                        c.used(key);
                     }
                     rulecast::add_pairs(&mut b, &r.file, &all, pairs);
                 }
                 (Loaded::Hit(file, key, hit), _) => {
                     if let Some(c) = cache.as_mut() {
-                        c.keep(&key);
+                        c.used(key);
                     }
                     hits += 1;
                     // the files this rule adds (not those an earlier rule wrote) were read from
@@ -551,12 +554,15 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     let clash = b.refused.iter().any(|(_, _, d)| d.iter().any(|x| x.code == rulecast::diag::Code::E106));
     let nothing = !b.refused.is_empty() && (!keep_going || clash || out.is_none());
     let written = match stage {
-        Some(s) if !nothing => Some(s.commit()?),
+        Some(s) if !nothing => {
+            // the cache forgets what this build did not use, under the output's lock
+            if let Some(c) = cache {
+                c.prune();
+            }
+            Some(s.commit()?)
+        }
         _ => None,
     };
-    if let (Some(c), Some(_)) = (cache, &written) {
-        c.save();
-    }
     if policy != Unsupported::Ignore {
         let notes: Vec<rulecast::Diagnostic> = kept_notes
             .iter()
