@@ -119,6 +119,22 @@ pub struct Hit {
     pub fingerprint: Option<Fingerprint>,
 }
 
+/// SHA-256 of the running binary's bytes (read in pieces: the binary is not held in memory).
+fn exe_digest() -> Option<[u8; 32]> {
+    use std::io::Read;
+    let mut f = fs::File::open(std::env::current_exe().ok()?).ok()?;
+    let (mut h, mut buf) = (Sha256::new(), vec![0u8; 1 << 16]);
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(h.finalize().into())
+}
+
 /// A cache file's first line: this, a space, the SHA-256 of the rest (the JSON), a newline.
 const HEADER: &str = "rulecast build cache";
 
@@ -151,10 +167,9 @@ impl Cache {
     /// compiled).
     pub fn open(out: &Path, policy: Unsupported, read: rulecast::load::files::ReadPolicy, lock: Option<&str>) -> Option<Cache> {
         let dir = cache_dir(out)?;
-        let exe = fs::read(std::env::current_exe().ok()?).ok()?;
         let mut h = Sha256::new();
         h.update(format!("rulecast build cache {FORMAT}\0").as_bytes());
-        h.update(Sha256::digest(&exe));
+        h.update(exe_digest()?);
         h.update(format!("{policy:?}\0{}\0{}\0", read.follow_symlinks, read.max_bytes).as_bytes());
         match lock {
             Some(l) => {
