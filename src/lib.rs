@@ -49,9 +49,13 @@ pub struct Build {
 }
 
 /// What became of one rule × target pair.
-enum Pair {
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pair {
+    /// Skipped on the rule's own say-so (`targets.<t>.skip`), with the reason.
     Skipped(String),
+    /// Built: the files and translation notes.
     Built(Output),
+    /// Not built, with why.
     Refused(Diagnostics),
 }
 
@@ -67,51 +71,61 @@ pub fn build(rules: &[Rule], targets: &[Target], policy: Unsupported) -> Build {
 /// [`build`] for one more batch of rules, added to `b`: a caller that writes `b.files` out and
 /// empties it between batches holds one batch in memory, not the whole set (`rulecast build`).
 pub fn build_more(b: &mut Build, rules: &[Rule], targets: &[Target], policy: Unsupported) {
-    b.rules += rules.len();
     let targets: Vec<Target> = if targets.is_empty() { Target::iter().collect() } else { targets.to_vec() };
-    let pairs = par::map(rules, |rule| {
-        targets
-            .iter()
-            .map(|&t| match skip_reason(rule, t) {
-                Some(why) => Pair::Skipped(why),
-                None => match compile(rule, t, policy) {
-                    Ok(out) => Pair::Built(out),
-                    Err(d) => Pair::Refused(d),
-                },
-            })
-            .collect::<Vec<_>>()
-    });
+    let pairs = par::map(rules, |rule| compile_pairs(rule, &targets, policy));
     for (rule, pairs) in rules.iter().zip(pairs) {
-        for (&t, pair) in targets.iter().zip(pairs) {
-            match pair {
-                Pair::Skipped(why) => b.skipped.push((rule.file.clone(), t, why)),
-                Pair::Built(out) => {
-                    // the target's files every rule shares (once per build, with its first rule)
-                    if b.shared.insert(t) {
-                        for (path, text) in vendors::backend(t).shared_files() {
-                            b.paths.insert(path.to_string());
-                            b.files.insert(path.to_string(), text.to_string());
-                        }
-                    }
-                    for (path, text) in out.files {
-                        if b.paths.insert(path.clone()) {
-                            b.files.insert(path, text);
-                        } else {
-                            b.refused.push((
-                                rule.file.clone(),
-                                t,
-                                Diagnostic::error(Code::E106, format!("two rules write `{path}`"))
-                                    .with_hint("give one of them another `targets.<target>.file`")
-                                    .into(),
-                            ));
-                        }
-                    }
-                    for n in out.notes.0 {
-                        b.notes.push((rule.file.clone(), t, n));
+        add_pairs(b, &rule.file, &targets, pairs);
+    }
+}
+
+/// One rule compiled for each of `targets` (in that order): the work of [`build_more`] for one
+/// rule, without adding it to a [`Build`].
+pub fn compile_pairs(rule: &Rule, targets: &[Target], policy: Unsupported) -> Vec<Pair> {
+    targets
+        .iter()
+        .map(|&t| match skip_reason(rule, t) {
+            Some(why) => Pair::Skipped(why),
+            None => match compile(rule, t, policy) {
+                Ok(out) => Pair::Built(out),
+                Err(d) => Pair::Refused(d),
+            },
+        })
+        .collect()
+}
+
+/// Add one rule's pairs (from [`compile_pairs`], or a build cache that kept them) to `b`, as
+/// [`build_more`] does: a path an earlier rule wrote is refused (E106).
+pub fn add_pairs(b: &mut Build, file: &str, targets: &[Target], pairs: Vec<Pair>) {
+    b.rules += 1;
+    for (&t, pair) in targets.iter().zip(pairs) {
+        match pair {
+            Pair::Skipped(why) => b.skipped.push((file.to_string(), t, why)),
+            Pair::Built(out) => {
+                // the target's files every rule shares (once per build, with its first rule)
+                if b.shared.insert(t) {
+                    for (path, text) in vendors::backend(t).shared_files() {
+                        b.paths.insert(path.to_string());
+                        b.files.insert(path.to_string(), text.to_string());
                     }
                 }
-                Pair::Refused(d) => b.refused.push((rule.file.clone(), t, d)),
+                for (path, text) in out.files {
+                    if b.paths.insert(path.clone()) {
+                        b.files.insert(path, text);
+                    } else {
+                        b.refused.push((
+                            file.to_string(),
+                            t,
+                            Diagnostic::error(Code::E106, format!("two rules write `{path}`"))
+                                .with_hint("give one of them another `targets.<target>.file`")
+                                .into(),
+                        ));
+                    }
+                }
+                for n in out.notes.0 {
+                    b.notes.push((file.to_string(), t, n));
+                }
             }
+            Pair::Refused(d) => b.refused.push((file.to_string(), t, d)),
         }
     }
 }

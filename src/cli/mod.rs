@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+mod cache;
 mod coverage;
 mod import;
 mod pack;
@@ -54,6 +55,10 @@ enum Command {
         /// one step.
         #[arg(long)]
         keep_going: bool,
+        /// Parse and compile every rule; neither read nor write the build cache
+        /// (`.<OUT>.rulecast-cache/` beside the output folder, see the README).
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Run every rule's test events (and optionally a corpus) through the canonical rule and
     /// all three targets; any undeclared disagreement fails (exit 1).
@@ -314,8 +319,10 @@ fn print_diags(diags: &[rulecast::Diagnostic], format: Format, read: rulecast::l
 
 fn run(args: Args) -> Result<ExitCode> {
     match args.command {
-        Command::Build { rules, read, out, targets, unsupported, format, keep_going } => build(&rules, read.policy(), Some(&out), &targets, unsupported, format, keep_going),
-        Command::Validate { rules, read, unsupported, format } => build(&rules, read.policy(), None, &[], unsupported, format, false),
+        Command::Build { rules, read, out, targets, unsupported, format, keep_going, no_cache } => {
+            build(&rules, read.policy(), Some(&out), &targets, unsupported, format, keep_going, !no_cache)
+        }
+        Command::Validate { rules, read, unsupported, format } => build(&rules, read.policy(), None, &[], unsupported, format, false, false),
         Command::Test { rules, only, read, corpus, format } => test::run(&rules, read.policy(), &only, corpus.as_deref(), format == ReportFormat::Json),
         Command::Pack { rules, targets, out, format } => pack::run_pack(&rules, &targets, &out, format),
         Command::Lock { rules, date, check, format } => pack::run_lock(&rules, date.as_deref(), check, format),
@@ -344,7 +351,18 @@ fn run(args: Args) -> Result<ExitCode> {
 /// Rules loaded, compiled and written per batch by `rulecast build`.
 const BATCH: usize = 128;
 
-fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<&Path>, targets: &[Target], policy: Unsupported, format: Format, keep_going: bool) -> Result<ExitCode> {
+/// A rule file of a build: answered by the build cache (file, key, what it made) or loaded
+/// (its cache key, if there is a cache, and the rule).
+enum Loaded {
+    Hit(String, String, Box<cache::Hit>),
+    Rule(Option<String>, Box<rulecast::Rule>),
+}
+
+/// Files to write: (relative path, text).
+type Files<'a> = Vec<(&'a String, &'a String)>;
+
+#[allow(clippy::too_many_arguments)]
+fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<&Path>, targets: &[Target], policy: Unsupported, format: Format, keep_going: bool, use_cache: bool) -> Result<ExitCode> {
     let mut targets: Vec<Target> = targets.to_vec();
     targets.sort();
     targets.dedup();
@@ -386,19 +404,44 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     let mut fingerprints = vec![];
     let mut b = rulecast::Build::default();
     let (mut notes, mut warnings, mut kept_notes) = (0, 0, vec![]);
+    // the build cache (see cache.rs): only for a build that writes
+    let lock_json = lock.as_ref().map(|l| serde_json::to_string(l).expect("a lock serialises"));
+    let mut cache = match out {
+        Some(out) if use_cache => cache::Cache::open(out, policy, read, lock_json.as_deref()),
+        _ => None,
+    };
+    let (mut hits, mut from_cache) = (0usize, std::collections::HashSet::new());
     for batch in files.chunks(BATCH) {
-        let mut rules = vec![];
-        for r in rulecast::par::map(batch, |f| rulecast::load::rule_from_file_with(f, read)) {
+        // each file: answered by the cache, or loaded (with its cache key when there is a cache)
+        let loaded = rulecast::par::map(batch, |f| -> Result<Loaded, rulecast::Diagnostics> {
+            let Some(c) = &cache else { return rulecast::load::rule_from_file_with(f, read).map(|r| Loaded::Rule(None, Box::new(r))) };
+            let text = rulecast::load::files::read_text(f, read)?;
+            let file = f.display().to_string();
+            let key = c.key(&file, &text);
+            match c.hit(&key, &all) {
+                Some(hit) => Ok(Loaded::Hit(file, key, Box::new(hit))),
+                None => rulecast::load::rule_from_text(f, &text).map(|r| Loaded::Rule(Some(key), Box::new(r))),
+            }
+        });
+        let mut items = vec![];
+        for r in loaded {
             match r {
-                Ok(r) => rules.push(r),
+                Ok(r) => items.push(r),
                 Err(e) => load_diags.extend(e),
             }
         }
-        for r in &rules {
-            match ids.get(&r.doc.id.value) {
-                Some(first) => load_diags.push(rulecast::load::duplicate_id(r, first)),
+        for item in &items {
+            let (id, file) = match item {
+                Loaded::Rule(_, r) => (&r.doc.id.value, &r.file),
+                Loaded::Hit(file, _, hit) => (&hit.id, file),
+            };
+            match ids.get(id) {
+                Some(first) => load_diags.push(match item {
+                    Loaded::Rule(_, r) => rulecast::load::duplicate_id(r, first),
+                    Loaded::Hit(_, _, hit) => rulecast::load::duplicate_id_at(&hit.id, hit.id_span.clone(), first),
+                }),
                 None => {
-                    ids.insert(r.doc.id.value.clone(), r.file.clone());
+                    ids.insert(id.clone(), file.clone());
                 }
             }
         }
@@ -407,11 +450,67 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
             stage = None;
             continue;
         }
+        // with a lock: each rule's fingerprint (what it means, for the stale check; kept by the
+        // cache), taken before the lock's fields are applied; a batch with one that cannot be
+        // taken adds none
+        let mut fps: Vec<Option<rulecast::lock::Fingerprint>> = vec![];
         if let Some(l) = &lock {
-            fingerprints.extend(pack::fingerprints(&rules).unwrap_or_default());
-            rules.iter_mut().for_each(|r| rulecast::lock::apply(r, l));
+            let made = rulecast::par::map(&items, |i| match i {
+                Loaded::Rule(_, r) => pack::fingerprints(std::iter::once(&**r)).ok().and_then(|mut v| v.pop()),
+                Loaded::Hit(_, _, hit) => hit.fingerprint.clone(),
+            });
+            if made.iter().all(Option::is_some) {
+                fingerprints.extend(made.iter().flatten().cloned());
+            }
+            fps = made;
+            for item in items.iter_mut() {
+                if let Loaded::Rule(_, r) = item {
+                    rulecast::lock::apply(r, l);
+                }
+            }
         }
-        rulecast::build_more(&mut b, &rules, targets, policy);
+        // compile what the cache did not answer for, in parallel; add every rule in file order
+        let indexed: Vec<(usize, &Loaded)> = items.iter().enumerate().collect();
+        let compiled = rulecast::par::map(&indexed, |&(i, item)| match item {
+            Loaded::Rule(key, r) => {
+                let pairs = rulecast::compile_pairs(r, &all, policy);
+                let fp = fps.get(i).and_then(Option::as_ref);
+                // the cache entry is written here, in parallel, as the rule is compiled
+                let kept = match (key, &cache, &lock, fp) {
+                    (Some(key), Some(c), None, _) | (Some(key), Some(c), Some(_), Some(_)) => {
+                        cache::entry(&r.doc.id.value, rulecast::load::id_span(r).as_ref(), &all, &pairs, fp).map(|e| c.write(key, &e)).is_some()
+                    }
+                    _ => false,
+                };
+                Some((pairs, kept))
+            }
+            Loaded::Hit(..) => None,
+        });
+        for (item, made) in items.into_iter().zip(compiled) {
+            match (item, made) {
+                (Loaded::Rule(key, r), Some((pairs, kept))) => {
+                    if let (Some(c), Some(key), true) = (cache.as_mut(), key, kept) {
+                        c.used(key);
+                    }
+                    rulecast::add_pairs(&mut b, &r.file, &all, pairs);
+                }
+                (Loaded::Hit(file, key, hit), _) => {
+                    if let Some(c) = cache.as_mut() {
+                        c.used(key);
+                    }
+                    hits += 1;
+                    // the files this rule adds (not those an earlier rule wrote) were read from
+                    // the output under the stage's lock: the staged write need not compare them
+                    for p in &hit.pairs {
+                        if let rulecast::Pair::Built(o) = p {
+                            from_cache.extend(o.files.iter().map(|(path, _)| path).filter(|path| !b.paths.contains(*path)).cloned());
+                        }
+                    }
+                    rulecast::add_pairs(&mut b, &file, &all, hit.pairs);
+                }
+                (Loaded::Rule(..), None) => unreachable!("every loaded rule is compiled"),
+            }
+        }
         // notes that will not be printed are only counted
         for (_, _, d) in &b.notes {
             if d.severity == rulecast::diag::Severity::Warning {
@@ -430,9 +529,11 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         }
         let made = std::mem::take(&mut b.files);
         if let Some(s) = stage.as_mut() {
-            let entries: Vec<(&String, &String)> = made.iter().collect();
+            let (same, entries): (Files, Files) = made.iter().partition(|(path, _)| from_cache.contains(*path));
+            s.put_same(&same)?;
             s.put(&entries)?;
         }
+        from_cache.clear();
     }
     if load_diags.has_errors() {
         print_diags(&load_diags.0, format, read);
@@ -453,7 +554,13 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     let clash = b.refused.iter().any(|(_, _, d)| d.iter().any(|x| x.code == rulecast::diag::Code::E106));
     let nothing = !b.refused.is_empty() && (!keep_going || clash || out.is_none());
     let written = match stage {
-        Some(s) if !nothing => Some(s.commit()?),
+        Some(s) if !nothing => {
+            // the cache forgets what this build did not use, under the output's lock
+            if let Some(c) = cache {
+                c.prune();
+            }
+            Some(s.commit()?)
+        }
         _ => None,
     };
     if policy != Unsupported::Ignore {
@@ -488,7 +595,11 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         b.paths.len()
     );
     if let (Some(out), Some(w)) = (out, written) {
-        line.push_str(&format!(" in {} ({} changed)", out.display(), w.changed));
+        line.push_str(&format!(" in {} ({} changed", out.display(), w.changed));
+        if hits > 0 {
+            line.push_str(&format!(", {hits} rule(s) from the build cache"));
+        }
+        line.push(')');
     }
     line.push_str(&format!(", {notes} translation note(s)"));
     if warnings > 0 {

@@ -66,9 +66,9 @@ pub fn with_lock(rules_dir: &Path, mut rules: Vec<Rule>) -> std::result::Result<
     Ok(rules)
 }
 
-pub fn fingerprints(rules: &[Rule]) -> Result<Vec<lock::Fingerprint>> {
+pub fn fingerprints<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> Result<Vec<lock::Fingerprint>> {
     rules
-        .iter()
+        .into_iter()
         .map(|r| {
             let text = std::fs::read_to_string(&r.file).with_context(|| format!("cannot read `{}`", r.file))?;
             lock::fingerprint(r, &text).map_err(|e| anyhow::anyhow!(e))

@@ -9,7 +9,9 @@
 //!    an interrupted swap left missing is put back;
 //! 3. a new tree is staged beside `OUT`: every entry of `OUT` that the build does not own is
 //!    hard-linked into it, and every generated file is written — or hard-linked from `OUT`
-//!    when its bytes did not change, so unchanged files keep their inode and modification time;
+//!    when its bytes did not change, so unchanged files keep their inode and modification time
+//!    (while no file changed, unchanged ones are only noted: when none changes and `OUT` holds
+//!    no other file in the owned folders, step 4 is skipped and `OUT` is left as it is);
 //! 4. the staged tree and `OUT` are exchanged by one `renameat2(RENAME_EXCHANGE)` (where the
 //!    file system cannot exchange, by two renames that step 2 repairs if interrupted), and the
 //!    old tree is removed.
@@ -48,6 +50,9 @@ pub struct Stage {
     owned: Vec<String>,
     stage: tempfile::TempDir,
     written: Written,
+    /// Files whose bytes are those of `out`, not yet linked into the staged tree: while no file
+    /// changed, none is (a build that changes nothing leaves `out` as it is, see `commit`).
+    pending: Vec<String>,
     // held until the swap is done
     _lock: fs::File,
 }
@@ -100,13 +105,23 @@ impl Stage {
         for o in owned {
             fs::create_dir_all(stage.path().join(o))?;
         }
-        Ok(Stage { out: out.to_path_buf(), owned: owned.iter().map(|o| o.to_string()).collect(), stage, written: Written::default(), _lock: lock })
+        Ok(Stage { out: out.to_path_buf(), owned: owned.iter().map(|o| o.to_string()).collect(), stage, written: Written::default(), pending: vec![], _lock: lock })
     }
 
     /// Add generated files (relative path → text) to the staged tree: each is written, or
     /// hard-linked from `out` when its bytes did not change (so unchanged files keep their inode
     /// and modification time). Paths were validated as plain stems; anything else is refused.
     pub fn put(&mut self, files: &[(&String, &String)]) -> Result<()> {
+        self.put_with(files, false)
+    }
+
+    /// [`Stage::put`] for files the caller read from `out` itself while holding this stage's
+    /// lock (the build cache's): they are not compared again.
+    pub fn put_same(&mut self, files: &[(&String, &String)]) -> Result<()> {
+        self.put_with(files, true)
+    }
+
+    fn put_with(&mut self, files: &[(&String, &String)], known_same: bool) -> Result<()> {
         for (path, _) in files {
             let Some((dir, file)) = path.split_once('/') else { bail!("refusing to write `{path}`: not inside a target folder") };
             if !self.owned.iter().any(|o| o == dir) {
@@ -125,29 +140,85 @@ impl Stage {
         // the files are compared and written in parallel (the kernel's work, mostly); the first
         // error in path order is reported
         let (stage, out) = (self.stage.path(), &self.out);
-        let results = rulecast::par::map(files, |&(path, text)| -> Result<bool> {
+        let linking = self.written.changed > 0;
+        // Some(true): written; Some(false): linked; None: the same bytes, left pending
+        let results = rulecast::par::map(files, |&(path, text)| -> Result<Option<bool>> {
             let dest = stage.join(path);
             let old = out.join(path);
-            let same = fs::symlink_metadata(&old).is_ok_and(|m| m.is_file() && m.len() == text.len() as u64)
-                && fs::read(&old).is_ok_and(|b| b == text.as_bytes());
+            let same = known_same
+                || (fs::symlink_metadata(&old).is_ok_and(|m| m.is_file() && m.len() == text.len() as u64)
+                    && fs::read(&old).is_ok_and(|b| b == text.as_bytes()));
+            if same && !linking {
+                return Ok(None);
+            }
             if same && fs::hard_link(&old, &dest).is_ok() {
-                return Ok(false);
+                return Ok(Some(false));
             }
             fs::write(&dest, text).with_context(|| format!("cannot write `{path}`"))?;
-            Ok(true)
+            Ok(Some(true))
         });
-        for r in results {
-            if r? {
-                self.written.changed += 1;
-            } else {
-                self.written.unchanged += 1;
+        let mut changed = false;
+        for (&(path, _), r) in files.iter().zip(results) {
+            match r? {
+                Some(true) => {
+                    self.written.changed += 1;
+                    changed = true;
+                }
+                Some(false) => self.written.unchanged += 1,
+                None => {
+                    // (the text is not kept: a pending file is linked, or copied, from `out`,
+                    // which no other rulecast changes while the lock is held)
+                    self.written.unchanged += 1;
+                    self.pending.push(path.clone());
+                }
             }
+        }
+        if changed {
+            self.link_pending()?;
         }
         Ok(())
     }
 
-    /// Step 4: swap the staged tree in, remove the old one, release the lock.
-    pub fn commit(self) -> Result<Written> {
+    /// Link the pending files into the staged tree (a file changed: the tree is swapped in).
+    fn link_pending(&mut self) -> Result<()> {
+        let (stage, out) = (self.stage.path(), &self.out);
+        let pending = std::mem::take(&mut self.pending);
+        let results = rulecast::par::map(&pending, |path| -> Result<()> {
+            let (old, dest) = (out.join(path), stage.join(path));
+            if fs::hard_link(&old, &dest).is_err() {
+                fs::copy(&old, &dest).with_context(|| format!("cannot keep `{path}`"))?;
+            }
+            Ok(())
+        });
+        results.into_iter().collect()
+    }
+
+    /// Does `out` hold exactly the pending files in its owned folders, and did nothing change?
+    /// Then swapping in the staged tree would change nothing.
+    fn unchanged(&self) -> bool {
+        if self.written.changed > 0 {
+            return false;
+        }
+        let mut per_folder: BTreeMap<&str, usize> = self.owned.iter().map(|o| (o.as_str(), 0)).collect();
+        for p in &self.pending {
+            if let Some((dir, _)) = p.split_once('/') {
+                *per_folder.entry(dir).or_default() += 1;
+            }
+        }
+        per_folder.iter().all(|(dir, n)| {
+            let d = self.out.join(dir);
+            fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir()) && fs::read_dir(&d).is_ok_and(|rd| rd.count() == *n)
+        })
+    }
+
+    /// Step 4: swap the staged tree in, remove the old one, release the lock. When every file
+    /// has the bytes it has in `out` and `out` holds no other file in the owned folders, there
+    /// is nothing to swap: `out` is left as it is (the staged tree is dropped).
+    pub fn commit(mut self) -> Result<Written> {
+        if self.unchanged() {
+            return Ok(self.written);
+        }
+        self.link_pending()?;
         let Stage { out, stage, written, _lock, .. } = self;
         let out = out.as_path();
         let parent = match out.parent() {

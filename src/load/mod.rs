@@ -618,10 +618,20 @@ pub fn rules_from_path(path: &Path, policy: files::ReadPolicy) -> Result<Vec<Rul
 
 /// The error for a rule whose id the rule in `first` (a file) already has.
 pub fn duplicate_id(r: &Rule, first: &str) -> Diagnostic {
-    Diagnostic::error(Code::E105, format!("duplicate rule id `{}`", r.doc.id.value))
+    duplicate_id_at(&r.doc.id.value, id_span(r), first)
+}
+
+/// Where a rule's `id` is written (what [`duplicate_id`] points at).
+pub fn id_span(r: &Rule) -> Option<Span> {
+    sp(&r.file, &r.doc.id)
+}
+
+/// [`duplicate_id`] from the id and where it is written (a build cache keeps these, not the rule).
+pub fn duplicate_id_at(id: &str, span: Option<Span>, first: &str) -> Diagnostic {
+    Diagnostic::error(Code::E105, format!("duplicate rule id `{id}`"))
         .with_found(format!("also in {first}"))
         .with_expected("every rule id to be unique")
-        .with_span(sp(&r.file, &r.doc.id))
+        .with_span(span)
 }
 
 /// Load one rule file.
@@ -631,10 +641,16 @@ pub fn rule_from_file(path: &Path) -> Result<Rule, Diagnostics> {
 
 /// Load one rule file, read under `policy`.
 pub fn rule_from_file_with(path: &Path, policy: files::ReadPolicy) -> Result<Rule, Diagnostics> {
-    let file = path.display().to_string();
     let text = files::read_text(path, policy)?;
+    rule_from_text(path, &text)
+}
+
+/// Load one rule from its file's text, already read (with [`files::read_text`]): named and
+/// slugged after `path` as [`rule_from_file_with`] does.
+pub fn rule_from_text(path: &Path, text: &str) -> Result<Rule, Diagnostics> {
+    let file = path.display().to_string();
     let slug = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-    rule_from_str(&file, &slug, &text)
+    rule_from_str(&file, &slug, text)
 }
 
 /// Which ops exist (for messages).

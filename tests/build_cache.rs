@@ -1,0 +1,277 @@
+//! The build cache (`.<OUT>.rulecast-cache/` beside the output folder, one file per rule): a
+//! rebuild takes unchanged rules from it and writes exactly the bytes and diagnostics a build
+//! without it writes; a changed rule, lock or option is compiled again; a damaged cache file or
+//! an edited output file costs a compile, never a wrong byte; a failed build leaves the output
+//! and the cache files it had as they were. (No timings here: speed is shown by `scripts/bench`.)
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::root;
+
+/// A temporary folder with `rules/`: the bundled rules, with their lock when `lock`.
+fn setup(lock: bool) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    for e in std::fs::read_dir(root().join("canonical-rules")).expect("bundled rules") {
+        let p = e.expect("entry").path();
+        let name = p.file_name().expect("name").to_string_lossy().to_string();
+        if name.ends_with(".yaml") || (lock && name == "rulecast.lock") {
+            std::fs::copy(&p, rules.join(&name)).expect("copy");
+        }
+    }
+    tmp
+}
+
+fn rule_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("rules")).expect("rules").filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "yaml"))).count()
+}
+
+fn build(dir: &Path, out: &str, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rulecast")).args(["build", "--rules", "rules", "--out", out]).args(extra).current_dir(dir).output().expect("runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// How many rules the build took from the cache (its summary line says so when any).
+fn hits(o: &Output) -> usize {
+    let out = stdout(o);
+    let first = out.lines().next().unwrap_or("");
+    match first.find(" rule(s) from the build cache") {
+        Some(end) => first[..end].rsplit(' ').next().expect("a number").parse().expect("a number"),
+        None => 0,
+    }
+}
+
+/// The summary line without the output folder's name and what changed in it (which differ
+/// between two builds of one output), and the rest of stdout.
+fn summary(o: &Output) -> String {
+    let out = stdout(o);
+    let re = regex::Regex::new(r" in \S+ \(\d+ changed(, \d+ rule\(s\) from the build cache)?\)").expect("regex");
+    re.replace(&out, " in OUT").to_string()
+}
+
+/// Every file under `dir` (relative path -> bytes; none when there is no `dir`).
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, acc: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                walk(base, &p, acc);
+            } else {
+                acc.insert(p.strip_prefix(base).expect("inside").display().to_string(), std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    let mut acc = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &mut acc);
+    }
+    acc
+}
+
+fn cache_dir(dir: &Path, out: &str) -> PathBuf {
+    dir.join(format!(".{out}.rulecast-cache"))
+}
+
+/// The cache's files (name -> bytes).
+fn cache_files(dir: &Path, out: &str) -> BTreeMap<String, Vec<u8>> {
+    tree(&cache_dir(dir, out))
+}
+
+/// A build of `extra` into a fresh output without the cache: what every cached build must equal.
+fn cold(dir: &Path, extra: &[&str]) -> (BTreeMap<String, Vec<u8>>, Output) {
+    let _ = std::fs::remove_dir_all(dir.join("cold"));
+    let mut args = vec!["--no-cache"];
+    args.extend_from_slice(extra);
+    let o = build(dir, "cold", &args);
+    assert!(!cache_dir(dir, "cold").exists(), "--no-cache wrote a cache");
+    (tree(&dir.join("cold")), o)
+}
+
+/// `o` (a build into `out`) wrote and printed what a build without the cache does.
+fn same_as_cold(dir: &Path, out: &str, o: &Output, extra: &[&str]) {
+    let (want, c) = cold(dir, extra);
+    assert_eq!(o.status.code(), c.status.code(), "exit code\n{}", stderr(o));
+    assert_eq!(stderr(o), stderr(&c), "stderr differs from a build without the cache");
+    assert_eq!(summary(o), summary(&c), "stdout differs from a build without the cache");
+    // the folders the build owns (with --target, the others are kept as they were)
+    let owned: std::collections::BTreeSet<&str> = want.keys().filter_map(|k| k.split('/').next()).collect();
+    let got: BTreeMap<String, Vec<u8>> = tree(&dir.join(out)).into_iter().filter(|(k, _)| k.split('/').next().is_some_and(|d| owned.contains(d))).collect();
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "file names differ");
+    for (k, v) in &want {
+        assert!(got[k] == *v, "{k} differs from a build without the cache");
+    }
+}
+
+#[test]
+fn a_rebuild_takes_every_unchanged_rule_from_the_cache_and_writes_the_same_bytes() {
+    for lock in [false, true] {
+        let tmp = setup(lock);
+        let dir = tmp.path();
+        let n = rule_count(dir);
+        let first = build(dir, "out", &[]);
+        assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+        assert_eq!(hits(&first), 0);
+        assert_eq!(cache_files(dir, "out").len(), n, "one cache file per rule beside the output");
+        same_as_cold(dir, "out", &first, &[]);
+        let second = build(dir, "out", &[]);
+        assert_eq!(hits(&second), n, "lock {lock}: {}", stdout(&second));
+        same_as_cold(dir, "out", &second, &[]);
+        // a build of fewer targets is answered by the entries of all three
+        let one = build(dir, "out", &["--target", "sentinel"]);
+        assert_eq!(hits(&one), n);
+        same_as_cold(dir, "out", &one, &["--target", "sentinel"]);
+    }
+}
+
+#[test]
+fn a_changed_rule_lock_or_option_is_compiled_again() {
+    let tmp = setup(true);
+    let dir = tmp.path();
+    let n = rule_count(dir);
+    assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
+    // one rule edited (a comment: same meaning, new bytes) and one rule's name changed
+    let rules = dir.join("rules");
+    let a = rules.join("aws_root_account_usage.yaml");
+    let text = std::fs::read_to_string(&a).expect("rule");
+    std::fs::write(&a, format!("{text}\n# edited\n")).expect("edit");
+    let b = rules.join("aws_api_call_from_offensive_tooling.yaml");
+    let text = std::fs::read_to_string(&b).expect("rule");
+    let renamed = regex::Regex::new(r"(?m)^name: .*$").expect("regex").replace(&text, "name: Renamed for the cache test").to_string();
+    assert_ne!(renamed, text);
+    std::fs::write(&b, renamed).expect("edit");
+    let o = build(dir, "out", &[]);
+    assert_eq!(hits(&o), n - 2, "{}", stdout(&o));
+    same_as_cold(dir, "out", &o, &[]);
+    assert_eq!(cache_files(dir, "out").len(), n, "the entries of the old texts were removed");
+    assert!(stderr(&o).contains("does not describe"), "the stale-lock warning comes from the fingerprints: {}", stderr(&o));
+    // another --unsupported: nothing from the cache, then everything
+    let o = build(dir, "out", &["--unsupported", "ignore"]);
+    assert_eq!(hits(&o), 0);
+    same_as_cold(dir, "out", &o, &["--unsupported", "ignore"]);
+    let o = build(dir, "out", &["--unsupported", "ignore"]);
+    assert_eq!(hits(&o), n);
+    // another lock: nothing from the cache (its entries set the versions written)
+    let lock = rules.join("rulecast.lock");
+    let mut l: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&lock).expect("lock")).expect("json");
+    let release = l["release"].as_u64().expect("release");
+    l["release"] = serde_json::json!(release + 1);
+    std::fs::write(&lock, serde_json::to_string_pretty(&l).expect("json")).expect("write lock");
+    let o = build(dir, "out", &[]);
+    assert_eq!(hits(&o), 0, "{}", stdout(&o));
+    same_as_cold(dir, "out", &o, &[]);
+    // no lock at all: nothing from the cache either
+    std::fs::remove_file(&lock).expect("rm lock");
+    let o = build(dir, "out", &[]);
+    assert_eq!(hits(&o), 0);
+    same_as_cold(dir, "out", &o, &[]);
+}
+
+#[test]
+fn a_damaged_cache_file_or_an_edited_output_file_is_compiled_again() {
+    let tmp = setup(false);
+    let dir = tmp.path();
+    let n = rule_count(dir);
+    assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
+    let files = cache_files(dir, "out");
+    // every cache file: not a cache file at all, cut in half, one byte of a note changed (still
+    // JSON), empty
+    type Damage = fn(&[u8]) -> Vec<u8>;
+    let damages: [Damage; 4] = [
+        |_| b"not a cache file".to_vec(),
+        |good| good[..good.len() / 2].to_vec(),
+        |good| {
+            let body = String::from_utf8(good.to_vec()).expect("utf-8");
+            let mut bytes = good.to_vec();
+            if let Some(at) = body.find("\"message\":\"") {
+                let pos = at + "\"message\":\"".len();
+                bytes[pos] = if bytes[pos] == b'x' { b'y' } else { b'x' };
+            } else {
+                // a rule without notes: its id instead
+                let pos = body.find("\"id\":\"").expect("an id") + "\"id\":\"".len();
+                bytes[pos] = if bytes[pos] == b'x' { b'y' } else { b'x' };
+            }
+            bytes
+        },
+        |_| vec![],
+    ];
+    for damage in damages {
+        for (name, good) in &files {
+            std::fs::write(cache_dir(dir, "out").join(name), damage(good)).expect("damage");
+        }
+        let o = build(dir, "out", &[]);
+        assert_eq!(hits(&o), 0, "a damaged cache file was used: {}", stdout(&o));
+        same_as_cold(dir, "out", &o, &[]);
+        // the build wrote good ones again
+        assert_eq!(cache_files(dir, "out"), files);
+        assert_eq!(hits(&build(dir, "out", &[])), n);
+    }
+    // a cache folder that is a file: no cache, the same output
+    std::fs::remove_dir_all(cache_dir(dir, "out")).expect("rm");
+    std::fs::write(cache_dir(dir, "out"), "").expect("a file");
+    let o = build(dir, "out", &[]);
+    assert_eq!(hits(&o), 0);
+    same_as_cold(dir, "out", &o, &[]);
+    std::fs::remove_file(cache_dir(dir, "out")).expect("rm");
+    assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
+    // an output file edited by hand: its rule is compiled again and the file written right
+    let file = tree(&dir.join("out")).keys().find(|k| k.starts_with("sentinel/")).expect("a sentinel file").clone();
+    let path = dir.join("out").join(&file);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes.extend_from_slice(b"\n# hand edit\n");
+    std::fs::write(&path, bytes).expect("edit");
+    let o = build(dir, "out", &[]);
+    assert_eq!(hits(&o), n - 1, "{}", stdout(&o));
+    same_as_cold(dir, "out", &o, &[]);
+    // a removed output file: the same
+    std::fs::remove_file(&path).expect("rm");
+    let o = build(dir, "out", &[]);
+    assert_eq!(hits(&o), n - 1);
+    same_as_cold(dir, "out", &o, &[]);
+}
+
+#[test]
+fn a_failed_build_leaves_output_and_cache_as_they_were() {
+    let tmp = setup(false);
+    let dir = tmp.path();
+    let n = rule_count(dir);
+    assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
+    let (before, cache_before) = (tree(&dir.join("out")), cache_files(dir, "out"));
+    std::fs::write(dir.join("rules/broken.yaml"), "id: [unclosed\n").expect("write");
+    let o = build(dir, "out", &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(tree(&dir.join("out")), before, "a failed build changed the output");
+    let cache_after = cache_files(dir, "out");
+    for (name, bytes) in &cache_before {
+        assert_eq!(cache_after.get(name), Some(bytes), "a failed build changed or removed the cache file {name}");
+    }
+    std::fs::remove_file(dir.join("rules/broken.yaml")).expect("rm");
+    let o = build(dir, "out", &[]);
+    assert_eq!(hits(&o), n);
+    same_as_cold(dir, "out", &o, &[]);
+}
+
+#[test]
+fn two_rules_with_one_id_are_refused_from_the_cache_as_without_it() {
+    let tmp = setup(false);
+    let dir = tmp.path();
+    assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
+    // a copy under a name read first: the cached rule is the second with its id
+    std::fs::copy(dir.join("rules/aws_root_account_usage.yaml"), dir.join("rules/aa_copy.yaml")).expect("copy");
+    let o = build(dir, "out", &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let (_, c) = cold(dir, &[]);
+    assert_eq!(stderr(&o), stderr(&c));
+    assert!(stderr(&o).contains("duplicate rule id"), "{}", stderr(&o));
+}
