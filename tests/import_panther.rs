@@ -132,8 +132,9 @@ fn render_panther(rules: &[rulecast::Rule]) -> (tempfile::TempDir, Vec<String>) 
     }
     // the global helper module the generated rules import, as a build writes it
     for (p, text) in rulecast::vendors::backend(Target::Panther).shared_files() {
-        std::fs::create_dir_all(dir.path().join("panther")).expect("mkdir");
-        std::fs::write(dir.path().join(p), text).expect("write");
+        let path = dir.path().join(p);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
     }
     let mut refused = vec![];
     for r in rules {

@@ -39,7 +39,7 @@ pub fn bundle(rules: &[PackRule]) -> Result<Bundle, String> {
     }
     if files.iter().any(|(p, t)| p.ends_with(".py") && t.lines().any(|l| l.starts_with(&format!("from {} import", super::target::python::MODULE_NAME)))) {
         for (path, text) in crate::vendors::Backend::shared_files(&super::Panther) {
-            files.push((path.rsplit('/').next().unwrap_or(path).to_string(), text.to_string()));
+            files.push((path.trim_start_matches("panther/").to_string(), text.to_string()));
         }
     }
     out.files.push(("panther/panther-analysis.zip".into(), zip(&files)?));

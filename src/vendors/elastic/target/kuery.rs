@@ -107,19 +107,19 @@ fn wildcard(pieces: &[WPiece]) -> (kuery::Value, bool) {
         }
     }
     // Kibana trims white space at the value's ends: spaces there become the star they widen to
-    if let Some(Piece::Text(t)) = out.first_mut() {
-        if t.starts_with(' ') {
-            *t = t.trim_start_matches(' ').to_string();
-            broadened = true;
-            out.insert(0, Piece::Star);
-        }
+    if let Some(Piece::Text(t)) = out.first_mut()
+        && t.starts_with(' ')
+    {
+        *t = t.trim_start_matches(' ').to_string();
+        broadened = true;
+        out.insert(0, Piece::Star);
     }
-    if let Some(Piece::Text(t)) = out.last_mut() {
-        if t.ends_with(' ') {
-            *t = t.trim_end_matches(' ').to_string();
-            broadened = true;
-            out.push(Piece::Star);
-        }
+    if let Some(Piece::Text(t)) = out.last_mut()
+        && t.ends_with(' ')
+    {
+        *t = t.trim_end_matches(' ').to_string();
+        broadened = true;
+        out.push(Piece::Star);
     }
     out.retain(|p| !matches!(p, Piece::Text(t) if t.is_empty()));
     out.dedup_by(|a, b| *a == Piece::Star && *b == Piece::Star);

@@ -1109,7 +1109,7 @@ impl<'a> Py<'a> {
             Expr::IfExp(ie) => {
                 let Expr::Compare(test) = ie.test.as_ref() else { return None };
                 if let (Some((of, sep, rest, idx)), [ast::CmpOp::In]) = (split_of(&ie.body), test.ops.as_slice()) {
-                    let same = |x: &Expr| self.text(x.range()) == self.text(of.range());
+                    let same = |x: &Expr| same_code(self.text(x.range()), self.text(of.range()));
                     if rest.is_empty() && s(&test.left) == Some(sep.as_str()) && same(&test.comparators[0]) {
                         let of_e = Box::new(self.rulecast_expr(of, known)?);
                         return match (idx, ie.orelse.as_ref()) {
@@ -1180,7 +1180,7 @@ impl<'a> Py<'a> {
             let f = crate::fields::resolve(v.name).ok()?;
             let expr = f.maps.panther.expr.as_deref()?;
             let helpers_own = f.maps.panther.helpers.iter().all(|h| self.rulecast_helper(h));
-            (expr == text && helpers_own).then(|| v.name.to_string())
+            (same_code(expr, text) && helpers_own).then(|| v.name.to_string())
         })
     }
 
@@ -3236,6 +3236,42 @@ fn allow_loop<'a>(py: &mut Py<'a>, st: &'a Stmt) -> Option<Allow> {
         _ => return None,
     };
     Some(Allow { name: name.to_string(), keys, entries, missing_as_empty })
+}
+
+/// Two Python expressions written alike but for black's layout: white space outside string
+/// literals and trailing commas before a closing bracket (a magic trailing comma) are ignored.
+fn same_code(a: &str, b: &str) -> bool {
+    fn squeeze(t: &str) -> String {
+        let mut out = String::with_capacity(t.len());
+        let mut quote: Option<char> = None;
+        let mut chars = t.chars().peekable();
+        while let Some(c) = chars.next() {
+            match quote {
+                Some(q) => {
+                    out.push(c);
+                    if c == '\\' {
+                        if let Some(n) = chars.next() {
+                            out.push(n);
+                        }
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None if c == '"' || c == '\'' => {
+                    quote = Some(c);
+                    out.push(c);
+                }
+                None if c.is_whitespace() => {}
+                None if matches!(c, ')' | ']' | '}') && out.ends_with(',') => {
+                    out.pop();
+                    out.push(c);
+                }
+                None => out.push(c),
+            }
+        }
+        out
+    }
+    squeeze(a) == squeeze(b)
 }
 
 /// The Panther target's allow-list test, `if _allowed(NAME, {"key": getter, ...}): return False`
