@@ -135,25 +135,8 @@ pub fn regex_constant(name: &str, pattern: &str, ci: bool, program: &str) -> Str
         if whole.chars().count() <= 100 {
             return whole;
         }
-        let chars: Vec<char> = text.chars().collect();
-        let mut parts = vec![];
-        let mut start = 0;
-        while start < chars.len() {
-            // a piece whose literal fits: at most 88 characters, fewer where they need escapes
-            let mut end = start;
-            let mut width = 0;
-            while end < chars.len() {
-                let w = py_str(&chars[end].to_string()).chars().count() - 2;
-                if width + w > 88 {
-                    break;
-                }
-                width += w;
-                end += 1;
-            }
-            let end = end.max(start + 1);
-            parts.push(format!("    {}", py_str(&chars[start..end].iter().collect::<String>())));
-            start = end;
-        }
+        // pieces whose literals fit: at most 88 characters each
+        let parts: Vec<String> = pieces(text, 88).iter().map(|p| format!("    {p}")).collect();
         parts.join("\n") + ","
     };
     format!("# regex_search's program for the regex, compiled by rulecast\n{name} = (\n{}\n    {flag},\n{}\n)", item(pattern), item(program))
@@ -169,23 +152,29 @@ pub fn py_long(s: &str) -> String {
     if whole.chars().count() <= PIECE + 2 {
         return whole;
     }
+    pieces(s, PIECE).join(" ")
+}
+
+/// `s` as string literals (each through [`py_str`]) of pieces of it whose escaped text is at
+/// most `width` characters: cut between characters, never inside an escape.
+fn pieces(s: &str, width: usize) -> Vec<String> {
     let mut parts = vec![];
     let mut piece = String::new();
-    let mut width = 0;
+    let mut used = 0;
     for c in s.chars() {
         let w = py_str(c.encode_utf8(&mut [0; 4])).chars().count() - 2;
-        if width + w > PIECE && !piece.is_empty() {
+        if used + w > width && !piece.is_empty() {
             parts.push(py_str(&piece));
             piece.clear();
-            width = 0;
+            used = 0;
         }
         piece.push(c);
-        width += w;
+        used += w;
     }
     if !piece.is_empty() {
         parts.push(py_str(&piece));
     }
-    parts.join(" ")
+    parts
 }
 
 /// `EventNameList` -> `EVENT_NAME_LIST`.
