@@ -269,3 +269,60 @@ fn inner_spaces_stay_in_kuery_wildcards() {
     let back = std::fs::read_to_string(tmp.path().join("back/s3_browser.yaml")).expect("imported");
     assert!(back.contains("{field: userAgent, op: contains, values: [S3 Browser, Cyberduck]}"), "{back}");
 }
+
+/// The ECS categorization fields (`@ecs_category`, `@ecs_type`): Elastic tests its own
+/// `event.type`; Sentinel and Panther test the API calls the integration's table gives `info`
+/// (every call it does not list, less the listed ones whose type is something else), and every
+/// target decides the events as the canonical rule does. An EQL `info where` rule imports to the
+/// same field and comes back byte for byte.
+#[test]
+fn ecs_categorization_fields_mean_the_same_on_every_target() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("mkdir");
+    let event = |name: &str| {
+        format!(
+            "{{eventVersion: \"1.08\", eventTime: \"2024-01-01T00:00:00Z\", eventType: AwsApiCall, eventID: x, awsRegion: us-east-1, sourceIPAddress: 1.2.3.4, userIdentity: {{type: IAMUser, userName: bob}}, eventSource: s3.amazonaws.com, eventName: {name}}}"
+        )
+    };
+    std::fs::write(
+        rules.join("s3_info.yaml"),
+        format!(
+            "id: test.s3_info\nname: S3 information calls\ndescription: d\nseverity: low\nauthors: [rulecast]\ncreated: 2026-12-07\nlogsource: aws.cloudtrail\n\
+             detection:\n  all:\n    - {{field: eventSource, op: eq, value: s3.amazonaws.com}}\n    - {{field: '@ecs_type', op: eq, value: info}}\n\
+             tests:\n  - name: a call the table does not list\n    expect: true\n    event: {}\n  - name: listed as info\n    expect: true\n    event: {}\n  - name: listed as a change\n    expect: false\n    event: {}\n  - name: listed as a deletion\n    expect: false\n    event: {}\n",
+            event("PutBucketLifecycle"),
+            event("ListBuckets"),
+            event("PutObject"),
+            event("DeleteBucket"),
+        ),
+    )
+    .expect("write");
+    let o = rulecast(&["build", "--rules", "rules", "--out", "out"], tmp.path());
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    let toml = std::fs::read_to_string(tmp.path().join("out/elastic/s3_info.toml")).expect("toml");
+    assert!(toml.contains("event.type:info"), "{toml}");
+    let kql = std::fs::read_to_string(tmp.path().join("out/sentinel/s3_info.yaml")).expect("yaml");
+    assert!(kql.contains("where not(EventName in (\"AddUserToGroup\"") && kql.contains("\"DeleteBucket\"") && !kql.contains("\"ListBuckets\""), "{kql}");
+    let py = std::fs::read_to_string(tmp.path().join("out/panther/s3_info.py")).expect("py");
+    assert!(py.contains("\"DeleteBucket\"") && !py.contains("\"ListBuckets\""), "{py}");
+    let o = rulecast(&["test", "--rules", "rules"], tmp.path());
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !out.contains("DECLARED") && !out.contains("FAIL") && !out.contains("skip"), "{out}");
+
+    // EQL `info where` (event_category_override = "event.type") reads back as `@ecs_type`
+    let fixture = root().join("tests/fixtures/vendor/elastic/defense_evasion_s3_bucket_server_access_logging_disabled.toml");
+    let o = rulecast(&["import", "--from", "elastic", fixture.to_str().unwrap(), "--out", "back"], tmp.path());
+    let report = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success() && report.contains("FULL"), "{report}{}", String::from_utf8_lossy(&o.stderr));
+    let back = std::fs::read_to_string(tmp.path().join("back/defense_evasion_s3_bucket_server_access_logging_disabled.yaml")).expect("imported");
+    assert!(back.contains("{field: '@ecs_type', op: eq, value: info}"), "{back}");
+    let o = rulecast(&["build", "--rules", "back", "--out", "again"], tmp.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let again = std::fs::read(tmp.path().join("again/elastic/defense_evasion_s3_bucket_server_access_logging_disabled.toml")).expect("rebuilt");
+    assert_eq!(String::from_utf8_lossy(&again), std::fs::read_to_string(&fixture).expect("fixture"), "the EQL rule does not come back byte for byte");
+    for t in ["sentinel/defense_evasion_s3_bucket_server_access_logging_disabled.yaml", "panther/defense_evasion_s3_bucket_server_access_logging_disabled.py"] {
+        assert!(tmp.path().join("again").join(t).is_file(), "{t} not built");
+    }
+}

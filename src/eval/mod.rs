@@ -175,6 +175,7 @@ pub fn computed(name: &str, event: &Value) -> Option<Value> {
             let used = at(&["additionalEventData", "MFAUsed"]).and_then(text)?;
             console.then(|| Value::Bool(used != "No"))
         }
+        "@ecs_category" | "@ecs_type" => crate::fields::by_action::value(name, event.get("eventName").and_then(Value::as_str)),
         _ => None,
     }
 }

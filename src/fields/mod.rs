@@ -6,6 +6,8 @@
 
 use std::sync::OnceLock;
 
+pub mod by_action;
+
 /// One segment of a raw path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
@@ -170,6 +172,20 @@ pub const VIRTUAL: &[Virtual] = &[
         kind: Kind::Bool,
         source: Source::Computed,
         caveat: Some("mfa_used_absent"),
+    },
+    Virtual {
+        name: "@ecs_category",
+        meaning: "the ECS event.category Elastic's AWS integration gives the API call (a list: `iam`, `authentication`, `file`, `network`, ...) by its table of eventName values (`Add ECS categorization`); absent for an action not in the table",
+        kind: Kind::String,
+        source: Source::Computed,
+        caveat: None,
+    },
+    Virtual {
+        name: "@ecs_type",
+        meaning: "the ECS event.type Elastic's AWS integration gives the API call (a list: `info`, `change`, `creation`, `user`, ...) by the same table; `[info]` for an action not in the table, absent for the actions the table gives an empty list (Publish, SendCommand, Converse)",
+        kind: Kind::String,
+        source: Source::Computed,
+        caveat: None,
     },
     Virtual {
         name: "@source_as_org",

@@ -192,6 +192,8 @@ pub fn opaque_speaks(lang: OpaqueLang, reason: &str, cx: &mut Cx) -> bool {
 /// Compile one rule for one target.
 pub fn compile(rule: &Rule, target: Target, policy: Unsupported) -> Result<Output, Diagnostics> {
     let mut cx = Cx::new(target, policy);
+    let lowered = lowered_for(rule, target, &mut cx);
+    let rule = lowered.as_ref().unwrap_or(rule);
     let files = backend(target).compile(rule, &mut cx);
     if cx.diags.has_errors() {
         return Err(cx.diags);
@@ -212,6 +214,77 @@ pub fn compile(rule: &Rule, target: Target, policy: Unsupported) -> Result<Outpu
             Err(all)
         }
     }
+}
+
+/// The rule with every comparison on a by-action virtual field (`@ecs_category`, `@ecs_type`)
+/// the target has no form of its own for rewritten as the condition on `eventName` that means
+/// the same ([`crate::fields::by_action::lower`]); `None` when there is none. A comparison that
+/// no or every API call satisfies is refused (E402). [`compile`] compiles this rule; a
+/// target's evaluator that compiles its query itself calls it too.
+pub fn lowered_for(rule: &Rule, target: Target, cx: &mut Cx) -> Option<Rule> {
+    fn needs(c: &Cond, t: Target) -> bool {
+        match c {
+            Cond::All(k) | Cond::Any(k) => k.iter().any(|k| needs(k, t)),
+            Cond::Not(k) => needs(k, t),
+            Cond::Pred(p) => p.field.maps.unavailable(t) == Some(crate::fields::by_action::BY_ACTION),
+            Cond::Some(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
+        }
+    }
+    fn rewrite(c: &Cond, t: Target, cx: &mut Cx) -> Cond {
+        match c {
+            Cond::All(k) => {
+                // the lowered conjuncts of one `all` become one set of actions, where the first
+                // of them was (exact: each is `eventName in S` or `not (eventName in S)`,
+                // compared case-sensitively)
+                let lowered: Vec<Cond> = k.iter().filter(|k| lowerable(k, t)).map(|k| rewrite(k, t, cx)).collect();
+                match crate::fields::by_action::intersect(&lowered) {
+                    Some(Ok(one)) => {
+                        let mut one = Some(one);
+                        let mut out = vec![];
+                        for kid in k {
+                            if !lowerable(kid, t) {
+                                out.push(rewrite(kid, t, cx));
+                            } else if let Some(one) = one.take() {
+                                out.push(one);
+                            }
+                        }
+                        Cond::All(out)
+                    }
+                    merged => {
+                        if let Some(Err(why)) = merged {
+                            let span = k.iter().find_map(|k| match k {
+                                Cond::Pred(p) if lowerable(k, t) => p.span.clone(),
+                                _ => None,
+                            });
+                            cx.unsupported(Code::E402, span, why);
+                        }
+                        let mut lowered = lowered.into_iter();
+                        Cond::All(k.iter().map(|kid| if lowerable(kid, t) { lowered.next().unwrap_or_else(|| kid.clone()) } else { rewrite(kid, t, cx) }).collect())
+                    }
+                }
+            }
+            Cond::Any(k) => Cond::Any(k.iter().map(|k| rewrite(k, t, cx)).collect()),
+            Cond::Not(k) => Cond::Not(Box::new(rewrite(k, t, cx))),
+            Cond::Pred(p) if p.field.maps.unavailable(t) == Some(crate::fields::by_action::BY_ACTION) => match crate::fields::by_action::lower(p) {
+                Some(Ok(lowered)) => lowered,
+                Some(Err(why)) => {
+                    cx.unsupported(Code::E402, p.span.clone(), why);
+                    c.clone()
+                }
+                None => c.clone(),
+            },
+            other => other.clone(),
+        }
+    }
+    fn lowerable(c: &Cond, t: Target) -> bool {
+        matches!(c, Cond::Pred(p) if p.field.maps.unavailable(t) == Some(crate::fields::by_action::BY_ACTION))
+    }
+    if !needs(&rule.detection, target) {
+        return None;
+    }
+    let mut r = rule.clone();
+    r.detection = crate::condition::normalise(rewrite(&rule.detection, target, cx));
+    Some(r)
 }
 
 /// Where a target's files go, relative to the output folder.

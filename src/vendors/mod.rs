@@ -183,6 +183,20 @@ impl FieldMaps {
     pub fn of_virtual(v: &Virtual) -> Self {
         FieldMaps { sentinel: sentinel::fields::of_virtual(v), elastic: elastic::fields::of_virtual(v), panther: panther::fields::of_virtual(v) }
     }
+    /// Why `target` has no form of its own for the field, if it has none.
+    pub fn unavailable(&self, target: Target) -> Option<&'static str> {
+        match target {
+            Target::Sentinel => match self.sentinel {
+                Mapping::Unavailable(why) => Some(why),
+                _ => None,
+            },
+            Target::Elastic => match self.elastic.mapping {
+                Mapping::Unavailable(why) => Some(why),
+                _ => None,
+            },
+            Target::Panther => self.panther.unavailable,
+        }
+    }
     /// A path inside a `some` element (every target reads it from the element).
     pub fn element(m: Mapping) -> Self {
         FieldMaps { sentinel: m.clone(), elastic: elastic::fields::element(m), panther: panther::fields::Map { expr: None, helpers: &[], unavailable: None } }

@@ -50,6 +50,8 @@ pub const VIRTUAL: &[(&str, Result<(&str, &str), &str>)] = &[
     ("@outcome", Ok(("event.outcome", "keyword"))),
     ("@source_ip", Ok(("source.ip", "ip"))),
     ("@console_login_mfa_used", Ok(("aws.cloudtrail.console_login.additional_eventdata.mfa_used", "boolean"))),
+    ("@ecs_category", Ok(("event.category", "keyword"))),
+    ("@ecs_type", Ok(("event.type", "keyword"))),
     ("@source_as_org", Ok(("source.as.organization.name", "keyword"))),
     ("@source_as_number", Ok(("source.as.number", "long"))),
     ("@user_agent_name", Ok(("user_agent.name", "keyword"))),

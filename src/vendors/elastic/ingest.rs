@@ -42,10 +42,12 @@
 //!    (after step 1), else `success`; for `ConsoleLogin`, `responseElements.ConsoleLogin`
 //!    lower-cased. `aws.cloudtrail.console_login.additional_eventdata.{mfa_used,mobile_version,
 //!    login_to}` for `ConsoleLogin` (`MFAUsed != "No"`).
-//! 6. Last, a second pass drops `null`, `""` and empty maps and lists again.
+//! 6. `event.type` is `[info]`; for an action in the categorization table (the script tagged
+//!    `Add ECS categorization`, `fields/ecs_categorization.tsv`), `event.category` and
+//!    `event.type` are that entry's lists (an empty list is dropped by the last pass).
+//! 7. Last, a second pass drops `null`, `""` and empty maps and lists again.
 //!
-//! Not modelled (no rulecast field depends on them): `event.category` / `event.type` (a table
-//! by action), `related.user`, the actor/target entity fields (only with the
+//! Not modelled (no rulecast field depends on them): `related.user`, the actor/target entity fields (only with the
 //! `actor_target_mapping` tag), digest and insight records, and the enrichment processors
 //! (`geoip`, `user_agent`, `related.entity`): their values come from the caller
 //! ([`document_enriched`]), as a test case supplies them. `data_stream.dataset` and
@@ -209,8 +211,9 @@ pub fn document_enriched(raw: &Value, enrichment: Option<&Enrichment>) -> Value 
             put(d, "aws.cloudtrail.console_login.additional_eventdata", Value::Object(aed));
         }
     }
-    // ECS categorization script (event.category / event.type not modelled)
+    // ECS categorization script: event.type [info], then the table's entry for the action
     put(d, "event.kind", Value::from("event"));
+    put(d, "event.type", Value::from(vec!["info"]));
     let failed = lookup(d, "aws.cloudtrail.error_code").is_some() || lookup(d, "aws.cloudtrail.error_message").is_some();
     put(d, "event.outcome", Value::from(if failed { "failure" } else { "success" }));
     if lookup(d, "event.action").and_then(Value::as_str) == Some("ConsoleLogin") {
@@ -219,6 +222,14 @@ pub fn document_enriched(raw: &Value, enrichment: Option<&Enrichment>) -> Value 
             // Processors.lowercase on a non-string throws: the pipeline's on_failure
             Some(_) => return pipeline_error(doc, json, "Processor 'script' with tag 'Add ECS categorization' failed"),
             None => {}
+        }
+    }
+    if let Some(action) = lookup(d, "event.action").and_then(Value::as_str).map(str::to_string) {
+        if crate::fields::by_action::table().rows.iter().any(|r| r.0 == action) {
+            for (field, name) in [("event.category", "@ecs_category"), ("event.type", "@ecs_type")] {
+                // an empty list is set, then dropped by the last pass
+                put(d, field, crate::fields::by_action::value(name, Some(&action)).unwrap_or(Value::Array(vec![])));
+            }
         }
     }
     let j = &mut json;

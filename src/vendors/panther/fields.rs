@@ -38,6 +38,8 @@ pub const VIRTUAL: &[(&str, Result<(&str, &[&str]), &str>)] = &[
     ("@outcome", Ok(("event_outcome(event)", &["event_outcome"]))),
     ("@source_ip", Ok(("source_ip(event)", &["source_ip"]))),
     ("@console_login_mfa_used", Ok(("console_login_mfa_used(event)", &["console_login_mfa_used"]))),
+    ("@ecs_category", Err(crate::fields::by_action::BY_ACTION)),
+    ("@ecs_type", Err(crate::fields::by_action::BY_ACTION)),
     ("@source_as_org", Err(NO_ASN)),
     ("@source_as_number", Err(NO_ASN)),
     ("@user_agent_name", Err("Panther's rule sees the raw userAgent text: it has no parsed client name")),

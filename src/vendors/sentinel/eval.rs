@@ -28,6 +28,8 @@ pub struct Prepared {
 /// Compile and parse a rule's Sentinel query.
 pub fn prepare(rule: &Rule) -> Prepared {
     let mut cx = Cx::new(Target::Sentinel, Unsupported::Warn);
+    let lowered = crate::targets::lowered_for(rule, Target::Sentinel, &mut cx);
+    let rule = lowered.as_ref().unwrap_or(rule);
     let threshold = rule.doc.alert.aggregate.as_ref().is_some_and(|a| a.threshold.is_some());
     let text = if threshold { super::target::kql::filter_query(rule, &mut cx) } else { super::target::kql::query(rule, &mut cx) };
     let notes = cx.diags.iter().filter(|d| d.severity == Severity::Note).cloned().collect();

@@ -33,6 +33,8 @@ pub const VIRTUAL: &[(&str, Result<&str, &str>)] = &[
     ("@outcome", Ok("iif(EventName == \"ConsoleLogin\" and isnotempty(tostring(parse_json(ResponseElements).ConsoleLogin)), tolower(tostring(parse_json(ResponseElements).ConsoleLogin)), iif(isnotempty(ErrorCode) or isnotempty(ErrorMessage), \"failure\", \"success\"))")),
     ("@source_ip", Ok("iif(coalesce(ipv4_is_in_any_range(SourceIpAddress, dynamic([\"0.0.0.0/0\"])), false) or coalesce(ipv6_is_in_any_range(SourceIpAddress, dynamic([\"::/0\"])), false), SourceIpAddress, \"\")")),
     ("@console_login_mfa_used", Ok("iif(EventName == \"ConsoleLogin\" and isnotempty(tostring(parse_json(AdditionalEventData).MFAUsed)), iif(tostring(parse_json(AdditionalEventData).MFAUsed) == \"No\", \"false\", \"true\"), \"\")")),
+    ("@ecs_category", Err(crate::fields::by_action::BY_ACTION)),
+    ("@ecs_type", Err(crate::fields::by_action::BY_ACTION)),
     ("@source_as_org", Err(NO_ASN)),
     ("@source_as_number", Err(NO_ASN)),
     ("@user_agent_name", Err("Sentinel's AWSCloudTrail table keeps UserAgent as text: it has no parsed client name")),

@@ -79,7 +79,13 @@ pub fn eql(q: &str, category_field: &str) -> Result<Mapped, Refusal> {
     }
     p.finish()?;
     let mut m = Mapper { q, dialect: Dialect::Eql, out: Mapped::default() };
-    if cat != "any" {
+    if cat != "any"
+        && let Some(Target::Raw(path, _)) = raw_of(category_field)
+    {
+        // the category is a term on the override field (`event.category` by default), which the
+        // integration computes from the action: the by-action virtual field that names it
+        m.out.detection.push(Node::pred(&path, "eq", vec![Value::String(cat.clone())], false));
+    } else if cat != "any" {
         let text = kuery::to_string(&kuery_is(category_field, std::slice::from_ref(&cat), false));
         m.out.opaque.push((format!("{cat} where"), "the EQL event category".into()));
         m.out.detection.push(opaque_node(OpaqueLang::Kuery, &text, &format!("EQL event category `{cat}`: the AWS integration derives `{category_field}` from the API call; no raw CloudTrail field holds it")));

@@ -150,7 +150,8 @@ fn placeholders(text: &str, what: &str, rule: &Rule, known: &[String], cx: &mut 
 /// generated when it was imported (`targets.sentinel.query_of`).
 pub fn query_fingerprint(rule: &Rule) -> String {
     let mut cx = Cx::new(crate::targets::Target::Sentinel, crate::targets::Unsupported::Warn);
-    fingerprint_of(&kql::query(rule, &mut cx))
+    let lowered = crate::targets::lowered_for(rule, crate::targets::Target::Sentinel, &mut cx);
+    fingerprint_of(&kql::query(lowered.as_ref().unwrap_or(rule), &mut cx))
 }
 
 fn fingerprint_of(query: &str) -> String {
