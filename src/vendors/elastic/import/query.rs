@@ -525,10 +525,16 @@ mod tests {
         .unwrap();
         assert_eq!(m.dataset.as_deref(), Some("data_stream.dataset"));
         let s = serde_json::to_string(&m.detection).unwrap();
-        assert!(s.contains(r#"{"opaque":{"lang":"kuery","text":"event.category:\"iam\"""#), "{s}");
+        // the event category is the by-action field the integration computes
+        assert!(s.contains(r#"{"field":"@ecs_category","op":"eq","value":"iam"}"#), "{s}");
+        assert!(!s.contains("event.category"), "{s}");
         assert!(s.contains(r#"{"field":"eventName","op":"in","values":["A","B"]}"#), "{s}");
         assert!(s.contains(r#"{"field":"eventSource","op":"startswith","value":"iam.","case":"insensitive"}"#), "{s}");
         assert!(s.contains(r#"{"not":{"opaque":{"lang":"kuery","text":"aws.cloudtrail.request_parameters:*x=1*""#), "{s}");
+        // an override field with no canonical form stays opaque kuery
+        let m = eql(r#"iam where event.action == "A""#, "custom.category").unwrap();
+        let s = serde_json::to_string(&m.detection).unwrap();
+        assert!(s.contains(r#"{"opaque":{"lang":"kuery","text":"custom.category:\"iam\"""#), "{s}");
         assert!(matches!(eql("sequence by a [any where true]", "event.category"), Err(Refusal::Unsupported(_, 0))));
         assert!(matches!(eql("any where a == 1 | head 1", "event.category"), Err(Refusal::Unsupported(_, 17))));
     }
