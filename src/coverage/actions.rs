@@ -274,6 +274,9 @@ pub fn of(c: &Cond) -> Actions {
 
 /// [`of`] against a given catalogue.
 pub fn of_with(c: &Cond, cat: &Catalogue) -> Actions {
+    // the ECS categorization fields are sets of event names
+    let lowered = crate::fields::by_action::lower_all(c);
+    let c = &lowered;
     let mut m = HashMap::new();
     let mut lits = (vec![], vec![]);
     matchers(c, &mut m, &mut lits);

@@ -118,3 +118,16 @@ fn matrices_count_active_rules_per_platform_and_gaps() {
 fn html_escape_escapes_markup_and_quotes() {
     assert_eq!(render::html_escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
 }
+
+#[test]
+fn ecs_categorization_fields_are_the_calls_their_table_names() {
+    // `iam` + a `group` type: the group calls of the integration's table
+    let r = rule("  all:\n    - {field: '@ecs_category', op: eq, value: iam}\n    - {field: '@ecs_type', op: eq, value: group}\n");
+    let got = names(&actions::of(&r.condition()));
+    assert!(got.contains(&"iam.amazonaws.com:AddUserToGroup".to_string()) && got.contains(&"iam.amazonaws.com:ListGroups".to_string()), "{got:?}");
+    // (an event name other services share, such as CreateGroup, counts for each of them)
+    assert!(got.iter().all(|a| a.contains("Group")), "{got:?}");
+    // the default type `info` is every call the table does not list: not narrowed down
+    let r = rule("  {field: '@ecs_type', op: eq, value: info}\n");
+    assert!(actions::of(&r.condition()).known().len() > 1000, "every unlisted call is `info`");
+}

@@ -71,6 +71,23 @@ fn event_name() -> Field {
     super::resolve("eventName").expect("eventName is in the taxonomy")
 }
 
+/// The condition with every comparison on a by-action field replaced by [`lower`]'s condition
+/// on `eventName` (one that no or every call satisfies is kept as written): what `coverage`
+/// reads to find the API calls a rule can match.
+pub fn lower_all(c: &crate::condition::Cond) -> crate::condition::Cond {
+    use crate::condition::Cond;
+    match c {
+        Cond::All(k) => Cond::All(k.iter().map(lower_all).collect()),
+        Cond::Any(k) => Cond::Any(k.iter().map(lower_all).collect()),
+        Cond::Not(k) => Cond::Not(Box::new(lower_all(k))),
+        Cond::Pred(p) => match lower(p) {
+            Some(Ok(l)) => l,
+            _ => c.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
 /// Lowered conjuncts of one `all` ([`lower`]'s results: `eventName in S` and
 /// `not (eventName in S)`) as one condition: the intersection of the positive sets less the
 /// union of the negative ones, or, without a positive set, one negated union. `None` when

@@ -223,8 +223,9 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     while !text.is_char_boundary(offset) {
         offset -= 1;
     }
-    // the line break `\r\n` is one position: the end of its line
-    if text[..offset].ends_with('\r') && text[offset..].starts_with('\n') {
+    // the line break `\r\n` is one position: the end of its line (so is a `\r` that ends the
+    // text, the line break of a file cut short)
+    if text[..offset].ends_with('\r') && (text[offset..].starts_with('\n') || offset == text.len()) {
         offset -= 1;
     }
     let before = text.get(..offset).unwrap_or(text);
@@ -707,5 +708,7 @@ mod tests {
         assert_eq!(line_col("ab\r\ncd", 3), (1, 3));
         assert_eq!(line_col("ab\r\ncd", 4), (2, 1));
         assert_eq!(line_col("é\n", 1), (1, 1));
+        // a text cut short after a carriage return: the end of its last line
+        assert_eq!(line_col("ab\r\ncd\r", 7), (2, 3));
     }
 }
