@@ -129,5 +129,5 @@ fn ecs_categorization_fields_are_the_calls_their_table_names() {
     assert!(got.iter().all(|a| a.contains("Group")), "{got:?}");
     // the default type `info` is every call the table does not list: not narrowed down
     let r = rule("  {field: '@ecs_type', op: eq, value: info}\n");
-    assert!(actions::of(&r.condition()).known().len() > 1000, "every unlisted call is `info`");
+    assert!(matches!(actions::of(&r.condition()), Actions::Any { count } if count > 1000), "every unlisted call is `info`");
 }
