@@ -326,3 +326,35 @@ fn ecs_categorization_fields_mean_the_same_on_every_target() {
         assert!(tmp.path().join("again").join(t).is_file(), "{t} not built");
     }
 }
+
+/// A pattern on Elastic's text copy of requestParameters that no condition on the object says
+/// (`policyArn=...`, `*includeManagementEvents*false*`) imports as a condition on that text
+/// (`@request_parameters_text`), comes back byte for byte, and builds for Sentinel (with the
+/// text-copy note) and Panther.
+#[test]
+fn text_copy_patterns_import_as_the_text_field() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (file, want) in [
+        ("privilege_escalation_iam_administratoraccess_policy_attached_to_user", "{field: '@request_parameters_text', op: contains, value: policyArn=arn:aws:iam::aws:policy/AdministratorAccess}"),
+        ("defense_evasion_cloudtrail_management_events_disabled_via_eventselectors", "{field: '@request_parameters_text', op: glob, value: '*includeManagementEvents*false*'}"),
+    ] {
+        let fixture = root().join(format!("tests/fixtures/vendor/elastic/{file}.toml"));
+        let o = rulecast(&["import", "--from", "elastic", fixture.to_str().unwrap(), "--out", "back"], tmp.path());
+        let report = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(o.status.success() && report.contains("FULL"), "{file}: {report}{}", String::from_utf8_lossy(&o.stderr));
+        let back = std::fs::read_to_string(tmp.path().join(format!("back/{file}.yaml"))).expect("imported");
+        assert!(back.contains(want), "{back}");
+    }
+    let o = rulecast(&["build", "--rules", "back", "--out", "again"], tmp.path());
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("Sentinel keeps the object as JSON text"), "no text-copy note for Sentinel: {err}");
+    for file in ["privilege_escalation_iam_administratoraccess_policy_attached_to_user", "defense_evasion_cloudtrail_management_events_disabled_via_eventselectors"] {
+        let again = std::fs::read_to_string(tmp.path().join(format!("again/elastic/{file}.toml"))).expect("rebuilt");
+        let fixture = std::fs::read_to_string(root().join(format!("tests/fixtures/vendor/elastic/{file}.toml"))).expect("fixture");
+        assert_eq!(again, fixture, "{file} does not come back byte for byte");
+        for t in [format!("sentinel/{file}.yaml"), format!("panther/{file}.py")] {
+            assert!(tmp.path().join("again").join(&t).is_file(), "{t} not built");
+        }
+    }
+}

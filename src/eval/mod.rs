@@ -175,6 +175,10 @@ pub fn computed(name: &str, event: &Value) -> Option<Value> {
             let used = at(&["additionalEventData", "MFAUsed"]).and_then(text)?;
             console.then(|| Value::Bool(used != "No"))
         }
+        "@request_parameters_text" => crate::fields::java_text::text_copy(event, "requestParameters").map(Value::from),
+        "@response_elements_text" => crate::fields::java_text::text_copy(event, "responseElements").map(Value::from),
+        "@additional_eventdata_text" => crate::fields::java_text::text_copy(event, "additionalEventData").map(Value::from),
+        "@service_event_details_text" => crate::fields::java_text::text_copy(event, "serviceEventDetails").map(Value::from),
         "@ecs_category" | "@ecs_type" => crate::fields::by_action::value(name, event.get("eventName").and_then(Value::as_str)),
         _ => None,
     }

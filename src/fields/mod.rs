@@ -7,6 +7,8 @@
 use std::sync::OnceLock;
 
 pub mod by_action;
+pub mod es_date;
+pub mod java_text;
 
 /// One segment of a raw path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +188,34 @@ pub const VIRTUAL: &[Virtual] = &[
         kind: Kind::String,
         source: Source::Computed,
         caveat: None,
+    },
+    Virtual {
+        name: "@request_parameters_text",
+        meaning: "requestParameters as the text Elastic's AWS integration keeps of it (aws.cloudtrail.request_parameters): Java's map text `{key=value, list=[a, b], map={k=v}}`, keys in Java HashMap order, strings unquoted, numbers as Java prints them, after the pipeline drops null, \"\", \"-\", \"none\" and emptied maps and lists; absent when it writes none",
+        kind: Kind::String,
+        source: Source::Computed,
+        caveat: Some("text_copy"),
+    },
+    Virtual {
+        name: "@response_elements_text",
+        meaning: "responseElements as the text Elastic's AWS integration keeps of it (aws.cloudtrail.response_elements): Java's map text `{key=value, list=[a, b], map={k=v}}`, keys in Java HashMap order, strings unquoted, numbers as Java prints them, after the pipeline drops null, \"\", \"-\", \"none\" and emptied maps and lists; absent when it writes none",
+        kind: Kind::String,
+        source: Source::Computed,
+        caveat: Some("text_copy"),
+    },
+    Virtual {
+        name: "@additional_eventdata_text",
+        meaning: "additionalEventData as the text Elastic's AWS integration keeps of it (aws.cloudtrail.additional_eventdata): Java's map text `{key=value, list=[a, b], map={k=v}}`, keys in Java HashMap order, strings unquoted, numbers as Java prints them, after the pipeline drops null, \"\", \"-\", \"none\" and emptied maps and lists; absent when it writes none",
+        kind: Kind::String,
+        source: Source::Computed,
+        caveat: Some("text_copy"),
+    },
+    Virtual {
+        name: "@service_event_details_text",
+        meaning: "serviceEventDetails as the text Elastic's AWS integration keeps of it (aws.cloudtrail.service_event_details): Java's map text `{key=value, list=[a, b], map={k=v}}`, keys in Java HashMap order, strings unquoted, numbers as Java prints them, after the pipeline drops null, \"\", \"-\", \"none\" and emptied maps and lists; absent when it writes none",
+        kind: Kind::String,
+        source: Source::Computed,
+        caveat: Some("text_copy"),
     },
     Virtual {
         name: "@source_as_org",

@@ -52,6 +52,10 @@ pub const VIRTUAL: &[(&str, Result<(&str, &str), &str>)] = &[
     ("@console_login_mfa_used", Ok(("aws.cloudtrail.console_login.additional_eventdata.mfa_used", "boolean"))),
     ("@ecs_category", Ok(("event.category", "keyword"))),
     ("@ecs_type", Ok(("event.type", "keyword"))),
+    ("@request_parameters_text", Ok(("aws.cloudtrail.request_parameters", "keyword"))),
+    ("@response_elements_text", Ok(("aws.cloudtrail.response_elements", "keyword"))),
+    ("@additional_eventdata_text", Ok(("aws.cloudtrail.additional_eventdata", "keyword"))),
+    ("@service_event_details_text", Ok(("aws.cloudtrail.service_event_details", "keyword"))),
     ("@source_as_org", Ok(("source.as.organization.name", "keyword"))),
     ("@source_as_number", Ok(("source.as.number", "long"))),
     ("@user_agent_name", Ok(("user_agent.name", "keyword"))),
@@ -67,6 +71,7 @@ pub fn field(name: &str) -> Result<(&'static str, &'static str), &'static str> {
 pub const CAVEATS: &[(&str, &str)] = &[
     ("user_name_merged", "the AWS integration writes both userIdentity.userName and sessionContext.sessionIssuer.userName into user.name (the issuer's name only for AssumedRole and FederatedUser identities, where it overrides the user name); the rendering tests that merged value"),
     ("newer_integration", "the field is produced only by newer AWS integration versions"),
+    ("text_copy", "Elastic does not index a text copy longer than its field's ignore_above (8191 characters for request_parameters and response_elements, 1024 for additional_eventdata and service_event_details): no condition on it matches such an event"),
     ("mfa_used_absent", "the field facts say the AWS integration sets mfa_used for ConsoleLogin only (`MFAUsed == 'No'` -> false, else true); whether it writes `true` for a ConsoleLogin without additionalEventData.MFAUsed was not verified (the canonical field is absent there)"),
 ];
 

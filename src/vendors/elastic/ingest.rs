@@ -59,7 +59,11 @@
 //! hash bucket in a map of 64 or more buckets) iterates in another order, and integers beyond
 //! 64 bits are read as floating point here.
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
+
+pub use crate::fields::es_date::es_date;
+pub use crate::fields::java_text::{hashmap_order, java_number, java_text};
+use crate::fields::java_text::{drop_empty, parse};
 
 use crate::eval::Enrichment;
 
@@ -348,255 +352,6 @@ fn pipeline_error(mut doc: Map<String, Value>, json: Map<String, Value>, message
     Value::Object(doc)
 }
 
-/// The `json` processor and the first null-dropping pass: objects in Java `HashMap` iteration
-/// order, `null`, `""`, `"-"`, `"none"` and emptied maps and lists removed.
-fn parse(raw: &Value) -> Option<Value> {
-    let mut v = raw.clone();
-    hashmap_reorder(&mut v);
-    if drop_empty(&mut v, true) { None } else { Some(v) }
-}
-
-/// Reorder every object's keys as a Java `HashMap` filled in document order iterates them.
-fn hashmap_reorder(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            let entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
-            let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
-            let order = hashmap_order(&keys);
-            let mut slots: Vec<Option<(String, Value)>> = entries.into_iter().map(Some).collect();
-            for i in order {
-                if let Some((k, mut child)) = slots[i].take() {
-                    hashmap_reorder(&mut child);
-                    m.insert(k, child);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(hashmap_reorder),
-        _ => {}
-    }
-}
-
-/// Remove dropped values below `v`; true when `v` itself is to be dropped. `dash_none`: the
-/// first pass also drops the strings `"-"` and `"none"`.
-fn drop_empty(v: &mut Value, dash_none: bool) -> bool {
-    match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty() || (dash_none && (s == "-" || s == "none")),
-        Value::Object(m) => {
-            m.retain(|_, child| !drop_empty(child, dash_none));
-            m.is_empty()
-        }
-        Value::Array(items) => {
-            items.retain_mut(|child| !drop_empty(child, dash_none));
-            items.is_empty()
-        }
-        _ => false,
-    }
-}
-
-/// Java's `String.hashCode` spread as `HashMap.hash` does.
-fn java_hash(s: &str) -> u32 {
-    let mut h: i32 = 0;
-    for u in s.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(i32::from(u));
-    }
-    let h = h as u32;
-    h ^ (h >> 16)
-}
-
-/// The order in which a `java.util.HashMap` (default capacity 16, load factor 0.75) filled with
-/// `keys` in this order iterates them: by bucket, then by insertion within a bucket. The table
-/// doubles when the size passes three quarters of it, and also when a bucket would reach 9
-/// entries while the table is smaller than 64 (treeifyBin resizes instead of building a tree).
-pub fn hashmap_order(keys: &[&str]) -> Vec<usize> {
-    let hashes: Vec<u32> = keys.iter().map(|k| java_hash(k)).collect();
-    let mut cap = 16usize;
-    let mut counts = vec![0usize; cap];
-    let recount = |cap: usize, upto: usize| {
-        let mut c = vec![0usize; cap];
-        for h in &hashes[..upto] {
-            c[*h as usize & (cap - 1)] += 1;
-        }
-        c
-    };
-    for (i, h) in hashes.iter().enumerate() {
-        let idx = *h as usize & (cap - 1);
-        let before = counts[idx];
-        counts[idx] += 1;
-        if before >= 8 && cap < 64 {
-            cap *= 2;
-            counts = recount(cap, i + 1);
-        }
-        if i + 1 > cap / 4 * 3 {
-            cap *= 2;
-            counts = recount(cap, i + 1);
-        }
-    }
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by_key(|&i| hashes[i] as usize & (cap - 1));
-    order
-}
-
-/// A parsed value's Java `toString()`: strings as they are, numbers as Java prints an
-/// `Integer`/`Long`/`Double`, `[a, b]` for lists, `{k=v, k2=v2}` for maps (in the map's order:
-/// [`document`] keeps Java's `HashMap` order), `null` for null.
-pub fn java_text(v: &Value) -> String {
-    let mut out = String::new();
-    write_java(v, &mut out);
-    out
-}
-
-fn write_java(v: &Value, out: &mut String) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&java_number(n)),
-        Value::String(s) => out.push_str(s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_java(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            out.push('{');
-            for (i, (k, item)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(k);
-                out.push('=');
-                write_java(item, out);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// A JSON number as Jackson reads it and Java prints it: integers as `Integer`/`Long`, others as
-/// `Double` (`Double.toString`: shortest digits; plain from 10^-3 to 10^7, else `1.0E10`).
-pub fn java_number(n: &Number) -> String {
-    if let Some(i) = n.as_i64() {
-        return i.to_string();
-    }
-    if let Some(u) = n.as_u64() {
-        return u.to_string();
-    }
-    let d = n.as_f64().unwrap_or(0.0);
-    if d == 0.0 {
-        return if d.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
-    }
-    let sign = if d < 0.0 { "-" } else { "" };
-    let a = d.abs();
-    let sci = format!("{a:e}");
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i64 = exp.parse().unwrap_or(0);
-    let digits: String = mant.chars().filter(char::is_ascii_digit).collect();
-    if (1e-3..1e7).contains(&a) {
-        let point = exp + 1;
-        let body = if point <= 0 {
-            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
-        } else if point as usize >= digits.len() {
-            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
-        } else {
-            format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
-        };
-        format!("{sign}{body}")
-    } else {
-        let frac = if digits.len() > 1 { &digits[1..] } else { "0" };
-        format!("{sign}{}.{frac}E{exp}", &digits[..1])
-    }
-}
-
-/// The `date` processor with format `ISO8601`: the instant in UTC as `yyyy-MM-ddTHH:mm:ss.SSSZ`
-/// (`None` when the text is not ISO 8601 extended format, e.g. `20131102T010628Z`).
-pub fn es_date(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) && !part.is_empty() { part.parse().ok() } else { None }
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let (mut h, mut mi, mut sec, mut millis) = (0, 0, 0, 0);
-    let mut rest = &s[10..];
-    if let Some(t) = rest.strip_prefix('T') {
-        let tb = t.as_bytes();
-        h = t.get(0..2)?.parse().ok()?;
-        if tb.get(2) != Some(&b':') {
-            return None;
-        }
-        mi = t.get(3..5)?.parse().ok()?;
-        rest = &t[5..];
-        if let Some(r) = rest.strip_prefix(':') {
-            sec = r.get(0..2)?.parse().ok()?;
-            rest = &r[2..];
-            if let Some(r) = rest.strip_prefix('.').or_else(|| rest.strip_prefix(',')) {
-                let n = r.bytes().take_while(u8::is_ascii_digit).count();
-                if n == 0 || n > 9 {
-                    return None;
-                }
-                let frac = &r[..n];
-                millis = format!("{:0<3}", &frac[..n.min(3)]).parse().ok()?;
-                rest = &r[n..];
-            }
-        }
-        if h > 23 || mi > 59 || sec > 59 {
-            return None;
-        }
-    }
-    let offset_min: i64 = match rest {
-        "" | "Z" => 0,
-        _ => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let o = &rest[1..];
-            let (oh, om) = match o.len() {
-                2 => (o.parse::<i64>().ok()?, 0),
-                4 => (o[..2].parse().ok()?, o[2..].parse().ok()?),
-                5 if o.as_bytes()[2] == b':' => (o[..2].parse().ok()?, o[3..].parse().ok()?),
-                _ => return None,
-            };
-            sign * (oh * 60 + om)
-        }
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-    let (days, tod) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let (y, m, d) = civil_from_days(days);
-    Some(format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", tod / 3600, tod % 3600 / 60, tod % 60))
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// The grok `arn:aws:sts:.*/%{GREEDYDATA:user.changes.name}$`: what follows the last `/` after
 /// `arn:aws:sts:`.
 fn sts_session_name(arn: &str) -> Option<&str> {
@@ -784,6 +539,8 @@ mod tests {
         assert_eq!(es_date("2016-11-14T01:25:45+02:00").as_deref(), Some("2016-11-13T23:25:45.000Z"));
         assert_eq!(es_date("20131102T010628Z"), None);
         assert_eq!(es_date("2020-02-30Tx"), None);
+        // a non-ASCII byte in a four-byte offset: no date (it used to panic on the byte index)
+        assert_eq!(es_date("2016-11-14+1\u{e9}5"), None);
     }
 
     #[test]

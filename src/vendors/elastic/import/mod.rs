@@ -542,6 +542,16 @@ fn threshold(
     Ok(Aggregate { measures, by, threshold: Some((value - 1).unsigned_abs()), derive: vec![], min_distinct })
 }
 
+/// The virtual field that is an Elastic keyword copy of a whole object's text
+/// (`aws.cloudtrail.request_parameters` → `@request_parameters_text`).
+fn text_field(name: &str) -> Result<&'static str, Why> {
+    fields::VIRTUAL
+        .iter()
+        .find(|v| super::fields::field(v.name).is_ok_and(|(f, _)| f == name))
+        .map(|v| v.name)
+        .ok_or_else(|| Why::new(format!("`{name}` has no canonical form"), 0))
+}
+
 /// The raw path whose whole-object text an Elastic keyword copy holds
 /// (`aws.cloudtrail.request_parameters` → `requestParameters`).
 fn keyword_copy_of(name: &str) -> Option<String> {
@@ -724,7 +734,9 @@ fn raw_of(name: &str) -> Option<Target> {
         _ => {}
     }
     // ECS fields the integration computes or looks up: the virtual field that names them
-    if let Some(v) = fields::VIRTUAL.iter().find(|v| super::fields::field(v.name).is_ok_and(|(f, _)| f == name)) {
+    // (not the text copies of whole objects: those are read as exact conditions on the object where
+    // the pattern allows, see `text_copy`)
+    if let Some(v) = fields::VIRTUAL.iter().find(|v| super::fields::field(v.name).is_ok_and(|(f, _)| f == name) && keyword_copy_of(name).is_none()) {
         return Some(Target::Raw(v.name.into(), v.kind));
     }
     for row in fields::all() {
@@ -861,9 +873,10 @@ impl St<'_> {
                     {
                         Ok(Node::pred(path, "mentions", vec![Value::from(t.as_str())], false))
                     }
-                    _ => Err(Why::new(format!("`{field}` is Java's map text of `{path}` (`{{key=value, ...}}`): this pattern depends on its order and layout"), v.span.start)),
+                    // any other pattern: on the text itself (the virtual field naming it)
+                    _ => self.values(vl, text_field(field)?, Kind::String, false),
                 },
-                ValueKind::Quoted(_) => Err(Why::new(format!("`{field}` is Java's map text of `{path}`: an exact value depends on its order and layout"), v.span.start)),
+                ValueKind::Quoted(_) => self.values(vl, text_field(field)?, Kind::String, false),
             },
         }
     }

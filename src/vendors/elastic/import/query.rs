@@ -371,6 +371,10 @@ impl Mapper<'_> {
                     if vals.iter().all(|v| !v.is_empty() && !v.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace()) && !"null".contains(v.as_str())) {
                         return Ok((Node::pred(&path, "mentions", vals.into_iter().map(Value::String).collect(), *insensitive), Some(path)));
                     }
+                    // any other substring: of the text itself (the virtual field naming it)
+                    if let Ok(text) = super::text_field(f) {
+                        return Ok((Node::pred(text, op, vals.into_iter().map(Value::String).collect(), *insensitive), Some(text.to_string())));
+                    }
                     return Err(format!("`{f}` is Java's map text of `{path}` (`{{key=value, ...}}`): a substring with `=`, `,`, spaces, braces or brackets depends on its order and layout"));
                 }
                 let (path, _) = self.raw(f)?;

@@ -65,6 +65,7 @@ pub const HELPERS: &[&str] = &[
     "has_needle",
     "elements",
     "allowed",
+    "text_copy",
 ];
 
 /// Collected state while generating one module.

@@ -11,6 +11,7 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 
 def aws_cloudtrail_success(event):
@@ -395,6 +396,161 @@ def allowed(entries, values):
         ):
             return True
     return False
+
+
+# The raw paths Elastic's AWS integration moves under aws.cloudtrail before the script that
+# writes its text copies of whole objects, which writes none without one of them (a session
+# creation date the date processor reads counts too).
+_MOVED_BEFORE_COPIES = (
+    ("eventVersion",),
+    ("userIdentity", "type"),
+    ("userIdentity", "arn"),
+    ("userIdentity", "accessKeyId"),
+    ("userIdentity", "sessionContext", "attributes", "mfaAuthenticated"),
+    ("userIdentity", "sessionContext", "sessionIssuer", "type"),
+    ("userIdentity", "sessionContext", "sessionIssuer", "principalId"),
+    ("userIdentity", "sessionContext", "sessionIssuer", "arn"),
+    ("userIdentity", "sessionContext", "sessionIssuer", "accountId"),
+    ("sessionCredentialFromConsole",),
+    ("userIdentity", "invokedBy"),
+    ("eventCategory",),
+    ("errorCode",),
+    ("errorMessage",),
+)
+
+
+def text_copy(event, key):
+    # the text Elastic's AWS integration keeps of a whole object (aws.cloudtrail.request_parameters
+    # and its siblings): Java's map text of what its pipeline keeps of the value, or None
+    moved = any(_kept(get_path(event, path)) is not None for path in _MOVED_BEFORE_COPIES)
+    created = _kept(
+        get_path(event, ("userIdentity", "sessionContext", "attributes", "creationDate"))
+    )
+    if not moved and not (isinstance(created, str) and _iso8601(created)):
+        return None
+    value = _kept(event.get(key))
+    return None if value is None else _java_text(value)
+
+
+def _kept(value):
+    # the pipeline's first pass: null, "", "-", "none" and emptied maps and lists dropped (None);
+    # maps (as dicts) in the order a Java HashMap filled with all their keys iterates them
+    if isinstance(value, str):
+        return None if value in ("", "-", "none") else value
+    if isinstance(value, Mapping):
+        items = [(str(k), inner) for k, inner in value.items()]
+        ordered = [items[i] for i in _hashmap_order([k for k, _ in items])]
+        kept = {k: _kept(inner) for k, inner in ordered}
+        return {k: inner for k, inner in kept.items() if inner is not None} or None
+    if is_list(value):
+        return [inner for inner in (_kept(item) for item in value) if inner is not None] or None
+    return value
+
+
+def _java_hash(text):
+    # Java's String.hashCode over UTF-16 code units, spread as HashMap.hash does
+    units = text.encode("utf-16-be")
+    h = 0
+    for i in range(0, len(units), 2):
+        h = (h * 31 + (units[i] << 8 | units[i + 1])) & 0xFFFFFFFF
+    return h ^ (h >> 16)
+
+
+def _hashmap_order(keys):
+    # the order in which a java.util.HashMap (capacity 16, load factor 0.75) filled with the keys
+    # iterates them: by bucket, then by insertion; it doubles past three quarters full, and when a
+    # bucket would reach 9 entries while it has fewer than 64 buckets
+    hashes = [_java_hash(k) for k in keys]
+    cap = 16
+    counts = [0] * cap
+    for i, h in enumerate(hashes):
+        before = counts[h & (cap - 1)]
+        counts[h & (cap - 1)] += 1
+        for grow in (before >= 8 and cap < 64, i + 1 > cap // 4 * 3):
+            if grow:
+                cap *= 2
+                counts = [0] * cap
+                for seen in hashes[: i + 1]:
+                    counts[seen & (cap - 1)] += 1
+    return sorted(range(len(keys)), key=lambda i: hashes[i] & (cap - 1))
+
+
+def _java_text(value):
+    # Java's toString() of a kept value: {k=v, k2=v2}, [a, b], strings as they are
+    if isinstance(value, dict):
+        return "{" + ", ".join(k + "=" + _java_text(inner) for k, inner in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_java_text(item) for item in value) + "]"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int) and -(2**63) <= value < 2**64:
+        return str(value)
+    if isinstance(value, (int, float)):
+        return _java_double(float(value))
+    return str(value)
+
+
+def _java_double(number):
+    # Double.toString with the shortest digits: plain from 10^-3 to 10^7, else 1.0E10
+    if number == 0:
+        return "-0.0" if math.copysign(1.0, number) < 0 else "0.0"
+    sign = "-" if number < 0 else ""
+    _, coefficient, exponent = Decimal(repr(abs(number))).as_tuple()
+    digits = "".join(map(str, coefficient)).rstrip("0")
+    exponent += len(coefficient) - 1
+    if 1e-3 <= abs(number) < 1e7:
+        point = exponent + 1
+        if point <= 0:
+            return sign + "0." + "0" * -point + digits
+        if point >= len(digits):
+            return sign + digits + "0" * (point - len(digits)) + ".0"
+        return sign + digits[:point] + "." + digits[point:]
+    return sign + digits[0] + "." + (digits[1:] or "0") + "E" + str(exponent)
+
+
+def _rust_int(part, width):
+    # a fixed-width field as rulecast's model reads it (Rust's i64 parse: a sign, then digits)
+    if len(part) != width or not re.fullmatch(rb"[+-]?[0-9]+", part):
+        return None
+    return int(part)
+
+
+def _iso8601(text):  # pylint: disable=too-many-return-statements
+    # does Elasticsearch's date processor (format ISO8601) read the text, as rulecast's model of
+    # it (src/fields/es_date.rs) decides, byte for byte?
+    raw = text.encode()
+    if not re.fullmatch(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw[:10]):
+        return False
+    if not (1 <= int(raw[5:7]) <= 12 and 1 <= int(raw[8:10]) <= 31):
+        return False
+    rest = raw[10:]
+    if rest[:1] == b"T":
+        clock = [_rust_int(rest[1:3], 2), None, 0]
+        if rest[3:4] != b":":
+            return False
+        clock[1] = _rust_int(rest[4:6], 2)
+        rest = rest[6:]
+        if rest[:1] == b":":
+            clock[2] = _rust_int(rest[1:3], 2)
+            rest = rest[3:]
+            if rest[:1] in (b".", b","):
+                fraction = re.match(rb"[0-9]*", rest[1:]).group()
+                if not 1 <= len(fraction) <= 9:
+                    return False
+                rest = rest[1 + len(fraction) :]
+        if None in clock or clock[0] > 23 or clock[1] > 59 or clock[2] > 59:
+            return False
+    if rest in (b"", b"Z"):
+        return True
+    offset = rest[1:]
+    if rest[:1] not in (b"+", b"-"):
+        return False
+    if len(offset) == 2:
+        return _rust_int(offset, 2) is not None
+    if len(offset) == 4:
+        return None not in (_rust_int(offset[:2], 2), _rust_int(offset[2:], 2))
+    parts = (_rust_int(offset[:2], 2), _rust_int(offset[3:], 2))
+    return len(offset) == 5 and offset[2:3] == b":" and None not in parts
 
 
 # Unicode's word characters (for \w and \b) as ranges [low, high + 1, ...], as the canonical
