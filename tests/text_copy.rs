@@ -149,3 +149,36 @@ fn canonical_elastic_and_python_text_copies_agree() {
         assert_eq!(p, c, "record {}: {}", i / 4, records[i / 4]);
     }
 }
+
+/// The Python helper's reading of a session creation date (whether the text copy is written when
+/// nothing else created `aws.cloudtrail`) accepts exactly the dates rulecast's model of the
+/// `date` processor accepts.
+#[test]
+fn python_reads_dates_as_the_date_processor_model_does() {
+    let dates = [
+        "2024-01-01", "2024-01-01Z", "2024-01-01T00:00Z", "2024-01-01T00:00:00Z", "2024-01-01T23:59:59.123456789Z", "2024-01-01T23:59:59.1234567891Z",
+        "2024-01-01T23:59:59.Z", "2024-01-01T23:59:59,5+01:00", "2024-01-01T24:00:00Z", "2024-01-01T23:60Z", "2024-01-01T-1:00", "2024-01-01T+1:+1",
+        "2024-01-01T1:00", "2024-01-01T10:0", "2024-01-01T10:00:0", "2024-01-01T10:00:00+01", "2024-01-01T10:00:00+0130", "2024-01-01T10:00:00+01:30",
+        "2024-01-01T10:00:00+1", "2024-01-01T10:00:00+013", "2024-01-01T10:00:00+01:3", "2024-01-01T10:00:00 01:30", "2024-01-01+-1-1", "2024-01-01++1+1",
+        "2024-01-01+1\u{e9}5", "2024-00-01", "2024-13-01", "2024-01-00", "2024-01-32", "2024-02-30", "20240101", "2024/01/01", "+024-01-01", "2024-01-01T",
+        "2024-01-01Tx", "2024-01-01T10:00:00Zjunk", "2024-01-01T10:00:00.", "\u{e9}024-01-01", "2024-01-01T10\u{e9}00", "",
+    ];
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("rulecast_helpers.py"), rulecast::vendors::panther::target::python::module()).expect("module");
+    std::fs::write(dir.path().join("dates.json"), serde_json::to_string(&dates[..]).unwrap()).expect("dates");
+    let script = format!(
+        "import json, sys\nsys.path.insert(0, {:?})\nimport rulecast_helpers\nfor d in json.load(open(sys.argv[1], encoding='utf-8')):\n    print(json.dumps(rulecast_helpers._iso8601(d)))\n",
+        dir.path().to_str().unwrap()
+    );
+    let out = Command::new("python3").args(["-I", "-c", &script]).arg(dir.path().join("dates.json")).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let python: Vec<bool> = String::from_utf8(out.stdout).unwrap().lines().map(|l| l == "true").collect();
+    assert_eq!(python.len(), dates.len());
+    let mut accepted = 0;
+    for (d, p) in dates.iter().zip(&python) {
+        let rust = rulecast::fields::es_date::es_date(d).is_some();
+        assert_eq!(*p, rust, "{d:?}: Python {p}, rulecast's model {rust}");
+        accepted += usize::from(rust);
+    }
+    assert!(accepted >= 8 && accepted <= dates.len() - 15, "{accepted} of {} accepted: the list misses one side", dates.len());
+}

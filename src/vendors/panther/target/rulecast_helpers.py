@@ -515,7 +515,7 @@ def _rust_int(part, width):
     return int(part)
 
 
-def _iso8601(text):  # pylint: disable=too-many-return-statements
+def _iso8601(text):
     # does Elasticsearch's date processor (format ISO8601) read the text, as rulecast's model of
     # it (src/fields/es_date.rs) decides, byte for byte?
     raw = text.encode()
@@ -523,23 +523,31 @@ def _iso8601(text):  # pylint: disable=too-many-return-statements
         return False
     if not (1 <= int(raw[5:7]) <= 12 and 1 <= int(raw[8:10]) <= 31):
         return False
-    rest = raw[10:]
-    if rest[:1] == b"T":
-        clock = [_rust_int(rest[1:3], 2), None, 0]
-        if rest[3:4] != b":":
-            return False
-        clock[1] = _rust_int(rest[4:6], 2)
-        rest = rest[6:]
-        if rest[:1] == b":":
-            clock[2] = _rust_int(rest[1:3], 2)
-            rest = rest[3:]
-            if rest[:1] in (b".", b","):
-                fraction = re.match(rb"[0-9]*", rest[1:]).group()
-                if not 1 <= len(fraction) <= 9:
-                    return False
-                rest = rest[1 + len(fraction) :]
-        if None in clock or clock[0] > 23 or clock[1] > 59 or clock[2] > 59:
-            return False
+    rest = _after_clock(raw[10:]) if raw[10:11] == b"T" else raw[10:]
+    return rest is not None and _offset_ok(rest)
+
+
+def _after_clock(rest):
+    # `Thh:mm[:ss[.fraction]]`: what follows it, or None when the model rejects it
+    clock = [_rust_int(rest[1:3], 2), _rust_int(rest[4:6], 2), 0]
+    if rest[3:4] != b":":
+        return None
+    rest = rest[6:]
+    if rest[:1] == b":":
+        clock[2] = _rust_int(rest[1:3], 2)
+        rest = rest[3:]
+        if rest[:1] in (b".", b","):
+            fraction = re.match(rb"[0-9]*", rest[1:]).group()
+            if not 1 <= len(fraction) <= 9:
+                return None
+            rest = rest[1 + len(fraction) :]
+    if None in clock or clock[0] > 23 or clock[1] > 59 or clock[2] > 59:
+        return None
+    return rest
+
+
+def _offset_ok(rest):
+    # nothing, `Z`, or a sign and hh, hhmm or hh:mm (each part a Rust integer)
     if rest in (b"", b"Z"):
         return True
     offset = rest[1:]
