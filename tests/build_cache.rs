@@ -89,6 +89,19 @@ fn cache_files(dir: &Path, out: &str) -> BTreeMap<String, Vec<u8>> {
     tree(&cache_dir(dir, out))
 }
 
+/// (inode, change time) of the output folder and of every file under it.
+fn identities(dir: &Path) -> BTreeMap<String, (u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut acc = BTreeMap::new();
+    let m = std::fs::metadata(dir).expect("stat");
+    acc.insert(".".to_string(), (m.ino(), m.ctime(), m.ctime_nsec()));
+    for name in tree(dir).keys() {
+        let m = std::fs::metadata(dir.join(name)).expect("stat");
+        acc.insert(name.clone(), (m.ino(), m.ctime(), m.ctime_nsec()));
+    }
+    acc
+}
+
 /// A build of `extra` into a fresh output without the cache: what every cached build must equal.
 fn cold(dir: &Path, extra: &[&str]) -> (BTreeMap<String, Vec<u8>>, Output) {
     let _ = std::fs::remove_dir_all(dir.join("cold"));
@@ -274,4 +287,26 @@ fn two_rules_with_one_id_are_refused_from_the_cache_as_without_it() {
     let (_, c) = cold(dir, &[]);
     assert_eq!(stderr(&o), stderr(&c));
     assert!(stderr(&o).contains("duplicate rule id"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_rebuild_that_changes_nothing_leaves_the_output_folder_as_it_is() {
+    let tmp = setup(false);
+    let dir = tmp.path();
+    let n = rule_count(dir);
+    assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
+    assert!(tree(&dir.join("out")).keys().any(|k| k.matches('/').count() > 1), "a target writes a file in a folder of its own (Panther's global module)");
+    let before = identities(&dir.join("out"));
+    for extra in [&[][..], &["--no-cache"][..], &[][..]] {
+        let o = build(dir, "out", extra);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stdout(&o).contains("(0 changed"), "{}", stdout(&o));
+        if extra.is_empty() {
+            assert_eq!(hits(&o), n);
+        }
+        // no file was linked into a new tree and swapped in: the folder and every file keep
+        // their inode and change time
+        assert_eq!(identities(&dir.join("out")), before, "a build that changed nothing replaced the output ({extra:?})");
+        same_as_cold(dir, "out", &o, &[]);
+    }
 }

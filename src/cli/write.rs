@@ -11,7 +11,8 @@
 //!    hard-linked into it, and every generated file is written — or hard-linked from `OUT`
 //!    when its bytes did not change, so unchanged files keep their inode and modification time
 //!    (while no file changed, unchanged ones are only noted: when none changes and `OUT` holds
-//!    no other file in the owned folders, step 4 is skipped and `OUT` is left as it is);
+//!    no other file in the owned folders or in folders of their own, such as Panther's
+//!    `global_helpers/`, step 4 is skipped and `OUT` is left as it is);
 //! 4. the staged tree and `OUT` are exchanged by one `renameat2(RENAME_EXCHANGE)` (where the
 //!    file system cannot exchange, by two renames that step 2 repairs if interrupted), and the
 //!    old tree is removed.
@@ -194,20 +195,28 @@ impl Stage {
     }
 
     /// Does `out` hold exactly the pending files in its owned folders, and did nothing change?
-    /// Then swapping in the staged tree would change nothing.
+    /// Then swapping in the staged tree would change nothing. Every folder on the way to a
+    /// pending file (the owned folders, and the folders of a target's shared files, such as
+    /// Panther's `global_helpers/`) must be a folder holding exactly the pending files and
+    /// folders below it: the pending files are there with their bytes (they were compared),
+    /// so equal counts mean nothing else is.
     fn unchanged(&self) -> bool {
         if self.written.changed > 0 {
             return false;
         }
-        let mut per_folder: BTreeMap<&str, usize> = self.owned.iter().map(|o| (o.as_str(), 0)).collect();
+        let mut children: BTreeMap<String, std::collections::BTreeSet<&str>> = self.owned.iter().map(|o| (o.clone(), Default::default())).collect();
         for p in &self.pending {
-            if let Some((dir, _)) = p.split_once('/') {
-                *per_folder.entry(dir).or_default() += 1;
+            let mut dir = 0;
+            while let Some(i) = p[dir..].find('/') {
+                let (parent, rest) = (&p[..dir + i], &p[dir + i + 1..]);
+                let child = rest.split('/').next().unwrap_or(rest);
+                children.entry(parent.to_string()).or_default().insert(child);
+                dir += i + 1;
             }
         }
-        per_folder.iter().all(|(dir, n)| {
+        children.iter().all(|(dir, names)| {
             let d = self.out.join(dir);
-            fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir()) && fs::read_dir(&d).is_ok_and(|rd| rd.count() == *n)
+            fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir()) && fs::read_dir(&d).is_ok_and(|rd| rd.count() == names.len())
         })
     }
 
