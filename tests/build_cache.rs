@@ -461,13 +461,17 @@ fn a_damaged_index_is_not_used() {
     let (out, rules) = (dir.join("out"), dir.join("rules"));
     let rule = "rules/aws_root_account_usage.yaml";
     // the index changed to vouch for an edited output file and an edited rule file by their new
-    // stat: as it is (its first line's checksum no longer holds), cut in half, empty, with a
-    // first line that is not a checksum
+    // stat: as it is (its last line's checksum no longer holds), cut in half, empty, without
+    // its last line, with a last line that is not a checksum
     type Damage = fn(&str) -> String;
-    let damages: [Damage; 4] = [|forged| forged.to_string(), |forged| forged[..forged.len() / 2].to_string(), |_| String::new(), |forged| {
-        let body = &forged[forged.find('\n').expect("a first line") + 1..];
-        format!("rulecast build index 3 not-a-sum\n{body}")
-    }];
+    let without_last = |forged: &str| forged[..forged.trim_end().rfind('\n').expect("lines") + 1].to_string();
+    let damages: [Damage; 5] = [
+        |forged| forged.to_string(),
+        |forged| forged[..forged.len() / 2].to_string(),
+        |_| String::new(),
+        without_last,
+        |forged| format!("{}sha256 not-a-sum\n", &forged[..forged.trim_end().rfind('\n').expect("lines") + 1]),
+    ];
     for damage in damages {
         std::fs::remove_dir_all(cache_dir(dir, "out")).ok();
         assert_eq!(build(dir, "out", &[]).status.code(), Some(0));

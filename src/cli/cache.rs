@@ -49,10 +49,10 @@
 //! build writes, and every file a build that swaps the output links again, which moves its
 //! change time) are not recorded: the next build reads them once and records them then. On a
 //! file system where no such file can be made (read-only, no `O_TMPFILE`), nothing is
-//! recorded and every file is read, as without the index. The index's first line is the
-//! SHA-256 of the rest: a damaged index is not read (every file is read). It holds the records
-//! the build used or made, and is written (whole, then renamed into place) only when it
-//! changes, under the output's lock, with the pruning; a failed build leaves it as it was.
+//! recorded and every file is read, as without the index. The index is text, one record a
+//! line; its last line is the SHA-256 of everything before it: a damaged index is not read
+//! (every file is read). It holds the records the build used or made, and is written (in full
+//! beside the old one, then renamed over it) only when it changes, under the output's lock, with the pruning; a failed build leaves it as it was.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -159,17 +159,23 @@ enum Kind {
 
 const KINDS: [(Kind, &str); 3] = [(Kind::Exe, "exe"), (Kind::Rule, "rule"), (Kind::Out, "out")];
 
-/// The records of the index, per kind (name -> record, and whether this build used it).
+/// The records of the index, per kind: (name, (record, whether this build used it)), sorted
+/// by name (a sorted list: no hash table on top of the 134,000 records of 30,000 rules).
 #[derive(Default)]
-struct Index([HashMap<String, (Record, AtomicBool)>; 3]);
+struct Index([Vec<(String, (Record, AtomicBool))>; 3]);
 
 impl Index {
-    fn of(&self, kind: Kind) -> &HashMap<String, (Record, AtomicBool)> {
+    fn of(&self, kind: Kind) -> &[(String, (Record, AtomicBool))] {
         &self.0[kind as usize]
     }
 
+    fn get(&self, kind: Kind, name: &str) -> Option<&(Record, AtomicBool)> {
+        let records = self.of(kind);
+        records.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok().map(|i| &records[i].1)
+    }
+
     fn len(&self) -> usize {
-        self.0.iter().map(HashMap::len).sum()
+        self.0.iter().map(Vec::len).sum()
     }
 }
 
@@ -277,7 +283,8 @@ fn read_all(f: &impl std::os::fd::AsFd) -> Option<Vec<u8>> {
 /// A cache file's first line: this, a space, the SHA-256 of the rest (the JSON), a newline.
 const HEADER: &str = "rulecast build cache";
 
-/// The index's first line: this, the format, a space, the SHA-256 of the rest, a newline.
+/// The index's first line: this, a space, the format. Its last: `sha256 `, the SHA-256 of
+/// everything before it.
 const INDEX_HEADER: &str = "rulecast build index";
 
 /// The JSON of a cache file whose first line vouches for it; `None` for anything else (a file
@@ -317,18 +324,37 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The index's records, if its first line vouches for the rest.
-fn read_index(file: &[u8]) -> Option<Index> {
-    let nl = file.iter().position(|&b| b == b'\n')?;
-    let (first, body) = (std::str::from_utf8(&file[..nl]).ok()?, &file[nl + 1..]);
-    let sum = first.strip_prefix(INDEX_HEADER)?.strip_prefix(&format!(" {FORMAT} "))?;
-    if unhex(sum)? != <[u8; 32]>::from(Sha256::digest(body)) {
+/// The index's records, if its last line vouches for the rest. Read line by line (at 30,000
+/// rules the index is about 25 MB: it is not held whole).
+fn read_index(mut r: impl std::io::BufRead) -> Option<Index> {
+    let mut h = Sha256::new();
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    if line != format!("{INDEX_HEADER} {FORMAT}\n") {
         return None;
     }
+    h.update(line.as_bytes());
     let mut index = Index::default();
-    for line in std::str::from_utf8(body).ok()?.lines() {
+    loop {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None; // cut short: no last line
+        }
+        if let Some(sum) = line.strip_prefix("sha256 ") {
+            let ok = unhex(sum.strip_suffix('\n')?)? == <[u8; 32]>::from(h.finalize());
+            // nothing after the last line
+            if !ok || r.read_line(&mut line).ok()? != 0 {
+                return None;
+            }
+            for records in index.0.iter_mut() {
+                records.sort_by(|a, b| a.0.cmp(&b.0));
+                records.dedup_by(|a, b| a.0 == b.0);
+            }
+            return Some(index);
+        }
+        h.update(line.as_bytes());
         // <kind> <sha> <dev> <ino> <mode> <size> <mtime s> <mtime ns> <ctime s> <ctime ns> <name>
-        let mut f = line.splitn(11, ' ');
+        let mut f = line.strip_suffix('\n')?.splitn(11, ' ');
         let kind = f.next()?;
         let kind = KINDS.iter().find(|(_, w)| *w == kind)?.0;
         let sha = unhex(f.next()?)?;
@@ -336,19 +362,23 @@ fn read_index(file: &[u8]) -> Option<Index> {
         let (dev, ino, mode, size) = (n()? as u64, n()? as u64, n()? as u32, n()? as u64);
         let (mtime, ctime) = ((n()?, n()?), (n()?, n()?));
         let name = f.next()?;
-        index.0[kind as usize].insert(name.to_string(), (Record { stat: Stat { dev, ino, mode, size, mtime, ctime }, sha }, AtomicBool::new(false)));
+        index.0[kind as usize].push((name.to_string(), (Record { stat: Stat { dev, ino, mode, size, mtime, ctime }, sha }, AtomicBool::new(false))));
     }
-    Some(index)
 }
 
-/// The index's text for these records.
-fn index_text(records: &[(Kind, &str, &Record)]) -> Vec<u8> {
+/// Write the index of these records: a first line, one line per record, and a last line with
+/// the SHA-256 of everything before it (written as it goes: the text is not held whole).
+fn write_index(w: &mut impl std::io::Write, records: &[(Kind, &str, &Record)]) -> std::io::Result<()> {
     use std::fmt::Write;
-    let mut body = String::with_capacity(records.len() * 160);
+    let mut h = Sha256::new();
+    let mut line = format!("{INDEX_HEADER} {FORMAT}\n");
+    h.update(line.as_bytes());
+    w.write_all(line.as_bytes())?;
     for &(kind, name, Record { stat: s, sha }) in records {
         let kind = KINDS.iter().find(|(k, _)| *k == kind).map_or("", |(_, w)| w);
+        line.clear();
         let _ = writeln!(
-            body,
+            line,
             "{kind} {} {} {} {} {} {} {} {} {} {name}",
             hex(sha),
             s.dev as i64,
@@ -360,10 +390,10 @@ fn index_text(records: &[(Kind, &str, &Record)]) -> Vec<u8> {
             s.ctime.0,
             s.ctime.1
         );
+        h.update(line.as_bytes());
+        w.write_all(line.as_bytes())?;
     }
-    let mut text = format!("{INDEX_HEADER} {FORMAT} {}\n", hex(&Sha256::digest(body.as_bytes()))).into_bytes();
-    text.extend_from_slice(body.as_bytes());
-    text
+    w.write_all(format!("sha256 {}\n", hex(&h.finalize())).as_bytes())
 }
 
 /// The file system's time now, on the file system of the folder `dir`, with its device: the
@@ -404,7 +434,7 @@ impl Cache {
             Err(_) => fs::create_dir(&dir).ok()?,
         }
         let dir_fd = fs::File::open(&dir).ok()?;
-        let index = fs::read(dir.join(INDEX)).ok().and_then(|f| read_index(&f)).unwrap_or_default();
+        let index = fs::File::open(dir.join(INDEX)).ok().and_then(|f| read_index(std::io::BufReader::with_capacity(1 << 16, f))).unwrap_or_default();
         // the time this build begins, on each file system it reads files of (before it reads any)
         let exe = std::env::current_exe().ok()?;
         let mut began = HashMap::new();
@@ -476,7 +506,7 @@ impl Cache {
     /// The recorded SHA-256 of the bytes of the file `name` if the index has a record of it
     /// with this stat (the record then goes into the next index).
     fn known(&self, kind: Kind, name: &str, stat: &Stat) -> Option<[u8; 32]> {
-        let (r, used) = self.index.of(kind).get(name)?;
+        let (r, used) = self.index.get(kind, name)?;
         if r.stat != *stat {
             return None;
         }
@@ -515,7 +545,7 @@ impl Cache {
     /// policy: the file passed its checks (the record is of a regular file within the limit,
     /// read as UTF-8 text).
     pub fn known_key(&self, f: &Path, file: &str) -> Option<String> {
-        self.index.of(Kind::Rule).get(file)?;
+        self.index.get(Kind::Rule, file)?;
         let sha = self.known(Kind::Rule, file, &self.rule_stat(f)?)?;
         Some(self.key_of(file, &sha))
     }
@@ -539,7 +569,7 @@ impl Cache {
         use rustix::fs::{AtFlags, Mode, OFlags};
         let Some(folder) = self.folders.get(dir) else { return false };
         let Ok(stat) = rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW).map(|s| Stat::of_rustix(&s)) else { return false };
-        if self.index.of(Kind::Out).get(path).is_some_and(|(r, _)| r.sha == *sha) && self.known(Kind::Out, path, &stat).is_some() {
+        if self.index.get(Kind::Out, path).is_some_and(|(r, _)| r.sha == *sha) && self.known(Kind::Out, path, &stat).is_some() {
             return true;
         }
         let Ok(fd) = rustix::fs::openat(folder, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else { return false };
@@ -649,7 +679,12 @@ impl Cache {
             records.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
             // written whole beside the old one, then renamed over it
             let tmp = self.dir.join(format!("{INDEX}.tmp"));
-            if fs::write(&tmp, index_text(&records)).is_ok() {
+            let written = fs::File::create(&tmp).and_then(|f| {
+                let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+                write_index(&mut w, &records)?;
+                w.into_inner().map_err(std::io::IntoInnerError::into_error).map(drop)
+            });
+            if written.is_ok() {
                 let _ = fs::rename(&tmp, self.dir.join(INDEX));
             }
         }
@@ -815,20 +850,26 @@ mod tests {
     fn the_index_reads_back_what_was_written_and_nothing_damaged() {
         let r = |n: u8| Record { stat: stat(n as u64, 0o100644, (n as i64, 1), (n as i64, 2)), sha: [n; 32] };
         let (a, b, c) = (r(1), r(2), r(3));
-        let records = vec![(Kind::Exe, "/bin/rulecast", &a), (Kind::Rule, "rules/a b.yaml", &b), (Kind::Out, "sentinel/a.yaml", &c)];
-        let text = index_text(&records);
-        let index = read_index(&text).expect("reads back");
+        let records = vec![(Kind::Exe, "/bin/rulecast", &a), (Kind::Rule, "rules/a b.yaml", &b), (Kind::Out, "folder/a.yaml", &c)];
+        let mut text = vec![];
+        write_index(&mut text, &records).expect("written");
+        let index = read_index(&text[..]).expect("reads back");
         assert_eq!(index.len(), 3);
-        assert_eq!(index.of(Kind::Exe)["/bin/rulecast"].0, a);
-        assert_eq!(index.of(Kind::Rule)["rules/a b.yaml"].0, b);
-        assert_eq!(index.of(Kind::Out)["sentinel/a.yaml"].0, c);
-        assert!(index.of(Kind::Out).get("rules/a b.yaml").is_none());
+        assert_eq!(index.get(Kind::Exe, "/bin/rulecast").expect("a record").0, a);
+        assert_eq!(index.get(Kind::Rule, "rules/a b.yaml").expect("a record").0, b);
+        assert_eq!(index.get(Kind::Out, "folder/a.yaml").expect("a record").0, c);
+        assert!(index.get(Kind::Out, "rules/a b.yaml").is_none());
         for at in [0, text.len() / 2, text.len() - 2] {
             let mut bad = text.clone();
             bad[at] ^= 1;
-            assert!(read_index(&bad).is_none(), "a changed byte at {at}");
+            assert!(read_index(&bad[..]).is_none(), "a changed byte at {at}");
         }
         assert!(read_index(&text[..text.len() - 1]).is_none());
-        assert!(read_index(b"").is_none());
+        assert!(read_index(&b""[..]).is_none());
+        let mut longer = text.clone();
+        longer.extend_from_slice(b"out 00 1 1 1 1 1 1 1 1 x\n");
+        assert!(read_index(&longer[..]).is_none(), "a line after the last");
+        let cut = text.len() - 72;
+        assert!(read_index(&text[..cut]).is_none(), "without its last line");
     }
 }
