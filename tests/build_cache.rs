@@ -84,9 +84,94 @@ fn cache_dir(dir: &Path, out: &str) -> PathBuf {
     dir.join(format!(".{out}.rulecast-cache"))
 }
 
-/// The cache's files (name -> bytes).
+/// The cache's entries, one per rule (name -> bytes; its index is not one of them).
 fn cache_files(dir: &Path, out: &str) -> BTreeMap<String, Vec<u8>> {
-    tree(&cache_dir(dir, out))
+    tree(&cache_dir(dir, out)).into_iter().filter(|(name, _)| name.ends_with(".json")).collect()
+}
+
+/// The cache's index (`index` in the cache folder), if there is one.
+fn index(dir: &Path, out: &str) -> Option<Vec<u8>> {
+    std::fs::read(cache_dir(dir, out).join("index")).ok()
+}
+
+/// The index's records of one kind (`exe`, `rule`, `out`): name -> (SHA-256 hex, device, inode,
+/// size).
+fn records(dir: &Path, out: &str, kind: &str) -> BTreeMap<String, (String, u64, u64, u64)> {
+    let text = String::from_utf8(index(dir, out).expect("an index")).expect("utf-8");
+    let mut lines = text.lines();
+    assert!(lines.next().expect("a first line").starts_with("rulecast build index "), "{text}");
+    lines
+        .filter_map(|l| {
+            let f: Vec<&str> = l.splitn(11, ' ').collect();
+            (f[0] == kind).then(|| (f[10].to_string(), (f[1].to_string(), f[2].parse().expect("dev"), f[3].parse().expect("ino"), f[5].parse().expect("size"))))
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Wait until the file system of `dir` stamps a new file later than every file under `dirs`
+/// changed: a build that starts then may trust what it finds of them by their stat (files
+/// changed in the time-stamp tick a build begins are read again by the next build instead).
+fn after_last_change(dir: &Path, dirs: &[PathBuf]) {
+    use std::os::unix::fs::MetadataExt;
+    fn newest(d: &Path, acc: &mut (i64, i64)) {
+        for e in std::fs::read_dir(d).expect("read_dir") {
+            let m = e.expect("entry").metadata().expect("stat");
+            *acc = (*acc).max((m.ctime(), m.ctime_nsec())).max((m.mtime(), m.mtime_nsec()));
+        }
+    }
+    let mut last = (0, 0);
+    for d in dirs {
+        newest(d, &mut last);
+        for e in std::fs::read_dir(d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                newest(&p, &mut last);
+            }
+        }
+    }
+    let probe = dir.join("probe");
+    for _ in 0..10_000 {
+        std::fs::write(&probe, "").expect("probe");
+        let m = std::fs::metadata(&probe).expect("stat");
+        std::fs::remove_file(&probe).expect("rm probe");
+        if (m.ctime(), m.ctime_nsec()) > last {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    panic!("the file system's clock did not move");
+}
+
+/// Change one byte of `path` (same size), then give it back its modification time: a hand
+/// edit within the same second (or a tool that keeps the time stamp). Its change time moves on.
+fn edit_in_place(path: &Path, at: &str) {
+    let mtime = std::fs::metadata(path).expect("stat").modified().expect("mtime");
+    let mut bytes = std::fs::read(path).expect("read");
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let pos = text.find(at).unwrap_or_else(|| panic!("`{at}` in {}", path.display())) + at.len();
+    bytes[pos] = if bytes[pos] == b'x' { b'y' } else { b'x' };
+    std::fs::write(path, &bytes).expect("edit");
+    std::fs::File::options().write(true).open(path).expect("open").set_modified(mtime).expect("set mtime");
+    assert_eq!(std::fs::metadata(path).expect("stat").modified().expect("mtime"), mtime);
+    assert_eq!(std::fs::read(path).expect("read").len(), bytes.len());
+}
+
+/// (inode, change time) of the output folder and of every file under it.
+fn identities(dir: &Path) -> BTreeMap<String, (u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut acc = BTreeMap::new();
+    let m = std::fs::metadata(dir).expect("stat");
+    acc.insert(".".to_string(), (m.ino(), m.ctime(), m.ctime_nsec()));
+    for name in tree(dir).keys() {
+        let m = std::fs::metadata(dir.join(name)).expect("stat");
+        acc.insert(name.clone(), (m.ino(), m.ctime(), m.ctime_nsec()));
+    }
+    acc
 }
 
 /// A build of `extra` into a fresh output without the cache: what every cached build must equal.
@@ -247,12 +332,15 @@ fn a_failed_build_leaves_output_and_cache_as_they_were() {
     let dir = tmp.path();
     let n = rule_count(dir);
     assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
-    let (before, cache_before) = (tree(&dir.join("out")), cache_files(dir, "out"));
+    // a second build writes the index (of the files it read back)
+    assert_eq!(hits(&build(dir, "out", &[])), n);
+    assert!(index(dir, "out").is_some());
+    let (before, cache_before) = (tree(&dir.join("out")), tree(&cache_dir(dir, "out")));
     std::fs::write(dir.join("rules/broken.yaml"), "id: [unclosed\n").expect("write");
     let o = build(dir, "out", &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(tree(&dir.join("out")), before, "a failed build changed the output");
-    let cache_after = cache_files(dir, "out");
+    let cache_after = tree(&cache_dir(dir, "out"));
     for (name, bytes) in &cache_before {
         assert_eq!(cache_after.get(name), Some(bytes), "a failed build changed or removed the cache file {name}");
     }
@@ -274,4 +362,146 @@ fn two_rules_with_one_id_are_refused_from_the_cache_as_without_it() {
     let (_, c) = cold(dir, &[]);
     assert_eq!(stderr(&o), stderr(&c));
     assert!(stderr(&o).contains("duplicate rule id"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_rebuild_that_changes_nothing_leaves_the_output_folder_as_it_is() {
+    let tmp = setup(false);
+    let dir = tmp.path();
+    let n = rule_count(dir);
+    assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
+    assert!(tree(&dir.join("out")).keys().any(|k| k.matches('/').count() > 1), "a target writes a file in a folder of its own (Panther's global module)");
+    let before = identities(&dir.join("out"));
+    for extra in [&[][..], &["--no-cache"][..], &[][..]] {
+        let o = build(dir, "out", extra);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stdout(&o).contains("(0 changed"), "{}", stdout(&o));
+        if extra.is_empty() {
+            assert_eq!(hits(&o), n);
+        }
+        // no file was linked into a new tree and swapped in: the folder and every file keep
+        // their inode and change time
+        assert_eq!(identities(&dir.join("out")), before, "a build that changed nothing replaced the output ({extra:?})");
+        same_as_cold(dir, "out", &o, &[]);
+    }
+}
+
+#[test]
+fn a_rebuild_trusts_files_by_the_stat_it_recorded_and_nothing_else() {
+    for lock in [false, true] {
+        let tmp = setup(lock);
+        let dir = tmp.path();
+        let n = rule_count(dir);
+        let (out, rules) = (dir.join("out"), dir.join("rules"));
+        assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
+        // the first rebuild reads every file back (the build before wrote them) and records
+        // the stat of each, as it was before the rebuild began
+        after_last_change(dir, &[out.clone(), rules.clone()]);
+        let o = build(dir, "out", &[]);
+        assert_eq!(hits(&o), n, "{}", stdout(&o));
+        let outs = records(dir, "out", "out");
+        let files = tree(&out);
+        assert_eq!(outs.keys().collect::<Vec<_>>(), files.keys().filter(|k| k.matches('/').count() == 1).collect::<Vec<_>>(), "a record of every file a rule wrote");
+        for (name, (sha, _, ino, size)) in &outs {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(out.join(name)).expect("stat");
+            assert_eq!((sha.clone(), *ino, *size), (sha256_hex(&files[name]), m.ino(), m.len()), "{name}");
+        }
+        let rule_records = records(dir, "out", "rule");
+        assert_eq!(rule_records.len(), n, "a record of every rule file");
+        for (name, (sha, ..)) in &rule_records {
+            assert_eq!(*sha, sha256_hex(&std::fs::read(dir.join(name)).expect("rule")), "{name}");
+        }
+        // a rebuild that finds every stat as recorded reads nothing back, so it has nothing to
+        // add to the index and leaves it as it is (the same file, not rewritten)
+        use std::os::unix::fs::MetadataExt;
+        let index_file = cache_dir(dir, "out").join("index");
+        let id = |p: &Path| std::fs::metadata(p).map(|m| (m.ino(), m.mtime(), m.mtime_nsec())).expect("stat");
+        let (index_before, index_id) = (index(dir, "out"), id(&index_file));
+        let o = build(dir, "out", &[]);
+        assert_eq!(hits(&o), n);
+        same_as_cold(dir, "out", &o, &[]);
+        assert_eq!(index(dir, "out"), index_before);
+        assert_eq!(id(&index_file), index_id, "the index was written again: a file was read back");
+
+        // an output file edited in place at once, with the same size and its old
+        // modification time: its change time gives it away; its rule is compiled again
+        let name = outs.keys().find(|k| k.starts_with("sentinel/")).expect("a sentinel file").clone();
+        edit_in_place(&out.join(&name), "");
+        assert_eq!(std::fs::metadata(out.join(&name)).expect("stat").len(), outs[&name].3);
+        let o = build(dir, "out", &[]);
+        assert_eq!(hits(&o), n - 1, "{}", stdout(&o));
+        same_as_cold(dir, "out", &o, &[]);
+
+        // a rule file edited the same way: read again, compiled again
+        let rule = rules.join("aws_root_account_usage.yaml");
+        let size = std::fs::metadata(&rule).expect("stat").len();
+        edit_in_place(&rule, "name: ");
+        assert_eq!(std::fs::metadata(&rule).expect("stat").len(), size);
+        let o = build(dir, "out", &[]);
+        assert_eq!(hits(&o), n - 1, "{}", stdout(&o));
+        same_as_cold(dir, "out", &o, &[]);
+        if lock {
+            assert!(stderr(&o).contains("does not describe"), "the rule's new meaning reaches the lock's stale check: {}", stderr(&o));
+        }
+        // and edited back at once, the same way: compiled again (the previous build removed
+        // the entry of these bytes)
+        edit_in_place(&rule, "name: ");
+        let o = build(dir, "out", &[]);
+        assert_eq!(hits(&o), n - 1, "{}", stdout(&o));
+        same_as_cold(dir, "out", &o, &[]);
+    }
+}
+
+#[test]
+fn a_damaged_index_is_not_used() {
+    let tmp = setup(false);
+    let dir = tmp.path();
+    let n = rule_count(dir);
+    let (out, rules) = (dir.join("out"), dir.join("rules"));
+    let rule = "rules/aws_root_account_usage.yaml";
+    // the index changed to vouch for an edited output file and an edited rule file by their new
+    // stat: as it is (its last line's checksum no longer holds), cut in half, empty, without
+    // its last line, with a last line that is not a checksum
+    type Damage = fn(&str) -> String;
+    let without_last = |forged: &str| forged[..forged.trim_end().rfind('\n').expect("lines") + 1].to_string();
+    let damages: [Damage; 5] = [
+        |forged| forged.to_string(),
+        |forged| forged[..forged.len() / 2].to_string(),
+        |_| String::new(),
+        without_last,
+        |forged| format!("{}sha256 not-a-sum\n", &forged[..forged.trim_end().rfind('\n').expect("lines") + 1]),
+    ];
+    for damage in damages {
+        std::fs::remove_dir_all(cache_dir(dir, "out")).ok();
+        assert_eq!(build(dir, "out", &[]).status.code(), Some(0));
+        after_last_change(dir, &[out.clone(), rules.clone()]);
+        assert_eq!(hits(&build(dir, "out", &[])), n);
+        let good = String::from_utf8(index(dir, "out").expect("an index")).expect("utf-8");
+        let name = records(dir, "out", "out").keys().find(|k| k.starts_with("elastic/")).expect("an elastic file").clone();
+        assert!(records(dir, "out", "rule").contains_key(rule));
+        edit_in_place(&out.join(&name), "");
+        edit_in_place(&dir.join(rule), "name: ");
+        let forged: String = good
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.splitn(11, ' ').collect();
+                let path = match (f.first(), f.get(10)) {
+                    (Some(&"out"), Some(p)) if *p == name => out.join(p),
+                    (Some(&"rule"), Some(p)) if *p == rule => dir.join(p),
+                    _ => return format!("{l}\n"),
+                };
+                use std::os::unix::fs::MetadataExt;
+                let m = std::fs::metadata(&path).expect("stat");
+                format!("{} {} {} {} {} {} {} {} {} {} {}\n", f[0], f[1], m.dev(), m.ino(), m.mode(), m.len(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), f[10])
+            })
+            .collect();
+        assert_ne!(forged, good);
+        std::fs::write(cache_dir(dir, "out").join("index"), damage(&forged)).expect("damage");
+        let o = build(dir, "out", &[]);
+        // the edited output's rule and the edited rule are compiled again; every other file
+        // is read back
+        assert_eq!(hits(&o), n - 2, "{}", stdout(&o));
+        same_as_cold(dir, "out", &o, &[]);
+    }
 }

@@ -407,7 +407,7 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     // the build cache (see cache.rs): only for a build that writes
     let lock_json = lock.as_ref().map(|l| serde_json::to_string(l).expect("a lock serialises"));
     let mut cache = match out {
-        Some(out) if use_cache => cache::Cache::open(out, policy, read, lock_json.as_deref()),
+        Some(out) if use_cache => cache::Cache::open(out, rules_dir, policy, read, lock_json.as_deref()),
         _ => None,
     };
     let (mut hits, mut from_cache) = (0usize, std::collections::HashSet::new());
@@ -415,12 +415,22 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         // each file: answered by the cache, or loaded (with its cache key when there is a cache)
         let loaded = rulecast::par::map(batch, |f| -> Result<Loaded, rulecast::Diagnostics> {
             let Some(c) = &cache else { return rulecast::load::rule_from_file_with(f, read).map(|r| Loaded::Rule(None, Box::new(r))) };
-            let text = rulecast::load::files::read_text(f, read)?;
             let file = f.display().to_string();
-            let key = c.key(&file, &text);
+            // the key: from the cache's index while the file's stat is the one it recorded,
+            // else from the file's bytes
+            let (key, text) = match c.known_key(f, &file) {
+                Some(key) => (key, None),
+                None => c.read_rule(f, &file, read).map(|(key, text)| (key, Some(text)))?,
+            };
             match c.hit(&key, &all) {
                 Some(hit) => Ok(Loaded::Hit(file, key, Box::new(hit))),
-                None => rulecast::load::rule_from_text(f, &text).map(|r| Loaded::Rule(Some(key), Box::new(r))),
+                None => {
+                    let (key, text) = match text {
+                        Some(text) => (key, text),
+                        None => c.read_rule(f, &file, read)?,
+                    };
+                    rulecast::load::rule_from_text(f, &text).map(|r| Loaded::Rule(Some(key), Box::new(r)))
+                }
             }
         });
         let mut items = vec![];
@@ -450,15 +460,19 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
             stage = None;
             continue;
         }
+        // only rules the cache did not answer for are worth other threads: a batch of hits is
+        // gone through on this one
+        let compiling = items.iter().any(|i| matches!(i, Loaded::Rule(..)));
         // with a lock: each rule's fingerprint (what it means, for the stale check; kept by the
         // cache), taken before the lock's fields are applied; a batch with one that cannot be
         // taken adds none
         let mut fps: Vec<Option<rulecast::lock::Fingerprint>> = vec![];
         if let Some(l) = &lock {
-            let made = rulecast::par::map(&items, |i| match i {
+            let fingerprint = |i: &Loaded| match i {
                 Loaded::Rule(_, r) => pack::fingerprints(std::iter::once(&**r)).ok().and_then(|mut v| v.pop()),
                 Loaded::Hit(_, _, hit) => hit.fingerprint.clone(),
-            });
+            };
+            let made: Vec<_> = if compiling { rulecast::par::map(&items, fingerprint) } else { items.iter().map(fingerprint).collect() };
             if made.iter().all(Option::is_some) {
                 fingerprints.extend(made.iter().flatten().cloned());
             }
@@ -471,7 +485,7 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         }
         // compile what the cache did not answer for, in parallel; add every rule in file order
         let indexed: Vec<(usize, &Loaded)> = items.iter().enumerate().collect();
-        let compiled = rulecast::par::map(&indexed, |&(i, item)| match item {
+        let compile = |&(i, item): &(usize, &Loaded)| match item {
             Loaded::Rule(key, r) => {
                 let pairs = rulecast::compile_pairs(r, &all, policy);
                 let fp = fps.get(i).and_then(Option::as_ref);
@@ -485,7 +499,8 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
                 Some((pairs, kept))
             }
             Loaded::Hit(..) => None,
-        });
+        };
+        let compiled: Vec<_> = if compiling { rulecast::par::map(&indexed, compile) } else { indexed.iter().map(|_| None).collect() };
         for (item, made) in items.into_iter().zip(compiled) {
             match (item, made) {
                 (Loaded::Rule(key, r), Some((pairs, kept))) => {
@@ -499,8 +514,9 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
                         c.used(key);
                     }
                     hits += 1;
-                    // the files this rule adds (not those an earlier rule wrote) were read from
-                    // the output under the stage's lock: the staged write need not compare them
+                    // the files this rule adds (not those an earlier rule wrote) were found in
+                    // the output with their bytes under the stage's lock: the staged write keeps
+                    // them from there (their texts were not kept)
                     for p in &hit.pairs {
                         if let rulecast::Pair::Built(o) = p {
                             from_cache.extend(o.files.iter().map(|(path, _)| path).filter(|path| !b.paths.contains(*path)).cloned());
@@ -530,7 +546,7 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
         let made = std::mem::take(&mut b.files);
         if let Some(s) = stage.as_mut() {
             let (same, entries): (Files, Files) = made.iter().partition(|(path, _)| from_cache.contains(*path));
-            s.put_same(&same)?;
+            s.keep(&same.iter().map(|(path, _)| *path).collect::<Vec<_>>())?;
             s.put(&entries)?;
         }
         from_cache.clear();
@@ -555,9 +571,10 @@ fn build(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, out: Option<
     let nothing = !b.refused.is_empty() && (!keep_going || clash || out.is_none());
     let written = match stage {
         Some(s) if !nothing => {
-            // the cache forgets what this build did not use, under the output's lock
+            // the cache forgets what this build did not use and writes its index, under the
+            // output's lock
             if let Some(c) = cache {
-                c.prune();
+                c.finish();
             }
             Some(s.commit()?)
         }

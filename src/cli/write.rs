@@ -10,8 +10,10 @@
 //! 3. a new tree is staged beside `OUT`: every entry of `OUT` that the build does not own is
 //!    hard-linked into it, and every generated file is written — or hard-linked from `OUT`
 //!    when its bytes did not change, so unchanged files keep their inode and modification time
-//!    (while no file changed, unchanged ones are only noted: when none changes and `OUT` holds
-//!    no other file in the owned folders, step 4 is skipped and `OUT` is left as it is);
+//!    (files the build cache found in `OUT` with their bytes are kept so without being read;
+//!    while no file changed, unchanged ones are only noted: when none changes and `OUT` holds
+//!    no other file in the owned folders or in folders of their own, such as Panther's
+//!    `global_helpers/`, step 4 is skipped and `OUT` is left as it is);
 //! 4. the staged tree and `OUT` are exchanged by one `renameat2(RENAME_EXCHANGE)` (where the
 //!    file system cannot exchange, by two renames that step 2 repairs if interrupted), and the
 //!    old tree is removed.
@@ -112,31 +114,7 @@ impl Stage {
     /// hard-linked from `out` when its bytes did not change (so unchanged files keep their inode
     /// and modification time). Paths were validated as plain stems; anything else is refused.
     pub fn put(&mut self, files: &[(&String, &String)]) -> Result<()> {
-        self.put_with(files, false)
-    }
-
-    /// [`Stage::put`] for files the caller read from `out` itself while holding this stage's
-    /// lock (the build cache's): they are not compared again.
-    pub fn put_same(&mut self, files: &[(&String, &String)]) -> Result<()> {
-        self.put_with(files, true)
-    }
-
-    fn put_with(&mut self, files: &[(&String, &String)], known_same: bool) -> Result<()> {
-        for (path, _) in files {
-            let Some((dir, file)) = path.split_once('/') else { bail!("refusing to write `{path}`: not inside a target folder") };
-            if !self.owned.iter().any(|o| o == dir) {
-                bail!("refusing to write `{path}`: not in a folder this command owns");
-            }
-            // a target's shared files (Panther's global helper module) have fixed paths of
-            // their own; every other file is a plain file name
-            if shared_path(path) {
-                if let Some(sub) = Path::new(path.as_str()).parent() {
-                    fs::create_dir_all(self.stage.path().join(sub))?;
-                }
-            } else if file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
-                bail!("refusing to write `{path}`: not a plain file name in a folder this command owns");
-            }
-        }
+        self.check_paths(files.iter().map(|(path, _)| *path))?;
         // the files are compared and written in parallel (the kernel's work, mostly); the first
         // error in path order is reported
         let (stage, out) = (self.stage.path(), &self.out);
@@ -145,9 +123,8 @@ impl Stage {
         let results = rulecast::par::map(files, |&(path, text)| -> Result<Option<bool>> {
             let dest = stage.join(path);
             let old = out.join(path);
-            let same = known_same
-                || (fs::symlink_metadata(&old).is_ok_and(|m| m.is_file() && m.len() == text.len() as u64)
-                    && fs::read(&old).is_ok_and(|b| b == text.as_bytes()));
+            let same = fs::symlink_metadata(&old).is_ok_and(|m| m.is_file() && m.len() == text.len() as u64)
+                && fs::read(&old).is_ok_and(|b| b == text.as_bytes());
             if same && !linking {
                 return Ok(None);
             }
@@ -179,6 +156,39 @@ impl Stage {
         Ok(())
     }
 
+    /// Add files that are in `out` with the bytes the build made (the build cache found them
+    /// there, under this stage's lock): they are kept from `out` as unchanged files are —
+    /// noted while no file changed, else hard-linked (or copied) into the staged tree.
+    pub fn keep(&mut self, paths: &[&String]) -> Result<()> {
+        self.check_paths(paths.iter().copied())?;
+        self.written.unchanged += paths.len();
+        self.pending.extend(paths.iter().map(|p| (*p).clone()));
+        if self.written.changed > 0 {
+            self.link_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Refuse paths outside the owned folders; make the folders of a target's shared files.
+    fn check_paths<'a>(&self, paths: impl Iterator<Item = &'a String>) -> Result<()> {
+        for path in paths {
+            let Some((dir, file)) = path.split_once('/') else { bail!("refusing to write `{path}`: not inside a target folder") };
+            if !self.owned.iter().any(|o| o == dir) {
+                bail!("refusing to write `{path}`: not in a folder this command owns");
+            }
+            // a target's shared files (Panther's global helper module) have fixed paths of
+            // their own; every other file is a plain file name
+            if shared_path(path) {
+                if let Some(sub) = Path::new(path.as_str()).parent() {
+                    fs::create_dir_all(self.stage.path().join(sub))?;
+                }
+            } else if file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
+                bail!("refusing to write `{path}`: not a plain file name in a folder this command owns");
+            }
+        }
+        Ok(())
+    }
+
     /// Link the pending files into the staged tree (a file changed: the tree is swapped in).
     fn link_pending(&mut self) -> Result<()> {
         let (stage, out) = (self.stage.path(), &self.out);
@@ -194,20 +204,29 @@ impl Stage {
     }
 
     /// Does `out` hold exactly the pending files in its owned folders, and did nothing change?
-    /// Then swapping in the staged tree would change nothing.
+    /// Then swapping in the staged tree would change nothing. Every folder on the way to a
+    /// pending file (the owned folders, and the folders of a target's shared files, such as
+    /// Panther's `global_helpers/`) must be a folder holding exactly the pending files and
+    /// folders below it: the pending files are there with their bytes (they were compared),
+    /// so equal counts mean nothing else is.
     fn unchanged(&self) -> bool {
         if self.written.changed > 0 {
             return false;
         }
-        let mut per_folder: BTreeMap<&str, usize> = self.owned.iter().map(|o| (o.as_str(), 0)).collect();
+        let mut children: BTreeMap<String, std::collections::BTreeSet<&str>> = self.owned.iter().map(|o| (o.clone(), Default::default())).collect();
         for p in &self.pending {
-            if let Some((dir, _)) = p.split_once('/') {
-                *per_folder.entry(dir).or_default() += 1;
+            let mut dir = 0;
+            while let Some(i) = p[dir..].find('/') {
+                let (parent, rest) = (&p[..dir + i], &p[dir + i + 1..]);
+                let child = rest.split('/').next().unwrap_or(rest);
+                children.entry(parent.to_string()).or_default().insert(child);
+                dir += i + 1;
             }
         }
-        per_folder.iter().all(|(dir, n)| {
+        children.iter().all(|(dir, names)| {
             let d = self.out.join(dir);
-            fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir()) && fs::read_dir(&d).is_ok_and(|rd| rd.count() == *n)
+            let mut count = 0;
+            fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir()) && each_name(&d, |_| count += 1).is_ok() && count == names.len()
         })
     }
 
@@ -245,6 +264,23 @@ impl Stage {
         drop(_lock);
         Ok(written)
     }
+}
+
+/// The names in the folder `dir` (without `.` and `..`), each given to `f` (read in large
+/// pieces, nothing kept).
+pub fn each_name(dir: &Path, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut entries = rustix::fs::RawDir::new(&fd, buf.spare_capacity_mut());
+    while let Some(e) = entries.next() {
+        let e = e?;
+        let name = e.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            f(name);
+        }
+    }
+    Ok(())
 }
 
 /// Is `path` one of the fixed paths of a target's shared files?
