@@ -62,7 +62,9 @@ fn sentinel_round_trip(name: &str, rule: &Rule) -> bool {
     }
     for whole in [true, false] {
         let mut cx = Cx::new(Target::Sentinel, Unsupported::Warn);
-        let tree = sentinel::target::kql::build(rule, &mut cx, whole);
+        // (the ECS categorization fields are written as event names first, as `compile` does)
+        let lowered = rulecast::targets::lowered_for(rule, Target::Sentinel, &mut cx);
+        let tree = sentinel::target::kql::build(lowered.as_ref().unwrap_or(rule), &mut cx, whole);
         assert!(!cx.diags.has_errors(), "{name}: {}", cx.diags);
         let text = kusto::to_string(&tree);
         if whole && !verbatim {

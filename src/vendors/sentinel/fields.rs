@@ -35,10 +35,10 @@ pub const VIRTUAL: &[(&str, Result<&str, &str>)] = &[
     ("@console_login_mfa_used", Ok("iif(EventName == \"ConsoleLogin\" and isnotempty(tostring(parse_json(AdditionalEventData).MFAUsed)), iif(tostring(parse_json(AdditionalEventData).MFAUsed) == \"No\", \"false\", \"true\"), \"\")")),
     ("@ecs_category", Err(crate::fields::by_action::BY_ACTION)),
     ("@ecs_type", Err(crate::fields::by_action::BY_ACTION)),
-    ("@request_parameters_text", Ok(r#"replace_regex(replace_string(replace_regex(RequestParameters, @'"((?:[^"\\]|\\.)*)"\s*:\s*', @'\1='), '"', ''), @',\s*', ', ')"#)),
-    ("@response_elements_text", Ok(r#"replace_regex(replace_string(replace_regex(ResponseElements, @'"((?:[^"\\]|\\.)*)"\s*:\s*', @'\1='), '"', ''), @',\s*', ', ')"#)),
-    ("@additional_eventdata_text", Ok(r#"replace_regex(replace_string(replace_regex(AdditionalEventData, @'"((?:[^"\\]|\\.)*)"\s*:\s*', @'\1='), '"', ''), @',\s*', ', ')"#)),
-    ("@service_event_details_text", Ok(r#"replace_regex(replace_string(replace_regex(ServiceEventDetails, @'"((?:[^"\\]|\\.)*)"\s*:\s*', @'\1='), '"', ''), @',\s*', ', ')"#)),
+    ("@request_parameters_text", Ok(r#"replace_regex(replace_string(replace_regex(RequestParameters, "\"((?:[^\"\\\\]|\\\\.)*)\"\\s*:\\s*", "\\1="), "\"", ""), ",\\s*", ", ")"#)),
+    ("@response_elements_text", Ok(r#"replace_regex(replace_string(replace_regex(ResponseElements, "\"((?:[^\"\\\\]|\\\\.)*)\"\\s*:\\s*", "\\1="), "\"", ""), ",\\s*", ", ")"#)),
+    ("@additional_eventdata_text", Ok(r#"replace_regex(replace_string(replace_regex(AdditionalEventData, "\"((?:[^\"\\\\]|\\\\.)*)\"\\s*:\\s*", "\\1="), "\"", ""), ",\\s*", ", ")"#)),
+    ("@service_event_details_text", Ok(r#"replace_regex(replace_string(replace_regex(ServiceEventDetails, "\"((?:[^\"\\\\]|\\\\.)*)\"\\s*:\\s*", "\\1="), "\"", ""), ",\\s*", ", ")"#)),
     ("@source_as_org", Err(NO_ASN)),
     ("@source_as_number", Err(NO_ASN)),
     ("@user_agent_name", Err("Sentinel's AWSCloudTrail table keeps UserAgent as text: it has no parsed client name")),
@@ -52,7 +52,7 @@ pub fn expr(name: &str) -> Result<&'static str, &'static str> {
 
 /// Caveats that apply to this target: (code, note text).
 pub const CAVEATS: &[(&str, &str)] = &[
-    ("text_copy", "Sentinel keeps the object as JSON text, which the rendering turns toward Java's map text (`\"key\":` to `key=`, quotes removed, `, ` between members) but with JSON's key order (Elastic's copy has Java HashMap order), with the null, \"\", \"-\" and \"none\" members the integration drops, JSON's spelling of numbers (Java writes 1.0E10, 100.0) and its escapes, and with a space after every comma inside a text"),
+    ("text_copy", "Sentinel keeps the object as JSON text, which the rendering turns toward Java's map text (`\"key\":` to `key=`, quotes removed, `, ` between members) but with JSON's key order (the integration's copy has Java HashMap order), with the null, \"\", \"-\" and \"none\" members the integration drops, JSON's spelling of numbers (Java writes 1.0E10, 100.0) and its escapes, and with a space after every comma inside a text"),
     ("outcome_empty", "where ErrorCode, ErrorMessage or the ConsoleLogin result is \"-\" or \"none\", the rendering counts it as written, while the AWS integration (and so the canonical outcome) drops those values first"),
 ];
 

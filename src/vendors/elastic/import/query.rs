@@ -400,7 +400,8 @@ impl Mapper<'_> {
             Some(Target::SourceIp) => Ok(("sourceIPAddress".into(), Kind::String)),
             Some(Target::Outcome) => Ok(("@outcome".into(), Kind::String)),
             Some(Target::Dataset) => Err("the data-set filter is only imported as a top-level `== \"aws.cloudtrail\"`".into()),
-            None => Err(format!("`{f}` has no raw CloudTrail path")),
+            // an object's text copy: the virtual field that is that text
+            None => super::text_field(f).map(|t| (t.to_string(), Kind::String)).map_err(|_| format!("`{f}` has no raw CloudTrail path")),
         }
     }
 
@@ -466,10 +467,11 @@ impl Mapper<'_> {
                 let pats = self.strings(rhs)?;
                 let mut vals = vec![];
                 for p in &pats {
-                    if p.contains(['@', '&', '~', '<', '>', '#', '"']) || p.contains('\\') {
-                        return Err("a Lucene regular expression with operators or escapes RE2 reads differently".into());
-                    }
-                    let re = format!("{}^(?:{p})$", if ci { "(?i)" } else { "" });
+                    let Some(p) = lucene_re2(p) else {
+                        return Err("a Lucene regular expression with operators (`@`, `&`, `~`, `<>`, `#`, quoted strings) or nested classes RE2 reads differently".into());
+                    };
+                    // Lucene's `.` is any character, line breaks too
+                    let re = format!("{}^(?:{p})$", if ci { "(?is)" } else { "(?s)" });
                     if regex::Regex::new(&re).is_err() {
                         return Err("the regular expression is not valid RE2".into());
                     }
@@ -493,6 +495,53 @@ impl Mapper<'_> {
         };
         Ok((node, Some(path)))
     }
+}
+
+/// A Lucene regular expression (EQL `regex`, ES|QL `RLIKE`) as the RE2 pattern that reads it
+/// the same way, or `None` where RE2 cannot: Lucene's optional operators (`@`, `&`, `~`, `<>`,
+/// `#`), quoted strings (`"`), a `[` inside a class. An escape is a literal character in Lucene
+/// (`\d` is `d`), so it stays an escape only for punctuation; `^` and `$` are literal outside a
+/// class there, anchors in RE2, so they are escaped.
+fn lucene_re2(p: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = p.chars().peekable();
+    let mut class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let n = chars.next()?;
+                if n.is_ascii_punctuation() {
+                    out.push('\\');
+                    out.push(n);
+                } else {
+                    out.push_str(&regex::escape(&n.to_string()));
+                }
+            }
+            '@' | '&' | '~' | '<' | '>' | '#' | '"' => return None,
+            '[' if class => return None,
+            '[' => {
+                class = true;
+                out.push(c);
+                // `[^` negates in both; `[]` is no class in Lucene
+                if chars.peek() == Some(&'^') {
+                    out.push(chars.next()?);
+                }
+                if chars.peek() == Some(&']') {
+                    return None;
+                }
+            }
+            ']' if class => {
+                class = false;
+                out.push(c);
+            }
+            '^' | '$' if !class => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    (!class).then_some(out)
 }
 
 /// A `*` / `?` pattern as the most specific canonical predicate.
@@ -534,13 +583,31 @@ mod tests {
         assert!(!s.contains("event.category"), "{s}");
         assert!(s.contains(r#"{"field":"eventName","op":"in","values":["A","B"]}"#), "{s}");
         assert!(s.contains(r#"{"field":"eventSource","op":"startswith","value":"iam.","case":"insensitive"}"#), "{s}");
-        assert!(s.contains(r#"{"not":{"opaque":{"lang":"kuery","text":"aws.cloudtrail.request_parameters:*x=1*""#), "{s}");
+        // a substring with Java's separators: on the text copy itself
+        assert!(s.contains(r#"{"not":{"field":"@request_parameters_text","op":"contains","value":"x=1"}}"#), "{s}");
         // an override field with no canonical form stays opaque kuery
         let m = eql(r#"iam where event.action == "A""#, "custom.category").unwrap();
         let s = serde_json::to_string(&m.detection).unwrap();
         assert!(s.contains(r#"{"opaque":{"lang":"kuery","text":"custom.category:\"iam\"""#), "{s}");
         assert!(matches!(eql("sequence by a [any where true]", "event.category"), Err(Refusal::Unsupported(_, 0))));
         assert!(matches!(eql("any where a == 1 | head 1", "event.category"), Err(Refusal::Unsupported(_, 17))));
+    }
+
+    #[test]
+    fn lucene_regexes_read_as_re2_reads_them() {
+        // escapes are literals in Lucene: punctuation stays escaped, a letter is itself
+        assert_eq!(lucene_re2(r#".*\"Effect\": *\"Allow\".*"#).as_deref(), Some(r#".*\"Effect\": *\"Allow\".*"#));
+        assert_eq!(lucene_re2(r"a\d\{"), Some(r"ad\{".to_string()));
+        // `^` and `$` are literal outside classes in Lucene
+        assert_eq!(lucene_re2("a^b$").as_deref(), Some(r"a\^b\$"));
+        assert_eq!(lucene_re2("[^a-z$]+").as_deref(), Some("[^a-z$]+"));
+        for refused in ["a@b", "a&b", "~a", "<1-9>", "#", "\"quoted\"", "[[a]]", "[]a]", "[a", "a\\"] {
+            assert_eq!(lucene_re2(refused), None, "{refused}");
+        }
+        // `.` crosses line breaks, as Lucene's does
+        let m = eql("any where aws.cloudtrail.request_parameters regex \".*a.b.*\"", "event.category").unwrap();
+        let s = serde_json::to_string(&m.detection).unwrap();
+        assert!(s.contains(r#"{"field":"@request_parameters_text","op":"regex","value":"(?s)^(?:.*a.b.*)$"}"#), "{s}");
     }
 
     #[test]
