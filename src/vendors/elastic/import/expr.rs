@@ -43,6 +43,17 @@ pub enum Term {
     Field(String),
     /// A literal.
     Lit(Lit),
+    /// Arithmetic: `lhs op rhs` (`+`, `-`, `*`, `/`, `%`), left to right, `*` `/` `%` first.
+    Arith {
+        /// The operator.
+        op: &'static str,
+        /// The left operand.
+        lhs: Box<Term>,
+        /// The right operand.
+        rhs: Box<Term>,
+    },
+    /// An ES|QL time span (`7 days`): the number and the unit as written.
+    Span(String, String),
     /// A function call; `insensitive` for EQL's `name~(...)`.
     Call {
         /// The function name as written (without `~`).
@@ -124,7 +135,13 @@ struct Token {
     span: Span,
 }
 
-const PUNCT: &[&str] = &["==", "!=", "<=", ">=", "=~", "(", ")", "[", "]", ",", ":", "<", ">", "~", "="];
+const PUNCT: &[&str] = &["==", "!=", "<=", ">=", "=~", "(", ")", "[", "]", ",", ":", "<", ">", "~", "=", "+", "-", "*", "/", "%"];
+
+/// ES|QL's time-span units (`7 days`, `1 hour`), singular and plural and abbreviated.
+const TIME_UNITS: &[&str] = &[
+    "millisecond", "milliseconds", "ms", "second", "seconds", "sec", "s", "minute", "minutes", "min", "hour", "hours", "h", "day", "days", "d",
+    "week", "weeks", "w", "month", "months", "mo", "quarter", "quarters", "q", "year", "years", "yr", "y",
+];
 
 fn lex(text: &str, from: usize, to: usize) -> Result<Vec<Token>, SyntaxError> {
     let b = text.as_bytes();
@@ -459,7 +476,37 @@ impl<'a> Parser<'a> {
         Ok(out)
     }
 
+    /// A value: operands joined by arithmetic (`NOW() - 7 days`), `*` `/` `%` before `+` `-`.
     fn term(&mut self) -> Result<Term, SyntaxError> {
+        let mut lhs = self.product()?;
+        while let Some(op) = self.arith(&["+", "-"]) {
+            let rhs = self.product()?;
+            lhs = Term::Arith { op, lhs: Box::new(lhs), rhs: Box::new(rhs) };
+        }
+        Ok(lhs)
+    }
+
+    fn product(&mut self) -> Result<Term, SyntaxError> {
+        let mut lhs = self.operand()?;
+        while let Some(op) = self.arith(&["*", "/", "%"]) {
+            let rhs = self.operand()?;
+            lhs = Term::Arith { op, lhs: Box::new(lhs), rhs: Box::new(rhs) };
+        }
+        Ok(lhs)
+    }
+
+    fn arith(&mut self, ops: &[&'static str]) -> Option<&'static str> {
+        match self.peek() {
+            Some(Token { tok: Tok::Punct(p), .. }) if ops.contains(p) => {
+                let p = *p;
+                self.pos += 1;
+                Some(p)
+            }
+            _ => None,
+        }
+    }
+
+    fn operand(&mut self) -> Result<Term, SyntaxError> {
         let Some(t) = self.peek().cloned() else {
             return Err(self.error("a field, a string or a number"));
         };
@@ -470,6 +517,14 @@ impl<'a> Parser<'a> {
             }
             Tok::Num(n) => {
                 self.pos += 1;
+                if self.dialect == Dialect::Esql
+                    && let Some(Token { tok: Tok::Ident(u), .. }) = self.peek()
+                    && TIME_UNITS.contains(&u.to_ascii_lowercase().as_str())
+                {
+                    let u = u.clone();
+                    self.pos += 1;
+                    return Ok(Term::Span(n, u));
+                }
                 Ok(Term::Lit(Lit::Num(n)))
             }
             Tok::Ident(w) => {
@@ -540,6 +595,20 @@ mod tests {
         let Expr::And(k, _) = &k[1] else { panic!() };
         assert!(matches!(&k[1], Expr::Not(..)));
         assert!(matches!(&k[3], Expr::Cmp { op, rhs, .. } if op == "rlike" && rhs[0] == Term::Lit(Lit::Str(".*\\\".*".into()))));
+    }
+
+    #[test]
+    fn esql_arithmetic_and_time_spans_parse() {
+        let e = parse("@timestamp >= NOW() - 7 days AND x < 2 * y + 1", Dialect::Esql).unwrap();
+        let Expr::And(k, _) = &e else { panic!("{e:?}") };
+        let Expr::Cmp { rhs, .. } = &k[0] else { panic!("{e:?}") };
+        assert!(matches!(&rhs[0], Term::Arith { op: "-", lhs, rhs }
+            if matches!(&**lhs, Term::Call { name, .. } if name == "NOW") && **rhs == Term::Span("7".into(), "days".into())), "{rhs:?}");
+        // `*` binds before `+`
+        let Expr::Cmp { rhs, .. } = &k[1] else { panic!("{e:?}") };
+        assert!(matches!(&rhs[0], Term::Arith { op: "+", lhs, .. } if matches!(&**lhs, Term::Arith { op: "*", .. })), "{rhs:?}");
+        // a unit is a time span only in ES|QL
+        assert!(parse("a >= 7 days", Dialect::Eql).is_err());
     }
 
     #[test]
