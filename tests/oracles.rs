@@ -353,14 +353,21 @@ fn elastic_toml_meets_detection_rules_schema_on(rules: &[rulecast::Rule]) {
         };
         assert!((lo..=hi).contains(&score), "{name}: risk_score {score} outside the {sev} band");
         let ty = r["type"].as_str().unwrap_or("");
-        assert!(["query", "threshold", "new_terms", "eql"].contains(&ty), "{name}: type {ty}");
-        // an imported EQL rule keeps its EQL query (detection-rules' EQL rule: type and language eql)
-        assert_eq!(r["language"], if ty == "eql" { "eql" } else { "kuery" }, "{name}: language");
+        assert!(["query", "threshold", "new_terms", "eql", "esql"].contains(&ty), "{name}: type {ty}");
+        // an imported EQL / ES|QL rule keeps its query (detection-rules' EQL and ES|QL rules:
+        // type and language eql / esql)
+        assert_eq!(r["language"], if matches!(ty, "eql" | "esql") { ty } else { "kuery" }, "{name}: language");
         if r.get("event_category_override").is_some() {
             assert_eq!(ty, "eql", "{name}: event_category_override on a non-EQL rule");
         }
         assert!(r["query"].as_str().is_some_and(|q| !q.trim().is_empty()), "{name}: query");
-        assert!(r["index"].as_array().is_some_and(|i| !i.is_empty()), "{name}: index");
+        if ty == "esql" {
+            // an ES|QL query names its indices in `FROM`; detection-rules' ES|QL rules have no `index`
+            assert!(r.get("index").is_none(), "{name}: index on an ES|QL rule");
+            assert!(r["query"].as_str().is_some_and(|q| q.trim_start().to_ascii_lowercase().starts_with("from ")), "{name}: an ES|QL query starts with FROM");
+        } else {
+            assert!(r["index"].as_array().is_some_and(|i| !i.is_empty()), "{name}: index");
+        }
         if no_interval.iter().any(|id| Some(id.as_str()) == r["rule_id"].as_str()) {
             assert!(r.get("interval").is_none(), "{name}: an interval the vendor file did not have");
         } else {

@@ -76,8 +76,9 @@ pub struct Settings {
     /// The fingerprint of the condition `query` was read from (written by the importer).
     #[serde(default)]
     pub query_of: Option<String>,
-    /// The language of the kept `query`: `eql` for an imported EQL rule, written back as EQL
-    /// (`type = "eql"`) while `query` is kept; kuery once the condition changes. Default kuery.
+    /// The language of the kept `query`: `eql` / `esql` for an imported EQL / ES|QL rule, written
+    /// back in that language (`type = "eql"` / `"esql"`) while `query` is kept; kuery once the
+    /// condition changes. Default kuery.
     #[serde(default)]
     pub language: Option<Spanned<String>>,
     /// EQL's `event_category_override`, written with a kept EQL query.
@@ -146,7 +147,7 @@ pub fn check_value(key: &str, v: &str) -> Result<(), &'static str> {
         "min_stack_version" => check::is_dotted_version(v),
         "from" => v == "default" || v.strip_prefix("now-").is_some_and(|d| check::is_duration(d, "smhd")),
         "timestamp_override" => v == "none" || field_name(v),
-        "language" => matches!(v, "kuery" | "eql"),
+        "language" => matches!(v, "kuery" | "eql" | "esql"),
         "event_category_override" => field_name(v),
         "rule_name_override" => field_name(v),
         "missing_fields_strategy" => matches!(v, "suppress" | "doNotSuppress"),

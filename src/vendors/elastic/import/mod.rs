@@ -384,24 +384,19 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             if !m.index.is_empty() {
                 el.insert("index".into(), Value::from(m.index.clone()));
             }
-            if let Some(k) = &m.keep {
-                parts.push(Part::metadata(format!(
-                    "ES|QL `KEEP {k}` (the alert's columns) is not carried"
-                )));
+            // the EQL / ES|QL text is kept (with EQL's event category override) and written back
+            // as it is while the condition is unchanged; kuery once it changes
+            el.insert("language".into(), Value::from(lang));
+            if lang == "eql"
+                && let Some(cat) = tstr(rule.get("event_category_override"))
+            {
+                el.insert("event_category_override".into(), Value::from(cat));
             }
-            if lang == "eql" {
-                // the EQL text is kept (with its event category override) and written back as
-                // it is while the condition is unchanged; kuery once it changes
-                el.insert("language".into(), Value::from("eql"));
-                if let Some(cat) = tstr(rule.get("event_category_override")) {
-                    el.insert("event_category_override".into(), Value::from(cat));
-                }
-                verbatim_opaque = m.opaque.len();
-                parts.push(Part::note("the EQL query is written back as it is while the condition is unchanged, as kuery once it changes"));
-            } else {
-                parts.push(Part::metadata(format!(
-                    "the {lang} query is rendered back as kuery (same condition)"
-                )));
+            verbatim_opaque = m.opaque.len();
+            let name = if lang == "eql" { "EQL" } else { "ES|QL" };
+            match &m.keep {
+                Some(k) => parts.push(Part::note(format!("the {name} query (with its `KEEP {k}`, the alert's columns) is written back as it is while the condition is unchanged, as kuery (without them) once it changes"))),
+                None => parts.push(Part::note(format!("the {name} query is written back as it is while the condition is unchanged, as kuery once it changes"))),
             }
             (m.detection, m.dataset)
         }
@@ -466,7 +461,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         return refuse(slug, Code::E502, why, span_at(file, text, base));
     }
     let exact = parts.iter().filter(|p| !p.is_note()).count() == verbatim_opaque && parts.iter().filter(|p| p.kind == crate::import::PartKind::Detection).count() == verbatim_opaque;
-    if (language == "kuery" || language == "eql") && exact {
+    if matches!(language.as_str(), "kuery" | "eql" | "esql") && exact {
         crate::import::keep_query_text(slug, &mut v, crate::Target::Elastic, &q, crate::vendors::elastic::target::query_fingerprint);
     }
     crate::import::keep_layout(slug, &mut v, crate::Target::Elastic, &[("toml", text)], |_, _| true);

@@ -85,7 +85,7 @@ pub struct View {
     pub timestamp_override: Option<String>,
     /// query | threshold.
     pub rule_type: &'static str,
-    /// `kuery`, or `eql` for a kept EQL query.
+    /// `kuery`, or `eql` / `esql` for a kept EQL / ES|QL query.
     pub language: &'static str,
     /// EQL's event category field, with a kept EQL query.
     pub event_category_override: Option<String>,
@@ -177,13 +177,30 @@ fn fingerprint_of(query: &str) -> String {
 pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
     let d = &rule.doc;
     let e = &d.targets.elastic;
-    let query = kuery::query(rule, cx);
+    // the kuery rendering, with its own diagnostics: they are the rule's unless the vendor's
+    // own query text is kept
+    let mut kcx = Cx::new(Target::Elastic, cx.policy);
+    let query = kuery::query(rule, &mut kcx);
     // an imported rule whose condition is unchanged keeps the vendor's own query text, in its
-    // language (EQL with its event category override); kuery once the condition changes
+    // language (EQL with its event category override, ES|QL); kuery once the condition changes
     let kept = matches!((&e.query, &e.query_of), (Some(_), Some(of)) if *of == fingerprint_of(&query));
-    let eql = kept && e.language.as_ref().is_some_and(|l| l.value == "eql");
-    if !kept && e.language.as_ref().is_some_and(|l| l.value == "eql") {
-        cx.approximate(Concern::Layout, None, "the rule's EQL query (imported) no longer says its condition: rendered as kuery");
+    let other_lang: Option<&'static str> = e.language.as_ref().and_then(|l| match l.value.as_str() {
+        "eql" => Some("eql"),
+        "esql" => Some("esql"),
+        _ => None,
+    });
+    let lang = other_lang.filter(|_| kept);
+    let eql = lang == Some("eql");
+    if kept && lang.is_some() {
+        // the vendor's text is written: what kuery cannot say does not stop it, and the notes on
+        // fields (what Elastic stores) still hold
+        cx.diags.extend(Diagnostics(kcx.diags.0.into_iter().filter(|d| d.severity != crate::diag::Severity::Error).collect()));
+    } else {
+        cx.diags.extend(kcx.diags);
+    }
+    if let (false, Some(l)) = (kept, other_lang) {
+        let name = if l == "eql" { "EQL" } else { "ES|QL" };
+        cx.approximate(Concern::Layout, None, format!("the rule's {name} query (imported) no longer says its condition: rendered as kuery"));
     }
     let query = match &e.query {
         Some(q) if kept => q.trim_end_matches('\n').to_string(),
@@ -207,7 +224,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         cx.approximate(Concern::Metadata, None, "Elastic has no informational severity: rendered as low");
     }
     // aggregation
-    let mut rule_type = if eql { "eql" } else { "query" };
+    let mut rule_type = lang.unwrap_or("query");
     let mut threshold = None;
     let mut cardinality: Vec<(String, u32)> = vec![];
     if let Some(agg) = &d.alert.aggregate {
@@ -357,7 +374,8 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
             Some(f) => Some(f.to_string()),
             None => Some("now-6m".into()),
         },
-        index: e.index.clone().unwrap_or_else(|| vec!["filebeat-*".into(), "logs-aws.cloudtrail-*".into()]),
+        // an ES|QL query names its indices in `FROM`: detection-rules writes no `index`
+        index: if lang == Some("esql") { vec![] } else { e.index.clone().unwrap_or_else(|| vec!["filebeat-*".into(), "logs-aws.cloudtrail-*".into()]) },
         interval: match e.interval.as_ref().map(|i| i.value.as_str()) {
             Some("default") => None,
             Some(i) => Some(i.to_string()),
@@ -378,7 +396,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
             Some(other) => Some(other.to_string()),
         },
         rule_type,
-        language: if eql { "eql" } else { "kuery" },
+        language: lang.unwrap_or("kuery"),
         event_category_override: e.event_category_override.as_ref().filter(|_| eql).map(|v| v.value.clone()),
         threshold,
         cardinality,
