@@ -66,7 +66,8 @@ fn valid_settings_build_and_land_where_expected() {
 }
 
 /// The settings this round added: a kept layout names only the files its target writes; Elastic's
-/// `language` is kuery or eql; Sentinel's `severity` setting is only `none`.
+/// `language` is kuery, eql or esql (a kept ES|QL query, since 2026-12-07); Sentinel's `severity`
+/// setting is only `none`.
 #[test]
 fn layout_language_and_severity_settings_are_checked() {
     let e = refused("  elastic:\n    layout: {tmol: \"x\"}\n");
@@ -75,7 +76,8 @@ fn layout_language_and_severity_settings_are_checked() {
     refused("  panther:\n    layout: {yml_of: \"abc\"}\n");
     refused("  panther:\n    layout: {pyc: \"x\"}\n");
     load("  panther:\n    layout: {yml: \"RuleID: x\\n\", py: \"def rule(event):\\n    return True\\n\", py_of: \"0123456789abcdef\"}\n").expect("a Panther layout");
-    refused("  elastic:\n    language: esql\n");
+    load("  elastic:\n    language: esql\n").expect("a kept ES|QL query's language");
+    refused("  elastic:\n    language: lucene\n");
     refused("  elastic:\n    event_category_override: \"event.type\\nx = 1\"\n");
     refused("  sentinel:\n    severity: High\n");
     load("  sentinel:\n    severity: none\n").expect("severity none");
