@@ -22,6 +22,10 @@ echo "oracles: pip install -r tests/oracles/duckdb_kql/requirements.txt" >&2
 PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --disable-pip-version-check \
   -r tests/oracles/duckdb_kql/requirements.txt
 
+echo "oracles: pip install -r tests/oracles/eql/requirements.txt" >&2
+PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --disable-pip-version-check \
+  -r tests/oracles/eql/requirements.txt
+
 # npm ci always wipes node_modules; skip it when the locked version is already installed.
 locked="$(node -e 'console.log(require("./tests/oracles/kusto/package-lock.json").packages["node_modules/@kusto/language-service-next"].version)')"
 installed="$(node -e 'try{console.log(require("./tests/oracles/kusto/node_modules/@kusto/language-service-next/package.json").version)}catch(e){console.log("")}')"

@@ -1,5 +1,6 @@
-//! Elastic's evaluator glue: a rule's generated kuery, parsed by rulecast's Kibana KQL parser
-//! and evaluated on the document the AWS integration writes for the event.
+//! Elastic's evaluator glue: a rule's generated kuery (parsed by rulecast's Kibana KQL parser) or,
+//! where kuery cannot say the rule, its EQL, evaluated on the document the AWS integration
+//! writes for the event.
 //!
 //! Input: a [`Rule`] and raw CloudTrail events. Output: per-event verdicts.
 
@@ -14,11 +15,20 @@ use crate::vendors::Target;
 
 use super::kuery;
 
-/// A rule's kuery query, parsed once and ready to run on many events.
+/// The query the Elastic target writes, parsed.
+#[derive(Debug)]
+pub enum Query {
+    /// kuery.
+    Kuery(kuery::Query),
+    /// EQL, where kuery cannot say the rule.
+    Eql(super::eql_eval::Query),
+}
+
+/// A rule's query, parsed once and ready to run on many events.
 #[derive(Debug)]
 pub struct Prepared {
     /// The query, parsed; or why not.
-    pub query: Result<kuery::Query, String>,
+    pub query: Result<Query, String>,
     /// The translation notes of the query.
     pub notes: Vec<Diagnostic>,
 }
@@ -27,11 +37,16 @@ pub struct Prepared {
 pub fn prepare(rule: &Rule) -> Prepared {
     let mut cx = Cx::new(Target::Elastic, Unsupported::Warn);
     let text = super::target::kuery::query(rule, &mut cx);
+    if let Some((eql, ecx)) = super::target::eql_fallback(rule, &cx) {
+        let notes = ecx.diags.iter().filter(|d| d.severity == Severity::Note).cloned().collect();
+        let query = super::eql_eval::parse(&eql).map(Query::Eql).map_err(|e| format!("rulecast's EQL reader rejects the query: {e}"));
+        return Prepared { query, notes };
+    }
     let notes = cx.diags.iter().filter(|d| d.severity == Severity::Note).cloned().collect();
     let query = if cx.diags.has_errors() {
         Err(cx.diags.to_string())
     } else {
-        kuery::parse(&text).map_err(|e| format!("rulecast's kuery parser rejects the query: {e}"))
+        kuery::parse(&text).map(Query::Kuery).map_err(|e| format!("rulecast's kuery parser rejects the query: {e}"))
     };
     Prepared { query, notes }
 }
@@ -41,12 +56,16 @@ pub fn verdict(p: &Prepared, event: &Value, enrichment: Option<&Enrichment>) -> 
     let q = p.query.as_ref().map_err(Clone::clone)?;
     // as the index searches it: keyword values above their ignore_above are not indexed
     let doc = super::ingest::searchable(&to_elastic_doc_enriched(event, enrichment));
-    Ok(kuery::eval(q, &doc, &|f| match elastic_type(f) {
+    let ty = |f: &str| match elastic_type(f) {
         ElasticType::Keyword => kuery::FieldType::Keyword,
         ElasticType::Boolean => kuery::FieldType::Boolean,
         ElasticType::Ip => kuery::FieldType::Ip,
         ElasticType::Date => kuery::FieldType::Date,
         ElasticType::Flattened => kuery::FieldType::Flattened,
         ElasticType::Number => kuery::FieldType::Number,
-    }))
+    };
+    match q {
+        Query::Kuery(q) => Ok(kuery::eval(q, &doc, &ty)),
+        Query::Eql(q) => super::eql_eval::eval(q, &doc, &ty),
+    }
 }

@@ -16,6 +16,8 @@ pub mod eval;
 pub mod fields;
 pub mod import;
 pub mod lock;
+pub mod lucene;
+pub mod eql_eval;
 pub mod pack;
 pub mod ingest;
 pub mod kuery;

@@ -202,8 +202,20 @@ fn lex(text: &str, from: usize, to: usize) -> Result<Vec<Token>, SyntaxError> {
                             't' => s.push('\t'),
                             'r' => s.push('\r'),
                             '"' | '\\' | '\'' => s.push(e),
+                            // EQL's `\u{XXXX}`: 2 to 8 hex digits
+                            'u' if text[i..to].starts_with('{') => {
+                                let close = text[i..to].find('}').ok_or_else(|| err(i - 2, "`}` closing the `\\u{` escape", "the end of the query"))?;
+                                let hex = &text[i + 1..i + close];
+                                let c = (2..=8)
+                                    .contains(&hex.len())
+                                    .then(|| u32::from_str_radix(hex, 16).ok().and_then(char::from_u32))
+                                    .flatten()
+                                    .ok_or_else(|| err(i - 2, "2 to 8 hex digits of a Unicode character in `\\u{…}`", &format!("\\u{{{hex}}}")))?;
+                                s.push(c);
+                                i += close + 1;
+                            }
                             other => {
-                                return Err(err(i - 2, "an escape (\\n, \\t, \\r, \\\", \\\\)", &format!("\\{other}")));
+                                return Err(err(i - 2, "an escape (\\n, \\t, \\r, \\\", \\\\, \\u{…})", &format!("\\{other}")));
                             }
                         }
                     }

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 use indexmap::IndexMap;
 
-mod expr;
+pub(crate) mod expr;
 pub mod query;
 
 use crate::import::{Doc, Imported, Node, Part, add_technique, date, slug_of, span_at};

@@ -467,7 +467,7 @@ impl Mapper<'_> {
                 let pats = self.strings(rhs)?;
                 let mut vals = vec![];
                 for p in &pats {
-                    let Some(p) = lucene_re2(p) else {
+                    let Some(p) = crate::vendors::elastic::lucene::to_re2(p) else {
                         return Err("a Lucene regular expression with operators (`@`, `&`, `~`, `<>`, `#`, quoted strings) or nested classes RE2 reads differently".into());
                     };
                     // Lucene's `.` is any character, line breaks too
@@ -495,53 +495,6 @@ impl Mapper<'_> {
         };
         Ok((node, Some(path)))
     }
-}
-
-/// A Lucene regular expression (EQL `regex`, ES|QL `RLIKE`) as the RE2 pattern that reads it
-/// the same way, or `None` where RE2 cannot: Lucene's optional operators (`@`, `&`, `~`, `<>`,
-/// `#`), quoted strings (`"`), a `[` inside a class. An escape is a literal character in Lucene
-/// (`\d` is `d`), so it stays an escape only for punctuation; `^` and `$` are literal outside a
-/// class there, anchors in RE2, so they are escaped.
-fn lucene_re2(p: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = p.chars().peekable();
-    let mut class = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                let n = chars.next()?;
-                if n.is_ascii_punctuation() {
-                    out.push('\\');
-                    out.push(n);
-                } else {
-                    out.push_str(&regex::escape(&n.to_string()));
-                }
-            }
-            '@' | '&' | '~' | '<' | '>' | '#' | '"' => return None,
-            '[' if class => return None,
-            '[' => {
-                class = true;
-                out.push(c);
-                // `[^` negates in both; `[]` is no class in Lucene
-                if chars.peek() == Some(&'^') {
-                    out.push(chars.next()?);
-                }
-                if chars.peek() == Some(&']') {
-                    return None;
-                }
-            }
-            ']' if class => {
-                class = false;
-                out.push(c);
-            }
-            '^' | '$' if !class => {
-                out.push('\\');
-                out.push(c);
-            }
-            _ => out.push(c),
-        }
-    }
-    (!class).then_some(out)
 }
 
 /// A `*` / `?` pattern as the most specific canonical predicate.
@@ -596,13 +549,13 @@ mod tests {
     #[test]
     fn lucene_regexes_read_as_re2_reads_them() {
         // escapes are literals in Lucene: punctuation stays escaped, a letter is itself
-        assert_eq!(lucene_re2(r#".*\"Effect\": *\"Allow\".*"#).as_deref(), Some(r#".*\"Effect\": *\"Allow\".*"#));
-        assert_eq!(lucene_re2(r"a\d\{"), Some(r"ad\{".to_string()));
+        assert_eq!(crate::vendors::elastic::lucene::to_re2(r#".*\"Effect\": *\"Allow\".*"#).as_deref(), Some(r#".*"Effect": *"Allow".*"#));
+        assert_eq!(crate::vendors::elastic::lucene::to_re2(r"a\d\{"), Some(r"ad\{".to_string()));
         // `^` and `$` are literal outside classes in Lucene
-        assert_eq!(lucene_re2("a^b$").as_deref(), Some(r"a\^b\$"));
-        assert_eq!(lucene_re2("[^a-z$]+").as_deref(), Some("[^a-z$]+"));
+        assert_eq!(crate::vendors::elastic::lucene::to_re2("a^b$").as_deref(), Some(r"a\^b\$"));
+        assert_eq!(crate::vendors::elastic::lucene::to_re2("[^a-z$]+").as_deref(), Some("[^a-z$]+"));
         for refused in ["a@b", "a&b", "~a", "<1-9>", "#", "\"quoted\"", "[[a]]", "[]a]", "[a", "a\\"] {
-            assert_eq!(lucene_re2(refused), None, "{refused}");
+            assert_eq!(crate::vendors::elastic::lucene::to_re2(refused), None, "{refused}");
         }
         // `.` crosses line breaks, as Lucene's does
         let m = eql("any where aws.cloudtrail.request_parameters regex \".*a.b.*\"", "event.category").unwrap();

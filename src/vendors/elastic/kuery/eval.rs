@@ -103,7 +103,7 @@ impl Cx<'_> {
 }
 
 /// Every non-null value at `name`: through nested objects and dotted keys, arrays flattened.
-fn lookup<'j>(doc: &'j Json, name: &str) -> Vec<&'j Json> {
+pub(crate) fn lookup<'j>(doc: &'j Json, name: &str) -> Vec<&'j Json> {
     let segs: Vec<&str> = name.split('.').collect();
     let mut out = vec![];
     descend(doc, &segs, &mut out);
@@ -148,7 +148,7 @@ fn walk<'j>(v: &'j Json, path: &mut String, out: &mut Vec<(String, &'j Json)>) {
 
 /// The scalars a term compares with: the scalar values found, and for a flattened field every
 /// leaf below an object found (querying a flattened root searches all its leaves).
-fn scalars<'j>(found: &[&'j Json], ty: FieldType) -> Vec<&'j Json> {
+pub(crate) fn scalars<'j>(found: &[&'j Json], ty: FieldType) -> Vec<&'j Json> {
     let mut out = vec![];
     for v in found {
         if v.is_object() {
@@ -165,7 +165,7 @@ fn scalars<'j>(found: &[&'j Json], ty: FieldType) -> Vec<&'j Json> {
 }
 
 /// `field:*`: a non-null value, or an object with a non-null leaf below it.
-fn exists(found: &[&Json]) -> bool {
+pub(crate) fn exists(found: &[&Json]) -> bool {
     found.iter().any(|v| {
         if v.is_object() {
             let mut leaves = vec![];
@@ -178,7 +178,7 @@ fn exists(found: &[&Json]) -> bool {
 }
 
 /// A scalar's keyword text: strings as they are, numbers as JSON text, booleans `true`/`false`.
-fn text_of(v: &Json) -> Option<Cow<'_, str>> {
+pub(crate) fn text_of(v: &Json) -> Option<Cow<'_, str>> {
     match v {
         Json::String(s) => Some(Cow::Borrowed(s)),
         Json::Number(n) => Some(Cow::Owned(n.to_string())),

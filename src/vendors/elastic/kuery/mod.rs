@@ -86,7 +86,7 @@
 //!   every document.
 //! - Unknown fields compare like keywords, and also numerically when both sides are numbers.
 
-mod eval;
+pub(crate) mod eval;
 mod parse;
 mod print;
 #[cfg(test)]

@@ -227,7 +227,7 @@ pub const DROPPED: [&str; 3] = ["", "-", "none"];
 /// field decides: the predicate holds on one of the dropped values and not on an absent field,
 /// or the other way round (`exists`, `empty`, a pattern matching `-`). `mentions` searches a
 /// whole object, whose dropped members are gone from Elastic's text copy.
-fn dropped_values(p: &Pred, cx: &mut Cx) {
+pub(crate) fn dropped_values(p: &Pred, cx: &mut Cx) {
     if p.field.virtual_field.is_some() {
         return;
     }
@@ -336,7 +336,7 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Query {
 /// paths under the `some` field). `None` when it cannot: JSON text to decode, a negation, two
 /// tests that must hold for the same element, an array index, or a field Elastic does not
 /// flatten.
-fn flatten_some(q: &Quant) -> Option<Cond> {
+pub(crate) fn flatten_some(q: &Quant) -> Option<Cond> {
     if q.decode {
         return None;
     }
@@ -378,7 +378,7 @@ fn flatten_some(q: &Quant) -> Option<Cond> {
 
 /// Can the rule match a ConsoleLogin event? Not when its condition pins eventName (or
 /// eventSource) to values that exclude it on every path.
-fn may_match_console_login(rule: &Rule) -> bool {
+pub(crate) fn may_match_console_login(rule: &Rule) -> bool {
     fn excludes(c: &Cond) -> bool {
         match c {
             Cond::Pred(p) if p.op == Op::Eq && p.field.path == "eventName" => {

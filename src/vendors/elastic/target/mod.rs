@@ -3,6 +3,7 @@
 //! Input: a [`Rule`]. Output: `elastic/<file>.toml`. The query comes from [`kuery`]; the
 //! template `templates/elastic/rule.toml.j2` lays out the document as detection-rules does.
 
+pub mod eql;
 pub mod kuery;
 pub mod toml_fmt;
 
@@ -173,6 +174,29 @@ fn fingerprint_of(query: &str) -> String {
     crate::lock::sha256_hex(query)[..16].to_string()
 }
 
+/// What kuery cannot say, EQL may: the EQL rendering of a rule whose kuery rendering (with its
+/// diagnostics in `kcx`) has errors, when EQL's has none, with a note that says so. Never for
+/// threshold and new-terms rules, which are kuery rules in Elastic.
+pub fn eql_fallback(rule: &Rule, kcx: &Cx) -> Option<(String, Cx)> {
+    let d = &rule.doc;
+    let e = &d.targets.elastic;
+    let kuery_only = d.alert.aggregate.as_ref().is_some_and(|a| a.threshold.is_some()) || e.new_terms.is_some() || !e.threshold_cardinality.is_empty();
+    if !kcx.diags.has_errors() || kuery_only {
+        return None;
+    }
+    let mut ecx = Cx::new(Target::Elastic, kcx.policy);
+    let text = eql::query(rule, &mut ecx);
+    if ecx.diags.has_errors() {
+        return None;
+    }
+    let why = kcx.diags.iter().find(|d| d.severity == crate::diag::Severity::Error).map(|d| d.message.clone()).unwrap_or_default();
+    ecx.diags.push(
+        crate::diag::Diagnostic::note(Code::E401, format!("the query is written in EQL (`type = \"eql\"`), since kuery cannot say it: {why}"))
+            .with_concern(Concern::Layout),
+    );
+    Some((text, ecx))
+}
+
 /// Compile a rule into the Elastic files.
 pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
     let d = &rule.doc;
@@ -189,8 +213,15 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         "esql" => Some("esql"),
         _ => None,
     });
-    let lang = other_lang.filter(|_| kept);
-    let eql = lang == Some("eql");
+    let mut query = query;
+    let mut generated_eql = false;
+    if !kept && let Some((text, ecx)) = eql_fallback(rule, &kcx) {
+        kcx = ecx;
+        query = text;
+        generated_eql = true;
+    }
+    let lang = other_lang.filter(|_| kept).or(generated_eql.then_some("eql"));
+    let eql = kept && lang == Some("eql");
     if kept && lang.is_some() {
         // the vendor's text is written: what kuery cannot say does not stop it, and the notes on
         // fields (what Elastic stores) still hold
@@ -200,7 +231,8 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     }
     if let (false, Some(l)) = (kept, other_lang) {
         let name = if l == "eql" { "EQL" } else { "ES|QL" };
-        cx.approximate(Concern::Layout, None, format!("the rule's {name} query (imported) no longer says its condition: rendered as kuery"));
+        let now = if generated_eql { "EQL" } else { "kuery" };
+        cx.approximate(Concern::Layout, None, format!("the rule's {name} query (imported) no longer says its condition: rendered anew as {now}"));
     }
     let query = match &e.query {
         Some(q) if kept => q.trim_end_matches('\n').to_string(),

@@ -1,0 +1,274 @@
+//! Condition -> EQL (`any where …`) over the same ECS fields as the kuery rendering, for the
+//! rules kuery cannot say: today, regular expressions (EQL `regex`, a Lucene pattern that must
+//! match the whole value).
+//!
+//! Input: a [`Rule`]. Output: the query text. The Elastic target uses it only where the kuery
+//! rendering fails and this one does not ([`super::compile`]), so the choice is deterministic:
+//! kuery where kuery says the rule, EQL where only EQL does. Every string goes through
+//! [`string`], EQL's one escaping function; every field name through [`field`].
+//!
+//! What EQL cannot say is refused here as in kuery: another field as a value (EQL compares
+//! fields with constants only), numeric ranges on keywords, `some` over JSON text, keys below
+//! the integration's flattened objects (no rule of Elastic's own reads them in EQL, and Elastic's
+//! EQL documentation does not say how it resolves them), and text copies of whole objects.
+
+use serde_json::Value;
+
+use crate::condition::{Cond, Pred};
+use crate::diag::Code;
+use crate::fields::Mapping;
+use crate::load::Rule;
+use crate::model::{Case, Op};
+use crate::targets::{Concern, Cx};
+use crate::vendors::elastic::lucene;
+
+use super::kuery::{dropped_values, field_name, flatten_some, may_match_console_login};
+
+/// An EQL string literal: `"` and `\` escaped, line breaks and tabs as `\n` `\r` `\t`;
+/// everything else as it is (EQL reads any other character in a string literally). Never
+/// `\u{…}`: detection-rules' parser (the `eql` library it pins, 0.9.19) misreads two such
+/// escapes in one string, so a folded `k` class holds the Kelvin sign itself (`[KkK]`).
+pub fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A field name: as it is where EQL reads it plainly (letters, digits, `_`, `@`, dots between
+/// words), else in backticks with backticks doubled.
+pub fn field(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name.split('.').all(|w| {
+            w.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '@')
+                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@')
+        });
+    if plain { name.to_string() } else { format!("`{}`", name.replace('`', "``")) }
+}
+
+/// A rendered condition and whether it is an `and`/`or` list (parenthesised inside another).
+struct Out {
+    text: String,
+    compound: bool,
+}
+
+fn atom(text: String) -> Out {
+    Out { text, compound: false }
+}
+
+fn join(items: Vec<Out>, word: &str) -> Out {
+    if items.len() == 1 {
+        return items.into_iter().next().unwrap_or_else(|| atom("false".into()));
+    }
+    let parts: Vec<String> = items.into_iter().map(|o| if o.compound { format!("({})", o.text) } else { o.text }).collect();
+    Out { text: parts.join(&format!(" {word} ")), compound: true }
+}
+
+fn not(o: Out) -> Out {
+    atom(if o.compound { format!("not ({})", o.text) } else { format!("not {}", o.text) })
+}
+
+fn refuse(cx: &mut Cx, span: Option<crate::diag::Span>, msg: String) -> Out {
+    cx.unsupported(Code::E402, span, msg);
+    atom("false".into())
+}
+
+/// The ECS field of a predicate, if EQL can read it: a mapped field, not a key below a
+/// flattened object.
+fn eql_field(p: &Pred, cx: &mut Cx) -> Option<String> {
+    if let Mapping::Nested { base, .. } = &p.field.maps.elastic.mapping {
+        cx.unsupported(
+            Code::E402,
+            p.span.clone(),
+            format!("`{}` is a key of Elastic's flattened field `{base}`: the EQL rendering does not read flattened keys", p.field.path),
+        );
+        return None;
+    }
+    field_name(&p.field, cx, p.span.clone())
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn pred(p: &Pred, cx: &mut Cx) -> Out {
+    let span = p.span.clone();
+    if p.op == Op::Cidr {
+        let Some((_, ip)) = crate::vendors::elastic::fields::IP_FIELDS.iter().find(|(raw, _)| *raw == p.field.path) else {
+            return refuse(cx, span, format!("`cidr` needs an IP-typed field; `{}` is a keyword in Elastic", p.field.path));
+        };
+        let nets: Vec<String> = p.values.iter().map(|v| string(&text(v))).collect();
+        return atom(format!("cidrMatch({}, {})", field(ip), nets.join(", ")));
+    }
+    if matches!(p.op, Op::Mentions | Op::Lt | Op::Le | Op::Gt | Op::Ge) {
+        let why = if p.op == Op::Mentions {
+            "the EQL rendering does not test `mentions` (Java's map text of a whole object)".to_string()
+        } else {
+            format!("`{}` is a keyword in Elastic: a range compares text, not numbers", p.field.path)
+        };
+        return refuse(cx, span, why);
+    }
+    let Some(name) = eql_field(p, cx) else { return atom("false".into()) };
+    dropped_values(p, cx);
+    let f = field(&name);
+    let ci = p.case == Case::Insensitive && p.values.iter().any(Value::is_string);
+    let tilde = if ci { "~" } else { "" };
+    if ci
+        && p.op != Op::Regex
+        && p.values.iter().filter_map(Value::as_str).any(|v| v.chars().any(|c| matches!(c, 'k' | 'K') || !c.is_ascii() && c.to_lowercase().ne(c.to_uppercase())))
+    {
+        cx.approximate(
+            Concern::on(&p.field.path, span.clone()),
+            span.clone(),
+            format!("EQL's `~` comparisons on `{}` fold ASCII letters; whether they fold the Kelvin sign (as `k`) and letters outside ASCII as the canonical rule does is not documented", p.field.path),
+        );
+    }
+    let list = |vals: Vec<String>| if vals.len() == 1 { vals.into_iter().next().unwrap_or_default() } else { format!("({})", vals.join(", ")) };
+    match p.op {
+        Op::Exists => atom(format!("{f} != null")),
+        Op::Empty => atom(format!("{f} == null")),
+        Op::Eq | Op::In => {
+            let boolean = p.field.maps.elastic.kind == "boolean";
+            let vals: Vec<String> = p
+                .values
+                .iter()
+                .map(|v| match v {
+                    Value::Bool(b) if boolean => b.to_string(),
+                    Value::Number(n) if p.field.maps.elastic.kind == "long" => n.to_string(),
+                    v => string(&text(v)),
+                })
+                .collect();
+            atom(format!("{f} in{tilde} ({})", vals.join(", ")))
+        }
+        Op::Contains | Op::Startswith | Op::Endswith => {
+            let func = match p.op {
+                Op::Contains => "stringContains",
+                Op::Startswith => "startsWith",
+                _ => "endsWith",
+            };
+            let calls: Vec<Out> = p.values.iter().map(|v| atom(format!("{func}{tilde}({f}, {})", string(&text(v))))).collect();
+            join(calls, "or")
+        }
+        Op::Glob => {
+            // `like` has `*` and `?` and no escape: a glob is written so unless it asks for a
+            // literal `*` or `?` (the canonical glob has no escape either: it never does)
+            if p.values.iter().any(|v| text(v).contains('\\')) {
+                // `\` escapes in a wildcard pattern: said as a regular expression instead
+                let mut pats = vec![];
+                for v in &p.values {
+                    let re = crate::condition::glob_to_regex(&text(v));
+                    match lucene::from_canonical(&re, p.case == Case::Insensitive) {
+                        Ok(ps) => pats.extend(ps.iter().map(|s| string(s))),
+                        Err(why) => return refuse(cx, span, format!("the pattern `{}` has no EQL form: {why}", text(v))),
+                    }
+                }
+                return atom(format!("{f} regex {}", list(pats)));
+            }
+            let pats: Vec<String> = p.values.iter().map(|v| string(&text(v))).collect();
+            atom(format!("{f} like{tilde} {}", list(pats)))
+        }
+        Op::Regex => {
+            let mut pats = vec![];
+            for v in &p.values {
+                match lucene::from_canonical(&text(v), p.case == Case::Insensitive) {
+                    Ok(ps) => pats.extend(ps.iter().map(|s| string(s))),
+                    Err(why) => return refuse(cx, span, format!("the regular expression `{}` has no Lucene form for EQL: {why}", text(v))),
+                }
+            }
+            atom(format!("{f} regex {}", list(pats)))
+        }
+        Op::Cidr | Op::Mentions | Op::Lt | Op::Le | Op::Gt | Op::Ge => atom("false".into()),
+    }
+}
+
+fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Out {
+    match c {
+        Cond::All(kids) => join(kids.iter().map(|k| cond(k, rule, cx)).collect(), "and"),
+        Cond::Any(kids) => join(kids.iter().map(|k| cond(k, rule, cx)).collect(), "or"),
+        Cond::Not(k) => not(cond(k, rule, cx)),
+        Cond::Pred(p) => pred(p, cx),
+        Cond::Succeeded(ok) => {
+            if may_match_console_login(rule) {
+                // ConsoleLogin's event.outcome comes from responseElements: test the error fields
+                let failed = atom("aws.cloudtrail.error_code != null or aws.cloudtrail.error_message != null".into());
+                let failed = Out { compound: true, ..failed };
+                if *ok { not(failed) } else { failed }
+            } else {
+                atom(format!("event.outcome == {}", string(if *ok { "success" } else { "failure" })))
+            }
+        }
+        Cond::Some(q) => match flatten_some(q) {
+            Some(_) => refuse(
+                cx,
+                q.span.clone(),
+                format!("`some` over `{}` reads keys of a flattened field, which the EQL rendering does not", q.describe()),
+            ),
+            None => refuse(cx, q.span.clone(), format!("EQL cannot test `some` over `{}`", q.describe())),
+        },
+        Cond::FieldRef(f) => refuse(
+            cx,
+            f.span.clone(),
+            format!("EQL compares a field with constants only, never with another field: `{}` equal to `{}`", f.field.path, f.other.path),
+        ),
+        Cond::Allowed(name) => {
+            let Some(al) = rule.allowlists.get(name) else { return atom("false".into()) };
+            let mut alts = vec![];
+            for entry in &al.entries {
+                let mut parts = vec![];
+                for (k, pattern) in entry {
+                    let Some(fd) = al.keys.get(k) else { continue };
+                    if matches!(fd.maps.elastic.mapping, Mapping::Nested { .. }) {
+                        return refuse(cx, None, format!("allow-list `{name}` keys a flattened field, which the EQL rendering does not read"));
+                    }
+                    let Some(n) = field_name(fd, cx, None) else { continue };
+                    parts.push(atom(format!("{} like {}", field(&n), string(pattern))));
+                }
+                alts.push(join(parts, "and"));
+            }
+            if alts.is_empty() {
+                return atom("false".into());
+            }
+            join(alts, "or")
+        }
+        Cond::Opaque { .. } => refuse(cx, None, "an opaque condition in another language cannot be written in EQL".into()),
+    }
+}
+
+/// The whole query: `any where` the dataset filter and the condition, one conjunct a line.
+pub fn query(rule: &Rule, cx: &mut Cx) -> String {
+    let dataset = rule.doc.targets.elastic.dataset_field.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| "data_stream.dataset".into());
+    let mut lines = vec![format!("{} == {}", field(&dataset), string("aws.cloudtrail"))];
+    for c in &rule.conjuncts(true) {
+        let o = cond(c, rule, cx);
+        lines.push(if o.compound { format!("({})", o.text) } else { o.text });
+    }
+    format!("any where {}", lines.join("\n  and "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_and_fields_escape_what_eql_reads_specially() {
+        assert_eq!(string("a\"b\\c\nd\u{1}é\u{212A}"), "\"a\\\"b\\\\c\\nd\u{1}é\u{212A}\"");
+        assert_eq!(field("user_agent.original"), "user_agent.original");
+        assert_eq!(field("@timestamp"), "@timestamp");
+        assert_eq!(field("a-b.c"), "`a-b.c`");
+        assert_eq!(field("x`y"), "`x``y`");
+        assert_eq!(field("6x"), "`6x`");
+    }
+}
