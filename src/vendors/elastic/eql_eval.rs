@@ -20,6 +20,43 @@ use super::kuery::FieldType;
 #[derive(Debug)]
 pub struct Query(Expr);
 
+/// Every field the condition names, and the values it compares a dataset field
+/// (`event.dataset`, `data_stream.dataset`) with: what detection-rules computes
+/// `required_fields` and `related_integrations` from.
+pub fn fields_and_datasets(q: &Query) -> (Vec<String>, Vec<String>) {
+    fn term(t: &Term, out: &mut Vec<String>) {
+        match t {
+            Term::Field(f) => out.push(f.clone()),
+            Term::Call { args, .. } => args.iter().for_each(|a| term(a, out)),
+            Term::Arith { lhs, rhs, .. } => {
+                term(lhs, out);
+                term(rhs, out);
+            }
+            Term::Lit(_) | Term::Span(..) => {}
+        }
+    }
+    fn walk(e: &Expr, fields: &mut Vec<String>, ds: &mut Vec<String>) {
+        match e {
+            Expr::And(k, _) | Expr::Or(k, _) => k.iter().for_each(|k| walk(k, fields, ds)),
+            Expr::Not(k, _) => walk(k, fields, ds),
+            Expr::Cmp { lhs, op, rhs, .. } => {
+                term(lhs, fields);
+                rhs.iter().for_each(|r| term(r, fields));
+                if let Term::Field(f) = lhs
+                    && (f == "event.dataset" || f == "data_stream.dataset")
+                    && matches!(op.as_str(), "==" | "in" | ":" | "in~")
+                {
+                    ds.extend(rhs.iter().filter_map(|r| if let Term::Lit(Lit::Str(s)) = r { Some(s.clone()) } else { None }));
+                }
+            }
+            Expr::IsNull { term: t, .. } | Expr::Term(t, _) => term(t, fields),
+        }
+    }
+    let (mut fields, mut ds) = (vec![], vec![]);
+    walk(&q.0, &mut fields, &mut ds);
+    (fields, ds)
+}
+
 /// Parse the query the Elastic target wrote (`any where <condition>`).
 pub fn parse(q: &str) -> Result<Query, String> {
     let mut p = Parser::new(q, 0, q.len(), Dialect::Eql).map_err(|e| format!("at byte {}: expected {}, found {}", e.offset, e.expected, e.found))?;

@@ -156,12 +156,23 @@ pub fn api_object(toml_text: &str) -> Result<Map<String, Value>, String> {
         }
     }
     let language = obj.get("language").and_then(Value::as_str).unwrap_or("");
-    if language == "kuery" {
-        let query = obj.get("query").and_then(Value::as_str).unwrap_or("");
-        let q = crate::kuery::parse(query).map_err(|e| format!("the query does not parse: {e:?}"))?;
-        let mut fields = vec![];
-        query_fields(&q, "", &mut fields);
-        let integrations = related_integrations(&q);
+    let query = obj.get("query").and_then(Value::as_str).unwrap_or("");
+    // detection-rules computes both for kuery and EQL rules (an `any where` query rulecast
+    // writes; a kept vendor EQL query with another category or pipes is left as it is)
+    let parsed: Option<(Vec<String>, Vec<String>)> = match language {
+        "kuery" => {
+            let q = crate::kuery::parse(query).map_err(|e| format!("the query does not parse: {e:?}"))?;
+            let mut fields = vec![];
+            query_fields(&q, "", &mut fields);
+            let mut ds = vec![];
+            datasets(&q, &mut ds);
+            Some((fields, ds))
+        }
+        "eql" => super::eql_eval::parse(query).ok().map(|q| super::eql_eval::fields_and_datasets(&q)),
+        _ => None,
+    };
+    if let Some((mut fields, ds)) = parsed {
+        let integrations = related_integrations(ds);
         let has_integration = doc.get("metadata").and_then(|m| m.get("integration")).is_some();
         if has_integration && !integrations.is_empty() && !obj.contains_key("related_integrations") {
             obj.insert("related_integrations".into(), Value::Array(integrations));
@@ -271,9 +282,7 @@ fn datasets(q: &crate::kuery::Query, out: &mut Vec<String>) {
     }
 }
 
-fn related_integrations(q: &crate::kuery::Query) -> Vec<Value> {
-    let mut ds = vec![];
-    datasets(q, &mut ds);
+fn related_integrations(mut ds: Vec<String>) -> Vec<Value> {
     ds.sort();
     ds.dedup();
     let facts = integration_facts();
