@@ -195,7 +195,7 @@ fn own_outputs_round_trip() {
     let out = common::build_all(&common::bundled_rules());
     for (vendor, target, ext, min) in [
         (Vendor::Sentinel, Target::Sentinel, "yaml", [26, 26, 26, 26]),
-        (Vendor::Elastic, Target::Elastic, "toml", [21, 21, 21, 21]),
+        (Vendor::Elastic, Target::Elastic, "toml", [22, 22, 22, 22]),
         (Vendor::Panther, Target::Panther, "yml", [24, 24, 24, 24]),
     ] {
         let label = format!("own outputs/{target}");
@@ -203,10 +203,10 @@ fn own_outputs_round_trip() {
         print(&label, &f);
         floor(&label, &f, min);
         // rulecast reads back the forms its own targets write (measured 2026-12-07, with the
-        // ECS categorization and text-copy rules)
+        // ECS categorization and text-copy rules, and the EQL of the regex rule)
         let full = match target {
             Target::Sentinel => 26,
-            Target::Elastic => 21,
+            Target::Elastic => 22,
             Target::Panther => 24,
         };
         assert!(f.full >= full, "{label}: {} imported fully, fewer than the measured {full}", f.full);
