@@ -71,8 +71,8 @@ fn elastics_eql_parser_reads_every_eql_query_rulecast_writes() {
     let mut rules = bundled_rules();
     rules.extend(eql_rules());
     let generated = eql_queries(&rules);
-    // the bundled regex rule and the hostile fixture at least
-    assert!(generated.len() >= 2, "{generated:?}");
+    // the bundled regex and sequence rules and the hostile fixture at least
+    assert!(generated.len() >= 3, "{generated:?}");
     let mut all = generated.clone();
     // and the EQL of imported vendor rules (kept as written, or written anew)
     all.extend(eql_queries(&imported_rules()));
@@ -106,11 +106,13 @@ fn eql_is_chosen_only_where_kuery_cannot_say_the_rule() {
             assert!(v["rule"]["query"].as_str().is_some_and(|q| q.starts_with("any where ")), "{v}");
         }
     }
-    // exactly the bundled rules with a regular expression (kuery has none)
-    let with_regex: Vec<String> = rules
+    // exactly the bundled rules with a regular expression (kuery has none) or a correlation
+    // (kuery describes one event)
+    let expected: Vec<String> = rules
         .iter()
-        .filter(|r| std::fs::read_to_string(root().join(&r.file)).unwrap_or_default().lines().any(|l| l.trim() == "op: regex"))
+        .filter(|r| r.correlation.is_some() || std::fs::read_to_string(root().join(&r.file)).unwrap_or_default().lines().any(|l| l.trim() == "op: regex"))
         .map(|r| r.slug.clone())
         .collect();
-    assert_eq!(eql, with_regex);
+    assert_eq!(eql, expected);
+    assert!(expected.len() >= 2, "{expected:?}");
 }

@@ -244,7 +244,7 @@ fn parse_some(q: &crate::model::SomeNode, scope: &Scope, diags: &mut Diagnostics
 
 /// Resolve a field path: against the taxonomy at the event level, relative to the element
 /// inside `some`.
-fn resolve_field(path: &str, scope: &Scope, fspan: Option<Span>, diags: &mut Diagnostics) -> Option<Field> {
+pub(crate) fn resolve_field(path: &str, scope: &Scope, fspan: Option<Span>, diags: &mut Diagnostics) -> Option<Field> {
     let resolved = if scope.depth > 0 { fields::element(path, scope.depth) } else { fields::resolve(path) };
     match resolved {
         Ok(f) => Some(f),

@@ -108,7 +108,7 @@ fn schedule(r: &Rule) -> Vec<(String, String)> {
 
 fn condition_text(r: &Rule) -> String {
     let mut t = String::new();
-    super::explain::tree(&r.condition(), 0, &mut t);
+    super::explain::tree(&r.events_condition(), 0, &mut t);
     t
 }
 

@@ -212,7 +212,7 @@ pub fn page(cov: &Coverage, i: usize, pipeline: Option<Pipeline>) -> Page {
             continue;
         }
         let mut ps = vec![];
-        preds(&r.condition(), false, &mut ps);
+        preds(&r.events_condition(), false, &mut ps);
         for (f, k, v) in ps {
             counts.entry(indicator_key(&f, &k, &v)).or_default().insert(e.id.clone());
         }
@@ -222,7 +222,7 @@ pub fn page(cov: &Coverage, i: usize, pipeline: Option<Pipeline>) -> Page {
     let mut output_fields = vec![];
     if let Some(r) = rule {
         let mut ps = vec![];
-        preds(&r.condition(), false, &mut ps);
+        preds(&r.events_condition(), false, &mut ps);
         for (field, kind, values) in ps {
             let others = counts.get(&indicator_key(&field, &kind, &values)).map_or(0, |ids| ids.iter().filter(|x| **x != me.id).count());
             let ind = Indicator { field, kind, values, corpus: others };
@@ -231,7 +231,7 @@ pub fn page(cov: &Coverage, i: usize, pipeline: Option<Pipeline>) -> Page {
             }
         }
         let mut t = String::new();
-        tree(&r.condition(), 0, &mut t);
+        tree(&r.events_condition(), 0, &mut t);
         stages.push(Stage { name: "condition".into(), text: t.trim_end().to_string() });
         for c in &r.doc.alert.context {
             output_fields.push((c.value.trim_start_matches('@').to_string(), "alert.context".to_string()));

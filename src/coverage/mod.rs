@@ -228,7 +228,7 @@ impl Coverage {
         }
         for rule in rules {
             let shared = std::sync::Arc::new(rule.clone());
-            let actions = actions::of(&rule.condition());
+            let actions = actions::of(&rule.events_condition());
             let (tactics, techniques) = attack_of(rule);
             for &t in targets {
                 let status = if rule.doc.kind == crate::model::RuleKind::Hunting {
@@ -311,7 +311,7 @@ impl Coverage {
                         Outcome::Full | Outcome::Refused(_) => Status::Built { notes: BTreeMap::new() },
                     };
                     let (tactics, techniques) = attack_of(&rule);
-                    let actions = actions::of(&rule.condition());
+                    let actions = actions::of(&rule.events_condition());
                     self.entries.push(Entry {
                         platform: platform.clone(),
                         origin: Origin::Vendor,

@@ -43,9 +43,66 @@ pub fn evaluate(rule: &Rule, event: &Value, allowlists: &Entries) -> Verdict {
 /// [`evaluate`] with the enrichment values a test case supplies (`enrichment:`). A condition on
 /// an enrichment field the map does not name is undecided.
 pub fn evaluate_with(rule: &Rule, event: &Value, allowlists: &Entries, enrichment: Option<&Enrichment>) -> Verdict {
+    if let Some(seq) = &rule.correlation {
+        return correlate(rule, seq, event.as_array().map(Vec::as_slice).unwrap_or_default(), allowlists, enrichment);
+    }
     let mut trace = vec![];
     let cx = Ev { rule, event, lists: allowlists, enrichment, flip: &|_| false };
     let matched = cx.cond(&rule.condition(), 0, &mut trace);
+    Verdict { matched, trace }
+}
+
+/// The `by` values of an event for a correlation: each field's value as text, `None` when one
+/// is absent, empty or not a scalar (such an event joins nothing).
+pub fn join_key(by: &[crate::fields::Field], event: &Value) -> Option<Vec<String>> {
+    by.iter()
+        .map(|f| get(event, &f.segs).filter(|v| !v.is_object() && !v.is_array()).and_then(text).filter(|t| !t.is_empty()))
+        .collect()
+}
+
+/// An event's `eventTime` in 100-nanosecond ticks since 1970 (ISO 8601 / RFC 3339 text).
+pub fn event_ticks(event: &Value) -> Option<i64> {
+    event.get("eventTime").and_then(Value::as_str).and_then(crate::kusto::parse_datetime)
+}
+
+/// A correlation over the events (in the order given): the rule matches when, for each step in
+/// order, one event meets the rule's condition and the step's, every event strictly later than
+/// the one before, the last at most `within` after the first, all with equal `by` values
+/// (present and not empty). An event without a readable `eventTime` takes no part. Undecided
+/// (`None`) when a condition on some event is.
+fn correlate(rule: &Rule, seq: &crate::load::Sequence, events: &[Value], allowlists: &Entries, enrichment: Option<&Enrichment>) -> Verdict {
+    let mut trace = vec![];
+    let base = rule.condition();
+    let mut undecided = false;
+    // per event: (ticks, key, which steps it meets)
+    let mut cand: Vec<(i64, Vec<String>, Vec<bool>)> = vec![];
+    for (i, e) in events.iter().enumerate() {
+        let cx = Ev { rule, event: e, lists: allowlists, enrichment, flip: &|_| false };
+        let b = cx.cond(&base, 1, &mut vec![]);
+        let steps: Vec<Option<bool>> = seq.steps.iter().map(|(_, c)| b.and_then(|b| if b { cx.cond(c, 1, &mut vec![]) } else { Some(false) })).collect();
+        undecided |= b.is_none() || steps.iter().any(Option::is_none);
+        let met: Vec<bool> = steps.iter().map(|s| *s == Some(true)).collect();
+        let names: Vec<&str> = seq.steps.iter().zip(&met).filter(|(_, m)| **m).map(|((n, _), _)| n.as_str()).collect();
+        let (t, k) = (event_ticks(e), join_key(&seq.by, e));
+        trace.push(format!("event {i}: meets {}{}", if names.is_empty() { "no step".to_string() } else { names.join(", ") }, match (&t, &k) {
+            (None, _) => " (no eventTime: takes no part)".to_string(),
+            (_, None) if !seq.by.is_empty() => " (a `by` field is missing: takes no part)".to_string(),
+            _ => String::new(),
+        }));
+        if let (Some(t), Some(k)) = (t, k) {
+            cand.push((t, k, met));
+        }
+    }
+    let span = seq.within_secs as i64 * 10_000_000;
+    fn search(cand: &[(i64, Vec<String>, Vec<bool>)], step: usize, nsteps: usize, first: i64, last: i64, key: &[String], span: i64) -> bool {
+        if step == nsteps {
+            return true;
+        }
+        cand.iter().any(|(t, k, met)| met[step] && *t > last && *t - first <= span && k.as_slice() == key && search(cand, step + 1, nsteps, first, *t, key, span))
+    }
+    let found = cand.iter().any(|(t, k, met)| met[0] && search(&cand, 1, seq.steps.len(), *t, *t, k, span));
+    trace.push(format!("sequence of {} steps by [{}] within {}: {}", seq.steps.len(), seq.by.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", "), seq.within, if found { "found" } else { "not found" }));
+    let matched = if found { Some(true) } else if undecided { None } else { Some(false) };
     Verdict { matched, trace }
 }
 

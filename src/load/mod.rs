@@ -31,6 +31,8 @@ pub struct Rule {
     pub lists: IndexMap<String, Vec<Value>>,
     /// The detection condition, normalised (allow-lists not included).
     pub detection: Cond,
+    /// The correlation, when the rule has one.
+    pub correlation: Option<Sequence>,
     /// Allow-list name -> (entry key -> field), with the shipped entries.
     pub allowlists: IndexMap<String, AllowlistDef>,
     /// ATT&CK: tactics with the techniques listed under each (in rule order).
@@ -48,6 +50,19 @@ pub struct AllowlistDef {
     pub entries: Vec<IndexMap<String, String>>,
 }
 
+/// A sequence of events (`correlation: {type: sequence}`), resolved.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    /// The fields every step's event shares.
+    pub by: Vec<fields::Field>,
+    /// The longest span from the first event to the last, in seconds.
+    pub within_secs: u64,
+    /// The span as written (`1h`).
+    pub within: String,
+    /// (name, condition besides the rule's detection), in order.
+    pub steps: Vec<(String, Cond)>,
+}
+
 impl Rule {
     /// The full condition an event must meet: the detection, and no allow-list entry matching.
     pub fn condition(&self) -> Cond {
@@ -56,6 +71,15 @@ impl Rule {
             all.push(Cond::Not(Box::new(Cond::Allowed(name.clone()))));
         }
         condition::normalise(Cond::All(all))
+    }
+
+    /// The condition an event taking part in a detection meets: [`Rule::condition`], and for a
+    /// correlation also one of its steps' conditions (what coverage counts as detected).
+    pub fn events_condition(&self) -> Cond {
+        match &self.correlation {
+            None => self.condition(),
+            Some(seq) => condition::normalise(Cond::All(vec![self.condition(), Cond::Any(seq.steps.iter().map(|(_, c)| c.clone()).collect())])),
+        }
     }
 
     /// The top-level conjuncts of [`Rule::condition`]. With `inline_allowlists`, allow-lists
@@ -337,6 +361,7 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
 
     let scope = Scope { file, lists: &lists, depth: 0 };
     let detection = condition::parse(&doc.detection, &scope, &mut d).map(condition::normalise);
+    let correlation = doc.correlation.as_ref().and_then(|c| sequence(file, c, &scope, &mut d));
 
     // allow-lists
     let mut allowlists = IndexMap::new();
@@ -469,7 +494,15 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
 
     // tests
     for t in &doc.tests {
-        if !t.value.event.is_object() {
+        if doc.correlation.is_some() {
+            if !t.value.event.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_object)) {
+                d.push(
+                    Diagnostic::error(Code::E108, format!("test `{}`: a rule with `correlation` is tested on several events", t.value.name))
+                        .with_expected("`events:` a list of event mappings, in the order they happened")
+                        .with_span(sp(file, t)),
+                );
+            }
+        } else if !t.value.event.is_object() {
             d.push(Diagnostic::error(Code::E108, format!("test `{}`: `event` must be a mapping", t.value.name)).with_span(sp(file, t)));
         }
         for (name, v) in &t.value.enrichment {
@@ -507,12 +540,72 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
             doc,
             lists,
             detection,
+            correlation,
             allowlists,
             attack: attack_out,
             derived: known,
         }),
         _ => Err(d),
     }
+}
+
+/// Resolve a `correlation`: at least two steps with distinct identifier names, each condition
+/// parsed like `detection`, `by` fields resolved, `within` a duration. Errors go to `d`.
+fn sequence(file: &str, c: &Spanned<crate::model::Correlation>, scope: &Scope, d: &mut Diagnostics) -> Option<Sequence> {
+    let c_span = sp(file, c);
+    let c = &c.value;
+    let mut ok = true;
+    if c.steps.len() < 2 {
+        d.push(
+            Diagnostic::error(Code::E104, format!("a correlation has {} step(s)", c.steps.len()))
+                .with_expected("at least two steps")
+                .with_span(c_span.clone()),
+        );
+        ok = false;
+    }
+    let mut by = vec![];
+    for b in &c.by {
+        match condition::resolve_field(&b.value, scope, sp(file, b), d) {
+            Some(f) if f.virtual_field.is_none() => by.push(f),
+            Some(_) => {
+                d.push(Diagnostic::error(Code::E301, format!("correlation `by` field `{}` is a virtual field", b.value)).with_expected("a CloudTrail field").with_span(sp(file, b)));
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(e) = check::duration(file, "correlation `within`", &c.within, "smhd") {
+        d.push(e);
+        ok = false;
+    }
+    let within = &c.within.value;
+    let n: u64 = within[..within.len().saturating_sub(1)].parse().unwrap_or(0);
+    let unit = match within.chars().last() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3600,
+        _ => 86400,
+    };
+    if n == 0 && ok {
+        d.push(Diagnostic::error(Code::E103, "correlation `within` is zero").with_expected("a positive duration").with_span(sp(file, &c.within)));
+        ok = false;
+    }
+    let mut steps: Vec<(String, Cond)> = vec![];
+    for s in &c.steps {
+        let name = &s.value.name;
+        if !is_identifier(&name.value) {
+            d.push(Diagnostic::error(Code::E103, format!("step name `{}` is not an identifier", name.value)).with_span(sp(file, name)));
+            ok = false;
+        } else if steps.iter().any(|(n, _)| *n == name.value) {
+            d.push(Diagnostic::error(Code::E104, format!("two steps are named `{}`", name.value)).with_span(sp(file, name)));
+            ok = false;
+        }
+        match condition::parse(&s.value.detection, scope, d).map(condition::normalise) {
+            Some(cond) => steps.push((name.value.clone(), cond)),
+            None => ok = false,
+        }
+    }
+    ok.then(|| Sequence { by, within_secs: n * unit, within: within.clone(), steps })
 }
 
 /// Check derive steps in order: each name is an identifier, and each expression's references

@@ -68,8 +68,12 @@ pub struct RuleDoc {
     /// Named value lists, referenced by conditions as `list: NAME`.
     #[serde(default)]
     pub lists: IndexMap<String, Spanned<Vec<Value>>>,
-    /// The condition an event must meet.
+    /// The condition an event must meet (with `correlation`: every event of every step).
     pub detection: Spanned<CondNode>,
+    /// Several events, one per step, that together make the detection: a sequence of steps
+    /// whose events share the `by` values and fall within `within` of the first.
+    #[serde(default)]
+    pub correlation: Option<Spanned<Correlation>>,
     /// Allow-lists: events matching any entry are suppressed. Entries usually start empty and
     /// are filled per deployment (Panther reads them from a module constant that tests can mock).
     #[serde(default)]
@@ -112,6 +116,40 @@ impl Severity {
             Severity::Critical => "critical",
         }
     }
+}
+
+/// A correlation of several events (`correlation`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Correlation {
+    /// `sequence`: the steps' events in this order, each strictly later than the one before.
+    #[serde(rename = "type")]
+    pub kind: Spanned<CorrelationKind>,
+    /// Fields whose values every step's event shares (present and not empty in each).
+    #[serde(default)]
+    pub by: Vec<Spanned<String>>,
+    /// The longest time from the first step's event to the last (`30m`, `1h`, `1d`).
+    pub within: Spanned<String>,
+    /// The steps, at least two.
+    pub steps: Vec<Spanned<CorrelationStep>>,
+}
+
+/// The kinds of correlation.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CorrelationKind {
+    /// The steps in order.
+    Sequence,
+}
+
+/// One step of a correlation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationStep {
+    /// The step's name (an identifier).
+    pub name: Spanned<String>,
+    /// The condition its event meets, besides the rule's `detection`.
+    pub detection: Spanned<CondNode>,
 }
 
 /// What a rule is (`kind`).
@@ -494,6 +532,8 @@ pub struct TestCase {
     /// enrichment field the test does not list are undecided.
     #[serde(default)]
     pub enrichment: IndexMap<String, Value>,
-    /// The raw CloudTrail event.
+    /// The raw CloudTrail event; for a rule with `correlation`, a list of events (also written
+    /// `events:`) in the order they happened.
+    #[serde(alias = "events")]
     pub event: Value,
 }

@@ -16,9 +16,87 @@ use super::import::expr::{Dialect, Expr, Lit, Parser, Term};
 use super::kuery::eval::{lookup, scalars, text_of};
 use super::kuery::FieldType;
 
-/// A parsed `any where` query.
+/// A parsed query: one event's condition, or a sequence of them.
 #[derive(Debug)]
-pub struct Query(Expr);
+pub enum Query {
+    /// `any where <condition>`.
+    One(Expr),
+    /// `sequence [by k, ...] with maxspan=<span> [any where c1] [any where c2] ...`.
+    Sequence {
+        /// The join keys.
+        by: Vec<String>,
+        /// The span, in 100-nanosecond ticks.
+        maxspan: i64,
+        /// Each step's condition.
+        steps: Vec<Expr>,
+    },
+}
+
+fn syntax(e: super::import::expr::SyntaxError) -> String {
+    format!("at byte {}: expected {}, found {}", e.offset, e.expected, e.found)
+}
+
+/// `any where <condition>` from byte `from`: the condition and the byte after it.
+fn any_where(q: &str, from: usize) -> Result<(Expr, Parser<'_>), String> {
+    let mut p = Parser::new(q, from, q.len(), Dialect::Eql).map_err(syntax)?;
+    match p.ident() {
+        Some((c, _)) if c == "any" => {}
+        _ => return Err(format!("at byte {}: expected `any`", p.offset())),
+    }
+    if !p.at_kw("where") {
+        return Err(format!("at byte {}: expected `where`", p.offset()));
+    }
+    p.ident();
+    let e = p.expr().map_err(syntax)?;
+    Ok((e, p))
+}
+
+/// Parse the query the Elastic target wrote (`any where <condition>`, or a `sequence` of them).
+pub fn parse(q: &str) -> Result<Query, String> {
+    let Some(rest) = q.trim_start().strip_prefix("sequence") else {
+        let (e, p) = any_where(q, 0)?;
+        p.finish().map_err(syntax)?;
+        return Ok(Query::One(e));
+    };
+    let head_end = rest.find('[').ok_or("a sequence without steps")?;
+    let head = rest[..head_end].trim();
+    let (by, with) = match head.strip_prefix("by ") {
+        Some(h) => {
+            let (keys, with) = h.split_once(" with ").ok_or("expected `with maxspan=` after the join keys")?;
+            (keys.split(',').map(|k| k.trim().trim_matches('`').replace("``", "`")).collect(), with.trim())
+        }
+        None => (vec![], head.strip_prefix("with").map(str::trim).ok_or("expected `by` or `with`")?),
+    };
+    let span = with.strip_prefix("maxspan=").ok_or("expected `maxspan=`")?;
+    let (n, unit) = span.split_at(span.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| format!("`{span}` is not a span"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        other => return Err(format!("unknown span unit `{other}`")),
+    };
+    let mut steps = vec![];
+    let mut at = q.len() - rest.len() + head_end;
+    loop {
+        let (e, p) = any_where(q, at + 1)?;
+        let end = p.offset();
+        if !q[end..].starts_with(']') {
+            return Err(format!("at byte {end}: expected `]`"));
+        }
+        steps.push(e);
+        let next = end + 1 + (q[end + 1..].len() - q[end + 1..].trim_start().len());
+        if next >= q.len() {
+            break;
+        }
+        if !q[next..].starts_with('[') {
+            return Err(format!("at byte {next}: expected `[` or the end"));
+        }
+        at = next;
+    }
+    Ok(Query::Sequence { by, maxspan: n * unit * 10_000_000, steps })
+}
 
 /// Every field the condition names, and the values it compares a dataset field
 /// (`event.dataset`, `data_stream.dataset`) with: what detection-rules computes
@@ -53,30 +131,51 @@ pub fn fields_and_datasets(q: &Query) -> (Vec<String>, Vec<String>) {
         }
     }
     let (mut fields, mut ds) = (vec![], vec![]);
-    walk(&q.0, &mut fields, &mut ds);
+    match q {
+        Query::One(e) => walk(e, &mut fields, &mut ds),
+        Query::Sequence { by, steps, .. } => {
+            fields.extend(by.iter().cloned());
+            steps.iter().for_each(|e| walk(e, &mut fields, &mut ds));
+        }
+    }
     (fields, ds)
 }
 
-/// Parse the query the Elastic target wrote (`any where <condition>`).
-pub fn parse(q: &str) -> Result<Query, String> {
-    let mut p = Parser::new(q, 0, q.len(), Dialect::Eql).map_err(|e| format!("at byte {}: expected {}, found {}", e.offset, e.expected, e.found))?;
-    let at = |p: &Parser| p.offset();
-    match p.ident() {
-        Some((c, _)) if c == "any" => {}
-        _ => return Err(format!("at byte {}: expected `any`", at(&p))),
-    }
-    if !p.at_kw("where") {
-        return Err(format!("at byte {}: expected `where`", at(&p)));
-    }
-    p.ident();
-    let e = p.expr().map_err(|e| format!("at byte {}: expected {}, found {}", e.offset, e.expected, e.found))?;
-    p.finish().map_err(|e| format!("at byte {}: expected {}, found {}", e.offset, e.expected, e.found))?;
-    Ok(Query(e))
-}
 
-/// Does the document match?
-pub fn eval(q: &Query, doc: &Json, field_type: &dyn Fn(&str) -> FieldType) -> Result<bool, String> {
-    expr(&q.0, doc, field_type)
+/// Does the document match (`docs`: one document, or a sequence's documents in the order
+/// they were stored)? A sequence matches when, for each step in order, one document meets the
+/// step's condition, each at or after the one before in (`@timestamp`, storing order), the last
+/// at most `maxspan` after the first, all with equal join-key values (a document without one
+/// joins nothing).
+pub fn eval(q: &Query, docs: &[Json], field_type: &dyn Fn(&str) -> FieldType) -> Result<bool, String> {
+    match q {
+        Query::One(e) => {
+            for d in docs {
+                if expr(e, d, field_type)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Query::Sequence { by, maxspan, steps } => {
+            let mut cand: Vec<(i64, usize, Vec<String>, Vec<bool>)> = vec![];
+            for (i, d) in docs.iter().enumerate() {
+                let Some(t) = d.get("@timestamp").and_then(Json::as_str).and_then(crate::kusto::parse_datetime) else { continue };
+                let key: Option<Vec<String>> = by.iter().map(|f| texts(d, f, field_type(f)).into_iter().next().filter(|v| !v.is_empty())).collect();
+                let Some(key) = key else { continue };
+                let met = steps.iter().map(|s| expr(s, d, field_type)).collect::<Result<Vec<bool>, String>>()?;
+                cand.push((t, i, key, met));
+            }
+            cand.sort_by_key(|c| (c.0, c.1));
+            fn search(c: &[(i64, usize, Vec<String>, Vec<bool>)], from: usize, step: usize, first: i64, key: &[String], span: i64) -> bool {
+                if step == c.first().map_or(0, |x| x.3.len()) {
+                    return true;
+                }
+                c.iter().enumerate().skip(from).any(|(j, x)| x.3[step] && x.0 - first <= span && x.2.as_slice() == key && search(c, j + 1, step + 1, first, key, span))
+            }
+            Ok(cand.iter().enumerate().any(|(i, x)| x.3[0] && search(&cand, i + 1, 1, x.0, &x.2, *maxspan)))
+        }
+    }
 }
 
 fn fold(s: &str, ci: bool) -> String {
@@ -200,7 +299,24 @@ mod tests {
 
     fn run(q: &str, doc: &str) -> bool {
         let doc: Json = serde_json::from_str(doc).unwrap();
-        eval(&parse(q).unwrap(), &doc, &|_| FieldType::Keyword).unwrap()
+        eval(&parse(q).unwrap(), &[doc], &|_| FieldType::Keyword).unwrap()
+    }
+
+    #[test]
+    fn sequences_join_in_order_within_the_span() {
+        let q = "sequence by user.name with maxspan=1h\n  [any where event.action == \"A\"]\n  [any where event.action == \"B\"]";
+        let doc = |t: &str, a: &str, u: &str| serde_json::json!({"@timestamp": t, "event": {"action": a}, "user": {"name": u}});
+        let parsed = parse(q).unwrap();
+        let run = |docs: &[Json]| eval(&parsed, docs, &|_| FieldType::Keyword).unwrap();
+        assert!(run(&[doc("2026-01-01T00:00:00Z", "A", "u"), doc("2026-01-01T00:30:00Z", "B", "u")]));
+        // out of order, too late, another user
+        assert!(!run(&[doc("2026-01-01T00:30:00Z", "A", "u"), doc("2026-01-01T00:00:00Z", "B", "u")]));
+        assert!(!run(&[doc("2026-01-01T00:00:00Z", "A", "u"), doc("2026-01-01T01:00:01Z", "B", "u")]));
+        assert!(!run(&[doc("2026-01-01T00:00:00Z", "A", "u"), doc("2026-01-01T00:30:00Z", "B", "v")]));
+        // equal timestamps: storing order decides (EQL's tiebreaker)
+        assert!(run(&[doc("2026-01-01T00:00:00Z", "A", "u"), doc("2026-01-01T00:00:00Z", "B", "u")]));
+        assert!(parse("sequence with maxspan=5m [any where true] [any where true]").is_ok());
+        assert!(parse("sequence with maxspan=5m [any where true").is_err());
     }
 
     #[test]

@@ -54,8 +54,12 @@ pub fn prepare(rule: &Rule) -> Prepared {
 /// The verdict: the query matches the event's document (with the test's enrichment values).
 pub fn verdict(p: &Prepared, event: &Value, enrichment: Option<&Enrichment>) -> Result<bool, String> {
     let q = p.query.as_ref().map_err(Clone::clone)?;
-    // as the index searches it: keyword values above their ignore_above are not indexed
-    let doc = super::ingest::searchable(&to_elastic_doc_enriched(event, enrichment));
+    // as the index searches it: keyword values above their ignore_above are not indexed; a
+    // correlation's test gives several events, stored in that order
+    let docs: Vec<Value> = match event.as_array() {
+        Some(events) => events.iter().map(|e| super::ingest::searchable(&to_elastic_doc_enriched(e, enrichment))).collect(),
+        None => vec![super::ingest::searchable(&to_elastic_doc_enriched(event, enrichment))],
+    };
     let ty = |f: &str| match elastic_type(f) {
         ElasticType::Keyword => kuery::FieldType::Keyword,
         ElasticType::Boolean => kuery::FieldType::Boolean,
@@ -65,7 +69,7 @@ pub fn verdict(p: &Prepared, event: &Value, enrichment: Option<&Enrichment>) -> 
         ElasticType::Number => kuery::FieldType::Number,
     };
     match q {
-        Query::Kuery(q) => Ok(kuery::eval(q, &doc, &ty)),
-        Query::Eql(q) => super::eql_eval::eval(q, &doc, &ty),
+        Query::Kuery(q) => Ok(docs.iter().any(|d| kuery::eval(q, d, &ty))),
+        Query::Eql(q) => super::eql_eval::eval(q, &docs, &ty),
     }
 }

@@ -44,6 +44,12 @@ pub fn prepare(rule: &Rule) -> Prepared {
 /// The verdict: the query returns at least one row for the event's `AWSCloudTrail` row.
 pub fn verdict(p: &Prepared, event: &Value) -> Result<bool, String> {
     let q = p.query.as_ref().map_err(Clone::clone)?;
+    // several events (a correlation's test): one row each, the table's datetime columns typed
+    // (a correlation compares and subtracts TimeGenerated)
+    if let Some(events) = event.as_array() {
+        let rows: Vec<_> = events.iter().map(to_sentinel_row).collect();
+        return kusto::run_typed(q, "AWSCloudTrail", &rows, &super::fields::DATETIME_COLUMNS).map(|out| !out.is_empty()).map_err(|e| e.to_string());
+    }
     let rows = vec![to_sentinel_row(event)];
     kusto::run(q, "AWSCloudTrail", &rows).map(|out| !out.is_empty()).map_err(|e| e.to_string())
 }

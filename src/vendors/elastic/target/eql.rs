@@ -247,15 +247,62 @@ fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Out {
     }
 }
 
-/// The whole query: `any where` the dataset filter and the condition, one conjunct a line.
+/// The whole query: `any where` the dataset filter and the condition, one conjunct a line; for
+/// a correlation, a `sequence by <keys> with maxspan=<within>` of one such query per step.
 pub fn query(rule: &Rule, cx: &mut Cx) -> String {
+    let Some(seq) = &rule.correlation else { return format!("any where {}", conjuncts(rule, None, cx).join("\n  and ")) };
+    let mut keys = vec![];
+    for f in &seq.by {
+        match &f.maps.elastic.mapping {
+            Mapping::Column(c) => keys.push(field(c)),
+            _ => {
+                cx.unsupported(Code::E402, None, format!("correlation `by` field `{}` is not a plain Elastic field: EQL joins on mapped fields", f.path));
+            }
+        }
+    }
+    cx.approximate(
+        Concern::Aggregation,
+        None,
+        "EQL orders events with equal timestamps by its tiebreaker: two steps' events with the same `@timestamp` can make a sequence in Elastic, never in the canonical rule (each step strictly later)",
+    );
+    if !seq.by.is_empty() {
+        cx.approximate(
+            Concern::Aggregation,
+            None,
+            "EQL joins on the `by` fields' indexed values: events whose `by` field the integration drops (\"\", \"-\", \"none\") do not join, as in the canonical rule; how EQL treats a missing join key is not documented",
+        );
+    }
+    let ts = rule.doc.targets.elastic.timestamp_override.as_ref().map_or("event.ingested", |v| v.value.as_str());
+    if ts != "none" {
+        cx.approximate(
+            Concern::Aggregation,
+            None,
+            format!("the rule's timestamp is `{ts}` (`timestamp_override`): Elastic orders the sequence and measures `maxspan` on it, not on eventTime, so CloudTrail's delivery delay can reorder the steps or stretch the span (`timestamp_override: none` orders by eventTime)"),
+        );
+    }
+    let mut out = String::from("sequence");
+    if !keys.is_empty() {
+        out.push_str(&format!(" by {}", keys.join(", ")));
+    }
+    out.push_str(&format!(" with maxspan={}", seq.within));
+    for (_, step) in &seq.steps {
+        let lines = conjuncts(rule, Some(step), cx);
+        out.push_str(&format!("\n  [any where {}]", lines.join("\n    and ")));
+    }
+    out
+}
+
+/// The dataset filter and the rule's conjuncts (and a step's condition), rendered.
+fn conjuncts(rule: &Rule, step: Option<&Cond>, cx: &mut Cx) -> Vec<String> {
     let dataset = rule.doc.targets.elastic.dataset_field.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| "data_stream.dataset".into());
     let mut lines = vec![format!("{} == {}", field(&dataset), string("aws.cloudtrail"))];
-    for c in &rule.conjuncts(true) {
+    let mut parts = rule.conjuncts(true);
+    parts.extend(step.cloned());
+    for c in &parts {
         let o = cond(c, rule, cx);
         lines.push(if o.compound { format!("({})", o.text) } else { o.text });
     }
-    format!("any where {}", lines.join("\n  and "))
+    lines
 }
 
 #[cfg(test)]

@@ -581,6 +581,9 @@ fn group(name: &str, vals: Vec<kuery::Value>) -> Query {
 
 /// The whole query as a tree: dataset filter, then the condition.
 pub fn build(rule: &Rule, cx: &mut Cx) -> Query {
+    if rule.correlation.is_some() {
+        cx.unsupported(Code::E402, None, "kuery describes one event: a correlation of several is written in EQL (`sequence`)");
+    }
     let dataset = rule
         .doc
         .targets

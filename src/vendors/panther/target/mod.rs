@@ -215,6 +215,14 @@ fn check_prelude(
 
 /// Compile a rule into the Panther files.
 pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
+    if rule.correlation.is_some() {
+        cx.unsupported(
+            crate::diag::Code::E402,
+            None,
+            "a Panther rule decides one event: a correlation needs a Panther correlation rule over separate signal rules, which rulecast does not write yet",
+        );
+        return Err(Diagnostics::new());
+    }
     let d = &rule.doc;
     let s = &d.targets.panther;
     let mut py = python::Py::default();

@@ -64,6 +64,7 @@
 mod eval;
 mod lexer;
 mod parser;
+pub(crate) use parser::parse_datetime;
 mod printer;
 mod syntax;
 #[cfg(test)]
@@ -224,5 +225,16 @@ pub fn run_at(
     rows: &[IndexMap<String, Value>],
     now: std::time::SystemTime,
 ) -> Result<Vec<IndexMap<String, Value>>, EvalError> {
-    eval::run(q, table, rows, now)
+    eval::run(q, table, rows, now, &[])
+}
+
+/// [`run`] where the named columns of the input rows are `datetime` (given as ISO 8601 text, as
+/// a table's schema types them; text that does not read as a date is null).
+pub fn run_typed(
+    q: &Query,
+    table: &str,
+    rows: &[IndexMap<String, Value>],
+    datetime_columns: &[&str],
+) -> Result<Vec<IndexMap<String, Value>>, EvalError> {
+    eval::run(q, table, rows, std::time::SystemTime::now(), datetime_columns)
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::condition::{Cond, FieldRef, Pred, Quant, glob_to_regex};
 use crate::diag::Code;
 use crate::fields::{Field, Kind, Mapping, Seg};
-use crate::load::{Rule, is_identifier};
+use crate::load::{Rule, Sequence, is_identifier};
 use crate::model::{Case, Expr as DExpr, ExprTest, Measure, Op};
 use crate::targets::{Concern, Cx};
 use crate::vendors::sentinel::kusto::{self, Assign, BinOp, Expr, Ident, Let, ListOp, Literal, MvExpandItem, Operator, OperatorKind, Query, Span};
@@ -604,8 +604,104 @@ pub fn filter_query(rule: &Rule, cx: &mut Cx) -> String {
     kusto::to_string(&build(rule, cx, false))
 }
 
+/// The name of a correlation key column: the field's own column, or its path with `_` for
+/// the separators (`requestParameters_userName`).
+pub fn key_column(f: &Field) -> String {
+    match &f.maps.sentinel {
+        Mapping::Column(c) => c.clone(),
+        _ => f.path.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect(),
+    }
+}
+
+/// The key columns of a correlation (a constant `Correlation` column when it has no `by`).
+pub fn key_columns(seq: &Sequence) -> Vec<String> {
+    if seq.by.is_empty() { vec!["Correlation".into()] } else { seq.by.iter().map(key_column).collect() }
+}
+
+/// A correlation (`sequence`) as KQL: one `let` per step (the rule's filter and the step's
+/// condition, projected to the step's time and the `by` keys as text, empty keys dropped), then
+/// the steps joined on the keys in order, each strictly later than the one before and the last
+/// within the span of the first, summarized per key with the first and last times.
+fn build_sequence(rule: &Rule, seq: &Sequence, cx: &mut Cx) -> Query {
+    let full = rule.condition();
+    note_nested(&full, cx);
+    let mut lets = let_lists(rule, &full);
+    for (_, c) in &seq.steps {
+        for l in let_lists(rule, c) {
+            if !lets.iter().any(|x| x.name.name == l.name.name) {
+                lets.push(l);
+            }
+        }
+    }
+    let keys = key_columns(seq);
+    let mut key_assigns: Vec<Assign> = vec![];
+    if seq.by.is_empty() {
+        key_assigns.push(Assign::named("Correlation", long(1)));
+    }
+    for f in &seq.by {
+        if matches!(f.kind, Kind::Bool | Kind::BoolString | Kind::Number | Kind::Datetime) {
+            cx.unsupported(Code::E402, None, format!("correlation `by` field `{}` is not a string: Kusto's text of it differs from the event's", f.path));
+        }
+        let Some(form) = form(f, cx, None) else { continue };
+        match form {
+            Form::Column(c, _) => key_assigns.push(Assign::bare(Expr::name(c))),
+            other => key_assigns.push(Assign::named(key_column(f), text(&other))),
+        }
+    }
+    let time = |name: &str| format!("{name}_time");
+    for (name, step) in &seq.steps {
+        let mut ops: Vec<OperatorKind> = vec![];
+        let mut pre = Pre::default();
+        let mut parts = rule.conjuncts(true);
+        parts.push(step.clone());
+        for c in &parts {
+            let test = cond(c, rule, cx, &mut pre);
+            ops.append(&mut pre.ops);
+            ops.push(OperatorKind::Where(test));
+        }
+        let mut assigns = vec![Assign::named(time(name), Expr::name("TimeGenerated"))];
+        assigns.extend(key_assigns.iter().cloned());
+        ops.push(OperatorKind::Project(assigns));
+        if !seq.by.is_empty() {
+            ops.push(OperatorKind::Where(chain(BinOp::And, keys.iter().map(|k| call("isnotempty", vec![Expr::name(k.clone())])).collect())));
+        }
+        lets.push(Let { name: Ident::new(format!("step_{name}")), value: ops.into_iter().fold(Expr::name(TABLE), Expr::pipe), span: Span::default() });
+    }
+    let first = time(&seq.steps[0].0);
+    let span = Expr::lit(Literal::Timespan(seq.within_secs as i64 * 10_000_000));
+    let mut body = Expr::name(format!("step_{}", seq.steps[0].0));
+    for w in seq.steps.windows(2) {
+        let (prev, this) = (time(&w[0].0), time(&w[1].0));
+        body = body.pipe(OperatorKind::Join {
+            params: vec![(Ident::new("kind"), Ident::new("inner"))],
+            right: Expr::name(format!("step_{}", w[1].0)),
+            on: keys.iter().map(|k| Expr::name(k.clone())).collect(),
+        });
+        body = body.pipe(OperatorKind::Where(chain(
+            BinOp::And,
+            vec![
+                Expr::binary(BinOp::Gt, Expr::name(this.clone()), Expr::name(prev)),
+                Expr::binary(BinOp::Le, Expr::binary(BinOp::Sub, Expr::name(this), Expr::name(first.clone())), span.clone()),
+            ],
+        )));
+    }
+    let last = time(&seq.steps[seq.steps.len() - 1].0);
+    body = body.pipe(OperatorKind::Summarize {
+        aggregates: vec![Assign::named("StartTime", call("min", vec![Expr::name(first)])), Assign::named("EndTime", call("max", vec![Expr::name(last)]))],
+        by: keys.iter().map(|k| Assign::bare(Expr::name(k.clone()))).collect(),
+    });
+    let d = &rule.doc.alert;
+    if d.aggregate.is_some() || !d.derive.is_empty() || !d.columns.is_empty() {
+        cx.approximate(Concern::Layout, None, "a correlation's result is its `by` keys and the first and last step times: the alert's aggregation, derive steps and columns are not rendered");
+    }
+    Query { lets, body, span: Span::default() }
+}
+
 /// The query as a tree: the whole query, or (`whole` false) its filtering part.
 pub fn build(rule: &Rule, cx: &mut Cx, whole: bool) -> Query {
+    if let Some(seq) = &rule.correlation {
+        return build_sequence(rule, seq, cx);
+    }
     let full = rule.condition();
     note_nested(&full, cx);
     let lets = let_lists(rule, &full);

@@ -88,6 +88,17 @@ fn result_column(name: &str, what: &str, rule: &Rule, known: &[String], cx: &mut
         cx.diags.0.last_mut().map(|d| d.hints.push(format!("add a derive step, e.g. `alert.derive: [{{MyName: {{ref: {name}}}}}]`, and use its name")));
         return col;
     }
+    if let Some(seq) = &rule.correlation {
+        let keys = kql::key_columns(seq);
+        if !keys.contains(&col) {
+            cx.unsupported(
+                Code::E402,
+                None,
+                format!("{what} `{name}` is not a `by` field of the correlation: its result holds only {} and the first and last step times", keys.join(", ")),
+            );
+        }
+        return col;
+    }
     if let Some(agg) = &rule.doc.alert.aggregate {
         let outputs: Vec<String> = agg
             .by

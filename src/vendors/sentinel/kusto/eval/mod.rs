@@ -67,6 +67,8 @@ fn in_row(row: &Row) -> Scope<'_> {
 struct Env<'q> {
     table: &'q str,
     input: &'q [IndexMap<String, J>],
+    /// Input columns typed `datetime`.
+    datetime_columns: &'q [&'q str],
     lets: HashMap<String, Binding<'q>>,
     now: i64,
     regexes: RefCell<HashMap<String, Regex>>,
@@ -78,6 +80,7 @@ pub(crate) fn run(
     table: &str,
     rows: &[IndexMap<String, J>],
     now: SystemTime,
+    datetime_columns: &[&str],
 ) -> Result<Vec<IndexMap<String, J>>, EvalError> {
     let now = match now.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => (d.as_nanos() / 100) as i64,
@@ -86,6 +89,7 @@ pub(crate) fn run(
     let mut env = Env {
         table,
         input: rows,
+        datetime_columns,
         lets: HashMap::new(),
         now,
         regexes: RefCell::new(HashMap::new()),

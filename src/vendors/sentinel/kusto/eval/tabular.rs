@@ -105,7 +105,19 @@ impl Env<'_> {
                 None if n == self.table => Ok(self
                     .input
                     .iter()
-                    .map(|r| r.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
+                    .map(|r| {
+                        r.iter()
+                            .map(|(k, v)| {
+                                let typed = match v {
+                                    J::String(s) if self.datetime_columns.contains(&k.as_str()) => {
+                                        crate::kusto::parse_datetime(s).map_or(Val::Null, Val::Datetime)
+                                    }
+                                    v => from_json(v),
+                                };
+                                (k.clone(), typed)
+                            })
+                            .collect()
+                    })
                     .collect()),
                 None => err(
                     e.span,

@@ -1,0 +1,152 @@
+//! Correlations (`correlation: {type: sequence}`): the model's errors are located, the canonical
+//! evaluator decides sequences of events, and Sentinel's join and Elastic's EQL `sequence`
+//! decide them alike (rulecast's Kusto and EQL evaluators on the rendered queries); Panther
+//! refuses them with the reason.
+
+mod common;
+
+use common::*;
+use rulecast::eval::{Entries, evaluate};
+use rulecast::{Target, Unsupported};
+use serde_json::{Value, json};
+
+const HEAD: &str = "id: 3a1f0c55-9a8e-4d6b-b7c2-1e0f9d8c7b6a\nname: Sequence probe\ndescription: A probe.\nseverity: low\nauthors: [tests]\ncreated: 2026-12-07\nlogsource: aws.cloudtrail\n";
+
+fn rule(body: &str) -> Result<rulecast::Rule, rulecast::Diagnostics> {
+    rulecast::rule_from_str("probe.yaml", "probe", &format!("{HEAD}{body}"))
+}
+
+const SEQ: &str = "detection: {field: eventSource, op: eq, value: iam.amazonaws.com}\ncorrelation:\n  type: sequence\n  by: [userIdentity.arn, sourceIPAddress]\n  within: 10m\n  steps:\n    - name: created\n      detection: {field: eventName, op: eq, value: CreateUser}\n    - name: keyed\n      detection: {field: eventName, op: eq, value: CreateAccessKey}\n    - name: attached\n      detection: {field: eventName, op: in, values: [AttachUserPolicy, PutUserPolicy], case: insensitive}\n";
+
+fn ev(name: &str, minute: u32, arn: &str) -> Value {
+    json!({
+        "eventTime": format!("2026-12-01T10:{minute:02}:00Z"), "eventSource": "iam.amazonaws.com", "eventName": name,
+        "userIdentity": {"type": "IAMUser", "arn": arn, "accountId": "123456789012"},
+        "sourceIPAddress": "198.51.100.7", "awsRegion": "us-east-1", "recipientAccountId": "123456789012"
+    })
+}
+
+#[test]
+fn mistakes_in_a_correlation_are_located() {
+    let cases = [
+        ("detection: {field: eventName, op: exists}\ncorrelation:\n  type: sequence\n  within: 1h\n  steps:\n    - name: only\n      detection: {field: eventName, op: exists}\n", "E104", "at least two steps"),
+        ("detection: {field: eventName, op: exists}\ncorrelation:\n  type: sequence\n  by: [userIdentity.arnn]\n  within: 1h\n  steps:\n    - {name: a, detection: {field: eventName, op: exists}}\n    - {name: b, detection: {field: eventName, op: exists}}\n", "E301", "unknown field `userIdentity.arnn`"),
+        ("detection: {field: eventName, op: exists}\ncorrelation:\n  type: sequence\n  within: soon\n  steps:\n    - {name: a, detection: {field: eventName, op: exists}}\n    - {name: b, detection: {field: eventName, op: exists}}\n", "E103", "is not a duration"),
+        ("detection: {field: eventName, op: exists}\ncorrelation:\n  type: sequence\n  within: 1h\n  steps:\n    - {name: a, detection: {field: eventName, op: exists}}\n    - {name: a, detection: {field: eventName, op: exists}}\n", "E104", "two steps are named `a`"),
+        ("detection: {field: eventName, op: exists}\ncorrelation:\n  type: sequence\n  within: 1h\n  steps:\n    - {name: a, detection: {field: eventName, op: exists}}\n    - {name: b, detection: {field: eventName, op: exists}}\ntests:\n  - {name: one event, expect: true, event: {eventName: X}}\n", "E108", "tested on several events"),
+        ("detection: {field: eventName, op: exists}\ncorrelation:\n  type: together\n  within: 1h\n  steps: []\n", "E10", "sequence"),
+    ];
+    for (body, code, text) in cases {
+        let d = rule(body).expect_err(body);
+        let shown = d.to_string();
+        assert!(shown.contains(code) && shown.contains(text), "{body}\n→ {shown}");
+        assert!(shown.contains("probe.yaml:"), "located: {shown}");
+    }
+}
+
+#[test]
+fn the_canonical_sequence_is_ordered_keyed_and_bounded() {
+    let r = rule(SEQ).unwrap_or_else(|d| panic!("{d}"));
+    let a = "arn:aws:iam::123456789012:user/a";
+    let b = "arn:aws:iam::123456789012:user/b";
+    let yes = |events: Vec<Value>| evaluate(&r, &Value::Array(events), &Entries::new()).matched;
+    assert_eq!(yes(vec![ev("CreateUser", 0, a), ev("CreateAccessKey", 3, a), ev("attachuserpolicy", 10, a)]), Some(true));
+    // the span is from the first event to the last, inclusive
+    assert_eq!(yes(vec![ev("CreateUser", 0, a), ev("CreateAccessKey", 3, a), ev("AttachUserPolicy", 11, a)]), Some(false));
+    // order matters; equal times are not "later"
+    assert_eq!(yes(vec![ev("CreateAccessKey", 0, a), ev("CreateUser", 3, a), ev("AttachUserPolicy", 5, a)]), Some(false));
+    assert_eq!(yes(vec![ev("CreateUser", 0, a), ev("CreateAccessKey", 0, a), ev("AttachUserPolicy", 5, a)]), Some(false));
+    // every step by the same key
+    assert_eq!(yes(vec![ev("CreateUser", 0, a), ev("CreateAccessKey", 3, b), ev("AttachUserPolicy", 5, a)]), Some(false));
+    // a later start can still make it, and other identities' events do not get in the way
+    assert_eq!(
+        yes(vec![ev("CreateUser", 0, a), ev("CreateUser", 1, b), ev("CreateAccessKey", 2, b), ev("CreateUser", 4, a), ev("CreateAccessKey", 12, a), ev("PutUserPolicy", 13, a)]),
+        Some(true)
+    );
+    // the shared detection holds for every event
+    let mut other = ev("CreateAccessKey", 3, a);
+    other["eventSource"] = json!("sts.amazonaws.com");
+    assert_eq!(yes(vec![ev("CreateUser", 0, a), other, ev("AttachUserPolicy", 5, a)]), Some(false));
+    // a missing key joins nothing
+    let mut keyless = ev("CreateAccessKey", 3, a);
+    keyless.as_object_mut().map(|o| o.remove("sourceIPAddress"));
+    assert_eq!(yes(vec![ev("CreateUser", 0, a), keyless, ev("AttachUserPolicy", 5, a)]), Some(false));
+}
+
+/// Random event sequences: the canonical verdict, Sentinel's (its join run by rulecast's Kusto
+/// evaluator) and Elastic's (its EQL sequence run on the integration's documents) agree on
+/// every one whose events have distinct times (EQL orders equal times by its tiebreaker, as a
+/// note declares).
+#[test]
+fn sentinel_and_elastic_decide_sequences_as_the_canonical_rule() {
+    let r = rule(SEQ).unwrap_or_else(|d| panic!("{d}"));
+    let sentinel = rulecast::vendors::sentinel::eval::prepare(&r);
+    let elastic = rulecast::vendors::elastic::eval::prepare(&r);
+    assert!(sentinel.query.is_ok(), "{:?}", sentinel.query.err());
+    assert!(matches!(elastic.query, Ok(rulecast::vendors::elastic::eval::Query::Eql(_))), "Elastic writes EQL");
+    let names = ["CreateUser", "CreateAccessKey", "AttachUserPolicy", "putuserpolicy", "DeleteUser"];
+    let arns = ["arn:aws:iam::123456789012:user/a", "arn:aws:iam::123456789012:user/b"];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let (mut matched, mut compared) = (0, 0);
+    for _ in 0..400 {
+        let len = 3 + next(5) as usize;
+        let mut minutes: Vec<u32> = vec![];
+        while minutes.len() < len {
+            let m = next(16) as u32;
+            if !minutes.contains(&m) {
+                minutes.push(m);
+            }
+        }
+        // mostly the steps' names and one identity, so that about half the sequences match
+        let mut events: Vec<Value> = vec![];
+        for m in &minutes {
+            let kinds = if next(8) == 0 { 5 } else { 4 };
+            let name = names[next(kinds) as usize];
+            let arn = arns[usize::from(next(6) == 0)];
+            events.push(ev(name, *m, arn));
+        }
+        let event = Value::Array(events);
+        let canonical = evaluate(&r, &event, &Entries::new()).matched.expect("decided");
+        let s = rulecast::vendors::sentinel::eval::verdict(&sentinel, &event).expect("Sentinel runs");
+        let e = rulecast::vendors::elastic::eval::verdict(&elastic, &event, None).expect("Elastic runs");
+        assert_eq!(s, canonical, "Sentinel on {event}");
+        assert_eq!(e, canonical, "Elastic on {event}");
+        compared += 1;
+        matched += usize::from(canonical);
+    }
+    println!("correlation: {compared} random sequences, {matched} matches, Sentinel and Elastic agree on all");
+    assert!(matched >= 10 && matched < compared - 10, "a spread of verdicts: {matched} of {compared}");
+}
+
+#[test]
+fn panther_refuses_a_correlation_with_the_reason() {
+    let r = rule(SEQ).unwrap_or_else(|d| panic!("{d}"));
+    let d = rulecast::compile(&r, Target::Panther, Unsupported::Warn).expect_err("refused");
+    assert!(d.to_string().contains("Panther correlation rule"), "{d}");
+    // Sentinel and Elastic build it
+    for t in [Target::Sentinel, Target::Elastic] {
+        rulecast::compile(&r, t, Unsupported::Warn).unwrap_or_else(|d| panic!("{t}: {d}"));
+    }
+}
+
+#[test]
+fn the_bundled_sequence_rule_builds_for_sentinel_and_elastic() {
+    let rules = bundled_rules();
+    let seq: Vec<&rulecast::Rule> = rules.iter().filter(|r| r.correlation.is_some()).collect();
+    assert!(!seq.is_empty());
+    for r in seq {
+        assert!(r.doc.tests.len() >= 5, "{}: tests", r.slug);
+        assert!(r.doc.tests.iter().any(|t| t.value.expect) && r.doc.tests.iter().any(|t| !t.value.expect));
+        for t in [Target::Sentinel, Target::Elastic] {
+            let out = rulecast::compile(r, t, Unsupported::Warn).unwrap_or_else(|d| panic!("{}: {t}: {d}", r.slug));
+            let text: String = out.files.iter().map(|(_, t)| t.as_str()).collect();
+            assert!(text.contains(if t == Target::Sentinel { "join kind=inner" } else { "sequence by " }), "{text}");
+        }
+    }
+}
