@@ -195,7 +195,7 @@ fn own_outputs_round_trip() {
     let out = common::build_all(&common::bundled_rules());
     for (vendor, target, ext, min) in [
         (Vendor::Sentinel, Target::Sentinel, "yaml", [26, 26, 26, 26]),
-        (Vendor::Elastic, Target::Elastic, "toml", [22, 22, 22, 22]),
+        (Vendor::Elastic, Target::Elastic, "toml", [23, 23, 23, 23]),
         (Vendor::Panther, Target::Panther, "yml", [24, 24, 24, 24]),
     ] {
         let label = format!("own outputs/{target}");
@@ -206,7 +206,7 @@ fn own_outputs_round_trip() {
         // ECS categorization and text-copy rules, and the EQL of the regex rule)
         let full = match target {
             Target::Sentinel => 26,
-            Target::Elastic => 22,
+            Target::Elastic => 23,
             Target::Panther => 24,
         };
         assert!(f.full >= full, "{label}: {} imported fully, fewer than the measured {full}", f.full);
@@ -223,7 +223,7 @@ fn corpus_round_trips() {
     }
     for (vendor, target, dir, ext, min) in [
         (Vendor::Sentinel, Target::Sentinel, corpus.join("sentinel"), "yaml", [53, 53, 36, 36]),
-        (Vendor::Elastic, Target::Elastic, corpus.join("elastic"), "toml", [114, 114, 113, 113]),
+        (Vendor::Elastic, Target::Elastic, corpus.join("elastic"), "toml", [115, 115, 114, 114]),
         // the corpus has Panther YAMLs without their Python: the bundled Panther-style fixtures
         (Vendor::Panther, Target::Panther, root().join("tests/fixtures/vendor/panther"), "yml", [54, 54, 40, 40]),
     ] {

@@ -52,6 +52,8 @@ pub struct Doc {
     pub lists: IndexMap<String, Vec<Value>>,
     /// `detection`.
     pub detection: Node,
+    /// `correlation` (`{type, by, within, steps: [{name, detection}]}`).
+    pub correlation: Option<Value>,
     /// `allowlists`: name → allow-list.
     pub allowlists: IndexMap<String, Allowlist>,
     /// `alert` (`derive`, `aggregate`, `entities`, `details`, `title`, `description` ...).
@@ -97,6 +99,8 @@ struct Written<'a> {
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     lists: &'a IndexMap<String, Vec<Value>>,
     detection: &'a Node,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation: Option<&'a Value>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     allowlists: &'a IndexMap<String, Allowlist>,
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
@@ -140,6 +144,7 @@ impl Doc {
             logsource: "aws.cloudtrail",
             lists: &self.lists,
             detection: &self.detection,
+            correlation: self.correlation.as_ref(),
             allowlists: &self.allowlists,
             alert: &self.alert,
             tests: &self.tests,

@@ -393,8 +393,13 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 el.insert("event_category_override".into(), Value::from(cat));
             }
             verbatim_opaque = m.opaque.len();
+            if let Some(c) = &m.correlation {
+                d.correlation = Some(c.clone());
+                parts.push(Part::note("the EQL `sequence` is imported as a canonical correlation (its steps strictly later one after the other; EQL also pairs events with equal timestamps, and orders by the rule's timestamp field)".to_string()));
+            }
             let name = if lang == "eql" { "EQL" } else { "ES|QL" };
             match &m.keep {
+                _ if m.correlation.is_some() => parts.push(Part::note(format!("the {name} sequence is written back as it is while the correlation is unchanged, as rulecast's own EQL sequence once it changes"))),
                 Some(k) => parts.push(Part::note(format!("the {name} query (with its `KEEP {k}`, the alert's columns) is written back as it is while the condition is unchanged, as kuery (without them) once it changes"))),
                 None => parts.push(Part::note(format!("the {name} query is written back as it is while the condition is unchanged, as kuery once it changes"))),
             }

@@ -43,6 +43,8 @@ pub struct Mapped {
     pub index: Vec<String>,
     /// ES|QL `KEEP` columns (not carried).
     pub keep: Option<String>,
+    /// An EQL `sequence`: the canonical `correlation` (`detection` holds what every step shares).
+    pub correlation: Option<Value>,
 }
 
 /// Why a query is refused.
@@ -66,7 +68,10 @@ pub fn eql(q: &str, category_field: &str) -> Result<Mapped, Refusal> {
     let Some((cat, span)) = p.ident() else {
         return Err(Refusal::Syntax(SyntaxError { offset: p.offset(), expected: "an event category, `sequence` or `sample`".into(), found: "something else".into() }));
     };
-    if matches!(cat.as_str(), "sequence" | "sample" | "join") {
+    if cat == "sequence" {
+        return sequence(q);
+    }
+    if matches!(cat.as_str(), "sample" | "join") {
         return Err(Refusal::Unsupported(format!("EQL `{cat}` correlates several events; the model describes one event"), span.start));
     }
     if !p.at_kw("where") {
@@ -92,6 +97,57 @@ pub fn eql(q: &str, category_field: &str) -> Result<Mapped, Refusal> {
     }
     m.top(&e)?;
     Ok(m.out)
+}
+
+/// Map an EQL `sequence [by k, ...] with maxspan=<span> [any where c1] [any where c2] ...` to a
+/// canonical sequence: the join keys to raw paths, the span to `within`, each step's condition
+/// mapped as a one-event query is; the conditions every step shares become the rule's
+/// `detection`, the rest each step's own. Refused: `until`, `!` (missing events), per-step `by`,
+/// a category other than `any`, no shared condition, a join key with no raw path.
+fn sequence(q: &str) -> Result<Mapped, Refusal> {
+    let parsed = crate::vendors::elastic::eql_eval::parse(q).map_err(|e| Refusal::Unsupported(format!("an EQL sequence rulecast does not read: {e}"), 0))?;
+    let crate::vendors::elastic::eql_eval::Query::Sequence { by, maxspan, steps } = parsed else {
+        return Err(Refusal::Unsupported("not a sequence".into(), 0));
+    };
+    let mut keys = vec![];
+    for f in &by {
+        match raw_of(f) {
+            Some(Target::Raw(path, _)) if !path.starts_with('@') => keys.push(path),
+            _ => return Err(Refusal::Unsupported(format!("the sequence's join key `{f}` has no raw CloudTrail path"), 0)),
+        }
+    }
+    let mut per_step: Vec<Vec<Node>> = vec![];
+    let mut out = Mapped::default();
+    for e in &steps {
+        let mut m = Mapper { q, dialect: Dialect::Eql, out: Mapped::default() };
+        m.top(e)?;
+        if m.out.dataset.is_some() {
+            out.dataset = m.out.dataset.clone();
+        }
+        out.opaque.extend(m.out.opaque);
+        per_step.push(m.out.detection);
+    }
+    // what every step shares (in the first step's order) is the rule's detection
+    let shared: Vec<Node> = per_step[0].iter().filter(|n| per_step.iter().all(|s| s.contains(n))).cloned().collect();
+    let own: Vec<Vec<Node>> = per_step.iter().map(|s| s.iter().filter(|n| !shared.contains(n)).cloned().collect()).collect();
+    if shared.is_empty() || own.iter().any(Vec::is_empty) {
+        return Err(Refusal::Unsupported("an EQL sequence whose steps share no condition (or a step with none of its own) has no canonical form: the rule's detection holds what all steps share".into(), 0));
+    }
+    let ticks_per_sec = 10_000_000;
+    let secs = maxspan / ticks_per_sec;
+    let within = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")]
+        .iter()
+        .find(|(u, _)| secs % u == 0)
+        .map(|(u, n)| format!("{}{n}", secs / u))
+        .unwrap_or_else(|| format!("{secs}s"));
+    let steps: Vec<Value> = own
+        .into_iter()
+        .enumerate()
+        .map(|(i, nodes)| serde_json::json!({"name": format!("step{}", i + 1), "detection": crate::model::doc::to_value(&Node::all(nodes))}))
+        .collect();
+    out.detection = shared;
+    out.correlation = Some(serde_json::json!({"type": "sequence", "by": keys, "within": within, "steps": steps}));
+    Ok(out)
 }
 
 /// Map an ES|QL query.

@@ -167,7 +167,18 @@ fn cardinality_field(f: &str, cx: &mut Cx) -> Option<String> {
 /// the dataset field are unchanged.
 pub fn query_fingerprint(rule: &Rule) -> String {
     let mut cx = Cx::new(crate::targets::Target::Elastic, crate::targets::Unsupported::Warn);
-    fingerprint_of(&kuery::query(rule, &mut cx))
+    fingerprint_of(&generated_query(rule, &kuery::query(rule, &mut cx)))
+}
+
+/// The query text a kept vendor query is checked against: the kuery rendering (`kuery_text`),
+/// or for a correlation, which kuery cannot say at all, the EQL rendering.
+fn generated_query(rule: &Rule, kuery_text: &str) -> String {
+    if rule.correlation.is_some() {
+        let mut cx = Cx::new(crate::targets::Target::Elastic, crate::targets::Unsupported::Warn);
+        eql::query(rule, &mut cx)
+    } else {
+        kuery_text.to_string()
+    }
 }
 
 fn fingerprint_of(query: &str) -> String {
@@ -207,7 +218,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     let query = kuery::query(rule, &mut kcx);
     // an imported rule whose condition is unchanged keeps the vendor's own query text, in its
     // language (EQL with its event category override, ES|QL); kuery once the condition changes
-    let kept = matches!((&e.query, &e.query_of), (Some(_), Some(of)) if *of == fingerprint_of(&query));
+    let kept = matches!((&e.query, &e.query_of), (Some(_), Some(of)) if *of == fingerprint_of(&generated_query(rule, &query)));
     let other_lang: Option<&'static str> = e.language.as_ref().and_then(|l| match l.value.as_str() {
         "eql" => Some("eql"),
         "esql" => Some("esql"),
@@ -224,8 +235,14 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     let eql = kept && lang == Some("eql");
     if kept && lang.is_some() {
         // the vendor's text is written: what kuery cannot say does not stop it, and the notes on
-        // fields (what Elastic stores) still hold
+        // fields (what Elastic stores) still hold; for a sequence, so do the EQL rendering's
+        // notes on how EQL orders and joins events
         cx.diags.extend(Diagnostics(kcx.diags.0.into_iter().filter(|d| d.severity != crate::diag::Severity::Error).collect()));
+        if rule.correlation.is_some() {
+            let mut ecx = Cx::new(Target::Elastic, cx.policy);
+            let _ = eql::query(rule, &mut ecx);
+            cx.diags.extend(Diagnostics(ecx.diags.0.into_iter().filter(|d| d.severity != crate::diag::Severity::Error).collect()));
+        }
     } else {
         cx.diags.extend(kcx.diags);
     }
