@@ -150,3 +150,33 @@ fn the_bundled_sequence_rule_builds_for_sentinel_and_elastic() {
         }
     }
 }
+
+/// One event (as `rulecast test --corpus` gives it) makes no sequence of two steps, even when it
+/// meets both; two events at the same time make none canonically nor in Sentinel, while EQL
+/// pairs them (its tiebreaker orders them), as the Elastic note declares.
+#[test]
+fn one_event_or_equal_times() {
+    let body = "detection: {field: eventSource, op: eq, value: iam.amazonaws.com}\ncorrelation:\n  type: sequence\n  within: 5m\n  steps:\n    - {name: first, detection: {field: eventName, op: exists}}\n    - {name: then, detection: {field: eventName, op: exists}}\n";
+    let r = rule(body).unwrap_or_else(|d| panic!("{d}"));
+    let sentinel = rulecast::vendors::sentinel::eval::prepare(&r);
+    let elastic = rulecast::vendors::elastic::eval::prepare(&r);
+    let a = "arn:aws:iam::123456789012:user/a";
+    for event in [ev("CreateUser", 0, a), Value::Array(vec![ev("CreateUser", 0, a)])] {
+        assert_eq!(evaluate(&r, &event, &Entries::new()).matched, Some(false), "{event}");
+        assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &event), Ok(false), "{event}");
+        assert_eq!(rulecast::vendors::elastic::eval::verdict(&elastic, &event, None), Ok(false), "{event}");
+    }
+    let same_time = Value::Array(vec![ev("CreateUser", 0, a), ev("DeleteUser", 0, a)]);
+    assert_eq!(evaluate(&r, &same_time, &Entries::new()).matched, Some(false));
+    assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &same_time), Ok(false));
+    assert_eq!(rulecast::vendors::elastic::eval::verdict(&elastic, &same_time, None), Ok(true));
+    assert!(elastic.notes.iter().any(|n| n.message.contains("equal timestamps")), "the difference is declared");
+    let later = Value::Array(vec![ev("CreateUser", 0, a), ev("DeleteUser", 1, a)]);
+    for v in [
+        evaluate(&r, &later, &Entries::new()).matched == Some(true),
+        rulecast::vendors::sentinel::eval::verdict(&sentinel, &later) == Ok(true),
+        rulecast::vendors::elastic::eval::verdict(&elastic, &later, None) == Ok(true),
+    ] {
+        assert!(v);
+    }
+}

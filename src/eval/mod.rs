@@ -44,7 +44,9 @@ pub fn evaluate(rule: &Rule, event: &Value, allowlists: &Entries) -> Verdict {
 /// an enrichment field the map does not name is undecided.
 pub fn evaluate_with(rule: &Rule, event: &Value, allowlists: &Entries, enrichment: Option<&Enrichment>) -> Verdict {
     if let Some(seq) = &rule.correlation {
-        return correlate(rule, seq, event.as_array().map(Vec::as_slice).unwrap_or_default(), allowlists, enrichment);
+        // one event (a corpus event) is a list of one
+        let events = event.as_array().cloned().unwrap_or_else(|| vec![event.clone()]);
+        return correlate(rule, seq, &events, allowlists, enrichment);
     }
     let mut trace = vec![];
     let cx = Ev { rule, event, lists: allowlists, enrichment, flip: &|_| false };

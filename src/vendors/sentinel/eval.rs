@@ -23,6 +23,9 @@ pub struct Prepared {
     pub text: Option<String>,
     /// The translation notes of the query.
     pub notes: Vec<Diagnostic>,
+    /// A correlation's query: run over one row per event with the table's datetime columns
+    /// typed (it compares and subtracts `TimeGenerated`).
+    pub correlation: bool,
 }
 
 /// Compile and parse a rule's Sentinel query.
@@ -38,7 +41,7 @@ pub fn prepare(rule: &Rule) -> Prepared {
     } else {
         kusto::parse(&text).map_err(|e| format!("rulecast's Kusto parser rejects the query: {e}"))
     };
-    Prepared { query, text: Some(text), notes }
+    Prepared { query, text: Some(text), notes, correlation: rule.correlation.is_some() }
 }
 
 /// The verdict: the query returns at least one row for the event's `AWSCloudTrail` row.
@@ -46,8 +49,8 @@ pub fn verdict(p: &Prepared, event: &Value) -> Result<bool, String> {
     let q = p.query.as_ref().map_err(Clone::clone)?;
     // several events (a correlation's test): one row each, the table's datetime columns typed
     // (a correlation compares and subtracts TimeGenerated)
-    if let Some(events) = event.as_array() {
-        let rows: Vec<_> = events.iter().map(to_sentinel_row).collect();
+    if p.correlation {
+        let rows: Vec<_> = event.as_array().map_or_else(|| vec![to_sentinel_row(event)], |events| events.iter().map(to_sentinel_row).collect());
         return kusto::run_typed(q, "AWSCloudTrail", &rows, &super::fields::DATETIME_COLUMNS).map(|out| !out.is_empty()).map_err(|e| e.to_string());
     }
     let rows = vec![to_sentinel_row(event)];

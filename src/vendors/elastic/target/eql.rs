@@ -90,7 +90,7 @@ fn eql_field(p: &Pred, cx: &mut Cx) -> Option<String> {
         cx.unsupported(
             Code::E402,
             p.span.clone(),
-            format!("`{}` is a key of Elastic's flattened field `{base}`: the EQL rendering does not read flattened keys", p.field.path),
+            format!("`{}` is a key of Elastic's flattened field `{base}`: EQL cannot read flattened fields (elastic/elasticsearch#101985)", p.field.path),
         );
         return None;
     }
@@ -255,8 +255,15 @@ pub fn query(rule: &Rule, cx: &mut Cx) -> String {
     for f in &seq.by {
         match &f.maps.elastic.mapping {
             Mapping::Column(c) => keys.push(field(c)),
+            Mapping::Nested { base, .. } => {
+                cx.unsupported(
+                    Code::E402,
+                    None,
+                    format!("correlation `by` field `{}` is a key of Elastic's flattened field `{base}`: EQL cannot read flattened fields (elastic/elasticsearch#101985)", f.path),
+                );
+            }
             _ => {
-                cx.unsupported(Code::E402, None, format!("correlation `by` field `{}` is not a plain Elastic field: EQL joins on mapped fields", f.path));
+                cx.unsupported(Code::E402, None, format!("correlation `by` field `{}` has no field of its own in Elastic's AWS integration", f.path));
             }
         }
     }

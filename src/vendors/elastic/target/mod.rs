@@ -200,12 +200,25 @@ pub fn eql_fallback(rule: &Rule, kcx: &Cx) -> Option<(String, Cx)> {
     if ecx.diags.has_errors() {
         return None;
     }
+    Some(with_language_note(text, ecx, kcx))
+}
+
+/// The EQL rendering's errors where kuery cannot say the rule at all (a correlation): they,
+/// not kuery's, say why the rule is not built for Elastic.
+pub fn eql_errors(rule: &Rule, policy: crate::targets::Unsupported) -> Option<Diagnostics> {
+    rule.correlation.as_ref()?;
+    let mut ecx = Cx::new(Target::Elastic, policy);
+    let _ = eql::query(rule, &mut ecx);
+    ecx.diags.has_errors().then_some(ecx.diags)
+}
+
+fn with_language_note(text: String, mut ecx: Cx, kcx: &Cx) -> (String, Cx) {
     let why = kcx.diags.iter().find(|d| d.severity == crate::diag::Severity::Error).map(|d| d.message.clone()).unwrap_or_default();
     ecx.diags.push(
         crate::diag::Diagnostic::note(Code::E401, format!("the query is written in EQL (`type = \"eql\"`), since kuery cannot say it: {why}"))
             .with_concern(Concern::Layout),
     );
-    Some((text, ecx))
+    (text, ecx)
 }
 
 /// Compile a rule into the Elastic files.
@@ -230,6 +243,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         kcx = ecx;
         query = text;
         generated_eql = true;
+    } else if !kept && let Some(errors) = eql_errors(rule, cx.policy) {
+        kcx = Cx::new(Target::Elastic, cx.policy);
+        kcx.diags = errors;
     }
     let lang = other_lang.filter(|_| kept).or(generated_eql.then_some("eql"));
     let eql = kept && lang == Some("eql");
