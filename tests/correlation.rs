@@ -180,3 +180,52 @@ fn one_event_or_equal_times() {
         assert!(v);
     }
 }
+
+/// Elastic's EQL `sequence` imports as a correlation: the conditions every step shares become the
+/// rule's detection (none here, where the steps share only the data set), the join key its raw
+/// path; the imported rule builds for Sentinel as a join and decides events as the EQL does.
+#[test]
+fn an_eql_sequence_imports_as_a_correlation() {
+    let toml = r#"[metadata]
+creation_date = "2026/12/07"
+integration = ["aws"]
+maturity = "production"
+updated_date = "2026/12/07"
+
+[rule]
+author = ["tests"]
+description = "Probe."
+from = "now-60m"
+index = ["logs-aws.cloudtrail-*"]
+language = "eql"
+license = "Elastic License v2"
+name = "Sequence probe"
+risk_score = 21
+rule_id = "0b3c9d2e-7f1a-4e5b-8c6d-9a0b1c2d3e4f"
+severity = "low"
+tags = ["Domain: Cloud"]
+timestamp_override = "event.ingested"
+type = "eql"
+
+query = '''
+sequence by aws.cloudtrail.user_identity.arn with maxspan=10m
+  [any where data_stream.dataset == "aws.cloudtrail" and event.action == "CreateUser"]
+  [any where data_stream.dataset == "aws.cloudtrail" and event.provider == "iam.amazonaws.com" and event.action == "CreateAccessKey"]
+'''
+"#;
+    let imported = rulecast::vendors::elastic::import::parse("probe.toml", toml);
+    let i = &imported[0];
+    assert!(i.yaml.contains("correlation:") && !i.yaml.contains("\ndetection:"), "{}", i.yaml);
+    assert!(i.yaml.contains("by: [userIdentity.arn]") && i.yaml.contains("within: 10m"), "{}", i.yaml);
+    let r = rulecast::rule_from_str("probe.yaml", "probe", &i.yaml).unwrap_or_else(|d| panic!("{d}\n{}", i.yaml));
+    let out = rulecast::compile(&r, Target::Elastic, Unsupported::Warn).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(out.files[0].1, toml, "the vendor's file is written back byte for byte");
+    rulecast::compile(&r, Target::Sentinel, Unsupported::Warn).unwrap_or_else(|d| panic!("{d}"));
+    let a = "arn:aws:iam::123456789012:user/a";
+    let mut first = ev("CreateUser", 0, a);
+    first["eventSource"] = json!("sts.amazonaws.com");
+    let events = Value::Array(vec![first, ev("CreateAccessKey", 4, a)]);
+    assert_eq!(evaluate(&r, &events, &Entries::new()).matched, Some(true));
+    let sentinel = rulecast::vendors::sentinel::eval::prepare(&r);
+    assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &events), Ok(true));
+}

@@ -360,7 +360,19 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
     }
 
     let scope = Scope { file, lists: &lists, depth: 0 };
-    let detection = condition::parse(&doc.detection, &scope, &mut d).map(condition::normalise);
+    let detection = match &doc.detection {
+        Some(det) => condition::parse(det, &scope, &mut d).map(condition::normalise),
+        // a correlation's steps may hold every condition: the rule's own is then "every event"
+        None if doc.correlation.is_some() => Some(Cond::All(vec![])),
+        None => {
+            d.push(
+                Diagnostic::error(Code::E104, "the rule has no `detection`")
+                    .with_expected("a condition tree under `detection:` (or a `correlation:` whose steps hold the conditions)")
+                    .with_span(Some(Span { file: file.to_string(), line: 1, col: 1 })),
+            );
+            None
+        }
+    };
     let correlation = doc.correlation.as_ref().and_then(|c| sequence(file, c, &scope, &mut d));
 
     // allow-lists

@@ -98,7 +98,8 @@ struct Written<'a> {
     logsource: &'static str,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     lists: &'a IndexMap<String, Vec<Value>>,
-    detection: &'a Node,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detection: Option<&'a Node>,
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation: Option<&'a Value>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
@@ -143,7 +144,8 @@ impl Doc {
             kind: self.kind.as_deref(),
             logsource: "aws.cloudtrail",
             lists: &self.lists,
-            detection: &self.detection,
+            // a correlation whose steps hold every condition has no detection of its own
+            detection: (!(self.correlation.is_some() && self.detection == Node::all(vec![]))).then_some(&self.detection),
             correlation: self.correlation.as_ref(),
             allowlists: &self.allowlists,
             alert: &self.alert,

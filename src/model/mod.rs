@@ -68,8 +68,10 @@ pub struct RuleDoc {
     /// Named value lists, referenced by conditions as `list: NAME`.
     #[serde(default)]
     pub lists: IndexMap<String, Spanned<Vec<Value>>>,
-    /// The condition an event must meet (with `correlation`: every event of every step).
-    pub detection: Spanned<CondNode>,
+    /// The condition an event must meet (with `correlation`: every event of every step, and
+    /// optional there: the steps may hold all the conditions).
+    #[serde(default)]
+    pub detection: Option<Spanned<CondNode>>,
     /// Several events, one per step, that together make the detection: a sequence of steps
     /// whose events share the `by` values and fall within `within` of the first.
     #[serde(default)]

@@ -406,7 +406,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
             (m.detection, m.dataset)
         }
     };
-    if kids.is_empty() {
+    if kids.is_empty() && d.correlation.is_none() {
         return refuse(
             slug,
             Code::E502,

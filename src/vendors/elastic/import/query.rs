@@ -102,8 +102,8 @@ pub fn eql(q: &str, category_field: &str) -> Result<Mapped, Refusal> {
 /// Map an EQL `sequence [by k, ...] with maxspan=<span> [any where c1] [any where c2] ...` to a
 /// canonical sequence: the join keys to raw paths, the span to `within`, each step's condition
 /// mapped as a one-event query is; the conditions every step shares become the rule's
-/// `detection`, the rest each step's own. Refused: `until`, `!` (missing events), per-step `by`,
-/// a category other than `any`, no shared condition, a join key with no raw path.
+/// `detection` (none when they share none), the rest each step's own. Refused: `until`, `!`
+/// (missing events), per-step `by`, a category other than `any`, a join key with no raw path.
 fn sequence(q: &str) -> Result<Mapped, Refusal> {
     let parsed = crate::vendors::elastic::eql_eval::parse(q).map_err(|e| Refusal::Unsupported(format!("an EQL sequence rulecast does not read: {e}"), 0))?;
     let crate::vendors::elastic::eql_eval::Query::Sequence { by, maxspan, steps } = parsed else {
@@ -130,8 +130,8 @@ fn sequence(q: &str) -> Result<Mapped, Refusal> {
     // what every step shares (in the first step's order) is the rule's detection
     let shared: Vec<Node> = per_step[0].iter().filter(|n| per_step.iter().all(|s| s.contains(n))).cloned().collect();
     let own: Vec<Vec<Node>> = per_step.iter().map(|s| s.iter().filter(|n| !shared.contains(n)).cloned().collect()).collect();
-    if shared.is_empty() || own.iter().any(Vec::is_empty) {
-        return Err(Refusal::Unsupported("an EQL sequence whose steps share no condition (or a step with none of its own) has no canonical form: the rule's detection holds what all steps share".into(), 0));
+    if own.iter().any(Vec::is_empty) {
+        return Err(Refusal::Unsupported("an EQL sequence with a step that has no condition of its own (besides what every step shares) is not imported".into(), 0));
     }
     let ticks_per_sec = 10_000_000;
     let secs = maxspan / ticks_per_sec;
