@@ -229,3 +229,63 @@ sequence by aws.cloudtrail.user_identity.arn with maxspan=10m
     let sentinel = rulecast::vendors::sentinel::eval::prepare(&r);
     assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &events), Ok(true));
 }
+
+fn sigma(name: &str) -> Vec<rulecast::import::Imported> {
+    let path = root().join("tests/fixtures/vendor/sigma/correlation").join(name);
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    rulecast::vendors::sigma::import::parse(&path.display().to_string(), &text)
+}
+
+/// Sigma correlation rules (`tests/fixtures/vendor/sigma/correlation`): temporal_ordered as a
+/// sequence, event_count and value_count as aggregates over their window, temporal refused with
+/// its place; each import builds for the targets that can say it.
+#[test]
+fn sigma_correlations_import_into_the_model() {
+    // (the CLI adds the import date as `created`, which detection-rules requires)
+    let load = |i: &rulecast::import::Imported| rulecast::rule_from_str("s.yaml", &i.slug, &format!("{}created: 2026-12-07\n", i.yaml)).unwrap_or_else(|d| panic!("{d}\n{}", i.yaml));
+    // temporal_ordered: a sequence that decides events on every target that builds it
+    let seq = sigma("aws_cloudtrail_logging_paused_and_resumed.yml");
+    assert_eq!(seq.len(), 1, "the named rules are not rules of their own (no `generate: true`)");
+    let r = load(&seq[0]);
+    let c = r.correlation.as_ref().expect("a sequence");
+    assert_eq!((c.steps.len(), c.within_secs, c.by[0].path.as_str()), (2, 3600, "userIdentity.arn"));
+    let stop = json!({"eventTime": "2026-12-01T10:00:00Z", "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging", "userIdentity": {"arn": "arn:aws:iam::1:user/a"}});
+    let mut start = stop.clone();
+    start["eventName"] = json!("StartLogging");
+    start["eventTime"] = json!("2026-12-01T10:30:00Z");
+    let sentinel = rulecast::vendors::sentinel::eval::prepare(&r);
+    let elastic = rulecast::vendors::elastic::eval::prepare(&r);
+    let mut early = start.clone();
+    early["eventTime"] = json!("2026-12-01T09:30:00Z");
+    for (events, want) in [(vec![stop.clone(), start.clone()], true), (vec![start, stop.clone()], true), (vec![stop, early], false)] {
+        let ev = Value::Array(events);
+        assert_eq!(evaluate(&r, &ev, &Entries::new()).matched, Some(want));
+        assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &ev), Ok(want));
+        assert_eq!(rulecast::vendors::elastic::eval::verdict(&elastic, &ev, None), Ok(want));
+    }
+    // event_count: a count threshold (gte 10: more than 9) over the window, on all three targets
+    let burst = sigma("aws_console_login_failures_burst.yml");
+    let r = load(&burst[0]);
+    let agg = r.doc.alert.aggregate.as_ref().expect("an aggregate");
+    assert_eq!(agg.threshold, Some(9));
+    for t in [Target::Sentinel, Target::Elastic, Target::Panther] {
+        rulecast::compile(&r, t, Unsupported::Warn).unwrap_or_else(|d| panic!("{t}: {d}"));
+    }
+    assert_eq!(r.doc.targets.sentinel.query_period.as_ref().map(|p| p.value.as_str()), Some("10m"));
+    // value_count: a distinct minimum
+    let users = sigma("aws_console_login_many_users.yml");
+    let r = load(&users[0]);
+    let agg = r.doc.alert.aggregate.as_ref().expect("an aggregate");
+    assert_eq!(agg.min_distinct.get("Values").map(|v| v.value), Some(5));
+    for t in [Target::Sentinel, Target::Elastic] {
+        rulecast::compile(&r, t, Unsupported::Warn).unwrap_or_else(|d| panic!("{t}: {d}"));
+    }
+    // temporal (any order): refused where it is written
+    let unordered = sigma("unordered.yml");
+    assert!(unordered[0].yaml.is_empty());
+    let shown = format!("{:?}", unordered[0].outcome);
+    assert!(shown.contains("E502") && shown.contains("temporal") && shown.contains("line: 25"), "{shown}");
+    // several documents and no correlation: refused in rulecast's words
+    let two = rulecast::vendors::sigma::import::parse("two.yml", "title: a\nlogsource: {product: aws, service: cloudtrail}\ndetection: {s: {eventName: X}, condition: s}\n---\ntitle: b\n");
+    assert!(two[0].yaml.is_empty() && format!("{:?}", two[0].outcome).contains("none is a Sigma correlation"), "{:?}", two[0].outcome);
+}

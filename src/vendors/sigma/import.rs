@@ -13,6 +13,22 @@ use crate::diag::{Code, Diagnostic};
 /// Import the rules of one Sigma file. `file` names it in diagnostics and gives the slug.
 pub fn parse(file: &str, text: &str) -> Vec<Imported> {
     let slug = slug_of(file);
+    // several documents: a Sigma correlation and the rules it names
+    if text.starts_with("---\n") && text[4..].contains("\n---") || !text.starts_with("---\n") && text.contains("\n---") {
+        if let Ok(docs) = serde_saphyr::from_multiple::<Value>(text) {
+            let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+            if docs.len() > 1 {
+                if docs.iter().any(|d| d.get("correlation").is_some()) {
+                    return correlation_file(file, text, &slug, &docs);
+                }
+                let at = text.find("\n---").map_or(0, |i| i + 1);
+                let d = Diagnostic::error(Code::E502, "the file holds several YAML documents and none is a Sigma correlation")
+                    .with_expected("one Sigma rule, or a correlation with the rules it names")
+                    .with_span(span_at(file, text, at));
+                return vec![Imported::refused(&slug, d)];
+            }
+        }
+    }
     let doc: Value = match serde_saphyr::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -22,7 +38,165 @@ pub fn parse(file: &str, text: &str) -> Vec<Imported> {
             return vec![Imported::refused(&slug, Diagnostic::error(Code::E501, msg).with_span(d.span.or_else(|| span_at(file, text, 0))))];
         }
     };
+    if doc.get("correlation").is_some() {
+        return correlation_file(file, text, &slug, std::slice::from_ref(&doc));
+    }
     vec![import_one(file, text, &slug, &doc)]
+}
+
+/// A Sigma correlation rule with the rules it names (in the same file, by `name` or `id`):
+/// `temporal_ordered` as a canonical sequence (each named rule a step, `group-by` the `by`
+/// fields, `timespan` the span); `event_count` / `value_count` as an aggregate over the named
+/// rules' events (a count threshold, or a distinct minimum), their `timespan` the window each
+/// target counts over (its schedule: noted). Refused: `temporal` (unordered: the model has only
+/// sequences), conditions other than `gt` / `gte`, a name that no document of the file has. The
+/// named rules are imported as rules of their own only with `generate: true`.
+fn correlation_file(file: &str, text: &str, slug: &str, docs: &[Value]) -> Vec<Imported> {
+    let at = |needle: &str| span_at(file, text, text.find(needle).unwrap_or(0));
+    let refuse = |msg: String, needle: &str| vec![Imported::refused(slug, Diagnostic::error(Code::E502, msg).with_span(at(needle)))];
+    let Some(cdoc) = docs.iter().find(|d| d.get("correlation").is_some()) else { return vec![] };
+    let Some(c) = cdoc.get("correlation").and_then(Value::as_object) else {
+        return refuse("`correlation` is not a mapping".into(), "correlation:");
+    };
+    let kind = s_of(c.get("type")).unwrap_or_default();
+    let names = str_list(c.get("rules"));
+    let group_by = str_list(c.get("group-by"));
+    let timespan = s_of(c.get("timespan")).unwrap_or_default();
+    let span_ok = timespan.len() >= 2 && timespan[..timespan.len() - 1].chars().all(|ch| ch.is_ascii_digit()) && timespan.ends_with(['s', 'm', 'h', 'd']);
+    if !span_ok {
+        return refuse(format!("correlation timespan `{timespan}` is not a number followed by s, m, h or d"), "timespan");
+    }
+    // the named rules, imported as rules of their own
+    let mut steps: Vec<(String, Value, Value)> = vec![];
+    let mut own: Vec<Imported> = vec![];
+    for n in &names {
+        let Some(d) = docs.iter().find(|d| s_of(d.get("name")).as_deref() == Some(n) || s_of(d.get("id")).as_deref() == Some(n)) else {
+            return refuse(format!("the correlation names the rule `{n}`, which no document of this file is (rulecast reads a correlation with its rules in one file)"), n);
+        };
+        let step_slug = format!("{slug}_{}", crate::import::slug_of(n));
+        let imported = import_one(file, text, &step_slug, d);
+        if imported.yaml.is_empty() {
+            return vec![imported];
+        }
+        let Ok(v) = serde_saphyr::from_str::<Value>(&imported.yaml) else { return refuse(format!("the rule `{n}` did not import"), n) };
+        let step_name: String = n.chars().map(|ch| if ch.is_ascii_alphanumeric() { ch.to_ascii_lowercase() } else { '_' }).collect();
+        let step_name = if step_name.starts_with(|ch: char| ch.is_ascii_alphabetic()) { step_name } else { format!("step_{step_name}") };
+        steps.push((step_name, v.get("detection").cloned().unwrap_or(Value::Null), v.get("logsource").cloned().unwrap_or(Value::Null)));
+        own.push(imported);
+    }
+    if steps.is_empty() {
+        return refuse("the correlation names no rules".into(), "correlation:");
+    }
+    // the correlation's own metadata, with the first named rule's log source and detection
+    let mut meta = cdoc.clone();
+    if let (Some(m), Some(first)) = (meta.as_object_mut(), docs.iter().find(|d| d.get("logsource").is_some())) {
+        m.remove("correlation");
+        m.insert("logsource".into(), first.get("logsource").cloned().unwrap_or(Value::Null));
+        m.insert("detection".into(), first.get("detection").cloned().unwrap_or(Value::Null));
+    }
+    let base = import_one(file, text, slug, &meta);
+    if base.yaml.is_empty() {
+        return vec![base];
+    }
+    let Ok(Value::Object(mut v)) = serde_saphyr::from_str::<Value>(&base.yaml) else { return refuse("the correlation did not import".into(), "correlation:") };
+    let mut parts: Vec<Part> = base.notes.clone();
+    let detections: Vec<Value> = steps.iter().map(|(_, d, _)| d.clone()).collect();
+    let any = if detections.len() == 1 { detections[0].clone() } else { serde_json::json!({"any": detections}) };
+    let mut out = serde_json::Map::new();
+    let cond = |ch: &serde_json::Map<String, Value>| -> Result<u64, String> {
+        let cnd = ch.get("condition").and_then(Value::as_object).ok_or("a count correlation without `condition`")?;
+        if let Some(n) = cnd.get("gte").and_then(Value::as_u64) {
+            return Ok(n.saturating_sub(1));
+        }
+        if let Some(n) = cnd.get("gt").and_then(Value::as_u64) {
+            return Ok(n);
+        }
+        Err(format!("the condition `{}` is not `gt` or `gte` a number: the model's thresholds are minimums", serde_json::to_string(cnd).unwrap_or_default()))
+    };
+    let mut aggregate = None;
+    let mut sequence = None;
+    match kind.as_str() {
+        "temporal_ordered" => {
+            if steps.len() < 2 {
+                return refuse("a temporal_ordered correlation of one rule".into(), "correlation:");
+            }
+            let st: Vec<Value> = steps.iter().map(|(n, d, _)| serde_json::json!({"name": n, "detection": d})).collect();
+            parts.push(Part::note("Sigma's temporal_ordered is imported as a canonical sequence: each step strictly later than the one before"));
+            sequence = Some(serde_json::json!({"type": "sequence", "by": group_by, "within": timespan, "steps": st}));
+        }
+        "event_count" => {
+            let t = match cond(c) {
+                Ok(t) => t,
+                Err(e) => return refuse(e, "condition"),
+            };
+            aggregate = Some(serde_json::json!({"measures": {"Count": "count"}, "by": group_by, "threshold": t}));
+        }
+        "value_count" => {
+            let t = match cond(c) {
+                Ok(t) => t,
+                Err(e) => return refuse(e, "condition"),
+            };
+            let Some(field) = c.get("condition").and_then(|x| x.get("field")).and_then(Value::as_str) else {
+                return refuse("a value_count correlation without `condition.field`".into(), "condition");
+            };
+            aggregate = Some(serde_json::json!({"measures": {"Count": "count", "Values": {"distinct": field}}, "by": group_by, "threshold": 0, "min_distinct": {"Values": t + 1}}));
+        }
+        "temporal" => return refuse("Sigma's temporal correlation (the rules' events in any order) is not in the canonical model, which has ordered sequences only".into(), "temporal"),
+        other => return refuse(format!("unknown Sigma correlation type `{other}`"), "type"),
+    }
+    // the model's key order: the correlation after the detection (which a sequence leaves to its
+    // steps), an aggregate in `alert`, the counting window in each target's schedule
+    for (k, val) in std::mem::take(&mut v) {
+        match k.as_str() {
+            "detection" if aggregate.is_some() => {
+                out.insert(k, any.clone());
+            }
+            "detection" => {
+                if let Some(cv) = sequence.take() {
+                    out.insert("correlation".into(), cv);
+                }
+            }
+            _ => {
+                out.insert(k, val);
+            }
+        }
+    }
+    if let Some(a) = aggregate {
+        let alert = out.entry("alert").or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(al) = alert.as_object_mut() {
+            al.insert("aggregate".into(), a);
+        }
+        let minutes = {
+            let (n, u) = timespan.split_at(timespan.len() - 1);
+            let n: u64 = n.parse().unwrap_or(0);
+            n * match u {
+                "s" => 0,
+                "m" => 1,
+                "h" => 60,
+                _ => 1440,
+            }
+        };
+        parts.push(Part::note(format!(
+            "the correlation's timespan ({timespan}) is the window each target counts over: Sentinel's query period and frequency, Elastic's look-back and interval, Panther's dedup period"
+        )));
+        let targets = out.entry("targets").or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(t) = targets.as_object_mut() {
+            t.insert("sentinel".into(), serde_json::json!({"query_frequency": timespan, "query_period": timespan}));
+            t.insert("elastic".into(), serde_json::json!({"from": format!("now-{timespan}"), "interval": timespan}));
+            if minutes > 0 {
+                t.insert("panther".into(), serde_json::json!({"dedup_period_minutes": minutes}));
+            }
+        }
+    }
+    let v = Value::Object(out);
+    if let Some(why) = crate::import::unloadable(&v) {
+        return refuse(format!("the imported correlation does not load: {why}"), "correlation:");
+    }
+    let mut result = vec![Imported::new(slug, crate::import::to_yaml(&v), parts)];
+    if c.get("generate").and_then(Value::as_bool) == Some(true) {
+        result.extend(own);
+    }
+    result
 }
 
 struct Cx<'a> {
