@@ -66,6 +66,16 @@ fn correlation_file(file: &str, text: &str, slug: &str, docs: &[Value]) -> Vec<I
     if !span_ok {
         return refuse(format!("correlation timespan `{timespan}` is not a number followed by s, m, h or d"), "timespan");
     }
+    for f in group_by.iter().chain(c.get("condition").and_then(|x| x.get("field")).and_then(Value::as_str).map(str::to_string).iter()) {
+        if crate::fields::resolve(f).is_err() {
+            return vec![Imported::refused(
+                slug,
+                Diagnostic::error(Code::E301, format!("unknown field `{f}` in the correlation"))
+                    .with_expected("a raw CloudTrail JSON path from the field taxonomy")
+                    .with_span(at(f)),
+            )];
+        }
+    }
     // the named rules, imported as rules of their own
     let mut steps: Vec<(String, Value, Value)> = vec![];
     let mut own: Vec<Imported> = vec![];
@@ -191,6 +201,12 @@ fn correlation_file(file: &str, text: &str, slug: &str, docs: &[Value]) -> Vec<I
     let v = Value::Object(out);
     if let Some(why) = crate::import::unloadable(&v) {
         return refuse(format!("the imported correlation does not load: {why}"), "correlation:");
+    }
+    // (as it loads once the import has given it a creation date, when it has none)
+    let dated = if v.get("created").is_some() { crate::import::to_yaml(&v) } else { format!("{}created: 2000-01-01\n", crate::import::to_yaml(&v)) };
+    if let Err(d) = crate::load::rule_from_str(&format!("{slug}.yaml"), slug, &dated) {
+        let first = d.iter().find(|x| x.severity == crate::diag::Severity::Error).map(|x| x.message.clone()).unwrap_or_default();
+        return refuse(format!("the imported correlation does not load: {first}"), "correlation:");
     }
     let mut result = vec![Imported::new(slug, crate::import::to_yaml(&v), parts)];
     if c.get("generate").and_then(Value::as_bool) == Some(true) {
