@@ -365,6 +365,14 @@ pub struct Decided {
 
 /// What a target vendor provides.
 pub trait Backend: Sync {
+    /// The per-target settings (`targets.<t>`) that make the target count an aggregate over the
+    /// last `window` (`10m`, `1h`: a number and s, m, h or d), as its schedule says it; none when
+    /// it cannot. An importer writes them for a window the vendor rule states (a Sigma
+    /// correlation's `timespan`).
+    fn counting_window(&self, window: &str) -> Option<Value> {
+        let _ = window;
+        None
+    }
     /// Which target this is.
     fn target(&self) -> Target;
     /// The language opaque conditions for this target are written in.

@@ -90,6 +90,10 @@ impl Backend for Elastic {
     fn check_opaque(&self, text: &str) -> Option<Result<(), String>> {
         Some(kuery::parse(text).map(|_| ()).map_err(|e| e.to_string()))
     }
+    fn counting_window(&self, window: &str) -> Option<Value> {
+        // a threshold rule runs every `interval` over the events since `from`
+        Some(serde_json::json!({"from": format!("now-{window}"), "interval": window}))
+    }
     fn main_extension(&self) -> &'static str {
         ".toml"
     }

@@ -74,6 +74,18 @@ impl Backend for Panther {
             (target::GLOBAL_YML, target::python::MODULE_SPEC),
         ]
     }
+    fn counting_window(&self, window: &str) -> Option<Value> {
+        // a rule's Threshold counts the events of one dedup key within DedupPeriodMinutes
+        let (n, unit) = window.split_at(window.len().checked_sub(1)?);
+        let n: u64 = n.parse().ok()?;
+        let minutes = match unit {
+            "m" => n,
+            "h" => n * 60,
+            "d" => n * 1440,
+            _ => return None,
+        };
+        (minutes > 0).then(|| serde_json::json!({"dedup_period_minutes": minutes}))
+    }
     fn main_extension(&self) -> &'static str {
         ".yml"
     }

@@ -82,6 +82,10 @@ impl Backend for Sentinel {
             }
         })
     }
+    fn counting_window(&self, window: &str) -> Option<Value> {
+        // a scheduled analytic rule runs every `queryFrequency` over the last `queryPeriod`
+        Some(serde_json::json!({"query_frequency": window, "query_period": window}))
+    }
     fn main_extension(&self) -> &'static str {
         ".yaml"
     }

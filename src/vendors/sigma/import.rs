@@ -176,25 +176,15 @@ fn correlation_file(file: &str, text: &str, slug: &str, docs: &[Value]) -> Vec<I
         if let Some(al) = alert.as_object_mut() {
             al.insert("aggregate".into(), a);
         }
-        let minutes = {
-            let (n, u) = timespan.split_at(timespan.len() - 1);
-            let n: u64 = n.parse().unwrap_or(0);
-            n * match u {
-                "s" => 0,
-                "m" => 1,
-                "h" => 60,
-                _ => 1440,
-            }
-        };
         parts.push(Part::note(format!(
-            "the correlation's timespan ({timespan}) is the window each target counts over: Sentinel's query period and frequency, Elastic's look-back and interval, Panther's dedup period"
+            "the correlation's timespan ({timespan}) is the window each target counts over, written as its schedule settings (`targets.<target>`)"
         )));
         let targets = out.entry("targets").or_insert_with(|| Value::Object(serde_json::Map::new()));
         if let Some(t) = targets.as_object_mut() {
-            t.insert("sentinel".into(), serde_json::json!({"query_frequency": timespan, "query_period": timespan}));
-            t.insert("elastic".into(), serde_json::json!({"from": format!("now-{timespan}"), "interval": timespan}));
-            if minutes > 0 {
-                t.insert("panther".into(), serde_json::json!({"dedup_period_minutes": minutes}));
+            for target in <crate::Target as strum::IntoEnumIterator>::iter() {
+                if let Some(settings) = crate::vendors::backend(target).counting_window(&timespan) {
+                    t.insert(target.to_string(), settings);
+                }
             }
         }
     }

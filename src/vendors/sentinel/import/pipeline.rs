@@ -406,7 +406,7 @@ impl St<'_> {
                 }
                 OperatorKind::Join { .. } => {
                     return Err(self.refuse(
-                        "`join` combines events from two queries; the model cannot say it",
+                        "`join` combines events from two queries: the Sentinel importer reads no joins yet (the model's `correlation` says ordered sequences of single events; joins of summarized or derived columns it cannot say)",
                         op.span.start,
                     ));
                 }
