@@ -289,3 +289,18 @@ fn sigma_correlations_import_into_the_model() {
     let two = rulecast::vendors::sigma::import::parse("two.yml", "title: a\nlogsource: {product: aws, service: cloudtrail}\ndetection: {s: {eventName: X}, condition: s}\n---\ntitle: b\n");
     assert!(two[0].yaml.is_empty() && format!("{:?}", two[0].outcome).contains("none is a Sigma correlation"), "{:?}", two[0].outcome);
 }
+
+/// `explain` shows a correlation as its stages: what every event meets, each step, the sequence.
+#[test]
+fn explain_shows_the_sequence() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rulecast"))
+        .args(["explain", "aws_cloudtrail_logging_paused_and_resumed", "--rules"])
+        .arg(root().join("canonical-rules"))
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for want in ["condition (every step's event)", "step 1 `stopped`", "step 2 `started`", "Stage 4: sequence", "within 1h of the first, all with the same userIdentity.arn"] {
+        assert!(text.contains(want), "{want}\n{text}");
+    }
+}

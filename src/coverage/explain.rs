@@ -230,9 +230,29 @@ pub fn page(cov: &Coverage, i: usize, pipeline: Option<Pipeline>) -> Page {
                 indicators.push(ind);
             }
         }
-        let mut t = String::new();
-        tree(&r.events_condition(), 0, &mut t);
-        stages.push(Stage { name: "condition".into(), text: t.trim_end().to_string() });
+        match &r.correlation {
+            None => {
+                let mut t = String::new();
+                tree(&r.events_condition(), 0, &mut t);
+                stages.push(Stage { name: "condition".into(), text: t.trim_end().to_string() });
+            }
+            Some(seq) => {
+                // a sequence: what every event meets, each step's own condition, then the join
+                let mut t = String::new();
+                tree(&r.condition(), 0, &mut t);
+                stages.push(Stage { name: "condition (every step's event)".into(), text: t.trim_end().to_string() });
+                for (i, (name, c)) in seq.steps.iter().enumerate() {
+                    let mut t = String::new();
+                    tree(c, 0, &mut t);
+                    stages.push(Stage { name: format!("step {} `{name}`", i + 1), text: t.trim_end().to_string() });
+                }
+                let by: Vec<&str> = seq.by.iter().map(|f| f.path.as_str()).collect();
+                stages.push(Stage {
+                    name: "sequence".into(),
+                    text: format!("the steps' events in order, each strictly later than the one before, the last within {} of the first{}", seq.within, if by.is_empty() { String::new() } else { format!(", all with the same {}", by.join(", ")) }),
+                });
+            }
+        }
         for c in &r.doc.alert.context {
             output_fields.push((c.value.trim_start_matches('@').to_string(), "alert.context".to_string()));
         }
