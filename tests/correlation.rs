@@ -304,3 +304,66 @@ fn explain_shows_the_sequence() {
         assert!(text.contains(want), "{want}\n{text}");
     }
 }
+
+/// pySigma (PyPI; the library sigma-cli is built on) reads the Sigma correlation fixtures as
+/// rulecast does: the type, the rules named, `group-by`, `timespan` and the condition.
+#[test]
+fn pysigma_reads_the_sigma_correlations_as_rulecast_does() {
+    let python = root().join("tests/oracles/sigma/.venv/bin/python");
+    if !python.exists() {
+        if oracles_optional() {
+            eprintln!("skipping: pySigma is not installed (RULECAST_SKIP_ORACLES=1)");
+            return;
+        }
+        panic!("pySigma is not installed: run `bash tests/oracles/install.sh` (or set RULECAST_SKIP_ORACLES=1 outside CI)");
+    }
+    let dir = root().join("tests/fixtures/vendor/sigma/correlation");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir).expect("fixtures").filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yml")).collect();
+    files.sort();
+    let out = std::process::Command::new(&python).arg(root().join("tests/oracles/sigma/correlations.py")).args(&files).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(theirs.as_object().map(|o| o.len()), Some(files.len()), "one correlation a file: {theirs}");
+    for f in &files {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let t = &theirs[&name];
+        let imported = sigma(&name);
+        let ty = t["type"].as_str().unwrap_or_default();
+        if ty == "temporal" {
+            assert!(imported[0].yaml.is_empty(), "{name}: refused");
+            continue;
+        }
+        let r = rulecast::rule_from_str("s.yaml", "s", &format!("{}created: 2026-12-07\n", imported[0].yaml)).unwrap_or_else(|d| panic!("{name}: {d}"));
+        let group_by: Vec<String> = t["group_by"].as_array().expect("list").iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        let seconds = t["seconds"].as_u64().expect("seconds");
+        let count = t["count"].as_u64().expect("count");
+        assert_eq!(t["op"], "gte", "{name}: the fixtures use gte");
+        match ty {
+            "temporal_ordered" => {
+                let c = r.correlation.as_ref().expect("a sequence");
+                let by: Vec<String> = c.by.iter().map(|f| f.path.clone()).collect();
+                assert_eq!((by, c.within_secs, c.steps.len() as u64), (group_by, seconds, count), "{name}");
+                let names: Vec<String> = t["rules"].as_array().expect("rules").iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+                let steps: Vec<String> = c.steps.iter().map(|(n, _)| n.clone()).collect();
+                assert_eq!(steps, names, "{name}: the steps are the named rules, in order");
+            }
+            "event_count" | "value_count" => {
+                let a = r.doc.alert.aggregate.as_ref().expect("an aggregate");
+                let by: Vec<String> = a.by.iter().map(|b| b.value.clone()).collect();
+                assert_eq!(by, group_by, "{name}");
+                if ty == "event_count" {
+                    assert_eq!(a.threshold.map(u64::from), Some(count - 1), "{name}: at least {count} is more than {}", count - 1);
+                } else {
+                    assert_eq!(a.min_distinct.get("Values").map(|v| u64::from(v.value)), Some(count), "{name}");
+                    let field = t["field"].as_str().expect("field");
+                    assert!(matches!(a.measures.get("Values"), Some(rulecast::model::Measure::Distinct(f)) if f == field), "{name}");
+                }
+                let period = r.doc.targets.sentinel.query_period.as_ref().map(|p| p.value.clone()).unwrap_or_default();
+                let (n, u) = period.split_at(period.len() - 1);
+                let secs = n.parse::<u64>().unwrap_or(0) * match u { "m" => 60, "h" => 3600, "d" => 86400, _ => 1 };
+                assert_eq!(secs, seconds, "{name}: the window");
+            }
+            other => panic!("{name}: unexpected type {other}"),
+        }
+    }
+}

@@ -22,6 +22,14 @@ echo "oracles: pip install -r tests/oracles/duckdb_kql/requirements.txt" >&2
 PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --disable-pip-version-check \
   -r tests/oracles/duckdb_kql/requirements.txt
 
+# pySigma pins packaging and typing-extensions above what panther_analysis_tool accepts: it gets a
+# virtual environment of its own
+echo "oracles: pip install -r tests/oracles/sigma/requirements.txt into tests/oracles/sigma/.venv" >&2
+if [[ ! -x tests/oracles/sigma/.venv/bin/python ]]; then
+  "$PYTHON" -m venv tests/oracles/sigma/.venv
+fi
+PIP_ROOT_USER_ACTION=ignore tests/oracles/sigma/.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+  -r tests/oracles/sigma/requirements.txt
 echo "oracles: pip install -r tests/oracles/eql/requirements.txt" >&2
 PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --disable-pip-version-check \
   -r tests/oracles/eql/requirements.txt
