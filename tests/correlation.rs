@@ -311,11 +311,7 @@ fn explain_shows_the_sequence() {
 fn pysigma_reads_the_sigma_correlations_as_rulecast_does() {
     let python = root().join("tests/oracles/sigma/.venv/bin/python");
     if !python.exists() {
-        if oracles_optional() {
-            eprintln!("skipping: pySigma is not installed (RULECAST_SKIP_ORACLES=1)");
-            return;
-        }
-        panic!("pySigma is not installed: run `bash tests/oracles/install.sh` (or set RULECAST_SKIP_ORACLES=1 outside CI)");
+        return tool_missing("pySigma (tests/oracles/sigma/.venv)");
     }
     let dir = root().join("tests/fixtures/vendor/sigma/correlation");
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir).expect("fixtures").filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yml")).collect();

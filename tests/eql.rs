@@ -10,14 +10,6 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::Value;
 
-fn tool_missing(what: &str) {
-    if oracles_optional() {
-        eprintln!("skipping: {what} is not installed (RULECAST_SKIP_ORACLES=1)");
-    } else {
-        panic!("{what} is not installed: run `bash tests/oracles/install.sh` (or set RULECAST_SKIP_ORACLES=1 outside CI)");
-    }
-}
-
 fn eql_rules() -> Vec<rulecast::Rule> {
     rulecast::rules_from_dir(&root().join("tests/fixtures/eql")).unwrap_or_else(|d| panic!("{d}"))
 }

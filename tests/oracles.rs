@@ -16,14 +16,6 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::Value;
 
-fn tool_missing(what: &str) {
-    if oracles_optional() {
-        eprintln!("skipping: {what} is not installed (RULECAST_SKIP_ORACLES=1)");
-    } else {
-        panic!("{what} is not installed: run `bash tests/oracles/install.sh` (or set RULECAST_SKIP_ORACLES=1 outside CI)");
-    }
-}
-
 #[test]
 fn panther_analysis_tool_passes_every_generated_test() {
     panther_analysis_tool_passes_every_generated_test_on(&bundled_rules());

@@ -16,14 +16,6 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::Value;
 
-fn tool_missing(what: &str) {
-    if oracles_optional() {
-        eprintln!("skipping: {what} is not installed (RULECAST_SKIP_ORACLES=1)");
-    } else {
-        panic!("{what} is not installed: run `bash tests/oracles/install.sh` (or set RULECAST_SKIP_ORACLES=1 outside CI)");
-    }
-}
-
 fn bundled_pack() -> rulecast::pack::Pack {
     let text = std::fs::read_to_string(root().join("canonical-rules").join(rulecast::lock::FILE_NAME)).expect("lock");
     let lock = rulecast::lock::from_str(&text).expect("lock parses");

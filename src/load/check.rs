@@ -77,6 +77,23 @@ pub fn is_duration(s: &str, units: &str) -> bool {
         && s.chars().last().is_some_and(|u| units.contains(u))
 }
 
+/// A duration (`30s`, `10m`, `1h`, `2d`: a number and one unit) in seconds; `None` when it is
+/// not one. The one reader of the model's durations (correlation spans, schedules, counting
+/// windows).
+pub fn duration_secs(s: &str) -> Option<u64> {
+    if !is_duration(s, "smhd") {
+        return None;
+    }
+    let (n, unit) = s.split_at(s.len() - 1);
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => 86_400,
+    };
+    n.parse::<u64>().ok()?.checked_mul(unit)
+}
+
 /// A located error when `v` is not a GUID.
 pub fn guid(file: &str, what: &str, v: &Spanned<String>) -> Option<Diagnostic> {
     (!is_guid(&v.value)).then(|| {
@@ -126,6 +143,15 @@ pub fn file_stem(file: &str, what: &str, v: &Spanned<String>) -> Option<Diagnost
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_in_seconds() {
+        assert_eq!(duration_secs("30s"), Some(30));
+        assert_eq!(duration_secs("90m"), Some(5400));
+        assert_eq!(duration_secs("2d"), Some(172_800));
+        assert_eq!(duration_secs("1w"), None);
+        assert_eq!(duration_secs("h"), None);
+    }
 
     #[test]
     fn dates_are_calendar_dates() {

@@ -591,14 +591,8 @@ fn sequence(file: &str, c: &Spanned<crate::model::Correlation>, scope: &Scope, d
         ok = false;
     }
     let within = &c.within.value;
-    let n: u64 = within[..within.len().saturating_sub(1)].parse().unwrap_or(0);
-    let unit = match within.chars().last() {
-        Some('s') => 1,
-        Some('m') => 60,
-        Some('h') => 3600,
-        _ => 86400,
-    };
-    if n == 0 && ok {
+    let secs = check::duration_secs(within).unwrap_or(0);
+    if secs == 0 && ok {
         d.push(Diagnostic::error(Code::E103, "correlation `within` is zero").with_expected("a positive duration").with_span(sp(file, &c.within)));
         ok = false;
     }
@@ -617,7 +611,7 @@ fn sequence(file: &str, c: &Spanned<crate::model::Correlation>, scope: &Scope, d
             None => ok = false,
         }
     }
-    ok.then(|| Sequence { by, within_secs: n * unit, within: within.clone(), steps })
+    ok.then(|| Sequence { by, within_secs: secs, within: within.clone(), steps })
 }
 
 /// Check derive steps in order: each name is an identifier, and each expression's references

@@ -59,6 +59,16 @@ pub fn files_with(dir: &Path, ext: &str) -> Vec<PathBuf> {
     v
 }
 
+/// An outside tool is missing: a skip, said, where oracles may be missing
+/// ([`oracles_optional`]); a failure otherwise (always in CI).
+pub fn tool_missing(what: &str) {
+    if oracles_optional() {
+        eprintln!("skipping: {what} is not installed (RULECAST_SKIP_ORACLES=1)");
+    } else {
+        panic!("{what} is not installed: run `bash tests/oracles/install.sh` (or set RULECAST_SKIP_ORACLES=1 outside CI)");
+    }
+}
+
 /// Is an outside oracle allowed to be missing? (`RULECAST_SKIP_ORACLES=1`; never in CI.)
 pub fn oracles_optional() -> bool {
     std::env::var("RULECAST_SKIP_ORACLES").is_ok_and(|v| v == "1") && std::env::var("CI").is_err()

@@ -68,15 +68,8 @@ pub fn parse(q: &str) -> Result<Query, String> {
         None => (vec![], head.strip_prefix("with").map(str::trim).ok_or("expected `by` or `with`")?),
     };
     let span = with.strip_prefix("maxspan=").ok_or("expected `maxspan=`")?;
-    let (n, unit) = span.split_at(span.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| format!("`{span}` is not a span"))?;
-    let unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        other => return Err(format!("unknown span unit `{other}`")),
-    };
+    let secs = crate::load::check::duration_secs(span).ok_or_else(|| format!("`{span}` is not a span (a number and s, m, h or d)"))?;
+    let secs = i64::try_from(secs).map_err(|_| format!("`{span}` is too long"))?;
     let mut steps = vec![];
     let mut at = q.len() - rest.len() + head_end;
     loop {
@@ -95,7 +88,7 @@ pub fn parse(q: &str) -> Result<Query, String> {
         }
         at = next;
     }
-    Ok(Query::Sequence { by, maxspan: n * unit * 10_000_000, steps })
+    Ok(Query::Sequence { by, maxspan: secs.saturating_mul(10_000_000), steps })
 }
 
 /// Every field the condition names, and the values it compares a dataset field
@@ -196,18 +189,9 @@ fn lit_text(t: &Term) -> Result<Option<String>, String> {
     }
 }
 
-/// `*` and `?` wildcards over the whole value.
+/// `*` and `?` wildcards over the whole value (the pattern folded as the value is).
 fn like(pattern: &str, ci: bool) -> Result<regex::Regex, String> {
-    let mut re = String::from("(?s)^");
-    for c in pattern.chars() {
-        match c {
-            '*' => re.push_str(".*"),
-            '?' => re.push('.'),
-            c => re.push_str(&regex::escape(&fold(&c.to_string(), ci))),
-        }
-    }
-    re.push('$');
-    regex::Regex::new(&re).map_err(|e| e.to_string())
+    regex::Regex::new(&crate::condition::glob_to_regex(&fold(pattern, ci))).map_err(|e| e.to_string())
 }
 
 fn expr(e: &Expr, doc: &Json, ty: &dyn Fn(&str) -> FieldType) -> Result<bool, String> {

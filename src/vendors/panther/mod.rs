@@ -76,15 +76,8 @@ impl Backend for Panther {
     }
     fn counting_window(&self, window: &str) -> Option<Value> {
         // a rule's Threshold counts the events of one dedup key within DedupPeriodMinutes
-        let (n, unit) = window.split_at(window.len().checked_sub(1)?);
-        let n: u64 = n.parse().ok()?;
-        let minutes = match unit {
-            "m" => n,
-            "h" => n * 60,
-            "d" => n * 1440,
-            _ => return None,
-        };
-        (minutes > 0).then(|| serde_json::json!({"dedup_period_minutes": minutes}))
+        let secs = crate::load::check::duration_secs(window)?;
+        (secs >= 60 && secs % 60 == 0).then(|| serde_json::json!({"dedup_period_minutes": secs / 60}))
     }
     fn main_extension(&self) -> &'static str {
         ".yml"

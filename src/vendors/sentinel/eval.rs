@@ -51,7 +51,7 @@ pub fn verdict(p: &Prepared, event: &Value) -> Result<bool, String> {
     // (a correlation compares and subtracts TimeGenerated)
     if p.correlation {
         let rows: Vec<_> = event.as_array().map_or_else(|| vec![to_sentinel_row(event)], |events| events.iter().map(to_sentinel_row).collect());
-        return kusto::run_typed(q, "AWSCloudTrail", &rows, &super::fields::DATETIME_COLUMNS).map(|out| !out.is_empty()).map_err(|e| e.to_string());
+        return kusto::run_typed(q, "AWSCloudTrail", &rows, &super::row::datetime_columns()).map(|out| !out.is_empty()).map_err(|e| e.to_string());
     }
     let rows = vec![to_sentinel_row(event)];
     kusto::run(q, "AWSCloudTrail", &rows).map(|out| !out.is_empty()).map_err(|e| e.to_string())

@@ -103,20 +103,3 @@ mod tests {
         }
     }
 }
-
-/// The `AWSCloudTrail` columns typed `datetime` (`AWSCloudTrail_columns.tsv`).
-pub const DATETIME_COLUMNS: [&str; 2] = ["SessionCreationDate", "TimeGenerated"];
-
-#[cfg(test)]
-mod datetime_columns {
-    #[test]
-    fn are_the_schemas_datetime_columns() {
-        let from_schema: Vec<&str> = include_str!("AWSCloudTrail_columns.tsv")
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .filter(|(_, t)| *t == "datetime")
-            .map(|(c, _)| c)
-            .collect();
-        assert_eq!(from_schema, super::DATETIME_COLUMNS);
-    }
-}

@@ -19,6 +19,11 @@ fn sentinel_types() -> IndexMap<&'static str, &'static str> {
         .collect()
 }
 
+/// The columns the table types `datetime` (`TimeGenerated`, ...).
+pub fn datetime_columns() -> Vec<&'static str> {
+    sentinel_types().into_iter().filter(|(_, t)| *t == "datetime").map(|(c, _)| c).collect()
+}
+
 fn path_segs(path: &str) -> Vec<Seg> {
     fields::parse_path(path).unwrap_or_default()
 }
@@ -63,6 +68,11 @@ pub fn to_sentinel_row(event: &Value) -> IndexMap<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_datetime_columns_come_from_the_schema() {
+        assert_eq!(datetime_columns(), ["SessionCreationDate", "TimeGenerated"]);
+    }
 
     #[test]
     fn sentinel_row_types() {

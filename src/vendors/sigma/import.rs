@@ -62,8 +62,7 @@ fn correlation_file(file: &str, text: &str, slug: &str, docs: &[Value]) -> Vec<I
     let names = str_list(c.get("rules"));
     let group_by = str_list(c.get("group-by"));
     let timespan = s_of(c.get("timespan")).unwrap_or_default();
-    let span_ok = timespan.len() >= 2 && timespan[..timespan.len() - 1].chars().all(|ch| ch.is_ascii_digit()) && timespan.ends_with(['s', 'm', 'h', 'd']);
-    if !span_ok {
+    if crate::load::check::duration_secs(&timespan).is_none_or(|s| s == 0) {
         return refuse(format!("correlation timespan `{timespan}` is not a number followed by s, m, h or d"), "timespan");
     }
     for f in group_by.iter().chain(c.get("condition").and_then(|x| x.get("field")).and_then(Value::as_str).map(str::to_string).iter()) {

@@ -104,6 +104,25 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// Canonical globs (`*`, `?`, no escape) on the field `f`: `like` (`like~` with `ci`), whose
+/// `*` and `?` are the canonical ones; a pattern holding `\\`, which Lucene's wildcard reads as an
+/// escape, as the regular expression the glob means instead.
+fn glob(f: &str, patterns: &[String], ci: bool) -> Result<Out, String> {
+    if patterns.iter().any(|p| p.contains('\\')) {
+        let mut pats = vec![];
+        for p in patterns {
+            let re = crate::condition::glob_to_regex(p);
+            let ps = lucene::from_canonical(&re, ci).map_err(|why| format!("the pattern `{p}` has no EQL form: {why}"))?;
+            pats.extend(ps.iter().map(|s| string(s)));
+        }
+        let list = if pats.len() == 1 { pats.remove(0) } else { format!("({})", pats.join(", ")) };
+        return Ok(atom(format!("{f} regex {list}")));
+    }
+    let pats: Vec<String> = patterns.iter().map(|p| string(p)).collect();
+    let list = if pats.len() == 1 { pats[0].clone() } else { format!("({})", pats.join(", ")) };
+    Ok(atom(format!("{f} like{} {list}", if ci { "~" } else { "" })))
+}
+
 fn pred(p: &Pred, cx: &mut Cx) -> Out {
     let span = p.span.clone();
     if p.op == Op::Cidr {
@@ -163,22 +182,11 @@ fn pred(p: &Pred, cx: &mut Cx) -> Out {
             join(calls, "or")
         }
         Op::Glob => {
-            // `like` has `*` and `?` and no escape: a glob is written so unless it asks for a
-            // literal `*` or `?` (the canonical glob has no escape either: it never does)
-            if p.values.iter().any(|v| text(v).contains('\\')) {
-                // `\` escapes in a wildcard pattern: said as a regular expression instead
-                let mut pats = vec![];
-                for v in &p.values {
-                    let re = crate::condition::glob_to_regex(&text(v));
-                    match lucene::from_canonical(&re, p.case == Case::Insensitive) {
-                        Ok(ps) => pats.extend(ps.iter().map(|s| string(s))),
-                        Err(why) => return refuse(cx, span, format!("the pattern `{}` has no EQL form: {why}", text(v))),
-                    }
-                }
-                return atom(format!("{f} regex {}", list(pats)));
+            let pats: Vec<String> = p.values.iter().map(text).collect();
+            match glob(&f, &pats, ci) {
+                Ok(o) => o,
+                Err(why) => refuse(cx, span, why),
             }
-            let pats: Vec<String> = p.values.iter().map(|v| string(&text(v))).collect();
-            atom(format!("{f} like{tilde} {}", list(pats)))
         }
         Op::Regex => {
             let mut pats = vec![];
@@ -234,7 +242,10 @@ fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Out {
                         return refuse(cx, None, format!("allow-list `{name}` keys a flattened field, which the EQL rendering does not read"));
                     }
                     let Some(n) = field_name(fd, cx, None) else { continue };
-                    parts.push(atom(format!("{} like {}", field(&n), string(pattern))));
+                    match glob(&field(&n), std::slice::from_ref(pattern), false) {
+                        Ok(o) => parts.push(o),
+                        Err(why) => return refuse(cx, None, why),
+                    }
                 }
                 alts.push(join(parts, "and"));
             }
@@ -315,6 +326,13 @@ fn conjuncts(rule: &Rule, step: Option<&Cond>, cx: &mut Cx) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_are_like_patterns_unless_a_backslash_needs_a_regex() {
+        assert_eq!(glob("f", &["a*b?".into()], true).unwrap().text, r#"f like~ "a*b?""#);
+        // Lucene's wildcard reads `\` as an escape: the glob's literal backslash goes to a regex
+        assert_eq!(glob("f", &["C:\\x*".into()], false).unwrap().text, r#"f regex "C:\\\\x.*""#);
+    }
 
     #[test]
     fn strings_and_fields_escape_what_eql_reads_specially() {

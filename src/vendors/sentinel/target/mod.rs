@@ -237,18 +237,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     let freq = s.query_frequency.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| "1h".into());
     if let Some(seq) = &rule.correlation {
         let period = s.query_period.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| freq.clone());
-        let secs = |d: &str| -> Option<u64> {
-            let (n, unit) = d.split_at(d.len().checked_sub(1)?);
-            let n: u64 = n.parse().ok()?;
-            Some(n * match unit {
-                "s" => 1,
-                "m" => 60,
-                "h" => 3600,
-                "d" => 86400,
-                _ => return None,
-            })
-        };
-        if secs(&period).is_some_and(|p| p < seq.within_secs) {
+        if crate::load::check::duration_secs(&period).is_some_and(|p| p < seq.within_secs) {
             cx.approximate(
                 Concern::Aggregation,
                 None,
