@@ -11,13 +11,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const BATCH: usize = 8;
 
 /// The number of threads used: `RULECAST_THREADS` when set to a positive number, else the
-/// cores available.
+/// cores available. Read once per process (finding the cores reads the cgroup's CPU quota
+/// files, and a build asks once per batch).
 pub fn threads() -> usize {
-    std::env::var("RULECAST_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var("RULECAST_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    })
 }
 
 /// `items.iter().map(f).collect()`, computed on up to [`threads`] threads, in order.

@@ -1,7 +1,7 @@
 //! Correlations (`correlation: {type: sequence}`): the model's errors are located, the canonical
 //! evaluator decides sequences of events, and Sentinel's join and Elastic's EQL `sequence`
-//! decide them alike (rulecast's Kusto and EQL evaluators on the rendered queries); Panther
-//! refuses them with the reason.
+//! decide them alike (rulecast's Kusto and EQL evaluators on the rendered queries), and so do
+//! Panther's signal rules (run by Python) read as its correlation rule says.
 
 mod common;
 
@@ -124,15 +124,107 @@ fn sentinel_and_elastic_decide_sequences_as_the_canonical_rule() {
     assert!(matched >= 10 && matched < compared - 10, "a spread of verdicts: {matched} of {compared}");
 }
 
+/// Panther: a correlation rule over one signal rule per step. The correlation rule names the
+/// signal rules in order, one transition per pair of steps matching on the key the signal
+/// rules put in their alert context; a window that is not whole minutes is refused; three or
+/// more steps are bounded per transition, as a note says.
 #[test]
-fn panther_refuses_a_correlation_with_the_reason() {
+fn panther_writes_a_correlation_rule_over_signal_rules() {
     let r = rule(SEQ).unwrap_or_else(|d| panic!("{d}"));
-    let d = rulecast::compile(&r, Target::Panther, Unsupported::Warn).expect_err("refused");
-    assert!(d.to_string().contains("Panther correlation rule"), "{d}");
-    // Sentinel and Elastic build it
-    for t in [Target::Sentinel, Target::Elastic] {
-        rulecast::compile(&r, t, Unsupported::Warn).unwrap_or_else(|d| panic!("{t}: {d}"));
+    let out = rulecast::compile(&r, Target::Panther, Unsupported::Warn).unwrap_or_else(|d| panic!("{d}"));
+    let names: Vec<&str> = out.files.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "panther/probe.yml",
+            "panther/probe_created.yml",
+            "panther/probe_created.py",
+            "panther/probe_keyed.yml",
+            "panther/probe_keyed.py",
+            "panther/probe_attached.yml",
+            "panther/probe_attached.py"
+        ]
+    );
+    let corr: Value = serde_saphyr::from_str(&out.files[0].1).expect("YAML");
+    assert_eq!(corr["AnalysisType"], "correlation_rule");
+    let seq = &corr["Detection"][0];
+    let ids: Vec<&str> = seq["Sequence"].as_array().unwrap().iter().map(|s| s["RuleID"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["3a1f0c55-9a8e-4d6b-b7c2-1e0f9d8c7b6a.created", "3a1f0c55-9a8e-4d6b-b7c2-1e0f9d8c7b6a.keyed", "3a1f0c55-9a8e-4d6b-b7c2-1e0f9d8c7b6a.attached"]);
+    let transitions = seq["Transitions"].as_array().unwrap();
+    assert_eq!(transitions.len(), 2);
+    for t in transitions {
+        assert_eq!(t["WithinTimeFrameMinutes"], 10);
+        assert_eq!(t["Match"][0]["On"], "p_alert_context.correlation_key");
     }
+    // each signal rule: no alert, the key required and put in the alert context
+    for (i, ((_, yml), (_, py))) in out.files[1..].iter().step_by(2).zip(out.files[2..].iter().step_by(2)).enumerate() {
+        let v: Value = serde_saphyr::from_str(yml).expect("YAML");
+        assert_eq!(v["CreateAlert"], false, "{yml}");
+        assert_eq!(v["RuleID"], ids[i]);
+        assert!(py.contains("    if _correlation_key(event) is None:\n        return False"), "{py}");
+        assert!(py.contains("\"correlation_key\": _correlation_key(event),"), "{py}");
+        assert!(py.contains("event.deep_get(\"userIdentity\", \"arn\")") && py.contains("event.get(\"sourceIPAddress\")"), "{py}");
+    }
+    assert!(out.notes.iter().any(|n| n.message.contains("bounds each transition")), "three steps: the per-transition window is declared");
+    // a window of whole minutes only
+    let odd = rule(&SEQ.replace("within: 10m", "within: 90s")).unwrap_or_else(|d| panic!("{d}"));
+    let d = rulecast::compile(&odd, Target::Panther, Unsupported::Warn).expect_err("refused");
+    assert!(d.to_string().contains("E402") && d.to_string().contains("whole minutes"), "{d}");
+}
+
+/// Panther's verdicts on event sequences: each step's signal rule run by real Python on every
+/// event (its key from its alert context), the sequence read as the correlation rule says.
+/// With two steps (one transition) they are the canonical verdicts on 300 random sequences;
+/// with three, a sequence whose span exceeds `within` while each step follows the one before
+/// within it matches on Panther only, as its note declares.
+#[test]
+fn panther_decides_sequences_as_the_canonical_rule() {
+    let two = "detection: {field: eventSource, op: eq, value: iam.amazonaws.com}\ncorrelation:\n  type: sequence\n  by: [userIdentity.arn, sourceIPAddress]\n  within: 5m\n  steps:\n    - name: created\n      detection: {field: eventName, op: eq, value: CreateUser}\n    - name: keyed\n      detection: {field: eventName, op: in, values: [CreateAccessKey, createloginprofile], case: insensitive}\n";
+    let r = rule(two).unwrap_or_else(|d| panic!("{d}"));
+    let names = ["CreateUser", "CreateAccessKey", "CREATELOGINPROFILE", "DeleteUser"];
+    let arns = ["arn:aws:iam::123456789012:user/a", "arn:aws:iam::123456789012:user/b"];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut sequences = vec![];
+    for _ in 0..300 {
+        let len = 2 + next(4) as usize;
+        let mut events = vec![];
+        for _ in 0..len {
+            let mut e = ev(names[next(4) as usize], next(12) as u32, arns[usize::from(next(5) == 0)]);
+            if next(10) == 0 {
+                e.as_object_mut().map(|o| o.remove("sourceIPAddress"));
+            }
+            events.push(e);
+        }
+        sequences.push(Value::Array(events));
+    }
+    let none = Entries::new();
+    let jobs: Vec<rulecast::vendors::Job> = sequences.iter().map(|e| rulecast::vendors::Job { rule: &r, event: e, allowlists: &none, enrichment: None }).collect();
+    let decided = rulecast::vendors::backend(Target::Panther).decide(&jobs).expect("python3 runs the signal rules");
+    let mut matched = 0;
+    for (e, d) in sequences.iter().zip(&decided.decisions) {
+        let canonical = evaluate(&r, e, &none).matched.expect("decided");
+        assert_eq!(d.as_bool(), Some(canonical), "Panther on {e}: {d:?}");
+        matched += usize::from(canonical);
+    }
+    println!("correlation: 300 random sequences on Panther's signal rules, {matched} matches, all as the canonical rule");
+    assert!(matched >= 10 && matched <= 290, "a spread of verdicts: {matched}");
+    // three steps: each transition within 10 minutes, the whole sequence 16
+    let r = rule(SEQ).unwrap_or_else(|d| panic!("{d}"));
+    let a = "arn:aws:iam::123456789012:user/a";
+    let long = Value::Array(vec![ev("CreateUser", 0, a), ev("CreateAccessKey", 8, a), ev("AttachUserPolicy", 16, a)]);
+    let short = Value::Array(vec![ev("CreateUser", 0, a), ev("CreateAccessKey", 4, a), ev("AttachUserPolicy", 9, a)]);
+    let jobs: Vec<rulecast::vendors::Job> = [&long, &short].iter().map(|e| rulecast::vendors::Job { rule: &r, event: e, allowlists: &none, enrichment: None }).collect();
+    let decided = rulecast::vendors::backend(Target::Panther).decide(&jobs).expect("python3 runs the signal rules");
+    assert_eq!(evaluate(&r, &long, &none).matched, Some(false));
+    assert_eq!(decided.decisions[0].as_bool(), Some(true), "per-transition windows");
+    assert_eq!(evaluate(&r, &short, &none).matched, Some(true));
+    assert_eq!(decided.decisions[1].as_bool(), Some(true));
 }
 
 #[test]

@@ -16,8 +16,15 @@ fn rulecast(args: &[&str], cwd: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_rulecast")).args(args).current_dir(cwd).output().expect("runs")
 }
 
+/// The rules written in a target's folder: its main files, less those that are parts of
+/// another rule (a Panther correlation rule's signal rules).
 fn count(dir: &Path, ext: &str) -> usize {
-    std::fs::read_dir(dir).map(|rd| rd.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == ext)).count()).unwrap_or(0)
+    use rulecast::vendors::Backend;
+    let texts: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == ext)).filter_map(|p| std::fs::read_to_string(p).ok()).collect())
+        .unwrap_or_default();
+    let parts: Vec<String> = texts.iter().flat_map(|t| rulecast::vendors::panther::Panther.parts(t)).collect();
+    texts.iter().filter(|t| ext != "yml" || !rulecast::vendors::panther::Panther.vendor_id(t).ok().flatten().is_some_and(|id| parts.contains(&id))).count()
 }
 
 /// The shared corpus folder of a vendor, or `None` (with a message) when it is absent; absent

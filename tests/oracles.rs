@@ -30,7 +30,17 @@ fn panther_analysis_tool_passes_every_generated_test_imported() {
 fn panther_analysis_tool_passes_every_generated_test_on(rules: &[rulecast::Rule]) {
     let out = build_all(rules);
     let built = built_for(rules, rulecast::Target::Panther);
-    let expected_tests: usize = rules.iter().filter(|r| built.contains(&r.slug)).map(|r| r.doc.tests.len()).sum();
+    // a correlation's tests run as its signal rules' tests (the events one by one); the
+    // correlation rule's own tests need a Panther backend, so PAT skips them
+    let single: usize = rules.iter().filter(|r| built.contains(&r.slug) && r.correlation.is_none()).map(|r| r.doc.tests.len()).sum();
+    let correlations = rules.iter().filter(|r| built.contains(&r.slug) && r.correlation.is_some()).count();
+    let signal_tests: usize = files_with(&out.path().join("panther"), "yml")
+        .iter()
+        .map(|f| yaml_value(&std::fs::read_to_string(f).expect("read")))
+        .filter(|v| v["CreateAlert"] == false && v["RuleID"].as_str().is_some_and(|id| rules.iter().any(|r| r.correlation.is_some() && id.starts_with(&format!("{}.", r.doc.id.value)))))
+        .map(|v| v["Tests"].as_array().map_or(0, Vec::len))
+        .sum();
+    let expected_tests = single + signal_tests;
     assert!(expected_tests > 0);
     let cwd = tempfile::tempdir().expect("tmp");
     // a module kept from a vendor file may import panther-analysis' global helpers, which every
@@ -67,6 +77,11 @@ fn panther_analysis_tool_passes_every_generated_test_on(rules: &[rulecast::Rule]
     let failed = plain.lines().filter(|l| l.contains("[FAIL]")).count();
     assert_eq!(failed, 0, "{plain}");
     assert_eq!(passed, expected_tests, "every canonical test must run under PAT:\n{plain}");
+    // correlation rules: valid (not counted Invalid), their tests skipped without a backend
+    assert!(plain.contains("Invalid: 0"), "{plain}");
+    if correlations > 0 {
+        assert!(plain.contains(&format!("Skipped: {correlations}")), "{plain}");
+    }
 }
 
 #[test]
@@ -420,9 +435,15 @@ fn panther_yaml_meets_the_rule_schema_on(rules: &[rulecast::Rule]) {
         "AnalysisType", "Enabled", "Filename", "RuleID", "LogTypes", "Severity", "Description", "DedupPeriodMinutes", "DisplayName",
         "Reference", "Runbook", "SummaryAttributes", "Threshold", "Tags", "Reports", "Tests", "Status", "CreateAlert",
     ];
-    for f in files_with(&out.path().join("panther"), "yml") {
+    let ymls = files_with(&out.path().join("panther"), "yml");
+    let rule_ids: Vec<String> = ymls.iter().filter_map(|f| yaml_value(&std::fs::read_to_string(f).expect("read"))["RuleID"].as_str().map(str::to_string)).collect();
+    for f in ymls {
         let name = f.display().to_string();
         let v = yaml_value(&std::fs::read_to_string(&f).expect("read"));
+        if v["AnalysisType"] == "correlation_rule" {
+            correlation_rule_meets_its_schema(&name, &v, &rule_ids);
+            continue;
+        }
         for k in v.as_object().expect("mapping").keys() {
             assert!(allowed.contains(&k.as_str()), "{name}: key {k} not in RULE_SCHEMA");
         }
@@ -444,6 +465,48 @@ fn panther_yaml_meets_the_rule_schema_on(rules: &[rulecast::Rule]) {
             for m in t["Mocks"].as_array().into_iter().flatten() {
                 assert!(m["objectName"].is_string() && (m["returnValue"].is_string() || m["returnValue"].is_boolean()));
             }
+        }
+    }
+}
+
+/// A Panther correlation rule: CORRELATION_RULE_SCHEMA's keys (panther_analysis_tool 1.11's
+/// `schemas.py`), and a `Detection` as Panther's correlation rules write it (panther-analysis'
+/// `correlation_rules/`): a `Sequence` of rules that exist, transitions between its IDs matching
+/// on a field, a look-back and a schedule; tests whose `RuleOutputs` name its IDs.
+fn correlation_rule_meets_its_schema(name: &str, v: &Value, rule_ids: &[String]) {
+    let allowed = [
+        "AnalysisType", "RuleID", "Enabled", "Detection", "Severity", "Description", "DisplayName", "OnlyUseBaseRiskScore", "OutputIds", "CreatedBy",
+        "Reference", "Runbook", "Status", "SummaryAttributes", "Tags", "Reports", "CreateAlert", "Tests", "BaseVersion",
+    ];
+    for k in v.as_object().expect("mapping").keys() {
+        assert!(allowed.contains(&k.as_str()), "{name}: key {k} not in CORRELATION_RULE_SCHEMA");
+    }
+    assert!(v["Enabled"].is_boolean() && v["RuleID"].is_string(), "{name}");
+    assert!(["Info", "Low", "Medium", "High", "Critical"].contains(&v["Severity"].as_str().unwrap_or("")));
+    let d = &v["Detection"][0];
+    let steps = d["Sequence"].as_array().expect("Sequence");
+    assert!(steps.len() >= 2, "{name}: Sequence");
+    let ids: Vec<&str> = steps.iter().map(|s| s["ID"].as_str().expect("ID")).collect();
+    for s in steps {
+        let rid = s["RuleID"].as_str().expect("RuleID");
+        assert!(rule_ids.iter().any(|r| r == rid), "{name}: the signal rule {rid} is not written");
+    }
+    let transitions = d["Transitions"].as_array().expect("Transitions");
+    assert_eq!(transitions.len(), steps.len() - 1, "{name}");
+    for (i, t) in transitions.iter().enumerate() {
+        assert_eq!((t["From"].as_str(), t["To"].as_str()), (Some(ids[i]), Some(ids[i + 1])), "{name}: {t}");
+        assert!(t["WithinTimeFrameMinutes"].as_u64().is_some_and(|m| m > 0), "{name}: {t}");
+        assert!(t["Match"][0]["On"].is_string(), "{name}: {t}");
+    }
+    let (rate, lookback) = (d["Schedule"]["RateMinutes"].as_u64().expect("RateMinutes"), d["LookbackWindowMinutes"].as_u64().expect("LookbackWindowMinutes"));
+    // panther-analysis' style guide: the look-back at least 1.5 times the rate
+    assert!(lookback * 2 >= rate * 3, "{name}: LookbackWindowMinutes {lookback} < 1.5 × RateMinutes {rate}");
+    assert!(d["Schedule"]["TimeoutMinutes"].as_u64().is_some(), "{name}");
+    for t in v["Tests"].as_array().into_iter().flatten() {
+        assert!(t["Name"].is_string() && t["ExpectedResult"].is_boolean(), "{name}: test {t}");
+        for o in t["RuleOutputs"].as_array().expect("RuleOutputs") {
+            assert!(ids.contains(&o["ID"].as_str().unwrap_or("")), "{name}: {o}");
+            assert!(o["Matches"].is_object(), "{name}: {o}");
         }
     }
 }

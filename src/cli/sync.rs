@@ -104,8 +104,13 @@ pub fn run(req: &Request) -> Result<ExitCode> {
                     let Ok(Some(id)) = rulecast::sync::vendor_id(t, main) else {
                         bail!("internal error: the {t} file built from `{}` has no rule id (please report)", rule.file);
                     };
+                    // the main file first, the others in build order (a correlation's signal
+                    // rules each with their Python, as the vendor folder's files are gathered)
                     let mut files = out.files.clone();
-                    files.sort_by_key(|(p, _)| !p.ends_with(main_ext(t)));
+                    if let Some(i) = files.iter().position(|(p, _)| p.ends_with(main_ext(t))) {
+                        let main = files.remove(i);
+                        files.insert(0, main);
+                    }
                     expected.insert(id, Expected { rule, files });
                 }
                 Err(d) => {
@@ -151,6 +156,21 @@ pub fn run(req: &Request) -> Result<ExitCode> {
             }
             found.insert(id, Found { path: p, files });
         }
+        // a rule made of other vendor rules (a Panther correlation rule and its signal rules):
+        // their files are the rule's, in its order, as `build` writes them
+        let made_of: Vec<(String, Vec<String>)> =
+            found.iter().map(|(id, f)| (id.clone(), rulecast::vendors::backend(t).parts(&f.files[0].1))).filter(|(_, parts)| !parts.is_empty()).collect();
+        for (id, parts) in made_of {
+            let mut extra = vec![];
+            for part in parts {
+                if let Some(f) = found.remove(&part) {
+                    extra.extend(f.files);
+                }
+            }
+            if let Some(f) = found.get_mut(&id) {
+                f.files.extend(extra);
+            }
+        }
         for (id, exp) in &expected {
             let rule_file = Some(exp.rule.file.clone());
             let Some(f) = found.remove(id) else {
@@ -175,7 +195,8 @@ pub fn run(req: &Request) -> Result<ExitCode> {
                 let folder = f.path.parent().unwrap_or(Path::new(".")).to_path_buf();
                 plans.insert(
                     i,
-                    exp.files.iter().map(|(p, text)| (if p.ends_with(main_ext(t)) { f.path.clone() } else { folder.join(base(p)) }, text.clone())).collect(),
+                    // the main file (first) where the vendor keeps it, the others beside it
+                    exp.files.iter().enumerate().map(|(i, (p, text))| (if i == 0 { f.path.clone() } else { folder.join(base(p)) }, text.clone())).collect(),
                 );
             }
         }

@@ -62,7 +62,7 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
 /// `follow_symlinks`, a link to one) within the size limit.
 pub fn check(path: &Path, policy: ReadPolicy) -> Result<(), Diagnostic> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| refuse(path, e))?;
-    if let Ok(real) = path.canonicalize() {
+    if let Some(real) = real_path(path, &meta) {
         if PSEUDO.iter().any(|p| real.starts_with(p)) {
             return Err(refuse(path, format!("it is a pseudo-file of the operating system (`{}`), not a rule file", real.display())));
         }
@@ -82,6 +82,32 @@ pub fn check(path: &Path, policy: ReadPolicy) -> Result<(), Diagnostic> {
         return Err(refuse(path, format!("it is {}, not a regular file", kind_of(&meta))));
     }
     size_ok(path, &meta, policy)
+}
+
+/// `path`'s real path (`realpath`), or `None` where it has none. For an entry that is not a
+/// symbolic link it is its folder's real path and its name; folders' real paths are memoised for
+/// the process, since `realpath` reads every component of the path (a rule folder's thousands of
+/// files share one folder).
+fn real_path(path: &Path, meta: &std::fs::Metadata) -> Option<PathBuf> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static FOLDERS: OnceLock<Mutex<HashMap<PathBuf, Option<PathBuf>>>> = OnceLock::new();
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return path.canonicalize().ok() };
+    if meta.file_type().is_symlink() || name == ".." || name == "." {
+        return path.canonicalize().ok();
+    }
+    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+    let folders = FOLDERS.get_or_init(Default::default);
+    let known = folders.lock().expect("not poisoned").get(parent).cloned();
+    let real = match known {
+        Some(real) => real,
+        None => {
+            let real = parent.canonicalize().ok();
+            folders.lock().expect("not poisoned").insert(parent.to_path_buf(), real.clone());
+            real
+        }
+    };
+    real.map(|r| r.join(name))
 }
 
 fn size_ok(path: &Path, meta: &std::fs::Metadata, policy: ReadPolicy) -> Result<(), Diagnostic> {

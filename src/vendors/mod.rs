@@ -442,6 +442,12 @@ pub trait Backend: Sync {
         let _ = main;
         vec![]
     }
+    /// The vendor ids of the rules a main file's rule is made of, in order (Panther: a
+    /// correlation rule's signal rules): `rulecast sync` counts their files as the rule's.
+    fn parts(&self, main: &str) -> Vec<String> {
+        let _ = main;
+        vec![]
+    }
     /// What the target adds to one rule's documentation page (its version, its query, header
     /// values), from the files it renders for the rule.
     fn doc(&self, rule: &Rule, files: &[(String, String)], lock: Option<&Lock>) -> Result<DocFacts, String>;

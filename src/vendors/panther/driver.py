@@ -3,7 +3,9 @@
 #        "allowlists": {"NAME": [entries]}}
 # argv[1]: the folder holding the generated .py modules; argv[2]: the seconds one event may take
 #          (loading its module included) before it is stopped and reported as an error.
-# stdout: one JSON object per line: {"id": N, "matched": bool} or {"id": N, "error": "..."}
+#        (a correlation's signal rule also names its alert-context key: "key": "<name>")
+# stdout: one JSON object per line: {"id": N, "matched": bool} (with "key": value when the job
+#         names one and the rule matched) or {"id": N, "error": "..."}
 # Events are wrapped in Panther's own PantherEvent (case-insensitive keys, immutable
 # containers) when panther_core is installed, as panther_analysis_tool does.
 import importlib.util
@@ -73,6 +75,9 @@ for line in sys.stdin:
         try:
             event = PantherEvent(job["event"], None) if PantherEvent else Event(job["event"])
             result = {"id": job["id"], "matched": bool(module.rule(event))}
+            # a correlation's signal rule: the key its alert context gives the correlation rule
+            if result["matched"] and "key" in job:
+                result["key"] = module.alert_context(event).get(job["key"])
         finally:
             for name, value in saved.items():
                 setattr(module, name, value)

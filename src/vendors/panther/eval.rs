@@ -78,7 +78,7 @@ impl Run<'_> {
     fn decide(
         &self,
         pending: &[(usize, String)],
-        results: &mut HashMap<usize, Decision>,
+        results: &mut HashMap<usize, (Decision, Option<Value>)>,
         panther_event: &mut bool,
     ) -> Result<Option<(usize, bool)>, String> {
         let io = |e: std::io::Error| format!("cannot run the Panther rules: {e}");
@@ -127,7 +127,7 @@ impl Run<'_> {
                         )),
                         _ => Decision::Error("python: no verdict".into()),
                     };
-                    results.insert(id, decision);
+                    results.insert(id, (decision, v.get("key").cloned()));
                     answered += 1;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => break Some((answered, false)),
@@ -148,12 +148,25 @@ impl Run<'_> {
     }
 }
 
+/// What a rule was built into, for the driver.
+enum Built {
+    /// One module deciding each event.
+    One(String),
+    /// A correlation: each step's signal module, in step order.
+    Steps(Vec<String>),
+}
+
 /// Decide every job in one Python process. The flag says whether events were wrapped in
 /// `PantherEvent` (case-insensitive keys).
+///
+/// A correlation rule's job (a list of events) runs each step's signal rule on every event in
+/// the real Python, taking the key from its `alert_context`; whether the signals make the
+/// sequence is then decided as the correlation rule written reads ([`sequence`]): Panther's
+/// correlation engine itself runs only on a Panther backend.
 pub fn decide(jobs: &[Job]) -> Result<(Vec<Decision>, bool), String> {
     let io = |e: std::io::Error| format!("cannot run the Panther rules: {e}");
     let dir = tempfile::tempdir().map_err(io)?;
-    let mut built: HashMap<String, Result<String, Decision>> = HashMap::new();
+    let mut built: HashMap<String, Result<Built, Decision>> = HashMap::new();
     for j in jobs {
         let r = j.rule;
         if built.contains_key(&r.file) {
@@ -165,13 +178,16 @@ pub fn decide(jobs: &[Job]) -> Result<(Vec<Decision>, bool), String> {
         }
         match crate::compile(r, Target::Panther, Unsupported::Warn) {
             Ok(out) => {
+                let mut stems = vec![];
                 for (path, text) in &out.files {
                     if path.ends_with(".py") {
                         let stem = Path::new(path).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
                         std::fs::write(dir.path().join(format!("{stem}.py")), text).map_err(io)?;
-                        built.insert(r.file.clone(), Ok(stem));
+                        stems.push(stem);
                     }
                 }
+                let b = if r.correlation.is_some() { Built::Steps(stems) } else { Built::One(stems.pop().unwrap_or_default()) };
+                built.insert(r.file.clone(), Ok(b));
             }
             Err(d) => {
                 built.insert(r.file.clone(), Err(Decision::Error(d.to_string())));
@@ -200,15 +216,30 @@ pub fn decide(jobs: &[Job]) -> Result<(Vec<Decision>, bool), String> {
     let home = dir.path().join("home");
     std::fs::create_dir(&home).map_err(io)?;
     let python = interpreter()?;
-    let mut pending: Vec<(usize, String)> = jobs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, j)| match built.get(&j.rule.file) {
-            Some(Ok(stem)) => Some((i, serde_json::json!({"id": i, "module": stem, "event": j.event, "allowlists": j.allowlists}).to_string())),
-            _ => None,
-        })
-        .collect();
-    let mut results: HashMap<usize, Decision> = HashMap::new();
+    // driver ids: a job's own index, or (for a correlation's signals) one past the jobs for
+    // each (job, event, step)
+    let mut pending: Vec<(usize, String)> = vec![];
+    let mut signals: HashMap<usize, (usize, usize, usize)> = HashMap::new();
+    for (i, j) in jobs.iter().enumerate() {
+        match built.get(&j.rule.file) {
+            Some(Ok(Built::One(stem))) => {
+                pending.push((i, serde_json::json!({"id": i, "module": stem, "event": j.event, "allowlists": j.allowlists}).to_string()))
+            }
+            Some(Ok(Built::Steps(stems))) => {
+                let events = j.event.as_array().map(|a| a.iter().collect::<Vec<_>>()).unwrap_or_else(|| vec![j.event]);
+                for (e, event) in events.into_iter().enumerate() {
+                    for (s, stem) in stems.iter().enumerate() {
+                        let id = jobs.len() + signals.len();
+                        signals.insert(id, (i, e, s));
+                        let key = super::target::correlation::KEY;
+                        pending.push((id, serde_json::json!({"id": id, "module": stem, "event": event, "allowlists": j.allowlists, "key": key}).to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut results: HashMap<usize, (Decision, Option<Value>)> = HashMap::new();
     let mut panther_event = false;
     // one driver for the whole run; one that hangs past the backstop or dies is replaced, the
     // event it was deciding reported as an error, and the other events still run
@@ -218,24 +249,70 @@ pub fn decide(jobs: &[Job]) -> Result<(Vec<Decision>, bool), String> {
             None => break,
             Some((stuck, died)) => {
                 let (id, _) = pending[stuck];
-                let file = jobs[id].rule.file.as_str();
+                let job = signals.get(&id).map_or(id, |(i, _, _)| *i);
+                let file = jobs[job].rule.file.as_str();
                 let why = if died {
                     format!("python: {file}: the Python process ended while deciding this event")
                 } else {
                     format!("python: {file}: the rule did not decide this event within {} s and was stopped", EVENT_TIMEOUT.as_secs() + BACKSTOP.as_secs())
                 };
-                results.insert(id, Decision::Error(why));
+                results.insert(id, (Decision::Error(why), None));
                 pending.drain(..=stuck);
             }
         }
+    }
+    // a correlation's signals: per job, per event, per step: the decision and the key
+    let mut by_job: HashMap<usize, Vec<(usize, usize, Decision, Option<Value>)>> = HashMap::new();
+    for (id, (i, e, s)) in &signals {
+        let (d, key) = results.remove(id).unwrap_or((Decision::Error("python: no verdict".into()), None));
+        by_job.entry(*i).or_default().push((*e, *s, d, key));
     }
     let out = jobs
         .iter()
         .enumerate()
         .map(|(i, j)| match built.get(&j.rule.file) {
             Some(Err(d)) => d.clone(),
-            _ => results.remove(&i).unwrap_or(Decision::Error("python: no verdict".into())),
+            Some(Ok(Built::Steps(stems))) => {
+                let Some(seq) = &j.rule.correlation else { return Decision::Error("not a correlation".into()) };
+                let events = j.event.as_array().map(|a| a.iter().collect::<Vec<_>>()).unwrap_or_else(|| vec![j.event]);
+                let mut fired: Vec<Vec<Option<String>>> = vec![vec![None; stems.len()]; events.len()];
+                for (e, s, d, key) in by_job.remove(&i).unwrap_or_default() {
+                    match d {
+                        Decision::Match => fired[e][s] = Some(key.as_ref().and_then(Value::as_str).unwrap_or_default().to_string()),
+                        Decision::NoMatch => {}
+                        other => return other,
+                    }
+                }
+                let times: Vec<Option<i64>> = events.iter().map(|e| crate::eval::event_ticks(e)).collect();
+                Decision::of(sequence(&fired, &times, seq.within_secs / 60))
+            }
+            _ => results.remove(&i).map(|(d, _)| d).unwrap_or(Decision::Error("python: no verdict".into())),
         })
         .collect();
     Ok((out, panther_event))
+}
+
+/// Does a correlation rule as rulecast writes it for Panther fire on these signals? `fired[e][s]`:
+/// the key step `s`'s signal rule gave event `e`, if it fired; `times[e]`: the event's time
+/// (100 ns ticks). The sequence: a signal of each step in order, with one key, each strictly
+/// later than the one before (Panther does not document ties: rulecast's reading, declared in
+/// a note) and at most `within_minutes` after it (`WithinTimeFrameMinutes` bounds each
+/// transition). An event without a time takes no part.
+pub fn sequence(fired: &[Vec<Option<String>>], times: &[Option<i64>], within_minutes: u64) -> bool {
+    let span = within_minutes as i64 * 60 * 10_000_000;
+    let steps = fired.first().map_or(0, Vec::len);
+    fn next(fired: &[Vec<Option<String>>], times: &[Option<i64>], step: usize, steps: usize, last: i64, key: &str, span: i64) -> bool {
+        if step == steps {
+            return true;
+        }
+        (0..fired.len()).any(|e| match (&fired[e][step], times[e]) {
+            (Some(k), Some(t)) => k == key && t > last && t - last <= span && next(fired, times, step + 1, steps, t, key, span),
+            _ => false,
+        })
+    }
+    steps > 0
+        && (0..fired.len()).any(|e| match (&fired[e][0], times[e]) {
+            (Some(k), Some(t)) => next(fired, times, 1, steps, t, k, span),
+            _ => false,
+        })
 }

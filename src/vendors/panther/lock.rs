@@ -8,12 +8,23 @@ use crate::lock::{canonical_json, history};
 /// Panther's entry: the hash of the YAML and the Python module, and the version integer.
 pub type Entry = crate::lock::Versioned<u32>;
 
-/// What the hash covers: the YAML parsed and the Python without comments.
+/// What the hash covers: the YAML parsed and the Python without comments. A correlation rule
+/// (several YAML files: the correlation rule and its signal rules) covers every file, in order.
 pub fn meaning_text(files: &[(String, String)]) -> Result<String, String> {
+    let yaml = |path: &str, text: &str| -> Result<String, String> {
+        let v: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| format!("{path}: {e}"))?;
+        Ok(canonical_json(&v))
+    };
+    if files.iter().filter(|(p, _)| p.ends_with(".yml")).count() > 1 {
+        let parts = files
+            .iter()
+            .map(|(p, t)| if p.ends_with(".py") { Ok(python_without_comments(t)) } else { yaml(p, t) })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(parts.join("\n"));
+    }
     let (path, yml) = files.iter().find(|(p, _)| p.ends_with(".yml")).ok_or("no Panther YAML")?;
-    let v: serde_json::Value = serde_saphyr::from_str(yml).map_err(|e| format!("{path}: {e}"))?;
     let py = files.iter().find(|(p, _)| p.ends_with(".py")).map(|(_, t)| python_without_comments(t)).unwrap_or_default();
-    Ok(format!("{}\n{py}", canonical_json(&v)))
+    Ok(format!("{}\n{py}", yaml(path, yml)?))
 }
 
 /// The next entry for the files hashed `h`.

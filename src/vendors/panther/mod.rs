@@ -89,6 +89,15 @@ impl Backend for Panther {
     fn companions(&self, main: &str) -> Vec<String> {
         python_file(main).into_iter().collect()
     }
+    fn parts(&self, main: &str) -> Vec<String> {
+        // a correlation rule: the RuleIDs of its Sequence, in order
+        let Ok(doc) = serde_saphyr::from_str::<Value>(main) else { return vec![] };
+        if doc.get("AnalysisType").and_then(Value::as_str) != Some("correlation_rule") {
+            return vec![];
+        }
+        let steps = doc.get("Detection").and_then(Value::as_array).into_iter().flatten().filter_map(|d| d.get("Sequence")).filter_map(Value::as_array).flatten();
+        steps.filter_map(|s| crate::sync::id_text(s.get("RuleID"))).collect()
+    }
     fn meaning_text(&self, files: &[(String, String)]) -> Result<String, String> {
         lock::meaning_text(files)
     }
@@ -99,6 +108,7 @@ impl Backend for Panther {
         &[
             ("panther/rule.yml.j2", include_str!("../../../templates/panther/rule.yml.j2")),
             ("panther/rule.py.j2", include_str!("../../../templates/panther/rule.py.j2")),
+            ("panther/correlation_rule.yml.j2", include_str!("../../../templates/panther/correlation_rule.yml.j2")),
         ]
     }
     fn pack(&self, rules: &[crate::pack::PackRule], _lock: Option<&crate::lock::Lock>) -> Result<crate::pack::Bundle, String> {
@@ -146,6 +156,14 @@ mod tests {
     #[test]
     fn vendor_ids() {
         assert_eq!(super::Panther.vendor_id("RuleID: AWS.X\n"), Ok(Some("AWS.X".into())));
+    }
+
+    #[test]
+    fn a_correlation_rule_is_made_of_its_sequence_rules() {
+        use crate::vendors::Backend;
+        let corr = "AnalysisType: correlation_rule\nRuleID: C\nDetection:\n  - Sequence:\n      - ID: a\n        RuleID: C.a\n      - ID: b\n        RuleID: C.b\n";
+        assert_eq!(super::Panther.parts(corr), ["C.a", "C.b"]);
+        assert!(super::Panther.parts("AnalysisType: rule\nRuleID: X\n").is_empty());
     }
 
     #[test]

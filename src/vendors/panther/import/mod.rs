@@ -170,8 +170,25 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
         }
         return vec![];
     }
+    if kind == "correlation_rule" {
+        return refuse(
+            Code::E502,
+            "a Panther correlation rule (`AnalysisType: correlation_rule`): rulecast writes them from canonical correlations but does not import them yet".into(),
+            at("AnalysisType"),
+        );
+    }
     if kind != "rule" {
         return refuse(Code::E502, format!("only `AnalysisType: rule` is imported, found `{kind}`"), at("AnalysisType"));
+    }
+    // a signal rule rulecast wrote for a correlation rule: a part of that rule, not a rule of
+    // its own (imported alone it would lose its correlation)
+    let key_function = crate::vendors::panther::target::correlation::KEY_FUNCTION;
+    if m.get("CreateAlert") == Some(&Value::Bool(false)) && py_text.is_some_and(|t| t.contains(&format!("\ndef {key_function}(event):"))) {
+        return refuse(
+            Code::E502,
+            format!("a signal rule rulecast wrote for a Panther correlation rule (it defines `{key_function}`): a part of that correlation, which rulecast does not import yet"),
+            at("CreateAlert"),
+        );
     }
     let logs = str_list(m.get("LogTypes"));
     if !logs.iter().any(|l| l == "AWS.CloudTrail") {

@@ -4,6 +4,7 @@
 //! from [`python`]; the templates in `templates/panther/` lay out both files.
 
 pub mod black;
+pub mod correlation;
 pub mod nfa;
 pub mod python;
 
@@ -116,6 +117,8 @@ pub struct View {
     /// Python: `targets.panther.prelude`, verbatim (module code the opaque conditions and the
     /// imported alert functions need), after the imports and constants, before `def rule`.
     pub prelude: Option<String>,
+    /// Python: a signal rule's `_correlation_key(event)` function (see [`correlation`]).
+    pub key_function: Option<String>,
 }
 
 fn severity(s: Severity) -> &'static str {
@@ -213,16 +216,32 @@ fn check_prelude(
     }
 }
 
-/// Compile a rule into the Panther files.
+/// Compile a rule into the Panther files: a rule YAML and its Python module; for a correlation,
+/// a correlation rule YAML and one signal rule (YAML and Python) per step ([`correlation`]).
 pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
-    if rule.correlation.is_some() {
-        cx.unsupported(
-            crate::diag::Code::E402,
-            None,
-            "a Panther rule decides one event: a correlation needs a Panther correlation rule over separate signal rules, which rulecast does not write yet",
-        );
-        return Err(Diagnostics::new());
+    if let Some(seq) = &rule.correlation {
+        return correlation::compile(rule, seq, cx);
     }
+    let view = view(rule, cx, None)?;
+    render_rule(&view)
+}
+
+/// Render a rule's YAML and Python from its view.
+pub fn render_rule(view: &View) -> Result<Vec<(String, String)>, Diagnostics> {
+    let mut files = vec![];
+    for (ext, template) in FILES {
+        let text = render::render(template, view)?;
+        // the module as panther-analysis' formatter writes it (black, line length 100)
+        let text = if *ext == "py" { too_many_lines(black::format(&text)) } else { text };
+        files.push((format!("panther/{}.{ext}", view.file), text));
+    }
+    Ok(files)
+}
+
+/// What the templates see for a single-event rule; with `key`, the rule is a correlation's
+/// signal rule: it also requires the correlation key (the `by` fields) and puts it in its
+/// alert context.
+pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> Result<View, Diagnostics> {
     let d = &rule.doc;
     let s = &d.targets.panther;
     let mut py = python::Py::default();
@@ -252,6 +271,10 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     }
     // rule body
     let mut body = vec![];
+    let key_function = key.map(|by| correlation::key_function(by, &mut py));
+    if key_function.is_some() {
+        body.push(format!("    if {}(event) is None:\n        return False", correlation::KEY_FUNCTION));
+    }
     for c in &rule.conjuncts(false) {
         match c {
             crate::condition::Cond::Not(inner) => {
@@ -340,8 +363,10 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     } else {
         Some(format!("\":\".join([{}])", dedup_fields.iter().map(|f| python::name_ref(f, &known, &mut py)).collect::<Vec<_>>().join(", ")))
     };
-    let context: Vec<(String, String)> =
-        d.alert.context.iter().map(|c| (py_str(c.value.trim_start_matches('@')), python::value_ref(&c.value, &known, &mut py))).collect();
+    let context: Vec<(String, String)> = match key {
+        Some(_) => vec![(py_str(correlation::KEY), format!("{}(event)", correlation::KEY_FUNCTION))],
+        None => d.alert.context.iter().map(|c| (py_str(c.value.trim_start_matches('@')), python::value_ref(&c.value, &known, &mut py))).collect(),
+    };
     for (field, why) in std::mem::take(&mut py.unavailable) {
         if py.reported.insert(field.clone()) {
             cx.unsupported(crate::diag::Code::E402, None, format!("`{field}` cannot be rendered for Panther: {why}"));
@@ -500,18 +525,12 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         context,
         helper_import: py.helper_import(),
         prelude,
+        key_function,
     };
     if cx.diags.has_errors() {
         return Err(Diagnostics::new());
     }
-    let mut files = vec![];
-    for (ext, template) in FILES {
-        let text = render::render(template, &view)?;
-        // the module as panther-analysis' formatter writes it (black, line length 100)
-        let text = if *ext == "py" { too_many_lines(black::format(&text)) } else { text };
-        files.push((format!("panther/{file}.{ext}"), text));
-    }
-    Ok(files)
+    Ok(view)
 }
 
 /// pylint's `too-many-lines` (1,000, panther-analysis' setting) said of a module whose compiled
