@@ -419,6 +419,36 @@ fn own_sentinel_outputs_import_back_with_their_meaning() {
     assert!(checked >= 90, "only {checked} test events checked");
 }
 
+/// An ES|QL `STATS ... BY` with a `WHERE` on its count imports as the canonical aggregate: the
+/// Elastic file is written back byte for byte, Sentinel summarizes, Panther counts with its
+/// Threshold; once the threshold changes, the ES|QL query is no longer written (its fingerprint
+/// covers the aggregate) and Elastic gets a threshold rule.
+#[test]
+fn an_esql_stats_rule_imports_as_an_aggregate() {
+    let path = root().join("tests/fixtures/vendor/elastic/impact_lambda_high_frequency_invocation.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let imp = rulecast::import::import_file(Vendor::Elastic, &path).into_iter().next().unwrap();
+    assert!(imp.outcome.is_full(), "{:?}", imp.outcome);
+    assert!(imp.yaml.contains("aggregate:") && imp.yaml.contains("by: [userIdentity.arn]") && imp.yaml.contains("threshold: 999"), "{}", imp.yaml);
+    let yaml = imp.yaml.clone();
+    let rule = rulecast::rule_from_str(&format!("{}.yaml", imp.slug), &imp.slug, &yaml).expect("loads");
+    let text = |rule: &rulecast::Rule, t: Target| {
+        let out = rulecast::compile(rule, t, rulecast::Unsupported::Warn).unwrap_or_else(|d| panic!("{t}: {d}"));
+        out.files.iter().map(|(_, x)| x.as_str()).collect::<String>()
+    };
+    assert_eq!(text(&rule, Target::Elastic), original, "the vendor's file, byte for byte");
+    let sentinel = text(&rule, Target::Sentinel);
+    assert!(sentinel.contains("| summarize invocation_count=count()") && sentinel.contains("| where invocation_count > 999"), "{sentinel}");
+    assert!(text(&rule, Target::Panther).contains("\nThreshold: 1000\n"));
+    let edited = yaml.replacen("threshold: 999", "threshold: 499", 1);
+    assert_ne!(edited, yaml);
+    let rule = rulecast::rule_from_str(&format!("{}.yaml", imp.slug), &imp.slug, &edited).expect("loads");
+    let elastic = text(&rule, Target::Elastic);
+    let doc = parse(Target::Elastic, &elastic).unwrap();
+    assert_eq!((doc["rule"]["type"].as_str(), doc["rule"]["language"].as_str()), (Some("threshold"), Some("kuery")), "{elastic}");
+    assert_eq!(doc["rule"]["threshold"]["value"].as_i64(), Some(500));
+}
+
 /// An imported EQL rule keeps its EQL query (and its type and language) while its condition is
 /// the one read from it; once the condition changes, the rule is written as kuery with a note.
 #[test]

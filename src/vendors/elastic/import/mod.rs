@@ -393,6 +393,14 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 el.insert("event_category_override".into(), Value::from(cat));
             }
             verbatim_opaque = m.opaque.len();
+            if let Some(a) = &m.aggregate {
+                d.alert.insert("aggregate".into(), to_value(a));
+                parts.push(Part::note("the ES|QL `STATS` is imported as the canonical aggregate (its group-by, the counts and the threshold the `WHERE` after it sets)".to_string()));
+            }
+            // columns and order of the result: in the query written back while it is kept
+            for p in &m.aggregate_parts {
+                parts.push(Part::note(format!("{p}: it stays in the ES|QL query written back while the condition is unchanged")));
+            }
             if let Some(c) = &m.correlation {
                 d.correlation = Some(c.clone());
                 parts.push(Part::note("the EQL `sequence` is imported as a canonical correlation (its steps strictly later one after the other; EQL also pairs events with equal timestamps, and orders by the rule's timestamp field)".to_string()));

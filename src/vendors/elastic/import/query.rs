@@ -14,7 +14,10 @@
 //! `KEEP` (columns only). `==`, `LIKE`, `RLIKE`, `IN` are case-sensitive; `LIKE` uses `*` / `?`,
 //! `RLIKE` matches the whole value. A comparison with a null (missing) field is null, and a
 //! `WHERE` drops the row, also under `NOT`: `NOT a == "x"` becomes `a exists and not a == "x"`.
-//! Every other stage (`STATS`, `EVAL`, `GROK`, `DISSECT`, `SORT`, ...) is refused by name.
+//! One `STATS name = FN(arg), ... BY fields` becomes the canonical aggregate (`COUNT(*)`,
+//! `COUNT_DISTINCT`, `MIN`, `MAX` of fields with a raw path; other columns are not carried), and
+//! a `WHERE` after it on `count >= n` or a distinct count its threshold or minimum. Every other
+//! stage (`EVAL`, `GROK`, `DISSECT`, `SORT`, ...) is refused by name.
 //!
 //! A comparison whose field has no raw CloudTrail path becomes an opaque node: written as kuery
 //! when it has an exact kuery form (so the Elastic target still renders it), else in its own
@@ -45,6 +48,11 @@ pub struct Mapped {
     pub keep: Option<String>,
     /// An EQL `sequence`: the canonical `correlation` (`detection` holds what every step shares).
     pub correlation: Option<Value>,
+    /// An ES|QL `STATS ... BY` (and the `WHERE` on its columns after it): the canonical
+    /// aggregate.
+    pub aggregate: Option<crate::model::doc::Aggregate>,
+    /// What the aggregate does not carry (`VALUES(...)` columns and the like), one line each.
+    pub aggregate_parts: Vec<String>,
 }
 
 /// Why a query is refused.
@@ -154,6 +162,8 @@ fn sequence(q: &str) -> Result<Mapped, Refusal> {
 pub fn esql(q: &str) -> Result<Mapped, Refusal> {
     let stages = split_pipes(q);
     let mut m = Mapper { q, dialect: Dialect::Esql, out: Mapped::default() };
+    // the `STATS` stage: its measures (with the names the query gives them) and group-by
+    let mut stats: Option<Stats> = None;
     for (i, (start, end)) in stages.iter().copied().enumerate() {
         let lead = q[start..end].len() - q[start..end].trim_start().len();
         let cmd: String = q[start + lead..end].chars().take_while(|c| c.is_ascii_alphabetic()).collect();
@@ -172,14 +182,28 @@ pub fn esql(q: &str) -> Result<Mapped, Refusal> {
                 };
                 m.out.index = idx.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
             }
+            // (refusals located at the command)
+            "stats" if i > 0 && stats.is_none() => {
+                stats = Some(parse_stats(&q[span.end..end], span.start)?);
+            }
+            "where" if i > 0 && stats.is_some() => {
+                if let Some(st) = stats.as_mut() {
+                    stats_where(&q[span.end..end], span.start, st)?;
+                }
+            }
             "where" if i > 0 => {
                 let mut p = Parser::new(q, span.end, end, Dialect::Esql)?;
                 let e = p.expr()?;
                 p.finish()?;
                 m.top(&e)?;
             }
-            "keep" if i + 1 == stages.len() && i > 0 => {
-                m.out.keep = Some(q[span.end..end].split_whitespace().collect::<Vec<_>>().join(" "));
+            "keep" if i > 0 && tail_is(q, &stages[i + 1..], &["sort"]) => {
+                m.out.keep = Some(without_comments(&q[span.end..end]).split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+            // the order of the result rows: which rows there are does not depend on it
+            "sort" if i > 0 && tail_is(q, &stages[i + 1..], &["sort", "keep"]) => {
+                let by = without_comments(&q[span.end..end]).split_whitespace().collect::<Vec<_>>().join(" ");
+                m.out.aggregate_parts.push(format!("ES|QL `SORT {by}` orders the result rows (not carried)"));
             }
             _ => {
                 let what = match lc.as_str() {
@@ -196,7 +220,210 @@ pub fn esql(q: &str) -> Result<Mapped, Refusal> {
             }
         }
     }
+    if let Some(st) = stats {
+        let mut measures = indexmap::IndexMap::new();
+        for (name, measure, _) in st.measures {
+            measures.insert(name, measure);
+        }
+        m.out.aggregate = Some(crate::model::doc::Aggregate { measures, by: st.by, threshold: st.threshold, derive: vec![], min_distinct: st.min_distinct });
+        let mut parts = st.parts;
+        parts.append(&mut m.out.aggregate_parts);
+        m.out.aggregate_parts = parts;
+    }
     Ok(m.out)
+}
+
+/// Is every stage of `stages` one of the commands `allowed`?
+fn tail_is(q: &str, stages: &[(usize, usize)], allowed: &[&str]) -> bool {
+    stages.iter().all(|&(start, end)| {
+        let cmd: String = q[start..end].trim_start().chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+        allowed.contains(&cmd.to_ascii_lowercase().as_str())
+    })
+}
+
+/// An ES|QL `STATS` read into the model.
+struct Stats {
+    /// (canonical name, measure, the query's name).
+    measures: Vec<(String, crate::model::Measure, String)>,
+    /// Group-by raw paths.
+    by: Vec<String>,
+    /// More events than this (from a `WHERE count >= n` after it).
+    threshold: Option<u64>,
+    /// Distinct minimums (from a `WHERE count_distinct >= n` after it).
+    min_distinct: indexmap::IndexMap<String, u64>,
+    /// Columns not carried, with the query's names (so that a `WHERE` on one is refused).
+    dropped: Vec<String>,
+    /// What is not carried, one line each.
+    parts: Vec<String>,
+}
+
+/// The text of an ES|QL stage without its comments (`//` to the end of the line, `/* */`),
+/// strings left as they are.
+fn without_comments(text: &str) -> String {
+    let b = text.as_bytes();
+    let (mut out, mut i) = (Vec::with_capacity(b.len()), 0);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(b.len());
+                out.extend_from_slice(&b[start..i]);
+            }
+            b'/' if b[i..].starts_with(b"//") => {
+                while i < b.len() && b[i] != b'\n' {
+                    out.push(b' ');
+                    i += 1;
+                }
+            }
+            b'/' if b[i..].starts_with(b"/*") => {
+                let end = b[i + 2..].windows(2).position(|w| w == b"*/").map_or(b.len(), |e| i + 2 + e + 2);
+                out.extend(std::iter::repeat_n(b' ', end - i));
+                i = end;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Split at top-level commas (not inside parentheses or strings).
+fn top_level_commas(text: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut start, mut in_str) = (vec![], 0i32, 0, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => in_str = !in_str,
+            '(' if !in_str => depth += 1,
+            ')' if !in_str => depth -= 1,
+            ',' if !in_str && depth == 0 => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&text[start..]);
+    out.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
+}
+
+/// A canonical measure name from the query's (`Esql.invocation_count` → `invocation_count`).
+fn measure_name(name: &str) -> String {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    let mut out: String = last.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        out.insert(0, 'm');
+    }
+    out
+}
+
+/// `STATS name = FN(arg), ... BY field, ...` → measures and group-by. `COUNT(*)`,
+/// `COUNT_DISTINCT(field)`, `MIN(field)` and `MAX(field)` are the model's measures; `VALUES`,
+/// `COUNT(field)` and the rest are columns the model does not carry (a `WHERE` on one is
+/// refused).
+fn parse_stats(text: &str, offset: usize) -> Result<Stats, Refusal> {
+    use crate::model::Measure;
+    let clean = without_comments(text);
+    let lower = clean.to_ascii_lowercase();
+    let by_at = lower.match_indices("by").find(|(i, _)| {
+        let before = lower[..*i].chars().next_back();
+        let after = lower[i + 2..].chars().next();
+        before.is_some_and(char::is_whitespace) && after.is_none_or(char::is_whitespace)
+    });
+    let (aggs, by_text) = match by_at {
+        Some((i, _)) => (&clean[..i], Some(&clean[i + 2..])),
+        None => (&clean[..], None),
+    };
+    let unsupported = |msg: String| Refusal::Unsupported(msg, offset);
+    let mut st = Stats { measures: vec![], by: vec![], threshold: None, min_distinct: indexmap::IndexMap::new(), dropped: vec![], parts: vec![] };
+    for a in top_level_commas(aggs) {
+        let Some((name, call)) = a.split_once('=').map(|(n, c)| (n.trim(), c.trim())) else {
+            return Err(unsupported(format!("ES|QL `STATS {a}`: an aggregation without a name is not imported")));
+        };
+        let Some((func, arg)) = call.strip_suffix(')').and_then(|c| c.split_once('(')).map(|(f, a)| (f.trim().to_ascii_lowercase(), a.trim())) else {
+            return Err(unsupported(format!("ES|QL `STATS {a}`: not a function call the model reads")));
+        };
+        let path = |arg: &str| match raw_of(arg) {
+            Some(Target::Raw(p, _)) => Some(p),
+            Some(Target::SourceIp) => Some("@source_ip".to_string()),
+            Some(Target::Outcome) => Some("@outcome".to_string()),
+            _ => None,
+        };
+        let measure = match (func.as_str(), arg) {
+            ("count", "*" | "") => Some(Measure::Count),
+            ("count_distinct", f) => path(f).map(Measure::Distinct),
+            ("min", f) => path(f).map(Measure::Min),
+            ("max", f) => path(f).map(Measure::Max),
+            _ => None,
+        };
+        match measure {
+            Some(m) => {
+                let mut canonical = measure_name(name);
+                while st.measures.iter().any(|(n, _, _)| *n == canonical) {
+                    canonical.push('_');
+                }
+                st.measures.push((canonical, m, name.to_string()));
+            }
+            None => {
+                st.parts.push(format!("ES|QL `STATS {name} = {call}` is not carried (a column of the result; the model's measures are COUNT(*), COUNT_DISTINCT, MIN and MAX of fields with a raw CloudTrail path)"));
+                st.dropped.push(name.to_string());
+            }
+        }
+    }
+    if !st.measures.iter().any(|(_, m, _)| matches!(m, Measure::Count)) && st.measures.iter().any(|(_, m, _)| matches!(m, Measure::Distinct(_))) {
+        // the model's aggregate counts events too; nothing to add
+    }
+    for f in by_text.map(top_level_commas).unwrap_or_default() {
+        match raw_of(f) {
+            Some(Target::Raw(p, _)) => st.by.push(p),
+            Some(Target::SourceIp) => st.by.push("@source_ip".into()),
+            Some(Target::Outcome) => st.by.push("@outcome".into()),
+            _ => return Err(unsupported(format!("ES|QL `STATS ... BY {f}`: the group-by field has no raw CloudTrail path"))),
+        }
+    }
+    Ok(st)
+}
+
+/// A `WHERE` after `STATS`: a conjunction of `<measure> >= n` / `<measure> > n` on the count
+/// (the model's threshold: more than n - 1, or n) or on a distinct count (its minimum).
+fn stats_where(text: &str, offset: usize, st: &mut Stats) -> Result<(), Refusal> {
+    use crate::model::Measure;
+    let clean = without_comments(text);
+    let unsupported = |msg: String| Refusal::Unsupported(msg, offset);
+    let lower = clean.to_ascii_lowercase();
+    let mut parts = vec![];
+    let mut rest = 0;
+    for (i, _) in lower.match_indices(" and ") {
+        parts.push(&clean[rest..i]);
+        rest = i + 5;
+    }
+    parts.push(&clean[rest..]);
+    for part in parts.into_iter().map(str::trim) {
+        let (name, op, n) = match [">=", ">"].iter().find_map(|op| part.split_once(op).map(|(a, b)| (a.trim(), *op, b.trim()))) {
+            Some(x) => x,
+            None => return Err(unsupported(format!("ES|QL `WHERE {part}` after `STATS`: only `<measure> >= n` or `> n` on a count is read"))),
+        };
+        let Ok(n) = n.parse::<u64>() else {
+            return Err(unsupported(format!("ES|QL `WHERE {part}` after `STATS`: `{n}` is not a whole number")));
+        };
+        let Some((canonical, measure, _)) = st.measures.iter().find(|(_, _, q)| q == name) else {
+            return Err(unsupported(format!("ES|QL `WHERE {part}` after `STATS`: `{name}` is not a count the model carries")));
+        };
+        let least = if op == ">=" { n } else { n + 1 };
+        match measure {
+            Measure::Count if st.threshold.is_none() && least >= 1 => st.threshold = Some(least - 1),
+            Measure::Distinct(_) if least >= 1 => {
+                st.min_distinct.insert(canonical.clone(), least);
+            }
+            _ => return Err(unsupported(format!("ES|QL `WHERE {part}` after `STATS`: not a threshold the model carries (one minimum on the count, or on a distinct count)"))),
+        }
+    }
+    Ok(())
 }
 
 /// The byte ranges of the `|`-separated stages (pipes inside strings and comments skipped).
@@ -576,6 +803,32 @@ fn pattern(path: &str, p: &str, ci: bool) -> Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn esql_stats_maps_to_the_aggregate_or_is_refused_by_name() {
+        use crate::model::Measure;
+        let q = |stats: &str| format!("FROM logs-aws.cloudtrail-*\n| WHERE event.action == \"GetSecretValue\"\n{stats}");
+        let m = esql(&q("| STATS n = COUNT(*), k = COUNT_DISTINCT(aws.cloudtrail.user_identity.arn) BY source.ip // per address\n| WHERE n > 5 AND k >= 3")).expect("read");
+        let a = m.aggregate.expect("an aggregate");
+        assert_eq!(a.by, ["@source_ip"]);
+        assert_eq!(a.threshold, Some(5), "more than 5");
+        assert!(matches!(a.measures.get("k"), Some(Measure::Distinct(p)) if p == "userIdentity.arn"));
+        assert_eq!(a.min_distinct.get("k"), Some(&3));
+        let m = esql(&q("| STATS Esql.total = count(*) BY cloud.account.id\n| WHERE Esql.total >= 10\n| KEEP cloud.account.id\n| SORT cloud.account.id")).expect("read");
+        assert_eq!(m.aggregate.expect("aggregate").threshold, Some(9), "at least 10");
+        for (stats, why) in [
+            ("| STATS v = VALUES(source.ip) BY cloud.account.id\n| WHERE v > 1", "not a count the model carries"),
+            ("| STATS n = COUNT(*) BY source.geo.country_iso_code", "no raw CloudTrail path"),
+            ("| STATS n = COUNT(*) BY cloud.account.id\n| WHERE n < 3", "only `<measure> >= n`"),
+            ("| STATS n = COUNT(*) BY cloud.account.id\n| LIMIT 10", "LIMIT"),
+            ("| STATS COUNT(*) BY cloud.account.id", "without a name"),
+        ] {
+            match esql(&q(stats)) {
+                Err(Refusal::Unsupported(msg, _)) => assert!(msg.contains(why), "{stats}: {msg}"),
+                other => panic!("{stats}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn eql_maps_to_canonical_and_opaque_kuery() {

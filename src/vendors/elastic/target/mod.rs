@@ -171,14 +171,24 @@ pub fn query_fingerprint(rule: &Rule) -> String {
 }
 
 /// The query text a kept vendor query is checked against: the kuery rendering (`kuery_text`),
-/// or for a correlation, which kuery cannot say at all, the EQL rendering.
+/// or for a correlation, which kuery cannot say at all, the EQL rendering. An ES|QL query also
+/// says the rule's aggregate (its `STATS` and the `WHERE` after it): for an ES|QL rule the
+/// aggregate is part of what is checked, so a changed group-by, measure or threshold is not
+/// written as the old query.
 fn generated_query(rule: &Rule, kuery_text: &str) -> String {
-    if rule.correlation.is_some() {
+    let mut text = if rule.correlation.is_some() {
         let mut cx = Cx::new(crate::targets::Target::Elastic, crate::targets::Unsupported::Warn);
         eql::query(rule, &mut cx)
     } else {
         kuery_text.to_string()
+    };
+    let esql = rule.doc.targets.elastic.language.as_ref().is_some_and(|l| l.value == "esql");
+    if let (true, Some(a)) = (esql, &rule.doc.alert.aggregate) {
+        let by: Vec<&str> = a.by.iter().map(|b| b.value.as_str()).collect();
+        let min: Vec<(&String, u32)> = a.min_distinct.iter().map(|(k, v)| (k, v.value)).collect();
+        text.push_str(&format!("\naggregate by {by:?} measures {:?} threshold {:?} min_distinct {min:?}", a.measures, a.threshold));
     }
+    text
 }
 
 fn fingerprint_of(query: &str) -> String {
@@ -292,7 +302,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     let mut rule_type = lang.unwrap_or("query");
     let mut threshold = None;
     let mut cardinality: Vec<(String, u32)> = vec![];
-    if let Some(agg) = &d.alert.aggregate {
+    // a kept ES|QL query says the aggregate itself (its fingerprint covers it): no threshold
+    let kept_esql = kept && lang == Some("esql");
+    if let Some(agg) = d.alert.aggregate.as_ref().filter(|_| !kept_esql) {
         match agg.threshold {
             Some(t) => {
                 let fields: Vec<String> = agg
