@@ -227,6 +227,51 @@ fn panther_decides_sequences_as_the_canonical_rule() {
     assert_eq!(decided.decisions[1].as_bool(), Some(true));
 }
 
+/// Hostile key values (quotes, colons and spaces, new lines, `#`, YAML indicators, `{{ }}`,
+/// Unicode, NUL) go through the Panther files' one YAML escaping function: the correlation rule's
+/// `Matches` keys and the signal rules' test events read back as the values they were, and the
+/// signal rules (real Python) decide the sequences as the canonical rule does.
+#[test]
+fn hostile_keys_survive_the_panther_correlation_rule() {
+    let values = [
+        "a\"b", "it's", "x: y", "- item", "# not a comment", "{{ x }}", "[a, b]", "{k: v}", "&anchor", "*alias", "!tag", "|", ">", "%x", "@at",
+        "line\nbreak", "tab\there", "  spaced  ", "true", "null", "1e3", "0x10", "~", "漢字🙂", "\u{2028}", "back\\slash", "'''", "\"\"\"", "?", ": ", "a\u{0}b",
+    ];
+    let body = "detection: {field: eventSource, op: eq, value: iam.amazonaws.com}\ncorrelation:\n  type: sequence\n  by: [userIdentity.arn]\n  within: 5m\n  steps:\n    - {name: made, detection: {field: eventName, op: eq, value: CreateUser}}\n    - {name: keyed, detection: {field: eventName, op: eq, value: CreateAccessKey}}\n";
+    let mut tests = String::from("tests:\n");
+    let mut sequences = vec![];
+    for (i, v) in values.iter().enumerate() {
+        let events = vec![ev("CreateUser", 0, v), ev("CreateAccessKey", 1 + (i % 7) as u32, v)];
+        let ev_json: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        tests.push_str(&format!("  - name: {}\n    expect: true\n    events: [{}]\n", serde_json::to_string(&format!("key {i}")).unwrap(), ev_json.join(", ")));
+        sequences.push(Value::Array(events));
+    }
+    let r = rule(&format!("{body}{tests}")).unwrap_or_else(|d| panic!("{d}"));
+    let out = rulecast::compile(&r, Target::Panther, Unsupported::Warn).unwrap_or_else(|d| panic!("{d}"));
+    let corr: Value = serde_saphyr::from_str(&out.files[0].1).expect("the correlation rule parses");
+    let tests = corr["Tests"].as_array().expect("Tests");
+    assert_eq!(tests.len(), values.len());
+    for (t, v) in tests.iter().zip(values) {
+        for o in t["RuleOutputs"].as_array().expect("outputs") {
+            let keys: Vec<&String> = o["Matches"]["p_alert_context.correlation_key"].as_object().expect("matches").keys().collect();
+            assert_eq!(keys, [v], "{}", out.files[0].1);
+        }
+    }
+    for (path, text) in out.files.iter().filter(|(p, _)| p.ends_with("_made.yml") || p.ends_with("_keyed.yml")) {
+        let doc: Value = serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        for t in doc["Tests"].as_array().expect("Tests") {
+            let arn = t["Log"]["userIdentity"]["arn"].as_str().expect("arn");
+            assert!(values.contains(&arn), "{path}: {arn:?}");
+        }
+    }
+    let none = Entries::new();
+    let jobs: Vec<rulecast::vendors::Job> = sequences.iter().map(|e| rulecast::vendors::Job { rule: &r, event: e, allowlists: &none, enrichment: None }).collect();
+    let decided = rulecast::vendors::backend(Target::Panther).decide(&jobs).expect("python3 runs the signal rules");
+    for (e, d) in sequences.iter().zip(&decided.decisions) {
+        assert_eq!(d.as_bool(), evaluate(&r, e, &none).matched, "{e}: {d:?}");
+    }
+}
+
 #[test]
 fn the_bundled_sequence_rule_builds_for_sentinel_and_elastic() {
     let rules = bundled_rules();

@@ -51,7 +51,12 @@ pub fn doc(rule: &Rule, files: &[(String, String)], lock: Option<&Lock>) -> DocF
     let entry = lock.and_then(|l| l.rules.get(&rule.doc.id.value));
     DocFacts {
         version: entry.and_then(|e| e.targets.panther.as_ref()).map_or(1, |p| p.version).to_string(),
-        query: files.iter().find(|(p, _)| p.ends_with(".py")).map(|(_, py)| QueryView { label: "Panther, Python".into(), lang: "python", text: py.clone() }),
+        // a correlation: its correlation rule (the sequence of signal rules), else the module
+        query: files
+            .iter()
+            .find(|(p, t)| p.ends_with(".yml") && t.lines().any(|l| l == "AnalysisType: correlation_rule"))
+            .map(|(_, yml)| QueryView { label: "Panther, correlation rule".into(), lang: "yaml", text: yml.clone() })
+            .or_else(|| files.iter().find(|(p, _)| p.ends_with(".py")).map(|(_, py)| QueryView { label: "Panther, Python".into(), lang: "python", text: py.clone() })),
         header: serde_json::Map::new(),
     }
 }
