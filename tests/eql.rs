@@ -50,9 +50,15 @@ fn eql_queries(rules: &[rulecast::Rule]) -> Vec<Value> {
     let mut queries = vec![];
     for f in files_with(&out.path().join("elastic"), "toml") {
         let v = toml_value(&std::fs::read_to_string(&f).expect("read"));
+        let name = f.file_name().map(|n| n.to_string_lossy().to_string());
         if v["rule"]["language"] == "eql" {
-            let name = f.file_name().map(|n| n.to_string_lossy().to_string());
             queries.push(serde_json::json!({"name": name, "query": v["rule"]["query"]}));
+        }
+        // a hunt's EQL queries
+        if v["hunt"]["language"] == serde_json::json!(["EQL"]) {
+            for q in v["hunt"]["query"].as_array().into_iter().flatten() {
+                queries.push(serde_json::json!({"name": name, "query": q}));
+            }
         }
     }
     queries

@@ -339,6 +339,10 @@ fn elastic_toml_meets_detection_rules_schema_on(rules: &[rulecast::Rule]) {
     for f in files {
         let name = f.display().to_string();
         let v = toml_value(&std::fs::read_to_string(&f).expect("read"));
+        if v.get("hunt").is_some() {
+            hunt_meets_detection_rules_hunt(&name, &v);
+            continue;
+        }
         let meta = &v["metadata"];
         assert!(meta["creation_date"].as_str().is_some_and(|d| date.is_match(d)), "{name}: creation_date");
         assert!(meta["updated_date"].as_str().is_some_and(|d| date.is_match(d)), "{name}: updated_date");
@@ -415,6 +419,33 @@ fn elastic_toml_meets_detection_rules_schema_on(rules: &[rulecast::Rule]) {
             }
         }
     }
+}
+
+/// A hunt of detection-rules' hunting library: the fields of its `Hunt` dataclass
+/// (`hunting/definitions.py`): `author`, `description`, `name`, `uuid` and `license` strings,
+/// `integration`, `language` and `query` lists of strings (a query required), `mitre` and
+/// `references` optional lists; nothing else, and no `[rule]`.
+fn hunt_meets_detection_rules_hunt(name: &str, v: &Value) {
+    let top: Vec<&String> = v.as_object().expect("table").keys().collect();
+    assert_eq!(top, ["hunt"], "{name}: a hunt file holds [hunt] only");
+    let h = v["hunt"].as_object().expect("[hunt]");
+    let allowed = ["author", "description", "integration", "uuid", "name", "language", "license", "query", "notes", "mitre", "references"];
+    for k in h.keys() {
+        assert!(allowed.contains(&k.as_str()), "{name}: `{k}` is not a Hunt field");
+    }
+    for k in ["author", "description", "uuid", "name", "license"] {
+        assert!(h.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty()), "{name}: {k}");
+    }
+    for k in ["integration", "language", "query"] {
+        assert!(h.get(k).and_then(Value::as_array).is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string)), "{name}: {k}");
+    }
+    for k in ["mitre", "references", "notes"] {
+        assert!(h.get(k).is_none_or(|a| a.as_array().is_some_and(|a| a.iter().all(Value::is_string))), "{name}: {k}");
+    }
+    for t in h.get("mitre").and_then(Value::as_array).into_iter().flatten() {
+        assert!(re(r"^T\d{4}(\.\d{3})?$").is_match(t.as_str().unwrap_or("")), "{name}: mitre {t}");
+    }
+    assert!(re(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$").is_match(h["uuid"].as_str().unwrap_or("")), "{name}: uuid");
 }
 
 /// Panther: RULE_SCHEMA's required keys and enums, and test cases well-formed.

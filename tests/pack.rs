@@ -191,7 +191,11 @@ fn elastic_ndjson_equals_detection_rules_export_for_the_seed_rule() {
     let text = text_file(&pack, "elastic/rules.ndjson");
     let theirs: Value = serde_json::from_str(fixture("elastic/persistence_ec2_security_group_configuration_change_detection.ndjson").trim()).expect("fixture");
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("one JSON object a line")).collect();
-    assert_eq!(lines.len(), built_for(&bundled_rules(), rulecast::Target::Elastic).len(), "one line per Elastic rule");
+    // hunts (detection-rules' hunting library) are not Kibana rules: held back from the ndjson
+    let rules = bundled_rules();
+    let hunts: Vec<&str> = rules.iter().filter(|r| r.doc.kind == rulecast::model::RuleKind::Hunting).map(|r| r.slug.as_str()).collect();
+    let built = built_for(&rules, rulecast::Target::Elastic);
+    assert_eq!(lines.len(), built.iter().filter(|s| !hunts.contains(&s.as_str())).count(), "one line per Elastic rule");
     let ours = lines.iter().find(|l| l["rule_id"] == theirs["rule_id"]).expect("the seed rule");
     // equal key for key, value for value (computed fields and the lock's version included);
     // nothing needed folding

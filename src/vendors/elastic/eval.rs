@@ -35,6 +35,18 @@ pub struct Prepared {
 
 /// Compile and parse a rule's kuery query.
 pub fn prepare(rule: &Rule) -> Prepared {
+    // a hunting query is written as an EQL hunt: its EQL is what decides
+    if rule.doc.kind == crate::model::RuleKind::Hunting {
+        let mut ecx = Cx::new(Target::Elastic, Unsupported::Warn);
+        let eql = super::target::eql::query(rule, &mut ecx);
+        let notes = ecx.diags.iter().filter(|d| d.severity == Severity::Note).cloned().collect();
+        let query = if ecx.diags.has_errors() {
+            Err(ecx.diags.to_string())
+        } else {
+            super::eql_eval::parse(&eql).map(Query::Eql).map_err(|e| format!("rulecast's EQL reader rejects the query: {e}"))
+        };
+        return Prepared { query, notes };
+    }
     let mut cx = Cx::new(Target::Elastic, Unsupported::Warn);
     let text = super::target::kuery::query(rule, &mut cx);
     if let Some((eql, ecx)) = super::target::eql_fallback(rule, &cx) {

@@ -36,9 +36,16 @@ impl crate::vendors::Locked for Entry {
     }
 }
 
-/// What the hash covers: the API object without `version`.
+/// What the hash covers: the API object without `version` (for a hunt, its `[hunt]` table).
 pub fn meaning_text(files: &[(String, String)]) -> Result<String, String> {
     let (path, toml) = files.iter().find(|(p, _)| p.ends_with(".toml")).ok_or("no Elastic TOML")?;
+    // a hunt (detection-rules' hunting library): its `[hunt]` table as parsed
+    if let Ok(doc) = toml::from_str::<toml::Value>(toml)
+        && let Some(hunt) = doc.get("hunt")
+    {
+        let v = serde_json::to_value(hunt).map_err(|e| format!("{path}: {e}"))?;
+        return Ok(canonical_json(&serde_json::json!({ "hunt": v })));
+    }
     let mut api = super::pack::api_object(toml).map_err(|e| format!("{path}: {e}"))?;
     api.remove("version");
     Ok(canonical_json(&serde_json::Value::Object(api)))

@@ -100,7 +100,12 @@ impl Backend for Elastic {
     fn vendor_id(&self, text: &str) -> Result<Option<String>, String> {
         let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
         let doc = serde_json::to_value(v).map_err(|e| e.to_string())?;
-        Ok(crate::sync::id_text(doc.get("rule").and_then(|r| r.get("rule_id"))))
+        // a rule's `rule_id`, a hunt's `uuid`
+        Ok(crate::sync::id_text(doc.get("rule").and_then(|r| r.get("rule_id"))).or_else(|| crate::sync::id_text(doc.get("hunt").and_then(|h| h.get("uuid")))))
+    }
+    /// Hunts of detection-rules' hunting library (`[hunt]`, an EQL query).
+    fn hunting(&self) -> bool {
+        true
     }
     fn tracking_line(&self, line: &str) -> bool {
         line.starts_with("updated_date =")
@@ -124,7 +129,10 @@ impl Backend for Elastic {
         "Elastic Security"
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
-        &[("elastic/rule.toml.j2", include_str!("../../../templates/elastic/rule.toml.j2"))]
+        &[
+            ("elastic/rule.toml.j2", include_str!("../../../templates/elastic/rule.toml.j2")),
+            ("elastic/hunt.toml.j2", include_str!("../../../templates/elastic/hunt.toml.j2")),
+        ]
     }
     fn pack(&self, rules: &[crate::pack::PackRule], lock: Option<&crate::lock::Lock>) -> Result<crate::pack::Bundle, String> {
         pack::bundle(rules, lock)

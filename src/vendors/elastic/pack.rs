@@ -30,6 +30,11 @@ pub fn bundle(rules: &[PackRule], lock: Option<&Lock>) -> Result<Bundle, String>
     let mut lines = String::new();
     let mut extra: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
     for b in rules {
+        // a hunt is not a Kibana rule: it belongs to detection-rules' hunting library
+        if b.rule.doc.kind == crate::model::RuleKind::Hunting {
+            out.held_back.push((b.rule.file.clone(), "a hunting query: Kibana imports rules; the hunt (`[hunt]`) goes to detection-rules' hunting library".into()));
+            continue;
+        }
         for (path, text) in b.files.iter().filter(|(p, _)| p.ends_with(".toml")) {
             match api_object(text) {
                 Ok(mut o) => {
@@ -81,6 +86,11 @@ fn note_flattened_keys(obj: &Map<String, Value>, out: &mut std::collections::BTr
 pub fn doc(rule: &Rule, files: &[(String, String)], lock: Option<&Lock>) -> Result<DocFacts, String> {
     let version = version(rule, lock).to_string();
     let Some((_, text)) = files.iter().find(|(p, _)| p.ends_with(".toml")) else { return Ok(DocFacts { version, ..DocFacts::default() }) };
+    if rule.doc.kind == crate::model::RuleKind::Hunting {
+        let doc: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+        let q = doc.get("hunt").and_then(|h| h.get("query")).and_then(toml::Value::as_array).and_then(|a| a.first()).and_then(toml::Value::as_str).unwrap_or("");
+        return Ok(DocFacts { version, query: Some(QueryView { label: "Elastic hunt, EQL".into(), lang: "eql", text: q.to_string() }), header: Map::new() });
+    }
     let e = api_object(text)?;
     let strs = |v: Option<&Value>| -> Vec<String> { v.and_then(Value::as_array).into_iter().flatten().filter_map(|x| x.as_str().map(String::from)).collect() };
     let mut h = Map::new();

@@ -124,6 +124,14 @@ fn refuse(slug: &str, code: Code, msg: String, span: Option<crate::diag::Span>) 
 
 fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
     let meta = t.get("metadata").and_then(toml::Value::as_table);
+    if t.contains_key("hunt") && !t.contains_key("rule") {
+        return refuse(
+            slug,
+            Code::E502,
+            "a hunt of detection-rules' hunting library (`[hunt]`): rulecast writes hunts from canonical hunting queries but does not import them yet".into(),
+            key_span(file, text, "[hunt]"),
+        );
+    }
     let Some(rule) = t.get("rule").and_then(toml::Value::as_table) else {
         let d = Diagnostic::error(Code::E501, "missing table `[rule]`")
             .with_span(span_at(file, text, 0));

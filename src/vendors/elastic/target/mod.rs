@@ -4,6 +4,7 @@
 //! template `templates/elastic/rule.toml.j2` lays out the document as detection-rules does.
 
 pub mod eql;
+pub mod hunt;
 pub mod kuery;
 pub mod toml_fmt;
 
@@ -233,6 +234,9 @@ fn with_language_note(text: String, mut ecx: Cx, kcx: &Cx) -> (String, Cx) {
 
 /// Compile a rule into the Elastic files.
 pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
+    if rule.doc.kind == crate::model::RuleKind::Hunting {
+        return hunt::compile(rule, cx);
+    }
     let d = &rule.doc;
     let e = &d.targets.elastic;
     // the kuery rendering, with its own diagnostics: they are the rule's unless the vendor's
