@@ -26,6 +26,16 @@ fn ev(name: &str, minute: u32, arn: &str) -> Value {
     })
 }
 
+/// A deterministic pseudo-random source (xorshift64) from `seed`: `next(n)` is in `0..n`.
+fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}
+
 #[test]
 fn mistakes_in_a_correlation_are_located() {
     let cases = [
@@ -86,13 +96,7 @@ fn sentinel_and_elastic_decide_sequences_as_the_canonical_rule() {
     assert!(matches!(elastic.query, Ok(rulecast::vendors::elastic::eval::Query::Eql(_))), "Elastic writes EQL");
     let names = ["CreateUser", "CreateAccessKey", "AttachUserPolicy", "putuserpolicy", "DeleteUser"];
     let arns = ["arn:aws:iam::123456789012:user/a", "arn:aws:iam::123456789012:user/b"];
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let (mut matched, mut compared) = (0, 0);
     for _ in 0..400 {
         let len = 3 + next(5) as usize;
@@ -183,13 +187,7 @@ fn panther_decides_sequences_as_the_canonical_rule() {
     let r = rule(two).unwrap_or_else(|d| panic!("{d}"));
     let names = ["CreateUser", "CreateAccessKey", "CREATELOGINPROFILE", "DeleteUser"];
     let arns = ["arn:aws:iam::123456789012:user/a", "arn:aws:iam::123456789012:user/b"];
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let mut sequences = vec![];
     for _ in 0..300 {
         let len = 2 + next(4) as usize;

@@ -16,15 +16,15 @@ fn rulecast(args: &[&str], cwd: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_rulecast")).args(args).current_dir(cwd).output().expect("runs")
 }
 
-/// The rules written in a target's folder: its main files, less those that are parts of
-/// another rule (a Panther correlation rule's signal rules).
-fn count(dir: &Path, ext: &str) -> usize {
-    use rulecast::vendors::Backend;
+/// The rules written in a target's folder: its main files (`ext`), less those that are parts
+/// of another rule (a Panther correlation rule's signal rules: the target's `parts`).
+fn count(dir: &Path, target: rulecast::Target, ext: &str) -> usize {
+    let backend = rulecast::vendors::backend(target);
     let texts: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == ext)).filter_map(|p| std::fs::read_to_string(p).ok()).collect())
         .unwrap_or_default();
-    let parts: Vec<String> = texts.iter().flat_map(|t| rulecast::vendors::panther::Panther.parts(t)).collect();
-    texts.iter().filter(|t| ext != "yml" || !rulecast::vendors::panther::Panther.vendor_id(t).ok().flatten().is_some_and(|id| parts.contains(&id))).count()
+    let parts: Vec<String> = texts.iter().flat_map(|t| backend.parts(t)).collect();
+    texts.iter().filter(|t| !backend.vendor_id(t).ok().flatten().is_some_and(|id| parts.contains(&id))).count()
 }
 
 /// The shared corpus folder of a vendor, or `None` (with a message) when it is absent; absent
@@ -64,15 +64,15 @@ fn keep_going_writes_the_buildable_pairs_and_lists_the_refused() {
     assert_eq!(kg.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("1 pair(s) refused"), "{stdout}");
     assert!(stdout.contains("refused elastic for") && stdout.contains("aws_root_access_key_created.yaml: detection-rules requires at least one author"), "{stdout}");
-    assert_eq!(count(&out.join("sentinel"), "yaml"), 2);
-    assert_eq!(count(&out.join("panther"), "yml"), 2);
-    assert_eq!(count(&out.join("elastic"), "toml"), 1, "only the rule with an author is written for Elastic");
+    assert_eq!(count(&out.join("sentinel"), rulecast::Target::Sentinel, "yaml"), 2);
+    assert_eq!(count(&out.join("panther"), rulecast::Target::Panther, "yml"), 2);
+    assert_eq!(count(&out.join("elastic"), rulecast::Target::Elastic, "toml"), 1, "only the rule with an author is written for Elastic");
 
     // the refused pair fixed: a plain build succeeds and replaces the output as a whole
     std::fs::copy(src.join("aws_root_access_key_created.yaml"), rules.join("aws_root_access_key_created.yaml")).expect("copy");
     let fixed = rulecast(&["build", "--rules", r, "--out", o, "--keep-going"], tmp.path());
     assert!(fixed.status.success(), "{}", String::from_utf8_lossy(&fixed.stdout));
-    assert_eq!(count(&out.join("elastic"), "toml"), 2);
+    assert_eq!(count(&out.join("elastic"), rulecast::Target::Elastic, "toml"), 2);
 }
 
 /// Per target: files written by a build of the imported folder.
@@ -117,8 +117,8 @@ fn import_then_build(vendor: &str, dir: &Path) -> Figures {
     let out = tmp.path().join("out");
     let b = rulecast(&["build", "--rules", imported.to_str().expect("utf8"), "--out", out.to_str().expect("utf8")], tmp.path());
     assert!(b.status.success(), "{vendor}: the imported rules do not build:\n{}\n{}", String::from_utf8_lossy(&b.stdout), String::from_utf8_lossy(&b.stderr));
-    for (t, ext) in [("sentinel", "yaml"), ("elastic", "toml"), ("panther", "yml")] {
-        let n = count(&out.join(t), ext);
+    for (t, target, ext) in [("sentinel", rulecast::Target::Sentinel, "yaml"), ("elastic", rulecast::Target::Elastic, "toml"), ("panther", rulecast::Target::Panther, "yml")] {
+        let n = count(&out.join(t), target, ext);
         assert_eq!(n, expected.get(t).copied().unwrap_or(0), "{vendor}: {t} files written vs rules the report says build");
         f.written.insert(t.to_string(), n);
     }

@@ -39,26 +39,30 @@ pub fn prepare(rule: &Rule) -> Prepared {
     if rule.doc.kind == crate::model::RuleKind::Hunting {
         let mut ecx = Cx::new(Target::Elastic, Unsupported::Warn);
         let eql = super::target::eql::query(rule, &mut ecx);
-        let notes = ecx.diags.iter().filter(|d| d.severity == Severity::Note).cloned().collect();
-        let query = if ecx.diags.has_errors() {
-            Err(ecx.diags.to_string())
-        } else {
-            super::eql_eval::parse(&eql).map(Query::Eql).map_err(|e| format!("rulecast's EQL reader rejects the query: {e}"))
-        };
-        return Prepared { query, notes };
+        return eql_prepared(&eql, &ecx);
     }
     let mut cx = Cx::new(Target::Elastic, Unsupported::Warn);
     let text = super::target::kuery::query(rule, &mut cx);
     if let Some((eql, ecx)) = super::target::eql_fallback(rule, &cx) {
-        let notes = ecx.diags.iter().filter(|d| d.severity == Severity::Note).cloned().collect();
-        let query = super::eql_eval::parse(&eql).map(Query::Eql).map_err(|e| format!("rulecast's EQL reader rejects the query: {e}"));
-        return Prepared { query, notes };
+        return eql_prepared(&eql, &ecx);
     }
     let notes = cx.diags.iter().filter(|d| d.severity == Severity::Note).cloned().collect();
     let query = if cx.diags.has_errors() {
         Err(cx.diags.to_string())
     } else {
         kuery::parse(&text).map(Query::Kuery).map_err(|e| format!("rulecast's kuery parser rejects the query: {e}"))
+    };
+    Prepared { query, notes }
+}
+
+/// An EQL rendering ready to decide events, with its context's notes (an error in the context
+/// is the rule's error).
+fn eql_prepared(eql: &str, ecx: &Cx) -> Prepared {
+    let notes = ecx.diags.iter().filter(|d| d.severity == Severity::Note).cloned().collect();
+    let query = if ecx.diags.has_errors() {
+        Err(ecx.diags.to_string())
+    } else {
+        super::eql_eval::parse(eql).map(Query::Eql).map_err(|e| format!("rulecast's EQL reader rejects the query: {e}"))
     };
     Prepared { query, notes }
 }

@@ -186,8 +186,12 @@ pub fn decide(jobs: &[Job]) -> Result<(Vec<Decision>, bool), String> {
                         stems.push(stem);
                     }
                 }
-                let b = if r.correlation.is_some() { Built::Steps(stems) } else { Built::One(stems.pop().unwrap_or_default()) };
-                built.insert(r.file.clone(), Ok(b));
+                let b = match (r.correlation.is_some(), stems.pop()) {
+                    (true, last) => Ok(Built::Steps(stems.into_iter().chain(last).collect())),
+                    (false, Some(stem)) => Ok(Built::One(stem)),
+                    (false, None) => Err(Decision::Error("no Python module was written for the rule".into())),
+                };
+                built.insert(r.file.clone(), b);
             }
             Err(d) => {
                 built.insert(r.file.clone(), Err(Decision::Error(d.to_string())));

@@ -375,8 +375,8 @@ fn parse_stats(text: &str, offset: usize) -> Result<Stats, Refusal> {
             }
         }
     }
-    if !st.measures.iter().any(|(_, m, _)| matches!(m, Measure::Count)) && st.measures.iter().any(|(_, m, _)| matches!(m, Measure::Distinct(_))) {
-        // the model's aggregate counts events too; nothing to add
+    if st.measures.iter().any(|(_, m, _)| matches!(m, Measure::Distinct(_))) {
+        st.parts.push("ES|QL's COUNT_DISTINCT is approximate (HyperLogLog++; near-exact below its precision threshold, 3000 by default); the canonical distinct count is exact".into());
     }
     for f in by_text.map(top_level_commas).unwrap_or_default() {
         match raw_of(f) {
@@ -395,15 +395,9 @@ fn stats_where(text: &str, offset: usize, st: &mut Stats) -> Result<(), Refusal>
     use crate::model::Measure;
     let clean = without_comments(text);
     let unsupported = |msg: String| Refusal::Unsupported(msg, offset);
-    let lower = clean.to_ascii_lowercase();
-    let mut parts = vec![];
-    let mut rest = 0;
-    for (i, _) in lower.match_indices(" and ") {
-        parts.push(&clean[rest..i]);
-        rest = i + 5;
-    }
-    parts.push(&clean[rest..]);
-    for part in parts.into_iter().map(str::trim) {
+    // `AND` between any white space (a line break included)
+    let and = regex::Regex::new(r"(?i)\s+and\s+").expect("a valid regex");
+    for part in and.split(&clean).map(str::trim) {
         let (name, op, n) = match [">=", ">"].iter().find_map(|op| part.split_once(op).map(|(a, b)| (a.trim(), *op, b.trim()))) {
             Some(x) => x,
             None => return Err(unsupported(format!("ES|QL `WHERE {part}` after `STATS`: only `<measure> >= n` or `> n` on a count is read"))),
@@ -808,7 +802,8 @@ mod tests {
     fn esql_stats_maps_to_the_aggregate_or_is_refused_by_name() {
         use crate::model::Measure;
         let q = |stats: &str| format!("FROM logs-aws.cloudtrail-*\n| WHERE event.action == \"GetSecretValue\"\n{stats}");
-        let m = esql(&q("| STATS n = COUNT(*), k = COUNT_DISTINCT(aws.cloudtrail.user_identity.arn) BY source.ip // per address\n| WHERE n > 5 AND k >= 3")).expect("read");
+        let m = esql(&q("| STATS n = COUNT(*), k = COUNT_DISTINCT(aws.cloudtrail.user_identity.arn) BY source.ip // per address\n| WHERE n > 5\n  AND k >= 3")).expect("read");
+        assert!(m.aggregate_parts.iter().any(|p| p.contains("COUNT_DISTINCT is approximate")), "{:?}", m.aggregate_parts);
         let a = m.aggregate.expect("an aggregate");
         assert_eq!(a.by, ["@source_ip"]);
         assert_eq!(a.threshold, Some(5), "more than 5");

@@ -49,7 +49,8 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     if d.license.is_none() {
         cx.unsupported(Code::E402, None, "detection-rules' hunt requires a licence: set `license`");
     }
-    if d.authors.is_empty() {
+    let authors = e.authors.clone().unwrap_or_else(|| d.authors.clone());
+    if authors.is_empty() {
         cx.unsupported(Code::E402, None, "detection-rules' hunt requires an author: set `authors`");
     }
     if cx.diags.has_errors() {
@@ -64,7 +65,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         }
     }
     let view = View {
-        author: e.authors.clone().unwrap_or_else(|| d.authors.clone()).join(", "),
+        author: authors.join(", "),
         description: e.description.clone().unwrap_or_else(|| d.description.clone()),
         integration: vec!["aws.cloudtrail".into()],
         uuid: e.id.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| derived_uuid(&d.id.value, Target::Elastic)),

@@ -160,9 +160,9 @@ pub fn compile(rule: &Rule, seq: &Sequence, cx: &mut Cx) -> Result<Vec<(String, 
     let mut main = super::view(&base, cx, None)?;
     let mut signal_views: Vec<View> = vec![];
     let rule_id = main.rule_id.clone();
-    for (name, step) in &seq.steps {
-        let r = signal_rule(rule, step);
-        let mut v = super::view(&r, cx, Some(&seq.by))?;
+    let signal_rules: Vec<Rule> = seq.steps.iter().map(|(_, step)| signal_rule(rule, step)).collect();
+    for ((name, _), r) in seq.steps.iter().zip(&signal_rules) {
+        let mut v = super::view(r, cx, Some(&seq.by))?;
         v.file = format!("{}_{name}", main.file);
         v.rule_id = format!("{rule_id}.{name}");
         v.display_name = format!("{}: {name}", main.display_name);
@@ -182,7 +182,7 @@ pub fn compile(rule: &Rule, seq: &Sequence, cx: &mut Cx) -> Result<Vec<(String, 
                     continue;
                 }
                 seen.push((e, &t.allowlists));
-                let Some(expect) = signals(&r, &seq.by, e, t) else { continue };
+                let Some(expect) = signals(r, &seq.by, e, t) else { continue };
                 v.tests.push(super::TestView {
                     name: format!("{} (event {})", t.name, i + 1),
                     expect,
@@ -218,11 +218,10 @@ pub fn compile(rule: &Rule, seq: &Sequence, cx: &mut Cx) -> Result<Vec<(String, 
         let t = &t.value;
         let events = t.event.as_array().map(|a| a.iter().collect::<Vec<_>>()).unwrap_or_else(|| vec![&t.event]);
         let mut outputs = vec![];
-        for (name, step) in &seq.steps {
-            let r = signal_rule(rule, step);
+        for ((name, _), r) in seq.steps.iter().zip(&signal_rules) {
             let mut matches: Vec<(String, Vec<String>)> = vec![];
             for e in &events {
-                if signals(&r, &seq.by, e, t) != Some(true) {
+                if signals(r, &seq.by, e, t) != Some(true) {
                     continue;
                 }
                 let (Some(key), Some(time)) = (eval::join_key(&seq.by, e), e.get("eventTime").and_then(|v| v.as_str())) else { continue };
