@@ -144,8 +144,11 @@ fn imported_corpus_builds() {
     // 111 of 131 imported (106 before), written for Sentinel 98 (79) and Panther 101 (81), since
     // the ECS categorization and text-copy fields replaced opaque kuery and ES|QL queries are kept;
     // later that day 113 imported, written for Sentinel 100, Elastic 113 and Panther 103 (ES|QL
-    // STATS as an aggregate; the EQL sequence as a Panther correlation rule)
-    let floors: [(&str, [usize; 3]); 3] = [("sentinel", [53, 22, 52]), ("elastic", [100, 113, 103]), ("sigma", [37, 36, 37])];
+    // STATS as an aggregate; the EQL sequence as a Panther correlation rule). In the sixth
+    // session Sentinel and Panther stopped building the 33 new-terms rules and 2 threshold-
+    // cardinality rules as the bare filter (they alerted on every matching event; now skipped
+    // with the reason): Sentinel 72, Panther 74
+    let floors: [(&str, [usize; 3]); 3] = [("sentinel", [53, 22, 52]), ("elastic", [72, 113, 74]), ("sigma", [37, 36, 37])];
     for (vendor, floor) in floors {
         let Some(dir) = corpus(vendor) else { continue };
         let f = import_then_build(vendor, &dir);

@@ -82,3 +82,30 @@ fn layout_language_and_severity_settings_are_checked() {
     refused("  sentinel:\n    severity: High\n");
     load("  sentinel:\n    severity: none\n").expect("severity none");
 }
+
+#[test]
+fn a_condition_only_one_target_holds_skips_the_others() {
+    // Elastic's new terms and threshold cardinality, Panther's Threshold: each makes that
+    // target's rule alert on less than the canonical condition; the others would alert on
+    // every matching event, so they skip the rule and say why
+    let cases = [
+        ("  elastic:\n    new_terms: {fields: [user.name, source.geo.country_iso_code], history_window: 10d}\n", Target::Elastic, "new_terms"),
+        ("  panther:\n    threshold: 10\n    dedup_period_minutes: 15\n", Target::Panther, "threshold"),
+    ];
+    for (targets, own, key) in cases {
+        let rule = load(targets).unwrap();
+        assert!(rulecast::skip_reason(&rule, own).is_none(), "{own} builds its own condition");
+        rulecast::compile(&rule, own, Unsupported::Error).unwrap();
+        for t in [Target::Sentinel, Target::Elastic, Target::Panther].into_iter().filter(|&t| t != own) {
+            let why = rulecast::skip_reason(&rule, t).unwrap_or_else(|| panic!("{t} must skip:\n{targets}"));
+            assert!(why.contains(&format!("targets.{own}.{key}")) && why.contains("every matching event"), "{why}");
+        }
+    }
+    // a threshold of 1 (Panther's default) narrows nothing
+    let rule = load("  panther:\n    threshold: 1\n").unwrap();
+    for t in [Target::Sentinel, Target::Elastic, Target::Panther] {
+        assert!(rulecast::skip_reason(&rule, t).is_none(), "{t}");
+    }
+    let why = rulecast::skip_reason(&load(cases[1].0).unwrap(), Target::Sentinel).unwrap();
+    assert!(why.contains("10 matching events") && why.contains("15 minutes"), "{why}");
+}

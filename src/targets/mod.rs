@@ -138,11 +138,19 @@ pub fn derived_uuid(canonical_id: &str, target: Target) -> String {
     uuid::Uuid::new_v5(&ns, name.as_bytes()).to_string()
 }
 
-/// Why a rule is not built for a target, if it is not: the rule's own `skip` reason, or an
+/// Why a rule is not built for a target, if it is not: the rule's own `skip` reason, another
+/// target's condition the canonical rule lacks ([`crate::vendors::Settings::narrows`]), or an
 /// opaque condition in another target's language.
 pub fn skip_reason(rule: &Rule, target: Target) -> Option<String> {
     if let Some(why) = rule.doc.targets.of(target).skip() {
         return Some(why.to_string());
+    }
+    for other in <Target as strum::IntoEnumIterator>::iter().filter(|&t| t != target) {
+        if let Some(why) = rule.doc.targets.of(other).narrows() {
+            return Some(format!(
+                "the {other} rule {why}, a condition the canonical rule does not hold: a {target} rule built from it would alert on every matching event"
+            ));
+        }
     }
     if rule.doc.kind == crate::model::RuleKind::Hunting && !backend(target).hunting() {
         return Some(format!("a hunting query (kind: hunting): rulecast writes no {} hunting-query file, and an alerting rule would alert where the query only lists events", backend(target).title()));

@@ -293,6 +293,13 @@ impl TargetSettings {
 pub trait Settings {
     /// Do not build the rule for this target; the reason.
     fn skip(&self) -> Option<&str>;
+    /// What these settings make this target's rule alert on beyond the canonical condition
+    /// (a condition only this target says: Elastic's new terms, Panther's `Threshold`), in
+    /// words, or `None`. The other targets skip such a rule: built from the canonical rule
+    /// alone, they would alert where this target's rule does not.
+    fn narrows(&self) -> Option<String> {
+        None
+    }
     /// The output file stem, when the rule overrides it.
     fn file(&self) -> Option<&Spanned<String>>;
     /// The target's own rule id, when the rule gives one.

@@ -97,8 +97,8 @@ pub struct Settings {
     #[serde(default)]
     pub alert_suppression: Option<AlertSuppression>,
     /// `[rule.new_terms]`: alert only when this combination of values of these Elastic fields
-    /// was not seen in the history window (`type = "new_terms"`). Elastic-only for now; the
-    /// other targets render the filter alone.
+    /// was not seen in the history window (`type = "new_terms"`). Elastic-only: the other
+    /// targets skip the rule ([`crate::vendors::Settings::narrows`]).
     #[serde(default)]
     pub new_terms: Option<NewTerms>,
     /// `[[rule.threshold.cardinality]]`: with a threshold aggregate, alert only for groups with
@@ -219,6 +219,20 @@ impl crate::vendors::Settings for Settings {
     }
     fn skip(&self) -> Option<&str> {
         self.skip.as_deref()
+    }
+    fn narrows(&self) -> Option<String> {
+        if let Some(nt) = &self.new_terms {
+            return Some(format!(
+                "alerts only on the first event of each combination of {} not seen in the {} before (`targets.elastic.new_terms`)",
+                nt.fields.join(", "),
+                nt.history_window.value
+            ));
+        }
+        if !self.threshold_cardinality.is_empty() {
+            let c: Vec<String> = self.threshold_cardinality.iter().map(|c| format!("{} distinct values of {}", c.value, c.field)).collect();
+            return Some(format!("alerts only for groups with at least {} (`targets.elastic.threshold_cardinality`)", c.join(" and ")));
+        }
+        None
     }
     fn file(&self) -> Option<&Spanned<String>> {
         self.file.as_ref()

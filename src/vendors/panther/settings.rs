@@ -76,6 +76,14 @@ impl crate::vendors::Settings for Settings {
     fn schedule(&self) -> Vec<(&'static str, Option<String>)> {
         vec![("dedup_period_minutes", self.dedup_period_minutes.map(|m| m.to_string()))]
     }
+    fn narrows(&self) -> Option<String> {
+        self.threshold.filter(|&n| n > 1).map(|n| {
+            format!(
+                "alerts only once {n} matching events share a dedup key within its dedup period of {} minutes (`targets.panther.threshold`)",
+                self.dedup_period_minutes.unwrap_or(60)
+            )
+        })
+    }
     fn skip(&self) -> Option<&str> {
         self.skip.as_deref()
     }
