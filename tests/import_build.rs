@@ -147,8 +147,9 @@ fn imported_corpus_builds() {
     // STATS as an aggregate; the EQL sequence as a Panther correlation rule). In the sixth
     // session Sentinel and Panther stopped building the 33 new-terms rules and 2 threshold-
     // cardinality rules as the bare filter (they alerted on every matching event; now skipped
-    // with the reason): Sentinel 72, Panther 74
-    let floors: [(&str, [usize; 3]); 3] = [("sentinel", [53, 22, 52]), ("elastic", [72, 113, 74]), ("sigma", [37, 36, 37])];
+    // with the reason): Sentinel 72, Panther 74; then the 12 new-terms rules on CloudTrail fields
+    // imported as the canonical `new_terms`, which Sentinel writes as a first-seen query: 84
+    let floors: [(&str, [usize; 3]); 3] = [("sentinel", [53, 22, 52]), ("elastic", [84, 113, 74]), ("sigma", [37, 36, 37])];
     for (vendor, floor) in floors {
         let Some(dir) = corpus(vendor) else { continue };
         let f = import_then_build(vendor, &dir);

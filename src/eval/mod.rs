@@ -48,10 +48,59 @@ pub fn evaluate_with(rule: &Rule, event: &Value, allowlists: &Entries, enrichmen
         let events = event.as_array().cloned().unwrap_or_else(|| vec![event.clone()]);
         return correlate(rule, seq, &events, allowlists, enrichment);
     }
+    if let Some(nt) = &rule.new_terms {
+        let events = event.as_array().cloned().unwrap_or_else(|| vec![event.clone()]);
+        return new_terms(rule, nt, &events, allowlists, enrichment);
+    }
     let mut trace = vec![];
     let cx = Ev { rule, event, lists: allowlists, enrichment, flip: &|_| false };
     let matched = cx.cond(&rule.condition(), 0, &mut trace);
     Verdict { matched, trace }
+}
+
+/// New terms over the events (oldest first): the last event alerts when it meets the rule's
+/// condition, has every `by` value (present, a scalar, not empty), and no earlier event that
+/// meets the condition has the same values within `history` before it. Undecided (`None`) when
+/// the answer depends on an undecided condition.
+fn new_terms(rule: &Rule, nt: &crate::load::NewTerms, events: &[Value], allowlists: &Entries, enrichment: Option<&Enrichment>) -> Verdict {
+    let mut trace = vec![];
+    let Some((last, earlier)) = events.split_last() else {
+        return Verdict { matched: Some(false), trace: vec!["no event".into()] };
+    };
+    let base = rule.condition();
+    let cx = Ev { rule, event: last, lists: allowlists, enrichment, flip: &|_| false };
+    let here = cx.cond(&base, 0, &mut trace);
+    if here != Some(true) {
+        return Verdict { matched: here, trace };
+    }
+    let names = nt.by.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ");
+    let Some(key) = join_key(&nt.by, last) else {
+        trace.push(format!("new terms by [{names}]: a value is missing, empty or not a scalar: no term"));
+        return Verdict { matched: Some(false), trace };
+    };
+    let t = event_ticks(last);
+    let span = nt.history_secs as i64 * 10_000_000;
+    let mut undecided = false;
+    for (i, e) in earlier.iter().enumerate() {
+        if join_key(&nt.by, e).as_ref() != Some(&key) {
+            continue;
+        }
+        let within = matches!((event_ticks(e), t), (Some(a), Some(b)) if a <= b && b - a <= span);
+        if !within {
+            continue;
+        }
+        let cx = Ev { rule, event: e, lists: allowlists, enrichment, flip: &|_| false };
+        match cx.cond(&base, 1, &mut vec![]) {
+            Some(true) => {
+                trace.push(format!("new terms by [{names}]: event {i} had the same values within {}: not new", nt.history));
+                return Verdict { matched: Some(false), trace };
+            }
+            Some(false) => {}
+            None => undecided = true,
+        }
+    }
+    trace.push(format!("new terms by [{names}]: not seen within {} before: new", nt.history));
+    Verdict { matched: if undecided { None } else { Some(true) }, trace }
 }
 
 /// The `by` values of an event for a correlation: each field's value as text, `None` when one

@@ -33,6 +33,8 @@ pub struct Rule {
     pub detection: Cond,
     /// The correlation, when the rule has one.
     pub correlation: Option<Sequence>,
+    /// New terms, when the rule alerts only on them.
+    pub new_terms: Option<NewTerms>,
     /// Allow-list name -> (entry key -> field), with the shipped entries.
     pub allowlists: IndexMap<String, AllowlistDef>,
     /// ATT&CK: tactics with the techniques listed under each (in rule order).
@@ -61,6 +63,17 @@ pub struct Sequence {
     pub within: String,
     /// (name, condition besides the rule's detection), in order.
     pub steps: Vec<(String, Cond)>,
+}
+
+/// New terms (`new_terms`), resolved.
+#[derive(Debug, Clone)]
+pub struct NewTerms {
+    /// The fields whose combination of values must be new.
+    pub by: Vec<fields::Field>,
+    /// How far back an earlier event makes them known, in seconds.
+    pub history_secs: u64,
+    /// The history as written (`10d`).
+    pub history: String,
 }
 
 impl Rule {
@@ -374,6 +387,7 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
         }
     };
     let correlation = doc.correlation.as_ref().and_then(|c| sequence(file, c, &scope, &mut d));
+    let new_terms = doc.new_terms.as_ref().and_then(|n| new_terms(file, n, &doc, &scope, &mut d));
 
     // allow-lists
     let mut allowlists = IndexMap::new();
@@ -506,7 +520,24 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
 
     // tests
     for t in &doc.tests {
-        if doc.correlation.is_some() {
+        if doc.new_terms.is_some() {
+            // one event, or the events before it (oldest first) and then the one decided
+            let events = t.value.event.as_array().cloned().unwrap_or_else(|| vec![t.value.event.clone()]);
+            let times: Vec<Option<i64>> = events.iter().map(crate::eval::event_ticks).collect();
+            if events.is_empty() || !events.iter().all(Value::is_object) {
+                d.push(
+                    Diagnostic::error(Code::E108, format!("test `{}`: a rule with `new_terms` is tested on an event, or a list of events", t.value.name))
+                        .with_expected("`event:` a mapping, or `events:` the earlier events oldest first and the event decided last")
+                        .with_span(sp(file, t)),
+                );
+            } else if !(times.iter().all(Option::is_some) && times.windows(2).all(|w| w[0] < w[1])) {
+                d.push(
+                    Diagnostic::error(Code::E108, format!("test `{}`: the events of a new-terms test need `eventTime`s, each later than the one before", t.value.name))
+                        .with_expected("strictly increasing `eventTime`s (an equal time leaves open which event was first)")
+                        .with_span(sp(file, t)),
+                );
+            }
+        } else if doc.correlation.is_some() {
             if !t.value.event.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_object)) {
                 d.push(
                     Diagnostic::error(Code::E108, format!("test `{}`: a rule with `correlation` is tested on several events", t.value.name))
@@ -553,12 +584,67 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
             lists,
             detection,
             correlation,
+            new_terms,
             allowlists,
             attack: attack_out,
             derived: known,
         }),
         _ => Err(d),
     }
+}
+
+/// Resolve `new_terms`: one or more CloudTrail fields and a positive history; not with a
+/// correlation or an aggregation (each alert is one event). Errors go to `d`.
+fn new_terms(file: &str, n: &Spanned<crate::model::NewTerms>, doc: &RuleDoc, scope: &Scope, d: &mut Diagnostics) -> Option<NewTerms> {
+    let span = sp(file, n);
+    let mut ok = true;
+    let mut clash = |what: &str| {
+        d.push(
+            Diagnostic::error(Code::E104, format!("`new_terms` with {what}"))
+                .with_expected("new terms alert on single events: no correlation or aggregation")
+                .with_span(span.clone()),
+        );
+    };
+    if doc.correlation.is_some() {
+        clash("`correlation`");
+        ok = false;
+    }
+    if doc.alert.aggregate.is_some() {
+        clash("`alert.aggregate`");
+        ok = false;
+    }
+    let n = &n.value;
+    if n.by.is_empty() {
+        d.push(Diagnostic::error(Code::E104, "`new_terms` has no `by` field").with_expected("one or more CloudTrail fields").with_span(span.clone()));
+        ok = false;
+    }
+    let mut by = vec![];
+    for b in &n.by {
+        match condition::resolve_field(&b.value, scope, sp(file, b), d) {
+            Some(f) if f.virtual_field.is_none() => {
+                if by.iter().any(|x: &fields::Field| x.path == f.path) {
+                    d.push(Diagnostic::error(Code::E104, format!("`new_terms` names `{}` twice", b.value)).with_span(sp(file, b)));
+                    ok = false;
+                }
+                by.push(f);
+            }
+            Some(_) => {
+                d.push(Diagnostic::error(Code::E301, format!("new_terms `by` field `{}` is a virtual field", b.value)).with_expected("a CloudTrail field").with_span(sp(file, b)));
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(e) = check::duration(file, "new_terms `history`", &n.history, "mhd") {
+        d.push(e);
+        ok = false;
+    }
+    let secs = check::duration_secs(&n.history.value).unwrap_or(0);
+    if secs == 0 && ok {
+        d.push(Diagnostic::error(Code::E103, "new_terms `history` is zero").with_expected("a positive duration").with_span(sp(file, &n.history)));
+        ok = false;
+    }
+    ok.then(|| NewTerms { by, history_secs: secs, history: n.history.value.clone() })
 }
 
 /// Resolve a `correlation`: at least two steps with distinct identifier names, each condition

@@ -54,6 +54,8 @@ pub struct Doc {
     pub detection: Node,
     /// `correlation` (`{type, by, within, steps: [{name, detection}]}`).
     pub correlation: Option<Value>,
+    /// `new_terms` (`{by, history}`).
+    pub new_terms: Option<Value>,
     /// `allowlists`: name → allow-list.
     pub allowlists: IndexMap<String, Allowlist>,
     /// `alert` (`derive`, `aggregate`, `entities`, `details`, `title`, `description` ...).
@@ -102,6 +104,8 @@ struct Written<'a> {
     detection: Option<&'a Node>,
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_terms: Option<&'a Value>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     allowlists: &'a IndexMap<String, Allowlist>,
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
@@ -147,6 +151,7 @@ impl Doc {
             // a correlation whose steps hold every condition has no detection of its own
             detection: (!(self.correlation.is_some() && self.detection == Node::all(vec![]))).then_some(&self.detection),
             correlation: self.correlation.as_ref(),
+            new_terms: self.new_terms.as_ref(),
             allowlists: &self.allowlists,
             alert: &self.alert,
             tests: &self.tests,

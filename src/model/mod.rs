@@ -76,6 +76,11 @@ pub struct RuleDoc {
     /// whose events share the `by` values and fall within `within` of the first.
     #[serde(default)]
     pub correlation: Option<Spanned<Correlation>>,
+    /// Alert only on new terms: an event meeting the detection whose `by` values (all present,
+    /// none empty) no earlier event meeting it had within `history` before it (Elastic's new
+    /// terms rule; a first-seen query in Sentinel).
+    #[serde(default)]
+    pub new_terms: Option<Spanned<NewTerms>>,
     /// Allow-lists: events matching any entry are suppressed. Entries usually start empty and
     /// are filled per deployment (Panther reads them from a module constant that tests can mock).
     #[serde(default)]
@@ -134,6 +139,16 @@ pub struct Correlation {
     pub within: Spanned<String>,
     /// The steps, at least two.
     pub steps: Vec<Spanned<CorrelationStep>>,
+}
+
+/// New terms (`new_terms`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTerms {
+    /// The fields whose combination of values must be new (CloudTrail fields).
+    pub by: Vec<Spanned<String>>,
+    /// How far back an earlier event makes the values known (`7d`, `12h`).
+    pub history: Spanned<String>,
 }
 
 /// The kinds of correlation.

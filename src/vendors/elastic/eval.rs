@@ -31,6 +31,8 @@ pub struct Prepared {
     pub query: Result<Query, String>,
     /// The translation notes of the query.
     pub notes: Vec<Diagnostic>,
+    /// A new-terms rule: its Elastic fields and history (100-ns ticks).
+    pub new_terms: Option<(Vec<String>, i64)>,
 }
 
 /// Compile and parse a rule's kuery query.
@@ -52,7 +54,41 @@ pub fn prepare(rule: &Rule) -> Prepared {
     } else {
         kuery::parse(&text).map(Query::Kuery).map_err(|e| format!("rulecast's kuery parser rejects the query: {e}"))
     };
-    Prepared { query, notes }
+    let new_terms = rule.new_terms.as_ref().map(|nt| {
+        let mut scratch = Cx::new(Target::Elastic, Unsupported::Warn);
+        (nt.by.iter().filter_map(|f| super::target::kuery::field_name(f, &mut scratch, None)).collect(), nt.history_secs as i64 * 10_000_000)
+    });
+    Prepared { query, notes, new_terms }
+}
+
+/// The terms of a document for new-terms fields: every combination of their values (a field
+/// with several values gives each), as text; none when a field has no value.
+fn terms(doc: &Value, fields: &[String]) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = vec![vec![]];
+    for f in fields {
+        let values: Vec<String> = kuery::lookup(doc, f).into_iter().filter(|v| !v.is_object()).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect();
+        out = out.iter().flat_map(|prefix| values.iter().map(move |v| [prefix.clone(), vec![v.clone()]].concat())).collect();
+    }
+    out
+}
+
+/// A new-terms rule on events (oldest first), as Elastic decides the last one: it matches the
+/// query and has a combination of values that no earlier matching event within the history had.
+fn new_terms_verdict(q: &kuery::Query, fields: &[String], span: i64, events: &[Value], docs: &[Value], ty: &dyn Fn(&str) -> kuery::FieldType) -> Result<bool, String> {
+    let (Some(last), Some(raw)) = (docs.last(), events.last()) else { return Ok(false) };
+    let at = crate::eval::event_ticks(raw).ok_or("a new-terms test event has no eventTime")?;
+    if !kuery::eval(q, last, ty) {
+        return Ok(false);
+    }
+    let mut new = terms(last, fields);
+    for (doc, e) in docs.iter().zip(events).take(docs.len() - 1) {
+        let within = crate::eval::event_ticks(e).is_some_and(|t| t <= at && at - t <= span);
+        if within && kuery::eval(q, doc, ty) {
+            let seen = terms(doc, fields);
+            new.retain(|t| !seen.contains(t));
+        }
+    }
+    Ok(!new.is_empty())
 }
 
 /// An EQL rendering ready to decide events, with its context's notes (an error in the context
@@ -64,7 +100,7 @@ fn eql_prepared(eql: &str, ecx: &Cx) -> Prepared {
     } else {
         super::eql_eval::parse(eql).map(Query::Eql).map_err(|e| format!("rulecast's EQL reader rejects the query: {e}"))
     };
-    Prepared { query, notes }
+    Prepared { query, notes, new_terms: None }
 }
 
 /// The verdict: the query matches the event's document (with the test's enrichment values).
@@ -85,6 +121,11 @@ pub fn verdict(p: &Prepared, event: &Value, enrichment: Option<&Enrichment>) -> 
         ElasticType::Number => kuery::FieldType::Number,
     };
     match q {
+        Query::Kuery(q) if p.new_terms.is_some() => {
+            let (fields, span) = p.new_terms.as_ref().expect("new terms");
+            let events = event.as_array().cloned().unwrap_or_else(|| vec![event.clone()]);
+            new_terms_verdict(q, fields, *span, &events, &docs, &ty)
+        }
         Query::Kuery(q) => Ok(docs.iter().any(|d| kuery::eval(q, d, &ty))),
         Query::Eql(q) => super::eql_eval::eval(q, &docs, &ty),
     }

@@ -26,6 +26,9 @@ pub struct Prepared {
     /// A correlation's query: run over one row per event with the table's datetime columns
     /// typed (it compares and subtracts `TimeGenerated`).
     pub correlation: bool,
+    /// A new-terms query's period in seconds: run at the last event's time over one row per
+    /// event in the period, it alerts on the last event when a result row has that event's time.
+    pub new_terms: Option<u64>,
 }
 
 /// Compile and parse a rule's Sentinel query.
@@ -41,7 +44,7 @@ pub fn prepare(rule: &Rule) -> Prepared {
     } else {
         kusto::parse(&text).map_err(|e| format!("rulecast's Kusto parser rejects the query: {e}"))
     };
-    Prepared { query, text: Some(text), notes, correlation: rule.correlation.is_some() }
+    Prepared { query, text: Some(text), notes, correlation: rule.correlation.is_some(), new_terms: rule.new_terms.as_ref().map(|nt| super::target::kql::new_terms_period_secs(rule, nt)) }
 }
 
 /// The verdict: the query returns at least one row for the event's `AWSCloudTrail` row.
@@ -49,6 +52,18 @@ pub fn verdict(p: &Prepared, event: &Value) -> Result<bool, String> {
     let q = p.query.as_ref().map_err(Clone::clone)?;
     // several events (a correlation's test): one row each, the table's datetime columns typed
     // (a correlation compares and subtracts TimeGenerated)
+    if let Some(period) = p.new_terms {
+        let events = event.as_array().cloned().unwrap_or_else(|| vec![event.clone()]);
+        let Some(at) = events.last().and_then(crate::eval::event_ticks) else {
+            return Err("a new-terms test event has no eventTime".into());
+        };
+        // Sentinel runs the query over the events of its query period
+        let from = at - period as i64 * 10_000_000;
+        let rows: Vec<_> = events.iter().filter(|e| crate::eval::event_ticks(e).is_some_and(|t| t >= from)).map(to_sentinel_row).collect();
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(at).unwrap_or(0) * 100);
+        let out = kusto::run_typed_at(q, "AWSCloudTrail", &rows, &super::row::datetime_columns(), now).map_err(|e| e.to_string())?;
+        return Ok(out.iter().any(|r| r.get("TimeGenerated").and_then(Value::as_str).and_then(crate::kusto::parse_datetime) == Some(at)));
+    }
     if p.correlation {
         let rows: Vec<_> = event.as_array().map_or_else(|| vec![to_sentinel_row(event)], |events| events.iter().map(to_sentinel_row).collect());
         return kusto::run_typed(q, "AWSCloudTrail", &rows, &super::row::datetime_columns()).map(|out| !out.is_empty()).map_err(|e| e.to_string());

@@ -466,13 +466,29 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 key_span(file, text, "[rule.new_terms]"),
             );
         }
-        /// `targets.elastic.new_terms`.
-        #[derive(serde::Serialize)]
-        struct NewTerms<'a> {
-            fields: Vec<String>,
-            history_window: &'a str,
+        // the canonical `new_terms` when every field is a CloudTrail field and the window is in
+        // minutes, hours or days; else Elastic's own (which the other targets skip)
+        let raw: Vec<Option<String>> = fields
+            .iter()
+            .map(|f| match raw_of(f) {
+                Some(Target::Raw(p, _)) if !p.starts_with('@') => Some(p),
+                _ => None,
+            })
+            .collect();
+        if raw.iter().all(Option::is_some) && !window.ends_with('s') {
+            d.new_terms = Some(serde_json::json!({"by": raw.into_iter().flatten().collect::<Vec<_>>(), "history": window}));
+        } else {
+            let missing: Vec<&str> = fields.iter().zip(&raw).filter(|(_, r)| r.is_none()).map(|(f, _)| f.as_str()).collect();
+            let why = if missing.is_empty() { format!("its history `{window}` is in seconds") } else { format!("{} has no raw CloudTrail path", missing.join(", ")) };
+            parts.push(Part::note(format!("new terms by {} kept for Elastic only (`targets.elastic.new_terms`): {why}; Sentinel and Panther skip the rule", fields.join(", "))));
+            /// `targets.elastic.new_terms`.
+            #[derive(serde::Serialize)]
+            struct NewTerms<'a> {
+                fields: Vec<String>,
+                history_window: &'a str,
+            }
+            el.insert("new_terms".into(), to_value(&NewTerms { fields, history_window: window }));
         }
-        el.insert("new_terms".into(), to_value(&NewTerms { fields, history_window: window }));
     }
     if !el.is_empty() {
         d.targets.insert("elastic".into(), Value::Object(el));

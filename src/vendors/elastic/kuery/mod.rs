@@ -95,6 +95,7 @@ mod tests;
 use std::fmt;
 
 pub use eval::eval;
+pub(crate) use eval::lookup;
 pub use parse::{ParseError, parse};
 pub use print::{to_string, to_string_wrapped};
 

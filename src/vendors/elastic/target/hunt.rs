@@ -46,6 +46,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     if !d.alert.entities.is_empty() || !d.alert.details.is_empty() {
         cx.approximate(Concern::Layout, None, "a hunt has no entities or custom details: they are not rendered (their fields are in the events)");
     }
+    if rule.new_terms.is_some() {
+        cx.unsupported(Code::E402, None, "a hunt lists events: it has no history to find new terms in");
+    }
     if d.license.is_none() {
         cx.unsupported(Code::E402, None, "detection-rules' hunt requires a licence: set `license`");
     }

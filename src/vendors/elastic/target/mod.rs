@@ -202,7 +202,7 @@ fn fingerprint_of(query: &str) -> String {
 pub fn eql_fallback(rule: &Rule, kcx: &Cx) -> Option<(String, Cx)> {
     let d = &rule.doc;
     let e = &d.targets.elastic;
-    let kuery_only = d.alert.aggregate.as_ref().is_some_and(|a| a.threshold.is_some()) || e.new_terms.is_some() || !e.threshold_cardinality.is_empty();
+    let kuery_only = d.alert.aggregate.as_ref().is_some_and(|a| a.threshold.is_some()) || e.new_terms.is_some() || rule.new_terms.is_some() || !e.threshold_cardinality.is_empty();
     if !kcx.diags.has_errors() || kuery_only {
         return None;
     }
@@ -365,6 +365,31 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         cx.approximate(Concern::Layout, None, "derive steps on the aggregated rows are not rendered: Elastic alerts carry the source document");
     }
     let mut new_terms = None;
+    if let Some(nt) = &rule.new_terms {
+        if e.new_terms.is_some() {
+            cx.unsupported(Code::E402, None, "both `new_terms` and `targets.elastic.new_terms`: an Elastic rule has one new-terms condition");
+        }
+        if rule_type == "threshold" {
+            cx.unsupported(Code::E402, None, "a rule is either a threshold or a new-terms rule in Elastic, not both");
+        }
+        if nt.by.len() > 3 {
+            cx.unsupported(Code::E402, None, format!("an Elastic new-terms rule has 1 to 3 fields; `new_terms` has {}", nt.by.len()));
+        }
+        let fields: Vec<String> = nt.by.iter().filter_map(|f| kuery::field_name(f, cx, None)).collect();
+        cx.approximate(
+            Concern::Aggregation,
+            None,
+            format!(
+                "new terms by {}: Elastic looks back from each run (every {}) to `now-{}`, so an event's history reaches up to one run interval less than {} before it; an empty value is a term to Elastic, not to the canonical rule",
+                nt.by.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", "),
+                e.interval.as_ref().map_or("5m", |i| i.value.as_str()),
+                nt.history,
+                nt.history
+            ),
+        );
+        rule_type = "new_terms";
+        new_terms = Some((fields, format!("now-{}", nt.history)));
+    }
     if let Some(nt) = &e.new_terms {
         if rule_type == "threshold" {
             cx.unsupported(Code::E402, None, "a rule is either a threshold or a new-terms rule in Elastic, not both");

@@ -228,6 +228,17 @@ pub fn run_at(
     eval::run(q, table, rows, now, &[])
 }
 
+/// [`run_typed`] with a fixed `now()`.
+pub fn run_typed_at(
+    q: &Query,
+    table: &str,
+    rows: &[IndexMap<String, Value>],
+    datetime_columns: &[&str],
+    now: std::time::SystemTime,
+) -> Result<Vec<IndexMap<String, Value>>, EvalError> {
+    eval::run(q, table, rows, now, datetime_columns)
+}
+
 /// [`run`] where the named columns of the input rows are `datetime` (given as ISO 8601 text, as
 /// a table's schema types them; text that does not read as a date is null).
 pub fn run_typed(

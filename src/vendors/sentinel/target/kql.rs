@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::condition::{Cond, FieldRef, Pred, Quant, glob_to_regex};
 use crate::diag::Code;
 use crate::fields::{Field, Kind, Mapping, Seg};
-use crate::load::{Rule, Sequence, is_identifier};
+use crate::load::{NewTerms, Rule, Sequence, is_identifier};
 use crate::model::{Case, Expr as DExpr, ExprTest, Measure, Op};
 use crate::targets::{Concern, Cx};
 use crate::vendors::sentinel::kusto::{self, Assign, BinOp, Expr, Ident, Let, ListOp, Literal, MvExpandItem, Operator, OperatorKind, Query, Span};
@@ -618,6 +618,43 @@ pub fn key_columns(seq: &Sequence) -> Vec<String> {
     if seq.by.is_empty() { vec!["Correlation".into()] } else { seq.by.iter().map(key_column).collect() }
 }
 
+/// The key columns of `by` fields (a correlation's or new terms'): a field's own column as it
+/// is, any other field as text under its [`key_column`] name. A field that is not a string is
+/// refused: Kusto's text of it differs from the event's.
+fn key_assigns_of(by: &[Field], what: &str, cx: &mut Cx) -> Vec<Assign> {
+    let mut out = vec![];
+    for f in by {
+        if matches!(f.kind, Kind::Bool | Kind::BoolString | Kind::Number | Kind::Datetime) {
+            cx.unsupported(Code::E402, None, format!("{what} `by` field `{}` is not a string: Kusto's text of it differs from the event's", f.path));
+        }
+        let Some(form) = form(f, cx, None) else { continue };
+        match form {
+            Form::Column(c, _) => out.push(Assign::bare(Expr::name(c))),
+            other => out.push(Assign::named(key_column(f), text(&other))),
+        }
+    }
+    out
+}
+
+/// New terms as KQL, after the filter: the key columns, events with every key, the first
+/// event of each key over the query period (`arg_min(TimeGenerated, *)`), kept when it falls
+/// in the last `frequency` (the run's own window): its keys were not seen in the period before.
+fn new_terms_ops(nt: &NewTerms, frequency_secs: u64, cx: &mut Cx, ops: &mut Vec<OperatorKind>) {
+    let assigns = key_assigns_of(&nt.by, "new_terms", cx);
+    let computed: Vec<Assign> = assigns.iter().filter(|a| a.name.is_some()).cloned().collect();
+    if !computed.is_empty() {
+        ops.push(OperatorKind::Extend(computed));
+    }
+    let keys: Vec<String> = nt.by.iter().map(key_column).collect();
+    ops.push(OperatorKind::Where(chain(BinOp::And, keys.iter().map(|k| call("isnotempty", vec![Expr::name(k.clone())])).collect())));
+    ops.push(OperatorKind::Summarize {
+        aggregates: vec![Assign::bare(call("arg_min", vec![Expr::name("TimeGenerated"), Expr::new(kusto::ExprKind::Star, Span::default())]))],
+        by: keys.iter().map(|k| Assign::bare(Expr::name(k.clone()))).collect(),
+    });
+    let window = Expr::lit(Literal::Timespan(frequency_secs as i64 * 10_000_000));
+    ops.push(OperatorKind::Where(Expr::binary(BinOp::Gt, Expr::name("TimeGenerated"), call("ago", vec![window]))));
+}
+
 /// A correlation (`sequence`) as KQL: one `let` per step (the rule's filter and the step's
 /// condition, projected to the step's time and the `by` keys as text, empty keys dropped), then
 /// the steps joined on the keys in order, each strictly later than the one before and the last
@@ -638,16 +675,7 @@ fn build_sequence(rule: &Rule, seq: &Sequence, cx: &mut Cx) -> Query {
     if seq.by.is_empty() {
         key_assigns.push(Assign::named("Correlation", long(1)));
     }
-    for f in &seq.by {
-        if matches!(f.kind, Kind::Bool | Kind::BoolString | Kind::Number | Kind::Datetime) {
-            cx.unsupported(Code::E402, None, format!("correlation `by` field `{}` is not a string: Kusto's text of it differs from the event's", f.path));
-        }
-        let Some(form) = form(f, cx, None) else { continue };
-        match form {
-            Form::Column(c, _) => key_assigns.push(Assign::bare(Expr::name(c))),
-            other => key_assigns.push(Assign::named(key_column(f), text(&other))),
-        }
-    }
+    key_assigns.extend(key_assigns_of(&seq.by, "correlation", cx));
     let time = |name: &str| format!("{name}_time");
     for (name, step) in &seq.steps {
         let mut ops: Vec<OperatorKind> = vec![];
@@ -697,6 +725,18 @@ fn build_sequence(rule: &Rule, seq: &Sequence, cx: &mut Cx) -> Query {
     Query { lets, body, span: Span::default() }
 }
 
+/// How often the Sentinel rule runs, in seconds (`targets.sentinel.query_frequency`, `1h`
+/// when not set).
+pub fn frequency_secs(rule: &Rule) -> u64 {
+    rule.doc.targets.sentinel.query_frequency.as_ref().and_then(|f| crate::load::check::duration_secs(&f.value)).unwrap_or(3600)
+}
+
+/// The new-terms query period in seconds: `targets.sentinel.query_period` when set, else the
+/// history and the query frequency.
+pub fn new_terms_period_secs(rule: &Rule, nt: &NewTerms) -> u64 {
+    rule.doc.targets.sentinel.query_period.as_ref().and_then(|p| crate::load::check::duration_secs(&p.value)).unwrap_or(nt.history_secs + frequency_secs(rule))
+}
+
 /// The query as a tree: the whole query, or (`whole` false) its filtering part.
 pub fn build(rule: &Rule, cx: &mut Cx, whole: bool) -> Query {
     if let Some(seq) = &rule.correlation {
@@ -714,6 +754,9 @@ pub fn build(rule: &Rule, cx: &mut Cx, whole: bool) -> Query {
     }
     if !pre.columns.is_empty() {
         ops.push(OperatorKind::ProjectAway(pre.columns.iter().map(|c| Ident::new(c.clone())).collect()));
+    }
+    if let Some(nt) = rule.new_terms.as_ref().filter(|_| whole) {
+        new_terms_ops(nt, frequency_secs(rule), cx, &mut ops);
     }
     if whole {
         rest_of_query(rule, cx, &mut ops);

@@ -169,6 +169,15 @@ fn fingerprint_of(query: &str) -> String {
     crate::lock::sha256_hex(query)[..16].to_string()
 }
 
+/// Seconds as a Sentinel duration in the largest unit that divides them (`10d`, `241h`, `90m`).
+fn duration_text(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s => format!("{}m", s.div_ceil(60)),
+    }
+}
+
 /// Compile a rule into the Sentinel files.
 pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
     let d = &rule.doc;
@@ -245,6 +254,40 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
             );
         }
     }
+    // new terms: the query period is the history and the run's own window
+    let mut default_period = freq.clone();
+    if let Some(nt) = &rule.new_terms {
+        if hunting {
+            cx.unsupported(Code::E402, None, "a Sentinel hunting query has no run window of its own to find new terms in");
+        }
+        let f = kql::frequency_secs(rule);
+        let whole = nt.history_secs + f;
+        debug_assert!(s.query_period.is_some() || kql::new_terms_period_secs(rule, nt) == whole);
+        default_period = duration_text(whole);
+        if let Some(p) = s.query_period.as_ref().and_then(|p| crate::load::check::duration_secs(&p.value)) {
+            if p != whole {
+                cx.approximate(
+                    Concern::Aggregation,
+                    None,
+                    format!("the query period ({}) is not the new terms' history ({}) and the query frequency ({freq}): the history Sentinel looks back over is {}", s.query_period.as_ref().map(|p| p.value.as_str()).unwrap_or_default(), nt.history, duration_text(p.saturating_sub(f))),
+                );
+            }
+        }
+        if s.query_period.as_ref().and_then(|p| crate::load::check::duration_secs(&p.value)).unwrap_or(whole) > 14 * 86_400 {
+            cx.unsupported(Code::E402, None, format!("Sentinel's query period is at most 14 days; the new terms' history ({}) and the query frequency ({freq}) need {}", nt.history, duration_text(whole)));
+        }
+        cx.approximate(
+            Concern::Aggregation,
+            None,
+            format!(
+                "new terms by {}: Sentinel alerts on the first event of each new combination in a run's window ({freq}), looking back over the query period: an event's history reaches {} to {} before it, not exactly {}",
+                nt.by.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", "),
+                nt.history,
+                duration_text(whole),
+                nt.history
+            ),
+        );
+    }
     let alert_title = d.alert.title.as_ref().map(|t| placeholders(&t.value, "title", rule, &known, cx));
     let alert_description = d.alert.description.as_ref().map(|t| placeholders(&t.value, "description", rule, &known, cx));
     let mut rv = RuleView::new(rule);
@@ -260,7 +303,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
         status: if hunting { s.status.clone() } else { Some(s.status.clone().unwrap_or_else(|| "Available".into())) },
         connectors,
         kind: if hunting { "Hunting".to_string() } else { <&str>::from(s.kind.unwrap_or_default()).to_string() },
-        query_period: s.query_period.as_ref().map(|f| f.value.clone()).unwrap_or_else(|| freq.clone()),
+        query_period: s.query_period.as_ref().map(|f| f.value.clone()).unwrap_or(default_period),
         query_frequency: freq,
         trigger_operator: <&str>::from(s.trigger_operator.unwrap_or_default()).to_string(),
         trigger_threshold: s.trigger_threshold.unwrap_or(0),
