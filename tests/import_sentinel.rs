@@ -575,7 +575,7 @@ query: |
 /// What hunting queries use: the hunt's time range (`{{StartTimeISO}}` lets, `ago()`) left out
 /// with a note, a plain `dcount` read as a distinct measure with a note (it counts the empty
 /// value), a lone `where Measure > N` as a distinct minimum, and `arg_max(x, *)` (each group's
-/// latest row) left out as alert content, not refused.
+/// latest row) as the model's `latest` measure.
 #[test]
 fn hunting_queries_read_their_time_range_dcount_and_arg_max() {
     let text = r#"id: 11111111-2222-3333-4444-000000000101
@@ -601,19 +601,67 @@ query: |
   | where failed_roles > 2
 "#;
     let imp = sentinel::parse("h1.yaml", text).remove(0);
-    let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}\n{}", imp.outcome, imp.yaml) };
-    assert_eq!(parts.len(), 1, "{parts:?}");
-    assert!(parts[0].reason.contains("arg_max(TimeGenerated,*)"), "{parts:?}");
+    assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
     assert!(imp.notes.iter().any(|n| n.reason.contains("the hunt's time range")), "{:?}", imp.notes);
     assert!(imp.notes.iter().any(|n| n.reason.contains("counts an empty value")), "{:?}", imp.notes);
     let y = &imp.yaml;
     // ATT&CK's display name with its space is Sentinel's `CredentialAccess`
-    for needle in ["kind: hunting", "tactics: [TA0006]", "failed_roles:\n        distinct: requestParameters", "threshold: 0", "min_distinct:\n      failed_roles: 3"] {
+    for needle in ["kind: hunting", "tactics: [TA0006]", "timestamp:\n        latest: eventTime", "failed_roles:\n        distinct: requestParameters", "threshold: 0", "min_distinct:\n      failed_roles: 3"] {
         assert!(y.contains(needle), "missing `{needle}` in\n{y}");
     }
-    let model = &y[..y.find("\ntargets:").unwrap_or(y.len())];
-    assert!(!model.contains("TimeGenerated") && !model.contains("eventTime"), "the time range is not a condition:\n{y}");
+    let detection = &y[y.find("\ndetection:").expect("a detection")..y.find("\nalert:").expect("an alert")];
+    assert!(!detection.contains("TimeGenerated") && !detection.contains("eventTime"), "the time range is not a condition:\n{y}");
     let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
-    let kql = render(&rule, Unsupported::Warn).unwrap_or_else(|e| panic!("{e}"));
+    // fully imported, the file's own query is kept; the query rulecast generates from the model
+    assert!(render(&rule, Unsupported::Warn).unwrap().contains("timestamp=arg_max(TimeGenerated,*)"));
+    let mut generated = rule.clone();
+    generated.doc.targets.sentinel.query = None;
+    let kql = render(&generated, Unsupported::Warn).unwrap_or_else(|e| panic!("{e}"));
     assert!(kql.contains("where failed_roles >= 3"), "{kql}");
+    assert!(kql.contains("| summarize timestamp = arg_max(TimeGenerated, *), failed_roles = dcountif(RequestParameters, isnotempty(RequestParameters))"), "{kql}");
+}
+
+/// `arg_min(TimeGenerated, *)` and steps after it that read columns of that row (not group-by
+/// fields or measures): the row measure keeps every column, so the steps are carried; the
+/// rebuilt query says `arg_min` again, and a second row measure is refused at load.
+#[test]
+fn a_row_measure_carries_the_columns_later_steps_read() {
+    let text = r#"id: 11111111-2222-3333-4444-000000000102
+name: h2
+description: d
+requiredDataConnectors:
+  - connectorId: AWS
+    dataTypes:
+      - AWSCloudTrail
+tactics:
+  - CredentialAccess
+relevantTechniques:
+  - T1110
+query: |
+  AWSCloudTrail
+  | where EventName == "ConsoleLogin"
+  | summarize arg_min(TimeGenerated, *), failed_attempts=count() by UserIdentityUserName, SourceIpAddress
+  | where failed_attempts > 4
+  | extend UserIdentityUserName = iff(isnotempty(UserIdentityUserName), UserIdentityUserName, tostring(split(UserIdentityArn,'/')[-1]))
+  | extend timestamp = TimeGenerated, AccountCustomEntity = UserIdentityUserName
+entityMappings:
+  - entityType: Account
+    fieldMappings:
+      - identifier: FullName
+        columnName: AccountCustomEntity
+"#;
+    let imp = sentinel::parse("h2.yaml", text).remove(0);
+    assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
+    assert!(imp.yaml.contains("TimeGenerated:\n        earliest: eventTime"), "{}", imp.yaml);
+    let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
+    let mut generated = rule.clone();
+    generated.doc.targets.sentinel.query = None;
+    let kql = render(&generated, Unsupported::Warn).unwrap_or_else(|e| panic!("{e}"));
+    // (the file's layout is kept where the texts mean the same: its spacing, its quotes)
+    assert!(kql.contains("| summarize arg_min(TimeGenerated, *), failed_attempts"), "{kql}");
+    assert!(kql.contains("tostring(split(UserIdentityArn, '/')[-1])") && kql.contains("AccountCustomEntity = UserIdentityUserName"), "{kql}");
+    // one event's row per group
+    let two = imp.yaml.replace("        earliest: eventTime\n", "        earliest: eventTime\n      last_seen:\n        latest: eventTime\n");
+    let e = rulecast::rule_from_str("h2.yaml", "h2", &two).map(|_| ()).expect_err("two row measures").to_string();
+    assert!(e.contains("E104") && e.contains("latest`/`earliest"), "{e}");
 }

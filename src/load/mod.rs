@@ -435,18 +435,34 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
         }
         for m in agg.measures.values() {
             match m {
-                crate::model::Measure::Min(f) | crate::model::Measure::Max(f) | crate::model::Measure::Distinct(f) => {
+                crate::model::Measure::Min(f)
+                | crate::model::Measure::Max(f)
+                | crate::model::Measure::Distinct(f)
+                | crate::model::Measure::Latest(f)
+                | crate::model::Measure::Earliest(f) => {
                     check_ref(f, &known, None, &mut d);
                 }
                 crate::model::Measure::Count => {}
             }
         }
+        let rows = agg.measures.values().filter(|m| m.is_row()).count();
+        if rows > 1 {
+            d.push(
+                Diagnostic::error(Code::E104, format!("an aggregate has {rows} `latest`/`earliest` measures"))
+                    .with_expected("at most one: a group's row carries one event's fields")
+                    .with_span(agg.by.first().and_then(|b| sp(file, b))),
+            );
+        }
+        // with a `latest`/`earliest` measure the row also carries that event's fields and the
+        // names derived before the aggregation
+        let row_names: Vec<String> = if rows > 0 { known.clone() } else { vec![] };
         // steps on the aggregated rows see the group-by fields, the measures and each other
         let mut after: Vec<String> = agg.by.iter().map(|b| b.value.clone()).chain(agg.measures.keys().cloned()).collect();
         after.extend(known.iter().filter(|k| agg.by.iter().any(|b| &b.value == *k)).cloned());
         let before = after.len();
         check_steps(file, &agg.derive, &mut after, &mut d, &mut |r, after, span, d| {
-            if !after.iter().any(|a| a == r) {
+            let on_row = rows > 0 && (row_names.iter().any(|k| k == r) || fields::resolve(r).is_ok());
+            if !after.iter().any(|a| a == r) && !on_row {
                 d.push(
                     Diagnostic::error(Code::E303, format!("`{r}` is not a group-by field, a measure or an earlier name of `aggregate.derive`"))
                         .with_expected(format!("one of: {}", after.join(", ")))

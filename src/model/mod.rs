@@ -520,6 +520,19 @@ pub enum Measure {
     Max(String),
     /// Number of distinct non-empty values of a field (each element of an array counts).
     Distinct(String),
+    /// Largest value of a field; the group's row carries every field of the event that has it
+    /// (Sentinel `arg_max(f, *)`). At most one `latest` or `earliest` per aggregate.
+    Latest(String),
+    /// Smallest value of a field; the group's row carries every field of the event that has
+    /// it (Sentinel `arg_min(f, *)`).
+    Earliest(String),
+}
+
+impl Measure {
+    /// A measure that brings a whole event's fields into the group's row.
+    pub fn is_row(&self) -> bool {
+        matches!(self, Measure::Latest(_) | Measure::Earliest(_))
+    }
 }
 
 /// An entity the alert names.

@@ -26,6 +26,11 @@ pub struct Settings {
     /// Scheduled (default) or NRT.
     #[serde(default)]
     pub kind: Option<Kind>,
+    /// `tactics` as the vendor file lists them (ATT&CK tactic ids, written as Sentinel's names),
+    /// when that is not what `attack` gives: a technique listed without its tactic. Default:
+    /// the tactics of `attack`.
+    #[serde(default)]
+    pub tactics: Option<Vec<Spanned<String>>>,
     /// Data connectors; default AWS and AWSS3 with AWSCloudTrail.
     #[serde(default)]
     pub connectors: Option<Vec<Connector>>,
@@ -129,6 +134,15 @@ impl crate::vendors::Settings for Settings {
         use crate::load::check;
         d.extend(self.file.as_ref().and_then(|f| check::file_stem(file, "sentinel", f)));
         d.extend(self.id.as_ref().and_then(|i| check::guid(file, "sentinel id", i)));
+        for t in self.tactics.iter().flatten() {
+            if super::tactics::name(&t.value).is_none() {
+                d.push(
+                    crate::diag::Diagnostic::error(crate::diag::Code::E103, format!("sentinel tactic `{}` is not an ATT&CK tactic id", t.value))
+                        .with_expected("a tactic id such as TA0005")
+                        .with_span(crate::condition::span_of(file, t)),
+                );
+            }
+        }
         d.extend(self.query_frequency.as_ref().and_then(|v| check::duration(file, "sentinel query_frequency", v, "mhd")));
         d.extend(self.query_period.as_ref().and_then(|v| check::duration(file, "sentinel query_period", v, "mhd")));
         d.extend(self.version.as_ref().and_then(|v| check::dotted_version(file, "sentinel version", v)));

@@ -334,12 +334,15 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                     .filter(|(name, m)| match m {
                         Measure::Count => false,
                         Measure::Distinct(_) => !agg.min_distinct.contains_key(*name),
-                        Measure::Min(_) | Measure::Max(_) => true,
+                        Measure::Min(_) | Measure::Max(_) | Measure::Latest(_) | Measure::Earliest(_) => true,
                     })
                     .map(|(name, _)| name.as_str())
                     .collect();
                 if agg.measures.values().any(|m| matches!(m, Measure::Min(_) | Measure::Max(_))) {
                     cx.approximate(Concern::Aggregation, None, "an Elastic threshold rule counts events per group: the min/max measures are not rendered");
+                }
+                if agg.measures.values().any(Measure::is_row) {
+                    cx.approximate(Concern::Layout, None, "an Elastic threshold alert carries the group's fields and count, not the fields of its latest or earliest event");
                 }
                 let unrendered: Vec<&str> = unrendered.into_iter().filter(|n| matches!(agg.measures.get(*n), Some(Measure::Distinct(_)))).collect();
                 if !unrendered.is_empty() {

@@ -332,6 +332,22 @@ impl St<'_> {
             let at = a.value.span.start;
             // `arg_max(x, ...)` / `arg_min(x, ...)`: the columns of the latest (earliest) row of
             // each group, which the rows' grouping and any threshold do not depend on: not carried
+            // `arg_max(x, *)` / `arg_min(x, *)`: the model's `latest` / `earliest` (one per aggregate)
+            if let ExprKind::Call { name, args } = &a.value.kind
+                && matches!(name.name.as_str(), "arg_max" | "arg_min")
+                && let [x, star] = args.as_slice()
+                && matches!(star.kind, ExprKind::Star)
+                && !measures.values().any(Measure::is_row)
+                && let ExprKind::Name(n) = &x.kind
+                && let Some(r) = self.alert_ref(n)
+            {
+                let out = a.name.as_ref().map_or_else(|| n.clone(), |o| o.name.clone());
+                if !crate::load::is_identifier(&out) || measures.contains_key(&out) {
+                    return Err(Why::new(format!("the aggregate name `{out}` cannot be carried"), at));
+                }
+                measures.insert(out, if name.name == "arg_max" { Measure::Latest(r) } else { Measure::Earliest(r) });
+                continue;
+            }
             if let ExprKind::Call { name, args } = &a.value.kind
                 && matches!(name.name.as_str(), "arg_max" | "arg_min")
                 && !args.is_empty()

@@ -142,6 +142,8 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     };
 
     // ATT&CK
+    let mut listed_tactics: Vec<String> = vec![];
+    let mut unlisted: Vec<(String, String)> = vec![];
     for t in str_list(m.get("tactics")) {
         // Sentinel's tactic names (`CredentialAccess`); hunting queries often write ATT&CK's
         // display names with their spaces (`Credential Access`), the same tactic
@@ -149,6 +151,9 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         let found = crate::attack::tactic_ids()
             .filter_map(crate::attack::tactic)
             .find(|ta| super::super::tactics::name(&ta.id) == Some(compact.as_str()));
+        if let Some(ta) = &found {
+            listed_tactics.push(ta.id.clone());
+        }
         match found {
             Some(ta) if !d.tactics.contains(&ta.id) => d.tactics.push(ta.id.clone()),
             Some(_) => {}
@@ -171,12 +176,21 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
             .filter_map(|s| crate::attack::tactic_by_shortname(s))
             .any(|ta| d.tactics.contains(&ta.id));
         if !listed {
-            parts.push(Part::metadata(format!(
-                "technique {t} belongs to no listed tactic (its tactic {} was added)",
-                tech.tactics.first().map_or("", String::as_str)
-            )));
+            unlisted.push((t.clone(), tech.tactics.first().cloned().unwrap_or_default()));
         }
         add_technique(&t, &mut d.tactics, &mut d.techniques, &mut parts);
+    }
+    // the file's own tactics, where `attack` now lists more
+    for (t, tactic) in &unlisted {
+        parts.push(if listed_tactics.is_empty() {
+            Part::metadata(format!("technique {t} belongs to no listed tactic (its tactic {tactic} was added)"))
+        } else {
+            Part::note(format!("technique {t} belongs to no listed tactic: its tactic {tactic} is added to `attack`, and `targets.sentinel.tactics` keeps the file's own list"))
+        });
+    }
+    if !unlisted.is_empty() && !listed_tactics.is_empty() {
+        listed_tactics.dedup();
+        sentinel.insert("tactics".into(), Value::from(listed_tactics));
     }
     d.tags.extend(str_list(m.get("tags")));
 

@@ -5,6 +5,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::model::Expr as Derive;
+use crate::model::Measure;
 use crate::model::doc::{Aggregate, to_value};
 
 use super::*;
@@ -260,6 +261,12 @@ impl St<'_> {
                     for step in &post_derive {
                         allowed.extend(step.keys().cloned());
                     }
+                    // a `latest`/`earliest` measure keeps its event's columns and earlier names
+                    let row = aggregate.as_ref().is_some_and(|a| a.measures.values().any(Measure::is_row));
+                    if row {
+                        allowed.extend(derive.iter().flat_map(|s| s.keys().cloned()));
+                    }
+                    let allowed_ref = |r: &String| allowed.contains(r) || (row && crate::fields::resolve(r).is_ok());
                     let mut step = IndexMap::new();
                     for a in assigns {
                         let Some(name) = &a.name else {
@@ -269,7 +276,7 @@ impl St<'_> {
                         let d = self.derive_expr(&a.value).filter(|_| crate::load::is_identifier(&name.name));
                         let reads: Vec<String> = d.as_ref().map(derive_refs).unwrap_or_default();
                         match d {
-                            Some(v) if reads.iter().all(|r| allowed.contains(r)) && !step.contains_key(&name.name) => {
+                            Some(v) if reads.iter().all(allowed_ref) && !step.contains_key(&name.name) => {
                                 step.insert(name.name.clone(), v);
                                 self.env.insert(name.name.clone(), Bound { expr: self.subst(&a.value), derived: true });
                             }

@@ -795,6 +795,14 @@ fn rest_of_query(rule: &Rule, cx: &mut Cx, ops: &mut Vec<OperatorKind>) {
                 Measure::Count => Assign::named(name.clone(), call("count", vec![]).tight()),
                 Measure::Min(f) => Assign::named(name.clone(), call("min", vec![name_expr(f, &known, cx)])),
                 Measure::Max(f) => Assign::named(name.clone(), call("max", vec![name_expr(f, &known, cx)])),
+                // the row of the event with the largest (smallest) value: `arg_max(x, *)` names
+                // its first column after `x`; another name is written as an assignment
+                Measure::Latest(f) | Measure::Earliest(f) => {
+                    let x = name_expr(f, &known, cx);
+                    let func = if matches!(m, Measure::Latest(_)) { "arg_max" } else { "arg_min" };
+                    let value = call(func, vec![x.clone(), Expr::new(kusto::ExprKind::Star, Span::default())]);
+                    if kusto::expr_to_string(&x) == *name { Assign::bare(value) } else { Assign::named(name.clone(), value) }
+                }
                 Measure::Distinct(f) => {
                     let x = name_expr(f, &known, cx);
                     distinct_notes(f, &known, cx);

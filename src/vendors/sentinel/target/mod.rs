@@ -99,7 +99,8 @@ fn result_column(name: &str, what: &str, rule: &Rule, known: &[String], cx: &mut
         }
         return col;
     }
-    if let Some(agg) = &rule.doc.alert.aggregate {
+    // a `latest`/`earliest` measure keeps every column of its event's row
+    if let Some(agg) = rule.doc.alert.aggregate.as_ref().filter(|a| !a.measures.values().any(crate::model::Measure::is_row)) {
         let outputs: Vec<String> = agg
             .by
             .iter()
@@ -233,9 +234,17 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
     if entities.len() > 5 {
         cx.unsupported(Code::E402, None, "Sentinel allows at most 5 entity mappings");
     }
-    let mut tactics: Vec<String> = rule.attack.iter().map(|(t, _)| super::tactics::name(&t.id).unwrap_or(&t.name).to_string()).collect();
+    let mut tactics: Vec<String> = match &s.tactics {
+        Some(ts) => ts.iter().filter_map(|t| super::tactics::name(&t.value)).map(str::to_string).collect(),
+        None => rule.attack.iter().map(|(t, _)| super::tactics::name(&t.id).unwrap_or(&t.name).to_string()).collect(),
+    };
     tactics.dedup();
-    let techniques: Vec<String> = rule.attack.iter().flat_map(|(_, ts)| ts.iter().map(|t| t.id.clone())).collect();
+    // with the file's own tactics, its techniques as listed too (not grouped by tactic)
+    let techniques: Vec<String> = if s.tactics.is_some() {
+        d.attack.techniques.iter().map(|t| t.value.clone()).collect()
+    } else {
+        rule.attack.iter().flat_map(|(_, ts)| ts.iter().map(|t| t.id.clone())).collect()
+    };
     let connectors = match &s.connectors {
         Some(c) => c.iter().map(|c| (c.id.value.clone(), c.data_types.iter().map(|t| t.value.clone()).collect())).collect(),
         None => vec![
