@@ -217,3 +217,30 @@ fn elastic_new_terms_import_as_the_canonical_condition() {
         }
     }
 }
+
+/// rulecast's own first-seen query imports back as `new_terms` (keys that are JSON text
+/// included, the history from the query period less the frequency) and rebuilds byte for byte.
+#[test]
+fn sentinel_first_seen_queries_import_back_as_new_terms() {
+    for (body, by, history) in [
+        (BODY.to_string(), vec!["userIdentity.arn", "requestParameters.roleArn"], "7d"),
+        (format!("{}targets:\n  sentinel:\n    query_frequency: 30m\n", BODY.replace("history: 7d", "history: 36h")), vec!["userIdentity.arn", "requestParameters.roleArn"], "36h"),
+    ] {
+        let r = rule(&body).unwrap_or_else(|d| panic!("{d}"));
+        let out = rulecast::compile(&r, Target::Sentinel, Unsupported::Warn).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("probe.yaml");
+        std::fs::write(&file, &out.files[0].1).unwrap();
+        let imp = rulecast::import::import_file(rulecast::import::Vendor::Sentinel, &file).remove(0);
+        let back = rulecast::rule_from_str("back.yaml", "back", &imp.yaml).unwrap_or_else(|d| panic!("{d}\n{}", imp.yaml));
+        let nt = back.new_terms.as_ref().unwrap_or_else(|| panic!("{}", imp.yaml));
+        assert_eq!(nt.by.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), by);
+        assert_eq!(nt.history, history);
+        assert!(back.doc.targets.sentinel.query_period.is_none(), "the period follows from the history:\n{}", imp.yaml);
+        // the model holds no extra condition or derive step for the keys
+        let model = &imp.yaml[..imp.yaml.find("\ntargets:").unwrap_or(imp.yaml.len())];
+        assert!(!model.contains("op: exists") && !model.contains("requestParameters_roleArn") && !model.contains("derive"), "{}", imp.yaml);
+        let again = rulecast::compile(&back, Target::Sentinel, Unsupported::Warn).unwrap();
+        assert_eq!(again.files[0].1, out.files[0].1);
+    }
+}

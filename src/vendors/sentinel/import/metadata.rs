@@ -353,6 +353,8 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         parts: vec![],
         elems: vec![],
         period: if kind == "Scheduled" { s_of(m.get("queryPeriod")).and_then(|p| timespan(&p)) } else { None },
+        frequency: if kind == "Scheduled" { Some(s_of(m.get("queryFrequency")).and_then(|p| timespan(&p)).unwrap_or(36_000_000_000)) } else { None },
+        new_terms: None,
         hunting,
         somes: IndexMap::new(),
         helper_columns: vec![],
@@ -379,6 +381,22 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         )));
     }
     d.detection = detection;
+    // new terms: the history is the query period less the frequency, which the target writes
+    // again from them (so the file's period is not kept as a setting)
+    if let Some((by, history)) = st.new_terms.take() {
+        let secs = history / 10_000_000;
+        let text = match secs {
+            s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+            s if s % 3600 == 0 => format!("{}h", s / 3600),
+            s => format!("{}m", s / 60),
+        };
+        if secs % 60 == 0 && secs > 0 {
+            d.new_terms = Some(serde_json::json!({"by": by, "history": text}));
+            sentinel.shift_remove("query_period");
+        } else {
+            return Imported::refused(slug, Diagnostic::error(Code::E502, "the first-seen query's history (its query period less its frequency) is not whole minutes").with_span(loc.span(file, &q, 0)));
+        }
+    }
     for name in &st.used_lists {
         if let Some(Let::List(vals)) = st.lets.get(name) {
             d.lists.insert(name.clone(), vals.clone());

@@ -191,6 +191,10 @@ struct St<'a> {
     elems: Vec<Elem>,
     /// The rule's query period (a Kusto timespan), for `TimeGenerated >= ago(...)`.
     period: Option<i64>,
+    /// The rule's query frequency (a Kusto timespan; `1h` when the file gives none).
+    frequency: Option<i64>,
+    /// New terms read from the query's tail: the `by` fields and the history (a timespan).
+    new_terms: Option<(Vec<String>, i64)>,
     /// A hunting query: its time filters are the hunt's time range, set where it runs.
     hunting: bool,
     /// The flags of the Sentinel target's `some` loops (`_some1` → its `some` node), and the

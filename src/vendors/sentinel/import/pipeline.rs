@@ -42,8 +42,108 @@ impl St<'_> {
         let (owned, root) = self.pipe(ast)?;
         let mut ops: Vec<&Operator> = owned.iter().collect();
         ops.reverse();
+        self.new_terms_tail(&mut ops);
         let stages = self.stages(&ops)?;
         self.finish(stages, &root)
+    }
+
+    /// New terms as the Sentinel target writes them: after the filter, `extend` of the keys
+    /// that are not columns (each a field's text), `where isnotempty(k1) and …`, `summarize
+    /// arg_min(TimeGenerated, *) by k1, …` and `where TimeGenerated > ago(<query frequency>)`.
+    /// Found, those operators leave `ops` and the keys' fields and the history (the query
+    /// period less the frequency) go to `self.new_terms`; anything else is left as it is.
+    fn new_terms_tail(&mut self, ops: &mut Vec<&Operator>) {
+        let (Some(period), Some(freq)) = (self.period, self.frequency) else { return };
+        let Some(i) = ops.iter().rposition(|o| matches!(o.kind, OperatorKind::Summarize { .. })) else { return };
+        let OperatorKind::Summarize { aggregates, by } = &ops[i].kind else { return };
+        let first_row = matches!(aggregates.as_slice(), [Assign { name: None, value }]
+            if matches!(&value.kind, ExprKind::Call { name, args } if name.name == "arg_min"
+                && matches!(args.as_slice(), [t, star] if matches!(&t.kind, ExprKind::Name(n) if n == "TimeGenerated") && matches!(star.kind, ExprKind::Star))));
+        let keys: Option<Vec<String>> = by.iter().map(|b| match (&b.name, &b.value.kind) {
+            (None, ExprKind::Name(n)) => Some(n.clone()),
+            _ => None,
+        }).collect();
+        let (true, Some(keys)) = (first_row, keys) else { return };
+        let window = ops.get(i + 1).and_then(|o| match &o.kind {
+            OperatorKind::Where(Expr { kind: ExprKind::Binary { op: BinOp::Gt, lhs, rhs }, .. }) => match (&lhs.kind, &rhs.kind) {
+                (ExprKind::Name(t), ExprKind::Call { name, args }) if t == "TimeGenerated" && name.name == "ago" => match args.as_slice() {
+                    [Expr { kind: ExprKind::Literal(Literal::Timespan(w)), .. }] => Some(*w),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        });
+        if window != Some(freq) || period <= freq || keys.is_empty() {
+            return;
+        }
+        // `where isnotempty(k1) and isnotempty(k2) …`, the keys in order
+        let mut drop = vec![i, i + 1];
+        let mut j = i;
+        let nonempty = |e: &Expr| -> Vec<String> {
+            let mut out = vec![];
+            let mut cur = e;
+            loop {
+                match &cur.kind {
+                    ExprKind::Binary { op: BinOp::And, lhs, rhs } => {
+                        if let ExprKind::Call { name, args } = &rhs.kind
+                            && name.name == "isnotempty"
+                            && let [Expr { kind: ExprKind::Name(n), .. }] = args.as_slice()
+                        {
+                            out.insert(0, n.clone());
+                        } else {
+                            return vec![];
+                        }
+                        cur = lhs;
+                    }
+                    ExprKind::Call { name, args } if name.name == "isnotempty" => {
+                        if let [Expr { kind: ExprKind::Name(n), .. }] = args.as_slice() {
+                            out.insert(0, n.clone());
+                        }
+                        return out;
+                    }
+                    _ => return vec![],
+                }
+            }
+        };
+        if j > 0 && matches!(&ops[j - 1].kind, OperatorKind::Where(e) if nonempty(e) == keys) {
+            j -= 1;
+            drop.push(j);
+        } else {
+            return;
+        }
+        // the keys that are not columns: `extend k = <the field's text>`
+        let mut fields: IndexMap<String, String> = IndexMap::new();
+        if j > 0
+            && let OperatorKind::Extend(assigns) = &ops[j - 1].kind
+        {
+            let computed: Option<Vec<(String, String)>> = assigns
+                .iter()
+                .map(|a| {
+                    let name = a.name.as_ref()?.name.clone();
+                    match self.derive_expr(&a.value)? {
+                        Derive::Ref(p) if keys.contains(&name) && crate::fields::resolve(&p).is_ok_and(|f| f.virtual_field.is_none()) => Some((name, p)),
+                        _ => None,
+                    }
+                })
+                .collect();
+            if let Some(c) = computed {
+                fields.extend(c);
+                drop.push(j - 1);
+            }
+        }
+        let mut paths = vec![];
+        for k in &keys {
+            match fields.get(k).cloned().or_else(|| column_row(k).map(|(p, _, _)| p)) {
+                Some(p) => paths.push(p),
+                None => return,
+            }
+        }
+        drop.sort_unstable();
+        for d in drop.into_iter().rev() {
+            ops.remove(d);
+        }
+        self.new_terms = Some((paths, period - freq));
     }
 
     /// The query's `let`s: lists, scalars and tabular expressions.
