@@ -148,8 +148,9 @@ fn imported_corpus_builds() {
     // session Sentinel and Panther stopped building the 33 new-terms rules and 2 threshold-
     // cardinality rules as the bare filter (they alerted on every matching event; now skipped
     // with the reason): Sentinel 72, Panther 74; then the 12 new-terms rules on CloudTrail fields
-    // imported as the canonical `new_terms`, which Sentinel writes as a first-seen query: 84
-    let floors: [(&str, [usize; 3]); 3] = [("sentinel", [53, 22, 52]), ("elastic", [84, 113, 74]), ("sigma", [37, 36, 37])];
+    // imported as the canonical `new_terms`, which Sentinel writes as a first-seen query: 84;
+    // and Panther as a rule over its cache: 86
+    let floors: [(&str, [usize; 3]); 3] = [("sentinel", [53, 22, 52]), ("elastic", [84, 113, 86]), ("sigma", [37, 36, 37])];
     for (vendor, floor) in floors {
         let Some(dir) = corpus(vendor) else { continue };
         let f = import_then_build(vendor, &dir);

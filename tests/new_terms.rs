@@ -2,8 +2,9 @@
 //! evaluator decides the last of a list of events against the ones before it; Sentinel's
 //! first-event-per-key query (rulecast's Kusto evaluator at the last event's time, over the
 //! events of its query period) and Elastic's new-terms rule (its kuery on the integration's
-//! documents, terms compared as Elastic does) decide alike; Panther skips with the reason; an
-//! Elastic new-terms rule on CloudTrail fields imports as the canonical `new_terms`.
+//! documents, terms compared as Elastic does) and Panther's rule (real Python, Panther's cache
+//! stood in for in memory, its clock the decided event's time) decide alike; an Elastic
+//! new-terms rule on CloudTrail fields imports as the canonical `new_terms`.
 
 mod common;
 
@@ -118,7 +119,7 @@ fn sentinel_writes_the_first_event_of_each_key_over_its_query_period() {
 }
 
 #[test]
-fn elastic_writes_a_new_terms_rule_and_panther_skips() {
+fn elastic_writes_a_new_terms_rule_and_panther_keeps_keys_in_its_cache() {
     let r = rule(BODY).unwrap();
     let out = rulecast::compile(&r, Target::Elastic, Unsupported::Warn).unwrap();
     let v = toml_value(&out.files[0].1);
@@ -129,17 +130,31 @@ fn elastic_writes_a_new_terms_rule_and_panther_skips() {
     let four = rule(&BODY.replace("by: [userIdentity.arn, requestParameters.roleArn]", "by: [userIdentity.arn, requestParameters.roleArn, sourceIPAddress, awsRegion]")).unwrap();
     let e = rulecast::compile(&four, Target::Elastic, Unsupported::Warn).expect_err("refused").to_string();
     assert!(e.contains("1 to 3 fields"), "{e}");
-    let why = rulecast::skip_reason(&r, Target::Panther).expect("Panther skips");
-    assert!(why.contains("new-terms") && why.contains("Panther backend"), "{why}");
-    assert!(rulecast::skip_reason(&r, Target::Sentinel).is_none() && rulecast::skip_reason(&r, Target::Elastic).is_none());
+    for t in [Target::Sentinel, Target::Elastic, Target::Panther] {
+        assert!(rulecast::skip_reason(&r, t).is_none(), "{t}");
+    }
+    let p = rulecast::compile(&r, Target::Panther, Unsupported::Warn).unwrap();
+    let py = &p.files.iter().find(|(f, _)| f.ends_with(".py")).unwrap().1;
+    for needle in [
+        "from panther_detection_helpers.caching import get_string_set, put_string_set",
+        "NEW_TERMS_HISTORY_SECONDS = 604800",
+        "NEW_TERMS_CACHE_PREFIX = \"rulecast.new_terms.6b0e2f1c-3d4a-4b5c-9e8f-7a6b5c4d3e2f:\"",
+        "seen = get_string_set(NEW_TERMS_CACHE_PREFIX + key, force_ttl_check=True)",
+        "    return not seen",
+    ] {
+        assert!(py.contains(needle), "missing `{needle}` in\n{py}");
+    }
+    // the key is read before the cache: an event with no terms never touches it
+    assert!(py.find("if key is None").unwrap() < py.find("get_string_set(NEW").unwrap(), "{py}");
+    assert!(p.notes.iter().any(|n| n.message.contains("by the clock when the rule runs")), "the clock is declared");
 }
 
 /// 400 random histories: keys from small pools, some failed calls (which the detection does not
 /// count), some without the role key, earlier events 0–6 days or 8–20 days before the decided
 /// one (not at the history's edge, where each target's window is declared to differ): the
-/// canonical, Sentinel and Elastic verdicts agree on every one.
+/// canonical, Sentinel, Elastic and Panther verdicts agree on every one.
 #[test]
-fn sentinel_and_elastic_decide_new_terms_as_the_canonical_rule() {
+fn every_target_decides_new_terms_as_the_canonical_rule() {
     let r = rule(BODY).unwrap();
     let arns = ["arn:aws:iam::123456789012:user/a", "arn:aws:iam::123456789012:user/b"];
     let roles = ["arn:aws:iam::123456789012:role/x", "arn:aws:iam::123456789012:role/y"];
@@ -168,15 +183,15 @@ fn sentinel_and_elastic_decide_new_terms_as_the_canonical_rule() {
     let none = Entries::new();
     let jobs: Vec<rulecast::vendors::Job> = cases.iter().map(|e| rulecast::vendors::Job { rule: &r, event: e, allowlists: &none, enrichment: None }).collect();
     let mut new = 0;
-    for t in [Target::Sentinel, Target::Elastic] {
-        let decided = rulecast::vendors::backend(t).decide(&jobs).expect("decided");
+    for t in [Target::Sentinel, Target::Elastic, Target::Panther] {
+        let decided = rulecast::vendors::backend(t).decide(&jobs).expect("decided (python3 runs the Panther rule)");
         for (e, d) in cases.iter().zip(&decided.decisions) {
             let canonical = evaluate(&r, e, &none).matched.expect("decided");
             assert_eq!(d.as_bool(), Some(canonical), "{t} on {e}: {d:?}");
             new += usize::from(canonical && t == Target::Sentinel);
         }
     }
-    println!("new terms: 400 random histories, {new} new, Sentinel and Elastic as the canonical rule");
+    println!("new terms: 400 random histories, {new} new, Sentinel, Elastic and Panther as the canonical rule");
     assert!((40..=360).contains(&new), "a spread of verdicts: {new}");
 }
 

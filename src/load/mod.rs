@@ -77,6 +77,11 @@ pub struct NewTerms {
 }
 
 impl Rule {
+    /// The rule without its new terms: what decides a single event.
+    pub fn without_new_terms(&self) -> Rule {
+        Rule { new_terms: None, ..self.clone() }
+    }
+
     /// The full condition an event must meet: the detection, and no allow-list entry matching.
     pub fn condition(&self) -> Cond {
         let mut all = vec![self.detection.clone()];

@@ -152,9 +152,6 @@ pub fn skip_reason(rule: &Rule, target: Target) -> Option<String> {
             ));
         }
     }
-    if let Some(why) = backend(target).no_new_terms().filter(|_| rule.new_terms.is_some()) {
-        return Some(why.to_string());
-    }
     if rule.doc.kind == crate::model::RuleKind::Hunting && !backend(target).hunting() {
         return Some(format!("a hunting query (kind: hunting): rulecast writes no {} hunting-query file, and an alerting rule would alert where the query only lists events", backend(target).title()));
     }

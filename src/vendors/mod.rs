@@ -417,11 +417,6 @@ pub trait Backend: Sync {
     fn hunting(&self) -> bool {
         false
     }
-    /// Why the target cannot write a new-terms rule (`new_terms`), when it cannot: such rules
-    /// are skipped with this reason.
-    fn no_new_terms(&self) -> Option<&'static str> {
-        None
-    }
     /// Whether two texts at a key path of the target's file are the same to the vendor's tools
     /// (a kept layout is written while the generated file equals it so; see `crate::layout`).
     fn same_text(&self) -> crate::layout::Same {

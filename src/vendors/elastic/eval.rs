@@ -76,11 +76,16 @@ fn terms(doc: &Value, fields: &[String]) -> Vec<Vec<String>> {
 /// query and has a combination of values that no earlier matching event within the history had.
 fn new_terms_verdict(q: &kuery::Query, fields: &[String], span: i64, events: &[Value], docs: &[Value], ty: &dyn Fn(&str) -> kuery::FieldType) -> Result<bool, String> {
     let (Some(last), Some(raw)) = (docs.last(), events.last()) else { return Ok(false) };
-    let at = crate::eval::event_ticks(raw).ok_or("a new-terms test event has no eventTime")?;
     if !kuery::eval(q, last, ty) {
         return Ok(false);
     }
     let mut new = terms(last, fields);
+    // one event with no eventTime (a corpus event): it has no history
+    let at = match crate::eval::event_ticks(raw) {
+        Some(at) => at,
+        None if events.len() == 1 => return Ok(!new.is_empty()),
+        None => return Err("a new-terms test event has no eventTime".into()),
+    };
     for (doc, e) in docs.iter().zip(events).take(docs.len() - 1) {
         let within = crate::eval::event_ticks(e).is_some_and(|t| t <= at && at - t <= span);
         if within && kuery::eval(q, doc, ty) {

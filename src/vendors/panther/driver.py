@@ -6,13 +6,20 @@
 #        (a correlation's signal rule also names its alert-context key: "key": "<name>")
 # stdout: one JSON object per line: {"id": N, "matched": bool} (with "key": value when the job
 #         names one and the rule matched) or {"id": N, "error": "..."}
+#        (a new-terms rule's job gives "events": [...] instead, oldest first: the rule runs on
+#        each in turn against one cache, and the verdict is that of the last)
 # Events are wrapped in Panther's own PantherEvent (case-insensitive keys, immutable
 # containers) when panther_core is installed, as panther_analysis_tool does.
+# Panther's cache (panther_detection_helpers.caching, DynamoDB on a Panther backend) is stood in
+# for by an in-memory store whose clock is the time of the event being decided.
 import importlib.util
 import json
 import signal
 import sys
+import time
 import traceback
+import types
+from datetime import datetime
 
 try:
     from panther_core.enriched_event import PantherEvent
@@ -29,6 +36,47 @@ class Event(dict):
             if value is None:
                 return default
         return value
+
+
+class Cache:
+    # the string sets of panther_detection_helpers.caching, in memory; `now` is the decided
+    # event's time (Panther's own cache expires keys by its clock as the rule runs)
+    def __init__(self):
+        self.items = {}
+        self.now = time.time()
+
+    def get_string_set(self, key, force_ttl_check=False):
+        values, expires = self.items.get(key, (set(), None))
+        if force_ttl_check and expires is not None and expires <= self.now:
+            return set()
+        return set(values)
+
+    def put_string_set(self, key, val, epoch_seconds=None):
+        if epoch_seconds is None:
+            epoch_seconds = self.now + 90 * 86400
+        elif epoch_seconds < 1000000000:
+            epoch_seconds = self.now + epoch_seconds
+        if val:
+            self.items[key] = (set(val), int(epoch_seconds))
+        else:
+            self.items.pop(key, None)
+
+
+cache = Cache()
+caching = types.ModuleType("panther_detection_helpers.caching")
+caching.get_string_set = cache.get_string_set
+caching.put_string_set = cache.put_string_set
+helpers = types.ModuleType("panther_detection_helpers")
+helpers.caching = caching
+sys.modules["panther_detection_helpers"] = helpers
+sys.modules["panther_detection_helpers.caching"] = caching
+
+
+def epoch(raw):
+    try:
+        return datetime.fromisoformat(raw.get("eventTime").replace("Z", "+00:00")).timestamp()
+    except (AttributeError, TypeError, ValueError):
+        return time.time()
 
 
 folder = sys.argv[1]
@@ -73,6 +121,16 @@ for line in sys.stdin:
             saved[name] = getattr(module, name)
             setattr(module, name, entries)
         try:
+            if "events" in job:
+                # a new-terms rule: each event in turn against one fresh cache, the last decides
+                cache.items = {}
+                matched = False
+                for raw in job["events"]:
+                    cache.now = epoch(raw)
+                    matched = bool(module.rule(PantherEvent(raw, None) if PantherEvent else Event(raw)))
+                result = {"id": job["id"], "matched": matched}
+                print(json.dumps(result), flush=True)
+                continue
             event = PantherEvent(job["event"], None) if PantherEvent else Event(job["event"])
             result = {"id": job["id"], "matched": bool(module.rule(event))}
             # a correlation's signal rule: the key its alert context gives the correlation rule

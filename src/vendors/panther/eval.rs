@@ -226,6 +226,11 @@ pub fn decide(jobs: &[Job]) -> Result<(Vec<Decision>, bool), String> {
     let mut signals: HashMap<usize, (usize, usize, usize)> = HashMap::new();
     for (i, j) in jobs.iter().enumerate() {
         match built.get(&j.rule.file) {
+            // new terms: the events oldest first, decided in turn against one cache
+            Some(Ok(Built::One(stem))) if j.rule.new_terms.is_some() => {
+                let events = j.event.as_array().cloned().unwrap_or_else(|| vec![j.event.clone()]);
+                pending.push((i, serde_json::json!({"id": i, "module": stem, "events": events, "allowlists": j.allowlists}).to_string()))
+            }
             Some(Ok(Built::One(stem))) => {
                 pending.push((i, serde_json::json!({"id": i, "module": stem, "event": j.event, "allowlists": j.allowlists}).to_string()))
             }

@@ -38,11 +38,6 @@ use crate::vendors::{Backend, Decided, Importer, Job, Target};
 pub struct Panther;
 
 impl Backend for Panther {
-    /// New terms need state kept across events: Panther's cache (panther-detection-helpers'
-    /// DynamoDB string sets), which only a Panther backend runs, so no test here could check it.
-    fn no_new_terms(&self) -> Option<&'static str> {
-        Some("a new-terms rule needs state kept across events: Panther's cache (panther-detection-helpers, DynamoDB) runs only on a Panther backend, and rulecast writes no rule it cannot test")
-    }
     fn target(&self) -> Target {
         Target::Panther
     }

@@ -47,6 +47,11 @@ pub fn prepare(rule: &Rule) -> Prepared {
     Prepared { query, text: Some(text), notes, correlation: rule.correlation.is_some(), new_terms: rule.new_terms.as_ref().map(|nt| super::target::kql::new_terms_period_secs(rule, nt)) }
 }
 
+/// The clock, in 100-nanosecond ticks since 1970.
+fn now_ticks() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos() / 100).unwrap_or(i64::MAX))
+}
+
 /// The verdict: the query returns at least one row for the event's `AWSCloudTrail` row.
 pub fn verdict(p: &Prepared, event: &Value) -> Result<bool, String> {
     let q = p.query.as_ref().map_err(Clone::clone)?;
@@ -54,12 +59,21 @@ pub fn verdict(p: &Prepared, event: &Value) -> Result<bool, String> {
     // (a correlation compares and subtracts TimeGenerated)
     if let Some(period) = p.new_terms {
         let events = event.as_array().cloned().unwrap_or_else(|| vec![event.clone()]);
-        let Some(at) = events.last().and_then(crate::eval::event_ticks) else {
-            return Err("a new-terms test event has no eventTime".into());
+        let (at, stamped) = match events.last().and_then(crate::eval::event_ticks) {
+            Some(at) => (at, false),
+            // one event with no eventTime (a corpus event): Sentinel stamps TimeGenerated as it
+            // ingests it; it has no history
+            None if events.len() == 1 => (now_ticks(), true),
+            None => return Err("a new-terms test event has no eventTime".into()),
         };
         // Sentinel runs the query over the events of its query period
         let from = at - period as i64 * 10_000_000;
-        let rows: Vec<_> = events.iter().filter(|e| crate::eval::event_ticks(e).is_some_and(|t| t >= from)).map(to_sentinel_row).collect();
+        let mut rows: Vec<_> = events.iter().filter(|e| stamped || crate::eval::event_ticks(e).is_some_and(|t| t >= from)).map(to_sentinel_row).collect();
+        if stamped {
+            for r in &mut rows {
+                r.insert("TimeGenerated".into(), Value::String(kusto::iso_datetime(at)));
+            }
+        }
         let now = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(at).unwrap_or(0) * 100);
         let out = kusto::run_typed_at(q, "AWSCloudTrail", &rows, &super::row::datetime_columns(), now).map_err(|e| e.to_string())?;
         return Ok(out.iter().any(|r| r.get("TimeGenerated").and_then(Value::as_str).and_then(crate::kusto::parse_datetime) == Some(at)));

@@ -42,12 +42,22 @@ const TIMEOUT_MINUTES: u64 = 5;
 /// them (text; `true`/`false` for booleans, JSON numbers), `None` when one is absent, empty or
 /// not a scalar (the event then produces no signal and takes part in no sequence).
 pub fn key_function(by: &[Field], py: &mut Py) -> String {
+    key_function_named(
+        KEY_FUNCTION,
+        "    # the correlation's `by` values as text: what the correlation rule's transitions match on
+    # (None when one is absent, empty or not a scalar: the event takes part in no sequence)",
+        by,
+        py,
+    )
+}
+
+/// A key function of this name and leading comment over the `by` fields (see [`key_function`]).
+pub fn key_function_named(name: &str, comment: &str, by: &[Field], py: &mut Py) -> String {
     py.imports.insert("json");
     let getters: String = by.iter().map(|f| format!("        {},\n", python::value_ref(&f.path, &[], py))).collect();
     format!(
-        "def {KEY_FUNCTION}(event):
-    # the correlation's `by` values as text: what the correlation rule's transitions match on
-    # (None when one is absent, empty or not a scalar: the event takes part in no sequence)
+        "def {name}(event):
+{comment}
     values = [
 {getters}    ]
     texts = []

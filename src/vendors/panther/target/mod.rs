@@ -98,6 +98,8 @@ pub struct View {
     pub constants: Vec<String>,
     /// Python: body lines of `rule(event)` (already indented by 4).
     pub rule_body: Vec<String>,
+    /// More `return`s in `rule(event)` than pylint's limit of 6.
+    pub many_returns: bool,
     /// Python: `_derive` assignments, if any.
     pub derive: Vec<String>,
     /// Python: title expression.
@@ -117,8 +119,12 @@ pub struct View {
     /// Python: `targets.panther.prelude`, verbatim (module code the opaque conditions and the
     /// imported alert functions need), after the imports and constants, before `def rule`.
     pub prelude: Option<String>,
-    /// Python: a signal rule's `_correlation_key(event)` function (see [`correlation`]).
+    /// Python: a signal rule's `_correlation_key(event)` function (see [`correlation`]), or a
+    /// new-terms rule's `_new_terms_key(event)` and `_event_epoch(event)`.
     pub key_function: Option<String>,
+    /// Python: imports of modules outside the standard library (Panther's cache helpers): isort's
+    /// third-party section, which `rulecast_helpers` sorts into too.
+    pub third_party: Vec<String>,
 }
 
 fn severity(s: Severity) -> &'static str {
@@ -216,6 +222,44 @@ fn check_prelude(
     }
 }
 
+/// Whether a new-terms test's decided (last) event finds its key in Panther's cache: it meets
+/// the rule's condition and has every key, and the canonical rule says it is not new.
+fn new_terms_seen(rule: &Rule, t: &crate::model::TestCase) -> bool {
+    let events = t.event.as_array().cloned().unwrap_or_else(|| vec![t.event.clone()]);
+    let (Some(nt), Some(last)) = (&rule.new_terms, events.last()) else { return false };
+    let single = crate::eval::evaluate(&rule.without_new_terms(), last, &t.allowlists).matched == Some(true);
+    single && crate::eval::join_key(&nt.by, last).is_some() && crate::eval::evaluate(rule, &t.event, &t.allowlists).matched == Some(false)
+}
+
+/// The module Panther's cache helpers come from (panther-detection-helpers, on PyPI).
+pub const NEW_TERMS_MODULE: &str = "panther_detection_helpers.caching";
+/// A new-terms rule's key function.
+const NEW_TERMS_KEY: &str = "_new_terms_key";
+
+/// A new-terms rule's `_new_terms_key(event)` (the `by` values as text, as a correlation's key)
+/// and `_event_epoch(event)` (the event's time in seconds; the clock when it has none).
+fn new_terms_functions(nt: &crate::load::NewTerms, py: &mut python::Py) -> String {
+    py.imports.insert("time");
+    py.imports.insert("from datetime import datetime");
+    let key = correlation::key_function_named(
+        NEW_TERMS_KEY,
+        "    # the new terms' `by` values as text: the cache key (None when one is absent, empty or not a\n    # scalar: the event has no terms)",
+        &nt.by,
+        py,
+    );
+    format!(
+        "{key}
+
+
+def _event_epoch(event):
+    # the event's time (CloudTrail's eventTime) in seconds since 1970; the clock when it has none
+    try:
+        return int(datetime.fromisoformat(event.get(\"eventTime\").replace(\"Z\", \"+00:00\")).timestamp())
+    except (AttributeError, TypeError, ValueError):
+        return int(time.time())"
+    )
+}
+
 /// Compile a rule into the Panther files: a rule YAML and its Python module; for a correlation,
 /// a correlation rule YAML and one signal rule (YAML and Python) per step ([`correlation`]).
 pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagnostics> {
@@ -271,8 +315,27 @@ pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> R
     }
     // rule body
     let mut body = vec![];
-    let key_function = key.map(|by| correlation::key_function(by, &mut py));
-    if key_function.is_some() {
+    let mut third_party = vec![];
+    let mut key_function = key.map(|by| correlation::key_function(by, &mut py));
+    if let (Some(nt), None) = (&rule.new_terms, key) {
+        key_function = Some(new_terms_functions(nt, &mut py));
+        third_party.push(format!("from {NEW_TERMS_MODULE} import get_string_set, put_string_set"));
+        let rule_id = s.id.as_ref().map(|i| i.value.as_str()).unwrap_or(&d.id.value);
+        constants.push(format!(
+            "# New terms: a key seen within the history (in seconds) before makes an event not new;\n# Panther's cache keeps each key until then.\nNEW_TERMS_HISTORY_SECONDS = {}\nNEW_TERMS_CACHE_PREFIX = {}",
+            nt.history_secs,
+            py_str(&format!("rulecast.new_terms.{rule_id}:"))
+        ));
+        cx.approximate(
+            Concern::Aggregation,
+            None,
+            format!(
+                "new terms by {}: Panther's cache (panther-detection-helpers) keeps each key until the history has passed since its last event; it expires keys by the clock when the rule runs, so an event delivered late is measured against a history shifted by its delay",
+                nt.by.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+    if key.is_some() {
         body.push(format!("    if {}(event) is None:\n        return False", correlation::KEY_FUNCTION));
     }
     for c in &rule.conjuncts(false) {
@@ -292,7 +355,21 @@ pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> R
             }
         }
     }
-    body.push("    return True".into());
+    if rule.new_terms.is_some() && key.is_none() {
+        body.push(format!(
+            "    key = {NEW_TERMS_KEY}(event)
+    if key is None:
+        return False
+    # seen within the history: not new; either way the key is kept for the history from now
+    seen = get_string_set(NEW_TERMS_CACHE_PREFIX + key, force_ttl_check=True)
+    put_string_set(
+        NEW_TERMS_CACHE_PREFIX + key, [\"seen\"], epoch_seconds=_event_epoch(event) + NEW_TERMS_HISTORY_SECONDS
+    )
+    return not seen"
+        ));
+    } else {
+        body.push("    return True".into());
+    }
     constants.append(&mut py.regexes);
     // derived fields
     let mut derive = vec![];
@@ -442,16 +519,21 @@ pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> R
     let tests = d
         .tests
         .iter()
-        .map(|t| TestView {
-            name: t.value.name.clone(),
-            expect: t.value.expect,
-            mocks: t
-                .value
-                .allowlists
-                .iter()
-                .map(|(k, entries)| (k.clone(), py_json(&serde_json::to_value(entries).unwrap_or(Value::Null))))
-                .collect(),
-            event: t.value.event.clone(),
+        .map(|t| {
+            let mut mocks: Vec<(String, String)> =
+                t.value.allowlists.iter().map(|(k, entries)| (k.clone(), py_json(&serde_json::to_value(entries).unwrap_or(Value::Null)))).collect();
+            let mut event = t.value.event.clone();
+            // a new-terms test: the decided event is the last; the cache answers as its history
+            // says (a key seen within the history: a non-empty answer), and keeps nothing
+            if rule.new_terms.is_some() && key.is_none() {
+                if let Some(last) = event.as_array().and_then(|a| a.last()).cloned() {
+                    event = last;
+                }
+                let seen = new_terms_seen(rule, &t.value);
+                mocks.push(("get_string_set".into(), if seen { "seen".into() } else { String::new() }));
+                mocks.push(("put_string_set".into(), String::new()));
+            }
+            TestView { name: t.value.name.clone(), expect: t.value.expect, mocks, event }
         })
         .collect();
     let rule_id = s.id.as_ref().map(|i| i.value.clone()).unwrap_or_else(|| d.id.value.clone());
@@ -516,6 +598,7 @@ pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> R
             .chain(py.imports.iter().filter(|m| m.starts_with("from ")).map(|m| m.to_string()))
             .collect(),
         constants,
+        many_returns: body.iter().map(|b| b.matches("return ").count()).sum::<usize>() > 6,
         rule_body: body,
         derive,
         title,
@@ -526,6 +609,7 @@ pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> R
         helper_import: py.helper_import(),
         prelude,
         key_function,
+        third_party,
     };
     if cx.diags.has_errors() {
         return Err(Diagnostics::new());

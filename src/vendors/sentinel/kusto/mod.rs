@@ -65,6 +65,7 @@ mod eval;
 mod lexer;
 mod parser;
 pub(crate) use parser::parse_datetime;
+pub(crate) use printer::iso_datetime;
 mod printer;
 mod syntax;
 #[cfg(test)]
