@@ -21,7 +21,8 @@ fn rule(body: &str) -> Result<rulecast::Rule, rulecast::Diagnostics> {
     rulecast::rule_from_str("probe.yaml", "probe", &format!("{HEAD}{body}"))
 }
 
-/// An AssumeRole event `minutes` after 2026-11-01T00:00Z.
+/// An AssumeRole event `minutes` after 2026-11-01T00:00Z (the user name is the ARN's last part;
+/// a role ARN's user has no user name).
 fn ev(minutes: i64, arn: &str, role: Option<&str>, failed: bool) -> Value {
     let t = 1_793_491_200 + minutes * 60; // 2026-11-01T00:00:00Z
     let secs = t.rem_euclid(86_400);
@@ -34,6 +35,9 @@ fn ev(minutes: i64, arn: &str, role: Option<&str>, failed: bool) -> Value {
     });
     if let Some(r) = role {
         e["requestParameters"]["roleArn"] = json!(r);
+    }
+    if let Some(user) = arn.strip_prefix("arn:aws:iam::123456789012:user/") {
+        e["userIdentity"]["userName"] = json!(user);
     }
     if failed {
         e["errorCode"] = json!("AccessDenied");
@@ -79,7 +83,7 @@ fn mistakes_in_new_terms_are_located() {
     let cases: [(&str, &str, &str); 6] = [
         ("new_terms:\n  by: []\n  history: 7d\n", "E104", "no `by` field"),
         ("new_terms:\n  by: [userIdentity.arn, userIdentity.arn]\n  history: 7d\n", "E104", "twice"),
-        ("new_terms:\n  by: ['@actor_user']\n  history: 7d\n", "E301", "virtual field"),
+        ("new_terms:\n  by: ['@source_as_org']\n  history: 7d\n", "E301", "looked up by the platform"),
         ("new_terms:\n  by: [userIdentity.arn]\n  history: 0d\n", "E103", "zero"),
         ("new_terms:\n  by: [userIdentity.arn]\n  history: 30s\n", "E103", "history"),
         ("new_terms:\n  by: [userIdentity.arn]\n  history: 7d\nalert:\n  aggregate: {measures: {n: count}, by: [userIdentity.arn], threshold: 3}\n", "E104", "alert.aggregate"),
@@ -152,13 +156,19 @@ fn elastic_writes_a_new_terms_rule_and_panther_keeps_keys_in_its_cache() {
 /// 400 random histories: keys from small pools, some failed calls (which the detection does not
 /// count), some without the role key, earlier events 0–6 days or 8–20 days before the decided
 /// one (not at the history's edge, where each target's window is declared to differ): the
-/// canonical, Sentinel, Elastic and Panther verdicts agree on every one.
+/// canonical, Sentinel, Elastic and Panther verdicts agree on every one. Then 400 more on
+/// computed virtual keys (`@actor_user`, Elastic's `user.name`; `@source_ip`, its `source.ip`).
 #[test]
 fn every_target_decides_new_terms_as_the_canonical_rule() {
-    let r = rule(BODY).unwrap();
-    let arns = ["arn:aws:iam::123456789012:user/a", "arn:aws:iam::123456789012:user/b"];
+    every_target_agrees(BODY, 0x9e37_79b9_7f4a_7c15, false);
+    every_target_agrees(&BODY.replace("by: [userIdentity.arn, requestParameters.roleArn]", "by: ['@actor_user', '@source_ip']"), 0x2545_f491_4f6c_dd1d, true);
+}
+
+fn every_target_agrees(body: &str, seed: u64, service_addresses: bool) {
+    let r = rule(body).unwrap_or_else(|d| panic!("{d}"));
+    let arns = ["arn:aws:iam::123456789012:user/a", "arn:aws:iam::123456789012:user/b", "arn:aws:iam::123456789012:role/c"];
     let roles = ["arn:aws:iam::123456789012:role/x", "arn:aws:iam::123456789012:role/y"];
-    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+    let mut next = xorshift(seed);
     let mut cases = vec![];
     for _ in 0..400 {
         let n = 1 + next(5) as usize;
@@ -175,7 +185,11 @@ fn every_target_decides_new_terms_as_the_canonical_rule() {
             .iter()
             .map(|&m| {
                 let role = (next(8) != 0).then(|| roles[next(2) as usize]);
-                ev(30 * 1440 + m, arns[next(2) as usize], role, next(6) == 0)
+                let mut e = ev(30 * 1440 + m, arns[next(if service_addresses { 3 } else { 2 }) as usize], role, next(6) == 0);
+                if service_addresses && next(4) == 0 {
+                    e["sourceIPAddress"] = json!(["ec2.amazonaws.com", "2001:db8::7"][next(2) as usize]);
+                }
+                e
             })
             .collect();
         cases.push(Value::Array(events));
@@ -191,7 +205,7 @@ fn every_target_decides_new_terms_as_the_canonical_rule() {
             new += usize::from(canonical && t == Target::Sentinel);
         }
     }
-    println!("new terms: 400 random histories, {new} new, Sentinel, Elastic and Panther as the canonical rule");
+    println!("new terms ({body:?}): 400 random histories, {new} new, Sentinel, Elastic and Panther as the canonical rule");
     assert!((40..=360).contains(&new), "a spread of verdicts: {new}");
 }
 
@@ -201,7 +215,13 @@ fn every_target_decides_new_terms_as_the_canonical_rule() {
 #[test]
 fn elastic_new_terms_import_as_the_canonical_condition() {
     let dir = root().join("tests/fixtures/vendor/elastic");
-    for (file, canonical) in [("collection_s3_bucket_acl_public_access_new_identity.toml", true), ("credential_access_iam_long_term_access_key_first_seen_from_source_ip.toml", false)] {
+    for (file, canonical) in [
+        ("collection_s3_bucket_acl_public_access_new_identity.toml", Some("| summarize arg_min(TimeGenerated, *)\n  by UserIdentityArn\n  | where TimeGenerated > ago(1h)")),
+        // `source.ip` is the computed `@source_ip`
+        ("credential_access_iam_long_term_access_key_first_seen_from_source_ip.toml", Some("by UserIdentityAccessKeyId, _source_ip")),
+        // the autonomous system is looked up by Elastic: its own new terms
+        ("discovery_new_terms_vpn_asn_discovery_api_calls.toml", None),
+    ] {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join(file);
@@ -217,13 +237,13 @@ fn elastic_new_terms_import_as_the_canonical_condition() {
         assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
         let yaml = std::fs::read_to_string(out.join(file.replace(".toml", ".yaml"))).unwrap();
         let r = rulecast::rule_from_str("imported.yaml", "imported", &yaml).unwrap_or_else(|d| panic!("{d}\n{yaml}"));
-        assert_eq!(r.new_terms.is_some(), canonical, "{yaml}");
+        assert_eq!(r.new_terms.is_some(), canonical.is_some(), "{yaml}");
         let back = rulecast::compile(&r, Target::Elastic, Unsupported::Warn).unwrap();
         assert_eq!(back.files[0].1, text, "{file}: Elastic rebuilds byte for byte");
-        if canonical {
-            assert!(yaml.contains("new_terms:\n  by:\n  - userIdentity.arn\n  history: 10d") || yaml.contains("new_terms:\n  by: [userIdentity.arn]"), "{yaml}");
+        if let Some(sentinel) = canonical {
             let s = rulecast::compile(&r, Target::Sentinel, Unsupported::Warn).unwrap();
-            assert!(s.files[0].1.contains("| summarize arg_min(TimeGenerated, *)\n  by UserIdentityArn\n  | where TimeGenerated > ago(1h)"), "{}", s.files[0].1);
+            assert!(s.files[0].1.contains(sentinel), "{}", s.files[0].1);
+            rulecast::compile(&r, Target::Panther, Unsupported::Warn).unwrap();
         } else {
             for t in [Target::Sentinel, Target::Panther] {
                 let why = rulecast::skip_reason(&r, t).expect("skipped");

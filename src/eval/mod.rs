@@ -107,7 +107,10 @@ fn new_terms(rule: &Rule, nt: &crate::load::NewTerms, events: &[Value], allowlis
 /// is absent, empty or not a scalar (such an event joins nothing).
 pub fn join_key(by: &[crate::fields::Field], event: &Value) -> Option<Vec<String>> {
     by.iter()
-        .map(|f| get(event, &f.segs).filter(|v| !v.is_object() && !v.is_array()).and_then(text).filter(|t| !t.is_empty()))
+        .map(|f| {
+            let v = value_at(f, event, None).ok().flatten()?;
+            Some(v).filter(|v| !v.is_object() && !v.is_array()).and_then(|v| text(&v)).filter(|t| !t.is_empty())
+        })
         .collect()
 }
 

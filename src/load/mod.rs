@@ -642,7 +642,8 @@ fn new_terms(file: &str, n: &Spanned<crate::model::NewTerms>, doc: &RuleDoc, sco
     let mut by = vec![];
     for b in &n.by {
         match condition::resolve_field(&b.value, scope, sp(file, b), d) {
-            Some(f) if f.virtual_field.is_none() => {
+            // a CloudTrail field, or a virtual field computed from the event (`@actor_user`)
+            Some(f) if f.virtual_field.is_none_or(|v| v.source == fields::Source::Computed) => {
                 if by.iter().any(|x: &fields::Field| x.path == f.path) {
                     d.push(Diagnostic::error(Code::E104, format!("`new_terms` names `{}` twice", b.value)).with_span(sp(file, b)));
                     ok = false;
@@ -650,7 +651,11 @@ fn new_terms(file: &str, n: &Spanned<crate::model::NewTerms>, doc: &RuleDoc, sco
                 by.push(f);
             }
             Some(_) => {
-                d.push(Diagnostic::error(Code::E301, format!("new_terms `by` field `{}` is a virtual field", b.value)).with_expected("a CloudTrail field").with_span(sp(file, b)));
+                d.push(
+                    Diagnostic::error(Code::E301, format!("new_terms `by` field `{}` is looked up by the platform, not computed from the event", b.value))
+                        .with_expected("a CloudTrail field or a computed virtual field")
+                        .with_span(sp(file, b)),
+                );
                 ok = false;
             }
             None => ok = false,

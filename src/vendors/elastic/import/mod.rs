@@ -471,7 +471,10 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         let raw: Vec<Option<String>> = fields
             .iter()
             .map(|f| match raw_of(f) {
-                Some(Target::Raw(p, _)) if !p.starts_with('@') => Some(p),
+                // a CloudTrail field, or a virtual one computed from the event (`user.name`:
+                // `@actor_user`; `source.ip`: `@source_ip`)
+                Some(Target::Raw(p, _)) if fields::virtual_field(&p).is_none_or(|v| v.source == fields::Source::Computed) => Some(p),
+                Some(Target::SourceIp) => Some("@source_ip".into()),
                 _ => None,
             })
             .collect();

@@ -190,6 +190,15 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
             at("CreateAlert"),
         );
     }
+    // a new-terms rule rulecast wrote: its tests hold each event's history only as the cache's
+    // mocked answer, which a rule read back would lose
+    if py_text.is_some_and(|t| t.contains("\ndef _new_terms_key(event):") && t.contains("\nNEW_TERMS_CACHE_PREFIX = ")) {
+        return refuse(
+            Code::E502,
+            "a new-terms rule rulecast wrote over Panther's cache (it defines `_new_terms_key`): its tests give each event's history only as the cache's mocked answer; rulecast does not import it yet".into(),
+            at("Filename"),
+        );
+    }
     let logs = str_list(m.get("LogTypes"));
     if !logs.iter().any(|l| l == "AWS.CloudTrail") {
         return refuse(Code::E502, format!("not a CloudTrail rule (LogTypes: {})", logs.join(", ")), at("LogTypes"));

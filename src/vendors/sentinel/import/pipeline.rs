@@ -122,7 +122,12 @@ impl St<'_> {
                 .map(|a| {
                     let name = a.name.as_ref()?.name.clone();
                     match self.derive_expr(&a.value)? {
-                        Derive::Ref(p) if keys.contains(&name) && crate::fields::resolve(&p).is_ok_and(|f| f.virtual_field.is_none()) => Some((name, p)),
+                        Derive::Ref(p)
+                            if keys.contains(&name)
+                                && crate::fields::resolve(&p).is_ok_and(|f| f.virtual_field.is_none_or(|v| v.source == crate::fields::Source::Computed)) =>
+                        {
+                            Some((name, p))
+                        }
                         _ => None,
                     }
                 })
