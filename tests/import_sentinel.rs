@@ -665,3 +665,51 @@ entityMappings:
     let e = rulecast::rule_from_str("h2.yaml", "h2", &two).map(|_| ()).expect_err("two row measures").to_string();
     assert!(e.contains("E104") && e.contains("latest`/`earliest"), "{e}");
 }
+
+/// `bin(TimeGenerated, 1h)` among the group-by keys: the aggregate's time bins. The generated
+/// query puts it last; Elastic and Panther say how their windows differ; a zero bin is refused.
+#[test]
+fn time_bins_in_a_summarize_are_the_aggregate_bin() {
+    let text = r#"id: 11111111-2222-3333-4444-000000000103
+name: h3
+description: d
+severity: Medium
+status: Available
+kind: Scheduled
+queryFrequency: 1h
+queryPeriod: 1h
+triggerOperator: gt
+triggerThreshold: 0
+requiredDataConnectors:
+  - connectorId: AWS
+    dataTypes:
+      - AWSCloudTrail
+tactics:
+  - Discovery
+relevantTechniques:
+  - T1087
+query: |
+  AWSCloudTrail
+  | where ErrorMessage in ("Access Denied","AccessDenied") and UserIdentityType == 'IAMUser'
+  | summarize failures = count() by SourceIpAddress, bin(TimeGenerated, 1h), UserIdentityArn
+  | where failures >= 5
+"#;
+    let imp = sentinel::parse("h3.yaml", text).remove(0);
+    assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
+    assert!(imp.yaml.contains("by: [sourceIPAddress, userIdentity.arn]\n    threshold: 4\n    bin: 1h"), "{}", imp.yaml);
+    let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
+    let mut generated = rule.clone();
+    generated.doc.targets.sentinel.query = None;
+    generated.doc.targets.sentinel.layout = None;
+    let kql = render(&generated, Unsupported::Warn).unwrap_or_else(|e| panic!("{e}"));
+    assert!(kql.contains("by SourceIpAddress, UserIdentityArn, bin(TimeGenerated, 1h)\n  | where failures > 4"), "{kql}");
+    let authored = imp.yaml.replacen("description: d\n", "description: d\nauthors: [tests]\ncreated: 2026-01-01\n", 1);
+    let authored = rulecast::rule_from_str("h3.yaml", "h3", &authored).unwrap_or_else(|e| panic!("{e}"));
+    for (t, says) in [(Target::Elastic, "not clock-aligned bins of 1h"), (Target::Panther, "not in clock-aligned bins of 1h")] {
+        let out = rulecast::compile(&authored, t, Unsupported::Warn).unwrap_or_else(|e| panic!("{t}: {e}"));
+        assert!(out.notes.iter().any(|n| n.message.contains(says)), "{t}: {:?}", out.notes);
+    }
+    let zero = imp.yaml.replace("bin: 1h", "bin: 0m");
+    let e = rulecast::rule_from_str("h3.yaml", "h3", &zero).map(|_| ()).expect_err("zero bin").to_string();
+    assert!(e.contains("E103") && e.contains("`bin` is zero"), "{e}");
+}

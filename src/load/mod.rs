@@ -501,6 +501,13 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
                 d.push(Diagnostic::error(Code::E103, "a distinct-count minimum must be at least 1").with_span(span));
             }
         }
+        if let Some(bin) = &agg.bin {
+            if let Some(e) = check::duration(file, "aggregate `bin`", bin, "mhd") {
+                d.push(e);
+            } else if check::duration_secs(&bin.value) == Some(0) {
+                d.push(Diagnostic::error(Code::E103, "aggregate `bin` is zero").with_expected("a positive duration").with_span(sp(file, bin)));
+            }
+        }
         if let (Some((_, first)), None) = (agg.min_distinct.first(), agg.threshold) {
             d.push(
                 Diagnostic::error(Code::E104, "`min_distinct` needs a `threshold`")

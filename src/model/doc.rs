@@ -343,6 +343,9 @@ pub struct Aggregate {
     /// Measure name → at least this many distinct values.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub min_distinct: IndexMap<String, u64>,
+    /// Time bins the groups are also split by (`1h`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bin: Option<String>,
 }
 
 /// An allow-list: entry key → field, and the shipped entries.

@@ -506,6 +506,10 @@ pub struct Aggregate {
     /// at least this many distinct values.
     #[serde(default)]
     pub min_distinct: IndexMap<String, Spanned<u32>>,
+    /// Groups also split by time: bins of this length from 00:00 UTC (`1h`: each clock hour
+    /// counts on its own; Sentinel `bin(TimeGenerated, 1h)` among the group-by keys).
+    #[serde(default)]
+    pub bin: Option<Spanned<String>>,
 }
 
 /// An aggregate measure.

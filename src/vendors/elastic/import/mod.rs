@@ -574,7 +574,7 @@ fn threshold(
             el.insert("threshold_cardinality".into(), Value::Array(elastic_only));
         }
     }
-    Ok(Aggregate { measures, by, threshold: Some((value - 1).unsigned_abs()), derive: vec![], min_distinct })
+    Ok(Aggregate { measures, by, threshold: Some((value - 1).unsigned_abs()), derive: vec![], min_distinct, bin: None })
 }
 
 /// The virtual field that is an Elastic keyword copy of a whole object's text

@@ -225,7 +225,7 @@ pub fn esql(q: &str) -> Result<Mapped, Refusal> {
         for (name, measure, _) in st.measures {
             measures.insert(name, measure);
         }
-        m.out.aggregate = Some(crate::model::doc::Aggregate { measures, by: st.by, threshold: st.threshold, derive: vec![], min_distinct: st.min_distinct });
+        m.out.aggregate = Some(crate::model::doc::Aggregate { measures, by: st.by, threshold: st.threshold, derive: vec![], min_distinct: st.min_distinct, bin: None });
         let mut parts = st.parts;
         parts.append(&mut m.out.aggregate_parts);
         m.out.aggregate_parts = parts;

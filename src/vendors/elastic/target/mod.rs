@@ -341,6 +341,9 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                 if agg.measures.values().any(|m| matches!(m, Measure::Min(_) | Measure::Max(_))) {
                     cx.approximate(Concern::Aggregation, None, "an Elastic threshold rule counts events per group: the min/max measures are not rendered");
                 }
+                if let Some(bin) = &agg.bin {
+                    cx.approximate(Concern::Aggregation, None, format!("an Elastic threshold counts over each run's look-back (`from`), not clock-aligned bins of {}", bin.value));
+                }
                 if agg.measures.values().any(Measure::is_row) {
                     cx.approximate(Concern::Layout, None, "an Elastic threshold alert carries the group's fields and count, not the fields of its latest or earliest event");
                 }

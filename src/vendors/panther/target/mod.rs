@@ -434,6 +434,9 @@ pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> R
         if !agg.derive.is_empty() {
             cx.approximate(Concern::Layout, None, "derive steps on the aggregated rows are not rendered: Panther alerts on events");
         }
+        if let Some(bin) = &agg.bin {
+            cx.approximate(Concern::Aggregation, None, format!("Panther counts a dedup key's events within DedupPeriodMinutes from its first one, not in clock-aligned bins of {}", bin.value));
+        }
     }
     let dedup = if dedup_fields.is_empty() {
         None

@@ -408,9 +408,27 @@ impl St<'_> {
             measures.insert(out, m);
         }
         let mut bys = vec![];
+        let mut bin = None;
         for b in by {
             if b.name.is_some() {
                 return Err(Why::new("a named `by` expression", b.value.span.start));
+            }
+            // time bins: `bin(TimeGenerated, 1h)` (once)
+            if let ExprKind::Call { name, args } = &b.value.kind
+                && matches!(name.name.as_str(), "bin" | "floor")
+                && let [t, Expr { kind: ExprKind::Literal(Literal::Timespan(w)), .. }] = args.as_slice()
+                && matches!(&t.kind, ExprKind::Name(n) if n == "TimeGenerated")
+                && bin.is_none()
+                && *w > 0
+                && w % 600_000_000 == 0
+            {
+                let secs = w / 10_000_000;
+                bin = Some(match secs {
+                    s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+                    s if s % 3600 == 0 => format!("{}h", s / 3600),
+                    s => format!("{}m", s / 60),
+                });
+                continue;
             }
             let r = match &b.value.kind {
                 ExprKind::Name(n) => self.alert_ref(n),
@@ -420,7 +438,7 @@ impl St<'_> {
             .ok_or_else(|| Why::new(format!("`by {}` is not a field or derived name (time bins and expressions are not in the model)", self.src(&b.value)), b.value.span.start))?;
             bys.push(r);
         }
-        Ok((Aggregate { measures, by: bys, threshold: None, derive: vec![], min_distinct: IndexMap::new() }, count, parts))
+        Ok((Aggregate { measures, by: bys, threshold: None, derive: vec![], min_distinct: IndexMap::new(), bin }, count, parts))
     }
 
     /// entityMappings, customDetails, alertDetailsOverride → `alert.entities/details/title/description`.

@@ -811,7 +811,11 @@ fn rest_of_query(rule: &Rule, cx: &mut Cx, ops: &mut Vec<OperatorKind>) {
                 }
             })
             .collect();
-        let by: Vec<Assign> = agg.by.iter().map(|b| Assign::bare(name_expr(&b.value, &known, cx))).collect();
+        let mut by: Vec<Assign> = agg.by.iter().map(|b| Assign::bare(name_expr(&b.value, &known, cx))).collect();
+        // time bins: the last group-by key
+        if let Some(secs) = agg.bin.as_ref().and_then(|b| crate::load::check::duration_secs(&b.value)) {
+            by.push(Assign::bare(call("bin", vec![Expr::name("TimeGenerated"), Expr::lit(Literal::Timespan(secs as i64 * 10_000_000))])));
+        }
         ops.push(OperatorKind::Summarize { aggregates: measures, by });
         if let Some(t) = agg.threshold {
             let count = agg.measures.iter().find(|(_, m)| matches!(m, Measure::Count)).map(|(n, _)| n.clone());
