@@ -483,7 +483,7 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
         } else {
             let missing: Vec<&str> = fields.iter().zip(&raw).filter(|(_, r)| r.is_none()).map(|(f, _)| f.as_str()).collect();
             let why = if missing.is_empty() { format!("its history `{window}` is in seconds") } else { format!("{} has no raw CloudTrail path", missing.join(", ")) };
-            parts.push(Part::note(format!("new terms by {} kept for Elastic only (`targets.elastic.new_terms`): {why}; Sentinel and Panther skip the rule", fields.join(", "))));
+            parts.push(Part::note(format!("new terms by {} kept for Elastic only (`targets.elastic.new_terms`): {why}; the other targets skip the rule", fields.join(", "))));
             /// `targets.elastic.new_terms`.
             #[derive(serde::Serialize)]
             struct NewTerms<'a> {
