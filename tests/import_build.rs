@@ -150,8 +150,9 @@ fn imported_corpus_builds() {
     // with the reason): Sentinel 72, Panther 74; then the 12 new-terms rules on CloudTrail fields
     // imported as the canonical `new_terms`, which Sentinel writes as a first-seen query: 84;
     // and Panther as a rule over its cache: 86; with computed virtual keys (`user.name` as
-    // `@actor_user`, `source.ip` as `@source_ip`) 23 of the 33 are canonical: Sentinel 93, Panther 97
-    let floors: [(&str, [usize; 3]); 3] = [("sentinel", [53, 22, 52]), ("elastic", [93, 113, 97]), ("sigma", [37, 36, 37])];
+    // `@actor_user`, `source.ip` as `@source_ip`) 23 of the 33 are canonical: Sentinel 93, Panther 97;
+    // Panther's distinct counts over its cache: 98
+    let floors: [(&str, [usize; 3]); 3] = [("sentinel", [53, 22, 52]), ("elastic", [93, 113, 98]), ("sigma", [37, 36, 37])];
     for (vendor, floor) in floors {
         let Some(dir) = corpus(vendor) else { continue };
         let f = import_then_build(vendor, &dir);

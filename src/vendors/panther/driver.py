@@ -7,7 +7,9 @@
 # stdout: one JSON object per line: {"id": N, "matched": bool} (with "key": value when the job
 #         names one and the rule matched) or {"id": N, "error": "..."}
 #        (a new-terms rule's job gives "events": [...] instead, oldest first: the rule runs on
-#        each in turn against one cache, and the verdict is that of the last)
+#        each in turn against one cache, and the verdict is that of the last; "mocks": {"name":
+#        value} makes the module's function `name` answer `value`, as panther_analysis_tool's
+#        Mocks do)
 # Events are wrapped in Panther's own PantherEvent (case-insensitive keys, immutable
 # containers) when panther_core is installed, as panther_analysis_tool does.
 # Panther's cache (panther_detection_helpers.caching, DynamoDB on a Panther backend) is stood in
@@ -120,6 +122,9 @@ for line in sys.stdin:
         for name, entries in job.get("allowlists", {}).items():
             saved[name] = getattr(module, name)
             setattr(module, name, entries)
+        for name, value in job.get("mocks", {}).items():
+            saved[name] = getattr(module, name)
+            setattr(module, name, lambda *args, answer=value, **kwargs: answer)
         try:
             if "events" in job:
                 # a new-terms rule: each event in turn against one fresh cache, the last decides

@@ -148,6 +148,12 @@ impl Run<'_> {
     }
 }
 
+/// The largest distinct-count minimum of a rule's aggregate, when it has one (the Panther rule
+/// then counts over its cache).
+fn distinct_min(rule: &crate::load::Rule) -> Option<u32> {
+    rule.doc.alert.aggregate.as_ref().and_then(|a| a.min_distinct.values().map(|m| m.value).max()).filter(|_| rule.correlation.is_none())
+}
+
 /// What a rule was built into, for the driver.
 enum Built {
     /// One module deciding each event.
@@ -226,10 +232,17 @@ pub fn decide(jobs: &[Job]) -> Result<(Vec<Decision>, bool), String> {
     let mut signals: HashMap<usize, (usize, usize, usize)> = HashMap::new();
     for (i, j) in jobs.iter().enumerate() {
         match built.get(&j.rule.file) {
-            // new terms: the events oldest first, decided in turn against one cache
-            Some(Ok(Built::One(stem))) if j.rule.new_terms.is_some() => {
+            // new terms (or a distinct count given a sequence): the events oldest first, decided
+            // in turn against one cache
+            Some(Ok(Built::One(stem))) if j.rule.new_terms.is_some() || (distinct_min(j.rule).is_some() && j.event.is_array()) => {
                 let events = j.event.as_array().cloned().unwrap_or_else(|| vec![j.event.clone()]);
                 pending.push((i, serde_json::json!({"id": i, "module": stem, "events": events, "allowlists": j.allowlists}).to_string()))
+            }
+            // a distinct count on one event decides the filter: the group has reached its
+            // minimum (the rule's unit tests mock its count so too)
+            Some(Ok(Built::One(stem))) if distinct_min(j.rule).is_some() => {
+                let mocks = serde_json::json!({ super::target::DISTINCT_COUNT: distinct_min(j.rule).unwrap_or(0).to_string() });
+                pending.push((i, serde_json::json!({"id": i, "module": stem, "event": j.event, "allowlists": j.allowlists, "mocks": mocks}).to_string()))
             }
             Some(Ok(Built::One(stem))) => {
                 pending.push((i, serde_json::json!({"id": i, "module": stem, "event": j.event, "allowlists": j.allowlists}).to_string()))

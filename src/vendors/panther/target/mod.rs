@@ -231,6 +231,88 @@ fn new_terms_seen(rule: &Rule, t: &crate::model::TestCase) -> bool {
     single && crate::eval::join_key(&nt.by, last).is_some() && crate::eval::evaluate(rule, &t.event, &t.allowlists).matched == Some(false)
 }
 
+/// A rule's function counting a group's distinct values over Panther's cache (its unit tests
+/// mock it: the group has reached the minimum).
+pub const DISTINCT_COUNT: &str = "_distinct_count";
+
+/// The functions a distinct-count rule needs (`_group_key`, `_texts`, `_distinct_count`,
+/// `_event_epoch`) and the checks its `rule(event)` ends with (each minimum, then `return True`).
+fn distinct_code(rule: &Rule, agg: &crate::model::Aggregate, py: &mut python::Py, cx: &mut Cx) -> (String, Vec<String>) {
+    py.imports.insert("json");
+    let mut groups = vec![];
+    for b in &agg.by {
+        match crate::fields::resolve(&b.value) {
+            Ok(f) if f.virtual_field.is_none_or(|v| v.source == crate::fields::Source::Computed) => groups.push(format!("            {},\n", python::value_ref(&b.value, &[], py))),
+            _ => cx.unsupported(crate::diag::Code::E402, None, format!("Panther counts distinct values per group of fields; `{}` is not one", b.value)),
+        }
+    }
+    let groups = groups.concat();
+    let epoch = event_epoch_function(py);
+    let functions = format!(
+        "def _group_key(event):
+    # the aggregate's group: its group-by values as JSON text
+    return json.dumps(
+        [
+{groups}        ],
+        default=str,
+    )
+
+
+def _texts(value):
+    # the values a distinct count counts, as text: each element of a list; none when absent or empty
+    texts = set()
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, bool):
+            item = \"true\" if item else \"false\"
+        elif isinstance(item, (int, float)):
+            item = json.dumps(item)
+        elif item is not None and not isinstance(item, str):
+            item = json.dumps(item, sort_keys=True)
+        if item:
+            texts.add(item)
+    return texts
+
+
+def {DISTINCT_COUNT}(name, group, texts, event):
+    # how many distinct values of measure `name` the group has had, over Panther's cache
+    key = DISTINCT_CACHE_PREFIX + name + \":\" + group
+    known = set(get_string_set(key, force_ttl_check=True))
+    if texts:
+        known |= texts
+        put_string_set(key, known, epoch_seconds=_event_epoch(event) + DISTINCT_WINDOW_SECONDS)
+    return len(known)
+
+
+{epoch}"
+    );
+    let mut checks = vec![];
+    for (name, min) in &agg.min_distinct {
+        let Some(Measure::Distinct(f)) = agg.measures.get(name) else { continue };
+        let value = python::value_ref(f, &[], py);
+        checks.push(format!(
+            "    if int({DISTINCT_COUNT}({}, _group_key(event), _texts({value}), event)) < {}:\n        return False",
+            py_str(name),
+            min.value
+        ));
+    }
+    let _ = rule;
+    checks.push("    return True".into());
+    (functions, checks)
+}
+
+/// `_event_epoch(event)`: the event's time in seconds (the clock when it has none).
+fn event_epoch_function(py: &mut python::Py) -> String {
+    py.imports.insert("time");
+    py.imports.insert("from datetime import datetime");
+    "def _event_epoch(event):
+    # the event's time (CloudTrail's eventTime) in seconds since 1970; the clock when it has none
+    try:
+        return int(datetime.fromisoformat(event.get(\"eventTime\").replace(\"Z\", \"+00:00\")).timestamp())
+    except (AttributeError, TypeError, ValueError):
+        return int(time.time())"
+        .to_string()
+}
+
 /// The module Panther's cache helpers come from (panther-detection-helpers, on PyPI).
 pub const NEW_TERMS_MODULE: &str = "panther_detection_helpers.caching";
 /// A new-terms rule's key function.
@@ -239,25 +321,14 @@ const NEW_TERMS_KEY: &str = "_new_terms_key";
 /// A new-terms rule's `_new_terms_key(event)` (the `by` values as text, as a correlation's key)
 /// and `_event_epoch(event)` (the event's time in seconds; the clock when it has none).
 fn new_terms_functions(nt: &crate::load::NewTerms, py: &mut python::Py) -> String {
-    py.imports.insert("time");
-    py.imports.insert("from datetime import datetime");
+    let epoch = event_epoch_function(py);
     let key = correlation::key_function_named(
         NEW_TERMS_KEY,
         "    # the new terms' `by` values as text: the cache key (None when one is absent, empty or not a\n    # scalar: the event has no terms)",
         &nt.by,
         py,
     );
-    format!(
-        "{key}
-
-
-def _event_epoch(event):
-    # the event's time (CloudTrail's eventTime) in seconds since 1970; the clock when it has none
-    try:
-        return int(datetime.fromisoformat(event.get(\"eventTime\").replace(\"Z\", \"+00:00\")).timestamp())
-    except (AttributeError, TypeError, ValueError):
-        return int(time.time())"
-    )
+    format!("{key}\n\n\n{epoch}")
 }
 
 /// Compile a rule into the Panther files: a rule YAML and its Python module; for a correlation,
@@ -355,6 +426,20 @@ pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> R
             }
         }
     }
+    // distinct-count minimums: counted over Panther's cache
+    let distinct = d.alert.aggregate.as_ref().filter(|a| !a.min_distinct.is_empty() && key.is_none());
+    if let Some(agg) = distinct {
+        let (functions, checks) = distinct_code(rule, agg, &mut py, cx);
+        key_function = Some(functions);
+        body.extend(checks);
+        third_party.push(format!("from {NEW_TERMS_MODULE} import get_string_set, put_string_set"));
+        let rule_id = s.id.as_ref().map(|i| i.value.as_str()).unwrap_or(&d.id.value);
+        let window = u64::from(s.dedup_period_minutes.unwrap_or(60)) * 60;
+        constants.push(format!(
+            "# Distinct counts: each group's values are kept in Panther's cache for the window (in\n# seconds) after its latest event.\nDISTINCT_WINDOW_SECONDS = {window}\nDISTINCT_CACHE_PREFIX = {}",
+            py_str(&format!("rulecast.distinct.{rule_id}:"))
+        ));
+    }
     if rule.new_terms.is_some() && key.is_none() {
         body.push(format!(
             "    key = {NEW_TERMS_KEY}(event)
@@ -367,7 +452,7 @@ pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> R
     )
     return not seen"
         ));
-    } else {
+    } else if distinct.is_none() {
         body.push("    return True".into());
     }
     constants.append(&mut py.regexes);
@@ -418,13 +503,18 @@ pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> R
             threshold = Some(t + 1);
         }
         if !agg.min_distinct.is_empty() {
-            cx.unsupported(
-                crate::diag::Code::E402,
+            cx.approximate(
+                Concern::Aggregation,
                 None,
-                "Panther's Threshold counts events per dedup key: it cannot require a number of distinct values (`min_distinct`)",
+                format!(
+                    "distinct counts ({}) over Panther's cache: a group's values are kept until DedupPeriodMinutes ({} minutes) after its latest event, so values arriving without such a gap add up beyond one window; two events of a group decided at once may each write the set without the other's value",
+                    agg.min_distinct.keys().cloned().collect::<Vec<_>>().join(", "),
+                    s.dedup_period_minutes.unwrap_or(60)
+                ),
             );
         }
-        if agg.measures.values().any(|m| !matches!(m, Measure::Count)) || agg.threshold.is_none() {
+        let unrendered = agg.measures.iter().any(|(name, m)| !matches!(m, Measure::Count) && !(matches!(m, Measure::Distinct(_)) && agg.min_distinct.contains_key(name)));
+        if unrendered || agg.threshold.is_none() {
             cx.approximate(
                 Concern::Aggregation,
                 None,
@@ -535,6 +625,10 @@ pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> R
                 let seen = new_terms_seen(rule, &t.value);
                 mocks.push(("get_string_set".into(), if seen { "seen".into() } else { String::new() }));
                 mocks.push(("put_string_set".into(), String::new()));
+            }
+            // an aggregate's test decides the filter: the group has reached its distinct minimums
+            if let Some(min) = d.alert.aggregate.as_ref().and_then(|a| a.min_distinct.values().map(|m| m.value).max()).filter(|_| key.is_none()) {
+                mocks.push((DISTINCT_COUNT.into(), min.to_string()));
             }
             TestView { name: t.value.name.clone(), expect: t.value.expect, mocks, event }
         })
