@@ -375,9 +375,9 @@ fn hunting_queries_round_trip_as_hunting_queries() {
 
 /// rulecast's own Panther modules, imported back, decide every bundled test event as the
 /// bundled rules do, in every target that builds them (`rulecast test` on the imported rules:
-/// no failure). Correlation rules (the correlation rule and its signal rules) and new-terms
-/// rules (over Panther's cache) are not imported yet: exactly their files are refused, each
-/// saying so.
+/// no failure). Correlation rules (the correlation rule and its signal rules) and rules over
+/// Panther's cache (new terms, distinct counts) are not imported yet: exactly their files are
+/// refused, each saying so.
 #[test]
 fn own_panther_outputs_import_back_with_their_meaning() {
     let bundled = common::bundled_rules();
@@ -388,7 +388,9 @@ fn own_panther_outputs_import_back_with_their_meaning() {
     let imp = run(&["import", "--from", "panther", panther.to_str().unwrap(), "--out", "imported"]);
     let report = String::from_utf8_lossy(&imp.stdout);
     let correlations: Vec<&rulecast::Rule> = bundled.iter().filter(|r| r.correlation.is_some()).collect();
-    let new_terms: Vec<&rulecast::Rule> = bundled.iter().filter(|r| r.new_terms.is_some()).collect();
+    // rules over Panther's cache: new terms and distinct-count minimums
+    let new_terms: Vec<&rulecast::Rule> =
+        bundled.iter().filter(|r| r.new_terms.is_some() || r.doc.alert.aggregate.as_ref().is_some_and(|a| !a.min_distinct.is_empty())).collect();
     let expected_refusals: usize = correlations.iter().map(|r| 1 + r.correlation.as_ref().map_or(0, |c| c.steps.len())).sum::<usize>() + new_terms.len();
     assert!(expected_refusals > 0 && report.contains(&format!(" {expected_refusals} refused")), "{report}");
     let lines: Vec<&str> = report.lines().collect();
@@ -396,7 +398,7 @@ fn own_panther_outputs_import_back_with_their_meaning() {
         if let Some(path) = l.strip_prefix("REFUSED ") {
             let why = lines.get(i + 1).copied().unwrap_or_default();
             if new_terms.iter().any(|r| path.contains(&format!("/{}.", r.slug))) {
-                assert!(why.contains("new-terms rule") && why.contains("E502"), "{why}");
+                assert!((why.contains("new-terms rule") || why.contains("distinct-count rule")) && why.contains("E502"), "{why}");
                 continue;
             }
             assert!(correlations.iter().any(|r| path.contains(&format!("/{}", r.slug))), "only a correlation's or a new-terms rule's files are refused: {l}");

@@ -199,6 +199,13 @@ pub fn parse(file: &str, yaml_text: &str, py_text: Option<&str>) -> Vec<Imported
             at("Filename"),
         );
     }
+    if py_text.is_some_and(|t| t.contains("\ndef _distinct_count(name, group, texts, event):") && t.contains("\nDISTINCT_CACHE_PREFIX = ")) {
+        return refuse(
+            Code::E502,
+            "a distinct-count rule rulecast wrote over Panther's cache (it defines `_distinct_count`): its tests give the group's count only as a mocked answer; rulecast does not import it yet".into(),
+            at("Filename"),
+        );
+    }
     let logs = str_list(m.get("LogTypes"));
     if !logs.iter().any(|l| l == "AWS.CloudTrail") {
         return refuse(Code::E502, format!("not a CloudTrail rule (LogTypes: {})", logs.join(", ")), at("LogTypes"));
