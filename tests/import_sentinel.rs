@@ -713,3 +713,34 @@ query: |
     let e = rulecast::rule_from_str("h3.yaml", "h3", &zero).map(|_| ()).expect_err("zero bin").to_string();
     assert!(e.contains("E103") && e.contains("`bin` is zero"), "{e}");
 }
+
+/// `extend X` naming a column the rows already have adds nothing (Microsoft's Kusto analyzer
+/// gives the same result columns): a note, not a part left out; a new unnamed expression still is.
+#[test]
+fn an_unnamed_extend_of_an_existing_column_changes_nothing() {
+    let base = r#"id: 11111111-2222-3333-4444-000000000104
+name: h4
+description: d
+requiredDataConnectors:
+  - connectorId: AWS
+    dataTypes:
+      - AWSCloudTrail
+tactics:
+  - Discovery
+relevantTechniques:
+  - T1619
+query: |
+  AWSCloudTrail
+  | where EventName == "GetObject"
+  | extend bucketName = tostring(parse_json(RequestParameters).bucketName)
+  | summarize arg_max(TimeGenerated, *), n = count() by SourceIpAddress, bucketName
+  | where n > 20
+  | extend IPCustomEntity = SourceIpAddress, LAST
+"#;
+    let imp = sentinel::parse("h4.yaml", &base.replace("LAST", "bucketName")).remove(0);
+    assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
+    assert!(imp.notes.iter().any(|n| n.reason.contains("`extend bucketName`") && n.reason.contains("nothing changes")), "{:?}", imp.notes);
+    let imp = sentinel::parse("h4.yaml", &base.replace("LAST", "strlen(bucketName)")).remove(0);
+    let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}\n{}", imp.outcome, imp.yaml) };
+    assert!(parts.iter().any(|p| p.reason.contains("an unnamed column")), "{parts:?}");
+}

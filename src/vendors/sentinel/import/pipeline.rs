@@ -375,6 +375,14 @@ impl St<'_> {
                     let mut step = IndexMap::new();
                     for a in assigns {
                         let Some(name) = &a.name else {
+                            // `extend X` of a column the rows already have adds nothing (Microsoft's
+                            // Kusto analyzer gives the same result columns)
+                            if let ExprKind::Name(n) = &a.value.kind
+                                && (allowed.contains(n) || self.alert_ref(n).is_some_and(|r| allowed_ref(&r)))
+                            {
+                                self.parts.push(Part::note(format!("`extend {n}` in `{op_src}` names a column the rows already have: nothing changes")).with_span(self.span(op.span.start)));
+                                continue;
+                            }
                             self.parts.push(Part::metadata(format!("an unnamed column in `{op_src}` is not carried")).with_span(self.span(op.span.start)));
                             continue;
                         };
