@@ -26,16 +26,6 @@ fn ev(name: &str, minute: u32, arn: &str) -> Value {
     })
 }
 
-/// A deterministic pseudo-random source (xorshift64) from `seed`: `next(n)` is in `0..n`.
-fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
-    move |n| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    }
-}
-
 #[test]
 fn mistakes_in_a_correlation_are_located() {
     let cases = [

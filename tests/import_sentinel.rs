@@ -43,6 +43,27 @@ fn render(rule: &rulecast::Rule, policy: Unsupported) -> Result<String, String> 
     out.files.into_iter().find(|(p, _)| p.ends_with(".yaml")).map(|(_, t)| t).ok_or_else(|| "no yaml".into())
 }
 
+/// A Sentinel hunting-query file `h<n>` of the tests below: the header, then `rest` (the query's
+/// indented lines and what follows it); `schedule` makes it a scheduled analytic rule instead.
+fn hunt_file(n: u32, schedule: bool, tactic: &str, technique: &str, rest: &str) -> String {
+    let schedule = if schedule { "severity: Medium\nstatus: Available\nkind: Scheduled\nqueryFrequency: 1h\nqueryPeriod: 1h\ntriggerOperator: gt\ntriggerThreshold: 0\n" } else { "" };
+    format!(
+        "id: 11111111-2222-3333-4444-000000000{}\nname: h{n}\ndescription: d\n{schedule}requiredDataConnectors:\n  - connectorId: AWS\n    dataTypes:\n      - AWSCloudTrail\ntactics:\n  - {tactic}\nrelevantTechniques:\n  - {technique}\nquery: |\n{rest}",
+        100 + n
+    )
+}
+
+/// The Sentinel file rulecast generates for a fully imported rule without the file's own query
+/// text (kept while the rule is unchanged), and without its layout when `bare`.
+fn generated_kql(rule: &rulecast::Rule, bare: bool) -> String {
+    let mut generated = rule.clone();
+    generated.doc.targets.sentinel.query = None;
+    if bare {
+        generated.doc.targets.sentinel.layout = None;
+    }
+    render(&generated, Unsupported::Warn).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// A query in a normal form: parsed and printed by rulecast's Kusto printer (comments, white
 /// space and redundant parentheses gone).
 fn norm_query(q: &str) -> Option<String> {
@@ -578,19 +599,7 @@ query: |
 /// latest row) as the model's `latest` measure.
 #[test]
 fn hunting_queries_read_their_time_range_dcount_and_arg_max() {
-    let text = r#"id: 11111111-2222-3333-4444-000000000101
-name: h1
-description: d
-requiredDataConnectors:
-  - connectorId: AWS
-    dataTypes:
-      - AWSCloudTrail
-tactics:
-  - Credential Access
-relevantTechniques:
-  - T1110
-query: |
-  let starttime = todatetime('{{StartTimeISO}}');
+    let text = hunt_file(1, false, "Credential Access", "T1110", r#"  let starttime = todatetime('{{StartTimeISO}}');
   let endtime = todatetime('{{EndTimeISO}}');
   let lookback = starttime - 14d;
   AWSCloudTrail
@@ -599,8 +608,8 @@ query: |
   | where EventName == "AssumeRole" and ErrorMessage == "AccessDenied"
   | summarize timestamp=arg_max(TimeGenerated,*), failed_roles=dcount(RequestParameters) by SourceIpAddress, UserIdentityArn
   | where failed_roles > 2
-"#;
-    let imp = sentinel::parse("h1.yaml", text).remove(0);
+"#);
+    let imp = sentinel::parse("h1.yaml", &text).remove(0);
     assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
     assert!(imp.notes.iter().any(|n| n.reason.contains("the hunt's time range")), "{:?}", imp.notes);
     assert!(imp.notes.iter().any(|n| n.reason.contains("counts an empty value")), "{:?}", imp.notes);
@@ -614,9 +623,7 @@ query: |
     let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
     // fully imported, the file's own query is kept; the query rulecast generates from the model
     assert!(render(&rule, Unsupported::Warn).unwrap().contains("timestamp=arg_max(TimeGenerated,*)"));
-    let mut generated = rule.clone();
-    generated.doc.targets.sentinel.query = None;
-    let kql = render(&generated, Unsupported::Warn).unwrap_or_else(|e| panic!("{e}"));
+    let kql = generated_kql(&rule, false);
     assert!(kql.contains("where failed_roles >= 3"), "{kql}");
     assert!(kql.contains("| summarize timestamp = arg_max(TimeGenerated, *), failed_roles = dcountif(RequestParameters, isnotempty(RequestParameters))"), "{kql}");
 }
@@ -626,19 +633,7 @@ query: |
 /// rebuilt query says `arg_min` again, and a second row measure is refused at load.
 #[test]
 fn a_row_measure_carries_the_columns_later_steps_read() {
-    let text = r#"id: 11111111-2222-3333-4444-000000000102
-name: h2
-description: d
-requiredDataConnectors:
-  - connectorId: AWS
-    dataTypes:
-      - AWSCloudTrail
-tactics:
-  - CredentialAccess
-relevantTechniques:
-  - T1110
-query: |
-  AWSCloudTrail
+    let text = hunt_file(2, false, "CredentialAccess", "T1110", r#"  AWSCloudTrail
   | where EventName == "ConsoleLogin"
   | summarize arg_min(TimeGenerated, *), failed_attempts=count() by UserIdentityUserName, SourceIpAddress
   | where failed_attempts > 4
@@ -649,14 +644,12 @@ entityMappings:
     fieldMappings:
       - identifier: FullName
         columnName: AccountCustomEntity
-"#;
-    let imp = sentinel::parse("h2.yaml", text).remove(0);
+"#);
+    let imp = sentinel::parse("h2.yaml", &text).remove(0);
     assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
     assert!(imp.yaml.contains("TimeGenerated:\n        earliest: eventTime"), "{}", imp.yaml);
     let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
-    let mut generated = rule.clone();
-    generated.doc.targets.sentinel.query = None;
-    let kql = render(&generated, Unsupported::Warn).unwrap_or_else(|e| panic!("{e}"));
+    let kql = generated_kql(&rule, false);
     // (the file's layout is kept where the texts mean the same: its spacing, its quotes)
     assert!(kql.contains("| summarize arg_min(TimeGenerated, *), failed_attempts"), "{kql}");
     assert!(kql.contains("tostring(split(UserIdentityArn, '/')[-1])") && kql.contains("AccountCustomEntity = UserIdentityUserName"), "{kql}");
@@ -670,38 +663,16 @@ entityMappings:
 /// query puts it last; Elastic and Panther say how their windows differ; a zero bin is refused.
 #[test]
 fn time_bins_in_a_summarize_are_the_aggregate_bin() {
-    let text = r#"id: 11111111-2222-3333-4444-000000000103
-name: h3
-description: d
-severity: Medium
-status: Available
-kind: Scheduled
-queryFrequency: 1h
-queryPeriod: 1h
-triggerOperator: gt
-triggerThreshold: 0
-requiredDataConnectors:
-  - connectorId: AWS
-    dataTypes:
-      - AWSCloudTrail
-tactics:
-  - Discovery
-relevantTechniques:
-  - T1087
-query: |
-  AWSCloudTrail
+    let text = hunt_file(3, true, "Discovery", "T1087", r#"  AWSCloudTrail
   | where ErrorMessage in ("Access Denied","AccessDenied") and UserIdentityType == 'IAMUser'
   | summarize failures = count() by SourceIpAddress, bin(TimeGenerated, 1h), UserIdentityArn
   | where failures >= 5
-"#;
-    let imp = sentinel::parse("h3.yaml", text).remove(0);
+"#);
+    let imp = sentinel::parse("h3.yaml", &text).remove(0);
     assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
     assert!(imp.yaml.contains("by: [sourceIPAddress, userIdentity.arn]\n    threshold: 4\n    bin: 1h"), "{}", imp.yaml);
     let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
-    let mut generated = rule.clone();
-    generated.doc.targets.sentinel.query = None;
-    generated.doc.targets.sentinel.layout = None;
-    let kql = render(&generated, Unsupported::Warn).unwrap_or_else(|e| panic!("{e}"));
+    let kql = generated_kql(&rule, true);
     assert!(kql.contains("by SourceIpAddress, UserIdentityArn, bin(TimeGenerated, 1h)\n  | where failures > 4"), "{kql}");
     let authored = imp.yaml.replacen("description: d\n", "description: d\nauthors: [tests]\ncreated: 2026-01-01\n", 1);
     let authored = rulecast::rule_from_str("h3.yaml", "h3", &authored).unwrap_or_else(|e| panic!("{e}"));
@@ -718,25 +689,13 @@ query: |
 /// gives the same result columns): a note, not a part left out; a new unnamed expression still is.
 #[test]
 fn an_unnamed_extend_of_an_existing_column_changes_nothing() {
-    let base = r#"id: 11111111-2222-3333-4444-000000000104
-name: h4
-description: d
-requiredDataConnectors:
-  - connectorId: AWS
-    dataTypes:
-      - AWSCloudTrail
-tactics:
-  - Discovery
-relevantTechniques:
-  - T1619
-query: |
-  AWSCloudTrail
+    let base = hunt_file(4, false, "Discovery", "T1619", r#"  AWSCloudTrail
   | where EventName == "GetObject"
   | extend bucketName = tostring(parse_json(RequestParameters).bucketName)
   | summarize arg_max(TimeGenerated, *), n = count() by SourceIpAddress, bucketName
   | where n > 20
   | extend IPCustomEntity = SourceIpAddress, LAST
-"#;
+"#);
     let imp = sentinel::parse("h4.yaml", &base.replace("LAST", "bucketName")).remove(0);
     assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
     assert!(imp.notes.iter().any(|n| n.reason.contains("`extend bucketName`") && n.reason.contains("nothing changes")), "{:?}", imp.notes);

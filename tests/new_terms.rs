@@ -48,28 +48,8 @@ fn ev(minutes: i64, arn: &str, role: Option<&str>, failed: bool) -> Value {
 
 /// Seconds since 1970 as ISO 8601 (UTC, whole seconds).
 fn iso(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // civil from days (Howard Hinnant's algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
-/// A deterministic pseudo-random source (xorshift64) from `seed`: `next(n)` is in `0..n`.
-fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
-    move |n| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    }
+    let secs = t.rem_euclid(86_400);
+    format!("{}T{:02}:{:02}:{:02}Z", rulecast::lock::civil_date(t.div_euclid(86_400)), secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 #[test]

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::xorshift;
+
 use rulecast::eval::Entries;
 use rulecast::{Target, Unsupported};
 use serde_json::{Value, json};
@@ -50,15 +52,6 @@ fn expected(events: &[Value], window_minutes: i64, min: usize) -> bool {
         last = g.0.len() >= min;
     }
     last
-}
-
-fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
-    move |n| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    }
 }
 
 #[test]

@@ -126,3 +126,13 @@ pub fn imported_rules() -> Vec<rulecast::Rule> {
     assert!(!rules.is_empty());
     rules
 }
+
+/// A deterministic pseudo-random source (xorshift64) from `seed`: `next(n)` is in `0..n`.
+pub fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}

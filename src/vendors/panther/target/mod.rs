@@ -237,7 +237,7 @@ pub const DISTINCT_COUNT: &str = "_distinct_count";
 
 /// The functions a distinct-count rule needs (`_group_key`, `_texts`, `_distinct_count`,
 /// `_event_epoch`) and the checks its `rule(event)` ends with (each minimum, then `return True`).
-fn distinct_code(rule: &Rule, agg: &crate::model::Aggregate, py: &mut python::Py, cx: &mut Cx) -> (String, Vec<String>) {
+fn distinct_code(agg: &crate::model::Aggregate, py: &mut python::Py, cx: &mut Cx) -> (String, Vec<String>) {
     py.imports.insert("json");
     let mut groups = vec![];
     for b in &agg.by {
@@ -295,7 +295,6 @@ def {DISTINCT_COUNT}(name, group, texts, event):
             min.value
         ));
     }
-    let _ = rule;
     checks.push("    return True".into());
     (functions, checks)
 }
@@ -429,7 +428,7 @@ pub fn view(rule: &Rule, cx: &mut Cx, key: Option<&[crate::fields::Field]>) -> R
     // distinct-count minimums: counted over Panther's cache
     let distinct = d.alert.aggregate.as_ref().filter(|a| !a.min_distinct.is_empty() && key.is_none());
     if let Some(agg) = distinct {
-        let (functions, checks) = distinct_code(rule, agg, &mut py, cx);
+        let (functions, checks) = distinct_code(agg, &mut py, cx);
         key_function = Some(functions);
         body.extend(checks);
         third_party.push(format!("from {NEW_TERMS_MODULE} import get_string_set, put_string_set"));
