@@ -118,6 +118,7 @@ impl Concern {
             Cond::Pred(p) => at(&p.field.path, &p.span),
             Cond::FieldRef(f) => at(&f.field.path, &f.span) || at(&f.other.path, &f.span),
             Cond::Some(q) => at(&q.field.path, &q.span),
+            Cond::External(l) => at(&l.field.path, &l.span),
             Cond::Succeeded(_) => spans.is_empty() && fields.iter().any(|f| matches!(f.as_str(), "errorCode" | "errorMessage" | "@outcome")),
             Cond::All(_) | Cond::Any(_) | Cond::Not(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
         }

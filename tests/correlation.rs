@@ -107,7 +107,7 @@ fn sentinel_and_elastic_decide_sequences_as_the_canonical_rule() {
         }
         let event = Value::Array(events);
         let canonical = evaluate(&r, &event, &Entries::new()).matched.expect("decided");
-        let s = rulecast::vendors::sentinel::eval::verdict(&sentinel, &event).expect("Sentinel runs");
+        let s = rulecast::vendors::sentinel::eval::verdict(&sentinel, &event, &Default::default()).expect("Sentinel runs");
         let e = rulecast::vendors::elastic::eval::verdict(&elastic, &event, None).expect("Elastic runs");
         assert_eq!(s, canonical, "Sentinel on {event}");
         assert_eq!(e, canonical, "Elastic on {event}");
@@ -288,18 +288,18 @@ fn one_event_or_equal_times() {
     let a = "arn:aws:iam::123456789012:user/a";
     for event in [ev("CreateUser", 0, a), Value::Array(vec![ev("CreateUser", 0, a)])] {
         assert_eq!(evaluate(&r, &event, &Entries::new()).matched, Some(false), "{event}");
-        assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &event), Ok(false), "{event}");
+        assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &event, &Default::default()), Ok(false), "{event}");
         assert_eq!(rulecast::vendors::elastic::eval::verdict(&elastic, &event, None), Ok(false), "{event}");
     }
     let same_time = Value::Array(vec![ev("CreateUser", 0, a), ev("DeleteUser", 0, a)]);
     assert_eq!(evaluate(&r, &same_time, &Entries::new()).matched, Some(false));
-    assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &same_time), Ok(false));
+    assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &same_time, &Default::default()), Ok(false));
     assert_eq!(rulecast::vendors::elastic::eval::verdict(&elastic, &same_time, None), Ok(true));
     assert!(elastic.notes.iter().any(|n| n.message.contains("equal timestamps")), "the difference is declared");
     let later = Value::Array(vec![ev("CreateUser", 0, a), ev("DeleteUser", 1, a)]);
     for v in [
         evaluate(&r, &later, &Entries::new()).matched == Some(true),
-        rulecast::vendors::sentinel::eval::verdict(&sentinel, &later) == Ok(true),
+        rulecast::vendors::sentinel::eval::verdict(&sentinel, &later, &Default::default()) == Ok(true),
         rulecast::vendors::elastic::eval::verdict(&elastic, &later, None) == Ok(true),
     ] {
         assert!(v);
@@ -352,7 +352,7 @@ sequence by aws.cloudtrail.user_identity.arn with maxspan=10m
     let events = Value::Array(vec![first, ev("CreateAccessKey", 4, a)]);
     assert_eq!(evaluate(&r, &events, &Entries::new()).matched, Some(true));
     let sentinel = rulecast::vendors::sentinel::eval::prepare(&r);
-    assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &events), Ok(true));
+    assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &events, &Default::default()), Ok(true));
 }
 
 fn sigma(name: &str) -> Vec<rulecast::import::Imported> {
@@ -385,7 +385,7 @@ fn sigma_correlations_import_into_the_model() {
     for (events, want) in [(vec![stop.clone(), start.clone()], true), (vec![start, stop.clone()], true), (vec![stop, early], false)] {
         let ev = Value::Array(events);
         assert_eq!(evaluate(&r, &ev, &Entries::new()).matched, Some(want));
-        assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &ev), Ok(want));
+        assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &ev, &Default::default()), Ok(want));
         assert_eq!(rulecast::vendors::elastic::eval::verdict(&elastic, &ev, None), Ok(want));
     }
     // event_count: a count threshold (gte 10: more than 9) over the window, on all three targets

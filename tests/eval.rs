@@ -9,7 +9,7 @@ fn canonical_verdicts_match_every_expected_result() {
     let mut failures = vec![];
     for rule in &rules {
         for t in &rule.doc.tests {
-            let v = rulecast::eval::evaluate_with(rule, &t.value.event, &t.value.allowlists, Some(&t.value.enrichment));
+            let v = rulecast::eval::evaluate_with(rule, &t.value.event, &rule.test_entries(&t.value), Some(&t.value.enrichment));
             checked += 1;
             if v.matched != Some(t.value.expect) {
                 failures.push(format!("{} / {}: expected {}, got {:?}\n{}", rule.file, t.value.name, t.value.expect, v.matched, v.trace.join("\n")));

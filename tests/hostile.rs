@@ -130,7 +130,7 @@ fn hostile_values_parse_and_evaluate_like_the_canonical_rule() {
             canonical_all.push(canonical);
             panther_jobs.push(json!({"id": panther_jobs.len(), "module": format!("case_{i}"), "event": ev}));
             for (t, got, notes) in [
-                (Target::Sentinel, rulecast::vendors::sentinel::eval::verdict(&sentinel, ev), &sentinel.notes),
+                (Target::Sentinel, rulecast::vendors::sentinel::eval::verdict(&sentinel, ev, &Default::default()), &sentinel.notes),
                 (Target::Elastic, rulecast::vendors::elastic::eval::verdict(&elastic, ev, None), &elastic.notes),
             ] {
                 match got {

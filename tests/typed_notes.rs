@@ -26,7 +26,7 @@ fn cases(rule: &Rule) -> Vec<Case<'_>> {
             name: t.value.name.clone(),
             expected: Some(t.value.expect),
             event: t.value.event.clone(),
-            allowlists: t.value.allowlists.clone(),
+            allowlists: rule.test_entries(&t.value),
             enrichment: Some(t.value.enrichment.clone()),
         })
         .collect()

@@ -73,7 +73,7 @@ pub fn run(rules_dir: &Path, read: rulecast::load::files::ReadPolicy, only: &[St
                 name: t.value.name.clone(),
                 expected: Some(t.value.expect),
                 event: t.value.event.clone(),
-                allowlists: t.value.allowlists.clone(),
+                allowlists: r.test_entries(&t.value),
                 enrichment: Some(t.value.enrichment.clone()),
             });
         }

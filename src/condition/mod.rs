@@ -29,6 +29,8 @@ pub enum Cond {
     FieldRef(FieldRef),
     /// The event matches an entry of the named allow-list.
     Allowed(String),
+    /// The field's value is one of an external list's values (read when the rule runs).
+    External(ListRef),
     /// At least one element of an array satisfies a condition.
     Some(Box<Quant>),
     /// Logic kept in one target's language; only that target can decide it.
@@ -109,6 +111,21 @@ pub struct FieldRef {
     pub span: Option<Span>,
 }
 
+/// A field compared with an external list (`list: NAME` naming `external_lists:`): holds when
+/// the field's text equals one of the list's values; an absent, null or empty field reads as
+/// the empty text, which only an empty record of the list matches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListRef {
+    /// The field.
+    pub field: Field,
+    /// The external list's name.
+    pub list: String,
+    /// Case sensitivity.
+    pub case: Case,
+    /// Where it was written.
+    pub span: Option<Span>,
+}
+
 /// Is this a string comparison (one that `case` applies to)?
 pub fn is_string_op(op: Op) -> bool {
     matches!(op, Op::Eq | Op::In | Op::Contains | Op::Startswith | Op::Endswith | Op::Glob | Op::Regex | Op::Mentions)
@@ -134,6 +151,8 @@ pub struct Scope<'a> {
     pub file: &'a str,
     /// Named lists.
     pub lists: &'a IndexMap<String, Vec<Value>>,
+    /// Names of external lists.
+    pub external: &'a [String],
     /// 0 at the event level; inside `some` conditions, the nesting depth (fields there are
     /// relative to the element).
     pub depth: usize,
@@ -230,7 +249,7 @@ fn parse_some(q: &crate::model::SomeNode, scope: &Scope, diags: &mut Diagnostics
             Err(PathError::Unknown(None)) => return None,
         },
     };
-    let inner = Scope { file: scope.file, lists: scope.lists, depth: scope.depth + 1 };
+    let inner = Scope { file: scope.file, lists: scope.lists, external: scope.external, depth: scope.depth + 1 };
     let cond = parse(&q.cond, &inner, diags)?;
     Some(Cond::Some(Box::new(Quant {
         field,
@@ -438,6 +457,27 @@ fn parse_pred(n: &CondNode, scope: &Scope, diags: &mut Diagnostics, span: Option
         );
         return None;
     }
+    // an external list: its values are read when the rule runs
+    if let Some(l) = &n.list
+        && scope.external.contains(&l.value)
+    {
+        if !matches!(op, Op::In | Op::Eq) {
+            diags.push(
+                Diagnostic::error(Code::E204, format!("external list `{}` is compared with `op: in` only", l.value))
+                    .with_expected("`op: in`")
+                    .with_found(format!("`op: {}`", <&str>::from(op)))
+                    .with_span(ospan),
+            );
+            return None;
+        }
+        if matches!(field.kind, fields::Kind::Object | fields::Kind::Record | fields::Kind::Array) {
+            diags.push(
+                Diagnostic::error(Code::E204, format!("`{}` is an object or a list; an external list is compared with scalar fields", field.path)).with_span(span_of(scope.file, field_node).or(span.clone())),
+            );
+            return None;
+        }
+        return Some(Cond::External(ListRef { field, list: l.value.clone(), case, span }));
+    }
     let mut list_name = None;
     let (values, vspan): (Vec<Value>, Option<Span>) = if let Some(v) = &n.value {
         let vs = span_of(scope.file, v);
@@ -607,7 +647,7 @@ pub fn preds<'a>(c: &'a Cond, out: &mut Vec<&'a Pred>) {
         Cond::Not(k) => preds(k, out),
         Cond::Pred(p) => out.push(p),
         Cond::Some(q) => preds(&q.cond, out),
-        Cond::Succeeded(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
+        Cond::Succeeded(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::External(_) | Cond::Opaque { .. } => {}
     }
 }
 
@@ -623,6 +663,7 @@ pub fn fields_read<'a>(c: &'a Cond, out: &mut Vec<&'a Field>) {
             out.push(&f.field);
             out.push(&f.other);
         }
+        Cond::External(l) => out.push(&l.field),
         Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
     }
 }
@@ -649,7 +690,7 @@ mod tests {
         let node: Spanned<CondNode> = serde_saphyr::from_str(yaml).unwrap();
         let lists = IndexMap::from([("L".to_string(), vec![Value::from("a")])]);
         let mut d = Diagnostics::new();
-        let c = parse(&node, &Scope { file: "r.yaml", lists: &lists, depth: 0 }, &mut d);
+        let c = parse(&node, &Scope { file: "r.yaml", lists: &lists, external: &[], depth: 0 }, &mut d);
         (c.map(normalise), d)
     }
 

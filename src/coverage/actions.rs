@@ -214,7 +214,7 @@ fn matchers(c: &Cond, out: &mut HashMap<*const Pred, Matcher>, lits: &mut (Vec<S
                 }
             }
         }
-        Cond::Succeeded(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::Some(_) | Cond::Opaque { .. } => {}
+        Cond::Succeeded(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::External(_) | Cond::Some(_) | Cond::Opaque { .. } => {}
     }
 }
 
@@ -249,7 +249,8 @@ fn decide(c: &Cond, m: &HashMap<*const Pred, Matcher>, source: Option<&str>, nam
             (Some(Key::Source), Some(mt)) => source.map_or(Tri::Maybe, |s| tri(mt.holds(s))),
             _ => Tri::Maybe,
         },
-        Cond::Succeeded(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::Some(_) | Cond::Opaque { .. } => Tri::Maybe,
+        // an external list's values are read when the rule runs: any call may be in it
+        Cond::Succeeded(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::External(_) | Cond::Some(_) | Cond::Opaque { .. } => Tri::Maybe,
     }
 }
 
@@ -263,7 +264,7 @@ pub fn has_opaque(c: &Cond) -> bool {
         Cond::All(k) | Cond::Any(k) => k.iter().any(has_opaque),
         Cond::Not(k) => has_opaque(k),
         Cond::Opaque { .. } => true,
-        Cond::Succeeded(_) | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::Some(_) => false,
+        Cond::Succeeded(_) | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::External(_) | Cond::Some(_) => false,
     }
 }
 

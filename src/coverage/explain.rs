@@ -127,6 +127,7 @@ fn preds(c: &Cond, negated: bool, out: &mut Vec<(String, String, Vec<String>)>) 
         }
         Cond::Succeeded(b) => out.push(("errorCode".into(), if *b != negated { "is_null".into() } else { "not is_null".into() }, vec![])),
         Cond::FieldRef(f) => out.push((f.field.path.clone(), if negated { "not equals field".into() } else { "equals field".into() }, vec![f.other.path.clone()])),
+        Cond::External(l) => out.push((l.field.path.clone(), if negated { "not in external list".into() } else { "in external list".into() }, vec![l.list.clone()])),
         Cond::Allowed(_) | Cond::Some(_) | Cond::Opaque { .. } => {}
     }
 }
@@ -159,6 +160,7 @@ pub fn tree(c: &Cond, depth: usize, out: &mut String) {
         }
         Cond::FieldRef(f) => out.push_str(&format!("{pad}{} equals field {}\n", f.field.path, f.other.path)),
         Cond::Allowed(n) => out.push_str(&format!("{pad}allowed by list {n}\n")),
+        Cond::External(l) => out.push_str(&format!("{pad}{} in external list {}\n", l.field.path, l.list)),
         Cond::Some(q) => {
             out.push_str(&format!("{pad}some element of {}:\n", q.describe()));
             tree(&q.cond, depth + 1, out);

@@ -216,6 +216,7 @@ fn top_fields<'a>(c: &'a Cond, out: &mut Vec<&'a Field>) {
         Cond::Not(k) => top_fields(k, out),
         Cond::Pred(p) => out.push(&p.field),
         Cond::FieldRef(f) => out.extend([&f.field, &f.other]),
+        Cond::External(l) => out.push(&l.field),
         Cond::Some(q) => out.push(&q.field),
         Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
     }
@@ -228,7 +229,7 @@ pub fn walk<'a>(c: &'a Cond, f: &mut dyn FnMut(&'a Cond)) {
         Cond::All(k) | Cond::Any(k) => k.iter().for_each(|k| walk(k, f)),
         Cond::Not(k) => walk(k, f),
         Cond::Some(q) => walk(&q.cond, f),
-        Cond::Succeeded(_) | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::Opaque { .. } => {}
+        Cond::Succeeded(_) | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::External(_) | Cond::Opaque { .. } => {}
     }
 }
 
@@ -480,6 +481,19 @@ impl Ev<'_> {
                 trace.push(format!("{pad}{} eq field {}{case} -> {shown}", f.field.path, f.other.path));
                 r
             }
+            Cond::External(l) => {
+                // the list's contents as the test gives them (rows of its one column); none: empty
+                let values = list_values(self.lists, &l.list);
+                let p = Pred { field: l.field.clone(), op: Op::Eq, values, list: Some(l.list.clone()), case: l.case, span: None };
+                // an absent, null or empty value reads as the empty text, as Kusto's string columns
+                // do: an empty record of the list matches it
+                let has_empty = p.values.iter().any(|v| v.as_str() == Some(""));
+                let r = value_at(&l.field, event, self.enrichment).ok().map(|v| if is_empty(v.as_deref()) { has_empty } else { pred_on(&p, v.as_deref()) });
+                let shown = r.map_or_else(|| "undecided (the test gives no enrichment value)".to_string(), |b| b.to_string());
+                let case = if l.case == Case::Insensitive { " (case-insensitive)" } else { "" };
+                trace.push(format!("{pad}{} in external list {} ({} values){case} -> {shown}", l.field.path, l.list, p.values.len()));
+                r
+            }
             Cond::Allowed(name) => {
                 let Some(al) = self.rule.allowlists.get(name) else { return Some(false) };
                 let entries = self.lists.get(name).unwrap_or(&al.entries);
@@ -504,6 +518,12 @@ impl Ev<'_> {
             }
         }
     }
+}
+
+/// An external list's values as a test's [`Entries`] carry them: one row per value, the value
+/// in the row's one column (none: the list is empty).
+pub fn list_values(entries: &Entries, name: &str) -> Vec<Value> {
+    entries.get(name).map_or_else(Vec::new, |rows| rows.iter().filter_map(|r| r.values().next()).map(|v| Value::String(v.clone())).collect())
 }
 
 /// Does a field-to-field comparison hold? Both values present and non-empty, and some scalar

@@ -13,10 +13,14 @@ pub fn is_guid(s: &str) -> bool {
 
 /// Is this a safe output file stem? (no separators, no `..`, no leading dot)
 pub fn is_safe_stem(s: &str) -> bool {
+    // Spaces and parentheses occur in vendor repositories' own file names (Azure-Sentinel's
+    // `AWS_AssumeRoleBruteForce (2).yaml`); they are safe inside a name, not at its end (Windows
+    // drops a trailing space or dot).
     !s.is_empty()
         && s.len() <= 128
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-. ()".contains(c))
+        && !s.ends_with([' ', '.'])
         && !s.contains("..")
 }
 
@@ -134,7 +138,7 @@ pub fn duration(file: &str, what: &str, v: &Spanned<String>, units: &str) -> Opt
 pub fn file_stem(file: &str, what: &str, v: &Spanned<String>) -> Option<Diagnostic> {
     (!is_safe_stem(&v.value)).then(|| {
         Diagnostic::error(Code::E106, format!("{what} file name `{}` is not allowed", v.value))
-            .with_expected("a plain file stem: letters, digits, `_`, `-`, `.`; no `/`, `\\` or `..`")
+            .with_expected("a plain file stem: letters, digits, `_`, `-`, `.`, spaces and parentheses, starting with a letter or digit, not ending with a space or `.`; no `/`, `\\` or `..`")
             .with_hint("rulecast writes every file inside the output folder")
             .with_span(span_of(file, v))
     })
@@ -163,6 +167,17 @@ mod tests {
         assert!(is_date("2026-12-31"));
         assert!(!is_date("2026-1-01"));
         assert!(!is_date("+026-01-01"));
+    }
+
+    #[test]
+    fn file_stems_as_vendor_repositories_name_them() {
+        for ok in ["AWS_AssumeRoleBruteForce (2)", "AWS Create Policy Version to allow all resources", "a.b-c_d"] {
+            assert!(is_safe_stem(ok), "{ok}");
+        }
+        for bad in ["", " lead", "trail ", "dot.", "../up", "a/b", "a\\b", "(x)", "a..b", "tab\tin", "é", "a:b", "a*b"] {
+            assert!(!is_safe_stem(bad), "{bad:?}");
+        }
+        assert!(!is_safe_stem(&"a".repeat(129)));
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Rule {
     pub doc: RuleDoc,
     /// Named lists, plain.
     pub lists: IndexMap<String, Vec<Value>>,
+    /// External lists (read from a URL when the rule runs), validated.
+    pub external_lists: IndexMap<String, ExternalListDef>,
     /// The detection condition, normalised (allow-lists not included).
     pub detection: Cond,
     /// The correlation, when the rule has one.
@@ -42,6 +44,22 @@ pub struct Rule {
     /// Names defined by `alert.derive`, in order.
     pub derived: Vec<String>,
 }
+
+/// A validated external list (`external_lists:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalListDef {
+    /// The URL the list is read from.
+    pub url: String,
+    /// The column holding the values.
+    pub column: String,
+    /// The first record is a header.
+    pub header: bool,
+    /// Kusto's format name, when given.
+    pub format: Option<String>,
+}
+
+/// Formats Kusto's `externaldata` reads a one-column list from (Kusto's data formats).
+pub const EXTERNAL_FORMATS: &[&str] = &["csv", "tsv", "tsve", "psv", "scsv", "sohsv", "txt", "raw", "json", "multijson"];
 
 /// A validated allow-list.
 #[derive(Debug, Clone)]
@@ -126,6 +144,17 @@ impl Rule {
             }
         }
         r
+    }
+
+    /// What a test gives for the rule's deployment data, as one map: its allow-list entries,
+    /// and each external list's contents as rows of the list's one column.
+    pub fn test_entries(&self, t: &crate::model::TestCase) -> crate::eval::Entries {
+        let mut out = t.allowlists.clone();
+        for (name, values) in &t.lists {
+            let column = self.external_lists.get(name).map_or("value", |e| e.column.as_str());
+            out.insert(name.clone(), values.iter().map(|v| IndexMap::from([(column.to_string(), v.clone())])).collect());
+        }
+        out
     }
 
     /// The risk score: given, or the top of the severity's band.
@@ -377,7 +406,57 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
         lists.insert(name.clone(), vals.value.clone());
     }
 
-    let scope = Scope { file, lists: &lists, depth: 0 };
+    let mut external_lists = IndexMap::new();
+    for (name, el) in &doc.external_lists {
+        let at = sp(file, el);
+        if !is_identifier(name) {
+            d.push(
+                Diagnostic::error(Code::E103, format!("external list name `{name}` is not an identifier"))
+                    .with_expected("letters, digits and `_`, starting with a letter")
+                    .with_span(at.clone()),
+            );
+        }
+        if lists.contains_key(name) || doc.allowlists.contains_key(name) {
+            d.push(
+                Diagnostic::error(Code::E105, format!("`{name}` names an external list and a list or allow-list"))
+                    .with_expected("one name per list")
+                    .with_span(at.clone()),
+            );
+        }
+        let e = &el.value;
+        let url = e.url.value.trim();
+        let scheme_ok = url.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+        if !scheme_ok || url != e.url.value || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            d.push(
+                Diagnostic::error(Code::E103, format!("external list `{name}`: `{}` is not a URL rulecast writes", e.url.value))
+                    .with_expected("an https:// URL without spaces or control characters")
+                    .with_span(sp(file, &e.url)),
+            );
+        }
+        if !is_identifier(&e.column.value) {
+            d.push(
+                Diagnostic::error(Code::E103, format!("external list `{name}`: column `{}` is not an identifier", e.column.value))
+                    .with_expected("letters, digits and `_`, starting with a letter")
+                    .with_span(sp(file, &e.column)),
+            );
+        }
+        if let Some(f) = &e.format
+            && !EXTERNAL_FORMATS.contains(&f.value.as_str())
+        {
+            d.push(
+                Diagnostic::error(Code::E103, format!("external list `{name}`: unknown format `{}`", f.value))
+                    .with_expected(format!("one of {}", EXTERNAL_FORMATS.join(", ")))
+                    .with_suggestion(&f.value, EXTERNAL_FORMATS.iter().copied())
+                    .with_span(sp(file, f)),
+            );
+        }
+        external_lists.insert(
+            name.clone(),
+            ExternalListDef { url: e.url.value.clone(), column: e.column.value.clone(), header: e.header, format: e.format.as_ref().map(|f| f.value.clone()) },
+        );
+    }
+    let external_names: Vec<String> = external_lists.keys().cloned().collect();
+    let scope = Scope { file, lists: &lists, external: &external_names, depth: 0 };
     let detection = match &doc.detection {
         Some(det) => condition::parse(det, &scope, &mut d).map(condition::normalise),
         // a correlation's steps may hold every condition: the rule's own is then "every event"
@@ -444,7 +523,8 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
                 | crate::model::Measure::Max(f)
                 | crate::model::Measure::Distinct(f)
                 | crate::model::Measure::Latest(f)
-                | crate::model::Measure::Earliest(f) => {
+                | crate::model::Measure::Earliest(f)
+                | crate::model::Measure::Values(f) => {
                     check_ref(f, &known, None, &mut d);
                 }
                 crate::model::Measure::Count => {}
@@ -593,6 +673,16 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
                 );
             }
         }
+        for name in t.value.lists.keys() {
+            if !external_lists.contains_key(name) {
+                d.push(
+                    Diagnostic::error(Code::E202, format!("test `{}` fills unknown external list `{name}`", t.value.name))
+                        .with_expected("a name defined under `external_lists:`")
+                        .with_suggestion(name, external_lists.keys().map(String::as_str))
+                        .with_span(sp(file, t)),
+                );
+            }
+        }
         for name in t.value.allowlists.keys() {
             if !allowlists.contains_key(name) {
                 d.push(
@@ -610,6 +700,7 @@ fn validate(file: &str, slug: &str, doc: RuleDoc) -> Result<Rule, Diagnostics> {
             slug: slug.to_string(),
             doc,
             lists,
+            external_lists,
             detection,
             correlation,
             new_terms,

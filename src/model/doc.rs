@@ -50,6 +50,8 @@ pub struct Doc {
     pub kind: Option<String>,
     /// `lists`: name → values (JSON scalars).
     pub lists: IndexMap<String, Vec<Value>>,
+    /// `external_lists`: name → `{url, column, header, format}`.
+    pub external_lists: IndexMap<String, Value>,
     /// `detection`.
     pub detection: Node,
     /// `correlation` (`{type, by, within, steps: [{name, detection}]}`).
@@ -100,6 +102,8 @@ struct Written<'a> {
     logsource: &'static str,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     lists: &'a IndexMap<String, Vec<Value>>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    external_lists: &'a IndexMap<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detection: Option<&'a Node>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -148,6 +152,7 @@ impl Doc {
             kind: self.kind.as_deref(),
             logsource: "aws.cloudtrail",
             lists: &self.lists,
+            external_lists: &self.external_lists,
             // a correlation whose steps hold every condition has no detection of its own
             detection: (!(self.correlation.is_some() && self.detection == Node::all(vec![]))).then_some(&self.detection),
             correlation: self.correlation.as_ref(),

@@ -68,6 +68,11 @@ pub struct RuleDoc {
     /// Named value lists, referenced by conditions as `list: NAME`.
     #[serde(default)]
     pub lists: IndexMap<String, Spanned<Vec<Value>>>,
+    /// Lists whose values the platform reads from a URL each time the rule runs (Sentinel
+    /// `externaldata`), referenced like `lists:` by `list: NAME`, with `op: in` only. Their
+    /// values are not part of the rule: a test gives the contents it assumes (`tests[].lists`).
+    #[serde(default)]
+    pub external_lists: IndexMap<String, Spanned<ExternalList>>,
     /// The condition an event must meet (with `correlation`: every event of every step, and
     /// optional there: the steps may hold all the conditions).
     #[serde(default)]
@@ -94,6 +99,23 @@ pub struct RuleDoc {
     /// Settings only one vendor has.
     #[serde(default)]
     pub targets: crate::vendors::TargetSettings,
+}
+
+/// A list read from a URL when the rule runs: one value per record, from one column.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalList {
+    /// Where the list is read from (`https://...`).
+    pub url: Spanned<String>,
+    /// The name of the column the values are in (Sentinel's `externaldata (NAME:string)`: the
+    /// file's first column).
+    pub column: Spanned<String>,
+    /// The file's first record is a header, not a value (Kusto's `ignoreFirstRecord`).
+    #[serde(default)]
+    pub header: bool,
+    /// The file format as Kusto names it (`csv` when not given; `txt`, `tsv`, `json`, ...).
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
 }
 
 /// Severity, in the canonical vocabulary.
@@ -530,6 +552,10 @@ pub enum Measure {
     /// Smallest value of a field; the group's row carries every field of the event that has
     /// it (Sentinel `arg_min(f, *)`).
     Earliest(String),
+    /// The group's distinct values of a field, as a list for the alert to carry (Sentinel
+    /// `make_set(f)`: a string column holds an absent field as the empty value, which is then
+    /// one of the values). Alert content only: no threshold tests it.
+    Values(String),
 }
 
 impl Measure {
@@ -561,6 +587,11 @@ pub struct TestCase {
     /// Allow-list contents for this test (name -> entries), in place of the shipped entries.
     #[serde(default)]
     pub allowlists: IndexMap<String, Vec<IndexMap<String, String>>>,
+    /// The contents of external lists (`external_lists:`) this test assumes: name -> values
+    /// (`""` for an empty record, which matches an absent or empty field). An external list the
+    /// test does not name is empty.
+    #[serde(default)]
+    pub lists: IndexMap<String, Vec<String>>,
     /// Values the platform looks up at ingestion (enrichment virtual fields such as
     /// `@source_as_org`), by field name; `null` when the platform finds none. Conditions on an
     /// enrichment field the test does not list are undecided.

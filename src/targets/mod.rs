@@ -171,7 +171,7 @@ pub fn foreign_opaque(c: &Cond, target: Target) -> Option<(OpaqueLang, String)> 
         Cond::Not(k) => foreign_opaque(k, target),
         Cond::Opaque { lang, reason, .. } if *lang != opaque_lang(target) => Some((*lang, reason.clone())),
         // `some.where` holds no opaque logic (the loader keeps it out)
-        Cond::Opaque { .. } | Cond::Some(_) | Cond::Succeeded(_) | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Allowed(_) => None,
+        Cond::Opaque { .. } | Cond::Some(_) | Cond::Succeeded(_) | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Allowed(_) | Cond::External(_) => None,
     }
 }
 
@@ -235,7 +235,7 @@ pub fn lowered_for(rule: &Rule, target: Target, cx: &mut Cx) -> Option<Rule> {
             Cond::All(k) | Cond::Any(k) => k.iter().any(|k| needs(k, t)),
             Cond::Not(k) => needs(k, t),
             Cond::Pred(p) => p.field.maps.unavailable(t) == Some(crate::fields::by_action::BY_ACTION),
-            Cond::Some(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
+            Cond::Some(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::External(_) | Cond::Opaque { .. } => false,
         }
     }
     fn rewrite(c: &Cond, t: Target, cx: &mut Cx) -> Cond {

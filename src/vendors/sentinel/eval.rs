@@ -3,6 +3,9 @@
 //!
 //! Input: a [`Rule`] and raw CloudTrail events. Output: per-event verdicts.
 
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, Severity};
@@ -29,6 +32,8 @@ pub struct Prepared {
     /// A new-terms query's period in seconds: run at the last event's time over one row per
     /// event in the period, it alerts on the last event when a result row has that event's time.
     pub new_terms: Option<u64>,
+    /// The rule's external lists: name -> URL (a test gives their contents).
+    pub external: Vec<(String, String)>,
 }
 
 /// Compile and parse a rule's Sentinel query.
@@ -44,7 +49,14 @@ pub fn prepare(rule: &Rule) -> Prepared {
     } else {
         kusto::parse(&text).map_err(|e| format!("rulecast's Kusto parser rejects the query: {e}"))
     };
-    Prepared { query, text: Some(text), notes, correlation: rule.correlation.is_some(), new_terms: rule.new_terms.as_ref().map(|nt| super::target::kql::new_terms_period_secs(rule, nt)) }
+    Prepared {
+        query,
+        text: Some(text),
+        notes,
+        correlation: rule.correlation.is_some(),
+        new_terms: rule.new_terms.as_ref().map(|nt| super::target::kql::new_terms_period_secs(rule, nt)),
+        external: rule.external_lists.iter().map(|(n, e)| (n.clone(), e.url.clone())).collect(),
+    }
 }
 
 /// The clock, in 100-nanosecond ticks since 1970.
@@ -53,8 +65,18 @@ fn now_ticks() -> i64 {
 }
 
 /// The verdict: the query returns at least one row for the event's `AWSCloudTrail` row.
-pub fn verdict(p: &Prepared, event: &Value) -> Result<bool, String> {
+/// `externaldata` reads the external lists' contents from `entries` (a test's; none: empty).
+pub fn verdict(p: &Prepared, event: &Value, entries: &crate::eval::Entries) -> Result<bool, String> {
     let q = p.query.as_ref().map_err(Clone::clone)?;
+    let external: HashMap<String, Vec<String>> = p
+        .external
+        .iter()
+        .map(|(name, url)| (url.clone(), crate::eval::list_values(entries, name).into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect()))
+        .collect();
+    let run = |rows: &[IndexMap<String, Value>], typed: bool, now: std::time::SystemTime| {
+        let columns = if typed { super::row::datetime_columns() } else { vec![] };
+        kusto::run_with_external(q, "AWSCloudTrail", rows, &columns, now, &external).map_err(|e| e.to_string())
+    };
     // several events (a correlation's test): one row each, the table's datetime columns typed
     // (a correlation compares and subtracts TimeGenerated)
     if let Some(period) = p.new_terms {
@@ -75,13 +97,13 @@ pub fn verdict(p: &Prepared, event: &Value) -> Result<bool, String> {
             }
         }
         let now = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(at).unwrap_or(0) * 100);
-        let out = kusto::run_typed_at(q, "AWSCloudTrail", &rows, &super::row::datetime_columns(), now).map_err(|e| e.to_string())?;
+        let out = run(&rows, true, now)?;
         return Ok(out.iter().any(|r| r.get("TimeGenerated").and_then(Value::as_str).and_then(crate::kusto::parse_datetime) == Some(at)));
     }
     if p.correlation {
         let rows: Vec<_> = event.as_array().map_or_else(|| vec![to_sentinel_row(event)], |events| events.iter().map(to_sentinel_row).collect());
-        return kusto::run_typed(q, "AWSCloudTrail", &rows, &super::row::datetime_columns()).map(|out| !out.is_empty()).map_err(|e| e.to_string());
+        return run(&rows, true, std::time::SystemTime::now()).map(|out| !out.is_empty());
     }
     let rows = vec![to_sentinel_row(event)];
-    kusto::run(q, "AWSCloudTrail", &rows).map(|out| !out.is_empty()).map_err(|e| e.to_string())
+    run(&rows, false, std::time::SystemTime::now()).map(|out| !out.is_empty())
 }

@@ -55,7 +55,7 @@ impl Backend for Sentinel {
                 let p = prepared.entry(key).or_insert_with(|| {
                     if j.allowlists.is_empty() { eval::prepare(j.rule) } else { eval::prepare(&j.rule.with_entries(j.allowlists)) }
                 });
-                match eval::verdict(p, j.event) {
+                match eval::verdict(p, j.event, j.allowlists) {
                     Ok(b) => Decision::of(b),
                     Err(e) => Decision::Error(e),
                 }

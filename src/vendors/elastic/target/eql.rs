@@ -231,6 +231,7 @@ fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Out {
             f.span.clone(),
             format!("EQL compares a field with constants only, never with another field: `{}` equal to `{}`", f.field.path, f.other.path),
         ),
+        Cond::External(l) => refuse(cx, l.span.clone(), super::external_list_refusal(l, rule)),
         Cond::Allowed(name) => {
             let Some(al) = rule.allowlists.get(name) else { return atom("false".into()) };
             let mut alts = vec![];

@@ -319,6 +319,10 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Query {
             );
             refused()
         }
+        Cond::External(l) => {
+            cx.unsupported(Code::E402, l.span.clone(), super::external_list_refusal(l, rule));
+            refused()
+        }
         Cond::Allowed(name) => allowed(name, rule, cx),
         Cond::Opaque { lang, text, reason } => {
             if crate::targets::opaque_speaks(*lang, reason, cx) {
@@ -370,7 +374,7 @@ pub(crate) fn flatten_some(q: &Quant) -> Option<Cond> {
                 p.extend(inner.path.iter().cloned());
                 walk(&inner.cond, base, &p)
             }
-            Cond::Pred(_) | Cond::All(_) | Cond::Some(_) | Cond::Not(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => None,
+            Cond::Pred(_) | Cond::All(_) | Cond::Some(_) | Cond::Not(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::External(_) | Cond::Opaque { .. } => None,
         }
     }
     walk(&q.cond, &base, &prefix)
@@ -389,7 +393,7 @@ pub(crate) fn may_match_console_login(rule: &Rule) -> bool {
             }
             Cond::All(k) => k.iter().any(excludes),
             Cond::Any(k) => k.iter().all(excludes),
-            Cond::Not(_) | Cond::Pred(_) | Cond::Some(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::Opaque { .. } => false,
+            Cond::Not(_) | Cond::Pred(_) | Cond::Some(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::External(_) | Cond::Opaque { .. } => false,
         }
     }
     !excludes(&rule.condition())

@@ -18,6 +18,15 @@ use crate::targets::{Concern, Cx, RuleView, Target, derived_uuid, render};
 /// Output files: (extension, template).
 pub const FILES: &[(&str, &str)] = &[("toml", "elastic/rule.toml.j2")];
 
+/// Why an Elastic query cannot test an external list.
+pub(crate) fn external_list_refusal(l: &crate::condition::ListRef, rule: &Rule) -> String {
+    let url = rule.external_lists.get(&l.list).map_or("", |e| e.url.as_str());
+    format!(
+        "`{}` in external list `{}`: the list is read from {url} when the rule runs; Elastic's rule languages read no URL (a value list uploaded apart from the rule could hold a copy, tested through a rule exception; rulecast writes neither)",
+        l.field.path, l.list
+    )
+}
+
 /// One `[[rule.threat]]` block.
 #[derive(Debug, Serialize)]
 pub struct ThreatView {
@@ -334,7 +343,7 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                     .filter(|(name, m)| match m {
                         Measure::Count => false,
                         Measure::Distinct(_) => !agg.min_distinct.contains_key(*name),
-                        Measure::Min(_) | Measure::Max(_) | Measure::Latest(_) | Measure::Earliest(_) => true,
+                        Measure::Min(_) | Measure::Max(_) | Measure::Latest(_) | Measure::Earliest(_) | Measure::Values(_) => true,
                     })
                     .map(|(name, _)| name.as_str())
                     .collect();
@@ -343,6 +352,10 @@ pub fn compile(rule: &Rule, cx: &mut Cx) -> Result<Vec<(String, String)>, Diagno
                 }
                 if let Some(bin) = &agg.bin {
                     cx.approximate(Concern::Aggregation, None, format!("an Elastic threshold counts over each run's look-back (`from`), not clock-aligned bins of {}", bin.value));
+                }
+                let values: Vec<&str> = agg.measures.iter().filter(|(_, m)| matches!(m, Measure::Values(_))).map(|(n, _)| n.as_str()).collect();
+                if !values.is_empty() {
+                    cx.approximate(Concern::Layout, None, format!("an Elastic threshold alert carries the group's fields and count, not the lists of distinct values {}", values.join(", ")));
                 }
                 if agg.measures.values().any(Measure::is_row) {
                     cx.approximate(Concern::Layout, None, "an Elastic threshold alert carries the group's fields and count, not the fields of its latest or earliest event");

@@ -283,6 +283,18 @@ pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
                 seg_tuple(&q.path)
             )
         }
+        Cond::External(l) => {
+            let url = rule.external_lists.get(&l.list).map_or("", |e| e.url.as_str());
+            cx.unsupported(
+                Code::E402,
+                l.span.clone(),
+                format!(
+                    "`{}` in external list `{}`: the list is read from {url} when the rule runs; a Panther rule decides each event without fetching a URL (a lookup table synced apart from the rule could hold a copy; rulecast writes none)",
+                    l.field.path, l.list
+                ),
+            );
+            "False".into()
+        }
         Cond::Allowed(name) => {
             py.use_helper("allowed");
             let mut items = vec![];

@@ -385,6 +385,15 @@ impl St<'_> {
                     let f = self.field(x).ok_or_else(|| Why::new(format!("`{}` is not a field", self.src(x)), x.span.start))?;
                     (Measure::Distinct(f.path), format!("dcountif_{}", self.src(x)))
                 }
+                // the group's distinct values, for the alert to carry
+                ("make_set", [x]) => {
+                    let r = match &x.kind {
+                        ExprKind::Name(n) => self.alert_ref(n),
+                        _ => None,
+                    }
+                    .ok_or_else(|| Why::new(format!("`{}` is not a field or derived name", self.src(x)), x.span.start))?;
+                    (Measure::Values(r), format!("set_{}", self.src(x)))
+                }
                 // a plain dcount counts the empty value too: declared
                 ("dcount", [x]) => {
                     let f = self.field(x).ok_or_else(|| Why::new(format!("`{}` is not a field", self.src(x)), x.span.start))?;
@@ -393,7 +402,7 @@ impl St<'_> {
                 }
                 (other, _) => {
                     return Err(Why::new(
-                        format!("`{other}()` is not an aggregate the model has (count, min, max, dcount, dcountif(f, isnotempty(f)); arg_max/arg_min are left out)"),
+                        format!("`{other}()` is not an aggregate the model has (count, min, max, dcount, dcountif(f, isnotempty(f)), make_set(f), arg_max/arg_min(f, *))"),
                         at,
                     ));
                 }

@@ -99,8 +99,10 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     let mut sentinel = Map::new();
     let stem = file.rsplit(['/', '\\']).next().unwrap_or(file);
     let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
-    if !stem.is_empty() && !stem.contains("..") {
+    if crate::load::is_safe_stem(stem) {
         sentinel.insert("file".into(), Value::from(stem));
+    } else {
+        parts.push(Part::metadata(format!("file name `{stem}` is not a file name rulecast writes (left out)")));
     }
 
     // id, name, description
@@ -350,6 +352,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         lets: IndexMap::new(),
         env: IndexMap::new(),
         used_lists: vec![],
+        used_external: vec![],
         parts: vec![],
         elems: vec![],
         period: if kind == "Scheduled" { s_of(m.get("queryPeriod")).and_then(|p| timespan(&p)) } else { None },
@@ -400,6 +403,11 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     for name in &st.used_lists {
         if let Some(Let::List(vals)) = st.lets.get(name) {
             d.lists.insert(name.clone(), vals.clone());
+        }
+    }
+    for name in &st.used_external {
+        if let Some(Let::External(spec)) = st.lets.get(name) {
+            d.external_lists.insert(name.clone(), spec.clone());
         }
     }
     let mut alert = alert;

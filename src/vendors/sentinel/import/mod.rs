@@ -165,6 +165,9 @@ enum Let {
     /// A tabular expression (another query, `externaldata`, `materialize(...)`), when it is one
     /// the query can be read through.
     Table(Option<Box<Expr>>),
+    /// `externaldata (c:string) ["https://..."] with (ignoreFirstRecord=..., format=...)`: an
+    /// external list (`{url, column, header, format}` as the model writes it).
+    External(Value),
 }
 
 /// A name bound by `extend`.
@@ -186,6 +189,8 @@ struct St<'a> {
     lets: IndexMap<String, Let>,
     env: IndexMap<String, Bound>,
     used_lists: Vec<String>,
+    /// External lists the detection compares with.
+    used_external: Vec<String>,
     parts: Vec<Part>,
     /// Values `mv-expand`ed before a `where`: the rows are then (event, element) pairs.
     elems: Vec<Elem>,

@@ -185,6 +185,7 @@ impl St<'_> {
                         .collect();
                     vals.map_or(Let::Table(None), Let::List)
                 }
+                ExprKind::ExternalData { columns, uris, props } => external_list(columns, uris, props).map_or_else(|| Let::Table(Some(Box::new(l.value.clone()))), Let::External),
                 ExprKind::Literal(_) => Let::Scalar(l.value.clone()),
                 // scalar time and conversion functions, and arithmetic on them (`now() - 7d`,
                 // a hunting query's `todatetime('{{StartTimeISO}}')`)
@@ -1232,4 +1233,32 @@ impl St<'_> {
         walk(e, &mut out);
         out
     }
+}
+
+/// `externaldata` as an external list: one string column, one `https://` URI given as a string,
+/// and at most the properties `ignoreFirstRecord` (a boolean) and `format` (a format name).
+fn external_list(columns: &[kusto::ColumnDecl], uris: &[Expr], props: &[(kusto::Ident, Expr)]) -> Option<Value> {
+    let [c] = columns else { return None };
+    if c.ty.name != "string" {
+        return None;
+    }
+    let [u] = uris else { return None };
+    let ExprKind::Literal(Literal::String(url)) = &u.kind else { return None };
+    let mut spec = serde_json::Map::new();
+    spec.insert("url".into(), Value::from(url.clone()));
+    spec.insert("column".into(), Value::from(c.name.name.clone()));
+    for (k, v) in props {
+        match (k.name.as_str(), &v.kind) {
+            ("ignoreFirstRecord", ExprKind::Literal(Literal::Bool(b))) => {
+                if *b {
+                    spec.insert("header".into(), Value::Bool(true));
+                }
+            }
+            ("format", ExprKind::Literal(Literal::String(f))) if crate::load::EXTERNAL_FORMATS.contains(&f.as_str()) => {
+                spec.insert("format".into(), Value::from(f.clone()));
+            }
+            _ => return None,
+        }
+    }
+    Some(Value::Object(spec))
 }

@@ -641,6 +641,30 @@ impl St<'_> {
                 let f = self.field(lhs).ok_or_else(|| {
                     no("the left side is not a CloudTrail field the taxonomy knows")
                 })?;
+                // an external list: its values are read when the query runs
+                if let [one] = list.as_slice()
+                    && let ExprKind::Name(n) = &one.kind
+                    && matches!(self.lets.get(n), Some(Let::External(_)))
+                    && matches!(op, ListOp::In | ListOp::NotIn | ListOp::InCi | ListOp::NotInCi)
+                {
+                    if !f.textual() && f.form != Form::Dynamic {
+                        return Err(no("`in` on a non-text value (Kusto compares by type)"));
+                    }
+                    if f.form == Form::Dynamic {
+                        self.parts.push(Part::note(format!(
+                            "`{}` in external list `{n}`: where the field holds a number or a boolean, Kusto compares it by type with the list's strings; the canonical rule compares its text",
+                            f.path
+                        )));
+                    }
+                    let ci = matches!(op, ListOp::InCi | ListOp::NotInCi);
+                    let mut typed = Pred { case: ci.then_some(Case::Insensitive), ..Pred::new(&f.path, "in") };
+                    typed.list = Some(n.clone());
+                    if !self.used_external.contains(n) {
+                        self.used_external.push(n.clone());
+                    }
+                    let p = Node::Pred(typed);
+                    return Ok(if matches!(op, ListOp::NotIn | ListOp::NotInCi) { Node::not(p) } else { p });
+                }
                 let (vals, name) = self.list_values(list)?;
                 match op {
                     ListOp::In | ListOp::NotIn | ListOp::InCi | ListOp::NotInCi => {

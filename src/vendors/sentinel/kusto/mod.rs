@@ -226,7 +226,20 @@ pub fn run_at(
     rows: &[IndexMap<String, Value>],
     now: std::time::SystemTime,
 ) -> Result<Vec<IndexMap<String, Value>>, EvalError> {
-    eval::run(q, table, rows, now, &[])
+    eval::run(q, table, rows, now, &[], &Default::default())
+}
+
+/// [`run_typed_at`] where `externaldata` reads stand-ins: URI -> the values of its one column
+/// (a test's assumed contents of the storage; any other URI is an error).
+pub fn run_with_external(
+    q: &Query,
+    table: &str,
+    rows: &[IndexMap<String, Value>],
+    datetime_columns: &[&str],
+    now: std::time::SystemTime,
+    external: &std::collections::HashMap<String, Vec<String>>,
+) -> Result<Vec<IndexMap<String, Value>>, EvalError> {
+    eval::run(q, table, rows, now, datetime_columns, external)
 }
 
 /// [`run_typed`] with a fixed `now()`.
@@ -237,7 +250,7 @@ pub fn run_typed_at(
     datetime_columns: &[&str],
     now: std::time::SystemTime,
 ) -> Result<Vec<IndexMap<String, Value>>, EvalError> {
-    eval::run(q, table, rows, now, datetime_columns)
+    eval::run(q, table, rows, now, datetime_columns, &Default::default())
 }
 
 /// [`run`] where the named columns of the input rows are `datetime` (given as ISO 8601 text, as
@@ -248,5 +261,5 @@ pub fn run_typed(
     rows: &[IndexMap<String, Value>],
     datetime_columns: &[&str],
 ) -> Result<Vec<IndexMap<String, Value>>, EvalError> {
-    eval::run(q, table, rows, std::time::SystemTime::now(), datetime_columns)
+    eval::run(q, table, rows, std::time::SystemTime::now(), datetime_columns, &Default::default())
 }

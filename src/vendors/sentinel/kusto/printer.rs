@@ -619,7 +619,12 @@ fn literal(out: &mut String, l: &Literal, style: Style) {
         Literal::Long(n) if *n == i64::MIN => out.push_str(&format!("long({n})")),
         Literal::Long(n) => out.push_str(&n.to_string()),
         Literal::Real(r) => out.push_str(&real(*r)),
-        Literal::String(s) => out.push_str(&string(s, if style.single_quote { '\'' } else { '"' })),
+        Literal::String(s) => {
+            if style.hidden {
+                out.push('h');
+            }
+            out.push_str(&string(s, if style.single_quote { '\'' } else { '"' }))
+        }
         Literal::Datetime(t) => {
             out.push_str("datetime(");
             out.push_str(&iso_datetime(*t));

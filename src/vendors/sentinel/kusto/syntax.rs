@@ -146,6 +146,12 @@ impl Expr {
         self
     }
 
+    /// An obfuscated string literal (`h"..."`: Kusto keeps its text out of its logs).
+    pub fn hidden(mut self) -> Expr {
+        self.style.hidden = true;
+        self
+    }
+
     /// A space after the opening bracket (a call's `(`, a dynamic array's `[`).
     pub fn padded(mut self) -> Expr {
         self.style.pad = true;
@@ -198,6 +204,8 @@ pub struct Style {
     pub parens: u8,
     /// A string literal in single quotes (`'/'`); otherwise double quotes.
     pub single_quote: bool,
+    /// An obfuscated string literal (`h"..."`), which Kusto keeps out of its logs.
+    pub hidden: bool,
     /// A space after the opening bracket: a call's `(` (`case( a, b, c)`) or a dynamic array's
     /// `[` (`dynamic([ "a", "b"])`).
     pub pad: bool,

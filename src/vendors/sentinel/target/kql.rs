@@ -182,6 +182,11 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> Expr {
         }
         Cond::Pred(p) => pred(p, cx),
         Cond::FieldRef(f) => field_ref(f, cx),
+        Cond::External(l) => {
+            let Some(f) = form(&l.field, cx, l.span.clone()) else { return refused() };
+            let op = if l.case == Case::Insensitive { ListOp::InCi } else { ListOp::In };
+            Expr::in_list(op, text(&f), vec![Expr::name(l.list.clone())])
+        }
         Cond::Allowed(name) => allowed(name, rule, cx),
         Cond::Opaque { lang, text, reason } => {
             if crate::targets::opaque_speaks(*lang, reason, cx) {
@@ -413,7 +418,39 @@ pub fn let_lists(rule: &Rule, c: &Cond) -> Vec<Let> {
             out.push(Let { name: Ident::new(name.clone()), value: Expr::lit(Literal::Dynamic(items)).padded(), span: Span::default() });
         }
     }
+    // external lists: `externaldata` reads the URL each time the query runs
+    let mut used = vec![];
+    crate::eval::walk(c, &mut |n| {
+        if let Cond::External(l) = n {
+            used.push(l.list.clone());
+        }
+    });
+    for (name, el) in &rule.external_lists {
+        if used.contains(name) {
+            out.push(Let { name: Ident::new(name.clone()), value: external_data(el).paren(), span: Span::default() });
+        }
+    }
     out
+}
+
+/// `externaldata (column:string) [h"url"] with (ignoreFirstRecord=true, format="txt")`: the URL
+/// obfuscated, as Microsoft advises for storage URLs, which may carry access tokens.
+pub fn external_data(el: &crate::load::ExternalListDef) -> Expr {
+    let mut props = vec![];
+    if el.header {
+        props.push((Ident::new("ignoreFirstRecord"), boolean(true)));
+    }
+    if let Some(f) = &el.format {
+        props.push((Ident::new("format"), Expr::string(f.clone())));
+    }
+    Expr::new(
+        kusto::ExprKind::ExternalData {
+            columns: vec![kusto::ColumnDecl { name: Ident::new(el.column.clone()), ty: Ident::new("string") }],
+            uris: vec![Expr::string(el.url.clone()).hidden()],
+            props,
+        },
+        Span::default(),
+    )
 }
 
 /// A derived-field expression.
@@ -803,6 +840,7 @@ fn rest_of_query(rule: &Rule, cx: &mut Cx, ops: &mut Vec<OperatorKind>) {
                     let value = call(func, vec![x.clone(), Expr::new(kusto::ExprKind::Star, Span::default())]);
                     if kusto::expr_to_string(&x) == *name { Assign::bare(value) } else { Assign::named(name.clone(), value) }
                 }
+                Measure::Values(f) => Assign::named(name.clone(), call("make_set", vec![name_expr(f, &known, cx)])),
                 Measure::Distinct(f) => {
                     let x = name_expr(f, &known, cx);
                     distinct_notes(f, &known, cx);

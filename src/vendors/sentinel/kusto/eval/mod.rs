@@ -70,6 +70,8 @@ struct Env<'q> {
     /// Input columns typed `datetime`.
     datetime_columns: &'q [&'q str],
     lets: HashMap<String, Binding<'q>>,
+    /// Stand-ins for external storage: URI -> the values of its one column.
+    external: &'q HashMap<String, Vec<String>>,
     now: i64,
     regexes: RefCell<HashMap<String, Regex>>,
 }
@@ -81,6 +83,7 @@ pub(crate) fn run(
     rows: &[IndexMap<String, J>],
     now: SystemTime,
     datetime_columns: &[&str],
+    external: &HashMap<String, Vec<String>>,
 ) -> Result<Vec<IndexMap<String, J>>, EvalError> {
     let now = match now.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => (d.as_nanos() / 100) as i64,
@@ -91,6 +94,7 @@ pub(crate) fn run(
         input: rows,
         datetime_columns,
         lets: HashMap::new(),
+        external,
         now,
         regexes: RefCell::new(HashMap::new()),
     };
