@@ -703,3 +703,26 @@ fn an_unnamed_extend_of_an_existing_column_changes_nothing() {
     let Outcome::Partial(parts) = &imp.outcome else { panic!("{:?}\n{}", imp.outcome, imp.yaml) };
     assert!(parts.iter().any(|p| p.reason.contains("an unnamed column")), "{parts:?}");
 }
+
+/// `make_set(x)` in a summarize: the aggregate measure `values` (alert content), also when a
+/// `where` on the count follows; the generated query writes it back; Elastic notes it does not
+/// carry it; a `make_set` with a size limit is not one.
+#[test]
+fn make_set_in_a_summarize_is_the_values_measure() {
+    let text = hunt_file(7, false, "Discovery", "T1087", r#"  AWSCloudTrail
+  | where ErrorMessage in ("Access Denied","AccessDenied") and UserIdentityType == 'IAMUser'
+  | summarize failures = count(), Source_IP_Addresses=make_set(SourceIpAddress), make_set(AWSRegion) by UserIdentityArn
+  | where failures >= 5
+"#);
+    let imp = sentinel::parse("h7.yaml", &text).remove(0);
+    assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
+    assert!(imp.yaml.contains("      Source_IP_Addresses:\n        values: sourceIPAddress\n      set_AWSRegion:\n        values: awsRegion\n"), "{}", imp.yaml);
+    let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
+    let kql = generated_kql(&rule, true);
+    assert!(kql.contains("| summarize failures=count(), Source_IP_Addresses = make_set(SourceIpAddress), set_AWSRegion = make_set(AWSRegion)"), "{kql}");
+    let query = yaml_value(&kql)["query"].as_str().map(str::to_string).expect("query");
+    kusto::parse(&query).unwrap_or_else(|e| panic!("{e}\n{query}"));
+    let limited = text.replace("make_set(AWSRegion)", "make_set(AWSRegion, 10)");
+    let imp = sentinel::parse("h7.yaml", &limited).remove(0);
+    assert!(matches!(&imp.outcome, Outcome::Refused(d) if d.message.contains("`make_set()` is not an aggregate the model has")), "{:?}", imp.outcome);
+}
