@@ -69,7 +69,7 @@ fn event_loops(r: &rulecast::Rule) -> Option<String> {
             Cond::Not(k) => walk(k, out),
             Cond::Opaque { reason, .. } if reason.contains("element quantifier") => out.push(reason.clone()),
             Cond::Some(q) => walk(&q.cond, out),
-            Cond::Opaque { .. } | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) => {}
+            Cond::Opaque { .. } | Cond::Pred(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::External(_) => {}
         }
     }
     let mut out = vec![];
@@ -89,7 +89,7 @@ fn quantifiers(r: &rulecast::Rule) -> (usize, usize) {
                 walk(&q.cond, out);
             }
             Cond::FieldRef(_) => out.1 += 1,
-            Cond::Opaque { .. } | Cond::Pred(_) | Cond::Succeeded(_) | Cond::Allowed(_) => {}
+            Cond::Opaque { .. } | Cond::Pred(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::External(_) => {}
         }
     }
     let mut out = (0, 0);
@@ -105,7 +105,7 @@ fn has_opaque(r: &rulecast::Rule) -> bool {
             Cond::Not(k) => walk(k),
             Cond::Opaque { .. } => true,
             Cond::Some(q) => walk(&q.cond),
-            Cond::Pred(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) => false,
+            Cond::Pred(_) | Cond::FieldRef(_) | Cond::Succeeded(_) | Cond::Allowed(_) | Cond::External(_) => false,
         }
     }
     walk(&r.condition())

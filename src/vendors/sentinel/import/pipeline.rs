@@ -451,6 +451,14 @@ impl St<'_> {
                     }
                 }
                 OperatorKind::Summarize { aggregates, by } => {
+                    // the model's aggregate counts events; after `distinct` the rows are distinct
+                    // combinations, and the model writes `distinct` as the last step
+                    if distinct && aggregate.is_none() {
+                        return Err(self.refuse(
+                            "a `summarize` after `distinct` aggregates distinct rows, not events: the model cannot say it",
+                            op.span.start,
+                        ));
+                    }
                     if aggregate.is_some() || reshaped.is_some() {
                         if later_where {
                             return Err(self.refuse(
@@ -603,6 +611,17 @@ impl St<'_> {
                                 Some(c) => cols.push(c),
                                 None => self.parts.push(Part::metadata(format!("column `{n}` of `{op_src}` is not a field or derived name (left out)")).with_span(self.span(op.span.start))),
                             },
+                            // `tostring(x)`: Kusto names the column `x` (its analyzer's result columns)
+                            ExprKind::Call { name, args } if name.name == "tostring" && matches!(args.as_slice(), [Expr { kind: ExprKind::Name(_), .. }]) => {
+                                let ExprKind::Name(n) = &args[0].kind else { continue };
+                                match self.alert_ref(n) {
+                                    Some(c) => {
+                                        self.parts.push(Part::note(format!("`{}` in `distinct` is carried as the column `{n}`, the name Kusto gives it", self.src(x))).with_span(self.span(x.span.start)));
+                                        cols.push(c);
+                                    }
+                                    None => self.parts.push(Part::metadata(format!("column `{n}` of `{op_src}` is not a field or derived name (left out)")).with_span(self.span(op.span.start))),
+                                }
+                            }
                             _ => self.parts.push(Part::metadata(format!("a computed column in `{op_src}` is not carried")).with_span(self.span(op.span.start))),
                         }
                     }
