@@ -457,7 +457,14 @@ impl St<'_> {
         alert: &mut Map<String, Value>,
         parts: &mut Vec<Part>,
     ) {
-        let resolve = |col: &str| self.alert_ref(col);
+        // entities and custom details name fields and derived names, not aggregate measures
+        let measures: Vec<String> = alert
+            .get("aggregate")
+            .and_then(|a| a.get("measures"))
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let resolve = |col: &str| self.alert_ref(col).filter(|r| !measures.contains(r));
         let mut entities = vec![];
         if let Some(Value::Array(es)) = m.get("entityMappings") {
             for e in es {

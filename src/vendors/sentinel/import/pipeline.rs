@@ -241,6 +241,12 @@ impl St<'_> {
         let root = &cur;
         match &root.kind {
             ExprKind::Name(n) if n == TABLE => {}
+            ExprKind::Name(n) if matches!(self.lets.get(n), Some(Let::External(_))) => {
+                return Err(self.refuse(
+                    format!("the query reads `{n}`, an `externaldata` list, as its table: the model compares fields with an external list, it does not query one"),
+                    root.span.start,
+                ));
+            }
             ExprKind::Name(n) if matches!(self.lets.get(n), Some(Let::Table(_))) => {
                 return Err(self.refuse(
                     format!("the query reads `{n}`, a tabular `let` rulecast cannot read through (not a query of the AWSCloudTrail table)"),
