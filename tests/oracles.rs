@@ -619,6 +619,11 @@ fn duckdb_kql_agrees_with_rulecasts_kusto_evaluator() {
     let mut queries = vec![];
     let mut ours = vec![];
     for r in &rules {
+        // `externaldata` reads a URL, which neither evaluator fetches (rulecast's reads a test's
+        // contents in its place: tests/external_lists.rs); Microsoft's parser still checks the text
+        if !r.external_lists.is_empty() {
+            continue;
+        }
         let p = rulecast::vendors::sentinel::eval::prepare(r);
         let (Ok(q), Some(whole)) = (&p.query, &p.text) else { continue };
         // the whole query, and its filter part alone (what duckdb-kql can run of it)
