@@ -379,7 +379,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
     inside.dedup();
     if !inside.is_empty() {
         parts.push(Part::note(format!(
-            "{} compared where Kusto reads a JSON value: where one holds a JSON array, the vendor query compares the array as a whole, while the canonical rule (and its Sentinel rendering's note) tests each element",
+            "{} compared where Kusto reads a JSON value: where one holds a JSON array or object, the vendor query compares its JSON text, while the canonical rule (and its Sentinel rendering's note) tests each element of an array and never matches an object as text",
             inside.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
         )));
     }

@@ -595,7 +595,7 @@ fn note_nested(full: &Cond, cx: &mut Cx) {
             Concern::fields(&nested),
             None,
             format!(
-                "{} read from JSON-string columns with parse_json: where such a value is a JSON array, KQL compares the array's text, while the canonical rule tests each element",
+                "{} read from JSON-string columns with parse_json: where such a value is a JSON array or object, KQL compares its JSON text, while the canonical rule tests each element of an array and never matches an object as text",
                 list(&nested) + if nested.len() == 1 { " is" } else { " are" }
             ),
         );
@@ -606,7 +606,7 @@ fn note_nested(full: &Cond, cx: &mut Cx) {
             Concern::fields(&elems),
             None,
             format!(
-                "element field(s) {} of `some` conditions: where such a value is itself a JSON array, KQL compares the array's text, while the canonical rule tests each of its elements",
+                "element field(s) {} of `some` conditions: where such a value is itself a JSON array or object, KQL compares its JSON text, while the canonical rule tests each of an array's elements and never matches an object as text",
                 list(&elems)
             ),
         );
