@@ -386,9 +386,12 @@ impl St<'_> {
                     (Measure::Distinct(f.path), format!("dcountif_{}", self.src(x)))
                 }
                 // the group's distinct values, for the alert to carry
+                // (a field read through parse_json only when named: Kusto's own name for it is not
+                // one the model writes)
                 ("make_set", [x]) => {
                     let r = match &x.kind {
                         ExprKind::Name(n) => self.alert_ref(n),
+                        _ if a.name.is_some() => self.field(x).map(|f| f.path),
                         _ => None,
                     }
                     .ok_or_else(|| Why::new(format!("`{}` is not a field or derived name", self.src(x)), x.span.start))?;
