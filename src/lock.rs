@@ -87,7 +87,8 @@ pub struct Facets {
     pub severity: String,
     /// ATT&CK tactic and technique ids, sorted.
     pub attack: Vec<String>,
-    /// Hash of `detection`, `lists`, `allowlists`, `logsource`.
+    /// Hash of `detection`, `correlation`, `new_terms`, `lists`, `external_lists`, `allowlists`,
+    /// `logsource`.
     pub logic: String,
     /// Hash of `alert`.
     pub alert: String,
@@ -253,7 +254,7 @@ pub fn fingerprint(rule: &Rule, source: &str) -> Result<Fingerprint, String> {
     let facets = Facets {
         severity,
         attack,
-        logic: hash_keys(&doc, &["detection", "lists", "allowlists", "logsource"]),
+        logic: hash_keys(&doc, &["detection", "correlation", "new_terms", "lists", "external_lists", "allowlists", "logsource"]),
         alert: hash_keys(&doc, &["alert"]),
         targets: hash_keys(&doc, &["targets"]),
         metadata: hash_keys(&doc, &["name", "description", "authors", "license", "references", "false_positives", "tags", "status"]),
@@ -479,4 +480,21 @@ mod tests {
         assert_eq!(civil_date(19_782), "2024-02-29");
     }
 
+    /// What an event must be to match is the logic facet: the detection, and also a
+    /// correlation's window, a new-terms history and an external list's URL.
+    #[test]
+    fn the_logic_facet_holds_everything_that_decides_a_match() {
+        let base = "id: 3c1f2e4d-5a6b-4c7d-8e9f-0a1b2c3d4e5f\nname: n\ndescription: d\nseverity: low\nlogsource: aws.cloudtrail\n";
+        let facets = |extra: &str| {
+            let text = format!("{base}{extra}");
+            let rule = crate::load::rule_from_str("r.yaml", "r", &text).unwrap_or_else(|d| panic!("{d}"));
+            fingerprint(&rule, &text).expect("fingerprint").facets
+        };
+        let url = |u: &str| facets(&format!("external_lists:\n  L: {{url: '{u}', column: V}}\ndetection: {{field: sourceIPAddress, op: in, list: L}}\n"));
+        let (a, b) = (url("https://example.com/a"), url("https://example.com/b"));
+        assert_ne!(a.logic, b.logic);
+        assert_eq!(summary(&a, &b, &[]), "detection logic changed");
+        let history = |h: &str| facets(&format!("detection: {{field: eventName, op: eq, value: GetObject}}\nnew_terms: {{by: [sourceIPAddress], history: {h}}}\n"));
+        assert_ne!(history("7d").logic, history("10d").logic);
+    }
 }
