@@ -89,7 +89,7 @@ fn canonical_and_sentinel_agree_on_random_contents() {
             entries.insert("Listed".into(), values.iter().map(|v| indexmap::IndexMap::from([("Value".to_string(), v.clone())])).collect());
             let canonical = rulecast::eval::evaluate(r, &ev, &entries).matched.expect("decided");
             let kql = rulecast::vendors::sentinel::eval::verdict(&prepared, &ev, &entries).expect("runs");
-            assert_eq!(canonical, kql, "{}: {values:?} on {ev}", r.doc.detection.as_ref().map(|_| &r.slug).unwrap());
+            assert_eq!(canonical, kql, "{}: {values:?} on {ev}", prepared.text.as_deref().unwrap_or_default());
             decided += 1;
             hits += usize::from(canonical);
         }
