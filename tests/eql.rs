@@ -83,11 +83,11 @@ fn elastics_eql_parser_reads_every_eql_query_rulecast_writes() {
 }
 
 #[test]
-fn hostile_regexes_in_eql_decide_every_event_as_the_canonical_rule() {
+fn hostile_regexes_and_field_comparisons_in_eql_decide_every_event_as_the_canonical_rule() {
     let out = Command::new(env!("CARGO_BIN_EXE_rulecast")).args(["test", "--rules"]).arg(root().join("tests/fixtures/eql")).output().expect("runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("22 test event(s): 22 row(s) pass, 0 declared difference(s), 0 failure(s)"), "{text}");
+    assert!(text.contains("28 test event(s): 28 row(s) pass, 0 declared difference(s), 0 failure(s)"), "{text}");
     assert!(!text.contains("elastic skip") && !text.contains("elastic ERROR"), "{text}");
 }
 
@@ -104,11 +104,16 @@ fn eql_is_chosen_only_where_kuery_cannot_say_the_rule() {
             assert!(v["rule"]["query"].as_str().is_some_and(|q| q.starts_with("any where ") || q.starts_with("sequence ")), "{v}");
         }
     }
-    // exactly the bundled rules with a regular expression (kuery has none) or a correlation
-    // (kuery describes one event)
+    // exactly the bundled rules with a regular expression (kuery has none), a field's text
+    // containing another's (kuery compares fields with values only) or a correlation (kuery
+    // describes one event)
+    let field_text = |l: &str| l.contains("ref: ") && ["op: contains", "op: startswith", "op: endswith"].iter().any(|o| l.contains(o));
     let expected: Vec<String> = rules
         .iter()
-        .filter(|r| r.correlation.is_some() || std::fs::read_to_string(root().join(&r.file)).unwrap_or_default().lines().any(|l| l.trim() == "op: regex"))
+        .filter(|r| {
+            let text = std::fs::read_to_string(root().join(&r.file)).unwrap_or_default();
+            r.correlation.is_some() || text.lines().any(|l| l.trim() == "op: regex" || field_text(l))
+        })
         .map(|r| r.slug.clone())
         .collect();
     assert_eq!(eql, expected);

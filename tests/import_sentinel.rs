@@ -593,6 +593,34 @@ query: |
     assert!(virt.yaml.contains("{field: '@outcome', op: eq, value: failure}"), "{}", virt.yaml);
 }
 
+/// A field's text containing, starting or ending with another field's: the model's `ref` with
+/// that `op`, its guard read with it (only the right side's emptiness matters to Kusto's
+/// `contains`); without the guard, declared; a value read from JSON text compared so stays
+/// opaque (Kusto searches an object's JSON text, which the canonical rule never matches as text).
+#[test]
+fn string_operators_between_two_fields_import_as_ref() {
+    let q = |id: u32, w: &str| format!("id: 11111111-2222-3333-4444-0000000001{id:02}\nname: r{id}\ndescription: d\nseverity: Low\nstatus: Available\nquery: |\n  AWSCloudTrail\n  | where {w}\n");
+    let imp = sentinel::parse("c.yaml", &q(1, "isnotempty(RecipientAccountId) and UserIdentityArn contains_cs RecipientAccountId and not(UserAgent startswith UserIdentityUserName)")).remove(0);
+    assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
+    for needle in ["{field: userIdentity.arn, op: contains, ref: recipientAccountId}", "not: {field: userAgent, op: startswith, ref: userIdentity.userName, case: insensitive}"] {
+        assert!(imp.yaml.contains(needle), "missing `{needle}` in\n{}", imp.yaml);
+    }
+    // the first is guarded; the one under `not` is not, and is declared
+    assert!(!imp.yaml.contains("op: empty"), "{}", imp.yaml);
+    assert_eq!(imp.notes.iter().filter(|n| n.reason.contains("the right one is")).count(), 1, "{:?}", imp.notes);
+    let rule = load(&imp).unwrap_or_else(|e| panic!("{e}"));
+    let m = |ev: serde_json::Value| rulecast::eval::evaluate(&rule, &ev, &Default::default()).matched;
+    let ev = |arn: &str, acct: &str, ua: &str| serde_json::json!({"userIdentity": {"arn": arn, "userName": "Bob"}, "recipientAccountId": acct, "userAgent": ua});
+    assert_eq!(m(ev("arn:aws:iam::111122223333:user/bob", "111122223333", "aws-cli")), Some(true));
+    assert_eq!(m(ev("arn:aws:iam::444455556666:user/bob", "111122223333", "aws-cli")), Some(false));
+    assert_eq!(m(ev("arn:aws:iam::111122223333:user/bob", "111122223333", "bob-tool/1.0")), Some(false), "startswith without case");
+    assert_eq!(m(ev("arn:aws:iam::111122223333:user/bob", "", "aws-cli")), Some(false), "an empty right side never holds");
+    // JSON text compared with a field: opaque, with why
+    let j = sentinel::parse("j.yaml", &q(2, "tostring(parse_json(RequestParameters).ServerSideEncryptionConfiguration.Rule) contains RecipientAccountId")).remove(0);
+    let Outcome::Opaque(parts) = &j.outcome else { panic!("{:?}\n{}", j.outcome, j.yaml) };
+    assert!(parts.iter().any(|p| p.reason.contains("never matches as text")), "{parts:?}");
+}
+
 /// What hunting queries use: the hunt's time range (`{{StartTimeISO}}` lets, `ago()`) left out
 /// with a note, a plain `dcount` read as a distinct measure with a note (it counts the empty
 /// value), a lone `where Measure > N` as a distinct minimum, and `arg_max(x, *)` (each group's

@@ -98,11 +98,14 @@ pub struct Pred {
 }
 
 /// A comparison of one field with another: holds when both have a non-empty value and some
-/// scalar text of one equals some scalar text of the other (each element of an array).
+/// scalar text of one equals (`op: eq`), contains, starts with or ends with some scalar text of
+/// the other (each element of an array).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldRef {
     /// The field.
     pub field: Field,
+    /// The comparison: [`Op::Eq`], [`Op::Contains`], [`Op::Startswith`] or [`Op::Endswith`].
+    pub op: Op,
     /// The field it is compared with.
     pub other: Field,
     /// Case sensitivity.
@@ -388,7 +391,10 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// `{field: A, op: eq, ref: B}`: a comparison of two fields.
+/// The operators a field-to-field comparison (`ref`) takes.
+pub const REF_OPS: [Op; 4] = [Op::Eq, Op::Contains, Op::Startswith, Op::Endswith];
+
+/// `{field: A, op: eq | contains | startswith | endswith, ref: B}`: a comparison of two fields.
 fn parse_field_ref(n: &CondNode, field: Field, r: &Spanned<String>, scope: &Scope, diags: &mut Diagnostics, span: Option<Span>) -> Option<Cond> {
     let rspan = span_of(scope.file, r).or(span.clone());
     if n.value.is_some() || n.values.is_some() || n.list.is_some() {
@@ -399,16 +405,16 @@ fn parse_field_ref(n: &CondNode, field: Field, r: &Spanned<String>, scope: &Scop
         return None;
     }
     let op = n.op.as_ref().map(|o| o.value);
-    if op != Some(Op::Eq) {
+    let Some(op) = op.filter(|o| REF_OPS.contains(o)) else {
         let found = op.map_or("no `op`".to_string(), |o| format!("`op: {}`", <&str>::from(o)));
         diags.push(
-            Diagnostic::error(Code::E204, "`ref` compares two fields for equality")
-                .with_expected("`op: eq`")
+            Diagnostic::error(Code::E204, "`ref` compares the texts of two fields")
+                .with_expected("`op: eq`, `contains`, `startswith` or `endswith`")
                 .with_found(found)
                 .with_span(n.op.as_ref().and_then(|o| span_of(scope.file, o)).or(rspan)),
         );
         return None;
-    }
+    };
     let other = resolve_field(&r.value, scope, span_of(scope.file, r).or(span.clone()), diags)?;
     for f in [&field, &other] {
         if matches!(f.kind, fields::Kind::Object | fields::Kind::Record | fields::Kind::Array) {
@@ -419,7 +425,7 @@ fn parse_field_ref(n: &CondNode, field: Field, r: &Spanned<String>, scope: &Scop
             return None;
         }
     }
-    Some(Cond::FieldRef(FieldRef { field, other, case: n.case.unwrap_or_default(), span }))
+    Some(Cond::FieldRef(FieldRef { field, op, other, case: n.case.unwrap_or_default(), span }))
 }
 
 fn parse_pred(n: &CondNode, scope: &Scope, diags: &mut Diagnostics, span: Option<Span>) -> Option<Cond> {
@@ -761,8 +767,12 @@ mod tests {
         assert!(d.is_empty(), "{d}");
         let Some(Cond::FieldRef(f)) = c else { panic!("{c:?}") };
         assert_eq!((f.field.path.as_str(), f.other.path.as_str(), f.case), ("userIdentity.userName", "requestParameters.userName", Case::Insensitive));
-        let (_, d) = cond("{field: userIdentity.userName, op: startswith, ref: requestParameters.userName}");
+        let (c, d) = cond("{field: userIdentity.userName, op: startswith, ref: requestParameters.userName}");
+        assert!(d.is_empty(), "{d}");
+        assert!(matches!(c, Some(Cond::FieldRef(FieldRef { op: Op::Startswith, .. }))), "{c:?}");
+        let (_, d) = cond("{field: userIdentity.userName, op: glob, ref: requestParameters.userName}");
         assert_eq!(d.0[0].code, Code::E204);
+        assert!(d.0[0].expected.as_deref().is_some_and(|e| e.contains("contains")), "{d}");
         let (_, d) = cond("{field: userIdentity.userName, op: eq, ref: requestParameters.userName, values: [a]}");
         assert_eq!(d.0[0].code, Code::E201);
         let (_, d) = cond("{field: userIdentity.userName, op: eq, ref: requestParameters}");

@@ -126,7 +126,10 @@ fn preds(c: &Cond, negated: bool, out: &mut Vec<(String, String, Vec<String>)>) 
             out.push((p.field.path.clone(), kind, p.values.iter().map(value_text).collect()));
         }
         Cond::Succeeded(b) => out.push(("errorCode".into(), if *b != negated { "is_null".into() } else { "not is_null".into() }, vec![])),
-        Cond::FieldRef(f) => out.push((f.field.path.clone(), if negated { "not equals field".into() } else { "equals field".into() }, vec![f.other.path.clone()])),
+        Cond::FieldRef(f) => {
+            let kind = format!("{}{} field", if negated { "not " } else { "" }, ref_word(f.op));
+            out.push((f.field.path.clone(), kind, vec![f.other.path.clone()]));
+        }
         Cond::External(l) => out.push((l.field.path.clone(), if negated { "not in external list".into() } else { "in external list".into() }, vec![l.list.clone()])),
         Cond::Allowed(_) | Cond::Some(_) | Cond::Opaque { .. } => {}
     }
@@ -158,7 +161,7 @@ pub fn tree(c: &Cond, depth: usize, out: &mut String) {
             let vals: Vec<String> = p.values.iter().map(value_text).collect();
             out.push_str(&format!("{pad}{} {op} [{}]\n", p.field.path, vals.join(", ")));
         }
-        Cond::FieldRef(f) => out.push_str(&format!("{pad}{} equals field {}\n", f.field.path, f.other.path)),
+        Cond::FieldRef(f) => out.push_str(&format!("{pad}{} {} field {}\n", f.field.path, ref_word(f.op), f.other.path)),
         Cond::Allowed(n) => out.push_str(&format!("{pad}allowed by list {n}\n")),
         Cond::External(l) => out.push_str(&format!("{pad}{} in external list {}\n", l.field.path, l.list)),
         Cond::Some(q) => {
@@ -329,4 +332,14 @@ pub fn to_markdown(p: &Page) -> String {
         o.push_str(&format!("| {} | {} |\n", md_cell(f), md_cell(s)));
     }
     o
+}
+
+/// How a field-to-field comparison reads: "equals", "contains", "starts with", "ends with".
+fn ref_word(op: crate::model::Op) -> &'static str {
+    match op {
+        crate::model::Op::Contains => "contains",
+        crate::model::Op::Startswith => "starts with",
+        crate::model::Op::Endswith => "ends with",
+        _ => "equals",
+    }
 }

@@ -478,7 +478,7 @@ impl Ev<'_> {
                 };
                 let shown = r.map_or_else(|| "undecided (the test gives no enrichment value)".to_string(), |b| b.to_string());
                 let case = if f.case == Case::Insensitive { " (case-insensitive)" } else { "" };
-                trace.push(format!("{pad}{} eq field {}{case} -> {shown}", f.field.path, f.other.path));
+                trace.push(format!("{pad}{} {} field {}{case} -> {shown}", f.field.path, <&str>::from(f.op), f.other.path));
                 r
             }
             Cond::External(l) => {
@@ -527,12 +527,20 @@ pub fn list_values(entries: &Entries, name: &str) -> Vec<Value> {
 }
 
 /// Does a field-to-field comparison hold? Both values present and non-empty, and some scalar
-/// text of one equals some scalar text of the other (each element of an array).
+/// text of the field equals, contains, starts with or ends with (the comparison's `op`) some
+/// scalar text of the other (each element of an array).
 pub fn field_ref_holds(f: &FieldRef, a: Option<&Value>, b: Option<&Value>) -> bool {
     let fold = |s: &str| if f.case == Case::Insensitive { s.to_lowercase() } else { s.to_string() };
     let left: Vec<String> = texts(a).into_iter().filter(|t| !t.is_empty()).map(|t| fold(&t)).collect();
     let right: Vec<String> = texts(b).into_iter().filter(|t| !t.is_empty()).map(|t| fold(&t)).collect();
-    left.iter().any(|x| right.contains(x))
+    left.iter().any(|x| {
+        right.iter().any(|y| match f.op {
+            Op::Contains => x.contains(y.as_str()),
+            Op::Startswith => x.starts_with(y.as_str()),
+            Op::Endswith => x.ends_with(y.as_str()),
+            _ => x == y,
+        })
+    })
 }
 
 fn describe(p: &Pred) -> String {

@@ -194,26 +194,49 @@ fn like(pattern: &str, ci: bool) -> Result<regex::Regex, String> {
     regex::Regex::new(&crate::condition::glob_to_regex(&fold(pattern, ci))).map_err(|e| e.to_string())
 }
 
+/// Does the condition hold on the document? (Its null, see [`expr3`], does not.)
 fn expr(e: &Expr, doc: &Json, ty: &dyn Fn(&str) -> FieldType) -> Result<bool, String> {
+    Ok(expr3(e, doc, ty)? == Some(true))
+}
+
+/// The condition's value in EQL's three-valued logic: `None` is null. Comparisons with
+/// constants are two-valued (Elasticsearch runs them as queries, where a missing field simply
+/// does not match, and `not` of that matches); a function comparing two fields runs as a
+/// script, where a missing side makes it null, and `not`, `and` and `or` carry null as SQL does
+/// (`false and null` is false, `true or null` true), so `not stringContains(a, b)` does not
+/// match an event without `b`.
+fn expr3(e: &Expr, doc: &Json, ty: &dyn Fn(&str) -> FieldType) -> Result<Option<bool>, String> {
     match e {
         Expr::And(k, _) => {
+            let mut null = false;
             for x in k {
-                if !expr(x, doc, ty)? {
-                    return Ok(false);
+                match expr3(x, doc, ty)? {
+                    Some(false) => return Ok(Some(false)),
+                    None => null = true,
+                    Some(true) => {}
                 }
             }
-            Ok(true)
+            Ok(if null { None } else { Some(true) })
         }
         Expr::Or(k, _) => {
+            let mut null = false;
             for x in k {
-                if expr(x, doc, ty)? {
-                    return Ok(true);
+                match expr3(x, doc, ty)? {
+                    Some(true) => return Ok(Some(true)),
+                    None => null = true,
+                    Some(false) => {}
                 }
             }
-            Ok(false)
+            Ok(if null { None } else { Some(false) })
         }
-        Expr::Not(k, _) => Ok(!expr(k, doc, ty)?),
-        Expr::Term(Term::Lit(Lit::Bool(b)), _) => Ok(*b),
+        Expr::Not(k, _) => Ok(expr3(k, doc, ty)?.map(|b| !b)),
+        _ => leaf(e, doc, ty),
+    }
+}
+
+fn leaf(e: &Expr, doc: &Json, ty: &dyn Fn(&str) -> FieldType) -> Result<Option<bool>, String> {
+    match e {
+        Expr::Term(Term::Lit(Lit::Bool(b)), _) => Ok(Some(*b)),
         Expr::Term(Term::Call { name, insensitive, args }, _) => {
             let [Term::Field(f), rest @ ..] = args.as_slice() else {
                 return Err(format!("`{name}` without a field as its first argument"));
@@ -222,24 +245,39 @@ fn expr(e: &Expr, doc: &Json, ty: &dyn Fn(&str) -> FieldType) -> Result<bool, St
             match name.as_str() {
                 "stringContains" | "startsWith" | "endsWith" => {
                     let [needle] = rest else { return Err(format!("`{name}` takes two arguments")) };
-                    let Some(n) = lit_text(needle)? else { return Ok(false) };
-                    let n = fold(&n, *insensitive);
-                    Ok(have.iter().any(|h| {
-                        let h = fold(h, *insensitive);
+                    let test = |h: &str, n: &str| {
+                        let (h, n) = (fold(h, *insensitive), fold(n, *insensitive));
                         match name.as_str() {
                             "stringContains" => h.contains(&n),
                             "startsWith" => h.starts_with(&n),
                             _ => h.ends_with(&n),
                         }
-                    }))
+                    };
+                    if let Term::Field(g) = needle {
+                        // two fields: a script, null where either is missing
+                        let other = texts(doc, g, ty(g));
+                        if have.is_empty() || other.is_empty() {
+                            return Ok(None);
+                        }
+                        return Ok(Some(have.iter().any(|h| other.iter().any(|n| test(h, n)))));
+                    }
+                    let Some(n) = lit_text(needle)? else { return Ok(Some(false)) };
+                    Ok(Some(have.iter().any(|h| test(h, &n))))
                 }
                 "cidrMatch" => {
                     let nets: Vec<String> = rest.iter().filter_map(|t| lit_text(t).ok().flatten()).collect();
-                    Ok(have.iter().any(|h| nets.iter().any(|n| crate::condition::parse_cidr(n).is_some_and(|(net, len)| crate::eval::in_cidr(h, net, len)))))
+                    Ok(Some(have.iter().any(|h| nets.iter().any(|n| crate::condition::parse_cidr(n).is_some_and(|(net, len)| crate::eval::in_cidr(h, net, len))))))
                 }
                 other => Err(format!("the evaluator does not know the EQL function `{other}`")),
             }
         }
+        _ => comparison(e, doc, ty).map(Some),
+    }
+}
+
+/// A comparison of a field with constants (two-valued: see [`expr3`]).
+fn comparison(e: &Expr, doc: &Json, ty: &dyn Fn(&str) -> FieldType) -> Result<bool, String> {
+    match e {
         Expr::Cmp { lhs: Term::Field(f), op, rhs, .. } => {
             let have = texts(doc, f, ty(f));
             let ci = op.ends_with('~') || op == ":";
@@ -315,6 +353,15 @@ mod tests {
         assert!(run(r#"any where startsWith~(user_agent.original, "AWS-") and stringContains(user_agent.original, "Linux")"#, d));
         assert!(run(r#"any where missing.field == null and event.action != null"#, d));
         assert!(run(r#"any where event.action like "G?t*" and not event.action like~ "x*""#, d));
+        // two fields: null where either is missing, and `not` of null is null
+        let d = r#"{"a":"arn:aws:s3:::b/123456789012/x","b":"123456789012","c":""}"#;
+        assert!(run(r#"any where stringContains(a, b) and not startsWith(a, b) and endsWith~(a, "/X")"#, d));
+        assert!(!run(r#"any where stringContains(a, missing)"#, d));
+        assert!(!run(r#"any where not stringContains(a, missing)"#, d));
+        assert!(run(r#"any where not (stringContains(a, missing) and false)"#, d));
+        assert!(run(r#"any where stringContains(a, missing) or true"#, d));
+        // Java's `contains("")` holds
+        assert!(!run(r#"any where not stringContains(a, c)"#, d));
         assert!(parse("process where true").is_err());
     }
 }

@@ -401,6 +401,9 @@ fn import_one(file: &str, text: &str, slug: &str, t: &toml::Table) -> Imported {
                 el.insert("event_category_override".into(), Value::from(cat));
             }
             verbatim_opaque = m.opaque.len();
+            for n in &m.notes {
+                parts.push(Part::note(n.clone()));
+            }
             if let Some(a) = &m.aggregate {
                 d.alert.insert("aggregate".into(), to_value(a));
                 parts.push(Part::note("the ES|QL `STATS` is imported as the canonical aggregate (its group-by, the counts and the threshold the `WHERE` after it sets)".to_string()));

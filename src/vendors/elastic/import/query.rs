@@ -53,6 +53,19 @@ pub struct Mapped {
     pub aggregate: Option<crate::model::doc::Aggregate>,
     /// What the aggregate does not carry (`VALUES(...)` columns and the like), one line each.
     pub aggregate_parts: Vec<String>,
+    /// Translation notes on the condition, one line each.
+    pub notes: Vec<String>,
+}
+
+/// Does a condition hold a comparison of two fields?
+fn has_ref(v: &Node) -> bool {
+    match v {
+        Node::Pred(p) => p.ref_field.is_some(),
+        Node::All { all: k } | Node::Any { any: k } => k.iter().any(has_ref),
+        Node::Not { not } => has_ref(not),
+        Node::Some { some } => has_ref(&some.cond),
+        _ => false,
+    }
 }
 
 /// Why a query is refused.
@@ -549,12 +562,36 @@ impl Mapper<'_> {
                     self.node(k, !neg)
                 } else {
                     let v = self.node(k, false);
-                    if neg { v } else { Node::not(v) }
+                    if neg {
+                        v
+                    } else if let Node::Pred(p) = &v
+                        && let Some(other) = p.ref_field.clone()
+                    {
+                        // two fields compared: Elasticsearch runs it as a script, where a
+                        // missing side gives null and `not` of null does not match
+                        Node::all(vec![Node::pred(&p.field, "exists", vec![], false), Node::pred(&other, "exists", vec![], false), Node::not(v)])
+                    } else {
+                        if has_ref(&v) {
+                            self.out.notes.push(format!(
+                                "`{}`: a comparison of two fields inside a negated group is null in EQL where a field is missing, and the group's `not` then does not match; the canonical rule reads the comparison as false there",
+                                self.src(e.span())
+                            ));
+                        }
+                        Node::not(v)
+                    }
                 }
             }
             _ => {
                 match self.leaf(e) {
                     Ok((v, field)) => {
+                        if let Node::Pred(p) = &v
+                            && let Some(other) = &p.ref_field
+                        {
+                            self.out.notes.push(format!(
+                                "`{}`: where `{other}` is the empty text, EQL's function holds (as Java's `contains(\"\")` does); the canonical comparison of two fields never holds for an empty value",
+                                self.src(e.span())
+                            ));
+                        }
                         if !neg {
                             v
                         } else if self.dialect == Dialect::Esql && !matches!(e, Expr::IsNull { .. }) {
@@ -638,6 +675,19 @@ impl Mapper<'_> {
                     "endswith" | "ends_with" => "endswith",
                     _ => return Err(format!("the function `{name}` has no canonical form")),
                 };
+                // another field as the second argument: the model's `ref` with this comparison
+                if let [Term::Field(g)] = rest {
+                    let ((a, ka), (b, kb)) = (self.raw(f)?, self.raw(g)?);
+                    if ka != Kind::String || kb != Kind::String {
+                        return Err(format!("`{name}` of two fields that are not both text (`{f}`, `{g}`)"));
+                    }
+                    let p = crate::model::doc::Pred {
+                        ref_field: Some(b),
+                        case: insensitive.then_some(crate::model::Case::Insensitive),
+                        ..crate::model::doc::Pred::new(&a, op)
+                    };
+                    return Ok((Node::Pred(p), Some(a)));
+                }
                 let vals = self.strings(rest)?;
                 // a substring of an object's text copy (Java's map text) with none of its
                 // separators in it: `mentions`, exactly
@@ -848,6 +898,28 @@ mod tests {
         assert!(s.contains(r#"{"opaque":{"lang":"kuery","text":"custom.category:\"iam\"""#), "{s}");
         assert!(matches!(eql("sequence by a [any where true]", "event.category"), Err(Refusal::Unsupported(_, 0))));
         assert!(matches!(eql("any where a == 1 | head 1", "event.category"), Err(Refusal::Unsupported(_, 17))));
+    }
+
+    #[test]
+    fn eql_string_functions_of_two_fields_are_ref_comparisons() {
+        let m = eql(
+            r#"any where stringContains(aws.cloudtrail.user_identity.arn, aws.cloudtrail.recipient_account_id)
+               and not startsWith~(user_agent.original, user.name)
+               and not (endsWith(aws.cloudtrail.user_identity.arn, user.name) or event.action == "X")"#,
+            "event.category",
+        )
+        .unwrap();
+        let s = serde_json::to_string(&m.detection).unwrap();
+        assert!(s.contains(r#"{"field":"userIdentity.arn","op":"contains","ref":"recipientAccountId"}"#), "{s}");
+        // `not` of a script comparison: null (no match) where a side is missing
+        assert!(
+            s.contains(r#"{"all":[{"field":"userAgent","op":"exists"},{"field":"@actor_user","op":"exists"},{"not":{"field":"userAgent","op":"startswith","ref":"@actor_user","case":"insensitive"}}]}"#),
+            "{s}"
+        );
+        // inside a negated group: read two-valued, declared
+        assert_eq!(m.notes.iter().filter(|n| n.contains("inside a negated group")).count(), 1, "{:?}", m.notes);
+        assert_eq!(m.notes.iter().filter(|n| n.contains("the empty text")).count(), 3, "{:?}", m.notes);
+        assert!(m.opaque.is_empty(), "{:?}", m.opaque);
     }
 
     #[test]

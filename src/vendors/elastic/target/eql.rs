@@ -1,16 +1,19 @@
 //! Condition -> EQL (`any where …`) over the same ECS fields as the kuery rendering, for the
-//! rules kuery cannot say: today, regular expressions (EQL `regex`, a Lucene pattern that must
-//! match the whole value).
+//! rules kuery cannot say: regular expressions (EQL `regex`, a Lucene pattern that must match the
+//! whole value) and a field's text containing, starting or ending with another field's
+//! (`stringContains`, `startsWith`, `endsWith`, which take a field as their second argument).
 //!
 //! Input: a [`Rule`]. Output: the query text. The Elastic target uses it only where the kuery
 //! rendering fails and this one does not ([`super::compile`]), so the choice is deterministic:
 //! kuery where kuery says the rule, EQL where only EQL does. Every string goes through
 //! [`string`], EQL's one escaping function; every field name through [`field`].
 //!
-//! What EQL cannot say is refused here as in kuery: another field as a value (EQL compares
-//! fields with constants only), numeric ranges on keywords, `some` over JSON text, keys below
-//! the integration's flattened objects (no rule of Elastic's own reads them in EQL, and Elastic's
-//! EQL documentation does not say how it resolves them), and text copies of whole objects.
+//! What EQL cannot say is refused here as in kuery: the equality of two fields (EQL's
+//! comparisons take constants only, and no function tests equality), numeric ranges on keywords,
+//! `some` over JSON text, keys below the integration's flattened objects (no rule of Elastic's own
+//! reads them in EQL, and Elastic's EQL documentation does not say how it resolves them), and a
+//! `mentions` value holding the separators of Java's map text (`stringContains` on the text copy
+//! says the others exactly, as in Elastic's own rules).
 
 use serde_json::Value;
 
@@ -132,13 +135,11 @@ fn pred(p: &Pred, cx: &mut Cx) -> Out {
         let nets: Vec<String> = p.values.iter().map(|v| string(&text(v))).collect();
         return atom(format!("cidrMatch({}, {})", field(ip), nets.join(", ")));
     }
-    if matches!(p.op, Op::Mentions | Op::Lt | Op::Le | Op::Gt | Op::Ge) {
-        let why = if p.op == Op::Mentions {
-            "the EQL rendering does not test `mentions` (Java's map text of a whole object)".to_string()
-        } else {
-            format!("`{}` is a keyword in Elastic: a range compares text, not numbers", p.field.path)
-        };
-        return refuse(cx, span, why);
+    if matches!(p.op, Op::Lt | Op::Le | Op::Gt | Op::Ge) {
+        return refuse(cx, span, format!("`{}` is a keyword in Elastic: a range compares text, not numbers", p.field.path));
+    }
+    if p.op == Op::Mentions {
+        return mentions(p, cx);
     }
     let Some(name) = eql_field(p, cx) else { return atom("false".into()) };
     dropped_values(p, cx);
@@ -202,6 +203,95 @@ fn pred(p: &Pred, cx: &mut Cx) -> Out {
     }
 }
 
+/// `mentions` on a whole object: `stringContains` on the integration's text copy of it (Java's
+/// map text, `aws.cloudtrail.request_parameters` and the like), as Elastic's own EQL rules test
+/// it; exact for a value without the text's separators (`=`, `,`, spaces, braces, brackets),
+/// which could match across keys and values there, and refused otherwise (as in kuery).
+fn mentions(p: &Pred, cx: &mut Cx) -> Out {
+    let span = p.span.clone();
+    let copy = match &p.field.maps.elastic.mapping {
+        Mapping::Column(c) if p.field.segs.len() == 1 && c.contains(".flattened.") => c.replace(".flattened.", "."),
+        _ => {
+            return refuse(
+                cx,
+                span,
+                format!("EQL can test `mentions` only on the integration's text copies of whole objects (requestParameters, responseElements, additionalEventData, serviceEventDetails), not on `{}`", p.field.path),
+            );
+        }
+    };
+    let mut calls = vec![];
+    for v in p.values.iter().filter_map(Value::as_str) {
+        if v.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace()) {
+            return refuse(
+                cx,
+                span,
+                format!("Elastic keeps `{}` as Java's map text, whose `=`, `, `, braces and brackets would let \"{v}\" match across keys and values: EQL cannot test it exactly", p.field.path),
+            );
+        }
+        calls.push(atom(format!("stringContains{}({}, {})", if p.case == Case::Insensitive { "~" } else { "" }, field(&copy), string(v))));
+    }
+    if p.case == Case::Insensitive && p.values.iter().filter_map(Value::as_str).any(|v| v.chars().any(|c| matches!(c, 'k' | 'K') || !c.is_ascii() && c.to_lowercase().ne(c.to_uppercase()))) {
+        cx.approximate(
+            Concern::on(&p.field.path, span.clone()),
+            span.clone(),
+            format!("EQL's `~` comparisons on `{}` fold ASCII letters; whether they fold the Kelvin sign (as `k`) and letters outside ASCII as the canonical rule does is not documented", p.field.path),
+        );
+    }
+    dropped_values(p, cx);
+    join(calls, "or")
+}
+
+/// A comparison of two fields: EQL's comparison operators take constants only, but its string
+/// functions take a field as the second argument (Elasticsearch runs them as a script). So
+/// `contains`, `startswith` and `endswith` are `stringContains`, `startsWith` and `endsWith`
+/// (`~` case-insensitively), guarded so that the result is never null: `a != null and b != null
+/// and b != ""` first (a script's missing side is null, and `not` of null does not match; the
+/// canonical comparison is false there, and its `not` true). Equality has no such function.
+fn field_ref(f: &crate::condition::FieldRef, cx: &mut Cx) -> Out {
+    let func = match f.op {
+        Op::Contains => "stringContains",
+        Op::Startswith => "startsWith",
+        Op::Endswith => "endsWith",
+        _ => {
+            return refuse(
+                cx,
+                f.span.clone(),
+                format!(
+                    "EQL compares a field with constants only, and has no function that tests two fields for equality: `{}` equal to `{}`",
+                    f.field.path, f.other.path
+                ),
+            );
+        }
+    };
+    let mut names = vec![];
+    for x in [&f.field, &f.other] {
+        if let Mapping::Nested { base, .. } = &x.maps.elastic.mapping {
+            return refuse(
+                cx,
+                f.span.clone(),
+                format!("`{}` is a key of Elastic's flattened field `{base}`: EQL cannot read flattened fields (elastic/elasticsearch#101985)", x.path),
+            );
+        }
+        match field_name(x, cx, f.span.clone()) {
+            Some(n) => names.push(field(&n)),
+            None => return atom("false".into()),
+        }
+    }
+    let ci = f.case == Case::Insensitive;
+    if ci {
+        cx.approximate(
+            Concern::on(&f.field.path, f.span.clone()),
+            f.span.clone(),
+            format!(
+                "EQL's `{func}~` on `{}` and `{}` folds ASCII letters; whether it folds the Kelvin sign (as `k`) and letters outside ASCII as the canonical rule does is not documented",
+                f.field.path, f.other.path
+            ),
+        );
+    }
+    let (a, b) = (&names[0], &names[1]);
+    Out { text: format!("{a} != null and {b} != null and {b} != \"\" and {func}{}({a}, {b})", if ci { "~" } else { "" }), compound: true }
+}
+
 fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Out {
     match c {
         Cond::All(kids) => join(kids.iter().map(|k| cond(k, rule, cx)).collect(), "and"),
@@ -226,11 +316,7 @@ fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Out {
             ),
             None => refuse(cx, q.span.clone(), format!("EQL cannot test `some` over `{}`", q.describe())),
         },
-        Cond::FieldRef(f) => refuse(
-            cx,
-            f.span.clone(),
-            format!("EQL compares a field with constants only, never with another field: `{}` equal to `{}`", f.field.path, f.other.path),
-        ),
+        Cond::FieldRef(f) => field_ref(f, cx),
         Cond::External(l) => refuse(cx, l.span.clone(), super::external_list_refusal(l, rule)),
         Cond::Allowed(name) => {
             let Some(al) = rule.allowlists.get(name) else { return atom("false".into()) };

@@ -315,7 +315,17 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx) -> Query {
             cx.unsupported(
                 Code::E402,
                 f.span.clone(),
-                format!("Kibana KQL compares a field with values only, never with another field: `{}` equal to `{}` cannot be written in kuery", f.field.path, f.other.path),
+                format!(
+                    "Kibana KQL compares a field with values only, never with another field: `{}` {} `{}` cannot be written in kuery",
+                    f.field.path,
+                    match f.op {
+                        Op::Contains => "containing",
+                        Op::Startswith => "starting with",
+                        Op::Endswith => "ending with",
+                        _ => "equal to",
+                    },
+                    f.other.path
+                ),
             );
             refused()
         }

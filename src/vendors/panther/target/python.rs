@@ -266,11 +266,18 @@ pub fn cond(c: &Cond, rule: &Rule, py: &mut Py, cx: &mut Cx) -> String {
         Cond::FieldRef(f) => {
             check_available(&f.field, &f.span, py, cx);
             check_available(&f.other, &f.span, py, cx);
-            // both non-empty, some scalar text of one equal to some scalar text of the other
+            // both non-empty, some scalar text of one equal to (containing, starting or ending
+            // with) some scalar text of the other
             py.use_helper("all_texts");
             let (a, b) = (getter(&f.field, py), getter(&f.other, py));
             let fold = if f.case == Case::Insensitive { ".lower()" } else { "" };
-            format!("any(left{fold} == right{fold} for left in all_texts({a}) for right in all_texts({b}) if left and right)")
+            let test = match f.op {
+                Op::Contains => format!("right{fold} in left{fold}"),
+                Op::Startswith => format!("left{fold}.startswith(right{fold})"),
+                Op::Endswith => format!("left{fold}.endswith(right{fold})"),
+                _ => format!("left{fold} == right{fold}"),
+            };
+            format!("any({test} for left in all_texts({a}) for right in all_texts({b}) if left and right)")
         }
         Cond::Some(q) => {
             py.use_helper("elements");

@@ -806,7 +806,7 @@ impl St<'_> {
         let mut unguarded = 0;
         let detection = super::predicate::ref_guards(succeeded(Node::all(flat)), &mut unguarded);
         if unguarded > 0 {
-            self.parts.push(Part::note("a comparison of two fields holds in Kusto where both are empty; the canonical `ref` holds only for non-empty values (the query does not test them for emptiness)"));
+            self.parts.push(Part::note("a comparison of two fields holds in Kusto where both are empty (`==`) or the right one is (`contains`, `startswith`, `endswith`); the canonical `ref` holds only for non-empty values (the query does not test them for emptiness)"));
         }
         let mut alert = Map::new();
         if !derive.is_empty() {

@@ -513,6 +513,21 @@ impl St<'_> {
                     _ => None,
                 };
                 if let Some((cop, ci, negate)) = string_op {
+                    // another field on the right: the model's `ref` with this comparison (both
+                    // non-empty; the guards are read with it, as for `==`). Only between fields
+                    // that are not read from JSON text: there Kusto searches an object's or an
+                    // array's JSON text, which the canonical comparison never matches as text,
+                    // so such a query stays opaque rather than import as a rule that cannot fire
+                    let in_json = |p: &str| fields::resolve(p).is_ok_and(|x| matches!(x.maps.sentinel, Mapping::Nested { .. }));
+                    if self.literal(rhs).is_none()
+                        && let Some(g) = self.field(rhs).filter(|g| g.textual() && f.textual() && !in_json(&g.path) && !in_json(&f.path))
+                    {
+                        let p = Node::Pred(Pred { ref_field: Some(g.path), case: ci.then_some(Case::Insensitive), ..Pred::new(&f.path, cop) });
+                        return Ok(if negate { Node::not(p) } else { p });
+                    }
+                    if self.literal(rhs).is_none() && self.field(rhs).is_some() {
+                        return Err(no("compares a value read from JSON with another field: where the value is an object or an array, Kusto searches its JSON text, which the canonical comparison never matches as text"));
+                    }
                     let v = string_lit(rhs).map(str::to_string).or_else(|| {
                         self.literal(rhs)
                             .and_then(|v| v.as_str().map(str::to_string))
@@ -802,17 +817,21 @@ pub(super) fn ref_guards(v: Node, unguarded: &mut usize) -> Node {
         Node::All { all: kids } => {
             // predicates directly in this `all` are checked here, with their guards
             let mut kids: Vec<Node> = kids.into_iter().map(|k| if matches!(k, Node::Pred(_)) { k } else { ref_guards(k, unguarded) }).collect();
-            let refs: Vec<(String, String)> = kids
+            let refs: Vec<(String, String, String)> = kids
                 .iter()
                 .filter_map(|k| match k {
-                    Node::Pred(p) => p.ref_field.as_ref().map(|r| (p.field.clone(), r.clone())),
+                    Node::Pred(p) => p.ref_field.as_ref().map(|r| (p.field.clone(), r.clone(), p.op.clone())),
                     _ => None,
                 })
                 .collect();
-            for (a, b) in refs {
+            for (a, b, op) in refs {
                 let guard = |f: &str| Node::pred(f, "empty", vec![Value::Bool(false)], false);
                 let (ga, gb) = (guard(&a), guard(&b));
+                // `==` holds in Kusto where both are empty; `contains`, `startswith` and
+                // `endswith` wherever the right side is empty: its guard is the one needed
                 if kids.contains(&ga) && kids.contains(&gb) {
+                    kids.retain(|k| *k != ga && *k != gb);
+                } else if op != "eq" && kids.contains(&gb) {
                     kids.retain(|k| *k != ga && *k != gb);
                 } else {
                     *unguarded += 1;

@@ -199,12 +199,24 @@ pub fn cond(c: &Cond, rule: &Rule, cx: &mut Cx, pre: &mut Pre) -> Expr {
     }
 }
 
-/// `A == B` on the fields' text, both non-empty (`=~` case-insensitively). A JSON array inside
-/// a JSON-string column compares as its text (the note from `note_nested` applies).
+/// `A == B` on the fields' text, both non-empty (`=~` case-insensitively); `contains_cs`,
+/// `startswith_cs` and `endswith_cs` (without `_cs` case-insensitively) for the other
+/// comparisons. A JSON array inside a JSON-string column compares as its text (the note from
+/// `note_nested` applies).
 fn field_ref(f: &FieldRef, cx: &mut Cx) -> Expr {
     let (Some(a), Some(b)) = (form(&f.field, cx, f.span.clone()), form(&f.other, cx, f.span.clone())) else { return refused() };
     let (a, b) = (text(&a), text(&b));
-    let op = if f.case == Case::Insensitive { BinOp::EqCi } else { BinOp::Eq };
+    let ci = f.case == Case::Insensitive;
+    let op = match f.op {
+        Op::Contains if ci => BinOp::Contains,
+        Op::Contains => BinOp::ContainsCs,
+        Op::Startswith if ci => BinOp::StartsWith,
+        Op::Startswith => BinOp::StartsWithCs,
+        Op::Endswith if ci => BinOp::EndsWith,
+        Op::Endswith => BinOp::EndsWithCs,
+        _ if ci => BinOp::EqCi,
+        _ => BinOp::Eq,
+    };
     chain(
         BinOp::And,
         vec![call("isnotempty", vec![a.clone()]), call("isnotempty", vec![b.clone()]), Expr::binary(op, a, b)],
