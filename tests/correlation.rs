@@ -355,6 +355,60 @@ sequence by aws.cloudtrail.user_identity.arn with maxspan=10m
     assert_eq!(rulecast::vendors::sentinel::eval::verdict(&sentinel, &events, &Default::default()), Ok(true));
 }
 
+/// Sentinel: the join rulecast writes for a correlation imports back as the same correlation
+/// (keys that are columns, a key read from JSON, no key at all, three steps, steps sharing
+/// conditions or none), and the imported rule writes the query again byte for byte, from the
+/// canonical rule alone.
+#[test]
+fn a_sentinel_correlation_join_imports_as_the_same_correlation() {
+    let variants = [
+        SEQ.to_string(),
+        "correlation:\n  type: sequence\n  by: [requestParameters.roleArn]\n  within: 2h\n  steps:\n    - name: made\n      detection: {all: [{field: eventName, op: eq, value: CreateRole}, {field: eventSource, op: eq, value: iam.amazonaws.com}]}\n    - name: assumed\n      detection: {field: eventName, op: eq, value: AssumeRole}\n".to_string(),
+        "detection:\n  all:\n    - {field: eventSource, op: eq, value: cloudtrail.amazonaws.com}\n    - request_succeeded: true\ncorrelation:\n  type: sequence\n  within: 30m\n  steps:\n    - name: stopped\n      detection: {field: eventName, op: eq, value: StopLogging}\n    - name: deleted\n      detection: {not: {field: userAgent, op: startswith, values: [console.]}}\n".to_string(),
+    ];
+    for body in &variants {
+        let r = rule(body).unwrap_or_else(|d| panic!("{d}"));
+        let out = rulecast::compile(&r, Target::Sentinel, Unsupported::Warn).unwrap_or_else(|d| panic!("{d}"));
+        let file = &out.files[0].1;
+        let imported = rulecast::vendors::sentinel::import::parse("probe.yaml", file).remove(0);
+        assert_eq!(imported.outcome, rulecast::import::Outcome::Full, "{body}\n{}", imported.yaml);
+        let back = rulecast::rule_from_str("probe.yaml", "probe", &imported.yaml).unwrap_or_else(|d| panic!("{d}\n{}", imported.yaml));
+        let (a, b) = (r.correlation.as_ref().expect("a correlation"), back.correlation.as_ref().expect("imported as a correlation"));
+        assert_eq!((a.within_secs, a.by.iter().map(|f| &f.path).collect::<Vec<_>>()), (b.within_secs, b.by.iter().map(|f| &f.path).collect::<Vec<_>>()), "{}", imported.yaml);
+        assert_eq!(a.steps.iter().map(|(n, _)| n).collect::<Vec<_>>(), b.steps.iter().map(|(n, _)| n).collect::<Vec<_>>());
+        // the same meaning: the canonical rule and the imported one decide sequences alike
+        for events in [
+            vec![ev("CreateUser", 0, "a"), ev("CreateAccessKey", 3, "a"), ev("AttachUserPolicy", 6, "a")],
+            vec![ev("StopLogging", 0, "a"), ev("DeleteTrail", 10, "a")],
+        ] {
+            let mut events = events;
+            for e in &mut events {
+                e["requestParameters"] = json!({"roleArn": "arn:aws:iam::123456789012:role/r"});
+            }
+            let events = Value::Array(events);
+            assert_eq!(evaluate(&r, &events, &Entries::new()).matched, evaluate(&back, &events, &Entries::new()).matched, "{body}");
+        }
+        let again = rulecast::compile(&back, Target::Sentinel, Unsupported::Warn).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(&again.files[0].1, file, "{body}");
+        // and from the canonical rule alone, without the query text the import keeps
+        let mut lines = vec![];
+        let mut in_query = false;
+        for l in imported.yaml.lines() {
+            if in_query && l.starts_with("      ") {
+                continue;
+            }
+            in_query = l == "    query: |";
+            if !in_query && !l.starts_with("    query_of: ") {
+                lines.push(l);
+            }
+        }
+        let alone = rulecast::rule_from_str("probe.yaml", "probe", &(lines.join("\n") + "\n")).unwrap_or_else(|d| panic!("{d}"));
+        assert!(alone.doc.targets.sentinel.query.is_none(), "the kept query is left out");
+        let again = rulecast::compile(&alone, Target::Sentinel, Unsupported::Warn).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(&again.files[0].1, file, "{body}");
+    }
+}
+
 fn sigma(name: &str) -> Vec<rulecast::import::Imported> {
     let path = root().join("tests/fixtures/vendor/sigma/correlation").join(name);
     let text = std::fs::read_to_string(&path).expect("fixture");

@@ -735,3 +735,31 @@ fn constants_changed_at_module_level_are_refused() {
     let out = rulecast::vendors::panther::import::parse("x/m.yml", yaml, Some(&py));
     assert!(out[0].outcome.is_full(), "{:?}\n{}", out[0].outcome, out[0].yaml);
 }
+
+/// rulecast's own Python for comparisons of two fields (`==`, `in`, `startswith`, `endswith`,
+/// each side `.lower()` case-insensitively) imports back as the same `ref` comparisons, and the
+/// rebuilt module is the same, byte for byte.
+#[test]
+fn comparisons_of_two_fields_import_back_from_python() {
+    let rules = rulecast::rules_from_dir(&root().join("tests/fixtures/eql")).unwrap_or_else(|d| panic!("{d}"));
+    let rule = rules.iter().find(|r| r.slug == "field_text_refs").expect("the fixture");
+    let out = rulecast::compile(rule, Target::Panther, Unsupported::Warn).unwrap_or_else(|d| panic!("{d}"));
+    let dir = tempfile::tempdir().expect("tmp");
+    for (p, text) in &out.files {
+        let path = dir.path().join(p);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    let imp = import_one(&dir.path().join("panther/field_text_refs.yml"));
+    assert_eq!(imp.outcome, Outcome::Full, "{}", imp.yaml);
+    for needle in [
+        "{field: userAgent, op: startswith, ref: userIdentity.userName, case: insensitive}",
+        "not: {field: userIdentity.arn, op: endswith, ref: userIdentity.userName}",
+    ] {
+        assert!(imp.yaml.contains(needle), "missing `{needle}` in\n{}", imp.yaml);
+    }
+    let back = load(&imp);
+    let again = rulecast::compile(&back, Target::Panther, Unsupported::Warn).unwrap_or_else(|d| panic!("{d}"));
+    let py = |o: &rulecast::targets::Output| o.files.iter().find(|(p, _)| p.ends_with(".py")).map(|(_, t)| t.clone()).expect("a module");
+    assert_eq!(py(&again), py(&out), "the module, byte for byte");
+}

@@ -194,19 +194,20 @@ fn floor(label: &str, f: &Figures, min: [usize; 4]) {
 fn own_outputs_round_trip() {
     let out = common::build_all(&common::bundled_rules());
     for (vendor, target, ext, min) in [
-        (Vendor::Sentinel, Target::Sentinel, "yaml", [26, 26, 26, 26]),
-        (Vendor::Elastic, Target::Elastic, "toml", [23, 23, 23, 23]),
-        (Vendor::Panther, Target::Panther, "yml", [24, 24, 24, 24]),
+        (Vendor::Sentinel, Target::Sentinel, "yaml", [30, 30, 30, 30]),
+        (Vendor::Elastic, Target::Elastic, "toml", [25, 25, 25, 25]),
+        (Vendor::Panther, Target::Panther, "yml", [25, 25, 25, 25]),
     ] {
         let label = format!("own outputs/{target}");
         let f = measure(vendor, target, &out.path().join(target.to_string()), ext);
         print(&label, &f);
         floor(&label, &f, min);
         // rulecast reads back the forms its own targets write (measured 2026-12-07, with the
-        // ECS categorization and text-copy rules, and the EQL of the regex rule)
+        // ECS categorization and text-copy rules, the EQL of the regex rule and of a comparison
+        // of two fields, and Sentinel's join of a correlation's steps: every Sentinel file)
         let full = match target {
-            Target::Sentinel => 26,
-            Target::Elastic => 23,
+            Target::Sentinel => 30,
+            Target::Elastic => 25,
             Target::Panther => 24,
         };
         assert!(f.full >= full, "{label}: {} imported fully, fewer than the measured {full}", f.full);

@@ -1282,10 +1282,6 @@ impl<'a> Py<'a> {
         if !l.ifs.is_empty() || !guard {
             return None;
         }
-        let Expr::Compare(cmp) = g.elt.as_ref() else { return None };
-        if !matches!(cmp.ops.as_slice(), [ast::CmpOp::Eq]) {
-            return None;
-        }
         let side = |e: &Expr, n: &str| -> Option<bool> {
             match e {
                 Expr::Name(x) if x.id.as_str() == n => Some(false),
@@ -1296,11 +1292,23 @@ impl<'a> Py<'a> {
                 _ => None,
             }
         };
-        let (fl, fr) = (side(&cmp.left, ln)?, side(&cmp.comparators[0], rn)?);
+        // `left == right`, `right in left`, `left.startswith(right)`, `left.endswith(right)`
+        // (each side `.lower()` case-insensitively), as the target writes them
+        let (op, fl, fr) = match g.elt.as_ref() {
+            Expr::Compare(cmp) if matches!(cmp.ops.as_slice(), [ast::CmpOp::Eq]) => ("eq", side(&cmp.left, ln)?, side(&cmp.comparators[0], rn)?),
+            Expr::Compare(cmp) if matches!(cmp.ops.as_slice(), [ast::CmpOp::In]) => ("contains", side(&cmp.comparators[0], ln)?, side(&cmp.left, rn)?),
+            Expr::Call(c) => match (c.func.as_ref(), c.args.as_slice()) {
+                (Expr::Attribute(at), [arg]) if c.keywords.is_empty() && matches!(at.attr.as_str(), "startswith" | "endswith") => {
+                    (if at.attr.as_str() == "startswith" { "startswith" } else { "endswith" }, side(&at.value, ln)?, side(arg, rn)?)
+                }
+                _ => return None,
+            },
+            _ => return None,
+        };
         if fl != fr {
             return None;
         }
-        Some(C::N(Node::Pred(Pred { ref_field: Some(b), case: fl.then_some(crate::model::Case::Insensitive), ..Pred::new(&a, "eq") }).to_value()))
+        Some(C::N(Node::Pred(Pred { ref_field: Some(b), case: fl.then_some(crate::model::Case::Insensitive), ..Pred::new(&a, op) }).to_value()))
     }
 
     /// The regex a `_REGEX_<n>` constant the target wrote was compiled from: the constant is

@@ -363,6 +363,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         helper_columns: vec![],
         project_away: vec![],
         field_notes: Default::default(),
+        correlation: None,
     };
     let res = st.query(&ast);
     let (detection, alert) = match res {
@@ -384,6 +385,7 @@ pub(super) fn import_one(file: &str, text: &str, slug: &str, v: &Value) -> Impor
         )));
     }
     d.detection = detection;
+    d.correlation = st.correlation.take();
     // new terms: the history is the query period less the frequency, which the target writes
     // again from them (so the file's period is not kept as a setting)
     if let Some((by, history)) = st.new_terms.take() {

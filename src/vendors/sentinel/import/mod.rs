@@ -210,6 +210,8 @@ struct St<'a> {
     project_away: Vec<String>,
     /// Notes found while reading field expressions (which borrow the state immutably).
     field_notes: std::cell::RefCell<Vec<Part>>,
+    /// A correlation read from the query's steps and their join (`{type, by, within, steps}`).
+    correlation: Option<Value>,
 }
 
 /// An `mv-expand`ed value: the elements of `field` (a raw path, or a path in the element

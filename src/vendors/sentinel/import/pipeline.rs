@@ -39,12 +39,174 @@ impl St<'_> {
         ast: &kusto::Query,
     ) -> Result<(Node, Map<String, Value>), Box<Diagnostic>> {
         self.read_lets(ast);
+        if let Some(r) = self.sequence(ast) {
+            return r;
+        }
         let (owned, root) = self.pipe(ast)?;
         let mut ops: Vec<&Operator> = owned.iter().collect();
         ops.reverse();
         self.new_terms_tail(&mut ops);
         let stages = self.stages(&ops)?;
         self.finish(stages, &root)
+    }
+
+    /// A correlation as the Sentinel target writes it: one `let step_<name> = AWSCloudTrail |
+    /// where … | project <name>_time = TimeGenerated, <keys> | where isnotempty(<keys>)` per step,
+    /// then `step_<first> | join kind=inner step_<next> on <keys> | where <next>_time >
+    /// <previous>_time and <next>_time - <first>_time <= <within>` for each later step, and
+    /// `summarize StartTime = min(<first>_time), EndTime = max(<last>_time) by <keys>`. Each
+    /// step's `where`s are imported as a one-event query is; what every step shares becomes the
+    /// rule's detection, the rest the step's own condition; the keys are the columns (or the
+    /// fields' text the `project` names) joined on, `Correlation = 1` for none. `None` when the
+    /// query has another shape (it is then imported as one query, and a `join` is refused there).
+    #[allow(clippy::type_complexity)]
+    fn sequence(&mut self, ast: &kusto::Query) -> Option<Result<(Node, Map<String, Value>), Box<Diagnostic>>> {
+        let mut ops: Vec<&Operator> = vec![];
+        let mut cur = &ast.body;
+        while let ExprKind::Pipe { input, op } = &cur.kind {
+            ops.push(op);
+            cur = input;
+        }
+        ops.reverse();
+        let ExprKind::Name(first_let) = &cur.kind else { return None };
+        let first = first_let.strip_prefix("step_")?.to_string();
+        let (last, pairs) = ops.split_last()?;
+        if pairs.is_empty() || pairs.len() % 2 != 0 {
+            return None;
+        }
+        let time = |n: &str| format!("{n}_time");
+        let mut names = vec![first.clone()];
+        let mut keys: Option<Vec<String>> = None;
+        let mut within: Option<i64> = None;
+        for pair in pairs.chunks(2) {
+            let OperatorKind::Join { params, right, on } = &pair[0].kind else { return None };
+            if !matches!(params.as_slice(), [(k, v)] if k.name == "kind" && v.name == "inner") {
+                return None;
+            }
+            let ExprKind::Name(r) = &right.kind else { return None };
+            let name = r.strip_prefix("step_")?.to_string();
+            let on: Vec<String> = on.iter().map(|e| if let ExprKind::Name(n) = &e.kind { Some(n.clone()) } else { None }).collect::<Option<_>>()?;
+            if keys.as_ref().is_some_and(|k| *k != on) {
+                return None;
+            }
+            keys = Some(on);
+            // `where <this>_time > <previous>_time and <this>_time - <first>_time <= <span>`
+            let OperatorKind::Where(w) = &pair[1].kind else { return None };
+            let ExprKind::Binary { op: BinOp::And, lhs: order, rhs: span } = &w.kind else { return None };
+            let name_is = |e: &Expr, n: &str| matches!(&e.kind, ExprKind::Name(x) if *x == n);
+            let ExprKind::Binary { op: BinOp::Gt, lhs: a, rhs: b } = &order.kind else { return None };
+            if !name_is(a, &time(&name)) || !name_is(b, &time(names.last()?)) {
+                return None;
+            }
+            let ExprKind::Binary { op: BinOp::Le, lhs: diff, rhs: limit } = &span.kind else { return None };
+            let ExprKind::Binary { op: BinOp::Sub, lhs: a, rhs: b } = &diff.kind else { return None };
+            let ExprKind::Literal(Literal::Timespan(t)) = &limit.kind else { return None };
+            if !name_is(a, &time(&name)) || !name_is(b, &time(&first)) || within.is_some_and(|w| w != *t) {
+                return None;
+            }
+            within = Some(*t);
+            names.push(name);
+        }
+        let keys = keys?;
+        let OperatorKind::Summarize { aggregates, by } = &last.kind else { return None };
+        let agg = |a: &Assign, col: &str, f: &str, of: &str| {
+            a.name.as_ref().is_some_and(|n| n.name == col)
+                && matches!(&a.value.kind, ExprKind::Call { name, args } if name.name == f && matches!(args.as_slice(), [x] if name_is_col(x, of)))
+        };
+        let by_cols: Option<Vec<String>> = by.iter().map(|b| if let (None, ExprKind::Name(n)) = (&b.name, &b.value.kind) { Some(n.clone()) } else { None }).collect();
+        if !(matches!(aggregates.as_slice(), [s, e] if agg(s, "StartTime", "min", &time(&first)) && agg(e, "EndTime", "max", &time(names.last()?))) && by_cols.as_ref() == Some(&keys)) {
+            return None;
+        }
+        // each step: its `let`, its `project` of the time and the keys, its `where`s
+        let none = keys == ["Correlation"];
+        let mut paths: Vec<Option<String>> = vec![None; keys.len()];
+        let mut per_step: Vec<Vec<Node>> = vec![];
+        for name in &names {
+            let l = ast.lets.iter().find(|l| l.name.name == format!("step_{name}"))?;
+            let mut sops: Vec<&Operator> = vec![];
+            let mut c = &l.value;
+            while let ExprKind::Pipe { input, op } = &c.kind {
+                sops.push(op);
+                c = input;
+            }
+            sops.reverse();
+            // the `where isnotempty(k1) and …` after the `project` (none without keys)
+            if !none {
+                let OperatorKind::Where(_) = &sops.pop()?.kind else { return None };
+            }
+            let OperatorKind::Project(assigns) = &sops.pop()?.kind else { return None };
+            let [t, rest @ ..] = assigns.as_slice() else { return None };
+            if !(t.name.as_ref().is_some_and(|n| n.name == time(name)) && name_is_col(&t.value, "TimeGenerated")) || rest.len() != keys.len() {
+                return None;
+            }
+            for (i, (a, k)) in rest.iter().zip(&keys).enumerate() {
+                let path = match (&a.name, &a.value.kind) {
+                    (None, ExprKind::Name(n)) if n == k => column_row(n).map(|(p, _, _)| p)?,
+                    (Some(n), ExprKind::Literal(Literal::Long(1))) if none && n.name == *k => String::new(),
+                    (Some(n), _) if n.name == *k => match self.derive_expr(&a.value)? {
+                        Derive::Ref(p) => p,
+                        _ => return None,
+                    },
+                    _ => return None,
+                };
+                if paths[i].as_ref().is_some_and(|p| *p != path) {
+                    return None;
+                }
+                paths[i] = Some(path);
+            }
+            // the step's `where`s, imported as a one-event query
+            let body = sops.iter().fold(c.clone(), |input, op| {
+                let mut e = input.clone().pipe(op.kind.clone());
+                e.span = kusto::Span { start: input.span.start, end: op.span.end };
+                if let ExprKind::Pipe { op: o, .. } = &mut e.kind {
+                    o.span = op.span;
+                }
+                e
+            });
+            let sub_query = kusto::Query { lets: ast.lets.clone(), body, span: l.value.span };
+            let mut sub = sub_state(self);
+            let r = (|| {
+                let (owned, root) = sub.pipe(&sub_query)?;
+                let mut o: Vec<&Operator> = owned.iter().collect();
+                o.reverse();
+                let stages = sub.stages(&o)?;
+                sub.finish(stages, &root)
+            })();
+            self.parts.append(&mut sub.parts);
+            self.parts.append(&mut sub.field_notes.borrow_mut().drain(..).collect());
+            self.used_lists.append(&mut sub.used_lists);
+            self.used_external.append(&mut sub.used_external);
+            let (detection, alert) = match r {
+                Ok(x) => x,
+                Err(e) => return Some(Err(e)),
+            };
+            if !alert.is_empty() {
+                return Some(Err(self.refuse(format!("step `{name}` of the correlation shapes its rows (extend, summarize): a step is a condition on one event"), l.value.span.start)));
+            }
+            per_step.push(match detection {
+                Node::All { all } => all,
+                other => vec![other],
+            });
+        }
+        let shared: Vec<Node> = per_step[0].iter().filter(|n| per_step.iter().all(|s| s.contains(n))).cloned().collect();
+        let own: Vec<Vec<Node>> = per_step.iter().map(|s| s.iter().filter(|n| !shared.contains(n)).cloned().collect()).collect();
+        if own.iter().any(Vec::is_empty) {
+            return Some(Err(self.refuse("a correlation step with no condition of its own (besides what every step shares) is not imported", ast.body.span.start)));
+        }
+        let secs = within? / 10_000_000;
+        let within = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")]
+            .iter()
+            .find(|(u, _)| secs % u == 0)
+            .map(|(u, n)| format!("{}{n}", secs / u))
+            .unwrap_or_else(|| format!("{secs}s"));
+        let by: Vec<String> = if none { vec![] } else { paths.into_iter().collect::<Option<_>>()? };
+        let steps: Vec<Value> = names
+            .iter()
+            .zip(own)
+            .map(|(n, nodes)| serde_json::json!({"name": n, "detection": to_value(&Node::all(nodes))}))
+            .collect();
+        self.correlation = Some(serde_json::json!({"type": "sequence", "by": by, "within": within, "steps": steps}));
+        Some(Ok((Node::all(shared), Map::new())))
     }
 
     /// New terms as the Sentinel target writes them: after the filter, `extend` of the keys
@@ -541,7 +703,7 @@ impl St<'_> {
                 }
                 OperatorKind::Join { .. } => {
                     return Err(self.refuse(
-                        "`join` combines events from two queries: the Sentinel importer reads no joins yet (the model's `correlation` says ordered sequences of single events; joins of summarized or derived columns it cannot say)",
+                        "`join` combines events from two queries: the Sentinel importer reads only the join the Sentinel target writes for a correlation (single-event steps joined in order on their keys within a window; the model's `correlation`); joins of summarized or derived columns it cannot say",
                         op.span.start,
                     ));
                 }
@@ -1286,4 +1448,34 @@ fn external_list(columns: &[kusto::ColumnDecl], uris: &[Expr], props: &[(kusto::
         }
     }
     Some(Value::Object(spec))
+}
+
+/// Is the expression the column `col`?
+fn name_is_col(e: &Expr, col: &str) -> bool {
+    matches!(&e.kind, ExprKind::Name(n) if n == col)
+}
+
+/// A fresh state for importing a part of the query (a correlation's step) on its own: the
+/// same file, query and `let`s, nothing read yet, no schedule (so no new-terms tail).
+fn sub_state<'a>(st: &St<'a>) -> St<'a> {
+    St {
+        q: st.q,
+        file: st.file,
+        loc: st.loc,
+        lets: st.lets.clone(),
+        env: IndexMap::new(),
+        used_lists: vec![],
+        used_external: vec![],
+        parts: vec![],
+        elems: vec![],
+        period: None,
+        frequency: None,
+        new_terms: None,
+        hunting: st.hunting,
+        somes: IndexMap::new(),
+        helper_columns: vec![],
+        project_away: vec![],
+        field_notes: Default::default(),
+        correlation: None,
+    }
 }

@@ -737,7 +737,9 @@ impl St<'_> {
                 let arg = args.first().ok_or_else(|| no("a call without arguments"))?;
                 match fname {
                     "isempty" | "isnotempty" => {
-                        let f = self.field(arg).ok_or_else(|| {
+                        // a column, a path, or a virtual field written as the Sentinel target
+                        // writes it (the guard of a comparison of `@request_parameters_text`)
+                        let f = self.field(arg).or_else(|| super::alert::virtual_field(arg).map(|v| FieldRef { path: v.to_string(), form: Form::Text })).ok_or_else(|| {
                             no("the argument is not a CloudTrail field the taxonomy knows")
                         })?;
                         if matches!(f.form, Form::Column(k) if k != Kind::String) {
