@@ -754,3 +754,18 @@ fn make_set_in_a_summarize_is_the_values_measure() {
     let imp = sentinel::parse("h7.yaml", &limited).remove(0);
     assert!(matches!(&imp.outcome, Outcome::Refused(d) if d.message.contains("`make_set()` is not an aggregate the model has")), "{:?}", imp.outcome);
 }
+
+/// A `summarize` after `distinct` counts distinct rows, not events: the model cannot say it.
+/// When it only shapes the alert rows it is left out (a partial import, the detection whole);
+/// when a `where` filters its rows, it decides what alerts and the query is refused.
+#[test]
+fn a_summarize_after_distinct_is_left_out_or_refused() {
+    let q = |id: u32, tail: &str| format!("id: 11111111-2222-3333-4444-0000000002{id:02}\nname: d{id}\ndescription: d\nseverity: Low\nstatus: Available\nquery: |\n  AWSCloudTrail\n  | where EventName == \"CreateRole\"\n  | distinct TimeGenerated, EventName, SourceIpAddress, UserIdentityArn\n  | summarize EventCount = count() by SourceIpAddress, UserIdentityArn\n{tail}");
+    let shaped = sentinel::parse("d1.yaml", &q(1, "")).remove(0);
+    let Outcome::Partial(parts) = &shaped.outcome else { panic!("{:?}\n{}", shaped.outcome, shaped.yaml) };
+    assert!(parts.iter().any(|p| p.reason.contains("aggregates distinct rows, not events (the aggregation is left out)")), "{parts:?}");
+    assert!(shaped.yaml.contains("{field: eventName, op: eq, value: CreateRole}") && !shaped.yaml.contains("aggregate:"), "{}", shaped.yaml);
+    load(&shaped).unwrap_or_else(|e| panic!("{e}"));
+    let filtered = sentinel::parse("d2.yaml", &q(2, "  | where EventCount > 3\n")).remove(0);
+    assert!(matches!(&filtered.outcome, Outcome::Refused(d) if d.message.contains("a `where` filters its rows")), "{:?}", filtered.outcome);
+}

@@ -622,10 +622,19 @@ impl St<'_> {
                     // the model's aggregate counts events; after `distinct` the rows are distinct
                     // combinations, and the model writes `distinct` as the last step
                     if distinct && aggregate.is_none() {
-                        return Err(self.refuse(
-                            "a `summarize` after `distinct` aggregates distinct rows, not events: the model cannot say it",
-                            op.span.start,
-                        ));
+                        // alert shaping only, unless a `where` filters the summarized rows: then
+                        // it decides what alerts, and the model cannot say it
+                        if later_where {
+                            return Err(self.refuse(
+                                "a `summarize` after `distinct` aggregates distinct rows, not events, and a `where` filters its rows: the model cannot say it",
+                                op.span.start,
+                            ));
+                        }
+                        self.parts.push(Part::metadata(format!(
+                            "`{op_src}`: a `summarize` after `distinct` aggregates distinct rows, not events (the aggregation is left out)"
+                        )).with_span(self.span(op.span.start)));
+                        reshaped = Some(("an aggregation that was left out".into(), op.span.start));
+                        continue;
                     }
                     if aggregate.is_some() || reshaped.is_some() {
                         if later_where {
