@@ -225,6 +225,75 @@ fn sigma_status_success_is_imported_as_request_succeeded_and_declared() {
     assert_eq!(rulecast::eval::evaluate(&rule, &ev(true), &Default::default()).matched, Some(false));
 }
 
+/// Sigma's `|fieldref` followed by `|contains`, `|startswith` or `|endswith` imports as the
+/// comparison of two fields with that `op`, as pySigma reads it (its field reference with
+/// wildcards on those sides); a wildcard modifier before `|fieldref`, which pySigma rejects, is
+/// refused. rulecast's reading is checked against the file names here, and against pySigma's
+/// own (`tests/oracles/sigma/fieldrefs.py`) where it is installed.
+#[test]
+fn sigma_fieldref_with_wildcard_modifiers_reads_as_pysigma_does() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sigma-fieldref");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("fixtures").filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yml")).collect();
+    files.sort();
+    assert_eq!(files.len(), 5);
+    let mut ours: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for f in &files {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let imp = import_file("sigma", f).remove(0);
+        let op = match &imp.outcome {
+            Outcome::Refused(d) => {
+                assert!(d.message.contains("before `|fieldref`") && d.span.is_some(), "{name}: {d:?}");
+                None
+            }
+            Outcome::Full => {
+                let line = imp.yaml.lines().find(|l| l.contains("ref: requestParameters.userName")).unwrap_or_else(|| panic!("{name}: {}", imp.yaml));
+                let op = line.split("op: ").nth(1).and_then(|r| r.split(',').next()).expect("an op").to_string();
+                load(&imp);
+                Some(op)
+            }
+            other => panic!("{name}: {other:?}"),
+        };
+        ours.insert(name, op);
+    }
+    let expected = |name: &str| match name {
+        "fieldref.yml" => Some("eq"),
+        "fieldref_contains.yml" => Some("contains"),
+        "fieldref_startswith.yml" => Some("startswith"),
+        "fieldref_endswith.yml" => Some("endswith"),
+        _ => None,
+    };
+    for (name, op) in &ours {
+        assert_eq!(op.as_deref(), expected(name), "{name}");
+    }
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/sigma/.venv/bin/python");
+    if !python.exists() {
+        return common::tool_missing("pySigma (tests/oracles/sigma/.venv)");
+    }
+    let out = std::process::Command::new(&python).arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/sigma/fieldrefs.py")).args(&files).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for (name, op) in &ours {
+        let t = &theirs[name.as_str()];
+        let read = match t {
+            serde_json::Value::String(e) => {
+                assert!(e.starts_with("error:"), "{name}: {t}");
+                None
+            }
+            _ => {
+                let [field, other, starts, ends] = t[0].as_array().expect("one reference").as_slice() else { panic!("{name}: {t}") };
+                assert_eq!((field.as_str(), other.as_str()), (Some("userIdentity.arn"), Some("requestParameters.userName")), "{name}");
+                Some(match (starts.as_bool(), ends.as_bool()) {
+                    (Some(true), Some(true)) => "contains",
+                    (Some(true), Some(false)) => "startswith",
+                    (Some(false), Some(true)) => "endswith",
+                    _ => "eq",
+                })
+            }
+        };
+        assert_eq!(op.as_deref(), read, "{name}: rulecast against pySigma");
+    }
+}
+
 #[test]
 fn sigma_fieldref_is_a_field_comparison() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vendor/sigma/aws_update_login_profile.yml");

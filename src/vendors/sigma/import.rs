@@ -659,13 +659,23 @@ fn field_match(cx: &Cx, key: &str, val: &Value) -> Result<Node, Box<Diagnostic>>
 }
 
 /// `field|fieldref: other`: the two fields' values are equal (Sigma matches strings
-/// case-insensitively). Several referenced fields: any of them (`|all`: every one).
+/// case-insensitively); `|fieldref|contains`, `|fieldref|startswith` and `|fieldref|endswith`:
+/// the field's value contains, starts or ends with the other's (pySigma's field reference with
+/// wildcards on those sides). Several referenced fields: any of them (`|all`: every one).
 fn field_ref(cx: &Cx, key: &str, field: &str, mods: &[&str], val: &Value) -> Result<Node, Box<Diagnostic>> {
     let mut and_all = false;
+    let mut op = "eq";
+    let mut seen_ref = false;
     for m in mods {
         match *m {
-            "fieldref" => {}
+            "fieldref" => seen_ref = true,
             "all" => and_all = true,
+            // pySigma turns the value into a field reference first: a wildcard modifier before
+            // `|fieldref` gives a value with wildcards, which it rejects
+            "contains" | "startswith" | "endswith" if seen_ref && op == "eq" => op = m,
+            "contains" | "startswith" | "endswith" => {
+                return Err(cx.err(format!("`|{m}` before `|fieldref` (or a second one) is not a field reference Sigma reads: write `|fieldref|{m}`"), key));
+            }
             other => return Err(cx.err(format!("modifier `|{other}` with `|fieldref` is not imported"), key)),
         }
     }
@@ -690,7 +700,7 @@ fn field_ref(cx: &Cx, key: &str, field: &str, mods: &[&str], val: &Value) -> Res
         }
         kids.push(Node::Pred(Pred {
             field: field.to_string(),
-            op: "eq".into(),
+            op: op.into(),
             value: None,
             values: None,
             list: None,
