@@ -31,6 +31,13 @@ pub const MOVED_BEFORE_COPIES: &[&str] = &[
     "errorMessage",
 ];
 
+/// Does the text hold a separator of Java's map text (`=`, `,`, braces, brackets, white space)?
+/// A substring with one can match across keys and values of a copy, so it says nothing exact
+/// about one member.
+pub fn has_separator(text: &str) -> bool {
+    text.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace())
+}
+
 /// The integration's text copy of the raw object `key` of a CloudTrail record (`None` when it
 /// writes none: the object is absent or dropped, or the record has none of
 /// [`MOVED_BEFORE_COPIES`], or a session creation date the `date` processor reads).

@@ -196,6 +196,25 @@ impl Unsaid {
     }
 }
 
+/// A correlation's steps read one by one: the conditions every step shares (in the first step's
+/// order), which become the rule's detection, and each step's own (the rest).
+pub fn shared_and_own(per_step: &[Vec<crate::model::doc::Node>]) -> (Vec<crate::model::doc::Node>, Vec<Vec<crate::model::doc::Node>>) {
+    let Some(first) = per_step.first() else { return (vec![], vec![]) };
+    let shared: Vec<_> = first.iter().filter(|n| per_step.iter().all(|s| s.contains(n))).cloned().collect();
+    let own = per_step.iter().map(|s| s.iter().filter(|n| !shared.contains(n)).cloned().collect()).collect();
+    (shared, own)
+}
+
+/// A number of seconds as the model writes a window (`within`): in the largest unit that divides
+/// it (`1h`, `90m`, `45s`).
+pub fn duration_text(secs: i64) -> String {
+    [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")]
+        .iter()
+        .find(|(u, _)| secs % u == 0)
+        .map(|(u, n)| format!("{}{n}", secs / u))
+        .unwrap_or_else(|| format!("{secs}s"))
+}
+
 /// The canonical file stem for a vendor file name: its stem, lower-cased, with every run of
 /// other characters replaced by `_` (and a leading `rule_` when it does not start with a letter).
 pub fn slug_of(file: &str) -> String {

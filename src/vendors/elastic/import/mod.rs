@@ -907,7 +907,7 @@ impl St<'_> {
             ValueListKind::One(v) => match &v.kind {
                 ValueKind::Unquoted(pieces) => match pieces.as_slice() {
                     [Piece::Star, Piece::Text(t), Piece::Star]
-                        if !t.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace()) && !"null".contains(t.as_str()) =>
+                        if !crate::fields::java_text::has_separator(t) && !"null".contains(t.as_str()) =>
                     {
                         Ok(Node::pred(path, "mentions", vec![Value::from(t.as_str())], false))
                     }

@@ -149,18 +149,13 @@ fn sequence(q: &str) -> Result<Mapped, Refusal> {
         per_step.push(m.out.detection);
     }
     // what every step shares (in the first step's order) is the rule's detection
-    let shared: Vec<Node> = per_step[0].iter().filter(|n| per_step.iter().all(|s| s.contains(n))).cloned().collect();
-    let own: Vec<Vec<Node>> = per_step.iter().map(|s| s.iter().filter(|n| !shared.contains(n)).cloned().collect()).collect();
+    let (shared, own) = crate::import::shared_and_own(&per_step);
     if own.iter().any(Vec::is_empty) {
         return Err(Refusal::Unsupported("an EQL sequence with a step that has no condition of its own (besides what every step shares) is not imported".into(), 0));
     }
     let ticks_per_sec = 10_000_000;
     let secs = maxspan / ticks_per_sec;
-    let within = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")]
-        .iter()
-        .find(|(u, _)| secs % u == 0)
-        .map(|(u, n)| format!("{}{n}", secs / u))
-        .unwrap_or_else(|| format!("{secs}s"));
+    let within = crate::import::duration_text(secs);
     let steps: Vec<Value> = own
         .into_iter()
         .enumerate()
@@ -695,7 +690,7 @@ impl Mapper<'_> {
                     && raw_of(f).is_none()
                     && let Some(path) = super::keyword_copy_of(f)
                 {
-                    if vals.iter().all(|v| !v.is_empty() && !v.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace()) && !"null".contains(v.as_str())) {
+                    if vals.iter().all(|v| !v.is_empty() && !crate::fields::java_text::has_separator(v) && !"null".contains(v.as_str())) {
                         return Ok((Node::pred(&path, "mentions", vals.into_iter().map(Value::String).collect(), *insensitive), Some(path)));
                     }
                     // any other substring: of the text itself (the virtual field naming it)

@@ -126,6 +126,22 @@ fn glob(f: &str, patterns: &[String], ci: bool) -> Result<Out, String> {
     Ok(atom(format!("{f} like{} {list}", if ci { "~" } else { "" })))
 }
 
+/// EQL's string function for a substring, prefix or suffix test (`None` for any other operator).
+fn string_function(op: Op) -> Option<&'static str> {
+    match op {
+        Op::Contains => Some("stringContains"),
+        Op::Startswith => Some("startsWith"),
+        Op::Endswith => Some("endsWith"),
+        _ => None,
+    }
+}
+
+/// Does a value hold a letter EQL's `~` may fold otherwise than the canonical rule (the Kelvin
+/// sign's `k`, letters outside ASCII)?
+fn folds_beyond_ascii(values: &[Value]) -> bool {
+    values.iter().filter_map(Value::as_str).any(|v| v.chars().any(|c| matches!(c, 'k' | 'K') || !c.is_ascii() && c.to_lowercase().ne(c.to_uppercase())))
+}
+
 fn pred(p: &Pred, cx: &mut Cx) -> Out {
     let span = p.span.clone();
     if p.op == Op::Cidr {
@@ -148,7 +164,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Out {
     let tilde = if ci { "~" } else { "" };
     if ci
         && p.op != Op::Regex
-        && p.values.iter().filter_map(Value::as_str).any(|v| v.chars().any(|c| matches!(c, 'k' | 'K') || !c.is_ascii() && c.to_lowercase().ne(c.to_uppercase())))
+        && folds_beyond_ascii(&p.values)
     {
         cx.approximate(
             Concern::on(&p.field.path, span.clone()),
@@ -174,11 +190,7 @@ fn pred(p: &Pred, cx: &mut Cx) -> Out {
             atom(format!("{f} in{tilde} ({})", vals.join(", ")))
         }
         Op::Contains | Op::Startswith | Op::Endswith => {
-            let func = match p.op {
-                Op::Contains => "stringContains",
-                Op::Startswith => "startsWith",
-                _ => "endsWith",
-            };
+            let func = string_function(p.op).unwrap_or("endsWith");
             let calls: Vec<Out> = p.values.iter().map(|v| atom(format!("{func}{tilde}({f}, {})", string(&text(v))))).collect();
             join(calls, "or")
         }
@@ -221,7 +233,7 @@ fn mentions(p: &Pred, cx: &mut Cx) -> Out {
     };
     let mut calls = vec![];
     for v in p.values.iter().filter_map(Value::as_str) {
-        if v.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace()) {
+        if crate::fields::java_text::has_separator(v) {
             return refuse(
                 cx,
                 span,
@@ -230,7 +242,7 @@ fn mentions(p: &Pred, cx: &mut Cx) -> Out {
         }
         calls.push(atom(format!("stringContains{}({}, {})", if p.case == Case::Insensitive { "~" } else { "" }, field(&copy), string(v))));
     }
-    if p.case == Case::Insensitive && p.values.iter().filter_map(Value::as_str).any(|v| v.chars().any(|c| matches!(c, 'k' | 'K') || !c.is_ascii() && c.to_lowercase().ne(c.to_uppercase()))) {
+    if p.case == Case::Insensitive && folds_beyond_ascii(&p.values) {
         cx.approximate(
             Concern::on(&p.field.path, span.clone()),
             span.clone(),
@@ -248,20 +260,15 @@ fn mentions(p: &Pred, cx: &mut Cx) -> Out {
 /// and b != ""` first (a script's missing side is null, and `not` of null does not match; the
 /// canonical comparison is false there, and its `not` true). Equality has no such function.
 fn field_ref(f: &crate::condition::FieldRef, cx: &mut Cx) -> Out {
-    let func = match f.op {
-        Op::Contains => "stringContains",
-        Op::Startswith => "startsWith",
-        Op::Endswith => "endsWith",
-        _ => {
-            return refuse(
-                cx,
-                f.span.clone(),
-                format!(
-                    "EQL compares a field with constants only, and has no function that tests two fields for equality: `{}` equal to `{}`",
-                    f.field.path, f.other.path
-                ),
-            );
-        }
+    let Some(func) = string_function(f.op) else {
+        return refuse(
+            cx,
+            f.span.clone(),
+            format!(
+                "EQL compares a field with constants only, and has no function that tests two fields for equality: `{}` equal to `{}`",
+                f.field.path, f.other.path
+            ),
+        );
     };
     let mut names = vec![];
     for x in [&f.field, &f.other] {

@@ -573,7 +573,7 @@ fn mentions(p: &Pred, flattened_root: &str, cx: &mut Cx) -> Query {
     }
     let mut vals = vec![];
     for v in p.values.iter().filter_map(Value::as_str) {
-        if v.chars().any(|c| matches!(c, '=' | ',' | '{' | '}' | '[' | ']') || c.is_whitespace()) {
+        if crate::fields::java_text::has_separator(v) {
             cx.unsupported(
                 Code::E402,
                 p.span.clone(),

@@ -188,17 +188,12 @@ impl St<'_> {
                 other => vec![other],
             });
         }
-        let shared: Vec<Node> = per_step[0].iter().filter(|n| per_step.iter().all(|s| s.contains(n))).cloned().collect();
-        let own: Vec<Vec<Node>> = per_step.iter().map(|s| s.iter().filter(|n| !shared.contains(n)).cloned().collect()).collect();
+        let (shared, own) = crate::import::shared_and_own(&per_step);
         if own.iter().any(Vec::is_empty) {
             return Some(Err(self.refuse("a correlation step with no condition of its own (besides what every step shares) is not imported", ast.body.span.start)));
         }
         let secs = within? / 10_000_000;
-        let within = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")]
-            .iter()
-            .find(|(u, _)| secs % u == 0)
-            .map(|(u, n)| format!("{}{n}", secs / u))
-            .unwrap_or_else(|| format!("{secs}s"));
+        let within = crate::import::duration_text(secs);
         let by: Vec<String> = if none { vec![] } else { paths.into_iter().collect::<Option<_>>()? };
         let steps: Vec<Value> = names
             .iter()
@@ -207,6 +202,16 @@ impl St<'_> {
             .collect();
         self.correlation = Some(serde_json::json!({"type": "sequence", "by": by, "within": within, "steps": steps}));
         Some(Ok((Node::all(shared), Map::new())))
+    }
+
+    /// An aggregation the model cannot carry: left out as a part when it only shapes the alert
+    /// rows, refused (`refusal`) when a later `where` filters its rows and so decides what alerts.
+    fn aggregation_left_out(&mut self, later_where: bool, refusal: &str, part: String, off: usize) -> Result<(), Box<Diagnostic>> {
+        if later_where {
+            return Err(self.refuse(refusal, off));
+        }
+        self.parts.push(Part::metadata(part).with_span(self.span(off)));
+        Ok(())
     }
 
     /// New terms as the Sentinel target writes them: after the filter, `extend` of the keys
@@ -624,28 +629,22 @@ impl St<'_> {
                     if distinct && aggregate.is_none() {
                         // alert shaping only, unless a `where` filters the summarized rows: then
                         // it decides what alerts, and the model cannot say it
-                        if later_where {
-                            return Err(self.refuse(
-                                "a `summarize` after `distinct` aggregates distinct rows, not events, and a `where` filters its rows: the model cannot say it",
-                                op.span.start,
-                            ));
-                        }
-                        self.parts.push(Part::metadata(format!(
-                            "`{op_src}`: a `summarize` after `distinct` aggregates distinct rows, not events (the aggregation is left out)"
-                        )).with_span(self.span(op.span.start)));
+                        self.aggregation_left_out(
+                            later_where,
+                            "a `summarize` after `distinct` aggregates distinct rows, not events, and a `where` filters its rows: the model cannot say it",
+                            format!("`{op_src}`: a `summarize` after `distinct` aggregates distinct rows, not events (the aggregation is left out)"),
+                            op.span.start,
+                        )?;
                         reshaped = Some(("an aggregation that was left out".into(), op.span.start));
                         continue;
                     }
                     if aggregate.is_some() || reshaped.is_some() {
-                        if later_where {
-                            return Err(self.refuse(
-                                "a second aggregation followed by `where`: the model cannot say it",
-                                op.span.start,
-                            ));
-                        }
-                        self.parts.push(Part::metadata(format!(
-                            "`{op_src}`: a second aggregation is not carried"
-                        )).with_span(self.span(op.span.start)));
+                        self.aggregation_left_out(
+                            later_where,
+                            "a second aggregation followed by `where`: the model cannot say it",
+                            format!("`{op_src}`: a second aggregation is not carried"),
+                            op.span.start,
+                        )?;
                         continue;
                     }
                     match self.summarize(aggregates, by) {
